@@ -1,0 +1,170 @@
+//! jobq benchmarks, shaped like the BullMQ peer benchmark (../shared/peers) so the two can
+//! run back to back on one Redis.
+//!
+//! `cargo run --release -p jobq-bench -- [workloads…] [--runs N]`
+//!
+//! Workloads: `a` (50,000 single adds, 1,000 in flight), `b` (50,000 by add_bulk in chunks
+//! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1),
+//! `d` (add→handler-start latency, 2,000 jobs at 500/s, concurrency 50), `e` (Redis bytes
+//! per waiting job, 50,000 jobs), `f` / `fspread` (lateness of 1,000 jobs delayed 2 s, added
+//! in one burst / at 500/s). Default: all but `fspread`, as the peer. Uses `REDIS_URL` when set (each run under a fresh key prefix), otherwise
+//! starts a private `redis-server` (no persistence, noeviction) on a free port and flushes
+//! it between runs. Each workload prints one human line and one JSON line.
+
+mod delayed;
+mod latency;
+mod memory;
+mod redis_server;
+mod stats;
+mod timing;
+mod workloads;
+
+use anyhow::{bail, Result};
+
+use crate::redis_server::RunEnv;
+use crate::stats::{round_to, Metric, Summary};
+
+const ALL: [&str; 8] = ["a", "b", "c50", "c1", "d", "e", "f", "fspread"];
+const DEFAULT: [&str; 7] = ["a", "b", "c50", "c1", "d", "e", "f"];
+/// Workloads measured in jobs per second; the others report named figures ([`Metric`]).
+const RATES: [&str; 4] = ["a", "b", "c50", "c1"];
+
+fn describe(w: &str) -> &'static str {
+    match w {
+        "d" => "add→handler-start latency, 2,000 jobs at 500/s, concurrency 50",
+        "e" => "Redis bytes per waiting job, 50,000 jobs by add_bulk",
+        "f" => "lateness of 1,000 jobs delayed 2 s, added in one burst",
+        "fspread" => "lateness of 1,000 jobs delayed 2 s, added at 500/s",
+        w => workloads::describe(w),
+    }
+}
+
+async fn run_metrics(w: &str, env: &RunEnv) -> Result<Vec<Metric>> {
+    match w {
+        "d" => latency::run(env).await,
+        "e" => memory::run(env).await,
+        "f" => delayed::run(env, delayed::Mode::Burst).await,
+        "fspread" => delayed::run(env, delayed::Mode::Spread).await,
+        other => bail!("unknown workload {other}"),
+    }
+}
+
+fn fmt(x: f64, decimals: usize) -> String {
+    format!("{x:.decimals$}")
+}
+
+/// `p50 median 1.20 ms (min 1.10, max 1.31)`; the label is left out when empty.
+fn human(label: &str, unit: &str, decimals: usize, s: &Summary) -> String {
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!("{label} ")
+    };
+    format!(
+        "{label}median {} {unit} (min {}, max {})",
+        fmt(s.median, decimals),
+        fmt(s.min, decimals),
+        fmt(s.max, decimals)
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut runs = 3usize;
+    let mut chosen: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => {
+                runs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("--runs needs a positive number"))?;
+            }
+            "-h" | "--help" => {
+                println!("usage: jobq-bench [a|b|c50|c1|d|e|f|fspread …] [--runs N]");
+                return Ok(());
+            }
+            w if ALL.contains(&w) => chosen.push(w.to_string()),
+            other => bail!("unknown workload {other:?}: use one of {ALL:?}"),
+        }
+    }
+    if chosen.is_empty() {
+        chosen = DEFAULT.iter().map(|s| s.to_string()).collect();
+    }
+    let server = redis_server::Target::from_env()?;
+    eprintln!("redis: {} ({} runs per workload)", server.describe(), runs);
+    for w in &chosen {
+        if !RATES.contains(&w.as_str()) {
+            metric_workload(w, &server, runs).await?;
+            continue;
+        }
+        let mut samples = Vec::with_capacity(runs);
+        for run in 0..runs {
+            let env = server.fresh_run(run).await?;
+            let rate = workloads::run(w, &env).await?;
+            eprintln!("  [{w}] run {}: {rate:.0} jobs/s", run + 1);
+            samples.push(rate);
+        }
+        let s = Summary::of(&samples);
+        println!(
+            "[{w}] {}: median {:.0} jobs/s (min {:.0}, max {:.0})",
+            describe(w),
+            s.median,
+            s.min,
+            s.max
+        );
+        println!(
+            "{}",
+            serde_json::json!({
+                "workload": w,
+                "jobsPerSec": {"median": s.median.round(), "min": s.min.round(), "max": s.max.round()},
+                "runs": runs,
+            })
+        );
+    }
+    Ok(())
+}
+
+/// Runs a figure-reporting workload `runs` times and prints one human line (median, min and
+/// max per figure) and one JSON line.
+async fn metric_workload(w: &str, server: &redis_server::Target, runs: usize) -> Result<()> {
+    let mut per_run: Vec<Vec<Metric>> = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let env = server.fresh_run(run).await?;
+        let m = run_metrics(w, &env).await?;
+        let line: Vec<String> = m
+            .iter()
+            .map(|m| {
+                let label = if m.label.is_empty() { "" } else { m.label };
+                format!("{label} {} {}", fmt(m.value, m.decimals), m.unit)
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+        eprintln!("  [{w}] run {}: {}", run + 1, line.join(", "));
+        per_run.push(m);
+    }
+    let mut parts = Vec::new();
+    let mut json = serde_json::Map::new();
+    json.insert("workload".into(), w.into());
+    for (k, first) in per_run[0].iter().enumerate() {
+        let values: Vec<f64> = per_run.iter().map(|r| r[k].value).collect();
+        let s = Summary::of(&values);
+        parts.push(human(first.label, first.unit, first.decimals, &s));
+        let d = first.decimals;
+        json.insert(
+            first.key.into(),
+            serde_json::json!({
+                "median": round_to(s.median, d),
+                "min": round_to(s.min, d),
+                "max": round_to(s.max, d),
+            }),
+        );
+    }
+    json.insert("runs".into(), runs.into());
+    println!("[{w}] {}: {}", describe(w), parts.join("; "));
+    println!("{}", serde_json::Value::Object(json));
+    Ok(())
+}

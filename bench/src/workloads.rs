@@ -1,0 +1,112 @@
+//! The workloads, each returning jobs per second.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use queue_core::{Ctx, Job, JobError, JobOptions, NewJob, Queue, Worker};
+use serde_json::{json, Value};
+
+use crate::redis_server::RunEnv;
+
+const JOBS: usize = 50_000;
+const IN_FLIGHT: usize = 1_000;
+
+pub fn describe(w: &str) -> &'static str {
+    match w {
+        "a" => "50,000 single adds, 1,000 in flight",
+        "b" => "50,000 jobs by add_bulk in chunks of 1,000",
+        "c50" => "50,000 no-op jobs processed at concurrency 50",
+        "c1" => "50,000 no-op jobs processed at concurrency 1",
+        _ => "?",
+    }
+}
+
+/// The peer benchmark's ~100-byte JSON payload, field for field.
+pub(crate) fn payload(i: usize) -> Value {
+    json!({"i": i, "user": format!("user_{}", i % 10_000), "action": "send_email", "body": "x".repeat(40)})
+}
+
+pub async fn run(w: &str, env: &RunEnv) -> Result<f64> {
+    match w {
+        "a" => single_adds(env).await,
+        "b" => bulk_adds(env).await,
+        "c50" => process(env, 50).await,
+        "c1" => process(env, 1).await,
+        other => bail!("unknown workload {other}"),
+    }
+}
+
+pub(crate) async fn queue(env: &RunEnv) -> Result<Queue> {
+    Ok(Queue::open(&env.redis, env.config.prefix(), "bench").await?)
+}
+
+async fn single_adds(env: &RunEnv) -> Result<f64> {
+    let q = queue(env).await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(IN_FLIGHT);
+    for _ in 0..IN_FLIGHT {
+        let q = q.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= JOBS {
+                    return Ok::<_, queue_core::Error>(());
+                }
+                q.add("diag.noop", &payload(i), JobOptions::new()).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(JOBS as f64 / start.elapsed().as_secs_f64())
+}
+
+fn bulk_jobs() -> Result<Vec<NewJob>> {
+    (0..JOBS)
+        .map(|i| Ok(NewJob::new("diag.noop", &payload(i), JobOptions::new())?))
+        .collect()
+}
+
+async fn bulk_adds(env: &RunEnv) -> Result<f64> {
+    let q = queue(env).await?;
+    let jobs = bulk_jobs()?;
+    let start = Instant::now();
+    q.add_bulk(jobs).await?;
+    Ok(JOBS as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn process(env: &RunEnv, concurrency: usize) -> Result<f64> {
+    let q = queue(env).await?;
+    q.add_bulk(bulk_jobs()?).await?;
+    let worker = Worker::builder(env.config.clone())
+        .redis(env.redis.clone())
+        .queues(["bench"])
+        .concurrency(concurrency)
+        .handler("diag.noop", |_j: Job<Value>, _c: Ctx| async {
+            Ok::<_, JobError>(())
+        })
+        .build()?;
+    let stop = worker.shutdown_token();
+    let start = Instant::now();
+    let handle = tokio::spawn(worker.run());
+    // finished means recorded in Redis, not just run
+    loop {
+        let c = q.counts().await?;
+        if c.completed_total as usize >= JOBS {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("processing did not finish: {c:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = JOBS as f64 / start.elapsed().as_secs_f64();
+    stop.cancel();
+    handle.await??;
+    Ok(rate)
+}

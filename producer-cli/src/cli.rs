@@ -1,0 +1,360 @@
+//! The command line: every command, flag and help text of `jobq` (SPEC §6), in one place.
+//!
+//! Values are checked while parsing (queue names, durations, JSON, numbers), so a bad one is
+//! a usage error (exit 2) whose message names it, before anything touches Redis.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use queue_core::{Backoff, JobState};
+use serde_json::Value;
+
+const AFTER_HELP: &str = "\
+Durations are written with a unit: 500ms, 10s, 5m, 1h, 2d (or 1m30s).
+
+Exit codes: 0 ok, 1 runtime failure (job not found, Redis unreachable, operation refused),
+2 usage or bad input (invalid JSON, duration, queue name, bulk line); the message names the
+bad value.";
+
+/// Enqueue jobs and inspect and steer jobq queues.
+///
+/// Redis comes from --redis-url, else REDIS_URL, else REDIS_HOST/REDIS_PORT/REDIS_USERNAME/
+/// REDIS_PASSWORD/REDIS_TLS; keys live under --prefix (JOBQ_PREFIX, default "jobq").
+/// Every command takes --json for machine-readable output (one JSON object per line).
+#[derive(Debug, Parser)]
+#[command(name = "jobq", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Redis URL (redis://[user:pass@]host:port[/db], rediss:// for TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub redis_url: Option<String>,
+    /// Key prefix: every key of a queue is {<prefix>:<queue>}:…
+    #[arg(long, global = true, env = "JOBQ_PREFIX", value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Print machine-readable JSON (one object per line) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of SPEC §6.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add one job; prints its id.
+    Add(AddArgs),
+    /// Add many jobs from a JSONL file (or `-` for stdin), one job per line:
+    /// {"name": "...", "data": {...}, "opts": {...}}.
+    ///
+    /// Every line is checked before anything is stored: a bad line is reported as
+    /// `line N: …` and nothing is added. opts takes delay (ms or "10s"), priority,
+    /// attempts, backoff ("exp:1s", "fixed:500ms" or {"type":"fixed","delay":500}), jobId,
+    /// timeout (ms or "30s"), removeOnComplete / removeOnFail (true, a count, or
+    /// {"count":N,"age":MS}). Jobs are sent in chunks of 1,000, several in flight, in file
+    /// order; a progress bar shows on a terminal.
+    #[command(name = "add-bulk")]
+    AddBulk {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// JSONL file, or `-` to read standard input.
+        file: PathBuf,
+    },
+    /// Job counts per state for every queue (or one).
+    ///
+    /// `waiting` counts the jobs not started yet, also while the queue is paused (then
+    /// `paused` is yes). completed_total / failed_total never shrink with retention.
+    Stats {
+        /// Only this queue.
+        #[arg(value_parser = queue_name)]
+        queue: Option<String>,
+        /// Refresh in place until Ctrl-C, like `top`.
+        #[arg(long)]
+        watch: bool,
+        /// Time between refreshes with --watch.
+        #[arg(long, default_value = "1s", value_parser = duration, value_name = "DURATION")]
+        interval: Duration,
+    },
+    /// List the jobs of a queue in one state, a page at a time.
+    ///
+    /// completed and failed: newest first; delayed: next due first; waiting: in the order
+    /// workers take them (highest priority first, FIFO within); active: longest running
+    /// first. `waiting` also lists the waiting jobs of a paused queue.
+    List {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// waiting, active, delayed, completed, failed or paused.
+        #[arg(long, value_parser = job_state)]
+        state: JobState,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        /// Skip this many jobs first.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// One job: state, data, options, attempts, progress, logs, return value or error.
+    Show {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Job id.
+        id: String,
+    },
+    /// Run a failed job again (its attempts and error cleared), or every failed job.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "all_failed"])))]
+    Retry {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Job id.
+        id: Option<String>,
+        /// Retry every failed job of the queue.
+        #[arg(long)]
+        all_failed: bool,
+    },
+    /// Delete a job that is not running (and its logs).
+    Remove {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Job id.
+        id: String,
+    },
+    /// Start a delayed job now, or every delayed job.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "all_delayed"])))]
+    Promote {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Job id.
+        id: Option<String>,
+        /// Promote every delayed job of the queue.
+        #[arg(long)]
+        all_delayed: bool,
+    },
+    /// Stop workers from starting jobs of a queue (running jobs finish).
+    Pause {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+    },
+    /// Let workers start jobs of a paused queue again.
+    Resume {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+    },
+    /// Delete finished jobs, oldest first.
+    Clean {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Which finished jobs.
+        #[arg(long, value_enum)]
+        state: CleanState,
+        /// Only jobs that finished longer ago than this.
+        #[arg(long, default_value = "0s", value_parser = duration, value_name = "DURATION")]
+        older_than: Duration,
+        /// Delete at most this many (default: all that match).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Delete every job that has not started (waiting and delayed); running jobs stay.
+    Drain {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+    },
+    /// Delete a queue entirely: every job, schedule, setting and counter.
+    ///
+    /// Jobs running at that moment are dropped: their outcome is not recorded.
+    Obliterate {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Required: confirms that everything in the queue is to be deleted.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Repeatable jobs: add, list and remove schedules (every N, or cron with seconds).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Whether Redis answers (connected, disconnected, not_configured), latency, server
+    /// settings and warnings.
+    Health,
+}
+
+/// `jobq add`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("payload").args(["data", "data_file"])))]
+pub struct AddArgs {
+    /// Queue name.
+    #[arg(value_parser = queue_name)]
+    pub queue: String,
+    /// Job name: selects the handler, e.g. video.transcode.
+    pub name: String,
+    /// Job data as JSON (default null).
+    #[arg(long, value_parser = json_value, value_name = "JSON")]
+    pub data: Option<Value>,
+    /// Read the job data (JSON) from this file.
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+    /// Start no earlier than this from now.
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub delay: Option<Duration>,
+    /// Idempotency key: adding the same id again while it is stored adds nothing.
+    #[arg(long, value_name = "ID")]
+    pub job_id: Option<String>,
+    #[command(flatten)]
+    pub opts: JobOptArgs,
+}
+
+/// Options a job (or each job of a schedule) can carry.
+#[derive(Debug, Args)]
+pub struct JobOptArgs {
+    /// Higher runs first (-1000..=1000); equal priority is FIFO.
+    #[arg(long, value_parser = priority, allow_negative_numbers = true, value_name = "N")]
+    pub priority: Option<i32>,
+    /// Total attempts, the first included (default 1).
+    #[arg(long, value_parser = attempts, allow_negative_numbers = true, value_name = "N")]
+    pub attempts: Option<u32>,
+    /// Delay between attempts: exp:1s (doubling), fixed:500ms, optionally :JITTER (0-1).
+    #[arg(long, value_parser = backoff, value_name = "KIND:DURATION")]
+    pub backoff: Option<Backoff>,
+    /// Cancel an attempt that runs longer than this (it fails).
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+}
+
+/// `jobq clean --state`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CleanState {
+    /// Completed jobs.
+    Completed,
+    /// Failed jobs.
+    Failed,
+}
+
+/// `jobq schedule …`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Add (or replace) a schedule that adds job <name> on every tick.
+    #[command(group(ArgGroup::new("repeat").required(true).args(["every", "cron"])))]
+    Add {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Schedule id; adding the same id again replaces the schedule.
+        schedule_id: String,
+        /// Job name of the jobs it adds.
+        name: String,
+        /// Tick every interval (on multiples of it since the epoch), e.g. 1s, 5m.
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        every: Option<Duration>,
+        /// Tick on a cron expression in UTC, seconds first allowed: "0 */5 * * * *".
+        #[arg(long, value_name = "EXPR")]
+        cron: Option<String>,
+        /// Data of the jobs it adds, as JSON.
+        #[arg(long, value_parser = json_value, value_name = "JSON")]
+        data: Option<Value>,
+        #[command(flatten)]
+        opts: JobOptArgs,
+    },
+    /// List the schedules of every queue (or one), with their next run.
+    List {
+        /// Only this queue.
+        #[arg(value_parser = queue_name)]
+        queue: Option<String>,
+    },
+    /// Remove a schedule (jobs it already added stay).
+    Remove {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Schedule id.
+        schedule_id: String,
+    },
+}
+
+fn queue_name(s: &str) -> Result<String, String> {
+    queue_core::validate::validate_queue_name(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    queue_core::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn json_value(s: &str) -> Result<Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+fn job_state(s: &str) -> Result<JobState, String> {
+    s.parse().map_err(|e: queue_core::Error| e.to_string())
+}
+
+fn backoff(s: &str) -> Result<Backoff, String> {
+    Backoff::parse(s).map_err(|e| e.to_string())
+}
+
+fn attempts(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("attempts {s:?}: use a whole number of at least 1")),
+    }
+}
+
+fn priority(s: &str) -> Result<i32, String> {
+    match s.parse::<i32>() {
+        Ok(n) if queue_core::job::PRIORITY_RANGE.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "priority {s:?}: use a whole number from -1000 to 1000"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (args, bad) in [
+            (vec!["jobq", "add", "q", "n", "--attempts", "-3"], "-3"),
+            (
+                vec!["jobq", "add", "q", "n", "--delay", "10parsecs"],
+                "10parsecs",
+            ),
+            (vec!["jobq", "add", "bad name!", "n"], "bad name!"),
+            (vec!["jobq", "add", "q", "n", "--data", "{nope"], "{nope"),
+            (vec!["jobq", "list", "q", "--state", "done"], "done"),
+        ] {
+            let e = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(bad), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn negative_priority_is_a_value() {
+        let cli = Cli::try_parse_from(["jobq", "add", "q", "n", "--priority", "-5"]).unwrap();
+        let Command::Add(a) = cli.command else {
+            panic!("not add")
+        };
+        assert_eq!(a.opts.priority, Some(-5));
+    }
+}

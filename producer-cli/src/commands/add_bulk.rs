@@ -1,0 +1,132 @@
+//! `jobq add-bulk`: many jobs from a JSONL file or stdin.
+//!
+//! The whole input is checked first, so a bad line stores nothing; then it is parsed again
+//! chunk by chunk while earlier chunks are stored (keeping every parsed job of a large file
+//! in memory costs more than parsing twice), and the jobs go in chunks of [`BULK_CHUNK`], one script call per chunk. Up to [`IN_FLIGHT`]
+//! chunks are pipelined on the one connection so Redis never waits for the client; they are
+//! sent in file order and Redis runs them in the order sent, so equal-priority jobs keep
+//! their FIFO order. A progress bar shows on a terminal.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use queue_core::BULK_CHUNK;
+use serde_json::json;
+
+use super::Ctx;
+use crate::exit::bad_input;
+use crate::{jsonl, output};
+
+/// Chunks sent before the first reply comes back.
+const IN_FLIGHT: usize = 4;
+
+/// Reads, checks and adds every job of `file` (`-` = stdin).
+pub async fn add_bulk(ctx: &Ctx, queue: &str, file: &Path) -> Result<()> {
+    let text = read_input(file)?;
+    let bad = |e: String| bad_input(format!("{}: {e}", show(file)));
+    let total = jsonl::check(&text).map_err(bad)? as u64;
+    let q = ctx.queue(queue).await?;
+    let bar = progress_bar(total);
+    let started = Instant::now();
+    let mut jobs = jsonl::jobs(&text);
+    let mut chunks = std::iter::from_fn(|| {
+        // every line was checked above: a failure here would be a bug, and is reported
+        let chunk: Result<Vec<_>, _> = jobs.by_ref().take(BULK_CHUNK).collect();
+        match chunk {
+            Ok(c) if c.is_empty() => None,
+            other => Some(other.map_err(bad)),
+        }
+    });
+    let mut ids = Vec::with_capacity(total as usize);
+    let mut duplicates = 0u64;
+    let mut record = |added: Vec<queue_core::Added>| {
+        if let Some(bar) = &bar {
+            bar.inc(added.len() as u64);
+        }
+        for a in added {
+            duplicates += u64::from(a.duplicate);
+            ids.push(a.id);
+        }
+    };
+    // The first chunk goes alone: it loads the script into Redis, so no later chunk is
+    // re-sent after a NOSCRIPT reply (which could reorder it behind the next one).
+    if let Some(first) = chunks.next() {
+        record(q.add_bulk(first?).await?);
+    }
+    // `buffered` polls (and so sends) the chunks in order and yields replies in order.
+    let mut replies = stream::iter(chunks)
+        .map(|chunk| async {
+            match chunk {
+                Ok(chunk) => Ok(q.add_bulk(chunk).await?),
+                Err(e) => Err(e),
+            }
+        })
+        .buffered(IN_FLIGHT);
+    while let Some(added) = replies.try_next().await? {
+        record(added);
+    }
+    drop(replies);
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let added = total - duplicates;
+    let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
+    if ctx.json {
+        output::json_line(&json!({
+            "queue": queue,
+            "added": added,
+            "duplicates": duplicates,
+            "seconds": secs,
+            "jobs_per_second": rate.round(),
+            "ids": ids,
+        }));
+    } else {
+        println!(
+            "added {added} job(s) to {queue}{} in {secs:.2}s ({rate:.0} jobs/s)",
+            if duplicates > 0 {
+                format!(" ({duplicates} already stored)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+fn show(file: &Path) -> String {
+    if file == Path::new("-") {
+        "stdin".into()
+    } else {
+        file.display().to_string()
+    }
+}
+
+fn read_input(file: &Path) -> Result<String> {
+    let mut text = String::new();
+    let res = if file == Path::new("-") {
+        std::io::stdin().lock().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    res.map_err(|e| bad_input(format!("{}: {e}", show(file))))?;
+    Ok(text)
+}
+
+/// A bar on stderr when it is a terminal; none when piped or redirected.
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() || total < BULK_CHUNK as u64 {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} jobs  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}

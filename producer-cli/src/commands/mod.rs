@@ -1,0 +1,97 @@
+//! One file per command group; `run` routes a parsed command line to its command, the way
+//! the commands can all be read at once.
+
+mod add;
+mod add_bulk;
+mod health;
+mod inspect;
+mod schedule;
+mod stats;
+mod steer;
+
+use anyhow::Result;
+use queue_core::{Config, Queue, Redis};
+
+use crate::cli::{Cli, Command};
+
+/// What every command gets: the connection, the key prefix, and whether to print JSON.
+pub struct Ctx {
+    pub redis: Redis,
+    pub prefix: String,
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Opens queue `name` under the prefix.
+    pub async fn queue(&self, name: &str) -> Result<Queue> {
+        Ok(Queue::open(&self.redis, &self.prefix, name).await?)
+    }
+}
+
+/// The configuration: environment first, flags over it.
+fn config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::from_env()?;
+    if let Some(url) = cli.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        config = config.with_redis_url(url)?;
+    }
+    if let Some(prefix) = cli.prefix.as_deref().filter(|p| !p.is_empty()) {
+        config = config.with_prefix(prefix)?;
+    }
+    Ok(config)
+}
+
+/// Runs one command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let config = config(&cli)?;
+    if let Command::Health = cli.command {
+        return health::health(&config, cli.json).await;
+    }
+    // Checked before connecting: bad input is reported as such even when Redis is down.
+    if let Command::Obliterate {
+        force: false,
+        queue,
+    } = &cli.command
+    {
+        return Err(crate::exit::bad_input(format!(
+            "obliterate deletes every job, schedule and counter of queue {queue:?}: \
+             pass --force to confirm"
+        )));
+    }
+    // The CLI applies no JOBQ_FALLBACK yet: an unreachable Redis is a runtime failure.
+    let ctx = Ctx {
+        redis: Redis::connect(&config).await?,
+        prefix: config.prefix().to_string(),
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Add(args) => add::add(&ctx, args).await,
+        Command::AddBulk { queue, file } => add_bulk::add_bulk(&ctx, &queue, &file).await,
+        Command::Stats {
+            queue,
+            watch,
+            interval,
+        } => stats::stats(&ctx, queue.as_deref(), watch, interval).await,
+        Command::List {
+            queue,
+            state,
+            limit,
+            offset,
+        } => inspect::list(&ctx, &queue, state, limit, offset).await,
+        Command::Show { queue, id } => inspect::show(&ctx, &queue, &id).await,
+        Command::Retry { queue, id, .. } => steer::retry(&ctx, &queue, id.as_deref()).await,
+        Command::Promote { queue, id, .. } => steer::promote(&ctx, &queue, id.as_deref()).await,
+        Command::Remove { queue, id } => steer::remove(&ctx, &queue, &id).await,
+        Command::Pause { queue } => steer::set_paused(&ctx, &queue, true).await,
+        Command::Resume { queue } => steer::set_paused(&ctx, &queue, false).await,
+        Command::Clean {
+            queue,
+            state,
+            older_than,
+            limit,
+        } => steer::clean(&ctx, &queue, state, older_than, limit).await,
+        Command::Drain { queue } => steer::drain(&ctx, &queue).await,
+        Command::Obliterate { queue, .. } => steer::obliterate(&ctx, &queue).await,
+        Command::Schedule(cmd) => schedule::schedule(&ctx, cmd).await,
+        Command::Health => unreachable!("answered before connecting"),
+    }
+}

@@ -1,0 +1,126 @@
+//! `jobq stats`: job counts per state for every queue (or one); `--watch` redraws them in
+//! place, like `top`, until Ctrl-C.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::Result;
+use queue_core::{list_queues, Counts};
+use serde::Serialize;
+
+use super::Ctx;
+use crate::output::{self, Table};
+
+/// One queue's line of `stats` (SPEC §6).
+#[derive(Debug, Serialize)]
+struct Row {
+    queue: String,
+    /// Jobs not started yet, whether or not the queue is paused.
+    waiting: u64,
+    active: u64,
+    delayed: u64,
+    completed: u64,
+    failed: u64,
+    paused: bool,
+    completed_total: u64,
+    failed_total: u64,
+}
+
+impl From<Counts> for Row {
+    fn from(c: Counts) -> Row {
+        Row {
+            queue: c.queue,
+            waiting: c.waiting + c.paused_jobs,
+            active: c.active,
+            delayed: c.delayed,
+            completed: c.completed,
+            failed: c.failed,
+            paused: c.paused,
+            completed_total: c.completed_total,
+            failed_total: c.failed_total,
+        }
+    }
+}
+
+/// Prints the counts once, or every `interval` with `watch`.
+pub async fn stats(ctx: &Ctx, queue: Option<&str>, watch: bool, interval: Duration) -> Result<()> {
+    if !watch {
+        return print(ctx, &gather(ctx, queue).await?);
+    }
+    let redraw = !ctx.json && std::io::stdout().is_terminal();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let rows = tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            rows = gather(ctx, queue) => rows?,
+        };
+        if redraw {
+            // home, clear: the table is redrawn in place
+            print!("\x1b[H\x1b[2J");
+            println!(
+                "jobq stats: {} queue(s) under {:?}, every {} (Ctrl-C to stop)\n",
+                rows.len(),
+                ctx.prefix,
+                queue_core::format_duration(interval)
+            );
+        }
+        print(ctx, &rows)?;
+        std::io::stdout().flush()?;
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn gather(ctx: &Ctx, queue: Option<&str>) -> Result<Vec<Row>> {
+    let names = match queue {
+        Some(q) => vec![q.to_string()],
+        None => list_queues(&ctx.redis, &ctx.prefix).await?,
+    };
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        rows.push(ctx.queue(&name).await?.counts().await?.into());
+    }
+    Ok(rows)
+}
+
+fn print(ctx: &Ctx, rows: &[Row]) -> Result<()> {
+    if ctx.json {
+        for r in rows {
+            output::json_line(r);
+        }
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no queues under prefix {:?}", ctx.prefix);
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        "QUEUE",
+        ">WAITING",
+        ">ACTIVE",
+        ">DELAYED",
+        ">COMPLETED",
+        ">FAILED",
+        "PAUSED",
+        ">COMPLETED_TOTAL",
+        ">FAILED_TOTAL",
+    ]);
+    for r in rows {
+        t.row(vec![
+            r.queue.clone(),
+            r.waiting.to_string(),
+            r.active.to_string(),
+            r.delayed.to_string(),
+            r.completed.to_string(),
+            r.failed.to_string(),
+            if r.paused { "yes" } else { "no" }.into(),
+            r.completed_total.to_string(),
+            r.failed_total.to_string(),
+        ]);
+    }
+    t.print();
+    Ok(())
+}

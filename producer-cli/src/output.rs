@@ -1,0 +1,261 @@
+//! How results are printed: one JSON object per line with `--json`, aligned tables and
+//! labelled fields otherwise. Durations read the way they are typed (`500ms`, `10s`, `1h`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use queue_core::{format_duration, Backoff, BackoffKind, JobInfo, JobOptions, Retention};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Prints `value` as one line of JSON.
+pub fn json_line<T: Serialize + ?Sized>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("CLI output serializes to JSON")
+    );
+}
+
+/// A plain-text table: a header row and aligned columns; numeric columns align right.
+pub struct Table {
+    header: Vec<&'static str>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles; a title starting with `>` aligns its column right.
+    pub fn new(columns: &[&'static str]) -> Table {
+        Table {
+            header: columns.iter().map(|c| c.trim_start_matches('>')).collect(),
+            right: columns.iter().map(|c| c.starts_with('>')).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (one cell per column).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as text, one line per row, header first.
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                let last = i + 1 == cells.len();
+                if self.right[i] {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(cell);
+                } else {
+                    out.push_str(cell);
+                    if !last {
+                        out.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            out
+        };
+        let mut text = line(self.header.clone());
+        text.push('\n');
+        for row in &self.rows {
+            text.push_str(&line(row.iter().map(String::as_str).collect()));
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Prints the table.
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+}
+
+/// Milliseconds since the epoch by this machine's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `12s ago` / `in 3m` for a timestamp in ms since the epoch.
+pub fn relative(at_ms: u64) -> String {
+    let now = now_ms();
+    if at_ms <= now {
+        format!("{} ago", short_duration(now - at_ms))
+    } else {
+        format!("in {}", short_duration(at_ms - now))
+    }
+}
+
+/// A duration rounded to its largest unit, for tables (`950ms`, `12s`, `3m`, `2h`, `4d`).
+pub fn short_duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{}s", ms / 1_000),
+        60_000..=3_599_999 => format!("{}m", ms / 60_000),
+        3_600_000..=86_399_999 => format!("{}h", ms / 3_600_000),
+        _ => format!("{}d", ms / 86_400_000),
+    }
+}
+
+fn ms(ms: u64) -> String {
+    format_duration(Duration::from_millis(ms))
+}
+
+/// A backoff the way `--backoff` takes it (`exp:1s`, `fixed:500ms:0.5`).
+pub fn backoff_text(b: &Backoff) -> String {
+    let kind = match b.kind {
+        BackoffKind::Fixed => "fixed",
+        BackoffKind::Exponential => "exp",
+    };
+    let mut s = format!("{kind}:{}", ms(b.delay_ms));
+    if b.jitter > 0.0 {
+        s.push_str(&format!(":{}", b.jitter));
+    }
+    s
+}
+
+fn retention_text(r: &Retention) -> String {
+    match (r.count, r.age_ms) {
+        (Some(0), _) => "remove at once".into(),
+        (Some(n), Some(a)) => format!("keep {n} for {}", ms(a)),
+        (Some(n), None) => format!("keep {n}"),
+        (None, Some(a)) => format!("keep for {}", ms(a)),
+        (None, None) => "keep".into(),
+    }
+}
+
+/// Job options in words, e.g. `attempts 3, backoff exp:1s, timeout 30s`.
+pub fn opts_text(o: &JobOptions) -> String {
+    let mut parts = vec![format!("attempts {}", o.max_attempts())];
+    if let Some(b) = &o.backoff {
+        parts.push(format!("backoff {}", backoff_text(b)));
+    }
+    if let Some(t) = o.timeout_ms {
+        parts.push(format!("timeout {}", ms(t)));
+    }
+    if o.priority != 0 {
+        parts.push(format!("priority {}", o.priority));
+    }
+    if let Some(r) = &o.remove_on_complete {
+        parts.push(format!("on complete: {}", retention_text(r)));
+    }
+    if let Some(r) = &o.remove_on_fail {
+        parts.push(format!("on fail: {}", retention_text(r)));
+    }
+    parts.join(", ")
+}
+
+/// A job as `show --json` prints it: every field of [`JobInfo`] plus `attempts` (made so
+/// far) and `max_attempts`.
+pub fn job_json(job: &JobInfo) -> Value {
+    let mut v = serde_json::to_value(job).expect("job serializes");
+    if let Value::Object(map) = &mut v {
+        map.insert("attempts".into(), job.attempts_made.into());
+        map.insert("max_attempts".into(), job.opts.max_attempts().into());
+    }
+    v
+}
+
+/// A job as `show` prints it for people.
+pub fn print_job(job: &JobInfo) {
+    let field = |label: &str, value: &str| println!("{:<11}{value}", format!("{label}:"));
+    field("queue", &job.queue);
+    field("id", &job.id);
+    field("name", &job.name);
+    field("state", job.state.as_str());
+    field(
+        "attempts",
+        &format!("{} of {}", job.attempts_made, job.opts.max_attempts()),
+    );
+    field("priority", &job.priority.to_string());
+    field("options", &opts_text(&job.opts));
+    field("data", &job.data.to_string());
+    if let Some(p) = &job.progress {
+        field("progress", &p.to_string());
+    }
+    if let Some(r) = &job.return_value {
+        field("result", &r.to_string());
+    }
+    if let Some(e) = &job.failed_reason {
+        field("error", e);
+    }
+    if let Some(s) = &job.stacktrace {
+        field("trace", s);
+    }
+    field("created", &relative(job.created_at));
+    if let Some(t) = job.started_at {
+        field("started", &relative(t));
+    }
+    if let Some(t) = job.finished_at {
+        field("finished", &relative(t));
+    }
+    if let Some(t) = job.due_at {
+        field("due", &relative(t));
+    }
+    if job.logs.is_empty() {
+        field("logs", "none");
+    } else {
+        field("logs", &format!("{} line(s)", job.logs.len()));
+        for line in &job.logs {
+            println!("  {line}");
+        }
+    }
+}
+
+/// A cell no wider than `max` characters (ellipsis when cut).
+pub fn clip(s: &str, max: usize) -> String {
+    let one_line = s.lines().next().unwrap_or("");
+    if one_line.chars().count() <= max && !s.contains('\n') {
+        return one_line.to_string();
+    }
+    let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let mut t = Table::new(&["QUEUE", ">WAITING"]);
+        t.row(vec!["video".into(), "5".into()]);
+        t.row(vec!["a".into(), "12345678".into()]);
+        assert_eq!(
+            t.render(),
+            "QUEUE   WAITING\nvideo         5\na      12345678\n"
+        );
+    }
+
+    #[test]
+    fn durations_read_as_typed() {
+        assert_eq!(short_duration(500), "500ms");
+        assert_eq!(short_duration(10_500), "10s");
+        assert_eq!(short_duration(3_600_000), "1h");
+        let b = Backoff::exponential(Duration::from_secs(1));
+        assert_eq!(backoff_text(&b), "exp:1s");
+        assert_eq!(
+            Backoff::parse(&backoff_text(&b.with_jitter(0.5))).unwrap(),
+            b.with_jitter(0.5)
+        );
+    }
+
+    #[test]
+    fn clip_cuts_long_and_multiline_cells() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdefghijkl", 5), "abcd…");
+        assert_eq!(clip("one\ntwo", 10), "one…");
+    }
+}

@@ -1,0 +1,285 @@
+//! Configuration shared by every jobq binary (SPEC §2): where Redis is, the key prefix, and
+//! what a producer does when Redis is down.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::validate::validate_prefix;
+
+/// What a producer does when Redis cannot be reached (`JOBQ_FALLBACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Run the handler now, in-process.
+    #[default]
+    Inline,
+    /// Append the job to a durable local file, replayed when Redis is back.
+    Spool,
+    /// Return an error naming the Redis address.
+    Error,
+}
+
+impl std::str::FromStr for Fallback {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "inline" => Ok(Fallback::Inline),
+            "spool" => Ok(Fallback::Spool),
+            "error" => Ok(Fallback::Error),
+            other => Err(Error::Config(format!(
+                "JOBQ_FALLBACK={other:?}: use inline, spool or error"
+            ))),
+        }
+    }
+}
+
+/// Connection and naming settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    redis_url: Option<String>,
+    prefix: String,
+    /// Producer behaviour when Redis is down.
+    pub fallback: Fallback,
+    /// Where spooled jobs are written.
+    pub spool_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            prefix: "jobq".into(),
+            fallback: Fallback::Inline,
+            spool_dir: PathBuf::from("./.jobq-spool"),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for the Redis at `url` with default prefix and fallback.
+    pub fn new(url: impl Into<String>) -> Result<Self> {
+        Config::default().with_redis_url(url)
+    }
+
+    /// Reads `REDIS_URL` (or the split `REDIS_HOST`… form), `JOBQ_PREFIX`, `JOBQ_FALLBACK`
+    /// and `JOBQ_SPOOL_DIR` from the environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Like [`Config::from_env`], reading variables through `get` (testable).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut cfg = Config::default();
+        if let Some(url) = get("REDIS_URL") {
+            cfg = cfg.with_redis_url(url)?;
+        } else if let Some(host) = get("REDIS_HOST") {
+            let port = match get("REDIS_PORT") {
+                Some(p) => p
+                    .parse::<u16>()
+                    .map_err(|_| Error::Config(format!("REDIS_PORT={p:?} is not a port number")))?,
+                None => 6379,
+            };
+            let tls = match get("REDIS_TLS").as_deref() {
+                None | Some("false" | "0" | "no") => false,
+                Some("true" | "1" | "yes") => true,
+                Some(other) => {
+                    return Err(Error::Config(format!(
+                        "REDIS_TLS={other:?}: use true or false"
+                    )))
+                }
+            };
+            let url = build_url(
+                &host,
+                port,
+                get("REDIS_USERNAME").as_deref(),
+                get("REDIS_PASSWORD").as_deref(),
+                tls,
+            );
+            cfg = cfg.with_redis_url(url)?;
+        }
+        if let Some(prefix) = get("JOBQ_PREFIX") {
+            cfg = cfg.with_prefix(prefix)?;
+        }
+        if let Some(mode) = get("JOBQ_FALLBACK") {
+            cfg.fallback = mode.parse()?;
+        }
+        if let Some(dir) = get("JOBQ_SPOOL_DIR") {
+            cfg.spool_dir = PathBuf::from(dir);
+        }
+        Ok(cfg)
+    }
+
+    /// Sets the Redis URL (`redis://` or `rediss://`), overriding the environment.
+    pub fn with_redis_url(mut self, url: impl Into<String>) -> Result<Self> {
+        let url = url.into();
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(Error::Config(format!(
+                "Redis URL {:?} must start with redis:// or rediss://",
+                mask_url(&url)
+            )));
+        }
+        redis::Client::open(url.as_str()).map_err(|e| {
+            Error::Config(format!("Redis URL {:?} is invalid: {e}", mask_url(&url)))
+        })?;
+        self.redis_url = Some(url);
+        Ok(self)
+    }
+
+    /// Sets the key prefix, overriding `JOBQ_PREFIX`.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<Self> {
+        let prefix = prefix.into();
+        validate_prefix(&prefix)?;
+        self.prefix = prefix;
+        Ok(self)
+    }
+
+    /// The Redis URL, if Redis is configured.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
+
+    /// The Redis URL with any password replaced by `***`, or `not configured`.
+    pub fn masked_url(&self) -> String {
+        self.redis_url
+            .as_deref()
+            .map(mask_url)
+            .unwrap_or_else(|| "not configured".into())
+    }
+
+    /// Key prefix (`jobq` by default).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// Replaces the password of a `redis://user:pass@host` URL with `***`.
+pub fn mask_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let after = &url[scheme_end + 3..];
+    let authority_end = after.find('/').unwrap_or(after.len());
+    let authority = &after[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let masked_userinfo = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        // `redis://secret@host` puts the password in the user part
+        None if !userinfo.is_empty() => "***".to_string(),
+        None => String::new(),
+    };
+    format!(
+        "{}{}@{}",
+        &url[..scheme_end + 3],
+        masked_userinfo,
+        &after[at + 1..]
+    )
+}
+
+fn build_url(host: &str, port: u16, user: Option<&str>, pass: Option<&str>, tls: bool) -> String {
+    let scheme = if tls { "rediss" } else { "redis" };
+    let userinfo = match (user, pass) {
+        (Some(u), Some(p)) => format!("{}:{}@", percent_encode(u), percent_encode(p)),
+        (None, Some(p)) => format!(":{}@", percent_encode(p)),
+        (Some(u), None) => format!("{}@", percent_encode(u)),
+        (None, None) => String::new(),
+    };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    format!("{scheme}://{userinfo}{host}:{port}")
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn nothing_set_means_not_configured() {
+        let cfg = Config::from_lookup(lookup(&[])).unwrap();
+        assert!(cfg.redis_url().is_none());
+        assert_eq!(cfg.masked_url(), "not configured");
+        assert_eq!(cfg.prefix(), "jobq");
+        assert_eq!(cfg.fallback, Fallback::Inline);
+    }
+
+    #[test]
+    fn url_wins_over_split_form() {
+        let cfg = Config::from_lookup(lookup(&[
+            ("REDIS_URL", "redis://a:1/2"),
+            ("REDIS_HOST", "b"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.redis_url(), Some("redis://a:1/2"));
+    }
+
+    #[test]
+    fn split_form_builds_an_encoded_tls_url() {
+        let cfg = Config::from_lookup(lookup(&[
+            ("REDIS_HOST", "cache.example"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_USERNAME", "default"),
+            ("REDIS_PASSWORD", "p@ss:w/rd"),
+            ("REDIS_TLS", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            cfg.redis_url(),
+            Some("rediss://default:p%40ss%3Aw%2Frd@cache.example:6380")
+        );
+        assert_eq!(cfg.masked_url(), "rediss://default:***@cache.example:6380");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::from_lookup(lookup(&[("REDIS_HOST", "h"), ("REDIS_PORT", "70000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("70000"), "{err}");
+        let err = Config::from_lookup(lookup(&[("REDIS_URL", "http://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http://x"), "{err}");
+        let err = Config::from_lookup(lookup(&[("JOBQ_FALLBACK", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("maybe"), "{err}");
+        let err = Config::from_lookup(lookup(&[("JOBQ_PREFIX", "a b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a b"), "{err}");
+    }
+
+    #[test]
+    fn masks_passwords_in_every_form() {
+        assert_eq!(mask_url("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(mask_url("redis://:secret@h"), "redis://:***@h");
+        assert_eq!(mask_url("redis://secret@h"), "redis://***@h");
+        assert_eq!(mask_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(mask_url("rediss://u:a@b@h"), "rediss://u:***@h");
+    }
+}

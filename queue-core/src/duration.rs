@@ -1,0 +1,107 @@
+//! One way to read durations everywhere: `500ms`, `10s`, `5m`, `1h`, `2d`, and combinations
+//! such as `1m30s`. A bare number is refused: a unit is always required.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Parses a human duration such as `500ms`, `10s`, `1h`, `1m30s`.
+pub fn parse_duration(input: &str) -> Result<Duration> {
+    let bad = || Error::InvalidDuration(input.to_string());
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u128 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u128 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit_ms: u128 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = total
+            .checked_add(n.checked_mul(unit_ms).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+    }
+    let ms = u64::try_from(total).map_err(|_| bad())?;
+    Ok(Duration::from_millis(ms))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it (`1500ms` → `1.5s`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let s = d.as_secs_f64();
+        if ms % 1_000 == 0 {
+            format!("{}s", ms / 1_000)
+        } else {
+            format!("{s:.1}s")
+        }
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_combinations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration(" 0s ").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn refuses_bad_input_naming_it() {
+        for bad in [
+            "",
+            "10",
+            "10parsecs",
+            "s",
+            "-1s",
+            "1.5s",
+            "10 s",
+            "99999999999999999999d",
+        ] {
+            let err = parse_duration(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        for ms in [0u64, 5, 999, 1_000, 1_500, 60_000, 90_000, 3_600_000] {
+            let d = Duration::from_millis(ms);
+            let text = format_duration(d);
+            if !text.contains('.') {
+                assert_eq!(parse_duration(&text).unwrap(), d, "{text}");
+            }
+        }
+    }
+}

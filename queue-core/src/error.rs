@@ -1,0 +1,96 @@
+//! Errors of queue-core. Every message names the value that was wrong.
+
+use std::fmt;
+
+/// What can go wrong in queue-core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value (environment variable or flag) is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Neither `REDIS_URL` nor `REDIS_HOST` is set.
+    #[error("Redis is not configured: set REDIS_URL (or REDIS_HOST)")]
+    NotConfigured,
+    /// A queue name outside 1–128 chars of `[A-Za-z0-9._-]`.
+    #[error("invalid queue name {0:?}: use 1-128 characters of A-Z a-z 0-9 . _ -")]
+    InvalidQueueName(String),
+    /// A job option or argument is out of range.
+    #[error("invalid {what}: {detail}")]
+    Invalid {
+        /// which value
+        what: &'static str,
+        /// what is wrong with it
+        detail: String,
+    },
+    /// A duration string that does not parse (`10s`, `500ms`, `1h` …).
+    #[error("invalid duration {0:?}: use a number with a unit, e.g. 500ms, 10s, 5m, 1h, 2d")]
+    InvalidDuration(String),
+    /// Job data could not be serialized to JSON.
+    #[error("job data is not serializable to JSON: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// Redis answered with an error, or could not be reached.
+    #[error("redis error at {addr}: {source}")]
+    Redis {
+        /// masked address of the server
+        addr: String,
+        /// the client's error
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis sent back something a script should never return.
+    #[error("unexpected reply from Redis: {0}")]
+    Protocol(String),
+    /// No job with that id in that queue.
+    #[error("job {id:?} not found in queue {queue:?}")]
+    JobNotFound {
+        /// queue name
+        queue: String,
+        /// job id
+        id: String,
+    },
+    /// The job is not in a state the operation applies to.
+    #[error("cannot {action} job {id:?} in queue {queue:?}: it is {state}")]
+    JobState {
+        /// queue name
+        queue: String,
+        /// job id
+        id: String,
+        /// what was asked (e.g. "retry")
+        action: &'static str,
+        /// the state it is in
+        state: String,
+    },
+    /// A queue operation refused to run (e.g. obliterating a queue with active jobs).
+    #[error("{0}")]
+    Refused(String),
+    /// A worker was built without a usable setting.
+    #[error("worker: {0}")]
+    Worker(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(what: &'static str, detail: impl fmt::Display) -> Self {
+        Error::Invalid {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// True when the error means Redis could not be reached (refused, dropped, timed out).
+    pub fn is_connection(&self) -> bool {
+        match self {
+            Error::Redis { source, .. } => {
+                source.is_io_error()
+                    || source.is_connection_refusal()
+                    || source.is_connection_dropped()
+                    || source.is_timeout()
+                    || source.is_unrecoverable_error()
+            }
+            Error::NotConfigured => true,
+            _ => false,
+        }
+    }
+}
+
+/// Result alias of queue-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

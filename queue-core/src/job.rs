@@ -1,0 +1,665 @@
+//! The job model: states, options, and what a stored job looks like when read back.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::validate::validate_job_id;
+
+/// Where a job is in its lifecycle (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Ready to run, in its priority lane.
+    Waiting,
+    /// Held by a worker.
+    Active,
+    /// Due later: a delay, or a retry waiting for its backoff.
+    Delayed,
+    /// Finished successfully.
+    Completed,
+    /// Failed with no attempts left, or with a non-retryable error.
+    Failed,
+    /// Waiting while its queue is paused.
+    Paused,
+}
+
+impl JobState {
+    /// Every state, in display order.
+    pub const ALL: [JobState; 6] = [
+        JobState::Waiting,
+        JobState::Active,
+        JobState::Delayed,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Paused,
+    ];
+
+    /// Lower-case name, as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Waiting => "waiting",
+            JobState::Active => "active",
+            JobState::Delayed => "delayed",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Paused => "paused",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "state",
+                    format!("{s:?}: use waiting, active, delayed, completed, failed or paused"),
+                )
+            })
+    }
+}
+
+/// How long to wait before a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// `fixed` or `exponential`.
+    #[serde(rename = "type")]
+    pub kind: BackoffKind,
+    /// Base delay in milliseconds.
+    #[serde(rename = "delay")]
+    pub delay_ms: u64,
+    /// 0.0–1.0: the delay is drawn from `[d·(1-jitter), d]`.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub jitter: f64,
+}
+
+/// The two backoff curves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackoffKind {
+    /// The same delay before every retry.
+    Fixed,
+    /// `delay · 2^(attempt-1)`.
+    Exponential,
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
+}
+
+impl Backoff {
+    /// The same `delay` before every retry.
+    pub fn fixed(delay: Duration) -> Self {
+        Backoff {
+            kind: BackoffKind::Fixed,
+            delay_ms: delay.as_millis() as u64,
+            jitter: 0.0,
+        }
+    }
+
+    /// `base`, `2·base`, `4·base`, … before retries 1, 2, 3, …
+    pub fn exponential(base: Duration) -> Self {
+        Backoff {
+            kind: BackoffKind::Exponential,
+            delay_ms: base.as_millis() as u64,
+            jitter: 0.0,
+        }
+    }
+
+    /// Randomises each delay down by up to `fraction` (0.0–1.0) to spread retries.
+    pub fn with_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
+    /// The delay before the retry that follows attempt number `attempts_made` (1-based).
+    pub fn delay_after(&self, attempts_made: u32) -> Duration {
+        let base = match self.kind {
+            BackoffKind::Fixed => self.delay_ms,
+            BackoffKind::Exponential => {
+                let shift = attempts_made.saturating_sub(1).min(40);
+                self.delay_ms.saturating_mul(1u64 << shift)
+            }
+        };
+        let ms = if self.jitter > 0.0 {
+            let cut = (base as f64) * self.jitter * rand::random::<f64>();
+            (base as f64 - cut).round() as u64
+        } else {
+            base
+        };
+        Duration::from_millis(ms)
+    }
+
+    /// Parses the CLI form `exp:1s`, `exponential:1s`, `fixed:500ms`, optionally `…:0.5`
+    /// for jitter.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                "backoff",
+                format!("{text:?}: use fixed:DURATION or exp:DURATION[:JITTER], e.g. exp:1s"),
+            )
+        };
+        let mut parts = text.split(':');
+        let kind = parts.next().ok_or_else(bad)?;
+        let delay =
+            crate::duration::parse_duration(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        let mut backoff = match kind {
+            "fixed" => Backoff::fixed(delay),
+            "exp" | "exponential" => Backoff::exponential(delay),
+            _ => return Err(bad()),
+        };
+        if let Some(j) = parts.next() {
+            let j: f64 = j.parse().map_err(|_| bad())?;
+            backoff = backoff.with_jitter(j);
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        backoff.validate().map_err(|e| {
+            Error::invalid(
+                "backoff",
+                format!("{text:?}: {}", e.to_string().trim_start_matches("invalid ")),
+            )
+        })?;
+        Ok(backoff)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err(Error::invalid(
+                "backoff jitter",
+                format!("{}: must be between 0 and 1", self.jitter),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How long finished jobs are kept (`remove_on_complete` / `remove_on_fail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Keep at most this many jobs of the state (0 = remove at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Keep jobs at most this long after they finished, in milliseconds.
+    #[serde(default, rename = "age", skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u64>,
+}
+
+impl Retention {
+    /// Remove the job as soon as it finishes.
+    pub const REMOVE: Retention = Retention {
+        count: Some(0),
+        age_ms: None,
+    };
+    /// Default for completed jobs: 1 hour or 1,000 jobs, whichever is smaller.
+    pub const DEFAULT_COMPLETED: Retention = Retention {
+        count: Some(1_000),
+        age_ms: Some(3_600_000),
+    };
+    /// Default for failed jobs: 7 days or 10,000 jobs.
+    pub const DEFAULT_FAILED: Retention = Retention {
+        count: Some(10_000),
+        age_ms: Some(7 * 86_400_000),
+    };
+
+    /// Keep the newest `n` jobs.
+    pub fn keep_last(n: u64) -> Self {
+        Retention {
+            count: Some(n),
+            age_ms: None,
+        }
+    }
+
+    /// Keep jobs for `age` after they finish.
+    pub fn keep_for(age: Duration) -> Self {
+        Retention {
+            count: None,
+            age_ms: Some(age.as_millis() as u64),
+        }
+    }
+
+    /// (count, age) as script arguments; -1 = unbounded, age 0 = no age limit.
+    pub(crate) fn as_args(&self) -> (i64, u64) {
+        (
+            self.count
+                .map(|c| c.min(i64::MAX as u64) as i64)
+                .unwrap_or(-1),
+            self.age_ms.unwrap_or(0),
+        )
+    }
+}
+
+/// Throttle: while a job added with this dedup id is remembered (for `ttl` after its add),
+/// further adds with the same dedup id are dropped and report that job instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dedup {
+    /// The deduplication key (e.g. `user:42:welcome-mail`).
+    pub id: String,
+    /// How long duplicates are dropped, in milliseconds.
+    #[serde(rename = "ttl")]
+    pub ttl_ms: u64,
+}
+
+/// Lowest and highest priority a job may have.
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1_000..=1_000;
+
+/// Options of one job. Build with [`JobOptions::new`] and the chained setters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobOptions {
+    /// Run no earlier than this many milliseconds after the add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Higher runs first; equal priority is FIFO. Default 0.
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    pub priority: i32,
+    /// Total attempts (default 1: no retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Delay between attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// Idempotency key: a second add with the same id while the first is stored is a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Per-attempt time limit in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Retention once completed (default [`Retention::DEFAULT_COMPLETED`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_on_complete: Option<Retention>,
+    /// Retention once failed (default [`Retention::DEFAULT_FAILED`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_on_fail: Option<Retention>,
+    /// Throttle duplicates by a dedup id for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<Dedup>,
+}
+
+fn is_zero_i32(v: &i32) -> bool {
+    *v == 0
+}
+
+impl JobOptions {
+    /// Defaults: no delay, priority 0, one attempt, bounded retention.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Do not start before `delay` has passed.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay_ms = Some(delay.as_millis() as u64);
+        self
+    }
+    /// Higher-priority waiting jobs start first (range −1000..=1000).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+    /// Total attempts, the first included.
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = Some(attempts);
+        self
+    }
+    /// Delay between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+    /// Use this id; adding it again while stored returns the existing job.
+    pub fn job_id(mut self, id: impl Into<String>) -> Self {
+        self.job_id = Some(id.into());
+        self
+    }
+    /// Cancel an attempt that runs longer than this.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_ms = Some(timeout.as_millis() as u64);
+        self
+    }
+    /// Retention once completed.
+    pub fn remove_on_complete(mut self, r: Retention) -> Self {
+        self.remove_on_complete = Some(r);
+        self
+    }
+    /// Retention once failed.
+    pub fn remove_on_fail(mut self, r: Retention) -> Self {
+        self.remove_on_fail = Some(r);
+        self
+    }
+    /// Drop further adds with the same `dedup_id` for `ttl` after this one.
+    pub fn dedup(mut self, dedup_id: impl Into<String>, ttl: Duration) -> Self {
+        self.dedup = Some(Dedup {
+            id: dedup_id.into(),
+            ttl_ms: ttl.as_millis() as u64,
+        });
+        self
+    }
+
+    /// Total attempts allowed.
+    pub fn max_attempts(&self) -> u32 {
+        self.attempts.unwrap_or(1)
+    }
+
+    /// Checks every value, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        if !PRIORITY_RANGE.contains(&self.priority) {
+            return Err(Error::invalid(
+                "priority",
+                format!("{}: must be between -1000 and 1000", self.priority),
+            ));
+        }
+        if let Some(a) = self.attempts {
+            if a == 0 {
+                return Err(Error::invalid("attempts", "0: must be at least 1"));
+            }
+        }
+        if let Some(id) = &self.job_id {
+            validate_job_id(id)?;
+        }
+        if let Some(b) = &self.backoff {
+            b.validate()?;
+        }
+        if let Some(d) = &self.dedup {
+            validate_job_id(&d.id).map_err(|_| {
+                Error::invalid(
+                    "dedup id",
+                    format!(
+                        "{:?}: use 1-256 printable ASCII characters without spaces",
+                        d.id
+                    ),
+                )
+            })?;
+            if d.ttl_ms == 0 {
+                return Err(Error::invalid("dedup ttl", "0ms: must be positive"));
+            }
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(Error::invalid("timeout", "0ms: must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The JSON stored with the job (empty options store nothing).
+    pub(crate) fn stored(&self) -> Result<String> {
+        // delay and job id are not needed once the job exists; keep the rest.
+        let mut copy = self.clone();
+        copy.delay_ms = None;
+        copy.job_id = None;
+        copy.dedup = None;
+        copy.priority = 0;
+        if copy == JobOptions::default() {
+            return Ok(String::new());
+        }
+        Ok(serde_json::to_string(&copy)?)
+    }
+
+    pub(crate) fn from_stored(s: &str) -> Result<Self> {
+        if s.is_empty() {
+            return Ok(JobOptions::default());
+        }
+        serde_json::from_str(s)
+            .map_err(|e| Error::Protocol(format!("stored job options {s:?}: {e}")))
+    }
+}
+
+/// A job to add in bulk.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Handler name, e.g. `video.transcode`.
+    pub name: String,
+    /// JSON payload.
+    pub data: Value,
+    /// Options.
+    pub opts: JobOptions,
+}
+
+impl NewJob {
+    /// A job with `name`, serialisable `data` and `opts`.
+    pub fn new(name: impl Into<String>, data: &impl Serialize, opts: JobOptions) -> Result<Self> {
+        Ok(NewJob {
+            name: name.into(),
+            data: serde_json::to_value(data)?,
+            opts,
+        })
+    }
+}
+
+/// What an add returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Added {
+    /// The job's id (generated, or the one given); for a duplicate, the existing job's id.
+    pub id: String,
+    /// True when nothing was stored: a job with this id already existed, or the dedup id
+    /// was still throttled (then `id` is the job that holds it).
+    pub duplicate: bool,
+}
+
+/// A stored job as read back by [`crate::Queue::get_job`].
+#[derive(Debug, Clone, Serialize)]
+pub struct JobInfo {
+    /// Queue name.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+    /// Handler name.
+    pub name: String,
+    /// Payload.
+    pub data: Value,
+    /// Options.
+    pub opts: JobOptions,
+    /// Current state.
+    pub state: JobState,
+    /// Priority lane.
+    pub priority: i32,
+    /// Attempts started so far.
+    pub attempts_made: u32,
+    /// Last progress reported (number or JSON).
+    pub progress: Option<Value>,
+    /// Log lines written by the handler.
+    pub logs: Vec<String>,
+    /// Return value of the successful attempt.
+    pub return_value: Option<Value>,
+    /// Error of the last failed attempt.
+    pub failed_reason: Option<String>,
+    /// Backtrace or detail of the last failed attempt.
+    pub stacktrace: Option<String>,
+    /// When added (ms since the epoch, Redis clock).
+    pub created_at: u64,
+    /// When the last attempt started.
+    pub started_at: Option<u64>,
+    /// When it completed or finally failed.
+    pub finished_at: Option<u64>,
+    /// When a delayed job is due.
+    pub due_at: Option<u64>,
+}
+
+impl JobInfo {
+    pub(crate) fn from_hash(
+        queue: &str,
+        id: &str,
+        mut h: HashMap<String, String>,
+        logs: Vec<String>,
+        paused: bool,
+    ) -> Result<Self> {
+        let num =
+            |h: &HashMap<String, String>, k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok());
+        let json =
+            |v: Option<String>| v.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)));
+        let mut state: JobState = h
+            .get("state")
+            .ok_or_else(|| Error::Protocol(format!("job {id} has no state")))?
+            .parse()?;
+        if paused && state == JobState::Waiting {
+            state = JobState::Paused;
+        }
+        Ok(JobInfo {
+            queue: queue.to_string(),
+            id: id.to_string(),
+            name: h.remove("name").unwrap_or_default(),
+            data: json(take_long(&mut h, "data")).unwrap_or(Value::Null),
+            opts: JobOptions::from_stored(take_long(&mut h, "opts").as_deref().unwrap_or(""))?,
+            state,
+            priority: h.get("prio").and_then(|p| p.parse().ok()).unwrap_or(0),
+            attempts_made: num(&h, "att").unwrap_or(0) as u32,
+            progress: json(h.remove("progress")),
+            logs,
+            return_value: json(h.remove("result")),
+            failed_reason: h.remove("error"),
+            stacktrace: h.remove("stack").filter(|s| !s.is_empty()),
+            created_at: num(&h, "ts").unwrap_or(0),
+            started_at: num(&h, "started"),
+            finished_at: num(&h, "finished"),
+            due_at: num(&h, "due"),
+        })
+    }
+}
+
+/// Removes a value stored in pieces by the scripts (`f`, `f:2` … `f:n`, and `f:n` = n; see
+/// `add_long` in the scripts' prelude) from a job hash, whole.
+fn take_long(h: &mut HashMap<String, String>, field: &str) -> Option<String> {
+    let mut value = h.remove(field)?;
+    if let Some(n) = h
+        .remove(&format!("{field}:n"))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        for k in 2..=n {
+            value.push_str(&h.remove(&format!("{field}:{k}")).unwrap_or_default());
+        }
+    }
+    Some(value)
+}
+
+/// A fresh job id: unique across processes (random per process) and increasing within one.
+pub(crate) fn new_job_id() -> String {
+    static NONCE: OnceLock<(u64, u32)> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (start, rnd) = *NONCE.get_or_init(|| {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        (ms, rand::random::<u32>())
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{start:x}{rnd:08x}-{n:x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_backoff_doubles() {
+        let b = Backoff::exponential(Duration::from_millis(100));
+        let got: Vec<u128> = (1..=4).map(|a| b.delay_after(a).as_millis()).collect();
+        assert_eq!(got, vec![100, 200, 400, 800]);
+        let f = Backoff::fixed(Duration::from_millis(250));
+        assert_eq!(f.delay_after(7), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let b = Backoff::fixed(Duration::from_millis(1000)).with_jitter(0.5);
+        for _ in 0..200 {
+            let d = b.delay_after(1).as_millis();
+            assert!((500..=1000).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn backoff_parses_cli_form() {
+        assert_eq!(
+            Backoff::parse("exp:1s").unwrap(),
+            Backoff::exponential(Duration::from_secs(1))
+        );
+        assert_eq!(
+            Backoff::parse("fixed:500ms").unwrap(),
+            Backoff::fixed(Duration::from_millis(500))
+        );
+        assert_eq!(Backoff::parse("exp:1s:0.25").unwrap().jitter, 0.25);
+        for bad in [
+            "exp",
+            "linear:1s",
+            "exp:10parsecs",
+            "exp:1s:2",
+            "fixed:1s:0.1:x",
+        ] {
+            let e = Backoff::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn options_validate_and_name_bad_values() {
+        JobOptions::new()
+            .priority(1000)
+            .attempts(3)
+            .validate()
+            .unwrap();
+        let e = JobOptions::new()
+            .priority(5000)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("5000"), "{e}");
+        let e = JobOptions::new()
+            .attempts(0)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("attempts"), "{e}");
+    }
+
+    #[test]
+    fn stored_options_round_trip_and_default_is_empty() {
+        assert_eq!(
+            JobOptions::new()
+                .delay(Duration::from_secs(1))
+                .stored()
+                .unwrap(),
+            ""
+        );
+        let o = JobOptions::new()
+            .attempts(3)
+            .backoff(Backoff::exponential(Duration::from_secs(1)))
+            .timeout(Duration::from_secs(5))
+            .remove_on_complete(Retention::REMOVE);
+        let back = JobOptions::from_stored(&o.stored().unwrap()).unwrap();
+        assert_eq!(back, o);
+    }
+
+    #[test]
+    fn states_parse_and_print() {
+        for s in JobState::ALL {
+            assert_eq!(s.as_str().parse::<JobState>().unwrap(), s);
+        }
+        assert!("done"
+            .parse::<JobState>()
+            .unwrap_err()
+            .to_string()
+            .contains("done"));
+    }
+
+    #[test]
+    fn job_ids_are_unique() {
+        let a = new_job_id();
+        let b = new_job_id();
+        assert_ne!(a, b);
+    }
+}

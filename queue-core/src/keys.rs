@@ -1,0 +1,168 @@
+//! Every Redis key jobq uses is built here, and nowhere else.
+//!
+//! All keys of one queue share the hash tag `{<prefix>:<queue>}` so that they live in one
+//! Redis Cluster slot and every Lua script touching a queue is single-slot. Scripts that
+//! need a per-job key they could not be given in KEYS (ids fetched inside the script)
+//! derive it from [`QueueKeys::job_prefix`], which carries the same hash tag.
+
+/// Key names of one queue.
+#[derive(Debug, Clone)]
+pub struct QueueKeys {
+    base: String,
+}
+
+impl QueueKeys {
+    /// Keys of `queue` under `prefix` (the queue name must already be validated).
+    pub fn new(prefix: &str, queue: &str) -> Self {
+        Self {
+            base: format!("{{{prefix}:{queue}}}"),
+        }
+    }
+
+    /// The hash-tagged base, `{prefix:queue}`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.base)
+    }
+
+    /// Hash of queue-wide settings and counters (paused flag, monotonic totals, lane version).
+    pub fn meta(&self) -> String {
+        self.key("meta")
+    }
+
+    /// Sorted set of the priority lanes that exist (member and score = priority).
+    pub fn lanes(&self) -> String {
+        self.key("lanes")
+    }
+
+    /// Ready stream of one priority lane; entries carry only the job id.
+    pub fn lane(&self, priority: i32) -> String {
+        format!("{}:ready:{priority}", self.base)
+    }
+
+    /// Delayed (and retry-pending) jobs, scored by due time in ms.
+    pub fn delayed(&self) -> String {
+        self.key("delayed")
+    }
+
+    /// Completed jobs kept for retention, scored by finish time in ms.
+    pub fn completed(&self) -> String {
+        self.key("completed")
+    }
+
+    /// Failed jobs kept for retention, scored by finish time in ms.
+    pub fn failed(&self) -> String {
+        self.key("failed")
+    }
+
+    /// Wake-up marker: workers block on it (BZPOPMIN); adds and retries touch it.
+    pub fn marker(&self) -> String {
+        self.key("marker")
+    }
+
+    /// Short lock so concurrent reclaimers of a queue do not repeat each other's work.
+    pub fn reclaim_lock(&self) -> String {
+        self.key("reclaim-lock")
+    }
+
+    /// Repeatable-job schedules: hash of schedule id → stored definition (JSON).
+    pub fn schedules(&self) -> String {
+        self.key("schedules")
+    }
+
+    /// Schedules by next due tick (sorted set, score = ms).
+    pub fn schedules_due(&self) -> String {
+        self.key("schedules:due")
+    }
+
+    /// Queue rate-limit window counter (string with a TTL of one window).
+    pub fn rate_limiter(&self) -> String {
+        self.key("limiter")
+    }
+
+    /// Throttle key of a deduplication id (string with a TTL; holds the job id).
+    pub fn dedup(&self, dedup_id: &str) -> String {
+        format!("{}:dedup:{dedup_id}", self.base)
+    }
+
+    /// Event stream (trimmed).
+    pub fn events(&self) -> String {
+        self.key("events")
+    }
+
+    /// Per-minute completed counts, newest first (bounded list).
+    pub fn metrics_completed(&self) -> String {
+        self.key("metrics:completed")
+    }
+
+    /// Per-minute failed counts, newest first (bounded list).
+    pub fn metrics_failed(&self) -> String {
+        self.key("metrics:failed")
+    }
+
+    /// The prefix of per-job keys; scripts append the job id (`…:job:<id>`).
+    pub fn job_prefix(&self) -> String {
+        self.key("job:")
+    }
+
+    /// Hash of one job.
+    pub fn job(&self, id: &str) -> String {
+        format!("{}:job:{id}", self.base)
+    }
+
+    /// List of one job's log lines. A namespace of its own, so no job id can collide with
+    /// it; scripts derive it from [`QueueKeys::job_prefix`] by swapping the final `job:` for
+    /// `logs:` (see `logs_key` in the scripts' prelude).
+    pub fn job_logs(&self, id: &str) -> String {
+        format!("{}:logs:{id}", self.base)
+    }
+}
+
+/// Registry of known queue names under a prefix (a set; the one key outside any queue's slot).
+pub fn queue_registry(prefix: &str) -> String {
+    format!("{prefix}:queues")
+}
+
+/// Consumer group every worker joins on every lane stream.
+pub const GROUP: &str = "jobq";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let k = QueueKeys::new("jobq", "video");
+        for key in [
+            k.meta(),
+            k.lanes(),
+            k.lane(5),
+            k.delayed(),
+            k.completed(),
+            k.failed(),
+            k.marker(),
+            k.reclaim_lock(),
+            k.schedules(),
+            k.schedules_due(),
+            k.rate_limiter(),
+            k.dedup("x"),
+            k.events(),
+            k.job("abc"),
+            k.job_logs("abc"),
+        ] {
+            assert!(key.starts_with("{jobq:video}:"), "{key}");
+        }
+        assert_eq!(k.job("abc"), format!("{}abc", k.job_prefix()));
+        // the scripts' logs_key: job prefix minus "job:" plus "logs:"
+        let p = k.job_prefix();
+        assert_eq!(
+            k.job_logs("a:logs"),
+            format!("{}logs:a:logs", &p[..p.len() - 4])
+        );
+        assert_ne!(k.job("a:logs"), k.job_logs("a"));
+        assert_eq!(k.lane(-3), "{jobq:video}:ready:-3");
+    }
+}

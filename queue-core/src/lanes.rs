@@ -1,0 +1,61 @@
+//! The priority lanes of a queue as a process last saw them. Scripts that touch lane streams
+//! are given the lane keys in KEYS and the version they were built from; when a producer has
+//! created a lane since, the script answers "stale" and the caller refreshes from Redis.
+
+use std::sync::Mutex;
+
+use crate::connection::Redis;
+use crate::error::Result;
+use crate::keys::QueueKeys;
+
+/// One snapshot of the lanes: priorities from highest to lowest, and the version they carry.
+#[derive(Debug, Clone)]
+pub(crate) struct Lanes {
+    pub version: String,
+    pub prios: Vec<i32>,
+}
+
+impl Default for Lanes {
+    fn default() -> Self {
+        // "0" is what scripts read for a queue that has no lanes yet.
+        Lanes {
+            version: "0".into(),
+            prios: Vec::new(),
+        }
+    }
+}
+
+impl Lanes {
+    /// Stream keys, highest priority first.
+    pub fn keys(&self, keys: &QueueKeys) -> Vec<String> {
+        self.prios.iter().map(|p| keys.lane(*p)).collect()
+    }
+}
+
+/// The cached snapshot, shared by a queue's producer and worker sides.
+#[derive(Debug, Default)]
+pub(crate) struct LaneCache(Mutex<Lanes>);
+
+impl LaneCache {
+    pub fn get(&self) -> Lanes {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the current lanes from Redis (version and set together, atomically).
+    pub async fn refresh(&self, redis: &Redis, keys: &QueueKeys) -> Result<Lanes> {
+        let mut conn = redis.conn();
+        let (version, prios): (Option<String>, Vec<i32>) = redis::pipe()
+            .atomic()
+            .hget(keys.meta(), "lanes_ver")
+            .zrevrange(keys.lanes(), 0, -1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis.err(e))?;
+        let lanes = Lanes {
+            version: version.unwrap_or_else(|| "0".into()),
+            prios,
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = lanes.clone();
+        Ok(lanes)
+    }
+}

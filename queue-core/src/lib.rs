@@ -1,0 +1,45 @@
+//! # queue-core
+//!
+//! jobq's engine: a background job queue over Redis. Producers add jobs with a [`Queue`];
+//! a [`Worker`] runs them with retries, delays and priorities. Every state change is one
+//! atomic Lua script; all keys of a queue share one hash tag (`{prefix:queue}`).
+//!
+//! ```no_run
+//! # use queue_core::*;
+//! # async fn demo() -> Result<()> {
+//! let q = Queue::connect(Config::from_env()?, "video").await?;
+//! q.add("video.transcode", &serde_json::json!({"src": "a.mp4"}), JobOptions::new().attempts(3))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod connection;
+pub mod control;
+pub mod duration;
+pub mod error;
+pub mod job;
+pub mod keys;
+mod lanes;
+pub mod limits;
+pub mod listing;
+pub mod queue;
+pub mod schedule;
+mod scripts;
+pub mod validate;
+pub mod worker;
+
+pub use config::{Config, Fallback};
+pub use connection::{Redis, ServerInfo};
+pub use duration::{format_duration, parse_duration};
+pub use error::{Error, Result};
+pub use job::{
+    Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobState, NewJob, Retention,
+};
+pub use limits::Limits;
+pub use queue::{list_queues, Counts, Queue, BULK_CHUNK};
+pub use schedule::{Repeat, Schedule, ScheduleInfo};
+pub use scripts::EVENTS_MAXLEN;
+pub use worker::{wait_for_signal, Ctx, Job, JobError, Worker, WorkerBuilder};

@@ -1,0 +1,303 @@
+//! Listing the jobs of a queue in one state, a page at a time (`jobq list`, the dashboard's
+//! queue page).
+//!
+//! A listing is a read, not a state change, so it is a few pipelined reads rather than a
+//! script: a job that moves while it is listed may be missing from the page or show its
+//! new state, and is never reported in a state its hash contradicts. Logs are not read for
+//! a listing (they can be long); [`Queue::get_job`] has them.
+
+use std::collections::HashMap;
+
+use redis::streams::StreamInfoGroupsReply;
+
+use crate::error::{Error, Result};
+use crate::job::{JobInfo, JobState};
+use crate::keys::GROUP;
+use crate::queue::Queue;
+
+/// Lane entries read per round trip while walking a lane.
+const PAGE: u64 = 1_000;
+
+/// Most jobs one listing returns.
+pub const MAX_LIST_LIMIT: u64 = 10_000;
+
+impl Queue {
+    /// Up to `limit` jobs in `state`, skipping the first `offset`:
+    ///
+    /// - `completed`, `failed`: newest first (by finish time);
+    /// - `delayed`: the next due first;
+    /// - `waiting`: the order workers will take them — highest priority lane first, FIFO
+    ///   within a lane; empty while the queue is paused;
+    /// - `paused`: the waiting jobs of a paused queue, in the same order; empty otherwise;
+    /// - `active`: the jobs workers hold, highest priority lane first, longest running first.
+    ///
+    /// `limit` is at most [`MAX_LIST_LIMIT`]. The jobs come without their logs.
+    pub async fn list_jobs(
+        &self,
+        state: JobState,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<JobInfo>> {
+        if limit > MAX_LIST_LIMIT {
+            return Err(Error::invalid(
+                "limit",
+                format!("{limit}: list at most {MAX_LIST_LIMIT} jobs at a time"),
+            ));
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        match state {
+            JobState::Completed | JobState::Failed | JobState::Delayed => {
+                self.list_sorted(state, offset, limit).await
+            }
+            JobState::Waiting | JobState::Paused => {
+                if self.is_paused().await? != (state == JobState::Paused) {
+                    return Ok(Vec::new());
+                }
+                self.list_waiting(offset, limit).await
+            }
+            JobState::Active => self.list_active(offset, limit).await,
+        }
+    }
+
+    async fn is_paused(&self) -> Result<bool> {
+        let inner = &self.inner;
+        let paused: Option<String> = redis::cmd("HGET")
+            .arg(inner.keys.meta())
+            .arg("paused")
+            .query_async(&mut inner.redis.conn())
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        Ok(paused.as_deref() == Some("1"))
+    }
+
+    async fn list_sorted(&self, state: JobState, offset: u64, limit: u64) -> Result<Vec<JobInfo>> {
+        let inner = &self.inner;
+        let keys = &inner.keys;
+        let (set, newest_first) = match state {
+            JobState::Completed => (keys.completed(), true),
+            JobState::Failed => (keys.failed(), true),
+            _ => (keys.delayed(), false),
+        };
+        let (start, stop) = (offset as isize, (offset + limit - 1) as isize);
+        let mut conn = inner.redis.conn();
+        let ids: Vec<String> = if newest_first {
+            redis::cmd("ZREVRANGE")
+        } else {
+            redis::cmd("ZRANGE")
+        }
+        .arg(&set)
+        .arg(start)
+        .arg(stop)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+        let hashes = self.read_hashes(&ids).await?;
+        let paused = false; // only waiting jobs show as paused
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, h) in ids.iter().zip(hashes) {
+            // a job that moved on between the two reads is left out, not misreported
+            if h.get("state").map(String::as_str) == Some(state.as_str()) {
+                out.push(JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries not yet delivered to the consumer group, lane by lane.
+    async fn list_waiting(&self, mut skip: u64, limit: u64) -> Result<Vec<JobInfo>> {
+        let inner = &self.inner;
+        let keys = &inner.keys;
+        let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+        let paused = self.is_paused().await?;
+        let mut conn = inner.redis.conn();
+        let mut out = Vec::new();
+        for lane in lanes.keys(keys) {
+            let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&lane)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| inner.redis.err(e))?;
+            let mut cursor = groups
+                .groups
+                .iter()
+                .find(|g| g.name == GROUP)
+                .map_or_else(|| "0-0".to_string(), |g| g.last_delivered_id.clone());
+            loop {
+                let want = (skip + limit - out.len() as u64).min(PAGE);
+                if want == 0 {
+                    return Ok(out);
+                }
+                let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                    .arg(&lane)
+                    .arg(format!("({cursor}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(want)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| inner.redis.err(e))?;
+                let Some((last, _)) = entries.last() else {
+                    break;
+                };
+                cursor = last.clone();
+                let got = entries.len() as u64;
+                let (sids, ids): (Vec<String>, Vec<String>) = entries
+                    .into_iter()
+                    .filter_map(|(sid, fields)| entry_job_id(fields).map(|id| (sid, id)))
+                    .unzip();
+                let hashes = self.read_hashes(&ids).await?;
+                for ((sid, id), h) in sids.iter().zip(&ids).zip(hashes) {
+                    // an entry the job no longer points at is a leftover, not a job
+                    if h.get("state").map(String::as_str) != Some("waiting")
+                        || h.get("sid") != Some(sid)
+                    {
+                        continue;
+                    }
+                    if skip > 0 {
+                        skip -= 1;
+                        continue;
+                    }
+                    out.push(JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?);
+                    if out.len() as u64 == limit {
+                        return Ok(out);
+                    }
+                }
+                if got < want {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries the consumer group holds pending (delivered, not yet acknowledged).
+    async fn list_active(&self, mut skip: u64, limit: u64) -> Result<Vec<JobInfo>> {
+        let inner = &self.inner;
+        let keys = &inner.keys;
+        let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+        let mut conn = inner.redis.conn();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        let now = secs * 1000 + micros / 1000;
+        let mut out = Vec::new();
+        for lane in lanes.keys(keys) {
+            let want = skip + limit - out.len() as u64;
+            // (entry id, consumer, idle ms, deliveries), oldest entry first
+            let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+                .arg(&lane)
+                .arg(GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(want)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| inner.redis.err(e))?;
+            if pending.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for (sid, ..) in &pending {
+                pipe.cmd("XRANGE").arg(&lane).arg(sid).arg(sid);
+            }
+            let entries: Vec<Vec<(String, Vec<String>)>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| inner.redis.err(e))?;
+            let mut found = Vec::new();
+            for ((sid, _, idle, _), entry) in pending.into_iter().zip(entries) {
+                if let Some(id) = entry.into_iter().next().and_then(|(_, f)| entry_job_id(f)) {
+                    found.push((sid, id, idle));
+                }
+            }
+            let ids: Vec<String> = found.iter().map(|(_, id, _)| id.clone()).collect();
+            let hashes = self.read_hashes(&ids).await?;
+            for ((sid, id, idle), h) in found.iter().zip(hashes) {
+                if h.get("sid") != Some(sid) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let run = h.get("run").cloned();
+                let mut info = JobInfo::from_hash(&inner.name, id, h, Vec::new(), false)?;
+                // the hash is written when an attempt ends: report the running one
+                info.state = JobState::Active;
+                info.attempts_made += 1;
+                info.started_at = Some(running_since(
+                    run.as_deref(),
+                    info.attempts_made,
+                    now,
+                    *idle,
+                ));
+                out.push(info);
+                if out.len() as u64 == limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hashes of `ids`, in order, in one round trip (empty for a job that is gone).
+    async fn read_hashes(&self, ids: &[String]) -> Result<Vec<HashMap<String, String>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(inner.keys.job(id));
+        }
+        pipe.query_async(&mut inner.redis.conn())
+            .await
+            .map_err(|e| inner.redis.err(e))
+    }
+}
+
+/// The job id a lane entry carries (field `i`).
+fn entry_job_id(fields: Vec<String>) -> Option<String> {
+    let mut it = fields.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if k == "i" {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// When the running attempt started: the lease renewal's record (`run` = "<attempt>:<ms>")
+/// when it is of this attempt, else the entry's idle time (exact until the first renewal).
+/// Mirrors what [`Queue::get_job`] reports.
+fn running_since(run: Option<&str>, attempt: u32, now: u64, idle: u64) -> u64 {
+    run.and_then(|r| r.split_once(':'))
+        .filter(|(a, _)| a.parse() == Ok(attempt))
+        .and_then(|(_, ms)| ms.parse().ok())
+        .unwrap_or_else(|| now.saturating_sub(idle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_fields_give_the_job_id() {
+        assert_eq!(
+            entry_job_id(vec!["i".into(), "abc".into()]),
+            Some("abc".into())
+        );
+        assert_eq!(entry_job_id(vec!["x".into(), "abc".into()]), None);
+    }
+
+    #[test]
+    fn running_since_prefers_the_record_of_this_attempt() {
+        assert_eq!(running_since(Some("2:500"), 2, 1_000, 100), 500);
+        assert_eq!(running_since(Some("1:500"), 2, 1_000, 100), 900);
+        assert_eq!(running_since(None, 1, 1_000, 5_000), 0);
+    }
+}

@@ -1,0 +1,683 @@
+//! Repeatable jobs: schedules that add a job on every tick of an interval (`every 1s`) or of
+//! a cron expression (seconds allowed, evaluated in UTC). Schedules live in Redis, so they
+//! outlive every process, and every worker runs the loop that fires them
+//! (`worker/schedule.rs`).
+//!
+//! A schedule is one entry of the queue's schedules hash (id → definition) plus its next
+//! due tick in a sorted set. A worker fires a tick by first claiming it: the fire script
+//! moves the schedule's due score from that tick to the next one only if it still holds
+//! that tick, so however many workers run, exactly one claims it. The claimed tick becomes
+//! an ordinary job with the id `sched:<schedule id>:<tick ms>`, added through the same path
+//! as [`Queue::add`]. A tick that passed while no worker ran is fired once when one starts
+//! again; the ticks missed before it are skipped, not replayed in a burst.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::time::Duration;
+
+use croner::errors::CronError;
+use croner::parser::{CronParser, Seconds};
+use croner::{CivilDate, CivilDateTime, CivilTime, Cron, CronDateTime, Resolution, Weekday};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::duration::format_duration;
+use crate::error::{Error, Result};
+use crate::job::{JobOptions, NewJob};
+use crate::queue::Queue;
+use crate::scripts;
+use crate::validate::validate_job_id;
+
+/// Shortest interval of an `every` schedule: each tick costs a few round trips, so a
+/// shorter period could not be kept anyway.
+pub const MIN_EVERY: Duration = Duration::from_millis(10);
+/// Longest interval of an `every` schedule (ten years; keeps tick arithmetic exact).
+pub const MAX_EVERY: Duration = Duration::from_secs(3650 * 86_400);
+/// Longest schedule id: the job ids derived from it (`sched:<id>:<tick>`) must stay valid.
+pub const MAX_SCHEDULE_ID_LEN: usize = 200;
+
+/// When a schedule ticks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RepeatRepr", into = "RepeatRepr")]
+pub enum Repeat {
+    /// Every interval, on multiples of the interval since the Unix epoch (an `every 1m`
+    /// schedule ticks at the start of each minute, whenever it was created).
+    Every(Duration),
+    /// A cron expression in UTC: 5 fields (minute first), or 6 with seconds first
+    /// (`0 */5 * * * *`), or a nickname such as `@hourly`.
+    Cron(String),
+}
+
+/// The stored and JSON form of [`Repeat`]: `{"every_ms": 1000}` or `{"cron": "* * * * * *"}`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum RepeatRepr {
+    Every { every_ms: u64 },
+    Cron { cron: String },
+}
+
+impl TryFrom<RepeatRepr> for Repeat {
+    type Error = Error;
+    fn try_from(r: RepeatRepr) -> Result<Self> {
+        match r {
+            RepeatRepr::Every { every_ms } => Repeat::every(Duration::from_millis(every_ms)),
+            RepeatRepr::Cron { cron } => Repeat::cron(&cron),
+        }
+    }
+}
+
+impl From<Repeat> for RepeatRepr {
+    fn from(r: Repeat) -> Self {
+        match r {
+            Repeat::Every(d) => RepeatRepr::Every {
+                every_ms: d.as_millis() as u64,
+            },
+            Repeat::Cron(cron) => RepeatRepr::Cron { cron },
+        }
+    }
+}
+
+impl Repeat {
+    /// Every `interval` (between [`MIN_EVERY`] and [`MAX_EVERY`], whole milliseconds).
+    pub fn every(interval: Duration) -> Result<Repeat> {
+        let r = Repeat::Every(interval);
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// On the ticks of cron expression `expr` (UTC). Fails, naming the expression, when it
+    /// does not parse or never fires.
+    pub fn cron(expr: &str) -> Result<Repeat> {
+        let r = Repeat::Cron(expr.trim().to_string());
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Checks the interval's range or the cron expression, naming the bad value.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Repeat::Every(d) => {
+                let whole_ms = d.subsec_nanos() % 1_000_000 == 0;
+                if !whole_ms || *d < MIN_EVERY || *d > MAX_EVERY {
+                    let shown = if whole_ms {
+                        format_duration(*d)
+                    } else {
+                        format!("{d:?}")
+                    };
+                    return Err(Error::invalid(
+                        "schedule interval",
+                        format!(
+                            "{shown}: use whole milliseconds from {} to 3650d",
+                            format_duration(MIN_EVERY)
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            Repeat::Cron(expr) => {
+                let cron = parse_cron(expr)?;
+                // a pattern such as "0 0 0 31 2 *" parses but never matches
+                next_cron_tick(&cron, expr, 0)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The first tick strictly after `now_ms` (ms since the epoch); `None` when a cron
+    /// expression has no further tick.
+    pub fn next_after(&self, now_ms: u64) -> Result<Option<u64>> {
+        match self {
+            Repeat::Every(d) => {
+                let every = (d.as_millis() as u64).max(1);
+                Ok(Some((now_ms / every + 1) * every))
+            }
+            Repeat::Cron(expr) => next_cron_tick(&parse_cron(expr)?, expr, now_ms),
+        }
+    }
+
+    /// The interval in ms, 0 for a cron schedule (the upsert script's argument).
+    fn every_ms(&self) -> u64 {
+        match self {
+            Repeat::Every(d) => d.as_millis() as u64,
+            Repeat::Cron(_) => 0,
+        }
+    }
+}
+
+impl fmt::Display for Repeat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Repeat::Every(d) => write!(f, "every {}", format_duration(*d)),
+            Repeat::Cron(expr) => write!(f, "cron {expr}"),
+        }
+    }
+}
+
+/// A repeatable job: on every tick of `repeat`, a job `name` with `data` and `opts` is
+/// added to the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    /// Identifies the schedule within its queue; upserting the same id replaces it.
+    pub id: String,
+    /// Handler name of the jobs it adds.
+    pub name: String,
+    /// Payload of the jobs it adds.
+    pub data: Value,
+    /// Options of the jobs it adds (a `job_id` is not allowed: it is derived per tick).
+    pub opts: JobOptions,
+    /// When it ticks.
+    pub repeat: Repeat,
+}
+
+impl Schedule {
+    /// A schedule adding jobs `name` with `null` data and default options.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, repeat: Repeat) -> Self {
+        Schedule {
+            id: id.into(),
+            name: name.into(),
+            data: Value::Null,
+            opts: JobOptions::new(),
+            repeat,
+        }
+    }
+
+    /// Sets the payload of the jobs it adds.
+    pub fn data<T: Serialize + ?Sized>(mut self, data: &T) -> Result<Self> {
+        self.data = serde_json::to_value(data)?;
+        Ok(self)
+    }
+
+    /// Sets the options of the jobs it adds.
+    pub fn opts(mut self, opts: JobOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Checks every value, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        validate_schedule_id(&self.id)?;
+        validate_definition(&self.name, &self.opts)?;
+        self.repeat.validate()
+    }
+
+    /// The job of the tick at `tick_ms`: its id is derived from the schedule and the tick,
+    /// so adding it twice stores it once.
+    pub(crate) fn job_for_tick(&self, tick_ms: u64) -> NewJob {
+        NewJob {
+            name: self.name.clone(),
+            data: self.data.clone(),
+            opts: self.opts.clone().job_id(tick_job_id(&self.id, tick_ms)),
+        }
+    }
+
+    /// Reads a stored definition back (the hash field is the id).
+    pub(crate) fn from_stored(id: &str, json: &str) -> Result<Self> {
+        let s: Stored = serde_json::from_str(json)
+            .map_err(|e| Error::Protocol(format!("stored schedule {id:?}: {e}")))?;
+        let schedule = Schedule {
+            id: id.to_string(),
+            name: s.name,
+            data: s.data,
+            opts: s.opts,
+            repeat: s.repeat,
+        };
+        schedule
+            .validate()
+            .map_err(|e| Error::Protocol(format!("stored schedule {id:?}: {e}")))?;
+        Ok(schedule)
+    }
+
+    fn stored(&self) -> Result<String> {
+        Ok(serde_json::to_string(&StoredRef {
+            name: &self.name,
+            data: &self.data,
+            opts: &self.opts,
+            repeat: &self.repeat,
+        })?)
+    }
+}
+
+/// What is stored in the schedules hash under the schedule's id.
+#[derive(Deserialize)]
+struct Stored {
+    name: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    opts: JobOptions,
+    repeat: Repeat,
+}
+
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    name: &'a str,
+    data: &'a Value,
+    #[serde(skip_serializing_if = "is_default_opts")]
+    opts: &'a JobOptions,
+    repeat: &'a Repeat,
+}
+
+fn is_default_opts(o: &&JobOptions) -> bool {
+    **o == JobOptions::default()
+}
+
+/// Members of a sorted set with their scores.
+type Scored = Vec<(String, f64)>;
+
+/// A stored schedule as listed: its definition and when it fires next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    /// Queue name.
+    pub queue: String,
+    /// Schedule id.
+    pub id: String,
+    /// Handler name of the jobs it adds.
+    pub name: String,
+    /// Payload of the jobs it adds.
+    pub data: Value,
+    /// Options of the jobs it adds.
+    pub opts: JobOptions,
+    /// When it ticks.
+    pub repeat: Repeat,
+    /// Its next tick (ms since the epoch, Redis clock); `None` once a cron expression has
+    /// no further tick.
+    pub next_run_ms: Option<u64>,
+}
+
+impl ScheduleInfo {
+    fn new(queue: &str, s: Schedule, next_run_ms: Option<u64>) -> Self {
+        ScheduleInfo {
+            queue: queue.to_string(),
+            id: s.id,
+            name: s.name,
+            data: s.data,
+            opts: s.opts,
+            repeat: s.repeat,
+            next_run_ms,
+        }
+    }
+}
+
+/// A schedule id follows the job-id rule (1–[`MAX_SCHEDULE_ID_LEN`] printable ASCII
+/// characters without spaces), so the job ids derived from it are valid too.
+pub fn validate_schedule_id(id: &str) -> Result<()> {
+    if id.len() > MAX_SCHEDULE_ID_LEN || validate_job_id(id).is_err() {
+        return Err(Error::invalid(
+            "schedule id",
+            format!(
+                "{id:?}: use 1-{MAX_SCHEDULE_ID_LEN} printable ASCII characters without spaces"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_definition(name: &str, opts: &JobOptions) -> Result<()> {
+    if name.is_empty() || name.len() > 256 {
+        return Err(Error::invalid(
+            "job name",
+            format!("{name:?}: use 1-256 characters"),
+        ));
+    }
+    if let Some(id) = &opts.job_id {
+        return Err(Error::invalid(
+            "schedule job options",
+            format!(
+                "job_id {id:?} is not allowed: each tick's job id is derived from the schedule"
+            ),
+        ));
+    }
+    opts.validate()
+}
+
+/// The id of the job a schedule adds for the tick at `tick_ms`.
+pub fn tick_job_id(schedule_id: &str, tick_ms: u64) -> String {
+    format!("sched:{schedule_id}:{tick_ms}")
+}
+
+fn parse_cron(expr: &str) -> Result<Cron> {
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .build()
+        .parse(expr)
+        .map_err(|e| bad_cron(expr, &e.to_string()))
+}
+
+fn bad_cron(expr: &str, why: &str) -> Error {
+    Error::invalid(
+        "cron expression",
+        format!(
+            "{expr:?}: {why} (use 5 fields, or 6 with seconds first, e.g. \"0 */5 * * * *\"; times are UTC)"
+        ),
+    )
+}
+
+/// The first tick of `cron` strictly after `now_ms`; `None` when there is none.
+fn next_cron_tick(cron: &Cron, expr: &str, now_ms: u64) -> Result<Option<u64>> {
+    // cron works on whole seconds: the next second after the current one is after now_ms
+    let from = UtcSecond((now_ms / 1000) as i64);
+    match cron.find_next_occurrence(&from, false) {
+        Ok(t) if t.0 >= 0 => Ok(Some(t.0 as u64 * 1000)),
+        Ok(_) => Ok(None),
+        Err(CronError::TimeSearchLimitExceeded) if now_ms > 0 => Ok(None),
+        Err(CronError::TimeSearchLimitExceeded) => Err(bad_cron(expr, "it never fires")),
+        Err(e) => Err(bad_cron(expr, &e.to_string())),
+    }
+}
+
+/// A UTC instant in whole seconds since the epoch: croner searches over it, so cron needs
+/// no date-time library (UTC has no daylight-saving gaps or folds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UtcSecond(i64);
+
+const DAY: i64 = 86_400;
+
+impl CronDateTime for UtcSecond {
+    fn to_civil(&self) -> CivilDateTime {
+        let (y, m, d) = civil_from_days(self.0.div_euclid(DAY));
+        let s = self.0.rem_euclid(DAY) as u32;
+        CivilDateTime::new(
+            CivilDate::from_parts_unchecked(y, m, d),
+            CivilTime::from_parts_unchecked(s / 3600, s % 3600 / 60, s % 60),
+        )
+    }
+
+    fn civil_weekday(&self) -> Weekday {
+        // 1970-01-01 was a Thursday
+        Weekday::from_days_from_sunday((self.0.div_euclid(DAY) + 4).rem_euclid(7) as u32)
+    }
+
+    fn resolve_civil(&self, c: CivilDateTime) -> Result<Resolution<Self>, CronError> {
+        let days = days_from_civil(c.year(), c.month(), c.day());
+        let secs = i64::from(c.hour()) * 3600 + i64::from(c.minute()) * 60 + i64::from(c.second());
+        Ok(Resolution::Single(UtcSecond(days * DAY + secs)))
+    }
+
+    fn checked_add_seconds(&self, seconds: i64) -> Option<Self> {
+        self.0.checked_add(seconds).map(UtcSecond)
+    }
+
+    fn cmp_instant(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day number since 1970-01-01 (inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i32, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as i32, m, d)
+}
+
+/// The Redis server's clock in ms (schedules use it, like the scripts, so every process
+/// agrees on "now").
+async fn redis_now_ms(queue: &Queue) -> Result<u64> {
+    let inner = &queue.inner;
+    let mut conn = inner.redis.conn();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+    Ok(secs * 1000 + micros / 1000)
+}
+
+impl Queue {
+    /// Stores `schedule`, replacing any schedule with the same id, and returns it with its
+    /// first tick: the first multiple of the interval after now (`every`), or the cron
+    /// expression's next tick. Fails, naming the bad value, on an invalid id, name, option,
+    /// interval or cron expression.
+    pub async fn upsert_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo> {
+        schedule.validate()?;
+        self.register().await?;
+        let def = schedule.stored()?;
+        let keys = &self.inner.keys;
+        // The script refuses a cron tick that is no longer in the future by its own clock
+        // (it may already have been fired under the old definition): compute it again.
+        for _ in 0..5 {
+            let first_cron = match &schedule.repeat {
+                Repeat::Every(_) => 0,
+                Repeat::Cron(expr) => schedule
+                    .repeat
+                    .next_after(redis_now_ms(self).await?)?
+                    .ok_or_else(|| bad_cron(expr, "it has no future tick"))?,
+            };
+            let mut conn = self.inner.redis.conn();
+            let (first, _replaced): (i64, i64) = scripts::SCHEDULE_UPSERT
+                .key(keys.schedules())
+                .key(keys.schedules_due())
+                .arg(&schedule.id)
+                .arg(&def)
+                .arg(schedule.repeat.every_ms())
+                .arg(first_cron)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.inner.redis.err(e))?;
+            if first >= 0 {
+                return Ok(ScheduleInfo::new(
+                    &self.inner.name,
+                    schedule,
+                    Some(first as u64),
+                ));
+            }
+        }
+        Err(Error::Protocol(format!(
+            "schedule {:?}: its first tick kept passing before it was stored",
+            schedule.id
+        )))
+    }
+
+    /// Every schedule of this queue with its next tick, sorted by id.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        let keys = &self.inner.keys;
+        let mut conn = self.inner.redis.conn();
+        let (defs, due): (Vec<(String, String)>, Scored) = redis::pipe()
+            .atomic()
+            .hgetall(keys.schedules())
+            .zrange_withscores(keys.schedules_due(), 0, -1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.inner.redis.err(e))?;
+        let due: std::collections::HashMap<String, f64> = due.into_iter().collect();
+        let mut out = Vec::with_capacity(defs.len());
+        for (id, json) in defs {
+            let next = due.get(&id).map(|s| *s as u64);
+            let s = Schedule::from_stored(&id, &json)?;
+            out.push(ScheduleInfo::new(&self.inner.name, s, next));
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// One schedule of this queue with its next tick, if it exists.
+    pub async fn schedule(&self, id: &str) -> Result<Option<ScheduleInfo>> {
+        let keys = &self.inner.keys;
+        let mut conn = self.inner.redis.conn();
+        let (def, next): (Option<String>, Option<f64>) = redis::pipe()
+            .atomic()
+            .hget(keys.schedules(), id)
+            .zscore(keys.schedules_due(), id)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.inner.redis.err(e))?;
+        match def {
+            None => Ok(None),
+            Some(json) => Ok(Some(ScheduleInfo::new(
+                &self.inner.name,
+                Schedule::from_stored(id, &json)?,
+                next.map(|s| s as u64),
+            ))),
+        }
+    }
+
+    /// Removes schedule `id`: no tick fires after this returns (a job of a tick already
+    /// being fired may still be added). Jobs it already added are left alone. Returns
+    /// whether it existed.
+    pub async fn remove_schedule(&self, id: &str) -> Result<bool> {
+        let keys = &self.inner.keys;
+        let mut conn = self.inner.redis.conn();
+        let n: i64 = scripts::SCHEDULE_REMOVE
+            .key(keys.schedules())
+            .key(keys.schedules_due())
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.inner.redis.err(e))?;
+        Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> u64 {
+        (days_from_civil(y, mo, d) * DAY + i64::from(h * 3600 + mi * 60 + s)) as u64 * 1000
+    }
+
+    #[test]
+    fn calendar_round_trips_and_knows_weekdays() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        // 2000-02-29 00:00:00 UTC = 951782400
+        assert_eq!(days_from_civil(2000, 2, 29) * DAY, 951_782_400);
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        for z in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(UtcSecond(0).civil_weekday(), Weekday::Thursday);
+        // 2024-06-09 was a Sunday
+        assert_eq!(
+            UtcSecond(days_from_civil(2024, 6, 9) * DAY + 5).civil_weekday(),
+            Weekday::Sunday
+        );
+    }
+
+    #[test]
+    fn every_ticks_on_multiples_of_the_interval() {
+        let r = Repeat::every(Duration::from_secs(1)).unwrap();
+        assert_eq!(r.next_after(5_300).unwrap(), Some(6_000));
+        assert_eq!(r.next_after(6_000).unwrap(), Some(7_000));
+        let r = Repeat::every(Duration::from_millis(250)).unwrap();
+        assert_eq!(r.next_after(1_001).unwrap(), Some(1_250));
+    }
+
+    #[test]
+    fn cron_with_and_without_seconds() {
+        let now = utc(2024, 3, 10, 12, 34, 56) + 789;
+        let r = Repeat::cron("*/10 * * * * *").unwrap();
+        assert_eq!(
+            r.next_after(now).unwrap(),
+            Some(utc(2024, 3, 10, 12, 35, 0))
+        );
+        let r = Repeat::cron("* * * * * *").unwrap();
+        assert_eq!(
+            r.next_after(now).unwrap(),
+            Some(utc(2024, 3, 10, 12, 34, 57))
+        );
+        // exactly on a tick: the next one, never the same
+        let r = Repeat::cron("0 */5 * * * *").unwrap();
+        let on = utc(2024, 3, 10, 12, 35, 0);
+        assert_eq!(r.next_after(on).unwrap(), Some(utc(2024, 3, 10, 12, 40, 0)));
+        // five fields: minute first, second 0
+        let r = Repeat::cron("30 2 * * *").unwrap();
+        assert_eq!(r.next_after(now).unwrap(), Some(utc(2024, 3, 11, 2, 30, 0)));
+        // weekdays and leap days
+        let r = Repeat::cron("0 0 9 * * MON").unwrap();
+        assert_eq!(r.next_after(now).unwrap(), Some(utc(2024, 3, 11, 9, 0, 0)));
+        let r = Repeat::cron("0 0 0 29 2 *").unwrap();
+        assert_eq!(
+            r.next_after(utc(2024, 3, 1, 0, 0, 0)).unwrap(),
+            Some(utc(2028, 2, 29, 0, 0, 0))
+        );
+        let r = Repeat::cron("@hourly").unwrap();
+        assert_eq!(r.next_after(now).unwrap(), Some(utc(2024, 3, 10, 13, 0, 0)));
+    }
+
+    #[test]
+    fn bad_cron_and_interval_name_the_value() {
+        for bad in ["not a cron", "61 * * * * *", "* * * *", "", "0 0 0 31 2 *"] {
+            let e = Repeat::cron(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("{:?}", bad.trim())), "{e}");
+            assert!(e.contains("cron expression"), "{e}");
+        }
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(5),
+            Duration::from_micros(1500),
+        ] {
+            let e = Repeat::every(bad).unwrap_err().to_string();
+            assert!(e.contains("interval"), "{e}");
+        }
+        let e = Repeat::every(Duration::from_millis(5))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("5ms"), "{e}");
+    }
+
+    #[test]
+    fn schedule_ids_and_options_are_checked() {
+        let every = Repeat::every(Duration::from_secs(1)).unwrap();
+        Schedule::new("nightly-report", "report", every.clone())
+            .validate()
+            .unwrap();
+        for bad in ["", "has space", &"x".repeat(201)] {
+            let e = Schedule::new(bad, "report", every.clone())
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("schedule id"), "{e}");
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        let e = Schedule::new("s", "report", every.clone())
+            .opts(JobOptions::new().job_id("fixed"))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fixed"), "{e}");
+        let e = Schedule::new("s", "", every)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("job name"), "{e}");
+    }
+
+    #[test]
+    fn stored_definition_round_trips() {
+        let s = Schedule::new("s1", "report", Repeat::cron("0 */5 * * * *").unwrap())
+            .data(&serde_json::json!({"k": [1, 2]}))
+            .unwrap()
+            .opts(JobOptions::new().attempts(3).priority(5));
+        let back = Schedule::from_stored("s1", &s.stored().unwrap()).unwrap();
+        assert_eq!(back, s);
+        let e = Schedule::new(
+            "s2",
+            "r",
+            Repeat::every(Duration::from_millis(1500)).unwrap(),
+        );
+        let json = e.stored().unwrap();
+        assert!(json.contains("\"every_ms\":1500"), "{json}");
+        assert_eq!(Schedule::from_stored("s2", &json).unwrap(), e);
+        let job = s.job_for_tick(1_700_000_000_000);
+        assert_eq!(job.opts.job_id.as_deref(), Some("sched:s1:1700000000000"));
+        assert_eq!(job.opts.priority, 5);
+    }
+}

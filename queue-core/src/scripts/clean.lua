@@ -1,0 +1,12 @@
+-- clean: delete up to `limit` finished jobs (completed or failed) that finished before
+-- `before` ms, oldest first. One bounded batch; the caller loops.
+--
+-- KEYS: 1 finished set (completed or failed), 2 events
+-- ARGV: 1 before ms, 2 limit, 3 job key prefix, 4 events maxlen
+-- Returns: number of jobs deleted
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids == 0 then return 0 end
+redis.call('ZREM', KEYS[1], unpack(ids))
+for _, id in ipairs(ids) do delete_job(ARGV[3], id) end
+emit(KEYS[2], ARGV[4], 'event', 'cleaned', 'count', #ids)
+return #ids

@@ -1,0 +1,59 @@
+-- complete: record a batch of successful attempts. Acks their lane entries, stores results,
+-- counts them, and keeps the completed set within its retention. An attempt whose entry this
+-- worker no longer owns (reclaimed after its lease ran out) is not recorded, and nor is one
+-- recorded already (the same batch sent again after a dropped connection lost the reply).
+--
+-- KEYS: 1 meta, 2 completed, 3 events, 4 per-minute completed list, 5 .. 4+L lane streams
+-- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
+--       6 keep age ms (0 none), 7 trim budget,
+--       then per job 6 fields: id, lane number, entry id, result JSON, attempt number,
+--       start time ms
+-- Returns: the ids of jobs not recorded because this worker lost them
+local meta, completed, events, per_minute = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
+local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local now = now_ms()
+local by_lane, zargs, done, lost = {}, {}, {}, {}
+local recorded = 0
+for j = 0, N - 1 do
+  local a = 7 + j * 6
+  local lane = tonumber(ARGV[a + 2]) + 4
+  by_lane[lane] = by_lane[lane] or {}
+  table.insert(by_lane[lane], ARGV[a + 3])
+end
+local all_owned = ack_all(by_lane, group)
+for j = 0, N - 1 do
+  local a = 7 + j * 6
+  local id, sid, result = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
+  local att, started = ARGV[a + 5], ARGV[a + 6]
+  local job = job_prefix .. id
+  local own = all_owned and 'owned' or ownership(job, sid)
+  if own == 'lost' then
+    lost[#lost + 1] = id
+  elseif own == 'owned' then
+    recorded = recorded + 1
+    if keep == 0 then
+      if delete_job(job_prefix, id) > 0 then done[#done + 1] = id end
+    elseif redis.call('HSET', job, 'state', 'completed', 'finished', now, 'started', started,
+        'att', att, 'result', result) == 5 then
+      -- all five fields were new (a stored job always has `state`): the job was removed
+      -- while it ran; do not resurrect it
+      delete_job(job_prefix, id)
+    else
+      zargs[#zargs + 1] = now
+      zargs[#zargs + 1] = id
+      done[#done + 1] = id
+    end
+  end
+end
+trim_acked(by_lane, group)
+emit_ids(events, maxlen, 'completed', done)
+if #zargs > 0 then redis.call('ZADD', completed, unpack(zargs)) end
+if recorded > 0 then
+  redis.call('HINCRBY', meta, 'completed_total', recorded)
+  bump_minute(meta, per_minute, 'c', now, recorded)
+end
+trim_finished(completed, job_prefix, keep, age, now, budget)
+-- remembered for the janitor, which keeps applying it while no job finishes
+redis.call('HSET', meta, 'rc', keep .. ':' .. age)
+return lost

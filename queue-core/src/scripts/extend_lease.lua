@@ -1,0 +1,37 @@
+-- extend_lease: a live worker renews the lease of the jobs it holds, so a healthy long job is
+-- never reclaimed. A lease is the idle time of the job's pending lane entry; XCLAIM with
+-- JUSTID resets it without counting a delivery. Only entries this consumer still owns are
+-- renewed: one reclaimed by another worker is reported back as lost. Renewal resets the
+-- entry's idle time, so it also records the attempt's number and start (`run` =
+-- "<attempt>:<ms>") for readers of a long-running job.
+--
+-- KEYS: lane streams
+-- ARGV: 1 group, 2 consumer, 3 job key prefix, then per lane (in KEYS order): n, then n
+--       triples: entry id, job id, run tag
+-- Returns: the entry ids this consumer no longer owns
+local group, consumer, job_prefix = ARGV[1], ARGV[2], ARGV[3]
+local lost = {}
+local a = 4
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[a])
+  local owned = {}
+  for i = 0, n - 1 do
+    local sid, id, run = ARGV[a + 1 + i * 3], ARGV[a + 2 + i * 3], ARGV[a + 3 + i * 3]
+    local p = redis.call('XPENDING', KEYS[k], group, sid, sid, 1)
+    if #p > 0 and p[1][2] == consumer then
+      owned[#owned + 1] = sid
+      local job = job_prefix .. id
+      if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'run', run) end
+    else
+      lost[#lost + 1] = sid
+    end
+  end
+  a = a + n * 3 + 1
+  if n > 0 then
+    if #owned > 0 then
+      owned[#owned + 1] = 'JUSTID'
+      redis.call('XCLAIM', KEYS[k], group, consumer, 0, unpack(owned))
+    end
+  end
+end
+return lost

@@ -1,0 +1,72 @@
+-- fail_or_retry: record a batch of failed attempts. A job with attempts left moves to the
+-- delayed set, due after its backoff; the others become failed (kept per retention). An
+-- attempt whose entry this worker no longer owns (reclaimed after its lease ran out) is not
+-- recorded, and nor is one recorded already (the same batch sent again after a dropped
+-- connection lost the reply).
+--
+-- KEYS: 1 meta, 2 delayed, 3 failed, 4 marker, 5 events, 6 per-minute failed list,
+--       7 .. 6+L lane streams
+-- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
+--       6 keep age ms (0 none), 7 trim budget,
+--       then per job 8 fields: id, lane number, entry id, error, stack, retry delay ms
+--       (-1 = no retry), attempt number, start time ms
+-- Returns: {retried, failed, lost id…}
+local meta, delayed, failed, marker, events, per_minute =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
+local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local now = now_ms_ceil()
+local by_lane, lost = {}, {}
+local retried, final = 0, 0
+local first_due = nil
+for j = 0, N - 1 do
+  local a = 7 + j * 8
+  local lane = tonumber(ARGV[a + 2]) + 6
+  by_lane[lane] = by_lane[lane] or {}
+  table.insert(by_lane[lane], ARGV[a + 3])
+end
+local all_owned = ack_all(by_lane, group)
+for j = 0, N - 1 do
+  local a = 7 + j * 8
+  local id, sid = ARGV[a + 1], ARGV[a + 3]
+  local err, stack, delay = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6])
+  local att, started = ARGV[a + 7], ARGV[a + 8]
+  local job = job_prefix .. id
+  local own = all_owned and 'owned' or ownership(job, sid)
+  if own == 'lost' then
+    lost[#lost + 1] = id
+  -- (a job removed while it ran stays removed)
+  elseif own == 'owned' and redis.call('EXISTS', job) == 1 then
+    if delay >= 0 then
+      local due = now + delay
+      redis.call('HSET', job, 'state', 'delayed', 'due', due, 'error', err, 'stack', stack,
+        'att', att, 'started', started)
+      redis.call('ZADD', delayed, due, id)
+      if not first_due or due < first_due then first_due = due end
+      emit(events, maxlen, 'event', 'retrying', 'ids', id, 'error', err, 'due', due)
+      retried = retried + 1
+    else
+      emit(events, maxlen, 'event', 'failed', 'ids', id, 'error', err)
+      if keep == 0 then
+        delete_job(job_prefix, id)
+      else
+        redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error', err, 'stack', stack,
+          'att', att, 'started', started)
+        redis.call('ZADD', failed, now, id)
+      end
+      final = final + 1
+    end
+  end
+end
+trim_acked(by_lane, group)
+if final > 0 then
+  redis.call('HINCRBY', meta, 'failed_total', final)
+  bump_minute(meta, per_minute, 'f', now, final)
+  trim_finished(failed, job_prefix, keep, age, now, budget)
+  -- remembered for the janitor, which keeps applying it while no job finishes
+  redis.call('HSET', meta, 'rf', keep .. ':' .. age)
+end
+if first_due then wake(marker, first_due) end
+local out = {retried, final}
+for _, id in ipairs(lost) do out[#out + 1] = id end
+return out

@@ -1,0 +1,52 @@
+-- move_jobs: put jobs back into their lanes as waiting — `retry` (failed → waiting, attempts
+-- and error cleared) or `promote` (delayed → waiting now). Given ids, or the oldest `limit`
+-- of the source set when no id is given, so bulk moves run in bounded batches.
+--
+-- KEYS: 1 meta, 2 lanes, 3 source set (failed or delayed), 4 marker, 5 events,
+--       6 .. lane streams (the caller's current lanes)
+-- ARGV: 1 mode ('retry' | 'promote'), 2 group, 3 events maxlen, 4 job key prefix,
+--       5 lanes version the caller knows, 6 limit (for "all"), 7 L, 8 .. 7+L lane priorities,
+--       then the ids (none = the oldest `limit` of the source set)
+-- Returns: {'lanes', version} when stale, else {'ok', moved, skipped id…} where a skipped id
+--          was not in the source state (missing, or in another state)
+local meta, lanes, source, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local mode, group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local limit, L = tonumber(ARGV[6]), tonumber(ARGV[7])
+local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
+if ver ~= ARGV[5] then return {'lanes', ver} end
+local lane_of = {}
+for i = 1, L do lane_of[ARGV[7 + i]] = 5 + i end
+local want = mode == 'retry' and 'failed' or 'delayed'
+
+local ids = {}
+for i = 8 + L, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then ids = redis.call('ZRANGE', source, 0, limit - 1) end
+
+local moved, skipped = {}, {}
+for _, id in ipairs(ids) do
+  local job = job_prefix .. id
+  local f = redis.call('HMGET', job, 'state', 'prio')
+  local lane = lane_of[f[2] or '0']
+  if f[1] ~= want or not lane then
+    skipped[#skipped + 1] = id
+  else
+    redis.call('ZREM', source, id)
+    local sid = redis.call('XADD', KEYS[lane], '*', 'i', id)
+    redis.call('HSET', job, 'state', 'waiting', 'sid', sid)
+    if mode == 'retry' then
+      redis.call('HSET', job, 'att', 0, 'stalls', 0)
+      redis.call('HDEL', job, 'error', 'stack', 'finished', 'result', 'due')
+    else
+      redis.call('HDEL', job, 'due')
+    end
+    moved[#moved + 1] = id
+  end
+end
+if #moved > 0 then
+  redis.call('HINCRBY', meta, 'waiting', #moved)
+  emit_ids(events, maxlen, 'waiting', moved)
+  wake(marker, 0)
+end
+local out = {'ok', #moved}
+for _, id in ipairs(skipped) do out[#out + 1] = id end
+return out

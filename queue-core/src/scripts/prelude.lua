@@ -1,0 +1,230 @@
+-- Helpers shared by every jobq script (prepended to each at build time).
+
+-- Milliseconds since the epoch by the Redis server's clock, so every process agrees on "now".
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The same clock rounded up: a due time computed from it is never before the moment the
+-- job was added plus its delay (a floored clock could start a job up to 1 ms early).
+local function now_ms_ceil()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+end
+
+-- Long values are stored in pieces. A hash whose values all fit in 64 bytes stays a compact
+-- listpack in Redis (hash-max-listpack-value); one longer value turns the whole job hash
+-- into a hashtable, about twice the memory. So `data` and `opts` longer than PIECE bytes
+-- are kept as `f`, `f:2` … `f:n` plus `f:n` = n (cut at UTF-8 character boundaries, so
+-- every piece is valid text); see keys.rs / job.rs for the reader in Rust.
+local PIECE = 64
+
+local function pieces(s)
+  local out, i, len = {}, 1, #s
+  while i <= len do
+    local j = math.min(i + PIECE - 1, len)
+    -- never cut inside a UTF-8 sequence: back off while the next byte continues one
+    while j < len and j > i do
+      local b = string.byte(s, j + 1)
+      if b >= 128 and b < 192 then j = j - 1 else break end
+    end
+    out[#out + 1] = string.sub(s, i, j)
+    i = j + 1
+  end
+  return out
+end
+
+-- Appends field/value pairs storing `value` under `field` (in pieces when long) to `args`.
+local function add_long(args, field, value)
+  local p = pieces(value)
+  args[#args + 1] = field
+  args[#args + 1] = p[1] or ''
+  if #p > 1 then
+    for k = 2, #p do
+      args[#args + 1] = field .. ':' .. k
+      args[#args + 1] = p[k]
+    end
+    args[#args + 1] = field .. ':n'
+    args[#args + 1] = #p
+  end
+end
+
+-- The whole value of `field` of hash `job`, given its first piece and its `field:n` (false
+-- when stored whole) and any further pieces already read (`more`, in order from piece 2).
+local function long_value(job, field, first, n, more)
+  n = tonumber(n)
+  if not n or not first then return first end
+  local parts = {first}
+  local missing = {}
+  for k = 2, n do
+    local v = more[k - 1]
+    if v then parts[k] = v else missing[#missing + 1] = k end
+  end
+  if #missing > 0 then
+    local names = {}
+    for i, k in ipairs(missing) do names[i] = field .. ':' .. k end
+    local got = redis.call('HMGET', job, unpack(names))
+    for i, k in ipairs(missing) do parts[k] = got[i] or '' end
+  end
+  return table.concat(parts)
+end
+
+-- Deletes the extra pieces of `field` of hash `job` (before it is written again).
+local function drop_pieces(job, field)
+  local n = tonumber(redis.call('HGET', job, field .. ':n'))
+  if not n then return end
+  local names = {field .. ':n'}
+  for k = 2, n do names[#names + 1] = field .. ':' .. k end
+  redis.call('HDEL', job, unpack(names))
+end
+
+-- Append an event to the queue's event stream, trimmed to about `maxlen` entries.
+-- Every event has `event` and `ids` (space-separated job ids: one entry per batch, not per
+-- job, keeps the stream cheap on the hot path).
+local function emit(events, maxlen, ...)
+  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', ...)
+end
+
+-- Emit `name` for a list of job ids, at most EVENT_IDS_MAX ids per entry: the stream is
+-- capped by entries, so a bounded entry size keeps its memory bounded whatever the batch size.
+local EVENT_IDS_MAX = 20
+local function emit_ids(events, maxlen, name, ids)
+  for i = 1, #ids, EVENT_IDS_MAX do
+    emit(events, maxlen, 'event', name, 'ids',
+      table.concat(ids, ' ', i, math.min(i + EVENT_IDS_MAX - 1, #ids)))
+  end
+end
+
+-- Whether stream id `a` is greater than `b` (ids are "<ms>-<seq>").
+local function id_gt(a, b)
+  local a1, a2 = string.match(a, '(%d+)-(%d+)')
+  local b1, b2 = string.match(b, '(%d+)-(%d+)')
+  a1, a2, b1, b2 = tonumber(a1), tonumber(a2), tonumber(b1), tonumber(b2)
+  return a1 > b1 or (a1 == b1 and a2 > b2)
+end
+
+-- The id of the last entry the consumer group `group` of stream `key` delivered.
+local function last_delivered(key, group)
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local name, last
+    for f = 1, #g, 2 do
+      if g[f] == 'name' then name = g[f + 1] elseif g[f] == 'last-delivered-id' then last = g[f + 1] end
+    end
+    if name == group then return last end
+  end
+  return '0-0'
+end
+
+-- Acknowledges a batch's entries, one XACK per lane; `by_lane` maps a lane's KEYS index to
+-- entry ids. Returns true when every entry was still pending, i.e. still this worker's (the
+-- usual case): reclaim never hands an entry to another worker, it acknowledges it and gives
+-- the job a new entry (and `sid`), so a pending entry belongs to the worker that claimed it.
+local function ack_all(by_lane, group)
+  local all = true
+  for key_index, ids in pairs(by_lane) do
+    local n = 0
+    for i = 1, #ids, 500 do
+      n = n + redis.call('XACK', KEYS[key_index], group, unpack(ids, i, math.min(i + 499, #ids)))
+    end
+    if n < #ids then all = false end
+  end
+  return all
+end
+
+-- Whether this worker still owns the attempt of the job whose hash is `job`, read from lane
+-- entry `sid`: 'owned' while the job still has `sid` as its live entry and is not yet
+-- recorded; 'recorded' when this very attempt was recorded already (a batch sent again
+-- because its reply was lost to a dropped connection); 'lost' when reclaim or the sweep
+-- moved the job to a new entry, or it was removed. A worker records only what it owns.
+local function ownership(job, sid)
+  local f = redis.call('HMGET', job, 'state', 'sid')
+  if f[2] ~= sid then return 'lost' end
+  if f[1] == 'waiting' then return 'owned' end
+  return 'recorded'
+end
+
+-- How long the oldest pending entry of a lane may hold back trimming before acknowledged
+-- entries behind it are deleted one by one instead (bounds a stream behind a long job).
+local TRIM_HOLD_MS = 5000
+
+-- Drop acknowledged entries from lanes. XACK alone never shrinks a stream; XDEL per entry is
+-- costly (a scan inside the node), so trim whole nodes below the oldest entry still pending
+-- (XTRIM MINID ~), which never drops a pending entry. Entries acknowledged behind a
+-- long-pending one are deleted directly. `by_lane` maps a lane's KEYS index to the entry ids
+-- just acknowledged there.
+local function trim_acked(by_lane, group)
+  for key_index, ids in pairs(by_lane) do
+    local key = KEYS[key_index]
+    local oldest = redis.call('XPENDING', key, group, '-', '+', 1)[1]
+    if not oldest then
+      -- nothing pending: every entry up to the last delivered one is acknowledged, so trim
+      -- exactly past it (the lane keeps only entries not yet delivered)
+      local ms, seq = string.match(last_delivered(key, group), '(%d+)-(%d+)')
+      redis.call('XTRIM', key, 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+    else
+      redis.call('XTRIM', key, 'MINID', '~', oldest[1])
+      if tonumber(oldest[3]) > TRIM_HOLD_MS then
+        for i = 1, #ids, 500 do
+          redis.call('XDEL', key, unpack(ids, i, math.min(i + 499, #ids)))
+        end
+      end
+    end
+  end
+end
+
+-- Count finished jobs per minute in a bounded list (newest first) plus the current bucket,
+-- kept in the meta hash as fields `<tag>m` (minute) and `<tag>c` (count).
+local function bump_minute(meta, list, tag, now, n)
+  local minute = math.floor(now / 60000)
+  local cur = tonumber(redis.call('HGET', meta, tag .. 'm') or '-1')
+  if cur == minute then
+    redis.call('HINCRBY', meta, tag .. 'c', n)
+    return
+  end
+  if cur >= 0 then
+    redis.call('LPUSH', list, redis.call('HGET', meta, tag .. 'c') or '0')
+    local gap = math.min(minute - cur - 1, 1440)
+    for _ = 1, gap do redis.call('LPUSH', list, '0') end
+    redis.call('LTRIM', list, 0, 1439)
+  end
+  redis.call('HSET', meta, tag .. 'm', minute, tag .. 'c', n)
+end
+
+-- A job's log list: `<base>:logs:<id>` beside `<base>:job:<id>` (keys.rs job_logs).
+local function logs_key(job_prefix, id)
+  return string.sub(job_prefix, 1, -5) .. 'logs:' .. id
+end
+
+-- Delete a job's hash and logs; returns how many of the two existed.
+local function delete_job(job_prefix, id)
+  return redis.call('DEL', job_prefix .. id, logs_key(job_prefix, id))
+end
+
+-- Keep a finished set within `count` jobs (-1 = no limit) and `age` ms (0 = no limit),
+-- deleting at most `budget` jobs per call so one call never blocks Redis for long.
+local function trim_finished(set, job_prefix, count, age, now, budget)
+  local removed = 0
+  if count >= 0 then
+    local excess = redis.call('ZCARD', set) - count
+    if excess > 0 then
+      local popped = redis.call('ZPOPMIN', set, math.min(excess, budget))
+      for i = 1, #popped, 2 do
+        delete_job(job_prefix, popped[i])
+        removed = removed + 1
+      end
+    end
+  end
+  if age > 0 and removed < budget then
+    local old = redis.call('ZRANGEBYSCORE', set, '-inf', now - age, 'LIMIT', 0, budget - removed)
+    if #old > 0 then
+      redis.call('ZREM', set, unpack(old))
+      for _, id in ipairs(old) do delete_job(job_prefix, id) end
+    end
+  end
+end
+
+-- Wake blocked workers: member 'm' of the marker set, scored by when there is work (0 = now).
+local function wake(marker, at)
+  redis.call('ZADD', marker, 'LT', at, 'm')
+end

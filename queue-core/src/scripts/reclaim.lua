@@ -1,0 +1,85 @@
+-- reclaim: recover jobs whose worker stopped renewing their lease (crashed, killed, cut off).
+-- Runs under a short lock so concurrent reclaimers do not repeat each other's work. Each
+-- expired lane entry is claimed (XAUTOCLAIM, min idle = lease); its job's stall counter goes
+-- up; a job that stalled more than `max_stalls` times fails with that reason, the others get
+-- a fresh entry in their lane and run again. Pending entries whose stream entry is gone
+-- (deleted ids) are acknowledged; the consistency sweep re-enqueues their jobs. Consumers
+-- that hold nothing and have been idle for `consumer_idle` ms (stopped workers) are removed
+-- from the group; one with pending entries never is (that would drop its entries).
+--
+-- KEYS: 1 meta, 2 failed, 3 marker, 4 events, 5 lock, 6 per-minute failed list,
+--       7 .. lane streams
+-- ARGV: 1 group, 2 reclaimer consumer, 3 lease ms, 4 max stalls, 5 events maxlen,
+--       6 job key prefix, 7 lock ttl ms, 8 max entries per lane, 9 consumer idle ms
+-- Returns: {requeued, failed, acknowledged deleted}, or {-1} when another reclaimer holds
+-- the lock
+local meta, failed, marker, events, lock, per_minute =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local group, reclaimer, lease, max_stalls = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local maxlen, job_prefix, lock_ttl, budget = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local consumer_idle = tonumber(ARGV[9])
+if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
+
+local now = now_ms()
+local requeued, failed_ids, gone = {}, {}, 0
+local reason = 'job stalled more than ' .. max_stalls ..
+  ' time(s): its worker stopped renewing the lease (crashed or cut off)'
+for k = 7, #KEYS do
+  local key = KEYS[k]
+  local cursor, seen = '0-0', 0
+  repeat
+    local res = redis.call('XAUTOCLAIM', key, group, reclaimer, lease, cursor, 'COUNT', 100)
+    cursor = res[1]
+    for _, entry in ipairs(res[2]) do
+      seen = seen + 1
+      local sid, fields = entry[1], entry[2]
+      redis.call('XACK', key, group, sid)
+      redis.call('XDEL', key, sid)
+      local id = fields and fields[2]
+      local job = id and (job_prefix .. id)
+      if job and redis.call('EXISTS', job) == 1 then
+        local stalls = redis.call('HINCRBY', job, 'stalls', 1)
+        if stalls > max_stalls then
+          redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error', reason, 'stack', '')
+          -- no live entry any more: a worker still running it must not record an outcome
+          redis.call('HDEL', job, 'sid')
+          redis.call('ZADD', failed, now, id)
+          failed_ids[#failed_ids + 1] = id
+        else
+          local new_sid = redis.call('XADD', key, '*', 'i', id)
+          redis.call('HSET', job, 'state', 'waiting', 'sid', new_sid)
+          requeued[#requeued + 1] = id
+        end
+      end
+    end
+    -- 7.0+: ids still pending whose entries were deleted; acknowledge them so they stop
+    -- showing as active (their jobs are found by the sweep)
+    local deleted = res[3]
+    if deleted and #deleted > 0 then
+      redis.call('XACK', key, group, unpack(deleted))
+      gone = gone + #deleted
+    end
+  until cursor == '0-0' or seen >= budget
+  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', key, group)) do
+    local name, pending, idle
+    for f = 1, #c, 2 do
+      if c[f] == 'name' then name = c[f + 1]
+      elseif c[f] == 'pending' then pending = c[f + 1]
+      elseif c[f] == 'idle' then idle = c[f + 1] end
+    end
+    if pending == 0 and idle and idle > consumer_idle then
+      redis.call('XGROUP', 'DELCONSUMER', key, group, name)
+    end
+  end
+end
+if #requeued > 0 then
+  redis.call('HINCRBY', meta, 'waiting', #requeued)
+  emit_ids(events, maxlen, 'stalled', requeued)
+  wake(marker, 0)
+end
+if #failed_ids > 0 then
+  redis.call('HINCRBY', meta, 'failed_total', #failed_ids)
+  bump_minute(meta, per_minute, 'f', now, #failed_ids)
+  emit(events, maxlen, 'event', 'failed', 'ids', table.concat(failed_ids, ' '), 'error', reason)
+end
+return {#requeued, #failed_ids, gone}

@@ -1,0 +1,47 @@
+-- remove_jobs: delete jobs that are not running — waiting (its lane entry too), delayed,
+-- completed or failed — with their logs. An active job (its entry pending in the group) is
+-- refused: it can be removed once it finishes.
+--
+-- KEYS: 1 meta, 2 delayed, 3 completed, 4 failed, 5 events, 6 .. lane streams
+-- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 lanes version, 5 L,
+--       6 .. 5+L lane priorities, then the ids
+-- Returns: {'lanes', version} when stale, else {'ok', removed, then per refused or missing
+--          job: id, reason ('active' | 'missing')}
+local meta, delayed, completed, failed, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
+local L = tonumber(ARGV[5])
+local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
+if ver ~= ARGV[4] then return {'lanes', ver} end
+local lane_of = {}
+for i = 1, L do lane_of[ARGV[5 + i]] = 5 + i end
+local removed, refused, undelivered = {}, {}, 0
+local last_of = {}
+for i = 6 + L, #ARGV do
+  local id = ARGV[i]
+  local job = job_prefix .. id
+  local f = redis.call('HMGET', job, 'state', 'sid', 'prio')
+  local state, sid, lane = f[1], f[2], lane_of[f[3] or '0']
+  if not state then
+    refused[#refused + 1] = id; refused[#refused + 1] = 'missing'
+  elseif state == 'waiting' and sid and lane
+      and #redis.call('XPENDING', KEYS[lane], group, sid, sid, 1) > 0 then
+    refused[#refused + 1] = id; refused[#refused + 1] = 'active'
+  else
+    if state == 'waiting' and sid and lane then
+      last_of[lane] = last_of[lane] or last_delivered(KEYS[lane], group)
+      if redis.call('XDEL', KEYS[lane], sid) == 1 and id_gt(sid, last_of[lane]) then
+        undelivered = undelivered + 1
+      end
+    end
+    redis.call('ZREM', delayed, id)
+    redis.call('ZREM', completed, id)
+    redis.call('ZREM', failed, id)
+    delete_job(job_prefix, id)
+    removed[#removed + 1] = id
+  end
+end
+if undelivered > 0 then redis.call('HINCRBY', meta, 'waiting', -undelivered) end
+emit_ids(events, maxlen, 'removed', removed)
+local out = {'ok', #removed}
+for _, v in ipairs(refused) do out[#out + 1] = v end
+return out

@@ -1,0 +1,55 @@
+-- repair: the consistency sweep. Checks a batch of job hashes against the structures their
+-- state says they are in, and puts back any job left between states: a waiting job whose
+-- lane entry is gone (and not held by a worker) gets a new one; a delayed job missing from the delayed set is put back;
+-- a finished job missing from its retention set is added to it (so retention can remove it).
+--
+-- KEYS: 1 meta, 2 delayed, 3 completed, 4 failed, 5 marker, 6 .. 5+L lane streams,
+--       6+L .. job hashes
+-- ARGV: 1 group, 2 L, 3 .. 2+L lane priorities, then the job ids (as the job KEYS)
+-- Returns: number of jobs repaired
+local meta, delayed, completed, failed, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local group, L = ARGV[1], tonumber(ARGV[2])
+local lane_of = {}
+for i = 1, L do lane_of[ARGV[2 + i]] = 5 + i end
+local repaired, newly_waiting = 0, 0
+local last_of = {}
+for j = 6 + L, #KEYS do
+  local job = KEYS[j]
+  local id = ARGV[j - 3]
+  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished')
+  local state, sid, prio = f[1], f[2], f[3] or '0'
+  if state == 'waiting' then
+    local lane = lane_of[prio]
+    if lane then
+      local present = sid and (#redis.call('XRANGE', KEYS[lane], sid, sid) > 0
+        -- still pending: a worker holds it; its outcome, lease or a reclaim settles it
+        or #redis.call('XPENDING', KEYS[lane], group, sid, sid, 1) > 0)
+      if not present then
+        -- The `waiting` counter still counts a lost entry that was never delivered (its id
+        -- is past the group's last delivered one); one that was delivered is not counted
+        -- there any more, so its replacement adds one.
+        last_of[lane] = last_of[lane] or last_delivered(KEYS[lane], group)
+        if not (sid and id_gt(sid, last_of[lane])) then
+          newly_waiting = newly_waiting + 1
+        end
+        local new_sid = redis.call('XADD', KEYS[lane], '*', 'i', id)
+        redis.call('HSET', job, 'sid', new_sid)
+        repaired = repaired + 1
+      end
+    end
+  elseif state == 'delayed' then
+    if not redis.call('ZSCORE', delayed, id) then
+      redis.call('ZADD', delayed, tonumber(f[4] or '0'), id)
+      repaired = repaired + 1
+    end
+  elseif state == 'completed' or state == 'failed' then
+    local set = state == 'completed' and completed or failed
+    if not redis.call('ZSCORE', set, id) then
+      redis.call('ZADD', set, tonumber(f[5] or '0'), id)
+      repaired = repaired + 1
+    end
+  end
+end
+if newly_waiting > 0 then redis.call('HINCRBY', meta, 'waiting', newly_waiting) end
+if repaired > 0 then wake(marker, 0) end
+return repaired

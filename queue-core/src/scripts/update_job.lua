@@ -1,0 +1,37 @@
+-- update_job: change a stored job's data, or its priority. A waiting job moves to the back of
+-- its new lane (created if new); a delayed job keeps its due time and starts in the new lane.
+-- Running and finished jobs keep their priority (it no longer matters): refused.
+--
+-- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 old lane stream, 6 new lane stream
+-- ARGV: 1 id, 2 what ('data' | 'priority'), 3 new data JSON or new priority, 4 group,
+--       5 events maxlen
+-- Returns: 'ok', or 'missing', or 'active' / the state for a refused priority change
+local job, meta, lanes, events, old_lane, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, what, value, group, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local f = redis.call('HMGET', job, 'state', 'sid')
+local state, sid = f[1], f[2]
+if not state then return 'missing' end
+if what == 'data' then
+  drop_pieces(job, 'data')
+  local fields = {}
+  add_long(fields, 'data', value)
+  redis.call('HSET', job, unpack(fields))
+  emit(events, maxlen, 'event', 'updated', 'ids', id)
+  return 'ok'
+end
+if state ~= 'waiting' and state ~= 'delayed' then return state end
+if state == 'waiting' and sid and #redis.call('XPENDING', old_lane, group, sid, sid, 1) > 0 then
+  return 'active'
+end
+if not redis.call('ZSCORE', lanes, value) then
+  pcall(redis.call, 'XGROUP', 'CREATE', new_lane, group, '0', 'MKSTREAM')
+  redis.call('ZADD', lanes, value, value)
+  redis.call('HINCRBY', meta, 'lanes_ver', 1)
+end
+if state == 'waiting' and sid then
+  redis.call('XDEL', old_lane, sid)
+  redis.call('HSET', job, 'sid', redis.call('XADD', new_lane, '*', 'i', id))
+end
+if value == '0' then redis.call('HDEL', job, 'prio') else redis.call('HSET', job, 'prio', value) end
+emit(events, maxlen, 'event', 'updated', 'ids', id)
+return 'ok'

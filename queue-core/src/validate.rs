@@ -1,0 +1,59 @@
+//! Validation of names users type: queue names and key prefixes.
+
+use crate::error::{Error, Result};
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// A queue name is 1–128 characters of `[A-Za-z0-9._-]`.
+pub fn validate_queue_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 128 || !name.chars().all(is_name_char) {
+        return Err(Error::InvalidQueueName(name.to_string()));
+    }
+    Ok(())
+}
+
+/// A key prefix follows the queue-name rule, so it cannot break the `{prefix:queue}` tag.
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(is_name_char) {
+        return Err(Error::Config(format!(
+            "prefix {prefix:?} is invalid: use 1-64 characters of A-Z a-z 0-9 . _ -"
+        )));
+    }
+    Ok(())
+}
+
+/// A job id given by the user: 1–256 printable characters without spaces.
+pub fn validate_job_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "job id",
+            format!("{id:?}: use 1-256 printable ASCII characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names() {
+        for ok in ["a", "video", "a.b_c-D9", &"x".repeat(128)] {
+            validate_queue_name(ok).unwrap();
+        }
+        for bad in ["", "bad name!", "a:b", "{x}", "é", &"x".repeat(129)] {
+            let err = validate_queue_name(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn job_ids() {
+        validate_job_id("order-42").unwrap();
+        assert!(validate_job_id("has space").is_err());
+        assert!(validate_job_id("").is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! The finisher of one queue: collects attempt outcomes and records them in batches —
+//! one `complete` call for the successes and one `fail_or_retry` call for the failures of
+//! a batch. Results are kept in memory and retried until Redis takes them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::handler::JobError;
+use super::held::Held;
+use super::outage::Outage;
+use super::run::{Active, Ending, Outcome};
+use crate::error::Result;
+use crate::job::Retention;
+use crate::keys::GROUP;
+use crate::queue::Queue;
+use crate::scripts::{self, EVENTS_MAXLEN, TRIM_BUDGET};
+
+/// Most outcomes recorded by one script call.
+const MAX_BATCH: usize = 1_000;
+
+/// Runs until every sender is gone and the channel is drained.
+pub(crate) async fn finish_loop(
+    queue: Queue,
+    held: Arc<Held>,
+    mut rx: mpsc::UnboundedReceiver<Outcome>,
+) {
+    let mut outage = Outage::new(format!("recording results in queue {}", queue.name()));
+    let mut batch = Vec::with_capacity(64);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        loop {
+            match record(&queue, &batch).await {
+                Ok(lost) => {
+                    outage.recovered();
+                    if !lost.is_empty() {
+                        tracing::warn!(
+                            queue = %queue.name(),
+                            jobs = ?lost,
+                            "outcomes not recorded: these jobs were reclaimed by another worker"
+                        );
+                    }
+                    break;
+                }
+                Err(e) => {
+                    // keep the outcomes (the entries stay ours while leases are renewed)
+                    tokio::time::sleep(outage.failed(&e)).await;
+                }
+            }
+        }
+        held.remove(batch.iter().map(|o| o.job.sid.as_str()));
+        batch.clear();
+    }
+}
+
+/// Records a batch; returns the ids of jobs this worker had lost to a reclaimer.
+async fn record(queue: &Queue, batch: &[Outcome]) -> Result<Vec<String>> {
+    let mut ok: Vec<(&Active, &str)> = Vec::new();
+    let mut failed: Vec<(&Active, &JobError)> = Vec::new();
+    for o in batch {
+        match &o.ending {
+            Ending::Completed(r) => ok.push((&o.job, r)),
+            Ending::Failed(e) => failed.push((&o.job, e)),
+            // left pending on purpose: reclaimed after the lease
+            Ending::Abandoned => {}
+        }
+    }
+    let mut lost = Vec::new();
+    for (policy, group) in by_policy(&ok, |o| {
+        o.remove_on_complete.unwrap_or(Retention::DEFAULT_COMPLETED)
+    }) {
+        lost.extend(complete(queue, &group, policy).await?);
+    }
+    for (policy, group) in by_policy(&failed, |o| {
+        o.remove_on_fail.unwrap_or(Retention::DEFAULT_FAILED)
+    }) {
+        lost.extend(fail_or_retry(queue, &group, policy).await?);
+    }
+    Ok(lost)
+}
+
+/// Groups outcomes by their retention policy (an argument of a whole script call), keeping
+/// the batch's order within each group.
+fn by_policy<'a, T: Copy>(
+    items: &[(&'a Active, T)],
+    policy: impl Fn(&crate::job::JobOptions) -> Retention,
+) -> Vec<(Retention, Vec<(&'a Active, T)>)> {
+    let mut groups: Vec<(Retention, Vec<(&'a Active, T)>)> = Vec::new();
+    for &(job, x) in items {
+        let p = policy(&job.raw.opts);
+        match groups.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, g)) => g.push((job, x)),
+            None => groups.push((p, vec![(job, x)])),
+        }
+    }
+    groups
+}
+
+/// Lane keys of a batch and each job's 1-based lane number among them.
+fn lanes_of(queue: &Queue, jobs: &[&Active]) -> (Vec<String>, Vec<usize>) {
+    let prios: Vec<i32> = jobs
+        .iter()
+        .map(|j| j.prio)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let numbers = jobs
+        .iter()
+        .map(|j| prios.iter().position(|p| *p == j.prio).unwrap_or(0) + 1)
+        .collect();
+    let keys = prios.iter().map(|p| queue.inner.keys.lane(*p)).collect();
+    (keys, numbers)
+}
+
+async fn complete(
+    queue: &Queue,
+    jobs: &[(&Active, &str)],
+    policy: Retention,
+) -> Result<Vec<String>> {
+    let keys = &queue.inner.keys;
+    let actives: Vec<&Active> = jobs.iter().map(|(j, _)| *j).collect();
+    let (lane_keys, numbers) = lanes_of(queue, &actives);
+    let (keep, age) = policy.as_args();
+    let mut inv = scripts::COMPLETE.prepare_invoke();
+    inv.key(keys.meta())
+        .key(keys.completed())
+        .key(keys.events())
+        .key(keys.metrics_completed());
+    for k in &lane_keys {
+        inv.key(k);
+    }
+    inv.arg(GROUP)
+        .arg(EVENTS_MAXLEN)
+        .arg(keys.job_prefix())
+        .arg(jobs.len())
+        .arg(keep)
+        .arg(age)
+        .arg(TRIM_BUDGET);
+    for ((job, result), lane) in jobs.iter().zip(numbers) {
+        inv.arg(&job.raw.id)
+            .arg(lane)
+            .arg(&job.sid)
+            .arg(*result)
+            .arg(job.raw.attempt)
+            .arg(job.started_ms);
+    }
+    let mut conn = queue.inner.redis.conn();
+    inv.invoke_async(&mut conn)
+        .await
+        .map_err(|e| queue.inner.redis.err(e))
+}
+
+async fn fail_or_retry(
+    queue: &Queue,
+    jobs: &[(&Active, &JobError)],
+    policy: Retention,
+) -> Result<Vec<String>> {
+    let keys = &queue.inner.keys;
+    let actives: Vec<&Active> = jobs.iter().map(|(j, _)| *j).collect();
+    let (lane_keys, numbers) = lanes_of(queue, &actives);
+    let (keep, age) = policy.as_args();
+    let mut inv = scripts::FAIL_OR_RETRY.prepare_invoke();
+    inv.key(keys.meta())
+        .key(keys.delayed())
+        .key(keys.failed())
+        .key(keys.marker())
+        .key(keys.events())
+        .key(keys.metrics_failed());
+    for k in &lane_keys {
+        inv.key(k);
+    }
+    inv.arg(GROUP)
+        .arg(EVENTS_MAXLEN)
+        .arg(keys.job_prefix())
+        .arg(jobs.len())
+        .arg(keep)
+        .arg(age)
+        .arg(TRIM_BUDGET);
+    for ((job, err), lane) in jobs.iter().zip(numbers) {
+        let retry = retry_delay(job, err);
+        inv.arg(&job.raw.id)
+            .arg(lane)
+            .arg(&job.sid)
+            .arg(err.message())
+            .arg(err.detail().unwrap_or(""))
+            .arg(retry.map_or(-1, |d| d.as_millis() as i64))
+            .arg(job.raw.attempt)
+            .arg(job.started_ms);
+    }
+    let mut conn = queue.inner.redis.conn();
+    let reply: redis::Value = inv
+        .invoke_async(&mut conn)
+        .await
+        .map_err(|e| queue.inner.redis.err(e))?;
+    // {retried, failed, lost id…}
+    let mut r = crate::scripts::Reply::new(&reply)?;
+    let (_retried, _failed) = (r.int()?, r.int()?);
+    let mut lost = Vec::with_capacity(r.remaining());
+    while r.remaining() > 0 {
+        lost.push(r.string()?);
+    }
+    Ok(lost)
+}
+
+/// When a failed attempt runs again, or `None` when the job fails for good.
+fn retry_delay(job: &Active, err: &JobError) -> Option<Duration> {
+    let opts = &job.raw.opts;
+    if !err.is_retryable() || job.raw.attempt >= opts.max_attempts() {
+        return None;
+    }
+    Some(
+        opts.backoff
+            .map(|b| b.delay_after(job.raw.attempt))
+            .unwrap_or(Duration::ZERO),
+    )
+}

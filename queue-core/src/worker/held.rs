@@ -1,0 +1,77 @@
+//! The jobs a worker holds in one queue (claimed, running or waiting to be recorded), by lane
+//! entry. The lease loop renews exactly these; a job reported lost is cancelled here.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio_util::sync::CancellationToken;
+
+use super::run::Active;
+
+struct HeldJob {
+    prio: i32,
+    id: String,
+    /// `<attempt>:<start ms>`, recorded with each lease renewal.
+    run: String,
+    cancel: CancellationToken,
+}
+
+/// A held entry as the lease renewal needs it.
+pub(crate) struct HeldEntry {
+    pub sid: String,
+    pub id: String,
+    pub run: String,
+}
+
+#[derive(Default)]
+pub(crate) struct Held(Mutex<HashMap<String, HeldJob>>);
+
+impl Held {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, HeldJob>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a claimed job's entry; its handler watches `cancel`.
+    pub fn insert(&self, job: &Active, cancel: CancellationToken) {
+        self.map().insert(
+            job.sid.clone(),
+            HeldJob {
+                prio: job.prio,
+                id: job.raw.id.clone(),
+                run: format!("{}:{}", job.raw.attempt, job.started_ms),
+                cancel,
+            },
+        );
+    }
+
+    /// Forgets entries whose outcome is recorded (or abandoned).
+    pub fn remove<'a>(&self, sids: impl IntoIterator<Item = &'a str>) {
+        let mut map = self.map();
+        for sid in sids {
+            map.remove(sid);
+        }
+    }
+
+    /// Entries held, grouped by lane priority.
+    pub fn by_lane(&self) -> HashMap<i32, Vec<HeldEntry>> {
+        let mut out: HashMap<i32, Vec<HeldEntry>> = HashMap::new();
+        for (sid, job) in self.map().iter() {
+            out.entry(job.prio).or_default().push(HeldEntry {
+                sid: sid.clone(),
+                id: job.id.clone(),
+                run: job.run.clone(),
+            });
+        }
+        out
+    }
+
+    /// A reclaimer took these entries: stop their handlers (their outcome will not count).
+    pub fn lose(&self, sids: &[String]) {
+        let mut map = self.map();
+        for sid in sids {
+            if let Some(job) = map.remove(sid) {
+                job.cancel.cancel();
+            }
+        }
+    }
+}

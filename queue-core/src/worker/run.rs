@@ -1,0 +1,140 @@
+//! Running one claimed job: call its handler with a timeout, catch panics, and hand the
+//! outcome to the queue's finisher. Whatever the handler does, the worker keeps running.
+
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+
+use super::ctx::Ctx;
+use super::handler::{ErasedHandler, JobError, RawJob};
+use crate::duration::format_duration;
+use crate::queue::Queue;
+
+/// A job this worker holds: what its handler needs and what finishing it needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Active {
+    pub raw: RawJob,
+    /// Priority lane it was read from.
+    pub prio: i32,
+    /// Stream entry id in that lane.
+    pub sid: String,
+    /// When this attempt was claimed (ms, Redis clock).
+    pub started_ms: i64,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// Succeeded with this JSON return value.
+    Completed(String),
+    /// Failed (error, panic or timeout).
+    Failed(JobError),
+    /// Stopped without an outcome (shutdown deadline, or the lease was lost): nothing is
+    /// recorded, the job is left for reclaim.
+    Abandoned,
+}
+
+/// An attempt's ending, for the finisher.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub job: Active,
+    pub ending: Ending,
+}
+
+enum Stop {
+    Returned(std::thread::Result<Result<String, JobError>>),
+    TimedOut(std::time::Duration),
+    Cancelled,
+}
+
+pub(crate) async fn run_job(
+    queue: Queue,
+    handler: Option<ErasedHandler>,
+    job: Active,
+    permit: OwnedSemaphorePermit,
+    done: mpsc::UnboundedSender<Outcome>,
+    cancel: CancellationToken,
+) {
+    let ending = match handler {
+        None => Ending::Failed(JobError::new(format!(
+            "no handler registered for '{}'",
+            job.raw.name
+        ))),
+        Some(handler) => {
+            let ctx = Ctx {
+                queue,
+                job_id: job.raw.id.clone(),
+                attempt: job.raw.attempt,
+                cancel: cancel.clone(),
+            };
+            let call = AssertUnwindSafe(handler(job.raw.clone(), ctx)).catch_unwind();
+            let limit = job
+                .raw
+                .opts
+                .timeout_ms
+                .map(std::time::Duration::from_millis);
+            // biased: a handler that watches the token returns as soon as it fires; that
+            // return must not win over the cancellation it is reacting to
+            let stop = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Stop::Cancelled,
+                r = async {
+                    match limit {
+                        Some(l) => tokio::time::timeout(l, call).await.map_or(Stop::TimedOut(l), Stop::Returned),
+                        None => Stop::Returned(call.await),
+                    }
+                } => r,
+            };
+            // cancelled from outside (shutdown deadline, lease lost) before we cancel it below
+            let cancelled = cancel.is_cancelled();
+            // the handler future is dropped by now; tell any child work to stop too
+            cancel.cancel();
+            match stop {
+                Stop::Returned(Ok(Ok(result))) => Ending::Completed(result),
+                // a failure caused by the cancellation is no outcome: leave it for reclaim
+                _ if cancelled => Ending::Abandoned,
+                Stop::Returned(Ok(Err(e))) => Ending::Failed(e),
+                Stop::Returned(Err(panic)) => Ending::Failed(JobError::new(format!(
+                    "handler panicked: {}",
+                    panic_message(&*panic)
+                ))),
+                Stop::TimedOut(l) => Ending::Failed(JobError::new(format!(
+                    "timed out after {}",
+                    format_duration(l)
+                ))),
+                Stop::Cancelled => Ending::Abandoned,
+            }
+        }
+    };
+    match &ending {
+        Ending::Failed(e) => tracing::warn!(
+            queue = %job.raw.queue,
+            job = %job.raw.id,
+            name = %job.raw.name,
+            attempt = job.raw.attempt,
+            error = %e,
+            "job attempt failed"
+        ),
+        Ending::Abandoned => tracing::info!(
+            queue = %job.raw.queue,
+            job = %job.raw.id,
+            "job stopped without an outcome: left for another worker to reclaim"
+        ),
+        Ending::Completed(_) => {}
+    }
+    // the slot frees as soon as the outcome is queued: recording it is batched separately
+    let _ = done.send(Outcome { job, ending });
+    drop(permit);
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}

@@ -1,0 +1,193 @@
+//! The schedule loop of one queue: fire the ticks of repeatable jobs that are due.
+//!
+//! Every worker runs it, and correctness does not depend on how many do: a tick is first
+//! claimed by the `schedule_fire` script (a compare-and-set on the schedule's due score, so
+//! one worker wins), and only the winner adds the tick's job, whose id is derived from the
+//! schedule and the tick. Between ticks the loop sleeps until the earliest one is due, but
+//! at most [`MAX_IDLE`], so a schedule added meanwhile is picked up within about a second.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::outage::Outage;
+use crate::error::{Error, Result};
+use crate::job::NewJob;
+use crate::queue::Queue;
+use crate::schedule::Schedule;
+use crate::scripts;
+
+/// Longest the loop sleeps before looking at the due set again.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+/// Most due schedules fired per round (more are fired in the next round, at once).
+const BATCH: usize = 200;
+/// Pause after a round that claimed nothing.
+const LOST_RACE_PAUSE: Duration = Duration::from_millis(10);
+
+pub(crate) async fn schedule_loop(queue: Queue, stop: CancellationToken) {
+    let mut outage = Outage::new(format!("firing schedules of queue {}", queue.name()));
+    while !stop.is_cancelled() {
+        let wait = match fire_due(&queue).await {
+            Ok(wait) => {
+                outage.recovered();
+                wait.min(MAX_IDLE)
+            }
+            Err(e) => outage.failed(&e),
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A due schedule this worker wants to move from `tick` to `next`, and the job to add
+/// once it has claimed the tick (`None`: drop a broken schedule from the due set).
+struct Claim {
+    id: String,
+    tick: u64,
+    next: Option<u64>,
+    job: Option<NewJob>,
+}
+
+/// One round: fire every schedule due now; returns how long until the earliest next tick
+/// (zero after firing: look again at once).
+pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
+    let inner = &queue.inner;
+    let keys = &inner.keys;
+    let mut conn = inner.redis.conn();
+    let ((secs, micros), earliest): ((u64, u64), Vec<(String, f64)>) = redis::pipe()
+        .atomic()
+        .cmd("TIME")
+        .zrange_withscores(keys.schedules_due(), 0, BATCH as isize - 1)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+    let now = secs * 1000 + micros / 1000;
+    let due: Vec<(String, u64)> = earliest
+        .iter()
+        .map(|(id, score)| (id.clone(), score.max(0.0) as u64))
+        .filter(|(_, tick)| *tick <= now)
+        .collect();
+    if due.is_empty() {
+        return Ok(earliest
+            .first()
+            .map(|(_, score)| Duration::from_millis((*score as u64).saturating_sub(now)))
+            .unwrap_or(MAX_IDLE));
+    }
+    let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
+    let defs: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(keys.schedules())
+        .arg(&ids)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+    let claims: Vec<Claim> = due
+        .into_iter()
+        .zip(defs)
+        .map(|((id, tick), def)| plan(queue, id, tick, def, now))
+        .collect();
+    let claimed = move_ticks(
+        queue,
+        claims.iter().map(|c| (c.id.as_str(), c.tick, c.next)),
+    )
+    .await?;
+    let (fired, jobs): (Vec<&Claim>, Vec<NewJob>) = claims
+        .iter()
+        .zip(claimed)
+        .filter(|(_, won)| *won)
+        .filter_map(|(c, _)| c.job.clone().map(|j| (c, j)))
+        .unzip();
+    if jobs.is_empty() {
+        // other workers fired them (or a broken schedule was dropped): look again shortly,
+        // never spin on a tick this worker cannot claim
+        return Ok(LOST_RACE_PAUSE);
+    }
+    if let Err(e) = queue.add_bulk(jobs).await {
+        // give the ticks back so that a worker fires them once Redis answers again (the
+        // job ids make a second add of one that did get stored a no-op)
+        let back = fired
+            .iter()
+            .filter_map(|c| c.next.map(|next| (c.id.as_str(), next, Some(c.tick))));
+        if let Err(e2) = move_ticks(queue, back).await {
+            tracing::warn!(
+                queue = %queue.name(),
+                error = %e2,
+                "could not give back schedule ticks whose jobs were not added: they are skipped"
+            );
+        }
+        return Err(e);
+    }
+    for c in &fired {
+        tracing::debug!(queue = %queue.name(), schedule = %c.id, tick = c.tick, "schedule fired");
+    }
+    Ok(Duration::ZERO)
+}
+
+/// What to do with schedule `id`, due at `tick`: fire that tick (once, even if later ticks
+/// were missed too: no burst after an outage) and move on to the first tick after `now`.
+fn plan(queue: &Queue, id: String, tick: u64, def: Option<String>, now: u64) -> Claim {
+    let parsed = def
+        .ok_or_else(|| Error::Protocol("it has a due tick but no definition".into()))
+        .and_then(|json| Schedule::from_stored(&id, &json))
+        .and_then(|s| Ok((s.repeat.next_after(now)?, s)));
+    match parsed {
+        Ok((next, schedule)) => Claim {
+            job: Some(schedule.job_for_tick(tick)),
+            id,
+            tick,
+            next,
+        },
+        Err(e) => {
+            tracing::error!(
+                queue = %queue.name(),
+                schedule = %id,
+                error = %e,
+                "schedule cannot be fired: it is taken off the due set (upsert it again to fix)"
+            );
+            Claim {
+                id,
+                tick,
+                next: None,
+                job: None,
+            }
+        }
+    }
+}
+
+/// One `schedule_fire` call: move each schedule's due tick `from` → `to` if it still is
+/// `from` (`to` = None: off the due set). Returns which moves happened.
+async fn move_ticks<'a>(
+    queue: &Queue,
+    moves: impl Iterator<Item = (&'a str, u64, Option<u64>)>,
+) -> Result<Vec<bool>> {
+    let inner = &queue.inner;
+    let keys = &inner.keys;
+    let mut inv = scripts::SCHEDULE_FIRE.prepare_invoke();
+    inv.key(keys.schedules()).key(keys.schedules_due());
+    let mut n = 0;
+    for (id, from, to) in moves {
+        inv.arg(id)
+            .arg(from)
+            .arg(to.map(|t| t as i64).unwrap_or(-1));
+        n += 1;
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut conn = inner.redis.conn();
+    let out: Vec<i64> = inv
+        .invoke_async(&mut conn)
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+    if out.len() != n {
+        return Err(Error::Protocol(format!(
+            "schedule_fire returned {} results for {n} schedules",
+            out.len()
+        )));
+    }
+    Ok(out.into_iter().map(|v| v == 1).collect())
+}

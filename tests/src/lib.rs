@@ -1,0 +1,397 @@
+//! Shared harness for jobq's integration tests: a real Redis, and a fresh key prefix per
+//! test so tests never see each other's queues.
+//!
+//! `scripts/test` starts one private Redis and passes it as `JOBQ_TEST_REDIS_URL`. Without
+//! it (a bare `cargo test`), the first test of a process starts a private `redis-server`
+//! on a free port, which lives as long as the process.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use queue_core::{Config, Queue, Redis, Worker, WorkerBuilder};
+
+mod proxy;
+pub use proxy::Proxy;
+
+/// A private `redis-server` this process started; stopped when dropped, and also when the
+/// test process dies (a watchdog shell ends it), so no server outlives its tests.
+pub struct RedisServer {
+    watchdog: Option<Child>,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on a free loopback port with the extra `args`
+    /// (e.g. `["--appendonly", "yes"]`).
+    pub fn start(args: &[&str]) -> RedisServer {
+        RedisServer::start_on(free_port(), args)
+    }
+
+    /// Starts `redis-server` on the given loopback `port` with the extra `args`: for tests
+    /// that point a client at a port before anything listens there.
+    pub fn start_on(port: u16, args: &[&str]) -> RedisServer {
+        let dir =
+            std::env::temp_dir().join(format!("jobq-test-redis-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create redis dir");
+        let mut server = RedisServer {
+            watchdog: None,
+            port,
+            dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        server.launch();
+        server
+    }
+
+    fn launch(&mut self) {
+        // The shell runs redis-server and ends it when this test process is gone.
+        let script = format!(
+            "redis-server \"$@\" & rp=$!; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $rp 2>/dev/null; do sleep 0.3; done; \
+             kill -9 $rp 2>/dev/null; wait $rp 2>/dev/null",
+            pid = std::process::id()
+        );
+        let port = self.port.to_string();
+        let mut args: Vec<String> = [
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push("--dir".into());
+        args.push(self.dir.display().to_string());
+        args.push("--pidfile".into());
+        args.push(self.dir.join("redis.pid").display().to_string());
+        args.extend(self.args.iter().cloned());
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("redis-watchdog")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        self.watchdog = Some(child);
+        self.wait_ready();
+    }
+
+    /// `host:port` of the server.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let ping = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string(), "ping"])
+                .output();
+            if matches!(ping, Ok(o) if o.stdout.starts_with(b"PONG")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    /// Stops the server as an operator would (SHUTDOWN: AOF is flushed), and waits for it.
+    pub fn stop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown"])
+            .output();
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+            .output();
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Path of a workspace binary (`jobq-worker`, `jobq`) built beside the test executable.
+/// `scripts/test` builds them first; a bare `cargo test` needs `cargo build --bins`.
+pub fn bin_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `jobq-worker` process; killed (SIGKILL) when dropped.
+pub struct WorkerProcess {
+    pub child: Child,
+    log: std::path::PathBuf,
+}
+
+impl WorkerProcess {
+    /// Starts `jobq-worker` against `url` and `prefix` with extra `args`.
+    pub fn start(url: &str, prefix: &str, args: &[&str]) -> WorkerProcess {
+        let log = std::env::temp_dir().join(format!("jobq-worker-{prefix}-{}.log", rand_u64()));
+        let file = std::fs::File::create(&log).expect("worker log file");
+        let child = Command::new(bin_path("jobq-worker"))
+            .args(["--redis-url", url, "--prefix", prefix])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start jobq-worker");
+        WorkerProcess { child, log }
+    }
+
+    /// Sends a signal by name (`KILL`, `TERM`, `INT`).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Everything it has written to stderr (its log) so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn shared_url() -> String {
+    if let Ok(url) = std::env::var("JOBQ_TEST_REDIS_URL") {
+        return url;
+    }
+    static SERVER: OnceLock<Mutex<RedisServer>> = OnceLock::new();
+    let server = SERVER.get_or_init(|| Mutex::new(RedisServer::start(&[])));
+    server.lock().unwrap_or_else(|e| e.into_inner()).url()
+}
+
+/// One test's view of Redis: its own prefix, a config and a connection.
+pub struct TestEnv {
+    pub config: Config,
+    pub redis: Redis,
+}
+
+impl TestEnv {
+    /// A fresh prefix on the shared test Redis.
+    pub async fn new() -> TestEnv {
+        TestEnv::on(&shared_url()).await
+    }
+
+    /// A fresh prefix on the Redis at `url`.
+    pub async fn on(url: &str) -> TestEnv {
+        TestEnv::on_prefix(url, &fresh_prefix()).await
+    }
+
+    /// The Redis at `url` under a given `prefix` (e.g. one a worker process was started
+    /// with before Redis was up).
+    pub async fn on_prefix(url: &str, prefix: &str) -> TestEnv {
+        let config = Config::new(url)
+            .and_then(|c| c.with_prefix(prefix))
+            .expect("test config");
+        let redis = Redis::connect(&config)
+            .await
+            .expect("connect to test redis");
+        TestEnv { config, redis }
+    }
+
+    /// Opens `name` under this test's prefix.
+    pub async fn queue(&self, name: &str) -> Queue {
+        Queue::open(&self.redis, self.config.prefix(), name)
+            .await
+            .expect("open queue")
+    }
+
+    /// A worker builder on this test's connection.
+    pub fn worker(&self) -> WorkerBuilder {
+        Worker::builder(self.config.clone()).redis(self.redis.clone())
+    }
+
+    /// A raw connection for assertions on keys.
+    pub async fn raw(&self) -> redis::aio::ConnectionManager {
+        self.redis.conn()
+    }
+}
+
+/// Runs `worker` in the background; the returned guard shuts it down (gracefully) on drop.
+pub fn spawn_worker(worker: Worker) -> WorkerGuard {
+    let token = worker.shutdown_token();
+    let handle = tokio::spawn(async move { worker.run().await });
+    WorkerGuard {
+        token,
+        handle: Some(handle),
+    }
+}
+
+/// Shuts a background worker down when dropped (or explicitly with [`WorkerGuard::stop`]).
+pub struct WorkerGuard {
+    token: tokio_util_token::CancellationToken,
+    handle: Option<tokio::task::JoinHandle<queue_core::Result<()>>>,
+}
+
+/// Re-export so tests need not depend on tokio-util themselves.
+pub mod tokio_util_token {
+    pub use queue_core::worker::CancellationToken;
+}
+
+impl WorkerGuard {
+    /// Signals shutdown and waits for the worker to return.
+    pub async fn stop(mut self) -> queue_core::Result<()> {
+        self.token.cancel();
+        match self.handle.take() {
+            Some(h) => h.await.expect("worker task panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until exactly `n` jobs of `queue` are active (held by workers).
+pub async fn wait_active(queue: &Queue, n: u64, timeout: Duration) {
+    eventually(
+        timeout,
+        &format!("{n} active jobs in {}", queue.name()),
+        || async { (queue.counts().await.ok()?.active == n).then_some(()) },
+    )
+    .await
+}
+
+/// Waits until `queue` has recorded `n` completed plus failed jobs in total.
+pub async fn wait_finished(queue: &Queue, n: u64, timeout: Duration) -> queue_core::Counts {
+    eventually(
+        timeout,
+        &format!("{n} jobs to finish in {}", queue.name()),
+        || async {
+            let c = queue.counts().await.ok()?;
+            (c.completed_total + c.failed_total >= n).then_some(c)
+        },
+    )
+    .await
+}
+
+/// A fresh, random key prefix (what [`TestEnv::on`] uses).
+pub fn fresh_prefix() -> String {
+    format!("t{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Milliseconds since the epoch by this machine's clock (the test Redis runs here too).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,116 @@
+//! A TCP proxy in front of Redis that a test can turn against its clients: swallow every
+//! reply (commands still reach Redis and run) and cut every open connection. It stages the
+//! failure a real network makes at the worst moment: a write that happened, whose reply
+//! never arrived.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A proxy listening on a free loopback port; stops when dropped.
+pub struct Proxy {
+    addr: SocketAddr,
+    drop_replies: Arc<AtomicBool>,
+    cuts: watch::Sender<u64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy to the Redis at `target` (`host:port`).
+    pub async fn start(target: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let drop_replies = Arc::new(AtomicBool::new(false));
+        let (cuts, _) = watch::channel(0u64);
+        let accept = tokio::spawn({
+            let target = target.to_string();
+            let drop_replies = drop_replies.clone();
+            let cuts = cuts.clone();
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(&target).await else {
+                        continue;
+                    };
+                    tokio::spawn(pipe(client, server, drop_replies.clone(), cuts.subscribe()));
+                }
+            }
+        });
+        Proxy {
+            addr,
+            drop_replies,
+            cuts,
+            accept,
+        }
+    }
+
+    /// `redis://` URL of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// While on, commands reach Redis but their replies are thrown away.
+    pub fn drop_replies(&self, on: bool) {
+        self.drop_replies.store(on, Ordering::SeqCst);
+    }
+
+    /// Closes every connection open now (new ones are accepted as before).
+    pub fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// Copies bytes both ways until either side closes or the proxy cuts the connection.
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    drop_replies: Arc<AtomicBool>,
+    mut cuts: watch::Receiver<u64>,
+) {
+    let (mut client_rd, mut client_wr) = client.into_split();
+    let (mut server_rd, mut server_wr) = server.into_split();
+    let requests = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match client_rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if server_wr.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let replies = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match server_rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if drop_replies.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    if client_wr.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = requests => {}
+        _ = replies => {}
+        _ = cuts.changed() => {}
+    }
+}

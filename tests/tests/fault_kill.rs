@@ -1,0 +1,77 @@
+//! Guarantee 1 under SIGKILL: a worker process killed with jobs in flight loses none of
+//! them. Another worker reclaims every job once its lease expires and runs it to
+//! completion. Nothing is marked failed, and no attempt of the dead worker is counted.
+//!
+//! Each test starts its own `redis-server`, and runs `jobq-worker` processes
+//! (`cargo build --bins` first).
+
+use std::time::{Duration, Instant};
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_kill_9_with_50_jobs_in_flight_loses_nothing() {
+    const Q: &str = "faultkill";
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue(Q).await;
+    let prefix = env.config.prefix().to_string();
+    let args = ["--queues", Q, "--concurrency", "50", "--lease", "2s"];
+
+    let mut first = WorkerProcess::start(&server.url(), &prefix, &args);
+    let jobs: Vec<NewJob> = (0..50)
+        .map(|_| NewJob::new("diag.sleep", &json!({"ms": 3000}), JobOptions::new()).unwrap())
+        .collect();
+    let ids: Vec<String> = q
+        .add_bulk(jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids.len(), 50);
+
+    // every job is running on the first worker
+    wait_active(&q, 50, Duration::from_secs(10)).await;
+    first.signal("KILL");
+    let killed = Instant::now();
+    eventually(Duration::from_secs(5), "the killed worker to exit", || {
+        let gone = !first.is_running();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    // nothing finished before the kill: the jobs run 3 s
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.completed_total, c.failed_total), (0, 0), "{c:?}");
+
+    let mut second = WorkerProcess::start(&server.url(), &prefix, &args);
+    // lease 2 s + one reclaim tick + a 3 s re-run, with room to spare
+    let c = wait_finished(&q, 50, Duration::from_secs(20)).await;
+    let recovery = killed.elapsed();
+    eprintln!("kill -9 with 50 jobs in flight: all 50 completed {recovery:?} after the kill");
+
+    assert_eq!(c.failed_total, 0, "a job was marked failed: {c:?}");
+    assert_eq!(c.completed_total, 50, "{c:?}");
+    assert_eq!(c.completed, 50, "{c:?}");
+    assert_eq!(
+        (c.waiting, c.active, c.delayed, c.failed),
+        (0, 0, 0, 0),
+        "{c:?}"
+    );
+    for id in &ids {
+        let info = q.job(id).await.unwrap();
+        assert_eq!(info.state, JobState::Completed, "job {id}");
+        // the killed worker's attempt never ended, so it is not counted
+        assert_eq!(info.attempts_made, 1, "job {id}");
+        assert_eq!(info.return_value, Some(json!(3000)), "job {id}");
+    }
+    // the reclaim needs the lease to expire first; a faster recovery means the jobs were
+    // not really recovered by lease expiry
+    assert!(
+        recovery >= Duration::from_secs(4),
+        "recovered faster than lease + job time: {recovery:?}"
+    );
+    assert!(second.is_running(), "{}", second.stderr());
+}

@@ -1,0 +1,146 @@
+//! Guarantee 1, leases: a live worker renews the lease of a long job, so the job is never
+//! reclaimed and never runs twice. A job whose worker keeps dying is not re-run forever:
+//! after `max_stalls` reclaims it fails, with a reason that says it stalled.
+//!
+//! Each test starts its own `redis-server`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobq_tests::*;
+use queue_core::keys::QueueKeys;
+use queue_core::*;
+use serde_json::{json, Value};
+
+/// The job hash's `stalls` field (how many times the job was reclaimed), if any.
+async fn stalls(env: &TestEnv, queue: &str, id: &str) -> Option<u64> {
+    let key = QueueKeys::new(env.config.prefix(), queue).job(id);
+    let mut raw = env.raw().await;
+    redis::cmd("HGET")
+        .arg(key)
+        .arg("stalls")
+        .query_async(&mut raw)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_job_running_3x_its_lease_on_a_live_worker_runs_exactly_once() {
+    const Q: &str = "longlease";
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue(Q).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    // two workers on the queue, both reclaiming: either could take the job if its lease
+    // lapsed
+    let worker = |runs: Arc<AtomicUsize>| {
+        env.worker()
+            .queues([Q])
+            .concurrency(2)
+            .lease(Duration::from_secs(1))
+            .handler("long", move |_job: Job<Value>, _ctx: Ctx| {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(3_500)).await;
+                    Ok::<_, JobError>("done")
+                }
+            })
+            .build()
+            .unwrap()
+    };
+    let a = spawn_worker(worker(runs.clone()));
+    let b = spawn_worker(worker(runs.clone()));
+
+    let started = Instant::now();
+    let added = q.add("long", &json!({}), JobOptions::new()).await.unwrap();
+    let c = wait_finished(&q, 1, Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    eprintln!("3.5 s job under a 1 s lease finished after {took:?}");
+
+    // a reclaim after 1 s would have started a second run by now (and a lost first
+    // outcome would push completion past 4.5 s)
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the job ran more than once");
+    assert_eq!((c.completed_total, c.failed_total), (1, 0), "{c:?}");
+    let info = q.job(&added.id).await.unwrap();
+    assert_eq!(info.state, JobState::Completed);
+    assert_eq!(info.attempts_made, 1);
+    assert_eq!(info.return_value, Some(json!("done")));
+    assert_eq!(
+        stalls(&env, Q, &added.id).await,
+        None,
+        "a stall was recorded for a healthy job"
+    );
+    assert!(
+        took < Duration::from_millis(4_500),
+        "the job did not complete on its first run: {took:?}"
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_job_that_kills_its_worker_more_than_max_stalls_times_fails_as_stalled() {
+    const Q: &str = "stalls";
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue(Q).await;
+    let prefix = env.config.prefix().to_string();
+    let args = [
+        "--queues",
+        Q,
+        "--concurrency",
+        "1",
+        "--lease",
+        "1s",
+        "--max-stalls",
+        "1",
+    ];
+
+    let a = WorkerProcess::start(&server.url(), &prefix, &args);
+    let added = q
+        .add("diag.sleep", &json!({"ms": 60_000}), JobOptions::new())
+        .await
+        .unwrap();
+    wait_active(&q, 1, Duration::from_secs(10)).await;
+    a.signal("KILL");
+    let killed_a = Instant::now();
+
+    // B reclaims it (stall 1, within the limit) and runs it again
+    let b = WorkerProcess::start(&server.url(), &prefix, &args);
+    eventually(
+        Duration::from_secs(10),
+        "worker B to reclaim and run the job",
+        || async {
+            let s = stalls(&env, Q, &added.id).await;
+            let c = q.counts().await.ok()?;
+            (s == Some(1) && c.active == 1).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "stall 1: job reclaimed and running again {:?} after worker A was killed",
+        killed_a.elapsed()
+    );
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.completed_total, c.failed_total), (0, 0), "{c:?}");
+    b.signal("KILL");
+    let killed_b = Instant::now();
+
+    // C finds it stalled a second time: more than --max-stalls 1, so it fails
+    let mut c_worker = WorkerProcess::start(&server.url(), &prefix, &args);
+    let c = wait_finished(&q, 1, Duration::from_secs(10)).await;
+    eprintln!(
+        "stall 2: job failed as stalled {:?} after worker B was killed",
+        killed_b.elapsed()
+    );
+    assert_eq!((c.failed_total, c.completed_total), (1, 0), "{c:?}");
+    assert_eq!((c.failed, c.active, c.waiting), (1, 0, 0), "{c:?}");
+    let info = q.job(&added.id).await.unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    let reason = info.failed_reason.expect("failed_reason");
+    assert!(reason.contains("stalled"), "{reason}");
+    assert_eq!(stalls(&env, Q, &added.id).await, Some(2));
+    assert!(c_worker.is_running(), "{}", c_worker.stderr());
+}
