@@ -27,6 +27,7 @@ for i = 1, L do
 end
 
 local now = now_ms_ceil()
+local now_text = ms_text(now)
 local out = {}
 local added, delayed_ids, first_due = {}, {}, nil
 local base = 4 + L
@@ -48,17 +49,18 @@ for j = 0, N - 1 do
   if holder then
     out[j + 1] = holder
   else
-    local fields = {'name', name, 'ts', now}
+    local fields = {'name', name, 'ts', now_text}
     add_long(fields, 'data', data)
     if opts ~= '' then add_long(fields, 'opts', opts) end
     local prio = ARGV[4 + lane]
     if prio ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = prio end
     if delay > 0 then
       local due = now + delay
+      local due_text = ms_text(due)
       fields[#fields + 1] = 'state'; fields[#fields + 1] = 'delayed'
-      fields[#fields + 1] = 'due'; fields[#fields + 1] = due
+      fields[#fields + 1] = 'due'; fields[#fields + 1] = due_text
       redis.call('HSET', job, unpack(fields))
-      redis.call('ZADD', delayed, due, id)
+      redis.call('ZADD', delayed, due_text, id)
       if not first_due or due < first_due then first_due = due end
       delayed_ids[#delayed_ids + 1] = id
     else

@@ -13,6 +13,7 @@ local meta, completed, events, per_minute = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
+local now_text = ms_text(now)
 local by_lane, zargs, done, lost = {}, {}, {}, {}
 local recorded = 0
 for j = 0, N - 1 do
@@ -34,13 +35,13 @@ for j = 0, N - 1 do
     recorded = recorded + 1
     if keep == 0 then
       if delete_job(job_prefix, id) > 0 then done[#done + 1] = id end
-    elseif redis.call('HSET', job, 'state', 'completed', 'finished', now, 'started', started,
+    elseif redis.call('HSET', job, 'state', 'completed', 'finished', now_text, 'started', started,
         'att', att, 'result', result) == 5 then
       -- all five fields were new (a stored job always has `state`): the job was removed
       -- while it ran; do not resurrect it
       delete_job(job_prefix, id)
     else
-      zargs[#zargs + 1] = now
+      zargs[#zargs + 1] = now_text
       zargs[#zargs + 1] = id
       done[#done + 1] = id
     end

@@ -16,6 +16,7 @@ local meta, delayed, failed, marker, events, per_minute =
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms_ceil()
+local now_text = ms_text(now)
 local by_lane, lost = {}, {}
 local retried, final = 0, 0
 local first_due = nil
@@ -50,9 +51,9 @@ for j = 0, N - 1 do
       if keep == 0 then
         delete_job(job_prefix, id)
       else
-        redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error', err, 'stack', stack,
+        redis.call('HSET', job, 'state', 'failed', 'finished', now_text, 'error', err, 'stack', stack,
           'att', att, 'started', started)
-        redis.call('ZADD', failed, now, id)
+        redis.call('ZADD', failed, now_text, id)
       end
       final = final + 1
     end

@@ -13,6 +13,12 @@ local function now_ms_ceil()
   return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 end
 
+-- A time in ms as the string Redis stores. Lua formats a number argument of redis.call with
+-- printf on every call; scripts writing the same time for each job of a batch format it once.
+local function ms_text(ms)
+  return string.format('%d', ms)
+end
+
 -- Long values are stored in pieces. A hash whose values all fit in 64 bytes stays a compact
 -- listpack in Redis (hash-max-listpack-value); one longer value turns the whole job hash
 -- into a hashtable, about twice the memory. So `data` and `opts` longer than PIECE bytes

@@ -1,5 +1,6 @@
-//! The fetch loop of one queue: wait for a free handler slot, claim as many ready jobs as
-//! there are free slots (never more) in one `move_to_active` call, start them, and when the
+//! The fetch loop of one queue: wait for room in the claim budget (free handler slots plus
+//! what `pace.rs` claims ahead), claim that many ready jobs in one `move_to_active` call,
+//! hand them to the queue's dispatcher (which starts each when a handler slot frees), and when the
 //! queue is empty block on the queue's wake-up marker until work arrives or a delayed job
 //! falls due. When a queue limit (rate or global concurrency, see `limits.rs`) holds starts
 //! back, it waits the same way, bounded by when the limit could let work through again.
@@ -13,10 +14,11 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::dispatch::Claimed;
 use super::handler::RawJob;
 use super::held::Held;
 use super::outage::Outage;
-use super::run::{run_job, Active, Outcome};
+use super::run::Active;
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
@@ -102,6 +104,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
             prio,
             sid,
             started_ms: now,
+            claimed: Instant::now(),
         });
     }
     Ok(Fetched {
@@ -112,7 +115,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
     })
 }
 
-/// Takes one free slot (waiting for it), then every other free slot up to `max`.
+/// Takes one permit of `sem` (waiting for it), then every other free one up to `max`.
 async fn take_slots(sem: &Arc<Semaphore>, max: usize) -> Option<Vec<OwnedSemaphorePermit>> {
     let first = sem.clone().acquire_owned().await.ok()?;
     let mut permits = vec![first];
@@ -131,14 +134,14 @@ pub(crate) async fn fetch_loop(
     shared: Arc<Shared>,
     held: Arc<Held>,
     blocking: ConnectionManager,
-    done_tx: mpsc::UnboundedSender<Outcome>,
+    claimed: mpsc::UnboundedSender<Claimed>,
     stop: CancellationToken,
 ) {
     let mut outage = Outage::new(format!("fetching from queue {}", queue.name()));
     let mut waiter = Waiter::new(blocking, queue.inner.keys.marker());
     loop {
         let permits = tokio::select! {
-            p = take_slots(&shared.slots, MAX_BATCH) => p,
+            p = take_slots(&shared.claims, MAX_BATCH) => p,
             _ = stop.cancelled() => None,
         };
         let Some(mut permits) = permits else { break };
@@ -146,9 +149,12 @@ pub(crate) async fn fetch_loop(
             break;
         }
         let count = permits.len();
+        let asked = Instant::now();
         let fetched = match fetch(&queue, &shared.consumer, count).await {
             Ok(f) => {
                 outage.recovered();
+                shared.pace.claim_took(asked.elapsed());
+                shared.pace.adjust(&shared.claims);
                 f
             }
             Err(e) => {
@@ -163,18 +169,11 @@ pub(crate) async fn fetch_loop(
         };
         let got = fetched.jobs.len();
         for job in fetched.jobs {
-            let permit = permits.pop().expect("never more jobs than slots");
-            let handler = shared.handlers.get(&job.raw.name).cloned();
+            let claim = permits.pop().expect("never more jobs than claims");
             let cancel = shared.cancel_jobs.child_token();
             held.insert(&job, cancel.clone());
-            tokio::spawn(run_job(
-                queue.clone(),
-                handler,
-                job,
-                permit,
-                done_tx.clone(),
-                cancel,
-            ));
+            // the dispatcher outlives this loop; it is only gone if its task panicked
+            let _ = claimed.send(Claimed { job, claim, cancel });
         }
         drop(permits);
         if got == count && !fetched.paused && fetched.limited.is_none() {

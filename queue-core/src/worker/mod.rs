@@ -1,13 +1,16 @@
 //! `Worker`: the consumer runtime. One fetch loop and one finisher per queue share a pool of
-//! `concurrency` handler slots; every claim and every result is one atomic script call.
+//! `concurrency` handler slots (and a claim budget that may run a little ahead of them, see
+//! `pace.rs`); every claim and every result is one atomic script call.
 
 mod ctx;
+mod dispatch;
 mod fetch;
 mod finish;
 mod handler;
 mod held;
 mod lease;
 mod outage;
+mod pace;
 mod reclaim;
 mod retention;
 mod run;
@@ -47,7 +50,12 @@ pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What every task of a running worker shares.
 pub(crate) struct Shared {
+    /// Handler slots: `concurrency` permits, one per running handler.
     pub slots: Arc<Semaphore>,
+    /// Claim budget: one permit per job held, from its claim to its outcome (`concurrency`
+    /// plus what `pace` claims ahead).
+    pub claims: Arc<Semaphore>,
+    pub pace: pace::Pace,
     pub handlers: HashMap<String, ErasedHandler>,
     /// Stable consumer name: host, pid, start time.
     pub consumer: String,
@@ -249,6 +257,8 @@ impl Worker {
         }
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(self.concurrency)),
+            claims: Arc::new(Semaphore::new(self.concurrency)),
+            pace: pace::Pace::new(self.concurrency),
             handlers: self.handlers,
             consumer: consumer_name(),
             cancel_jobs: CancellationToken::new(),
@@ -269,6 +279,14 @@ impl Worker {
                 queue.clone(),
                 held.clone(),
                 rx,
+            )));
+            let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
+            // ends once the fetch loop has stopped and every claimed job has started
+            background.push(tokio::spawn(dispatch::dispatch_loop(
+                queue.clone(),
+                shared.clone(),
+                claimed_rx,
+                tx,
             )));
             background.push(tokio::spawn(lease::lease_loop(
                 queue.clone(),
@@ -302,7 +320,7 @@ impl Worker {
                 shared.clone(),
                 held,
                 blocking,
-                tx,
+                claimed_tx,
                 self.shutdown.clone(),
             )));
         }

@@ -1,14 +1,18 @@
-//! Running one claimed job: call its handler with a timeout, catch panics, and hand the
-//! outcome to the queue's finisher. Whatever the handler does, the worker keeps running.
+//! Running one claimed job in its handler slot: call its handler with a timeout, catch
+//! panics, and hand the outcome to the queue's finisher. Whatever the handler does, the
+//! worker keeps running.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::ctx::Ctx;
-use super::handler::{ErasedHandler, JobError, RawJob};
+use super::handler::{JobError, RawJob};
+use super::Shared;
 use crate::duration::format_duration;
 use crate::queue::Queue;
 
@@ -20,8 +24,11 @@ pub(crate) struct Active {
     pub prio: i32,
     /// Stream entry id in that lane.
     pub sid: String,
-    /// When this attempt was claimed (ms, Redis clock).
+    /// When this attempt started (ms, Redis clock): its claim, moved on to when a handler
+    /// slot took it.
     pub started_ms: i64,
+    /// When it was claimed (local clock).
+    pub claimed: Instant,
 }
 
 /// How an attempt ended.
@@ -49,14 +56,20 @@ enum Stop {
     Cancelled,
 }
 
+/// Runs a claimed job in the handler slot `slot`; `claim` is its share of the claim budget.
+/// Both are given back once the outcome is queued.
 pub(crate) async fn run_job(
     queue: Queue,
-    handler: Option<ErasedHandler>,
-    job: Active,
-    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+    mut job: Active,
+    slot: OwnedSemaphorePermit,
     done: mpsc::UnboundedSender<Outcome>,
     cancel: CancellationToken,
+    claim: OwnedSemaphorePermit,
 ) {
+    job.started_ms += job.claimed.elapsed().as_millis() as i64;
+    let handler = shared.handlers.get(&job.raw.name).cloned();
+    let began = Instant::now();
     let ending = match handler {
         None => Ending::Failed(JobError::new(format!(
             "no handler registered for '{}'",
@@ -124,9 +137,11 @@ pub(crate) async fn run_job(
         ),
         Ending::Completed(_) => {}
     }
-    // the slot frees as soon as the outcome is queued: recording it is batched separately
+    shared.pace.handler_took(began.elapsed());
+    // slot and claim free as soon as the outcome is queued: recording it is batched apart
     let _ = done.send(Outcome { job, ending });
-    drop(permit);
+    drop(slot);
+    drop(claim);
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
