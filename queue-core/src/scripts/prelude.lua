@@ -41,6 +41,10 @@ local function pieces(s)
   return out
 end
 
+-- Piece counts as text (a number argument would be formatted with printf on every call).
+local COUNT_TEXT = {}
+for n = 1, 64 do COUNT_TEXT[n] = string.format('%d', n) end
+
 -- Appends field/value pairs storing `value` under `field` (in pieces when long) to `args`.
 local function add_long(args, field, value)
   local p = pieces(value)
@@ -52,7 +56,7 @@ local function add_long(args, field, value)
       args[#args + 1] = p[k]
     end
     args[#args + 1] = field .. ':n'
-    args[#args + 1] = #p
+    args[#args + 1] = COUNT_TEXT[#p] or string.format('%d', #p)
   end
 end
 
