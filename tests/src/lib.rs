@@ -237,7 +237,10 @@ pub fn free_port() -> u16 {
 }
 
 fn shared_url() -> String {
-    if let Ok(url) = std::env::var("JOBQ_TEST_REDIS_URL") {
+    if let Some(url) = std::env::var("JOBQ_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         return url;
     }
     static SERVER: OnceLock<Mutex<RedisServer>> = OnceLock::new();
