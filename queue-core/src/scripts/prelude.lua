@@ -41,9 +41,17 @@ local function pieces(s)
   return out
 end
 
--- Piece counts as text (a number argument would be formatted with printf on every call).
+-- Piece counts as text, each formatted once per call (a number argument of redis.call would
+-- be formatted with printf for every job). Filled lazily: the prelude runs with every script.
 local COUNT_TEXT = {}
-for n = 1, 64 do COUNT_TEXT[n] = string.format('%d', n) end
+local function count_text(n)
+  local t = COUNT_TEXT[n]
+  if not t then
+    t = string.format('%d', n)
+    COUNT_TEXT[n] = t
+  end
+  return t
+end
 
 -- Appends field/value pairs storing `value` under `field` (in pieces when long) to `args`.
 local function add_long(args, field, value)
@@ -56,7 +64,7 @@ local function add_long(args, field, value)
       args[#args + 1] = p[k]
     end
     args[#args + 1] = field .. ':n'
-    args[#args + 1] = COUNT_TEXT[#p] or string.format('%d', #p)
+    args[#args + 1] = count_text(#p)
   end
 end
 

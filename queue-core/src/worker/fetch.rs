@@ -116,7 +116,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
 }
 
 /// Takes one permit of `sem` (waiting for it), then every other free one up to `max`.
-async fn take_slots(sem: &Arc<Semaphore>, max: usize) -> Option<Vec<OwnedSemaphorePermit>> {
+async fn take_permits(sem: &Arc<Semaphore>, max: usize) -> Option<Vec<OwnedSemaphorePermit>> {
     let first = sem.clone().acquire_owned().await.ok()?;
     let mut permits = vec![first];
     while permits.len() < max {
@@ -141,7 +141,7 @@ pub(crate) async fn fetch_loop(
     let mut waiter = Waiter::new(blocking, queue.inner.keys.marker());
     loop {
         let permits = tokio::select! {
-            p = take_slots(&shared.claims, MAX_BATCH) => p,
+            p = take_permits(&shared.claims, MAX_BATCH) => p,
             _ = stop.cancelled() => None,
         };
         let Some(mut permits) = permits else { break };
