@@ -501,8 +501,7 @@ impl JobInfo {
             |h: &HashMap<String, String>, k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok());
         let json =
             |v: Option<String>| v.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)));
-        let mut state: JobState = h
-            .get("state")
+        let mut state: JobState = stored_state(&h)
             .ok_or_else(|| Error::Protocol(format!("job {id} has no state")))?
             .parse()?;
         if paused && state == JobState::Waiting {
@@ -530,6 +529,16 @@ impl JobInfo {
     }
 }
 
+/// The state a job hash records: its `state` field, or `waiting` when it has none but has a
+/// lane entry (`sid`): the scripts leave `state` out of waiting jobs (`job_state` in their
+/// prelude). None for an empty hash (no such job).
+pub(crate) fn stored_state(h: &HashMap<String, String>) -> Option<&str> {
+    match h.get("state") {
+        Some(s) => Some(s),
+        None => h.contains_key("sid").then_some("waiting"),
+    }
+}
+
 /// Removes a value stored in pieces by the scripts (`f`, `f:2` … `f:n`, and `f:n` = n; see
 /// `add_long` in the scripts' prelude) from a job hash, whole.
 fn take_long(h: &mut HashMap<String, String>, field: &str) -> Option<String> {
@@ -545,19 +554,37 @@ fn take_long(h: &mut HashMap<String, String>, field: &str) -> Option<String> {
     Some(value)
 }
 
-/// A fresh job id: unique across processes (random per process) and increasing within one.
+/// Digits of generated ids: base 62 keeps them short (an id is in the job's key, its lane
+/// entry and its events, so its length is paid several times over per job).
+const ID_DIGITS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// Random digits per process: 62^10 ≈ 2^59.5, so even a million producer processes over a
+/// queue's life share a prefix with odds of about one in a million.
+const ID_NONCE_DIGITS: usize = 10;
+
+/// A fresh job id: a random prefix drawn once per process (fixed length, so no separator is
+/// needed), then a per-process counter, both in base 62 (e.g. `Q3kZ0pL7aX2f`).
 pub(crate) fn new_job_id() -> String {
-    static NONCE: OnceLock<(u64, u32)> = OnceLock::new();
+    static NONCE: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let (start, rnd) = *NONCE.get_or_init(|| {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        (ms, rand::random::<u32>())
+    let nonce = NONCE.get_or_init(|| {
+        (0..ID_NONCE_DIGITS)
+            .map(|_| ID_DIGITS[rand::random_range(0..ID_DIGITS.len())] as char)
+            .collect()
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{start:x}{rnd:08x}-{n:x}")
+    let mut n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut digits = Vec::with_capacity(11);
+    loop {
+        digits.push(ID_DIGITS[(n % 62) as usize]);
+        n /= 62;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut id = String::with_capacity(nonce.len() + digits.len());
+    id.push_str(nonce);
+    id.extend(digits.iter().rev().map(|&d| d as char));
+    id
 }
 
 #[cfg(test)]
@@ -657,9 +684,15 @@ mod tests {
     }
 
     #[test]
-    fn job_ids_are_unique() {
-        let a = new_job_id();
-        let b = new_job_id();
-        assert_ne!(a, b);
+    fn job_ids_are_unique_and_short() {
+        let ids: Vec<String> = (0..5000).map(|_| new_job_id()).collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let nonce = &ids[0][..ID_NONCE_DIGITS];
+        for id in &ids {
+            assert!(id.starts_with(nonce), "{id}");
+            assert!(id.len() <= ID_NONCE_DIGITS + 3, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        }
     }
 }

@@ -103,18 +103,20 @@ impl QueueKeys {
         self.key("metrics:failed")
     }
 
-    /// The prefix of per-job keys; scripts append the job id (`…:job:<id>`).
+    /// The prefix of per-job keys; scripts append the job id (`…:j:<id>`). One letter, not
+    /// `job:`: the job hash is the one key per job, and a key of up to 28 bytes fits Redis's
+    /// 32-byte allocation (a longer one takes 48).
     pub fn job_prefix(&self) -> String {
-        self.key("job:")
+        self.key("j:")
     }
 
     /// Hash of one job.
     pub fn job(&self, id: &str) -> String {
-        format!("{}:job:{id}", self.base)
+        format!("{}:j:{id}", self.base)
     }
 
     /// List of one job's log lines. A namespace of its own, so no job id can collide with
-    /// it; scripts derive it from [`QueueKeys::job_prefix`] by swapping the final `job:` for
+    /// it; scripts derive it from [`QueueKeys::job_prefix`] by swapping the final `j:` for
     /// `logs:` (see `logs_key` in the scripts' prelude).
     pub fn job_logs(&self, id: &str) -> String {
         format!("{}:logs:{id}", self.base)
@@ -156,11 +158,11 @@ mod tests {
             assert!(key.starts_with("{jobq:video}:"), "{key}");
         }
         assert_eq!(k.job("abc"), format!("{}abc", k.job_prefix()));
-        // the scripts' logs_key: job prefix minus "job:" plus "logs:"
+        // the scripts' logs_key: job prefix minus "j:" plus "logs:"
         let p = k.job_prefix();
         assert_eq!(
             k.job_logs("a:logs"),
-            format!("{}logs:a:logs", &p[..p.len() - 4])
+            format!("{}logs:a:logs", &p[..p.len() - 2])
         );
         assert_ne!(k.job("a:logs"), k.job_logs("a"));
         assert_eq!(k.lane(-3), "{jobq:video}:ready:-3");

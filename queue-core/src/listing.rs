@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use redis::streams::StreamInfoGroupsReply;
 
 use crate::error::{Error, Result};
-use crate::job::{JobInfo, JobState};
+use crate::job::{stored_state, JobInfo, JobState};
 use crate::keys::GROUP;
 use crate::queue::Queue;
 
@@ -98,7 +98,7 @@ impl Queue {
         let mut out = Vec::with_capacity(ids.len());
         for (id, h) in ids.iter().zip(hashes) {
             // a job that moved on between the two reads is left out, not misreported
-            if h.get("state").map(String::as_str) == Some(state.as_str()) {
+            if stored_state(&h) == Some(state.as_str()) {
                 out.push(JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?);
             }
         }
@@ -151,9 +151,7 @@ impl Queue {
                 let hashes = self.read_hashes(&ids).await?;
                 for ((sid, id), h) in sids.iter().zip(&ids).zip(hashes) {
                     // an entry the job no longer points at is a leftover, not a job
-                    if h.get("state").map(String::as_str) != Some("waiting")
-                        || h.get("sid") != Some(sid)
-                    {
+                    if stored_state(&h) != Some("waiting") || h.get("sid") != Some(sid) {
                         continue;
                     }
                     if skip > 0 {

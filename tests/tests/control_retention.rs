@@ -125,7 +125,7 @@ async fn job_hashes(raw: &mut redis::aio::ConnectionManager, prefix: &str) -> us
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("{{{prefix}:steady}}:job:*"))
+            .arg(format!("{{{prefix}:steady}}:j:*"))
             .arg("COUNT")
             .arg(1000)
             .query_async(raw)

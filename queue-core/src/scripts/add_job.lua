@@ -65,7 +65,6 @@ for j = 0, N - 1 do
       delayed_ids[#delayed_ids + 1] = id
     else
       local sid = redis.call('XADD', KEYS[5 + lane], '*', 'i', id)
-      fields[#fields + 1] = 'state'; fields[#fields + 1] = 'waiting'
       fields[#fields + 1] = 'sid'; fields[#fields + 1] = sid
       redis.call('HSET', job, unpack(fields))
       added[#added + 1] = id

@@ -36,9 +36,9 @@ for j = 0, N - 1 do
     if keep == 0 then
       if delete_job(job_prefix, id) > 0 then done[#done + 1] = id end
     elseif redis.call('HSET', job, 'state', 'completed', 'finished', now_text, 'started', started,
-        'att', att, 'result', result) == 5 then
-      -- all five fields were new (a stored job always has `state`): the job was removed
-      -- while it ran; do not resurrect it
+        'att', att, 'result', result, 'sid', sid) == 6 then
+      -- all six fields were new (an owned job has `sid`): the job was removed while it ran;
+      -- do not resurrect it
       delete_job(job_prefix, id)
     else
       zargs[#zargs + 1] = now_text

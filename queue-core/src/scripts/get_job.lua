@@ -16,6 +16,7 @@ for i = 1, #h, 2 do
   elseif h[i] == 'sid' then sid = h[i + 1]
   elseif h[i] == 'prio' then prio = h[i + 1] end
 end
+state = job_state(state, sid)
 local active, idle = 0, -1
 if state == 'waiting' and sid then
   for i = 4, #KEYS do

@@ -32,12 +32,11 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZREM', source, id)
     local sid = redis.call('XADD', KEYS[lane], '*', 'i', id)
-    redis.call('HSET', job, 'state', 'waiting', 'sid', sid)
     if mode == 'retry' then
       redis.call('HSET', job, 'att', 0, 'stalls', 0)
-      redis.call('HDEL', job, 'error', 'stack', 'finished', 'result', 'due')
+      set_waiting(job, sid, 'error', 'stack', 'finished', 'result', 'due')
     else
-      redis.call('HDEL', job, 'due')
+      set_waiting(job, sid, 'due')
     end
     moved[#moved + 1] = id
   end

@@ -59,8 +59,7 @@ for i, id in ipairs(due) do
   if prio_of[i] then
     local job = job_prefix .. id
     local sid = redis.call('XADD', KEYS[6 + lane_of[prio_of[i]]], '*', 'i', id)
-    redis.call('HSET', job, 'state', 'waiting', 'sid', sid)
-    redis.call('HDEL', job, 'due')
+    set_waiting(job, sid, 'due')
     promoted[#promoted + 1] = id
   end
 end

@@ -150,6 +150,22 @@ local function ack_all(by_lane, group)
   return all
 end
 
+-- A waiting job's hash has no `state` field: waiting (or active: its entry is pending in its
+-- lane's group) is the state of most stored jobs, and leaving it out keeps a queued job's
+-- hash in a smaller allocation. Every other state is written. The job's state from its
+-- `state` and `sid` fields (false, false: no such job; a waiting job always has `sid`).
+local function job_state(state, sid)
+  if state then return state end
+  if sid then return 'waiting' end
+  return nil
+end
+
+-- Makes a stored job waiting on lane entry `sid` (the entry is added by the caller).
+local function set_waiting(job, sid, ...)
+  redis.call('HSET', job, 'sid', sid)
+  redis.call('HDEL', job, 'state', ...)
+end
+
 -- Whether this worker still owns the attempt of the job whose hash is `job`, read from lane
 -- entry `sid`: 'owned' while the job still has `sid` as its live entry and is not yet
 -- recorded; 'recorded' when this very attempt was recorded already (a batch sent again
@@ -158,7 +174,7 @@ end
 local function ownership(job, sid)
   local f = redis.call('HMGET', job, 'state', 'sid')
   if f[2] ~= sid then return 'lost' end
-  if f[1] == 'waiting' then return 'owned' end
+  if not f[1] then return 'owned' end
   return 'recorded'
 end
 
@@ -209,9 +225,9 @@ local function bump_minute(meta, list, tag, now, n)
   redis.call('HSET', meta, tag .. 'm', minute, tag .. 'c', n)
 end
 
--- A job's log list: `<base>:logs:<id>` beside `<base>:job:<id>` (keys.rs job_logs).
+-- A job's log list: `<base>:logs:<id>` beside `<base>:j:<id>` (keys.rs job_logs).
 local function logs_key(job_prefix, id)
-  return string.sub(job_prefix, 1, -5) .. 'logs:' .. id
+  return string.sub(job_prefix, 1, -3) .. 'logs:' .. id
 end
 
 -- Delete a job's hash and logs; returns how many of the two existed.

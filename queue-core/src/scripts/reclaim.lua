@@ -47,7 +47,7 @@ for k = 7, #KEYS do
           failed_ids[#failed_ids + 1] = id
         else
           local new_sid = redis.call('XADD', key, '*', 'i', id)
-          redis.call('HSET', job, 'state', 'waiting', 'sid', new_sid)
+          set_waiting(job, new_sid)
           requeued[#requeued + 1] = id
         end
       end

@@ -20,7 +20,7 @@ for i = 6 + L, #ARGV do
   local id = ARGV[i]
   local job = job_prefix .. id
   local f = redis.call('HMGET', job, 'state', 'sid', 'prio')
-  local state, sid, lane = f[1], f[2], lane_of[f[3] or '0']
+  local state, sid, lane = job_state(f[1], f[2]), f[2], lane_of[f[3] or '0']
   if not state then
     refused[#refused + 1] = id; refused[#refused + 1] = 'missing'
   elseif state == 'waiting' and sid and lane

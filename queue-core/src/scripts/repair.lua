@@ -17,7 +17,7 @@ for j = 6 + L, #KEYS do
   local job = KEYS[j]
   local id = ARGV[j - 3]
   local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished')
-  local state, sid, prio = f[1], f[2], f[3] or '0'
+  local state, sid, prio = job_state(f[1], f[2]), f[2], f[3] or '0'
   if state == 'waiting' then
     local lane = lane_of[prio]
     if lane then

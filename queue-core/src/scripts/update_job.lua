@@ -9,7 +9,7 @@
 local job, meta, lanes, events, old_lane, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, what, value, group, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local f = redis.call('HMGET', job, 'state', 'sid')
-local state, sid = f[1], f[2]
+local state, sid = job_state(f[1], f[2]), f[2]
 if not state then return 'missing' end
 if what == 'data' then
   drop_pieces(job, 'data')
