@@ -539,6 +539,50 @@ pub(crate) fn stored_state(h: &HashMap<String, String>) -> Option<&str> {
     }
 }
 
+/// Longest value a job hash stores in one field: Redis keeps a hash whose values all fit in
+/// 64 bytes (hash-max-listpack-value) as a compact listpack, and one longer value turns the
+/// whole hash into a hashtable, about twice the memory.
+pub(crate) const PIECE: usize = 64;
+
+/// `value` cut into pieces of at most [`PIECE`] bytes at UTF-8 character boundaries (one
+/// piece, maybe empty, when it fits), as the scripts' `pieces` in their prelude.
+pub(crate) fn pieces(value: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(value.len() / PIECE + 1);
+    let mut rest = value;
+    while rest.len() > PIECE {
+        let mut cut = PIECE;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push(rest);
+    out
+}
+
+/// How many field/value arguments [`push_long`] writes for a value in `n` pieces.
+pub(crate) fn long_args(n: usize) -> usize {
+    if n > 1 {
+        2 * n + 2
+    } else {
+        2
+    }
+}
+
+/// Appends the field/value pairs storing a value cut by [`pieces`] under `field`: `field`,
+/// `field:2` … `field:n` and `field:n` = n when in several pieces (read back by [`take_long`]
+/// and the scripts' `long_value`).
+pub(crate) fn push_long(inv: &mut redis::ScriptInvocation<'_>, field: &str, pieces: &[&str]) {
+    inv.arg(field).arg(pieces[0]);
+    if pieces.len() > 1 {
+        for (k, piece) in pieces.iter().enumerate().skip(1) {
+            inv.arg(format!("{field}:{}", k + 1)).arg(*piece);
+        }
+        inv.arg(format!("{field}:n")).arg(pieces.len());
+    }
+}
+
 /// Removes a value stored in pieces by the scripts (`f`, `f:2` … `f:n`, and `f:n` = n; see
 /// `add_long` in the scripts' prelude) from a job hash, whole.
 fn take_long(h: &mut HashMap<String, String>, field: &str) -> Option<String> {
@@ -681,6 +725,21 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("done"));
+    }
+
+    #[test]
+    fn long_values_are_cut_at_char_boundaries() {
+        assert_eq!(pieces(""), vec![""]);
+        let short = "x".repeat(64);
+        assert_eq!(pieces(&short), vec![short.as_str()]);
+        // 63 ASCII bytes then a 2-byte character: the cut falls before the character
+        let text = format!("{}é{}", "a".repeat(63), "b".repeat(70));
+        let cut = pieces(&text);
+        assert_eq!(cut[0].len(), 63);
+        assert!(cut.iter().all(|p| p.len() <= PIECE));
+        assert_eq!(cut.concat(), text);
+        assert_eq!(long_args(1), 2);
+        assert_eq!(long_args(cut.len()), 2 * cut.len() + 2);
     }
 
     #[test]

@@ -85,3 +85,35 @@ async fn a_job_hash_deleted_while_its_job_runs_is_not_recreated_by_the_outcome()
     assert!(q.job(&added.id).await.is_err());
     assert_eq!(q.counts().await.unwrap().completed, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_megabyte_of_multibyte_data_is_stored_run_and_updated_whole() {
+    let env = TestEnv::new().await;
+    let q = env.queue("big").await;
+    // 1 MB of 3-byte characters: ~16,000 pieces, past Lua's unpack limit, every cut near a
+    // character boundary
+    let text: String = "€".repeat(350_000);
+    let added = q
+        .add("echo", &json!({ "text": text }), JobOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(q.job(&added.id).await.unwrap().data["text"], json!(text));
+    let updated: String = "ü".repeat(300_000);
+    q.update_data(&added.id, &json!({ "text": updated }))
+        .await
+        .unwrap();
+    let worker = env
+        .worker()
+        .queues(["big"])
+        .handler("echo", |j: Job<Value>, _c: Ctx| async move {
+            Ok::<_, JobError>(j.data["text"].as_str().map(str::len))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    wait_finished(&q, 1, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    let done = q.job(&added.id).await.unwrap();
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    assert_eq!(done.return_value, Some(json!(updated.len())));
+}

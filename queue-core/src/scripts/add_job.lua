@@ -7,9 +7,12 @@
 -- KEYS: 1 meta, 2 lanes, 3 delayed, 4 marker, 5 events,
 --       6 .. 5+L lane streams, 6+L .. 5+L+N job hashes, then the dedup keys in use
 -- ARGV: 1 L, 2 N, 3 group, 4 events maxlen, 5 .. 4+L lane priorities,
---       then per job 9 fields: id, name, data, opts, delay ms, lane number (1..L),
---       '1' if the id was given by the user (only those can already exist),
---       dedup key number among the dedup KEYS (0 = none), dedup ttl ms
+--       then per job 7 fields: id, delay ms, lane number (1..L), '1' if the id was given by
+--       the user (only those can already exist), dedup key number among the dedup KEYS
+--       (0 = none), dedup ttl ms, F; then F hash field/value arguments stored as they are
+--       (name, data and opts in pieces, prio; cut by the caller, see job.rs `pieces`), the
+--       first ones with empty values this script fills in: 'ts', '', 'sid', '' for a ready
+--       job; 'ts', '', 'state', 'delayed', 'due', '' for a delayed one
 -- Returns: per job '' (stored) or the id of the job it duplicates
 local L = tonumber(ARGV[1])
 local N = tonumber(ARGV[2])
@@ -30,47 +33,41 @@ local now = now_ms_ceil()
 local now_text = ms_text(now)
 local out = {}
 local added, delayed_ids, first_due = {}, {}, nil
-local base = 4 + L
+local a = 4 + L
 for j = 0, N - 1 do
-  local a = base + j * 9
-  local id, name, data, opts = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local delay, lane = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
-  local dedup = tonumber(ARGV[a + 8])
+  local id, delay, lane = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local dedup = tonumber(ARGV[a + 5])
+  local first, last = a + 8, a + 7 + tonumber(ARGV[a + 7])
   local job = KEYS[5 + L + 1 + j]
   local holder = nil
   if dedup > 0 then
     local key = KEYS[5 + L + N + dedup]
-    if not redis.call('SET', key, id, 'NX', 'PX', ARGV[a + 9]) then
+    if not redis.call('SET', key, id, 'NX', 'PX', ARGV[a + 6]) then
       holder = redis.call('GET', key)
     end
   end
   -- generated ids are unique by construction; only a given id needs the existence check
-  if not holder and ARGV[a + 7] == '1' and redis.call('EXISTS', job) == 1 then holder = id end
+  if not holder and ARGV[a + 4] == '1' and redis.call('EXISTS', job) == 1 then holder = id end
   if holder then
     out[j + 1] = holder
+  elseif delay > 0 then
+    local due = now + delay
+    local due_text = ms_text(due)
+    ARGV[first + 1], ARGV[first + 5] = now_text, due_text
+    hset_list(job, ARGV, first, last)
+    redis.call('ZADD', delayed, due_text, id)
+    if not first_due or due < first_due then first_due = due end
+    delayed_ids[#delayed_ids + 1] = id
+    out[j + 1] = ''
   else
-    local fields = {'name', name, 'ts', now_text}
-    add_long(fields, 'data', data)
-    if opts ~= '' then add_long(fields, 'opts', opts) end
-    local prio = ARGV[4 + lane]
-    if prio ~= '0' then fields[#fields + 1] = 'prio'; fields[#fields + 1] = prio end
-    if delay > 0 then
-      local due = now + delay
-      local due_text = ms_text(due)
-      fields[#fields + 1] = 'state'; fields[#fields + 1] = 'delayed'
-      fields[#fields + 1] = 'due'; fields[#fields + 1] = due_text
-      redis.call('HSET', job, unpack(fields))
-      redis.call('ZADD', delayed, due_text, id)
-      if not first_due or due < first_due then first_due = due end
-      delayed_ids[#delayed_ids + 1] = id
-    else
-      local sid = redis.call('XADD', KEYS[5 + lane], '*', 'i', id)
-      fields[#fields + 1] = 'sid'; fields[#fields + 1] = sid
-      redis.call('HSET', job, unpack(fields))
-      added[#added + 1] = id
-    end
+    -- waiting: no `state` field (see job_state in the prelude)
+    local sid = redis.call('XADD', KEYS[5 + lane], '*', 'i', id)
+    ARGV[first + 1], ARGV[first + 3] = now_text, sid
+    hset_list(job, ARGV, first, last)
+    added[#added + 1] = id
     out[j + 1] = ''
   end
+  a = last
 end
 if #added > 0 then redis.call('HINCRBY', meta, 'waiting', #added) end
 emit_ids(events, maxlen, 'added', added)

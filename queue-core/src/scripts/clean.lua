@@ -7,6 +7,6 @@
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 if #ids == 0 then return 0 end
 redis.call('ZREM', KEYS[1], unpack(ids))
-for _, id in ipairs(ids) do delete_job(ARGV[3], id) end
+delete_jobs(ARGV[3], ids, 1, #ids, 1)
 emit(KEYS[2], ARGV[4], 'event', 'cleaned', 'count', #ids)
 return #ids

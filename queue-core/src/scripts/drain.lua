@@ -11,7 +11,7 @@ local n = 0
 local ids = redis.call('ZRANGE', delayed, 0, limit - 1)
 if #ids > 0 then
   redis.call('ZREM', delayed, unpack(ids))
-  for _, id in ipairs(ids) do delete_job(job_prefix, id) end
+  delete_jobs(job_prefix, ids, 1, #ids, 1)
   n = #ids
 end
 for k = 4, #KEYS do

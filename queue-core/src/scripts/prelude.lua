@@ -26,6 +26,11 @@ end
 -- every piece is valid text); see keys.rs / job.rs for the reader in Rust.
 local PIECE = 64
 
+-- Most values passed to one command from a list: Lua's unpack fails beyond its C stack
+-- (about 8,000 values), which a value of a few hundred kilobytes in pieces would exceed.
+-- Even, so a slice of field/value pairs never splits a pair.
+local SLICE = 1000
+
 local function pieces(s)
   local out, i, len = {}, 1, #s
   while i <= len do
@@ -79,11 +84,11 @@ local function long_value(job, field, first, n, more)
     local v = more[k - 1]
     if v then parts[k] = v else missing[#missing + 1] = k end
   end
-  if #missing > 0 then
+  for i = 1, #missing, SLICE do
     local names = {}
-    for i, k in ipairs(missing) do names[i] = field .. ':' .. k end
+    for s = i, math.min(i + SLICE - 1, #missing) do names[#names + 1] = field .. ':' .. missing[s] end
     local got = redis.call('HMGET', job, unpack(names))
-    for i, k in ipairs(missing) do parts[k] = got[i] or '' end
+    for s = 1, #names do parts[missing[i + s - 1]] = got[s] or '' end
   end
   return table.concat(parts)
 end
@@ -94,7 +99,16 @@ local function drop_pieces(job, field)
   if not n then return end
   local names = {field .. ':n'}
   for k = 2, n do names[#names + 1] = field .. ':' .. k end
-  redis.call('HDEL', job, unpack(names))
+  for i = 1, #names, SLICE do
+    redis.call('HDEL', job, unpack(names, i, math.min(i + SLICE - 1, #names)))
+  end
+end
+
+-- HSET of `job` with the field/value pairs list[first .. last], in slices of SLICE.
+local function hset_list(job, list, first, last)
+  for s = first, last, SLICE do
+    redis.call('HSET', job, unpack(list, s, math.min(s + SLICE - 1, last)))
+  end
 end
 
 -- Append an event to the queue's event stream, trimmed to about `maxlen` entries.
@@ -235,6 +249,26 @@ local function delete_job(job_prefix, id)
   return redis.call('DEL', job_prefix .. id, logs_key(job_prefix, id))
 end
 
+-- Delete the hashes and logs of many jobs: ids `list[first]`, `list[first + step]` … up to
+-- `last`, in DEL calls of up to SLICE keys (one call per job would cost more than the
+-- deletions themselves). Returns how many jobs were listed.
+local function delete_jobs(job_prefix, list, first, last, step)
+  local logs_prefix = string.sub(job_prefix, 1, -3) .. 'logs:'
+  local keys, n = {}, 0
+  for i = first, last, step do
+    local id = list[i]
+    keys[#keys + 1] = job_prefix .. id
+    keys[#keys + 1] = logs_prefix .. id
+    n = n + 1
+    if #keys >= SLICE then
+      redis.call('DEL', unpack(keys))
+      keys = {}
+    end
+  end
+  if #keys > 0 then redis.call('DEL', unpack(keys)) end
+  return n
+end
+
 -- Keep a finished set within `count` jobs (-1 = no limit) and `age` ms (0 = no limit),
 -- deleting at most `budget` jobs per call so one call never blocks Redis for long.
 local function trim_finished(set, job_prefix, count, age, now, budget)
@@ -243,17 +277,14 @@ local function trim_finished(set, job_prefix, count, age, now, budget)
     local excess = redis.call('ZCARD', set) - count
     if excess > 0 then
       local popped = redis.call('ZPOPMIN', set, math.min(excess, budget))
-      for i = 1, #popped, 2 do
-        delete_job(job_prefix, popped[i])
-        removed = removed + 1
-      end
+      removed = removed + delete_jobs(job_prefix, popped, 1, #popped, 2)
     end
   end
   if age > 0 and removed < budget then
     local old = redis.call('ZRANGEBYSCORE', set, '-inf', now - age, 'LIMIT', 0, budget - removed)
     if #old > 0 then
       redis.call('ZREM', set, unpack(old))
-      for _, id in ipairs(old) do delete_job(job_prefix, id) end
+      delete_jobs(job_prefix, old, 1, #old, 1)
     end
   end
 end

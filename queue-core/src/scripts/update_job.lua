@@ -15,7 +15,7 @@ if what == 'data' then
   drop_pieces(job, 'data')
   local fields = {}
   add_long(fields, 'data', value)
-  redis.call('HSET', job, unpack(fields))
+  hset_list(job, fields, 1, #fields)
   emit(events, maxlen, 'event', 'updated', 'ids', id)
   return 'ok'
 end
