@@ -170,7 +170,9 @@ impl Queue {
     /// Replaces a job's data (a running attempt keeps the data it started with).
     pub async fn update_data<T: Serialize + ?Sized>(&self, id: &str, data: &T) -> Result<()> {
         let json = serde_json::to_string(data)?;
-        self.update_job(id, "data", &json, 0).await
+        let mut fields = Vec::new();
+        crate::job::push_long(&mut fields, "data", &json);
+        self.update_job(id, "data", "", 0, &fields).await
     }
 
     /// Changes the priority of a waiting or delayed job; a waiting job moves to the back of
@@ -179,11 +181,20 @@ impl Queue {
         crate::job::JobOptions::new()
             .priority(priority)
             .validate()?;
-        self.update_job(id, "priority", &priority.to_string(), priority)
+        self.update_job(id, "priority", &priority.to_string(), priority, &[])
             .await
     }
 
-    async fn update_job(&self, id: &str, what: &str, value: &str, new_prio: i32) -> Result<()> {
+    /// Runs `update_job`: `value` is the new priority; a data change passes the hash's
+    /// new `data` field/value pairs as `fields`.
+    async fn update_job(
+        &self,
+        id: &str,
+        what: &str,
+        value: &str,
+        new_prio: i32,
+        fields: &[std::borrow::Cow<'_, str>],
+    ) -> Result<()> {
         let inner = &self.inner;
         let keys = &inner.keys;
         let current = self.job(id).await?;
@@ -200,6 +211,7 @@ impl Queue {
             .arg(value)
             .arg(GROUP)
             .arg(EVENTS_MAXLEN)
+            .arg(fields)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| inner.redis.err(e))?;

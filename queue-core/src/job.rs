@@ -1,5 +1,6 @@
 //! The job model: states, options, and what a stored job looks like when read back.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -545,7 +546,7 @@ pub(crate) fn stored_state(h: &HashMap<String, String>) -> Option<&str> {
 pub(crate) const PIECE: usize = 64;
 
 /// `value` cut into pieces of at most [`PIECE`] bytes at UTF-8 character boundaries (one
-/// piece, maybe empty, when it fits), as the scripts' `pieces` in their prelude.
+/// piece, maybe empty, when it fits).
 pub(crate) fn pieces(value: &str) -> Vec<&str> {
     let mut out = Vec::with_capacity(value.len() / PIECE + 1);
     let mut rest = value;
@@ -561,30 +562,27 @@ pub(crate) fn pieces(value: &str) -> Vec<&str> {
     out
 }
 
-/// How many field/value arguments [`push_long`] writes for a value in `n` pieces.
-pub(crate) fn long_args(n: usize) -> usize {
+/// Appends to `out` the hash field/value pairs storing `value` under `field`: whole when it
+/// fits in [`PIECE`] bytes, else cut by [`pieces`] into `field`, `field:2` … `field:n` plus
+/// `field:n` = n (read back by [`take_long`] and the scripts' `long_value`). The scripts
+/// store such pairs as they are.
+pub(crate) fn push_long<'a>(out: &mut Vec<Cow<'a, str>>, field: &'static str, value: &'a str) {
+    let cut = pieces(value);
+    let n = cut.len();
+    out.push(Cow::Borrowed(field));
+    out.push(Cow::Borrowed(cut[0]));
     if n > 1 {
-        2 * n + 2
-    } else {
-        2
-    }
-}
-
-/// Appends the field/value pairs storing a value cut by [`pieces`] under `field`: `field`,
-/// `field:2` … `field:n` and `field:n` = n when in several pieces (read back by [`take_long`]
-/// and the scripts' `long_value`).
-pub(crate) fn push_long(inv: &mut redis::ScriptInvocation<'_>, field: &str, pieces: &[&str]) {
-    inv.arg(field).arg(pieces[0]);
-    if pieces.len() > 1 {
-        for (k, piece) in pieces.iter().enumerate().skip(1) {
-            inv.arg(format!("{field}:{}", k + 1)).arg(*piece);
+        for (k, piece) in cut.into_iter().enumerate().skip(1) {
+            out.push(Cow::Owned(format!("{field}:{}", k + 1)));
+            out.push(Cow::Borrowed(piece));
         }
-        inv.arg(format!("{field}:n")).arg(pieces.len());
+        out.push(Cow::Owned(format!("{field}:n")));
+        out.push(Cow::Owned(n.to_string()));
     }
 }
 
-/// Removes a value stored in pieces by the scripts (`f`, `f:2` … `f:n`, and `f:n` = n; see
-/// `add_long` in the scripts' prelude) from a job hash, whole.
+/// Removes a value stored in pieces (`f`, `f:2` … `f:n`, and `f:n` = n; see
+/// [`push_long`]) from a job hash, whole.
 fn take_long(h: &mut HashMap<String, String>, field: &str) -> Option<String> {
     let mut value = h.remove(field)?;
     if let Some(n) = h
@@ -738,8 +736,18 @@ mod tests {
         assert_eq!(cut[0].len(), 63);
         assert!(cut.iter().all(|p| p.len() <= PIECE));
         assert_eq!(cut.concat(), text);
-        assert_eq!(long_args(1), 2);
-        assert_eq!(long_args(cut.len()), 2 * cut.len() + 2);
+        let mut pairs = Vec::new();
+        push_long(&mut pairs, "data", &short);
+        assert_eq!(pairs, vec!["data", short.as_str()]);
+        pairs.clear();
+        push_long(&mut pairs, "data", &text);
+        let n = cut.len();
+        assert_eq!(pairs.len(), 2 * n + 2);
+        assert_eq!((&*pairs[2], &*pairs[3]), ("data:2", cut[1]));
+        assert_eq!(
+            (&*pairs[2 * n], &*pairs[2 * n + 1]),
+            ("data:n", &*n.to_string())
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `Queue`: the producer API (add, add_bulk, get_job, counts, pause/resume, metrics).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::connection::Redis;
 use crate::error::{Error, Result};
-use crate::job::{long_args, new_job_id, pieces, push_long, Added, JobInfo, JobOptions, NewJob};
+use crate::job::{new_job_id, push_long, Added, JobInfo, JobOptions, NewJob};
 use crate::keys::{queue_registry, QueueKeys, GROUP};
 use crate::lanes::{LaneCache, Lanes};
 use crate::scripts::{self, Reply, EVENTS_MAXLEN, MAX_LOG_LINES};
@@ -240,13 +241,6 @@ impl Queue {
             };
             // the hash's fields come ready to store: the script passes them to HSET as they
             // are (cutting long values in Lua cost more than all of the job's Redis commands)
-            let data = pieces(data);
-            let opts = if opts.is_empty() {
-                Vec::new()
-            } else {
-                pieces(opts)
-            };
-            let prio = job.opts.priority;
             let delay = job.opts.delay_ms.unwrap_or(0);
             // the script fills in the empty values: when added, the lane entry, when due
             let stamps: &[&str] = if delay > 0 {
@@ -254,32 +248,25 @@ impl Queue {
             } else {
                 &["ts", "", "sid", ""]
             };
-            let fields = stamps.len()
-                + 2
-                + long_args(data.len())
-                + if opts.is_empty() {
-                    0
-                } else {
-                    long_args(opts.len())
-                }
-                + if prio != 0 { 2 } else { 0 };
+            let mut fields: Vec<Cow<str>> = stamps.iter().map(|s| Cow::Borrowed(*s)).collect();
+            fields.push(Cow::Borrowed("name"));
+            fields.push(Cow::Borrowed(&job.name));
+            push_long(&mut fields, "data", data);
+            if !opts.is_empty() {
+                push_long(&mut fields, "opts", opts);
+            }
+            if job.opts.priority != 0 {
+                fields.push(Cow::Borrowed("prio"));
+                fields.push(Cow::Owned(job.opts.priority.to_string()));
+            }
             inv.arg(id)
                 .arg(delay)
                 .arg(lane)
                 .arg(if job.opts.job_id.is_some() { "1" } else { "0" })
                 .arg(dedup_no)
                 .arg(dedup_ttl)
-                .arg(fields)
-                .arg(stamps)
-                .arg("name")
-                .arg(&job.name);
-            push_long(&mut inv, "data", &data);
-            if !opts.is_empty() {
-                push_long(&mut inv, "opts", &opts);
-            }
-            if prio != 0 {
-                inv.arg("prio").arg(prio);
-            }
+                .arg(fields.len())
+                .arg(&fields[..]);
         }
         let mut conn = self.inner.redis.conn();
         let holders: Vec<String> = inv

@@ -21,57 +21,15 @@ end
 
 -- Long values are stored in pieces. A hash whose values all fit in 64 bytes stays a compact
 -- listpack in Redis (hash-max-listpack-value); one longer value turns the whole job hash
--- into a hashtable, about twice the memory. So `data` and `opts` longer than PIECE bytes
--- are kept as `f`, `f:2` … `f:n` plus `f:n` = n (cut at UTF-8 character boundaries, so
--- every piece is valid text); see keys.rs / job.rs for the reader in Rust.
-local PIECE = 64
+-- into a hashtable, about twice the memory. So `data` and `opts` longer than 64 bytes are
+-- kept as `f`, `f:2` … `f:n` plus `f:n` = n (cut at UTF-8 character boundaries, so every
+-- piece is valid text). The client cuts them (job.rs `push_long`) and scripts store the
+-- field/value pairs as they come; the readers are below and in job.rs.
 
 -- Most values passed to one command from a list: Lua's unpack fails beyond its C stack
 -- (about 8,000 values), which a value of a few hundred kilobytes in pieces would exceed.
 -- Even, so a slice of field/value pairs never splits a pair.
 local SLICE = 1000
-
-local function pieces(s)
-  local out, i, len = {}, 1, #s
-  while i <= len do
-    local j = math.min(i + PIECE - 1, len)
-    -- never cut inside a UTF-8 sequence: back off while the next byte continues one
-    while j < len and j > i do
-      local b = string.byte(s, j + 1)
-      if b >= 128 and b < 192 then j = j - 1 else break end
-    end
-    out[#out + 1] = string.sub(s, i, j)
-    i = j + 1
-  end
-  return out
-end
-
--- Piece counts as text, each formatted once per call (a number argument of redis.call would
--- be formatted with printf for every job). Filled lazily: the prelude runs with every script.
-local COUNT_TEXT = {}
-local function count_text(n)
-  local t = COUNT_TEXT[n]
-  if not t then
-    t = string.format('%d', n)
-    COUNT_TEXT[n] = t
-  end
-  return t
-end
-
--- Appends field/value pairs storing `value` under `field` (in pieces when long) to `args`.
-local function add_long(args, field, value)
-  local p = pieces(value)
-  args[#args + 1] = field
-  args[#args + 1] = p[1] or ''
-  if #p > 1 then
-    for k = 2, #p do
-      args[#args + 1] = field .. ':' .. k
-      args[#args + 1] = p[k]
-    end
-    args[#args + 1] = field .. ':n'
-    args[#args + 1] = count_text(#p)
-  end
-end
 
 -- The whole value of `field` of hash `job`, given its first piece and its `field:n` (false
 -- when stored whole) and any further pieces already read (`more`, in order from piece 2).
@@ -239,9 +197,14 @@ local function bump_minute(meta, list, tag, now, n)
   redis.call('HSET', meta, tag .. 'm', minute, tag .. 'c', n)
 end
 
--- A job's log list: `<base>:logs:<id>` beside `<base>:j:<id>` (keys.rs job_logs).
+-- The prefix of jobs' log lists: `<base>:logs:` beside `<base>:j:` (keys.rs job_logs).
+local function logs_prefix(job_prefix)
+  return string.sub(job_prefix, 1, -3) .. 'logs:'
+end
+
+-- A job's log list.
 local function logs_key(job_prefix, id)
-  return string.sub(job_prefix, 1, -3) .. 'logs:' .. id
+  return logs_prefix(job_prefix) .. id
 end
 
 -- Delete a job's hash and logs; returns how many of the two existed.
@@ -253,12 +216,12 @@ end
 -- `last`, in DEL calls of up to SLICE keys (one call per job would cost more than the
 -- deletions themselves). Returns how many jobs were listed.
 local function delete_jobs(job_prefix, list, first, last, step)
-  local logs_prefix = string.sub(job_prefix, 1, -3) .. 'logs:'
+  local logs = logs_prefix(job_prefix)
   local keys, n = {}, 0
   for i = first, last, step do
     local id = list[i]
     keys[#keys + 1] = job_prefix .. id
-    keys[#keys + 1] = logs_prefix .. id
+    keys[#keys + 1] = logs .. id
     n = n + 1
     if #keys >= SLICE then
       redis.call('DEL', unpack(keys))

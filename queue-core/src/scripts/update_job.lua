@@ -3,8 +3,9 @@
 -- Running and finished jobs keep their priority (it no longer matters): refused.
 --
 -- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 old lane stream, 6 new lane stream
--- ARGV: 1 id, 2 what ('data' | 'priority'), 3 new data JSON or new priority, 4 group,
---       5 events maxlen
+-- ARGV: 1 id, 2 what ('data' | 'priority'), 3 new priority ('' for data), 4 group,
+--       5 events maxlen, then for data the new `data` field/value pairs, cut into pieces by
+--       the caller (job.rs `push_long`)
 -- Returns: 'ok', or 'missing', or 'active' / the state for a refused priority change
 local job, meta, lanes, events, old_lane, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, what, value, group, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -13,9 +14,7 @@ local state, sid = job_state(f[1], f[2]), f[2]
 if not state then return 'missing' end
 if what == 'data' then
   drop_pieces(job, 'data')
-  local fields = {}
-  add_long(fields, 'data', value)
-  hset_list(job, fields, 1, #fields)
+  hset_list(job, ARGV, 6, #ARGV)
   emit(events, maxlen, 'event', 'updated', 'ids', id)
   return 'ok'
 end

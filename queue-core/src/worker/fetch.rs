@@ -1,8 +1,8 @@
 //! The fetch loop of one queue: wait for room in the claim budget (free handler slots plus
 //! what `pace.rs` claims ahead), claim that many ready jobs in one `move_to_active` call,
-//! hand them to the queue's dispatcher (which starts each when a handler slot frees), and when the
-//! queue is empty block on the queue's wake-up marker until work arrives or a delayed job
-//! falls due. When a queue limit (rate or global concurrency, see `limits.rs`) holds starts
+//! hand them to the queue's dispatcher (which starts each when a handler slot frees), and
+//! when the queue is empty block on the queue's wake-up marker until work arrives or a
+//! delayed job falls due. When a queue limit (rate or global concurrency, see `limits.rs`) holds starts
 //! back, it waits the same way, bounded by when the limit could let work through again.
 
 use std::future::Future;
