@@ -66,6 +66,31 @@ pub enum Error {
     /// A worker was built without a usable setting.
     #[error("worker: {0}")]
     Worker(String),
+    /// A handler lock is held by someone else and did not come free in time.
+    #[error(
+        "lock {name:?} was not acquired within {}: another owner holds it",
+        crate::duration::format_duration(*.waited)
+    )]
+    LockNotAcquired {
+        /// lock name
+        name: String,
+        /// how long we waited for it
+        waited: std::time::Duration,
+    },
+    /// A cached value could not be encoded to JSON, or the stored JSON does not decode as
+    /// the type asked for (e.g. the type changed since it was written).
+    #[error("cache value {key:?} in namespace {namespace:?} could not be {action} JSON: {source}")]
+    CacheValue {
+        /// cache namespace
+        namespace: String,
+        /// key within the namespace
+        key: String,
+        /// "encoded as" or "decoded from"
+        action: &'static str,
+        /// serde's error
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl Error {

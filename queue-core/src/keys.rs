@@ -131,6 +131,92 @@ pub fn queue_registry(prefix: &str) -> String {
 /// Consumer group every worker joins on every lane stream.
 pub const GROUP: &str = "jobq";
 
+/// A value of the handler cache: `{prefix}:cache:{namespace}:{key}`. The handler primitives
+/// (cache, lock, rate limiter) add no hash tag of their own: each of their operations
+/// touches one key, so any Cluster slot will do, and they stay out of the queues' slots.
+pub fn cache_key(prefix: &str, namespace: &str, key: &str) -> String {
+    format!("{prefix}:cache:{namespace}:{key}")
+}
+
+/// SCAN pattern of the cache keys of `namespace` whose key starts with `key_prefix`. Every
+/// glob character (`* ? [ ] \`) of the literal part is escaped, so `a*` matches only keys
+/// that start with `a*`.
+pub fn cache_key_pattern(prefix: &str, namespace: &str, key_prefix: &str) -> String {
+    let literal = cache_key(prefix, namespace, key_prefix);
+    format!("{}*", escape_glob(&literal))
+}
+
+/// Stampede lock of one cache key while a caller computes its value:
+/// `{prefix}:cache-fill:{namespace}:{key}`. Outside `…:cache:…`, so invalidating a prefix
+/// never removes a computation in progress.
+pub fn cache_fill_key(prefix: &str, namespace: &str, key: &str) -> String {
+    format!("{prefix}:cache-fill:{namespace}:{key}")
+}
+
+/// A named handler lock: `{prefix}:lock:{name}` (a string holding the owner's token).
+pub fn lock_key(prefix: &str, name: &str) -> String {
+    format!("{prefix}:lock:{name}")
+}
+
+/// The call log of one rate-limited key: `{prefix}:rate:{name}` (a sorted set scored by
+/// call time).
+pub fn rate_key(prefix: &str, name: &str) -> String {
+    format!("{prefix}:rate:{name}")
+}
+
+/// `s` with the characters Redis glob patterns treat specially escaped by a backslash.
+fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Keys of the built-in analytics handlers. All share the hash tag `{prefix:analytics}` so
+/// that one ingest batch is one atomic `MULTI` in a single Cluster slot.
+#[derive(Debug, Clone)]
+pub struct AnalyticsKeys {
+    base: String,
+}
+
+impl AnalyticsKeys {
+    /// Analytics keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            base: format!("{{{prefix}:analytics}}"),
+        }
+    }
+
+    /// Hash of one day's event counts (field = event name).
+    pub fn counts(&self, day: &str) -> String {
+        format!("{}:{day}:counts", self.base)
+    }
+
+    /// HyperLogLog of one day's distinct users, over all events.
+    pub fn users(&self, day: &str) -> String {
+        format!("{}:{day}:users", self.base)
+    }
+
+    /// HyperLogLog of one day's distinct users of one event.
+    pub fn event_users(&self, day: &str, event: &str) -> String {
+        format!("{}:{day}:users:{event}", self.base)
+    }
+
+    /// Sorted set of one day's items of one event, scored by count (top-N).
+    pub fn top(&self, day: &str, event: &str) -> String {
+        format!("{}:{day}:top:{event}", self.base)
+    }
+
+    /// Marker of an ingested batch (by job id), so a retried batch is not counted twice.
+    pub fn batch(&self, job_id: &str) -> String {
+        format!("{}:batch:{job_id}", self.base)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +252,18 @@ mod tests {
         );
         assert_ne!(k.job("a:logs"), k.job_logs("a"));
         assert_eq!(k.lane(-3), "{jobq:video}:ready:-3");
+    }
+
+    #[test]
+    fn primitive_keys_have_no_hash_tag_and_escape_globs() {
+        assert_eq!(cache_key("jobq", "t", "user:1"), "jobq:cache:t:user:1");
+        assert_eq!(cache_fill_key("jobq", "t", "k"), "jobq:cache-fill:t:k");
+        assert_eq!(lock_key("jobq", "nightly"), "jobq:lock:nightly");
+        assert_eq!(rate_key("jobq", "api"), "jobq:rate:api");
+        assert_eq!(cache_key_pattern("jobq", "t", ""), "jobq:cache:t:*");
+        assert_eq!(
+            cache_key_pattern("jobq", "t", r"a*b?[c]\"),
+            r"jobq:cache:t:a\*b\?\[c\]\\*"
+        );
     }
 }

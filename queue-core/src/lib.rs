@@ -2,7 +2,8 @@
 //!
 //! jobq's engine: a background job queue over Redis. Producers add jobs with a [`Queue`];
 //! a [`Worker`] runs them with retries, delays and priorities. Every state change is one
-//! atomic Lua script; all keys of a queue share one hash tag (`{prefix:queue}`).
+//! atomic Lua script; all keys of a queue share one hash tag (`{prefix:queue}`). Handlers
+//! also get a [`Cache`], a [`Lock`] and a [`RateLimiter`] over the same connection.
 //!
 //! ```no_run
 //! # use queue_core::*;
@@ -25,6 +26,7 @@ pub mod keys;
 mod lanes;
 pub mod limits;
 pub mod listing;
+pub mod primitives;
 pub mod queue;
 pub mod schedule;
 mod scripts;
@@ -39,7 +41,8 @@ pub use job::{
     Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobState, NewJob, Retention,
 };
 pub use limits::Limits;
+pub use primitives::{Cache, CacheStats, Cached, Lock, LockGuard, RateDecision, RateLimiter};
 pub use queue::{list_queues, Counts, Queue, BULK_CHUNK};
 pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
-pub use worker::{wait_for_signal, Ctx, Job, JobError, Worker, WorkerBuilder};
+pub use worker::{wait_for_signal, Ctx, Job, JobError, Worker, WorkerBuilder, WorkerMetrics};

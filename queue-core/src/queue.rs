@@ -150,6 +150,11 @@ impl Queue {
         &self.inner.redis
     }
 
+    /// The key prefix this queue lives under.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
     /// Adds one job. With `opts.job_id` set, a second add of the same id while the first is
     /// stored stores nothing and returns `duplicate: true`.
     pub async fn add<T: Serialize + ?Sized>(

@@ -398,3 +398,17 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Waits until job `id` of `queue` has finished — completed, or failed for good — and
+/// returns it.
+pub async fn wait_job_done(queue: &Queue, id: &str, timeout: Duration) -> queue_core::JobInfo {
+    eventually(timeout, &format!("job {id} to finish"), || async {
+        let job = queue.get_job(id).await.ok()??;
+        matches!(
+            job.state,
+            queue_core::JobState::Completed | queue_core::JobState::Failed
+        )
+        .then_some(job)
+    })
+    .await
+}

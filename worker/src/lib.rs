@@ -1,10 +1,19 @@
 //! jobq's built-in handlers. [`register_all`] adds every one of them to a worker.
 
+pub mod analytics;
 pub mod diag;
+pub mod metrics_server;
+pub mod moderation;
+pub mod video;
 
 use queue_core::WorkerBuilder;
 
-/// Registers every built-in handler.
-pub fn register_all(builder: WorkerBuilder) -> WorkerBuilder {
-    diag::register(builder)
+/// Registers every built-in handler, configured from the environment
+/// (`MODERATION_API_URL`, …); fails on a bad setting, naming it.
+pub fn register_all(builder: WorkerBuilder) -> Result<WorkerBuilder, String> {
+    let builder = diag::register(builder);
+    let builder = analytics::register(builder);
+    let builder = moderation::register_with(builder, moderation::ModerationConfig::from_env()?);
+    let builder = video::register(builder);
+    Ok(builder)
 }

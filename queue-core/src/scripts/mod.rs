@@ -16,6 +16,14 @@ macro_rules! script {
     };
 }
 
+/// A script that needs none of the queue helpers (the handler primitives').
+macro_rules! standalone_script {
+    ($name:ident, $file:literal) => {
+        pub(crate) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(include_str!($file)));
+    };
+}
+
 script!(ADD_JOB, "add_job.lua");
 script!(MOVE_TO_ACTIVE, "move_to_active.lua");
 script!(COMPLETE, "complete.lua");
@@ -41,6 +49,10 @@ script!(SCHEDULE_FIRE, "schedule_fire.lua");
 // queue limits (limits.rs)
 script!(SET_LIMITS, "set_limits.lua");
 script!(SET_PAUSED, "set_paused.lua");
+// handler primitives (primitives/)
+standalone_script!(LOCK_RELEASE, "lock_release.lua");
+standalone_script!(LOCK_EXTEND, "lock_extend.lua");
+standalone_script!(RATE_CHECK, "rate_check.lua");
 
 /// Entries kept in a queue's event stream (approximate trim). An entry covers a batch of up
 /// to 20 jobs (its `ids` list), so this holds up to ~20,000 jobs' events in bounded memory.

@@ -1,10 +1,12 @@
 //! `Ctx`: what a running handler can do besides computing — report progress, write log
-//! lines, learn its attempt number, and notice cancellation.
+//! lines, learn its attempt number, notice cancellation, and reach the handler primitives
+//! (cache, lock, rate limiter).
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
+use crate::primitives::{Cache, Caches, Lock, RateLimiter};
 use crate::queue::Queue;
 
 /// Handed to every handler call.
@@ -14,6 +16,8 @@ pub struct Ctx {
     pub(crate) job_id: String,
     pub(crate) attempt: u32,
     pub(crate) cancel: CancellationToken,
+    /// The worker's caches, shared by every job it runs.
+    pub(crate) caches: Caches,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -64,5 +68,22 @@ impl Ctx {
     /// Whether the attempt has been cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// The cache of `namespace`: one instance per namespace for the whole worker, so its
+    /// hit/miss counters add up over jobs (see [`crate::Worker::cache_stats`]).
+    pub fn cache(&self, namespace: &str) -> Cache {
+        self.caches
+            .get(self.queue.redis(), self.queue.prefix(), namespace)
+    }
+
+    /// Named locks on the worker's Redis, under its prefix.
+    pub fn lock(&self) -> Lock {
+        Lock::new(self.queue.redis().clone(), self.queue.prefix())
+    }
+
+    /// Sliding-window rate limits on the worker's Redis, under its prefix.
+    pub fn rate_limiter(&self) -> RateLimiter {
+        RateLimiter::new(self.queue.redis().clone(), self.queue.prefix())
     }
 }

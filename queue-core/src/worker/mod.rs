@@ -9,6 +9,7 @@ mod finish;
 mod handler;
 mod held;
 mod lease;
+mod metrics;
 mod outage;
 mod pace;
 mod reclaim;
@@ -28,11 +29,13 @@ use tokio::sync::{mpsc, Semaphore};
 
 pub use ctx::Ctx;
 pub use handler::{Job, JobError};
+pub use metrics::{AttemptOutcome, WorkerMetrics, DURATION_BUCKETS};
 pub use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::connection::Redis;
 use crate::error::{Error, Result};
+use crate::primitives::{CacheStats, Caches};
 use crate::queue::Queue;
 use crate::validate::validate_queue_name;
 use handler::{erase, ErasedHandler};
@@ -61,6 +64,9 @@ pub(crate) struct Shared {
     pub consumer: String,
     /// Cancelled when the grace period ends: running handlers are told to stop.
     pub cancel_jobs: CancellationToken,
+    pub metrics: Arc<WorkerMetrics>,
+    /// Handlers' caches by namespace (`Ctx::cache`).
+    pub caches: Caches,
 }
 
 /// Configures a [`Worker`].
@@ -164,6 +170,7 @@ impl WorkerBuilder {
         }
         let mut queues = self.queues;
         queues.dedup();
+        let caches = Caches::default();
         Ok(Worker {
             config: self.config,
             redis: self.redis,
@@ -176,6 +183,8 @@ impl WorkerBuilder {
             retention_interval: self.retention_interval,
             handlers: self.handlers,
             shutdown: CancellationToken::new(),
+            metrics: Arc::new(WorkerMetrics::new(caches.clone())),
+            caches,
         })
     }
 }
@@ -193,6 +202,8 @@ pub struct Worker {
     retention_interval: Duration,
     handlers: HashMap<String, ErasedHandler>,
     shutdown: CancellationToken,
+    metrics: Arc<WorkerMetrics>,
+    caches: Caches,
 }
 
 impl Worker {
@@ -212,9 +223,35 @@ impl Worker {
         }
     }
 
+    /// This worker's metrics (attempts, handler time, running jobs); render them for a
+    /// Prometheus endpoint with [`WorkerMetrics::render`].
+    pub fn metrics(&self) -> Arc<WorkerMetrics> {
+        self.metrics.clone()
+    }
+
+    /// The names of the registered handlers, sorted.
+    pub fn handler_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.handlers.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// Cancel this token to shut the worker down gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Hit/miss counters of every cache namespace its handlers have used so far
+    /// (`Ctx::cache`), sorted by namespace.
+    pub fn cache_stats(&self) -> Vec<(String, CacheStats)> {
+        self.caches.stats()
+    }
+
+    /// A handle on the handlers' caches that outlives the worker's `run`: take it before
+    /// starting the worker to read [`Caches::stats`] (e.g. on a metrics endpoint) while
+    /// it runs.
+    pub fn caches(&self) -> Caches {
+        self.caches.clone()
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
@@ -262,7 +299,10 @@ impl Worker {
             handlers: self.handlers,
             consumer: consumer_name(),
             cancel_jobs: CancellationToken::new(),
+            metrics: self.metrics.clone(),
+            caches: self.caches.clone(),
         });
+        self.metrics.set_concurrency(self.concurrency);
         // fetch, reclaim and sweep stop at the signal; leases are renewed until every
         // outcome is recorded
         let stop_leases = CancellationToken::new();

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ctx::Ctx;
 use super::handler::{JobError, RawJob};
+use super::metrics::AttemptOutcome;
 use super::Shared;
 use crate::duration::format_duration;
 use crate::queue::Queue;
@@ -70,6 +71,7 @@ pub(crate) async fn run_job(
     job.started_ms += job.claimed.elapsed().as_millis() as i64;
     let handler = shared.handlers.get(&job.raw.name).cloned();
     let began = Instant::now();
+    shared.metrics.started();
     let ending = match handler {
         None => Ending::Failed(JobError::new(format!(
             "no handler registered for '{}'",
@@ -81,6 +83,7 @@ pub(crate) async fn run_job(
                 job_id: job.raw.id.clone(),
                 attempt: job.raw.attempt,
                 cancel: cancel.clone(),
+                caches: shared.caches.clone(),
             };
             let call = AssertUnwindSafe(handler(job.raw.clone(), ctx)).catch_unwind();
             let limit = job
@@ -137,7 +140,16 @@ pub(crate) async fn run_job(
         ),
         Ending::Completed(_) => {}
     }
-    shared.pace.handler_took(began.elapsed());
+    let took = began.elapsed();
+    let counted = match &ending {
+        Ending::Completed(_) => AttemptOutcome::Completed,
+        Ending::Failed(_) => AttemptOutcome::Failed,
+        Ending::Abandoned => AttemptOutcome::Abandoned,
+    };
+    shared
+        .metrics
+        .finished(&job.raw.queue, &job.raw.name, counted, took);
+    shared.pace.handler_took(took);
     // slot and claim free as soon as the outcome is queued: recording it is batched apart
     let _ = done.send(Outcome { job, ending });
     drop(slot);

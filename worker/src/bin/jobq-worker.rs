@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use clap::Parser;
+use jobq_handlers::metrics_server;
 use queue_core::{parse_duration, Config, Worker};
 
 /// Run jobq's built-in handlers (video, analytics, moderation, diag) on Redis-backed queues.
@@ -36,6 +39,10 @@ struct Args {
     /// Key prefix; overrides JOBQ_PREFIX.
     #[arg(long)]
     prefix: Option<String>,
+    /// Serve Prometheus metrics at http://<addr>/metrics (e.g. 127.0.0.1:9091): attempts
+    /// by queue, handler and outcome, handler time histogram, running jobs, cache hits.
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<String>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -76,7 +83,17 @@ async fn main() -> anyhow::Result<()> {
         .grace(args.grace)
         .lease(args.lease)
         .max_stalls(args.max_stalls);
-    let worker = jobq_handlers::register_all(builder).build()?;
+    let worker = jobq_handlers::register_all(builder)
+        .map_err(anyhow::Error::msg)?
+        .build()?;
+    tracing::info!(handlers = %worker.handler_names().join(","), "handlers registered");
+    if let Some(addr) = &args.metrics_bind {
+        let metrics = worker.metrics();
+        let bound = metrics_server::serve(addr, Arc::new(move || metrics.render()))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
+    }
     worker.run_until_signal().await?;
     Ok(())
 }

@@ -1,0 +1,140 @@
+//! The `jobq-worker` binary: a panicking job fails and the same process runs the next one;
+//! one log line per failure; the start-up summary; Prometheus metrics on `--metrics-bind`.
+
+use std::time::Duration;
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const Q: &str = "diag";
+
+async fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_fails_and_the_same_worker_runs_the_next_with_metrics_to_show() {
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &[
+            "--queues",
+            "diag,moderation",
+            "--concurrency",
+            "1",
+            "--metrics-bind",
+            &metrics,
+        ],
+    );
+
+    let panicked = q
+        .add("diag.panic", &json!({}), JobOptions::new().attempts(1))
+        .await
+        .unwrap();
+    let next = q
+        .add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let echo = q
+        .add("diag.echo", &json!({"hello": "world"}), JobOptions::new())
+        .await
+        .unwrap();
+
+    let failed = wait_job_done(&q, &panicked.id, Duration::from_secs(15)).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(
+        failed
+            .failed_reason
+            .as_deref()
+            .unwrap()
+            .contains("diag.panic: deliberate panic"),
+        "{failed:?}"
+    );
+    let ok = wait_job_done(&q, &next.id, Duration::from_secs(10)).await;
+    assert_eq!(ok.state, JobState::Completed);
+    let echoed = wait_job_done(&q, &echo.id, Duration::from_secs(10)).await;
+    assert_eq!(echoed.return_value, Some(json!({"hello": "world"})));
+    assert!(worker.is_running(), "the worker survived the panic");
+    // the same text twice: the second verdict is a cache hit
+    let m = env.queue("moderation").await;
+    for _ in 0..2 {
+        let added = m
+            .add(
+                "moderation.text",
+                &json!({"text": "hello there"}),
+                JobOptions::new(),
+            )
+            .await
+            .unwrap();
+        let v = wait_job_done(&m, &added.id, Duration::from_secs(10)).await;
+        assert_eq!(v.state, JobState::Completed, "{v:?}");
+    }
+
+    let (status, body) = http_get(&metrics, "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for line in [
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.panic\",outcome=\"failed\"} 1",
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.noop\",outcome=\"completed\"} 1",
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.echo\",outcome=\"completed\"} 1",
+        "jobq_worker_handler_seconds_count{queue=\"diag\",name=\"diag.noop\"} 1",
+        "jobq_worker_concurrency 1",
+        "jobq_worker_running_jobs 0",
+        "jobq_cache_hits_total{namespace=\"moderation\"} 1",
+    ] {
+        assert!(body.contains(line), "missing {line:?} in\n{body}");
+    }
+    assert_eq!(
+        http_get(&metrics, "/nope").await.0,
+        "HTTP/1.1 404 Not Found"
+    );
+
+    let log = worker.stderr();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("job attempt failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "one line per failure:\n{log}");
+    assert!(failures[0].contains(&panicked.id), "{}", failures[0]);
+    assert!(failures[0].contains("deliberate panic"), "{}", failures[0]);
+    // start-up summary: where, which server, which handlers
+    assert!(log.contains("connected to Redis"), "{log}");
+    assert!(log.contains("version="), "{log}");
+    assert!(log.contains("maxmemory_policy="), "{log}");
+    assert!(
+        log.contains("video.transcode") && log.contains("moderation.text"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("http://{metrics}/metrics")), "{log}");
+}
+
+#[tokio::test]
+async fn a_metrics_address_that_cannot_be_bound_is_a_clear_error() {
+    let env = TestEnv::new().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", Q, "--metrics-bind", &addr],
+    );
+    let code = worker.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(1), "{}", worker.stderr());
+    assert!(
+        worker.stderr().contains(&format!("--metrics-bind {addr}")),
+        "{}",
+        worker.stderr()
+    );
+}

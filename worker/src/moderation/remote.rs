@@ -1,0 +1,99 @@
+//! The optional external classifier (`MODERATION_API_URL`).
+//!
+//! Protocol: `POST <url>` with `{"text": "<normalised text>"}`; a 2xx reply of
+//! `{"verdict": "allowed"|"flagged"|"blocked", "scores": {"<category>": 0.0-1.0, ..},
+//! "reasons": [..]}` (`scores` and `reasons` optional). Anything else — a timeout, a
+//! refused connection, another status, another body — is an error, and the caller falls
+//! back to the built-in rules.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A client of the external classifier.
+#[derive(Debug, Clone)]
+pub struct RemoteClassifier {
+    url: String,
+    http: reqwest::Client,
+}
+
+/// What the external classifier answered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RemoteVerdict {
+    /// `allowed`, `flagged` or `blocked`.
+    pub verdict: String,
+    /// Category scores.
+    #[serde(default)]
+    pub scores: BTreeMap<String, f64>,
+    /// Why.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+impl RemoteClassifier {
+    /// A client of `url` giving up after `timeout` (connecting included).
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "MODERATION_API_URL {url:?}: expected an http:// or https:// URL"
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| format!("moderation API client: {e}"))?;
+        Ok(RemoteClassifier {
+            url: url.to_string(),
+            http,
+        })
+    }
+
+    /// The classifier's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Asks for a verdict on `text`.
+    pub async fn classify(&self, text: &str) -> Result<RemoteVerdict, String> {
+        let reply = self
+            .http
+            .post(&self.url)
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let status = reply.status();
+        if !status.is_success() {
+            return Err(format!("moderation API answered {status}"));
+        }
+        let body = reply.bytes().await.map_err(|e| describe(&e))?;
+        let verdict: RemoteVerdict = serde_json::from_slice(&body)
+            .map_err(|e| format!("moderation API reply is not a verdict: {e}"))?;
+        if !["allowed", "flagged", "blocked"].contains(&verdict.verdict.as_str()) {
+            return Err(format!(
+                "moderation API verdict {:?}: expected allowed, flagged or blocked",
+                verdict.verdict
+            ));
+        }
+        if let Some((k, v)) = verdict
+            .scores
+            .iter()
+            .find(|(_, v)| !(0.0..=1.0).contains(*v))
+        {
+            return Err(format!("moderation API score {k}={v}: expected 0-1"));
+        }
+        Ok(verdict)
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "moderation API timed out".to_string()
+    } else if e.is_connect() {
+        format!("moderation API unreachable: {e}")
+    } else {
+        format!("moderation API request failed: {e}")
+    }
+}
