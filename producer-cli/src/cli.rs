@@ -13,6 +13,11 @@ use serde_json::Value;
 const AFTER_HELP: &str = "\
 Durations are written with a unit: 500ms, 10s, 5m, 1h, 2d (or 1m30s).
 
+When Redis is down (or not configured), add and add-bulk apply JOBQ_FALLBACK: inline (the
+default: run the job's handler here and print its result), spool (append it to a file in
+JOBQ_SPOOL_DIR, stored in Redis once it answers) or error (exit 1). A notice on stderr says
+which.
+
 Exit codes: 0 ok, 1 runtime failure (job not found, Redis unreachable, operation refused),
 2 usage or bad input (invalid JSON, duration, queue name, bulk line); the message names the
 bad value.";
@@ -188,8 +193,33 @@ pub enum Command {
     #[command(subcommand)]
     Schedule(ScheduleCommand),
     /// Whether Redis answers (connected, disconnected, not_configured), latency, server
-    /// settings and warnings.
+    /// settings and warnings; the fallback mode and the spooled jobs waiting.
     Health,
+    /// Jobs spooled to local files while Redis was down (JOBQ_FALLBACK=spool, files in
+    /// JOBQ_SPOOL_DIR, default ./.jobq-spool).
+    ///
+    /// Workers, the dashboard and every jobq command that reaches Redis replay them on
+    /// their own; these commands show them and replay them on demand.
+    #[command(subcommand)]
+    Spool(SpoolCommand),
+}
+
+/// `jobq spool …`.
+#[derive(Debug, Subcommand)]
+pub enum SpoolCommand {
+    /// The spool files waiting, with their job counts and whether a live process holds
+    /// them (its producer, or a replay in progress).
+    Status,
+    /// Store the spooled jobs in Redis now, each once under its spooled id; files other
+    /// processes hold are left to them. An interrupted replay resumes where it stopped.
+    Replay {
+        /// Jobs per chunk (one round trip per queue, then progress is recorded): 1-1000.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        chunk: u16,
+        /// Pause after each chunk, to spare a Redis that has just come back.
+        #[arg(long, default_value = "0s", value_parser = duration, value_name = "DURATION")]
+        pause: Duration,
+    },
 }
 
 /// `jobq add`.

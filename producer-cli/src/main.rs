@@ -17,6 +17,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // a handler run inline (JOBQ_FALLBACK=inline) that panics fails its job, reported once
+    queue_core::install_panic_hook();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -18,6 +18,23 @@ pub enum Fallback {
     Error,
 }
 
+impl Fallback {
+    /// `inline`, `spool` or `error`: the `JOBQ_FALLBACK` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fallback::Inline => "inline",
+            Fallback::Spool => "spool",
+            Fallback::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for Fallback {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

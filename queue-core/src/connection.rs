@@ -75,6 +75,17 @@ impl Redis {
     /// Connects to the Redis of `config` (fails at once with [`Error::NotConfigured`] when
     /// none is configured).
     pub async fn connect(config: &Config) -> Result<Self> {
+        Redis::connect_with_retries(config, 2).await
+    }
+
+    /// Like [`Redis::connect`] with a single connection attempt (and a single one per
+    /// reconnect later): for producers, whose circuit breaker decides when to try again, so
+    /// a refused connection is reported at once instead of after the client's retries.
+    pub(crate) async fn connect_once(config: &Config) -> Result<Self> {
+        Redis::connect_with_retries(config, 0).await
+    }
+
+    async fn connect_with_retries(config: &Config, retries: usize) -> Result<Self> {
         let url = config.redis_url().ok_or(Error::NotConfigured)?;
         if url.starts_with("rediss://") {
             install_tls_provider();
@@ -84,7 +95,7 @@ impl Redis {
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2)
+            .set_number_of_retries(retries)
             .set_max_delay(Duration::from_secs(2));
         let conn = ConnectionManager::new_with_config(client.clone(), cfg)
             .await

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::job::JobState;
 use crate::keys::{queue_registry, GROUP};
 use crate::queue::Queue;
+use crate::scan::scan_unlink;
 use crate::scripts::{self, Reply, EVENTS_MAXLEN};
 
 /// Jobs handled per script call by the bulk operations.
@@ -322,33 +323,9 @@ impl Queue {
         }
         // stop workers from starting anything while the keys go
         self.pause().await?;
-        let mut conn = inner.redis.conn();
         let pattern = format!("{}:*", inner.keys.base());
-        let mut cursor = 0u64;
-        let mut deleted = 0u64;
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| inner.redis.err(e))?;
-            if !found.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&found)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| inner.redis.err(e))?;
-                deleted += n;
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        let deleted = scan_unlink(&inner.redis, &pattern).await?;
+        let mut conn = inner.redis.conn();
         let _: i64 = redis::cmd("SREM")
             .arg(queue_registry(&inner.prefix))
             .arg(self.name())

@@ -77,6 +77,35 @@ pub enum Error {
         /// how long we waited for it
         waited: std::time::Duration,
     },
+    /// Redis could not be reached (refused, timed out, or the producer's circuit breaker is
+    /// open after such a failure) and the producer's fallback is `error`.
+    #[error("Redis at {addr} is unreachable: {reason}")]
+    RedisDown {
+        /// masked address of the server
+        addr: String,
+        /// why it counts as down (the connect error, or the timeout)
+        reason: String,
+    },
+    /// A spool file (`JOBQ_SPOOL_DIR`) could not be created, written, read or removed.
+    #[error("spool file {}: {source}", path.display())]
+    Spool {
+        /// the file or directory
+        path: std::path::PathBuf,
+        /// the I/O error
+        #[source]
+        source: std::io::Error,
+    },
+    /// A job run in-process because Redis was down (`JOBQ_FALLBACK=inline`) failed: its
+    /// handler returned an error, panicked, timed out, or none is registered for its name.
+    #[error("job {id} ({name}) failed inline: {message}")]
+    Inline {
+        /// the job's id
+        id: String,
+        /// the job's name
+        name: String,
+        /// the failure, as a worker would record it
+        message: String,
+    },
     /// A cached value could not be encoded to JSON, or the stored JSON does not decode as
     /// the type asked for (e.g. the type changed since it was written).
     #[error("cache value {key:?} in namespace {namespace:?} could not be {action} JSON: {source}")]
@@ -101,8 +130,10 @@ impl Error {
         }
     }
 
-    /// True when the error means Redis could not be reached (refused, dropped, timed out).
+    /// True when the error means Redis could not be reached (refused, dropped, timed out),
+    /// or cannot serve yet (loading its data set after a restart, no master).
     pub fn is_connection(&self) -> bool {
+        use redis::{ErrorKind, ServerErrorKind};
         match self {
             Error::Redis { source, .. } => {
                 source.is_io_error()
@@ -110,8 +141,16 @@ impl Error {
                     || source.is_connection_dropped()
                     || source.is_timeout()
                     || source.is_unrecoverable_error()
+                    || matches!(
+                        source.kind(),
+                        ErrorKind::Server(
+                            ServerErrorKind::BusyLoading
+                                | ServerErrorKind::MasterDown
+                                | ServerErrorKind::ClusterDown
+                        )
+                    )
             }
-            Error::NotConfigured => true,
+            Error::NotConfigured | Error::RedisDown { .. } => true,
             _ => false,
         }
     }

@@ -176,22 +176,28 @@ fn escape_glob(s: &str) -> String {
     out
 }
 
-/// Keys of the built-in analytics handlers. All share the hash tag `{prefix:analytics}` so
-/// that one ingest batch is one atomic `MULTI` in a single Cluster slot.
+/// Keys of the built-in analytics handlers. All share the hash tag `{prefix/analytics}` so
+/// that one ingest batch is one atomic script in a single Cluster slot. The `/` cannot occur
+/// in a queue name, so no queue's keys (not even a queue named `analytics`) share the tag.
 #[derive(Debug, Clone)]
 pub struct AnalyticsKeys {
     base: String,
 }
 
 impl AnalyticsKeys {
+    /// The field of a day's counts hash that counts its ingests (event names cannot hold
+    /// `#`, so it never collides with one).
+    pub const VERSION_FIELD: &'static str = "#v";
+
     /// Analytics keys under `prefix`.
     pub fn new(prefix: &str) -> Self {
         Self {
-            base: format!("{{{prefix}:analytics}}"),
+            base: format!("{{{prefix}/analytics}}"),
         }
     }
 
-    /// Hash of one day's event counts (field = event name).
+    /// Hash of one day's event counts (field = event name), plus the field
+    /// [`AnalyticsKeys::VERSION_FIELD`], bumped by every ingest into the day.
     pub fn counts(&self, day: &str) -> String {
         format!("{}:{day}:counts", self.base)
     }
@@ -211,9 +217,10 @@ impl AnalyticsKeys {
         format!("{}:{day}:top:{event}", self.base)
     }
 
-    /// Marker of an ingested batch (by job id), so a retried batch is not counted twice.
-    pub fn batch(&self, job_id: &str) -> String {
-        format!("{}:batch:{job_id}", self.base)
+    /// Marker of an ingested batch (by queue and job id), so a rerun of the job is not
+    /// counted twice.
+    pub fn batch(&self, queue: &str, job_id: &str) -> String {
+        format!("{}:batch:{queue}:{job_id}", self.base)
     }
 }
 

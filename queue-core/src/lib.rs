@@ -4,6 +4,8 @@
 //! a [`Worker`] runs them with retries, delays and priorities. Every state change is one
 //! atomic Lua script; all keys of a queue share one hash tag (`{prefix:queue}`). Handlers
 //! also get a [`Cache`], a [`Lock`] and a [`RateLimiter`] over the same connection.
+//! A [`Producer`] adds jobs and keeps working when Redis is down: it runs them inline,
+//! spools them to disk for replay, or fails, as `JOBQ_FALLBACK` says ([`fallback`]).
 //!
 //! ```no_run
 //! # use queue_core::*;
@@ -21,13 +23,18 @@ pub mod connection;
 pub mod control;
 pub mod duration;
 pub mod error;
+pub mod events;
+pub mod fallback;
 pub mod job;
+pub mod job_spec;
 pub mod keys;
 mod lanes;
 pub mod limits;
 pub mod listing;
 pub mod primitives;
+pub mod processing;
 pub mod queue;
+mod scan;
 pub mod schedule;
 mod scripts;
 pub mod validate;
@@ -37,12 +44,18 @@ pub use config::{Config, Fallback};
 pub use connection::{Redis, ServerInfo};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
+pub use events::{EventFollower, QueueEvent, StartAt};
+pub use fallback::{Produced, Producer, ProducerBuilder};
 pub use job::{
     Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobState, NewJob, Retention,
 };
 pub use limits::Limits;
 pub use primitives::{Cache, CacheStats, Cached, Lock, LockGuard, RateDecision, RateLimiter};
+pub use processing::{ProcessingTime, PROCESSING_BUCKETS_MS};
 pub use queue::{list_queues, Counts, Queue, BULK_CHUNK};
 pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
-pub use worker::{wait_for_signal, Ctx, Job, JobError, Worker, WorkerBuilder, WorkerMetrics};
+pub use worker::{
+    install_panic_hook, wait_for_signal, Ctx, Handlers, Job, JobError, Worker, WorkerBuilder,
+    WorkerMetrics,
+};

@@ -188,8 +188,9 @@ impl Queue {
         Ok(out)
     }
 
-    /// Stores already validated jobs in one `add_job` call.
-    async fn add_chunk(&self, jobs: &[NewJob]) -> Result<Vec<Added>> {
+    /// Stores already validated jobs in one `add_job` call (at most [`BULK_CHUNK`] of them:
+    /// the producer's fallback times each chunk's round trip on its own).
+    pub(crate) async fn add_chunk(&self, jobs: &[NewJob]) -> Result<Vec<Added>> {
         self.register().await?;
         let keys = &self.inner.keys;
         let mut prios = BTreeSet::new();
@@ -503,7 +504,7 @@ pub async fn list_queues(redis: &Redis, prefix: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn validate_new_job(job: &NewJob) -> Result<()> {
+pub(crate) fn validate_new_job(job: &NewJob) -> Result<()> {
     if job.name.is_empty() || job.name.len() > 256 {
         return Err(Error::invalid(
             "job name",

@@ -172,6 +172,17 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `jobq-worker` against `url` and `prefix` with extra `args`.
     pub fn start(url: &str, prefix: &str, args: &[&str]) -> WorkerProcess {
+        WorkerProcess::start_env(url, prefix, args, &[])
+    }
+
+    /// Like [`WorkerProcess::start`], with extra environment variables (e.g.
+    /// `JOBQ_SPOOL_DIR`).
+    pub fn start_env(
+        url: &str,
+        prefix: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let log = std::env::temp_dir().join(format!("jobq-worker-{prefix}-{}.log", rand_u64()));
         let file = std::fs::File::create(&log).expect("worker log file");
         let child = Command::new(bin_path("jobq-worker"))
@@ -179,6 +190,7 @@ impl WorkerProcess {
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -411,4 +423,51 @@ pub async fn wait_job_done(queue: &Queue, id: &str, timeout: Duration) -> queue_
         .then_some(job)
     })
     .await
+}
+
+/// A fresh directory under the system temp dir, removed (with its contents) when dropped:
+/// e.g. a `JOBQ_SPOOL_DIR` of one test.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `jobq-<tag>-<random>` in the temp dir.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("jobq-{tag}-{:016x}", rand_u64()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The directory as text (for environment variables).
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().expect("temp dir is UTF-8")
+    }
+
+    /// The files in it whose name ends with `suffix`, sorted.
+    pub fn files_ending(&self, suffix: &str) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.0)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.ends_with(suffix))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

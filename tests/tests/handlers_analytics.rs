@@ -150,6 +150,24 @@ async fn a_rerun_of_the_same_batch_is_not_counted_twice_and_day_keys_expire() {
 
     let keys = AnalyticsKeys::new(env.config.prefix());
     let mut raw = env.raw().await;
+    // the same job id with other events is refused, not silently skipped
+    q.remove_job("batch-1").await.unwrap();
+    let other = json!({"events": [view("carol", "/b", DAY_MS)]});
+    let reused = run(
+        &q,
+        "analytics.ingest",
+        other,
+        JobOptions::new().job_id("batch-1").attempts(3),
+    )
+    .await;
+    assert_eq!(reused.state, JobState::Failed);
+    assert_eq!(reused.attempts_made, 1);
+    let reason = reused.failed_reason.unwrap();
+    assert!(
+        reason.contains("batch-1") && reason.contains("other events"),
+        "{reason}"
+    );
+
     let views: u64 = redis::cmd("HGET")
         .arg(keys.counts(DAY))
         .arg("view")
@@ -162,7 +180,7 @@ async fn a_rerun_of_the_same_batch_is_not_counted_twice_and_day_keys_expire() {
         keys.users(DAY),
         keys.event_users(DAY, "view"),
         keys.top(DAY, "view"),
-        keys.batch("batch-1"),
+        keys.batch(Q, "batch-1"),
     ] {
         let ttl: i64 = redis::cmd("TTL")
             .arg(&key)
@@ -171,6 +189,33 @@ async fn a_rerun_of_the_same_batch_is_not_counted_twice_and_day_keys_expire() {
             .unwrap();
         assert!(ttl > 0, "{key} has no expiry (ttl {ttl})");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obliterating_the_analytics_queue_keeps_the_analytics() {
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let w = spawn_worker(worker(&env));
+    run(
+        &q,
+        "analytics.ingest",
+        json!({"events": [view("a", "/", DAY_MS)]}),
+        JobOptions::new(),
+    )
+    .await;
+    w.stop().await.unwrap();
+    q.obliterate(true).await.unwrap();
+    let keys = AnalyticsKeys::new(env.config.prefix());
+    let views: u64 = redis::cmd("HGET")
+        .arg(keys.counts(DAY))
+        .arg("view")
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        views, 1,
+        "the queue's keys and the analytics keys are apart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,14 +127,6 @@ fn video_worker(env: &TestEnv, queue: &str, config: VideoConfig) -> WorkerGuard 
     spawn_worker(builder.build().unwrap())
 }
 
-async fn wait_done(q: &Queue, id: &str, timeout: Duration) -> JobInfo {
-    eventually(timeout, &format!("job {id} to finish"), || async {
-        let info = q.job(id).await.ok()?;
-        matches!(info.state, JobState::Completed | JobState::Failed).then_some(info)
-    })
-    .await
-}
-
 /// The progress values the events stream announced for job `id`, in order.
 async fn progress_events(env: &TestEnv, queue: &str, id: &str) -> Vec<Value> {
     let keys = QueueKeys::new(env.config.prefix(), queue);
@@ -186,7 +178,7 @@ async fn video_probe_reports_duration_size_and_codecs() {
         .add("video.probe", &json!({"input": clip}), JobOptions::new())
         .await
         .unwrap();
-    let info = wait_done(&q, &added.id, Duration::from_secs(20)).await;
+    let info = wait_job_done(&q, &added.id, Duration::from_secs(20)).await;
     assert_eq!(info.state, JobState::Completed, "{:?}", info.failed_reason);
     let r = info.return_value.unwrap();
     let duration = r["duration_secs"].as_f64().unwrap();
@@ -208,7 +200,8 @@ async fn video_probe_reports_duration_size_and_codecs() {
 async fn video_transcode_to_480p_reports_progress_from_ffmpeg() {
     let scratch = Scratch::new();
     let clip = scratch.path("clip.mp4");
-    make_clip(&clip, "1280x720", 3).await;
+    // long enough to encode for several progress periods (100 ms) even on a fast machine
+    make_clip(&clip, "1280x720", 6).await;
     let out = scratch.path("clip-480p.mp4");
     let env = TestEnv::new().await;
     let q = env.queue("video").await;
@@ -222,23 +215,7 @@ async fn video_transcode_to_480p_reports_progress_from_ffmpeg() {
         )
         .await
         .unwrap();
-    // watch the job as a dashboard would, while it runs
-    let mut polled = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let info = loop {
-        let info = q.job(&added.id).await.unwrap();
-        if let Some(p) = info.progress.as_ref().and_then(Value::as_u64) {
-            polled.insert(p);
-        }
-        if matches!(info.state, JobState::Completed | JobState::Failed) {
-            break info;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the transcode did not finish: {info:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let info = wait_job_done(&q, &added.id, Duration::from_secs(60)).await;
     assert_eq!(info.state, JobState::Completed, "{:?}", info.failed_reason);
 
     // the file, as ffprobe reads it
@@ -266,7 +243,7 @@ async fn video_transcode_to_480p_reports_progress_from_ffmpeg() {
         (Some(854), Some(480))
     );
     assert!(
-        (r["duration_secs"].as_f64().unwrap() - 3.0).abs() <= 0.2,
+        (r["duration_secs"].as_f64().unwrap() - 6.0).abs() <= 0.2,
         "{r}"
     );
     assert_eq!(
@@ -279,13 +256,19 @@ async fn video_transcode_to_480p_reports_progress_from_ffmpeg() {
     // every progress report, as announced on the events stream
     let reports = progress_events(&env, "video", &added.id).await;
     let values: Vec<u64> = reports.iter().map(|v| v.as_u64().unwrap()).collect();
-    eprintln!("progress reports: {values:?}; seen by polling: {polled:?}");
+    eprintln!("progress reports: {values:?}");
     assert_eq!(values.first(), Some(&0), "{values:?}");
     assert_eq!(values.last(), Some(&100), "{values:?}");
     assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+    // 0 and 100 come from the handler itself; what ffmpeg reported lies between
+    let from_ffmpeg: BTreeSet<u64> = values
+        .iter()
+        .copied()
+        .filter(|v| (1..100).contains(v))
+        .collect();
     assert!(
-        values.len() >= 3,
-        "fewer than 3 progress updates: {values:?}"
+        from_ffmpeg.len() >= 2,
+        "fewer than 2 progress values from ffmpeg's own output: {values:?}"
     );
     assert_eq!(info.progress, Some(json!(100)));
     guard.stop().await.unwrap();
@@ -310,7 +293,7 @@ async fn video_thumbnail_writes_a_decodable_image_of_the_asked_width() {
             )
             .await
             .unwrap();
-        let info = wait_done(&q, &added.id, Duration::from_secs(20)).await;
+        let info = wait_job_done(&q, &added.id, Duration::from_secs(20)).await;
         assert_eq!(info.state, JobState::Completed, "{:?}", info.failed_reason);
         // ffprobe decodes it as an image of the asked width, aspect kept
         let probe = ffprobe(&out).await;
@@ -338,7 +321,7 @@ async fn video_thumbnail_writes_a_decodable_image_of_the_asked_width() {
         )
         .await
         .unwrap();
-    let info = wait_done(&q, &added.id, Duration::from_secs(20)).await;
+    let info = wait_job_done(&q, &added.id, Duration::from_secs(20)).await;
     let r = info.return_value.expect("a result");
     assert_eq!(
         (r["width"].as_u64(), r["height"].as_u64()),
@@ -375,7 +358,7 @@ async fn video_missing_input_fails_once_naming_the_path() {
             .add(name, &data, JobOptions::new().attempts(3))
             .await
             .unwrap();
-        let info = wait_done(&q, &added.id, Duration::from_secs(10)).await;
+        let info = wait_job_done(&q, &added.id, Duration::from_secs(10)).await;
         assert_eq!(info.state, JobState::Failed, "{name}");
         let reason = info.failed_reason.unwrap_or_default();
         assert!(
@@ -409,7 +392,7 @@ async fn video_missing_ffmpeg_fails_jobs_clearly_and_the_worker_keeps_running() 
         )
         .await
         .unwrap();
-    let info = wait_done(&q, &transcode.id, Duration::from_secs(10)).await;
+    let info = wait_job_done(&q, &transcode.id, Duration::from_secs(10)).await;
     assert_eq!((info.state, info.attempts_made), (JobState::Failed, 1));
     let reason = info.failed_reason.unwrap_or_default();
     assert!(reason.starts_with("ffmpeg not found"), "{reason}");
@@ -428,7 +411,7 @@ async fn video_missing_ffmpeg_fails_jobs_clearly_and_the_worker_keeps_running() 
         )
         .await
         .unwrap();
-    let info = wait_done(&q, &probe.id, Duration::from_secs(10)).await;
+    let info = wait_job_done(&q, &probe.id, Duration::from_secs(10)).await;
     let reason = info.failed_reason.unwrap_or_default();
     assert!(
         reason.starts_with("ffprobe not found (looked for 'jobq-no-such-ffprobe' on PATH"),
@@ -440,7 +423,7 @@ async fn video_missing_ffmpeg_fails_jobs_clearly_and_the_worker_keeps_running() 
         .add("diag.noop", &json!({}), JobOptions::new())
         .await
         .unwrap();
-    let info = wait_done(&q, &noop.id, Duration::from_secs(10)).await;
+    let info = wait_job_done(&q, &noop.id, Duration::from_secs(10)).await;
     assert_eq!(info.state, JobState::Completed);
     guard.stop().await.unwrap();
 }
@@ -501,7 +484,7 @@ async fn video_bad_requests_fail_once_naming_the_bad_value() {
             .add(name, &data, JobOptions::new().attempts(3))
             .await
             .unwrap();
-        let info = wait_done(&q, &added.id, Duration::from_secs(10)).await;
+        let info = wait_job_done(&q, &added.id, Duration::from_secs(10)).await;
         assert_eq!(
             (info.state, info.attempts_made),
             (JobState::Failed, 1),
@@ -554,7 +537,7 @@ async fn video_transcode_timeout_kills_ffmpeg_and_leaves_no_output() {
     })
     .await;
     // ...until the timeout
-    let info = wait_done(&q, &added.id, Duration::from_secs(20)).await;
+    let info = wait_job_done(&q, &added.id, Duration::from_secs(20)).await;
     let took = started.elapsed();
     assert_eq!(info.state, JobState::Failed);
     let reason = info.failed_reason.unwrap_or_default();
@@ -574,7 +557,7 @@ async fn video_transcode_timeout_kills_ffmpeg_and_leaves_no_output() {
         .add("diag.noop", &json!({}), JobOptions::new())
         .await
         .unwrap();
-    let info = wait_done(&q, &noop.id, Duration::from_secs(10)).await;
+    let info = wait_job_done(&q, &noop.id, Duration::from_secs(10)).await;
     assert_eq!(info.state, JobState::Completed);
     guard.stop().await.unwrap();
 }

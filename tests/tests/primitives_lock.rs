@@ -91,12 +91,10 @@ async fn primitives_lock_expiry_lets_the_second_acquire() {
     let a = Lock::new(env.redis.clone(), env.config.prefix());
     let b = lock_on_own_connection(&env).await;
     // a guard dropped without release keeps the lock until its TTL runs out
-    drop(
-        a.acquire("x", Duration::from_millis(300))
-            .await
-            .unwrap()
-            .unwrap(),
-    );
+    let ttl = Duration::from_secs(2);
+    let t = Instant::now();
+    drop(a.acquire("x", ttl).await.unwrap().unwrap());
+    // right after: well inside the TTL, it is still taken
     assert!(b
         .acquire("x", Duration::from_secs(5))
         .await
@@ -107,13 +105,15 @@ async fn primitives_lock_expiry_lets_the_second_acquire() {
         .await
         .unwrap()
         .is_none());
-    let t = Instant::now();
     let guard = b
-        .acquire_within("x", Duration::from_secs(5), Duration::from_secs(3))
+        .acquire_within("x", Duration::from_secs(5), Duration::from_secs(6))
         .await
         .unwrap()
         .expect("acquired once the first lock expired");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let waited = t.elapsed();
+    // not before the TTL ran out, and soon after it (retries are at most 100 ms apart)
+    assert!(waited >= ttl - Duration::from_millis(10), "{waited:?}");
+    assert!(waited < ttl + Duration::from_secs(2), "{waited:?}");
     assert!(guard.release().await.unwrap());
 }
 
@@ -122,29 +122,31 @@ async fn primitives_lock_extend_keeps_it_alive_past_its_original_ttl() {
     let env = TestEnv::new().await;
     let a = Lock::new(env.redis.clone(), env.config.prefix());
     let b = lock_on_own_connection(&env).await;
-    let guard = a
-        .acquire("long", Duration::from_millis(300))
-        .await
-        .unwrap()
-        .unwrap();
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(guard.extend(Duration::from_millis(300)).await.unwrap());
+    let ttl = Duration::from_secs(1);
+    let acquired = Instant::now();
+    let guard = a.acquire("long", ttl).await.unwrap().unwrap();
+    // each extension is due 600 ms (then 1.1 s) before the lease it renews runs out
+    let lease = Duration::from_millis(1_500);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(guard.extend(lease).await.unwrap());
     }
-    // 750 ms in: long past the first 300 ms lease, still held
+    // past the first 1 s lease, still held
+    assert!(acquired.elapsed() > ttl);
     assert!(b
         .acquire("long", Duration::from_secs(1))
         .await
         .unwrap()
         .is_none());
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    // no longer renewed: expired, so extend reports it lost
+    // no longer renewed: it expires, and extend then reports it lost
+    let taken = eventually(
+        lease + Duration::from_secs(2),
+        "the lease to run out",
+        || async { b.acquire("long", Duration::from_secs(10)).await.unwrap() },
+    )
+    .await;
     assert!(!guard.extend(Duration::from_secs(1)).await.unwrap());
-    assert!(b
-        .acquire("long", Duration::from_secs(1))
-        .await
-        .unwrap()
-        .is_some());
+    assert!(taken.release().await.unwrap());
 }
 
 #[tokio::test]
@@ -184,12 +186,13 @@ async fn primitives_with_lock_renews_a_lock_held_longer_than_its_ttl() {
     let env = TestEnv::new().await;
     let lock = Lock::new(env.redis.clone(), env.config.prefix());
     let other = lock_on_own_connection(&env).await;
-    let ttl = Duration::from_millis(300);
+    // renewed every 400 ms: a renewal may come 800 ms late before the lease runs out
+    let ttl = Duration::from_millis(1_200);
     let out = lock
         .with_lock("slow", ttl, async {
             for _ in 0..4 {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                // up to 1 s in: several TTLs, and nobody else can take it
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                // up to 2.8 s in: more than two TTLs, and nobody else can take it
                 assert!(other.acquire("slow", ttl).await.unwrap().is_none());
             }
             "done"
@@ -197,7 +200,64 @@ async fn primitives_with_lock_renews_a_lock_held_longer_than_its_ttl() {
         .await
         .unwrap();
     assert_eq!(out, "done");
+    // released at the end
+    assert_eq!(holder_token(&env, "slow").await, None);
     assert!(other.acquire("slow", ttl).await.unwrap().is_some());
+}
+
+// the test's own future runs on the test thread; the runtime's two workers are free for the
+// renewal task
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primitives_with_lock_renews_while_the_work_blocks_its_thread() {
+    let env = TestEnv::new().await;
+    let lock = Lock::new(env.redis.clone(), env.config.prefix());
+    let other = lock_on_own_connection(&env).await;
+    let ttl = Duration::from_millis(1_200);
+    let taken_meanwhile = lock
+        .with_lock("blocking", ttl, async {
+            // blocking work (a sync library call, say) that never yields for 2.5 TTLs
+            std::thread::sleep(Duration::from_secs(3));
+            other.acquire("blocking", ttl).await.unwrap()
+        })
+        .await
+        .unwrap();
+    assert!(
+        taken_meanwhile.is_none(),
+        "the lock expired while its holder blocked: renewal stopped with it"
+    );
+    assert_eq!(holder_token(&env, "blocking").await, None, "released after");
+}
+
+#[tokio::test]
+async fn primitives_with_lock_dropped_halfway_stops_renewing() {
+    let env = TestEnv::new().await;
+    let lock = Lock::new(env.redis.clone(), env.config.prefix());
+    let other = lock_on_own_connection(&env).await;
+    let ttl = Duration::from_secs(1);
+    let started = Arc::new(tokio::sync::Notify::new());
+    let holder = {
+        let lock = lock.clone();
+        let started = started.clone();
+        tokio::spawn(async move {
+            lock.with_lock("dropped", ttl, async move {
+                started.notify_one();
+                std::future::pending::<()>().await
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    // a job timeout drops the handler's future like this
+    holder.abort();
+    let _ = holder.await;
+    // nothing renews it any more: it expires with its lease (a renewal would keep it forever)
+    let guard = eventually(
+        ttl + Duration::from_secs(2),
+        "the lock to expire",
+        || async { other.acquire("dropped", ttl).await.unwrap() },
+    )
+    .await;
+    assert!(guard.release().await.unwrap());
 }
 
 #[tokio::test]

@@ -48,12 +48,17 @@ async fn a_panicking_job_fails_and_the_same_worker_runs_the_next_with_metrics_to
         .add("diag.noop", &json!({}), JobOptions::new())
         .await
         .unwrap();
+    let unknown = q
+        .add("no.such.handler", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
     let echo = q
         .add("diag.echo", &json!({"hello": "world"}), JobOptions::new())
         .await
         .unwrap();
 
     let failed = wait_job_done(&q, &panicked.id, Duration::from_secs(15)).await;
+    wait_job_done(&q, &unknown.id, Duration::from_secs(10)).await;
     assert_eq!(failed.state, JobState::Failed);
     assert!(
         failed
@@ -90,6 +95,7 @@ async fn a_panicking_job_fails_and_the_same_worker_runs_the_next_with_metrics_to
         "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.noop\",outcome=\"completed\"} 1",
         "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.echo\",outcome=\"completed\"} 1",
         "jobq_worker_handler_seconds_count{queue=\"diag\",name=\"diag.noop\"} 1",
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"<unregistered>\",outcome=\"failed\"} 1",
         "jobq_worker_concurrency 1",
         "jobq_worker_running_jobs 0",
         "jobq_cache_hits_total{namespace=\"moderation\"} 1",
@@ -106,9 +112,12 @@ async fn a_panicking_job_fails_and_the_same_worker_runs_the_next_with_metrics_to
         .lines()
         .filter(|l| l.contains("job attempt failed"))
         .collect();
-    assert_eq!(failures.len(), 1, "one line per failure:\n{log}");
+    assert_eq!(failures.len(), 2, "one line per failure:\n{log}");
     assert!(failures[0].contains(&panicked.id), "{}", failures[0]);
     assert!(failures[0].contains("deliberate panic"), "{}", failures[0]);
+    assert!(failures[1].contains(&unknown.id), "{}", failures[1]);
+    // the panic is reported as the job's failure only, not also by Rust's panic hook
+    assert!(!log.contains("panicked at"), "{log}");
     // start-up summary: where, which server, which handlers
     assert!(log.contains("connected to Redis"), "{log}");
     assert!(log.contains("version="), "{log}");

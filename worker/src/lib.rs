@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod diag;
+mod digest;
 pub mod metrics_server;
 pub mod moderation;
 pub mod video;

@@ -1,10 +1,14 @@
 //! `jobq add`: one job, with its options; prints the id (with `--json`, the stored job).
+//!
+//! When Redis is down (or not configured) the producer applies `JOBQ_FALLBACK`: `inline`
+//! prints the handler's result, `spool` the spooled job's id, `error` fails (exit 1); a
+//! one-line notice on stderr says what happened and why. `--json` adds `"mode"`:
+//! `stored`, `inline` or `spooled`.
 
 use anyhow::Result;
-use queue_core::JobOptions;
+use queue_core::{JobOptions, Produced, Producer};
 use serde_json::{json, Value};
 
-use super::Ctx;
 use crate::cli::{AddArgs, JobOptArgs};
 use crate::exit::bad_input;
 use crate::output;
@@ -27,7 +31,7 @@ pub fn apply_opts(mut opts: JobOptions, args: &JobOptArgs) -> JobOptions {
 }
 
 /// Adds the job and reports it.
-pub async fn add(ctx: &Ctx, args: AddArgs) -> Result<()> {
+pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
     let data = match (&args.data, &args.data_file) {
         (Some(d), _) => d.clone(),
         (None, Some(path)) => {
@@ -49,23 +53,65 @@ pub async fn add(ctx: &Ctx, args: AddArgs) -> Result<()> {
     if let Some(id) = &args.job_id {
         opts = opts.job_id(id.clone());
     }
-    let q = ctx.queue(&args.queue).await?;
-    let added = q.add(&args.name, &data, opts).await?;
-    if ctx.json {
-        // the stored job, unless a worker already finished and removed it
-        let mut out = match q.get_job(&added.id).await? {
-            Some(job) => output::job_json(&job),
-            None => json!({"queue": args.queue, "id": added.id, "name": args.name}),
-        };
-        out["duplicate"] = added.duplicate.into();
-        output::json_line(&out);
-    } else if added.duplicate {
-        println!(
-            "{} (already stored: nothing added to {})",
-            added.id, args.queue
-        );
-    } else {
-        println!("{}", added.id);
+    super::spool::replay_before_add(producer).await;
+    let produced = producer.add(&args.queue, &args.name, &data, opts).await?;
+    match produced {
+        Produced::Stored(added) => {
+            if json {
+                // the stored job, unless a worker already finished and removed it
+                let q = producer.queue(&args.queue).await?;
+                let mut out = match q.get_job(&added.id).await? {
+                    Some(job) => output::job_json(&job),
+                    None => json!({"queue": args.queue, "id": added.id, "name": args.name}),
+                };
+                out["duplicate"] = added.duplicate.into();
+                out["mode"] = "stored".into();
+                output::json_line(&out);
+            } else if added.duplicate {
+                println!(
+                    "{} (already stored: nothing added to {})",
+                    added.id, args.queue
+                );
+            } else {
+                println!("{}", added.id);
+            }
+        }
+        Produced::Inline { id, result, reason } => {
+            eprintln!(
+                "jobq: {}; JOBQ_FALLBACK=inline: ran job {id} ({}) in this process",
+                reason, args.name
+            );
+            if json {
+                output::json_line(&json!({
+                    "mode": "inline",
+                    "queue": args.queue,
+                    "id": id,
+                    "name": args.name,
+                    "result": result,
+                }));
+            } else {
+                println!("{result}");
+            }
+        }
+        Produced::Spooled { id, file, reason } => {
+            eprintln!(
+                "jobq: {}; JOBQ_FALLBACK=spool: spooled job {id} to {} (stored in Redis once \
+                 it answers)",
+                reason,
+                file.display()
+            );
+            if json {
+                output::json_line(&json!({
+                    "mode": "spooled",
+                    "queue": args.queue,
+                    "id": id,
+                    "name": args.name,
+                    "file": file,
+                }));
+            } else {
+                println!("{id}");
+            }
+        }
     }
     Ok(())
 }

@@ -6,6 +6,11 @@
 //! chunks are pipelined on the one connection so Redis never waits for the client; they are
 //! sent in file order and Redis runs them in the order sent, so equal-priority jobs keep
 //! their FIFO order. A progress bar shows on a terminal.
+//!
+//! When Redis cannot be reached at the start, every job takes `JOBQ_FALLBACK` through the
+//! producer (spooled with one sync for the whole file, or run inline one by one); a notice
+//! on stderr says so. Redis failing midway is an error (exit 1): the chunks stored so far
+//! stay stored.
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -14,10 +19,9 @@ use std::time::Instant;
 use anyhow::Result;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use queue_core::BULK_CHUNK;
-use serde_json::json;
+use queue_core::{Produced, Producer, BULK_CHUNK};
+use serde_json::{json, Value};
 
-use super::Ctx;
 use crate::exit::bad_input;
 use crate::{jsonl, output};
 
@@ -25,11 +29,21 @@ use crate::{jsonl, output};
 const IN_FLIGHT: usize = 4;
 
 /// Reads, checks and adds every job of `file` (`-` = stdin).
-pub async fn add_bulk(ctx: &Ctx, queue: &str, file: &Path) -> Result<()> {
+pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path) -> Result<()> {
     let text = read_input(file)?;
     let bad = |e: String| bad_input(format!("{}: {e}", show(file)));
     let total = jsonl::check(&text).map_err(bad)? as u64;
-    let q = ctx.queue(queue).await?;
+    super::spool::replay_before_add(producer).await;
+    let q = match producer.queue(queue).await {
+        Ok(q) => q,
+        Err(e) if e.is_connection() => {
+            let jobs = jsonl::jobs(&text)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            return fall_back(producer, json, queue, jobs).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     let bar = progress_bar(total);
     let started = Instant::now();
     let mut jobs = jsonl::jobs(&text);
@@ -76,8 +90,9 @@ pub async fn add_bulk(ctx: &Ctx, queue: &str, file: &Path) -> Result<()> {
     }
     let added = total - duplicates;
     let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
-    if ctx.json {
+    if json {
         output::json_line(&json!({
+            "mode": "stored",
             "queue": queue,
             "added": added,
             "duplicates": duplicates,
@@ -94,6 +109,78 @@ pub async fn add_bulk(ctx: &Ctx, queue: &str, file: &Path) -> Result<()> {
                 String::new()
             }
         );
+    }
+    Ok(())
+}
+
+/// Redis is down: all jobs through the producer's fallback.
+async fn fall_back(
+    producer: &Producer,
+    json: bool,
+    queue: &str,
+    jobs: Vec<queue_core::NewJob>,
+) -> Result<()> {
+    let produced = producer.add_bulk(queue, jobs).await?;
+    let mut ids = Vec::with_capacity(produced.len());
+    let mut results = Vec::new();
+    let (mut stored, mut file, mut reason) = (0u64, None, None);
+    for p in produced {
+        ids.push(p.id().to_string());
+        match p {
+            Produced::Stored(_) => stored += 1,
+            Produced::Inline {
+                result, reason: r, ..
+            } => {
+                results.push(result);
+                reason = Some(r);
+            }
+            Produced::Spooled {
+                file: f, reason: r, ..
+            } => {
+                file = Some(f);
+                reason = Some(r);
+            }
+        }
+    }
+    let reason = reason.unwrap_or_default();
+    let (mode, what) = match &file {
+        Some(f) => (
+            "spooled",
+            format!(
+                "JOBQ_FALLBACK=spool: spooled {} job(s) to {} (stored in Redis once it answers)",
+                ids.len() as u64 - stored,
+                f.display()
+            ),
+        ),
+        None => (
+            "inline",
+            format!(
+                "JOBQ_FALLBACK=inline: ran {} job(s) in this process",
+                results.len()
+            ),
+        ),
+    };
+    if !reason.is_empty() {
+        eprintln!("jobq: {reason}; {what}");
+    }
+    if json {
+        let mut out = json!({
+            "mode": mode,
+            "queue": queue,
+            "added": stored,
+            "ids": ids,
+        });
+        match file {
+            Some(f) => out["file"] = json!(f),
+            None => out["results"] = Value::Array(results),
+        }
+        output::json_line(&out);
+    } else if file.is_some() {
+        println!("spooled {} job(s) for {queue}", ids.len() as u64 - stored);
+    } else {
+        for r in results {
+            println!("{r}");
+        }
     }
     Ok(())
 }

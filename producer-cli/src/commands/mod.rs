@@ -6,11 +6,12 @@ mod add_bulk;
 mod health;
 mod inspect;
 mod schedule;
+mod spool;
 mod stats;
 mod steer;
 
 use anyhow::Result;
-use queue_core::{Config, Queue, Redis};
+use queue_core::{Config, Fallback, Producer, Queue, Redis, Worker};
 
 use crate::cli::{Cli, Command};
 
@@ -43,9 +44,6 @@ fn config(cli: &Cli) -> Result<Config> {
 /// Runs one command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let config = config(&cli)?;
-    if let Command::Health = cli.command {
-        return health::health(&config, cli.json).await;
-    }
     // Checked before connecting: bad input is reported as such even when Redis is down.
     if let Command::Obliterate {
         force: false,
@@ -57,15 +55,23 @@ pub async fn run(cli: Cli) -> Result<()> {
              pass --force to confirm"
         )));
     }
-    // The CLI applies no JOBQ_FALLBACK yet: an unreachable Redis is a runtime failure.
+    // Commands that work (or report) without Redis: adds apply JOBQ_FALLBACK.
+    let command = match cli.command {
+        Command::Health => return health::health(&config, cli.json).await,
+        Command::Add(args) => return add::add(&producer(&config)?, cli.json, args).await,
+        Command::AddBulk { queue, file } => {
+            return add_bulk::add_bulk(&producer(&config)?, cli.json, &queue, &file).await
+        }
+        Command::Spool(cmd) => return spool::spool(&config, cli.json, cmd).await,
+        other => other,
+    };
     let ctx = Ctx {
         redis: Redis::connect(&config).await?,
         prefix: config.prefix().to_string(),
         json: cli.json,
     };
-    match cli.command {
-        Command::Add(args) => add::add(&ctx, args).await,
-        Command::AddBulk { queue, file } => add_bulk::add_bulk(&ctx, &queue, &file).await,
+    spool::replay_pending(&ctx.redis, &config).await;
+    match command {
         Command::Stats {
             queue,
             watch,
@@ -92,6 +98,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Drain { queue } => steer::drain(&ctx, &queue).await,
         Command::Obliterate { queue, .. } => steer::obliterate(&ctx, &queue).await,
         Command::Schedule(cmd) => schedule::schedule(&ctx, cmd).await,
-        Command::Health => unreachable!("answered before connecting"),
+        Command::Health | Command::Add(_) | Command::AddBulk { .. } | Command::Spool(_) => {
+            unreachable!("answered before connecting")
+        }
     }
+}
+
+/// The producer of `add` and `add-bulk`: the built-in handlers for the inline fallback,
+/// and no background replay (the command replays in the foreground, see `spool.rs`).
+fn producer(config: &Config) -> Result<Producer> {
+    let mut builder = Producer::builder(config.clone()).auto_replay(false);
+    if config.fallback == Fallback::Inline {
+        let handlers = jobq_handlers::register_all(Worker::builder(config.clone()))
+            .map_err(anyhow::Error::msg)?
+            .handlers();
+        builder = builder.handlers(handlers);
+    }
+    Ok(builder.build())
 }

@@ -15,6 +15,7 @@ use super::{check_name, jittered, millis};
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::keys::{cache_fill_key, cache_key, cache_key_pattern};
+use crate::scan::scan_unlink;
 
 /// Lease of the lock a caller of `get_or_set` holds while it computes a missing value. It
 /// is renewed while the computation runs, so it only has to outlive a renewal: if the
@@ -28,8 +29,6 @@ const FILL_WAIT: Duration = Duration::from_secs(10);
 const POLL_MIN: Duration = Duration::from_millis(10);
 /// Longest pause between two looks for another caller's value.
 const POLL_MAX: Duration = Duration::from_millis(200);
-/// Keys asked for per SCAN call (and so removed per UNLINK) by `invalidate_prefix`.
-const SCAN_COUNT: u64 = 1_000;
 
 /// Hits and misses of a cache, counted in this process since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -114,6 +113,13 @@ impl Cache {
         Ok(value)
     }
 
+    /// The value at `key`, if any, like [`Cache::get`] but not counted as a hit or a miss:
+    /// for a second look at a key already counted (a re-check under a lock, say).
+    pub async fn peek<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let full = self.key(key)?;
+        self.fetch(key, &full).await
+    }
+
     /// Stores `value` as JSON at `key` for `ttl` (at least 1 ms), replacing any value there.
     pub async fn set<T: Serialize + ?Sized>(
         &self,
@@ -158,6 +164,10 @@ impl Cache {
     /// computes; if it fails, the next waiter computes; a waiter that has waited 10 s
     /// computes itself. A failed `compute` stores nothing and its error is returned.
     ///
+    /// A stored value that no longer decodes as `T` (its type changed since it was
+    /// written, say) is logged as a warning and treated as a miss: the value is computed
+    /// again and overwritten, rather than every call failing until the TTL ends.
+    ///
     /// Counts one hit or one miss per call: a miss when this call computed the value.
     pub async fn get_or_set<T, E, F, Fut>(
         &self,
@@ -173,7 +183,8 @@ impl Cache {
     {
         let full = self.key(key)?;
         millis("cache ttl", ttl)?;
-        if let Some(value) = self.fetch(key, &full).await? {
+        let mut warned = false;
+        if let Some(value) = self.fetch_usable(key, &full, &mut warned).await? {
             return Ok(self.hit(value));
         }
         let fill_key = cache_fill_key(&self.inner.prefix, &self.inner.namespace, key);
@@ -185,7 +196,7 @@ impl Cache {
                 LockGuard::try_acquire(redis, &fill_key, fill_key.clone(), FILL_LEASE).await?
             {
                 // the caller that held the lock before may have stored the value just now
-                if let Some(value) = self.fetch(key, &full).await? {
+                if let Some(value) = self.fetch_usable(key, &full, &mut warned).await? {
                     release_fill(guard).await;
                     return Ok(self.hit(value));
                 }
@@ -202,7 +213,7 @@ impl Cache {
             }
             tokio::time::sleep(jittered(pause)).await;
             pause = pause.mul_f64(1.5).min(POLL_MAX);
-            if let Some(value) = self.fetch(key, &full).await? {
+            if let Some(value) = self.fetch_usable(key, &full, &mut warned).await? {
                 return Ok(self.hit(value));
             }
         };
@@ -232,33 +243,7 @@ impl Cache {
     pub async fn invalidate_prefix(&self, key_prefix: &str) -> Result<u64> {
         check_name("cache namespace", &self.inner.namespace)?;
         let pattern = cache_key_pattern(&self.inner.prefix, &self.inner.namespace, key_prefix);
-        let redis = &self.inner.redis;
-        let mut conn = redis.conn();
-        let mut cursor = 0u64;
-        let mut removed = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| redis.err(e))?;
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(keys)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| redis.err(e))?;
-                removed += n;
-            }
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
-        }
+        scan_unlink(&self.inner.redis, &pattern).await
     }
 
     /// The Redis key of `key`, once namespace and key are known not to be empty.
@@ -280,6 +265,30 @@ impl Cache {
             serde_json::from_slice(&json).map_err(|e| self.value_error(key, "decoded from", e))
         })
         .transpose()
+    }
+
+    /// [`Cache::fetch`] for `get_or_set`: a value that does not decode is a miss (to be
+    /// computed again and overwritten), warned about once per call (`warned`).
+    async fn fetch_usable<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        full: &str,
+        warned: &mut bool,
+    ) -> Result<Option<T>> {
+        match self.fetch(key, full).await {
+            Err(e @ Error::CacheValue { .. }) => {
+                if !std::mem::replace(warned, true) {
+                    tracing::warn!(
+                        namespace = %self.inner.namespace,
+                        key,
+                        error = %e,
+                        "cached value does not decode: computing it again to overwrite it"
+                    );
+                }
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     fn hit<T>(&self, value: T) -> Cached<T> {

@@ -3,10 +3,11 @@
 //! scripts, so an owner whose lease ran out can never release or renew the lock of the
 //! owner that took it next.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
 
 use super::{check_name, jittered, millis};
 use crate::connection::Redis;
@@ -23,7 +24,7 @@ const RETRY_MAX: Duration = Duration::from_millis(100);
 ///
 /// A lock is a lease: it is held for a TTL and lost when the TTL runs out, so a holder that
 /// dies never blocks others for longer than that. [`Lock::with_lock`] renews it while its
-/// future runs.
+/// future runs (and waits as long as the lease for the lock to come free).
 #[derive(Debug, Clone)]
 pub struct Lock {
     redis: Redis,
@@ -71,9 +72,21 @@ impl Lock {
         }
     }
 
-    /// Runs `fut` while holding lock `name`: waits up to `ttl` for the lock
-    /// ([`Error::LockNotAcquired`] naming it if it does not come free; `fut` is then not
-    /// run), renews the lease every `ttl / 3` while `fut` runs, and releases it after.
+    /// Runs `fut` while holding lock `name`, renewing the lease every `ttl / 3` while `fut`
+    /// runs and releasing it after.
+    ///
+    /// **`ttl` is also how long it waits for the lock.** If another holder has it, this
+    /// waits up to `ttl` for it to come free (so a call with a 30 s lease may sit 30 s
+    /// before `fut` even starts); if it does not, the result is
+    /// [`Error::LockNotAcquired`] naming the lock, and `fut` is not run. To wait less (or
+    /// not at all) use [`Lock::acquire_within`] or [`Lock::acquire`] and release the guard
+    /// yourself.
+    ///
+    /// The renewal runs as a task of its own, so it goes on even while `fut` blocks its
+    /// thread — provided the runtime has another thread to run it on (a current-thread
+    /// runtime blocked by `fut` cannot renew anything). If this future is dropped before
+    /// `fut` ends, renewal stops and the lock expires with its lease (a drop cannot talk to
+    /// Redis to release it).
     ///
     /// If a renewal finds the lock lost (Redis was unreachable for longer than the lease,
     /// say), a warning is logged and `fut` keeps running: it is not cancelled halfway.
@@ -192,18 +205,32 @@ impl LockGuard {
         Ok(released == 1)
     }
 
-    /// Runs `fut` to completion while renewing the lease (`lease` long) every third of it.
+    /// Runs `fut` to completion while a task of its own renews the lease (`lease` long)
+    /// every third of it. The renewal is a separate task so that it keeps going even while
+    /// `fut` blocks its thread (on a multi-threaded runtime); it stops when `fut` has
+    /// finished, and also when this future is dropped unfinished (the lock then expires
+    /// with its lease).
     pub(crate) async fn hold_while<T>(&self, lease: Duration, fut: impl Future<Output = T>) -> T {
-        tokio::select! {
-            biased;
-            out = fut => out,
-            never = self.keep_alive(lease) => match never {},
+        let renewal = Renewal::start(self.renewer(), lease);
+        let out = fut.await;
+        renewal.stop().await;
+        out
+    }
+
+    /// A copy of this guard for the renewal task. Guards do nothing on drop, so the copy
+    /// only lends the task the key and token; `release` stays with the original.
+    fn renewer(&self) -> LockGuard {
+        LockGuard {
+            redis: self.redis.clone(),
+            name: self.name.clone(),
+            key: self.key.clone(),
+            token: self.token.clone(),
         }
     }
 
     /// Renews the lease every `lease / 3`, forever. A lost lock is logged once and no
     /// longer renewed; a failed renewal (Redis unreachable) is logged and retried.
-    async fn keep_alive(&self, lease: Duration) -> Infallible {
+    async fn keep_alive(self, lease: Duration) {
         let every = (lease / 3).max(Duration::from_millis(1));
         loop {
             tokio::time::sleep(every).await;
@@ -215,7 +242,7 @@ impl LockGuard {
                         "lock lost while its holder still runs (lease expired or taken): \
                          continuing without it"
                     );
-                    return std::future::pending().await;
+                    return;
                 }
                 Err(e) => tracing::warn!(
                     lock = %self.name,
@@ -224,5 +251,34 @@ impl LockGuard {
                 ),
             }
         }
+    }
+}
+
+/// The task renewing a held lock. Dropping it aborts the task, so a `with_lock` future
+/// dropped halfway (a job timeout, say) stops renewing the lock it can no longer release.
+struct Renewal {
+    task: JoinHandle<()>,
+}
+
+impl Renewal {
+    fn start(guard: LockGuard, lease: Duration) -> Renewal {
+        Renewal {
+            task: tokio::spawn(guard.keep_alive(lease)),
+        }
+    }
+
+    /// Aborts the task and waits until it is gone, so that no renewal can follow the
+    /// release that comes next.
+    async fn stop(mut self) {
+        self.task.abort();
+        // whether it was cancelled just now or had stopped on finding the lock lost (and
+        // logged it), there is nothing left to report
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -14,7 +14,7 @@ local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms()
 local now_text = ms_text(now)
-local by_lane, zargs, done, lost = {}, {}, {}, {}
+local by_lane, zargs, done, lost, times = {}, {}, {}, {}, {}
 local recorded = 0
 for j = 0, N - 1 do
   local a = 7 + j * 6
@@ -33,6 +33,8 @@ for j = 0, N - 1 do
     lost[#lost + 1] = id
   elseif own == 'owned' then
     recorded = recorded + 1
+    local t0 = tonumber(started)
+    if t0 then times[#times + 1] = now - t0 end
     if keep == 0 then
       if delete_job(job_prefix, id) > 0 then done[#done + 1] = id end
     elseif redis.call('HSET', job, 'state', 'completed', 'finished', now_text, 'started', started,
@@ -53,6 +55,7 @@ if #zargs > 0 then redis.call('ZADD', completed, unpack(zargs)) end
 if recorded > 0 then
   redis.call('HINCRBY', meta, 'completed_total', recorded)
   bump_minute(meta, per_minute, 'c', now, recorded)
+  observe_times(meta, times)
 end
 trim_finished(completed, job_prefix, keep, age, now, budget)
 -- remembered for the janitor, which keeps applying it while no job finishes

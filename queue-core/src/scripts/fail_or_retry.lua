@@ -17,7 +17,7 @@ local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms_ceil()
 local now_text = ms_text(now)
-local by_lane, lost = {}, {}
+local by_lane, lost, times = {}, {}, {}
 local retried, final = 0, 0
 local first_due = nil
 for j = 0, N - 1 do
@@ -38,6 +38,8 @@ for j = 0, N - 1 do
     lost[#lost + 1] = id
   -- (a job removed while it ran stays removed)
   elseif own == 'owned' and redis.call('EXISTS', job) == 1 then
+    local t0 = tonumber(started)
+    if t0 then times[#times + 1] = now - t0 end
     if delay >= 0 then
       local due = now + delay
       redis.call('HSET', job, 'state', 'delayed', 'due', due, 'error', err, 'stack', stack,
@@ -67,6 +69,7 @@ if final > 0 then
   -- remembered for the janitor, which keeps applying it while no job finishes
   redis.call('HSET', meta, 'rf', keep .. ':' .. age)
 end
+observe_times(meta, times)
 if first_due then wake(marker, first_due) end
 local out = {retried, final}
 for _, id in ipairs(lost) do out[#out + 1] = id end

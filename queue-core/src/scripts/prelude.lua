@@ -197,6 +197,31 @@ local function bump_minute(meta, list, tag, now, n)
   redis.call('HSET', meta, tag .. 'm', minute, tag .. 'c', n)
 end
 
+-- Processing time of recorded attempts (start to recorded outcome, in ms), as a histogram in
+-- the meta hash: 'pt<i>' counts attempts that took at most PT_BOUNDS[i] ms, not cumulative
+-- ('pt15': longer than every bound), and 'pts' is their total ms; the count is the buckets'
+-- sum. A batch costs one HINCRBY per bucket it touches plus one, whatever its size. The
+-- bounds are processing.rs PROCESSING_BUCKETS_MS.
+local PT_BOUNDS = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000, 60000, 300000}
+local PT_N = #PT_BOUNDS
+-- A longer time is a clock mix-up, not a job: capped so the sum stays an exact integer.
+local PT_MAX_MS = 10000000000
+local function observe_times(meta, times)
+  local n = #times
+  if n == 0 then return end
+  local per_bucket, sum = {}, 0
+  for j = 1, n do
+    local ms = times[j]
+    if ms < 0 then ms = 0 elseif ms > PT_MAX_MS then ms = PT_MAX_MS end
+    sum = sum + ms
+    local b = 1
+    while b <= PT_N and ms > PT_BOUNDS[b] do b = b + 1 end
+    per_bucket[b] = (per_bucket[b] or 0) + 1
+  end
+  for b, count in pairs(per_bucket) do redis.call('HINCRBY', meta, 'pt' .. b, count) end
+  redis.call('HINCRBY', meta, 'pts', ms_text(sum))
+end
+
 -- The prefix of jobs' log lists: `<base>:logs:` beside `<base>:j:` (keys.rs job_logs).
 local function logs_prefix(job_prefix)
   return string.sub(job_prefix, 1, -3) .. 'logs:'

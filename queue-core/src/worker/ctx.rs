@@ -1,6 +1,11 @@
 //! `Ctx`: what a running handler can do besides computing — report progress, write log
 //! lines, learn its attempt number, notice cancellation, and reach the handler primitives
 //! (cache, lock, rate limiter).
+//!
+//! A job run in-process because Redis is down (the producer's `inline` fallback) gets a
+//! `Ctx` without a queue: progress and log lines go to `tracing`, and the Redis-backed
+//! parts (`queue`, `cache`, `lock`, `rate_limiter`) fail the job with
+//! `Redis is down: <part> is not available inline`.
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +17,8 @@ use crate::queue::Queue;
 /// Handed to every handler call.
 #[derive(Clone)]
 pub struct Ctx {
-    pub(crate) queue: Queue,
+    /// None for an inline run (Redis down): see the module doc.
+    pub(crate) queue: Option<Queue>,
     pub(crate) job_id: String,
     pub(crate) attempt: u32,
     pub(crate) cancel: CancellationToken,
@@ -23,7 +29,7 @@ pub struct Ctx {
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
-            .field("queue", &self.queue.name())
+            .field("queue", &self.queue.as_ref().map(Queue::name))
             .field("job_id", &self.job_id)
             .field("attempt", &self.attempt)
             .finish()
@@ -32,15 +38,27 @@ impl std::fmt::Debug for Ctx {
 
 impl Ctx {
     /// Stores the job's progress (a number 0–100 or any JSON) and emits a `progress` event.
+    /// Inline (Redis down), it is logged at debug level instead.
     pub async fn progress(&self, progress: impl Serialize) -> Result<()> {
         let text = serde_json::to_string(&progress)?;
-        self.queue.set_progress(&self.job_id, &text).await?;
+        match &self.queue {
+            Some(q) => {
+                q.set_progress(&self.job_id, &text).await?;
+            }
+            None => tracing::debug!(job = %self.job_id, progress = %text, "inline job progress"),
+        }
         Ok(())
     }
 
-    /// Appends a line to the job's log (the newest 1,000 lines are kept).
+    /// Appends a line to the job's log (the newest 1,000 lines are kept). Inline (Redis
+    /// down), it is logged at info level instead.
     pub async fn log(&self, line: impl AsRef<str>) -> Result<()> {
-        self.queue.add_log(&self.job_id, line.as_ref()).await?;
+        match &self.queue {
+            Some(q) => {
+                q.add_log(&self.job_id, line.as_ref()).await?;
+            }
+            None => tracing::info!(job = %self.job_id, "{}", line.as_ref()),
+        }
         Ok(())
     }
 
@@ -55,8 +73,20 @@ impl Ctx {
     }
 
     /// The queue the job belongs to.
+    ///
+    /// # Panics
+    /// In an inline run (Redis down), where there is no queue; the inline runner turns that
+    /// panic into the job's error "Redis is down: the queue is not available inline".
     pub fn queue(&self) -> &Queue {
-        &self.queue
+        self.redis_part("the queue")
+    }
+
+    /// The queue, or (inline) the panic that fails the job, naming `part`.
+    fn redis_part(&self, part: &'static str) -> &Queue {
+        match &self.queue {
+            Some(q) => q,
+            None => std::panic::panic_any(InlineUnavailable(part)),
+        }
     }
 
     /// Cancelled when the attempt times out or the worker gives up on it; long handlers
@@ -72,18 +102,42 @@ impl Ctx {
 
     /// The cache of `namespace`: one instance per namespace for the whole worker, so its
     /// hit/miss counters add up over jobs (see [`crate::Worker::cache_stats`]).
+    ///
+    /// # Panics
+    /// Inline (Redis down): the job fails with "Redis is down: cache is not available inline".
     pub fn cache(&self, namespace: &str) -> Cache {
-        self.caches
-            .get(self.queue.redis(), self.queue.prefix(), namespace)
+        let q = self.redis_part("cache");
+        self.caches.get(q.redis(), q.prefix(), namespace)
     }
 
     /// Named locks on the worker's Redis, under its prefix.
+    ///
+    /// # Panics
+    /// Inline (Redis down): the job fails with "Redis is down: lock is not available inline".
     pub fn lock(&self) -> Lock {
-        Lock::new(self.queue.redis().clone(), self.queue.prefix())
+        let q = self.redis_part("lock");
+        Lock::new(q.redis().clone(), q.prefix())
     }
 
     /// Sliding-window rate limits on the worker's Redis, under its prefix.
+    ///
+    /// # Panics
+    /// Inline (Redis down): the job fails with "Redis is down: rate limiter is not available
+    /// inline".
     pub fn rate_limiter(&self) -> RateLimiter {
-        RateLimiter::new(self.queue.redis().clone(), self.queue.prefix())
+        let q = self.redis_part("rate limiter");
+        RateLimiter::new(q.redis().clone(), q.prefix())
+    }
+}
+
+/// The panic payload of a Redis-backed part of [`Ctx`] used in an inline run: the inline
+/// runner reports it as `Redis is down: <part> is not available inline`. A panic rather
+/// than an error keeps the accessors' signatures (and the worker's path) as they are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InlineUnavailable(pub &'static str);
+
+impl std::fmt::Display for InlineUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redis is down: {} is not available inline", self.0)
     }
 }

@@ -123,6 +123,36 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<String, JobEr
 /// A registered handler with its types erased: raw job in, JSON result out.
 pub(crate) type ErasedHandler = Arc<dyn Fn(RawJob, Ctx) -> HandlerFuture + Send + Sync>;
 
+/// A table of registered handlers, taken from a [`crate::WorkerBuilder`] with
+/// [`crate::WorkerBuilder::handlers`]: what a [`crate::fallback::Producer`] runs in-process
+/// when Redis is down and its fallback is `inline`. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Handlers(pub(crate) Arc<std::collections::HashMap<String, ErasedHandler>>);
+
+impl Handlers {
+    /// Whether a handler is registered for `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.0.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&ErasedHandler> {
+        self.0.get(name)
+    }
+}
+
+impl fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Handlers").field(&self.names()).finish()
+    }
+}
+
 pub(crate) fn erase<T, R, F, Fut>(f: F) -> ErasedHandler
 where
     T: DeserializeOwned + Send + 'static,

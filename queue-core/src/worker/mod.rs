@@ -12,6 +12,7 @@ mod lease;
 mod metrics;
 mod outage;
 mod pace;
+mod panic;
 mod reclaim;
 mod retention;
 mod run;
@@ -28,8 +29,12 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 
 pub use ctx::Ctx;
-pub use handler::{Job, JobError};
+pub(crate) use ctx::InlineUnavailable;
+pub(crate) use handler::RawJob;
+pub use handler::{Handlers, Job, JobError};
 pub use metrics::{AttemptOutcome, WorkerMetrics, DURATION_BUCKETS};
+pub use panic::install_panic_hook;
+pub(crate) use panic::InHandler;
 pub use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -149,6 +154,13 @@ impl WorkerBuilder {
     {
         self.handlers.insert(name.into(), erase(f));
         self
+    }
+
+    /// The handlers registered so far, to run the same jobs in-process elsewhere: e.g. a
+    /// [`crate::fallback::Producer`] whose fallback is `inline`
+    /// (`jobq_handlers::register_all(Worker::builder(config))?.handlers()`).
+    pub fn handlers(&self) -> Handlers {
+        Handlers(Arc::new(self.handlers.clone()))
     }
 
     /// Checks the settings.
@@ -364,6 +376,13 @@ impl Worker {
                 self.shutdown.clone(),
             )));
         }
+        // jobs producers spooled while Redis was down (JOBQ_FALLBACK=spool)
+        background.push(tokio::spawn(crate::fallback::replay_loop(
+            redis.clone(),
+            self.config.spool_dir.clone(),
+            crate::fallback::REPLAY_EVERY,
+            self.shutdown.clone(),
+        )));
         tracing::info!(
             queues = ?self.queues,
             concurrency = self.concurrency,

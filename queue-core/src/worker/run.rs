@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::ctx::Ctx;
 use super::handler::{JobError, RawJob};
 use super::metrics::AttemptOutcome;
+use super::panic::InHandler;
 use super::Shared;
 use crate::duration::format_duration;
 use crate::queue::Queue;
@@ -51,6 +52,9 @@ pub(crate) struct Outcome {
     pub ending: Ending,
 }
 
+/// The handler label of jobs whose name has no handler, in metrics.
+const UNREGISTERED: &str = "<unregistered>";
+
 enum Stop {
     Returned(std::thread::Result<Result<String, JobError>>),
     TimedOut(std::time::Duration),
@@ -70,6 +74,7 @@ pub(crate) async fn run_job(
 ) {
     job.started_ms += job.claimed.elapsed().as_millis() as i64;
     let handler = shared.handlers.get(&job.raw.name).cloned();
+    let known = handler.is_some();
     let began = Instant::now();
     shared.metrics.started();
     let ending = match handler {
@@ -79,13 +84,13 @@ pub(crate) async fn run_job(
         ))),
         Some(handler) => {
             let ctx = Ctx {
-                queue,
+                queue: Some(queue),
                 job_id: job.raw.id.clone(),
                 attempt: job.raw.attempt,
                 cancel: cancel.clone(),
                 caches: shared.caches.clone(),
             };
-            let call = AssertUnwindSafe(handler(job.raw.clone(), ctx)).catch_unwind();
+            let call = AssertUnwindSafe(InHandler(handler(job.raw.clone(), ctx))).catch_unwind();
             let limit = job
                 .raw
                 .opts
@@ -146,9 +151,15 @@ pub(crate) async fn run_job(
         Ending::Failed(_) => AttemptOutcome::Failed,
         Ending::Abandoned => AttemptOutcome::Abandoned,
     };
+    // metrics are kept per handler; names nobody handles share one series
+    let label = if known {
+        job.raw.name.as_str()
+    } else {
+        UNREGISTERED
+    };
     shared
         .metrics
-        .finished(&job.raw.queue, &job.raw.name, counted, took);
+        .finished(&job.raw.queue, label, counted, took);
     shared.pace.handler_took(took);
     // slot and claim free as soon as the outcome is queued: recording it is batched apart
     let _ = done.send(Outcome { job, ending });

@@ -1,16 +1,18 @@
 //! `analytics.ingest`: a batch of events into per-day counters, unique users and top items.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use queue_core::keys::AnalyticsKeys;
 use queue_core::{Ctx, Job, JobError};
 use serde::{Deserialize, Serialize};
 
 use super::day::{day_of, now_ms};
-use super::{rollup_cache_key, CACHE_NAMESPACE, RETENTION_SECS};
+use super::RETENTION_SECS;
+use crate::digest::sha256_hex;
 
-/// How long the marker of an ingested batch is kept: a retry or a rerun of the same job
-/// within this time is recognised and not counted again.
+/// How long the marker of an ingested batch is kept: a rerun of the same job within this
+/// time is recognised and not counted again.
 const BATCH_MARKER_SECS: u64 = 7 * 24 * 3600;
 
 /// `{"events": [{"event": "view", "user": "u1", "item": "/home", "ts": 1732233600000}, ..]}`
@@ -45,7 +47,8 @@ pub struct Ingested {
     pub events: usize,
     /// Events per UTC day.
     pub days: BTreeMap<String, u64>,
-    /// The batch had already been ingested (a retry after a lost reply): nothing counted.
+    /// The batch had already been ingested (a rerun after a lost reply or a reclaimed
+    /// lease): nothing counted.
     pub duplicate: bool,
 }
 
@@ -59,14 +62,13 @@ struct DayBatch<'a> {
 }
 
 /// Counts a batch of events: per day, event counts (a hash), distinct users overall and per
-/// event (HyperLogLogs) and items per event (a sorted set, for top-N). The batch is written
-/// in one `MULTI` together with a marker of the job id, so a retried job counts once. Day
-/// keys expire [`RETENTION_SECS`] after their last write.
+/// event (HyperLogLogs) and items per event (a sorted set, for top-N). The batch is
+/// aggregated here and written by one script (`ingest.lua`) together with a marker of the
+/// queue, job id and a digest of the events, so a rerun of the job counts nothing twice.
+/// Day keys expire [`RETENTION_SECS`] after their last write.
 pub async fn ingest(job: Job<Ingest>, ctx: Ctx) -> Result<Ingested, JobError> {
     validate(&job.data.events)?;
     let keys = AnalyticsKeys::new(ctx.queue().prefix());
-    let mut conn = ctx.queue().redis().conn();
-    let marker = keys.batch(&job.id);
     let now = now_ms();
     let mut days: BTreeMap<String, DayBatch> = BTreeMap::new();
     for e in &job.data.events {
@@ -88,54 +90,96 @@ pub async fn ingest(job: Job<Ingest>, ctx: Ctx) -> Result<Ingested, JobError> {
             .collect(),
         duplicate: false,
     };
+    // the events without their ingestion-time defaults: a rerun digests the same
+    let digest = sha256_hex(&serde_json::to_vec(&job.data.events)?);
 
-    let seen: bool = redis::cmd("EXISTS")
-        .arg(&marker)
-        .query_async(&mut conn)
-        .await?;
-    if seen {
-        return Ok(Ingested {
-            duplicate: true,
-            ..summary
-        });
-    }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+    let mut call = Writes::default();
     for (day, batch) in &days {
-        let counts = keys.counts(day);
+        let counts = call.key(keys.counts(day));
+        call.op(&["h", &counts, AnalyticsKeys::VERSION_FIELD, "1"]);
         for (event, n) in &batch.counts {
-            pipe.hincr(&counts, *event, *n).ignore();
+            call.op(&["h", &counts, event, &n.to_string()]);
         }
-        pipe.expire(&counts, RETENTION_SECS).ignore();
         if !batch.users.is_empty() {
-            let users = keys.users(day);
-            pipe.pfadd(&users, batch.users.iter().collect::<Vec<_>>())
-                .ignore();
-            pipe.expire(&users, RETENTION_SECS).ignore();
+            let users = call.key(keys.users(day));
+            call.pfadd(&users, &batch.users);
         }
         for (event, users) in &batch.event_users {
-            let key = keys.event_users(day, event);
-            pipe.pfadd(&key, users.iter().collect::<Vec<_>>()).ignore();
-            pipe.expire(&key, RETENTION_SECS).ignore();
+            let key = call.key(keys.event_users(day, event));
+            call.pfadd(&key, users);
         }
-        let mut tops = HashSet::new();
+        let mut tops: HashMap<&str, String> = HashMap::new();
         for ((event, item), n) in &batch.items {
-            let key = keys.top(day, event);
-            pipe.zincr(&key, *item, *n).ignore();
-            if tops.insert(key.clone()) {
-                pipe.expire(&key, RETENTION_SECS).ignore();
-            }
+            let key = match tops.get(event) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = call.key(keys.top(day, event));
+                    tops.insert(event, k.clone());
+                    k
+                }
+            };
+            call.op(&["z", &key, item, &n.to_string()]);
         }
     }
-    pipe.set_ex(&marker, 1, BATCH_MARKER_SECS).ignore();
-    pipe.query_async::<()>(&mut conn).await?;
-
-    // a cached rollup of a day this batch touched is out of date now
-    let cache = ctx.cache(CACHE_NAMESPACE);
-    for day in days.keys() {
-        cache.delete(&rollup_cache_key(day)).await?;
+    let mut invocation = INGEST.prepare_invoke();
+    invocation
+        .key(keys.batch(&job.queue, &job.id))
+        .arg(&digest)
+        .arg(BATCH_MARKER_SECS)
+        .arg(RETENTION_SECS);
+    for k in &call.keys {
+        invocation.key(k);
     }
-    Ok(summary)
+    for a in &call.args {
+        invocation.arg(a);
+    }
+    let mut conn = ctx.queue().redis().conn();
+    let outcome: u8 = invocation.invoke_async(&mut conn).await?;
+    match outcome {
+        0 => Ok(summary),
+        1 => Ok(Ingested {
+            duplicate: true,
+            ..summary
+        }),
+        _ => Err(JobError::fatal(format!(
+            "job {} of queue {} was ingested before with other events; \
+             give a new batch a new job id",
+            job.id, job.queue
+        ))),
+    }
+}
+
+static INGEST: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(include_str!("ingest.lua")));
+
+/// KEYS and ops of one `ingest.lua` call.
+#[derive(Default)]
+struct Writes {
+    keys: Vec<String>,
+    args: Vec<String>,
+}
+
+impl Writes {
+    /// Adds a key; returns its KEYS index (the marker is KEYS[1]).
+    fn key(&mut self, key: String) -> String {
+        self.keys.push(key);
+        (self.keys.len() + 1).to_string()
+    }
+
+    fn op(&mut self, parts: &[&str]) {
+        self.args.extend(parts.iter().map(|p| p.to_string()));
+    }
+
+    /// PFADDs in slices of 1,000, within Lua's unpack limit.
+    fn pfadd(&mut self, key: &str, members: &HashSet<&str>) {
+        let members: Vec<&str> = members.iter().copied().collect();
+        for slice in members.chunks(1_000) {
+            self.args.push("p".into());
+            self.args.push(key.to_string());
+            self.args.push(slice.len().to_string());
+            self.args.extend(slice.iter().map(|m| m.to_string()));
+        }
+    }
 }
 
 fn validate(events: &[Event]) -> Result<(), JobError> {

@@ -1,7 +1,7 @@
 //! `analytics.*`: events counted per UTC day — counts per event name, unique users
 //! (HyperLogLog) and top items — and a day's summary on demand.
 //!
-//! Keys live under `{prefix:analytics}` (see `queue_core::keys::AnalyticsKeys`) and expire
+//! Keys live under `{prefix/analytics}` (see `queue_core::keys::AnalyticsKeys`) and expire
 //! [`RETENTION_SECS`] after a day's last event, so memory stays bounded.
 
 pub mod day;
@@ -19,8 +19,9 @@ pub const RETENTION_SECS: i64 = 90 * 24 * 3600;
 /// Cache namespace of the rollups.
 const CACHE_NAMESPACE: &str = "analytics";
 
-fn rollup_cache_key(day: &str) -> String {
-    format!("rollup:{day}")
+/// A day's summary in the cache: by version (a newer ingest changes the key) and `top`.
+fn rollup_cache_key(day: &str, version: u64, top: usize) -> String {
+    format!("rollup:{day}:v{version}:top{top}")
 }
 
 /// Registers `analytics.ingest` and `analytics.rollup`.

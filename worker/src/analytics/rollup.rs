@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::day::{now_ms, parse_day};
 use super::{rollup_cache_key, CACHE_NAMESPACE};
+use queue_core::Cache;
 
-/// How long a computed rollup is served from the cache; an ingest into the day drops it
-/// sooner.
+/// How long a computed rollup is kept in the cache (an ingest into the day makes it
+/// unreachable sooner: the key holds the day's version).
 const ROLLUP_TTL: Duration = Duration::from_secs(300);
 
 /// `{"day": "2026-11-22", "top": 10}`
@@ -46,6 +47,8 @@ pub struct Rollup {
     pub top: BTreeMap<String, Vec<TopItem>>,
     /// How many top items per event were asked for.
     pub top_n: usize,
+    /// The day's version when it was computed: how many ingests had touched the day.
+    pub version: u64,
     /// When it was computed (Unix ms).
     pub computed_at: i64,
     /// Served from the cache rather than computed for this job.
@@ -62,9 +65,10 @@ pub struct TopItem {
     pub count: u64,
 }
 
-/// Summarises a day: counts, unique users, top items. The summary is stored in the
-/// `analytics` cache for five minutes (dropped early by an ingest into that day) and
-/// returned with `cached` telling where it came from.
+/// Summarises a day: counts, unique users, top items. Every ingest into a day bumps the
+/// day's version (a field of its counts hash), and summaries are cached under the day,
+/// version and `top` for five minutes, so a cached summary is never older than the data.
+/// `cached` in the result tells where it came from.
 pub async fn rollup(job: Job<RollupRequest>, ctx: Ctx) -> Result<Rollup, JobError> {
     let req = job.data;
     if parse_day(&req.day).is_none() {
@@ -76,29 +80,51 @@ pub async fn rollup(job: Job<RollupRequest>, ctx: Ctx) -> Result<Rollup, JobErro
     if !(1..=100).contains(&req.top) {
         return Err(JobError::fatal(format!("top {}: use 1-100", req.top)));
     }
+    let keys = AnalyticsKeys::new(ctx.queue().prefix());
+    let mut conn = ctx.queue().redis().conn();
+    let (mut counts, unique_users): (BTreeMap<String, u64>, u64) = redis::pipe()
+        .hgetall(keys.counts(&req.day))
+        .pfcount(keys.users(&req.day))
+        .query_async(&mut conn)
+        .await?;
+    let version = counts.remove(AnalyticsKeys::VERSION_FIELD).unwrap_or(0);
     let cache = ctx.cache(CACHE_NAMESPACE);
-    let cache_key = rollup_cache_key(&req.day);
-    if let Some(hit) = cache.get::<Rollup>(&cache_key).await? {
-        if hit.top_n == req.top {
-            return Ok(Rollup {
-                cached: true,
-                ..hit
-            });
-        }
+    let cache_key = rollup_cache_key(&req.day, version, req.top);
+    if let Some(hit) = cached(&cache, &cache_key).await? {
+        return Ok(Rollup {
+            cached: true,
+            ..hit
+        });
     }
-    let summary = compute(&ctx, &req.day, req.top).await?;
+    let summary = Rollup {
+        version,
+        ..compute(&keys, &mut conn, &req.day, req.top, counts, unique_users).await?
+    };
     cache.set(&cache_key, &summary, ROLLUP_TTL).await?;
     Ok(summary)
 }
 
-async fn compute(ctx: &Ctx, day: &str, top: usize) -> Result<Rollup, JobError> {
-    let keys = AnalyticsKeys::new(ctx.queue().prefix());
-    let mut conn = ctx.queue().redis().conn();
-    let (counts, unique_users): (BTreeMap<String, u64>, u64) = redis::pipe()
-        .hgetall(keys.counts(day))
-        .pfcount(keys.users(day))
-        .query_async(&mut conn)
-        .await?;
+/// A cached summary; one that no longer decodes (stored by another version of jobq) is a
+/// miss, to be recomputed and overwritten.
+async fn cached(cache: &Cache, key: &str) -> Result<Option<Rollup>, JobError> {
+    match cache.get::<Rollup>(key).await {
+        Ok(hit) => Ok(hit),
+        Err(e @ queue_core::Error::CacheValue { .. }) => {
+            tracing::warn!(error = %e, "ignoring a cached rollup that does not decode");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn compute(
+    keys: &AnalyticsKeys,
+    conn: &mut redis::aio::ConnectionManager,
+    day: &str,
+    top: usize,
+    counts: BTreeMap<String, u64>,
+    unique_users: u64,
+) -> Result<Rollup, JobError> {
     let mut pipe = redis::pipe();
     for event in counts.keys() {
         pipe.pfcount(keys.event_users(day, event));
@@ -107,7 +133,7 @@ async fn compute(ctx: &Ctx, day: &str, top: usize) -> Result<Rollup, JobError> {
     let per_event: Vec<redis::Value> = if counts.is_empty() {
         Vec::new()
     } else {
-        pipe.query_async(&mut conn).await?
+        pipe.query_async(conn).await?
     };
     let mut unique_users_by_event = BTreeMap::new();
     let mut tops = BTreeMap::new();
@@ -134,6 +160,7 @@ async fn compute(ctx: &Ctx, day: &str, top: usize) -> Result<Rollup, JobError> {
         unique_users_by_event,
         top: tops,
         top_n: top,
+        version: 0,
         computed_at: now_ms(),
         cached: false,
     })

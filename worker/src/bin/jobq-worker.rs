@@ -52,6 +52,8 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
+    // a handler's panic is its job's failure, logged once as such
+    queue_core::install_panic_hook();
     let args = Args::parse();
     let mut config = Config::from_env()?;
     if let Some(url) = args.redis_url {

@@ -25,7 +25,8 @@ pub use remote::RemoteClassifier;
 pub const VERDICT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a verdict of the rules is cached when the configured API failed.
 pub const FALLBACK_TTL: Duration = Duration::from_secs(300);
-/// Lease of the per-text lock (renewed while the classification runs).
+/// Least lease of the per-text lock (renewed while the classification runs; waiters wait
+/// up to it).
 const LOCK_TTL: Duration = Duration::from_secs(10);
 /// Longest text accepted, in bytes.
 pub const MAX_TEXT: usize = 64 * 1024;
@@ -68,6 +69,12 @@ pub struct ModerationConfig {
 }
 
 impl ModerationConfig {
+    /// Lease of the per-text lock: [`LOCK_TTL`], or longer than the API's timeout.
+    fn lock_lease(&self) -> Duration {
+        let api = self.remote.as_ref().map_or(Duration::ZERO, |r| r.timeout());
+        LOCK_TTL.max(api + Duration::from_secs(5))
+    }
+
     /// From `MODERATION_API_URL` and `MODERATION_API_TIMEOUT` (default 2s).
     pub fn from_env() -> Result<Self, String> {
         let Some(url) = std::env::var("MODERATION_API_URL")
@@ -110,14 +117,17 @@ pub async fn moderate(
     let hash = normalize::text_hash(&text);
     let key = format!("verdict:{hash}");
     let cache = ctx.cache(CACHE_NAMESPACE);
-    if let Some(v) = cache.get::<Verdict>(&key).await? {
+    if let Some(v) = cached(cache.get(&key).await)? {
         return Ok(Verdict { cached: true, ..v });
     }
-    let lock = ctx.lock();
-    let verdict = lock
-        .with_lock(&format!("moderation:{hash}"), LOCK_TTL, async {
-            // whoever held the lock before us may have stored the verdict meanwhile
-            if let Some(v) = cache.get::<Verdict>(&key).await? {
+    // waiters wait as long as the lease: long enough for the API's timeout and the rules
+    let lease = config.lock_lease();
+    let verdict = ctx
+        .lock()
+        .with_lock(&format!("moderation:{hash}"), lease, async {
+            // whoever held the lock before us may have stored the verdict meanwhile (a
+            // re-check, not counted again in the cache's stats)
+            if let Some(v) = cached(cache.peek(&key).await)? {
                 return Ok::<_, JobError>(Verdict { cached: true, ..v });
             }
             let verdict = classify(&config, &text, hash.clone()).await;
@@ -132,6 +142,19 @@ pub async fn moderate(
         })
         .await??;
     Ok(verdict)
+}
+
+/// A cached verdict; one that no longer decodes (stored by another version of jobq) is a
+/// miss, classified again and overwritten.
+fn cached(read: queue_core::Result<Option<Verdict>>) -> Result<Option<Verdict>, JobError> {
+    match read {
+        Ok(v) => Ok(v),
+        Err(e @ queue_core::Error::CacheValue { .. }) => {
+            tracing::warn!(error = %e, "ignoring a cached verdict that does not decode");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn classify(config: &ModerationConfig, text: &str, hash: String) -> Verdict {

@@ -1,7 +1,7 @@
 //! Text normalisation before classification and hashing: the same message written with
 //! different spacing or case gets the same hash, and so the same cached verdict.
 
-use sha2::{Digest, Sha256};
+use crate::digest::sha256_hex;
 
 /// Trims, collapses runs of whitespace to one space and drops control characters. Case is
 /// kept: shouting is one of the things classified.
@@ -35,12 +35,7 @@ pub fn fold(text: &str) -> String {
 
 /// Hex SHA-256 of the normalised text: the cache key of its verdict.
 pub fn text_hash(normalized: &str) -> String {
-    let digest = Sha256::digest(normalized.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    sha256_hex(normalized.as_bytes())
 }
 
 #[cfg(test)]

@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Largest reply read from the classifier.
+const MAX_REPLY: u64 = 64 * 1024;
+
 /// A client of the external classifier.
 #[derive(Debug, Clone)]
 pub struct RemoteClassifier {
     url: String,
+    timeout: Duration,
     http: reqwest::Client,
 }
 
@@ -46,8 +50,14 @@ impl RemoteClassifier {
             .map_err(|e| format!("moderation API client: {e}"))?;
         Ok(RemoteClassifier {
             url: url.to_string(),
+            timeout,
             http,
         })
+    }
+
+    /// How long a request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The classifier's URL.
@@ -68,7 +78,13 @@ impl RemoteClassifier {
         if !status.is_success() {
             return Err(format!("moderation API answered {status}"));
         }
+        if reply.content_length().is_some_and(|n| n > MAX_REPLY) {
+            return Err(format!("moderation API reply over {MAX_REPLY} bytes"));
+        }
         let body = reply.bytes().await.map_err(|e| describe(&e))?;
+        if body.len() as u64 > MAX_REPLY {
+            return Err(format!("moderation API reply over {MAX_REPLY} bytes"));
+        }
         let verdict: RemoteVerdict = serde_json::from_slice(&body)
             .map_err(|e| format!("moderation API reply is not a verdict: {e}"))?;
         if !["allowed", "flagged", "blocked"].contains(&verdict.verdict.as_str()) {

@@ -113,10 +113,10 @@ pub fn classify(text: &str) -> Classification {
         add("spam", 0.2, "dollar run".into());
     }
 
-    for digits in digit_runs(text) {
-        if (13..=19).contains(&digits.len()) && luhn(&digits) {
+    for run in digit_runs(text) {
+        if (13..=19).contains(&run.digits.len()) && luhn(&run.digits) {
             add("pii", 0.9, "card number".into());
-        } else if (9..=15).contains(&digits.len()) {
+        } else if run.is_phone_like() {
             add("pii", 0.6, "phone number".into());
         }
     }
@@ -194,27 +194,53 @@ fn is_email(token: &str) -> bool {
     ok(local) && ok(domain) && domain.contains('.') && !domain.ends_with('.')
 }
 
+/// Digits written as one number, possibly in groups (`+1 (555) 123-4567`).
+struct DigitRun {
+    digits: String,
+    /// Digits per group, in order.
+    groups: Vec<usize>,
+    /// Written with a leading `+` (an international number).
+    plus: bool,
+}
+
+impl DigitRun {
+    /// 9–15 digits written as a phone number is: one block, an international `+…`, or
+    /// groups ending in one of three digits or more. Dates, times and lists of small
+    /// numbers (`2026-11-22 10`, `10 20 30 40 50`) end in short groups and are not.
+    fn is_phone_like(&self) -> bool {
+        (9..=15).contains(&self.digits.len())
+            && (self.plus || self.groups.len() == 1 || self.groups.last().is_some_and(|g| *g >= 3))
+    }
+}
+
 /// Runs of digits, allowing the separators people write in phone and card numbers.
-fn digit_runs(text: &str) -> Vec<String> {
+fn digit_runs(text: &str) -> Vec<DigitRun> {
     let mut runs = Vec::new();
-    let mut run = String::new();
+    let mut run: Option<DigitRun> = None;
     let mut gap = 0;
+    let mut prev = ' ';
     for c in text.chars() {
         if c.is_ascii_digit() {
-            run.push(c);
+            let r = run.get_or_insert_with(|| DigitRun {
+                digits: String::new(),
+                groups: Vec::new(),
+                plus: prev == '+',
+            });
+            if gap > 0 || r.groups.is_empty() {
+                r.groups.push(0);
+            }
+            r.digits.push(c);
+            *r.groups.last_mut().expect("a group was pushed") += 1;
             gap = 0;
-        } else if !run.is_empty() && " -().+/".contains(c) && gap < 2 {
+        } else if run.is_some() && " -().+/".contains(c) && gap < 2 {
             gap += 1;
         } else {
-            if !run.is_empty() {
-                runs.push(std::mem::take(&mut run));
-            }
+            runs.extend(run.take());
             gap = 0;
         }
+        prev = c;
     }
-    if !run.is_empty() {
-        runs.push(run);
-    }
+    runs.extend(run);
     runs
 }
 
@@ -286,6 +312,8 @@ mod tests {
             "The meeting moved to Thursday at 3pm, see you there.",
             "I loved the ending of this video, thanks for sharing.",
             "Version 2.0 ships in 2026 with 15 new features.",
+            "Meet on 2026-11-22 10:30 in room 4.",
+            "Scores were 10 20 30 40 50 and 60.",
         ] {
             let c = classify(text);
             assert_eq!(decide(&c.scores), "allowed", "{text}: {c:?}");
@@ -306,6 +334,8 @@ mod tests {
     #[test]
     fn detectors() {
         assert!(classify("call me on +1 (555) 123-4567").scores["pii"] >= FLAG_AT);
+        assert!(classify("ring 555 123 4567 tonight").scores["pii"] >= FLAG_AT);
+        assert!(classify("ring 0612345678 tonight").scores["pii"] >= FLAG_AT);
         assert!(classify("card 4111 1111 1111 1111 ok").scores["pii"] >= BLOCK_AT);
         assert_eq!(verdict("what the $h1t"), "flagged");
         assert!(classify("THIS IS ABSOLUTELY UNACCEPTABLE").scores["shouting"] >= FLAG_AT);

@@ -5,7 +5,8 @@
 //! bounded [`StderrTail`] for error messages. When the job's cancellation token fires the
 //! child is killed and reaped; when a [`Running`] is dropped unfinished — which is what a job
 //! timeout does, since the worker drops the handler's future — the child is killed at once
-//! and reaped in the background, and any scratch file it was writing is removed.
+//! and reaped in the background. The temp output a child writes is handed to its [`Running`]
+//! while it runs, and removed only once the child is dead, so it cannot be recreated.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -23,6 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
+use super::files::TempOutput;
 use super::{FFMPEG_ENV, FFPROBE_ENV};
 
 /// How many of the last stderr lines an error keeps.
@@ -118,7 +120,7 @@ impl Program {
             stdout: BufReader::new(stdout),
             stderr: Some(tokio::spawn(collect_tail(stderr))),
             cancel: cancel.clone(),
-            scratch: None,
+            output: None,
         })
     }
 
@@ -187,14 +189,18 @@ pub struct Running {
     stdout: BufReader<ChildStdout>,
     stderr: Option<JoinHandle<StderrTail>>,
     cancel: CancellationToken,
-    scratch: Option<PathBuf>,
+    /// The temp output the child writes, held until the child is dead (dropping it removes
+    /// the file unless it was committed).
+    output: Option<TempOutput>,
 }
 
 impl Running {
-    /// Names a file the child writes that must not outlive an abandoned run: it is removed
-    /// once the child is dead if the run is cancelled or dropped before it finishes.
-    pub fn cleans_up(mut self, scratch: impl Into<PathBuf>) -> Self {
-        self.scratch = Some(scratch.into());
+    /// Hands over the temp output the child writes. Get it back from
+    /// [`Running::finish_writing`] once the child has succeeded; if the run fails, is
+    /// cancelled or is dropped before that, the output is dropped (its file removed) once the
+    /// child is dead.
+    pub(crate) fn writing(mut self, output: TempOutput) -> Self {
+        self.output = Some(output);
         self
     }
 
@@ -239,6 +245,21 @@ impl Running {
     /// block on a full pipe). A non-zero exit is a retryable error `ffmpeg exited with
     /// status N: <last stderr line>` carrying the stderr tail as its detail.
     pub async fn finish(mut self) -> Result<(), JobError> {
+        self.wait_success().await
+    }
+
+    /// [`Running::finish`] for a child given an output with [`Running::writing`]: the output
+    /// back once the child has exited successfully. On any error the output is dropped (its
+    /// file removed), the child being dead by then.
+    pub(crate) async fn finish_writing(mut self) -> Result<TempOutput, JobError> {
+        self.wait_success().await?;
+        Ok(self
+            .output
+            .take()
+            .expect("finish_writing is called on a child given an output"))
+    }
+
+    async fn wait_success(&mut self) -> Result<(), JobError> {
         while self.next_line().await?.is_some() {}
         let child = self
             .child
@@ -267,15 +288,13 @@ impl Running {
         }
     }
 
-    /// Kills and reaps the child, removes its scratch file, and says why.
+    /// Kills and reaps the child, then removes its output, and says why.
     async fn stop(&mut self) -> JobError {
         if let Some(mut child) = self.child.take() {
             // kill() also waits, so no zombie is left behind
             let _ = child.kill().await;
         }
-        if let Some(scratch) = self.scratch.take() {
-            let _ = tokio::fs::remove_file(scratch).await;
-        }
+        drop(self.output.take());
         JobError::new(format!(
             "{} was stopped because the job was cancelled (timed out, or the worker is stopping)",
             self.tool
@@ -297,24 +316,25 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // a finished or stopped child is dead already: the output, if still here, is dropped
+        // (its file removed) with `self`
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // dropped mid-run (job timeout, worker shutdown): kill now, reap in the background,
-        // then remove the scratch file — after the child is dead, so it cannot recreate it
+        // dropped mid-run (job timeout, worker shutdown): kill now, and reap in the
+        // background before dropping the output — its file is removed after the child is
+        // dead, so the child cannot recreate it
         let _ = child.start_kill();
-        let scratch = self.scratch.take();
-        if let Some(path) = &scratch {
-            let _ = std::fs::remove_file(path);
-        }
+        let output = self.output.take();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let _ = child.wait().await;
-                if let Some(path) = scratch {
-                    let _ = tokio::fs::remove_file(path).await;
-                }
+                drop(output);
             });
         }
+        // without a runtime (it is shutting down) nothing can wait for the child: the
+        // output is dropped here, right after the kill, and the child with it
+        // (`kill_on_drop`)
     }
 }
 
@@ -476,27 +496,114 @@ mod tests {
         assert_eq!(e.detail(), Some("first\nbad input"));
     }
 
-    #[tokio::test]
-    async fn cancelling_kills_and_reaps_the_child_and_removes_its_scratch_file() {
-        let dir = std::env::temp_dir().join(format!("jobq-ffmpeg-cancel-{}", std::process::id()));
+    /// A fresh directory and a temp output in it, for `target` there.
+    async fn temp_output(dir_name: &str) -> (PathBuf, TempOutput) {
+        let dir = std::env::temp_dir().join(format!("{dir_name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let scratch = dir.join("half.mp4");
-        std::fs::write(&scratch, b"partial").unwrap();
+        let input = dir.join("in.mp4");
+        std::fs::write(&input, b"in").unwrap();
+        let out = TempOutput::prepare(&dir.join("out.mp4"), &input, false)
+            .await
+            .unwrap();
+        (dir, out)
+    }
+
+    #[tokio::test]
+    async fn cancelling_kills_and_reaps_the_child_and_removes_its_output() {
+        let (dir, out) = temp_output("jobq-ffmpeg-cancel").await;
+        let temp = out.path().to_path_buf();
+        std::fs::write(&temp, b"partial").unwrap();
         let cancel = CancellationToken::new();
         let run = sh()
             .spawn(["-c", "exec sleep 30"], &cancel)
             .unwrap()
-            .cleans_up(&scratch);
+            .writing(out);
         let pid = run.id().unwrap();
         let c = cancel.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
             c.cancel();
         });
-        let e = run.finish().await.unwrap_err();
+        let e = run.finish_writing().await.unwrap_err();
         assert!(e.message().contains("cancelled"), "{}", e.message());
         assert!(!alive(pid), "child {pid} still exists");
-        assert!(!scratch.exists());
+        assert!(!temp.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_successful_child_hands_its_output_back_and_a_failed_one_removes_it() {
+        let (dir, out) = temp_output("jobq-ffmpeg-hand-back").await;
+        let temp = out.path().to_path_buf();
+        let cancel = CancellationToken::new();
+        let out = sh()
+            .spawn(
+                ["-c", "printf whole > \"$0\"", temp.to_str().unwrap()],
+                &cancel,
+            )
+            .unwrap()
+            .writing(out)
+            .finish_writing()
+            .await
+            .unwrap();
+        assert_eq!(out.written().await.unwrap(), 5);
+        drop(out);
+        assert!(!temp.exists());
+
+        let (_, out) = temp_output("jobq-ffmpeg-hand-back").await;
+        let temp = out.path().to_path_buf();
+        let e = sh()
+            .spawn(
+                ["-c", "printf half > \"$0\"; exit 1", temp.to_str().unwrap()],
+                &cancel,
+            )
+            .unwrap()
+            .writing(out)
+            .finish_writing()
+            .await
+            .unwrap_err();
+        assert!(e.is_retryable(), "{}", e.message());
+        assert!(!temp.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_a_running_child_removes_its_output_once_it_is_dead() {
+        let (dir, out) = temp_output("jobq-ffmpeg-drop").await;
+        let temp = out.path().to_path_buf();
+        let cancel = CancellationToken::new();
+        // a writer that keeps recreating its output until it dies
+        let run = sh()
+            .spawn(
+                [
+                    "-c",
+                    "while :; do printf x >> \"$0\"; done",
+                    temp.to_str().unwrap(),
+                ],
+                &cancel,
+            )
+            .unwrap()
+            .writing(out);
+        let pid = run.id().unwrap();
+        for _ in 0..500 {
+            if temp.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(temp.exists(), "the child never wrote");
+        drop(run);
+        for _ in 0..500 {
+            if !alive(pid) && !temp.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!alive(pid), "child {pid} survived being dropped");
+        // removed, and not recreated afterwards
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!temp.exists(), "the output outlived the child");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

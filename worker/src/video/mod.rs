@@ -18,8 +18,9 @@
 //! - the child exits non-zero: a retryable `ffmpeg exited with status N: <last stderr line>`
 //!   whose detail is the tail of its stderr.
 //! - timeout, shutdown or cancellation: the child is killed and reaped, and the half-written
-//!   temp output is removed (outputs are written beside their target and renamed into place
-//!   only on success, so a failed run never leaves a partial file).
+//!   temp output is removed (outputs are written beside their target, read back, and moved
+//!   into place last, only on success, so a failed run never leaves a partial file and a
+//!   run cut short before the move can simply be retried).
 
 pub mod ffmpeg;
 mod files;

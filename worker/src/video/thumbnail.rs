@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Seeking before `-i` is fast (from the nearest keyframe) and still frame-accurate. The
-//! image is written to a temp file, renamed onto `output`, and read back with ffprobe for
-//! its size.
+//! image is written to a temp file, read back from it with ffprobe for its size, and moved
+//! onto `output` last.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -61,20 +61,22 @@ pub async fn thumbnail(
         )));
     }
 
-    ffmpeg
+    let temp = ffmpeg
         .spawn(args(&input, temp.path(), at_secs, width, codec), cancel)?
-        .cleans_up(temp.path())
-        .finish()
+        .writing(temp)
+        .finish_writing()
         .await?;
-    let output = temp.commit().await?;
 
-    let image = inspect(&ffprobe, &output, cancel).await?;
+    // read back before it is moved into place (see transcode.rs)
+    let size_bytes = temp.written().await?;
+    let image = inspect(&ffprobe, temp.path(), cancel).await?;
     let frame = image.require_video(&output)?;
+    let (width, height) = (frame.width, frame.height);
     Ok(ThumbnailResult {
-        width: frame.width,
-        height: frame.height,
-        size_bytes: check_input(&output).await?,
-        output,
+        width,
+        height,
+        size_bytes,
+        output: temp.commit().await?,
     })
 }
 

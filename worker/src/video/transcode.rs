@@ -12,8 +12,9 @@
 //! `scale=-2:H` keeps the aspect ratio with an even width (H.264 needs one); smaller inputs
 //! are scaled up, so the output height is always the preset's. `+faststart` puts the index
 //! first so players can start before the download ends. `-stats_period` needs ffmpeg ≥ 4.4.
-//! The encode goes to a temp file renamed onto `output` on success; the result is read back
-//! from the renamed file with ffprobe.
+//! The encode goes to a temp file beside `output`; the result is read back from it with
+//! ffprobe, and only then is it moved onto `output` — the last step, so a run cut short
+//! before it leaves no output and the retry starts afresh.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -54,30 +55,33 @@ pub async fn transcode(
     let mut reporter = Reporter::start(&ctx, duration).await;
     let mut run = ffmpeg
         .spawn(args(&input, temp.path(), preset, container), cancel)?
-        .cleans_up(temp.path());
+        .writing(temp);
     let mut parser = ProgressParser::default();
     while let Some(line) = run.next_line().await? {
         if let Some(out_time_us) = parser.feed(&line) {
             reporter.update(out_time_us).await;
         }
     }
-    run.finish().await?;
-    let output = temp.commit().await?;
+    let temp = run.finish_writing().await?;
 
-    let written = inspect(&ffprobe, &output, cancel).await?;
+    // read back before it is moved into place: past the move nothing may fail, or a retry
+    // would find the (good) output there and fail for good
+    let size_bytes = temp.written().await?;
+    let written = inspect(&ffprobe, temp.path(), cancel).await?;
     let video = written.require_video(&output)?;
-    let size_bytes = check_input(&output).await?;
-    let result = TranscodeResult {
-        width: video.width,
-        height: video.height,
-        duration_secs: written.require_duration(&output)?,
+    let (width, height) = (video.width, video.height);
+    let duration_secs = written.require_duration(&output)?;
+    let output = temp.commit().await?;
+    reporter.finish().await;
+    Ok(TranscodeResult {
+        width,
+        height,
+        duration_secs,
         size_bytes,
         elapsed_ms: began.elapsed().as_millis() as u64,
         output,
         preset,
-    };
-    reporter.finish().await;
-    Ok(result)
+    })
 }
 
 /// ffmpeg's `-f` for the output's extension: MP4 (`.mp4`, `.m4v`) or QuickTime (`.mov`).

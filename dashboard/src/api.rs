@@ -1,0 +1,439 @@
+//! The JSON API under `/api` (SPEC §7), for scripts and for services in any language.
+//!
+//! Reads: `GET /api/queues` (what `jobq stats --json` prints, as an array),
+//! `GET /api/queues/{q}` (the same plus its last hour), `GET /api/queues/{q}/jobs?state=
+//! &limit=&offset=`, `GET /api/queues/{q}/jobs/{id}` (what `jobq show --json` prints).
+//!
+//! Writes: `POST /api/queues/{q}/jobs` enqueues `{"name":..,"data":..,"opts":{..}}` (the form
+//! of a `jobq add-bulk` line; an array adds many, all checked first) → 201 with the id;
+//! `POST …/{q}/retry|promote|pause|resume|clean|drain`; `POST …/jobs/{id}/retry|promote`;
+//! `DELETE …/jobs/{id}`.
+//!
+//! Errors are `{"error": "..."}` naming the bad value: 400 bad input (nothing stored), 401 /
+//! 403 refused (see `auth.rs`), 404 unknown queue or job, 409 a job in the wrong state,
+//! 503 Redis unreachable.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::Json;
+use queue_core::job_spec::parse_job_value;
+use queue_core::{JobInfo, JobState, NewJob};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::backend::deadline;
+use crate::error::{ApiResult, AppError};
+use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
+
+/// Jobs listed per request when `limit` is not given.
+pub const DEFAULT_LIMIT: u64 = 20;
+/// Most jobs one listing request returns.
+pub const MAX_LIMIT: u64 = 1_000;
+
+/// A job as `jobq show --json` prints it: every field of [`JobInfo`] plus `attempts` (made
+/// so far) and `max_attempts`.
+pub fn job_json(job: &JobInfo) -> Value {
+    let mut v = serde_json::to_value(job).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut v {
+        map.insert("attempts".into(), job.attempts_made.into());
+        map.insert("max_attempts".into(), job.opts.max_attempts().into());
+    }
+    v
+}
+
+/// `GET /api/queues`: the counts of every queue, sorted by name.
+pub async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueStats>>> {
+    Ok(Json(stats::all_stats(state.backend()).await?))
+}
+
+/// `GET /api/queues/{q}`: one queue's counts, and jobs finished per minute over the last
+/// hour (oldest minute first).
+pub async fn get_queue(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    let (counts, throughput) = tokio::try_join!(stats::queue_stats(&q), stats::throughput(&q))?;
+    let mut v = serde_json::to_value(counts).map_err(|e| AppError::Internal(e.to_string()))?;
+    v["throughput"] = json!({
+        "minutes": THROUGHPUT_MINUTES,
+        "completed": throughput.completed,
+        "failed": throughput.failed,
+    });
+    Ok(Json(v))
+}
+
+/// Query of a job listing; checked by hand so errors name the bad value.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+/// `GET /api/queues/{q}/jobs?state=&limit=&offset=`: a page of the jobs in one state
+/// (default `waiting`, which includes the waiting jobs of a paused queue; completed and
+/// failed newest first), with the state's total.
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let job_state: JobState = match query.state.as_deref() {
+        None | Some("") => JobState::Waiting,
+        Some(s) => s.parse()?,
+    };
+    let limit = number("limit", query.limit.as_deref(), DEFAULT_LIMIT)?;
+    if limit > MAX_LIMIT {
+        return Err(AppError::BadRequest(format!(
+            "limit {limit}: list at most {MAX_LIMIT} jobs per request"
+        )));
+    }
+    let offset = number("offset", query.offset.as_deref(), 0)?;
+    let q = state.backend().existing_queue(&queue).await?;
+    let (jobs, counts) = tokio::try_join!(
+        list_page(&q, job_state, offset, limit),
+        stats::queue_stats(&q)
+    )?;
+    Ok(Json(json!({
+        "queue": queue,
+        "state": job_state,
+        "offset": offset,
+        "limit": limit,
+        "total": counts.of(job_state),
+        "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// A page of jobs in `state`; `waiting` shows the waiting jobs of a paused queue too (as
+/// `jobq list` does), so the page matches the `waiting` count.
+pub async fn list_page(
+    q: &queue_core::Queue,
+    state: JobState,
+    offset: u64,
+    limit: u64,
+) -> ApiResult<Vec<JobInfo>> {
+    let jobs = deadline(q.list_jobs(state, offset, limit)).await?;
+    if state == JobState::Waiting && jobs.is_empty() {
+        return deadline(q.list_jobs(JobState::Paused, offset, limit)).await;
+    }
+    Ok(jobs)
+}
+
+fn number(what: &str, given: Option<&str>, default: u64) -> ApiResult<u64> {
+    match given {
+        None | Some("") => Ok(default),
+        Some(s) => s.parse().map_err(|_| {
+            AppError::BadRequest(format!("{what} {s:?}: use a whole number of at least 0"))
+        }),
+    }
+}
+
+/// `GET /api/queues/{q}/jobs/{id}`: one job with its logs.
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    let job = deadline(q.job(&id)).await?;
+    Ok(Json(job_json(&job)))
+}
+
+/// Parses an enqueue body: one job object, or an array of them (every one checked before
+/// any is stored).
+pub fn parse_enqueue_body(body: &[u8]) -> ApiResult<Vec<NewJob>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::BadRequest(
+            "request body is empty: send {\"name\": .., \"data\": .., \"opts\": {..}}".into(),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(AppError::BadRequest(
+                    "request body is an empty array: send at least one job".into(),
+                ));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    parse_job_value(item).map_err(|e| AppError::BadRequest(format!("job {i}: {e}")))
+                })
+                .collect()
+        }
+        one => Ok(vec![
+            parse_job_value(one).map_err(|e| AppError::BadRequest(e.to_string()))?
+        ]),
+    }
+}
+
+/// `POST /api/queues/{q}/jobs`: enqueues one job (201 `{"queue", "id", "duplicate"}`; 200
+/// when a job with its `jobId` was already stored) or an array of jobs (201 with `jobs`).
+pub async fn add_jobs(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    queue_core::validate::validate_queue_name(&queue)?;
+    let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let jobs = parse_enqueue_body(&body)?;
+    let q = state.backend().queue(&queue).await?;
+    let added = deadline(q.add_bulk(jobs)).await?;
+    if array {
+        let stored = added.iter().filter(|a| !a.duplicate).count();
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({"queue": queue, "added": stored, "jobs": added})),
+        ));
+    }
+    let one = added
+        .into_iter()
+        .next()
+        .ok_or_else(|| AppError::Internal("add returned nothing".into()))?;
+    let code = if one.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        code,
+        Json(json!({"queue": queue, "id": one.id, "duplicate": one.duplicate})),
+    ))
+}
+
+/// `DELETE /api/queues/{q}/jobs/{id}`: deletes a job that is not running.
+pub async fn remove_job(
+    State(state): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    deadline(q.remove_job(&id)).await?;
+    Ok(Json(json!({"queue": queue, "id": id, "removed": 1})))
+}
+
+/// `POST /api/queues/{q}/jobs/{id}/retry`: a failed job runs again.
+pub async fn retry_job(
+    State(state): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    deadline(q.retry_job(&id)).await?;
+    Ok(Json(json!({"queue": queue, "id": id, "retried": 1})))
+}
+
+/// `POST /api/queues/{q}/jobs/{id}/promote`: a delayed job starts now.
+pub async fn promote_job(
+    State(state): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    deadline(q.promote_job(&id)).await?;
+    Ok(Json(json!({"queue": queue, "id": id, "promoted": 1})))
+}
+
+/// `POST /api/queues/{q}/retry`: every failed job runs again.
+pub async fn retry_all(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    let n = deadline(q.retry_all_failed()).await?;
+    Ok(Json(json!({"queue": queue, "retried": n})))
+}
+
+/// `POST /api/queues/{q}/promote`: every delayed job starts now.
+pub async fn promote_all(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    let n = deadline(q.promote_all_delayed()).await?;
+    Ok(Json(json!({"queue": queue, "promoted": n})))
+}
+
+/// `POST /api/queues/{q}/pause`: workers start none of its jobs until resumed.
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    deadline(q.pause()).await?;
+    Ok(Json(json!({"queue": queue, "paused": true})))
+}
+
+/// `POST /api/queues/{q}/resume`.
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    deadline(q.resume()).await?;
+    Ok(Json(json!({"queue": queue, "paused": false})))
+}
+
+/// What to clean: `{"state": "completed"|"failed", "older_than": "1h" | ms, "limit": N}`.
+#[derive(Debug)]
+pub struct CleanRequest {
+    /// Completed or failed.
+    pub state: JobState,
+    /// Only jobs that finished longer ago than this.
+    pub older_than: Duration,
+    /// At most this many (all when `None`).
+    pub limit: Option<u64>,
+}
+
+impl CleanRequest {
+    /// Reads and checks a clean request body.
+    pub fn parse(body: &[u8]) -> ApiResult<Self> {
+        let usage =
+            "send {\"state\": \"completed\" or \"failed\", \"older_than\": \"1h\", \"limit\": N}";
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(AppError::BadRequest(format!(
+                "request body is empty: {usage}"
+            )));
+        }
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+        let Value::Object(mut obj) = value else {
+            return Err(AppError::BadRequest(format!("expected an object: {usage}")));
+        };
+        let state = match obj.remove("state") {
+            Some(Value::String(s)) => clean_state(&s)?,
+            Some(other) => {
+                return Err(AppError::BadRequest(format!(
+                    "state {other}: use \"completed\" or \"failed\""
+                )))
+            }
+            None => {
+                return Err(AppError::BadRequest(format!(
+                    "\"state\" is missing: {usage}"
+                )))
+            }
+        };
+        let older_than = match obj.remove("older_than").or_else(|| obj.remove("olderThan")) {
+            None | Some(Value::Null) => Duration::ZERO,
+            Some(Value::String(s)) => queue_core::parse_duration(&s)?,
+            Some(Value::Number(n)) => Duration::from_millis(n.as_u64().ok_or_else(|| {
+                AppError::BadRequest(format!("older_than {n}: use milliseconds or \"1h\""))
+            })?),
+            Some(other) => {
+                return Err(AppError::BadRequest(format!(
+                    "older_than {other}: use milliseconds or a duration such as \"1h\""
+                )))
+            }
+        };
+        let limit = match obj.remove("limit") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                AppError::BadRequest(format!("limit {v}: use a whole number of at least 0"))
+            })?),
+        };
+        if let Some(key) = obj.keys().next() {
+            return Err(AppError::BadRequest(format!(
+                "unknown field {key:?}: use state, older_than, limit"
+            )));
+        }
+        Ok(CleanRequest {
+            state,
+            older_than,
+            limit,
+        })
+    }
+}
+
+/// `completed` or `failed`, the states clean applies to.
+pub fn clean_state(s: &str) -> ApiResult<JobState> {
+    match s {
+        "completed" => Ok(JobState::Completed),
+        "failed" => Ok(JobState::Failed),
+        other => Err(AppError::BadRequest(format!(
+            "state {other:?}: clean takes \"completed\" or \"failed\""
+        ))),
+    }
+}
+
+/// `POST /api/queues/{q}/clean`: deletes finished jobs, oldest first.
+pub async fn clean(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let req = CleanRequest::parse(&body)?;
+    let q = state.backend().existing_queue(&queue).await?;
+    let n = deadline(q.clean(req.state, req.older_than, req.limit)).await?;
+    Ok(Json(
+        json!({"queue": queue, "state": req.state, "removed": n}),
+    ))
+}
+
+/// `POST /api/queues/{q}/drain`: deletes every waiting and delayed job.
+pub async fn drain(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    let n = deadline(q.drain()).await?;
+    Ok(Json(json!({"queue": queue, "removed": n})))
+}
+
+/// Any other `/api` path.
+pub async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::NotFound(format!("no API endpoint {method} {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enqueue_bodies_are_checked_and_errors_name_the_problem() {
+        let one =
+            parse_enqueue_body(br#"{"name":"a","data":{"x":1},"opts":{"attempts":2}}"#).unwrap();
+        assert_eq!((one.len(), one[0].opts.attempts), (1, Some(2)));
+        assert_eq!(
+            parse_enqueue_body(br#"[{"name":"a"},{"name":"b"}]"#)
+                .unwrap()
+                .len(),
+            2
+        );
+        for (body, needle) in [
+            (&b""[..], "empty"),
+            (b"{nope", "not valid JSON"),
+            (b"[]", "empty array"),
+            (br#"{"data":1}"#, "\"name\" is missing"),
+            (br#"[{"name":"a"},{"nam":"b"}]"#, "job 1: "),
+            (br#"{"name":"a","opts":{"delay":"soon"}}"#, "soon"),
+            (b"42", "expected an object"),
+        ] {
+            let e = parse_enqueue_body(body).unwrap_err();
+            assert!(matches!(e, AppError::BadRequest(_)), "{e:?}");
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        }
+    }
+
+    #[test]
+    fn clean_requests_are_checked() {
+        let r = CleanRequest::parse(br#"{"state":"failed","older_than":"1h","limit":5}"#).unwrap();
+        assert_eq!(
+            (r.state, r.older_than, r.limit),
+            (JobState::Failed, Duration::from_secs(3600), Some(5))
+        );
+        for (body, needle) in [
+            (&b""[..], "empty"),
+            (br#"{"state":"waiting"}"#, "waiting"),
+            (br#"{}"#, "\"state\" is missing"),
+            (br#"{"state":"failed","older_than":"ages"}"#, "ages"),
+            (br#"{"state":"failed","limt":1}"#, "limt"),
+        ] {
+            let e = CleanRequest::parse(body).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+}

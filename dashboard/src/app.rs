@@ -1,0 +1,144 @@
+//! The application: one shared [`AppState`] and every route, declared here in one place.
+
+use std::sync::Arc;
+
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+use queue_core::worker::CancellationToken;
+
+use crate::auth::Sessions;
+use crate::backend::Backend;
+use crate::config::DashboardConfig;
+use crate::live::Hub;
+use crate::{api, auth, health, live, metrics, pages, sse, timing};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DashboardConfig,
+    backend: Backend,
+    sessions: Sessions,
+    hub: Hub,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State for `config`; nothing runs until [`AppState::start_background`].
+    pub fn new(config: DashboardConfig, shutdown: CancellationToken) -> Self {
+        let backend = Backend::new(config.redis.clone());
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                backend,
+                sessions: Sessions::default(),
+                hub: Hub::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// Starts the background duties: connecting to Redis, then following the queues'
+    /// events for the live updates. Both stop at shutdown.
+    pub fn start_background(&self) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let shutdown = state.shutdown().clone();
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = async {
+                    state.backend().connect_until_up().await;
+                    live::follow(state.clone()).await;
+                } => {}
+            }
+        });
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DashboardConfig {
+        &self.inner.config
+    }
+
+    /// Redis and the queue handles.
+    pub fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// Login sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    /// The live-update broadcaster.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Cancelled when the dashboard stops (ends the SSE streams).
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+}
+
+/// Every route of the dashboard, behind the auth guard and the `Server-Timing` header.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(health::health))
+        .route("/queues", get(api::list_queues))
+        .route("/queues/{queue}", get(api::get_queue))
+        .route(
+            "/queues/{queue}/jobs",
+            get(api::list_jobs).post(api::add_jobs),
+        )
+        .route(
+            "/queues/{queue}/jobs/{id}",
+            get(api::get_job).delete(api::remove_job),
+        )
+        .route("/queues/{queue}/jobs/{id}/retry", post(api::retry_job))
+        .route("/queues/{queue}/jobs/{id}/promote", post(api::promote_job))
+        .route("/queues/{queue}/retry", post(api::retry_all))
+        .route("/queues/{queue}/promote", post(api::promote_all))
+        .route("/queues/{queue}/pause", post(api::pause))
+        .route("/queues/{queue}/resume", post(api::resume))
+        .route("/queues/{queue}/clean", post(api::clean))
+        .route("/queues/{queue}/drain", post(api::drain))
+        .fallback(api::not_found);
+
+    let pages = Router::new()
+        .route("/", get(pages::overview::overview))
+        .route("/login", get(pages::login::form).post(pages::login::login))
+        .route("/logout", post(pages::login::logout))
+        .route("/queues/{queue}", get(pages::queue::queue_page))
+        .route("/queues/{queue}/jobs", post(pages::actions::add_job))
+        .route("/queues/{queue}/jobs/{id}", get(pages::job::job_page))
+        .route(
+            "/queues/{queue}/jobs/{id}/{action}",
+            post(pages::actions::job_action),
+        )
+        .route(
+            "/queues/{queue}/{action}",
+            post(pages::actions::queue_action),
+        )
+        .fallback(pages::not_found);
+
+    Router::new()
+        .nest("/api", api)
+        .route("/metrics", get(metrics::metrics))
+        .route("/events", get(sse::events))
+        .merge(pages)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(middleware::from_fn(timing::server_timing))
+        .with_state(state)
+}

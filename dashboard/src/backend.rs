@@ -1,0 +1,174 @@
+//! The dashboard's side of Redis: one connection, made in the background (the dashboard
+//! starts and answers whether or not Redis is up, and keeps retrying), and one cached
+//! [`Queue`] handle per queue, so each keeps its lane cache warm and a count is one round
+//! trip. Every call a request makes is bounded by [`REDIS_DEADLINE`]: a Redis that stopped
+//! answering turns into a 503 with a message, never a hung page.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use queue_core::{list_queues, Config, Queue, Redis};
+use tokio::sync::{watch, OnceCell};
+
+use crate::error::AppError;
+
+/// Longest a request waits for Redis.
+pub const REDIS_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The Redis connection (once made) and the queue handles.
+pub struct Backend {
+    config: Config,
+    redis: OnceCell<Redis>,
+    /// Whether the first connection attempt has ended (either way).
+    tried: watch::Sender<bool>,
+    queues: Mutex<HashMap<String, Queue>>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("redis", &self.config.masked_url())
+            .field("connected", &self.redis.initialized())
+            .finish()
+    }
+}
+
+impl Backend {
+    /// A backend for `config`, not connected yet (see [`Backend::connect_until_up`]).
+    pub fn new(config: Config) -> Self {
+        Backend {
+            config,
+            redis: OnceCell::new(),
+            tried: watch::Sender::new(false),
+            queues: Mutex::default(),
+        }
+    }
+
+    /// Waits until the first connection attempt has ended, connected or not (at once when
+    /// Redis is not configured), so a dashboard that starts next to a running Redis never
+    /// answers "not connected yet".
+    pub async fn first_attempt(&self) {
+        if !self.configured() {
+            return;
+        }
+        let mut rx = self.tried.subscribe();
+        let _ = rx.wait_for(|tried| *tried).await;
+    }
+
+    /// Whether a Redis is configured at all.
+    pub fn configured(&self) -> bool {
+        self.config.redis_url().is_some()
+    }
+
+    /// The key prefix shown.
+    pub fn prefix(&self) -> &str {
+        self.config.prefix()
+    }
+
+    /// The Redis URL with its password masked (or `not configured`).
+    pub fn masked_url(&self) -> String {
+        self.config.masked_url()
+    }
+
+    /// Connects, retrying with backoff while Redis is unreachable; returns once connected
+    /// (never, when Redis is not configured). Once made, the connection reconnects by
+    /// itself.
+    pub async fn connect_until_up(&self) {
+        if !self.configured() {
+            return std::future::pending().await;
+        }
+        let mut delay = Duration::from_millis(200);
+        let mut reported = false;
+        loop {
+            match Redis::connect(&self.config).await {
+                Ok(redis) => {
+                    tracing::info!("connected to Redis at {}", redis.addr());
+                    let _ = self.redis.set(redis);
+                    self.tried.send_replace(true);
+                    return;
+                }
+                Err(e) => {
+                    self.tried.send_replace(true);
+                    if !reported {
+                        tracing::warn!("Redis is unreachable ({e}); retrying in the background");
+                        reported = true;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// The connection, or why there is none.
+    pub fn redis(&self) -> Result<&Redis, AppError> {
+        if !self.configured() {
+            return Err(AppError::NotConfigured);
+        }
+        self.redis.get().ok_or_else(|| {
+            AppError::Unavailable(format!(
+                "not connected to Redis at {} yet: retrying",
+                self.masked_url()
+            ))
+        })
+    }
+
+    /// A handle on queue `name` (the name is checked: a bad one is a 400 naming it).
+    pub async fn queue(&self, name: &str) -> Result<Queue, AppError> {
+        if let Some(q) = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Ok(q.clone());
+        }
+        let redis = self.redis()?;
+        let q = Queue::open(redis, self.prefix(), name).await?;
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), q.clone());
+        Ok(q)
+    }
+
+    /// A handle on a queue that exists (is registered): 404 otherwise, so that looking at or
+    /// steering a mistyped queue does not create it.
+    pub async fn existing_queue(&self, name: &str) -> Result<Queue, AppError> {
+        queue_core::validate::validate_queue_name(name)?;
+        if !self.queue_names().await?.iter().any(|q| q == name) {
+            return Err(AppError::NotFound(format!(
+                "queue {name:?} not found under prefix {:?}",
+                self.prefix()
+            )));
+        }
+        self.queue(name).await
+    }
+
+    /// Every registered queue, sorted. Handles of queues that are gone are dropped.
+    pub async fn queue_names(&self) -> Result<Vec<String>, AppError> {
+        let redis = self.redis()?;
+        let names = deadline(list_queues(redis, self.prefix())).await?;
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|q, _| names.binary_search(q).is_ok());
+        Ok(names)
+    }
+}
+
+/// Runs a queue-core call within [`REDIS_DEADLINE`].
+pub async fn deadline<T>(fut: impl Future<Output = queue_core::Result<T>>) -> Result<T, AppError> {
+    match tokio::time::timeout(REDIS_DEADLINE, fut).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(AppError::Unavailable(format!(
+            "Redis did not answer within {}",
+            queue_core::format_duration(REDIS_DEADLINE)
+        ))),
+    }
+}
+
+/// Shared handle.
+pub type SharedBackend = Arc<Backend>;

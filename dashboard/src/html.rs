@@ -1,0 +1,150 @@
+//! Escaping and formatting for the HTML pages. Every string that comes from a user or a job
+//! (queue names, job ids and names, data, errors, logs, notices) goes through [`esc`] before
+//! it is written into a page, and through [`url_component`] before it goes into a link.
+
+use std::fmt::Write as _;
+
+/// `s` safe to place in HTML text or in a double- or single-quoted attribute.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` percent-encoded for one path segment or query value: everything but the unreserved
+/// characters of RFC 3986 (a job id may contain `/`, `?` or `#`).
+pub fn url_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Link to a queue's page.
+pub fn queue_href(queue: &str) -> String {
+    format!("/queues/{}", url_component(queue))
+}
+
+/// Link to a job's page.
+pub fn job_href(queue: &str, id: &str) -> String {
+    format!(
+        "/queues/{}/jobs/{}",
+        url_component(queue),
+        url_component(id)
+    )
+}
+
+/// A JSON value pretty-printed (for `<pre>`; escape it before use).
+pub fn pretty_json(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// Milliseconds since the epoch as `2026-08-05 14:03:07.123 UTC`.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
+/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Milliseconds since the epoch by this machine's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `12s ago` / `in 3m` for a timestamp in ms since the epoch.
+pub fn relative(at_ms: u64) -> String {
+    let now = now_ms();
+    if at_ms <= now {
+        format!("{} ago", short_duration(now - at_ms))
+    } else {
+        format!("in {}", short_duration(at_ms - now))
+    }
+}
+
+/// A duration rounded to its largest unit (`950ms`, `12s`, `3m`, `2h`, `4d`).
+pub fn short_duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m", ms / 60_000),
+        3_600_000..=86_399_999 => format!("{}h", ms / 3_600_000),
+        _ => format!("{}d", ms / 86_400_000),
+    }
+}
+
+/// The first line of `s`, at most `max` characters (ellipsis when cut). Not escaped.
+pub fn clip(s: &str, max: usize) -> String {
+    let one_line = s.lines().next().unwrap_or("");
+    if one_line.chars().count() <= max && !s.contains('\n') {
+        return one_line.to_string();
+    }
+    let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            esc(r#"<script>alert("x") & 'y'</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+    }
+
+    #[test]
+    fn links_encode_every_reserved_character() {
+        assert_eq!(
+            job_href("q.1", "a/b?c#d e"),
+            "/queues/q.1/jobs/a%2Fb%3Fc%23d%20e"
+        );
+        assert_eq!(url_component("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn times_read_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(utc(1_709_251_199_999), "2024-02-29 23:59:59.999 UTC");
+        assert_eq!(short_duration(1_500), "1.5s");
+        assert_eq!(clip("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,68 @@
+//! # jobq-dashboard
+//!
+//! The web side of jobq (SPEC §7): server-rendered HTML pages to watch and steer queues, a
+//! JSON API under `/api` (so services in any language can enqueue and inspect jobs), a
+//! health check, Prometheus metrics and live updates by Server-Sent Events fed from the
+//! queues' event streams. Every read and write goes through queue-core, the library the
+//! `jobq` CLI uses, so the dashboard's counts are `jobq stats`'s.
+//!
+//! Where things live:
+//!
+//! | file | what |
+//! |---|---|
+//! | `config.rs` | flags and environment → [`DashboardConfig`]; the exposure rule (bind + auth) |
+//! | `app.rs` | [`AppState`] and every route, in one place |
+//! | `backend.rs` | the Redis connection (connected in the background), queue handles, timeouts |
+//! | `auth.rs` | token / basic auth, login sessions, CSRF (same-origin) checks, read-only |
+//! | `api.rs` | the JSON API |
+//! | `pages/` | the HTML pages and the form actions behind their buttons |
+//! | `html.rs`, `chart.rs` | escaping and formatting; the throughput chart (inline SVG) |
+//! | `stats.rs` | counts of every queue, read concurrently (what `jobq stats` prints) |
+//! | `live.rs`, `sse.rs` | following the event streams; the `/events` SSE endpoint |
+//! | `metrics.rs`, `health.rs` | `/metrics` (Prometheus text) and `/api/health` |
+//! | `timing.rs` | the `Server-Timing` header on every response |
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod backend;
+pub mod chart;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod html;
+pub mod live;
+pub mod metrics;
+pub mod pages;
+pub mod sse;
+pub mod stats;
+pub mod timing;
+
+pub use app::{router, AppState};
+pub use config::{AuthMode, DashboardConfig};
+
+use queue_core::worker::CancellationToken;
+
+/// Longest the dashboard waits for its first connection to Redis before serving.
+const FIRST_CONNECT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves the dashboard on `listener` until `shutdown` is cancelled: connects to Redis in
+/// the background (retrying while it is unreachable), follows the queues' events for live
+/// updates, and answers requests meanwhile (pages and health report what is missing).
+pub async fn serve(
+    config: DashboardConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = AppState::new(config, shutdown.clone());
+    state.start_background();
+    // requests wait for the first connection attempt (bounded: an unreachable Redis is
+    // retried in the background while the dashboard serves its degraded pages)
+    let _ = tokio::time::timeout(FIRST_CONNECT, state.backend().first_attempt()).await;
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,221 @@
+//! `/queues/{queue}/jobs/{id}`: one job — state and attempts, the timeline (created,
+//! started, finished or due), progress, data, options, return value, error and its
+//! backtrace, logs — with the actions its state allows. Every value is escaped: data holding
+//! `<script>` shows as text. The page follows the job's events: progress updates in place,
+//! any other change reloads it.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, Response};
+use axum::Extension;
+use queue_core::{JobInfo, JobState};
+use serde_json::Value;
+
+use super::layout::{button_form, notice_banner, page};
+use super::overview::NoticeQuery;
+use super::{respond, PageCtx};
+use crate::app::AppState;
+use crate::auth::Access;
+use crate::backend::deadline;
+use crate::error::AppError;
+use crate::html::{esc, job_href, pretty_json, queue_href, relative, short_duration, utc};
+
+/// Follows this job's events: progress in place, reload on anything else.
+const SCRIPT: &str = r#"
+const section = document.getElementById('job');
+const q = section.dataset.queue, id = section.dataset.job;
+// a button's form post is on its way: its answer is the next page, not a reload
+let leaving = false;
+document.addEventListener('submit', () => { leaving = true; });
+jobqLive('/events?jobs=1&queue=' + encodeURIComponent(q), {
+  job: (e) => {
+    if (e.queue !== q || !e.job_ids.includes(id) || leaving) return;
+    if (e.event === 'progress') {
+      const p = document.getElementById('progress-text');
+      if (p) p.textContent = e.fields.progress;
+      return;
+    }
+    // one reload for a burst of events (waiting, active, completed come close together)
+    leaving = true;
+    setTimeout(() => location.reload(), 100);
+  },
+});
+"#;
+
+/// The job page (404 when the queue or job does not exist).
+pub async fn job_page(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Path((queue, id)): Path<(String, String)>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let page = render(&state, access, &queue, &id, query.notice.as_deref()).await;
+    respond(&state, access, page)
+}
+
+async fn render(
+    state: &AppState,
+    access: Access,
+    queue: &str,
+    id: &str,
+    notice: Option<&str>,
+) -> Result<Html<String>, AppError> {
+    let ctx = PageCtx::new(state, Some(access));
+    let q = state.backend().existing_queue(queue).await?;
+    let job = deadline(q.job(id)).await?;
+    let mut body = String::with_capacity(8192);
+    body.push_str(&notice_banner(notice));
+    body.push_str(&format!(
+        "<section id=\"job\" data-queue=\"{}\" data-job=\"{}\">",
+        esc(queue),
+        esc(id)
+    ));
+    body.push_str(&format!(
+        "<h1><span class=\"mono\">{}</span> <span class=\"badge {st}\">{st}</span></h1>",
+        esc(&job.id),
+        st = job.state
+    ));
+    body.push_str(&actions(&ctx, queue, &job));
+    body.push_str(&facts(&job));
+    if let Some(reason) = &job.failed_reason {
+        body.push_str("<h2>Error</h2>");
+        body.push_str(&format!("<pre class=\"error\">{}</pre>", esc(reason)));
+        if let Some(trace) = &job.stacktrace {
+            body.push_str("<h2>Backtrace</h2>");
+            body.push_str(&format!("<pre>{}</pre>", esc(trace)));
+        }
+    }
+    body.push_str("<h2>Data</h2>");
+    body.push_str(&format!(
+        "<pre id=\"data\">{}</pre>",
+        esc(&pretty_json(&job.data))
+    ));
+    if let Some(v) = &job.return_value {
+        body.push_str("<h2>Return value</h2>");
+        body.push_str(&format!("<pre>{}</pre>", esc(&pretty_json(v))));
+    }
+    body.push_str("<h2>Options</h2>");
+    let opts = serde_json::to_value(&job.opts).unwrap_or(Value::Null);
+    body.push_str(&format!("<pre>{}</pre>", esc(&pretty_json(&opts))));
+    body.push_str(&format!("<h2>Logs ({} line(s))</h2>", job.logs.len()));
+    if job.logs.is_empty() {
+        body.push_str("<p class=\"muted\">No log lines.</p>");
+    } else {
+        body.push_str(&format!(
+            "<pre id=\"logs\">{}</pre>",
+            esc(&job.logs.join("\n"))
+        ));
+    }
+    body.push_str("</section>");
+    Ok(page(
+        &ctx,
+        &format!("{queue} / {id}"),
+        &body,
+        &[(queue, queue_href(queue)), (id, job_href(queue, id))],
+        SCRIPT,
+    ))
+}
+
+fn actions(ctx: &PageCtx, queue: &str, job: &JobInfo) -> String {
+    if !ctx.can_change() {
+        return String::new();
+    }
+    let base = job_href(queue, &job.id);
+    let mut out = String::from("<div class=\"actions\">");
+    match job.state {
+        JobState::Failed => out.push_str(&button_form(
+            &format!("{base}/retry"),
+            "Retry",
+            "primary",
+            &[],
+            None,
+        )),
+        JobState::Delayed => out.push_str(&button_form(
+            &format!("{base}/promote"),
+            "Promote (run now)",
+            "primary",
+            &[],
+            None,
+        )),
+        _ => {}
+    }
+    if job.state != JobState::Active {
+        out.push_str(&button_form(
+            &format!("{base}/remove"),
+            "Remove",
+            "danger",
+            &[],
+            Some("Remove this job and its logs?"),
+        ));
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// Name, attempts, priority, progress and the timeline.
+fn facts(job: &JobInfo) -> String {
+    let mut rows: Vec<(&str, String)> = vec![
+        ("Name", esc(&job.name)),
+        ("Queue", esc(&job.queue)),
+        (
+            "Attempts",
+            format!("{} of {}", job.attempts_made, job.opts.max_attempts()),
+        ),
+        ("Priority", job.priority.to_string()),
+    ];
+    if let Some(p) = &job.progress {
+        rows.push(("Progress", progress(p)));
+    }
+    rows.push(("Created", when(job.created_at)));
+    if let Some(t) = job.started_at {
+        let waited = t.saturating_sub(job.created_at);
+        rows.push((
+            "Started",
+            format!(
+                "{} <span class=\"muted\">(waited {})</span>",
+                when(t),
+                short_duration(waited)
+            ),
+        ));
+    }
+    if let Some(t) = job.finished_at {
+        let ran = job
+            .started_at
+            .map(|s| {
+                format!(
+                    " <span class=\"muted\">(ran {})</span>",
+                    short_duration(t.saturating_sub(s))
+                )
+            })
+            .unwrap_or_default();
+        rows.push(("Finished", format!("{}{ran}", when(t))));
+    }
+    if let Some(t) = job.due_at {
+        if job.state == JobState::Delayed {
+            rows.push(("Due", when(t)));
+        }
+    }
+    let mut out = String::from("<div class=\"card\"><dl class=\"facts\">");
+    for (label, value) in rows {
+        out.push_str(&format!("<dt>{label}</dt><dd>{value}</dd>"));
+    }
+    out.push_str("</dl></div>");
+    out
+}
+
+fn when(ms: u64) -> String {
+    format!(
+        "{} <span class=\"muted\">({})</span>",
+        utc(ms),
+        relative(ms)
+    )
+}
+
+/// A bar for a percentage, else the JSON (escaped).
+fn progress(p: &Value) -> String {
+    match p.as_f64() {
+        Some(pct) if (0.0..=100.0).contains(&pct) => format!(
+            "<span class=\"progress\"><span style=\"width:{pct:.0}%\"></span></span> <span id=\"progress-text\">{pct}</span>%"
+        ),
+        _ => format!("<span id=\"progress-text\" class=\"mono\">{}</span>", esc(&p.to_string())),
+    }
+}

@@ -1,0 +1,131 @@
+//! `/login` and `/logout`: with `--auth-token`, a person logs in by typing the token once;
+//! the dashboard answers with a random session cookie (`HttpOnly`, `SameSite=Strict`), so
+//! the token is not stored in the browser. Without a token there is nothing to log in to.
+
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use serde::Deserialize;
+
+use super::layout::page;
+use super::{AuthKind, PageCtx};
+use crate::app::AppState;
+use crate::auth::{self, Access};
+use crate::html::esc;
+
+/// `?next=`: where to go once logged in.
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    /// A path of this dashboard.
+    pub next: Option<String>,
+}
+
+/// The login form's fields.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginForm {
+    /// The token typed.
+    pub token: Option<String>,
+    /// Where to go next.
+    pub next: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn form(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(query): Query<NextQuery>,
+) -> Response {
+    render(&state, access, query.next.as_deref(), None)
+}
+
+fn render(state: &AppState, access: Access, next: Option<&str>, error: Option<&str>) -> Response {
+    let ctx = PageCtx::new(state, Some(access));
+    let body = match ctx.auth {
+        AuthKind::Open => "<h1>Log in</h1><p>This dashboard has no token: there is nothing to log in to.</p>".to_string(),
+        AuthKind::Basic => "<h1>Log in</h1><p>This dashboard uses HTTP basic auth: your browser asks for the user name and password.</p>".to_string(),
+        AuthKind::Token => format!(
+            "<h1>Log in</h1>{}<form class=\"card\" method=\"post\" action=\"/login\">\
+             <input type=\"hidden\" name=\"next\" value=\"{}\">\
+             <p><label>Token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" \
+             autofocus required size=\"40\"></label></p><button class=\"primary\">Log in</button></form>\
+             <p class=\"muted\">The token is the dashboard's --auth-token (JOBQ_DASHBOARD_TOKEN).</p>",
+            error
+                .map(|e| format!("<p class=\"banner error\">{}</p>", esc(e)))
+                .unwrap_or_default(),
+            esc(safe_next(next)),
+        ),
+    };
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    (status, page(&ctx, "Log in", &body, &[], "")).into_response()
+}
+
+/// `POST /login`: a right token sets the session cookie and goes on to `next`.
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let given = form.token.unwrap_or_default();
+    if !auth::token_matches(&state.config().auth, &given) {
+        tracing::warn!("failed dashboard login");
+        return render(
+            &state,
+            access,
+            form.next.as_deref(),
+            Some("That token is not right."),
+        );
+    }
+    let id = state.sessions().create();
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        == Some("https");
+    (
+        [(header::SET_COOKIE, auth::session_set_cookie(&id, secure))],
+        Redirect::to(safe_next(form.next.as_deref())),
+    )
+        .into_response()
+}
+
+/// `POST /logout`: ends the session.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = auth::session_cookie(&headers) {
+        state.sessions().remove(id);
+    }
+    (
+        [(header::SET_COOKIE, auth::session_clear_cookie())],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+/// `next` when it is a path of this site, else `/` (no open redirects).
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(
+            safe_next(Some("/queues/a?state=failed")),
+            "/queues/a?state=failed"
+        );
+        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil"] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

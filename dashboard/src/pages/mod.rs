@@ -1,0 +1,114 @@
+//! The HTML pages, rendered on the server: no build step, a little inline JavaScript for
+//! the live updates. Every page shares the shell in `layout.rs`; every value from a user
+//! or a job is escaped with `html::esc`.
+//!
+//! | path | page |
+//! |---|---|
+//! | `/` | `overview.rs`: every queue, counts, paused flag, last hour, live |
+//! | `/queues/{q}?state=&page=` | `queue.rs`: jobs by state, paginated, queue actions, add a job |
+//! | `/queues/{q}/jobs/{id}` | `job.rs`: data, options, progress, logs, error, timeline |
+//! | `/login`, `/logout` | `login.rs`: the token login form and session cookie |
+//! | `POST /queues/{q}/…` | `actions.rs`: what the buttons do, then back to the page |
+
+pub mod actions;
+pub mod job;
+pub mod layout;
+pub mod login;
+pub mod overview;
+pub mod queue;
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Extension;
+
+use crate::app::AppState;
+use crate::auth::Access;
+use crate::config::AuthMode;
+use crate::error::AppError;
+use crate::html::esc;
+
+/// What every page needs to know besides its own content.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    /// Changes are refused: hide the buttons.
+    pub read_only: bool,
+    /// How the dashboard authenticates.
+    pub auth: AuthKind,
+    /// The viewer's access.
+    pub access: Access,
+    /// The key prefix shown in the header.
+    pub prefix: String,
+    /// The Redis address shown in the footer (password masked).
+    pub redis: String,
+}
+
+/// Which login links to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// No auth.
+    Open,
+    /// Token, with a login form.
+    Token,
+    /// HTTP basic auth (the browser asks).
+    Basic,
+}
+
+impl PageCtx {
+    /// The context of a request that passed the guard (`access` None: it did not).
+    pub fn new(state: &AppState, access: Option<Access>) -> Self {
+        let config = state.config();
+        PageCtx {
+            read_only: config.read_only,
+            auth: match config.auth {
+                AuthMode::Open => AuthKind::Open,
+                AuthMode::Token(_) => AuthKind::Token,
+                AuthMode::Basic { .. } => AuthKind::Basic,
+            },
+            access: access.unwrap_or(Access {
+                authenticated: config.auth.is_open(),
+                session: false,
+            }),
+            prefix: state.backend().prefix().to_string(),
+            redis: state.backend().masked_url(),
+        }
+    }
+
+    /// Whether to show the buttons that change things.
+    pub fn can_change(&self) -> bool {
+        !self.read_only && self.access.authenticated
+    }
+}
+
+/// An error page: the message in a banner, with the status of the error.
+pub fn error_response(state: &AppState, access: Option<Access>, e: AppError) -> Response {
+    let ctx = PageCtx::new(state, access);
+    let status = e.status();
+    let body = format!(
+        "<h1>{}</h1><p class=\"banner error\">{}</p><p><a href=\"/\">Back to the overview</a></p>",
+        esc(status.canonical_reason().unwrap_or("Error")),
+        esc(&e.to_string())
+    );
+    (status, layout::page(&ctx, status.as_str(), &body, &[], "")).into_response()
+}
+
+/// A rendered page, or an error page.
+pub fn respond(state: &AppState, access: Access, page: Result<Html<String>, AppError>) -> Response {
+    match page {
+        Ok(html) => (StatusCode::OK, html).into_response(),
+        Err(e) => error_response(state, Some(access), e),
+    }
+}
+
+/// Any other path.
+pub async fn not_found(
+    State(state): State<AppState>,
+    access: Option<Extension<Access>>,
+    uri: Uri,
+) -> Response {
+    error_response(
+        &state,
+        access.map(|a| a.0),
+        AppError::NotFound(format!("no page at {}", uri.path())),
+    )
+}

@@ -1,0 +1,166 @@
+//! `/`: every queue on one page — counts per state, paused or running, the last hour as a
+//! chart, totals — updated live from `/events`. Counts are read concurrently, one O(1)
+//! script call per queue, so the page stays fast with many queues and millions of jobs.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+
+use super::layout::{error_banner, notice_banner, page};
+use super::PageCtx;
+use crate::app::AppState;
+use crate::auth::Access;
+use crate::chart::ChartPaths;
+use crate::html::{esc, queue_href};
+use crate::stats::{self, QueueSummary, Throughput};
+
+/// `?notice=` left by an action.
+#[derive(Debug, Default, Deserialize)]
+pub struct NoticeQuery {
+    /// Text to show in a banner.
+    pub notice: Option<String>,
+}
+
+/// The states shown as columns, in order.
+const COLUMNS: [&str; 5] = ["waiting", "active", "delayed", "completed", "failed"];
+
+/// Updates rows in place from `counts` events; adds a row (from the template) for a new
+/// queue and drops the row of a removed one.
+const SCRIPT: &str = r#"
+const tbody = document.getElementById('queues');
+const empty = document.getElementById('empty');
+function rowFor(q) { for (const tr of tbody.rows) if (tr.dataset.queue === q) return tr; return null; }
+function addRow(q) {
+  const tr = document.getElementById('row-template').content.firstElementChild.cloneNode(true);
+  tr.dataset.queue = q;
+  const href = '/queues/' + encodeURIComponent(q);
+  for (const a of tr.querySelectorAll('a[data-state]')) a.href = href + '?state=' + a.dataset.state;
+  const name = tr.querySelector('a.name'); name.href = href; name.textContent = q;
+  let after = null;
+  for (const row of tbody.rows) if (row.dataset.queue > q) { after = row; break; }
+  tbody.insertBefore(tr, after);
+  empty.hidden = true;
+  return tr;
+}
+function set(tr, field, value) { const el = tr.querySelector('[data-field="' + field + '"]'); if (el) el.textContent = value; }
+jobqLive('/events', {
+  counts: (rows) => {
+    for (const r of rows) {
+      const tr = rowFor(r.queue) || addRow(r.queue);
+      for (const f of ['waiting', 'active', 'delayed', 'completed', 'failed', 'completed_total', 'failed_total']) set(tr, f, r[f]);
+      tr.querySelector('[data-field="failed"]').classList.toggle('nonzero', r.failed > 0);
+      const badge = tr.querySelector('[data-field="status"]');
+      badge.textContent = r.paused ? 'paused' : 'running';
+      badge.className = 'badge ' + (r.paused ? 'paused' : 'running');
+      tr.querySelector('path.completed').setAttribute('d', r.chart.completed);
+      tr.querySelector('path.failed').setAttribute('d', r.chart.failed);
+      tr.querySelector('svg.chart title').textContent = r.chart.title;
+      const sum = (a) => a.reduce((x, y) => x + y, 0);
+      set(tr, 'hour', sum(r.throughput.completed) + ' / ' + sum(r.throughput.failed));
+    }
+  },
+  removed: (m) => { const tr = rowFor(m.queue); if (tr) tr.remove(); empty.hidden = tbody.rows.length > 0; },
+});
+"#;
+
+/// The overview page (503 with a banner when Redis cannot be read).
+pub async fn overview(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let ctx = PageCtx::new(&state, Some(access));
+    let loaded = async {
+        let names = state.backend().queue_names().await?;
+        stats::summaries_of(state.backend(), &names).await
+    }
+    .await;
+    let (rows, banner, status) = match loaded {
+        Ok(rows) => (rows, String::new(), axum::http::StatusCode::OK),
+        Err(e) => (Vec::new(), error_banner(&e.to_string()), e.status()),
+    };
+    let mut body = String::with_capacity(4096 + rows.len() * 1500);
+    body.push_str(&banner);
+    body.push_str(&notice_banner(query.notice.as_deref()));
+    body.push_str("<h1>Queues</h1><table><thead><tr><th>Queue</th><th>Status</th>");
+    for c in COLUMNS {
+        body.push_str(&format!("<th class=\"num\">{c}</th>"));
+    }
+    body.push_str(
+        "<th>Last hour</th><th class=\"num\" title=\"completed / failed in the last hour\">Hour</th>\
+         <th class=\"num\">Completed ever</th><th class=\"num\">Failed ever</th></tr></thead><tbody id=\"queues\">",
+    );
+    for r in &rows {
+        body.push_str(&row(r));
+    }
+    body.push_str("</tbody></table>");
+    body.push_str(&format!(
+        "<p id=\"empty\" class=\"muted\"{}>No queues under prefix {} yet: add a job with \
+         <span class=\"mono\">jobq add &lt;queue&gt; &lt;name&gt;</span> or \
+         <span class=\"mono\">POST /api/queues/&lt;queue&gt;/jobs</span>.</p>",
+        if rows.is_empty() { "" } else { " hidden" },
+        esc(&ctx.prefix)
+    ));
+    body.push_str(&format!(
+        "<template id=\"row-template\">{}</template>",
+        row(&QueueSummary {
+            stats: stats::QueueStats {
+                queue: String::new(),
+                waiting: 0,
+                active: 0,
+                delayed: 0,
+                completed: 0,
+                failed: 0,
+                paused: false,
+                completed_total: 0,
+                failed_total: 0,
+            },
+            throughput: Throughput::default(),
+        })
+    ));
+    (status, page(&ctx, "Queues", &body, &[], SCRIPT)).into_response()
+}
+
+/// One queue's row.
+fn row(r: &QueueSummary) -> String {
+    let s = &r.stats;
+    let href = queue_href(&s.queue);
+    let mut out = format!(
+        "<tr data-queue=\"{q}\"><td><a class=\"name\" href=\"{href}\">{q}</a></td>\
+         <td><span class=\"badge {st}\" data-field=\"status\">{st}</span></td>",
+        q = esc(&s.queue),
+        href = esc(&href),
+        st = if s.paused { "paused" } else { "running" },
+    );
+    for (state, n) in [
+        ("waiting", s.waiting),
+        ("active", s.active),
+        ("delayed", s.delayed),
+        ("completed", s.completed),
+        ("failed", s.failed),
+    ] {
+        let nonzero = if state == "failed" && n > 0 {
+            " nonzero"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "<td class=\"num\"><a class=\"count {state}{nonzero}\" data-state=\"{state}\" data-field=\"{state}\" \
+             href=\"{}?state={state}\">{n}</a></td>",
+            esc(&href)
+        ));
+    }
+    let chart = ChartPaths::of(&r.throughput);
+    out.push_str(&format!(
+        "<td>{}</td><td class=\"num\" data-field=\"hour\">{} / {}</td>\
+         <td class=\"num\" data-field=\"completed_total\">{}</td>\
+         <td class=\"num\" data-field=\"failed_total\">{}</td></tr>",
+        chart.svg(),
+        r.throughput.completed_sum(),
+        r.throughput.failed_sum(),
+        s.completed_total,
+        s.failed_total
+    ));
+    out
+}

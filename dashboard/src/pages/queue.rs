@@ -1,0 +1,391 @@
+//! `/queues/{queue}?state=&page=`: one queue's jobs by state, a page at a time, with the
+//! queue's actions (pause/resume, retry all failed, promote all delayed, clean, drain) and a
+//! form to add a job. Tab counts and the paused flag update live.
+//!
+//! Order within a tab is the library's (`Queue::list_jobs`): completed and failed newest
+//! first, delayed next due first, waiting in the order workers will take them (highest
+//! priority first, FIFO within), active longest running first.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, Response};
+use axum::Extension;
+use queue_core::{JobInfo, JobState};
+use serde::Deserialize;
+
+use super::layout::{button_form, notice_banner, page};
+use super::{respond, PageCtx};
+use crate::api::list_page;
+use crate::app::AppState;
+use crate::auth::Access;
+use crate::error::AppError;
+use crate::html::{clip, esc, job_href, queue_href, relative, short_duration, url_component, utc};
+use crate::stats::{self, QueueStats};
+
+/// Jobs per page.
+pub const PAGE_SIZE: u64 = 20;
+
+/// The tabs, in order.
+const TABS: [JobState; 5] = [
+    JobState::Waiting,
+    JobState::Active,
+    JobState::Delayed,
+    JobState::Completed,
+    JobState::Failed,
+];
+
+/// `?state=&page=&notice=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct QueuePageQuery {
+    /// Which tab (default waiting).
+    pub state: Option<String>,
+    /// 1-based page number.
+    pub page: Option<String>,
+    /// Text an action left.
+    pub notice: Option<String>,
+}
+
+/// Live tab counts and paused flag of this queue.
+const SCRIPT: &str = r#"
+const section = document.getElementById('queue');
+const q = section.dataset.queue;
+const shown = section.dataset.state;
+let initial = null;
+jobqLive('/events?queue=' + encodeURIComponent(q), {
+  counts: (rows) => {
+    for (const r of rows) {
+      if (r.queue !== q) continue;
+      for (const el of document.querySelectorAll('[data-count]')) el.textContent = r[el.dataset.count];
+      const badge = document.getElementById('paused');
+      badge.textContent = r.paused ? 'paused' : 'running';
+      badge.className = 'badge ' + (r.paused ? 'paused' : 'running');
+      if (initial === null) initial = r[shown];
+      document.getElementById('stale').hidden = r[shown] === initial;
+    }
+  },
+  removed: (m) => { if (m.queue === q) document.getElementById('stale').hidden = false; },
+});
+"#;
+
+/// The queue page.
+pub async fn queue_page(
+    State(state): State<AppState>,
+    Extension(access): Extension<Access>,
+    Path(queue): Path<String>,
+    Query(query): Query<QueuePageQuery>,
+) -> Response {
+    let page = render(&state, access, &queue, query).await;
+    respond(&state, access, page)
+}
+
+async fn render(
+    state: &AppState,
+    access: Access,
+    queue: &str,
+    query: QueuePageQuery,
+) -> Result<Html<String>, AppError> {
+    let ctx = PageCtx::new(state, Some(access));
+    let tab = match query.state.as_deref() {
+        None | Some("") => JobState::Waiting,
+        Some(s) => match s.parse::<JobState>()? {
+            JobState::Paused => JobState::Waiting,
+            other => other,
+        },
+    };
+    let page_no: u64 = match query.page.as_deref() {
+        None | Some("") => 1,
+        Some(p) => p.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            AppError::BadRequest(format!("page {p:?}: use a whole number of at least 1"))
+        })?,
+    };
+    let q = state.backend().existing_queue(queue).await?;
+    let offset = (page_no - 1).saturating_mul(PAGE_SIZE);
+    let (counts, jobs) = tokio::try_join!(
+        stats::queue_stats(&q),
+        list_page(&q, tab, offset, PAGE_SIZE)
+    )?;
+
+    let here = format!("{}?state={tab}&page={page_no}", queue_href(queue));
+    let mut body = String::with_capacity(8192);
+    body.push_str(&notice_banner(query.notice.as_deref()));
+    body.push_str(&format!(
+        "<section id=\"queue\" data-queue=\"{}\" data-state=\"{tab}\">",
+        esc(queue)
+    ));
+    body.push_str(&format!(
+        "<h1>{} <span id=\"paused\" class=\"badge {st}\">{st}</span></h1>",
+        esc(queue),
+        st = if counts.paused { "paused" } else { "running" }
+    ));
+    body.push_str(&queue_actions(&ctx, queue, &counts, tab));
+    body.push_str(&tabs(queue, &counts, tab));
+    body.push_str(&format!(
+        "<p id=\"stale\" class=\"banner info\" hidden>The {tab} jobs changed: \
+         <a href=\"{}\">reload</a> to see them.</p>",
+        esc(&here)
+    ));
+    body.push_str(&job_table(&ctx, queue, tab, &jobs, &here));
+    body.push_str(&pager(queue, tab, page_no, counts.of(tab)));
+    if ctx.can_change() {
+        body.push_str(&add_form(queue));
+    }
+    body.push_str("</section>");
+    Ok(page(
+        &ctx,
+        queue,
+        &body,
+        &[(queue, queue_href(queue))],
+        SCRIPT,
+    ))
+}
+
+/// The buttons that act on the whole queue (those that apply to the tab shown).
+fn queue_actions(ctx: &PageCtx, queue: &str, counts: &QueueStats, tab: JobState) -> String {
+    if !ctx.can_change() {
+        return String::new();
+    }
+    let base = queue_href(queue);
+    let back = tab.as_str();
+    let mut out = String::from("<div class=\"actions\">");
+    if counts.paused {
+        out.push_str(&button_form(
+            &format!("{base}/resume"),
+            "Resume",
+            "primary",
+            &[("state", back)],
+            None,
+        ));
+    } else {
+        out.push_str(&button_form(
+            &format!("{base}/pause"),
+            "Pause",
+            "",
+            &[("state", back)],
+            None,
+        ));
+    }
+    match tab {
+        JobState::Failed => {
+            out.push_str(&button_form(
+                &format!("{base}/retry-all"),
+                "Retry all failed",
+                "primary",
+                &[("state", back)],
+                Some("Retry every failed job of this queue?"),
+            ));
+            out.push_str(&clean_form(&base, "failed"));
+        }
+        JobState::Completed => out.push_str(&clean_form(&base, "completed")),
+        JobState::Delayed => out.push_str(&button_form(
+            &format!("{base}/promote-all"),
+            "Promote all delayed",
+            "",
+            &[("state", back)],
+            Some("Start every delayed job now?"),
+        )),
+        JobState::Waiting | JobState::Paused => out.push_str(&button_form(
+            &format!("{base}/drain"),
+            "Drain (delete waiting and delayed)",
+            "danger",
+            &[("state", back)],
+            Some("Delete every waiting and delayed job of this queue?"),
+        )),
+        JobState::Active => {}
+    }
+    out.push_str("</div>");
+    out
+}
+
+fn clean_form(base: &str, state: &str) -> String {
+    format!(
+        "<form class=\"inline\" method=\"post\" action=\"{}/clean\" \
+         onsubmit=\"return confirm('Delete these {state} jobs?')\">\
+         <input type=\"hidden\" name=\"state\" value=\"{state}\">\
+         <button class=\"danger\">Clean {state}</button> older than \
+         <input name=\"older_than\" value=\"0s\" size=\"5\" title=\"e.g. 0s, 10m, 1h, 7d\"></form>",
+        esc(base)
+    )
+}
+
+fn tabs(queue: &str, counts: &QueueStats, current: JobState) -> String {
+    let mut out = String::from("<nav class=\"tabs\">");
+    for t in TABS {
+        out.push_str(&format!(
+            "<a class=\"{}\" href=\"{}?state={t}\">{t} <span class=\"badge {t}\" data-count=\"{t}\">{}</span></a>",
+            if t == current { "current" } else { "" },
+            esc(&queue_href(queue)),
+            counts.of(t)
+        ));
+    }
+    out.push_str("</nav>");
+    out
+}
+
+fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: &str) -> String {
+    if jobs.is_empty() {
+        return format!(
+            "<div class=\"card muted\">No {tab} jobs{}.</div>",
+            if tab == JobState::Waiting {
+                " (or the queue is empty)"
+            } else {
+                ""
+            }
+        );
+    }
+    let order = match tab {
+        JobState::Completed | JobState::Failed => "newest first",
+        JobState::Delayed => "next due first",
+        JobState::Active => "longest running first",
+        JobState::Waiting | JobState::Paused => "in the order workers take them",
+    };
+    let mut out = format!(
+        "<table><thead><tr><th>Id</th><th>Name</th><th>State</th><th class=\"num\">Attempts</th>\
+         <th>Created</th><th>{}</th><th></th></tr></thead><tbody>",
+        esc(&format!("Details ({order})"))
+    );
+    for job in jobs {
+        out.push_str(&format!(
+            "<tr data-job=\"{id}\"><td class=\"mono\"><a href=\"{href}\">{id}</a></td><td>{name}</td>\
+             <td><span class=\"badge {st}\">{st}</span></td><td class=\"num\">{att}/{max}</td>\
+             <td title=\"{created_utc}\">{created}</td><td>{info}</td><td>{actions}</td></tr>",
+            id = esc(&job.id),
+            href = esc(&job_href(queue, &job.id)),
+            name = esc(&job.name),
+            st = job.state,
+            att = job.attempts_made,
+            max = job.opts.max_attempts(),
+            created_utc = utc(job.created_at),
+            created = relative(job.created_at),
+            info = info(job),
+            actions = row_actions(ctx, queue, job, here),
+        ));
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The one thing worth knowing about a job in a listing (escaped).
+fn info(job: &JobInfo) -> String {
+    match job.state {
+        JobState::Failed => format!(
+            "<span class=\"muted\">{}</span> {}",
+            job.finished_at.map(relative).unwrap_or_default(),
+            esc(&clip(job.failed_reason.as_deref().unwrap_or(""), 100))
+        ),
+        JobState::Completed => {
+            let took = match (job.started_at, job.finished_at) {
+                (Some(s), Some(f)) => format!(" in {}", short_duration(f.saturating_sub(s))),
+                _ => String::new(),
+            };
+            format!(
+                "finished {}{took} <span class=\"mono muted\">{}</span>",
+                job.finished_at.map(relative).unwrap_or_default(),
+                esc(&clip(
+                    &job.return_value
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    60
+                ))
+            )
+        }
+        JobState::Delayed => {
+            let due = job.due_at.map(relative).unwrap_or_default();
+            match &job.failed_reason {
+                Some(e) => format!("retry {due}: {}", esc(&clip(e, 80))),
+                None => format!("due {due}"),
+            }
+        }
+        JobState::Active => format!(
+            "started {}",
+            job.started_at.map(relative).unwrap_or_default()
+        ),
+        JobState::Waiting | JobState::Paused => format!(
+            "<span class=\"mono\">{}</span>",
+            esc(&clip(&job.data.to_string(), 80))
+        ),
+    }
+}
+
+fn row_actions(ctx: &PageCtx, queue: &str, job: &JobInfo, here: &str) -> String {
+    if !ctx.can_change() {
+        return String::new();
+    }
+    let base = job_href(queue, &job.id);
+    let back = [("return_to", here)];
+    let mut out = String::new();
+    match job.state {
+        JobState::Failed => out.push_str(&button_form(
+            &format!("{base}/retry"),
+            "Retry",
+            "",
+            &back,
+            None,
+        )),
+        JobState::Delayed => out.push_str(&button_form(
+            &format!("{base}/promote"),
+            "Promote",
+            "",
+            &back,
+            None,
+        )),
+        _ => {}
+    }
+    if job.state != JobState::Active {
+        out.push_str(&button_form(
+            &format!("{base}/remove"),
+            "Remove",
+            "danger",
+            &back,
+            Some("Remove this job?"),
+        ));
+    }
+    out
+}
+
+fn pager(queue: &str, tab: JobState, page_no: u64, total: u64) -> String {
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let link = |n: u64, label: &str| {
+        format!(
+            "<a href=\"{}?state={tab}&amp;page={n}\">{label}</a>",
+            esc(&queue_href(queue))
+        )
+    };
+    let mut out = String::from("<div class=\"pager\">");
+    if page_no > 1 {
+        out.push_str(&link(1, "« first"));
+        out.push_str(&link(page_no - 1, "‹ previous"));
+    }
+    out.push_str(&format!(
+        "<span class=\"muted\">page {page_no} of {pages} · {total} {tab} job(s)</span>"
+    ));
+    if page_no < pages {
+        out.push_str(&link(page_no + 1, "next ›"));
+        out.push_str(&link(pages, "last »"));
+    }
+    out.push_str("</div>");
+    out
+}
+
+fn add_form(queue: &str) -> String {
+    format!(
+        "<details class=\"card\"><summary><b>Add a job</b></summary>\
+         <form method=\"post\" action=\"{}/jobs\">\
+         <p><label>Name <input name=\"name\" required placeholder=\"e.g. video.transcode\" size=\"30\"></label></p>\
+         <p><label>Data (JSON)<textarea name=\"data\" rows=\"5\">{{}}</textarea></label></p>\
+         <p><label>Options (JSON, optional: delay, priority, attempts, backoff, jobId, timeout, \
+         removeOnComplete, removeOnFail)<textarea name=\"opts\" rows=\"2\" \
+         placeholder='{{\"attempts\": 3, \"backoff\": \"exp:1s\"}}'></textarea></label></p>\
+         <button class=\"primary\">Add job</button></form></details>",
+        esc(&queue_href(queue))
+    )
+}
+
+/// A link back to a queue tab with a notice.
+pub fn tab_href(queue: &str, state: &str, notice: &str) -> String {
+    format!(
+        "{}?state={}&notice={}",
+        queue_href(queue),
+        url_component(state),
+        url_component(notice)
+    )
+}

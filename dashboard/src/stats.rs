@@ -1,0 +1,148 @@
+//! Counts of every queue, as `jobq stats --json` prints them, read concurrently: one
+//! `counts` script call per queue (O(1) each: counters, ZCARDs and XPENDING summaries), all
+//! in flight at once on the shared multiplexed connection, so 100 queues cost about one
+//! round trip. The overview adds each queue's last hour of throughput the same way.
+
+use futures_util::future::try_join_all;
+use queue_core::{Counts, Queue};
+use serde::Serialize;
+
+use crate::backend::{deadline, Backend};
+use crate::error::AppError;
+
+/// Minutes of throughput the overview shows.
+pub const THROUGHPUT_MINUTES: usize = 60;
+
+/// One queue's line of `jobq stats --json` (SPEC §6): the same fields, computed the same
+/// way, so the dashboard and the CLI always agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs not started yet, whether or not the queue is paused.
+    pub waiting: u64,
+    /// Jobs workers hold now.
+    pub active: u64,
+    /// Jobs due later (delays and retries).
+    pub delayed: u64,
+    /// Completed jobs kept by retention.
+    pub completed: u64,
+    /// Failed jobs kept by retention.
+    pub failed: u64,
+    /// Whether the queue is paused.
+    pub paused: bool,
+    /// Jobs ever completed.
+    pub completed_total: u64,
+    /// Jobs ever failed for good.
+    pub failed_total: u64,
+}
+
+impl From<Counts> for QueueStats {
+    fn from(c: Counts) -> Self {
+        QueueStats {
+            queue: c.queue,
+            waiting: c.waiting + c.paused_jobs,
+            active: c.active,
+            delayed: c.delayed,
+            completed: c.completed,
+            failed: c.failed,
+            paused: c.paused,
+            completed_total: c.completed_total,
+            failed_total: c.failed_total,
+        }
+    }
+}
+
+impl QueueStats {
+    /// How many jobs are listed under `state` on the queue page (waiting includes the
+    /// waiting jobs of a paused queue).
+    pub fn of(&self, state: queue_core::JobState) -> u64 {
+        use queue_core::JobState as S;
+        match state {
+            S::Waiting | S::Paused => self.waiting,
+            S::Active => self.active,
+            S::Delayed => self.delayed,
+            S::Completed => self.completed,
+            S::Failed => self.failed,
+        }
+    }
+}
+
+/// Jobs finished per minute, oldest first, over the last [`THROUGHPUT_MINUTES`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Throughput {
+    /// Completed per minute, oldest minute first (the last is the current minute).
+    pub completed: Vec<u64>,
+    /// Failed for good per minute, oldest minute first.
+    pub failed: Vec<u64>,
+}
+
+impl Throughput {
+    /// Completed jobs over the whole window.
+    pub fn completed_sum(&self) -> u64 {
+        self.completed.iter().sum()
+    }
+    /// Failed jobs over the whole window.
+    pub fn failed_sum(&self) -> u64 {
+        self.failed.iter().sum()
+    }
+}
+
+/// A queue as the overview shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueSummary {
+    /// Its counts.
+    #[serde(flatten)]
+    pub stats: QueueStats,
+    /// Its last hour.
+    pub throughput: Throughput,
+}
+
+/// The counts of one queue.
+pub async fn queue_stats(queue: &Queue) -> Result<QueueStats, AppError> {
+    Ok(deadline(queue.counts()).await?.into())
+}
+
+/// The last hour of one queue: two reads, concurrently.
+pub async fn throughput(queue: &Queue) -> Result<Throughput, AppError> {
+    let (mut completed, mut failed) = deadline(async {
+        tokio::try_join!(
+            queue.metrics(false, THROUGHPUT_MINUTES),
+            queue.metrics(true, THROUGHPUT_MINUTES)
+        )
+    })
+    .await?;
+    // queue-core gives newest first; charts read left to right
+    completed.reverse();
+    failed.reverse();
+    Ok(Throughput { completed, failed })
+}
+
+/// Counts of every registered queue, sorted by name.
+pub async fn all_stats(backend: &Backend) -> Result<Vec<QueueStats>, AppError> {
+    let names = backend.queue_names().await?;
+    stats_of(backend, &names).await
+}
+
+/// Counts of the named queues, in order.
+pub async fn stats_of(backend: &Backend, names: &[String]) -> Result<Vec<QueueStats>, AppError> {
+    let queues = handles(backend, names).await?;
+    try_join_all(queues.iter().map(queue_stats)).await
+}
+
+/// Counts and throughput of the named queues, in order.
+pub async fn summaries_of(
+    backend: &Backend,
+    names: &[String],
+) -> Result<Vec<QueueSummary>, AppError> {
+    let queues = handles(backend, names).await?;
+    try_join_all(queues.iter().map(|q| async move {
+        let (stats, throughput) = tokio::try_join!(queue_stats(q), throughput(q))?;
+        Ok::<_, AppError>(QueueSummary { stats, throughput })
+    }))
+    .await
+}
+
+async fn handles(backend: &Backend, names: &[String]) -> Result<Vec<Queue>, AppError> {
+    try_join_all(names.iter().map(|n| backend.queue(n))).await
+}

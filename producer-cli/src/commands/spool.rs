@@ -1,0 +1,118 @@
+//! `jobq spool status|replay`, and the opportunistic replay every command does: jobs
+//! spooled while Redis was down (`JOBQ_FALLBACK=spool`) are stored as soon as a jobq
+//! command reaches Redis, before the command itself runs (so they keep their place ahead
+//! of what it adds). The check is one directory read; only when spool files exist is
+//! anything replayed.
+
+use anyhow::Result;
+use queue_core::fallback::{has_pending, replay_dir, spool_files, ReplayOptions, ReplayReport};
+use queue_core::{Config, Producer, Redis};
+use serde_json::json;
+
+use crate::cli::SpoolCommand;
+use crate::output::{self, Table};
+
+/// Runs a `jobq spool …` command.
+pub async fn spool(config: &Config, json: bool, cmd: SpoolCommand) -> Result<()> {
+    match cmd {
+        SpoolCommand::Status => status(config, json),
+        SpoolCommand::Replay { chunk, pause } => {
+            let producer = Producer::builder(config.clone())
+                .auto_replay(false)
+                .replay_options(ReplayOptions {
+                    chunk: usize::from(chunk),
+                    pause,
+                })
+                .build();
+            let report = producer.replay_spool().await?;
+            if json {
+                output::json_line(&json!({
+                    "dir": config.spool_dir,
+                    "files": report.files,
+                    "stored": report.stored,
+                    "duplicates": report.duplicates,
+                    "skipped": report.skipped,
+                    "busy": report.busy,
+                }));
+            } else {
+                println!("{}", summary(&report, config));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn status(config: &Config, json: bool) -> Result<()> {
+    let files = spool_files(&config.spool_dir)?;
+    if json {
+        for f in &files {
+            output::json_line(f);
+        }
+        return Ok(());
+    }
+    if files.is_empty() {
+        println!("no spooled jobs in {}", config.spool_dir.display());
+        return Ok(());
+    }
+    let mut t = Table::new(&["FILE", ">JOBS", "HELD"]);
+    for f in &files {
+        t.row(vec![
+            f.path.display().to_string(),
+            f.jobs.to_string(),
+            if f.held { "yes (live process)" } else { "no" }.into(),
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+fn summary(r: &ReplayReport, config: &Config) -> String {
+    let mut s = format!(
+        "replayed {} spooled job(s) from {} into Redis",
+        r.stored,
+        config.spool_dir.display()
+    );
+    if r.duplicates > 0 {
+        s.push_str(&format!(" ({} were already stored)", r.duplicates));
+    }
+    if r.skipped > 0 {
+        s.push_str(&format!("; {} unreadable line(s) dropped", r.skipped));
+    }
+    if r.busy > 0 {
+        s.push_str(&format!(
+            "; {} file(s) held by live processes left to them",
+            r.busy
+        ));
+    }
+    s
+}
+
+/// Before a command that reached Redis: replays pending spool files (notice on stderr).
+/// A failure is reported and does not stop the command.
+pub async fn replay_pending(redis: &Redis, config: &Config) {
+    if !has_pending(&config.spool_dir) {
+        return;
+    }
+    match replay_dir(redis, &config.spool_dir, &ReplayOptions::default(), None).await {
+        Ok(r) if r.sent() + r.skipped > 0 => eprintln!("jobq: {}", summary(&r, config)),
+        Ok(_) => {}
+        Err(e) => eprintln!("jobq: spooled jobs not replayed yet: {e}"),
+    }
+}
+
+/// Before an add: replays pending spool files through `producer`. When Redis is down this
+/// costs the one connect attempt the add would make anyway (the breaker then sends the add
+/// straight to its fallback); that outcome is for the add to report.
+pub async fn replay_before_add(producer: &Producer) {
+    if !has_pending(producer.spool_dir()) {
+        return;
+    }
+    match producer.replay_spool().await {
+        Ok(r) if r.sent() + r.skipped > 0 => {
+            eprintln!("jobq: {}", summary(&r, producer.config()))
+        }
+        Ok(_) => {}
+        Err(e) if e.is_connection() => {}
+        Err(e) => eprintln!("jobq: spooled jobs not replayed yet: {e}"),
+    }
+}

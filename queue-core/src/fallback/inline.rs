@@ -1,0 +1,88 @@
+//! Inline runs: the `inline` fallback runs a job's registered handler in the producer's
+//! process, now, and hands back its return value.
+//!
+//! The handler gets a [`Ctx`] without a queue (see `worker/ctx.rs`): progress and log lines
+//! go to `tracing`; the cache, lock, rate limiter and queue fail the job with
+//! `Redis is down: <part> is not available inline`. One attempt is made, at once: delay,
+//! retries and backoff are not applied (they need Redis to wait in); the job's `timeout`
+//! is. An error, a panic or a timeout is the add's error ([`Error::Inline`]), never a crash
+//! (binaries should call [`crate::install_panic_hook`] so a panic is not also printed).
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::duration::format_duration;
+use crate::error::{Error, Result};
+use crate::job::JobOptions;
+use crate::primitives::Caches;
+use crate::worker::{Ctx, Handlers, InHandler, InlineUnavailable, RawJob};
+
+/// Runs job `id` (`name` with `data`) of `queue` in its handler; its return value.
+pub(crate) async fn run_inline(
+    handlers: &Handlers,
+    queue: &str,
+    id: &str,
+    name: &str,
+    data: &Value,
+    opts: &JobOptions,
+) -> Result<Value> {
+    let fail = |message: String| Error::Inline {
+        id: id.to_string(),
+        name: name.to_string(),
+        message,
+    };
+    let Some(handler) = handlers.get(name) else {
+        return Err(fail(format!("no handler registered for '{name}'")));
+    };
+    let raw = RawJob {
+        id: id.to_string(),
+        name: name.to_string(),
+        queue: queue.to_string(),
+        data: serde_json::to_string(data)?,
+        attempt: 1,
+        opts: opts.clone(),
+    };
+    let cancel = CancellationToken::new();
+    let ctx = Ctx {
+        queue: None,
+        job_id: id.to_string(),
+        attempt: 1,
+        cancel: cancel.clone(),
+        caches: Caches::default(),
+    };
+    let call = AssertUnwindSafe(InHandler(handler(raw, ctx))).catch_unwind();
+    let returned = match opts.timeout_ms.map(Duration::from_millis) {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                cancel.cancel();
+                return Err(fail(format!("timed out after {}", format_duration(limit))));
+            }
+        },
+        None => call.await,
+    };
+    cancel.cancel();
+    match returned {
+        Ok(Ok(json)) => Ok(serde_json::from_str(&json).unwrap_or(Value::String(json))),
+        Ok(Err(e)) => Err(fail(e.message().to_string())),
+        Err(panic) => Err(fail(panic_message(&*panic))),
+    }
+}
+
+/// The failure message of a handler's panic: "Redis is down: …" for a Redis-backed part of
+/// `Ctx` used inline, else "handler panicked: <message>" as a worker records it.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(u) = payload.downcast_ref::<InlineUnavailable>() {
+        u.to_string()
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("handler panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("handler panicked: {s}")
+    } else {
+        "handler panicked: non-string panic payload".into()
+    }
+}

@@ -1,0 +1,433 @@
+//! Replay: moving spooled jobs into Redis once it answers again.
+//!
+//! Any jobq process with the same spool dir replays: the worker every few seconds
+//! ([`replay_loop`], started by `Worker::run`), a [`super::Producer`] when it (re)connects
+//! (its own file included), the CLI before each command that reached Redis, and
+//! `jobq spool replay` on demand.
+//!
+//! A replayer takes a file only if it can lock it (see `spool.rs`): files of live producers
+//! and of other replayers are skipped. It stores the jobs in chunks with the `add_job`
+//! script (one round trip per chunk and queue), each job under its spooled id as `job_id`,
+//! so storing a job twice is a no-op. After each chunk it writes the byte offset reached to
+//! `<file>.done` and syncs it: a replayer killed midway leaves the offset of its last
+//! stored chunk, and the next one resumes there — at most that one chunk in flight is sent
+//! again, and it is deduplicated by id. When the file is done it is deleted (still locked,
+//! so a replayer that opened it meanwhile sees it gone), then its `.done`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::spool::{self, done_path, OpenSpool, SpoolLine};
+use crate::connection::Redis;
+use crate::error::{Error, Result};
+use crate::job::NewJob;
+use crate::queue::{validate_new_job, Queue, BULK_CHUNK};
+
+/// Default jobs per replay chunk (and per progress record).
+pub const DEFAULT_REPLAY_CHUNK: usize = 500;
+/// How often a worker looks for spool files to replay.
+pub const REPLAY_EVERY: Duration = Duration::from_secs(5);
+
+/// How a replay proceeds.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Jobs per chunk: one `add_job` call per queue in it, then one progress record
+    /// (1–1,000; default 500).
+    pub chunk: usize,
+    /// Pause after each chunk, to spare a Redis that has just come back (default none).
+    pub pause: Duration,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            chunk: DEFAULT_REPLAY_CHUNK,
+            pause: Duration::ZERO,
+        }
+    }
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplayReport {
+    /// Spool files replayed to their end (and deleted).
+    pub files: usize,
+    /// Jobs stored in Redis.
+    pub stored: u64,
+    /// Jobs Redis already had (sent again after an interrupted replay, or stored before a
+    /// timeout that made the producer spool them): not stored twice.
+    pub duplicates: u64,
+    /// Lines that could not be replayed (torn or invalid): logged and dropped.
+    pub skipped: u64,
+    /// Files left alone because another process holds them (a live producer or another
+    /// replayer).
+    pub busy: usize,
+}
+
+impl ReplayReport {
+    /// Jobs this replay sent (stored or found already stored).
+    pub fn sent(&self) -> u64 {
+        self.stored + self.duplicates
+    }
+
+    fn add(&mut self, other: &ReplayReport) {
+        self.files += other.files;
+        self.stored += other.stored;
+        self.duplicates += other.duplicates;
+        self.skipped += other.skipped;
+        self.busy += other.busy;
+    }
+}
+
+/// Replays every spool file of `dir` that no other process holds, oldest first, into the
+/// Redis of `redis` (each job under the prefix it was spooled with). Stops between chunks
+/// when `stop` is cancelled, and at the first Redis error (progress so far is kept).
+pub async fn replay_dir(
+    redis: &Redis,
+    dir: &Path,
+    opts: &ReplayOptions,
+    stop: Option<&CancellationToken>,
+) -> Result<ReplayReport> {
+    let dir_owned = dir.to_path_buf();
+    let files = blocking(move || spool::pending_files(&dir_owned))
+        .await
+        .map_err(|source| Error::Spool {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let mut report = ReplayReport::default();
+    for path in files {
+        if stop.is_some_and(CancellationToken::is_cancelled) {
+            break;
+        }
+        let p = path.clone();
+        let taken = blocking(move || take(&p))
+            .await
+            .map_err(|source| Error::Spool {
+                path: path.clone(),
+                source,
+            })?;
+        match taken {
+            Some(open) => replay_file(redis, open, opts, stop, &mut report).await?,
+            None => report.busy += 1,
+        }
+    }
+    Ok(report)
+}
+
+/// Opens and locks spool file `path`; None when another process holds it or it is gone.
+fn take(path: &Path) -> io::Result<Option<OpenSpool>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(OpenSpool {
+            file,
+            path: path.to_path_buf(),
+        })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// What is left of a locked spool file: its unreplayed bytes and where they start.
+struct Rest {
+    open: OpenSpool,
+    start: u64,
+    bytes: Vec<u8>,
+    progress: File,
+}
+
+fn read_rest(open: OpenSpool) -> io::Result<Option<Rest>> {
+    // deleted between our open and our lock: the replayer that held it finished it
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if open.file.metadata()?.nlink() == 0 {
+            return Ok(None);
+        }
+    }
+    let done = done_path(&open.path);
+    let mut progress = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&done)?;
+    let mut text = String::new();
+    progress.read_to_string(&mut text)?;
+    // a garbled record means "from the start": ids make a second store a no-op
+    let start = text.trim().parse::<u64>().unwrap_or(0);
+    let mut file = &open.file;
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(Rest {
+        open,
+        start,
+        bytes,
+        progress,
+    }))
+}
+
+/// Records that the file's bytes up to `offset` are stored, durably.
+fn record(progress: &mut File, offset: u64) -> io::Result<()> {
+    // fixed width: each record overwrites the previous one whole
+    progress.seek(SeekFrom::Start(0))?;
+    progress.write_all(format!("{offset:020}\n").as_bytes())?;
+    progress.sync_data()
+}
+
+/// Replays one locked spool file from its recorded progress to its end, then deletes it.
+pub(crate) async fn replay_file(
+    redis: &Redis,
+    open: OpenSpool,
+    opts: &ReplayOptions,
+    stop: Option<&CancellationToken>,
+    report: &mut ReplayReport,
+) -> Result<()> {
+    let path = open.path.clone();
+    let spool_err = |source: io::Error| Error::Spool {
+        path: path.clone(),
+        source,
+    };
+    let Some(rest) = blocking(move || read_rest(open)).await.map_err(spool_err)? else {
+        return Ok(());
+    };
+    let Rest {
+        open,
+        start,
+        bytes,
+        progress,
+    } = rest;
+    let mut progress = Some(progress);
+    let mut mine = ReplayReport::default();
+    // complete lines with the offset just past each; a last line without its newline was
+    // never acknowledged to its producer
+    let mut lines: Vec<(u64, &[u8])> = Vec::new();
+    let mut at = 0usize;
+    while let Some(n) = bytes[at..].iter().position(|&b| b == b'\n') {
+        lines.push((start + (at + n + 1) as u64, &bytes[at..at + n]));
+        at += n + 1;
+    }
+    if at < bytes.len() {
+        tracing::warn!(file = %path.display(), "spool file ends with a torn line: dropped");
+        mine.skipped += 1;
+    }
+    let chunk = opts.chunk.clamp(1, BULK_CHUNK);
+    let mut queues: HashMap<(String, String), Queue> = HashMap::new();
+    let now = super::now_ms();
+    for part in lines.chunks(chunk) {
+        if stop.is_some_and(CancellationToken::is_cancelled) {
+            report.add(&mine);
+            return Ok(());
+        }
+        // one add_job call per queue of the chunk, each in file order
+        let mut groups: Vec<((String, String), Vec<NewJob>)> = Vec::new();
+        for (end, text) in part {
+            let line: SpoolLine = match serde_json::from_slice(text) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), offset = end, error = %e,
+                        "unreadable spool line: dropped");
+                    mine.skipped += 1;
+                    continue;
+                }
+            };
+            let job = to_job(line, now);
+            if let Err(e) = validate_new_job(&job.1) {
+                tracing::warn!(file = %path.display(), offset = end, error = %e,
+                    "invalid spooled job: dropped");
+                mine.skipped += 1;
+                continue;
+            }
+            match groups.iter_mut().find(|(k, _)| *k == job.0) {
+                Some((_, jobs)) => jobs.push(job.1),
+                None => groups.push((job.0, vec![job.1])),
+            }
+        }
+        for (key, jobs) in groups {
+            let q = match queues.get(&key) {
+                Some(q) => q.clone(),
+                None => match Queue::open(redis, &key.0, &key.1).await {
+                    Ok(q) => {
+                        queues.insert(key.clone(), q.clone());
+                        q
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), queue = %key.1, error = %e,
+                            "spooled jobs for an invalid queue: dropped");
+                        mine.skipped += jobs.len() as u64;
+                        continue;
+                    }
+                },
+            };
+            let added = match q.add_chunk(&jobs).await {
+                Ok(a) => a,
+                Err(e) => {
+                    report.add(&mine);
+                    return Err(e);
+                }
+            };
+            for a in added {
+                if a.duplicate {
+                    mine.duplicates += 1;
+                } else {
+                    mine.stored += 1;
+                }
+            }
+        }
+        let end = part.last().map_or(start, |(end, _)| *end);
+        let mut p = progress.take().expect("progress file kept between chunks");
+        progress = Some(
+            blocking(move || record(&mut p, end).map(|()| p))
+                .await
+                .map_err(spool_err)?,
+        );
+        tracing::debug!(file = %path.display(), offset = end, "spool replay progress");
+        if !opts.pause.is_zero() {
+            tokio::time::sleep(opts.pause).await;
+        }
+    }
+    // delete while still holding the lock: whoever opened it meanwhile sees it gone
+    let done = done_path(&path);
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let p = path.clone();
+    blocking(move || {
+        std::fs::remove_file(&p)?;
+        let _ = std::fs::remove_file(&done);
+        drop(progress);
+        drop(open);
+        spool::sync_dir(&dir)
+    })
+    .await
+    .map_err(spool_err)?;
+    mine.files += 1;
+    tracing::info!(
+        file = %path.display(),
+        stored = mine.stored,
+        duplicates = mine.duplicates,
+        skipped = mine.skipped,
+        "replayed spool file into Redis"
+    );
+    report.add(&mine);
+    Ok(())
+}
+
+/// A spooled line as the job to add: its id as `job_id`, its delay shortened by the time
+/// it spent in the spool. Keyed by (prefix, queue).
+fn to_job(line: SpoolLine, now_ms: u64) -> ((String, String), NewJob) {
+    let mut opts = line.opts;
+    opts.job_id = Some(line.id);
+    if let Some(d) = opts.delay_ms {
+        let left = d.saturating_sub(now_ms.saturating_sub(line.at));
+        opts.delay_ms = (left > 0).then_some(left);
+    }
+    (
+        (line.prefix, line.queue),
+        NewJob {
+            name: line.name,
+            data: line.data,
+            opts,
+        },
+    )
+}
+
+/// Looks for spool files in `dir` every `every` and replays them through `redis`, until
+/// `stop`. What a worker runs beside its queues; any long-running process with a
+/// connection (e.g. a dashboard) may run it too.
+pub async fn replay_loop(redis: Redis, dir: PathBuf, every: Duration, stop: CancellationToken) {
+    let opts = ReplayOptions::default();
+    loop {
+        if spool::has_pending(&dir) {
+            match replay_dir(&redis, &dir, &opts, Some(&stop)).await {
+                Ok(r) if r.sent() + r.skipped > 0 => tracing::info!(
+                    dir = %dir.display(),
+                    files = r.files,
+                    stored = r.stored,
+                    duplicates = r.duplicates,
+                    skipped = r.skipped,
+                    "replayed spooled jobs into Redis"
+                ),
+                Ok(_) => {}
+                // the outage is reported by whoever else uses the connection
+                Err(e) if e.is_connection() => {
+                    tracing::debug!(error = %e, "spool replay waits for Redis")
+                }
+                Err(e) => tracing::warn!(error = %e, "spool replay failed; retrying later"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(format!("spool task failed: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobOptions;
+
+    #[test]
+    fn delay_counts_from_the_spool_time() {
+        let line = |delay: Option<u64>| SpoolLine {
+            prefix: "p".into(),
+            queue: "q".into(),
+            id: "abc".into(),
+            name: "n".into(),
+            data: serde_json::Value::Null,
+            opts: JobOptions {
+                delay_ms: delay,
+                ..JobOptions::default()
+            },
+            at: 1_000,
+        };
+        let (key, job) = to_job(line(Some(5_000)), 3_000);
+        assert_eq!(key, ("p".to_string(), "q".to_string()));
+        assert_eq!(job.opts.job_id.as_deref(), Some("abc"));
+        assert_eq!(job.opts.delay_ms, Some(3_000));
+        let (_, job) = to_job(line(Some(5_000)), 60_000);
+        assert_eq!(job.opts.delay_ms, None, "overdue: runs at once");
+        let (_, job) = to_job(line(None), 60_000);
+        assert_eq!(job.opts.delay_ms, None);
+    }
+
+    #[test]
+    fn progress_records_overwrite_each_other() {
+        let path = std::env::temp_dir().join(format!(
+            "jobq-replay-unit-{}-{:x}.done",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        record(&mut f, 123_456).unwrap();
+        record(&mut f, 7).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.trim().parse::<u64>().unwrap(), 7);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

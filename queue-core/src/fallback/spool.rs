@@ -1,0 +1,353 @@
+//! Spool files: where a producer whose fallback is `spool` keeps jobs while Redis is down.
+//!
+//! Layout of `JOBQ_SPOOL_DIR` (default `./.jobq-spool`):
+//! - `<ms>-<pid>-<random>.jsonl`: one file per producer (per [`super::Producer`], shared
+//!   by its clones), one job per line ([`SpoolLine`]). Names sort by creation time, so
+//!   replay takes older files first.
+//! - `<file>.jsonl.done`: replay progress, the byte offset up to which the file's jobs are
+//!   stored in Redis (see `replay.rs`).
+//! - `.<name>.tmp`: a file being created; renamed to its `.jsonl` name once locked.
+//!
+//! Durability: an add that returns `Spooled` has had its line written and `sync_data`-ed;
+//! a new file's directory entry is synced too. A line is written whole with one `write`
+//! and ends with `\n`: a last line without one was never acknowledged and is ignored.
+//!
+//! Locking: the producer holds an exclusive `flock` (`File::try_lock`) on its file for as
+//! long as it lives. Replayers take only files they can lock, so they never read a file
+//! that is still being appended to; a file is created under a temporary name and renamed
+//! once locked, so no replayer can take (and delete) it in between.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::job::JobOptions;
+
+/// Extension of spool files.
+pub(crate) const SPOOL_EXT: &str = "jsonl";
+/// Suffix of a spool file's progress sidecar (`x.jsonl.done`).
+pub(crate) const DONE_SUFFIX: &str = ".done";
+
+/// One spooled job, as a line of a spool file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SpoolLine {
+    /// Key prefix the job was added under.
+    pub prefix: String,
+    /// Queue name.
+    pub queue: String,
+    /// Job id: given at spool time and stored as `job_id`, so a replay that runs twice
+    /// stores the job once.
+    pub id: String,
+    /// Handler name.
+    pub name: String,
+    /// Payload.
+    #[serde(default)]
+    pub data: Value,
+    /// Options (with `jobId` = `id`).
+    #[serde(default)]
+    pub opts: JobOptions,
+    /// When it was spooled, ms since the epoch: a delay counts from then, not from the
+    /// replay.
+    pub at: u64,
+}
+
+/// [`SpoolLine`] by reference, for writing without copying the job.
+#[derive(Serialize)]
+pub(crate) struct SpoolLineRef<'a> {
+    pub prefix: &'a str,
+    pub queue: &'a str,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub data: &'a Value,
+    pub opts: &'a JobOptions,
+    pub at: u64,
+}
+
+/// A spool file open for appending, with its lock held.
+#[derive(Debug)]
+pub(crate) struct OpenSpool {
+    pub file: File,
+    pub path: PathBuf,
+}
+
+/// A producer's spool file: created on its first spooled job, appended to (with fsync)
+/// under a mutex, and locked until the producer is dropped or [`SpoolWriter::seal`]s it.
+#[derive(Debug)]
+pub(crate) struct SpoolWriter {
+    dir: PathBuf,
+    open: Mutex<Option<OpenSpool>>,
+}
+
+impl SpoolWriter {
+    pub fn new(dir: PathBuf) -> Self {
+        SpoolWriter {
+            dir,
+            open: Mutex::new(None),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OpenSpool>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `lines` (whole lines, each ending in `\n`) and syncs them to disk before
+    /// returning the file's path. Blocking: call it from `spawn_blocking`.
+    pub fn append(&self, lines: &[u8]) -> Result<PathBuf> {
+        let mut open = self.lock();
+        if open.is_none() {
+            *open = Some(create(&self.dir).map_err(|source| Error::Spool {
+                path: self.dir.clone(),
+                source,
+            })?);
+        }
+        let spool = open.as_mut().expect("opened above");
+        let written = spool
+            .file
+            .write_all(lines)
+            .and_then(|()| spool.file.sync_data());
+        match written {
+            Ok(()) => Ok(spool.path.clone()),
+            Err(source) => {
+                // a partial line may be on disk: leave this file (its torn last line is
+                // ignored by replay) and start a new one for the next job
+                let path = spool.path.clone();
+                *open = None;
+                Err(Error::Spool { path, source })
+            }
+        }
+    }
+
+    /// Takes the current file out (lock still held by the returned handle), so it can be
+    /// replayed while later jobs go to a new file.
+    pub fn seal(&self) -> Option<OpenSpool> {
+        self.lock().take()
+    }
+}
+
+/// Creates, locks and names a new spool file in `dir`.
+fn create(dir: &Path) -> io::Result<OpenSpool> {
+    std::fs::create_dir_all(dir)?;
+    let name = format!(
+        "{:013}-{}-{:08x}",
+        crate::fallback::now_ms(),
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(true)
+        .open(&tmp)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a new spool file is locked by someone else",
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    let path = dir.join(format!("{name}.{SPOOL_EXT}"));
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(dir)?;
+    Ok(OpenSpool { file, path })
+}
+
+/// Makes renames and deletions in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// The spool files in `dir`, oldest first (none when `dir` does not exist). Leftovers of
+/// crashed processes are tidied on the way: progress files whose spool file is gone, and
+/// temporary files nobody holds (a producer that died before its first line).
+pub(crate) fn pending_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.ends_with(&format!(".{SPOOL_EXT}")) {
+            files.push(path);
+        } else if let Some(spool) = name.strip_suffix(DONE_SUFFIX) {
+            if !dir.join(spool).exists() {
+                let _ = std::fs::remove_file(&path);
+            }
+        } else if name.starts_with('.') && name.ends_with(".tmp") && is_stale(&path) {
+            if let Ok(f) = File::open(&path) {
+                if f.try_lock().is_ok() {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A temporary file older than a minute: its creator would have renamed it long ago (a
+/// younger one may be between its creation and its lock).
+fn is_stale(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
+}
+
+/// Whether `dir` holds any spool file: the cheap check before connecting to replay.
+pub fn has_pending(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(&format!(".{SPOOL_EXT}")))
+    })
+}
+
+/// A spool file waiting to be replayed, as `jobq spool status` and `jobq health` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpoolFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Jobs in it not replayed yet (complete lines past the recorded replay progress).
+    pub jobs: u64,
+    /// Whether a live process holds it: its producer (still running), or a replayer.
+    pub held: bool,
+}
+
+/// The spool files of `dir`, oldest first, with their pending job counts. Reads each file
+/// whole: for status displays, not for hot paths.
+pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Spool { path, source }
+    };
+    let mut out = Vec::new();
+    for path in pending_files(dir).map_err(err(dir))? {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err(&path)(e)),
+        };
+        // a lock we get is released at once when `file` is dropped below
+        let held = matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
+        let start = std::fs::read_to_string(done_path(&path))
+            .ok()
+            .and_then(|t| t.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let bytes = std::fs::read(&path).map_err(err(&path))?;
+        let jobs = bytes
+            .get(start..)
+            .map_or(0, |rest| rest.iter().filter(|&&b| b == b'\n').count())
+            as u64;
+        out.push(SpoolFile { path, jobs, held });
+    }
+    Ok(out)
+}
+
+/// The progress file of spool file `path`.
+pub(crate) fn done_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(DONE_SUFFIX);
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "jobq-spool-unit-{tag}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn writer_creates_one_locked_file_and_appends_whole_lines() {
+        let dir = temp_dir("writer");
+        let w = SpoolWriter::new(dir.clone());
+        let a = w.append(b"{\"a\":1}\n").unwrap();
+        let b = w.append(b"{\"b\":2}\n").unwrap();
+        assert_eq!(a, b, "one file per producer");
+        assert_eq!(
+            std::fs::read_to_string(&a).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
+        // another handle cannot take it while the producer lives
+        let other = File::open(&a).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        assert_eq!(pending_files(&dir).unwrap(), vec![a.clone()]);
+        assert!(has_pending(&dir));
+        // sealed: the next job goes to a new file
+        let sealed = w.seal().unwrap();
+        assert_eq!(sealed.path, a);
+        let c = w.append(b"{\"c\":3}\n").unwrap();
+        assert_ne!(c, a);
+        drop(sealed);
+        assert!(other.try_lock().is_ok(), "lock released with the handle");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn leftovers_are_tidied_and_a_missing_dir_has_nothing() {
+        let dir = temp_dir("tidy");
+        std::fs::write(dir.join("x.jsonl.done"), "12\n").unwrap();
+        std::fs::write(dir.join(".y.tmp"), "").unwrap();
+        std::fs::write(dir.join(".z.tmp"), "").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        File::options()
+            .write(true)
+            .open(dir.join(".y.tmp"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(dir.join("b.jsonl"), "").unwrap();
+        std::fs::write(dir.join("a.jsonl"), "").unwrap();
+        let files = pending_files(&dir).unwrap();
+        assert_eq!(files, vec![dir.join("a.jsonl"), dir.join("b.jsonl")]);
+        assert!(!dir.join("x.jsonl.done").exists());
+        assert!(!dir.join(".y.tmp").exists());
+        assert!(
+            dir.join(".z.tmp").exists(),
+            "a young temporary file may be in use"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(pending_files(&dir).unwrap().is_empty());
+        assert!(!has_pending(&dir));
+    }
+}

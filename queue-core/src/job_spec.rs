@@ -1,0 +1,228 @@
+//! Jobs described as JSON: `{"name": .., "data": .., "opts": {..}}`, the form of a
+//! `jobq add-bulk` line and of the body of the dashboard's `POST /api/queues/{q}/jobs`.
+//!
+//! `opts` reads the way BullMQ users write them (`delay` and `timeout` in ms or as `"10s"`,
+//! `jobId`, `removeOnComplete: true | N | {count, age}`), so jobs written for BullMQ's
+//! `addBulk` mostly load as they are. Every error names the bad field and value.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::job::{Backoff, JobOptions, NewJob, Retention};
+
+/// Why a JSON job description was refused; the message names the field and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JobSpecError(String);
+
+impl JobSpecError {
+    fn new(msg: impl Into<String>) -> Self {
+        JobSpecError(msg.into())
+    }
+}
+
+type Result<T> = std::result::Result<T, JobSpecError>;
+
+/// Parses and checks one job from JSON text.
+pub fn parse_job_json(text: &str) -> Result<NewJob> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| JobSpecError::new(format!("not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(JobSpecError::new(format!(
+            "expected an object {{\"name\":..,\"data\":..,\"opts\":..}}, got {}",
+            clip(text.trim(), 60)
+        )));
+    }
+    parse_job_value(value)
+}
+
+/// Checks one job given as a JSON value: `name` (1–256 characters) is required, `data`
+/// defaults to null, `opts` to none; any other field is refused.
+pub fn parse_job_value(value: Value) -> Result<NewJob> {
+    let Value::Object(mut obj) = value else {
+        return Err(JobSpecError::new(format!(
+            "expected an object {{\"name\":..,\"data\":..,\"opts\":..}}, got {}",
+            clip(&value.to_string(), 60)
+        )));
+    };
+    let name = match obj.remove("name") {
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err(JobSpecError::new(format!(
+                "\"name\" must be a string, got {other}"
+            )))
+        }
+        None => return Err(JobSpecError::new("\"name\" is missing")),
+    };
+    if name.is_empty() || name.len() > 256 {
+        return Err(JobSpecError::new(format!(
+            "job name {name:?}: use 1-256 characters"
+        )));
+    }
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    let opts = match obj.remove("opts") {
+        None | Some(Value::Null) => JobOptions::new(),
+        Some(Value::Object(o)) => parse_job_opts(o)?,
+        Some(other) => {
+            return Err(JobSpecError::new(format!(
+                "\"opts\" must be an object, got {other}"
+            )))
+        }
+    };
+    if let Some(key) = obj.keys().next() {
+        return Err(JobSpecError::new(format!(
+            "unknown field {key:?}: use name, data, opts"
+        )));
+    }
+    opts.validate()
+        .map_err(|e| JobSpecError::new(e.to_string()))?;
+    Ok(NewJob { name, data, opts })
+}
+
+/// Reads job options: `delay`, `priority`, `attempts`, `backoff`, `jobId`, `timeout`,
+/// `removeOnComplete`, `removeOnFail` (snake_case spellings accepted too).
+pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
+    let mut opts = JobOptions::new();
+    for (key, v) in o {
+        let bad = |what: &str| JobSpecError::new(format!("opts.{key} {v}: {what}"));
+        match key.as_str() {
+            "delay" | "delayMs" => opts.delay_ms = Some(millis(&v).map_err(|w| bad(&w))?),
+            "timeout" | "timeoutMs" => opts.timeout_ms = Some(millis(&v).map_err(|w| bad(&w))?),
+            "priority" => {
+                opts.priority = v
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok())
+                    .ok_or_else(|| bad("use a whole number from -1000 to 1000"))?
+            }
+            "attempts" => {
+                opts.attempts = Some(
+                    v.as_u64()
+                        .filter(|a| *a >= 1)
+                        .and_then(|a| u32::try_from(a).ok())
+                        .ok_or_else(|| bad("use a whole number of at least 1"))?,
+                )
+            }
+            "backoff" => {
+                opts.backoff = Some(match &v {
+                    Value::String(s) => {
+                        Backoff::parse(s).map_err(|e| JobSpecError::new(e.to_string()))?
+                    }
+                    Value::Object(_) => serde_json::from_value(v.clone()).map_err(|e| {
+                        bad(&format!(
+                            "{e}; use \"exp:1s\" or {{\"type\":\"fixed\",\"delay\":500}}"
+                        ))
+                    })?,
+                    _ => return Err(bad("use \"exp:1s\", \"fixed:500ms\" or an object")),
+                })
+            }
+            "jobId" | "job_id" => {
+                opts.job_id = Some(match &v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => return Err(bad("use a string")),
+                })
+            }
+            "removeOnComplete" | "remove_on_complete" => {
+                opts.remove_on_complete = retention(&v).map_err(|w| bad(&w))?
+            }
+            "removeOnFail" | "remove_on_fail" => {
+                opts.remove_on_fail = retention(&v).map_err(|w| bad(&w))?
+            }
+            _ => {
+                return Err(JobSpecError::new(format!(
+                    "unknown option opts.{key}: use delay, priority, attempts, backoff, jobId, \
+                     timeout, removeOnComplete, removeOnFail"
+                )))
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// Milliseconds from a number (ms) or a duration string (`10s`).
+fn millis(v: &Value) -> std::result::Result<u64, String> {
+    match v {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| "use whole milliseconds or a duration such as \"10s\"".into()),
+        Value::String(s) => crate::duration::parse_duration(s)
+            .map(|d: Duration| d.as_millis() as u64)
+            .map_err(|e| e.to_string()),
+        _ => Err("use whole milliseconds or a duration such as \"10s\"".into()),
+    }
+}
+
+/// `true` = remove at once, `false` = default retention, N = keep the last N,
+/// `{"count":N,"age":MS}`.
+fn retention(v: &Value) -> std::result::Result<Option<Retention>, String> {
+    match v {
+        Value::Bool(true) => Ok(Some(Retention::REMOVE)),
+        Value::Bool(false) => Ok(None),
+        Value::Number(n) => n
+            .as_u64()
+            .map(|n| Some(Retention::keep_last(n)))
+            .ok_or_else(|| "use a count of at least 0".into()),
+        Value::Object(_) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| format!("{e}; use {{\"count\":N,\"age\":MS}}")),
+        _ => Err("use true, a count, or {\"count\":N,\"age\":MS}".into()),
+    }
+}
+
+/// The first line of `s`, at most `max` characters (ellipsis when cut).
+fn clip(s: &str, max: usize) -> String {
+    let one_line = s.lines().next().unwrap_or("");
+    if one_line.chars().count() <= max && !s.contains('\n') {
+        return one_line.to_string();
+    }
+    let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_a_job_with_every_option() {
+        let job = parse_job_json(
+            r#"{"name":"b","data":{"x":1},"opts":{"delay":"10s","attempts":3,"backoff":"exp:1s","jobId":"j1","priority":-2,"timeout":500,"removeOnComplete":true,"removeOnFail":{"count":5}}}"#,
+        )
+        .unwrap();
+        assert_eq!(job.name, "b");
+        assert_eq!(job.data, json!({"x": 1}));
+        let o = &job.opts;
+        assert_eq!(o.delay_ms, Some(10_000));
+        assert_eq!(o.attempts, Some(3));
+        assert_eq!(o.priority, -2);
+        assert_eq!(o.job_id.as_deref(), Some("j1"));
+        assert_eq!(o.timeout_ms, Some(500));
+        assert_eq!(o.remove_on_complete, Some(Retention::REMOVE));
+        assert_eq!(o.remove_on_fail, Some(Retention::keep_last(5)));
+        let plain = parse_job_value(json!({"name": "a"})).unwrap();
+        assert_eq!(plain.data, Value::Null);
+        assert_eq!(plain.opts, JobOptions::new());
+    }
+
+    #[test]
+    fn names_the_bad_field_and_value() {
+        for (text, needle) in [
+            ("{nope", "not valid JSON"),
+            (r#"{"data":1}"#, "\"name\" is missing"),
+            (r#"{"name":7}"#, "\"name\" must be a string, got 7"),
+            (r#"{"name":""}"#, "job name \"\""),
+            (r#"{"name":"x","opts":{"attempts":-3}}"#, "-3"),
+            (r#"{"name":"x","opts":{"delay":"10parsecs"}}"#, "10parsecs"),
+            (r#"{"name":"x","opts":{"frobnicate":1}}"#, "frobnicate"),
+            (r#"{"name":"x","opts":[1]}"#, "\"opts\" must be an object"),
+            (r#"{"name":"x","extra":1}"#, "extra"),
+            (r#"{"name":"x","opts":{"priority":5000}}"#, "5000"),
+            ("[1,2]", "expected an object"),
+        ] {
+            let e = parse_job_json(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Panics inside handlers are job failures, reported once: the attempt fails with the panic
+//! message (see `run.rs`). [`install_panic_hook`] keeps Rust's default hook from also
+//! printing them to stderr, while every other panic is reported as before.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Once;
+use std::task::{Context, Poll};
+
+use super::handler::HandlerFuture;
+
+thread_local! {
+    /// Set while this thread polls a handler's future.
+    static IN_HANDLER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A handler's future, marking the thread as "in a handler" while it is polled.
+pub(crate) struct InHandler(pub HandlerFuture);
+
+/// Clears the mark when the poll ends, by return or by unwinding.
+struct Mark;
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        IN_HANDLER.with(|f| f.set(false));
+    }
+}
+
+impl Future for InHandler {
+    type Output = <HandlerFuture as Future>::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        IN_HANDLER.with(|f| f.set(true));
+        let _mark = Mark;
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// Installs a process-wide panic hook (once) that logs panics raised inside job handlers at
+/// debug level only — the worker records them as the attempt's failure and logs that — and
+/// hands every other panic to the hook that was there before. Binaries call it at start.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_HANDLER.with(Cell::get) {
+                tracing::debug!(%info, "handler panicked: the attempt fails");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}

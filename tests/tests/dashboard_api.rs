@@ -1,0 +1,441 @@
+//! The dashboard's JSON API, live updates and metrics against a real Redis, through the
+//! built `jobq-dashboard` binary: counts equal `jobq stats --json`; a job added by the CLI
+//! shows in the API and the SSE stream within a second; listing, showing and steering jobs;
+//! 404s; the Prometheus series.
+
+mod dashboard_support;
+
+use std::time::{Duration, Instant};
+
+use dashboard_support::*;
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::{json, Value};
+
+/// A worker for `queue` whose `work` handler fails when the data says `{"fail": true}`.
+fn work_worker(env: &TestEnv, queue: &str) -> Worker {
+    env.worker()
+        .queues([queue])
+        .handler("work", |j: Job<Value>, _c: Ctx| async move {
+            if j.data.get("fail") == Some(&json!(true)) {
+                return Err(JobError::new("asked to fail"));
+            }
+            Ok::<_, JobError>(j.data)
+        })
+        .build()
+        .unwrap()
+}
+
+fn stats_lines(env: &TestEnv) -> Vec<Value> {
+    let out = jobq(env, &["--json", "stats"]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_queue_counts_equal_jobq_stats_json() {
+    let env = TestEnv::new().await;
+    let alpha = env.queue("alpha").await;
+    let beta = env.queue("beta").await;
+    for i in 0..3 {
+        alpha
+            .add("work", &json!({"i": i}), JobOptions::new())
+            .await
+            .unwrap();
+    }
+    alpha
+        .add(
+            "work",
+            &json!({}),
+            JobOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    beta.add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    beta.add("work", &json!({"fail": true}), JobOptions::new())
+        .await
+        .unwrap();
+    let guard = spawn_worker(work_worker(&env, "beta"));
+    wait_finished(&beta, 2, Duration::from_secs(15)).await;
+    guard.stop().await.unwrap();
+    beta.add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    beta.pause().await.unwrap();
+
+    let d = Dashboard::start(&env, &[]).await;
+    let (status, api) = get_json(&d.url("/api/queues")).await;
+    assert_eq!(status, 200, "{api}");
+    let cli = stats_lines(&env);
+    assert_eq!(
+        api,
+        Value::Array(cli.clone()),
+        "dashboard vs jobq stats --json"
+    );
+    assert_eq!(cli.len(), 2);
+    assert_eq!(
+        api[1],
+        json!({"queue": "beta", "waiting": 1, "active": 0, "delayed": 0, "completed": 1,
+               "failed": 1, "paused": true, "completed_total": 1, "failed_total": 1})
+    );
+
+    // one queue: the same counts plus its last hour per minute
+    let (status, one) = get_json(&d.url("/api/queues/beta")).await;
+    assert_eq!(status, 200);
+    for (k, v) in cli[1].as_object().unwrap() {
+        assert_eq!(&one[k], v, "{k}");
+    }
+    let completed = one["throughput"]["completed"].as_array().unwrap();
+    assert_eq!(completed.len(), 60);
+    assert_eq!(
+        completed.iter().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        1
+    );
+    assert_eq!(
+        one["throughput"]["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_added_by_the_cli_shows_in_the_api_and_the_sse_stream_within_a_second() {
+    let env = TestEnv::new().await;
+    env.queue("live")
+        .await
+        .add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let mut sse = SseReader::open(&d.url("/events?jobs=1")).await;
+    // the first event is a snapshot of every queue
+    let first = sse
+        .next(Instant::now() + Duration::from_secs(10))
+        .await
+        .expect("a first event");
+    assert_eq!(first.event, "counts");
+    assert_eq!(first.json()[0]["queue"], "live");
+    assert_eq!(first.json()[0]["waiting"], 1);
+
+    // an existing queue
+    let out = jobq(&env, &["add", "live", "diag.noop"]);
+    let added_at = Instant::now();
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let within = added_at + Duration::from_secs(1);
+    let seen = sse
+        .wait_for(within, |e| {
+            (e.event == "job"
+                && e.json()["event"] == "added"
+                && e.json()["job_ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|j| j == id.as_str()))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        seen.is_some(),
+        "no `added` event for {id} within 1s of the CLI"
+    );
+    let counted = sse
+        .wait_for(within, |e| {
+            (e.event == "counts"
+                && e.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["queue"] == "live" && r["waiting"] == 2))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        counted.is_some(),
+        "no counts with 2 waiting within 1s of the CLI"
+    );
+    let (_, api) = get_json(&d.url("/api/queues")).await;
+    assert_eq!(api[0]["waiting"], 2, "{api}");
+    assert!(
+        Instant::now() < added_at + Duration::from_secs(1),
+        "took {:?}",
+        added_at.elapsed()
+    );
+
+    // a queue that did not exist when the stream opened
+    let out = jobq(&env, &["add", "brand-new", "diag.noop"]);
+    let added_at = Instant::now();
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let seen = sse
+        .wait_for(added_at + Duration::from_secs(1), |e| {
+            (e.event == "job"
+                && e.json()["queue"] == "brand-new"
+                && e.json()["job_ids"][0] == id.as_str())
+            .then_some(())
+        })
+        .await;
+    assert!(seen.is_some(), "no event of the new queue within 1s");
+    let counted = sse
+        .wait_for(added_at + Duration::from_secs(1), |e| {
+            (e.event == "counts"
+                && e.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["queue"] == "brand-new" && r["waiting"] == 1))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        counted.is_some(),
+        "the new queue's counts did not come within 1s"
+    );
+    let (_, api) = get_json(&d.url("/api/queues")).await;
+    assert!(
+        api.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["queue"] == "brand-new"),
+        "{api}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_shown_and_steered_through_the_api() {
+    let env = TestEnv::new().await;
+    let q = env.queue("steer").await;
+    let d = Dashboard::start(&env, &[]).await;
+    let c = client();
+    let api = |p: &str| d.url(&format!("/api/queues/steer{p}"));
+
+    // enqueue: one job with options, then an array
+    let r = c
+        .post(api("/jobs"))
+        .json(&json!({"name": "work", "data": {"fail": true}, "opts": {"attempts": 1, "jobId": "f1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"queue": "steer", "id": "f1", "duplicate": false})
+    );
+    let r = c
+        .post(api("/jobs"))
+        .json(&json!({"name": "work", "opts": {"jobId": "f1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "a duplicate job id stores nothing"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["duplicate"], true);
+    let r = c
+        .post(api("/jobs"))
+        .json(&json!([{"name": "work", "data": {"n": 1}}, {"name": "work", "opts": {"delay": "1h", "jobId": "later"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["added"], 2);
+    let n1 = body["jobs"][0]["id"].as_str().unwrap().to_string();
+
+    // list with totals and paging
+    let (s, page) = get_json(&api("/jobs?state=waiting&limit=1&offset=1")).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["limit"].as_u64(),
+            page["offset"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(page["jobs"][0]["id"], n1.as_str());
+    let (_, page) = get_json(&api("/jobs?state=delayed")).await;
+    assert_eq!(page["jobs"][0]["id"], "later");
+    for (query, needle) in [
+        ("?state=done", "done"),
+        ("?limit=abc", "abc"),
+        ("?limit=5000", "5000"),
+    ] {
+        let (s, e) = get_json(&api(&format!("/jobs{query}"))).await;
+        assert_eq!(s, 400, "{query}");
+        assert!(
+            e["error"].as_str().unwrap().contains(needle),
+            "{query}: {e}"
+        );
+    }
+
+    // run them: f1 fails, n1 completes
+    let guard = spawn_worker(work_worker(&env, "steer"));
+    wait_job_done(&q, "f1", Duration::from_secs(15)).await;
+    wait_job_done(&q, &n1, Duration::from_secs(15)).await;
+    guard.stop().await.unwrap();
+    let (s, job) = get_json(&api("/jobs/f1")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (job["state"].as_str(), job["failed_reason"].as_str()),
+        (Some("failed"), Some("asked to fail"))
+    );
+    assert_eq!(
+        (job["attempts"].as_u64(), job["max_attempts"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    // per-job actions
+    let r = c.post(api("/jobs/f1/retry")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(q.job("f1").await.unwrap().state, JobState::Waiting);
+    let r = c.post(api("/jobs/f1/retry")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409, "retrying a waiting job");
+    assert!(r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("waiting"));
+    let r = c.post(api("/jobs/later/promote")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(q.job("later").await.unwrap().state, JobState::Waiting);
+    let r = c.delete(api("/jobs/later")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(q.get_job("later").await.unwrap().is_none());
+
+    // 404s name what is missing
+    let (s, e) = get_json(&api("/jobs/nope")).await;
+    assert_eq!(s, 404);
+    assert!(e["error"].as_str().unwrap().contains("nope"), "{e}");
+    let (s, e) = get_json(&d.url("/api/queues/ghost/jobs")).await;
+    assert_eq!(s, 404);
+    assert!(e["error"].as_str().unwrap().contains("ghost"), "{e}");
+    let (s, _) = get_json(&d.url("/api/queues/ghost")).await;
+    assert_eq!(s, 404);
+    let r = c
+        .post(d.url("/api/queues/ghost/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "steering a missing queue does not create it"
+    );
+    assert!(!list_queues(&env.redis, env.config.prefix())
+        .await
+        .unwrap()
+        .contains(&"ghost".to_string()));
+    let (s, _) = get_json(&d.url("/api/nothing/here")).await;
+    assert_eq!(s, 404);
+
+    // queue actions
+    let r = c.post(api("/pause")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["paused"], true);
+    assert!(q.counts().await.unwrap().paused);
+    let r = c.post(api("/resume")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["paused"], false);
+    assert!(!q.counts().await.unwrap().paused);
+    let r = c
+        .post(api("/clean"))
+        .json(&json!({"state": "completed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["removed"], 1);
+    assert_eq!(q.counts().await.unwrap().completed, 0);
+    let r = c
+        .post(api("/clean"))
+        .json(&json!({"state": "active"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    q.add(
+        "work",
+        &json!({}),
+        JobOptions::new().delay(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    let r = c.post(api("/promote")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["promoted"], 1);
+    let r = c.post(api("/drain")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["removed"], 2);
+    assert_eq!(q.counts().await.unwrap().waiting, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_have_gauges_counters_and_a_processing_histogram() {
+    let env = TestEnv::new().await;
+    let q = env.queue("m.q").await;
+    for i in 0..4 {
+        q.add("work", &json!({"fail": i == 0}), JobOptions::new())
+            .await
+            .unwrap();
+    }
+    let guard = spawn_worker(work_worker(&env, "m.q"));
+    wait_finished(&q, 4, Duration::from_secs(15)).await;
+    guard.stop().await.unwrap();
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    q.add(
+        "work",
+        &json!({}),
+        JobOptions::new().delay(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+
+    let d = Dashboard::start(&env, &[]).await;
+    let r = client().get(d.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(value("jobq_redis_up"), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="waiting"}"#), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="delayed"}"#), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="completed"}"#), 3.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="failed"}"#), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="active"}"#), 0.0);
+    assert_eq!(value(r#"jobq_queue_paused{queue="m.q"}"#), 0.0);
+    assert_eq!(value(r#"jobq_completed_total{queue="m.q"}"#), 3.0);
+    assert_eq!(value(r#"jobq_failed_total{queue="m.q"}"#), 1.0);
+    for kind in ["gauge", "counter", "histogram"] {
+        assert!(text.contains(&format!(" {kind}\n")), "no {kind} TYPE line");
+    }
+    // four attempts recorded: cumulative buckets, ending at the count
+    assert_eq!(value(r#"jobq_processing_seconds_count{queue="m.q"}"#), 4.0);
+    assert_eq!(
+        value(r#"jobq_processing_seconds_bucket{queue="m.q",le="+Inf"}"#),
+        4.0
+    );
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(r#"jobq_processing_seconds_bucket{queue="m.q""#))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), PROCESSING_BUCKETS_MS.len() + 1);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(
+        value(r#"jobq_processing_seconds_bucket{queue="m.q",le="300"}"#),
+        4.0
+    );
+    assert!(value(r#"jobq_processing_seconds_sum{queue="m.q"}"#) < 60.0);
+}

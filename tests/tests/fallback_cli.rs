@@ -1,0 +1,291 @@
+//! The producer fallback (SPEC §2, `JOBQ_FALLBACK`) through the `jobq` binary, against a
+//! Redis each test stops (and starts again): `inline` runs the handler and prints its
+//! result, `error` exits 1 naming the address, `spool` writes durable files that a worker
+//! replays once Redis is back — each job exactly once, under its spooled id — and with no
+//! Redis configured at all, one line says so.
+//!
+//! Runs the `jobq` and `jobq-worker` binaries (`cargo build --bins` first).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::{json, Value};
+
+/// Runs `jobq <args>` with `env`, nothing else of ours inherited.
+fn jobq(env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(bin_path("jobq"))
+        .args(args)
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_HOST")
+        .env_remove("JOBQ_PREFIX")
+        .env_remove("JOBQ_FALLBACK")
+        .env_remove("JOBQ_SPOOL_DIR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run jobq");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A Redis that was started and is stopped now (nothing listens on its port).
+fn stopped_redis() -> RedisServer {
+    let mut server = RedisServer::start(&[]);
+    server.stop();
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_inline_add_runs_the_handler_and_prints_its_result() {
+    let server = stopped_redis();
+    let spool = TempDir::new("spool-inline");
+    let url = server.url();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOBQ_FALLBACK", "inline"),
+        ("JOBQ_SPOOL_DIR", spool.as_str()),
+    ];
+    let out = jobq(
+        &env,
+        &["add", "q", "diag.echo", "--data", r#"{"hello":"inline"}"#],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(printed, json!({"hello": "inline"}));
+    // one notice line naming the address and the mode
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&server.addr()) && err.contains("inline"),
+        "{err}"
+    );
+
+    // --json says how the job was handled
+    let out = jobq(
+        &env,
+        &["--json", "add", "q", "diag.echo", "--data", r#"{"n":7}"#],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["mode"], "inline");
+    assert_eq!(v["result"], json!({"n": 7}));
+
+    // a failing handler is the command's failure (exit 1), not a crash
+    let out = jobq(&env, &["add", "q", "diag.panic"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("handler panicked: diag.panic: deliberate panic"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        spool.files_ending(".jsonl").is_empty(),
+        "inline spooled something"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_error_add_exits_1_naming_the_address_and_spools_nothing() {
+    let server = stopped_redis();
+    let spool = TempDir::new("spool-error");
+    let url = server.url();
+    let prefix = fresh_prefix();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOBQ_PREFIX", prefix.as_str()),
+        ("JOBQ_FALLBACK", "error"),
+        ("JOBQ_SPOOL_DIR", spool.as_str()),
+    ];
+    let out = jobq(
+        &env,
+        &["add", "q", "diag.echo", "--data", r#"{"hello":"error"}"#],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains(&server.addr()), "{err}");
+    assert!(err.contains("JOBQ_FALLBACK=error"), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        spool.files_ending(".jsonl").is_empty(),
+        "error mode spooled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_spool_adds_are_completed_exactly_once_by_a_worker_once_redis_is_back() {
+    const Q: &str = "spooled";
+    let mut server = stopped_redis();
+    let spool = TempDir::new("spool-worker");
+    let url = server.url();
+    let prefix = fresh_prefix();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOBQ_PREFIX", prefix.as_str()),
+        ("JOBQ_FALLBACK", "spool"),
+        ("JOBQ_SPOOL_DIR", spool.as_str()),
+    ];
+    let mut spooled = Vec::new();
+    for n in 0..3 {
+        let data = json!({ "n": n }).to_string();
+        let out = jobq(
+            &env,
+            &["--json", "add", Q, "diag.echo", "--data", &data],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        assert_eq!(v["mode"], "spooled", "{v}");
+        let file = v["file"].as_str().unwrap();
+        assert!(std::path::Path::new(file).exists(), "{file} missing");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&server.addr()) && err.contains("spool"),
+            "{err}"
+        );
+        spooled.push((v["id"].as_str().unwrap().to_string(), n));
+    }
+    // one file per producer process, each synced with its job
+    assert_eq!(spool.files_ending(".jsonl").len(), 3);
+
+    server.restart();
+    let worker = WorkerProcess::start_env(
+        &url,
+        &prefix,
+        &["--queues", Q],
+        &[("JOBQ_SPOOL_DIR", spool.as_str())],
+    );
+    let test_env = TestEnv::on_prefix(&url, &prefix).await;
+    let q = test_env.queue(Q).await;
+    wait_finished(&q, 3, Duration::from_secs(30)).await;
+    for (id, n) in &spooled {
+        let job = q.job(id).await.unwrap();
+        assert_eq!(job.state, JobState::Completed, "{job:?}");
+        assert_eq!(job.return_value, Some(json!({ "n": n })));
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the spool files to be gone",
+        || {
+            let left = spool.files_ending(".jsonl");
+            async move { left.is_empty().then_some(()) }
+        },
+    )
+    .await;
+    // and nothing runs twice: another replay round of the worker finds nothing
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.completed_total, c.failed_total), (3, 0), "{c:?}");
+    assert_eq!(c.waiting + c.active + c.delayed, 0, "{c:?}");
+    assert!(
+        worker.stderr().contains("replayed"),
+        "the worker did not replay:\n{}",
+        worker.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_add_bulk_spools_every_line_and_spool_replay_stores_them() {
+    const Q: &str = "bulk";
+    let mut server = stopped_redis();
+    let spool = TempDir::new("spool-bulk");
+    let url = server.url();
+    let prefix = fresh_prefix();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOBQ_PREFIX", prefix.as_str()),
+        ("JOBQ_FALLBACK", "spool"),
+        ("JOBQ_SPOOL_DIR", spool.as_str()),
+    ];
+    let lines: String = (0..5)
+        .map(|n| format!("{{\"name\":\"diag.echo\",\"data\":{{\"n\":{n}}}}}\n"))
+        .collect();
+    let out = jobq(&env, &["--json", "add-bulk", Q, "-"], lines.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["mode"], "spooled", "{v}");
+    let ids: BTreeSet<String> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 5);
+
+    let out = jobq(&env, &["--json", "spool", "status"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(status["jobs"], 5, "{status}");
+    assert_eq!(status["held"], false, "{status}");
+
+    // still down: replay fails naming the address, and keeps the file
+    let out = jobq(&env, &["spool", "replay"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&server.addr()));
+    assert_eq!(spool.files_ending(".jsonl").len(), 1);
+
+    server.restart();
+    let out = jobq(&env, &["--json", "spool", "replay"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(report["stored"], 5, "{report}");
+    assert!(spool.files_ending(".jsonl").is_empty());
+    let test_env = TestEnv::on_prefix(&url, &prefix).await;
+    let q = test_env.queue(Q).await;
+    let waiting: BTreeSet<String> = q
+        .list_jobs(JobState::Waiting, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(waiting, ids);
+}
+
+#[tokio::test]
+async fn not_configured_add_says_so_in_one_line_and_health_says_not_configured() {
+    let spool = TempDir::new("spool-unconfigured");
+    let env = [("JOBQ_SPOOL_DIR", spool.as_str())];
+    let out = jobq(&env, &["add", "q", "diag.echo", "--data", "[1,2]"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "[1,2]");
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("Redis is not configured") && err.contains("JOBQ_FALLBACK=inline"),
+        "{err}"
+    );
+
+    let out = jobq(&env, &["health"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("not_configured"));
+    let out = jobq(&env, &["--json", "health"], b"");
+    let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["status"], "not_configured");
+    assert_eq!(v["fallback"], "inline");
+
+    // spool without Redis: kept for whoever has Redis and the same spool dir
+    let env = [
+        ("JOBQ_SPOOL_DIR", spool.as_str()),
+        ("JOBQ_FALLBACK", "spool"),
+    ];
+    let out = jobq(&env, &["add", "q", "diag.echo"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("Redis is not configured"));
+    assert_eq!(spool.files_ending(".jsonl").len(), 1);
+    let out = jobq(&env, &["--json", "health"], b"");
+    let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["spool"]["jobs"], 1, "{v}");
+}

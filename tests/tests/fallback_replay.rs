@@ -1,0 +1,149 @@
+//! Spool replay survives being killed: 2,000 jobs spooled while Redis was down, a replay
+//! (`jobq spool replay`, paced so it is still running) SIGKILLed midway, then replayed
+//! again — every job is stored exactly once under its spooled id, the second replay resumes
+//! from the recorded progress instead of starting over, and the spool file is gone.
+//!
+//! Starts its own `redis-server`; runs the `jobq` binary (`cargo build --bins` first).
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::{json, Value};
+
+const N: usize = 2_000;
+const CHUNK: usize = 50;
+
+fn replay_command(url: &str, spool: &TempDir, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin_path("jobq"));
+    cmd.args(["--json", "spool", "replay"])
+        .args(extra)
+        .env("REDIS_URL", url)
+        .env("JOBQ_SPOOL_DIR", spool.as_str())
+        .env_remove("REDIS_HOST")
+        .env_remove("JOBQ_PREFIX")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The replay progress recorded for `file`: bytes of it stored so far.
+fn progress(file: &std::path::Path) -> u64 {
+    let mut done = file.as_os_str().to_owned();
+    done.push(".done");
+    std::fs::read_to_string(done)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_replay_killed_midway_and_resumed_stores_each_of_2000_jobs_once() {
+    let mut server = RedisServer::start(&[]);
+    let url = server.url();
+    let spool = TempDir::new("replay-kill");
+    let mut config = Config::new(&url)
+        .and_then(|c| c.with_prefix(fresh_prefix()))
+        .unwrap();
+    config.fallback = Fallback::Spool;
+    config.spool_dir = spool.path().to_path_buf();
+    let prefix = config.prefix().to_string();
+    server.stop();
+
+    // spool N jobs (one write and one sync for the batch)
+    let producer = Producer::new(config);
+    let jobs: Vec<NewJob> = (0..N)
+        .map(|n| NewJob::new("diag.echo", &json!({ "n": n }), JobOptions::new()).unwrap())
+        .collect();
+    let produced = producer.add_bulk("bulk", jobs).await.unwrap();
+    let ids: BTreeSet<String> = produced.iter().map(|p| p.id().to_string()).collect();
+    assert_eq!(ids.len(), N);
+    assert!(produced.iter().all(|p| p.mode() == "spooled"));
+    // the producer goes away: its file is free for any replayer
+    drop(producer);
+    let files = spool.files_ending(".jsonl");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = files[0].clone();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), N);
+    // byte offset just past line 2·CHUNK: once progress reaches it, two chunks are stored
+    let two_chunks: u64 = text
+        .split_inclusive('\n')
+        .take(2 * CHUNK)
+        .map(|l| l.len() as u64)
+        .sum();
+
+    server.restart();
+    let env = TestEnv::on_prefix(&url, &prefix).await;
+    let q = env.queue("bulk").await;
+
+    // a paced replay (50 jobs, then 40 ms): over a second and a half for the file; kill it
+    // midway
+    let mut first = replay_command(
+        &url,
+        &spool,
+        &["--chunk", &CHUNK.to_string(), "--pause", "40ms"],
+    )
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress(&file) < two_chunks {
+        if let Ok(Some(status)) = first.try_wait() {
+            panic!("replay ended before it could be killed: {status}");
+        }
+        assert!(Instant::now() < deadline, "no replay progress in 30 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let recorded = progress(&file);
+    let stored_before = q.counts().await.unwrap().waiting;
+    eprintln!(
+        "killed after {recorded} of {} bytes recorded, {stored_before} of {N} jobs stored",
+        text.len()
+    );
+    assert!(file.exists(), "the interrupted replay deleted the file");
+    assert!(
+        recorded < text.len() as u64 && (stored_before as usize) < N,
+        "the replay finished before it was killed: nothing was interrupted"
+    );
+    assert!(stored_before >= 2 * CHUNK as u64, "{stored_before}");
+
+    // replay again: it resumes from the recorded progress
+    let out = replay_command(&url, &spool, &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("second replay: {report}");
+    let stored = report["stored"].as_u64().unwrap();
+    let duplicates = report["duplicates"].as_u64().unwrap();
+    assert_eq!(stored_before + stored, N as u64, "{report}");
+    // only the chunk in flight at the kill (stored, progress not yet recorded) is re-sent;
+    // starting over would re-send all `stored_before` jobs
+    assert!(duplicates <= CHUNK as u64, "{report}");
+    assert!(duplicates < stored_before, "{report}");
+
+    let c = q.counts().await.unwrap();
+    assert_eq!(c.waiting, N as u64, "{c:?}");
+    let listed: Vec<String> = q
+        .list_jobs(JobState::Waiting, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed.len(), N, "a job is listed twice");
+    let listed: BTreeSet<String> = listed.into_iter().collect();
+    assert_eq!(listed, ids, "stored ids differ from the spooled ones");
+    assert!(!file.exists(), "spool file left behind");
+    assert!(
+        spool.files_ending(".done").is_empty(),
+        "progress file left behind"
+    );
+}
