@@ -11,7 +11,7 @@ use crate::auth::Sessions;
 use crate::backend::Backend;
 use crate::config::DashboardConfig;
 use crate::live::Hub;
-use crate::{api, auth, health, live, metrics, pages, sse, timing};
+use crate::{api, auth, headers, health, live, metrics, pages, sse, timing};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -92,7 +92,8 @@ impl AppState {
     }
 }
 
-/// Every route of the dashboard, behind the auth guard and the `Server-Timing` header.
+/// Every route of the dashboard, behind the auth guard, with the `Server-Timing` and the
+/// security headers on every response (refusals included).
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
@@ -140,5 +141,6 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(middleware::from_fn(timing::server_timing))
+        .layer(middleware::from_fn(headers::security_headers))
         .with_state(state)
 }

@@ -6,7 +6,8 @@
 //!   by `Authorization: Basic …`. Secrets are compared in constant time.
 //! - **Reads** (GET) are open on a loopback bind; on any other bind they need credentials
 //!   too (the dashboard refuses to start exposed without any, unless `--insecure`).
-//!   `/api/health` is always open, for load balancers.
+//!   `/api/health` is always open, for load balancers, even to a request with wrong
+//!   credentials.
 //! - **Changes** (POST, DELETE) need credentials whenever auth is configured, and are refused
 //!   (403) with `--read-only`.
 //! - **CSRF.** A browser sends cookies and basic-auth credentials by itself, so a change that
@@ -203,6 +204,9 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     }
     let proof = match prove(&config.auth, req.headers(), state.sessions()) {
         Ok(p) => p,
+        // a public path needs no credentials, so wrong ones do not matter: a load balancer
+        // sending a stale token must still get its health check
+        Err(_) if is_public(&path) => None,
         Err(why) => return refuse(AppError::Unauthorized(why)),
     };
     let authenticated = config.auth.is_open() || proof.is_some();

@@ -21,6 +21,7 @@
 //! | `live.rs`, `sse.rs` | following the event streams; the `/events` SSE endpoint |
 //! | `metrics.rs`, `health.rs` | `/metrics` (Prometheus text) and `/api/health` |
 //! | `timing.rs` | the `Server-Timing` header on every response |
+//! | `headers.rs` | frame protection and `nosniff` on every response |
 
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@ pub mod backend;
 pub mod chart;
 pub mod config;
 pub mod error;
+pub mod headers;
 pub mod health;
 pub mod html;
 pub mod live;

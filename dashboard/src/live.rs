@@ -1,23 +1,28 @@
 //! Live updates: one background task follows every queue's event stream (a blocking
-//! `XREAD` on a connection of its own, via queue-core's [`EventFollower`]) and broadcasts
-//! what changed to the SSE clients (`sse.rs`):
+//! `XREAD` on a connection of its own, via queue-core's [`EventFollower`]) and publishes
+//! what changed to the SSE clients (`sse.rs`) through the [`Hub`]:
 //!
-//! - `counts`: fresh counts, throughput and chart of the queues that had events, read once
-//!   per change for all clients, at most every [`MIN_REFRESH`] under load;
-//! - `job`: each event as it came (which jobs were added, started, completed, failed…);
-//! - `removed`: a queue that is gone; `status`: Redis lost or back.
+//! - counts: a [`Round`] per change — fresh counts, throughput and chart of the queues that
+//!   had events (read once per round for all clients, at most every [`MIN_REFRESH`] under
+//!   load), the queues that went, and the newest row of every queue. It is a state, not a
+//!   queue of messages: a client that falls behind skips to the newest round and sends that,
+//!   without reading Redis itself;
+//! - job events: each event as it came (which jobs were added, started, completed,
+//!   failed…), published only while a client asked for them (`?jobs=1`, `?job=`);
+//! - status: Redis lost or back.
 //!
 //! Queues that appear later are followed from the start of their stream, so their first
-//! events are not missed. Every [`FULL_REFRESH`] the counts of all queues are sent again
-//! while anyone listens: retention trims finished jobs without an event.
+//! events are not missed. Every [`FULL_REFRESH`] the counts of all queues are read again
+//! while anyone listens (retention trims finished jobs without an event), and once Redis is
+//! back after an outage. While nobody listens nothing is read and no rows are kept.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use queue_core::{list_queues, EventFollower, QueueEvent, StartAt};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::app::AppState;
 use crate::backend::{deadline, REDIS_DEADLINE};
@@ -33,8 +38,8 @@ const READ_COUNT: usize = 200;
 pub const MIN_REFRESH: Duration = Duration::from_millis(200);
 /// How often every queue's counts are re-sent while clients listen.
 pub const FULL_REFRESH: Duration = Duration::from_secs(5);
-/// Messages a slow client may fall behind by before it is re-synchronised.
-const CHANNEL: usize = 1024;
+/// Job events a slow `?jobs=1` client may fall behind by before it is told it missed some.
+const JOB_CHANNEL: usize = 1024;
 
 /// A queue's row as the overview shows it, pushed to the browser.
 #[derive(Debug, Clone, Serialize)]
@@ -53,28 +58,49 @@ impl From<QueueSummary> for LiveRow {
     }
 }
 
-/// One broadcast message.
-#[derive(Debug, Clone)]
-pub enum Live {
-    /// Fresh rows of the queues that changed.
-    Counts(Arc<Vec<LiveRow>>),
-    /// An event of one queue.
-    Job(Arc<QueueEvent>),
-    /// A queue that no longer exists.
-    Removed(String),
-    /// Whether Redis answers (`connected`) or not (`disconnected`, with why).
-    Status {
-        /// `connected` or `disconnected`
-        redis: &'static str,
-        /// what went wrong, when disconnected
-        error: Option<String>,
-    },
+/// One round of counts as the follower last published it. Each round holds the newest row
+/// of every queue read so far, so a client that missed rounds catches up from the latest
+/// one alone: the next round replaces the old ones.
+#[derive(Debug, Clone, Default)]
+pub struct Round {
+    /// One more than the round before: a client that sees a gap missed rounds.
+    pub seq: u64,
+    /// The newest row of each queue read since clients started listening.
+    pub rows: BTreeMap<String, Arc<LiveRow>>,
+    /// The queues whose rows were read in this round.
+    pub changed: Vec<String>,
+    /// The queues that went in this round.
+    pub removed: Vec<String>,
+    /// Every queue that exists, as of this round.
+    pub known: BTreeSet<String>,
 }
 
-/// The broadcaster the SSE streams subscribe to.
+/// Whether Redis answers, as the follower last found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `connected` or `disconnected`
+    pub redis: &'static str,
+    /// what went wrong, when disconnected
+    pub error: Option<String>,
+}
+
+impl Status {
+    fn connected() -> Self {
+        Status {
+            redis: "connected",
+            error: None,
+        }
+    }
+}
+
+/// What the SSE streams subscribe to. Counts and status are states (`watch`): a slow
+/// client skips to the newest. Job events are a stream (`broadcast`), published only while
+/// a client asked for them.
 #[derive(Debug)]
 pub struct Hub {
-    tx: broadcast::Sender<Live>,
+    counts: watch::Sender<Arc<Round>>,
+    jobs: broadcast::Sender<Arc<QueueEvent>>,
+    status: watch::Sender<Status>,
 }
 
 impl Default for Hub {
@@ -87,22 +113,51 @@ impl Hub {
     /// A hub with no listeners.
     pub fn new() -> Self {
         Hub {
-            tx: broadcast::channel(CHANNEL).0,
+            counts: watch::channel(Arc::new(Round::default())).0,
+            jobs: broadcast::channel(JOB_CHANNEL).0,
+            status: watch::channel(Status::connected()).0,
         }
     }
 
-    /// A new listener.
-    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
-        self.tx.subscribe()
+    /// Follows the counts rounds, from the current one on.
+    pub fn subscribe_counts(&self) -> watch::Receiver<Arc<Round>> {
+        self.counts.subscribe()
     }
 
-    fn listening(&self) -> bool {
-        self.tx.receiver_count() > 0
+    /// Follows the Redis status, from the current one on.
+    pub fn subscribe_status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
     }
 
-    fn send(&self, msg: Live) {
-        // nobody listening is fine
-        let _ = self.tx.send(msg);
+    /// Receives every job event from now on (for `?jobs=1` and `?job=` clients only: the
+    /// follower publishes them while such a receiver exists).
+    pub fn subscribe_jobs(&self) -> broadcast::Receiver<Arc<QueueEvent>> {
+        self.jobs.subscribe()
+    }
+
+    /// The newest round.
+    pub fn current(&self) -> Arc<Round> {
+        self.counts.borrow().clone()
+    }
+
+    fn counts_listened(&self) -> bool {
+        self.counts.receiver_count() > 0
+    }
+
+    fn publish(&self, round: Round) {
+        // kept even with nobody listening: the next client starts from it
+        self.counts.send_replace(Arc::new(round));
+    }
+
+    fn send_job(&self, event: QueueEvent) {
+        if self.jobs.receiver_count() > 0 {
+            // a receiver that left meanwhile is fine
+            let _ = self.jobs.send(Arc::new(event));
+        }
+    }
+
+    fn set_status(&self, status: Status) {
+        self.status.send_replace(status);
     }
 }
 
@@ -127,7 +182,7 @@ pub async fn follow(state: AppState) {
         };
         if down_since.is_none() {
             tracing::warn!("live updates paused: {err}; retrying");
-            state.hub().send(Live::Status {
+            state.hub().set_status(Status {
                 redis: "disconnected",
                 error: Some(err.to_string()),
             });
@@ -144,23 +199,29 @@ async fn run(
     down_since: &mut Option<Instant>,
     backoff: &mut Duration,
 ) -> Result<std::convert::Infallible, AppError> {
+    let hub = state.hub();
     let backend = state.backend();
     let redis = backend.redis()?.clone();
     let prefix = backend.prefix().to_string();
     let mut follower = EventFollower::new(&redis, &prefix);
     let names = deadline(list_queues(&redis, &prefix)).await?;
     deadline(follower.follow(&names, StartAt::End)).await?;
-    let mut known: BTreeSet<String> = names.into_iter().collect();
     *backoff = Duration::from_millis(200);
+    // clients missed changes meanwhile: every row is read again in the first round
+    let mut refresh_all = false;
     if let Some(since) = down_since.take() {
         tracing::info!("live updates resumed after {:?}", since.elapsed());
-        state.hub().send(Live::Status {
-            redis: "connected",
-            error: None,
-        });
-        // clients missed changes meanwhile
-        refresh(state, &known.iter().cloned().collect::<Vec<_>>()).await?;
+        hub.set_status(Status::connected());
+        refresh_all = true;
     }
+    // carry on from the last round: queues that went while the follower was down are
+    // removed in the first round
+    let last = hub.current();
+    let mut seq = last.seq;
+    let mut known: BTreeSet<String> = names.into_iter().collect();
+    let mut gone_meanwhile: Vec<String> = last.known.difference(&known).cloned().collect();
+    let mut rows = last.rows.clone();
+    rows.retain(|q, _| known.contains(q));
     let mut pending: BTreeSet<String> = BTreeSet::new();
     let mut last_refresh = Instant::now();
     let mut last_full = Instant::now();
@@ -171,11 +232,16 @@ async fn run(
             .into_iter()
             .collect();
         let added: Vec<String> = names.difference(&known).cloned().collect();
+        let mut removed = std::mem::take(&mut gone_meanwhile);
         for gone in known.difference(&names) {
             follower.unfollow(gone);
-            state.hub().send(Live::Removed(gone.clone()));
+            rows.remove(gone);
+            pending.remove(gone);
+            removed.push(gone.clone());
         }
-        deadline(follower.follow(&added, StartAt::Beginning)).await?;
+        if !added.is_empty() {
+            deadline(follower.follow(&added, StartAt::Beginning)).await?;
+        }
         pending.extend(added);
         known = names;
 
@@ -196,33 +262,90 @@ async fn run(
         let busy = !events.is_empty();
         for e in events {
             pending.insert(e.queue.clone());
-            if state.hub().listening() {
-                state.hub().send(Live::Job(Arc::new(e)));
-            }
+            hub.send_job(e);
         }
-        if state.hub().listening() && last_full.elapsed() >= FULL_REFRESH {
+
+        if !hub.counts_listened() {
+            // nobody to tell: read nothing, and forget rows that would go stale (a new
+            // client reads its own first snapshot; a round then holds only fresh rows)
+            pending.clear();
+            rows.clear();
+            refresh_all = false;
+        } else if refresh_all || last_full.elapsed() >= FULL_REFRESH {
             pending.extend(known.iter().cloned());
             last_full = Instant::now();
+            refresh_all = false;
         }
+
+        let mut changed = Vec::new();
         if !pending.is_empty() && last_refresh.elapsed() >= MIN_REFRESH {
             let names: Vec<String> = std::mem::take(&mut pending).into_iter().collect();
-            if state.hub().listening() {
-                refresh(state, &names).await?;
+            for row in rows_of(state, &names).await? {
+                let queue = row.summary.stats.queue.clone();
+                rows.insert(queue.clone(), Arc::new(row));
+                changed.push(queue);
             }
             last_refresh = Instant::now();
         } else if busy {
             // events keep coming: gather them for a moment rather than refresh per event
             tokio::time::sleep(MIN_REFRESH.saturating_sub(last_refresh.elapsed())).await;
         }
+        if !changed.is_empty() || !removed.is_empty() {
+            seq += 1;
+            hub.publish(Round {
+                seq,
+                rows: rows.clone(),
+                changed,
+                removed,
+                known: known.clone(),
+            });
+        }
     }
 }
 
-/// Reads and broadcasts the rows of `names`.
-async fn refresh(state: &AppState, names: &[String]) -> Result<(), AppError> {
-    if names.is_empty() {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> QueueEvent {
+        QueueEvent {
+            queue: "a".into(),
+            stream_id: "1-0".into(),
+            event: "added".into(),
+            job_ids: vec![id.into()],
+            fields: Default::default(),
+        }
     }
-    let rows = rows_of(state, names).await?;
-    state.hub().send(Live::Counts(Arc::new(rows)));
-    Ok(())
+
+    #[test]
+    fn job_events_go_to_job_subscribers_only() {
+        let hub = Hub::new();
+        let _counts = hub.subscribe_counts();
+        // nobody asked for job events: nothing is queued
+        hub.send_job(event("1"));
+        assert_eq!(hub.jobs.len(), 0);
+        let mut jobs = hub.subscribe_jobs();
+        hub.send_job(event("2"));
+        assert_eq!(jobs.try_recv().unwrap().job_ids, ["2"]);
+        assert!(jobs.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_newest_round_replaces_the_last() {
+        let hub = Hub::new();
+        let mut rx = hub.subscribe_counts();
+        for seq in 1..=3 {
+            hub.publish(Round {
+                seq,
+                ..Round::default()
+            });
+        }
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(
+            rx.borrow_and_update().seq,
+            3,
+            "a slow client sees only the newest"
+        );
+        assert_eq!(hub.current().seq, 3);
+    }
 }

@@ -3,21 +3,29 @@
 //! A client first gets a `counts` event with every queue's row (or, with `?queue=q`, that
 //! queue's), then `counts` as queues change, `removed` when a queue goes, and `status` when
 //! Redis is lost or back. With `?jobs=1` it also gets each `job` event (`{"queue",
-//! "stream_id", "event", "job_ids", "fields"}`), e.g. to see a job just added appear. A
-//! client that falls too far behind is sent a fresh snapshot.
+//! "stream_id", "event", "job_ids", "fields"}`), e.g. to see a job just added appear; with
+//! `?job=<id>` only the job events of that job (the job page). Counts are read once per
+//! round for all clients (`live.rs`), never per client: one that falls behind skips to the
+//! newest round, whose `counts` carries the newest row of every queue the hub holds (all of
+//! them within [`live::FULL_REFRESH`]), after `removed` for the queues that went meanwhile.
+//! One that falls behind on job events, which cannot be skipped over, gets `lagged`
+//! (`{"missed": n}`).
 
+use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
+use queue_core::QueueEvent;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::broadcast::Receiver;
+use tokio::sync::{broadcast, watch};
 
 use crate::app::AppState;
-use crate::live::{self, Live};
+use crate::live::{self, LiveRow, Round, Status};
 
 /// What a client wants.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -26,6 +34,8 @@ pub struct EventsQuery {
     pub queue: Option<String>,
     /// Also every job event (`1` or `true`).
     pub jobs: Option<String>,
+    /// Also the job events of this job only (implies `jobs`).
+    pub job: Option<String>,
 }
 
 impl EventsQuery {
@@ -34,7 +44,16 @@ impl EventsQuery {
     }
 
     fn wants_jobs(&self) -> bool {
-        matches!(self.jobs.as_deref(), Some("1" | "true" | "yes"))
+        self.job.is_some() || matches!(self.jobs.as_deref(), Some("1" | "true" | "yes"))
+    }
+
+    fn wants_job_event(&self, e: &QueueEvent) -> bool {
+        self.wants_jobs()
+            && self.wants_queue(&e.queue)
+            && self
+                .job
+                .as_deref()
+                .is_none_or(|id| e.job_ids.iter().any(|j| j == id))
     }
 }
 
@@ -44,75 +63,299 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // subscribe before the snapshot: a change in between is sent twice, never lost
-    let rx = state.hub().subscribe();
-    let first = snapshot(&state, &query).await;
+    let hub = state.hub();
+    let mut counts = hub.subscribe_counts();
+    let seen = counts.borrow_and_update().seq;
+    let mut client = Client {
+        counts,
+        seen,
+        status: hub.subscribe_status(),
+        jobs: query.wants_jobs().then(|| hub.subscribe_jobs()),
+        shown: BTreeSet::new(),
+        out: VecDeque::new(),
+        query,
+    };
+    client.snapshot(&state).await;
     let shutdown = state.shutdown().clone().cancelled_owned();
-    let updates = stream::unfold((rx, state, query), |(mut rx, state, query)| async move {
-        let event = next_event(&mut rx, &state, &query).await?;
-        Some((Ok(event), (rx, state, query)))
-    });
-    let stream = stream::iter(first.into_iter().map(Ok))
-        .chain(updates)
-        .take_until(shutdown);
+    let stream = stream::unfold(client, |mut client| async move {
+        let event = client.next_event().await?;
+        Some((Ok(event), client))
+    })
+    .take_until(shutdown);
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// The next event this client wants; `None` when the hub is gone.
-async fn next_event(
-    rx: &mut Receiver<Live>,
-    state: &AppState,
-    query: &EventsQuery,
-) -> Option<Event> {
-    loop {
-        match rx.recv().await {
-            Ok(msg) => {
-                if let Some(event) = to_event(&msg, query) {
-                    return Some(event);
-                }
-            }
-            Err(RecvError::Lagged(_)) => return snapshot(state, query).await,
-            Err(RecvError::Closed) => return None,
-        }
-    }
+/// One client's subscriptions and what it has been sent.
+struct Client {
+    query: EventsQuery,
+    counts: watch::Receiver<Arc<Round>>,
+    /// The last round this client has seen.
+    seen: u64,
+    status: watch::Receiver<Status>,
+    /// Job events, when the client asked for them.
+    jobs: Option<broadcast::Receiver<Arc<QueueEvent>>>,
+    /// Queues the client has been sent a row of (to tell it which went, after a skip).
+    shown: BTreeSet<String>,
+    /// Events decided on, not yet sent.
+    out: VecDeque<Event>,
 }
 
-/// The counts of every queue the client wants, or the reason there are none.
-async fn snapshot(state: &AppState, query: &EventsQuery) -> Option<Event> {
-    let names = match state.backend().queue_names().await {
-        Ok(names) => names,
-        Err(e) => return Some(status_event("disconnected", Some(e.to_string()))),
-    };
-    let names: Vec<String> = names.into_iter().filter(|q| query.wants_queue(q)).collect();
-    match live::rows_of(state, &names).await {
-        Ok(rows) => Some(json_event("counts", &rows)),
-        Err(e) => Some(status_event("disconnected", Some(e.to_string()))),
-    }
-}
-
-fn to_event(msg: &Live, query: &EventsQuery) -> Option<Event> {
-    match msg {
-        Live::Counts(rows) => {
-            let rows: Vec<&live::LiveRow> = rows
-                .iter()
-                .filter(|r| query.wants_queue(&r.summary.stats.queue))
+impl Client {
+    /// The first event: the counts of every queue the client wants, read now, or the reason
+    /// there are none.
+    async fn snapshot(&mut self, state: &AppState) {
+        let rows = async {
+            let names = state.backend().queue_names().await?;
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|q| self.query.wants_queue(q))
                 .collect();
-            (!rows.is_empty()).then(|| json_event("counts", &rows))
+            live::rows_of(state, &names).await
         }
-        Live::Job(e) => (query.wants_jobs() && query.wants_queue(&e.queue))
-            .then(|| json_event("job", e.as_ref())),
-        Live::Removed(q) => query
-            .wants_queue(q)
-            .then(|| json_event("removed", &json!({ "queue": q }))),
-        Live::Status { redis, error } => Some(status_event(redis, error.clone())),
+        .await;
+        match rows {
+            Ok(rows) => {
+                // sent even when empty: the page learns at once that there is nothing yet
+                self.shown
+                    .extend(rows.iter().map(|r| r.summary.stats.queue.clone()));
+                self.out.push_back(json_event("counts", &rows));
+            }
+            Err(e) => self.out.push_back(status_event(&Status {
+                redis: "disconnected",
+                error: Some(e.to_string()),
+            })),
+        }
+    }
+
+    /// The next event for this client; `None` when the hub is gone.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.out.pop_front() {
+                return Some(event);
+            }
+            tokio::select! {
+                biased;
+                changed = self.status.changed() => {
+                    changed.ok()?;
+                    let status = self.status.borrow_and_update().clone();
+                    self.out.push_back(status_event(&status));
+                }
+                changed = self.counts.changed() => {
+                    changed.ok()?;
+                    let round = self.counts.borrow_and_update().clone();
+                    self.on_round(&round);
+                }
+                received = recv_job(self.jobs.as_mut()) => match received {
+                    Ok(e) => {
+                        if self.query.wants_job_event(&e) {
+                            self.out.push_back(json_event("job", e.as_ref()));
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        self.out.push_back(json_event("lagged", &json!({ "missed": missed })));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            }
+        }
+    }
+
+    /// What a new round means for this client: the rows that changed, or — when it missed
+    /// rounds — every row the round holds, which replaces whatever it missed (no Redis read).
+    fn on_round(&mut self, round: &Round) {
+        let skipped = round.seq != self.seen + 1;
+        self.seen = round.seq;
+        let gone: Vec<String> = if skipped {
+            self.shown
+                .iter()
+                .filter(|q| !round.known.contains(*q))
+                .cloned()
+                .collect()
+        } else {
+            round
+                .removed
+                .iter()
+                .filter(|q| self.query.wants_queue(q))
+                .cloned()
+                .collect()
+        };
+        for q in gone {
+            self.shown.remove(&q);
+            self.out
+                .push_back(json_event("removed", &json!({ "queue": q })));
+        }
+        let rows: Vec<&LiveRow> = if skipped {
+            round.rows.values().map(Arc::as_ref).collect()
+        } else {
+            round
+                .changed
+                .iter()
+                .filter_map(|q| round.rows.get(q))
+                .map(Arc::as_ref)
+                .collect()
+        };
+        self.send_rows(&rows);
+    }
+
+    /// A `counts` event with the rows this client wants, if any.
+    fn send_rows(&mut self, rows: &[&LiveRow]) {
+        let rows: Vec<&LiveRow> = rows
+            .iter()
+            .copied()
+            .filter(|r| self.query.wants_queue(&r.summary.stats.queue))
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        self.shown
+            .extend(rows.iter().map(|r| r.summary.stats.queue.clone()));
+        self.out.push_back(json_event("counts", &rows));
     }
 }
 
-fn status_event(redis: &str, error: Option<String>) -> Event {
-    json_event("status", &json!({ "redis": redis, "error": error }))
+/// The next job event, or never when the client did not ask for them.
+async fn recv_job(
+    jobs: Option<&mut broadcast::Receiver<Arc<QueueEvent>>>,
+) -> Result<Arc<QueueEvent>, RecvError> {
+    match jobs {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn status_event(status: &Status) -> Event {
+    json_event(
+        "status",
+        &json!({ "redis": status.redis, "error": status.error }),
+    )
 }
 
 fn json_event<T: serde::Serialize + ?Sized>(name: &str, data: &T) -> Event {
     Event::default()
         .event(name)
         .data(serde_json::to_string(data).unwrap_or_else(|_| "null".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::live::Hub;
+    use crate::stats::{QueueStats, QueueSummary, Throughput};
+
+    fn row(queue: &str, waiting: u64) -> Arc<LiveRow> {
+        Arc::new(LiveRow::from(QueueSummary {
+            stats: QueueStats {
+                queue: queue.into(),
+                waiting,
+                active: 0,
+                delayed: 0,
+                completed: 0,
+                failed: 0,
+                paused: false,
+                completed_total: 0,
+                failed_total: 0,
+            },
+            throughput: Throughput::default(),
+        }))
+    }
+
+    fn client(hub: &Hub, query: EventsQuery) -> Client {
+        Client {
+            counts: hub.subscribe_counts(),
+            seen: 0,
+            status: hub.subscribe_status(),
+            jobs: None,
+            shown: ["a", "b", "gone"].map(String::from).into(),
+            out: VecDeque::new(),
+            query,
+        }
+    }
+
+    fn round(seq: u64, changed: &[&str], removed: &[&str]) -> Round {
+        let rows: BTreeMap<String, Arc<LiveRow>> = [("a", 1), ("b", 2), ("c", 3)]
+            .map(|(q, n)| (q.to_string(), row(q, n)))
+            .into();
+        Round {
+            seq,
+            known: rows.keys().cloned().collect(),
+            rows,
+            changed: changed.iter().map(|q| q.to_string()).collect(),
+            removed: removed.iter().map(|q| q.to_string()).collect(),
+        }
+    }
+
+    /// How many events are queued for the client (taking them).
+    fn taken(c: &mut Client) -> usize {
+        std::mem::take(&mut c.out).len()
+    }
+
+    #[test]
+    fn the_next_round_sends_only_what_changed() {
+        let hub = Hub::new();
+        let mut c = client(&hub, EventsQuery::default());
+        c.on_round(&round(1, &["a"], &["gone"]));
+        // `removed` for gone, `counts` for a
+        assert_eq!(taken(&mut c), 2);
+        assert_eq!(c.seen, 1);
+        assert!(!c.shown.contains("gone"));
+        c.on_round(&round(2, &[], &[]));
+        assert_eq!(taken(&mut c), 0);
+    }
+
+    #[test]
+    fn a_client_that_missed_rounds_gets_the_newest_rows_of_every_queue() {
+        let hub = Hub::new();
+        let mut c = client(&hub, EventsQuery::default());
+        // rounds 1..=4 went by: "gone" went in one of them, only "a" changed in the last
+        c.on_round(&round(5, &["a"], &[]));
+        assert_eq!(c.seen, 5);
+        assert_eq!(taken(&mut c), 2, "removed gone + counts of a, b, c");
+        assert_eq!(
+            c.shown,
+            ["a", "b", "c"].map(String::from).into(),
+            "the skip sent every queue's row"
+        );
+    }
+
+    #[test]
+    fn a_queue_filter_applies_to_skips_too() {
+        let hub = Hub::new();
+        let query = EventsQuery {
+            queue: Some("b".into()),
+            ..EventsQuery::default()
+        };
+        let mut c = client(&hub, query);
+        c.shown = ["b"].map(String::from).into();
+        c.on_round(&round(3, &["a"], &[]));
+        assert_eq!(taken(&mut c), 1);
+        assert_eq!(c.shown, ["b"].map(String::from).into());
+        c.on_round(&round(4, &["a"], &["b"]));
+        assert_eq!(taken(&mut c), 1, "removed b, no counts of a");
+    }
+
+    #[test]
+    fn job_events_are_filtered_by_queue_and_job() {
+        let event = |queue: &str, ids: &[&str]| QueueEvent {
+            queue: queue.into(),
+            stream_id: "1-0".into(),
+            event: "added".into(),
+            job_ids: ids.iter().map(|s| s.to_string()).collect(),
+            fields: BTreeMap::new(),
+        };
+        let q = |jobs: Option<&str>, queue: Option<&str>, job: Option<&str>| EventsQuery {
+            queue: queue.map(String::from),
+            jobs: jobs.map(String::from),
+            job: job.map(String::from),
+        };
+        assert!(!q(None, None, None).wants_job_event(&event("a", &["1"])));
+        assert!(q(Some("1"), None, None).wants_job_event(&event("a", &["1"])));
+        assert!(!q(Some("1"), Some("b"), None).wants_job_event(&event("a", &["1"])));
+        let page = q(None, Some("a"), Some("7"));
+        assert!(page.wants_jobs());
+        assert!(page.wants_job_event(&event("a", &["6", "7"])));
+        assert!(!page.wants_job_event(&event("a", &["6"])));
+        assert!(!page.wants_job_event(&event("b", &["7"])));
+    }
 }

@@ -198,8 +198,8 @@ pub enum Command {
     /// Jobs spooled to local files while Redis was down (JOBQ_FALLBACK=spool, files in
     /// JOBQ_SPOOL_DIR, default ./.jobq-spool).
     ///
-    /// Workers, the dashboard and every jobq command that reaches Redis replay them on
-    /// their own; these commands show them and replay them on demand.
+    /// Workers and `jobq add`/`add-bulk` replay them on their own (each only the files
+    /// spooled for the Redis it uses); these commands show them and replay them on demand.
     #[command(subcommand)]
     Spool(SpoolCommand),
 }

@@ -16,7 +16,7 @@ use crate::scan::scan_unlink;
 use crate::scripts::{self, Reply, EVENTS_MAXLEN};
 
 /// Jobs handled per script call by the bulk operations.
-pub const BATCH: usize = 1_000;
+pub const BATCH: usize = 500;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Move {

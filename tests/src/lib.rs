@@ -167,6 +167,9 @@ pub fn bin_path(name: &str) -> std::path::PathBuf {
 pub struct WorkerProcess {
     pub child: Child,
     log: std::path::PathBuf,
+    /// The worker's own empty `JOBQ_SPOOL_DIR` when the test gave none: a worker replays
+    /// the spool, and the default (`./.jobq-spool`) is shared by every test running at once.
+    _spool: Option<TempDir>,
 }
 
 impl WorkerProcess {
@@ -185,17 +188,24 @@ impl WorkerProcess {
     ) -> WorkerProcess {
         let log = std::env::temp_dir().join(format!("jobq-worker-{prefix}-{}.log", rand_u64()));
         let file = std::fs::File::create(&log).expect("worker log file");
+        let spool = (!env.iter().any(|(k, _)| *k == "JOBQ_SPOOL_DIR"))
+            .then(|| TempDir::new("worker-spool"));
         let child = Command::new(bin_path("jobq-worker"))
             .args(["--redis-url", url, "--prefix", prefix])
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(spool.iter().map(|d| ("JOBQ_SPOOL_DIR", d.as_str())))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("start jobq-worker");
-        WorkerProcess { child, log }
+        WorkerProcess {
+            child,
+            log,
+            _spool: spool,
+        }
     }
 
     /// Sends a signal by name (`KILL`, `TERM`, `INT`).

@@ -108,6 +108,49 @@ async fn api_queue_counts_equal_jobq_stats_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_events_reach_only_clients_that_asked_and_job_narrows_them_to_one_job() {
+    let env = TestEnv::new().await;
+    let q = env.queue("narrow").await;
+    q.add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let mut counts_only = SseReader::open(&d.url("/events")).await;
+    let mut one_job = SseReader::open(&d.url("/events?queue=narrow&job=target")).await;
+    let snapshot = Instant::now() + Duration::from_secs(10);
+    assert_eq!(counts_only.next(snapshot).await.unwrap().event, "counts");
+    assert_eq!(one_job.next(snapshot).await.unwrap().event, "counts");
+
+    for id in ["other", "target"] {
+        q.add("diag.noop", &json!({}), JobOptions::new().job_id(id))
+            .await
+            .unwrap();
+    }
+    let within = Instant::now() + Duration::from_secs(2);
+    let event = one_job
+        .wait_for(within, |e| (e.event == "job").then(|| e.json()))
+        .await
+        .expect("the event of the job asked for");
+    assert_eq!(event["job_ids"], json!(["target"]), "{event}");
+    assert_eq!(event["event"], "added");
+    let mut job_events = 0;
+    let counted = counts_only
+        .wait_for(within, |e| {
+            job_events += usize::from(e.event == "job");
+            (e.event == "counts"
+                && e.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["queue"] == "narrow" && r["waiting"] == 3))
+            .then_some(())
+        })
+        .await;
+    assert!(counted.is_some(), "no counts with 3 waiting within 2s");
+    assert_eq!(job_events, 0, "a client without ?jobs=1 got job events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_added_by_the_cli_shows_in_the_api_and_the_sse_stream_within_a_second() {
     let env = TestEnv::new().await;
     env.queue("live")

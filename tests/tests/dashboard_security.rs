@@ -446,3 +446,65 @@ async fn a_foreign_host_name_is_refused_on_loopback() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_other_site_may_frame_the_dashboard() {
+    // clickjacking: a page overlaying the dashboard invisibly could click its buttons
+    let env = TestEnv::new().await;
+    let d = Dashboard::start(&env, &["--auth-token", TOKEN]).await;
+    let c = client();
+    let page = c.get(d.url("/")).send().await.unwrap();
+    let api = c
+        .get(d.url("/api/queues"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let refused = c.post(d.url("/api/queues/x/pause")).send().await.unwrap();
+    assert_eq!(api.status().as_u16(), 200);
+    assert_eq!(refused.status().as_u16(), 401);
+    for r in [&page, &api, &refused] {
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("{} has no {name}", r.url()))
+                .to_string()
+        };
+        assert_eq!(h("x-frame-options"), "DENY");
+        assert_eq!(h("content-security-policy"), "frame-ancestors 'none'");
+        assert_eq!(h("x-content-type-options"), "nosniff");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_answers_whatever_credentials_come_along() {
+    let env = TestEnv::new().await;
+    let c = client();
+    let token = Dashboard::start(&env, &["--auth-token", TOKEN]).await;
+    let r = c
+        .get(token.url("/api/health"))
+        .bearer_auth("a-stale-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "wrong bearer token");
+    // still refused elsewhere
+    let r = c
+        .post(token.url("/api/queues/x/pause"))
+        .bearer_auth("a-stale-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let basic = Dashboard::start(&env, &["--basic-auth", "ops:pa55"]).await;
+    for auth in ["Basic b3BzOm5vcGU=", "Basic !!not-base64!!"] {
+        let r = c
+            .get(basic.url("/api/health"))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{auth}");
+    }
+}

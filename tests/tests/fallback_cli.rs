@@ -184,11 +184,26 @@ async fn redis_down_spool_adds_are_completed_exactly_once_by_a_worker_once_redis
         },
     )
     .await;
-    // and nothing runs twice: another replay round of the worker finds nothing
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // and nothing runs twice: a replay round after the worker's finds nothing to send, and
+    // once the worker's next round (every 5 s) has passed, still 3 runs in all
+    let out = jobq(&env, &["--json", "spool", "replay"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        (report["stored"].as_u64(), report["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
+    tokio::time::sleep(queue_core::fallback::REPLAY_EVERY + Duration::from_secs(1)).await;
     let c = q.counts().await.unwrap();
     assert_eq!((c.completed_total, c.failed_total), (3, 0), "{c:?}");
     assert_eq!(c.waiting + c.active + c.delayed, 0, "{c:?}");
+    let left: Vec<_> = std::fs::read_dir(spool.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "spool dir not empty: {left:?}");
     assert!(
         worker.stderr().contains("replayed"),
         "the worker did not replay:\n{}",
@@ -252,6 +267,66 @@ async fn redis_down_add_bulk_spools_every_line_and_spool_replay_stores_them() {
         .map(|j| j.id)
         .collect();
     assert_eq!(waiting, ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_jobs_go_only_to_their_own_redis_and_reads_replay_nothing() {
+    let mut server = stopped_redis();
+    let spool = TempDir::new("spool-target");
+    let url = server.url();
+    let prefix = fresh_prefix();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOBQ_PREFIX", prefix.as_str()),
+        ("JOBQ_FALLBACK", "spool"),
+        ("JOBQ_SPOOL_DIR", spool.as_str()),
+    ];
+    let out = jobq(&env, &["--json", "add", "q", "diag.echo"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(v["mode"], "spooled", "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    server.restart();
+
+    // another Redis (db 1 here, staging in real life) from the same directory: left alone
+    let other = format!("{url}/1");
+    let out = jobq(
+        &env,
+        &["--json", "--redis-url", &other, "spool", "replay"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        (report["other_redis"].as_u64(), report["stored"].as_u64()),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+    assert_eq!(spool.files_ending(".jsonl").len(), 1);
+    // reads replay nothing, whichever Redis they look at
+    for args in [
+        &["stats"][..],
+        &["list", "q"],
+        &["show", "q", &id],
+        &["health"],
+        &["spool", "status"],
+    ] {
+        let out = jobq(&env, args, b"");
+        assert!(
+            !text(&out.stderr).contains("replayed"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(spool.files_ending(".jsonl").len(), 1, "{args:?} replayed");
+    }
+    let test_env = TestEnv::on_prefix(&url, &prefix).await;
+    let q = test_env.queue("q").await;
+    assert!(q.job(&id).await.is_err());
+    // its own Redis takes it
+    let out = jobq(&env, &["--json", "spool", "replay"], b"");
+    let report: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(report["stored"], 1, "{report}");
+    assert_eq!(q.job(&id).await.unwrap().state, JobState::Waiting);
 }
 
 #[tokio::test]

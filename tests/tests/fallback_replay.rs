@@ -2,6 +2,9 @@
 //! (`jobq spool replay`, paced so it is still running) SIGKILLed midway, then replayed
 //! again — every job is stored exactly once under its spooled id, the second replay resumes
 //! from the recorded progress instead of starting over, and the spool file is gone.
+//! Bad lines do not stop a replay: unreadable ones and jobs Redis refuses go to
+//! `<file>.rejected`, the good ones around them are stored. A file spooled for another
+//! Redis is not replayed into this one.
 //!
 //! Starts its own `redis-server`; runs the `jobq` binary (`cargo build --bins` first).
 
@@ -68,11 +71,13 @@ async fn spool_replay_killed_midway_and_resumed_stores_each_of_2000_jobs_once() 
     assert_eq!(files.len(), 1, "{files:?}");
     let file = files[0].clone();
     let text = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(text.lines().count(), N);
-    // byte offset just past line 2·CHUNK: once progress reaches it, two chunks are stored
+    // the header line (which Redis the jobs are for), then the jobs
+    assert_eq!(text.lines().count(), 1 + N);
+    // byte offset just past job line 2·CHUNK: once progress reaches it, two chunks are
+    // stored
     let two_chunks: u64 = text
         .split_inclusive('\n')
-        .take(2 * CHUNK)
+        .take(1 + 2 * CHUNK)
         .map(|l| l.len() as u64)
         .sum();
 
@@ -146,4 +151,157 @@ async fn spool_replay_killed_midway_and_resumed_stores_each_of_2000_jobs_once() 
         spool.files_ending(".done").is_empty(),
         "progress file left behind"
     );
+}
+
+/// Spools `jobs` to `queue` through a producer while `server` is stopped (it is started
+/// again after), and returns the spool file (free: the producer is gone) and the ids.
+async fn spool_while_down(
+    server: &mut RedisServer,
+    config: &Config,
+    queue: &str,
+    jobs: Vec<NewJob>,
+) -> (std::path::PathBuf, Vec<String>) {
+    server.stop();
+    let producer = Producer::builder(config.clone()).auto_replay(false).build();
+    let produced = producer.add_bulk(queue, jobs).await.unwrap();
+    assert!(
+        produced.iter().all(|p| p.mode() == "spooled"),
+        "{produced:?}"
+    );
+    let Produced::Spooled { file, .. } = &produced[0] else {
+        unreachable!()
+    };
+    let file = file.clone();
+    drop(producer);
+    server.restart();
+    (file, produced.iter().map(|p| p.id().to_string()).collect())
+}
+
+fn spool_config(url: &str, spool: &TempDir) -> Config {
+    let mut config = Config::new(url)
+        .and_then(|c| c.with_prefix(fresh_prefix()))
+        .unwrap();
+    config.fallback = Fallback::Spool;
+    config.spool_dir = spool.path().to_path_buf();
+    config
+}
+
+fn echo(n: u32, opts: JobOptions) -> NewJob {
+    NewJob::new("diag.echo", &json!({ "n": n }), opts).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_replay_moves_unreadable_and_refused_lines_to_rejected_and_stores_the_good_ones() {
+    let mut server = RedisServer::start(&[]);
+    let url = server.url();
+    let spool = TempDir::new("replay-reject");
+    let config = spool_config(&url, &spool);
+    let prefix = config.prefix().to_string();
+    // job 1 is for a queue whose dedup key is not a string: Redis refuses to add it
+    // (WRONGTYPE), an error that is not an outage
+    let (file, ids) = spool_while_down(
+        &mut server,
+        &config,
+        "good",
+        vec![echo(0, JobOptions::new()), echo(1, JobOptions::new())],
+    )
+    .await;
+    let env = TestEnv::on_prefix(&url, &prefix).await;
+    let mut raw = env.raw().await;
+    let poison = queue_core::keys::QueueKeys::new(&prefix, "poisoned").dedup("d1");
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(&poison)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // the file as a producer wrote it, then by hand: a job Redis refuses, an unreadable
+    // line, a job for an invalid queue name, and a good job again
+    let line = |queue: &str, id: &str, opts: Value| {
+        json!({"prefix": prefix, "queue": queue, "id": id, "name": "diag.echo",
+               "data": {"id": id}, "opts": opts, "at": now_ms()})
+        .to_string()
+    };
+    let refused = line(
+        "poisoned",
+        "refused-1",
+        json!({"dedup": {"id": "d1", "ttl": 60000}}),
+    );
+    let invalid = line("bad queue!", "invalid-1", json!({}));
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(&format!(
+        "{refused}\n{{\"prefix\": \"torn-but-complete\n{invalid}\n{}\n",
+        line("good", "good-2", json!({}))
+    ));
+    std::fs::write(&file, &text).unwrap();
+
+    let redis = Redis::connect(&config).await.unwrap();
+    let report = fallback::replay_dir(&redis, spool.path(), &Default::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.files, report.stored, report.skipped),
+        (1, 3, 3),
+        "{report:?}"
+    );
+    let q = env.queue("good").await;
+    let waiting: BTreeSet<String> = q
+        .list_jobs(JobState::Waiting, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    let mut expected: BTreeSet<String> = ids.into_iter().collect();
+    expected.insert("good-2".into());
+    assert_eq!(waiting, expected);
+    assert!(env.queue("poisoned").await.job("refused-1").await.is_err());
+    assert!(!file.exists(), "spool file left behind");
+    assert!(spool.files_ending(".done").is_empty());
+    let mut rejected = file.as_os_str().to_owned();
+    rejected.push(".rejected");
+    let rejected = std::fs::read_to_string(&rejected).unwrap();
+    // grouped by cause within a chunk, not in file order
+    let rejected: BTreeSet<&str> = rejected.lines().collect();
+    let expected = BTreeSet::from([
+        refused.as_str(),
+        "{\"prefix\": \"torn-but-complete",
+        invalid.as_str(),
+    ]);
+    assert_eq!(rejected, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_replay_leaves_a_file_spooled_for_another_redis_alone() {
+    let mut server = RedisServer::start(&[]);
+    let spool = TempDir::new("replay-target");
+    // spooled for db 1 of this server
+    let db1 = format!("{}/1", server.url());
+    let config = spool_config(&db1, &spool);
+    let (file, ids) =
+        spool_while_down(&mut server, &config, "q", vec![echo(0, JobOptions::new())]).await;
+
+    // a replayer connected to db 0 (e.g. `jobq --redis-url …/0`) leaves it alone
+    let db0 = config
+        .clone()
+        .with_redis_url(format!("{}/0", server.url()))
+        .unwrap();
+    let other = Redis::connect(&db0).await.unwrap();
+    let report = fallback::replay_dir(&other, spool.path(), &Default::default(), None)
+        .await
+        .unwrap();
+    assert_eq!((report.other_redis, report.sent()), (1, 0), "{report:?}");
+    assert!(file.exists());
+    let q0 = Queue::open(&other, config.prefix(), "q").await.unwrap();
+    assert!(q0.job(&ids[0]).await.is_err(), "stored into the wrong db");
+
+    // its own Redis takes it
+    let own = Redis::connect(&config).await.unwrap();
+    let report = fallback::replay_dir(&own, spool.path(), &Default::default(), None)
+        .await
+        .unwrap();
+    assert_eq!((report.files, report.stored), (1, 1), "{report:?}");
+    let q1 = Queue::open(&own, config.prefix(), "q").await.unwrap();
+    assert_eq!(q1.job(&ids[0]).await.unwrap().data, json!({"n": 0}));
+    assert!(!file.exists());
 }

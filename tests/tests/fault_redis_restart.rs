@@ -23,10 +23,13 @@ async fn guarantee_6_redis_restarted_twice_under_300_jobs_loses_none_and_worker_
         .map(|_| NewJob::new("diag.sleep", &json!({"ms": 30}), JobOptions::new()).unwrap())
         .collect();
     q.add_bulk(jobs).await.unwrap();
+    // A restart can swallow the reply of a claim Redis has already run (and persisted): the
+    // claimed jobs stay pending under this worker until their lease runs out and the
+    // reclaimer hands them out again. A 3 s lease keeps that recovery within the test's wait.
     let mut worker = WorkerProcess::start(
         &server.url(),
         &prefix,
-        &["--queues", Q, "--concurrency", "10"],
+        &["--queues", Q, "--concurrency", "10", "--lease", "3s"],
     );
     let completed = || async { q.counts().await.ok().map(|c| c.completed_total) };
 
@@ -77,7 +80,24 @@ async fn guarantee_6_redis_restarted_twice_under_300_jobs_loses_none_and_worker_
         done_before = resumed_at;
     }
 
-    let c = wait_finished(&q, N, Duration::from_secs(20)).await;
+    let finished = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(c) = q.counts().await {
+                if c.completed_total + c.failed_total >= N {
+                    return c;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let Ok(c) = finished else {
+        panic!(
+            "{N} jobs did not finish within 20s of the last restart: {:?}\nworker log:\n{}",
+            q.counts().await,
+            worker.stderr()
+        );
+    };
     assert_eq!((c.completed_total, c.failed_total), (N, 0), "{c:?}");
     assert_eq!(c.completed, N, "{c:?}");
     assert_eq!((c.waiting, c.active, c.delayed), (0, 0, 0), "{c:?}");

@@ -115,10 +115,7 @@ pub async fn job_action(
                 )))
             }
         };
-        let back = match form.return_to.as_deref() {
-            Some(r) if safe_next(Some(r)) == r => r.to_string(),
-            _ => default_back,
-        };
+        let back = back_to(form.return_to.as_deref(), default_back);
         Ok::<_, AppError>(Redirect::to(&with_notice(&back, &notice)))
     };
     match run.await {
@@ -193,6 +190,15 @@ fn form_job(form: &AddJobForm) -> Result<Value, AppError> {
     Ok(Value::Object(job))
 }
 
+/// The page a job action goes back to: `return_to` when it is a path of this dashboard
+/// (the rule of [`safe_next`]: no open redirects), else `default`.
+fn back_to(return_to: Option<&str>, default: String) -> String {
+    match return_to {
+        Some(r) if safe_next(Some(r)) == r => r.to_string(),
+        _ => default,
+    }
+}
+
 /// `path` with `notice=` added to its query.
 fn with_notice(path: &str, notice: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
@@ -228,5 +234,18 @@ mod tests {
             with_notice("/q?state=a", "ok done"),
             "/q?state=a&notice=ok%20done"
         );
+    }
+
+    #[test]
+    fn a_job_action_goes_back_only_to_a_page_of_this_dashboard() {
+        let default = || "/queues/a/jobs/1".to_string();
+        assert_eq!(
+            back_to(Some("/queues/a?state=failed"), default()),
+            "/queues/a?state=failed"
+        );
+        for bad in ["/\t/evil.example", "//evil", "/\\evil", "https://evil", ""] {
+            assert_eq!(back_to(Some(bad), default()), default(), "{bad:?}");
+        }
+        assert_eq!(back_to(None, default()), default());
     }
 }

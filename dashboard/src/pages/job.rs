@@ -26,7 +26,8 @@ const q = section.dataset.queue, id = section.dataset.job;
 // a button's form post is on its way: its answer is the next page, not a reload
 let leaving = false;
 document.addEventListener('submit', () => { leaving = true; });
-jobqLive('/events?jobs=1&queue=' + encodeURIComponent(q), {
+// only this job's events (the server filters them), plus the queue's counts
+jobqLive('/events?queue=' + encodeURIComponent(q) + '&job=' + encodeURIComponent(id), {
   job: (e) => {
     if (e.queue !== q || !e.job_ids.includes(id) || leaving) return;
     if (e.event === 'progress') {
@@ -38,6 +39,8 @@ jobqLive('/events?jobs=1&queue=' + encodeURIComponent(q), {
     leaving = true;
     setTimeout(() => location.reload(), 100);
   },
+  // events were dropped on the way: this job's may be among them
+  lagged: () => { if (!leaving) { leaving = true; location.reload(); } },
 });
 "#;
 

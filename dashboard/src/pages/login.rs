@@ -105,12 +105,25 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
         .into_response()
 }
 
-/// `next` when it is a path of this site, else `/` (no open redirects).
+/// `next` when it is a path of this site, else `/` (no open redirects): it must start
+/// with one `/` followed by something other than `/` or `\` (`//host` and `/\host` name
+/// another host), and hold no whitespace, control character or `\` anywhere (browsers drop
+/// tabs and newlines from URLs, so `/\t/evil.example` would become `//evil.example`, and
+/// read `\` as `/`).
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n) if is_local_path(n) => n,
         _ => "/",
     }
+}
+
+fn is_local_path(path: &str) -> bool {
+    let mut chars = path.chars();
+    chars.next() == Some('/')
+        && chars.next() != Some('/')
+        && !path
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
 }
 
 #[cfg(test)]
@@ -119,12 +132,25 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed() {
-        assert_eq!(
-            safe_next(Some("/queues/a?state=failed")),
-            "/queues/a?state=failed"
-        );
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil"] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        for good in ["/queues/a?state=failed", "/", "/queues/a%20b"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/\u{a0}/evil.example",
+            "//evil",
+            "//evil.example",
+            "/\\evil",
+            "/a\\/evil",
+            "https://evil",
+            "https://evil.example",
+            "evil",
+            "",
+            "/queues\u{7f}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/");
     }

@@ -55,7 +55,9 @@ pub async fn run(cli: Cli) -> Result<()> {
              pass --force to confirm"
         )));
     }
-    // Commands that work (or report) without Redis: adds apply JOBQ_FALLBACK.
+    // Commands that work (or report) without Redis: adds apply JOBQ_FALLBACK. Only adds
+    // and `spool replay` replay spooled jobs: the others (reads above all) must not move
+    // jobs into whatever Redis --redis-url points them at.
     let command = match cli.command {
         Command::Health => return health::health(&config, cli.json).await,
         Command::Add(args) => return add::add(&producer(&config)?, cli.json, args).await,
@@ -70,7 +72,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         prefix: config.prefix().to_string(),
         json: cli.json,
     };
-    spool::replay_pending(&ctx.redis, &config).await;
     match command {
         Command::Stats {
             queue,

@@ -1,12 +1,13 @@
-//! `jobq spool status|replay`, and the opportunistic replay every command does: jobs
-//! spooled while Redis was down (`JOBQ_FALLBACK=spool`) are stored as soon as a jobq
-//! command reaches Redis, before the command itself runs (so they keep their place ahead
-//! of what it adds). The check is one directory read; only when spool files exist is
-//! anything replayed.
+//! `jobq spool status|replay`, and the replay `add` and `add-bulk` do first: jobs spooled
+//! while Redis was down (`JOBQ_FALLBACK=spool`) are stored before the new ones (so they
+//! keep their place ahead of them). The check is one directory read; only when spool
+//! files exist is anything replayed, and only files spooled for the Redis this command
+//! uses. Other commands never replay: a read pointed at another Redis must not move
+//! jobs into it.
 
 use anyhow::Result;
-use queue_core::fallback::{has_pending, replay_dir, spool_files, ReplayOptions, ReplayReport};
-use queue_core::{Config, Producer, Redis};
+use queue_core::fallback::{has_pending, spool_files, ReplayOptions, ReplayReport};
+use queue_core::{Config, Producer};
 use serde_json::json;
 
 use crate::cli::SpoolCommand;
@@ -33,6 +34,7 @@ pub async fn spool(config: &Config, json: bool, cmd: SpoolCommand) -> Result<()>
                     "duplicates": report.duplicates,
                     "skipped": report.skipped,
                     "busy": report.busy,
+                    "other_redis": report.other_redis,
                 }));
             } else {
                 println!("{}", summary(&report, config));
@@ -76,7 +78,10 @@ fn summary(r: &ReplayReport, config: &Config) -> String {
         s.push_str(&format!(" ({} were already stored)", r.duplicates));
     }
     if r.skipped > 0 {
-        s.push_str(&format!("; {} unreadable line(s) dropped", r.skipped));
+        s.push_str(&format!(
+            "; {} line(s) that could not be stored moved to <file>.rejected",
+            r.skipped
+        ));
     }
     if r.busy > 0 {
         s.push_str(&format!(
@@ -84,20 +89,13 @@ fn summary(r: &ReplayReport, config: &Config) -> String {
             r.busy
         ));
     }
+    if r.other_redis > 0 {
+        s.push_str(&format!(
+            "; {} file(s) spooled for another Redis left alone",
+            r.other_redis
+        ));
+    }
     s
-}
-
-/// Before a command that reached Redis: replays pending spool files (notice on stderr).
-/// A failure is reported and does not stop the command.
-pub async fn replay_pending(redis: &Redis, config: &Config) {
-    if !has_pending(&config.spool_dir) {
-        return;
-    }
-    match replay_dir(redis, &config.spool_dir, &ReplayOptions::default(), None).await {
-        Ok(r) if r.sent() + r.skipped > 0 => eprintln!("jobq: {}", summary(&r, config)),
-        Ok(_) => {}
-        Err(e) => eprintln!("jobq: spooled jobs not replayed yet: {e}"),
-    }
 }
 
 /// Before an add: replays pending spool files through `producer`. When Redis is down this

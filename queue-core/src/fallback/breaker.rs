@@ -63,6 +63,11 @@ impl Breaker {
         }
     }
 
+    /// How long it stays open before it lets a probe through.
+    pub fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -6,8 +6,8 @@
 //!   ([`Produced::Inline`]; see `inline.rs`);
 //! - `spool`: appends the job to a durable local file under `JOBQ_SPOOL_DIR`, synced before
 //!   the add returns ([`Produced::Spooled`]; see `spool.rs`); any jobq process with the
-//!   same spool dir replays it into Redis once Redis answers, under the job's id, so a
-//!   replay that runs twice stores it once (see `replay.rs`);
+//!   same spool dir connected to the same Redis replays it into Redis once Redis answers,
+//!   under the job's id, so a replay that runs twice stores it once (see `replay.rs`);
 //! - `error`: returns [`Error::RedisDown`], naming the Redis address.
 //!
 //! "Cannot be reached" means: not configured (neither `REDIS_URL` nor `REDIS_HOST`), a
@@ -19,10 +19,15 @@
 //! breaker.
 //!
 //! The connection is made lazily on the first add (one attempt, 2 s connect timeout), is
-//! dropped when the breaker opens, and made anew by the probe. Each new connection starts
-//! a background replay of the spool dir (this producer's own file included) when it holds
-//! files — unless [`ProducerBuilder::auto_replay`] is off, as in the CLI, which replays in
-//! the foreground with [`Producer::replay_spool`].
+//! dropped when the breaker opens, and made anew by the probe. While this producer holds
+//! a spool file, a background task probes Redis after each cool-down even if no add
+//! comes, so an idle producer does not keep its jobs out of Redis. When the breaker closes
+//! (Redis answers again) the producer seals its spool file — releasing its lock, so any
+//! replayer (a worker) can take it; a later outage starts a new file — and replays the
+//! spool dir in the background (this producer's file first). A new connection does the
+//! same when the dir holds files. [`ProducerBuilder::auto_replay`] off (as in the CLI,
+//! which replays in the foreground with [`Producer::replay_spool`]) keeps the sealing and
+//! leaves the replay to others.
 //!
 //! With `spool`, the job's id is drawn before the first try and stored as `job_id`: an add
 //! that timed out after Redis stored it, then spooled, is not stored twice by the replay.
@@ -55,8 +60,8 @@ mod spool;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once, RwLock, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -77,7 +82,7 @@ use crate::queue::{validate_new_job, Queue, BULK_CHUNK};
 use crate::validate::validate_queue_name;
 use crate::worker::Handlers;
 use breaker::{Breaker, Pass};
-use spool::{SpoolLineRef, SpoolWriter};
+use spool::{target_of, SpoolLineRef, SpoolWriter};
 
 /// Default time Redis gets to accept a connection or answer one round trip before it
 /// counts as down.
@@ -201,7 +206,10 @@ impl ProducerBuilder {
         Producer {
             inner: Arc::new(Inner {
                 breaker: Breaker::new(what, self.cooldown),
-                spool: Arc::new(SpoolWriter::new(self.config.spool_dir.clone())),
+                spool: Arc::new(SpoolWriter::new(
+                    self.config.spool_dir.clone(),
+                    self.config.redis_url().map(target_of),
+                )),
                 config: self.config,
                 handlers: self.handlers,
                 timeout: self.timeout,
@@ -209,8 +217,11 @@ impl ProducerBuilder {
                 auto_replay: self.auto_replay,
                 connecting: tokio::sync::Mutex::new(()),
                 redis: RwLock::new(None),
+                generation: AtomicU64::new(0),
                 queues: Mutex::new(HashMap::new()),
-                replaying: Arc::new(AtomicBool::new(false)),
+                replaying: AtomicBool::new(false),
+                replay_again: AtomicBool::new(false),
+                watching: AtomicBool::new(false),
                 told_not_configured: Once::new(),
             }),
         }
@@ -226,12 +237,20 @@ struct Inner {
     auto_replay: bool,
     /// One connect at a time; the others wait for its outcome.
     connecting: tokio::sync::Mutex<()>,
-    redis: RwLock<Option<Redis>>,
+    /// The current connection and its generation.
+    redis: RwLock<Option<(Redis, u64)>>,
+    /// Bumped by each new connection and each drop of one (under the `queues` lock), so
+    /// a queue opened on a connection since dropped is not cached.
+    generation: AtomicU64,
     /// Queue handles on the current connection, by name.
     queues: Mutex<HashMap<String, Queue>>,
     spool: Arc<SpoolWriter>,
     /// Set while a background replay runs (one at a time).
-    replaying: Arc<AtomicBool>,
+    replaying: AtomicBool,
+    /// A replay was asked for while one ran: it runs once more.
+    replay_again: AtomicBool,
+    /// Set while the recovery task probes Redis for a held spool file.
+    watching: AtomicBool,
     told_not_configured: Once,
 }
 
@@ -371,7 +390,7 @@ impl Producer {
         }
         match tokio::time::timeout(self.inner.timeout, self.open_queue(name)).await {
             Ok(Ok(q)) => {
-                self.inner.breaker.succeeded();
+                self.succeeded();
                 Ok(q)
             }
             Ok(Err(e)) => {
@@ -405,15 +424,15 @@ impl Producer {
             None => self.connect_for_replay().await?,
         };
         let mut report = ReplayReport::default();
-        if let Some(own) = self.inner.spool.seal() {
+        let spool = self.inner.spool.clone();
+        let own = tokio::task::spawn_blocking(move || spool.seal())
+            .await
+            .unwrap_or(None);
+        if let Some(own) = own {
             replay::replay_file(&redis, own, &self.inner.replay, None, &mut report).await?;
         }
         let rest = replay_dir(&redis, &dir, &self.inner.replay, None).await?;
-        report.files += rest.files;
-        report.stored += rest.stored;
-        report.duplicates += rest.duplicates;
-        report.skipped += rest.skipped;
-        report.busy += rest.busy;
+        report.add(&rest);
         Ok(report)
     }
 
@@ -429,7 +448,7 @@ impl Producer {
         }
         match tokio::time::timeout(self.inner.timeout, self.redis()).await {
             Ok(Ok(r)) => {
-                self.inner.breaker.succeeded();
+                self.succeeded();
                 Ok(r)
             }
             Ok(Err(e)) => {
@@ -482,7 +501,7 @@ impl Producer {
             };
             match tokio::time::timeout(inner.timeout, attempt).await {
                 Ok(Ok(added)) => {
-                    inner.breaker.succeeded();
+                    self.succeeded();
                     out.extend(added.into_iter().map(Produced::Stored));
                 }
                 Ok(Err(e)) if e.is_connection() => {
@@ -492,7 +511,7 @@ impl Producer {
                 }
                 Ok(Err(e)) => {
                     // Redis answered, with an error of its own: it is up
-                    inner.breaker.succeeded();
+                    self.succeeded();
                     return Err(e);
                 }
                 Err(_) => {
@@ -512,12 +531,82 @@ impl Producer {
     /// Opens the breaker and drops the connection: the next probe connects anew.
     fn went_down(&self, cause: &str) {
         self.inner.breaker.failed(cause);
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
         *self.inner.redis.write().unwrap_or_else(|e| e.into_inner()) = None;
-        self.inner
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        queues.clear();
+    }
+
+    /// Redis answered: closes the breaker, and when that ends an outage, frees this
+    /// producer's spool file for replay (see the module doc).
+    fn succeeded(&self) {
+        if self.inner.breaker.succeeded() {
+            self.recovered();
+        }
+    }
+
+    /// Seals this producer's spool file (a later outage starts a new one), releasing its
+    /// lock for any replayer, and replays it here too unless auto-replay is off.
+    fn recovered(&self) {
+        if self.inner.auto_replay {
+            // the replay seals the file first
+            self.spawn_replay();
+        } else {
+            let spool = self.inner.spool.clone();
+            tokio::task::spawn_blocking(move || drop(spool.seal()));
+        }
+    }
+
+    /// While this producer holds a spool file, probes Redis after each cool-down, adds or
+    /// not: an idle producer must not keep its spooled jobs out of Redis. Holds the
+    /// producer weakly, so dropping it ends the task (and releases the file).
+    fn watch_recovery(&self) {
+        if self.inner.config.redis_url().is_none()
+            || self.inner.watching.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let every = self.inner.breaker.cooldown().max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let producer = Producer { inner };
+                if !producer.inner.spool.is_open() {
+                    producer.inner.watching.store(false, Ordering::Release);
+                    // a file opened just now would find `watching` still set: look again
+                    if !producer.inner.spool.is_open()
+                        || producer.inner.watching.swap(true, Ordering::AcqRel)
+                    {
+                        return;
+                    }
+                }
+                producer.probe_for_spool().await;
+            }
+        });
+    }
+
+    /// One step of the recovery task: probes Redis when the breaker lets it.
+    async fn probe_for_spool(&self) {
+        match self.inner.breaker.check() {
+            Pass::Blocked(_) => {}
+            // closed while a late add still spooled: free that file too
+            Pass::Go => self.recovered(),
+            Pass::Probe => {
+                let ping = async { self.redis().await?.ping().await };
+                match tokio::time::timeout(self.inner.timeout, ping).await {
+                    Ok(Ok(_)) => self.succeeded(),
+                    Ok(Err(e)) if e.is_connection() => self.went_down(&cause_of(&e)),
+                    // Redis answered, with an error of its own: it is up
+                    Ok(Err(_)) => self.succeeded(),
+                    Err(_) => {
+                        let cause = self.timeout_cause();
+                        self.went_down(&cause);
+                    }
+                }
+            }
+        }
     }
 
     async fn open_queue(&self, name: &str) -> Result<Queue> {
@@ -531,37 +620,45 @@ impl Producer {
         if let Some(q) = cached {
             return Ok(q);
         }
-        let redis = self.redis().await?;
+        let (redis, generation) = self.connection().await?;
         let q = Queue::open(&redis, self.inner.config.prefix(), name).await?;
-        Ok(self
-            .inner
-            .queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_string())
-            .or_insert(q)
-            .clone())
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        // the connection was dropped (or replaced) meanwhile: use it once, do not keep it
+        if self.inner.generation.load(Ordering::Acquire) != generation {
+            return Ok(q);
+        }
+        Ok(queues.entry(name.to_string()).or_insert(q).clone())
     }
 
     /// The current connection, or a new one (one attempt). A new connection starts a
     /// background replay of the spool dir when it holds files (see the module doc).
     async fn redis(&self) -> Result<Redis> {
-        if let Some(r) = self.current_redis() {
-            return Ok(r);
+        Ok(self.connection().await?.0)
+    }
+
+    /// [`Producer::redis`] with the connection's generation.
+    async fn connection(&self) -> Result<(Redis, u64)> {
+        if let Some(c) = self.current() {
+            return Ok(c);
         }
         let _one = self.inner.connecting.lock().await;
-        if let Some(r) = self.current_redis() {
-            return Ok(r);
+        if let Some(c) = self.current() {
+            return Ok(c);
         }
         let redis = Redis::connect_once(&self.inner.config).await?;
-        *self.inner.redis.write().unwrap_or_else(|e| e.into_inner()) = Some(redis.clone());
+        let generation = {
+            let _queues = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let g = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            *self.inner.redis.write().unwrap_or_else(|e| e.into_inner()) = Some((redis.clone(), g));
+            g
+        };
         if self.inner.auto_replay && has_pending(self.spool_dir()) {
             self.spawn_replay();
         }
-        Ok(redis)
+        Ok((redis, generation))
     }
 
-    fn current_redis(&self) -> Option<Redis> {
+    fn current(&self) -> Option<(Redis, u64)> {
         self.inner
             .redis
             .read()
@@ -569,25 +666,46 @@ impl Producer {
             .clone()
     }
 
-    /// Replays the spool dir in the background (one replay at a time per producer).
+    fn current_redis(&self) -> Option<Redis> {
+        self.current().map(|(r, _)| r)
+    }
+
+    /// Replays the spool dir in the background, one replay at a time per producer; one
+    /// asked for while another runs follows it (the file it is for may be newly sealed).
     fn spawn_replay(&self) {
-        if self.inner.replaying.swap(true, Ordering::AcqRel) {
+        let inner = &self.inner;
+        inner.replay_again.store(true, Ordering::Release);
+        if inner.replaying.swap(true, Ordering::AcqRel) {
             return;
         }
         let producer = self.clone();
         tokio::spawn(async move {
-            match producer.replay_spool().await {
-                Ok(r) if r.sent() + r.skipped > 0 => tracing::info!(
-                    dir = %producer.spool_dir().display(),
-                    files = r.files,
-                    stored = r.stored,
-                    duplicates = r.duplicates,
-                    "replayed spooled jobs into Redis"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "spool replay stopped; retried later"),
+            let inner = &producer.inner;
+            loop {
+                while inner.replay_again.swap(false, Ordering::AcqRel) {
+                    match producer.replay_spool().await {
+                        Ok(r) if r.sent() + r.skipped > 0 => tracing::info!(
+                            dir = %producer.spool_dir().display(),
+                            files = r.files,
+                            stored = r.stored,
+                            duplicates = r.duplicates,
+                            skipped = r.skipped,
+                            "replayed spooled jobs into Redis"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "spool replay stopped; retried later")
+                        }
+                    }
+                }
+                inner.replaying.store(false, Ordering::Release);
+                // asked again between the last check and the store above
+                if !inner.replay_again.load(Ordering::Acquire)
+                    || inner.replaying.swap(true, Ordering::AcqRel)
+                {
+                    return;
+                }
             }
-            producer.inner.replaying.store(false, Ordering::Release);
         });
     }
 
@@ -644,6 +762,7 @@ impl Producer {
                 path: self.spool_dir().to_path_buf(),
                 source: std::io::Error::other(format!("spool task failed: {e}")),
             })??;
+        self.watch_recovery();
         Ok(ids
             .into_iter()
             .map(|id| Produced::Spooled {

@@ -1,29 +1,38 @@
 //! Replay: moving spooled jobs into Redis once it answers again.
 //!
 //! Any jobq process with the same spool dir replays: the worker every few seconds
-//! ([`replay_loop`], started by `Worker::run`), a [`super::Producer`] when it (re)connects
-//! (its own file included), the CLI before each command that reached Redis, and
-//! `jobq spool replay` on demand.
+//! ([`replay_loop`], started by `Worker::run`), a [`super::Producer`] when Redis answers
+//! again or it (re)connects (its own file included), `jobq add`/`add-bulk` before adding,
+//! and `jobq spool replay` on demand.
 //!
 //! A replayer takes a file only if it can lock it (see `spool.rs`): files of live producers
-//! and of other replayers are skipped. It stores the jobs in chunks with the `add_job`
-//! script (one round trip per chunk and queue), each job under its spooled id as `job_id`,
-//! so storing a job twice is a no-op. After each chunk it writes the byte offset reached to
-//! `<file>.done` and syncs it: a replayer killed midway leaves the offset of its last
-//! stored chunk, and the next one resumes there — at most that one chunk in flight is sent
-//! again, and it is deduplicated by id. When the file is done it is deleted (still locked,
-//! so a replayer that opened it meanwhile sees it gone), then its `.done`.
+//! and of other replayers are skipped, and so are files spooled for another Redis than the
+//! replayer's (the target in the file's header; logged once per file). It stores the jobs
+//! in chunks with the `add_job` script (one round trip per chunk and queue), each job under
+//! its spooled id as `job_id`, so storing a job twice is a no-op. After each chunk it
+//! writes the byte offset reached to `<file>.done` and syncs it: a replayer killed midway
+//! leaves the offset of its last stored chunk, and the next one resumes there — at most
+//! that one chunk in flight is sent again, and it is deduplicated by id. When the file is
+//! done it is deleted (still locked, so a replayer that opened it meanwhile sees it gone),
+//! then its `.done`.
+//!
+//! Only a connection error (Redis down again) stops a replay, keeping its progress. A line
+//! that does not parse, or whose job Redis refuses (a chunk refused for any other reason
+//! is retried job by job to find it), is appended to `<file>.rejected` (synced before the
+//! progress passes it) with a warning naming the file and job, and the replay carries on.
+//! A file that cannot be read is logged and left; the other files are still replayed.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::spool::{self, done_path, OpenSpool, SpoolLine};
+use super::spool::{self, done_path, target_of, OpenSpool, SpoolLine};
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
@@ -63,11 +72,14 @@ pub struct ReplayReport {
     /// Jobs Redis already had (sent again after an interrupted replay, or stored before a
     /// timeout that made the producer spool them): not stored twice.
     pub duplicates: u64,
-    /// Lines that could not be replayed (torn or invalid): logged and dropped.
+    /// Lines that could not be replayed: unreadable, or refused by Redis (moved to
+    /// `<file>.rejected`), or a torn last line (never acknowledged: dropped).
     pub skipped: u64,
     /// Files left alone because another process holds them (a live producer or another
     /// replayer).
     pub busy: usize,
+    /// Files left alone because they were spooled for another Redis.
+    pub other_redis: usize,
 }
 
 impl ReplayReport {
@@ -76,18 +88,22 @@ impl ReplayReport {
         self.stored + self.duplicates
     }
 
-    fn add(&mut self, other: &ReplayReport) {
+    /// Adds the counts of `other` to these.
+    pub fn add(&mut self, other: &ReplayReport) {
         self.files += other.files;
         self.stored += other.stored;
         self.duplicates += other.duplicates;
         self.skipped += other.skipped;
         self.busy += other.busy;
+        self.other_redis += other.other_redis;
     }
 }
 
 /// Replays every spool file of `dir` that no other process holds, oldest first, into the
-/// Redis of `redis` (each job under the prefix it was spooled with). Stops between chunks
-/// when `stop` is cancelled, and at the first Redis error (progress so far is kept).
+/// Redis of `redis` (each job under the prefix it was spooled with); files spooled for
+/// another Redis are left alone. Stops between chunks when `stop` is cancelled, and at the
+/// first connection error (progress so far is kept); a file that fails otherwise is
+/// logged and the others are replayed.
 pub async fn replay_dir(
     redis: &Redis,
     dir: &Path,
@@ -107,15 +123,23 @@ pub async fn replay_dir(
             break;
         }
         let p = path.clone();
-        let taken = blocking(move || take(&p))
-            .await
-            .map_err(|source| Error::Spool {
-                path: path.clone(),
-                source,
-            })?;
-        match taken {
-            Some(open) => replay_file(redis, open, opts, stop, &mut report).await?,
-            None => report.busy += 1,
+        let taken = match blocking(move || take(&p)).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e,
+                    "spool file cannot be opened: left for later");
+                continue;
+            }
+        };
+        let Some(open) = taken else {
+            report.busy += 1;
+            continue;
+        };
+        match replay_file(redis, open, opts, stop, &mut report).await {
+            Ok(()) => {}
+            Err(e) if e.is_connection() => return Err(e),
+            Err(e) => tracing::warn!(file = %path.display(), error = %e,
+                "spool file not replayed; the others are"),
         }
     }
     Ok(report)
@@ -141,6 +165,8 @@ fn take(path: &Path) -> io::Result<Option<OpenSpool>> {
 /// What is left of a locked spool file: its unreplayed bytes and where they start.
 struct Rest {
     open: OpenSpool,
+    /// The Redis its jobs are for (None: any).
+    target: Option<String>,
     start: u64,
     bytes: Vec<u8>,
     progress: File,
@@ -155,8 +181,10 @@ fn read_rest(open: OpenSpool) -> io::Result<Option<Rest>> {
             return Ok(None);
         }
     }
+    let (header, first_job) = spool::read_header(&open.file)?;
+    let target = header.and_then(|h| h.target);
     let done = done_path(&open.path);
-    let mut progress = OpenOptions::new()
+    let mut progress = spool::private_file()
         .read(true)
         .write(true)
         .create(true)
@@ -165,13 +193,14 @@ fn read_rest(open: OpenSpool) -> io::Result<Option<Rest>> {
     let mut text = String::new();
     progress.read_to_string(&mut text)?;
     // a garbled record means "from the start": ids make a second store a no-op
-    let start = text.trim().parse::<u64>().unwrap_or(0);
+    let start = text.trim().parse::<u64>().unwrap_or(0).max(first_job);
     let mut file = &open.file;
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(Some(Rest {
         open,
+        target,
         start,
         bytes,
         progress,
@@ -186,7 +215,8 @@ fn record(progress: &mut File, offset: u64) -> io::Result<()> {
     progress.sync_data()
 }
 
-/// Replays one locked spool file from its recorded progress to its end, then deletes it.
+/// Replays one locked spool file from its recorded progress to its end, then deletes it;
+/// leaves it alone when it was spooled for another Redis than `redis`.
 pub(crate) async fn replay_file(
     redis: &Redis,
     open: OpenSpool,
@@ -204,11 +234,21 @@ pub(crate) async fn replay_file(
     };
     let Rest {
         open,
+        target,
         start,
         bytes,
         progress,
     } = rest;
+    if let Some(target) = target {
+        let ours = target_of(redis.addr());
+        if target != ours {
+            skipped_for_target(&path, &target, &ours);
+            report.other_redis += 1;
+            return Ok(());
+        }
+    }
     let mut progress = Some(progress);
+    let rejected = rejected_path(&path);
     let mut mine = ReplayReport::default();
     // complete lines with the offset just past each; a last line without its newline was
     // never acknowledged to its producer
@@ -230,60 +270,105 @@ pub(crate) async fn replay_file(
             report.add(&mine);
             return Ok(());
         }
+        // lines to move to `.rejected`, each with its newline
+        let mut rejects: Vec<u8> = Vec::new();
+        let mut reject = |line: &[u8]| {
+            rejects.extend_from_slice(line);
+            rejects.push(b'\n');
+        };
         // one add_job call per queue of the chunk, each in file order
-        let mut groups: Vec<((String, String), Vec<NewJob>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         for (end, text) in part {
             let line: SpoolLine = match serde_json::from_slice(text) {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(file = %path.display(), offset = end, error = %e,
-                        "unreadable spool line: dropped");
-                    mine.skipped += 1;
+                        rejected = %rejected.display(),
+                        "unreadable spool line: moved to the rejected file");
+                    reject(text);
                     continue;
                 }
             };
-            let job = to_job(line, now);
-            if let Err(e) = validate_new_job(&job.1) {
-                tracing::warn!(file = %path.display(), offset = end, error = %e,
-                    "invalid spooled job: dropped");
-                mine.skipped += 1;
+            let (key, job) = to_job(line, now);
+            if let Err(e) = validate_new_job(&job) {
+                tracing::warn!(file = %path.display(), id = job_id(&job), error = %e,
+                    rejected = %rejected.display(),
+                    "invalid spooled job: moved to the rejected file");
+                reject(text);
                 continue;
             }
-            match groups.iter_mut().find(|(k, _)| *k == job.0) {
-                Some((_, jobs)) => jobs.push(job.1),
-                None => groups.push((job.0, vec![job.1])),
+            match groups.iter_mut().find(|g| g.key == key) {
+                Some(g) => {
+                    g.jobs.push(job);
+                    g.lines.push(text);
+                }
+                None => groups.push(Group {
+                    key,
+                    jobs: vec![job],
+                    lines: vec![text],
+                }),
             }
         }
-        for (key, jobs) in groups {
-            let q = match queues.get(&key) {
+        for g in groups {
+            let q = match queues.get(&g.key) {
                 Some(q) => q.clone(),
-                None => match Queue::open(redis, &key.0, &key.1).await {
+                None => match Queue::open(redis, &g.key.0, &g.key.1).await {
                     Ok(q) => {
-                        queues.insert(key.clone(), q.clone());
+                        queues.insert(g.key.clone(), q.clone());
                         q
                     }
+                    Err(e) if e.is_connection() => {
+                        report.add(&mine);
+                        return Err(e);
+                    }
                     Err(e) => {
-                        tracing::warn!(file = %path.display(), queue = %key.1, error = %e,
-                            "spooled jobs for an invalid queue: dropped");
-                        mine.skipped += jobs.len() as u64;
+                        for (job, text) in g.jobs.iter().zip(&g.lines) {
+                            tracing::warn!(file = %path.display(), id = job_id(job),
+                                queue = %g.key.1, error = %e, rejected = %rejected.display(),
+                                "spooled job for an invalid queue: moved to the rejected file");
+                            reject(text);
+                        }
                         continue;
                     }
                 },
             };
-            let added = match q.add_chunk(&jobs).await {
-                Ok(a) => a,
-                Err(e) => {
+            let e = match q.add_chunk(&g.jobs).await {
+                Ok(added) => {
+                    mine.count(&added);
+                    continue;
+                }
+                Err(e) if e.is_connection() => {
                     report.add(&mine);
                     return Err(e);
                 }
+                Err(e) => e,
             };
-            for a in added {
-                if a.duplicate {
-                    mine.duplicates += 1;
-                } else {
-                    mine.stored += 1;
+            // refused for a reason of Redis's own: find the jobs it refuses, one by one
+            // (any of the chunk it stored before failing come back as duplicates)
+            tracing::debug!(file = %path.display(), queue = %g.key.1, error = %e,
+                "spooled chunk refused: retrying its jobs one by one");
+            for (job, text) in g.jobs.iter().zip(&g.lines) {
+                match q.add_chunk(std::slice::from_ref(job)).await {
+                    Ok(added) => mine.count(&added),
+                    Err(e) if e.is_connection() => {
+                        report.add(&mine);
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), id = job_id(job),
+                            queue = %g.key.1, error = %e, rejected = %rejected.display(),
+                            "Redis refused a spooled job: moved to the rejected file");
+                        reject(text);
+                    }
                 }
             }
+        }
+        if !rejects.is_empty() {
+            mine.skipped += rejects.iter().filter(|&&b| b == b'\n').count() as u64;
+            let r = rejected.clone();
+            blocking(move || append_rejected(&r, &rejects))
+                .await
+                .map_err(spool_err)?;
         }
         let end = part.last().map_or(start, |(end, _)| *end);
         let mut p = progress.take().expect("progress file kept between chunks");
@@ -320,6 +405,58 @@ pub(crate) async fn replay_file(
     );
     report.add(&mine);
     Ok(())
+}
+
+/// The spooled jobs of one queue in a chunk, with their lines (for the rejected file).
+struct Group<'a> {
+    /// (prefix, queue)
+    key: (String, String),
+    jobs: Vec<NewJob>,
+    lines: Vec<&'a [u8]>,
+}
+
+impl ReplayReport {
+    fn count(&mut self, added: &[crate::job::Added]) {
+        for a in added {
+            if a.duplicate {
+                self.duplicates += 1;
+            } else {
+                self.stored += 1;
+            }
+        }
+    }
+}
+
+fn job_id(job: &NewJob) -> &str {
+    job.opts.job_id.as_deref().unwrap_or("")
+}
+
+/// Where the lines of spool file `path` that could not be replayed go.
+pub(crate) fn rejected_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".rejected");
+    PathBuf::from(p)
+}
+
+/// Appends whole `lines` to the rejected file `path`, durably.
+fn append_rejected(path: &Path, lines: &[u8]) -> io::Result<()> {
+    let mut f = spool::private_file().append(true).create(true).open(path)?;
+    f.write_all(lines)?;
+    f.sync_data()?;
+    spool::sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Logs, once per file and process, that `path` is left to a replayer of its own Redis.
+fn skipped_for_target(path: &Path, target: &str, ours: &str) {
+    static TOLD: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    let mut told = TOLD
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if told.insert(path.to_path_buf()) {
+        tracing::info!(file = %path.display(), spooled_for = target, replaying_into = ours,
+            "spool file is for another Redis: left for a replayer connected to it");
+    }
 }
 
 /// A spooled line as the job to add: its id as `job_id`, its delay shortened by the time
@@ -417,7 +554,7 @@ mod tests {
             std::process::id(),
             rand::random::<u32>()
         ));
-        let mut f = OpenOptions::new()
+        let mut f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)

@@ -1,19 +1,30 @@
 //! Spool files: where a producer whose fallback is `spool` keeps jobs while Redis is down.
 //!
-//! Layout of `JOBQ_SPOOL_DIR` (default `./.jobq-spool`):
-//! - `<ms>-<pid>-<random>.jsonl`: one file per producer (per [`super::Producer`], shared
-//!   by its clones), one job per line ([`SpoolLine`]). Names sort by creation time, so
-//!   replay takes older files first.
+//! Layout of `JOBQ_SPOOL_DIR` (default `./.jobq-spool`, created `0700`; files `0600`, as
+//! job data may be private):
+//! - `<ms>-<pid>-<random>.jsonl`: one file per producer outage (per [`super::Producer`],
+//!   shared by its clones; a new one after each outage), a header line naming the Redis
+//!   the jobs are for ([`SpoolHeader`]), then one job per line ([`SpoolLine`]). Names sort
+//!   by creation time, so replay takes older files first.
 //! - `<file>.jsonl.done`: replay progress, the byte offset up to which the file's jobs are
 //!   stored in Redis (see `replay.rs`).
+//! - `<file>.jsonl.rejected`: lines the replay could not store (unreadable, or refused by
+//!   Redis), kept for a human to look at.
 //! - `.<name>.tmp`: a file being created; renamed to its `.jsonl` name once locked.
+//!
+//! Target: the header records the Redis the producer was configured with, as
+//! [`target_of`] its URL (scheme, host, port, db; no user or password). A replayer stores
+//! a file's jobs only into that Redis, so a `jobq` pointed at another Redis (staging, say)
+//! from the same directory leaves them alone. A producer with no Redis configured records
+//! none: its jobs go to whichever Redis replays them first.
 //!
 //! Durability: an add that returns `Spooled` has had its line written and `sync_data`-ed;
 //! a new file's directory entry is synced too. A line is written whole with one `write`
 //! and ends with `\n`: a last line without one was never acknowledged and is ignored.
 //!
-//! Locking: the producer holds an exclusive `flock` (`File::try_lock`) on its file for as
-//! long as it lives. Replayers take only files they can lock, so they never read a file
+//! Locking: the producer holds an exclusive `flock` (`File::try_lock`) on its file until
+//! Redis answers again (or the producer is dropped): then it seals the file, releasing the
+//! lock, so any replayer can take it even if the producer stays idle. Replayers take only files they can lock, so they never read a file
 //! that is still being appended to; a file is created under a temporary name and renamed
 //! once locked, so no replayer can take (and delete) it in between.
 
@@ -21,6 +32,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,6 +46,72 @@ use crate::job::JobOptions;
 pub(crate) const SPOOL_EXT: &str = "jsonl";
 /// Suffix of a spool file's progress sidecar (`x.jsonl.done`).
 pub(crate) const DONE_SUFFIX: &str = ".done";
+
+/// First line of a spool file: which Redis its jobs are for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SpoolHeader {
+    /// Format version (1).
+    pub jobq_spool: u32,
+    /// [`target_of`] the producer's Redis URL; None when no Redis was configured.
+    pub target: Option<String>,
+}
+
+/// Which Redis `url` designates, for matching spool files to replayers:
+/// `redis://host:port/db` (or `rediss://…`, `unix://path?db=N`), without user or password,
+/// with the default port and db filled in. Works on masked URLs too (`***` passwords).
+pub(crate) fn target_of(url: &str) -> String {
+    use redis::ConnectionAddr;
+    let Ok(client) = redis::Client::open(url) else {
+        return crate::config::mask_url(url);
+    };
+    let info = client.get_connection_info();
+    let db = info.redis_settings().db();
+    match info.addr() {
+        // host names are case-insensitive
+        ConnectionAddr::Tcp(host, port) => {
+            format!("redis://{}:{port}/{db}", host.to_ascii_lowercase())
+        }
+        ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("rediss://{}:{port}/{db}", host.to_ascii_lowercase())
+        }
+        ConnectionAddr::Unix(path) => format!("unix://{}?db={db}", path.display()),
+        _ => crate::config::mask_url(url),
+    }
+}
+
+/// Reads the header of spool `file`: the header (None for a file without one) and the
+/// offset of its first job line.
+pub(crate) fn read_header(file: &File) -> io::Result<(Option<SpoolHeader>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file;
+    f.seek(SeekFrom::Start(0))?;
+    let mut head = Vec::with_capacity(256);
+    f.take(4096).read_to_end(&mut head)?;
+    let Some(n) = head.iter().position(|&b| b == b'\n') else {
+        return Ok((None, 0));
+    };
+    Ok(match serde_json::from_slice::<SpoolHeader>(&head[..n]) {
+        Ok(h) => (Some(h), n as u64 + 1),
+        Err(_) => (None, 0),
+    })
+}
+
+/// Creates `dir` (and its parents) readable by this user only.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    b.mode(0o700);
+    b.create(dir)
+}
+
+/// Options that create files readable by this user only.
+pub(crate) fn private_file() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    o.mode(0o600);
+    o
+}
 
 /// One spooled job, as a line of a spool file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,15 +160,23 @@ pub(crate) struct OpenSpool {
 #[derive(Debug)]
 pub(crate) struct SpoolWriter {
     dir: PathBuf,
+    /// The Redis the jobs are for, written in each file's header.
+    target: Option<String>,
     open: Mutex<Option<OpenSpool>>,
 }
 
 impl SpoolWriter {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, target: Option<String>) -> Self {
         SpoolWriter {
             dir,
+            target,
             open: Mutex::new(None),
         }
+    }
+
+    /// Whether a file is open (and locked) for appending.
+    pub fn is_open(&self) -> bool {
+        self.lock().is_some()
     }
 
     pub fn dir(&self) -> &Path {
@@ -104,10 +192,13 @@ impl SpoolWriter {
     pub fn append(&self, lines: &[u8]) -> Result<PathBuf> {
         let mut open = self.lock();
         if open.is_none() {
-            *open = Some(create(&self.dir).map_err(|source| Error::Spool {
-                path: self.dir.clone(),
-                source,
-            })?);
+            *open =
+                Some(
+                    create(&self.dir, self.target.as_deref()).map_err(|source| Error::Spool {
+                        path: self.dir.clone(),
+                        source,
+                    })?,
+                );
         }
         let spool = open.as_mut().expect("opened above");
         let written = spool
@@ -133,9 +224,9 @@ impl SpoolWriter {
     }
 }
 
-/// Creates, locks and names a new spool file in `dir`.
-fn create(dir: &Path) -> io::Result<OpenSpool> {
-    std::fs::create_dir_all(dir)?;
+/// Creates, locks, heads (with `target`) and names a new spool file in `dir`.
+fn create(dir: &Path, target: Option<&str>) -> io::Result<OpenSpool> {
+    create_private_dir(dir)?;
     let name = format!(
         "{:013}-{}-{:08x}",
         crate::fallback::now_ms(),
@@ -143,7 +234,7 @@ fn create(dir: &Path) -> io::Result<OpenSpool> {
         rand::random::<u32>()
     );
     let tmp = dir.join(format!(".{name}.tmp"));
-    let file = OpenOptions::new()
+    let mut file = private_file()
         .read(true)
         .append(true)
         .create_new(true)
@@ -158,6 +249,13 @@ fn create(dir: &Path) -> io::Result<OpenSpool> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(e),
     }
+    let mut header = serde_json::to_vec(&SpoolHeader {
+        jobq_spool: 1,
+        target: target.map(str::to_string),
+    })?;
+    header.push(b'\n');
+    file.write_all(&header)?;
+    file.sync_data()?;
     let path = dir.join(format!("{name}.{SPOOL_EXT}"));
     std::fs::rename(&tmp, &path)?;
     sync_dir(dir)?;
@@ -259,10 +357,12 @@ pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
         };
         // a lock we get is released at once when `file` is dropped below
         let held = matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
+        let (_, first_job) = read_header(&file).map_err(err(&path))?;
         let start = std::fs::read_to_string(done_path(&path))
             .ok()
             .and_then(|t| t.trim().parse::<usize>().ok())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(first_job as usize);
         let bytes = std::fs::read(&path).map_err(err(&path))?;
         let jobs = bytes
             .get(start..)
@@ -297,14 +397,23 @@ mod tests {
     #[test]
     fn writer_creates_one_locked_file_and_appends_whole_lines() {
         let dir = temp_dir("writer");
-        let w = SpoolWriter::new(dir.clone());
+        let w = SpoolWriter::new(dir.clone(), Some("redis://h:6379/0".into()));
         let a = w.append(b"{\"a\":1}\n").unwrap();
         let b = w.append(b"{\"b\":2}\n").unwrap();
         assert_eq!(a, b, "one file per producer");
         assert_eq!(
             std::fs::read_to_string(&a).unwrap(),
-            "{\"a\":1}\n{\"b\":2}\n"
+            "{\"jobq_spool\":1,\"target\":\"redis://h:6379/0\"}\n{\"a\":1}\n{\"b\":2}\n"
         );
+        let (header, first) = read_header(&File::open(&a).unwrap()).unwrap();
+        assert_eq!(header.unwrap().target.as_deref(), Some("redis://h:6379/0"));
+        assert_eq!(first, 45);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&a), 0o600, "job data is for this user only");
+        }
         // another handle cannot take it while the producer lives
         let other = File::open(&a).unwrap();
         assert!(matches!(
@@ -321,6 +430,33 @@ mod tests {
         drop(sealed);
         assert!(other.try_lock().is_ok(), "lock released with the handle");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn targets_name_the_server_and_db_without_credentials() {
+        assert_eq!(target_of("redis://127.0.0.1"), "redis://127.0.0.1:6379/0");
+        assert_eq!(
+            target_of("redis://user:secret@Cache.Example:6380/3"),
+            "redis://cache.example:6380/3"
+        );
+        assert_eq!(
+            target_of("redis://user:***@cache.example:6380/3"),
+            target_of("redis://user:other@cache.example:6380/3"),
+            "masked and unmasked URLs designate the same Redis"
+        );
+        assert_ne!(target_of("redis://h/1"), target_of("redis://h/2"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_spool_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = temp_dir("private");
+        let dir = base.join("a/b");
+        SpoolWriter::new(dir.clone(), None).append(b"{}\n").unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

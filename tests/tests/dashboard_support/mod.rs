@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use jobq_tests::{bin_path, free_port, TestEnv};
+use jobq_tests::{bin_path, free_port, TempDir, TestEnv};
 use serde_json::Value;
 
 /// A running `jobq-dashboard`; killed when dropped.
@@ -167,13 +167,18 @@ pub fn server_ms(r: &reqwest::Response) -> f64 {
         .unwrap_or_else(|| panic!("Server-Timing {header:?} has no dur"))
 }
 
-/// Runs `jobq` against the test's Redis and prefix.
+/// Runs `jobq` against the test's Redis and prefix, with an empty spool of its own: `jobq`
+/// replays its spool (`JOBQ_SPOOL_DIR`, default `./.jobq-spool`) before a command, and
+/// tests running at once must not replay each other's jobs. (Nothing is spooled here: the
+/// fallback is left at its default, inline.)
 pub fn jobq(env: &TestEnv, args: &[&str]) -> Output {
+    let spool = TempDir::new("dashboard-spool");
     let mut cmd = Command::new(bin_path("jobq"));
     for var in SCRUBBED {
         cmd.env_remove(var);
     }
     let out = cmd
+        .env("JOBQ_SPOOL_DIR", spool.as_str())
         .args(["--redis-url", env.config.redis_url().unwrap()])
         .args(["--prefix", env.config.prefix()])
         .args(args)
