@@ -20,7 +20,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use queue_core::job_spec::parse_job_value;
-use queue_core::{JobInfo, JobState, NewJob};
+use queue_core::{JobInfo, JobState, ListOrder, NewJob};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -76,8 +76,8 @@ pub struct ListQuery {
 }
 
 /// `GET /api/queues/{q}/jobs?state=&limit=&offset=`: a page of the jobs in one state
-/// (default `waiting`, which includes the waiting jobs of a paused queue; completed and
-/// failed newest first), with the state's total.
+/// (default `waiting`, which includes the waiting jobs of a paused queue; newest first, and
+/// delayed jobs next due first), with the state's total.
 pub async fn list_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -109,17 +109,18 @@ pub async fn list_jobs(
     })))
 }
 
-/// A page of jobs in `state`; `waiting` shows the waiting jobs of a paused queue too (as
-/// `jobq list` does), so the page matches the `waiting` count.
+/// A page of jobs in `state`, newest first (waiting jobs too: the reverse of the order
+/// workers take them); `waiting` shows the waiting jobs of a paused queue too (as `jobq list`
+/// does), so the page matches the `waiting` count.
 pub async fn list_page(
     q: &queue_core::Queue,
     state: JobState,
     offset: u64,
     limit: u64,
 ) -> ApiResult<Vec<JobInfo>> {
-    let jobs = deadline(q.list_jobs(state, offset, limit)).await?;
+    let jobs = deadline(q.list_jobs_in(state, ListOrder::Newest, offset, limit)).await?;
     if state == JobState::Waiting && jobs.is_empty() {
-        return deadline(q.list_jobs(JobState::Paused, offset, limit)).await;
+        return deadline(q.list_jobs_in(JobState::Paused, ListOrder::Newest, offset, limit)).await;
     }
     Ok(jobs)
 }

@@ -50,6 +50,7 @@ pub use job::{
     Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobState, NewJob, Retention,
 };
 pub use limits::Limits;
+pub use listing::ListOrder;
 pub use primitives::{Cache, CacheStats, Cached, Lock, LockGuard, RateDecision, RateLimiter};
 pub use processing::{ProcessingTime, PROCESSING_BUCKETS_MS};
 pub use queue::{list_queues, Counts, Queue, BULK_CHUNK};

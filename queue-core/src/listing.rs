@@ -21,6 +21,18 @@ const PAGE: u64 = 1_000;
 /// Most jobs one listing returns.
 pub const MAX_LIST_LIMIT: u64 = 10_000;
 
+/// The order of waiting (and paused) jobs in a listing; other states have one order each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// The order workers will take them: highest priority lane first, oldest first within
+    /// a lane (`jobq list`).
+    #[default]
+    Run,
+    /// The reverse: newest first within a lane, lowest priority lane first (the
+    /// dashboard), so a job just added is on the first page.
+    Newest,
+}
+
 impl Queue {
     /// Up to `limit` jobs in `state`, skipping the first `offset`:
     ///
@@ -35,6 +47,18 @@ impl Queue {
     pub async fn list_jobs(
         &self,
         state: JobState,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<JobInfo>> {
+        self.list_jobs_in(state, ListOrder::Run, offset, limit)
+            .await
+    }
+
+    /// [`Queue::list_jobs`] with waiting and paused jobs in `order`.
+    pub async fn list_jobs_in(
+        &self,
+        state: JobState,
+        order: ListOrder,
         offset: u64,
         limit: u64,
     ) -> Result<Vec<JobInfo>> {
@@ -55,7 +79,7 @@ impl Queue {
                 if self.is_paused().await? != (state == JobState::Paused) {
                     return Ok(Vec::new());
                 }
-                self.list_waiting(offset, limit).await
+                self.list_waiting(order, offset, limit).await
             }
             JobState::Active => self.list_active(offset, limit).await,
         }
@@ -105,35 +129,53 @@ impl Queue {
         Ok(out)
     }
 
-    /// Entries not yet delivered to the consumer group, lane by lane.
-    async fn list_waiting(&self, mut skip: u64, limit: u64) -> Result<Vec<JobInfo>> {
+    /// Entries not yet delivered to the consumer group, lane by lane, in `order`.
+    async fn list_waiting(
+        &self,
+        order: ListOrder,
+        mut skip: u64,
+        limit: u64,
+    ) -> Result<Vec<JobInfo>> {
         let inner = &self.inner;
         let keys = &inner.keys;
         let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
         let paused = self.is_paused().await?;
         let mut conn = inner.redis.conn();
         let mut out = Vec::new();
-        for lane in lanes.keys(keys) {
+        let mut lane_keys = lanes.keys(keys);
+        if order == ListOrder::Newest {
+            lane_keys.reverse();
+        }
+        for lane in lane_keys {
             let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
                 .arg("GROUPS")
                 .arg(&lane)
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| inner.redis.err(e))?;
-            let mut cursor = groups
+            let delivered = groups
                 .groups
                 .iter()
                 .find(|g| g.name == GROUP)
                 .map_or_else(|| "0-0".to_string(), |g| g.last_delivered_id.clone());
+            // walking up from the last delivered entry, or down from the newest to it
+            let mut cursor = match order {
+                ListOrder::Run => format!("({delivered}"),
+                ListOrder::Newest => "+".to_string(),
+            };
             loop {
                 let want = (skip + limit - out.len() as u64).min(PAGE);
                 if want == 0 {
                     return Ok(out);
                 }
-                let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                let (command, from, to) = match order {
+                    ListOrder::Run => ("XRANGE", cursor.clone(), "+".to_string()),
+                    ListOrder::Newest => ("XREVRANGE", cursor.clone(), format!("({delivered}")),
+                };
+                let entries: Vec<(String, Vec<String>)> = redis::cmd(command)
                     .arg(&lane)
-                    .arg(format!("({cursor}"))
-                    .arg("+")
+                    .arg(from)
+                    .arg(to)
                     .arg("COUNT")
                     .arg(want)
                     .query_async(&mut conn)
@@ -142,7 +184,7 @@ impl Queue {
                 let Some((last, _)) = entries.last() else {
                     break;
                 };
-                cursor = last.clone();
+                cursor = format!("({last}");
                 let got = entries.len() as u64;
                 let (sids, ids): (Vec<String>, Vec<String>) = entries
                     .into_iter()

@@ -306,6 +306,9 @@ async fn jobs_are_listed_shown_and_steered_through_the_api() {
         (Some(2), Some(1), Some(1))
     );
     assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+    // newest first: the job added last leads, the first one added is second
+    assert_eq!(page["jobs"][0]["id"], "f1");
+    let (_, page) = get_json(&api("/jobs?state=waiting&limit=1")).await;
     assert_eq!(page["jobs"][0]["id"], n1.as_str());
     let (_, page) = get_json(&api("/jobs?state=delayed")).await;
     assert_eq!(page["jobs"][0]["id"], "later");

@@ -2,9 +2,10 @@
 //! queue's actions (pause/resume, retry all failed, promote all delayed, clean, drain) and a
 //! form to add a job. Tab counts and the paused flag update live.
 //!
-//! Order within a tab is the library's (`Queue::list_jobs`): completed and failed newest
-//! first, delayed next due first, waiting in the order workers will take them (highest
-//! priority first, FIFO within), active longest running first.
+//! Order within a tab (`Queue::list_jobs_in` with `ListOrder::Newest`): completed and
+//! failed newest first, waiting newest first (the reverse of the order workers take them:
+//! lowest priority lane first, newest first within a lane), delayed next due first, active
+//! longest running first.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
