@@ -1,7 +1,7 @@
 //! How results are printed: one JSON object per line with `--json`, aligned tables and
 //! labelled fields otherwise. Durations read the way they are typed (`500ms`, `10s`, `1h`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use queue_core::{format_duration, Backoff, BackoffKind, JobInfo, JobOptions, Retention};
 use serde::Serialize;
@@ -80,13 +80,7 @@ impl Table {
     }
 }
 
-/// Milliseconds since the epoch by this machine's clock.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use queue_core::clock::now_ms;
 
 /// `12s ago` / `in 3m` for a timestamp in ms since the epoch.
 pub fn relative(at_ms: u64) -> String {

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod control;

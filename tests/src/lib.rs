@@ -414,12 +414,7 @@ fn rand_u64() -> u64 {
 }
 
 /// Milliseconds since the epoch by this machine's clock (the test Redis runs here too).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use queue_core::clock::now_ms;
 
 /// Waits until job `id` of `queue` has finished — completed, or failed for good — and
 /// returns it.

@@ -783,10 +783,4 @@ fn cause_of(e: &Error) -> String {
     }
 }
 
-/// Milliseconds since the epoch by this machine's clock.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::now_ms;

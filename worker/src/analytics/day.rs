@@ -1,20 +1,15 @@
 //! UTC calendar days as `YYYY-MM-DD`, the unit analytics are kept in.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-const MS_PER_DAY: i64 = 86_400_000;
+use queue_core::clock::{self, utc_day};
 
 /// The UTC day of a Unix timestamp in milliseconds.
 pub fn day_of(ms: i64) -> String {
-    let (y, m, d) = civil_from_days(ms.div_euclid(MS_PER_DAY));
-    format!("{y:04}-{m:02}-{d:02}")
+    utc_day(ms)
 }
 
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    clock::now_ms() as i64
 }
 
 /// Checks a `YYYY-MM-DD` day: a real calendar date, zero-padded.
@@ -41,21 +36,6 @@ pub fn parse_day(text: &str) -> Option<(i64, u32, u32)> {
     (1..=days_in_month)
         .contains(&d)
         .then_some((i64::from(y), m, d))
-}
-
-/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
