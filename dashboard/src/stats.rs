@@ -4,7 +4,7 @@
 //! round trip. The overview adds each queue's last hour of throughput the same way.
 
 use futures_util::future::try_join_all;
-use queue_core::{Counts, Queue};
+use queue_core::Queue;
 use serde::Serialize;
 
 use crate::backend::{deadline, Backend};
@@ -13,60 +13,7 @@ use crate::error::AppError;
 /// Minutes of throughput the overview shows.
 pub const THROUGHPUT_MINUTES: usize = 60;
 
-/// One queue's line of `jobq stats --json` (SPEC §6): the same fields, computed the same
-/// way, so the dashboard and the CLI always agree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueStats {
-    /// Queue name.
-    pub queue: String,
-    /// Jobs not started yet, whether or not the queue is paused.
-    pub waiting: u64,
-    /// Jobs workers hold now.
-    pub active: u64,
-    /// Jobs due later (delays and retries).
-    pub delayed: u64,
-    /// Completed jobs kept by retention.
-    pub completed: u64,
-    /// Failed jobs kept by retention.
-    pub failed: u64,
-    /// Whether the queue is paused.
-    pub paused: bool,
-    /// Jobs ever completed.
-    pub completed_total: u64,
-    /// Jobs ever failed for good.
-    pub failed_total: u64,
-}
-
-impl From<Counts> for QueueStats {
-    fn from(c: Counts) -> Self {
-        QueueStats {
-            queue: c.queue,
-            waiting: c.waiting + c.paused_jobs,
-            active: c.active,
-            delayed: c.delayed,
-            completed: c.completed,
-            failed: c.failed,
-            paused: c.paused,
-            completed_total: c.completed_total,
-            failed_total: c.failed_total,
-        }
-    }
-}
-
-impl QueueStats {
-    /// How many jobs are listed under `state` on the queue page (waiting includes the
-    /// waiting jobs of a paused queue).
-    pub fn of(&self, state: queue_core::JobState) -> u64 {
-        use queue_core::JobState as S;
-        match state {
-            S::Waiting | S::Paused => self.waiting,
-            S::Active => self.active,
-            S::Delayed => self.delayed,
-            S::Completed => self.completed,
-            S::Failed => self.failed,
-        }
-    }
-}
+pub use queue_core::QueueStats;
 
 /// Jobs finished per minute, oldest first, over the last [`THROUGHPUT_MINUTES`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

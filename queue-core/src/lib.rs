@@ -54,7 +54,7 @@ pub use limits::Limits;
 pub use listing::ListOrder;
 pub use primitives::{Cache, CacheStats, Cached, Lock, LockGuard, RateDecision, RateLimiter};
 pub use processing::{ProcessingTime, PROCESSING_BUCKETS_MS};
-pub use queue::{list_queues, Counts, Queue, BULK_CHUNK};
+pub use queue::{list_queues, Counts, Queue, QueueStats, BULK_CHUNK};
 pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
 pub use worker::{

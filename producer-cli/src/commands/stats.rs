@@ -5,42 +5,10 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Result;
-use queue_core::{list_queues, Counts};
-use serde::Serialize;
+use queue_core::{list_queues, QueueStats};
 
 use super::Ctx;
 use crate::output::{self, Table};
-
-/// One queue's line of `stats` (SPEC §6).
-#[derive(Debug, Serialize)]
-struct Row {
-    queue: String,
-    /// Jobs not started yet, whether or not the queue is paused.
-    waiting: u64,
-    active: u64,
-    delayed: u64,
-    completed: u64,
-    failed: u64,
-    paused: bool,
-    completed_total: u64,
-    failed_total: u64,
-}
-
-impl From<Counts> for Row {
-    fn from(c: Counts) -> Row {
-        Row {
-            queue: c.queue,
-            waiting: c.waiting + c.paused_jobs,
-            active: c.active,
-            delayed: c.delayed,
-            completed: c.completed,
-            failed: c.failed,
-            paused: c.paused,
-            completed_total: c.completed_total,
-            failed_total: c.failed_total,
-        }
-    }
-}
 
 /// Prints the counts once, or every `interval` with `watch`.
 pub async fn stats(ctx: &Ctx, queue: Option<&str>, watch: bool, interval: Duration) -> Result<()> {
@@ -74,7 +42,7 @@ pub async fn stats(ctx: &Ctx, queue: Option<&str>, watch: bool, interval: Durati
     }
 }
 
-async fn gather(ctx: &Ctx, queue: Option<&str>) -> Result<Vec<Row>> {
+async fn gather(ctx: &Ctx, queue: Option<&str>) -> Result<Vec<QueueStats>> {
     let names = match queue {
         Some(q) => vec![q.to_string()],
         None => list_queues(&ctx.redis, &ctx.prefix).await?,
@@ -86,7 +54,7 @@ async fn gather(ctx: &Ctx, queue: Option<&str>) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn print(ctx: &Ctx, rows: &[Row]) -> Result<()> {
+fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {
     if ctx.json {
         for r in rows {
             output::json_line(r);

@@ -76,13 +76,11 @@ pub(crate) async fn run_inline(
 /// The failure message of a handler's panic: "Redis is down: …" for a Redis-backed part of
 /// `Ctx` used inline, else "handler panicked: <message>" as a worker records it.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(u) = payload.downcast_ref::<InlineUnavailable>() {
-        u.to_string()
-    } else if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("handler panicked: {s}")
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("handler panicked: {s}")
-    } else {
-        "handler panicked: non-string panic payload".into()
+    match payload.downcast_ref::<InlineUnavailable>() {
+        Some(u) => u.to_string(),
+        None => format!(
+            "handler panicked: {}",
+            crate::worker::panic_message(payload)
+        ),
     }
 }

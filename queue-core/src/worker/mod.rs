@@ -16,6 +16,7 @@ mod panic;
 mod reclaim;
 mod retention;
 mod run;
+pub(crate) use run::panic_message;
 mod schedule;
 mod sweep;
 
