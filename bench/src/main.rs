@@ -7,9 +7,12 @@
 //! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1),
 //! `d` (add→handler-start latency, 2,000 jobs at 500/s, concurrency 50), `e` (Redis bytes
 //! per waiting job, 50,000 jobs), `f` / `fspread` (lateness of 1,000 jobs delayed 2 s, added
-//! in one burst / at 500/s). Default: all but `fspread`, as the peer. Uses `REDIS_URL` when set (each run under a fresh key prefix), otherwise
-//! starts a private `redis-server` (no persistence, noeviction) on a free port and flushes
-//! it between runs. Each workload prints one human line and one JSON line.
+//! in one burst / at 500/s), `q4` (50,000 no-op jobs over 4 queues at concurrency 50: run it
+//! with `REDIS_URL` on a Redis Cluster node and on one Redis to compare the two). Default:
+//! all but `fspread` and `q4`, as the peer. Uses `REDIS_URL` when set (each run under a
+//! fresh key prefix), otherwise starts a private `redis-server` (no persistence,
+//! noeviction) on a free port and flushes it between runs. Each workload prints one human
+//! line and one JSON line.
 
 mod delayed;
 mod latency;
@@ -24,10 +27,10 @@ use anyhow::{bail, Result};
 use crate::redis_server::RunEnv;
 use crate::stats::{round_to, Metric, Summary};
 
-const ALL: [&str; 8] = ["a", "b", "c50", "c1", "d", "e", "f", "fspread"];
+const ALL: [&str; 9] = ["a", "b", "c50", "c1", "d", "e", "f", "fspread", "q4"];
 const DEFAULT: [&str; 7] = ["a", "b", "c50", "c1", "d", "e", "f"];
 /// Workloads measured in jobs per second; the others report named figures ([`Metric`]).
-const RATES: [&str; 4] = ["a", "b", "c50", "c1"];
+const RATES: [&str; 5] = ["a", "b", "c50", "c1", "q4"];
 
 fn describe(w: &str) -> &'static str {
     match w {
@@ -83,7 +86,7 @@ async fn main() -> Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("--runs needs a positive number"))?;
             }
             "-h" | "--help" => {
-                println!("usage: jobq-bench [a|b|c50|c1|d|e|f|fspread …] [--runs N]");
+                println!("usage: jobq-bench [a|b|c50|c1|d|e|f|fspread|q4 …] [--runs N]");
                 return Ok(());
             }
             w if ALL.contains(&w) => chosen.push(w.to_string()),

@@ -19,6 +19,9 @@ pub fn describe(w: &str) -> &'static str {
         "b" => "50,000 jobs by add_bulk in chunks of 1,000",
         "c50" => "50,000 no-op jobs processed at concurrency 50",
         "c1" => "50,000 no-op jobs processed at concurrency 1",
+        "q4" => {
+            "50,000 no-op jobs over 4 queues processed at concurrency 50 (cluster vs one Redis)"
+        }
         _ => "?",
     }
 }
@@ -34,6 +37,7 @@ pub async fn run(w: &str, env: &RunEnv) -> Result<f64> {
         "b" => bulk_adds(env).await,
         "c50" => process(env, 50).await,
         "c1" => process(env, 1).await,
+        "q4" => process_queues(env, &["bench0", "bench1", "bench2", "bench3"], 50).await,
         other => bail!("unknown workload {other}"),
     }
 }
@@ -81,11 +85,26 @@ async fn bulk_adds(env: &RunEnv) -> Result<f64> {
 }
 
 async fn process(env: &RunEnv, concurrency: usize) -> Result<f64> {
-    let q = queue(env).await?;
-    q.add_bulk(bulk_jobs()?).await?;
+    process_queues(env, &["bench"], concurrency).await
+}
+
+/// [`JOBS`] no-op jobs shared out over `names` (added first), then processed by one worker
+/// taking from all of them at `concurrency`; jobs per second from its start until Redis
+/// has recorded the last completion.
+async fn process_queues(env: &RunEnv, names: &[&str], concurrency: usize) -> Result<f64> {
+    let mut queues = Vec::with_capacity(names.len());
+    for name in names {
+        queues.push(Queue::open(&env.redis, env.config.prefix(), name).await?);
+    }
+    let mut jobs = bulk_jobs()?;
+    let per_queue = JOBS.div_ceil(names.len());
+    for q in &queues {
+        let rest = jobs.split_off(jobs.len().saturating_sub(per_queue));
+        q.add_bulk(rest).await?;
+    }
     let worker = Worker::builder(env.config.clone())
         .redis(env.redis.clone())
-        .queues(["bench"])
+        .queues(names.iter().copied())
         .concurrency(concurrency)
         .handler("diag.noop", |_j: Job<Value>, _c: Ctx| async {
             Ok::<_, JobError>(())
@@ -96,12 +115,15 @@ async fn process(env: &RunEnv, concurrency: usize) -> Result<f64> {
     let handle = tokio::spawn(worker.run());
     // finished means recorded in Redis, not just run
     loop {
-        let c = q.counts().await?;
-        if c.completed_total as usize >= JOBS {
+        let mut done = 0;
+        for q in &queues {
+            done += q.counts().await?.completed_total as usize;
+        }
+        if done >= JOBS {
             break;
         }
         if start.elapsed() > Duration::from_secs(600) {
-            bail!("processing did not finish: {c:?}");
+            bail!("processing did not finish: {done} of {JOBS} completed");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -5,13 +5,14 @@
 //! &limit=&offset=`, `GET /api/queues/{q}/jobs/{id}` (what `jobq show --json` prints).
 //!
 //! Writes: `POST /api/queues/{q}/jobs` enqueues `{"name":..,"data":..,"opts":{..}}` (the form
-//! of a `jobq add-bulk` line; an array adds many, all checked first) → 201 with the id;
+//! of a `jobq add-bulk` line; an array adds many, all checked first) → 201 with the id; while
+//! Redis is down, 202 `"spooled": true` with `JOBQ_FALLBACK=spool`, else 503 (`enqueue.rs`).
 //! `POST …/{q}/retry|promote|pause|resume|clean|drain`; `POST …/jobs/{id}/retry|promote`;
 //! `DELETE …/jobs/{id}`.
 //!
 //! Errors are `{"error": "..."}` naming the bad value: 400 bad input (nothing stored), 401 /
 //! 403 refused (see `auth.rs`), 404 unknown queue or job, 409 a job in the wrong state,
-//! 503 Redis unreachable.
+//! 503 Redis unreachable (an enqueue: unless `JOBQ_FALLBACK=spool`).
 
 use std::time::Duration;
 
@@ -20,12 +21,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use queue_core::job_spec::parse_job_value;
-use queue_core::{JobInfo, JobState, ListOrder, NewJob};
+use queue_core::{JobInfo, JobState, ListOrder, NewJob, Produced};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::backend::deadline;
+use crate::enqueue::spooled_reason;
 use crate::error::{ApiResult, AppError};
 use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
 
@@ -176,7 +178,10 @@ pub fn parse_enqueue_body(body: &[u8]) -> ApiResult<Vec<NewJob>> {
 }
 
 /// `POST /api/queues/{q}/jobs`: enqueues one job (201 `{"queue", "id", "duplicate"}`; 200
-/// when a job with its `jobId` was already stored) or an array of jobs (201 with `jobs`).
+/// when a job with its `jobId` was already stored) or an array of jobs (201 with `added`
+/// and `jobs`). When Redis is down and `JOBQ_FALLBACK=spool`, 202 with `"spooled": true`
+/// (an array: `spooled`, the count, and `{"id", "spooled": true}` per spooled job); with
+/// `error` or `inline`, 503 naming the address (see `enqueue.rs`).
 pub async fn add_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -185,28 +190,58 @@ pub async fn add_jobs(
     queue_core::validate::validate_queue_name(&queue)?;
     let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let jobs = parse_enqueue_body(&body)?;
-    let q = state.backend().queue(&queue).await?;
-    let added = deadline(q.add_bulk(jobs)).await?;
+    let produced = state.enqueuer().add(&queue, jobs).await?;
+    let reason = spooled_reason(&produced).map(str::to_string);
     if array {
-        let stored = added.iter().filter(|a| !a.duplicate).count();
-        return Ok((
-            StatusCode::CREATED,
-            Json(json!({"queue": queue, "added": stored, "jobs": added})),
-        ));
+        let mut stored = 0;
+        let mut spooled = 0;
+        let entries: Vec<Value> = produced
+            .iter()
+            .map(|p| match p {
+                Produced::Stored(a) => {
+                    stored += usize::from(!a.duplicate);
+                    json!({"id": a.id, "duplicate": a.duplicate})
+                }
+                other => {
+                    spooled += 1;
+                    json!({"id": other.id(), "spooled": true})
+                }
+            })
+            .collect();
+        let mut body = json!({"queue": queue, "added": stored, "jobs": entries});
+        let code = match reason {
+            None => StatusCode::CREATED,
+            Some(reason) => {
+                body["spooled"] = spooled.into();
+                body["reason"] = reason.into();
+                StatusCode::ACCEPTED
+            }
+        };
+        return Ok((code, Json(body)));
     }
-    let one = added
+    let one = produced
         .into_iter()
         .next()
         .ok_or_else(|| AppError::Internal("add returned nothing".into()))?;
-    let code = if one.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((
-        code,
-        Json(json!({"queue": queue, "id": one.id, "duplicate": one.duplicate})),
-    ))
+    Ok(match one {
+        Produced::Stored(a) => (
+            if a.duplicate {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            },
+            Json(json!({"queue": queue, "id": a.id, "duplicate": a.duplicate})),
+        ),
+        other => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "queue": queue,
+                "id": other.id(),
+                "spooled": true,
+                "reason": reason,
+            })),
+        ),
+    })
 }
 
 /// `DELETE /api/queues/{q}/jobs/{id}`: deletes a job that is not running.

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
+use queue_core::fallback::{replay_loop, REPLAY_EVERY};
 use queue_core::worker::CancellationToken;
 
 use crate::auth::Sessions;
 use crate::backend::Backend;
 use crate::config::DashboardConfig;
+use crate::enqueue::Enqueuer;
 use crate::live::Hub;
 use crate::{api, auth, headers, health, live, metrics, pages, sse, timing};
 
@@ -22,6 +24,7 @@ pub struct AppState {
 struct Inner {
     config: DashboardConfig,
     backend: Backend,
+    enqueuer: Enqueuer,
     sessions: Sessions,
     hub: Hub,
     shutdown: CancellationToken,
@@ -39,10 +42,12 @@ impl AppState {
     /// State for `config`; nothing runs until [`AppState::start_background`].
     pub fn new(config: DashboardConfig, shutdown: CancellationToken) -> Self {
         let backend = Backend::new(config.redis.clone());
+        let enqueuer = Enqueuer::new(&config.redis);
         AppState {
             inner: Arc::new(Inner {
                 config,
                 backend,
+                enqueuer,
                 sessions: Sessions::default(),
                 hub: Hub::new(),
                 shutdown,
@@ -50,8 +55,10 @@ impl AppState {
         }
     }
 
-    /// Starts the background duties: connecting to Redis, then following the queues'
-    /// events for the live updates. Both stop at shutdown.
+    /// Starts the background duties: connecting to Redis, then replaying the spool dir
+    /// (`JOBQ_SPOOL_DIR`: jobs this dashboard or any other jobq process spooled while Redis
+    /// was down) and following the queues' events for the live updates. All stop at
+    /// shutdown.
     pub fn start_background(&self) {
         let state = self.clone();
         tokio::spawn(async move {
@@ -60,10 +67,27 @@ impl AppState {
                 _ = shutdown.cancelled() => {}
                 _ = async {
                     state.backend().connect_until_up().await;
+                    state.start_replay();
                     live::follow(state.clone()).await;
                 } => {}
             }
         });
+    }
+
+    /// Replays the spool dir every [`REPLAY_EVERY`] over the backend's connection (which
+    /// reconnects by itself), as a worker does. Spool files are locked, so this and the
+    /// producer's own replay when its breaker closes never store a file twice over.
+    fn start_replay(&self) {
+        let Ok(redis) = self.backend().redis() else {
+            return;
+        };
+        let dir = self.enqueuer().producer().spool_dir().to_path_buf();
+        tokio::spawn(replay_loop(
+            redis.clone(),
+            dir,
+            REPLAY_EVERY,
+            self.shutdown().clone(),
+        ));
     }
 
     /// The configuration.
@@ -74,6 +98,11 @@ impl AppState {
     /// Redis and the queue handles.
     pub fn backend(&self) -> &Backend {
         &self.inner.backend
+    }
+
+    /// The producer behind the enqueue endpoint and form (`JOBQ_FALLBACK` applies).
+    pub fn enqueuer(&self) -> &Enqueuer {
+        &self.inner.enqueuer
     }
 
     /// Login sessions.

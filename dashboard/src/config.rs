@@ -15,6 +15,12 @@ Redis comes from --redis-url, else REDIS_URL, else REDIS_HOST/REDIS_PORT/REDIS_U
 REDIS_PASSWORD/REDIS_TLS; keys live under --prefix (JOBQ_PREFIX, default \"jobq\"). Without
 Redis the dashboard still starts, says so, and keeps retrying.
 
+Enqueues (POST /api/queues/<q>/jobs, the add-job form) while Redis is down follow
+JOBQ_FALLBACK: `spool` appends them to JOBQ_SPOOL_DIR (default ./.jobq-spool) and answers
+202; they are stored, under the same ids, once Redis is back (the dashboard replays that dir,
+as workers do). `error` and `inline` (the default: the dashboard runs no handlers) answer
+503 naming the Redis address.
+
 Security: on a loopback bind (the default) anyone on this machine can read; with a token or
 basic auth, every change needs it (Authorization: Bearer <token>, or a session from the
 /login page). Binding to another address requires --auth-token or --basic-auth (reads then
@@ -113,7 +119,8 @@ pub struct DashboardConfig {
     pub auth: AuthMode,
     /// Refuse every change.
     pub read_only: bool,
-    /// Redis connection and key prefix.
+    /// Redis connection, key prefix, and what an enqueue does while Redis is down
+    /// (`JOBQ_FALLBACK`, `JOBQ_SPOOL_DIR`).
     pub redis: Config,
 }
 
@@ -121,6 +128,9 @@ impl DashboardConfig {
     /// Checks the command line (and the environment under it); every error names the bad
     /// value, and an exposed bind without auth is refused unless `--insecure`.
     pub fn from_cli(cli: Cli) -> Result<Self, String> {
+        // JOBQ_FALLBACK and JOBQ_SPOOL_DIR apply to enqueues as they are (`enqueue.rs`):
+        // `spool` keeps jobs while Redis is down, `error` refuses them, and `inline`, which
+        // needs handlers the dashboard does not run, refuses them too, saying so.
         let mut redis = Config::from_env().map_err(|e| e.to_string())?;
         if let Some(url) = cli.redis_url.as_deref().filter(|u| !u.is_empty()) {
             redis = redis.with_redis_url(url).map_err(|e| e.to_string())?;
@@ -128,9 +138,6 @@ impl DashboardConfig {
         if let Some(prefix) = cli.prefix.as_deref().filter(|p| !p.is_empty()) {
             redis = redis.with_prefix(prefix).map_err(|e| e.to_string())?;
         }
-        // The dashboard runs no handlers and keeps no spool: an enqueue while Redis is down
-        // is a 503 the client can retry, whatever JOBQ_FALLBACK says for producers.
-        redis.fallback = queue_core::Fallback::Error;
         let auth = match (cli.auth_token, cli.basic_auth) {
             (Some(t), _) if t.trim().is_empty() => {
                 return Err("--auth-token is empty: use a long random token".into())

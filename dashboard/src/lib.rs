@@ -15,6 +15,7 @@
 //! | `backend.rs` | the Redis connection (connected in the background), queue handles, timeouts |
 //! | `auth.rs` | token / basic auth, login sessions, CSRF (same-origin) checks, read-only |
 //! | `api.rs` | the JSON API |
+//! | `enqueue.rs` | enqueueing (API and form) through the producer: `JOBQ_FALLBACK` when Redis is down |
 //! | `pages/` | the HTML pages and the form actions behind their buttons |
 //! | `html.rs`, `chart.rs` | escaping and formatting; the throughput chart (inline SVG) |
 //! | `stats.rs` | counts of every queue, read concurrently (what `jobq stats` prints) |
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod backend;
 pub mod chart;
 pub mod config;
+pub mod enqueue;
 pub mod error;
 pub mod headers;
 pub mod health;
@@ -51,8 +53,9 @@ use queue_core::worker::CancellationToken;
 const FIRST_CONNECT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves the dashboard on `listener` until `shutdown` is cancelled: connects to Redis in
-/// the background (retrying while it is unreachable), follows the queues' events for live
-/// updates, and answers requests meanwhile (pages and health report what is missing).
+/// the background (retrying while it is unreachable), then replays the spool dir and follows
+/// the queues' events for live updates, and answers requests meanwhile (pages and health
+/// report what is missing; enqueues apply `JOBQ_FALLBACK`, see `enqueue.rs`).
 pub async fn serve(
     config: DashboardConfig,
     listener: tokio::net::TcpListener,

@@ -1,7 +1,8 @@
 //! `jobq-dashboard`: web UI, JSON/HTTP API, health and Prometheus metrics (SPEC §7).
 //!
 //! This file parses the command line, refuses an exposed bind without auth (exit 2), sets up
-//! logging and serves until SIGINT/SIGTERM. The dashboard itself is the `jobq_dashboard`
+//! logging, says what it runs with (and that `JOBQ_FALLBACK=inline` cannot be honoured here)
+//! and serves until SIGINT/SIGTERM. The dashboard itself is the `jobq_dashboard`
 //! library.
 
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ async fn main() -> ExitCode {
             "jobq-dashboard: Redis is not configured (set REDIS_URL or REDIS_HOST, or pass \
              --redis-url): serving in degraded mode"
         );
+    }
+    if let Some(note) = jobq_dashboard::enqueue::startup_note(config.redis.fallback) {
+        tracing::info!("{note}");
     }
     let addr = listener.local_addr().unwrap_or(config.bind);
     let redis = match config.redis.redis_url() {

@@ -134,9 +134,11 @@ impl Config {
                 mask_url(&url)
             )));
         }
-        redis::Client::open(url.as_str()).map_err(|e| {
-            Error::Config(format!("Redis URL {:?} is invalid: {e}", mask_url(&url)))
-        })?;
+        for seed in seed_urls(&url) {
+            redis::Client::open(seed.as_str()).map_err(|e| {
+                Error::Config(format!("Redis URL {:?} is invalid: {e}", mask_url(&seed)))
+            })?;
+        }
         self.redis_url = Some(url);
         Ok(self)
     }
@@ -158,7 +160,7 @@ impl Config {
     pub fn masked_url(&self) -> String {
         self.redis_url
             .as_deref()
-            .map(mask_url)
+            .map(|url| url.split(',').map(mask_url).collect::<Vec<_>>().join(","))
             .unwrap_or_else(|| "not configured".into())
     }
 
@@ -166,6 +168,32 @@ impl Config {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+}
+
+/// The URLs of a Redis URL that names several seed nodes of a cluster, comma-separated:
+/// `redis://user:pass@h1:7000,h2:7001` (the later hosts take the first one's scheme and
+/// credentials) or whole URLs `redis://h1:7000,redis://h2:7001`. One URL gives itself.
+pub fn seed_urls(url: &str) -> Vec<String> {
+    let mut parts = url.split(',').map(str::trim).filter(|p| !p.is_empty());
+    let Some(first) = parts.next() else {
+        return vec![url.to_string()];
+    };
+    // scheme and credentials of the first URL: `redis://user:pass@`
+    let lead = first.find("://").map_or("", |end| {
+        let after = &first[end + 3..];
+        let authority = &after[..after.find('/').unwrap_or(after.len())];
+        let userinfo = authority.rfind('@').map_or(0, |at| at + 1);
+        &first[..end + 3 + userinfo]
+    });
+    std::iter::once(first.to_string())
+        .chain(parts.map(|p| {
+            if p.contains("://") {
+                p.to_string()
+            } else {
+                format!("{lead}{p}")
+            }
+        }))
+        .collect()
 }
 
 /// Replaces the password of a `redis://user:pass@host` URL with `***`.
@@ -289,6 +317,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("a b"), "{err}");
+    }
+
+    #[test]
+    fn several_hosts_are_cluster_seeds_sharing_the_first_ones_credentials() {
+        assert_eq!(seed_urls("redis://h:1/0"), ["redis://h:1/0"]);
+        assert_eq!(
+            seed_urls("redis://u:p@a:1,b:2, redis://c:3"),
+            ["redis://u:p@a:1", "redis://u:p@b:2", "redis://c:3"]
+        );
+        let cfg = Config::default()
+            .with_redis_url("redis://u:secret@a:1,b:2")
+            .unwrap();
+        assert_eq!(cfg.masked_url(), "redis://u:***@a:1,b:2");
+        assert!(Config::default().with_redis_url("redis://a:1,b:x").is_err());
     }
 
     #[test]

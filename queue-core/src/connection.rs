@@ -1,25 +1,97 @@
 //! The Redis connection: one auto-reconnecting multiplexed connection for commands and
 //! scripts, plus dedicated connections for blocking reads (which must not share a pipe with
 //! other traffic and must not time out).
+//!
+//! A Redis Cluster is found at connect, with no change but the URL: a URL naming several
+//! seed hosts (`redis://h1:7000,h2:7001`), or one node whose `INFO` says
+//! `cluster_enabled:1`. Then [`Conn`] is a cluster connection: it routes each command and
+//! script by its first key (every key of a queue shares one hash tag, so a script or a
+//! pipeline of one queue is always single-slot), follows MOVED/ASK, and finds a promoted
+//! replica after a failover. What has to look at every node (SCAN) asks [`Redis::scan_targets`].
 
 use std::sync::Once;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use crate::config::Config;
+use crate::config::{seed_urls, Config};
 use crate::error::{Error, Result};
+use crate::keys::key_slot;
 
 /// How long a normal command may take before the client gives up on it.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long establishing a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a cluster command may spend in all, redirections and the retries of a failover
+/// (a replica takes over within a few node timeouts) included.
+const CLUSTER_OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to Redis, standalone or cluster: what every command and script runs on.
+/// Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub enum Conn {
+    /// One server, through an auto-reconnecting multiplexed connection.
+    Single(ConnectionManager),
+    /// A Redis Cluster: one multiplexed connection per node, routed by key.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where one SCAN walk runs: the keyspace of a standalone server, or one cluster node.
+#[derive(Debug, Clone)]
+pub(crate) enum ScanTarget {
+    /// The one server.
+    Server,
+    /// The master serving the slot of this key (a queue's keys are all in one slot).
+    SlotOf(String),
+    /// The cluster node at this address.
+    Node { host: String, port: u16 },
+}
+
+/// How to make more connections: a client of one server, or of a cluster (the latter
+/// with no response timeout: it makes only connections for blocking commands).
+#[derive(Clone)]
+enum Clients {
+    Single(Box<redis::Client>),
+    Cluster(Box<ClusterClient>),
+}
 
 /// A connected Redis: cheap to clone, shared by queues and workers.
 #[derive(Clone)]
 pub struct Redis {
-    client: redis::Client,
-    conn: ConnectionManager,
+    clients: Clients,
+    conn: Conn,
     addr: String,
 }
 
@@ -91,36 +163,179 @@ impl Redis {
             install_tls_provider();
         }
         let addr = config.masked_url();
-        let client = redis::Client::open(url).map_err(|e| Error::Config(format!("{addr}: {e}")))?;
+        let config_err = |e: redis::RedisError| Error::Config(format!("{addr}: {e}"));
+        let seeds = seed_urls(url);
+        if seeds.len() > 1 {
+            return Redis::connect_cluster(seeds, retries, addr.clone()).await;
+        }
+        let client = redis::Client::open(url).map_err(config_err)?;
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_number_of_retries(retries)
             .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_with_config(client.clone(), cfg)
+        let mut conn = ConnectionManager::new_with_config(client.clone(), cfg)
             .await
             .map_err(|source| Error::Redis {
                 addr: addr.clone(),
                 source,
             })?;
-        Ok(Redis { client, conn, addr })
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut conn)
+            .await
+            .map_err(|source| Error::Redis {
+                addr: addr.clone(),
+                source,
+            })?;
+        if info_field(&info, "cluster_enabled") == "1" {
+            return Redis::connect_cluster(seeds, retries, addr).await;
+        }
+        Ok(Redis {
+            clients: Clients::Single(Box::new(client)),
+            conn: Conn::Single(conn),
+            addr,
+        })
     }
 
-    /// The shared multiplexed connection (clone it freely).
-    pub fn conn(&self) -> ConnectionManager {
+    async fn connect_cluster(seeds: Vec<String>, retries: usize, addr: String) -> Result<Self> {
+        let builder = |response_timeout: Option<Duration>| {
+            let b = ClusterClientBuilder::new(seeds.clone())
+                .connection_timeout(CONNECT_TIMEOUT)
+                .retries(retries.max(1) as u32 * 4)
+                .max_retry_wait(1_000);
+            match response_timeout {
+                Some(t) => b
+                    .response_timeout(t)
+                    .overall_response_timeout(Some(CLUSTER_OVERALL_TIMEOUT)),
+                // a blocking read may wait as long as it asked to
+                None => b.overall_response_timeout(None),
+            }
+            .build()
+            .map_err(|e| Error::Config(format!("{addr}: {e}")))
+        };
+        let shared = builder(Some(RESPONSE_TIMEOUT))?;
+        let blocking = builder(None)?;
+        let conn = shared
+            .get_async_connection()
+            .await
+            .map_err(|source| Error::Redis {
+                addr: addr.clone(),
+                source,
+            })?;
+        Ok(Redis {
+            clients: Clients::Cluster(Box::new(blocking)),
+            conn: Conn::Cluster(conn),
+            addr,
+        })
+    }
+
+    /// The shared connection (clone it freely).
+    pub fn conn(&self) -> Conn {
         self.conn.clone()
     }
 
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
     /// A new connection of its own, with no response timeout, for blocking commands.
-    pub async fn blocking_connection(&self) -> Result<ConnectionManager> {
-        let cfg = ConnectionManagerConfig::new()
-            .set_response_timeout(None)
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        ConnectionManager::new_with_config(self.client.clone(), cfg)
+    pub async fn blocking_connection(&self) -> Result<Conn> {
+        match &self.clients {
+            Clients::Single(client) => {
+                let cfg = ConnectionManagerConfig::new()
+                    .set_response_timeout(None)
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(2));
+                ConnectionManager::new_with_config((**client).clone(), cfg)
+                    .await
+                    .map(Conn::Single)
+                    .map_err(|e| self.err(e))
+            }
+            Clients::Cluster(blocking) => blocking
+                .get_async_connection()
+                .await
+                .map(Conn::Cluster)
+                .map_err(|e| self.err(e)),
+        }
+    }
+
+    /// Where a SCAN for `pattern` has to look: the server; in a cluster, the master of the
+    /// pattern's hash tag when it starts with a literal one (a queue's keys), else every
+    /// master.
+    pub(crate) async fn scan_targets(&self, pattern: &str) -> Result<Vec<ScanTarget>> {
+        let Conn::Cluster(conn) = &self.conn else {
+            return Ok(vec![ScanTarget::Server]);
+        };
+        if let Some(tag) = literal_hash_tag(pattern) {
+            return Ok(vec![self.slot_target(tag)]);
+        }
+        let mut conn = conn.clone();
+        let nodes = conn
+            .route_command(
+                redis::cmd("CLUSTER").arg("NODES").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+            )
             .await
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        let nodes: String = self.decode(nodes)?;
+        Ok(masters_of(&nodes)
+            .into_iter()
+            .map(|(host, port)| ScanTarget::Node { host, port })
+            .collect())
+    }
+
+    /// Where the keys in the slot of `key` are scanned: the server, or the cluster master
+    /// serving that slot.
+    pub(crate) fn slot_target(&self, key: &str) -> ScanTarget {
+        match self.conn {
+            Conn::Single(_) => ScanTarget::Server,
+            Conn::Cluster(_) => ScanTarget::SlotOf(key.to_string()),
+        }
+    }
+
+    /// One SCAN call on `target`: the next cursor and the keys found.
+    pub(crate) async fn scan_page(
+        &self,
+        target: &ScanTarget,
+        cursor: u64,
+        pattern: &str,
+        count: u64,
+    ) -> Result<(u64, Vec<Vec<u8>>)> {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count);
+        let reply = match (&self.conn, target) {
+            (Conn::Cluster(conn), ScanTarget::SlotOf(key)) => {
+                let route = Route::new(key_slot(key.as_bytes()), SlotAddr::Master);
+                conn.clone()
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await
+            }
+            (Conn::Cluster(conn), ScanTarget::Node { host, port }) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                conn.clone().route_command(cmd, route).await
+            }
+            (conn, _) => cmd.query_async(&mut conn.clone()).await,
+        };
+        let reply = reply.map_err(|e| self.err(e))?;
+        self.decode(reply)
+    }
+
+    /// A reply as `T`; a reply of another shape is a client error naming the server.
+    fn decode<T: redis::FromRedisValue>(&self, v: Value) -> Result<T> {
+        redis::from_redis_value(v).map_err(|e| self.err(e.into()))
     }
 
     /// The server's address with the password masked.
@@ -150,16 +365,24 @@ impl Redis {
     /// Version, eviction policy, persistence and cluster mode of the server.
     pub async fn server_info(&self) -> Result<ServerInfo> {
         let mut c = self.conn();
-        let info: String = redis::cmd("INFO")
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.err(e))?;
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_default()
+        let info: String = match &mut c {
+            // one master speaks for all (they are configured alike)
+            Conn::Cluster(cluster) => {
+                let v = cluster
+                    .route_command(
+                        redis::cmd("INFO"),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                    )
+                    .await
+                    .map_err(|e| self.err(e))?;
+                self.decode(v)?
+            }
+            Conn::Single(single) => redis::cmd("INFO")
+                .query_async(single)
+                .await
+                .map_err(|e| self.err(e))?,
         };
+        let field = |name: &str| info_field(&info, name);
         // CONFIG may be disabled on managed services; fall back to what INFO says.
         let policy: Option<Vec<String>> = redis::cmd("CONFIG")
             .arg("GET")
@@ -176,5 +399,74 @@ impl Redis {
             aof_enabled: field("aof_enabled") == "1",
             cluster_enabled: field("cluster_enabled") == "1",
         })
+    }
+}
+
+/// The value of `name` in an INFO reply (empty when absent).
+fn info_field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The hash tag a glob pattern starts with, when it is literal (`{jobq:video}:*` gives
+/// `{jobq:video}`): every key the pattern matches is in that tag's slot.
+fn literal_hash_tag(pattern: &str) -> Option<&str> {
+    let rest = pattern.strip_prefix('{')?;
+    let end = rest.find('}')?;
+    let tag = &rest[..end];
+    let literal = !tag.is_empty() && !tag.contains(['*', '?', '[', ']', '\\']);
+    literal.then(|| &pattern[..end + 2])
+}
+
+/// The `(host, port)` of every master that is not failed, from a `CLUSTER NODES` reply.
+fn masters_of(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (_id, addr, flags) = (f.next()?, f.next()?, f.next()?);
+            let flags: Vec<&str> = flags.split(',').collect();
+            if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
+                return None;
+            }
+            // `host:port@cport[,hostname]`
+            let hostport = addr.split(['@', ',']).next()?;
+            let (host, port) = hostport.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_with_a_literal_tag_stays_in_its_slot() {
+        assert_eq!(literal_hash_tag("{jobq:video}:*"), Some("{jobq:video}"));
+        assert_eq!(literal_hash_tag("{jobq:v*}:*"), None);
+        assert_eq!(literal_hash_tag("jobq:cache:*"), None);
+        assert_eq!(literal_hash_tag("{}x*"), None);
+    }
+
+    #[test]
+    fn masters_are_read_from_cluster_nodes() {
+        let nodes = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7002@17002 slave b2 0 0 2 connected
+d4 127.0.0.1:7003@17003 master,fail - 0 0 3 connected
+e5 10.0.0.5:7004@17004,node-e master - 0 0 4 connected 10923-16383
+";
+        assert_eq!(
+            masters_of(nodes),
+            [
+                ("127.0.0.1".to_string(), 7000),
+                ("127.0.0.1".to_string(), 7001),
+                ("10.0.0.5".to_string(), 7004)
+            ]
+        );
     }
 }

@@ -11,20 +11,24 @@
 //!
 //! An [`EventFollower`] reads with one blocking `XREAD` over all the streams it follows, on a
 //! connection of its own ([`Redis::blocking_connection`]), so it never holds up other
-//! traffic. One `XREAD` names keys of many queues, so on Redis Cluster every followed queue
-//! must hash to one node.
+//! traffic. On a Redis Cluster the queues' streams live in different slots, which one
+//! `XREAD` cannot name together: there it reads each stream on its own, without blocking,
+//! every [`CLUSTER_POLL`] until something comes or the wait is over.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use futures_util::future::try_join_all;
 use redis::streams::StreamReadReply;
 use serde::Serialize;
 
-use crate::connection::Redis;
+use crate::connection::{Conn, Redis};
 use crate::error::Result;
 use crate::keys::QueueKeys;
 use crate::validate::validate_queue_name;
+
+/// How often a follower on a Redis Cluster looks at its streams while nothing comes.
+pub const CLUSTER_POLL: Duration = Duration::from_millis(100);
 
 /// One entry of a queue's event stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +58,7 @@ pub enum StartAt {
 /// Reads the event streams of a set of queues, each from where it left off.
 pub struct EventFollower {
     redis: Redis,
-    conn: Option<ConnectionManager>,
+    conn: Option<Conn>,
     prefix: String,
     /// queue → id of the last entry read (`0-0`: none yet)
     cursors: BTreeMap<String, String>,
@@ -100,29 +104,29 @@ impl EventFollower {
         }
         let ids: Vec<String> = match start {
             StartAt::Beginning => vec!["0-0".to_string(); new.len()],
+            // one call per stream (in a cluster each may be on another node), all at once
             StartAt::End => {
-                let mut pipe = redis::pipe();
-                for q in &new {
-                    pipe.cmd("XREVRANGE")
-                        .arg(self.events_key(q))
+                try_join_all(new.iter().map(|q| {
+                    let redis = &self.redis;
+                    let mut conn = redis.conn();
+                    let mut cmd = redis::cmd("XREVRANGE");
+                    cmd.arg(self.events_key(q))
                         .arg("+")
                         .arg("-")
                         .arg("COUNT")
                         .arg(1);
-                }
-                let newest: Vec<Vec<(String, Vec<String>)>> = pipe
-                    .query_async(&mut self.redis.conn())
-                    .await
-                    .map_err(|e| self.redis.err(e))?;
-                newest
-                    .into_iter()
-                    .map(|entries| {
-                        entries
-                            .into_iter()
-                            .next()
-                            .map_or_else(|| "0-0".to_string(), |(id, _)| id)
-                    })
-                    .collect()
+                    async move {
+                        let newest: Vec<(String, Vec<String>)> =
+                            cmd.query_async(&mut conn).await.map_err(|e| redis.err(e))?;
+                        Ok::<_, crate::Error>(
+                            newest
+                                .into_iter()
+                                .next()
+                                .map_or_else(|| "0-0".to_string(), |(id, _)| id),
+                        )
+                    }
+                }))
+                .await?
             }
         };
         for (q, id) in new.into_iter().zip(ids) {
@@ -144,6 +148,9 @@ impl EventFollower {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = self.cursors.keys().map(|q| self.events_key(q)).collect();
+        if self.redis.is_cluster() {
+            return self.poll_each(&keys, block, count).await;
+        }
         let mut cmd = redis::cmd("XREAD");
         cmd.arg("COUNT")
             .arg(count.max(1))
@@ -164,6 +171,55 @@ impl EventFollower {
                 return Err(self.redis.err(e));
             }
         };
+        Ok(self.take(&keys, reply.map(|r| r.keys).unwrap_or_default()))
+    }
+
+    /// [`EventFollower::next`] on a cluster: a non-blocking `XREAD` of each stream (all at
+    /// once, each routed to its node), again every [`CLUSTER_POLL`] while none has news.
+    async fn poll_each(
+        &mut self,
+        keys: &[String],
+        block: Duration,
+        count: usize,
+    ) -> Result<Vec<QueueEvent>> {
+        let deadline = tokio::time::Instant::now() + block;
+        loop {
+            let redis = &self.redis;
+            let reads = keys.iter().zip(self.cursors.values()).map(|(key, after)| {
+                let mut conn = redis.conn();
+                let mut cmd = redis::cmd("XREAD");
+                cmd.arg("COUNT")
+                    .arg(count.max(1))
+                    .arg("STREAMS")
+                    .arg(key)
+                    .arg(after);
+                async move {
+                    cmd.query_async::<Option<StreamReadReply>>(&mut conn)
+                        .await
+                        .map_err(|e| redis.err(e))
+                }
+            });
+            let streams: Vec<_> = try_join_all(reads)
+                .await?
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r.keys)
+                .collect();
+            let now = tokio::time::Instant::now();
+            if !streams.is_empty() || now >= deadline {
+                return Ok(self.take(keys, streams));
+            }
+            tokio::time::sleep_until(deadline.min(now + CLUSTER_POLL)).await;
+        }
+    }
+
+    /// The events of `streams` (read with the followed queues' `keys`), each queue's cursor
+    /// moved past what was read.
+    fn take(
+        &mut self,
+        keys: &[String],
+        streams: Vec<redis::streams::StreamKey>,
+    ) -> Vec<QueueEvent> {
         let by_key: HashMap<&str, &str> = keys
             .iter()
             .map(String::as_str)
@@ -171,7 +227,7 @@ impl EventFollower {
             .collect();
         let mut out = Vec::new();
         let mut moved = Vec::new();
-        for stream in reply.map(|r| r.keys).unwrap_or_default() {
+        for stream in streams {
             let Some(queue) = by_key.get(stream.key.as_str()) else {
                 continue;
             };
@@ -183,7 +239,7 @@ impl EventFollower {
         for (queue, id) in moved {
             self.cursors.insert(queue, id);
         }
-        Ok(out)
+        out
     }
 
     fn events_key(&self, queue: &str) -> String {

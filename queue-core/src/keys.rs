@@ -176,6 +176,28 @@ fn escape_glob(s: &str) -> String {
     out
 }
 
+/// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag — the part between the
+/// first `{` and the next `}`, when not empty — or of the whole key, modulo 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(key) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
 /// Keys of the built-in analytics handlers. All share the hash tag `{prefix/analytics}` so
 /// that one ingest batch is one atomic script in a single Cluster slot. The `/` cannot occur
 /// in a queue name, so no queue's keys (not even a queue named `analytics`) share the tag.
@@ -259,6 +281,22 @@ mod tests {
         );
         assert_ne!(k.job("a:logs"), k.job_logs("a"));
         assert_eq!(k.lane(-3), "{jobq:video}:ready:-3");
+    }
+
+    #[test]
+    fn slots_are_those_redis_computes() {
+        // CRC16/XMODEM check value of "123456789" is 0x31C3 = 12739
+        assert_eq!(key_slot(b"123456789"), 12_739);
+        // values from `redis-cli CLUSTER KEYSLOT`
+        assert_eq!(key_slot(b"foo"), 12_182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"{}x"), key_slot(b"{}x"));
+        assert_ne!(key_slot(b"{}x"), key_slot(b"x"));
+        let k = QueueKeys::new("jobq", "video");
+        assert_eq!(
+            key_slot(k.meta().as_bytes()),
+            key_slot(k.job("1").as_bytes())
+        );
     }
 
     #[test]

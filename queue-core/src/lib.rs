@@ -42,7 +42,7 @@ pub mod validate;
 pub mod worker;
 
 pub use config::{Config, Fallback};
-pub use connection::{Redis, ServerInfo};
+pub use connection::{Conn, Redis, ServerInfo};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
 pub use events::{EventFollower, QueueEvent, StartAt};

@@ -14,29 +14,27 @@ const SCAN_COUNT: u64 = 1_000;
 /// Keys written while it runs may or may not be removed.
 pub(crate) async fn scan_unlink(redis: &Redis, pattern: &str) -> Result<u64> {
     let mut conn = redis.conn();
-    let mut cursor = 0u64;
     let mut removed = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| redis.err(e))?;
-        if !keys.is_empty() {
-            let n: u64 = redis::cmd("UNLINK")
-                .arg(keys)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| redis.err(e))?;
-            removed += n;
+    // in a cluster, every master (or the one of the pattern's hash tag) has its own walk
+    for target in redis.scan_targets(pattern).await? {
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys) = redis
+                .scan_page(&target, cursor, pattern, SCAN_COUNT)
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| redis.err(e))?;
+                removed += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
-        if next == 0 {
-            return Ok(removed);
-        }
-        cursor = next;
     }
+    Ok(removed)
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use queue_core::{Config, Queue, Redis, Worker, WorkerBuilder};
 
+mod cluster;
 mod proxy;
+pub use cluster::RedisCluster;
 pub use proxy::Proxy;
 
 /// A private `redis-server` this process started; stopped when dropped, and also when the
@@ -120,6 +122,16 @@ impl RedisServer {
         let _ = Command::new("redis-cli")
             .args(["-p", &self.port.to_string(), "shutdown"])
             .output();
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.wait();
+        }
+    }
+
+    /// Kills the server with SIGKILL (a crash: nothing is flushed), and waits for it.
+    pub fn kill(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("redis.pid")) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).output();
+        }
         if let Some(mut w) = self.watchdog.take() {
             let _ = w.wait();
         }
@@ -312,7 +324,7 @@ impl TestEnv {
     }
 
     /// A raw connection for assertions on keys.
-    pub async fn raw(&self) -> redis::aio::ConnectionManager {
+    pub async fn raw(&self) -> queue_core::Conn {
         self.redis.conn()
     }
 }

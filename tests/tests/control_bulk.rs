@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 const N: usize = 10_000;
 
 /// Resets the slowlog to record every command.
-async fn start_measuring(raw: &mut redis::aio::ConnectionManager) {
+async fn start_measuring(raw: &mut Conn) {
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("slowlog-log-slower-than")
@@ -33,7 +33,7 @@ async fn start_measuring(raw: &mut redis::aio::ConnectionManager) {
 }
 
 /// Longest single command (script call) since `start_measuring`, in microseconds.
-async fn longest_call_us(raw: &mut redis::aio::ConnectionManager) -> (i64, usize) {
+async fn longest_call_us(raw: &mut Conn) -> (i64, usize) {
     let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")
         .arg(100_000)

@@ -358,7 +358,7 @@ async fn a_rate_limited_worker_waits_for_the_window_instead_of_spinning() {
 }
 
 /// Lua script calls the server has run so far.
-async fn script_calls(conn: &mut redis::aio::ConnectionManager) -> u64 {
+async fn script_calls(conn: &mut Conn) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)

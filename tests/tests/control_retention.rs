@@ -17,7 +17,7 @@ use jobq_tests::*;
 use queue_core::*;
 use serde_json::{json, Value};
 
-async fn used_memory(raw: &mut redis::aio::ConnectionManager) -> u64 {
+async fn used_memory(raw: &mut Conn) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(raw)
@@ -30,7 +30,7 @@ async fn used_memory(raw: &mut redis::aio::ConnectionManager) -> u64 {
 }
 
 /// Where Redis's memory goes: dataset, overhead and client buffers (INFO memory fields).
-async fn memory_breakdown(raw: &mut redis::aio::ConnectionManager) -> String {
+async fn memory_breakdown(raw: &mut Conn) -> String {
     let info: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(raw)
@@ -53,7 +53,7 @@ async fn memory_breakdown(raw: &mut redis::aio::ConnectionManager) -> String {
 }
 
 /// `used_memory` once it has settled after a burst, without the slowlog (see the module doc).
-async fn settled_memory(raw: &mut redis::aio::ConnectionManager) -> u64 {
+async fn settled_memory(raw: &mut Conn) -> u64 {
     let entries: i64 = redis::cmd("SLOWLOG")
         .arg("LEN")
         .query_async(raw)
@@ -82,7 +82,7 @@ async fn settled_memory(raw: &mut redis::aio::ConnectionManager) -> u64 {
 }
 
 /// MEMORY USAGE of one key, in bytes.
-async fn key_memory(raw: &mut redis::aio::ConnectionManager, key: &str) -> u64 {
+async fn key_memory(raw: &mut Conn, key: &str) -> u64 {
     let n: Option<u64> = redis::cmd("MEMORY")
         .arg("USAGE")
         .arg(key)
@@ -95,7 +95,7 @@ async fn key_memory(raw: &mut redis::aio::ConnectionManager, key: &str) -> u64 {
 }
 
 /// Sum of MEMORY USAGE over every key of the queue (its jobs, lanes, sets, events, meta…).
-async fn queue_key_memory(raw: &mut redis::aio::ConnectionManager, prefix: &str) -> u64 {
+async fn queue_key_memory(raw: &mut Conn, prefix: &str) -> u64 {
     let mut cursor = 0u64;
     let mut total = 0;
     loop {
@@ -118,7 +118,7 @@ async fn queue_key_memory(raw: &mut redis::aio::ConnectionManager, prefix: &str)
     }
 }
 
-async fn job_hashes(raw: &mut redis::aio::ConnectionManager, prefix: &str) -> usize {
+async fn job_hashes(raw: &mut Conn, prefix: &str) -> usize {
     let mut cursor = 0u64;
     let mut n = 0;
     loop {

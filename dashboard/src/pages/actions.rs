@@ -8,6 +8,7 @@ use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use queue_core::job_spec::parse_job_value;
+use queue_core::Produced;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -136,7 +137,8 @@ pub struct AddJobForm {
 }
 
 /// `POST /queues/{q}/jobs` from the form: checked like the API's enqueue, then the new
-/// job's page.
+/// job's page; or, when Redis is down and the job was spooled (`JOBQ_FALLBACK=spool`), the
+/// overview with a notice saying so (the job's page cannot be read until Redis is back).
 pub async fn add_job(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -147,20 +149,29 @@ pub async fn add_job(
         queue_core::validate::validate_queue_name(&queue)?;
         let job =
             parse_job_value(form_job(&form)?).map_err(|e| AppError::BadRequest(e.to_string()))?;
-        let q = state.backend().queue(&queue).await?;
-        let added = deadline(q.add(&job.name, &job.data, job.opts)).await?;
-        let notice = if added.duplicate {
-            format!(
-                "a job with id {} is already stored: nothing added",
-                added.id
-            )
-        } else {
-            format!("added job {}", added.id)
+        let produced = state.enqueuer().add(&queue, vec![job]).await?;
+        let to = match produced.into_iter().next() {
+            Some(Produced::Stored(added)) => {
+                let notice = if added.duplicate {
+                    format!(
+                        "a job with id {} is already stored: nothing added",
+                        added.id
+                    )
+                } else {
+                    format!("added job {}", added.id)
+                };
+                with_notice(&job_href(&queue, &added.id), &notice)
+            }
+            Some(Produced::Spooled { id, reason, .. }) => with_notice(
+                "/",
+                &format!(
+                    "{reason}: job {id} is spooled (JOBQ_FALLBACK=spool) and will be added to \
+                     {queue} under this id once Redis is back"
+                ),
+            ),
+            _ => return Err(AppError::Internal("add returned nothing".into())),
         };
-        Ok::<_, AppError>(Redirect::to(&with_notice(
-            &job_href(&queue, &added.id),
-            &notice,
-        )))
+        Ok::<_, AppError>(Redirect::to(&to))
     };
     match run.await {
         Ok(r) => r.into_response(),

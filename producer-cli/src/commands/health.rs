@@ -83,9 +83,10 @@ pub async fn health(config: &Config, json: bool) -> Result<()> {
         crate::output::json_line(&out);
     } else {
         println!(
-            "redis: connected to {} (Redis {}), latency {latency_ms:.2} ms",
+            "redis: connected to {} (Redis {}{}), latency {latency_ms:.2} ms",
             redis.addr(),
-            info.version
+            info.version,
+            if redis.is_cluster() { ", cluster" } else { "" }
         );
         for w in info.warnings() {
             println!("warning: {w}");

@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +19,7 @@ use super::held::Held;
 use super::outage::Outage;
 use super::run::Active;
 use super::Shared;
+use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
 use crate::keys::GROUP;
@@ -133,7 +133,7 @@ pub(crate) async fn fetch_loop(
     queue: Queue,
     shared: Arc<Shared>,
     held: Arc<Held>,
-    blocking: ConnectionManager,
+    blocking: Conn,
     claimed: mpsc::UnboundedSender<Claimed>,
     stop: CancellationToken,
 ) {
@@ -199,13 +199,13 @@ type Popped = redis::RedisResult<Option<(String, String, f64)>>;
 /// due times are timed here, and a BZPOPMIN still pending when a due time passes is simply
 /// picked up again by the next wait (a new one would queue behind it on the connection).
 pub(crate) struct Waiter {
-    conn: ConnectionManager,
+    conn: Conn,
     marker: String,
     pending: Option<Pin<Box<dyn Future<Output = Popped> + Send>>>,
 }
 
 impl Waiter {
-    pub fn new(conn: ConnectionManager, marker: String) -> Self {
+    pub fn new(conn: Conn, marker: String) -> Self {
         Waiter {
             conn,
             marker,

@@ -297,6 +297,7 @@ impl Worker {
                     version = %info.version,
                     maxmemory_policy = %info.maxmemory_policy,
                     aof = info.aof_enabled,
+                    cluster = redis.is_cluster(),
                     "connected to Redis"
                 );
                 for warning in info.warnings() {

@@ -42,17 +42,18 @@ pub(crate) async fn sweep_loop(queue: Queue, every: Duration, stop: Cancellation
 pub(crate) async fn sweep_step(queue: &Queue, cursor: u64) -> Result<(u64, i64)> {
     let inner = &queue.inner;
     let keys = &inner.keys;
-    let mut conn = inner.redis.conn();
     let prefix = keys.job_prefix();
-    let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(format!("{prefix}*"))
-        .arg("COUNT")
-        .arg(SCAN_COUNT)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| inner.redis.err(e))?;
+    let pattern = format!("{prefix}*");
+    // the queue's keys are in one slot: in a cluster, on the master serving it
+    let target = inner.redis.slot_target(keys.base());
+    let (next, found) = inner
+        .redis
+        .scan_page(&target, cursor, &pattern, SCAN_COUNT)
+        .await?;
+    let found: Vec<String> = found
+        .into_iter()
+        .filter_map(|k| String::from_utf8(k).ok())
+        .collect();
     let ids: Vec<&str> = found
         .iter()
         .filter_map(|k| k.strip_prefix(prefix.as_str()))
@@ -81,7 +82,7 @@ pub(crate) async fn sweep_step(queue: &Queue, cursor: u64) -> Result<(u64, i64)>
         inv.arg(*id);
     }
     let repaired: i64 = inv
-        .invoke_async(&mut conn)
+        .invoke_async(&mut inner.redis.conn())
         .await
         .map_err(|e| inner.redis.err(e))?;
     Ok((next, repaired))

@@ -17,16 +17,20 @@ pub struct Dashboard {
     /// Port it listens on (on 127.0.0.1).
     pub port: u16,
     log: PathBuf,
+    /// Its own empty `JOBQ_SPOOL_DIR` when the test gave none: the dashboard replays the
+    /// spool, and the default (`./.jobq-spool`) is shared by every test running at once.
+    _spool: Option<TempDir>,
 }
 
 /// Variables the dashboard would read that a test must not inherit.
-const SCRUBBED: [&str; 6] = [
+const SCRUBBED: [&str; 7] = [
     "REDIS_URL",
     "REDIS_HOST",
     "JOBQ_PREFIX",
     "JOBQ_DASHBOARD_TOKEN",
     "JOBQ_DASHBOARD_BASIC_AUTH",
     "JOBQ_FALLBACK",
+    "JOBQ_SPOOL_DIR",
 ];
 
 impl Dashboard {
@@ -38,6 +42,17 @@ impl Dashboard {
 
     /// Like [`Dashboard::start`] for any Redis URL (None: not configured) and prefix.
     pub async fn start_for(url: Option<&str>, prefix: &str, extra: &[&str]) -> Dashboard {
+        Self::start_env(url, prefix, extra, &[]).await
+    }
+
+    /// Like [`Dashboard::start_for`], with environment variables (e.g. `JOBQ_FALLBACK`,
+    /// `JOBQ_SPOOL_DIR`).
+    pub async fn start_env(
+        url: Option<&str>,
+        prefix: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Dashboard {
         let port = free_port();
         let bind = format!("127.0.0.1:{port}");
         let mut args = vec!["--bind", bind.as_str(), "--prefix", prefix];
@@ -45,16 +60,23 @@ impl Dashboard {
             args.extend(["--redis-url", url]);
         }
         args.extend_from_slice(extra);
-        let d = Dashboard::spawn(&args, port);
+        let d = Dashboard::spawn_env(&args, port, env);
         d.wait_ready().await;
         d
     }
 
     /// Starts the binary with exactly `args` (the caller picks the bind), not waiting.
     pub fn spawn(args: &[&str], port: u16) -> Dashboard {
+        Self::spawn_env(args, port, &[])
+    }
+
+    /// Like [`Dashboard::spawn`], with environment variables.
+    pub fn spawn_env(args: &[&str], port: u16, env: &[(&str, &str)]) -> Dashboard {
         let log =
             std::env::temp_dir().join(format!("jobq-dashboard-{port}-{}.log", std::process::id()));
         let file = std::fs::File::create(&log).expect("dashboard log file");
+        let spool = (!env.iter().any(|(k, _)| *k == "JOBQ_SPOOL_DIR"))
+            .then(|| TempDir::new("dashboard-spool"));
         let mut cmd = Command::new(bin_path("jobq-dashboard"));
         for var in SCRUBBED {
             cmd.env_remove(var);
@@ -63,11 +85,18 @@ impl Dashboard {
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(spool.iter().map(|d| ("JOBQ_SPOOL_DIR", d.as_str())))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
             .expect("start jobq-dashboard");
-        Dashboard { child, port, log }
+        Dashboard {
+            child,
+            port,
+            log,
+            _spool: spool,
+        }
     }
 
     /// Polls until the dashboard answers HTTP (whatever the status), or panics with its log.

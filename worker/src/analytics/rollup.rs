@@ -119,7 +119,7 @@ async fn cached(cache: &Cache, key: &str) -> Result<Option<Rollup>, JobError> {
 
 async fn compute(
     keys: &AnalyticsKeys,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut queue_core::Conn,
     day: &str,
     top: usize,
     counts: BTreeMap<String, u64>,

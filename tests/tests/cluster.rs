@@ -1,0 +1,270 @@
+//! jobq on a Redis Cluster with no change but the URL: jobs of queues on different masters
+//! (added with `jobq add-bulk`, run by `jobq-worker`, delayed and retried ones among them),
+//! a master failover in the middle of the work, and the operations that look at every
+//! node (following events, obliterating a queue, invalidating a cache prefix).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::{json, Value};
+
+fn jobq(url: &str, prefix: &str, args: &[&str]) -> Output {
+    let out = Command::new(bin_path("jobq"))
+        .args(["--redis-url", url, "--prefix", prefix])
+        .args(args)
+        .env("JOBQ_FALLBACK", "error")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run jobq");
+    assert!(
+        out.status.success(),
+        "jobq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `jobq stats --json`: one JSON line per queue.
+fn stats(url: &str, prefix: &str) -> Vec<Value> {
+    let out = jobq(url, prefix, &["stats", "--json"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stats --json lines are JSON"))
+        .collect()
+}
+
+fn completed_totals(url: &str, prefix: &str) -> u64 {
+    stats(url, prefix)
+        .iter()
+        .map(|s| s["completed_total"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// `count` queue names whose slots are served by as many different masters as possible
+/// (all of them when `count` ≥ masters).
+fn spread_queues(cluster: &RedisCluster, prefix: &str, count: usize) -> Vec<String> {
+    let mut by_master: Vec<(u16, String)> = Vec::new();
+    let mut spare = Vec::new();
+    for i in 0.. {
+        let name = format!("q{i}");
+        let master = cluster.master_of(&format!("{{{prefix}:{name}}}"));
+        if by_master.iter().any(|(m, _)| *m == master) {
+            spare.push(name);
+        } else {
+            by_master.push((master, name));
+        }
+        if by_master.len() + spare.len() >= count && by_master.len() >= count.min(3) {
+            break;
+        }
+    }
+    by_master
+        .into_iter()
+        .map(|(_, n)| n)
+        .chain(spare)
+        .take(count)
+        .collect()
+}
+
+fn write_lines(dir: &TempDir, name: &str, lines: &[Value]) -> String {
+    let path = dir.path().join(name);
+    let mut f = std::fs::File::create(&path).expect("create jsonl");
+    for l in lines {
+        writeln!(f, "{l}").expect("write jsonl");
+    }
+    path.display().to_string()
+}
+
+async fn eventually_completed(url: &str, prefix: &str, want: u64, timeout: Duration) {
+    let (url, prefix) = (url.to_string(), prefix.to_string());
+    eventually(timeout, &format!("{want} jobs completed"), || {
+        let (url, prefix) = (url.clone(), prefix.clone());
+        async move {
+            let done = tokio::task::spawn_blocking(move || completed_totals(&url, &prefix))
+                .await
+                .unwrap();
+            (done >= want).then_some(done)
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_jobs_over_four_queues_on_three_masters_complete_through_the_cli_and_worker() {
+    let cluster = RedisCluster::start(3, 0);
+    let prefix = fresh_prefix();
+    let queues = spread_queues(&cluster, &prefix, 4);
+    let masters: BTreeSet<u16> = queues
+        .iter()
+        .map(|q| cluster.master_of(&format!("{{{prefix}:{q}}}")))
+        .collect();
+    assert_eq!(masters.len(), 3, "the four queues span every master");
+
+    // per queue: 230 no-ops, 10 delayed, 10 that fail once and succeed on their retry
+    let dir = TempDir::new("cluster-jobs");
+    for q in &queues {
+        let mut lines = Vec::new();
+        for i in 0..230 {
+            lines.push(json!({"name": "diag.noop", "data": {"i": i}}));
+        }
+        for i in 0..10 {
+            lines.push(json!({"name": "diag.noop", "data": {"d": i}, "opts": {"delay": 300}}));
+        }
+        for _ in 0..10 {
+            lines.push(json!({
+                "name": "diag.fail",
+                "data": {"times": 1},
+                "opts": {"attempts": 3, "backoff": {"type": "fixed", "delay": 100}}
+            }));
+        }
+        let file = write_lines(&dir, &format!("{q}.jsonl"), &lines);
+        // every CLI call goes through node 1, whichever master holds the queue
+        jobq(&cluster.url(1), &prefix, &["add-bulk", q, &file]);
+    }
+    let listed: Vec<String> = stats(&cluster.url(0), &prefix)
+        .iter()
+        .map(|s| s["queue"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut want = queues.clone();
+    want.sort();
+    assert_eq!(listed, want, "stats lists the queues of every master");
+
+    let mut worker = WorkerProcess::start(
+        &cluster.url(2),
+        &prefix,
+        &["--queues", &queues.join(","), "--concurrency", "50"],
+    );
+    eventually_completed(&cluster.url(0), &prefix, 1_000, Duration::from_secs(60)).await;
+    for s in stats(&cluster.url(0), &prefix) {
+        assert_eq!(s["completed_total"], 250, "{s}");
+        assert_eq!(s["failed_total"], 0, "{s}");
+        assert_eq!(s["waiting"], 0, "{s}");
+        assert_eq!(s["delayed"], 0, "{s}");
+    }
+    // the retried jobs ran twice: their first attempt failed
+    let env = TestEnv::on_prefix(&cluster.url(0), &prefix).await;
+    let q = env.queue(&queues[0]).await;
+    let done = q.list_jobs(JobState::Completed, 0, 1_000).await.unwrap();
+    let retried = done.iter().filter(|j| j.name == "diag.fail").count();
+    assert_eq!(retried, 10);
+    assert!(done
+        .iter()
+        .filter(|j| j.name == "diag.fail")
+        .all(|j| j.attempts_made == 2));
+    assert!(worker.is_running(), "{}", worker.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_failover_mid_work_loses_no_job() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let prefix = fresh_prefix();
+    let queue = spread_queues(&cluster, &prefix, 1).remove(0);
+    let tag = format!("{{{prefix}:{queue}}}");
+    let master = cluster.master_of(&tag);
+    let entry = cluster
+        .nodes
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != master)
+        .unwrap();
+    let url = format!("redis://127.0.0.1:{entry}");
+
+    let dir = TempDir::new("cluster-failover");
+    let lines: Vec<Value> = (0..1_000)
+        .map(|i| json!({"name": "diag.sleep", "data": {"ms": 20, "i": i}}))
+        .collect();
+    let file = write_lines(&dir, "jobs.jsonl", &lines);
+    jobq(&url, &prefix, &["add-bulk", &queue, &file]);
+    // the adds are on the replica before the master goes (replication is asynchronous)
+    let acked = Command::new("redis-cli")
+        .args(["-p", &master.to_string(), "wait", "1", "5000"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&acked.stdout).trim(), "1");
+
+    let mut worker =
+        WorkerProcess::start(&url, &prefix, &["--queues", &queue, "--concurrency", "10"]);
+    eventually_completed(&url, &prefix, 150, Duration::from_secs(30)).await;
+    let killed = std::time::Instant::now();
+    cluster.node(master).kill();
+    let _cluster = tokio::task::spawn_blocking(move || {
+        cluster.wait_failover(&tag, master, Duration::from_secs(30));
+        cluster
+    })
+    .await
+    .unwrap();
+    let promoted = killed.elapsed();
+
+    eventually_completed(&url, &prefix, 1_000, Duration::from_secs(90)).await;
+    eprintln!(
+        "master killed; replica promoted after {promoted:?}; all jobs completed {:?} after the kill",
+        killed.elapsed()
+    );
+    let s = stats(&url, &prefix);
+    assert_eq!(s[0]["completed_total"], 1_000, "{s:?}");
+    assert_eq!(s[0]["failed_total"], 0, "{s:?}");
+    let env = TestEnv::on_prefix(&url, &prefix).await;
+    let q = env.queue(&queue).await;
+    let done = q.list_jobs(JobState::Completed, 0, 1_000).await.unwrap();
+    let distinct: BTreeSet<i64> = done.iter().filter_map(|j| j.data["i"].as_i64()).collect();
+    assert_eq!(distinct.len(), 1_000, "every job completed");
+    assert!(worker.is_running(), "{}", worker.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_obliterate_and_cache_invalidation_reach_every_master() {
+    let cluster = RedisCluster::start(3, 0);
+    let prefix = fresh_prefix();
+    let names = spread_queues(&cluster, &prefix, 3);
+    let env = TestEnv::on_prefix(&cluster.url(0), &prefix).await;
+    assert!(env.redis.is_cluster());
+
+    let mut follower = EventFollower::new(&env.redis, &prefix);
+    follower.follow(&names, StartAt::End).await.unwrap();
+    for n in &names {
+        env.queue(n)
+            .await
+            .add("diag.noop", &json!({}), JobOptions::new())
+            .await
+            .unwrap();
+    }
+    let mut seen = BTreeSet::new();
+    for _ in 0..20 {
+        for e in follower
+            .next(Duration::from_millis(500), 100)
+            .await
+            .unwrap()
+        {
+            if e.event == "added" {
+                seen.insert(e.queue);
+            }
+        }
+        if seen.len() == names.len() {
+            break;
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), names);
+
+    // a cache's keys land on every master; invalidating a prefix finds them all
+    let cache = Cache::new(env.redis.clone(), &prefix, "t");
+    for i in 0..60 {
+        cache
+            .set(&format!("user:{i}"), &i, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    cache
+        .set("other", &1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(cache.invalidate_prefix("user:").await.unwrap(), 60);
+    assert_eq!(cache.peek::<i32>("other").await.unwrap(), Some(1));
+
+    let q = env.queue(&names[1]).await;
+    assert!(q.obliterate(true).await.unwrap() > 0);
+    let counts = q.counts().await.unwrap();
+    assert_eq!((counts.waiting, counts.completed_total), (0, 0));
+}
