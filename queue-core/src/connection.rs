@@ -203,6 +203,7 @@ impl Redis {
             let b = ClusterClientBuilder::new(seeds.clone())
                 .connection_timeout(CONNECT_TIMEOUT)
                 .retries(retries.max(1) as u32 * 4)
+                .min_retry_wait(50)
                 .max_retry_wait(1_000);
             match response_timeout {
                 Some(t) => b

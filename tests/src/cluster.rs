@@ -158,6 +158,40 @@ impl RedisCluster {
         }
     }
 
+    /// Moves the slot of `key` to the master on `to`, as `redis-cli --cluster reshard`
+    /// would, while clients keep using it: the slot is marked migrating and importing, its
+    /// keys are MIGRATEd in batches (clients meanwhile get ASK and TRYAGAIN), then every
+    /// master is told the new owner.
+    pub fn move_slot(&self, key: &str, to: u16) {
+        let from = self.master_of(key);
+        let slot = cli(from, &["cluster", "keyslot", key]).trim().to_string();
+        let id = |port: u16| cli(port, &["cluster", "myid"]).trim().to_string();
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |port: u16, args: &[&str]| {
+            let out = cli(port, args);
+            assert!(out.trim() == "OK", "redis-cli -p {port} {args:?}: {out}");
+        };
+        ok(to, &["cluster", "setslot", &slot, "importing", &from_id]);
+        ok(from, &["cluster", "setslot", &slot, "migrating", &to_id]);
+        loop {
+            let keys = cli(from, &["cluster", "getkeysinslot", &slot, "50"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let to_port = to.to_string();
+            let mut args = vec!["migrate", "127.0.0.1", &to_port, "", "0", "5000", "keys"];
+            args.extend(keys);
+            let out = cli(from, &args);
+            assert!(out.trim() == "OK", "MIGRATE: {out}");
+        }
+        for port in self.live_ports() {
+            if cli(port, &["role"]).starts_with("master") {
+                ok(port, &["cluster", "setslot", &slot, "node", &to_id]);
+            }
+        }
+    }
+
     /// The node on `port`.
     pub fn node(&mut self, port: u16) -> &mut RedisServer {
         self.nodes

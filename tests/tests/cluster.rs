@@ -1,7 +1,7 @@
 //! jobq on a Redis Cluster with no change but the URL: jobs of queues on different masters
 //! (added with `jobq add-bulk`, run by `jobq-worker`, delayed and retried ones among them),
-//! a master failover in the middle of the work, and the operations that look at every
-//! node (following events, obliterating a queue, invalidating a cache prefix).
+//! a master failover and a slot moving to another master in the middle of the work, and
+//! the operations that look at every node (following events, obliterating a queue, invalidating a cache prefix).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -211,6 +211,52 @@ async fn a_master_failover_mid_work_loses_no_job() {
     let done = q.list_jobs(JobState::Completed, 0, 1_000).await.unwrap();
     let distinct: BTreeSet<i64> = done.iter().filter_map(|j| j.data["i"].as_i64()).collect();
     assert_eq!(distinct.len(), 1_000, "every job completed");
+    assert!(worker.is_running(), "{}", worker.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_whose_slot_moves_to_another_master_mid_work_completes_every_job() {
+    let cluster = RedisCluster::start(3, 0);
+    let prefix = fresh_prefix();
+    let queue = spread_queues(&cluster, &prefix, 1).remove(0);
+    let tag = format!("{{{prefix}:{queue}}}");
+    let from = cluster.master_of(&tag);
+    let to = cluster
+        .nodes
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != from)
+        .unwrap();
+    let url = cluster.url(0);
+
+    let dir = TempDir::new("cluster-reshard");
+    let lines: Vec<Value> = (0..1_000)
+        .map(|i| json!({"name": "diag.sleep", "data": {"ms": 10, "i": i}}))
+        .collect();
+    let file = write_lines(&dir, "jobs.jsonl", &lines);
+    jobq(&url, &prefix, &["add-bulk", &queue, &file]);
+    let mut worker =
+        WorkerProcess::start(&url, &prefix, &["--queues", &queue, "--concurrency", "10"]);
+    eventually_completed(&url, &prefix, 100, Duration::from_secs(30)).await;
+    let (moved_tag, cluster) = (tag.clone(), cluster);
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.move_slot(&moved_tag, to);
+        cluster
+    })
+    .await
+    .unwrap();
+    assert_eq!(cluster.master_of(&tag), to, "the slot moved");
+    // jobs added while and after it moved go to the new master
+    jobq(
+        &url,
+        &prefix,
+        &["add", &queue, "diag.noop", "--data", r#"{"i": 1000}"#],
+    );
+
+    eventually_completed(&url, &prefix, 1_001, Duration::from_secs(60)).await;
+    let s = stats(&url, &prefix);
+    assert_eq!(s[0]["completed_total"], 1_001, "{s:?}");
+    assert_eq!(s[0]["failed_total"], 0, "{s:?}");
     assert!(worker.is_running(), "{}", worker.stderr());
 }
 
