@@ -260,6 +260,14 @@ async fn spool_replay_moves_unreadable_and_refused_lines_to_rejected_and_stores_
     assert!(spool.files_ending(".done").is_empty());
     let mut rejected = file.as_os_str().to_owned();
     rejected.push(".rejected");
+    // what `jobq spool status` lists for an operator
+    assert_eq!(
+        fallback::rejected_files(spool.path()).unwrap(),
+        [fallback::RejectedFile {
+            path: rejected.clone().into(),
+            lines: 3
+        }]
+    );
     let rejected = std::fs::read_to_string(&rejected).unwrap();
     // grouped by cause within a chunk, not in file order
     let rejected: BTreeSet<&str> = rejected.lines().collect();

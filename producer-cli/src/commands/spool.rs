@@ -6,7 +6,7 @@
 //! jobs into it.
 
 use anyhow::Result;
-use queue_core::fallback::{has_pending, spool_files, ReplayOptions, ReplayReport};
+use queue_core::fallback::{has_pending, rejected_files, spool_files, ReplayOptions, ReplayReport};
 use queue_core::{Config, Producer};
 use serde_json::json;
 
@@ -44,27 +44,42 @@ pub async fn spool(config: &Config, json: bool, cmd: SpoolCommand) -> Result<()>
     }
 }
 
+/// The spool files waiting, then the rejected files (lines a replay could not store),
+/// which nothing replays: they stay until an operator has read and removed them.
 fn status(config: &Config, json: bool) -> Result<()> {
     let files = spool_files(&config.spool_dir)?;
+    let rejected = rejected_files(&config.spool_dir)?;
     if json {
         for f in &files {
             output::json_line(f);
+        }
+        for r in &rejected {
+            output::json_line(&json!({"path": r.path, "rejected": r.lines}));
         }
         return Ok(());
     }
     if files.is_empty() {
         println!("no spooled jobs in {}", config.spool_dir.display());
-        return Ok(());
+    } else {
+        let mut t = Table::new(&["FILE", ">JOBS", "HELD"]);
+        for f in &files {
+            t.row(vec![
+                f.path.display().to_string(),
+                f.jobs.to_string(),
+                if f.held { "yes (live process)" } else { "no" }.into(),
+            ]);
+        }
+        t.print();
     }
-    let mut t = Table::new(&["FILE", ">JOBS", "HELD"]);
-    for f in &files {
-        t.row(vec![
-            f.path.display().to_string(),
-            f.jobs.to_string(),
-            if f.held { "yes (live process)" } else { "no" }.into(),
-        ]);
+    if !rejected.is_empty() {
+        println!();
+        println!("lines Redis or the replay refused (not replayed; read, then remove the file):");
+        let mut t = Table::new(&["REJECTED FILE", ">LINES"]);
+        for r in &rejected {
+            t.row(vec![r.path.display().to_string(), r.lines.to_string()]);
+        }
+        t.print();
     }
-    t.print();
     Ok(())
 }
 

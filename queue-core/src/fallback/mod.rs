@@ -71,7 +71,7 @@ pub use breaker::{BreakerState, DEFAULT_COOLDOWN};
 pub use replay::{
     replay_dir, replay_loop, ReplayOptions, ReplayReport, DEFAULT_REPLAY_CHUNK, REPLAY_EVERY,
 };
-pub use spool::{has_pending, spool_files, SpoolFile};
+pub use spool::{has_pending, rejected_files, spool_files, RejectedFile, SpoolFile};
 
 use crate::config::{Config, Fallback};
 use crate::connection::Redis;

@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::spool::{self, done_path, target_of, OpenSpool, SpoolLine};
+use super::spool::{self, done_path, rejected_path, target_of, OpenSpool, SpoolLine};
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
@@ -429,13 +429,6 @@ impl ReplayReport {
 
 fn job_id(job: &NewJob) -> &str {
     job.opts.job_id.as_deref().unwrap_or("")
-}
-
-/// Where the lines of spool file `path` that could not be replayed go.
-pub(crate) fn rejected_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".rejected");
-    PathBuf::from(p)
 }
 
 /// Appends whole `lines` to the rejected file `path`, durably.

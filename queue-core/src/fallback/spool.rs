@@ -46,6 +46,8 @@ use crate::job::JobOptions;
 pub(crate) const SPOOL_EXT: &str = "jsonl";
 /// Suffix of a spool file's progress sidecar (`x.jsonl.done`).
 pub(crate) const DONE_SUFFIX: &str = ".done";
+/// Suffix of the file beside a spool file that keeps the lines its replay could not store.
+pub(crate) const REJECTED_SUFFIX: &str = ".rejected";
 
 /// First line of a spool file: which Redis its jobs are for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +373,48 @@ pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
         out.push(SpoolFile { path, jobs, held });
     }
     Ok(out)
+}
+
+/// A file of spooled lines the replay could not store (`<file>.jsonl.rejected`), kept for
+/// an operator to read: each line is the job as it was spooled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// How many lines (jobs) it holds.
+    pub lines: u64,
+}
+
+/// The rejected files of `dir`, by name (so oldest first).
+pub fn rejected_files(dir: &Path) -> Result<Vec<RejectedFile>> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Spool { path, source }
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(err(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(err(dir))?.path();
+        if !path.to_string_lossy().ends_with(REJECTED_SUFFIX) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(err(&path))?;
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        out.push(RejectedFile { path, lines });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Where the lines of spool file `path` that could not be replayed go.
+pub(crate) fn rejected_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(REJECTED_SUFFIX);
+    PathBuf::from(p)
 }
 
 /// The progress file of spool file `path`.
