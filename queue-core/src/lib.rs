@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+mod coalesce;
 pub mod config;
 pub mod connection;
 pub mod control;

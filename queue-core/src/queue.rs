@@ -2,10 +2,15 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use serde::{Deserialize, Serialize};
 
+use crate::coalesce::{self, Coalescer};
 use crate::config::Config;
 use crate::connection::Redis;
 use crate::error::{Error, Result};
@@ -17,6 +22,13 @@ use crate::validate::validate_queue_name;
 
 /// Jobs per `add_job` script call in [`Queue::add_bulk`]: one round trip per chunk.
 pub const BULK_CHUNK: usize = 1_000;
+
+/// Chunks of one [`Queue::add_bulk`] in flight at once: the next chunk is made ready and
+/// sent while Redis stores the one before (they are sent, and so stored, in order).
+const BULK_IN_FLIGHT: usize = 2;
+
+/// One chunk's `add_job` call in flight.
+type ChunkCall<'a> = Pin<Box<dyn Future<Output = Result<Vec<Added>>> + Send + 'a>>;
 
 /// How many jobs a queue holds in each state, plus monotonic totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +118,8 @@ pub(crate) struct QueueInner {
     pub keys: QueueKeys,
     pub redis: Redis,
     pub lanes: LaneCache,
+    /// Single adds waiting to share an `add_job` call (see `coalesce.rs`).
+    pub adds: Coalescer,
 }
 
 /// A handle on one queue. Cheap to clone.
@@ -142,6 +156,7 @@ impl Queue {
                 keys: QueueKeys::new(prefix, name),
                 redis: redis.clone(),
                 lanes: LaneCache::default(),
+                adds: Coalescer::default(),
             }),
         };
         Ok(queue)
@@ -212,6 +227,11 @@ impl Queue {
 
     /// Adds one job. With `opts.job_id` set, a second add of the same id while the first is
     /// stored stores nothing and returns `duplicate: true`.
+    ///
+    /// Adds to this queue made at the same time (from many tasks) share script calls: a
+    /// lone add is sent at once, and the adds that arrive while calls are in flight go
+    /// together in the next one (see `coalesce.rs`). Adds awaited one after another are
+    /// stored in that order.
     pub async fn add<T: Serialize + ?Sized>(
         &self,
         name: &str,
@@ -224,23 +244,38 @@ impl Queue {
             opts,
         };
         validate_new_job(&job)?;
-        let mut added = self.add_chunk(std::slice::from_ref(&job)).await?;
-        added
-            .pop()
-            .ok_or_else(|| Error::Protocol("add returned nothing".into()))
+        coalesce::add(self, job).await
     }
 
     /// Adds many jobs: validated first (nothing is stored if one is invalid), then sent in
-    /// chunks of [`BULK_CHUNK`], one round trip each.
+    /// chunks of [`BULK_CHUNK`], one script call each, stored in order. The next chunk is
+    /// made ready and sent while Redis stores the one before. When a chunk fails, the
+    /// chunks before it are stored, and the one after it may be.
     pub async fn add_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Added>> {
         for job in &jobs {
             validate_new_job(job)?;
         }
+        // registered first, so that each chunk's first poll below reaches its send
+        self.register().await?;
         let mut out = Vec::with_capacity(jobs.len());
-        for chunk in jobs.chunks(BULK_CHUNK) {
-            out.extend(self.add_chunk(chunk).await?);
+        let mut chunks = jobs.chunks(BULK_CHUNK);
+        let mut sent = FuturesOrdered::new();
+        loop {
+            while sent.len() < BULK_IN_FLIGHT {
+                let Some(chunk) = chunks.next() else { break };
+                let mut call: ChunkCall<'_> = Box::pin(self.add_chunk(chunk));
+                // polled once here, so the chunks go out on the connection in order
+                let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+                if let Poll::Ready(added) = first {
+                    call = Box::pin(std::future::ready(added));
+                }
+                sent.push_back(call);
+            }
+            let Some(added) = sent.next().await else {
+                return Ok(out);
+            };
+            out.extend(added?);
         }
-        Ok(out)
     }
 
     /// Stores already validated jobs in one `add_job` call (at most [`BULK_CHUNK`] of them:
