@@ -36,6 +36,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // colours only on a terminal: a log file (scripts/demo's) gets plain text
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let listener = match tokio::net::TcpListener::bind(config.bind).await {
         Ok(l) => l,
