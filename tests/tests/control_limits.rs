@@ -356,23 +356,3 @@ async fn a_rate_limited_worker_waits_for_the_window_instead_of_spinning() {
     // waiting means about one fetch per idle period; spinning would be thousands
     assert!(calls < 30, "{calls} script calls in 1 s while rate-limited");
 }
-
-/// Lua script calls the server has run so far.
-async fn script_calls(conn: &mut Conn) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}

@@ -8,26 +8,6 @@ use jobq_tests::*;
 use queue_core::*;
 use serde_json::json;
 
-/// Lua script calls the server has run so far.
-async fn script_calls(conn: &mut Conn) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_single_adds_share_script_calls_and_each_gets_its_own_result() {
     // a private server: the call count must be this test's alone
