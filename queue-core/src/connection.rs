@@ -180,14 +180,28 @@ impl Redis {
                 addr: addr.clone(),
                 source,
             })?;
-        let info: String = redis::cmd("INFO")
+        // a server that refuses INFO (some managed services restrict it) is standalone
+        let info: String = match redis::cmd("INFO")
             .arg("cluster")
             .query_async(&mut conn)
             .await
-            .map_err(|source| Error::Redis {
-                addr: addr.clone(),
-                source,
-            })?;
+        {
+            Ok(info) => info,
+            Err(e)
+                if !(e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()) =>
+            {
+                String::new()
+            }
+            Err(source) => {
+                return Err(Error::Redis {
+                    addr: addr.clone(),
+                    source,
+                })
+            }
+        };
         if info_field(&info, "cluster_enabled") == "1" {
             return Redis::connect_cluster(seeds, retries, addr).await;
         }

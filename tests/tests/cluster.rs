@@ -314,3 +314,14 @@ async fn events_obliterate_and_cache_invalidation_reach_every_master() {
     let counts = q.counts().await.unwrap();
     assert_eq!((counts.waiting, counts.completed_total), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_info_is_used_as_a_standalone_one() {
+    // managed services may restrict INFO; cluster detection must not stop jobq there
+    let server = RedisServer::start(&["--rename-command", "INFO", ""]);
+    let env = TestEnv::on_prefix(&server.url(), &fresh_prefix()).await;
+    assert!(!env.redis.is_cluster());
+    let q = env.queue("plain").await;
+    let added = q.add("n", &json!({}), JobOptions::new()).await.unwrap();
+    assert_eq!(q.job(&added.id).await.unwrap().state, JobState::Waiting);
+}
