@@ -37,7 +37,10 @@ impl Enqueuer {
             producer_config.fallback = Fallback::Error;
         }
         Enqueuer {
-            producer: Producer::builder(producer_config).build(),
+            // as long as any other request may wait for Redis: a slow Redis is not down
+            producer: Producer::builder(producer_config)
+                .timeout(crate::backend::REDIS_DEADLINE)
+                .build(),
             mode,
         }
     }

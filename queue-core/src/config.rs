@@ -134,10 +134,22 @@ impl Config {
                 mask_url(&url)
             )));
         }
-        for seed in seed_urls(&url) {
+        let seeds = seed_urls(&url);
+        for seed in &seeds {
             redis::Client::open(seed.as_str()).map_err(|e| {
-                Error::Config(format!("Redis URL {:?} is invalid: {e}", mask_url(&seed)))
+                Error::Config(format!("Redis URL {:?} is invalid: {e}", mask_url(seed)))
             })?;
+        }
+        // a cluster's seeds must agree on TLS (the client refuses a mix when connecting)
+        if let Some(odd) = seeds
+            .iter()
+            .find(|s| s.starts_with("rediss://") != seeds[0].starts_with("rediss://"))
+        {
+            return Err(Error::Config(format!(
+                "Redis URL seeds {:?} and {:?} mix redis:// and rediss://: use one for all",
+                mask_url(&seeds[0]),
+                mask_url(odd)
+            )));
         }
         self.redis_url = Some(url);
         Ok(self)
@@ -160,7 +172,13 @@ impl Config {
     pub fn masked_url(&self) -> String {
         self.redis_url
             .as_deref()
-            .map(|url| url.split(',').map(mask_url).collect::<Vec<_>>().join(","))
+            .map(|url| {
+                whole_urls(url)
+                    .into_iter()
+                    .map(mask_url)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_else(|| "not configured".into())
     }
 
@@ -171,29 +189,51 @@ impl Config {
 }
 
 /// The URLs of a Redis URL that names several seed nodes of a cluster, comma-separated:
-/// `redis://user:pass@h1:7000,h2:7001` (the later hosts take the first one's scheme and
-/// credentials) or whole URLs `redis://h1:7000,redis://h2:7001`. One URL gives itself.
+/// whole URLs (`redis://h1:7000,redis://h2:7001`), or one URL with a list of hosts
+/// (`rediss://user:pass@h1:7000,h2:7001/#insecure`: each host gets the URL's scheme,
+/// credentials, path and options). A password may hold commas. One URL gives itself.
 pub fn seed_urls(url: &str) -> Vec<String> {
-    let mut parts = url.split(',').map(str::trim).filter(|p| !p.is_empty());
-    let Some(first) = parts.next() else {
+    let whole = whole_urls(url);
+    if whole.len() > 1 {
+        return whole.into_iter().map(str::to_string).collect();
+    }
+    let Some(scheme_end) = url.find("://") else {
         return vec![url.to_string()];
     };
-    // scheme and credentials of the first URL: `redis://user:pass@`
-    let lead = first.find("://").map_or("", |end| {
-        let after = &first[end + 3..];
-        let authority = &after[..after.find('/').unwrap_or(after.len())];
-        let userinfo = authority.rfind('@').map_or(0, |at| at + 1);
-        &first[..end + 3 + userinfo]
-    });
-    std::iter::once(first.to_string())
-        .chain(parts.map(|p| {
-            if p.contains("://") {
-                p.to_string()
-            } else {
-                format!("{lead}{p}")
-            }
-        }))
+    let after = &url[scheme_end + 3..];
+    // credentials end at the last `@` (an unencoded one cannot occur in them); the hosts
+    // at the path, the query or the fragment
+    let hosts_start = after.rfind('@').map_or(0, |at| at + 1);
+    let hosts_len = after[hosts_start..]
+        .find(['/', '?', '#'])
+        .unwrap_or(after.len() - hosts_start);
+    let hosts = &after[hosts_start..hosts_start + hosts_len];
+    if !hosts.contains(',') {
+        return vec![url.to_string()];
+    }
+    let lead = &url[..scheme_end + 3 + hosts_start];
+    let tail = &after[hosts_start + hosts_len..];
+    hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{lead}{h}{tail}"))
         .collect()
+}
+
+/// `url` cut where a comma starts another whole `redis://` or `rediss://` URL.
+fn whole_urls(url: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in url.match_indices(',') {
+        let next = url[i + 1..].trim_start();
+        if next.starts_with("redis://") || next.starts_with("rediss://") {
+            out.push(url[start..i].trim());
+            start = i + 1;
+        }
+    }
+    out.push(url[start..].trim());
+    out
 }
 
 /// Replaces the password of a `redis://user:pass@host` URL with `***`.
@@ -320,17 +360,40 @@ mod tests {
     }
 
     #[test]
-    fn several_hosts_are_cluster_seeds_sharing_the_first_ones_credentials() {
+    fn several_hosts_are_cluster_seeds_sharing_the_urls_credentials_and_options() {
         assert_eq!(seed_urls("redis://h:1/0"), ["redis://h:1/0"]);
         assert_eq!(
-            seed_urls("redis://u:p@a:1,b:2, redis://c:3"),
-            ["redis://u:p@a:1", "redis://u:p@b:2", "redis://c:3"]
+            seed_urls("redis://u:p@a:1,b:2"),
+            ["redis://u:p@a:1", "redis://u:p@b:2"]
         );
+        assert_eq!(
+            seed_urls("rediss://u:p@a:1, b:2/#insecure"),
+            ["rediss://u:p@a:1/#insecure", "rediss://u:p@b:2/#insecure"]
+        );
+        assert_eq!(
+            seed_urls("redis://u:p@a:1, redis://v:q@c:3"),
+            ["redis://u:p@a:1", "redis://v:q@c:3"]
+        );
+        // a comma in a password is not a host list
+        assert_eq!(seed_urls("redis://:se,cret@h:1"), ["redis://:se,cret@h:1"]);
+        let cfg = Config::default()
+            .with_redis_url("redis://:se,cret@127.0.0.1:1")
+            .unwrap();
+        assert_eq!(cfg.masked_url(), "redis://:***@127.0.0.1:1");
         let cfg = Config::default()
             .with_redis_url("redis://u:secret@a:1,b:2")
             .unwrap();
         assert_eq!(cfg.masked_url(), "redis://u:***@a:1,b:2");
+        let cfg = Config::default()
+            .with_redis_url("redis://u:s1@a:1,redis://v:s2@b:2")
+            .unwrap();
+        assert_eq!(cfg.masked_url(), "redis://u:***@a:1,redis://v:***@b:2");
         assert!(Config::default().with_redis_url("redis://a:1,b:x").is_err());
+        let mixed = Config::default()
+            .with_redis_url("redis://a:1,rediss://b:2")
+            .unwrap_err()
+            .to_string();
+        assert!(mixed.contains("mix redis:// and rediss://"), "{mixed}");
     }
 
     #[test]

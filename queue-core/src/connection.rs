@@ -68,15 +68,14 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Where one SCAN walk runs: the keyspace of a standalone server, or one cluster node.
-#[derive(Debug, Clone)]
+/// Where one SCAN walk runs: the keyspace of a standalone server, or one cluster master.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum ScanTarget {
     /// The one server.
     Server,
-    /// The master serving the slot of this key (a queue's keys are all in one slot).
-    SlotOf(String),
-    /// The cluster node at this address.
-    Node { host: String, port: u16 },
+    /// The master serving this slot (found through the client's slot map, so a master is
+    /// reached however it announces itself).
+    Slot(u16),
 }
 
 /// How to make more connections: a client of one server, or of a cluster (the latter
@@ -180,29 +179,13 @@ impl Redis {
                 addr: addr.clone(),
                 source,
             })?;
-        // a server that refuses INFO (some managed services restrict it) is standalone
-        let info: String = match redis::cmd("INFO")
-            .arg("cluster")
-            .query_async(&mut conn)
+        if is_cluster_node(&mut conn)
             .await
+            .map_err(|source| Error::Redis {
+                addr: addr.clone(),
+                source,
+            })?
         {
-            Ok(info) => info,
-            Err(e)
-                if !(e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()) =>
-            {
-                String::new()
-            }
-            Err(source) => {
-                return Err(Error::Redis {
-                    addr: addr.clone(),
-                    source,
-                })
-            }
-        };
-        if info_field(&info, "cluster_enabled") == "1" {
             return Redis::connect_cluster(seeds, retries, addr).await;
         }
         Ok(Redis {
@@ -296,9 +279,9 @@ impl Redis {
             .await
             .map_err(|e| self.err(e))?;
         let nodes: String = self.decode(nodes)?;
-        Ok(masters_of(&nodes)
+        Ok(slot_per_master(&nodes)
             .into_iter()
-            .map(|(host, port)| ScanTarget::Node { host, port })
+            .map(ScanTarget::Slot)
             .collect())
     }
 
@@ -307,7 +290,7 @@ impl Redis {
     pub(crate) fn slot_target(&self, key: &str) -> ScanTarget {
         match self.conn {
             Conn::Single(_) => ScanTarget::Server,
-            Conn::Cluster(_) => ScanTarget::SlotOf(key.to_string()),
+            Conn::Cluster(_) => ScanTarget::Slot(key_slot(key.as_bytes())),
         }
     }
 
@@ -326,21 +309,14 @@ impl Redis {
             .arg("COUNT")
             .arg(count);
         let reply = match (&self.conn, target) {
-            (Conn::Cluster(conn), ScanTarget::SlotOf(key)) => {
-                let route = Route::new(key_slot(key.as_bytes()), SlotAddr::Master);
+            (Conn::Cluster(conn), ScanTarget::Slot(slot)) => {
+                let route = Route::new(*slot, SlotAddr::Master);
                 conn.clone()
                     .route_command(
                         cmd,
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
                     )
                     .await
-            }
-            (Conn::Cluster(conn), ScanTarget::Node { host, port }) => {
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                    host: host.clone(),
-                    port: *port,
-                });
-                conn.clone().route_command(cmd, route).await
             }
             (conn, _) => cmd.query_async(&mut conn.clone()).await,
         };
@@ -417,6 +393,37 @@ impl Redis {
     }
 }
 
+/// Whether the server `conn` reaches is a cluster node: `INFO cluster` says so; a server
+/// that refuses INFO (a managed service, an ACL user without `+info`) is asked
+/// `CLUSTER INFO`, which a standalone server answers with an error. Errors other than
+/// the server's refusals (the connection's) are returned.
+async fn is_cluster_node(conn: &mut ConnectionManager) -> redis::RedisResult<bool> {
+    let refused = |e: &redis::RedisError| {
+        !(e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout())
+    };
+    match redis::cmd("INFO")
+        .arg("cluster")
+        .query_async::<String>(conn)
+        .await
+    {
+        Ok(info) => return Ok(info_field(&info, "cluster_enabled") == "1"),
+        Err(e) if !refused(&e) => return Err(e),
+        Err(_) => {}
+    }
+    match redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async::<String>(conn)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if refused(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The value of `name` in an INFO reply (empty when absent).
 fn info_field(info: &str, name: &str) -> String {
     info.lines()
@@ -435,21 +442,23 @@ fn literal_hash_tag(pattern: &str) -> Option<&str> {
     literal.then(|| &pattern[..end + 2])
 }
 
-/// The `(host, port)` of every master that is not failed, from a `CLUSTER NODES` reply.
-fn masters_of(nodes: &str) -> Vec<(String, u16)> {
+/// One slot of every master that serves any and is not failed, from a `CLUSTER NODES`
+/// reply (a master with no slots holds no keys). Scanning through one of its slots reaches
+/// the master whichever address it announces.
+fn slot_per_master(nodes: &str) -> Vec<u16> {
     nodes
         .lines()
         .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let (_id, addr, flags) = (f.next()?, f.next()?, f.next()?);
-            let flags: Vec<&str> = flags.split(',').collect();
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let flags: Vec<&str> = f.get(2)?.split(',').collect();
             if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
                 return None;
             }
-            // `host:port@cport[,hostname]`
-            let hostport = addr.split(['@', ',']).next()?;
-            let (host, port) = hostport.rsplit_once(':')?;
-            Some((host.to_string(), port.parse().ok()?))
+            // `start-end` or `slot`; `[slot->-node]` entries are migrations in progress
+            f.get(8..)?
+                .iter()
+                .find(|r| !r.starts_with('['))
+                .and_then(|r| r.split('-').next()?.parse().ok())
         })
         .collect()
 }
@@ -467,21 +476,15 @@ mod tests {
     }
 
     #[test]
-    fn masters_are_read_from_cluster_nodes() {
+    fn one_slot_of_each_master_serving_any_is_read_from_cluster_nodes() {
         let nodes = "\
 a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
-b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected [5461->-e5] 5461-10922
 c3 127.0.0.1:7002@17002 slave b2 0 0 2 connected
 d4 127.0.0.1:7003@17003 master,fail - 0 0 3 connected
-e5 10.0.0.5:7004@17004,node-e master - 0 0 4 connected 10923-16383
+f6 127.0.0.1:7005@17005 master - 0 0 5 connected
+e5 node-e:7004@17004,node-e master - 0 0 4 connected 10923 10924-16383
 ";
-        assert_eq!(
-            masters_of(nodes),
-            [
-                ("127.0.0.1".to_string(), 7000),
-                ("127.0.0.1".to_string(), 7001),
-                ("10.0.0.5".to_string(), 7004)
-            ]
-        );
+        assert_eq!(slot_per_master(nodes), [0, 5461, 10923]);
     }
 }

@@ -23,8 +23,9 @@ use crate::validate::validate_queue_name;
 /// Jobs per `add_job` script call in [`Queue::add_bulk`]: one round trip per chunk.
 pub const BULK_CHUNK: usize = 1_000;
 
-/// Chunks of one [`Queue::add_bulk`] in flight at once: the next chunk is made ready and
-/// sent while Redis stores the one before (they are sent, and so stored, in order).
+/// Chunks of one [`Queue::add_bulk`] in flight at once on one Redis: the next chunk is made
+/// ready and sent while Redis stores the one before (they are sent, and so stored, in
+/// order). On a cluster, one.
 const BULK_IN_FLIGHT: usize = 2;
 
 /// One chunk's `add_job` call in flight.
@@ -257,11 +258,18 @@ impl Queue {
         }
         // registered first, so that each chunk's first poll below reaches its send
         self.register().await?;
+        // a cluster client may retry a call (a redirection, a failover) after a random
+        // wait, which could let the next chunk overtake it: one chunk at a time there
+        let in_flight = if self.inner.redis.is_cluster() {
+            1
+        } else {
+            BULK_IN_FLIGHT
+        };
         let mut out = Vec::with_capacity(jobs.len());
         let mut chunks = jobs.chunks(BULK_CHUNK);
         let mut sent = FuturesOrdered::new();
         loop {
-            while sent.len() < BULK_IN_FLIGHT {
+            while sent.len() < in_flight {
                 let Some(chunk) = chunks.next() else { break };
                 let mut call: ChunkCall<'_> = Box::pin(self.add_chunk(chunk));
                 // polled once here, so the chunks go out on the connection in order

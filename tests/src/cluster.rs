@@ -39,25 +39,28 @@ fn cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A node ready to join a cluster.
+fn start_node() -> RedisServer {
+    let timeout = NODE_TIMEOUT_MS.to_string();
+    RedisServer::start_on(
+        free_cluster_port(),
+        &[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            &timeout,
+        ],
+    )
+}
+
 impl RedisCluster {
     /// Starts the nodes and forms the cluster; returns once every node says
     /// `cluster_state:ok`.
     pub fn start(masters: usize, replicas: usize) -> RedisCluster {
-        let timeout = NODE_TIMEOUT_MS.to_string();
         let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
-            .map(|_| {
-                RedisServer::start_on(
-                    free_cluster_port(),
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        &timeout,
-                    ],
-                )
-            })
+            .map(|_| start_node())
             .collect();
         let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
         let out = Command::new("redis-cli")
@@ -75,6 +78,35 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes };
         cluster.wait_ok(Duration::from_secs(30));
         cluster
+    }
+
+    /// Adds a master that serves no slot (as `redis-cli --cluster add-node` leaves it before
+    /// a reshard), and waits until every node knows it; returns its port.
+    pub fn add_empty_master(&mut self) -> u16 {
+        let node = start_node();
+        let port = node.port;
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "add-node", &node.addr(), &self.nodes[0].addr()])
+            .output()
+            .expect("run redis-cli --cluster add-node");
+        assert!(
+            out.status.success(),
+            "add-node failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        self.nodes.push(node);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let id = cli(port, &["cluster", "myid"]).trim().to_string();
+        while !self
+            .live_ports()
+            .iter()
+            .all(|p| cli(*p, &["cluster", "nodes"]).contains(&id))
+        {
+            assert!(Instant::now() < deadline, "the new master did not join");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.wait_ok(Duration::from_secs(30));
+        port
     }
 
     /// `redis://127.0.0.1:<port>` of node `i` (any node will do as the one URL).

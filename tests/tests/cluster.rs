@@ -262,7 +262,9 @@ async fn a_queue_whose_slot_moves_to_another_master_mid_work_completes_every_job
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_obliterate_and_cache_invalidation_reach_every_master() {
-    let cluster = RedisCluster::start(3, 0);
+    let mut cluster = RedisCluster::start(3, 0);
+    // a master with no slots yet: nothing to scan there, and no reason to fail
+    let empty = cluster.add_empty_master();
     let prefix = fresh_prefix();
     let names = spread_queues(&cluster, &prefix, 3);
     let env = TestEnv::on_prefix(&cluster.url(0), &prefix).await;
@@ -306,6 +308,11 @@ async fn events_obliterate_and_cache_invalidation_reach_every_master() {
         .set("other", &1, Duration::from_secs(60))
         .await
         .unwrap();
+    let holders: BTreeSet<u16> = (0..60)
+        .map(|i| cluster.master_of(&format!("{prefix}:cache:t:user:{i}")))
+        .collect();
+    assert_eq!(holders.len(), 3, "the cache keys are on every master");
+    assert!(!holders.contains(&empty));
     assert_eq!(cache.invalidate_prefix("user:").await.unwrap(), 60);
     assert_eq!(cache.peek::<i32>("other").await.unwrap(), Some(1));
 
@@ -324,4 +331,32 @@ async fn a_server_that_refuses_info_is_used_as_a_standalone_one() {
     let q = env.queue("plain").await;
     let added = q.add("n", &json!({}), JobOptions::new()).await.unwrap();
     assert_eq!(q.job(&added.id).await.unwrap().state, JobState::Waiting);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_user_not_allowed_info_is_still_found_to_be_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    for node in &cluster.nodes {
+        let out = Command::new("redis-cli")
+            .args(["-p", &node.port.to_string()])
+            .args([
+                "acl", "setuser", "app", "on", ">pw", "~*", "&*", "+@all", "-info",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    }
+    let url = format!("redis://app:pw@127.0.0.1:{}", cluster.nodes[0].port);
+    let prefix = fresh_prefix();
+    let env = TestEnv::on_prefix(&url, &prefix).await;
+    assert!(
+        env.redis.is_cluster(),
+        "NOPERM on INFO must not mean standalone"
+    );
+    // queues on every master, each reached through the one URL
+    for name in spread_queues(&cluster, &prefix, 3) {
+        let q = env.queue(&name).await;
+        let added = q.add("n", &json!({}), JobOptions::new()).await.unwrap();
+        assert_eq!(q.job(&added.id).await.unwrap().state, JobState::Waiting);
+    }
 }

@@ -5,7 +5,8 @@
 //! in memory costs more than parsing twice), and the jobs go in chunks of [`BULK_CHUNK`], one script call per chunk. Up to [`IN_FLIGHT`]
 //! chunks are pipelined on the one connection so Redis never waits for the client; they are
 //! sent in file order and Redis runs them in the order sent, so equal-priority jobs keep
-//! their FIFO order. A progress bar shows on a terminal.
+//! their FIFO order (on a Redis Cluster, whose client may retry a call after a random wait,
+//! one chunk at a time). A progress bar shows on a terminal.
 //!
 //! When Redis cannot be reached at the start, every job takes `JOBQ_FALLBACK` through the
 //! producer (spooled with one sync for the whole file, or run inline one by one); a notice
@@ -79,7 +80,8 @@ pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path)
                 Err(e) => Err(e),
             }
         })
-        .buffered(IN_FLIGHT);
+        // on a cluster a retried call could be overtaken: one chunk at a time there
+        .buffered(if q.redis().is_cluster() { 1 } else { IN_FLIGHT });
     while let Some(added) = replies.try_next().await? {
         record(added);
     }

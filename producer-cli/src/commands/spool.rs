@@ -51,10 +51,12 @@ fn status(config: &Config, json: bool) -> Result<()> {
     let rejected = rejected_files(&config.spool_dir)?;
     if json {
         for f in &files {
-            output::json_line(f);
+            output::json_line(
+                &json!({"kind": "spool", "path": f.path, "jobs": f.jobs, "held": f.held}),
+            );
         }
         for r in &rejected {
-            output::json_line(&json!({"path": r.path, "rejected": r.lines}));
+            output::json_line(&json!({"kind": "rejected", "path": r.path, "lines": r.lines}));
         }
         return Ok(());
     }

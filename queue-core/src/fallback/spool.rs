@@ -62,6 +62,19 @@ pub(crate) struct SpoolHeader {
 /// `redis://host:port/db` (or `rediss://…`, `unix://path?db=N`), without user or password,
 /// with the default port and db filled in. Works on masked URLs too (`***` passwords).
 pub(crate) fn target_of(url: &str) -> String {
+    let seeds = crate::config::seed_urls(url);
+    if seeds.len() == 1 {
+        return server_of(url);
+    }
+    // a cluster: its seeds, each as one server, in one order
+    let mut targets: Vec<String> = seeds.iter().map(|s| server_of(s)).collect();
+    targets.sort();
+    targets.dedup();
+    targets.join(",")
+}
+
+/// [`target_of`] one server's URL.
+fn server_of(url: &str) -> String {
     use redis::ConnectionAddr;
     let Ok(client) = redis::Client::open(url) else {
         return crate::config::mask_url(url);
@@ -489,6 +502,15 @@ mod tests {
             "masked and unmasked URLs designate the same Redis"
         );
         assert_ne!(target_of("redis://h/1"), target_of("redis://h/2"));
+        // a cluster's seeds: no credentials, in one order, however they were written
+        assert_eq!(
+            target_of("redis://u:pw@B:2,a:1"),
+            "redis://a:1/0,redis://b:2/0"
+        );
+        assert_eq!(
+            target_of("redis://u:***@a:1,redis://u:***@b:2"),
+            target_of("redis://u:pw@b:2,a:1")
+        );
     }
 
     #[cfg(unix)]
