@@ -1,27 +1,35 @@
 //! Single adds to one queue, coalesced: [`crate::Queue::add`] calls made at the same time
 //! share `add_job` script calls instead of making one each.
 //!
-//! An add joins the queue's pending list and waits for its own result. Up to
-//! [`MAX_IN_FLIGHT`] flusher tasks each take everything pending (at most [`BULK_CHUNK`]
-//! jobs and about [`MAX_BATCH_BYTES`] of data), store it with one `add_job` call, hand each caller its result, and take the next
-//! batch until nothing is pending. No add ever waits for a timer: a lone add is sent at
-//! once, alone, as before; only adds that arrive while calls are in flight are batched, so
-//! batches grow with the load. Per batch, the script's fixed work (the lane check, the
-//! `waiting` counter, the `added` event, the workers' wake-up) is done once.
+//! An add joins the queue's pending list and waits for its own result. One flusher task
+//! per queue takes everything pending (at most [`BULK_CHUNK`] jobs and about
+//! [`MAX_BATCH_BYTES`] of data) as one batch, stores it with one `add_job` call, hands each
+//! caller its result, and goes on until nothing is pending. No add ever waits for a timer:
+//! a lone add is sent at once, alone; adds that arrive while calls are in flight go
+//! together in a later one, so batches grow with the load. Per batch, the script's fixed
+//! work (the lane check, the `waiting` counter, the `added` event, the workers' wake-up) is
+//! done once.
 //!
-//! Each job's result is its own (stored, or the id it duplicates). A batch that fails as a
-//! whole (Redis unreachable, say) fails each of its adds with that error.
+//! Order: adds are stored in the order they joined the list. The flusher sends its calls in
+//! order on the one connection and keeps up to [`MAX_IN_FLIGHT`] in flight only once a call
+//! has succeeded: until then one at a time, because redis-rs sends a call again after a
+//! NOSCRIPT answer (loading the script first), and a call sent meanwhile would be stored
+//! before it. On a Redis Cluster, whose client may send any call again, always one. Each
+//! job's result is its own (stored, or the id it duplicates). A batch that fails as a whole
+//! (Redis unreachable, say) fails each of its adds with that error.
 
 use std::sync::Mutex;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::job::{Added, NewJob};
 use crate::queue::{Queue, BULK_CHUNK};
 
-/// How many `add_job` calls of one queue's single adds may be in flight at once.
-pub(crate) const MAX_IN_FLIGHT: usize = 4;
+/// Calls of one queue's single adds in flight at once on one Redis (one on a cluster, whose
+/// client may send a call again after a redirection).
+const MAX_IN_FLIGHT: usize = 4;
 /// Most bytes of job data one batch carries (a job bigger than that goes alone): one caller's
 /// large jobs must not make a call that Redis refuses or takes long over for everyone.
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -39,7 +47,11 @@ pub(crate) struct Coalescer {
 #[derive(Default)]
 struct State {
     pending: Vec<Pending>,
-    flushers: usize,
+    /// Whether a flusher runs.
+    flushing: bool,
+    /// Whether the last call succeeded, so Redis has the script: several calls may then be
+    /// in flight without one being sent again (after NOSCRIPT) behind the next.
+    script_ready: bool,
 }
 
 impl Coalescer {
@@ -55,10 +67,8 @@ pub(crate) async fn add(queue: &Queue, job: NewJob) -> Result<Added> {
     let start = {
         let mut s = queue.inner.adds.state();
         s.pending.push((job, size, tx));
-        let start = s.flushers < MAX_IN_FLIGHT;
-        if start {
-            s.flushers += 1;
-        }
+        let start = !s.flushing;
+        s.flushing = true;
         start
     };
     if start {
@@ -71,42 +81,54 @@ pub(crate) async fn add(queue: &Queue, job: NewJob) -> Result<Added> {
     })
 }
 
-/// Stores batches of pending adds until none is left.
+/// Stores batches of pending adds until none is left, keeping up to [`MAX_IN_FLIGHT`]
+/// calls in flight (one until a call has succeeded: see the module doc).
 async fn flush(queue: Queue) {
     let mut guard = Flusher {
         queue: &queue,
         done: false,
     };
+    let cluster = queue.inner.redis.is_cluster();
+    let mut sent = FuturesOrdered::new();
     loop {
-        let batch: Vec<Pending> = {
+        // take what is pending, a batch per free place; leave when nothing is left at all
+        loop {
             let mut s = queue.inner.adds.state();
+            let most = if s.script_ready && !cluster {
+                MAX_IN_FLIGHT
+            } else {
+                1
+            };
+            if sent.len() >= most {
+                break;
+            }
             if s.pending.is_empty() {
-                // seen empty and leaving under one lock: a later add starts a new flusher
-                s.flushers -= 1;
-                guard.done = true;
-                return;
+                if sent.is_empty() {
+                    // seen empty and leaving under one lock: a later add starts a flusher
+                    s.flushing = false;
+                    guard.done = true;
+                    return;
+                }
+                break;
             }
             let n = batch_len(s.pending.iter().map(|(_, size, _)| *size));
-            s.pending.drain(..n).collect()
+            let (jobs, replies): (Vec<NewJob>, Vec<Reply>) = s
+                .pending
+                .drain(..n)
+                .map(|(job, _, reply)| (job, reply))
+                .unzip();
+            drop(s);
+            let q = queue.clone();
+            sent.push_back(async move { (q.add_chunk(&jobs).await, replies) });
+        }
+        let Some((result, replies)) = sent.next().await else {
+            continue;
         };
-        let (jobs, replies): (Vec<NewJob>, Vec<Reply>) = batch
-            .into_iter()
-            .map(|(job, _, reply)| (job, reply))
-            .unzip();
-        match queue.add_chunk(&jobs).await {
-            Ok(added) if added.len() == replies.len() => {
+        queue.inner.adds.state().script_ready = result.is_ok();
+        match result {
+            Ok(added) => {
                 for (reply, a) in replies.into_iter().zip(added) {
                     let _ = reply.send(Ok(a));
-                }
-            }
-            Ok(added) => {
-                let e = Error::Protocol(format!(
-                    "add_job answered {} results for {} jobs",
-                    added.len(),
-                    replies.len()
-                ));
-                for reply in replies {
-                    let _ = reply.send(Err(shared(&e)));
                 }
             }
             Err(e) => {
@@ -149,7 +171,7 @@ impl Drop for Flusher<'_> {
         }
         let pending = {
             let mut s = self.queue.inner.adds.state();
-            s.flushers -= 1;
+            s.flushing = false;
             std::mem::take(&mut s.pending)
         };
         for (_, _, reply) in pending {

@@ -2,10 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -23,13 +20,52 @@ use crate::validate::validate_queue_name;
 /// Jobs per `add_job` script call in [`Queue::add_bulk`]: one round trip per chunk.
 pub const BULK_CHUNK: usize = 1_000;
 
-/// Chunks of one [`Queue::add_bulk`] in flight at once on one Redis: the next chunk is made
-/// ready and sent while Redis stores the one before (they are sent, and so stored, in
-/// order). On a cluster, one.
+/// Chunks of one [`Queue::add_bulk`] in flight at once on one Redis (see there).
 const BULK_IN_FLIGHT: usize = 2;
 
-/// One chunk's `add_job` call in flight.
-type ChunkCall<'a> = Pin<Box<dyn Future<Output = Result<Vec<Added>>> + Send + 'a>>;
+/// One chunk's `add_job` call, ready to send ([`Queue::add_bulk`]).
+struct PreparedChunk {
+    inv: redis::ScriptInvocation<'static>,
+    /// The jobs' ids, in order.
+    ids: Vec<String>,
+}
+
+impl PreparedChunk {
+    /// Sends the call; per job, stored or the id of the job it duplicates.
+    async fn send(self, queue: &Queue) -> Result<Vec<Added>> {
+        let redis = &queue.inner.redis;
+        let holders: Vec<String> = self
+            .inv
+            .invoke_async(&mut redis.conn())
+            .await
+            .map_err(|e| redis.err(e))?;
+        if holders.len() != self.ids.len() {
+            return Err(Error::Protocol(format!(
+                "add_job answered {} results for {} jobs",
+                holders.len(),
+                self.ids.len()
+            )));
+        }
+        Ok(self
+            .ids
+            .into_iter()
+            .zip(holders)
+            .map(|(id, holder)| {
+                if holder.is_empty() {
+                    Added {
+                        id,
+                        duplicate: false,
+                    }
+                } else {
+                    Added {
+                        id: holder,
+                        duplicate: true,
+                    }
+                }
+            })
+            .collect())
+    }
+}
 
 /// How many jobs a queue holds in each state, plus monotonic totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,40 +285,40 @@ impl Queue {
     }
 
     /// Adds many jobs: validated first (nothing is stored if one is invalid), then sent in
-    /// chunks of [`BULK_CHUNK`], one script call each, stored in order. The next chunk is
-    /// made ready and sent while Redis stores the one before. When a chunk fails, the
-    /// chunks before it are stored, and the one after it may be.
+    /// chunks of [`BULK_CHUNK`], one script call each, stored in order. On one Redis the
+    /// first chunk goes alone (it loads the script if Redis lacks it), then the next chunk is
+    /// sent while Redis stores the one before. When a chunk fails, the chunks before it are
+    /// stored, and the one after it may be.
     pub async fn add_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Added>> {
         for job in &jobs {
             validate_new_job(job)?;
         }
-        // registered first, so that each chunk's first poll below reaches its send
         self.register().await?;
-        // a cluster client may retry a call (a redirection, a failover) after a random
-        // wait, which could let the next chunk overtake it: one chunk at a time there
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut chunks = jobs.chunks(BULK_CHUNK);
+        // Alone, because two calls in flight stay in order only while neither is sent again:
+        // redis-rs resends a call Redis answered NOSCRIPT after loading the script, and the
+        // next call, sent meanwhile, would then be stored first. Once this one is stored the
+        // script is loaded. A cluster client may resend any call (a redirection, a
+        // failover): one at a time there.
+        if let Some(first) = chunks.next() {
+            out.extend(self.prepare_chunk(first)?.send(self).await?);
+        }
         let in_flight = if self.inner.redis.is_cluster() {
             1
         } else {
             BULK_IN_FLIGHT
         };
-        let mut out = Vec::with_capacity(jobs.len());
-        let mut chunks = jobs.chunks(BULK_CHUNK);
         let mut sent = FuturesOrdered::new();
         loop {
             while sent.len() < in_flight {
                 let Some(chunk) = chunks.next() else { break };
-                let mut call: ChunkCall<'_> = Box::pin(self.add_chunk(chunk));
-                // polled once here, so the chunks go out on the connection in order
-                let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
-                if let Poll::Ready(added) = first {
-                    call = Box::pin(std::future::ready(added));
-                }
-                sent.push_back(call);
+                sent.push_back(self.prepare_chunk(chunk)?.send(self));
             }
-            let Some(added) = sent.next().await else {
-                return Ok(out);
-            };
-            out.extend(added?);
+            match sent.next().await {
+                Some(added) => out.extend(added?),
+                None => return Ok(out),
+            }
         }
     }
 
@@ -290,6 +326,13 @@ impl Queue {
     /// the producer's fallback times each chunk's round trip on its own).
     pub(crate) async fn add_chunk(&self, jobs: &[NewJob]) -> Result<Vec<Added>> {
         self.register().await?;
+        self.prepare_chunk(jobs)?.send(self).await
+    }
+
+    /// The `add_job` call of already validated `jobs`, ready to send (ids drawn, hash
+    /// fields laid out): the client's share of an add, done apart from the round trip so
+    /// `add_bulk` can do it for the next chunk while Redis stores the one before.
+    fn prepare_chunk(&self, jobs: &[NewJob]) -> Result<PreparedChunk> {
         let keys = &self.inner.keys;
         let mut prios = BTreeSet::new();
         let mut prepared = Vec::with_capacity(jobs.len());
@@ -372,28 +415,10 @@ impl Queue {
                 .arg(fields.len())
                 .arg(&fields[..]);
         }
-        let mut conn = self.inner.redis.conn();
-        let holders: Vec<String> = inv
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        Ok(prepared
-            .into_iter()
-            .zip(holders)
-            .map(|((id, _, _), holder)| {
-                if holder.is_empty() {
-                    Added {
-                        id,
-                        duplicate: false,
-                    }
-                } else {
-                    Added {
-                        id: holder,
-                        duplicate: true,
-                    }
-                }
-            })
-            .collect())
+        Ok(PreparedChunk {
+            inv,
+            ids: prepared.into_iter().map(|(id, _, _)| id).collect(),
+        })
     }
 
     /// Reads a job (data, options, state, attempts, progress, logs, result or error),

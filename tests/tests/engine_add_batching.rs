@@ -122,3 +122,27 @@ async fn adds_sharing_a_batch_while_redis_is_down_each_get_a_connection_error() 
         assert!(e.is_connection(), "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_made_at_once_in_order_are_stored_in_that_order() {
+    let env = TestEnv::new().await;
+    for round in 0..5 {
+        let q = env.queue(&format!("at-once-{round}")).await;
+        // polled in order, as `join_all` does: each joins the pending list in turn
+        let adds = (0..400).map(|i| {
+            let q = q.clone();
+            async move { q.add("n", &json!({ "i": i }), JobOptions::new()).await }
+        });
+        for added in futures_util::future::join_all(adds).await {
+            added.unwrap();
+        }
+        let order: Vec<i64> = q
+            .list_jobs(JobState::Waiting, 0, 1_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.data["i"].as_i64().unwrap())
+            .collect();
+        assert_eq!(order, (0..400).collect::<Vec<_>>(), "round {round}");
+    }
+}
