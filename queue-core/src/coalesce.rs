@@ -14,7 +14,9 @@
 //! order on the one connection and keeps up to [`MAX_IN_FLIGHT`] in flight only once a call
 //! has succeeded: until then one at a time, because redis-rs sends a call again after a
 //! NOSCRIPT answer (loading the script first), and a call sent meanwhile would be stored
-//! before it. On a Redis Cluster, whose client may send any call again, always one. Each
+//! before it. (A `SCRIPT FLUSH` while calls are in flight could still let one batch pass
+//! another; a restarted Redis fails the calls in flight, which resets this.) On a Redis
+//! Cluster, whose client may send any call again, always one. Each
 //! job's result is its own (stored, or the id it duplicates). A batch that fails as a whole
 //! (Redis unreachable, say) fails each of its adds with that error.
 
