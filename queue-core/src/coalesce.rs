@@ -74,7 +74,13 @@ pub(crate) async fn add(queue: &Queue, job: NewJob) -> Result<Added> {
         start
     };
     if start {
-        tokio::spawn(flush(queue.clone()));
+        // the guard exists before the task does: a task dropped unpolled (a runtime shutting
+        // down) or a spawn that fails still gives the flusher's place back
+        let guard = Flusher {
+            queue: queue.clone(),
+            done: false,
+        };
+        tokio::spawn(flush(guard));
     }
     rx.await.unwrap_or_else(|_| {
         Err(Error::Protocol(
@@ -85,11 +91,11 @@ pub(crate) async fn add(queue: &Queue, job: NewJob) -> Result<Added> {
 
 /// Stores batches of pending adds until none is left, keeping up to [`MAX_IN_FLIGHT`]
 /// calls in flight (one until a call has succeeded: see the module doc).
-async fn flush(queue: Queue) {
-    let mut guard = Flusher {
-        queue: &queue,
-        done: false,
-    };
+async fn flush(mut guard: Flusher) {
+    let queue = guard.queue.clone();
+    // whether Redis still has the script is not known after a quiet spell (it may have
+    // restarted, and a reconnect in the background hides that): one call first
+    queue.inner.adds.state().script_ready = false;
     let cluster = queue.inner.redis.is_cluster();
     let mut sent = FuturesOrdered::new();
     loop {
@@ -161,12 +167,12 @@ fn batch_len(sizes: impl Iterator<Item = usize>) -> usize {
 /// shutting down): its slot is given back, and the adds pending are failed rather than
 /// left waiting for a flusher that may never come (a new task could not run on a runtime
 /// that is going away). The next add starts a flusher again.
-struct Flusher<'a> {
-    queue: &'a Queue,
+struct Flusher {
+    queue: Queue,
     done: bool,
 }
 
-impl Drop for Flusher<'_> {
+impl Drop for Flusher {
     fn drop(&mut self) {
         if self.done {
             return;

@@ -140,7 +140,8 @@ impl Config {
                 Error::Config(format!("Redis URL {:?} is invalid: {e}", mask_url(seed)))
             })?;
         }
-        // a cluster's seeds must agree on TLS (the client refuses a mix when connecting)
+        // a cluster's seeds must agree on TLS, credentials and db: the cluster client
+        // checks, here rather than at the first connect
         if let Some(odd) = seeds
             .iter()
             .find(|s| s.starts_with("rediss://") != seeds[0].starts_with("rediss://"))
@@ -150,6 +151,14 @@ impl Config {
                 mask_url(&seeds[0]),
                 mask_url(odd)
             )));
+        }
+        if seeds.len() > 1 {
+            redis::cluster::ClusterClient::new(seeds.clone()).map_err(|e| {
+                Error::Config(format!(
+                    "Redis URL {:?}: its seeds do not agree: {e}",
+                    mask_urls(&url)
+                ))
+            })?;
         }
         self.redis_url = Some(url);
         Ok(self)
@@ -172,13 +181,7 @@ impl Config {
     pub fn masked_url(&self) -> String {
         self.redis_url
             .as_deref()
-            .map(|url| {
-                whole_urls(url)
-                    .into_iter()
-                    .map(mask_url)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(mask_urls)
             .unwrap_or_else(|| "not configured".into())
     }
 
@@ -221,6 +224,15 @@ pub fn seed_urls(url: &str) -> Vec<String> {
         .collect()
 }
 
+/// [`mask_url`] of each whole URL of a (possibly comma-separated) Redis URL.
+fn mask_urls(url: &str) -> String {
+    whole_urls(url)
+        .into_iter()
+        .map(mask_url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `url` cut where a comma starts another whole `redis://` or `rediss://` URL.
 fn whole_urls(url: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -242,12 +254,13 @@ pub fn mask_url(url: &str) -> String {
         return url.to_string();
     };
     let after = &url[scheme_end + 3..];
-    let authority_end = after.find('/').unwrap_or(after.len());
-    let authority = &after[..authority_end];
-    let Some(at) = authority.rfind('@') else {
+    // credentials end at the last `@` before any query or fragment (a password may hold
+    // `/`, which must not end the search)
+    let before_query = &after[..after.find(['?', '#']).unwrap_or(after.len())];
+    let Some(at) = before_query.rfind('@') else {
         return url.to_string();
     };
-    let userinfo = &authority[..at];
+    let userinfo = &after[..at];
     let masked_userinfo = match userinfo.find(':') {
         Some(colon) => format!("{}:***", &userinfo[..colon]),
         // `redis://secret@host` puts the password in the user part
@@ -374,6 +387,26 @@ mod tests {
             seed_urls("redis://u:p@a:1, redis://v:q@c:3"),
             ["redis://u:p@a:1", "redis://v:q@c:3"]
         );
+        // ...but a cluster's seeds must agree on credentials
+        let differ = Config::default()
+            .with_redis_url("redis://u:p@a:1, redis://v:q@c:3")
+            .unwrap_err()
+            .to_string();
+        assert!(differ.contains("do not agree"), "{differ}");
+        assert!(
+            !differ.contains(":p@") && !differ.contains(":q@"),
+            "{differ}"
+        );
+        assert!(Config::default()
+            .with_redis_url("rediss://u:p@a:1,b:2/#insecure")
+            .is_ok());
+        // a trailing comma leaves one seed, which is then the URL used
+        assert_eq!(seed_urls("redis://a:1,"), ["redis://a:1"]);
+        // a password holding `/` is masked too
+        assert_eq!(
+            mask_url("redis://:abc/def@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
         // a comma in a password is not a host list
         assert_eq!(seed_urls("redis://:se,cret@h:1"), ["redis://:se,cret@h:1"]);
         let cfg = Config::default()
@@ -385,9 +418,9 @@ mod tests {
             .unwrap();
         assert_eq!(cfg.masked_url(), "redis://u:***@a:1,b:2");
         let cfg = Config::default()
-            .with_redis_url("redis://u:s1@a:1,redis://v:s2@b:2")
+            .with_redis_url("redis://u:s1@a:1,redis://u:s1@b:2")
             .unwrap();
-        assert_eq!(cfg.masked_url(), "redis://u:***@a:1,redis://v:***@b:2");
+        assert_eq!(cfg.masked_url(), "redis://u:***@a:1,redis://u:***@b:2");
         assert!(Config::default().with_redis_url("redis://a:1,b:x").is_err());
         let mixed = Config::default()
             .with_redis_url("redis://a:1,rediss://b:2")

@@ -167,7 +167,8 @@ impl Redis {
         if seeds.len() > 1 {
             return Redis::connect_cluster(seeds, retries, addr.clone()).await;
         }
-        let client = redis::Client::open(url).map_err(config_err)?;
+        // one seed: the URL itself, without a stray comma
+        let client = redis::Client::open(seeds[0].as_str()).map_err(config_err)?;
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))

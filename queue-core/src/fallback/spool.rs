@@ -63,8 +63,8 @@ pub(crate) struct SpoolHeader {
 /// with the default port and db filled in. Works on masked URLs too (`***` passwords).
 pub(crate) fn target_of(url: &str) -> String {
     let seeds = crate::config::seed_urls(url);
-    if seeds.len() == 1 {
-        return server_of(url);
+    if let [one] = &seeds[..] {
+        return server_of(one);
     }
     // a cluster: its seeds, each as one server, in one order
     let mut targets: Vec<String> = seeds.iter().map(|s| server_of(s)).collect();
