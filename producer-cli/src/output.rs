@@ -209,14 +209,7 @@ pub fn print_job(job: &JobInfo) {
 }
 
 /// A cell no wider than `max` characters (ellipsis when cut).
-pub fn clip(s: &str, max: usize) -> String {
-    let one_line = s.lines().next().unwrap_or("");
-    if one_line.chars().count() <= max && !s.contains('\n') {
-        return one_line.to_string();
-    }
-    let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
-}
+pub use queue_core::text::clip;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::job::{Backoff, JobOptions, NewJob, Retention};
+use crate::text::clip;
 
 /// Why a JSON job description was refused; the message names the field and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,16 +169,6 @@ fn retention(v: &Value) -> std::result::Result<Option<Retention>, String> {
             .map_err(|e| format!("{e}; use {{\"count\":N,\"age\":MS}}")),
         _ => Err("use true, a count, or {\"count\":N,\"age\":MS}".into()),
     }
-}
-
-/// The first line of `s`, at most `max` characters (ellipsis when cut).
-fn clip(s: &str, max: usize) -> String {
-    let one_line = s.lines().next().unwrap_or("");
-    if one_line.chars().count() <= max && !s.contains('\n') {
-        return one_line.to_string();
-    }
-    let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod queue;
 mod scan;
 pub mod schedule;
 mod scripts;
+pub mod text;
 pub mod validate;
 pub mod worker;
 
