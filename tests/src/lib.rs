@@ -175,36 +175,25 @@ pub fn bin_path(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// A running `jobq-worker` process; killed (SIGKILL) when dropped.
-pub struct WorkerProcess {
+/// A jobq binary a test runs: its stderr goes to a log file of its own, and it gets an
+/// empty `JOBQ_SPOOL_DIR` of its own unless the test gives one (workers and dashboards
+/// replay the spool, and the default `./.jobq-spool` is shared by every test running at
+/// once). Killed (SIGKILL), and its log removed, when dropped.
+pub struct LoggedProcess {
     pub child: Child,
     log: std::path::PathBuf,
-    /// The worker's own empty `JOBQ_SPOOL_DIR` when the test gave none: a worker replays
-    /// the spool, and the default (`./.jobq-spool`) is shared by every test running at once.
     _spool: Option<TempDir>,
 }
 
-impl WorkerProcess {
-    /// Starts `jobq-worker` against `url` and `prefix` with extra `args`.
-    pub fn start(url: &str, prefix: &str, args: &[&str]) -> WorkerProcess {
-        WorkerProcess::start_env(url, prefix, args, &[])
-    }
-
-    /// Like [`WorkerProcess::start`], with extra environment variables (e.g.
-    /// `JOBQ_SPOOL_DIR`).
-    pub fn start_env(
-        url: &str,
-        prefix: &str,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> WorkerProcess {
-        let log = std::env::temp_dir().join(format!("jobq-worker-{prefix}-{}.log", rand_u64()));
-        let file = std::fs::File::create(&log).expect("worker log file");
+impl LoggedProcess {
+    /// Spawns `cmd` (with `RUST_LOG=info`, `NO_COLOR`, then `env`), logging to a file
+    /// named after `name`.
+    pub fn spawn(mut cmd: Command, name: &str, env: &[(&str, &str)]) -> LoggedProcess {
+        let log = std::env::temp_dir().join(format!("jobq-{name}-{}.log", rand_u64()));
+        let file = std::fs::File::create(&log).expect("process log file");
         let spool = (!env.iter().any(|(k, _)| *k == "JOBQ_SPOOL_DIR"))
-            .then(|| TempDir::new("worker-spool"));
-        let child = Command::new(bin_path("jobq-worker"))
-            .args(["--redis-url", url, "--prefix", prefix])
-            .args(args)
+            .then(|| TempDir::new(&format!("{name}-spool")));
+        let child = cmd
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(spool.iter().map(|d| ("JOBQ_SPOOL_DIR", d.as_str())))
@@ -212,8 +201,8 @@ impl WorkerProcess {
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
-            .expect("start jobq-worker");
-        WorkerProcess {
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        LoggedProcess {
             child,
             log,
             _spool: spool,
@@ -254,11 +243,48 @@ impl WorkerProcess {
     }
 }
 
-impl Drop for WorkerProcess {
+impl Drop for LoggedProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A running `jobq-worker` process (a [`LoggedProcess`]).
+pub struct WorkerProcess(LoggedProcess);
+
+impl WorkerProcess {
+    /// Starts `jobq-worker` against `url` and `prefix` with extra `args`.
+    pub fn start(url: &str, prefix: &str, args: &[&str]) -> WorkerProcess {
+        WorkerProcess::start_env(url, prefix, args, &[])
+    }
+
+    /// Like [`WorkerProcess::start`], with extra environment variables (e.g.
+    /// `JOBQ_SPOOL_DIR`).
+    pub fn start_env(
+        url: &str,
+        prefix: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
+        let mut cmd = Command::new(bin_path("jobq-worker"));
+        cmd.args(["--redis-url", url, "--prefix", prefix])
+            .args(args);
+        WorkerProcess(LoggedProcess::spawn(cmd, "worker", env))
+    }
+}
+
+impl std::ops::Deref for WorkerProcess {
+    type Target = LoggedProcess;
+    fn deref(&self) -> &LoggedProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WorkerProcess {
+    fn deref_mut(&mut self) -> &mut LoggedProcess {
+        &mut self.0
     }
 }
 

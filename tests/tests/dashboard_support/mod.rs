@@ -4,22 +4,18 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use jobq_tests::{bin_path, free_port, TempDir, TestEnv};
+use jobq_tests::{bin_path, free_port, LoggedProcess, TempDir, TestEnv};
 use serde_json::Value;
 
-/// A running `jobq-dashboard`; killed when dropped.
+/// A running `jobq-dashboard` (a [`LoggedProcess`]: its own log and spool dir, killed
+/// when dropped).
 pub struct Dashboard {
-    child: Child,
+    process: LoggedProcess,
     /// Port it listens on (on 127.0.0.1).
     pub port: u16,
-    log: PathBuf,
-    /// Its own empty `JOBQ_SPOOL_DIR` when the test gave none: the dashboard replays the
-    /// spool, and the default (`./.jobq-spool`) is shared by every test running at once.
-    _spool: Option<TempDir>,
 }
 
 /// Variables the dashboard would read that a test must not inherit.
@@ -72,30 +68,14 @@ impl Dashboard {
 
     /// Like [`Dashboard::spawn`], with environment variables.
     pub fn spawn_env(args: &[&str], port: u16, env: &[(&str, &str)]) -> Dashboard {
-        let log =
-            std::env::temp_dir().join(format!("jobq-dashboard-{port}-{}.log", std::process::id()));
-        let file = std::fs::File::create(&log).expect("dashboard log file");
-        let spool = (!env.iter().any(|(k, _)| *k == "JOBQ_SPOOL_DIR"))
-            .then(|| TempDir::new("dashboard-spool"));
         let mut cmd = Command::new(bin_path("jobq-dashboard"));
         for var in SCRUBBED {
             cmd.env_remove(var);
         }
-        let child = cmd
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .envs(spool.iter().map(|d| ("JOBQ_SPOOL_DIR", d.as_str())))
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start jobq-dashboard");
+        cmd.args(args);
         Dashboard {
-            child,
+            process: LoggedProcess::spawn(cmd, "dashboard", env),
             port,
-            log,
-            _spool: spool,
         }
     }
 
@@ -129,32 +109,17 @@ impl Dashboard {
 
     /// Everything it has logged so far.
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.stderr()
     }
 
     /// Waits up to `timeout` for the process to exit; its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.process.wait_exit(timeout)
     }
 
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        self.process.is_running()
     }
 }
 
