@@ -36,8 +36,9 @@ const MAX_IN_FLIGHT: usize = 4;
 /// large jobs must not make a call that Redis refuses or takes long over for everyone.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
-/// A pending add: the job, its data's size, and where its result goes.
-type Pending = (NewJob, usize, oneshot::Sender<Result<Added>>);
+/// A pending add: the job, its data as JSON (encoded once: its length bounds the batches,
+/// and the call stores it), and where its result goes.
+type Pending = (NewJob, String, oneshot::Sender<Result<Added>>);
 type Reply = oneshot::Sender<Result<Added>>;
 
 /// The pending single adds of one queue, and how many flushers run.
@@ -65,10 +66,10 @@ impl Coalescer {
 /// Adds one validated job to `queue` through its coalescer.
 pub(crate) async fn add(queue: &Queue, job: NewJob) -> Result<Added> {
     let (tx, rx) = oneshot::channel();
-    let size = serde_json::to_vec(&job.data).map_or(0, |d| d.len());
+    let data = serde_json::to_string(&job.data)?;
     let start = {
         let mut s = queue.inner.adds.state();
-        s.pending.push((job, size, tx));
+        s.pending.push((job, data, tx));
         let start = !s.flushing;
         s.flushing = true;
         start
@@ -96,14 +97,13 @@ async fn flush(mut guard: Flusher) {
     // whether Redis still has the script is not known after a quiet spell (it may have
     // restarted, and a reconnect in the background hides that): one call first
     queue.inner.adds.state().script_ready = false;
-    let cluster = queue.inner.redis.is_cluster();
     let mut sent = FuturesOrdered::new();
     loop {
         // take what is pending, a batch per free place; leave when nothing is left at all
         loop {
             let mut s = queue.inner.adds.state();
-            let most = if s.script_ready && !cluster {
-                MAX_IN_FLIGHT
+            let most = if s.script_ready {
+                queue.inner.redis.ordered_in_flight(MAX_IN_FLIGHT)
             } else {
                 1
             };
@@ -119,15 +119,18 @@ async fn flush(mut guard: Flusher) {
                 }
                 break;
             }
-            let n = batch_len(s.pending.iter().map(|(_, size, _)| *size));
-            let (jobs, replies): (Vec<NewJob>, Vec<Reply>) = s
-                .pending
-                .drain(..n)
-                .map(|(job, _, reply)| (job, reply))
-                .unzip();
+            let n = batch_len(s.pending.iter().map(|(_, data, _)| data.len()));
+            let mut jobs = Vec::with_capacity(n);
+            let mut data = Vec::with_capacity(n);
+            let mut replies: Vec<Reply> = Vec::with_capacity(n);
+            for (job, json, reply) in s.pending.drain(..n) {
+                jobs.push(job);
+                data.push(json);
+                replies.push(reply);
+            }
             drop(s);
             let q = queue.clone();
-            sent.push_back(async move { (q.add_chunk(&jobs).await, replies) });
+            sent.push_back(async move { (q.add_encoded(&jobs, &data).await, replies) });
         }
         let Some((result, replies)) = sent.next().await else {
             continue;

@@ -239,6 +239,17 @@ impl Redis {
         matches!(self.conn, Conn::Cluster(_))
     }
 
+    /// How many calls that must be stored in the order they are sent may be in flight at
+    /// once: `want` on one Redis; 1 on a cluster, whose client may send a call again after
+    /// a redirection or a failover, when a later call could overtake it.
+    pub fn ordered_in_flight(&self, want: usize) -> usize {
+        if self.is_cluster() {
+            1
+        } else {
+            want
+        }
+    }
+
     /// A new connection of its own, with no response timeout, for blocking commands.
     pub async fn blocking_connection(&self) -> Result<Conn> {
         match &self.clients {

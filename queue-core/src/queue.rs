@@ -23,6 +23,13 @@ pub const BULK_CHUNK: usize = 1_000;
 /// Chunks of one [`Queue::add_bulk`] in flight at once on one Redis (see there).
 const BULK_IN_FLIGHT: usize = 2;
 
+/// Each job's data as JSON text, as `add_job` stores it.
+fn encode_data(jobs: &[NewJob]) -> Result<Vec<String>> {
+    jobs.iter()
+        .map(|j| Ok(serde_json::to_string(&j.data)?))
+        .collect()
+}
+
 /// One chunk's `add_job` call, ready to send ([`Queue::add_bulk`]).
 struct PreparedChunk {
     inv: redis::ScriptInvocation<'static>,
@@ -299,21 +306,20 @@ impl Queue {
         // Alone, because two calls in flight stay in order only while neither is sent again:
         // redis-rs resends a call Redis answered NOSCRIPT after loading the script, and the
         // next call, sent meanwhile, would then be stored first. Once this one is stored the
-        // script is loaded. A cluster client may resend any call (a redirection, a
-        // failover): one at a time there.
+        // script is loaded. (On a cluster, one at a time throughout: `ordered_in_flight`.)
         if let Some(first) = chunks.next() {
-            out.extend(self.prepare_chunk(first)?.send(self).await?);
+            out.extend(
+                self.prepare_chunk(first, &encode_data(first)?)?
+                    .send(self)
+                    .await?,
+            );
         }
-        let in_flight = if self.inner.redis.is_cluster() {
-            1
-        } else {
-            BULK_IN_FLIGHT
-        };
+        let in_flight = self.inner.redis.ordered_in_flight(BULK_IN_FLIGHT);
         let mut sent = FuturesOrdered::new();
         loop {
             while sent.len() < in_flight {
                 let Some(chunk) = chunks.next() else { break };
-                sent.push_back(self.prepare_chunk(chunk)?.send(self));
+                sent.push_back(self.prepare_chunk(chunk, &encode_data(chunk)?)?.send(self));
             }
             match sent.next().await {
                 Some(added) => out.extend(added?),
@@ -325,21 +331,27 @@ impl Queue {
     /// Stores already validated jobs in one `add_job` call (at most [`BULK_CHUNK`] of them:
     /// the producer's fallback times each chunk's round trip on its own).
     pub(crate) async fn add_chunk(&self, jobs: &[NewJob]) -> Result<Vec<Added>> {
+        self.add_encoded(jobs, &encode_data(jobs)?).await
+    }
+
+    /// [`Queue::add_chunk`] with each job's data already encoded as JSON (`data[i]` of
+    /// `jobs[i]`), as the coalescer has it from measuring its batches.
+    pub(crate) async fn add_encoded(&self, jobs: &[NewJob], data: &[String]) -> Result<Vec<Added>> {
         self.register().await?;
-        self.prepare_chunk(jobs)?.send(self).await
+        self.prepare_chunk(jobs, data)?.send(self).await
     }
 
     /// The `add_job` call of already validated `jobs`, ready to send (ids drawn, hash
     /// fields laid out): the client's share of an add, done apart from the round trip so
     /// `add_bulk` can do it for the next chunk while Redis stores the one before.
-    fn prepare_chunk(&self, jobs: &[NewJob]) -> Result<PreparedChunk> {
+    fn prepare_chunk(&self, jobs: &[NewJob], data: &[String]) -> Result<PreparedChunk> {
         let keys = &self.inner.keys;
         let mut prios = BTreeSet::new();
         let mut prepared = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for (job, data) in jobs.iter().zip(data) {
             prios.insert(job.opts.priority);
             let id = job.opts.job_id.clone().unwrap_or_else(new_job_id);
-            prepared.push((id, serde_json::to_string(&job.data)?, job.opts.stored()?));
+            prepared.push((id, data.as_str(), job.opts.stored()?));
         }
         let prios: Vec<i32> = prios.into_iter().collect();
         let mut inv = scripts::ADD_JOB.prepare_invoke();

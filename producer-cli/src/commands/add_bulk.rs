@@ -80,8 +80,7 @@ pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path)
                 Err(e) => Err(e),
             }
         })
-        // on a cluster a retried call could be overtaken: one chunk at a time there
-        .buffered(if q.redis().is_cluster() { 1 } else { IN_FLIGHT });
+        .buffered(q.redis().ordered_in_flight(IN_FLIGHT));
     while let Some(added) = replies.try_next().await? {
         record(added);
     }
