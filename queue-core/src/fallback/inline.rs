@@ -8,10 +8,8 @@
 //! is. An error, a panic or a timeout is the add's error ([`Error::Inline`]), never a crash
 //! (binaries should call [`crate::install_panic_hook`] so a panic is not also printed).
 
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +17,7 @@ use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
 use crate::primitives::Caches;
-use crate::worker::{Ctx, Handlers, InHandler, InlineUnavailable, RawJob};
+use crate::worker::{guarded_call, Ctx, Handlers, InlineUnavailable, RawJob, Stop};
 
 /// Runs job `id` (`name` with `data`) of `queue` in its handler; its return value.
 pub(crate) async fn run_inline(
@@ -54,22 +52,21 @@ pub(crate) async fn run_inline(
         cancel: cancel.clone(),
         caches: Caches::default(),
     };
-    let call = AssertUnwindSafe(InHandler(handler(raw, ctx))).catch_unwind();
-    let returned = match opts.timeout_ms.map(Duration::from_millis) {
-        Some(limit) => match tokio::time::timeout(limit, call).await {
-            Ok(r) => r,
-            Err(_) => {
-                cancel.cancel();
-                return Err(fail(format!("timed out after {}", format_duration(limit))));
-            }
-        },
-        None => call.await,
-    };
+    let stop = guarded_call(
+        handler(raw, ctx),
+        opts.timeout_ms.map(Duration::from_millis),
+    )
+    .await;
     cancel.cancel();
-    match returned {
-        Ok(Ok(json)) => Ok(serde_json::from_str(&json).unwrap_or(Value::String(json))),
-        Ok(Err(e)) => Err(fail(e.message().to_string())),
-        Err(panic) => Err(fail(panic_message(&*panic))),
+    match stop {
+        Stop::Returned(Ok(Ok(json))) => {
+            Ok(serde_json::from_str(&json).unwrap_or(Value::String(json)))
+        }
+        Stop::Returned(Ok(Err(e))) => Err(fail(e.message().to_string())),
+        Stop::Returned(Err(panic)) => Err(fail(panic_message(&*panic))),
+        Stop::TimedOut(limit) => Err(fail(format!("timed out after {}", format_duration(limit)))),
+        // nothing cancels an inline run from outside
+        Stop::Cancelled => Err(fail("cancelled".into())),
     }
 }
 

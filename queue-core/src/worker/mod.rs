@@ -16,7 +16,7 @@ mod panic;
 mod reclaim;
 mod retention;
 mod run;
-pub(crate) use run::panic_message;
+pub(crate) use run::{guarded_call, panic_message, Stop};
 mod schedule;
 mod sweep;
 
@@ -35,7 +35,6 @@ pub(crate) use handler::RawJob;
 pub use handler::{Handlers, Job, JobError};
 pub use metrics::{AttemptOutcome, WorkerMetrics, DURATION_BUCKETS};
 pub use panic::install_panic_hook;
-pub(crate) use panic::InHandler;
 pub use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;

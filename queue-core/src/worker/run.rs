@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::ctx::Ctx;
-use super::handler::{JobError, RawJob};
+use super::handler::{HandlerFuture, JobError, RawJob};
 use super::metrics::AttemptOutcome;
 use super::panic::InHandler;
 use super::Shared;
@@ -55,10 +55,26 @@ pub(crate) struct Outcome {
 /// The handler label of jobs whose name has no handler, in metrics.
 const UNREGISTERED: &str = "<unregistered>";
 
-enum Stop {
+/// How a handler call ended.
+pub(crate) enum Stop {
+    /// It returned (or panicked: the `Err` of the outer result holds the payload).
     Returned(std::thread::Result<Result<String, JobError>>),
+    /// It ran past its time limit and was dropped.
     TimedOut(std::time::Duration),
+    /// The attempt was cancelled from outside (the worker only).
     Cancelled,
+}
+
+/// Runs a handler's future (`handler(raw, ctx)`), catching a panic and dropping it after
+/// `limit`: what the worker's slots and the inline fallback share.
+pub(crate) async fn guarded_call(call: HandlerFuture, limit: Option<std::time::Duration>) -> Stop {
+    let call = AssertUnwindSafe(InHandler(call)).catch_unwind();
+    match limit {
+        Some(l) => tokio::time::timeout(l, call)
+            .await
+            .map_or(Stop::TimedOut(l), Stop::Returned),
+        None => Stop::Returned(call.await),
+    }
 }
 
 /// Runs a claimed job in the handler slot `slot`; `claim` is its share of the claim budget.
@@ -90,7 +106,6 @@ pub(crate) async fn run_job(
                 cancel: cancel.clone(),
                 caches: shared.caches.clone(),
             };
-            let call = AssertUnwindSafe(InHandler(handler(job.raw.clone(), ctx))).catch_unwind();
             let limit = job
                 .raw
                 .opts
@@ -101,12 +116,7 @@ pub(crate) async fn run_job(
             let stop = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Stop::Cancelled,
-                r = async {
-                    match limit {
-                        Some(l) => tokio::time::timeout(l, call).await.map_or(Stop::TimedOut(l), Stop::Returned),
-                        None => Stop::Returned(call.await),
-                    }
-                } => r,
+                r = guarded_call(handler(job.raw.clone(), ctx), limit) => r,
             };
             // cancelled from outside (shutdown deadline, lease lost) before we cancel it below
             let cancelled = cancel.is_cancelled();
