@@ -63,6 +63,7 @@ impl From<queue_core::Error> for AppError {
             E::InvalidQueueName(_)
             | E::Invalid { .. }
             | E::InvalidDuration(_)
+            | E::DurationTooLong(_)
             | E::Serialize(_)
             | E::Config(_) => AppError::BadRequest(e.to_string()),
             E::JobNotFound { .. } => AppError::NotFound(e.to_string()),

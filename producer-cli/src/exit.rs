@@ -36,6 +36,8 @@ pub fn code(e: &anyhow::Error) -> u8 {
                 | queue_core::Error::InvalidQueueName(_)
                 | queue_core::Error::Invalid { .. }
                 | queue_core::Error::InvalidDuration(_)
+                | queue_core::Error::DurationTooLong(_)
+                | queue_core::Error::TooLarge { .. }
                 | queue_core::Error::Serialize(_) => USAGE,
                 _ => RUNTIME,
             };

@@ -58,6 +58,72 @@ pub struct Config {
     pub fallback: Fallback,
     /// Where spooled jobs are written.
     pub spool_dir: PathBuf,
+    /// Size caps of what one job may store.
+    pub caps: JobCaps,
+}
+
+/// Size caps of one job, checked at every add (`JOBQ_MAX_DATA_BYTES`, `JOBQ_MAX_OPTS_BYTES`).
+/// Workers also refuse to run a stored job over the data cap (it fails alone), so one
+/// oversized record can never make a claim or a listing block Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobCaps {
+    /// Most bytes of a job's data as JSON (default 1 MiB).
+    pub max_data_bytes: usize,
+    /// Most bytes of a job's stored options as JSON (default 1 MiB).
+    pub max_opts_bytes: usize,
+}
+
+impl JobCaps {
+    /// The default cap of data and of options: 1 MiB each.
+    pub const DEFAULT_BYTES: usize = 1 << 20;
+    /// The largest cap that may be configured (64 MiB): past it one job's claim or read
+    /// would block Redis for longer than any other call.
+    pub const MAX_BYTES: usize = 64 << 20;
+
+    /// Checks the size of a job's data JSON.
+    pub fn check_data(&self, len: usize) -> Result<()> {
+        if len > self.max_data_bytes {
+            return Err(Error::TooLarge {
+                what: "data",
+                size: len,
+                limit: self.max_data_bytes,
+                env: "JOBQ_MAX_DATA_BYTES",
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the size of a job's options JSON.
+    pub fn check_opts(&self, len: usize) -> Result<()> {
+        if len > self.max_opts_bytes {
+            return Err(Error::TooLarge {
+                what: "options",
+                size: len,
+                limit: self.max_opts_bytes,
+                env: "JOBQ_MAX_OPTS_BYTES",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for JobCaps {
+    fn default() -> Self {
+        JobCaps {
+            max_data_bytes: JobCaps::DEFAULT_BYTES,
+            max_opts_bytes: JobCaps::DEFAULT_BYTES,
+        }
+    }
+}
+
+fn parse_cap(name: &str, value: &str) -> Result<usize> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=JobCaps::MAX_BYTES).contains(&n) => Ok(n),
+        _ => Err(Error::Config(format!(
+            "{name}={value:?}: use a number of bytes from 1 to {}",
+            JobCaps::MAX_BYTES
+        ))),
+    }
 }
 
 impl Default for Config {
@@ -67,6 +133,7 @@ impl Default for Config {
             prefix: "jobq".into(),
             fallback: Fallback::Inline,
             spool_dir: PathBuf::from("./.jobq-spool"),
+            caps: JobCaps::default(),
         }
     }
 }
@@ -78,7 +145,7 @@ impl Config {
     }
 
     /// Reads `REDIS_URL` (or the split `REDIS_HOST`… form), `JOBQ_PREFIX`, `JOBQ_FALLBACK`
-    /// and `JOBQ_SPOOL_DIR` from the environment.
+    /// `JOBQ_SPOOL_DIR`, `JOBQ_MAX_DATA_BYTES` and `JOBQ_MAX_OPTS_BYTES` from the environment.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -121,6 +188,12 @@ impl Config {
         }
         if let Some(dir) = get("JOBQ_SPOOL_DIR") {
             cfg.spool_dir = PathBuf::from(dir);
+        }
+        if let Some(v) = get("JOBQ_MAX_DATA_BYTES") {
+            cfg.caps.max_data_bytes = parse_cap("JOBQ_MAX_DATA_BYTES", &v)?;
+        }
+        if let Some(v) = get("JOBQ_MAX_OPTS_BYTES") {
+            cfg.caps.max_opts_bytes = parse_cap("JOBQ_MAX_OPTS_BYTES", &v)?;
         }
         Ok(cfg)
     }

@@ -92,6 +92,7 @@ pub struct Redis {
     clients: Clients,
     conn: Conn,
     addr: String,
+    caps: crate::config::JobCaps,
 }
 
 impl std::fmt::Debug for Redis {
@@ -165,7 +166,9 @@ impl Redis {
         let config_err = |e: redis::RedisError| Error::Config(format!("{addr}: {e}"));
         let seeds = seed_urls(url);
         if seeds.len() > 1 {
-            return Redis::connect_cluster(seeds, retries, addr.clone()).await;
+            return Redis::connect_cluster(seeds, retries, addr.clone())
+                .await
+                .map(|r| r.with_caps(config.caps));
         }
         // one seed: the URL itself, without a stray comma
         let client = redis::Client::open(seeds[0].as_str()).map_err(config_err)?;
@@ -187,12 +190,15 @@ impl Redis {
                 source,
             })?
         {
-            return Redis::connect_cluster(seeds, retries, addr).await;
+            return Redis::connect_cluster(seeds, retries, addr)
+                .await
+                .map(|r| r.with_caps(config.caps));
         }
         Ok(Redis {
             clients: Clients::Single(Box::new(client)),
             conn: Conn::Single(conn),
             addr,
+            caps: config.caps,
         })
     }
 
@@ -226,6 +232,7 @@ impl Redis {
             clients: Clients::Cluster(Box::new(blocking)),
             conn: Conn::Cluster(conn),
             addr,
+            caps: crate::config::JobCaps::default(),
         })
     }
 
@@ -339,6 +346,17 @@ impl Redis {
     /// A reply as `T`; a reply of another shape is a client error naming the server.
     fn decode<T: redis::FromRedisValue>(&self, v: Value) -> Result<T> {
         redis::from_redis_value(v).map_err(|e| self.err(e.into()))
+    }
+
+    /// The size caps of jobs added through this connection (from its [`Config`]).
+    pub fn caps(&self) -> crate::config::JobCaps {
+        self.caps
+    }
+
+    /// The same connection with other size caps.
+    pub fn with_caps(mut self, caps: crate::config::JobCaps) -> Self {
+        self.caps = caps;
+        self
     }
 
     /// The server's address with the password masked.

@@ -5,7 +5,25 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Parses a human duration such as `500ms`, `10s`, `1h`, `1m30s`.
+/// Longest duration a user may give anywhere (delays, timeouts, backoffs, retention ages,
+/// `--older-than`, TTLs): 3650 days. Longer values are refused rather than wrapped or
+/// saturated, so `--older-than 200000000000d` is an error, never "everything".
+pub const MAX_DURATION: Duration = Duration::from_millis(MAX_DURATION_MS);
+/// [`MAX_DURATION`] in milliseconds.
+pub const MAX_DURATION_MS: u64 = 3650 * 86_400_000;
+
+/// Checks a duration given in milliseconds against [`MAX_DURATION`], naming `what`.
+pub fn check_ms(what: &'static str, ms: u64) -> Result<u64> {
+    if ms > MAX_DURATION_MS {
+        return Err(Error::invalid(
+            what,
+            format!("{ms}ms: at most {MAX_DURATION_MS}ms (3650d)"),
+        ));
+    }
+    Ok(ms)
+}
+
+/// Parses a human duration such as `500ms`, `10s`, `1h`, `1m30s`; at most [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration> {
     let bad = || Error::InvalidDuration(input.to_string());
     let s = input.trim();
@@ -37,8 +55,10 @@ pub fn parse_duration(input: &str) -> Result<Duration> {
             .checked_add(n.checked_mul(unit_ms).ok_or_else(bad)?)
             .ok_or_else(bad)?;
     }
-    let ms = u64::try_from(total).map_err(|_| bad())?;
-    Ok(Duration::from_millis(ms))
+    if total > u128::from(MAX_DURATION_MS) {
+        return Err(Error::DurationTooLong(input.to_string()));
+    }
+    Ok(Duration::from_millis(total as u64))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it (`1500ms` → `1.5s`).
@@ -75,6 +95,16 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration(" 0s ").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn refuses_durations_past_the_maximum() {
+        assert_eq!(parse_duration("3650d").unwrap(), MAX_DURATION);
+        for long in ["3651d", "200000000000d", "9223372036854775808ms", "99999999999999999999999h"] {
+            let err = parse_duration(long).unwrap_err().to_string();
+            assert!(err.contains(long) && err.contains("3650d"), "{err}");
+        }
+        assert!(check_ms("delay", MAX_DURATION_MS + 1).is_err());
     }
 
     #[test]

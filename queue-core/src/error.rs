@@ -25,6 +25,22 @@ pub enum Error {
     /// A duration string that does not parse (`10s`, `500ms`, `1h` …).
     #[error("invalid duration {0:?}: use a number with a unit, e.g. 500ms, 10s, 5m, 1h, 2d")]
     InvalidDuration(String),
+    /// A duration past [`crate::duration::MAX_DURATION`].
+    #[error("invalid duration {0:?}: too long, at most 3650d (10 years)")]
+    DurationTooLong(String),
+    /// Job data or options over the configured size cap (`JOBQ_MAX_DATA_BYTES`,
+    /// `JOBQ_MAX_OPTS_BYTES`; 1 MiB each by default).
+    #[error("job {what} is {size} bytes, over the limit of {limit} bytes (set {env} to change it)")]
+    TooLarge {
+        /// "data" or "options"
+        what: &'static str,
+        /// its size in bytes (JSON)
+        size: usize,
+        /// the cap in force
+        limit: usize,
+        /// the variable that sets the cap
+        env: &'static str,
+    },
     /// Job data could not be serialized to JSON.
     #[error("job data is not serializable to JSON: {0}")]
     Serialize(#[from] serde_json::Error),

@@ -43,7 +43,7 @@ pub mod text;
 pub mod validate;
 pub mod worker;
 
-pub use config::{Config, Fallback};
+pub use config::{Config, Fallback, JobCaps};
 pub use connection::{Conn, Redis, ServerInfo};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};
