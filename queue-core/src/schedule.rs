@@ -8,8 +8,11 @@
 //! moves the schedule's due score from that tick to the next one only if it still holds
 //! that tick, so however many workers run, exactly one claims it. The claimed tick becomes
 //! an ordinary job with the id `sched:<schedule id>:<tick ms>`, added through the same path
-//! as [`Queue::add`]. A tick that passed while no worker ran is fired once when one starts
-//! again; the ticks missed before it are skipped, not replayed in a burst.
+//! as [`Queue::add`]. While a worker runs, every tick fires, in order, each its own job
+//! (one the loop reaches up to [`CATCH_UP`] late still does). Ticks that passed while no
+//! worker ran (the schedule is due more than [`CATCH_UP`] ago) fire once: only the latest of
+//! them, not replayed in a burst. Upserting wakes the workers' loops, so a new schedule's
+//! first tick is on time.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -24,6 +27,7 @@ use serde_json::Value;
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::job::{JobOptions, NewJob};
+use crate::keys::QueueKeys;
 use crate::queue::Queue;
 use crate::scripts;
 use crate::validate::validate_job_id;
@@ -33,6 +37,11 @@ use crate::validate::validate_job_id;
 pub const MIN_EVERY: Duration = Duration::from_millis(10);
 /// Longest interval of an `every` schedule (ten years; keeps tick arithmetic exact).
 pub const MAX_EVERY: Duration = Duration::from_secs(3650 * 86_400);
+/// How late a tick may be reached and still fire in the catch-up of a running loop. A
+/// schedule due longer ago than this missed its ticks while no worker ran (or Redis was
+/// unreachable): only the latest of them fires. Well above how late a live loop gets
+/// (it sleeps until the next tick and is woken by upserts), well below a restart.
+pub const CATCH_UP: Duration = Duration::from_secs(2);
 /// Longest schedule id: the job ids derived from it (`sched:<id>:<tick>`) must stay valid.
 pub const MAX_SCHEDULE_ID_LEN: usize = 200;
 
@@ -126,12 +135,44 @@ impl Repeat {
     /// The first tick strictly after `now_ms` (ms since the epoch); `None` when a cron
     /// expression has no further tick.
     pub fn next_after(&self, now_ms: u64) -> Result<Option<u64>> {
-        match self {
-            Repeat::Every(d) => {
-                let every = (d.as_millis() as u64).max(1);
-                Ok(Some((now_ms / every + 1) * every))
+        Ticker::new(self)?.next_after(now_ms)
+    }
+
+    /// The latest tick at or before `now_ms`; `None` when there is none (or, for a cron
+    /// expression, none within the search limit of about a year back).
+    pub fn latest_at_or_before(&self, now_ms: u64) -> Result<Option<u64>> {
+        Ticker::new(self)?.latest_at_or_before(now_ms)
+    }
+
+    /// The ticks one round of the schedule loop fires for a schedule due at `due` (at or
+    /// before `now`), and the tick it is due at afterwards (`None`: a cron expression with no
+    /// further tick). Late by at most `window_ms` (the loop slept or was slow): every tick
+    /// from `due` to `now`, in order, at most `max` of them (then the next one is due at once).
+    /// Later than that (no worker ran): only the latest tick at or before `now`, once.
+    pub(crate) fn ticks_due(
+        &self,
+        due: u64,
+        now: u64,
+        window_ms: u64,
+        max: usize,
+    ) -> Result<(Vec<u64>, Option<u64>)> {
+        let ticker = Ticker::new(self)?;
+        if now.saturating_sub(due) > window_ms {
+            let latest = ticker
+                .latest_at_or_before(now)?
+                .filter(|t| *t >= due)
+                .unwrap_or(due);
+            // after `now`, not after `latest`: should the search for the latest tick fall
+            // back to `due`, the ticks between must not fire one per round
+            return Ok((vec![latest], ticker.next_after(now)?));
+        }
+        let mut ticks = vec![due];
+        loop {
+            let next = ticker.next_after(*ticks.last().unwrap_or(&due))?;
+            match next {
+                Some(t) if t <= now && ticks.len() < max => ticks.push(t),
+                _ => return Ok((ticks, next)),
             }
-            Repeat::Cron(expr) => next_cron_tick(&parse_cron(expr)?, expr, now_ms),
         }
     }
 
@@ -263,6 +304,44 @@ fn is_default_opts(o: &&JobOptions) -> bool {
 
 /// Members of a sorted set with their scores.
 type Scored = Vec<(String, f64)>;
+
+/// Tick arithmetic with the cron expression parsed once.
+enum Ticker<'a> {
+    Every(u64),
+    // boxed: a parsed cron is far larger than an interval
+    Cron(Box<Cron>, &'a str),
+}
+
+impl<'a> Ticker<'a> {
+    fn new(repeat: &'a Repeat) -> Result<Self> {
+        Ok(match repeat {
+            Repeat::Every(d) => Ticker::Every((d.as_millis() as u64).max(1)),
+            Repeat::Cron(expr) => Ticker::Cron(Box::new(parse_cron(expr)?), expr),
+        })
+    }
+
+    fn next_after(&self, now_ms: u64) -> Result<Option<u64>> {
+        match self {
+            Ticker::Every(every) => Ok(Some((now_ms / every + 1) * every)),
+            Ticker::Cron(cron, expr) => next_cron_tick(cron, expr, now_ms),
+        }
+    }
+
+    fn latest_at_or_before(&self, now_ms: u64) -> Result<Option<u64>> {
+        match self {
+            Ticker::Every(every) => Ok(Some(now_ms / every * every)),
+            Ticker::Cron(cron, expr) => {
+                // a tick at second s is at or before now_ms exactly when s <= now_ms / 1000
+                let at = UtcSecond((now_ms / 1000) as i64);
+                match cron.find_previous_occurrence(&at, true) {
+                    Ok(t) if t.0 >= 0 => Ok(Some(t.0 as u64 * 1000)),
+                    Ok(_) | Err(CronError::TimeSearchLimitExceeded) => Ok(None),
+                    Err(e) => Err(bad_cron(expr, &e.to_string())),
+                }
+            }
+        }
+    }
+}
 
 /// A stored schedule as listed: its definition and when it fires next.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -419,6 +498,12 @@ fn civil_from_days(z: i64) -> (i32, u32, u32) {
     (y as i32, m, d)
 }
 
+/// Wake-up marker of the queue's schedule loops (a sorted set they block on with
+/// BZPOPMIN): an upsert touches it, so a sleeping loop picks up the new first tick at once.
+pub(crate) fn schedules_wake(keys: &QueueKeys) -> String {
+    format!("{}:wake", keys.schedules())
+}
+
 /// The Redis server's clock in ms (schedules use it, like the scripts, so every process
 /// agrees on "now").
 async fn redis_now_ms(queue: &Queue) -> Result<u64> {
@@ -455,6 +540,7 @@ impl Queue {
             let (first, _replaced): (i64, i64) = scripts::SCHEDULE_UPSERT
                 .key(keys.schedules())
                 .key(keys.schedules_due())
+                .key(schedules_wake(keys))
                 .arg(&schedule.id)
                 .arg(&def)
                 .arg(schedule.repeat.every_ms())
@@ -570,6 +656,77 @@ mod tests {
         assert_eq!(r.next_after(6_000).unwrap(), Some(7_000));
         let r = Repeat::every(Duration::from_millis(250)).unwrap();
         assert_eq!(r.next_after(1_001).unwrap(), Some(1_250));
+    }
+
+    #[test]
+    fn a_late_loop_fires_every_missed_tick_in_order() {
+        let r = Repeat::every(Duration::from_millis(10)).unwrap();
+        // due at 1_000, reached at 1_035: four ticks, then due at 1_040
+        assert_eq!(
+            r.ticks_due(1_000, 1_035, 2_000, 1_000).unwrap(),
+            (vec![1_000, 1_010, 1_020, 1_030], Some(1_040))
+        );
+        // on time: just the one
+        assert_eq!(
+            r.ticks_due(1_000, 1_000, 2_000, 1_000).unwrap(),
+            (vec![1_000], Some(1_010))
+        );
+        // at most `max` per round: the rest stay due
+        assert_eq!(
+            r.ticks_due(1_000, 1_035, 2_000, 2).unwrap(),
+            (vec![1_000, 1_010], Some(1_020))
+        );
+        // exactly at the window's edge still catches up
+        let (ticks, next) = r.ticks_due(1_000, 3_000, 2_000, 1_000).unwrap();
+        assert_eq!(ticks.len(), 201);
+        assert!(ticks.windows(2).all(|w| w[1] - w[0] == 10), "{ticks:?}");
+        assert_eq!(next, Some(3_010));
+        let c = Repeat::cron("* * * * * *").unwrap();
+        assert_eq!(
+            c.ticks_due(5_000, 7_000, 2_000, 1_000).unwrap(),
+            (vec![5_000, 6_000, 7_000], Some(8_000))
+        );
+    }
+
+    #[test]
+    fn after_downtime_only_the_latest_missed_tick_fires() {
+        let r = Repeat::every(Duration::from_millis(500)).unwrap();
+        // due at 1_000, reached 3.7 s later: the latest tick, not the oldest
+        assert_eq!(
+            r.ticks_due(1_000, 4_700, 2_000, 1_000).unwrap(),
+            (vec![4_500], Some(5_000))
+        );
+        assert_eq!(
+            r.ticks_due(1_000, 5_000, 2_000, 1_000).unwrap(),
+            (vec![5_000], Some(5_500))
+        );
+        assert_eq!(r.latest_at_or_before(4_999).unwrap(), Some(4_500));
+        let now = utc(2024, 3, 10, 12, 34, 56) + 789;
+        let c = Repeat::cron("*/10 * * * * *").unwrap();
+        let due = utc(2024, 3, 10, 12, 0, 0);
+        assert_eq!(
+            c.ticks_due(due, now, 2_000, 1_000).unwrap(),
+            (
+                vec![utc(2024, 3, 10, 12, 34, 50)],
+                Some(utc(2024, 3, 10, 12, 35, 0))
+            )
+        );
+        // on the tick itself: that tick
+        let c = Repeat::cron("0 */5 * * * *").unwrap();
+        let on = utc(2024, 3, 10, 12, 35, 0);
+        assert_eq!(c.latest_at_or_before(on).unwrap(), Some(on));
+        assert_eq!(
+            c.latest_at_or_before(on - 1).unwrap(),
+            Some(utc(2024, 3, 10, 12, 30, 0))
+        );
+        // a yearly tick more than the search limit back: the due tick fires, and the next
+        // is after now (not the ticks in between, one per round)
+        let c = Repeat::cron("0 0 0 1 1 *").unwrap();
+        let due = utc(2020, 1, 1, 0, 0, 0);
+        let (ticks, next) = c.ticks_due(due, now, 2_000, 1_000).unwrap();
+        assert_eq!(ticks.len(), 1, "{ticks:?}");
+        assert!(ticks[0] >= due && ticks[0] <= now, "{ticks:?}");
+        assert_eq!(next, Some(utc(2025, 1, 1, 0, 0, 0)));
     }
 
     #[test]

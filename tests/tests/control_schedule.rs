@@ -1,13 +1,16 @@
 //! Repeatable jobs (schedules) against a real Redis: every-N and cron (with seconds) fire
 //! one job per tick however many workers run, list shows the next run, upsert replaces,
-//! remove stops, a schedule outlives its workers (a missed tick fires once, not in a
-//! burst), and bad ids, intervals and cron expressions are refused naming the value.
+//! remove stops, a schedule outlives its workers (after downtime only the latest missed
+//! tick fires, once), while a worker runs no tick is skipped (an upsert wakes the loops; a
+//! loop that comes late fires each tick it missed), and bad ids, intervals and cron
+//! expressions are refused naming the value.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobq_tests::*;
+use queue_core::schedule::tick_job_id;
 use queue_core::*;
 use serde_json::{json, Value};
 
@@ -51,6 +54,37 @@ fn tick_of(job_id: &str, schedule: &str) -> u64 {
 
 fn every(d: Duration) -> Repeat {
     Repeat::every(d).unwrap()
+}
+
+/// The ticks of schedule `schedule` among `ids`, sorted.
+fn ticks(ids: &[String], schedule: &str) -> Vec<u64> {
+    let mut t: Vec<u64> = ids.iter().map(|id| tick_of(id, schedule)).collect();
+    t.sort();
+    t
+}
+
+/// Fails unless `ticks` are `step` apart, none skipped and none twice.
+fn assert_consecutive(ticks: &[u64], step: u64) {
+    for (i, pair) in ticks.windows(2).enumerate() {
+        let around = &ticks[i.saturating_sub(3)..(i + 5).min(ticks.len())];
+        assert_eq!(
+            pair[1] - pair[0],
+            step,
+            "ticks skipped or repeated after the {i}th of {}: {around:?}",
+            ticks.len()
+        );
+    }
+}
+
+/// Removes schedule `id` and waits until the jobs it added have all run, so that what the
+/// handlers saw is every tick fired.
+async fn remove_and_settle(q: &Queue, id: &str) {
+    q.remove_schedule(id).await.unwrap();
+    eventually(Duration::from_secs(5), "the fired ticks to run", || async {
+        let c = q.counts().await.ok()?;
+        (c.waiting + c.active + c.delayed == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,16 +136,20 @@ async fn many_workers_on_a_fast_schedule_never_fire_a_tick_twice() {
     // many ticks, each raced by six workers, each job gone as soon as it completes
     let schedule = Schedule::new("fast", "tick", every(Duration::from_millis(50)))
         .opts(JobOptions::new().remove_on_complete(Retention::REMOVE));
-    q.upsert_schedule(schedule).await.unwrap();
+    let first = q
+        .upsert_schedule(schedule)
+        .await
+        .unwrap()
+        .next_run_ms
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    q.remove_schedule("fast").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    remove_and_settle(&q, "fast").await;
     for w in workers {
         w.stop().await.unwrap();
     }
     let ids = seen.ids();
     assert!(
-        ids.len() >= 10,
+        ids.len() >= 25,
         "only {} ticks in 1.5 s: {ids:?}",
         ids.len()
     );
@@ -119,6 +157,113 @@ async fn many_workers_on_a_fast_schedule_never_fire_a_tick_twice() {
     assert_eq!(distinct.len(), ids.len(), "a tick ran twice: {ids:?}");
     let counts = q.counts().await.unwrap();
     assert_eq!(counts.completed_total, ids.len() as u64, "{counts:?}");
+    let ticks = ticks(&ids, "fast");
+    assert_eq!(ticks[0], first, "the first tick was skipped");
+    assert_consecutive(&ticks, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_catching_up_never_fire_a_tick_twice() {
+    let env = TestEnv::new().await;
+    let q = env.queue("race2").await;
+    let seen = Seen::default();
+    let workers: Vec<_> = (0..2)
+        .map(|_| spawn_worker(recording_worker(&env, "race2", "tick", &seen)))
+        .collect();
+    // let the loops fall asleep (nothing is due): the upsert has to wake them
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // at 10 ms the loops often come a tick or more late and fire several ticks in one
+    // claim: the two workers' batches must never overlap
+    let schedule = Schedule::new("fast", "tick", every(Duration::from_millis(10)))
+        .opts(JobOptions::new().remove_on_complete(Retention::REMOVE));
+    let first = q
+        .upsert_schedule(schedule)
+        .await
+        .unwrap()
+        .next_run_ms
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    remove_and_settle(&q, "fast").await;
+    for w in workers {
+        w.stop().await.unwrap();
+    }
+    let ids = seen.ids();
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "a tick ran twice: {ids:?}");
+    let counts = q.counts().await.unwrap();
+    assert_eq!(counts.completed_total, ids.len() as u64, "{counts:?}");
+    let ticks = ticks(&ids, "fast");
+    assert!(ticks.len() >= 150, "only {} ticks in 2 s", ticks.len());
+    assert_eq!(ticks[0], first, "the first tick was skipped");
+    assert_consecutive(&ticks, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upserted_schedule_fires_its_first_tick_on_time_and_skips_none() {
+    let env = TestEnv::new().await;
+    let q = env.queue("wake").await;
+    let seen = Seen::default();
+    let worker = spawn_worker(recording_worker(&env, "wake", "tick", &seen));
+    // let the worker's schedule loop fall asleep: nothing is due, so it sleeps its longest
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let info = q
+        .upsert_schedule(Schedule::new(
+            "s",
+            "tick",
+            every(Duration::from_millis(100)),
+        ))
+        .await
+        .unwrap();
+    let first = info.next_run_ms.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    remove_and_settle(&q, "s").await;
+    worker.stop().await.unwrap();
+    let ticks = ticks(&seen.ids(), "s");
+    assert_eq!(
+        ticks.first(),
+        Some(&first),
+        "the first tick was skipped: {ticks:?}"
+    );
+    // the upsert woke the loop: the first tick's job was added on time, not up to a
+    // second later
+    let job = q.job(&tick_job_id("s", first)).await.unwrap();
+    assert!(
+        job.created_at <= first + 150,
+        "the first tick fired {} ms late",
+        job.created_at - first
+    );
+    assert_consecutive(&ticks, 100);
+    assert!(ticks.len() >= 20, "{ticks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_10ms_fires_every_tick_while_a_worker_runs() {
+    let env = TestEnv::new().await;
+    let q = env.queue("ten").await;
+    let seen = Seen::default();
+    let worker = spawn_worker(recording_worker(&env, "ten", "tick", &seen));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let schedule = Schedule::new("s", "tick", every(Duration::from_millis(10)))
+        .opts(JobOptions::new().remove_on_complete(Retention::REMOVE));
+    let first = q
+        .upsert_schedule(schedule)
+        .await
+        .unwrap()
+        .next_run_ms
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let removed_at = now_ms();
+    remove_and_settle(&q, "s").await;
+    worker.stop().await.unwrap();
+    let ticks = ticks(&seen.ids(), "s");
+    let expected = (removed_at - first) / 10;
+    assert!(
+        ticks.len() as u64 * 100 >= expected * 95,
+        "{} of {expected} ticks fired",
+        ticks.len()
+    );
+    assert_eq!(ticks[0], first, "the first tick was skipped");
+    assert_consecutive(&ticks, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +465,7 @@ async fn remove_stops_the_schedule() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schedule_survives_its_workers_and_fires_a_missed_tick_once() {
+async fn after_downtime_only_the_latest_missed_tick_fires() {
     let env = TestEnv::new().await;
     let q = env.queue("restart").await;
     let seen = Seen::default();
@@ -339,36 +484,41 @@ async fn schedule_survives_its_workers_and_fires_a_missed_tick_once() {
     .await;
     first.stop().await.unwrap();
     let stopped_at = now_ms();
-    // no worker runs for 1.6 s: three or four ticks are missed
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    // no worker runs for 3.5 s: about seven ticks are missed, far more than a running loop
+    // could be late
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
     // a new process: its own connection, same prefix
     let env2 = TestEnv::on_prefix(env.config.redis_url().unwrap(), env.config.prefix()).await;
     let restarted_at = now_ms();
     let second = spawn_worker(recording_worker(&env2, "restart", "tick", &seen));
     tokio::time::sleep(Duration::from_millis(1_300)).await;
+    remove_and_settle(&q, "s").await;
     second.stop().await.unwrap();
     let ids = seen.ids();
-    let mut ticks: Vec<u64> = ids.iter().map(|id| tick_of(id, "s")).collect();
-    ticks.sort();
-    // the ticks that fell due while no worker ran
-    let missed = ticks
-        .iter()
-        .filter(|t| (stopped_at..restarted_at).contains(t))
-        .count();
-    assert_eq!(
-        missed, 1,
-        "missed ticks fire once, not in a burst: {ticks:?}"
-    );
-    assert!(
-        ticks.iter().filter(|t| **t >= restarted_at).count() >= 2,
-        "the schedule kept firing after the restart: {ticks:?}"
-    );
     assert_eq!(
         ids.iter().collect::<HashSet<_>>().len(),
         ids.len(),
         "{ids:?}"
     );
-    assert_eq!(q.schedules().await.unwrap().len(), 1);
+    let after: Vec<u64> = ticks(&ids, "s")
+        .into_iter()
+        .filter(|t| *t > stopped_at)
+        .collect();
+    // the one job for the missed period is its latest tick (the last multiple of 500 ms
+    // before the restart, or one after it if the worker took that long to start), not the
+    // oldest one just after the stop
+    let latest_missed = restarted_at / 500 * 500;
+    assert!(
+        after.first().is_some_and(|t| *t >= latest_missed),
+        "the latest missed tick ({latest_missed}) should fire first after the restart at \
+         {restarted_at} (stopped at {stopped_at}): {after:?}"
+    );
+    let missed = q.job(&tick_job_id("s", after[0])).await.unwrap();
+    assert!(missed.created_at >= restarted_at, "{missed:?}");
+    // then it goes on as usual, with no other tick of the gap replayed
+    assert_consecutive(&after, 500);
+    assert!(after.len() >= 3, "the schedule kept firing: {after:?}");
+    assert!(q.schedule("s").await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 -- schedule_fire: claim due ticks, a compare-and-set on each schedule's due score. A worker
--- read a schedule due at tick `from` and asks to move it to its next tick `to`; only the
--- first worker to ask still finds `from` there, so a tick is claimed exactly once however
--- many workers run (the claimer then adds the tick's job). The same call, with `from` and
--- `to` swapped, gives a tick back when adding its job failed.
+-- read a schedule due at tick `from` and asks to move it to the tick `to` after the ones it
+-- fires (`from` and any ticks it came late for); only the first worker to ask still finds
+-- `from` there, so a tick is claimed exactly once however many workers run (the claimer then
+-- adds the ticks' jobs). The same call, with `from` and `to` swapped, gives the ticks back
+-- when adding their jobs failed.
 --
 -- KEYS: 1 schedules (hash id -> definition), 2 schedules due (zset id -> next tick ms)
 -- ARGV: per schedule 3 fields: id, from (tick ms), to (next tick ms, or -1: it has no next

@@ -1,31 +1,42 @@
 //! The schedule loop of one queue: fire the ticks of repeatable jobs that are due.
 //!
-//! Every worker runs it, and correctness does not depend on how many do: a tick is first
+//! Every worker runs it, and correctness does not depend on how many do: ticks are first
 //! claimed by the `schedule_fire` script (a compare-and-set on the schedule's due score, so
-//! one worker wins), and only the winner adds the tick's job, whose id is derived from the
+//! one worker wins), and only the winner adds the ticks' jobs, whose ids are derived from the
 //! schedule and the tick. Between ticks the loop sleeps until the earliest one is due, but
-//! at most [`MAX_IDLE`], so a schedule added meanwhile is picked up within about a second.
+//! at most [`MAX_IDLE`]; an upsert wakes it through the schedules' wake-up marker, so a new
+//! schedule's first tick is on time.
+//!
+//! A loop that reaches a schedule late (it was busy, or slow) fires every tick it missed, in
+//! order, each its own job, up to [`MAX_TICKS`] per round; a schedule due longer ago than
+//! [`CATCH_UP`] missed its ticks while no worker ran, and only the latest of them fires.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::fetch::Waiter;
 use super::outage::Outage;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
 use crate::queue::Queue;
-use crate::schedule::Schedule;
+use crate::schedule::{schedules_wake, Schedule, CATCH_UP};
 use crate::scripts;
 
-/// Longest the loop sleeps before looking at the due set again.
+/// Longest the loop sleeps before looking at the due set again (without a wake-up).
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Most due schedules fired per round (more are fired in the next round, at once).
 const BATCH: usize = 200;
+/// Most ticks (jobs) fired per round, over all schedules, so that the add of their jobs
+/// stays one bounded script call; a schedule with more ticks due is due again at once.
+const MAX_TICKS: usize = 1_000;
 /// Pause after a round that claimed nothing.
 const LOST_RACE_PAUSE: Duration = Duration::from_millis(10);
 
 pub(crate) async fn schedule_loop(queue: Queue, stop: CancellationToken) {
     let mut outage = Outage::new(format!("firing schedules of queue {}", queue.name()));
+    // blocks on the wake-up marker between rounds; made again after a failure to connect
+    let mut waiter: Option<Waiter> = None;
     while !stop.is_cancelled() {
         let wait = match fire_due(&queue).await {
             Ok(wait) => {
@@ -37,20 +48,30 @@ pub(crate) async fn schedule_loop(queue: Queue, stop: CancellationToken) {
         if wait.is_zero() {
             continue;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return,
+        if waiter.is_none() {
+            if let Ok(conn) = queue.inner.redis.blocking_connection().await {
+                waiter = Some(Waiter::new(conn, schedules_wake(&queue.inner.keys)));
+            }
+        }
+        match waiter.as_mut() {
+            Some(waiter) => waiter.wait(wait, &stop).await,
+            None => {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
         }
     }
 }
 
-/// A due schedule this worker wants to move from `tick` to `next`, and the job to add
-/// once it has claimed the tick (`None`: drop a broken schedule from the due set).
+/// A due schedule this worker wants to move from `tick` to `next`, and the jobs of the ticks
+/// it fires once it has claimed them (`None`: drop a broken schedule from the due set).
 struct Claim {
     id: String,
     tick: u64,
     next: Option<u64>,
-    job: Option<NewJob>,
+    jobs: Option<Vec<NewJob>>,
 }
 
 /// One round: fire every schedule due now; returns how long until the earliest next tick
@@ -85,22 +106,32 @@ pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
         .query_async(&mut conn)
         .await
         .map_err(|e| inner.redis.err(e))?;
-    let claims: Vec<Claim> = due
-        .into_iter()
-        .zip(defs)
-        .map(|((id, tick), def)| plan(queue, id, tick, def, now))
-        .collect();
+    let mut budget = MAX_TICKS;
+    let mut claims = Vec::with_capacity(due.len());
+    for ((id, tick), def) in due.into_iter().zip(defs) {
+        if budget == 0 {
+            // the rest are due still: the next round, at once, fires them
+            break;
+        }
+        let claim = plan(queue, id, tick, def, now, budget);
+        budget -= claim.jobs.as_ref().map_or(0, Vec::len);
+        claims.push(claim);
+    }
     let claimed = move_ticks(
         queue,
         claims.iter().map(|c| (c.id.as_str(), c.tick, c.next)),
     )
     .await?;
-    let (fired, jobs): (Vec<&Claim>, Vec<NewJob>) = claims
+    let fired: Vec<&Claim> = claims
         .iter()
         .zip(claimed)
-        .filter(|(_, won)| *won)
-        .filter_map(|(c, _)| c.job.clone().map(|j| (c, j)))
-        .unzip();
+        .filter(|(c, won)| *won && c.jobs.is_some())
+        .map(|(c, _)| c)
+        .collect();
+    let jobs: Vec<NewJob> = fired
+        .iter()
+        .flat_map(|c| c.jobs.iter().flatten().cloned())
+        .collect();
     if jobs.is_empty() {
         // other workers fired them (or a broken schedule was dropped): look again shortly,
         // never spin on a tick this worker cannot claim
@@ -122,21 +153,33 @@ pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
         return Err(e);
     }
     for c in &fired {
-        tracing::debug!(queue = %queue.name(), schedule = %c.id, tick = c.tick, "schedule fired");
+        let n = c.jobs.as_ref().map_or(0, Vec::len);
+        tracing::debug!(queue = %queue.name(), schedule = %c.id, tick = c.tick, ticks = n, "schedule fired");
     }
     Ok(Duration::ZERO)
 }
 
-/// What to do with schedule `id`, due at `tick`: fire that tick (once, even if later ticks
-/// were missed too: no burst after an outage) and move on to the first tick after `now`.
-fn plan(queue: &Queue, id: String, tick: u64, def: Option<String>, now: u64) -> Claim {
+/// What to do with schedule `id`, due at `tick`: fire the ticks from there to `now` (at
+/// most `budget`), or only the latest one when they were missed while no worker ran (no
+/// burst after downtime), and move on to the tick after them.
+fn plan(
+    queue: &Queue,
+    id: String,
+    tick: u64,
+    def: Option<String>,
+    now: u64,
+    budget: usize,
+) -> Claim {
     let parsed = def
         .ok_or_else(|| Error::Protocol("it has a due tick but no definition".into()))
         .and_then(|json| Schedule::from_stored(&id, &json))
-        .and_then(|s| Ok((s.repeat.next_after(now)?, s)));
+        .and_then(|s| {
+            let window = CATCH_UP.as_millis() as u64;
+            Ok((s.repeat.ticks_due(tick, now, window, budget)?, s))
+        });
     match parsed {
-        Ok((next, schedule)) => Claim {
-            job: Some(schedule.job_for_tick(tick)),
+        Ok(((ticks, next), schedule)) => Claim {
+            jobs: Some(ticks.iter().map(|t| schedule.job_for_tick(*t)).collect()),
             id,
             tick,
             next,
@@ -152,7 +195,7 @@ fn plan(queue: &Queue, id: String, tick: u64, def: Option<String>, now: u64) -> 
                 id,
                 tick,
                 next: None,
-                job: None,
+                jobs: None,
             }
         }
     }
