@@ -78,6 +78,11 @@ impl QueueKeys {
         self.key("schedules:due")
     }
 
+    /// Wake-up marker of the workers' schedule loops (sorted set, touched by upserts).
+    pub fn schedules_wake(&self) -> String {
+        self.key("schedules:wake")
+    }
+
     /// Queue rate-limit window counter (string with a TTL of one window).
     pub fn rate_limiter(&self) -> String {
         self.key("limiter")
@@ -264,6 +269,7 @@ mod tests {
             k.reclaim_lock(),
             k.schedules(),
             k.schedules_due(),
+            k.schedules_wake(),
             k.rate_limiter(),
             k.dedup("x"),
             k.events(),

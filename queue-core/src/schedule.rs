@@ -498,12 +498,6 @@ fn civil_from_days(z: i64) -> (i32, u32, u32) {
     (y as i32, m, d)
 }
 
-/// Wake-up marker of the queue's schedule loops (a sorted set they block on with
-/// BZPOPMIN): an upsert touches it, so a sleeping loop picks up the new first tick at once.
-pub(crate) fn schedules_wake(keys: &QueueKeys) -> String {
-    format!("{}:wake", keys.schedules())
-}
-
 /// The Redis server's clock in ms (schedules use it, like the scripts, so every process
 /// agrees on "now").
 async fn redis_now_ms(queue: &Queue) -> Result<u64> {
@@ -540,7 +534,7 @@ impl Queue {
             let (first, _replaced): (i64, i64) = scripts::SCHEDULE_UPSERT
                 .key(keys.schedules())
                 .key(keys.schedules_due())
-                .key(schedules_wake(keys))
+                .key(keys.schedules_wake())
                 .arg(&schedule.id)
                 .arg(&def)
                 .arg(schedule.repeat.every_ms())

@@ -20,7 +20,7 @@ use super::outage::Outage;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
 use crate::queue::Queue;
-use crate::schedule::{schedules_wake, Schedule, CATCH_UP};
+use crate::schedule::{Schedule, CATCH_UP};
 use crate::scripts;
 
 /// Longest the loop sleeps before looking at the due set again (without a wake-up).
@@ -50,7 +50,7 @@ pub(crate) async fn schedule_loop(queue: Queue, stop: CancellationToken) {
         }
         if waiter.is_none() {
             if let Ok(conn) = queue.inner.redis.blocking_connection().await {
-                waiter = Some(Waiter::new(conn, schedules_wake(&queue.inner.keys)));
+                waiter = Some(Waiter::new(conn, queue.inner.keys.schedules_wake()));
             }
         }
         match waiter.as_mut() {
