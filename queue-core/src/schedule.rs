@@ -27,7 +27,6 @@ use serde_json::Value;
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::job::{JobOptions, NewJob};
-use crate::keys::QueueKeys;
 use crate::queue::Queue;
 use crate::scripts;
 use crate::validate::validate_job_id;
