@@ -263,6 +263,55 @@ async fn clean_removes_old_finished_jobs_up_to_a_limit() {
     assert!(err.contains("waiting"), "{err}");
 }
 
+#[tokio::test]
+async fn clean_refuses_an_age_past_3650_days_and_deletes_nothing() {
+    let env = TestEnv::new().await;
+    let q = env.queue("clean-range").await;
+    for _ in 0..3 {
+        q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    }
+    let (worker, _) = recording_worker(&env, "clean-range");
+    let guard = spawn_worker(worker);
+    wait_finished(&q, 3, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    // u64::MAX - 999 ms used to wrap to -1000 ms: a cutoff in the future, "everything"
+    for ms in [
+        u64::MAX - 999,
+        u64::MAX,
+        1 << 63,
+        duration::MAX_DURATION_MS + 1,
+    ] {
+        let err = q
+            .clean(JobState::Completed, Duration::from_millis(ms), None)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::Invalid { .. }) && text.contains(&format!("{ms}ms")),
+            "{text}"
+        );
+    }
+    let err = q
+        .clean(JobState::Completed, Duration::MAX, Some(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("older_than"), "{err}");
+    assert_eq!(
+        q.counts().await.unwrap().completed,
+        3,
+        "a refused clean deleted jobs"
+    );
+    // the longest age allowed is fine (nothing is that old)
+    assert_eq!(
+        q.clean(JobState::Completed, duration::MAX_DURATION, None)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(q.counts().await.unwrap().completed, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_removes_waiting_and_delayed_jobs_and_leaves_running_ones() {
     let env = TestEnv::new().await;

@@ -1,33 +1,64 @@
--- drain: delete up to `limit` jobs that have not started — delayed ones first, then lane
--- entries not yet delivered (with their jobs). Running jobs are left alone. One bounded batch;
--- the caller loops until it returns 0.
+-- drain: delete one bounded batch of jobs that had not started when the drain began, given
+-- as what the caller read then, so a job added while the drain runs is never deleted:
+-- either the ids of the delayed set's snapshot, or (no id given) the lane entries not yet
+-- delivered up to each lane's last entry id at the start (stream ids only grow, so a later
+-- add has a greater one). Running jobs are left alone. The caller loops until a lanes call
+-- returns 0.
 --
--- KEYS: 1 meta, 2 delayed, 3 events, 4 .. lane streams
--- ARGV: 1 group, 2 limit, 3 job key prefix, 4 events maxlen
+-- KEYS: 1 meta, 2 delayed, 3 events, 4 .. 3+L lane streams
+-- ARGV: 1 group, 2 limit, 3 job key prefix, 4 events maxlen, 5 L,
+--       6 .. 5+L lane priorities, 6+L .. 5+2L each lane's last entry id at the start,
+--       then the delayed ids (at most `limit`; none = the lanes' entries)
 -- Returns: number of jobs deleted
 local meta, delayed, events = KEYS[1], KEYS[2], KEYS[3]
 local group, limit, job_prefix, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local n = 0
-local ids = redis.call('ZRANGE', delayed, 0, limit - 1)
-if #ids > 0 then
-  redis.call('ZREM', delayed, unpack(ids))
-  delete_jobs(job_prefix, ids, 1, #ids, 1)
-  n = #ids
-end
-for k = 4, #KEYS do
-  if n >= limit then break end
-  local last = last_delivered(KEYS[k], group)
-  local entries = redis.call('XRANGE', KEYS[k], '(' .. last, '+', 'COUNT', limit - n)
-  if #entries > 0 then
-    local sids = {}
-    for _, e in ipairs(entries) do
-      sids[#sids + 1] = e[1]
-      delete_job(job_prefix, e[2][2])
+local L = tonumber(ARGV[5])
+local n, undelivered = 0, 0
+
+if #ARGV > 5 + 2 * L then
+  local lane_of, last_of = {}, {}
+  for i = 1, L do lane_of[ARGV[5 + i]] = 3 + i end
+  local gone = {}
+  for i = 6 + 2 * L, #ARGV do
+    local id = ARGV[i]
+    if redis.call('ZREM', delayed, id) == 1 then
+      gone[#gone + 1] = id
+    else
+      -- promoted since the snapshot (it fell due): still not started while its lane entry
+      -- is undelivered, so it goes too
+      local f = redis.call('HMGET', job_prefix .. id, 'state', 'sid', 'prio')
+      local k = lane_of[f[3] or '0']
+      if not f[1] and f[2] and k then
+        last_of[k] = last_of[k] or last_delivered(KEYS[k], group)
+        if id_gt(f[2], last_of[k]) and redis.call('XDEL', KEYS[k], f[2]) == 1 then
+          undelivered = undelivered + 1
+          gone[#gone + 1] = id
+        end
+      end
     end
-    redis.call('XDEL', KEYS[k], unpack(sids))
-    redis.call('HINCRBY', meta, 'waiting', -#entries)
-    n = n + #entries
+  end
+  n = delete_jobs(job_prefix, gone, 1, #gone, 1)
+else
+  for i = 1, L do
+    if n >= limit then break end
+    local key, bound = KEYS[3 + i], ARGV[5 + L + i]
+    local last = last_delivered(key, group)
+    if id_gt(bound, last) then
+      local entries = redis.call('XRANGE', key, '(' .. last, bound, 'COUNT', limit - n)
+      if #entries > 0 then
+        local sids, ids = {}, {}
+        for _, e in ipairs(entries) do
+          sids[#sids + 1] = e[1]
+          ids[#ids + 1] = e[2][2]
+        end
+        redis.call('XDEL', key, unpack(sids))
+        delete_jobs(job_prefix, ids, 1, #ids, 1)
+        undelivered = undelivered + #entries
+        n = n + #entries
+      end
+    end
   end
 end
+if undelivered > 0 then redis.call('HINCRBY', meta, 'waiting', -undelivered) end
 if n > 0 then emit(events, maxlen, 'event', 'drained', 'count', n) end
 return n

@@ -1,26 +1,33 @@
 -- move_jobs: put jobs back into their lanes as waiting — `retry` (failed → waiting, attempts
--- and error cleared) or `promote` (delayed → waiting now). Given ids, or the oldest `limit`
--- of the source set when no id is given, so bulk moves run in bounded batches.
+-- and error cleared) or `promote` (delayed → waiting now). Given ids (each moved only while it
+-- is still in the source state), or, when no id is given, up to `limit` members of the source
+-- set scored at most `max score`, skipping the first `offset` of them: a bulk retry moves the
+-- failed set as it was when it started (finish times up to a bound taken then) in bounded
+-- batches, and a job that fails again meanwhile scores above the bound, so it is never
+-- moved twice. The members skipped by earlier batches stay in the set, in front of the rest,
+-- hence the offset.
 --
 -- KEYS: 1 meta, 2 lanes, 3 source set (failed or delayed), 4 marker, 5 events,
 --       6 .. lane streams (the caller's current lanes)
 -- ARGV: 1 mode ('retry' | 'promote'), 2 group, 3 events maxlen, 4 job key prefix,
---       5 lanes version the caller knows, 6 limit (for "all"), 7 L, 8 .. 7+L lane priorities,
---       then the ids (none = the oldest `limit` of the source set)
+--       5 lanes version the caller knows, 6 limit, 7 max score, 8 offset (both for "all"),
+--       9 L, 10 .. 9+L lane priorities, then the ids (none = members of the source set)
 -- Returns: {'lanes', version} when stale, else {'ok', moved, skipped id…} where a skipped id
 --          was not in the source state (missing, or in another state)
 local meta, lanes, source, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local mode, group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local limit, L = tonumber(ARGV[6]), tonumber(ARGV[7])
+local limit, L = tonumber(ARGV[6]), tonumber(ARGV[9])
 local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
 if ver ~= ARGV[5] then return {'lanes', ver} end
 local lane_of = {}
-for i = 1, L do lane_of[ARGV[7 + i]] = 5 + i end
+for i = 1, L do lane_of[ARGV[9 + i]] = 5 + i end
 local want = mode == 'retry' and 'failed' or 'delayed'
 
 local ids = {}
-for i = 8 + L, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then ids = redis.call('ZRANGE', source, 0, limit - 1) end
+for i = 10 + L, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then
+  ids = redis.call('ZRANGEBYSCORE', source, '-inf', ARGV[7], 'LIMIT', tonumber(ARGV[8]), limit)
+end
 
 local moved, skipped = {}, {}
 for _, id in ipairs(ids) do
