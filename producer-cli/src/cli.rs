@@ -1,7 +1,11 @@
 //! The command line: every command, flag and help text of `jobq` (SPEC §6), in one place.
 //!
 //! Values are checked while parsing (queue names, durations, JSON, numbers), so a bad one is
-//! a usage error (exit 2) whose message names it, before anything touches Redis.
+//! a usage error (exit 2) whose message names it and its option, before anything touches
+//! Redis. Every number and duration has a range (see the parsers at the end): a value out
+//! of it is refused, never wrapped or saturated. Options that take a value accept one
+//! starting with `-` (`--delay -5s`), so it is refused as the bad value it is rather than
+//! mistaken for a flag.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,16 +15,16 @@ use queue_core::{Backoff, JobState};
 use serde_json::Value;
 
 const AFTER_HELP: &str = "\
-Durations are written with a unit: 500ms, 10s, 5m, 1h, 2d (or 1m30s).
+Durations are written with a unit: 500ms, 10s, 5m, 1h, 2d (or 1m30s), at most 3650d.
 
 When Redis is down (or not configured), add and add-bulk apply JOBQ_FALLBACK: inline (the
 default: run the job's handler here and print its result), spool (append it to a file in
 JOBQ_SPOOL_DIR, stored in Redis once it answers) or error (exit 1). A notice on stderr says
 which.
 
-Exit codes: 0 ok, 1 runtime failure (job not found, Redis unreachable, operation refused),
-2 usage or bad input (invalid JSON, duration, queue name, bulk line); the message names the
-bad value.";
+Exit codes: 0 ok, 1 runtime failure (queue or job not found, Redis unreachable or not
+configured, operation refused), 2 usage or bad input (invalid JSON, duration, number, queue
+name, bulk line, data over JOBQ_MAX_DATA_BYTES); the message names the bad value.";
 
 /// Enqueue jobs and inspect and steer jobq queues.
 ///
@@ -82,8 +86,9 @@ pub enum Command {
         /// Refresh in place until Ctrl-C, like `top`.
         #[arg(long)]
         watch: bool,
-        /// Time between refreshes with --watch.
-        #[arg(long, default_value = "1s", value_parser = duration, value_name = "DURATION")]
+        /// Time between refreshes with --watch (at least 100ms).
+        #[arg(long, default_value = "1s", value_parser = interval, allow_hyphen_values = true,
+              value_name = "DURATION")]
         interval: Duration,
     },
     /// List the jobs of a queue in one state, a page at a time.
@@ -98,11 +103,13 @@ pub enum Command {
         /// waiting, active, delayed, completed, failed or paused.
         #[arg(long, value_parser = job_state)]
         state: JobState,
-        /// At most this many jobs.
-        #[arg(long, default_value_t = 20)]
+        /// At most this many jobs (1-10000).
+        #[arg(long, default_value_t = 20, value_parser = list_limit,
+              allow_negative_numbers = true, value_name = "N")]
         limit: u64,
-        /// Skip this many jobs first.
-        #[arg(long, default_value_t = 0)]
+        /// Skip this many jobs first (at most 1000000000).
+        #[arg(long, default_value_t = 0, value_parser = offset,
+              allow_negative_numbers = true, value_name = "N")]
         offset: u64,
     },
     /// One job: state, data, options, attempts, progress, logs, return value or error.
@@ -166,10 +173,12 @@ pub enum Command {
         #[arg(long, value_enum)]
         state: CleanState,
         /// Only jobs that finished longer ago than this.
-        #[arg(long, default_value = "0s", value_parser = duration, value_name = "DURATION")]
+        #[arg(long, default_value = "0s", value_parser = duration, allow_hyphen_values = true,
+              value_name = "DURATION")]
         older_than: Duration,
-        /// Delete at most this many (default: all that match).
-        #[arg(long)]
+        /// Delete at most this many, 1-1000000000 (default: all that match).
+        #[arg(long, value_parser = clean_limit, allow_negative_numbers = true,
+              value_name = "N")]
         limit: Option<u64>,
     },
     /// Delete every job that has not started (waiting and delayed); running jobs stay.
@@ -193,7 +202,8 @@ pub enum Command {
     #[command(subcommand)]
     Schedule(ScheduleCommand),
     /// Whether Redis answers (connected, disconnected, not_configured), latency, server
-    /// settings and warnings; the fallback mode and the spooled jobs waiting.
+    /// settings and warnings; the fallback mode and the spooled jobs waiting. Exits 1 when
+    /// Redis is disconnected or not configured.
     Health,
     /// Jobs spooled to local files while Redis was down (JOBQ_FALLBACK=spool, files in
     /// JOBQ_SPOOL_DIR, default ./.jobq-spool).
@@ -207,17 +217,25 @@ pub enum Command {
 /// `jobq spool …`.
 #[derive(Debug, Subcommand)]
 pub enum SpoolCommand {
-    /// The spool files waiting, with their job counts and whether a live process holds
-    /// them (its producer, or a replay in progress).
+    /// The spool files waiting, with their job counts and bad lines, and the files set
+    /// aside.
+    ///
+    /// JOBS counts the lines that decode as jobs, BAD LINES the others (a replay moves them
+    /// to <file>.rejected); HELD: a live process holds the file (its producer, or a replay
+    /// in progress). Set aside, for an operator to read: <file>.rejected (lines a replay
+    /// could not store) and <file>.orphan (spool files whose header is missing or corrupt:
+    /// no replay stores them, since which Redis they are for is unknown).
     Status,
     /// Store the spooled jobs in Redis now, each once under its spooled id; files other
     /// processes hold are left to them. An interrupted replay resumes where it stopped.
     Replay {
         /// Jobs per chunk (one round trip per queue, then progress is recorded): 1-1000.
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        #[arg(long, default_value_t = 500, value_parser = chunk, allow_negative_numbers = true,
+              value_name = "N")]
         chunk: u16,
-        /// Pause after each chunk, to spare a Redis that has just come back.
-        #[arg(long, default_value = "0s", value_parser = duration, value_name = "DURATION")]
+        /// Pause after each chunk, to spare a Redis that has just come back (at most 1h).
+        #[arg(long, default_value = "0s", value_parser = replay_pause,
+              allow_hyphen_values = true, value_name = "DURATION")]
         pause: Duration,
     },
 }
@@ -238,7 +256,7 @@ pub struct AddArgs {
     #[arg(long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
     /// Start no earlier than this from now.
-    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    #[arg(long, value_parser = duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub delay: Option<Duration>,
     /// Idempotency key: adding the same id again while it is stored adds nothing.
     #[arg(long, value_name = "ID")]
@@ -257,10 +275,11 @@ pub struct JobOptArgs {
     #[arg(long, value_parser = attempts, allow_negative_numbers = true, value_name = "N")]
     pub attempts: Option<u32>,
     /// Delay between attempts: exp:1s (doubling), fixed:500ms, optionally :JITTER (0-1).
-    #[arg(long, value_parser = backoff, value_name = "KIND:DURATION")]
+    #[arg(long, value_parser = backoff, allow_hyphen_values = true, value_name = "KIND:DURATION")]
     pub backoff: Option<Backoff>,
     /// Cancel an attempt that runs longer than this (it fails).
-    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    #[arg(long, value_parser = positive_duration, allow_hyphen_values = true,
+          value_name = "DURATION")]
     pub timeout: Option<Duration>,
 }
 
@@ -287,7 +306,7 @@ pub enum ScheduleCommand {
         /// Job name of the jobs it adds.
         name: String,
         /// Tick every interval (on multiples of it since the epoch), e.g. 1s, 5m.
-        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        #[arg(long, value_parser = duration, allow_hyphen_values = true, value_name = "DURATION")]
         every: Option<Duration>,
         /// Tick on a cron expression in UTC, seconds first allowed: "0 */5 * * * *".
         #[arg(long, value_name = "EXPR")]
@@ -319,8 +338,76 @@ fn queue_name(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// A duration from 0 to 3650d (`queue_core::parse_duration`'s range).
 fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!("{s:?}: a duration cannot be negative"));
+    }
     queue_core::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A duration of at least 1ms (a zero timeout would fail every attempt at once).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: must be longer than 0")),
+        d => Ok(d),
+    }
+}
+
+/// The `stats --watch` period: at least 100ms, so a watch cannot hammer Redis.
+fn interval(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d < Duration::from_millis(100) => Err(format!("{s:?}: use at least 100ms")),
+        d => Ok(d),
+    }
+}
+
+/// The `spool replay --pause` between chunks: at most an hour.
+fn replay_pause(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d > Duration::from_secs(3600) => Err(format!("{s:?}: use at most 1h")),
+        d => Ok(d),
+    }
+}
+
+/// A whole number in `range`, or a message naming the value and the range. Parsed as
+/// i128 first, so a huge or negative value is reported as out of range, not as "invalid
+/// digit" or "too large for the target type".
+fn ranged<T: TryFrom<i128>>(s: &str, range: std::ops::RangeInclusive<i128>) -> Result<T, String> {
+    let bad = || {
+        format!(
+            "{s:?}: use a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )
+    };
+    let n: i128 = s.trim().parse().map_err(|_| bad())?;
+    if !range.contains(&n) {
+        return Err(bad());
+    }
+    T::try_from(n).map_err(|_| bad())
+}
+
+/// Most jobs a listing returns at once (queue-core's own limit).
+const MAX_LIST_LIMIT: i128 = queue_core::listing::MAX_LIST_LIMIT as i128;
+/// Deepest offset a listing takes: far past any real queue, and small enough that offset +
+/// limit fits every index type on the way to Redis.
+const MAX_OFFSET: i128 = 1_000_000_000;
+
+fn list_limit(s: &str) -> Result<u64, String> {
+    ranged(s, 1..=MAX_LIST_LIMIT)
+}
+
+fn offset(s: &str) -> Result<u64, String> {
+    ranged(s, 0..=MAX_OFFSET)
+}
+
+fn clean_limit(s: &str) -> Result<u64, String> {
+    ranged(s, 1..=MAX_OFFSET)
+}
+
+fn chunk(s: &str) -> Result<u16, String> {
+    ranged(s, 1..=1000)
 }
 
 fn json_value(s: &str) -> Result<Value, String> {
@@ -336,19 +423,12 @@ fn backoff(s: &str) -> Result<Backoff, String> {
 }
 
 fn attempts(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("attempts {s:?}: use a whole number of at least 1")),
-    }
+    ranged(s, 1..=i128::from(u32::MAX))
 }
 
 fn priority(s: &str) -> Result<i32, String> {
-    match s.parse::<i32>() {
-        Ok(n) if queue_core::job::PRIORITY_RANGE.contains(&n) => Ok(n),
-        _ => Err(format!(
-            "priority {s:?}: use a whole number from -1000 to 1000"
-        )),
-    }
+    let r = queue_core::job::PRIORITY_RANGE;
+    ranged(s, i128::from(*r.start())..=i128::from(*r.end()))
 }
 
 #[cfg(test)]
@@ -377,6 +457,119 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{args:?}");
             assert!(e.to_string().contains(bad), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_durations_are_named_with_their_option() {
+        for (args, option, bad) in [
+            (vec!["add", "q", "n", "--delay", "-5s"], "--delay", "-5s"),
+            (vec!["add", "q", "n", "--delay=-5s"], "--delay", "-5s"),
+            (
+                vec!["add", "q", "n", "--timeout", "-1s"],
+                "--timeout",
+                "-1s",
+            ),
+            (vec!["add", "q", "n", "--timeout", "0s"], "--timeout", "0s"),
+            (
+                vec!["add", "q", "n", "--delay", "9223372036854775808ms"],
+                "--delay",
+                "9223372036854775808ms",
+            ),
+            (
+                vec![
+                    "clean",
+                    "q",
+                    "--state",
+                    "failed",
+                    "--older-than",
+                    "200000000000d",
+                ],
+                "--older-than",
+                "200000000000d",
+            ),
+            (
+                vec!["clean", "q", "--state", "failed", "--limit", "-1"],
+                "--limit",
+                "-1",
+            ),
+            (
+                vec![
+                    "list",
+                    "q",
+                    "--state",
+                    "failed",
+                    "--limit",
+                    "99999999999999999999999",
+                ],
+                "--limit",
+                "99999999999999999999999",
+            ),
+            (
+                vec!["list", "q", "--state", "failed", "--limit", "10001"],
+                "--limit",
+                "10001",
+            ),
+            (
+                vec![
+                    "list",
+                    "q",
+                    "--state",
+                    "failed",
+                    "--offset",
+                    "18446744073709551615",
+                ],
+                "--offset",
+                "18446744073709551615",
+            ),
+            (
+                vec!["add", "q", "n", "--attempts", "4294967296"],
+                "--attempts",
+                "4294967296",
+            ),
+            (
+                vec!["add", "q", "n", "--priority", "-1001"],
+                "--priority",
+                "-1001",
+            ),
+            (
+                vec!["stats", "--watch", "--interval", "0s"],
+                "--interval",
+                "0s",
+            ),
+            (vec!["spool", "replay", "--chunk", "-5"], "--chunk", "-5"),
+            (vec!["spool", "replay", "--pause", "2h"], "--pause", "2h"),
+            (
+                vec!["schedule", "add", "q", "s", "n", "--every", "-1m"],
+                "--every",
+                "-1m",
+            ),
+        ] {
+            let e = Cli::try_parse_from(std::iter::once("jobq").chain(args.clone())).unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(msg.contains(option) && msg.contains(bad), "{args:?}: {msg}");
+        }
+        // the largest values in range are taken
+        let cli = Cli::try_parse_from([
+            "jobq",
+            "list",
+            "q",
+            "--state",
+            "failed",
+            "--limit",
+            "10000",
+            "--offset",
+            "1000000000",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::List {
+                limit: 10_000,
+                offset: 1_000_000_000,
+                ..
+            }
+        ));
     }
 
     #[test]

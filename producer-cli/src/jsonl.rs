@@ -7,17 +7,44 @@
 //! `removeOnComplete: true | N | {count, age}`), so files written for BullMQ's addBulk mostly
 //! load as they are.
 
+use queue_core::config::JobCaps;
 use queue_core::NewJob;
 
-/// Checks every line of `text`: the number of jobs, or the first bad line as `line N: …`.
-/// Each job is dropped as soon as it is checked, so a large file needs little memory.
-pub fn check(text: &str) -> Result<usize, String> {
+/// Checks every line of `text`: the number of jobs, or the first bad line as `line N: …`,
+/// a job whose data is over `caps` included (so no chunk of the file is stored before a
+/// later line is refused). Each job is dropped as soon as it is checked, so a large file
+/// needs little memory.
+pub fn check(text: &str, caps: &JobCaps) -> Result<usize, String> {
     let mut n = 0;
-    for job in jobs(text) {
-        job?;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |e: String| format!("line {}: {e}", i + 1);
+        let job = parse_line(line).map_err(at)?;
+        caps.check_data(json_len(&job.data))
+            .map_err(|e| at(e.to_string()))?;
         n += 1;
     }
     Ok(n)
+}
+
+/// Bytes of `value` as compact JSON (how the job's data is stored), without building it.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // writing a Value to memory cannot fail
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// The jobs of `text` in order, each parsed when it is asked for (blank lines skipped); a
@@ -63,6 +90,25 @@ mod tests {
         assert_eq!(o.job_id.as_deref(), Some("j1"));
         assert_eq!(o.timeout_ms, Some(500));
         assert_eq!(o.remove_on_complete, Some(Retention::REMOVE));
+    }
+
+    #[test]
+    fn data_over_the_cap_is_refused_naming_the_line_and_sizes() {
+        let caps = JobCaps {
+            max_data_bytes: 20,
+            max_opts_bytes: 100,
+        };
+        let text = concat!(
+            r#"{"name":"a","data":"0123456789"}"#,
+            "\n\n",
+            r#"{"name":"b","data":"0123456789012345678901234567890"}"#,
+            "\n"
+        );
+        let e = check(text, &caps).unwrap_err();
+        assert!(e.starts_with("line 3: "), "{e}");
+        assert!(e.contains("33 bytes") && e.contains("20 bytes"), "{e}");
+        assert_eq!(check(&text[..text.find("\n").unwrap()], &caps), Ok(1));
+        assert_eq!(json_len(&serde_json::json!({"a": [1, "x"]})), 13);
     }
 
     #[test]

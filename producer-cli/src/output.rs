@@ -1,6 +1,11 @@
 //! How results are printed: one JSON object per line with `--json`, aligned tables and
 //! labelled fields otherwise. Durations read the way they are typed (`500ms`, `10s`, `1h`).
+//!
+//! Stored values (job names, data, errors, logs) are whatever producers and handlers put
+//! there: in text output every control character in them is escaped ([`plain`]), so a
+//! value cannot move the cursor, recolour or retitle the terminal, or fake lines of output.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use queue_core::{format_duration, Backoff, BackoffKind, JobInfo, JobOptions, Retention};
@@ -32,9 +37,17 @@ impl Table {
         }
     }
 
-    /// Adds a row (one cell per column).
+    /// Adds a row (one cell per column); control characters in cells are escaped.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| match plain(&c) {
+                    Cow::Borrowed(_) => c,
+                    Cow::Owned(escaped) => escaped,
+                })
+                .collect(),
+        );
     }
 
     /// The table as text, one line per row, header first.
@@ -162,9 +175,36 @@ pub fn job_json(job: &JobInfo) -> Value {
     v
 }
 
+/// `s` with every control character (C0, DEL, C1: what a terminal may act on) written as
+/// an escape: `\n`, `\r`, `\t`, or `\u{1b}`; borrowed when there is none.
+pub fn plain(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// A job as `show` prints it for people.
 pub fn print_job(job: &JobInfo) {
-    let field = |label: &str, value: &str| println!("{:<11}{value}", format!("{label}:"));
+    let field = |label: &str, value: &str| println!("{:<11}{}", format!("{label}:"), plain(value));
+    // multi-line values (a stack trace) print line by line, each escaped
+    let lines = |label: &str, value: &str| {
+        let mut label = format!("{label}:");
+        for line in value.lines() {
+            println!("{label:<11}{}", plain(line));
+            label.clear();
+        }
+    };
     field("queue", &job.queue);
     field("id", &job.id);
     field("name", &job.name);
@@ -186,7 +226,7 @@ pub fn print_job(job: &JobInfo) {
         field("error", e);
     }
     if let Some(s) = &job.stacktrace {
-        field("trace", s);
+        lines("trace", s);
     }
     field("created", &relative(job.created_at));
     if let Some(t) = job.started_at {
@@ -203,7 +243,9 @@ pub fn print_job(job: &JobInfo) {
     } else {
         field("logs", &format!("{} line(s)", job.logs.len()));
         for line in &job.logs {
-            println!("  {line}");
+            for part in line.lines() {
+                println!("  {}", plain(part));
+            }
         }
     }
 }
@@ -237,6 +279,18 @@ mod tests {
             Backoff::parse(&backoff_text(&b.with_jitter(0.5))).unwrap(),
             b.with_jitter(0.5)
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_cells() {
+        assert!(matches!(plain("plain text é"), Cow::Borrowed(_)));
+        assert_eq!(
+            plain("a\nb\u{1b}[31mred\u{0}\u{9b}\u{7f}\t"),
+            "a\\nb\\u{1b}[31mred\\u{0}\\u{9b}\\u{7f}\\t"
+        );
+        let mut t = Table::new(&["NAME"]);
+        t.row(vec!["evil\u{1b}]0;title\u{7}".into()]);
+        assert_eq!(t.render(), "NAME\nevil\\u{1b}]0;title\\u{7}\n");
     }
 
     #[test]

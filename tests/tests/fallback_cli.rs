@@ -343,10 +343,13 @@ async fn not_configured_add_says_so_in_one_line_and_health_says_not_configured()
         "{err}"
     );
 
+    // health reports, and fails: nothing can reach a Redis (SPEC §2: exit 1)
     let out = jobq(&env, &["health"], b"");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("not_configured"));
+    assert!(text(&out.stderr).contains("Redis is not configured"));
     let out = jobq(&env, &["--json", "health"], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(v["status"], "not_configured");
     assert_eq!(v["fallback"], "inline");
@@ -363,4 +366,100 @@ async fn not_configured_add_says_so_in_one_line_and_health_says_not_configured()
     let out = jobq(&env, &["--json", "health"], b"");
     let v: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(v["spool"]["jobs"], 1, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_status_counts_only_jobs_shows_bad_lines_and_orphans_and_replay_names_what_it_sets_aside(
+) {
+    let mut server = stopped_redis();
+    let spool = TempDir::new("spool-status");
+    let url = server.url();
+    let prefix = fresh_prefix();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOBQ_PREFIX", prefix.as_str()),
+        ("JOBQ_FALLBACK", "spool"),
+        ("JOBQ_SPOOL_DIR", spool.as_str()),
+    ];
+    let lines = "{\"name\":\"diag.echo\"}\n{\"name\":\"diag.echo\"}\n";
+    let out = jobq(&env, &["--json", "add-bulk", "q", "-"], lines.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let spooled = spool.files_ending(".jsonl");
+    assert_eq!(spooled.len(), 1);
+    // garbage after the jobs: not JSON, JSON but not a job, and a torn tail
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&spooled[0])
+        .unwrap();
+    f.write_all(b"not json\n{\"prefix\":1}\n{\"prefix\":\"p\",\"qu")
+        .unwrap();
+    // and a file without a header, whose Redis nobody knows
+    let job = json!({"prefix": prefix, "queue": "q", "id": "orphan-1", "name": "diag.echo",
+                     "data": null, "opts": {}, "at": now_ms()});
+    let orphan = spool.path().join("0000000000000-1-00000000.jsonl");
+    std::fs::write(&orphan, format!("{job}\n")).unwrap();
+
+    let out = jobq(&env, &["--json", "spool", "status"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |path: &std::path::Path| {
+        status
+            .iter()
+            .find(|s| s["path"] == json!(path))
+            .unwrap_or_else(|| panic!("{} not listed: {status:?}", path.display()))
+            .clone()
+    };
+    let good = of(&spooled[0]);
+    assert_eq!(
+        (&good["jobs"], &good["bad_lines"]),
+        (&json!(2), &json!(3)),
+        "{good}"
+    );
+    assert_eq!(good["orphan"], false);
+    assert_eq!(of(&orphan)["orphan"], true);
+    let out = jobq(&env, &["spool", "status"], b"");
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("BAD LINES") && table.contains("header missing or corrupt"),
+        "{table}"
+    );
+
+    server.restart();
+    let out = jobq(&env, &["--json", "spool", "replay"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        (&report["stored"], &report["skipped"]),
+        (&json!(2), &json!(3)),
+        "{report}"
+    );
+    let set_aside = format!("{}.orphan", orphan.display());
+    assert_eq!(report["orphaned"], json!([set_aside]), "{report}");
+    // a warning naming the file
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(orphan.to_str().unwrap()) && err.contains("header"),
+        "{err}"
+    );
+    let test_env = TestEnv::on_prefix(&url, &prefix).await;
+    assert!(test_env.queue("q").await.job("orphan-1").await.is_err());
+    // what is left for a human: the rejected lines and the orphan
+    let out = jobq(&env, &["--json", "spool", "status"], b"");
+    let kinds: BTreeSet<(String, u64)> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap().to_string(),
+                v["lines"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([("rejected".to_string(), 3), ("orphan".to_string(), 1)])
+    );
 }

@@ -3,12 +3,15 @@
 //! again — every job is stored exactly once under its spooled id, the second replay resumes
 //! from the recorded progress instead of starting over, and the spool file is gone.
 //! Bad lines do not stop a replay: unreadable ones and jobs Redis refuses go to
-//! `<file>.rejected`, the good ones around them are stored. A file spooled for another
-//! Redis is not replayed into this one.
+//! `<file>.rejected`, the good ones around them are stored; so does a torn last line,
+//! unless it decodes as a whole job (then it is stored). A file spooled for another Redis
+//! is not replayed into this one, and a file whose header is missing or corrupt into none:
+//! it is set aside as `<file>.orphan`.
 //!
 //! Starts its own `redis-server`; runs the `jobq` binary (`cargo build --bins` first).
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -265,7 +268,8 @@ async fn spool_replay_moves_unreadable_and_refused_lines_to_rejected_and_stores_
         fallback::rejected_files(spool.path()).unwrap(),
         [fallback::RejectedFile {
             path: rejected.clone().into(),
-            lines: 3
+            lines: 3,
+            orphan: false,
         }]
     );
     let rejected = std::fs::read_to_string(&rejected).unwrap();
@@ -312,4 +316,149 @@ async fn spool_replay_leaves_a_file_spooled_for_another_redis_alone() {
     let q1 = Queue::open(&own, config.prefix(), "q").await.unwrap();
     assert_eq!(q1.job(&ids[0]).await.unwrap().data, json!({"n": 0}));
     assert!(!file.exists());
+}
+
+/// A spooled job's line as a producer writes it (without its newline).
+fn spool_line(prefix: &str, queue: &str, id: &str) -> String {
+    json!({"prefix": prefix, "queue": queue, "id": id, "name": "diag.echo",
+           "data": {"id": id}, "opts": {}, "at": now_ms()})
+    .to_string()
+}
+
+fn with_suffix(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(suffix);
+    p.into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_line_is_stored_when_it_decodes_whole_and_rejected_when_it_does_not() {
+    let mut server = RedisServer::start(&[]);
+    let url = server.url();
+    let spool = TempDir::new("replay-torn");
+    let config = spool_config(&url, &spool);
+    let prefix = config.prefix().to_string();
+    let (whole, mut ids) =
+        spool_while_down(&mut server, &config, "q", vec![echo(0, JobOptions::new())]).await;
+    let (cut, more) =
+        spool_while_down(&mut server, &config, "q", vec![echo(1, JobOptions::new())]).await;
+    ids.extend(more);
+    assert_ne!(whole, cut);
+    // only the newline is missing: the job is all there
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&whole)
+        .unwrap();
+    f.write_all(spool_line(&prefix, "q", "torn-whole").as_bytes())
+        .unwrap();
+    // cut short: not a job
+    let torn = &spool_line(&prefix, "q", "torn-cut")[..40];
+    let mut f = std::fs::OpenOptions::new().append(true).open(&cut).unwrap();
+    f.write_all(torn.as_bytes()).unwrap();
+
+    // status counts what a replay would store, and the rest as bad lines
+    let status = fallback::spool_files(spool.path()).unwrap();
+    let counts: Vec<(u64, u64)> = status.iter().map(|f| (f.jobs, f.garbage)).collect();
+    let mut expected = vec![(2, 0), (1, 1)];
+    if status[0].path != whole {
+        expected.reverse();
+    }
+    assert_eq!(counts, expected, "{status:?}");
+
+    let redis = Redis::connect(&config).await.unwrap();
+    let report = fallback::replay_dir(&redis, spool.path(), &Default::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.files, report.stored, report.skipped),
+        (2, 3, 1),
+        "{report:?}"
+    );
+    let q = Queue::open(&redis, &prefix, "q").await.unwrap();
+    assert_eq!(
+        q.job("torn-whole").await.unwrap().data,
+        json!({"id": "torn-whole"})
+    );
+    for id in &ids {
+        q.job(id).await.unwrap();
+    }
+    assert!(!whole.exists() && !cut.exists());
+    assert!(!with_suffix(&whole, ".rejected").exists());
+    // the torn line is kept for a human, as a line of its own
+    assert_eq!(
+        std::fs::read_to_string(with_suffix(&cut, ".rejected")).unwrap(),
+        format!("{torn}\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_file_without_a_usable_header_is_set_aside_never_replayed_into_any_redis() {
+    let server = RedisServer::start(&[]);
+    let url = server.url();
+    let spool = TempDir::new("replay-orphan");
+    let config = spool_config(&url, &spool);
+    let prefix = config.prefix().to_string();
+    let job = |id: &str| format!("{}\n", spool_line(&prefix, "q", id));
+    // no header at all (jobs from the first line), a corrupt one, a future format, empty
+    let files = [
+        ("0001-headless.jsonl", job("headless")),
+        (
+            "0002-corrupt.jsonl",
+            format!("{{\"jobq_spool\":1,\"targ\n{}", job("corrupt")),
+        ),
+        (
+            "0003-version.jsonl",
+            format!("{{\"jobq_spool\":7,\"target\":null}}\n{}", job("version")),
+        ),
+        ("0004-empty.jsonl", String::new()),
+    ];
+    for (name, text) in &files {
+        std::fs::write(spool.path().join(name), text).unwrap();
+    }
+    // beside them a good file, with a header for any Redis (a producer without one
+    // configured writes those): replayed as usual
+    std::fs::write(
+        spool.path().join("0005-good.jsonl"),
+        format!("{{\"jobq_spool\":1,\"target\":null}}\n{}", job("good")),
+    )
+    .unwrap();
+
+    let status = fallback::spool_files(spool.path()).unwrap();
+    let orphans: Vec<bool> = status.iter().map(|f| f.orphan).collect();
+    assert_eq!(orphans, [true, true, true, true, false], "{status:?}");
+
+    let redis = Redis::connect(&config).await.unwrap();
+    let report = fallback::replay_dir(&redis, spool.path(), &Default::default(), None)
+        .await
+        .unwrap();
+    let set_aside: Vec<std::path::PathBuf> = files
+        .iter()
+        .map(|(name, _)| with_suffix(&spool.path().join(name), ".orphan"))
+        .collect();
+    assert_eq!(report.orphaned, set_aside, "{report:?}");
+    assert_eq!((report.files, report.stored), (1, 1), "{report:?}");
+    let q = Queue::open(&redis, &prefix, "q").await.unwrap();
+    q.job("good").await.unwrap();
+    for id in ["headless", "corrupt", "version"] {
+        assert!(q.job(id).await.is_err(), "{id} was replayed");
+    }
+    // kept whole for a human, listed beside the rejected files; no longer pending
+    for ((_, text), path) in files.iter().zip(&set_aside) {
+        assert_eq!(&std::fs::read_to_string(path).unwrap(), text);
+    }
+    assert!(spool.files_ending(".jsonl").is_empty());
+    assert!(fallback::spool_files(spool.path()).unwrap().is_empty());
+    let listed = fallback::rejected_files(spool.path()).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| (&r.path, r.orphan))
+            .collect::<Vec<_>>(),
+        set_aside.iter().map(|p| (p, true)).collect::<Vec<_>>()
+    );
+    // and a second replay leaves them alone
+    let again = fallback::replay_dir(&redis, spool.path(), &Default::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(again, Default::default());
 }

@@ -147,3 +147,66 @@ async fn a_metrics_address_that_cannot_be_bound_is_a_clear_error() {
         worker.stderr()
     );
 }
+
+/// Runs `jobq-worker <args>` with `env` (RUST_BACKTRACE=1: a backtrace must not show up
+/// anyway), no Redis in the environment unless given; waits for it to exit.
+fn worker_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(bin_path("jobq-worker"));
+    cmd.args(args)
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_HOST")
+        .env("RUST_BACKTRACE", "1");
+    let mut p = LoggedProcess::spawn(cmd, "worker-exit", env);
+    let code = p.wait_exit(Duration::from_secs(10));
+    (code, p.stderr())
+}
+
+#[tokio::test]
+async fn bad_input_or_no_redis_configured_exits_2_with_one_error_line() {
+    let env = TestEnv::new().await;
+    let url = env.config.redis_url().unwrap();
+    for (args, needle) in [
+        // nothing configured: it could only idle
+        (&[][..], "error: Redis is not configured"),
+        (&["--queues", "diag"][..], "error: Redis is not configured"),
+        // a bad queue is reported before that, and with a Redis configured too
+        (
+            &["--queues", "diag,bad q!"][..],
+            "error: invalid queue name \"bad q!\"",
+        ),
+        (
+            &["--queues", "bad q!", "--redis-url", url][..],
+            "error: invalid queue name \"bad q!\"",
+        ),
+        (
+            &["--redis-url", "http://nope"][..],
+            "error: invalid configuration",
+        ),
+    ] {
+        let (code, err) = worker_exit(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim(),
+            err.lines().next().unwrap_or(""),
+            "{args:?}: one line: {err}"
+        );
+        assert!(err.starts_with(needle), "{args:?}: {err}");
+    }
+    // flags out of range are named with their value
+    for (args, bad) in [
+        (&["--lease", "-1s"][..], "-1s"),
+        (&["--grace", "200000000000d"][..], "200000000000d"),
+        (
+            &["--concurrency", "99999999999999999999"][..],
+            "99999999999999999999",
+        ),
+        (&["--max-stalls", "-1"][..], "-1"),
+    ] {
+        let (code, err) = worker_exit(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(args[0]) && err.contains(bad),
+            "{args:?}: {err}"
+        );
+    }
+}

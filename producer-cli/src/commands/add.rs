@@ -5,6 +5,10 @@
 //! one-line notice on stderr says what happened and why. `--json` adds `"mode"`:
 //! `stored`, `inline` or `spooled`.
 
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
 use anyhow::Result;
 use queue_core::{JobOptions, Produced, Producer};
 use serde_json::{json, Value};
@@ -30,20 +34,47 @@ pub fn apply_opts(mut opts: JobOptions, args: &JobOptArgs) -> JobOptions {
     opts
 }
 
+/// The job data in `path`: JSON, at most `limit` bytes (`JOBQ_MAX_DATA_BYTES`; a larger file
+/// is refused before it is read, naming both sizes), a UTF-8 byte order mark at its start
+/// skipped (editors on Windows write one; it is not JSON).
+fn read_data_file(path: &Path, limit: usize) -> Result<Value> {
+    let name = path.display();
+    let file = File::open(path).map_err(|e| bad_input(format!("--data-file {name}: {e}")))?;
+    let too_large = |size: String| {
+        bad_input(format!(
+            "--data-file {name}: {size} bytes, over the limit of {limit} bytes for job data \
+             (set JOBQ_MAX_DATA_BYTES to change it)"
+        ))
+    };
+    if let Ok(meta) = file.metadata() {
+        if meta.is_file() && meta.len() > limit as u64 {
+            return Err(too_large(meta.len().to_string()));
+        }
+    }
+    // a pipe or device has no size up front: read one byte past the limit to find out
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad_input(format!("--data-file {name}: {e}")))?;
+    if bytes.len() > limit {
+        return Err(too_large(format!("more than {limit}")));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| bad_input(format!("--data-file {name}: not UTF-8 text: {e}")))?;
+    serde_json::from_str(strip_bom(text))
+        .map_err(|e| bad_input(format!("--data-file {name}: not valid JSON: {e}")))
+}
+
+/// `text` without a UTF-8 byte order mark at its start.
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Adds the job and reports it.
 pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
     let data = match (&args.data, &args.data_file) {
         (Some(d), _) => d.clone(),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| bad_input(format!("--data-file {}: {e}", path.display())))?;
-            serde_json::from_str(&text).map_err(|e| {
-                bad_input(format!(
-                    "--data-file {}: not valid JSON: {e}",
-                    path.display()
-                ))
-            })?
-        }
+        (None, Some(path)) => read_data_file(path, producer.config().caps.max_data_bytes)?,
         (None, None) => Value::Null,
     };
     let mut opts = apply_opts(JobOptions::new(), &args.opts);

@@ -33,7 +33,7 @@ const IN_FLIGHT: usize = 4;
 pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path) -> Result<()> {
     let text = read_input(file)?;
     let bad = |e: String| bad_input(format!("{}: {e}", show(file)));
-    let total = jsonl::check(&text).map_err(bad)? as u64;
+    let total = jsonl::check(&text, &producer.config().caps).map_err(bad)? as u64;
     super::spool::replay_before_add(producer).await;
     let q = match producer.queue(queue).await {
         Ok(q) => q,
@@ -194,6 +194,8 @@ fn show(file: &Path) -> String {
     }
 }
 
+/// The whole input as text, a UTF-8 byte order mark at its start dropped (it is not JSON;
+/// editors on Windows write one). Line numbers are unchanged.
 fn read_input(file: &Path) -> Result<String> {
     let mut text = String::new();
     let res = if file == Path::new("-") {
@@ -202,6 +204,9 @@ fn read_input(file: &Path) -> Result<String> {
         std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
     };
     res.map_err(|e| bad_input(format!("{}: {e}", show(file))))?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
     Ok(text)
 }
 

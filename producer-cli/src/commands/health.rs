@@ -7,10 +7,12 @@ use queue_core::fallback::spool_files;
 use queue_core::{Config, Redis};
 use serde_json::{json, Value};
 
-/// Spooled jobs waiting in `JOBQ_SPOOL_DIR`: (files, jobs).
+/// Spooled jobs waiting in `JOBQ_SPOOL_DIR`: (files, jobs). Files no replay takes (their
+/// header is missing or corrupt) hold no waiting jobs; `jobq spool status` shows them.
 fn spooled(config: &Config) -> (usize, u64) {
     let files = spool_files(&config.spool_dir).unwrap_or_default();
-    (files.len(), files.iter().map(|f| f.jobs).sum())
+    let waiting = files.iter().filter(|f| !f.orphan);
+    (waiting.clone().count(), waiting.map(|f| f.jobs).sum())
 }
 
 /// The fallback and spool fields every `--json` answer carries.
@@ -32,7 +34,8 @@ fn print_degraded(config: &Config) {
     }
 }
 
-/// Reports the state of Redis; exits 1 when it cannot be reached.
+/// Reports the state of Redis; exits 1 when it cannot be reached or is not configured
+/// (the report is printed first either way).
 pub async fn health(config: &Config, json: bool) -> Result<()> {
     if config.redis_url().is_none() {
         if json {
@@ -43,7 +46,7 @@ pub async fn health(config: &Config, json: bool) -> Result<()> {
             println!("redis: not_configured (set REDIS_URL or REDIS_HOST)");
             print_degraded(config);
         }
-        return Ok(());
+        return Err(queue_core::Error::NotConfigured.into());
     }
     let checked = async {
         let redis = Redis::connect(config).await?;

@@ -9,7 +9,7 @@ use crate::output::{self, Table};
 /// Lists a page of the jobs in `state`. `waiting` includes the waiting jobs of a paused
 /// queue, as `stats` counts them.
 pub async fn list(ctx: &Ctx, queue: &str, state: JobState, limit: u64, offset: u64) -> Result<()> {
-    let q = ctx.queue(queue).await?;
+    let q = ctx.existing_queue(queue).await?;
     let mut jobs = q.list_jobs(state, offset, limit).await?;
     if state == JobState::Waiting && jobs.is_empty() {
         // empty unless the queue is paused
@@ -78,7 +78,7 @@ fn info(job: &JobInfo) -> String {
 
 /// Shows one job; a missing id is a runtime failure naming it.
 pub async fn show(ctx: &Ctx, queue: &str, id: &str) -> Result<()> {
-    let job = ctx.queue(queue).await?.job(id).await?;
+    let job = ctx.existing_queue(queue).await?.job(id).await?;
     if ctx.json {
         output::json_line(&output::job_json(&job));
     } else {

@@ -10,8 +10,8 @@ mod spool;
 mod stats;
 mod steer;
 
-use anyhow::Result;
-use queue_core::{Config, Fallback, Producer, Queue, Redis, Worker};
+use anyhow::{anyhow, Result};
+use queue_core::{list_queues, Config, Fallback, Producer, Queue, Redis, Worker};
 
 use crate::cli::{Cli, Command};
 
@@ -23,9 +23,26 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Opens queue `name` under the prefix.
+    /// Opens queue `name` under the prefix, whether or not it exists (adds create it).
     pub async fn queue(&self, name: &str) -> Result<Queue> {
         Ok(Queue::open(&self.redis, &self.prefix, name).await?)
+    }
+
+    /// Opens queue `name` if it exists (is in the queue registry, as the dashboard's API
+    /// decides its 404): reading or steering a mistyped queue is a runtime failure naming
+    /// it (exit 1), not an empty answer.
+    pub async fn existing_queue(&self, name: &str) -> Result<Queue> {
+        if !list_queues(&self.redis, &self.prefix)
+            .await?
+            .iter()
+            .any(|q| q == name)
+        {
+            return Err(anyhow!(
+                "queue {name:?} not found under prefix {:?}",
+                self.prefix
+            ));
+        }
+        self.queue(name).await
     }
 }
 

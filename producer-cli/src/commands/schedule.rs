@@ -37,21 +37,27 @@ pub async fn schedule(ctx: &Ctx, cmd: ScheduleCommand) -> Result<()> {
             } else {
                 println!(
                     "schedule {} of {queue}: {} adds {}, next run {}",
-                    info.id,
+                    output::plain(&info.id),
                     info.repeat,
-                    info.name,
+                    output::plain(&info.name),
                     next_run(&info)
                 );
             }
         }
         ScheduleCommand::List { queue } => {
-            let names = match queue {
-                Some(q) => vec![q],
-                None => list_queues(&ctx.redis, &ctx.prefix).await?,
+            let queues = match queue {
+                Some(q) => vec![ctx.existing_queue(&q).await?],
+                None => {
+                    let mut all = Vec::new();
+                    for name in list_queues(&ctx.redis, &ctx.prefix).await? {
+                        all.push(ctx.queue(&name).await?);
+                    }
+                    all
+                }
             };
             let mut all = Vec::new();
-            for name in names {
-                all.extend(ctx.queue(&name).await?.schedules().await?);
+            for q in queues {
+                all.extend(q.schedules().await?);
             }
             if ctx.json {
                 for s in &all {

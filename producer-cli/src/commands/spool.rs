@@ -26,6 +26,7 @@ pub async fn spool(config: &Config, json: bool, cmd: SpoolCommand) -> Result<()>
                 })
                 .build();
             let report = producer.replay_spool().await?;
+            warn_orphans(&report);
             if json {
                 output::json_line(&json!({
                     "dir": config.spool_dir,
@@ -35,6 +36,7 @@ pub async fn spool(config: &Config, json: bool, cmd: SpoolCommand) -> Result<()>
                     "skipped": report.skipped,
                     "busy": report.busy,
                     "other_redis": report.other_redis,
+                    "orphaned": report.orphaned,
                 }));
             } else {
                 println!("{}", summary(&report, config));
@@ -44,45 +46,77 @@ pub async fn spool(config: &Config, json: bool, cmd: SpoolCommand) -> Result<()>
     }
 }
 
-/// The spool files waiting, then the rejected files (lines a replay could not store),
-/// which nothing replays: they stay until an operator has read and removed them.
+/// The spool files waiting (jobs: the lines that decode as jobs; bad lines: the others,
+/// which a replay moves to `.rejected`), then the files set aside — rejected lines, and
+/// orphans (spool files without a usable header) — which nothing replays: they stay until
+/// an operator has read and removed them.
 fn status(config: &Config, json: bool) -> Result<()> {
     let files = spool_files(&config.spool_dir)?;
     let rejected = rejected_files(&config.spool_dir)?;
     if json {
         for f in &files {
-            output::json_line(
-                &json!({"kind": "spool", "path": f.path, "jobs": f.jobs, "held": f.held}),
-            );
+            output::json_line(&json!({
+                "kind": "spool",
+                "path": f.path,
+                "jobs": f.jobs,
+                "bad_lines": f.garbage,
+                "held": f.held,
+                "orphan": f.orphan,
+            }));
         }
         for r in &rejected {
-            output::json_line(&json!({"kind": "rejected", "path": r.path, "lines": r.lines}));
+            let kind = if r.orphan { "orphan" } else { "rejected" };
+            output::json_line(&json!({"kind": kind, "path": r.path, "lines": r.lines}));
         }
         return Ok(());
     }
     if files.is_empty() {
         println!("no spooled jobs in {}", config.spool_dir.display());
     } else {
-        let mut t = Table::new(&["FILE", ">JOBS", "HELD"]);
+        let mut t = Table::new(&["FILE", ">JOBS", ">BAD LINES", "HELD", "NOTE"]);
         for f in &files {
             t.row(vec![
                 f.path.display().to_string(),
                 f.jobs.to_string(),
+                f.garbage.to_string(),
                 if f.held { "yes (live process)" } else { "no" }.into(),
+                if f.orphan {
+                    "header missing or corrupt: not replayed, set aside by the next replay"
+                } else if f.garbage > 0 {
+                    "bad lines go to <file>.rejected on replay"
+                } else {
+                    ""
+                }
+                .into(),
             ]);
         }
         t.print();
     }
     if !rejected.is_empty() {
         println!();
-        println!("lines Redis or the replay refused (not replayed; read, then remove the file):");
-        let mut t = Table::new(&["REJECTED FILE", ">LINES"]);
+        println!(
+            "set aside, not replayed (read, then remove the file): lines the replay could not \
+             store (.rejected), spool files without a usable header (.orphan)"
+        );
+        let mut t = Table::new(&["SET-ASIDE FILE", ">LINES"]);
         for r in &rejected {
             t.row(vec![r.path.display().to_string(), r.lines.to_string()]);
         }
         t.print();
     }
     Ok(())
+}
+
+/// One warning line per spool file a replay set aside for its missing or corrupt header.
+fn warn_orphans(r: &ReplayReport) {
+    for path in &r.orphaned {
+        eprintln!(
+            "jobq: warning: spool file {} has a missing or corrupt header (which Redis its \
+             jobs are for is unknown): not replayed, set aside as {}",
+            output::plain(&path.with_extension("").display().to_string()),
+            output::plain(&path.display().to_string())
+        );
+    }
 }
 
 fn summary(r: &ReplayReport, config: &Config) -> String {
@@ -112,6 +146,12 @@ fn summary(r: &ReplayReport, config: &Config) -> String {
             r.other_redis
         ));
     }
+    if !r.orphaned.is_empty() {
+        s.push_str(&format!(
+            "; {} file(s) with a missing or corrupt header set aside as <file>.orphan",
+            r.orphaned.len()
+        ));
+    }
     s
 }
 
@@ -123,7 +163,8 @@ pub async fn replay_before_add(producer: &Producer) {
         return;
     }
     match producer.replay_spool().await {
-        Ok(r) if r.sent() + r.skipped > 0 => {
+        Ok(r) if r.sent() + r.skipped > 0 || !r.orphaned.is_empty() => {
+            warn_orphans(&r);
             eprintln!("jobq: {}", summary(&r, producer.config()))
         }
         Ok(_) => {}

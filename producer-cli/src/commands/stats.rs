@@ -43,13 +43,19 @@ pub async fn stats(ctx: &Ctx, queue: Option<&str>, watch: bool, interval: Durati
 }
 
 async fn gather(ctx: &Ctx, queue: Option<&str>) -> Result<Vec<QueueStats>> {
-    let names = match queue {
-        Some(q) => vec![q.to_string()],
-        None => list_queues(&ctx.redis, &ctx.prefix).await?,
+    let queues = match queue {
+        Some(q) => vec![ctx.existing_queue(q).await?],
+        None => {
+            let mut all = Vec::new();
+            for name in list_queues(&ctx.redis, &ctx.prefix).await? {
+                all.push(ctx.queue(&name).await?);
+            }
+            all
+        }
     };
-    let mut rows = Vec::with_capacity(names.len());
-    for name in names {
-        rows.push(ctx.queue(&name).await?.counts().await?.into());
+    let mut rows = Vec::with_capacity(queues.len());
+    for q in queues {
+        rows.push(q.counts().await?.into());
     }
     Ok(rows)
 }

@@ -21,7 +21,7 @@ fn report(ctx: &Ctx, json: serde_json::Value, text: String) {
 
 /// Retries one failed job, or (`id` None: `--all-failed`) every failed job.
 pub async fn retry(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<()> {
-    let q = ctx.queue(queue).await?;
+    let q = ctx.existing_queue(queue).await?;
     match id {
         Some(id) => {
             q.retry_job(id).await?;
@@ -45,7 +45,7 @@ pub async fn retry(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<()> {
 
 /// Promotes one delayed job, or (`id` None: `--all-delayed`) every delayed job.
 pub async fn promote(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<()> {
-    let q = ctx.queue(queue).await?;
+    let q = ctx.existing_queue(queue).await?;
     match id {
         Some(id) => {
             q.promote_job(id).await?;
@@ -69,7 +69,7 @@ pub async fn promote(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<()> {
 
 /// Removes one job that is not running.
 pub async fn remove(ctx: &Ctx, queue: &str, id: &str) -> Result<()> {
-    ctx.queue(queue).await?.remove_job(id).await?;
+    ctx.existing_queue(queue).await?.remove_job(id).await?;
     report(
         ctx,
         json!({"queue": queue, "id": id, "removed": 1}),
@@ -80,7 +80,7 @@ pub async fn remove(ctx: &Ctx, queue: &str, id: &str) -> Result<()> {
 
 /// Pauses or resumes a queue.
 pub async fn set_paused(ctx: &Ctx, queue: &str, paused: bool) -> Result<()> {
-    let q = ctx.queue(queue).await?;
+    let q = ctx.existing_queue(queue).await?;
     if paused {
         q.pause().await?;
     } else {
@@ -107,7 +107,7 @@ pub async fn clean(
         CleanState::Failed => JobState::Failed,
     };
     let n = ctx
-        .queue(queue)
+        .existing_queue(queue)
         .await?
         .clean(state, older_than, limit)
         .await?;
@@ -124,7 +124,7 @@ pub async fn clean(
 
 /// Deletes every waiting and delayed job.
 pub async fn drain(ctx: &Ctx, queue: &str) -> Result<()> {
-    let n = ctx.queue(queue).await?.drain().await?;
+    let n = ctx.existing_queue(queue).await?.drain().await?;
     report(
         ctx,
         json!({"queue": queue, "removed": n}),
@@ -134,6 +134,8 @@ pub async fn drain(ctx: &Ctx, queue: &str) -> Result<()> {
 }
 
 /// Deletes the queue entirely (the `--force` confirmation was checked before connecting).
+/// Unlike the other commands it also takes a queue missing from the registry: it is how
+/// the leftover keys of one are removed.
 pub async fn obliterate(ctx: &Ctx, queue: &str) -> Result<()> {
     let keys = ctx.queue(queue).await?.obliterate(true).await?;
     report(

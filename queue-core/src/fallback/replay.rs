@@ -17,10 +17,15 @@
 //! then its `.done`.
 //!
 //! Only a connection error (Redis down again) stops a replay, keeping its progress. A line
-//! that does not parse, or whose job Redis refuses (a chunk refused for any other reason
-//! is retried job by job to find it), is appended to `<file>.rejected` (synced before the
+//! that does not decode as a valid job (a torn last line included, unless it decodes whole:
+//! see `spool.rs`), or whose job Redis refuses (a chunk refused for any other reason is
+//! retried job by job to find it), is appended to `<file>.rejected` (synced before the
 //! progress passes it) with a warning naming the file and job, and the replay carries on.
-//! A file that cannot be read is logged and left; the other files are still replayed.
+//! A file whose header is missing or corrupt is never replayed: nothing says which Redis
+//! its jobs are for, and storing them into whichever Redis the replayer has could send
+//! production jobs to staging. It is renamed `<file>.orphan` with a warning, and listed in
+//! [`ReplayReport::orphaned`] and by `jobq spool status`. A file that cannot be read is
+//! logged and left; the other files are still replayed.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -32,11 +37,12 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::spool::{self, done_path, rejected_path, target_of, OpenSpool, SpoolLine};
+use super::spool::{self, done_path, orphan_path, rejected_path, target_of, OpenSpool, SpoolLine};
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
 use crate::queue::{validate_new_job, Queue, BULK_CHUNK};
+use crate::validate::validate_queue_name;
 
 /// Default jobs per replay chunk (and per progress record).
 pub const DEFAULT_REPLAY_CHUNK: usize = 500;
@@ -72,14 +78,17 @@ pub struct ReplayReport {
     /// Jobs Redis already had (sent again after an interrupted replay, or stored before a
     /// timeout that made the producer spool them): not stored twice.
     pub duplicates: u64,
-    /// Lines that could not be replayed: unreadable, or refused by Redis (moved to
-    /// `<file>.rejected`), or a torn last line (never acknowledged: dropped).
+    /// Lines that could not be replayed, moved to `<file>.rejected`: unreadable (a torn
+    /// last line that does not decode included), an invalid job, or refused by Redis.
     pub skipped: u64,
     /// Files left alone because another process holds them (a live producer or another
     /// replayer).
     pub busy: usize,
     /// Files left alone because they were spooled for another Redis.
     pub other_redis: usize,
+    /// Files set aside, not replayed, because their header is missing or corrupt: where
+    /// each is now (`<file>.orphan`).
+    pub orphaned: Vec<PathBuf>,
 }
 
 impl ReplayReport {
@@ -96,6 +105,7 @@ impl ReplayReport {
         self.skipped += other.skipped;
         self.busy += other.busy;
         self.other_redis += other.other_redis;
+        self.orphaned.extend(other.orphaned.iter().cloned());
     }
 }
 
@@ -162,6 +172,16 @@ fn take(path: &Path) -> io::Result<Option<OpenSpool>> {
     }
 }
 
+/// What a locked spool file holds for a replay.
+enum Taken {
+    /// Deleted meanwhile: the replayer that held it finished it.
+    Gone,
+    /// No usable header (why), so no known Redis: to be set aside.
+    Orphan(OpenSpool, String),
+    /// Its unreplayed bytes.
+    Rest(Rest),
+}
+
 /// What is left of a locked spool file: its unreplayed bytes and where they start.
 struct Rest {
     open: OpenSpool,
@@ -172,17 +192,20 @@ struct Rest {
     progress: File,
 }
 
-fn read_rest(open: OpenSpool) -> io::Result<Option<Rest>> {
+fn read_rest(open: OpenSpool) -> io::Result<Taken> {
     // deleted between our open and our lock: the replayer that held it finished it
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
         if open.file.metadata()?.nlink() == 0 {
-            return Ok(None);
+            return Ok(Taken::Gone);
         }
     }
-    let (header, first_job) = spool::read_header(&open.file)?;
-    let target = header.and_then(|h| h.target);
+    let (header, first_job) = match spool::read_header(&open.file)? {
+        Ok(h) => h,
+        Err(why) => return Ok(Taken::Orphan(open, why)),
+    };
+    let target = header.target;
     let done = done_path(&open.path);
     let mut progress = spool::private_file()
         .read(true)
@@ -198,13 +221,29 @@ fn read_rest(open: OpenSpool) -> io::Result<Option<Rest>> {
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    Ok(Some(Rest {
+    Ok(Taken::Rest(Rest {
         open,
         target,
         start,
         bytes,
         progress,
     }))
+}
+
+/// Sets aside spool file `open` (header missing or corrupt: `why`) as `<file>.orphan`,
+/// still locked, so no replayer takes it; drops its progress file. Its new path, or None
+/// when another replayer set it aside first.
+fn set_aside(open: OpenSpool) -> io::Result<Option<PathBuf>> {
+    let to = orphan_path(&open.path);
+    match std::fs::rename(&open.path, &to) {
+        Ok(()) => {}
+        // a replayer that opened it before another renamed it
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let _ = std::fs::remove_file(done_path(&open.path));
+    spool::sync_dir(open.path.parent().unwrap_or(Path::new(".")))?;
+    Ok(Some(to))
 }
 
 /// Records that the file's bytes up to `offset` are stored, durably.
@@ -229,8 +268,18 @@ pub(crate) async fn replay_file(
         path: path.clone(),
         source,
     };
-    let Some(rest) = blocking(move || read_rest(open)).await.map_err(spool_err)? else {
-        return Ok(());
+    let rest = match blocking(move || read_rest(open)).await.map_err(spool_err)? {
+        Taken::Gone => return Ok(()),
+        Taken::Orphan(open, why) => {
+            if let Some(to) = blocking(move || set_aside(open)).await.map_err(spool_err)? {
+                tracing::warn!(file = %path.display(), moved_to = %to.display(), problem = %why,
+                    "spool file has no usable header, so which Redis its jobs are for is \
+                     unknown: set aside, not replayed");
+                report.orphaned.push(to);
+            }
+            return Ok(());
+        }
+        Taken::Rest(rest) => rest,
     };
     let Rest {
         open,
@@ -250,17 +299,18 @@ pub(crate) async fn replay_file(
     let mut progress = Some(progress);
     let rejected = rejected_path(&path);
     let mut mine = ReplayReport::default();
-    // complete lines with the offset just past each; a last line without its newline was
-    // never acknowledged to its producer
+    // the lines with the offset just past each; a last line without its newline (a torn
+    // write, never acknowledged to its producer) is decoded like the others: stored when
+    // it decodes whole, else moved to `.rejected`
     let mut lines: Vec<(u64, &[u8])> = Vec::new();
     let mut at = 0usize;
     while let Some(n) = bytes[at..].iter().position(|&b| b == b'\n') {
         lines.push((start + (at + n + 1) as u64, &bytes[at..at + n]));
         at += n + 1;
     }
-    if at < bytes.len() {
-        tracing::warn!(file = %path.display(), "spool file ends with a torn line: dropped");
-        mine.skipped += 1;
+    let torn_end = (at < bytes.len()).then(|| start + bytes.len() as u64);
+    if let Some(end) = torn_end {
+        lines.push((end, &bytes[at..]));
     }
     let chunk = opts.chunk.clamp(1, BULK_CHUNK);
     let mut queues: HashMap<(String, String), Queue> = HashMap::new();
@@ -279,24 +329,20 @@ pub(crate) async fn replay_file(
         // one add_job call per queue of the chunk, each in file order
         let mut groups: Vec<Group> = Vec::new();
         for (end, text) in part {
-            let line: SpoolLine = match serde_json::from_slice(text) {
-                Ok(l) => l,
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let (key, job) = match decode(text, now) {
+                Ok(decoded) => decoded,
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), offset = end, error = %e,
+                    let torn = Some(*end) == torn_end;
+                    tracing::warn!(file = %path.display(), offset = end, error = %e, torn,
                         rejected = %rejected.display(),
-                        "unreadable spool line: moved to the rejected file");
+                        "unusable spool line: moved to the rejected file");
                     reject(text);
                     continue;
                 }
             };
-            let (key, job) = to_job(line, now);
-            if let Err(e) = validate_new_job(&job) {
-                tracing::warn!(file = %path.display(), id = job_id(&job), error = %e,
-                    rejected = %rejected.display(),
-                    "invalid spooled job: moved to the rejected file");
-                reject(text);
-                continue;
-            }
             match groups.iter_mut().find(|g| g.key == key) {
                 Some(g) => {
                     g.jobs.push(job);
@@ -450,6 +496,21 @@ fn skipped_for_target(path: &Path, target: &str, ours: &str) {
         tracing::info!(file = %path.display(), spooled_for = target, replaying_into = ours,
             "spool file is for another Redis: left for a replayer connected to it");
     }
+}
+
+/// A spooled line as the job to add, keyed by (prefix, queue); or why no Redis would take
+/// it: not a spooled job (unreadable, torn), or an invalid queue name, job name or option.
+/// Shared with `jobq spool status`, which counts what a replay would send.
+pub(crate) fn decode(
+    text: &[u8],
+    now_ms: u64,
+) -> std::result::Result<((String, String), NewJob), String> {
+    let line: SpoolLine =
+        serde_json::from_slice(text).map_err(|e| format!("not a spooled job: {e}"))?;
+    let (key, job) = to_job(line, now_ms);
+    validate_queue_name(&key.1).map_err(|e| e.to_string())?;
+    validate_new_job(&job).map_err(|e| format!("job {}: {e}", job_id(&job)))?;
+    Ok((key, job))
 }
 
 /// A spooled line as the job to add: its id as `job_id`, its delay shortened by the time

@@ -8,8 +8,11 @@
 //!   by creation time, so replay takes older files first.
 //! - `<file>.jsonl.done`: replay progress, the byte offset up to which the file's jobs are
 //!   stored in Redis (see `replay.rs`).
-//! - `<file>.jsonl.rejected`: lines the replay could not store (unreadable, or refused by
-//!   Redis), kept for a human to look at.
+//! - `<file>.jsonl.rejected`: lines the replay could not store (unreadable, torn, or
+//!   refused by Redis), kept for a human to look at.
+//! - `<file>.jsonl.orphan`: a whole spool file whose header is missing or corrupt, set aside
+//!   by the first replayer that takes it: which Redis its jobs are for is unknown, so no
+//!   replayer may store them. Kept for a human (who can put a header back and rename it).
 //! - `.<name>.tmp`: a file being created; renamed to its `.jsonl` name once locked.
 //!
 //! Target: the header records the Redis the producer was configured with, as
@@ -20,7 +23,10 @@
 //!
 //! Durability: an add that returns `Spooled` has had its line written and `sync_data`-ed;
 //! a new file's directory entry is synced too. A line is written whole with one `write`
-//! and ends with `\n`: a last line without one was never acknowledged and is ignored.
+//! and ends with `\n`. A last line without one (a torn write) was never acknowledged: when
+//! it still decodes as a whole job (only the newline is missing, and a JSON object cannot
+//! be cut short and stay whole) it is replayed like the others, its id keeping it from
+//! being stored twice; otherwise it goes to `.rejected` like any other unreadable line.
 //!
 //! Locking: the producer holds an exclusive `flock` (`File::try_lock`) on its file until
 //! Redis answers again (or the producer is dropped): then it seals the file, releasing the
@@ -48,6 +54,8 @@ pub(crate) const SPOOL_EXT: &str = "jsonl";
 pub(crate) const DONE_SUFFIX: &str = ".done";
 /// Suffix of the file beside a spool file that keeps the lines its replay could not store.
 pub(crate) const REJECTED_SUFFIX: &str = ".rejected";
+/// Suffix a spool file without a usable header is renamed with (`x.jsonl.orphan`).
+pub(crate) const ORPHAN_SUFFIX: &str = ".orphan";
 
 /// First line of a spool file: which Redis its jobs are for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,20 +102,25 @@ fn server_of(url: &str) -> String {
     }
 }
 
-/// Reads the header of spool `file`: the header (None for a file without one) and the
-/// offset of its first job line.
-pub(crate) fn read_header(file: &File) -> io::Result<(Option<SpoolHeader>, u64)> {
+/// Reads the header of spool `file`: the header and the offset of its first job line, or
+/// (inner `Err`) why there is no usable header. Every file this module creates has one
+/// (written before the file gets its `.jsonl` name), so a file without one was damaged or
+/// put there by hand.
+pub(crate) fn read_header(
+    file: &File,
+) -> io::Result<std::result::Result<(SpoolHeader, u64), String>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = file;
     f.seek(SeekFrom::Start(0))?;
     let mut head = Vec::with_capacity(256);
     f.take(4096).read_to_end(&mut head)?;
     let Some(n) = head.iter().position(|&b| b == b'\n') else {
-        return Ok((None, 0));
+        return Ok(Err("no header line".into()));
     };
     Ok(match serde_json::from_slice::<SpoolHeader>(&head[..n]) {
-        Ok(h) => (Some(h), n as u64 + 1),
-        Err(_) => (None, 0),
+        Ok(h) if h.jobq_spool == 1 => Ok((h, n as u64 + 1)),
+        Ok(h) => Err(format!("unknown spool format version {}", h.jobq_spool)),
+        Err(e) => Err(format!("first line is not a spool header: {e}")),
     })
 }
 
@@ -350,14 +363,21 @@ pub fn has_pending(dir: &Path) -> bool {
 pub struct SpoolFile {
     /// Where it is.
     pub path: PathBuf,
-    /// Jobs in it not replayed yet (complete lines past the recorded replay progress).
+    /// Jobs in it not replayed yet: the lines past the recorded replay progress that decode
+    /// as jobs a Redis would take.
     pub jobs: u64,
+    /// Lines past the progress that do not (unreadable, torn, or an invalid job): a replay
+    /// moves them to `<file>.rejected`.
+    pub garbage: u64,
     /// Whether a live process holds it: its producer (still running), or a replayer.
     pub held: bool,
+    /// Its header is missing or corrupt, so which Redis its jobs are for is unknown: no
+    /// replay stores them, the next one renames it `<file>.orphan`.
+    pub orphan: bool,
 }
 
-/// The spool files of `dir`, oldest first, with their pending job counts. Reads each file
-/// whole: for status displays, not for hot paths.
+/// The spool files of `dir`, oldest first, with their pending job counts. Reads and decodes
+/// each file whole: for status displays, not for hot paths.
 pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
     let err = |path: &Path| {
         let path = path.to_path_buf();
@@ -372,33 +392,59 @@ pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
         };
         // a lock we get is released at once when `file` is dropped below
         let held = matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
-        let (_, first_job) = read_header(&file).map_err(err(&path))?;
+        let header = read_header(&file).map_err(err(&path))?;
+        let orphan = header.is_err();
+        let first_job = header.map_or(0, |(_, first)| first);
         let start = std::fs::read_to_string(done_path(&path))
             .ok()
             .and_then(|t| t.trim().parse::<usize>().ok())
             .unwrap_or(0)
             .max(first_job as usize);
         let bytes = std::fs::read(&path).map_err(err(&path))?;
-        let jobs = bytes
-            .get(start..)
-            .map_or(0, |rest| rest.iter().filter(|&&b| b == b'\n').count())
-            as u64;
-        out.push(SpoolFile { path, jobs, held });
+        let rest = bytes.get(start..).unwrap_or_default();
+        let (mut jobs, mut garbage) = (0, 0);
+        let mut lines = rest.split_inclusive(|&b| b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            let whole = line.ends_with(b"\n");
+            // the unterminated tail of a file a live producer holds is a line being written
+            if !whole && held && lines.peek().is_none() {
+                break;
+            }
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match super::replay::decode(text, 0) {
+                Ok(_) => jobs += 1,
+                Err(_) => garbage += 1,
+            }
+        }
+        out.push(SpoolFile {
+            path,
+            jobs,
+            garbage,
+            held,
+            orphan,
+        });
     }
     Ok(out)
 }
 
-/// A file of spooled lines the replay could not store (`<file>.jsonl.rejected`), kept for
-/// an operator to read: each line is the job as it was spooled.
+/// A file set aside in the spool dir for an operator to read: the lines of a spool file
+/// its replay could not store (`<file>.jsonl.rejected`, each line the job as it was
+/// spooled), or a whole spool file without a usable header (`<file>.jsonl.orphan`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectedFile {
     /// Where it is.
     pub path: PathBuf,
-    /// How many lines (jobs) it holds.
+    /// How many lines it holds.
     pub lines: u64,
+    /// A whole spool file set aside because its header is missing or corrupt (false: lines
+    /// a replay could not store).
+    pub orphan: bool,
 }
 
-/// The rejected files of `dir`, by name (so oldest first).
+/// The rejected and orphaned files of `dir`, by name (so oldest first).
 pub fn rejected_files(dir: &Path) -> Result<Vec<RejectedFile>> {
     let err = |path: &Path| {
         let path = path.to_path_buf();
@@ -412,15 +458,31 @@ pub fn rejected_files(dir: &Path) -> Result<Vec<RejectedFile>> {
     let mut out = Vec::new();
     for entry in entries {
         let path = entry.map_err(err(dir))?.path();
-        if !path.to_string_lossy().ends_with(REJECTED_SUFFIX) {
+        let name = path.to_string_lossy();
+        let orphan = name.ends_with(ORPHAN_SUFFIX);
+        if !orphan && !name.ends_with(REJECTED_SUFFIX) {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(err(&path))?;
-        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-        out.push(RejectedFile { path, lines });
+        let lines = bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as u64;
+        out.push(RejectedFile {
+            path,
+            lines,
+            orphan,
+        });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Where spool file `path` goes when its header is missing or corrupt.
+pub(crate) fn orphan_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(ORPHAN_SUFFIX);
+    PathBuf::from(p)
 }
 
 /// Where the lines of spool file `path` that could not be replayed go.
@@ -462,8 +524,8 @@ mod tests {
             std::fs::read_to_string(&a).unwrap(),
             "{\"jobq_spool\":1,\"target\":\"redis://h:6379/0\"}\n{\"a\":1}\n{\"b\":2}\n"
         );
-        let (header, first) = read_header(&File::open(&a).unwrap()).unwrap();
-        assert_eq!(header.unwrap().target.as_deref(), Some("redis://h:6379/0"));
+        let (header, first) = read_header(&File::open(&a).unwrap()).unwrap().unwrap();
+        assert_eq!(header.target.as_deref(), Some("redis://h:6379/0"));
         assert_eq!(first, 45);
         #[cfg(unix)]
         {

@@ -1,8 +1,13 @@
 //! `jobq-worker`: runs every built-in handler on the named queues until SIGINT/SIGTERM.
+//!
+//! Exit codes: 0 after a graceful stop, 2 for bad input or configuration (a flag, a queue
+//! name, Redis not configured: a worker can do nothing without it), 1 for a failure at run
+//! time (e.g. the metrics address cannot be bound). An error is one line on stderr,
+//! `error: …`, naming the bad value.
 
-use std::time::Duration;
-
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use jobq_handlers::metrics_server;
@@ -19,19 +24,20 @@ struct Args {
     /// Comma-separated queues to take jobs from.
     #[arg(long, value_delimiter = ',', default_values_t = ["video".to_string(), "analytics".to_string(), "moderation".to_string(), "diag".to_string()])]
     queues: Vec<String>,
-    /// Most jobs running at once, over all queues.
-    #[arg(long, default_value_t = 16)]
+    /// Most jobs running at once, over all queues (1-10000).
+    #[arg(long, default_value_t = 16, value_parser = concurrency, allow_negative_numbers = true)]
     concurrency: usize,
     /// Time active jobs get to finish after a shutdown signal (e.g. 30s, 500ms); jobs
     /// still running then are left for another worker to reclaim.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = duration, allow_hyphen_values = true)]
     grace: Duration,
-    /// Lease of a running job: renewed every third of it while the job runs; a job whose
-    /// worker died is reclaimed by any worker once its lease expires.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    /// Lease of a running job (at least 100ms): renewed every third of it while the job
+    /// runs; a job whose worker died is reclaimed by any worker once its lease expires.
+    #[arg(long, default_value = "30s", value_parser = lease, allow_hyphen_values = true)]
     lease: Duration,
-    /// Times a job may stall (its worker die while running it) before it fails for good.
-    #[arg(long, default_value_t = 1)]
+    /// Times a job may stall (its worker die while running it) before it fails for good
+    /// (0-1000).
+    #[arg(long, default_value_t = 1, value_parser = max_stalls, allow_negative_numbers = true)]
     max_stalls: u32,
     /// Redis URL (redis:// or rediss://); overrides REDIS_URL.
     #[arg(long)]
@@ -46,15 +52,87 @@ struct Args {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!("{s:?}: a duration cannot be negative"));
+    }
     parse_duration(s).map_err(|e| e.to_string())
 }
 
+fn lease(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d < Duration::from_millis(100) => Err(format!("{s:?}: use at least 100ms")),
+        d => Ok(d),
+    }
+}
+
+/// A whole number in `range`, or a message naming the value and the range (a huge or
+/// negative value included).
+fn ranged<T: TryFrom<i128>>(s: &str, range: std::ops::RangeInclusive<i128>) -> Result<T, String> {
+    let bad = || {
+        format!(
+            "{s:?}: use a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )
+    };
+    match s.trim().parse::<i128>() {
+        Ok(n) if range.contains(&n) => T::try_from(n).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+fn concurrency(s: &str) -> Result<usize, String> {
+    ranged(s, 1..=10_000)
+}
+
+fn max_stalls(s: &str) -> Result<u32, String> {
+    ranged(s, 0..=1_000)
+}
+
+/// Why the worker stopped early: bad input or configuration (exit 2) or a runtime failure
+/// (exit 1), with its one-line message.
+enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+impl From<queue_core::Error> for Failure {
+    fn from(e: queue_core::Error) -> Self {
+        use queue_core::Error as E;
+        match e {
+            E::Config(_)
+            | E::NotConfigured
+            | E::InvalidQueueName(_)
+            | E::Invalid { .. }
+            | E::InvalidDuration(_)
+            | E::DurationTooLong(_)
+            | E::Worker(_) => Failure::Usage(e.to_string()),
+            other => Failure::Runtime(other.to_string()),
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    // clap reports a bad flag itself (one `error:` line and a usage hint) and exits 2
+    let args = Args::parse();
     init_tracing();
     // a handler's panic is its job's failure, logged once as such
     queue_core::install_panic_hook();
-    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Failure> {
     let mut config = Config::from_env()?;
     if let Some(url) = args.redis_url {
         config = config.with_redis_url(url)?;
@@ -62,12 +140,19 @@ async fn main() -> anyhow::Result<()> {
     if let Some(prefix) = args.prefix {
         config = config.with_prefix(prefix)?;
     }
-    if config.redis_url().is_none() {
-        tracing::warn!(
-            "Redis is not configured (set REDIS_URL or REDIS_HOST): idle until SIGINT/SIGTERM"
-        );
-        queue_core::wait_for_signal().await;
-        return Ok(());
+    // every setting is checked first: bad input is reported as such, configured or not
+    let configured = config.redis_url().is_some();
+    let builder = Worker::builder(config.clone())
+        .queues(args.queues.clone())
+        .concurrency(args.concurrency)
+        .grace(args.grace)
+        .lease(args.lease)
+        .max_stalls(args.max_stalls);
+    let worker = jobq_handlers::register_all(builder)
+        .map_err(Failure::Usage)?
+        .build()?;
+    if !configured {
+        return Err(queue_core::Error::NotConfigured.into());
     }
     tracing::info!(
         redis = %config.masked_url(),
@@ -78,26 +163,19 @@ async fn main() -> anyhow::Result<()> {
         prefix = %config.prefix(),
         "jobq-worker starting"
     );
-    // the worker connects itself, waiting out an unreachable Redis with backoff
-    let builder = Worker::builder(config)
-        .queues(args.queues)
-        .concurrency(args.concurrency)
-        .grace(args.grace)
-        .lease(args.lease)
-        .max_stalls(args.max_stalls);
-    let worker = jobq_handlers::register_all(builder)
-        .map_err(anyhow::Error::msg)?
-        .build()?;
     tracing::info!(handlers = %worker.handler_names().join(","), "handlers registered");
     if let Some(addr) = &args.metrics_bind {
         let metrics = worker.metrics();
         let bound = metrics_server::serve(addr, Arc::new(move || metrics.render()))
             .await
-            .map_err(anyhow::Error::msg)?;
+            .map_err(Failure::Runtime)?;
         tracing::info!(url = %format!("http://{bound}/metrics"), "serving Prometheus metrics");
     }
-    worker.run_until_signal().await?;
-    Ok(())
+    // the worker connects itself, waiting out an unreachable Redis with backoff
+    worker
+        .run_until_signal()
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))
 }
 
 fn init_tracing() {
