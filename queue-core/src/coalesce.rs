@@ -153,7 +153,7 @@ async fn flush(mut guard: Flusher) {
 
 /// How many of the pending adds (their data sizes, oldest first) the next call takes: up
 /// to [`BULK_CHUNK`] jobs and [`MAX_BATCH_BYTES`] of data, and always at least one.
-fn batch_len(sizes: impl Iterator<Item = usize>) -> usize {
+pub(crate) fn batch_len(sizes: impl Iterator<Item = usize>) -> usize {
     let mut n = 0;
     let mut bytes = 0;
     for size in sizes {

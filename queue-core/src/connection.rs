@@ -112,6 +112,9 @@ pub struct ServerInfo {
     pub aof_enabled: bool,
     /// Whether the server runs in cluster mode.
     pub cluster_enabled: bool,
+    /// Whether it is still loading its data set (after a restart): it answers `LOADING`
+    /// to every command but INFO until done, and its persistence settings are not final.
+    pub loading: bool,
 }
 
 impl ServerInfo {
@@ -124,7 +127,8 @@ impl ServerInfo {
                 self.maxmemory_policy
             ));
         }
-        if !self.aof_enabled {
+        // while loading, INFO reports AOF as off even when it is on: say nothing yet
+        if !self.aof_enabled && !self.loading {
             w.push(
                 "AOF is off: jobs added since the last snapshot are lost if Redis restarts; \
                  set appendonly yes"
@@ -419,6 +423,7 @@ impl Redis {
             maxmemory_policy,
             aof_enabled: field("aof_enabled") == "1",
             cluster_enabled: field("cluster_enabled") == "1",
+            loading: field("loading") == "1",
         })
     }
 }

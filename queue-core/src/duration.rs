@@ -12,6 +12,12 @@ pub const MAX_DURATION: Duration = Duration::from_millis(MAX_DURATION_MS);
 /// [`MAX_DURATION`] in milliseconds.
 pub const MAX_DURATION_MS: u64 = 3650 * 86_400_000;
 
+/// `d` in whole milliseconds, saturated (never truncated) at `u64::MAX`: a value past
+/// [`MAX_DURATION`] stays past it, for the range check to refuse.
+pub fn saturating_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Checks a duration given in milliseconds against [`MAX_DURATION`], naming `what`.
 pub fn check_ms(what: &'static str, ms: u64) -> Result<u64> {
     if ms > MAX_DURATION_MS {
@@ -100,7 +106,12 @@ mod tests {
     #[test]
     fn refuses_durations_past_the_maximum() {
         assert_eq!(parse_duration("3650d").unwrap(), MAX_DURATION);
-        for long in ["3651d", "200000000000d", "9223372036854775808ms", "99999999999999999999999h"] {
+        for long in [
+            "3651d",
+            "200000000000d",
+            "9223372036854775808ms",
+            "99999999999999999999999h",
+        ] {
             let err = parse_duration(long).unwrap_err().to_string();
             assert!(err.contains(long) && err.contains("3650d"), "{err}");
         }

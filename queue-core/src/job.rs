@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::duration::check_ms;
 use crate::error::{Error, Result};
 use crate::validate::validate_job_id;
 
@@ -109,7 +110,7 @@ impl Backoff {
     pub fn fixed(delay: Duration) -> Self {
         Backoff {
             kind: BackoffKind::Fixed,
-            delay_ms: delay.as_millis() as u64,
+            delay_ms: crate::duration::saturating_ms(delay),
             jitter: 0.0,
         }
     }
@@ -118,7 +119,7 @@ impl Backoff {
     pub fn exponential(base: Duration) -> Self {
         Backoff {
             kind: BackoffKind::Exponential,
-            delay_ms: base.as_millis() as u64,
+            delay_ms: crate::duration::saturating_ms(base),
             jitter: 0.0,
         }
     }
@@ -144,7 +145,8 @@ impl Backoff {
         } else {
             base
         };
-        Duration::from_millis(ms)
+        // a long exponential curve stops at the longest delay there is
+        Duration::from_millis(ms.min(crate::duration::MAX_DURATION_MS))
     }
 
     /// Parses the CLI form `exp:1s`, `exponential:1s`, `fixed:500ms`, optionally `…:0.5`
@@ -182,6 +184,7 @@ impl Backoff {
     }
 
     fn validate(&self) -> Result<()> {
+        check_ms("backoff delay", self.delay_ms)?;
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err(Error::invalid(
                 "backoff jitter",
@@ -232,7 +235,8 @@ impl Retention {
     pub fn keep_for(age: Duration) -> Self {
         Retention {
             count: None,
-            age_ms: Some(age.as_millis() as u64),
+            // saturated, never truncated: an absurd age is refused by `validate`
+            age_ms: Some(crate::duration::saturating_ms(age)),
         }
     }
 
@@ -305,7 +309,7 @@ impl JobOptions {
     }
     /// Do not start before `delay` has passed.
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay_ms = Some(delay.as_millis() as u64);
+        self.delay_ms = Some(crate::duration::saturating_ms(delay));
         self
     }
     /// Higher-priority waiting jobs start first (range −1000..=1000).
@@ -330,7 +334,7 @@ impl JobOptions {
     }
     /// Cancel an attempt that runs longer than this.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout_ms = Some(timeout.as_millis() as u64);
+        self.timeout_ms = Some(crate::duration::saturating_ms(timeout));
         self
     }
     /// Retention once completed.
@@ -347,7 +351,7 @@ impl JobOptions {
     pub fn dedup(mut self, dedup_id: impl Into<String>, ttl: Duration) -> Self {
         self.dedup = Some(Dedup {
             id: dedup_id.into(),
-            ttl_ms: ttl.as_millis() as u64,
+            ttl_ms: crate::duration::saturating_ms(ttl),
         });
         self
     }
@@ -392,6 +396,18 @@ impl JobOptions {
         }
         if self.timeout_ms == Some(0) {
             return Err(Error::invalid("timeout", "0ms: must be positive"));
+        }
+        // no duration past 3650d: due times and cutoffs are computed without overflow
+        check_ms("delay", self.delay_ms.unwrap_or(0))?;
+        check_ms("timeout", self.timeout_ms.unwrap_or(0))?;
+        if let Some(d) = &self.dedup {
+            check_ms("dedup ttl", d.ttl_ms)?;
+        }
+        for (what, r) in [
+            ("remove_on_complete age", &self.remove_on_complete),
+            ("remove_on_fail age", &self.remove_on_fail),
+        ] {
+            check_ms(what, r.and_then(|r| r.age_ms).unwrap_or(0))?;
         }
         Ok(())
     }
@@ -488,6 +504,10 @@ pub struct JobInfo {
     pub finished_at: Option<u64>,
     /// When a delayed job is due.
     pub due_at: Option<u64>,
+    /// Set when some stored field is corrupt: which, and how. The other fields are shown
+    /// as far as they can be read (a listing marks the job instead of failing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
 }
 
 impl JobInfo {
@@ -498,34 +518,82 @@ impl JobInfo {
         logs: Vec<String>,
         paused: bool,
     ) -> Result<Self> {
-        let num =
-            |h: &HashMap<String, String>, k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok());
+        // every field is read leniently: one corrupt value is reported, never fatal
+        let mut bad: Vec<String> = Vec::new();
+        let mut num = |h: &HashMap<String, String>, k: &str| -> Option<u64> {
+            let v = h.get(k)?;
+            let n = v.parse::<u64>().ok();
+            if n.is_none() {
+                bad.push(format!(
+                    "field {k} is {:?}, not a number",
+                    crate::text::clip(v, 40)
+                ));
+            }
+            n
+        };
+        let attempts_made = num(&h, "att").map_or(0, |a| u32::try_from(a).unwrap_or(u32::MAX));
+        let created_at = num(&h, "ts").unwrap_or(0);
+        let started_at = num(&h, "started");
+        let finished_at = num(&h, "finished");
+        let due_at = num(&h, "due");
         let json =
             |v: Option<String>| v.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)));
-        let mut state: JobState = stored_state(&h)
-            .ok_or_else(|| Error::Protocol(format!("job {id} has no state")))?
-            .parse()?;
+        let state_text =
+            stored_state(&h).ok_or_else(|| Error::Protocol(format!("job {id} has no state")))?;
+        let mut state: JobState = match state_text.parse() {
+            Ok(s) => s,
+            Err(_) => {
+                bad.push(format!(
+                    "field state is {:?}, not a state",
+                    crate::text::clip(state_text, 40)
+                ));
+                JobState::Failed
+            }
+        };
         if paused && state == JobState::Waiting {
             state = JobState::Paused;
         }
+        let opts = match JobOptions::from_stored(take_long(&mut h, "opts").as_deref().unwrap_or(""))
+        {
+            Ok(o) => o,
+            Err(e) => {
+                bad.push(format!("field opts does not decode: {e}"));
+                JobOptions::default()
+            }
+        };
+        let name = h.remove("name").unwrap_or_default();
+        if name.is_empty() {
+            bad.push("field name is missing".into());
+        }
+        let priority = match h.get("prio") {
+            None => 0,
+            Some(p) => p.parse().unwrap_or_else(|_| {
+                bad.push(format!(
+                    "field prio is {:?}, not a priority",
+                    crate::text::clip(p, 40)
+                ));
+                0
+            }),
+        };
         Ok(JobInfo {
             queue: queue.to_string(),
             id: id.to_string(),
-            name: h.remove("name").unwrap_or_default(),
+            name,
             data: json(take_long(&mut h, "data")).unwrap_or(Value::Null),
-            opts: JobOptions::from_stored(take_long(&mut h, "opts").as_deref().unwrap_or(""))?,
+            opts,
             state,
-            priority: h.get("prio").and_then(|p| p.parse().ok()).unwrap_or(0),
-            attempts_made: num(&h, "att").unwrap_or(0) as u32,
+            priority,
+            attempts_made,
             progress: json(h.remove("progress")),
             logs,
             return_value: json(h.remove("result")),
             failed_reason: h.remove("error"),
             stacktrace: h.remove("stack").filter(|s| !s.is_empty()),
-            created_at: num(&h, "ts").unwrap_or(0),
-            started_at: num(&h, "started"),
-            finished_at: num(&h, "finished"),
-            due_at: num(&h, "due"),
+            created_at,
+            started_at,
+            finished_at,
+            due_at,
+            corrupt: (!bad.is_empty()).then(|| bad.join("; ")),
         })
     }
 }
@@ -589,6 +657,8 @@ fn take_long(h: &mut HashMap<String, String>, field: &str) -> Option<String> {
         .remove(&format!("{field}:n"))
         .and_then(|n| n.parse::<usize>().ok())
     {
+        // a corrupt count never makes this loop past the pieces the hash can hold
+        let n = n.min(h.len() + 1);
         for k in 2..=n {
             value.push_str(&h.remove(&format!("{field}:{k}")).unwrap_or_default());
         }

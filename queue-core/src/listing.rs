@@ -294,9 +294,24 @@ impl Queue {
         for id in ids {
             pipe.hgetall(inner.keys.job(id));
         }
-        pipe.query_async(&mut inner.redis.conn())
+        // bytes, not text: one job's field that is not UTF-8 must not fail the whole page
+        let raw: Vec<Vec<(Vec<u8>, Vec<u8>)>> = pipe
+            .query_async(&mut inner.redis.conn())
             .await
-            .map_err(|e| inner.redis.err(e))
+            .map_err(|e| inner.redis.err(e))?;
+        Ok(raw
+            .into_iter()
+            .map(|h| {
+                h.into_iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(&k).into_owned(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect())
     }
 }
 

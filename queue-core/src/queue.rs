@@ -288,6 +288,7 @@ impl Queue {
             opts,
         };
         validate_new_job(&job)?;
+        check_caps(&job, self.inner.redis.caps())?;
         coalesce::add(self, job).await
     }
 
@@ -297,12 +298,15 @@ impl Queue {
     /// sent while Redis stores the one before. When a chunk fails, the chunks before it are
     /// stored, and the one after it may be.
     pub async fn add_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Added>> {
+        let caps = self.inner.redis.caps();
+        let mut sizes = Vec::with_capacity(jobs.len());
         for job in &jobs {
             validate_new_job(job)?;
+            sizes.push(check_caps(job, caps)?);
         }
         self.register().await?;
         let mut out = Vec::with_capacity(jobs.len());
-        let mut chunks = jobs.chunks(BULK_CHUNK);
+        let mut chunks = byte_chunks(&jobs, &sizes).into_iter();
         // Alone, because two calls in flight stay in order only while neither is sent again:
         // redis-rs resends a call Redis answered NOSCRIPT after loading the script, and the
         // next call, sent meanwhile, would then be stored first. Once this one is stored the
@@ -639,12 +643,58 @@ pub async fn list_queues(redis: &Redis, prefix: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Checks a job's name and options. A name is 1–256 bytes without control characters
+/// (newline, ESC, NUL …: names reach logs and terminals).
 pub(crate) fn validate_new_job(job: &NewJob) -> Result<()> {
-    if job.name.is_empty() || job.name.len() > 256 {
+    if job.name.is_empty() || job.name.len() > 256 || job.name.chars().any(char::is_control) {
         return Err(Error::invalid(
             "job name",
-            format!("{:?}: use 1-256 characters", job.name),
+            format!(
+                "{:?}: use 1-256 characters, no control characters",
+                job.name.chars().take(80).collect::<String>()
+            ),
         ));
     }
     job.opts.validate()
+}
+
+/// Checks a job's data and options against the size caps, before anything is stored;
+/// returns the size of its data as JSON.
+pub(crate) fn check_caps(job: &NewJob, caps: crate::config::JobCaps) -> Result<usize> {
+    let size = json_len(&job.data);
+    caps.check_data(size)?;
+    caps.check_opts(job.opts.stored()?.len())?;
+    Ok(size)
+}
+
+/// `jobs` cut into the chunks of one `add_job` call each: at most [`BULK_CHUNK`] jobs and
+/// about 1 MiB of data (a larger job goes alone), so no call makes Redis store much at once.
+/// `sizes[i]` is the data size of `jobs[i]`.
+pub(crate) fn byte_chunks<'a>(jobs: &'a [NewJob], sizes: &[usize]) -> Vec<&'a [NewJob]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < jobs.len() {
+        let n = coalesce::batch_len(sizes[start..].iter().copied());
+        out.push(&jobs[start..start + n]);
+        start += n;
+    }
+    out
+}
+
+/// Bytes of `v` as JSON, counted without building the text.
+fn json_len(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // writing into a counter cannot fail
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }

@@ -1,6 +1,23 @@
 //! Text shown to people: the CLI's tables, the dashboard's pages, error messages that quote
 //! input.
 
+/// `s` with its control characters (newline, ESC, NUL …) escaped as `\n`, `\u{1b}` …, so
+/// a value from a user (a job name, a handler's error) cannot forge or break log lines.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The first line of `s`, at most `max` characters (an ellipsis when cut). Not escaped.
 pub fn clip(s: &str, max: usize) -> String {
     let one_line = s.lines().next().unwrap_or("");
@@ -9,4 +26,15 @@ pub fn clip(s: &str, max: usize) -> String {
     }
     let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
     format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(printable("video.transcode"), "video.transcode");
+        assert_eq!(printable("a\nb\u{1b}[31m\0é"), "a\\nb\\u{1b}[31m\\u{0}é");
+    }
 }

@@ -50,6 +50,19 @@ impl RedisServer {
     }
 
     fn launch(&mut self) {
+        self.spawn_server();
+        self.wait_ready();
+    }
+
+    /// Stops the server (SHUTDOWN) and starts it again on the same port and data directory
+    /// without waiting for it to be ready: with a large data set (and `--key-load-delay`)
+    /// it answers `LOADING` for a while.
+    pub fn restart_loading(&mut self) {
+        self.stop();
+        self.spawn_server();
+    }
+
+    fn spawn_server(&mut self) {
         // The shell runs redis-server and ends it when this test process is gone.
         let script = format!(
             "redis-server \"$@\" & rp=$!; \
@@ -90,7 +103,6 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be installed (scripts/test installs it)");
         self.watchdog = Some(child);
-        self.wait_ready();
     }
 
     /// `host:port` of the server.

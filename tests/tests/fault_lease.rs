@@ -144,3 +144,78 @@ async fn guarantee_1_job_that_kills_its_worker_more_than_max_stalls_times_fails_
     assert_eq!(stalls(&env, Q, &added.id).await, Some(2));
     assert!(c_worker.is_running(), "{}", c_worker.stderr());
 }
+
+/// Guarantee 6 with guarantee 1: a Redis outage of several leases, with every worker alive,
+/// causes no stall and no failure. While Redis is down the leases age without renewal;
+/// when it is back, no worker may take that for a crash: each live worker renews, the
+/// outcomes finished during the outage are recorded, and no job runs twice. (Before the
+/// lease clock restarted after an outage, every job here was reclaimed by the other
+/// worker, run again, and failed as "stalled more than 1 time(s)".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_6_redis_down_for_4_leases_with_live_workers_makes_no_stall_and_no_rerun() {
+    const Q: &str = "outage";
+    let mut server = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let env = TestEnv::on(&server.url()).await;
+    let prefix = env.config.prefix().to_string();
+    let q = env.queue(Q).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        // each runs 2.5 s: through most of the outage
+        let added = q
+            .add(
+                "diag.sleep",
+                &json!({"ms": 2_500, "n": i}),
+                JobOptions::new(),
+            )
+            .await
+            .unwrap();
+        ids.push(added.id);
+    }
+    let args = ["--queues", Q, "--lease", "1s", "--concurrency", "4"];
+    let mut a = WorkerProcess::start(&server.url(), &prefix, &args);
+    let mut b = WorkerProcess::start(&server.url(), &prefix, &args);
+    wait_active(&q, 8, Duration::from_secs(10)).await;
+    // down for 4 s: 4 leases; the handlers finish meanwhile and their outcomes wait
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.restart();
+    let env = TestEnv::on_prefix(&server.url(), &prefix).await;
+    let q = env.queue(Q).await;
+    let c = wait_finished(&q, 8, Duration::from_secs(20)).await;
+    // a little longer: a late reclaim would show up as a second run
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c2 = q.counts().await.unwrap();
+    assert_eq!(
+        (
+            c.completed_total,
+            c.failed_total,
+            c2.completed_total,
+            c2.active,
+            c2.waiting
+        ),
+        (8, 0, 8, 0, 0),
+        "{c2:?}\nworker a:\n{}\nworker b:\n{}",
+        a.stderr(),
+        b.stderr()
+    );
+    for id in &ids {
+        let info = q.job(id).await.unwrap();
+        assert_eq!(
+            (info.state, info.attempts_made),
+            (JobState::Completed, 1),
+            "{info:?}"
+        );
+        assert_eq!(
+            stalls(&env, Q, id).await,
+            None,
+            "job {id} was counted as stalled"
+        );
+    }
+    for (name, w) in [("a", &mut a), ("b", &mut b)] {
+        let log = w.stderr();
+        assert!(w.is_running(), "worker {name} exited:\n{log}");
+        for bad in ["reclaimed", "not recorded", "lease lost"] {
+            assert!(!log.contains(bad), "worker {name} logged {bad:?}:\n{log}");
+        }
+    }
+}

@@ -78,7 +78,7 @@ use crate::connection::Redis;
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::job::{new_job_id, Added, JobOptions, NewJob};
-use crate::queue::{validate_new_job, Queue, BULK_CHUNK};
+use crate::queue::{byte_chunks, check_caps, validate_new_job, Queue};
 use crate::validate::validate_queue_name;
 use crate::worker::Handlers;
 use breaker::{Breaker, Pass};
@@ -328,13 +328,16 @@ impl Producer {
             .ok_or_else(|| Error::Protocol("add returned nothing".into()))
     }
 
-    /// Adds many jobs to `queue`, in chunks of [`BULK_CHUNK`] (each timed on its own). If
+    /// Adds many jobs to `queue`, in chunks of [`crate::BULK_CHUNK`] jobs or about 1 MiB of data
+    /// (each timed on its own). If
     /// Redis goes down midway, the jobs not stored yet take the fallback: spooled with one
     /// sync for all, or run inline one after the other (stopping at the first failure).
     pub async fn add_bulk(&self, queue: &str, mut jobs: Vec<NewJob>) -> Result<Vec<Produced>> {
         validate_queue_name(queue)?;
+        let mut sizes = Vec::with_capacity(jobs.len());
         for job in &jobs {
             validate_new_job(job)?;
+            sizes.push(check_caps(job, self.config().caps)?);
         }
         if self.fallback() == Fallback::Spool {
             for job in &mut jobs {
@@ -342,7 +345,7 @@ impl Producer {
             }
         }
         let mut out = Vec::with_capacity(jobs.len());
-        let down = match self.store(queue, &jobs, &mut out).await? {
+        let down = match self.store(queue, &jobs, &sizes, &mut out).await? {
             None => return Ok(out),
             Some(down) => down,
         };
@@ -472,6 +475,7 @@ impl Producer {
         &self,
         queue: &str,
         jobs: &[NewJob],
+        sizes: &[usize],
         out: &mut Vec<Produced>,
     ) -> Result<Option<Down>> {
         let inner = &self.inner;
@@ -494,7 +498,7 @@ impl Producer {
         if let Pass::Blocked(cause) = inner.breaker.check() {
             return unreachable(cause);
         }
-        for chunk in jobs.chunks(BULK_CHUNK) {
+        for chunk in byte_chunks(jobs, sizes) {
             let attempt = async {
                 let q = self.open_queue(queue).await?;
                 q.add_chunk(chunk).await

@@ -1,7 +1,8 @@
 -- extend_lease: a live worker renews the lease of the jobs it holds, so a healthy long job is
 -- never reclaimed. A lease is the idle time of the job's pending lane entry; XCLAIM with
 -- JUSTID resets it without counting a delivery. Only entries this consumer still owns are
--- renewed: one reclaimed by another worker is reported back as lost. Renewal resets the
+-- renewed: one reclaimed by another worker is reported back as lost; one this worker's
+-- finisher has just recorded is not (it is simply no longer renewed). Renewal resets the
 -- entry's idle time, so it also records the attempt's number and start (`run` =
 -- "<attempt>:<ms>") for readers of a long-running job.
 --
@@ -18,12 +19,20 @@ for k = 1, #KEYS do
   for i = 0, n - 1 do
     local sid, id, run = ARGV[a + 1 + i * 3], ARGV[a + 2 + i * 3], ARGV[a + 3 + i * 3]
     local p = redis.call('XPENDING', KEYS[k], group, sid, sid, 1)
+    local job = job_prefix .. id
     if #p > 0 and p[1][2] == consumer then
       owned[#owned + 1] = sid
-      local job = job_prefix .. id
       if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'run', run) end
-    else
+    elseif #p > 0 then
       lost[#lost + 1] = sid
+    else
+      -- acknowledged: by this worker's finisher (the outcome is recorded under this very
+      -- entry, or the job was deleted with it) while this renewal was on its way, or by a
+      -- reclaimer, which gives the job another entry or fails it without one
+      local f = redis.call('HMGET', job, 'sid', 'state')
+      local recorded = (f[1] == sid and f[2]) or (not f[1] and not f[2]
+        and redis.call('EXISTS', job) == 0)
+      if not recorded then lost[#lost + 1] = sid end
     end
   end
   a = a + n * 3 + 1

@@ -99,6 +99,17 @@ impl<'a> Reply<'a> {
         }
     }
 
+    /// A string as it is stored: `Err` with the text (invalid parts replaced) when it is not
+    /// UTF-8, for callers that must tell corrupt data from data.
+    pub(crate) fn utf8(&mut self) -> Result<std::result::Result<String, String>> {
+        match self.next_value()? {
+            Value::BulkString(b) => Ok(String::from_utf8(b.clone())
+                .map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+            Value::Nil => Ok(Ok(String::new())),
+            other => Err(Error::Protocol(format!("expected a string, got {other:?}"))),
+        }
+    }
+
     pub(crate) fn int(&mut self) -> Result<i64> {
         match self.next_value()? {
             Value::Int(i) => Ok(*i),

@@ -10,22 +10,35 @@
 -- start of a window), a global concurrency to `conc` minus the entries pending in all lanes.
 -- With no limit set they cost nothing beyond the one HMGET of the meta hash.
 --
--- KEYS: 1 meta, 2 lanes, 3 delayed, 4 marker, 5 events, 6 rate limiter,
---       7 .. 6+L lane streams (priority desc)
+-- Bad data never spreads (guarantee 8): every field a claim reads is checked. A job whose
+-- stored fields are corrupt or over the size caps is still claimed, but comes back with a
+-- note instead of its data, and the worker fails it alone (naming the job and the field)
+-- through the usual fail_or_retry call, so counters stay exact. A delayed job whose `prio`
+-- is corrupt cannot be put in a lane: it is failed here. Values stored in more than
+-- INLINE_PIECES pieces are not read here (one call must stay short whatever the batch): the
+-- note asks the worker to read them itself, a bounded call at a time.
+--
+-- KEYS: 1 meta, 2 lanes, 3 delayed, 4 marker, 5 events, 6 rate limiter, 7 failed,
+--       8 per-minute failed list, 9 .. 8+L lane streams (priority desc)
 -- ARGV: 1 group, 2 consumer, 3 count, 4 lanes version the caller knows, 5 events maxlen,
---       6 job key prefix, 7 promote batch size, 8 concurrency poll ms,
---       9 .. 8+L lane priorities (as KEYS)
+--       6 job key prefix, 7 promote batch size, 8 concurrency poll ms, 9 data cap bytes,
+--       10 opts cap bytes, 11 .. 10+L lane priorities (as KEYS)
 -- Returns: {'lanes', version} when the caller's lane list is stale, else
---          {'ok', next_due or -1, paused 0/1, now ms, limited ms or -1, then per job 7
---           fields: id, lane number, entry id, name, data, opts, this attempt's number}
+--          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, then per job 8
+--           fields: id, lane number, entry id, name, data, opts, this attempt's number,
+--           note}
 --          `limited` >= 1 when a queue limit allows no more starts now: ms until the rate
 --          window resets, or the concurrency poll (capacity frees when any worker finishes)
+--          `note` is '' (all read), 'read:<data pieces>:<opts pieces>' (a value too long to
+--          read here: 0 for one read whole), or 'bad:<reason>' (fail the job unrun)
 local meta, lanes, delayed, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local limiter = KEYS[6]
+local limiter, failed, per_minute = KEYS[6], KEYS[7], KEYS[8]
 local group, consumer, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local maxlen, job_prefix, promote_max = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local conc_poll = tonumber(ARGV[8])
-local L = #KEYS - 6
+local data_cap, opts_cap = tonumber(ARGV[9]), tonumber(ARGV[10])
+local FIRST_LANE = 9
+local L = #KEYS - FIRST_LANE + 1
 
 -- every meta field this call needs, in one read
 local m = redis.call('HMGET', meta, 'lanes_ver', 'paused', 'rate_max', 'rate_ms', 'conc')
@@ -33,32 +46,45 @@ local ver = m[1] or '0'
 if ver ~= ARGV[4] then return {'lanes', ver} end
 
 local lane_of = {}
-for i = 1, L do lane_of[ARGV[8 + i]] = i end
+for i = 1, L do lane_of[ARGV[10 + i]] = i end
 
-local now = now_ms()
+-- one reading of the clock: promotion compares due times with it floored (never early),
+-- and the attempts claimed here start at it rounded up, as add times are (add_job.lua), so
+-- a job claimed in the millisecond it was added never starts "before" it was created
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local start = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 
 -- promote due jobs into their lanes (all lanes checked before anything is written)
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, promote_max)
-local prio_of = {}
+local prio_of, corrupt = {}, {}
 for i, id in ipairs(due) do
-  local f = redis.call('HMGET', job_prefix .. id, 'state', 'prio')
-  if f[1] then
+  local job = job_prefix .. id
+  local f = redis.call('HMGET', job, 'state', 'prio')
+  if f[1] or f[2] or redis.call('EXISTS', job) == 1 then
     local prio = f[2] or '0'
     if not lane_of[prio] then
-      -- its lane vanished from the lanes set (keys deleted by hand): put it back and have
-      -- the caller refresh; the next call gets the lane in KEYS (and recreates its group)
-      redis.call('ZADD', lanes, prio, prio)
-      return {'lanes', tostring(redis.call('HINCRBY', meta, 'lanes_ver', 1))}
+      if not valid_priority(prio) then
+        corrupt[i] = 'field prio is ' .. quoted(prio) .. ', not a priority from -1000 to 1000'
+      else
+        -- its lane vanished from the lanes set (keys deleted by hand): put it back and have
+        -- the caller refresh; the next call gets the lane in KEYS (and recreates its group)
+        redis.call('ZADD', lanes, prio, prio)
+        return {'lanes', tostring(redis.call('HINCRBY', meta, 'lanes_ver', 1))}
+      end
     end
     prio_of[i] = prio
   end
 end
-local moved, promoted = {}, {}
+local moved, promoted, failed_ids = {}, {}, {}
 for i, id in ipairs(due) do
   moved[#moved + 1] = id
-  if prio_of[i] then
-    local job = job_prefix .. id
-    local sid = redis.call('XADD', KEYS[6 + lane_of[prio_of[i]]], '*', 'i', id)
+  local job = job_prefix .. id
+  if corrupt[i] then
+    fail_corrupt(job, id, corrupt[i], failed, now)
+    failed_ids[#failed_ids + 1] = id
+  elseif prio_of[i] then
+    local sid = redis.call('XADD', KEYS[FIRST_LANE - 1 + lane_of[prio_of[i]]], '*', 'i', id)
     set_waiting(job, sid, 'due')
     promoted[#promoted + 1] = id
   end
@@ -66,6 +92,11 @@ end
 if #moved > 0 then redis.call('ZREM', delayed, unpack(moved)) end
 if #promoted > 0 then redis.call('HINCRBY', meta, 'waiting', #promoted) end
 emit_ids(events, maxlen, 'waiting', promoted)
+if #failed_ids > 0 then
+  redis.call('HINCRBY', meta, 'failed_total', #failed_ids)
+  bump_minute(meta, per_minute, 'f', now, #failed_ids)
+  emit_ids(events, maxlen, 'failed', failed_ids)
+end
 
 local next_due = -1
 if #due == promote_max then
@@ -76,7 +107,7 @@ else
 end
 
 if m[2] == '1' then
-  return {'ok', next_due, 1, now, -1}
+  return {'ok', next_due, 1, start, -1}
 end
 
 -- queue limits: how many of `want` may start now
@@ -89,7 +120,7 @@ if rate_max then
 end
 if conc then
   for lane = 1, L do
-    local p = redis.pcall('XPENDING', KEYS[6 + lane], group)
+    local p = redis.pcall('XPENDING', KEYS[FIRST_LANE - 1 + lane], group)
     -- a lane without its group (deleted by hand) holds nothing active
     if type(p) == 'table' and not p.err then active = active + p[1] end
   end
@@ -111,14 +142,14 @@ local function limited(got)
   return wait
 end
 if count <= 0 then
-  return {'ok', next_due, 0, now, limited(0)}
+  return {'ok', next_due, 0, start, limited(0)}
 end
 
-local out = {'ok', next_due, 0, now, -1}
+local out = {'ok', next_due, 0, start, -1}
 local got, started, delivered = 0, {}, 0
 for lane = 1, L do
   if got >= count then break end
-  local key = KEYS[6 + lane]
+  local key = KEYS[FIRST_LANE - 1 + lane]
   local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - got,
     'STREAMS', key, '>')
   if type(res) == 'table' and res.err then
@@ -132,24 +163,47 @@ for lane = 1, L do
     local stale = {}
     delivered = delivered + #res[1][2]
     for _, entry in ipairs(res[1][2]) do
-      local sid, id = entry[1], entry[2][2]
-      local job = job_prefix .. id
+      local sid, id = entry[1], entry_id(entry[2])
+      local job = id and (job_prefix .. id)
       -- data up to 3 pieces (192 bytes) comes in this one read
-      local f = redis.call('HMGET', job, 'name', 'data', 'opts', 'att', 'data:n', 'opts:n',
-        'data:2', 'data:3')
-      if not f[1] then
-        -- removed while waiting: drop the orphan entry
+      local f = job and redis.call('HMGET', job, 'sid', 'name', 'data', 'opts', 'att',
+        'data:n', 'opts:n', 'data:2', 'data:3') or {}
+      if not job or f[1] ~= sid then
+        -- removed while waiting, or moved to another entry (a repaired or re-prioritised
+        -- job): the entry is an orphan, drop it
         stale[#stale + 1] = sid
       else
-        local att = tonumber(f[4] or '0') + 1
+        local note, data, opts = '', '', ''
+        local att = tonumber(f[5] or '0')
+        local dn, on = f[6], f[7]
+        if not f[2] or f[2] == '' then
+          note = 'bad:field name is missing'
+        elseif not att or att < 0 or att ~= math.floor(att) then
+          note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
+          att = 0
+        else
+          note = check_value(job, 'data', f[3], dn, data_cap)
+            or check_value(job, 'opts', f[4], on, opts_cap) or ''
+        end
+        if note == '' then
+          dn, on = tonumber(dn) or 1, tonumber(on) or 1
+          if dn > INLINE_PIECES or on > INLINE_PIECES then
+            -- too long to read here: the worker reads it (a bounded call at a time)
+            note = 'read:' .. (dn > INLINE_PIECES and dn or 0) .. ':' ..
+              (on > INLINE_PIECES and on or 0)
+          end
+          if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], {f[8], f[9]}) end
+          if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[7], {}) end
+        end
         started[#started + 1] = id
         out[#out + 1] = id
         out[#out + 1] = lane
         out[#out + 1] = sid
-        out[#out + 1] = f[1]
-        out[#out + 1] = long_value(job, 'data', f[2], f[5], {f[7], f[8]})
-        out[#out + 1] = long_value(job, 'opts', f[3] or '', f[6], {})
-        out[#out + 1] = att
+        out[#out + 1] = f[2] or ''
+        out[#out + 1] = data or ''
+        out[#out + 1] = opts or ''
+        out[#out + 1] = att + 1
+        out[#out + 1] = note
         got = got + 1
       end
     end

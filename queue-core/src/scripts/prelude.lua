@@ -51,6 +51,77 @@ local function long_value(job, field, first, n, more)
   return table.concat(parts)
 end
 
+-- Values stored in up to this many pieces (4 KiB) are read by the claim itself; longer ones
+-- are read by the worker (move_to_active's `read:` note), so a claim of 500 jobs at the
+-- size cap never reads 500 MiB in one call.
+local INLINE_PIECES = 64
+
+-- A stored value for an error message: quoted with Lua's escapes (no raw control
+-- characters reach a log), at most 40 bytes of it.
+local function quoted(v)
+  if v == nil or v == false then return 'missing' end
+  v = tostring(v)
+  if #v > 40 then return string.format('%q', string.sub(v, 1, 40)) .. '...' end
+  return string.format('%q', v)
+end
+
+-- Whether `p` is a stored priority: an integer from -1000 to 1000.
+local function valid_priority(p)
+  if not string.match(p, '^%-?%d+$') then return false end
+  local n = tonumber(p)
+  return n >= -1000 and n <= 1000
+end
+
+-- The job id of a lane entry's fields ({'i', id}); nil for anything else.
+local function entry_id(fields)
+  if type(fields) == 'table' and fields[1] == 'i' and type(fields[2]) == 'string' then
+    return fields[2]
+  end
+  return nil
+end
+
+-- Checks a long value of a job before it is read: `first` is its first piece (or the whole
+-- value), `n` its `field:n`. Returns nil when it can be read, else 'bad:<reason>' naming
+-- the field: missing data, a piece count that is not a number or that the hash cannot hold
+-- (a corrupt count must never make a script loop), or a size over `cap` bytes.
+local function check_value(job, field, first, n, cap)
+  if not first then
+    if field == 'data' then return 'bad:field data is missing' end
+    return nil
+  end
+  if not n then
+    if #first > cap then
+      return 'bad:field ' .. field .. ' is ' .. #first .. ' bytes, over the cap of ' .. cap .. ' bytes'
+    end
+    return nil
+  end
+  local count = tonumber(n)
+  if not count or count < 2 or count ~= math.floor(count) then
+    return 'bad:field ' .. field .. ':n is ' .. quoted(n) .. ', not a piece count'
+  end
+  -- pieces hold at least 61 bytes (64 cut at a UTF-8 boundary), all but the last
+  if (count - 1) * 61 > cap then
+    return 'bad:field ' .. field .. ' is stored in ' .. count .. ' pieces (over ' ..
+      ((count - 1) * 61) .. ' bytes), over the cap of ' .. cap .. ' bytes'
+  end
+  local fields = redis.call('HLEN', job)
+  if count > fields then
+    return 'bad:field ' .. field .. ':n is ' .. count .. ' but the job has only ' .. fields ..
+      ' fields'
+  end
+  return nil
+end
+
+-- Fails a job whose stored fields are corrupt, without running it, with a reason naming
+-- the job and the field; it leaves no live lane entry (`sid`), so no worker records an
+-- outcome for it. The caller counts it (failed_total, per-minute list, event).
+local function fail_corrupt(job, id, reason, failed, now)
+  redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error',
+    'job ' .. id .. ' is corrupt: ' .. reason, 'stack', '')
+  redis.call('HDEL', job, 'sid')
+  redis.call('ZADD', failed, now, id)
+end
+
 -- Deletes the extra pieces of `field` of hash `job` (before it is written again).
 local function drop_pieces(job, field)
   local n = tonumber(redis.call('HGET', job, field .. ':n'))

@@ -7,20 +7,38 @@
 -- that hold nothing and have been idle for `consumer_idle` ms (stopped workers) are removed
 -- from the group; one with pending entries never is (that would drop its entries).
 --
+-- A lease only measures a worker's silence while Redis could hear it. When Redis was down
+-- or cut off from every worker (a restart, a network outage), every lease kept ageing
+-- meanwhile, yet their workers are alive and will renew them as soon as they reach Redis
+-- again. So the queue remembers when a reclaimer last looked (`rc_seen` in meta): a call
+-- that finds no look for longer than `gap` ms (no reclaimer could reach Redis) restarts the
+-- lease clock (`rc_resumed`), and nothing is reclaimed until a whole lease has passed since:
+-- time enough for every live worker to renew, so an outage of any length makes no stall and
+-- no failure. A worker that really died is reclaimed a lease after the clock restarted.
+--
 -- KEYS: 1 meta, 2 failed, 3 marker, 4 events, 5 lock, 6 per-minute failed list,
 --       7 .. lane streams
 -- ARGV: 1 group, 2 reclaimer consumer, 3 lease ms, 4 max stalls, 5 events maxlen,
---       6 job key prefix, 7 lock ttl ms, 8 max entries per lane, 9 consumer idle ms
--- Returns: {requeued, failed, acknowledged deleted}, or {-1} when another reclaimer holds
--- the lock
+--       6 job key prefix, 7 lock ttl ms, 8 max entries per lane, 9 consumer idle ms,
+--       10 gap ms
+-- Returns: {requeued, failed, acknowledged deleted}, {-1} when another reclaimer holds
+-- the lock, or {-2} while the lease clock restarts after an outage
 local meta, failed, marker, events, lock, per_minute =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local group, reclaimer, lease, max_stalls = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local maxlen, job_prefix, lock_ttl, budget = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local consumer_idle = tonumber(ARGV[9])
-if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
+local consumer_idle, gap = tonumber(ARGV[9]), tonumber(ARGV[10])
 
 local now = now_ms()
+local clock = redis.call('HMGET', meta, 'rc_seen', 'rc_resumed')
+local seen, resumed = tonumber(clock[1]), tonumber(clock[2]) or 0
+if not seen or now - seen > gap or now < seen then
+  resumed = now
+  redis.call('HSET', meta, 'rc_resumed', ms_text(now))
+end
+redis.call('HSET', meta, 'rc_seen', ms_text(now))
+if now - resumed < tonumber(lease) then return {-2} end
+if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
 local requeued, failed_ids, gone = {}, {}, 0
 local reason = 'job stalled more than ' .. max_stalls ..
   ' time(s): its worker stopped renewing the lease (crashed or cut off)'

@@ -49,6 +49,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
     let inner = &queue.inner;
     let keys = &inner.keys;
     let job_prefix = keys.job_prefix();
+    let caps = inner.redis.caps();
     let (v, lanes) = queue
         .invoke_with_lanes(&scripts::MOVE_TO_ACTIVE, "fetching", |inv, lanes| {
             inv.key(keys.meta())
@@ -56,7 +57,9 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
                 .key(keys.delayed())
                 .key(keys.marker())
                 .key(keys.events())
-                .key(keys.rate_limiter());
+                .key(keys.rate_limiter())
+                .key(keys.failed())
+                .key(keys.metrics_failed());
             for k in lanes.keys(keys) {
                 inv.key(k);
             }
@@ -67,7 +70,9 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
                 .arg(EVENTS_MAXLEN)
                 .arg(&job_prefix)
                 .arg(PROMOTE_BATCH)
-                .arg(CONCURRENCY_POLL.as_millis() as u64);
+                .arg(CONCURRENCY_POLL.as_millis() as u64)
+                .arg(caps.max_data_bytes)
+                .arg(caps.max_opts_bytes);
             for p in &lanes.prios {
                 inv.arg(*p);
             }
@@ -79,19 +84,52 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
     let paused = r.int()? == 1;
     let now = r.int()?;
     let limited = r.int()?;
-    let mut jobs = Vec::with_capacity(r.remaining() / 7);
-    while r.remaining() >= 7 {
+    let mut jobs = Vec::with_capacity(r.remaining() / 8);
+    while r.remaining() >= 8 {
         let id = r.string()?;
         let lane = r.int()? as usize;
         let sid = r.string()?;
         let name = r.string()?;
-        let data = r.string()?;
-        let opts = JobOptions::from_stored(&r.string()?)?;
-        let attempt = r.int()? as u32;
+        // JSON is UTF-8: stored bytes that are not are corrupt, never silently mended
+        let (mut data, bad_data) = match r.utf8()? {
+            Ok(text) => (text, false),
+            Err(lossy) => (lossy, true),
+        };
+        let mut opts_text = r.string()?;
+        let attempt = u32::try_from(r.int()?).unwrap_or(u32::MAX);
+        let note = r.string()?;
         let prio = *lanes
             .prios
             .get(lane.wrapping_sub(1))
             .ok_or_else(|| Error::Protocol(format!("lane number {lane} out of range")))?;
+        let mut corrupt = note.strip_prefix("bad:").map(str::to_string);
+        if bad_data {
+            corrupt.get_or_insert_with(|| "field data is not UTF-8".into());
+        }
+        if let Some(counts) = note.strip_prefix("read:") {
+            // values too long for the claim to read: read them here, a bounded call at a time
+            let (dn, on) = counts.split_once(':').unwrap_or((counts, "0"));
+            let (dn, on) = (dn.parse().unwrap_or(0), on.parse().unwrap_or(0));
+            for (field, n, value) in [("data", dn, &mut data), ("opts", on, &mut opts_text)] {
+                if n == 0 {
+                    continue;
+                }
+                match read_long(queue, &id, field, n).await? {
+                    Some(text) => *value = text,
+                    None => {
+                        corrupt.get_or_insert_with(|| format!("field {field} is not UTF-8"));
+                    }
+                }
+            }
+        }
+        // one job's corrupt options fail that job alone, never the whole claim
+        let opts = match JobOptions::from_stored(&opts_text) {
+            Ok(o) => o,
+            Err(e) => {
+                corrupt.get_or_insert_with(|| format!("field opts does not decode: {e}"));
+                JobOptions::default()
+            }
+        };
         jobs.push(Active {
             raw: RawJob {
                 id,
@@ -105,6 +143,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
             sid,
             started_ms: now,
             claimed: Instant::now(),
+            corrupt,
         });
     }
     Ok(Fetched {
@@ -113,6 +152,39 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
         paused,
         limited: (limited >= 0).then(|| Duration::from_millis(limited.max(1) as u64)),
     })
+}
+
+/// Fields read per call when a worker reads a long value itself (64 KiB of pieces).
+const READ_PIECES: usize = 1_000;
+
+/// Reads a value stored in `n` pieces (`field`, `field:2` … `field:n`, see job.rs
+/// `push_long`) of a job this worker holds, in HMGET calls of [`READ_PIECES`] fields: the
+/// claim leaves values this long to the worker so that no one call reads much.
+async fn read_long(queue: &Queue, id: &str, field: &str, n: usize) -> Result<Option<String>> {
+    let inner = &queue.inner;
+    let key = inner.keys.job(id);
+    let mut out = Vec::new();
+    let mut conn = inner.redis.conn();
+    for first in (1..=n).step_by(READ_PIECES) {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&key);
+        for k in first..=(first + READ_PIECES - 1).min(n) {
+            if k == 1 {
+                cmd.arg(field);
+            } else {
+                cmd.arg(format!("{field}:{k}"));
+            }
+        }
+        let pieces: Vec<Option<Vec<u8>>> = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        for p in pieces.into_iter().flatten() {
+            out.extend_from_slice(&p);
+        }
+    }
+    // `None`: not UTF-8, so corrupt
+    Ok(String::from_utf8(out).ok())
 }
 
 /// Takes one permit of `sem` (waiting for it), then every other free one up to `max`.

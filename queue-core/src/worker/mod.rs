@@ -282,28 +282,54 @@ impl Worker {
     /// the deadline are left pending, to be reclaimed by a worker once their lease expires.
     /// Redis being unreachable (at start or later) is waited out with backoff, never fatal.
     pub async fn run(self) -> Result<()> {
+        // a handler's panic is its attempt's failure, with its backtrace as the stack trace
+        install_panic_hook();
         let redis = match self.redis {
             Some(r) => r,
-            None => match connect_with_backoff(&self.config, &self.shutdown).await {
+            None => match connect_with_backoff(&self.config, &self.shutdown).await? {
                 Some(r) => r,
                 None => return Ok(()),
             },
         };
-        match redis.server_info().await {
-            Ok(info) => {
-                tracing::info!(
-                    redis = %redis.addr(),
-                    version = %info.version,
-                    maxmemory_policy = %info.maxmemory_policy,
-                    aof = info.aof_enabled,
-                    cluster = redis.is_cluster(),
-                    "connected to Redis"
-                );
-                for warning in info.warnings() {
-                    tracing::warn!("{warning}");
+        // a restarted Redis answers LOADING to everything but INFO until its data is back
+        let info = match until_ready(
+            format!("waiting for Redis at {} to load its data", redis.addr()),
+            &self.shutdown,
+            || async {
+                let info = redis.server_info().await?;
+                if info.loading {
+                    return Err(Error::Redis {
+                        addr: redis.addr().to_string(),
+                        source: redis::RedisError::from((
+                            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading),
+                            "Redis is loading the dataset in memory",
+                        )),
+                    });
                 }
+                Ok(info)
+            },
+        )
+        .await
+        {
+            Ok(Some(info)) => Some(info),
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the Redis server's settings");
+                None
             }
-            Err(e) => tracing::warn!(error = %e, "could not read the Redis server's settings"),
+        };
+        if let Some(info) = info {
+            tracing::info!(
+                redis = %redis.addr(),
+                version = %info.version,
+                maxmemory_policy = %info.maxmemory_policy,
+                aof = info.aof_enabled,
+                cluster = redis.is_cluster(),
+                "connected to Redis"
+            );
+            for warning in info.warnings() {
+                tracing::warn!("{warning}");
+            }
         }
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(self.concurrency)),
@@ -324,8 +350,17 @@ impl Worker {
         let mut background = Vec::new();
         for name in &self.queues {
             let queue = Queue::open(&redis, self.config.prefix(), name).await?;
-            queue.register().await?;
-            let blocking = redis.blocking_connection().await?;
+            // every start-up step waits out a Redis that is down or loading, as the loops do
+            let what = format!("starting on queue {name}");
+            let Some(()) = until_ready(what.clone(), &self.shutdown, || queue.register()).await?
+            else {
+                return Ok(());
+            };
+            let Some(blocking) =
+                until_ready(what, &self.shutdown, || redis.blocking_connection()).await?
+            else {
+                return Ok(());
+            };
             let held = Arc::new(held::Held::default());
             let (tx, rx) = mpsc::unbounded_channel();
             finishers.push(tokio::spawn(finish::finish_loop(
@@ -421,20 +456,53 @@ impl Worker {
     }
 }
 
-/// Connects, retrying with exponential backoff (logged once) until it works or `stop`.
-async fn connect_with_backoff(config: &Config, stop: &CancellationToken) -> Option<Redis> {
+/// Runs `step` until it succeeds, waiting out (with backoff, logged once) errors that mean
+/// Redis is down or still loading; `None` when `stop` fires first. Other errors are
+/// returned.
+async fn until_ready<T, F, Fut>(
+    what: String,
+    stop: &CancellationToken,
+    mut step: F,
+) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut outage = outage::Outage::new(what);
+    loop {
+        match step().await {
+            Ok(v) => {
+                outage.recovered();
+                return Ok(Some(v));
+            }
+            Err(e) if e.is_connection() => {
+                let wait = outage.failed(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => return Ok(None),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Connects, retrying with exponential backoff (logged once) until it works or `stop`
+/// (`None`). No Redis configured is an error at once: there is nothing to wait for.
+async fn connect_with_backoff(config: &Config, stop: &CancellationToken) -> Result<Option<Redis>> {
+    config.redis_url().ok_or(Error::NotConfigured)?;
     let mut outage = outage::Outage::new(format!("connecting to {}", config.masked_url()));
     loop {
         match Redis::connect(config).await {
             Ok(r) => {
                 outage.recovered();
-                return Some(r);
+                return Ok(Some(r));
             }
             Err(e) => {
                 let wait = outage.failed(&e);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.cancelled() => return None,
+                    _ = stop.cancelled() => return Ok(None),
                 }
             }
         }

@@ -13,6 +13,16 @@ use super::handler::HandlerFuture;
 thread_local! {
     /// Set while this thread polls a handler's future.
     static IN_HANDLER: Cell<bool> = const { Cell::new(false) };
+    /// Where the last handler panic on this thread was raised, with its backtrace: the hook
+    /// writes it, and the catch in `run.rs` (same poll, same thread) takes it as the
+    /// attempt's stack trace.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The location and backtrace of the handler panic just caught on this thread (recorded
+/// when [`install_panic_hook`] is in place, as every worker installs it).
+pub(crate) fn take_panic_trace() -> Option<String> {
+    LAST_PANIC.with(|p| p.borrow_mut().take())
 }
 
 /// A handler's future, marking the thread as "in a handler" while it is polled.
@@ -47,6 +57,12 @@ pub fn install_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             if IN_HANDLER.with(Cell::get) {
                 tracing::debug!(%info, "handler panicked: the attempt fails");
+                let at = info
+                    .location()
+                    .map(|l| format!("panicked at {}:{}:{}", l.file(), l.line(), l.column()))
+                    .unwrap_or_else(|| "panicked".into());
+                let trace = std::backtrace::Backtrace::force_capture();
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{at}\n{trace}")));
             } else {
                 previous(info);
             }

@@ -23,6 +23,13 @@ pub(crate) fn interval(lease: Duration) -> Duration {
     (lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
+/// A pause in reclaim calls longer than this means no reclaimer could reach Redis (an
+/// outage): the lease clock restarts (see reclaim.lua). Half a lease: a live worker renews
+/// every third of one, so renewal period plus an undetected pause stays under the lease.
+pub(crate) fn outage_gap(lease: Duration) -> Duration {
+    (lease / 2).max(interval(lease) * 2)
+}
+
 pub(crate) async fn reclaim_loop(
     queue: Queue,
     lease: Duration,
@@ -56,7 +63,8 @@ pub(crate) async fn reclaim_loop(
     }
 }
 
-/// One reclaim call; `None` when another worker holds the reclaim lock.
+/// One reclaim call; `None` when another worker holds the reclaim lock, or while the lease
+/// clock restarts after an outage.
 pub(crate) async fn reclaim(
     queue: &Queue,
     lease: Duration,
@@ -87,14 +95,15 @@ pub(crate) async fn reclaim(
         .arg(keys.job_prefix())
         .arg(lock_ttl.as_millis().max(1) as u64)
         .arg(BUDGET)
-        .arg(CONSUMER_IDLE.as_millis() as u64);
+        .arg(CONSUMER_IDLE.as_millis() as u64)
+        .arg(outage_gap(lease).as_millis() as u64);
     let mut conn = inner.redis.conn();
     let out: Vec<i64> = inv
         .invoke_async(&mut conn)
         .await
         .map_err(|e| inner.redis.err(e))?;
     match out.as_slice() {
-        [-1] => Ok(None),
+        [-1] | [-2] => Ok(None),
         [requeued, failed, _gone] => Ok(Some((*requeued, *failed))),
         other => Err(Error::Protocol(format!("reclaim returned {other:?}"))),
     }

@@ -31,6 +31,9 @@ pub(crate) struct Active {
     pub started_ms: i64,
     /// When it was claimed (local clock).
     pub claimed: Instant,
+    /// Why its stored fields cannot be run (corrupt or over the size caps): it fails
+    /// alone, unrun and not retried, with this reason naming the field.
+    pub corrupt: Option<String>,
 }
 
 /// How an attempt ended.
@@ -94,6 +97,11 @@ pub(crate) async fn run_job(
     let began = Instant::now();
     shared.metrics.started();
     let ending = match handler {
+        _ if job.corrupt.is_some() => Ending::Failed(JobError::fatal(format!(
+            "job {} is corrupt: {}",
+            job.raw.id,
+            job.corrupt.as_deref().unwrap_or_default()
+        ))),
         None => Ending::Failed(JobError::new(format!(
             "no handler registered for '{}'",
             job.raw.name
@@ -127,10 +135,13 @@ pub(crate) async fn run_job(
                 // a failure caused by the cancellation is no outcome: leave it for reclaim
                 _ if cancelled => Ending::Abandoned,
                 Stop::Returned(Ok(Err(e))) => Ending::Failed(e),
-                Stop::Returned(Err(panic)) => Ending::Failed(JobError::new(format!(
-                    "handler panicked: {}",
-                    panic_message(&*panic)
-                ))),
+                Stop::Returned(Err(panic)) => {
+                    let e = JobError::new(format!("handler panicked: {}", panic_message(&*panic)));
+                    Ending::Failed(match super::panic::take_panic_trace() {
+                        Some(trace) => e.with_detail(trace),
+                        None => e,
+                    })
+                }
                 Stop::TimedOut(l) => Ending::Failed(JobError::new(format!(
                     "timed out after {}",
                     format_duration(l)
@@ -143,9 +154,9 @@ pub(crate) async fn run_job(
         Ending::Failed(e) => tracing::warn!(
             queue = %job.raw.queue,
             job = %job.raw.id,
-            name = %job.raw.name,
+            name = %crate::text::printable(&job.raw.name),
             attempt = job.raw.attempt,
-            error = %e,
+            error = %crate::text::printable(&e.to_string()),
             "job attempt failed"
         ),
         Ending::Abandoned => tracing::info!(
