@@ -35,6 +35,9 @@ use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
 pub const DEFAULT_LIMIT: u64 = 20;
 /// Most jobs one listing request returns.
 pub const MAX_LIMIT: u64 = 1_000;
+/// Largest offset of a listing: far past any queue a Redis can hold, and far from where
+/// offset + limit could overflow on the way to Redis's signed 64-bit ranges.
+pub const MAX_OFFSET: u64 = 1_000_000_000_000;
 
 /// A job as `jobq show --json` prints it: every field of [`JobInfo`] plus `attempts` (made
 /// so far) and `max_attempts`.
@@ -96,6 +99,11 @@ pub async fn list_jobs(
         )));
     }
     let offset = number("offset", query.offset.as_deref(), 0)?;
+    if offset > MAX_OFFSET {
+        return Err(AppError::BadRequest(format!(
+            "offset {offset}: at most {MAX_OFFSET}"
+        )));
+    }
     let q = state.backend().existing_queue(&queue).await?;
     let (jobs, counts) = tokio::try_join!(
         list_page(&q, job_state, offset, limit),
@@ -131,7 +139,14 @@ fn number(what: &str, given: Option<&str>, default: u64) -> ApiResult<u64> {
     match given {
         None | Some("") => Ok(default),
         Some(s) => s.parse().map_err(|_| {
-            AppError::BadRequest(format!("{what} {s:?}: use a whole number of at least 0"))
+            let shown = queue_core::text::clip(s, 40);
+            if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
+                AppError::BadRequest(format!("{what} {shown}: too large"))
+            } else {
+                AppError::BadRequest(format!(
+                    "{what} {shown:?}: use a whole number of at least 0"
+                ))
+            }
         }),
     }
 }
@@ -356,9 +371,12 @@ impl CleanRequest {
         let older_than = match obj.remove("older_than").or_else(|| obj.remove("olderThan")) {
             None | Some(Value::Null) => Duration::ZERO,
             Some(Value::String(s)) => queue_core::parse_duration(&s)?,
-            Some(Value::Number(n)) => Duration::from_millis(n.as_u64().ok_or_else(|| {
-                AppError::BadRequest(format!("older_than {n}: use milliseconds or \"1h\""))
-            })?),
+            Some(Value::Number(n)) => {
+                let ms = n.as_u64().ok_or_else(|| {
+                    AppError::BadRequest(format!("older_than {n}: use milliseconds or \"1h\""))
+                })?;
+                Duration::from_millis(queue_core::duration::check_ms("older_than", ms)?)
+            }
             Some(other) => {
                 return Err(AppError::BadRequest(format!(
                     "older_than {other}: use milliseconds or a duration such as \"1h\""
@@ -421,7 +439,9 @@ pub async fn drain(
 
 /// Any other `/api` path.
 pub async fn not_found(method: Method, uri: Uri) -> AppError {
-    AppError::NotFound(format!("no API endpoint {method} {}", uri.path()))
+    // the path as seen under the `/api` nest
+    let path = uri.path().trim_end_matches('/');
+    AppError::NotFound(format!("no API endpoint {method} /api{path}"))
 }
 
 #[cfg(test)]
@@ -467,6 +487,16 @@ mod tests {
             (br#"{}"#, "\"state\" is missing"),
             (br#"{"state":"failed","older_than":"ages"}"#, "ages"),
             (br#"{"state":"failed","limt":1}"#, "limt"),
+            (
+                br#"{"state":"failed","older_than":"200000000000d"}"#,
+                "200000000000d",
+            ),
+            (br#"{"state":"failed","older_than":"3651d"}"#, "3651d"),
+            (
+                br#"{"state":"failed","older_than":18446744073709551615}"#,
+                "18446744073709551615",
+            ),
+            (br#"{"state":"failed","older_than":1e300}"#, "older_than"),
         ] {
             let e = CleanRequest::parse(body).unwrap_err().to_string();
             assert!(e.contains(needle), "{needle}: {e}");

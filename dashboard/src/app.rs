@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
@@ -13,7 +14,8 @@ use crate::backend::Backend;
 use crate::config::DashboardConfig;
 use crate::enqueue::Enqueuer;
 use crate::live::Hub;
-use crate::{api, auth, headers, health, live, metrics, pages, sse, timing};
+use crate::throttle::AuthThrottle;
+use crate::{api, auth, body_limit, error, headers, health, live, metrics, pages, sse, timing};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -26,6 +28,7 @@ struct Inner {
     backend: Backend,
     enqueuer: Enqueuer,
     sessions: Sessions,
+    throttle: AuthThrottle,
     hub: Hub,
     shutdown: CancellationToken,
 }
@@ -49,6 +52,7 @@ impl AppState {
                 backend,
                 enqueuer,
                 sessions: Sessions::default(),
+                throttle: AuthThrottle::default(),
                 hub: Hub::new(),
                 shutdown,
             }),
@@ -110,6 +114,11 @@ impl AppState {
         &self.inner.sessions
     }
 
+    /// Failed authentications per client address (the backoff of `throttle.rs`).
+    pub fn throttle(&self) -> &AuthThrottle {
+        &self.inner.throttle
+    }
+
     /// The live-update broadcaster.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
@@ -121,8 +130,9 @@ impl AppState {
     }
 }
 
-/// Every route of the dashboard, behind the auth guard, with the `Server-Timing` and the
-/// security headers on every response (refusals included).
+/// Every route of the dashboard, behind the auth guard and the body limits, with every
+/// error in JSON (or an error page), and the `Server-Timing` and the security headers on
+/// every response (refusals included).
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
@@ -169,6 +179,16 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(sse::events))
         .merge(pages)
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        // `body_limit` holds every body to its own limit instead
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_limit::limit_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            error::errors_as_json,
+        ))
         .layer(middleware::from_fn(timing::server_timing))
         .layer(middleware::from_fn(headers::security_headers))
         .with_state(state)

@@ -17,10 +17,14 @@
 //!   from a browser's cross-site form, and pass. Together with `SameSite=Strict` on the
 //!   session cookie this needs no per-form token. The check also protects open loopback
 //!   dashboards from being driven by a web page the operator happens to visit.
+//! - **Guessing.** Wrong credentials are counted per client address (`throttle.rs`): after
+//!   5, the address is refused (429, `Retry-After`) for a delay that doubles per failure,
+//!   and every failure is logged with the address.
 //! - **DNS rebinding.** On a loopback bind the `Host` header must be a loopback name, so a
 //!   hostile domain re-pointed at 127.0.0.1 cannot read through the operator's browser.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,6 +37,7 @@ use base64::Engine as _;
 use crate::app::AppState;
 use crate::config::AuthMode;
 use crate::error::AppError;
+use crate::server::ClientAddr;
 
 /// Name of the login session cookie.
 pub const SESSION_COOKIE: &str = "jobq_session";
@@ -202,12 +207,27 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             }
         }
     }
+    let client = client_ip(&req);
+    let guarded = !config.auth.is_open() && !is_public(&path);
+    if guarded && authorization(req.headers()).is_some() {
+        if let Some(ip) = client {
+            if let Err(wait) = state.throttle().check(ip) {
+                tracing::debug!(client = %ip, path = ?path, "credentials refused unchecked: locked out");
+                return refuse(locked_out(wait));
+            }
+        }
+    }
     let proof = match prove(&config.auth, req.headers(), state.sessions()) {
         Ok(p) => p,
         // a public path needs no credentials, so wrong ones do not matter: a load balancer
         // sending a stale token must still get its health check
         Err(_) if is_public(&path) => None,
-        Err(why) => return refuse(AppError::Unauthorized(why)),
+        Err(why) => {
+            if let Some(ip) = client {
+                record_failure(&state, ip, &path, &why);
+            }
+            return refuse(AppError::Unauthorized(why));
+        }
     };
     let authenticated = config.auth.is_open() || proof.is_some();
     let mutation = is_mutation(req.method());
@@ -231,6 +251,44 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         session: proof == Some(Proof::Session),
     });
     next.run(req).await
+}
+
+/// The address of the client, when the request came through `server.rs`.
+pub fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions().get::<ClientAddr>().map(|c| c.0.ip())
+}
+
+/// Counts a failed authentication from `ip` and logs it with the address (the path and the
+/// reason are escaped: they may hold what the client sent).
+pub fn record_failure(state: &AppState, ip: IpAddr, path: &str, why: &str) {
+    let failure = state.throttle().failed(ip);
+    match failure.locked_for {
+        None => tracing::warn!(
+            client = %ip,
+            path = ?path,
+            failures = failure.failures,
+            "failed authentication: {why}"
+        ),
+        Some(d) => tracing::warn!(
+            client = %ip,
+            path = ?path,
+            failures = failure.failures,
+            "failed authentication: {why}; refusing this address for {}",
+            queue_core::format_duration(d)
+        ),
+    }
+}
+
+/// The 429 of a locked-out address.
+pub fn locked_out(wait: Duration) -> AppError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    AppError::TooManyRequests {
+        message: format!(
+            "too many failed authentications from this address: try again in {}s",
+            secs.max(1)
+        ),
+        retry_after: wait,
+    }
 }
 
 fn missing_credentials(mode: &AuthMode) -> String {

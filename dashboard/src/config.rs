@@ -6,9 +6,14 @@
 //! `--insecure`; otherwise the dashboard refuses to start.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use clap::Parser;
 use queue_core::Config;
+
+/// Shortest secret (`--auth-token`, the password of `--basic-auth`) accepted on a
+/// non-loopback bind: shorter ones fall to guessing even with the failed-auth backoff.
+pub const MIN_SECRET_CHARS: usize = 16;
 
 const AFTER_HELP: &str = "\
 Redis comes from --redis-url, else REDIS_URL, else REDIS_HOST/REDIS_PORT/REDIS_USERNAME/
@@ -25,7 +30,18 @@ Security: on a loopback bind (the default) anyone on this machine can read; with
 basic auth, every change needs it (Authorization: Bearer <token>, or a session from the
 /login page). Binding to another address requires --auth-token or --basic-auth (reads then
 need it too) unless --insecure. Prefer the JOBQ_DASHBOARD_TOKEN / JOBQ_DASHBOARD_BASIC_AUTH
-variables to flags: command lines are visible to other users in `ps`.
+variables to flags: command lines are visible to other users in `ps`. On a non-loopback
+bind the token and the basic-auth password must be at least 16 characters. After 5 failed
+attempts (a wrong token or password) from one client address, each further attempt from it
+is refused with 429 and Retry-After for a delay that doubles per failure (up to 15 minutes);
+failures are logged with the address.
+
+Connections: at most --max-connections at once (more are answered 503 and closed); a
+client must send a request's headers within --header-timeout, counted from the connection's
+start or the end of the previous response (so an idle kept-alive connection closes then
+too); a connection on which no byte moves either way for --idle-timeout is closed (the
+/events stream sends a keep-alive every 15s, or a third of a shorter --idle-timeout, so it
+stays open).
 
 Pages: /  /queues/<queue>  /queues/<queue>/jobs/<id>   API: /api/...   Health: /api/health
 Metrics: /metrics   Live updates: /events (Server-Sent Events)";
@@ -67,6 +83,77 @@ pub struct Cli {
     /// Key prefix: every key of a queue is {<prefix>:<queue>}:…
     #[arg(long, env = "JOBQ_PREFIX", value_name = "PREFIX")]
     pub prefix: Option<String>,
+    /// Most connections served at once; more are answered 503 and closed.
+    #[arg(
+        long,
+        env = "JOBQ_DASHBOARD_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers (also how long an idle
+    /// kept-alive connection stays open).
+    #[arg(
+        long,
+        env = "JOBQ_DASHBOARD_HEADER_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub header_timeout: String,
+    /// A connection on which no byte moves either way for this long is closed.
+    #[arg(
+        long,
+        env = "JOBQ_DASHBOARD_IDLE_TIMEOUT",
+        default_value = "60s",
+        value_name = "DURATION"
+    )]
+    pub idle_timeout: String,
+}
+
+/// Bounds on connections, so an exposed dashboard cannot be held open by clients that
+/// connect and send nothing, or too little.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers.
+    pub header_timeout: Duration,
+    /// Longest a connection may go without a byte read or written.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ConnLimits {
+    /// Checks the flags: every error names the flag and the value.
+    fn from_cli(cli: &Cli) -> Result<Self, String> {
+        if !(1..=1_000_000).contains(&cli.max_connections) {
+            return Err(format!(
+                "--max-connections {}: use a number from 1 to 1000000",
+                cli.max_connections
+            ));
+        }
+        let timeout = |flag: &str, value: &str| -> Result<Duration, String> {
+            match queue_core::parse_duration(value) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                Ok(_) => Err(format!("{flag} {value:?}: must be more than 0")),
+                Err(e) => Err(format!("{flag}: {e}")),
+            }
+        };
+        Ok(ConnLimits {
+            max_connections: cli.max_connections,
+            header_timeout: timeout("--header-timeout", &cli.header_timeout)?,
+            idle_timeout: timeout("--idle-timeout", &cli.idle_timeout)?,
+        })
+    }
 }
 
 /// How requests prove who they are.
@@ -122,6 +209,8 @@ pub struct DashboardConfig {
     /// Redis connection, key prefix, and what an enqueue does while Redis is down
     /// (`JOBQ_FALLBACK`, `JOBQ_SPOOL_DIR`).
     pub redis: Config,
+    /// Connection cap and timeouts.
+    pub limits: ConnLimits,
 }
 
 impl DashboardConfig {
@@ -138,6 +227,7 @@ impl DashboardConfig {
         if let Some(prefix) = cli.prefix.as_deref().filter(|p| !p.is_empty()) {
             redis = redis.with_prefix(prefix).map_err(|e| e.to_string())?;
         }
+        let limits = ConnLimits::from_cli(&cli)?;
         let auth = match (cli.auth_token, cli.basic_auth) {
             (Some(t), _) if t.trim().is_empty() => {
                 return Err("--auth-token is empty: use a long random token".into())
@@ -163,12 +253,14 @@ impl DashboardConfig {
         let bind = resolve_bind(&cli.bind)?;
         let loopback = bind.ip().is_loopback();
         check_exposure(bind, loopback, &auth, cli.insecure)?;
+        check_secret_length(bind, loopback, &auth, cli.insecure)?;
         Ok(DashboardConfig {
             bind,
             loopback,
             auth,
             read_only: cli.read_only,
             redis,
+            limits,
         })
     }
 }
@@ -198,6 +290,36 @@ fn check_exposure(
          machines, and anyone reaching it could read and change every queue. Pass \
          --auth-token (or --basic-auth USER:PASS), bind to 127.0.0.1, or add --insecure to \
          do it anyway"
+    ))
+}
+
+/// Refuses a short secret where the network can guess at it: the failed-auth backoff slows
+/// guessing down, but only a long secret makes it hopeless. (The secret is never shown.)
+fn check_secret_length(
+    bind: SocketAddr,
+    loopback: bool,
+    auth: &AuthMode,
+    insecure: bool,
+) -> Result<(), String> {
+    if loopback || insecure {
+        return Ok(());
+    }
+    let (what, secret) = match auth {
+        AuthMode::Open => return Ok(()),
+        AuthMode::Token(t) => ("--auth-token (JOBQ_DASHBOARD_TOKEN)", t),
+        AuthMode::Basic { password, .. } => (
+            "the password of --basic-auth (JOBQ_DASHBOARD_BASIC_AUTH)",
+            password,
+        ),
+    };
+    let len = secret.chars().count();
+    if len >= MIN_SECRET_CHARS {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} is {len} characters long: on {bind}, reachable from other machines, use at \
+         least {MIN_SECRET_CHARS} (e.g. `openssl rand -hex 16`), bind to 127.0.0.1, or add \
+         --insecure to do it anyway"
     ))
 }
 
@@ -231,10 +353,48 @@ mod tests {
         let e = parse(&["--bind", "0.0.0.0:8080"]).unwrap_err();
         assert!(e.contains("0.0.0.0:8080"), "{e}");
         assert!(parse(&["--bind", "0.0.0.0:8080", "--insecure"]).is_ok());
-        let c = parse(&["--bind", "0.0.0.0:8080", "--auth-token", "s3cret"]).unwrap();
+        let long = "s3cret-s3cret-s3cret";
+        let c = parse(&["--bind", "0.0.0.0:8080", "--auth-token", long]).unwrap();
         assert!(!c.loopback);
-        assert_eq!(c.auth, AuthMode::Token("s3cret".into()));
-        assert!(parse(&["--bind", "0.0.0.0:8080", "--basic-auth", "a:b"]).is_ok());
+        assert_eq!(c.auth, AuthMode::Token(long.into()));
+        let basic = "a:0123456789abcdef";
+        assert!(parse(&["--bind", "0.0.0.0:8080", "--basic-auth", basic]).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_refused_on_an_exposed_bind_only() {
+        let e = parse(&["--bind", "0.0.0.0:8080", "--auth-token", "a"]).unwrap_err();
+        assert!(
+            e.contains("--auth-token") && e.contains("1 characters"),
+            "{e}"
+        );
+        let e = parse(&["--bind", "0.0.0.0:8080", "--basic-auth", "ops:pa55"]).unwrap_err();
+        assert!(
+            e.contains("--basic-auth") && e.contains("4 characters"),
+            "{e}"
+        );
+        assert!(!e.contains("pa55"), "the secret is not shown: {e}");
+        let fifteen = "0123456789abcde";
+        assert!(parse(&["--bind", "0.0.0.0:8080", "--auth-token", fifteen]).is_err());
+        assert!(parse(&["--bind", "0.0.0.0:8080", "--auth-token", "0123456789abcdef"]).is_ok());
+        // loopback: anything goes; --insecure: the operator said so
+        assert!(parse(&["--auth-token", "a"]).is_ok());
+        assert!(parse(&["--bind", "0.0.0.0:8080", "--auth-token", "a", "--insecure"]).is_ok());
+    }
+
+    #[test]
+    fn connection_limits_are_checked() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.limits, ConnLimits::default());
+        let c = parse(&["--max-connections", "3", "--header-timeout", "500ms"]).unwrap();
+        assert_eq!(c.limits.max_connections, 3);
+        assert_eq!(c.limits.header_timeout, Duration::from_millis(500));
+        let e = parse(&["--max-connections", "0"]).unwrap_err();
+        assert!(e.contains("--max-connections 0"), "{e}");
+        let e = parse(&["--idle-timeout", "0s"]).unwrap_err();
+        assert!(e.contains("--idle-timeout"), "{e}");
+        let e = parse(&["--header-timeout", "soon"]).unwrap_err();
+        assert!(e.contains("soon"), "{e}");
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //! | `config.rs` | flags and environment → [`DashboardConfig`]; the exposure rule (bind + auth) |
 //! | `app.rs` | [`AppState`] and every route, in one place |
 //! | `backend.rs` | the Redis connection (connected in the background), queue handles, timeouts |
+//! | `server.rs` | serving connections: the connection cap, header and idle timeouts |
 //! | `auth.rs` | token / basic auth, login sessions, CSRF (same-origin) checks, read-only |
+//! | `throttle.rs` | backoff on failed authentication, per client address |
+//! | `body_limit.rs` | how large a request body may be (one job at the size caps) |
 //! | `api.rs` | the JSON API |
 //! | `enqueue.rs` | enqueueing (API and form) through the producer: `JOBQ_FALLBACK` when Redis is down |
 //! | `pages/` | the HTML pages and the form actions behind their buttons |
@@ -30,6 +33,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod body_limit;
 pub mod chart;
 pub mod config;
 pub mod enqueue;
@@ -40,8 +44,10 @@ pub mod html;
 pub mod live;
 pub mod metrics;
 pub mod pages;
+pub mod server;
 pub mod sse;
 pub mod stats;
+pub mod throttle;
 pub mod timing;
 
 pub use app::{router, AppState};
@@ -66,8 +72,7 @@ pub async fn serve(
     // requests wait for the first connection attempt (bounded: an unreachable Redis is
     // retried in the background while the dashboard serves its degraded pages)
     let _ = tokio::time::timeout(FIRST_CONNECT, state.backend().first_attempt()).await;
+    let limits = state.config().limits;
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    server::serve(listener, app, limits, shutdown).await
 }

@@ -181,7 +181,7 @@ pub async fn follow(state: AppState) {
             Err(e) => e,
         };
         if down_since.is_none() {
-            tracing::warn!("live updates paused: {err}; retrying");
+            tracing::warn!(error = ?err.to_string(), "live updates paused; retrying");
             state.hub().set_status(Status {
                 redis: "disconnected",
                 error: Some(err.to_string()),

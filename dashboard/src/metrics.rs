@@ -32,7 +32,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = match gather(&state).await {
         Ok(queues) => render(&queues, true),
         Err(e) => {
-            tracing::debug!("metrics without Redis: {e}");
+            tracing::debug!(error = ?e.to_string(), "metrics without Redis");
             render(&[], false)
         }
     };

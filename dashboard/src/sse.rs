@@ -82,7 +82,18 @@ pub async fn events(
         Some((Ok(event), client))
     })
     .take_until(shutdown);
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(keep_alive_every(state.config().limits.idle_timeout)))
+}
+
+/// How often a quiet stream sends a keep-alive comment: every 15 seconds, or more often
+/// when the connection idle timeout (`--idle-timeout`) is shorter, so the server never
+/// closes a live stream as idle.
+pub fn keep_alive_every(idle_timeout: std::time::Duration) -> std::time::Duration {
+    (idle_timeout / 3).clamp(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(15),
+    )
 }
 
 /// One client's subscriptions and what it has been sent.

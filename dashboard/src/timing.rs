@@ -25,9 +25,9 @@ pub async fn server_timing(req: Request, next: Next) -> Response {
     }
     let status = response.status().as_u16();
     if took > SLOW {
-        tracing::warn!(%method, %path, status, ms, "slow request");
+        tracing::warn!(%method, path = ?path, status, ms, "slow request");
     } else {
-        tracing::debug!(%method, %path, status, ms, "request");
+        tracing::debug!(%method, path = ?path, status, ms, "request");
     }
     response
 }

@@ -1,7 +1,8 @@
 //! The dashboard's JSON API, live updates and metrics against a real Redis, through the
 //! built `jobq-dashboard` binary: counts equal `jobq stats --json`; a job added by the CLI
 //! shows in the API and the SSE stream within a second; listing, showing and steering jobs;
-//! 404s; the Prometheus series.
+//! 404s; the Prometheus series; starting while Redis loads; client values escaped in the
+//! log.
 
 mod dashboard_support;
 
@@ -484,4 +485,134 @@ async fn metrics_have_gauges_counters_and_a_processing_histogram() {
         4.0
     );
     assert!(value(r#"jobq_processing_seconds_sum{queue="m.q"}"#) < 60.0);
+}
+
+/// Issue 16: a dashboard started while Redis loads its data set (answering INFO, and every
+/// other command with LOADING) keeps running, reports `disconnected` meanwhile, and is
+/// healthy, with the queues readable, once the load ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_started_while_redis_loads_waits_and_then_serves() {
+    // 20,000 keys at 200 µs each: about 4 s of loading
+    let mut server = RedisServer::start(&[
+        "--enable-debug-command",
+        "local",
+        "--key-load-delay",
+        "200",
+        // answer clients (LOADING) all through the load, not every 2 MB read
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let prefix = fresh_prefix();
+    let env = TestEnv::on_prefix(&server.url(), &prefix).await;
+    env.queue("kept")
+        .await
+        .add("x", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(20_000)
+        .arg("filler")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("SAVE").query_async(&mut raw).await.unwrap();
+    drop(raw);
+    drop(env);
+    server.restart_loading();
+    let loading = |port: u16| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "ping"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("LOADING")
+    };
+    let started = Instant::now();
+    while !loading(server.port) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "redis never answered LOADING"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut d = Dashboard::start_for(Some(&server.url()), &prefix, &[]).await;
+    let (s, h) = get_json(&d.url("/api/health")).await;
+    assert!(
+        loading(server.port),
+        "Redis finished loading too soon for this test to mean anything"
+    );
+    assert_eq!(s, 503, "{h}");
+    assert_eq!(h["redis"]["status"], "disconnected", "{h}");
+    eventually(
+        Duration::from_secs(30),
+        "the dashboard to be healthy",
+        || async {
+            let (s, _) = get_json(&d.url("/api/health")).await;
+            (s == 200).then_some(())
+        },
+    )
+    .await;
+    let (s, api) = get_json(&d.url("/api/queues")).await;
+    assert_eq!((s, api[0]["waiting"].as_u64()), (200, Some(1)), "{api}");
+    assert!(d.is_running(), "{}", d.stderr());
+}
+
+/// Issue 16: values a client sends (queue names and job ids in the path, query values, form
+/// fields) never reach the log raw: a newline in them cannot start a forged log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_values_are_logged_escaped() {
+    let env = TestEnv::new().await;
+    env.queue("logq")
+        .await
+        .add("x", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let d = Dashboard::start_env(
+        env.config.redis_url(),
+        env.config.prefix(),
+        &["--auth-token", "t0ken-for-tests-0123456789"],
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
+    let c = client();
+    let forged = "%0AFORGED%20line%0D%0AFORGED";
+    let token = "t0ken-for-tests-0123456789";
+    for path in [
+        format!("/api/queues/a{forged}/jobs"),
+        format!("/api/queues/logq/jobs/x{forged}"),
+        format!("/api/queues/logq/jobs?state=x{forged}"),
+        format!("/queues/logq/jobs/x{forged}"),
+    ] {
+        let _ = c.get(d.url(&path)).bearer_auth(token).send().await.unwrap();
+        let _ = c
+            .get(d.url(&path))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+    }
+    let _ = c
+        .post(d.url("/api/queues/logq/jobs"))
+        .bearer_auth(token)
+        .json(&json!({"name": "a\nFORGED line", "opts": {"delay": "x\nFORGED"}}))
+        .send()
+        .await
+        .unwrap();
+    let _ = c
+        .post(d.url("/login"))
+        .form(&[("token", "nope\nFORGED"), ("next", "/\nFORGED")])
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = d.stderr();
+    assert!(
+        log.contains("FORGED"),
+        "the values were logged at all:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with("FORGED")),
+        "a client value started a log line:\n{log}"
+    );
 }

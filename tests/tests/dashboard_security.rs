@@ -1,6 +1,8 @@
 //! Who may read and change through the dashboard: the bearer token on writes, validation
 //! before anything is stored, login sessions and the same-origin (CSRF) check on form posts,
-//! read-only mode, and the refusal to serve an exposed bind without auth.
+//! read-only mode, and the refusal to serve an exposed bind without auth (or with a short
+//! secret); connections held open (header and idle timeouts, the connection cap), the
+//! backoff on failed authentication, and errors in JSON whatever produced them.
 
 mod dashboard_support;
 
@@ -507,4 +509,338 @@ async fn the_health_check_answers_whatever_credentials_come_along() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 200, "{auth}");
     }
+}
+
+/// Reads from `stream` until the server closes it (or `limit` passes): what it sent, and
+/// how long it took.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (String, Duration, bool) {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+        closed,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_and_connections_are_capped() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let env = TestEnv::new().await;
+    let d = Dashboard::start(
+        &env,
+        &[
+            "--header-timeout",
+            "1s",
+            "--idle-timeout",
+            "1500ms",
+            "--max-connections",
+            "3",
+        ],
+    )
+    .await;
+    let addr = format!("127.0.0.1:{}", d.port);
+
+    // slow loris: half a header, then nothing
+    let mut loris = TcpStream::connect(&addr).await.unwrap();
+    loris
+        .write_all(b"GET /api/queues HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (_, took, closed) = read_until_closed(&mut loris, Duration::from_secs(5)).await;
+    assert!(closed, "a half-sent header held the connection for 5s");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+
+    // a body that stops coming: closed once idle, not held
+    let mut stalled = TcpStream::connect(&addr).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /api/queues/q/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":",
+        )
+        .await
+        .unwrap();
+    let (_, took, closed) = read_until_closed(&mut stalled, Duration::from_secs(5)).await;
+    assert!(
+        closed && took < Duration::from_secs(4),
+        "stalled body: {took:?}"
+    );
+
+    // an event stream that only sends keep-alives outlives the idle timeout
+    let mut events = SseReader::open(&d.url("/events")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while events.next(deadline).await.is_some() {}
+    assert!(
+        std::time::Instant::now() >= deadline,
+        "the event stream was closed as idle"
+    );
+    drop(events);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // at the cap, one more connection is answered 503 in JSON and closed
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut over = TcpStream::connect(&addr).await.unwrap();
+    over.write_all(b"GET /api/queues HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _, _) = read_until_closed(&mut over, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("application/json") && answer.contains("--max-connections"),
+        "{answer}"
+    );
+    assert!(d.stderr().contains("refusing more"), "{}", d.stderr());
+    // the held ones send no header: closed by the header timeout, and the slots are free
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _) = get_json(&d.url("/api/queues")).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_back_off_per_address_and_are_logged() {
+    let env = TestEnv::new().await;
+    let d = Dashboard::start(&env, &["--auth-token", TOKEN]).await;
+    let c = client();
+    let url = d.url("/api/queues");
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let r = c
+            .get(&url)
+            .bearer_auth(format!("guess-{i}"))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(&codes[..5], &[401; 5], "{codes:?}");
+    assert_eq!(codes[9], 429, "{codes:?}");
+    // locked out: even the right token is not checked
+    let r = c.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&wait), "Retry-After {wait}");
+    assert!(error_of(r).await.contains("too many failed"));
+    // the login form is locked out too
+    let r = c
+        .post(d.url("/login"))
+        .form(&[("token", TOKEN), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    // the health check stays open
+    let (s, _) = get_json(&d.url("/api/health")).await;
+    assert_eq!(s, 200);
+    let log = d.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("failed authentication") && l.contains("client=127.0.0.1")),
+        "{log}"
+    );
+    assert!(log.contains("refusing this address"), "{log}");
+
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let r = c.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the lockout ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_secrets_are_refused_on_an_exposed_bind() {
+    let env = TestEnv::new().await;
+    let url = env.config.redis_url().unwrap();
+    for (flag, value, named) in [
+        ("--auth-token", "short", "--auth-token"),
+        ("--basic-auth", "ops:pa55", "--basic-auth"),
+    ] {
+        let port = free_port();
+        let bind = format!("0.0.0.0:{port}");
+        let mut d = Dashboard::spawn(&["--bind", &bind, "--redis-url", url, flag, value], port);
+        assert_eq!(
+            d.wait_exit(Duration::from_secs(20)),
+            Some(2),
+            "{}",
+            d.stderr()
+        );
+        let msg = d.stderr();
+        assert!(msg.contains(named) && msg.contains("characters"), "{msg}");
+        assert!(!msg.contains("pa55"), "the secret is not shown: {msg}");
+    }
+    // on loopback a short one is fine
+    let d = Dashboard::start(&env, &["--auth-token", "short"]).await;
+    let r = client()
+        .get(d.url("/api/queues"))
+        .bearer_auth("short")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_error_is_json_naming_the_problem() {
+    let env = TestEnv::new().await;
+    let q = env.queue("errs").await;
+    q.add("x", &json!({}), JobOptions::new()).await.unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let c = client();
+    let big = "x".repeat(3 << 20);
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (c.get(d.url("/api/queues/errs/pause")), 405, "GET"),
+        (
+            c.post(d.url("/api/queues/errs/jobs"))
+                .header("content-type", "application/json")
+                .body(big.clone()),
+            413,
+            "at most",
+        ),
+        (
+            c.post(d.url("/api/queues/errs/clean"))
+                .header("content-type", "application/json")
+                .body(big),
+            413,
+            "at most",
+        ),
+        // the add-job form posted as JSON, by a client that does not ask for HTML
+        (
+            c.post(d.url("/queues/errs/jobs"))
+                .json(&json!({"name": "x"})),
+            415,
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            c.get(d.url("/api/queues/errs/jobs?offset=1&offset=2")),
+            400,
+            "offset",
+        ),
+        (c.get(d.url("/api/queues/%FF/jobs")), 400, "%FF"),
+        (
+            c.get(d.url("/api/no/such/thing")),
+            404,
+            "/api/no/such/thing",
+        ),
+        (
+            c.get(d.url("/api/queues/errs/jobs?offset=18446744073709551615")),
+            400,
+            "18446744073709551615",
+        ),
+        (
+            c.get(d.url("/api/queues/errs/jobs?state=delayed&offset=99999999999999999999")),
+            400,
+            "99999999999999999999",
+        ),
+        (
+            c.post(d.url("/api/queues/errs/clean"))
+                .json(&json!({"state": "completed", "older_than": "200000000000d"})),
+            400,
+            "200000000000d",
+        ),
+        (
+            c.post(d.url("/api/queues/errs/clean"))
+                .json(&json!({"state": "completed", "older_than": u64::MAX})),
+            400,
+            "18446744073709551615",
+        ),
+    ];
+    for (request, status, needle) in cases {
+        let r = request.send().await.unwrap();
+        let what = format!("{} {}", r.status(), r.url());
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with("application/json"), "{what}: {ct}");
+        let e = error_of(r).await;
+        assert!(e.contains(needle), "{what}: {e}");
+    }
+    // pages answer the same in an error page
+    for (path, needle) in [
+        (
+            "/queues/errs?page=18446744073709551615",
+            "18446744073709551615",
+        ),
+        ("/queues/errs?state=failed&page=99999999999", "99999999999"),
+    ] {
+        let (s, page) = get_text(&d.url(path)).await;
+        assert_eq!(s, 400, "{path}");
+        assert!(page.contains(needle), "{path}: {page}");
+    }
+    let r = c
+        .post(d.url("/queues/errs/clean"))
+        .form(&[("state", "completed"), ("older_than", "200000000000d")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("200000000000d"));
+    // nothing was removed, and the dashboard is still up
+    assert_eq!(q.counts().await.unwrap().waiting, 1);
+    assert!(!d.stderr().contains("panicked"), "{}", d.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_over_the_size_caps_is_a_413_naming_the_size() {
+    let env = TestEnv::new().await;
+    let d = Dashboard::start_env(
+        env.config.redis_url(),
+        env.config.prefix(),
+        &[],
+        &[("JOBQ_MAX_DATA_BYTES", "1000")],
+    )
+    .await;
+    let c = client();
+    let url = d.url("/api/queues/big/jobs");
+    let r = c
+        .post(&url)
+        .json(&json!({"name": "x", "data": {"blob": "y".repeat(5000)}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let e = error_of(r).await;
+    assert!(
+        e.contains("1000") && e.contains("JOBQ_MAX_DATA_BYTES"),
+        "{e}"
+    );
+    // the form says the same in an error page
+    let r = c
+        .post(d.url("/queues/big/jobs"))
+        .form(&[
+            ("name", "x"),
+            ("data", &format!("{{\"blob\": \"{}\"}}", "y".repeat(5000))),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(r.text().await.unwrap().contains("JOBQ_MAX_DATA_BYTES"));
+    // under the cap: stored
+    let r = c
+        .post(&url)
+        .json(&json!({"name": "x", "data": {"blob": "y".repeat(500)}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(env.queue("big").await.counts().await.unwrap().waiting, 1);
 }

@@ -13,6 +13,7 @@ use super::{AuthKind, PageCtx};
 use crate::app::AppState;
 use crate::auth::{self, Access};
 use crate::html::esc;
+use crate::server::ClientAddr;
 
 /// `?next=`: where to go once logged in.
 #[derive(Debug, Default, Deserialize)]
@@ -64,16 +65,30 @@ fn render(state: &AppState, access: Access, next: Option<&str>, error: Option<&s
     (status, page(&ctx, "Log in", &body, &[], "")).into_response()
 }
 
-/// `POST /login`: a right token sets the session cookie and goes on to `next`.
+/// `POST /login`: a right token sets the session cookie and goes on to `next`. Wrong
+/// tokens count toward the client address's backoff (`throttle.rs`): while it is locked
+/// out, the token is not even checked (429).
 pub async fn login(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let ip = client.map(|c| c.0 .0.ip());
+    if let Some(Err(wait)) = ip.map(|ip| state.throttle().check(ip)) {
+        let e = auth::locked_out(wait);
+        let mut response = render(&state, access, form.next.as_deref(), Some(&e.to_string()));
+        *response.status_mut() = e.status();
+        e.decorate(&mut response);
+        return response;
+    }
     let given = form.token.unwrap_or_default();
     if !auth::token_matches(&state.config().auth, &given) {
-        tracing::warn!("failed dashboard login");
+        match ip {
+            Some(ip) => auth::record_failure(&state, ip, "/login", "wrong token at the login form"),
+            None => tracing::warn!("failed dashboard login"),
+        }
         return render(
             &state,
             access,

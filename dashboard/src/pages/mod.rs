@@ -89,7 +89,10 @@ pub fn error_response(state: &AppState, access: Option<Access>, e: AppError) -> 
         esc(status.canonical_reason().unwrap_or("Error")),
         esc(&e.to_string())
     );
-    (status, layout::page(&ctx, status.as_str(), &body, &[], "")).into_response()
+    let mut response =
+        (status, layout::page(&ctx, status.as_str(), &body, &[], "")).into_response();
+    e.decorate(&mut response);
+    response
 }
 
 /// A rendered page, or an error page.

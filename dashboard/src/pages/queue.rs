@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::layout::{button_form, notice_banner, page};
 use super::{respond, PageCtx};
-use crate::api::list_page;
+use crate::api::{list_page, MAX_OFFSET};
 use crate::app::AppState;
 use crate::auth::Access;
 use crate::error::AppError;
@@ -95,11 +95,14 @@ async fn render(
     let page_no: u64 = match query.page.as_deref() {
         None | Some("") => 1,
         Some(p) => p.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            AppError::BadRequest(format!("page {p:?}: use a whole number of at least 1"))
+            AppError::BadRequest(format!(
+                "page {:?}: use a whole number of at least 1",
+                clip(p, 40)
+            ))
         })?,
     };
+    let offset = page_offset(page_no)?;
     let q = state.backend().existing_queue(queue).await?;
-    let offset = (page_no - 1).saturating_mul(PAGE_SIZE);
     let (counts, jobs) = tokio::try_join!(
         stats::queue_stats(&q),
         list_page(&q, tab, offset, PAGE_SIZE)
@@ -137,6 +140,20 @@ async fn render(
         &[(queue, queue_href(queue))],
         SCRIPT,
     ))
+}
+
+/// Where page `page_no` (1-based) starts; a page past [`MAX_OFFSET`] is a 400 naming it.
+fn page_offset(page_no: u64) -> Result<u64, AppError> {
+    page_no
+        .checked_sub(1)
+        .and_then(|n| n.checked_mul(PAGE_SIZE))
+        .filter(|offset| *offset <= MAX_OFFSET)
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "page {page_no}: at most {}",
+                MAX_OFFSET / PAGE_SIZE + 1
+            ))
+        })
 }
 
 /// The buttons that act on the whole queue (those that apply to the tab shown).
@@ -389,4 +406,22 @@ pub fn tab_href(queue: &str, state: &str, notice: &str) -> String {
         url_component(state),
         url_component(notice)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_past_the_last_possible_offset_is_refused_naming_it() {
+        assert_eq!(page_offset(1).unwrap(), 0);
+        assert_eq!(page_offset(3).unwrap(), 2 * PAGE_SIZE);
+        let last = MAX_OFFSET / PAGE_SIZE + 1;
+        assert!(page_offset(last).is_ok());
+        for bad in [last + 1, u64::MAX, u64::MAX / PAGE_SIZE + 2] {
+            let e = page_offset(bad).unwrap_err();
+            assert!(matches!(e, AppError::BadRequest(_)), "{e:?}");
+            assert!(e.to_string().contains(&bad.to_string()), "{e}");
+        }
+    }
 }
