@@ -355,3 +355,89 @@ async fn a_job_never_starts_before_it_was_created_and_a_panic_keeps_its_backtrac
     );
     guard.stop().await.unwrap();
 }
+
+/// Guarantee 8's time bound for the largest jobs there may be: jobs at the 1 MiB data cap
+/// (about 16,700 pieces each), added alone and in bulk, claimed eight at a time, completed
+/// with results as large, read back and listed: no script call or command takes 50 ms
+/// (measured by Redis itself, with the slowlog). Runs alone (see .config/nextest.toml).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_slowlog_jobs_at_the_data_cap_never_block_redis_for_50ms() {
+    let server = RedisServer::start(&[
+        "--slowlog-log-slower-than",
+        "5000",
+        "--slowlog-max-len",
+        "10000",
+    ]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("at-cap").await;
+    // at the cap: the JSON string's quotes count
+    let text = "x".repeat(JobCaps::default().max_data_bytes - 2);
+    let mut jobs = Vec::new();
+    for _ in 0..6 {
+        jobs.push(NewJob::new("work", &text, JobOptions::new()).unwrap());
+    }
+    let mut ids: Vec<String> = q
+        .add_bulk(jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    for _ in 0..2 {
+        ids.push(q.add("work", &text, JobOptions::new()).await.unwrap().id);
+    }
+    let guard = spawn_worker(echo_worker(&env, "at-cap", 8));
+    let c = wait_finished(&q, 8, Duration::from_secs(60)).await;
+    assert_eq!((c.completed_total, c.failed_total), (8, 0), "{c:?}");
+    let info = q.job(&ids[0]).await.unwrap();
+    assert_eq!(info.data, json!(text));
+    assert_eq!(info.return_value, Some(json!(text)));
+    let listed = q.list_jobs(JobState::Completed, 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 8);
+    guard.stop().await.unwrap();
+    let mut raw = env.raw().await;
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut worst = (0i64, String::new());
+    for entry in &slow {
+        if let redis::Value::Array(f) = entry {
+            let us = match f.get(2) {
+                Some(redis::Value::Int(us)) => *us,
+                _ => 0,
+            };
+            if us > worst.0 {
+                let cmd = match f.get(3) {
+                    Some(redis::Value::Array(args)) => args
+                        .iter()
+                        .take(2)
+                        .map(|a| match a {
+                            redis::Value::BulkString(b) => {
+                                String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => String::new(),
+                };
+                worst = (us, cmd);
+            }
+        }
+    }
+    eprintln!(
+        "jobs at the cap: {} calls over 5 ms, the longest {} µs ({})",
+        slow.len(),
+        worst.0,
+        worst.1
+    );
+    assert!(
+        worst.0 < 50_000,
+        "a call blocked Redis for {} µs: {}",
+        worst.0,
+        worst.1
+    );
+}

@@ -219,3 +219,46 @@ async fn guarantee_6_redis_down_for_4_leases_with_live_workers_makes_no_stall_an
         }
     }
 }
+
+/// No false alarm: a lease renewal that races the finisher (which has just acknowledged
+/// the entries it renews) must not report those jobs as reclaimed. Thousands of short jobs
+/// under a 300 ms lease (renewed every 100 ms) make the race happen many times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_renewal_racing_the_finisher_reports_no_lost_lease() {
+    const Q: &str = "racelease";
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let jobs: Vec<NewJob> = (0..6_000)
+        .map(|i| {
+            NewJob::new(
+                "diag.sleep",
+                &json!({ "ms": 5 + i % 20 }),
+                JobOptions::new(),
+            )
+            .unwrap()
+        })
+        .collect();
+    q.add_bulk(jobs).await.unwrap();
+    let mut w = WorkerProcess::start(
+        &env.config.redis_url().unwrap().to_string(),
+        env.config.prefix(),
+        &["--queues", Q, "--lease", "300ms", "--concurrency", "64"],
+    );
+    let c = wait_finished(&q, 6_000, Duration::from_secs(60)).await;
+    assert_eq!((c.completed_total, c.failed_total), (6_000, 0), "{c:?}");
+    let log = w.stderr();
+    assert!(w.is_running(), "{log}");
+    eprintln!(
+        "{} warnings",
+        log.lines().filter(|l| l.contains("WARN")).count()
+    );
+    assert!(
+        !log.contains("lease lost") && !log.contains("not recorded"),
+        "a false alarm:\n{}",
+        log.lines()
+            .filter(|l| l.contains("WARN"))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -20,6 +20,20 @@ use crate::scripts::{self, EVENTS_MAXLEN, TRIM_BUDGET};
 
 /// Most outcomes recorded by one script call.
 const MAX_BATCH: usize = 1_000;
+/// Most bytes of results and errors one call carries (a larger outcome goes alone): big
+/// return values must not make one call that blocks Redis.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+impl Outcome {
+    /// Bytes this outcome sends to Redis beyond its fixed fields.
+    fn bytes(&self) -> usize {
+        match &self.ending {
+            Ending::Completed(r) => r.len(),
+            Ending::Failed(e) => e.message().len() + e.detail().map_or(0, str::len),
+            Ending::Abandoned => 0,
+        }
+    }
+}
 
 /// Runs until every sender is gone and the channel is drained.
 pub(crate) async fn finish_loop(
@@ -29,11 +43,28 @@ pub(crate) async fn finish_loop(
 ) {
     let mut outage = Outage::new(format!("recording results in queue {}", queue.name()));
     let mut batch = Vec::with_capacity(64);
-    while let Some(first) = rx.recv().await {
+    // an outcome that did not fit the last batch starts the next
+    let mut carried: Option<Outcome> = None;
+    loop {
+        let first = match carried.take() {
+            Some(o) => o,
+            None => match rx.recv().await {
+                Some(o) => o,
+                None => break,
+            },
+        };
+        let mut bytes = first.bytes();
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(o) => batch.push(o),
+                Ok(o) if bytes + o.bytes() > MAX_BATCH_BYTES => {
+                    carried = Some(o);
+                    break;
+                }
+                Ok(o) => {
+                    bytes += o.bytes();
+                    batch.push(o);
+                }
                 Err(_) => break,
             }
         }
