@@ -306,6 +306,7 @@ impl Queue {
             .key(keys.events())
             .key(keys.lane(current.priority))
             .key(keys.lane(new_prio))
+            .key(keys.front_lane())
             .arg(id)
             .arg(what)
             .arg(value)

@@ -30,7 +30,9 @@ pub enum Error {
     DurationTooLong(String),
     /// Job data or options over the configured size cap (`JOBQ_MAX_DATA_BYTES`,
     /// `JOBQ_MAX_OPTS_BYTES`; 1 MiB each by default).
-    #[error("job {what} is {size} bytes, over the limit of {limit} bytes (set {env} to change it)")]
+    #[error(
+        "job {what} is {size} bytes, over the limit of {limit} bytes (set {env} to change it)"
+    )]
     TooLarge {
         /// "data" or "options"
         what: &'static str,

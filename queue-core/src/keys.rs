@@ -43,6 +43,12 @@ impl QueueKeys {
         format!("{}:ready:{priority}", self.base)
     }
 
+    /// The front lane: reclaimed jobs, read before every priority lane (see
+    /// [`FRONT_LANE`]).
+    pub fn front_lane(&self) -> String {
+        self.lane(FRONT_LANE)
+    }
+
     /// Delayed (and retry-pending) jobs, scored by due time in ms.
     pub fn delayed(&self) -> String {
         self.key("delayed")
@@ -127,6 +133,13 @@ impl QueueKeys {
         format!("{}:logs:{id}", self.base)
     }
 }
+
+/// The lane number of a queue's front lane, above every job priority (at most 1000): a job
+/// reclaimed from a dead worker goes there, so it runs before the jobs that were still
+/// waiting when it first started, in the order it was reclaimed, instead of joining the
+/// back of its lane. Its hash keeps its own priority (`prio`) and records the lane it waits
+/// in (`ln`) until it gets an entry in its own lane again (a retry, a new priority).
+pub const FRONT_LANE: i32 = 1_001;
 
 /// Registry of known queue names under a prefix (a set; the one key outside any queue's slot).
 pub fn queue_registry(prefix: &str) -> String {

@@ -75,3 +75,54 @@ async fn guarantee_1_kill_9_with_50_jobs_in_flight_loses_nothing() {
     );
     assert!(second.is_running(), "{}", second.stderr());
 }
+
+/// A job reclaimed from a dead worker keeps its place at the front: it started before the
+/// jobs still waiting, so it runs before them (the queue's front lane), not after the
+/// whole backlog as it would at the back of its lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_a_reclaimed_job_runs_before_the_jobs_still_waiting() {
+    const Q: &str = "front";
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue(Q).await;
+    let prefix = env.config.prefix().to_string();
+    let args = ["--queues", Q, "--concurrency", "1", "--lease", "1s"];
+    let mut first = WorkerProcess::start(&server.url(), &prefix, &args);
+    let started = q
+        .add("diag.sleep", &json!({"ms": 200}), JobOptions::new())
+        .await
+        .unwrap();
+    wait_active(&q, 1, Duration::from_secs(10)).await;
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(5));
+    // a backlog added after it started: 30 jobs of 150 ms each, run one at a time
+    let backlog: Vec<NewJob> = (0..30)
+        .map(|i| NewJob::new("diag.sleep", &json!({"ms": 150, "n": i}), JobOptions::new()).unwrap())
+        .collect();
+    let backlog: Vec<String> = q
+        .add_bulk(backlog)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    let mut second = WorkerProcess::start(&server.url(), &prefix, &args);
+    let c = wait_finished(&q, 31, Duration::from_secs(30)).await;
+    assert_eq!((c.completed_total, c.failed_total), (31, 0), "{c:?}");
+    let reclaimed = q.job(&started.id).await.unwrap();
+    let ran_at = reclaimed.started_at.unwrap();
+    let mut before = 0;
+    for id in &backlog {
+        if q.job(id).await.unwrap().started_at.unwrap() < ran_at {
+            before += 1;
+        }
+    }
+    // reclaimed about a lease (1 s) after the kill: some of the backlog ran meanwhile, but
+    // not the whole of it (4.5 s)
+    assert!(
+        before < 20,
+        "{before} of 30 jobs added after it ran before the reclaimed job:\n{}",
+        second.stderr()
+    );
+    second.signal("TERM");
+}

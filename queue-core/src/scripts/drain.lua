@@ -26,8 +26,8 @@ if #ARGV > 5 + 2 * L then
     else
       -- promoted since the snapshot (it fell due): still not started while its lane entry
       -- is undelivered, so it goes too
-      local f = redis.call('HMGET', job_prefix .. id, 'state', 'sid', 'prio')
-      local k = lane_of[f[3] or '0']
+      local f = redis.call('HMGET', job_prefix .. id, 'state', 'sid', 'prio', 'ln')
+      local k = lane_of[lane_name(f[4], f[3])]
       if not f[1] and f[2] and k then
         last_of[k] = last_of[k] or last_delivered(KEYS[k], group)
         if id_gt(f[2], last_of[k]) and redis.call('XDEL', KEYS[k], f[2]) == 1 then

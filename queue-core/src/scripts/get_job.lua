@@ -10,17 +10,19 @@ local ver = redis.call('HGET', KEYS[3], 'lanes_ver') or '0'
 if ver ~= ARGV[2] then return {'lanes', ver} end
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return {'none'} end
-local state, sid, prio = nil, nil, '0'
+local state, sid, prio, ln = nil, nil, nil, nil
 for i = 1, #h, 2 do
   if h[i] == 'state' then state = h[i + 1]
   elseif h[i] == 'sid' then sid = h[i + 1]
-  elseif h[i] == 'prio' then prio = h[i + 1] end
+  elseif h[i] == 'prio' then prio = h[i + 1]
+  elseif h[i] == 'ln' then ln = h[i + 1] end
 end
+local lane = lane_name(ln, prio)
 state = job_state(state, sid)
 local active, idle = 0, -1
 if state == 'waiting' and sid then
   for i = 4, #KEYS do
-    if ARGV[i - 1] == prio then
+    if ARGV[i - 1] == lane then
       local p = redis.call('XPENDING', KEYS[i], ARGV[1], sid, sid, 1)
       if #p > 0 then active = 1; idle = p[1][3] end
     end

@@ -204,9 +204,19 @@ local function job_state(state, sid)
 end
 
 -- Makes a stored job waiting on lane entry `sid` (the entry is added by the caller).
+-- (in its own priority lane: it leaves the front lane, see below)
 local function set_waiting(job, sid, ...)
   redis.call('HSET', job, 'sid', sid)
-  redis.call('HDEL', job, 'state', ...)
+  redis.call('HDEL', job, 'state', 'ln', ...)
+end
+
+-- The front lane (keys.rs FRONT_LANE): reclaimed jobs wait there, ahead of every priority
+-- lane. A job in it records the lane in its `ln` field; its `prio` stays its own.
+local FRONT_LANE = '1001'
+
+-- The lane a waiting job's entry is in, from its `ln` and `prio` fields.
+local function lane_name(ln, prio)
+  return ln or prio or '0'
 end
 
 -- Whether this worker still owns the attempt of the job whose hash is `job`, read from lane

@@ -16,8 +16,12 @@
 -- time enough for every live worker to renew, so an outage of any length makes no stall and
 -- no failure. A worker that really died is reclaimed a lease after the clock restarted.
 --
--- KEYS: 1 meta, 2 failed, 3 marker, 4 events, 5 lock, 6 per-minute failed list,
---       7 .. lane streams
+-- A requeued job goes to the queue's front lane (created here when new), read before every
+-- priority lane: it started before the jobs still waiting, so it keeps its place ahead of
+-- them, in the order it was reclaimed.
+--
+-- KEYS: 1 meta, 2 failed, 3 marker, 4 events, 5 lock, 6 per-minute failed list, 7 lanes,
+--       8 front lane stream, 9 .. the other lane streams
 -- ARGV: 1 group, 2 reclaimer consumer, 3 lease ms, 4 max stalls, 5 events maxlen,
 --       6 job key prefix, 7 lock ttl ms, 8 max entries per lane, 9 consumer idle ms,
 --       10 gap ms
@@ -25,6 +29,7 @@
 -- the lock, or {-2} while the lease clock restarts after an outage
 local meta, failed, marker, events, lock, per_minute =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local lanes, front = KEYS[7], KEYS[8]
 local group, reclaimer, lease, max_stalls = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local maxlen, job_prefix, lock_ttl, budget = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local consumer_idle, gap = tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -40,9 +45,20 @@ redis.call('HSET', meta, 'rc_seen', ms_text(now))
 if now - resumed < tonumber(lease) then return {-2} end
 if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
 local requeued, failed_ids, gone = {}, {}, 0
+local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
+-- the front lane's group, and its place in the lanes set (fetchers then see it)
+local function open_front()
+  if front_ready then return end
+  pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
+  redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
+  redis.call('HINCRBY', meta, 'lanes_ver', 1)
+  front_ready = true
+end
 local reason = 'job stalled more than ' .. max_stalls ..
   ' time(s): its worker stopped renewing the lease (crashed or cut off)'
-for k = 7, #KEYS do
+-- the front lane first (when it exists): jobs reclaimed again stay in it
+local first = front_ready and 8 or 9
+for k = first, #KEYS do
   local key = KEYS[k]
   local cursor, seen = '0-0', 0
   repeat
@@ -64,8 +80,10 @@ for k = 7, #KEYS do
           redis.call('ZADD', failed, now, id)
           failed_ids[#failed_ids + 1] = id
         else
-          local new_sid = redis.call('XADD', key, '*', 'i', id)
-          set_waiting(job, new_sid)
+          open_front()
+          local new_sid = redis.call('XADD', front, '*', 'i', id)
+          redis.call('HSET', job, 'sid', new_sid, 'ln', FRONT_LANE)
+          redis.call('HDEL', job, 'state')
           requeued[#requeued + 1] = id
         end
       end

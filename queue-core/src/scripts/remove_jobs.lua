@@ -19,8 +19,8 @@ local last_of = {}
 for i = 6 + L, #ARGV do
   local id = ARGV[i]
   local job = job_prefix .. id
-  local f = redis.call('HMGET', job, 'state', 'sid', 'prio')
-  local state, sid, lane = job_state(f[1], f[2]), f[2], lane_of[f[3] or '0']
+  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln')
+  local state, sid, lane = job_state(f[1], f[2]), f[2], lane_of[lane_name(f[4], f[3])]
   if not state then
     refused[#refused + 1] = id; refused[#refused + 1] = 'missing'
   elseif state == 'waiting' and sid and lane

@@ -16,10 +16,10 @@ local last_of = {}
 for j = 6 + L, #KEYS do
   local job = KEYS[j]
   local id = ARGV[j - 3]
-  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished')
-  local state, sid, prio = job_state(f[1], f[2]), f[2], f[3] or '0'
+  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln')
+  local state, sid = job_state(f[1], f[2]), f[2]
   if state == 'waiting' then
-    local lane = lane_of[prio]
+    local lane = lane_of[lane_name(f[6], f[3])]
     if lane then
       local present = sid and (#redis.call('XRANGE', KEYS[lane], sid, sid) > 0
         -- still pending: a worker holds it; its outcome, lease or a reclaim settles it

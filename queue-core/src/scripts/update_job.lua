@@ -2,15 +2,17 @@
 -- its new lane (created if new); a delayed job keeps its due time and starts in the new lane.
 -- Running and finished jobs keep their priority (it no longer matters): refused.
 --
--- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 old lane stream, 6 new lane stream
+-- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 old lane stream, 6 new lane stream,
+--       7 front lane stream (where a reclaimed job waits instead of its old lane)
 -- ARGV: 1 id, 2 what ('data' | 'priority'), 3 new priority ('' for data), 4 group,
 --       5 events maxlen, then for data the new `data` field/value pairs, cut into pieces by
 --       the caller (job.rs `push_long`)
 -- Returns: 'ok', or 'missing', or 'active' / the state for a refused priority change
 local job, meta, lanes, events, old_lane, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, what, value, group, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local f = redis.call('HMGET', job, 'state', 'sid')
+local f = redis.call('HMGET', job, 'state', 'sid', 'ln')
 local state, sid = job_state(f[1], f[2]), f[2]
+if f[3] then old_lane = KEYS[7] end
 if not state then return 'missing' end
 if what == 'data' then
   drop_pieces(job, 'data')
@@ -29,7 +31,7 @@ if not redis.call('ZSCORE', lanes, value) then
 end
 if state == 'waiting' and sid then
   redis.call('XDEL', old_lane, sid)
-  redis.call('HSET', job, 'sid', redis.call('XADD', new_lane, '*', 'i', id))
+  set_waiting(job, redis.call('XADD', new_lane, '*', 'i', id))
 end
 if value == '0' then redis.call('HDEL', job, 'prio') else redis.call('HSET', job, 'prio', value) end
 emit(events, maxlen, 'event', 'updated', 'ids', id)

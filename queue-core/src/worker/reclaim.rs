@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::outage::Outage;
 use crate::error::{Error, Result};
-use crate::keys::GROUP;
+use crate::keys::{FRONT_LANE, GROUP};
 use crate::queue::Queue;
 use crate::scripts::{self, EVENTS_MAXLEN};
 
@@ -83,9 +83,11 @@ pub(crate) async fn reclaim(
         .key(keys.marker())
         .key(keys.events())
         .key(keys.reclaim_lock())
-        .key(keys.metrics_failed());
-    for k in lanes.keys(keys) {
-        inv.key(k);
+        .key(keys.metrics_failed())
+        .key(keys.lanes())
+        .key(keys.front_lane());
+    for p in lanes.prios.iter().filter(|p| **p != FRONT_LANE) {
+        inv.key(keys.lane(*p));
     }
     inv.arg(GROUP)
         .arg(RECLAIMER)
