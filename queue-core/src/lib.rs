@@ -35,6 +35,8 @@ pub mod limits;
 pub mod listing;
 pub mod primitives;
 pub mod processing;
+#[cfg(test)]
+mod proptests;
 pub mod queue;
 mod scan;
 pub mod schedule;
