@@ -26,7 +26,7 @@ fn echo_worker(env: &TestEnv, queue: &str, concurrency: usize) -> Worker {
 async fn corrupt(env: &TestEnv, queue: &str, id: &str, field: &str, value: Option<&[u8]>) {
     let key = QueueKeys::new(env.config.prefix(), queue).job(id);
     let mut raw = env.raw().await;
-    let mut cmd = match value {
+    let cmd = match value {
         Some(v) => {
             let mut c = redis::cmd("HSET");
             c.arg(&key).arg(field).arg(v);

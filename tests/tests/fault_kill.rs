@@ -106,7 +106,7 @@ async fn guarantee_1_a_reclaimed_job_runs_before_the_jobs_still_waiting() {
         .into_iter()
         .map(|a| a.id)
         .collect();
-    let mut second = WorkerProcess::start(&server.url(), &prefix, &args);
+    let second = WorkerProcess::start(&server.url(), &prefix, &args);
     let c = wait_finished(&q, 31, Duration::from_secs(30)).await;
     assert_eq!((c.completed_total, c.failed_total), (31, 0), "{c:?}");
     let reclaimed = q.job(&started.id).await.unwrap();

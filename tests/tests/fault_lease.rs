@@ -240,7 +240,7 @@ async fn lease_renewal_racing_the_finisher_reports_no_lost_lease() {
         .collect();
     q.add_bulk(jobs).await.unwrap();
     let mut w = WorkerProcess::start(
-        &env.config.redis_url().unwrap().to_string(),
+        env.config.redis_url().unwrap(),
         env.config.prefix(),
         &["--queues", Q, "--lease", "300ms", "--concurrency", "64"],
     );
