@@ -124,9 +124,7 @@ fn is_per_connection(e: &std::io::Error) -> bool {
     )
 }
 
-/// Answers 503 to a connection over the cap, then closes it (after reading what the client
-/// sent for a moment: closing with unread data would reset the connection, and the client
-/// could lose the answer).
+/// Answers 503 to a connection over the cap, then closes it (with a [`linger`]).
 async fn refuse(mut stream: TcpStream, max: usize) {
     let body = format!(
         "{{\"error\":\"too many connections: this dashboard serves at most {max} at once \
@@ -137,25 +135,16 @@ async fn refuse(mut stream: TcpStream, max: usize) {
          retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
-        let mut left = 64 * 1024usize;
-        while left > 0 {
-            let n = stream.read(&mut sink).await?;
-            if n == 0 {
-                break;
-            }
-            left = left.saturating_sub(n);
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await;
+    if tokio::time::timeout(LINGER, stream.write_all(response.as_bytes()))
+        .await
+        .is_ok_and(|w| w.is_ok())
+    {
+        linger(stream).await;
+    }
 }
 
 /// One connection: HTTP/1 with the header timeout, dropped once idle, shut down gracefully
-/// with the server.
+/// with the server, and closed with a linger (see [`linger`]) once hyper is done with it.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -171,42 +160,83 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ClientAddr(peer));
         let mut app = app.clone();
-        async move { app.call(req.map(Body::new)).await }
+        // boxed: `poll_without_shutdown` wants an Unpin future
+        Box::pin(async move { app.call(req.map(Body::new)).await })
     });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
+    let mut conn = builder.serve_connection(io, service);
     let mut shutting_down = false;
     loop {
         let idle_left = limits.idle_timeout.saturating_sub(activity.idle_for());
-        tokio::select! {
-            ended = conn.as_mut() => {
-                if let Err(e) = ended {
-                    // a header timeout, a reset, a malformed request: the client's business
-                    tracing::debug!(client = %peer, "connection ended: {e}");
-                }
+        let step = tokio::select! {
+            ended = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => Step::Ended(ended),
+            _ = tokio::time::sleep(idle_left) => Step::Tick,
+            _ = shutdown.cancelled(), if !shutting_down => Step::Shutdown,
+        };
+        match step {
+            // at shutdown, no lingering: the process is about to exit
+            Step::Ended(Ok(())) if shutting_down => return,
+            Step::Ended(Ok(())) => {
+                linger(conn.into_parts().io.into_inner().inner).await;
                 return;
             }
-            _ = tokio::time::sleep(idle_left) => {
-                if activity.idle_for() >= limits.idle_timeout {
-                    tracing::debug!(
-                        client = %peer,
-                        "closing a connection idle for {}",
-                        queue_core::format_duration(limits.idle_timeout)
-                    );
-                    return;
-                }
+            Step::Ended(Err(e)) => {
+                // a header timeout, a reset, a malformed request: the client's business
+                tracing::debug!(client = %peer, "connection ended: {e}");
+                return;
             }
-            _ = shutdown.cancelled(), if !shutting_down => {
+            Step::Tick if activity.idle_for() >= limits.idle_timeout => {
+                tracing::debug!(
+                    client = %peer,
+                    "closing a connection idle for {}",
+                    queue_core::format_duration(limits.idle_timeout)
+                );
+                return;
+            }
+            Step::Tick => {}
+            Step::Shutdown => {
                 shutting_down = true;
-                conn.as_mut().graceful_shutdown();
+                Pin::new(&mut conn).graceful_shutdown();
             }
         }
     }
+}
+
+/// What woke a connection's loop.
+enum Step {
+    Ended(hyper::Result<()>),
+    Tick,
+    Shutdown,
+}
+
+/// Longest a closing connection is read from (and what it sends discarded).
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 8 << 20;
+
+/// Closes a connection hyper is done with: first our side (the client then has the whole
+/// answer), then reading and discarding what the client still sends for a moment. A client
+/// still sending a body that was refused (a 413 before it was read) would otherwise be
+/// reset, and could lose the answer.
+async fn linger(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(LINGER, async {
+        stream.shutdown().await?;
+        let mut sink = [0u8; 8192];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            let n = stream.read(&mut sink).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
 
 /// When a connection last moved a byte, in milliseconds since it was accepted.
