@@ -31,10 +31,10 @@ basic auth, every change needs it (Authorization: Bearer <token>, or a session f
 /login page). Binding to another address requires --auth-token or --basic-auth (reads then
 need it too) unless --insecure. Prefer the JOBQ_DASHBOARD_TOKEN / JOBQ_DASHBOARD_BASIC_AUTH
 variables to flags: command lines are visible to other users in `ps`. On a non-loopback
-bind the token and the basic-auth password must be at least 16 characters. After 5 failed
-attempts (a wrong token or password) from one client address, each further attempt from it
-is refused with 429 and Retry-After for a delay that doubles per failure (up to 15 minutes);
-failures are logged with the address.
+bind the token and the basic-auth password must be at least 16 characters (unless
+--insecure). Failed attempts (a wrong token or password) are logged with the client address;
+after 5 from one address, each further failure locks that address out for 2s, doubling up to
+15 minutes: meanwhile its attempts are answered 429 with Retry-After, unchecked.
 
 Connections: at most --max-connections at once (more are answered 503 and closed); a
 client must send a request's headers within --header-timeout, counted from the connection's
