@@ -323,16 +323,16 @@ fn whole_urls(url: &str) -> Vec<&str> {
 
 /// Replaces the password of a `redis://user:pass@host` URL with `***`.
 pub fn mask_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    // Credentials end at the last `@` (a password may hold `/`, `?`, `#` or `,`, which must
+    // not end the search; a host never holds `@`, so a query that does is masked, safely,
+    // too) and start after the first scheme before it, or at the start of a URL pasted
+    // without one. A seed list with several credentials shows as one masked URL.
+    let Some(last_at) = url.rfind('@') else {
         return url.to_string();
     };
-    let after = &url[scheme_end + 3..];
-    // credentials end at the last `@` before any query or fragment (a password may hold
-    // `/`, which must not end the search)
-    let before_query = &after[..after.find(['?', '#']).unwrap_or(after.len())];
-    let Some(at) = before_query.rfind('@') else {
-        return url.to_string();
-    };
+    let start = url[..last_at].find("://").map_or(0, |i| i + 3);
+    let after = &url[start..];
+    let at = last_at - start;
     let userinfo = &after[..at];
     let masked_userinfo = match userinfo.find(':') {
         Some(colon) => format!("{}:***", &userinfo[..colon]),
@@ -340,12 +340,7 @@ pub fn mask_url(url: &str) -> String {
         None if !userinfo.is_empty() => "***".to_string(),
         None => String::new(),
     };
-    format!(
-        "{}{}@{}",
-        &url[..scheme_end + 3],
-        masked_userinfo,
-        &after[at + 1..]
-    )
+    format!("{}{}@{}", &url[..start], masked_userinfo, &after[at + 1..])
 }
 
 fn build_url(host: &str, port: u16, user: Option<&str>, pass: Option<&str>, tls: bool) -> String {

@@ -538,8 +538,17 @@ impl JobInfo {
         let due_at = num(&h, "due");
         let json =
             |v: Option<String>| v.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)));
-        let state_text =
-            stored_state(&h).ok_or_else(|| Error::Protocol(format!("job {id} has no state")))?;
+        if h.is_empty() {
+            return Err(Error::Protocol(format!("job {id} has no fields")));
+        }
+        let state_text = match stored_state(&h) {
+            Some(s) => s,
+            None => {
+                // neither a state nor a lane entry: waiting on an entry it lost track of
+                bad.push("fields state and sid are missing".into());
+                "waiting"
+            }
+        };
         let mut state: JobState = match state_text.parse() {
             Ok(s) => s,
             Err(_) => {

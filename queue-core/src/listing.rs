@@ -104,7 +104,9 @@ impl Queue {
             JobState::Failed => (keys.failed(), true),
             _ => (keys.delayed(), false),
         };
-        let (start, stop) = (offset as isize, (offset + limit - 1) as isize);
+        // ranks past any set's size: an empty page, never a wrapped index
+        let start = isize::try_from(offset).unwrap_or(isize::MAX);
+        let stop = isize::try_from(offset.saturating_add(limit - 1)).unwrap_or(isize::MAX);
         let mut conn = inner.redis.conn();
         let ids: Vec<String> = if newest_first {
             redis::cmd("ZREVRANGE")
@@ -164,7 +166,10 @@ impl Queue {
                 ListOrder::Newest => "+".to_string(),
             };
             loop {
-                let want = (skip + limit - out.len() as u64).min(PAGE);
+                let want = skip
+                    .saturating_add(limit)
+                    .saturating_sub(out.len() as u64)
+                    .min(PAGE);
                 if want == 0 {
                     return Ok(out);
                 }
@@ -226,7 +231,10 @@ impl Queue {
         let now = secs * 1000 + micros / 1000;
         let mut out = Vec::new();
         for lane in lanes.keys(keys) {
-            let want = skip + limit - out.len() as u64;
+            let want = skip
+                .saturating_add(limit)
+                .saturating_sub(out.len() as u64)
+                .min(i64::MAX as u64);
             // (entry id, consumer, idle ms, deliveries), oldest entry first
             let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
                 .arg(&lane)

@@ -55,6 +55,8 @@ async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() 
         ("data", None, "field data"),
         ("opts", Some(b"{not json"), "field opts"),
         ("opts:n", Some(b"500"), "field opts:n"),
+        ("sid", Some(b"junk"), "field sid"),
+        ("sid", None, "field sid"),
         ("data:2", Some(b"\xff\xfe not UTF-8"), "data"),
     ];
     for (n, (field, value, says)) in cases.iter().enumerate() {
@@ -440,4 +442,17 @@ async fn guarantee_8_slowlog_jobs_at_the_data_cap_never_block_redis_for_50ms() {
         worst.0,
         worst.1
     );
+}
+
+#[tokio::test]
+async fn huge_listing_offsets_give_an_empty_page_never_a_panic() {
+    let env = TestEnv::new().await;
+    let q = env.queue("offsets").await;
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    for state in JobState::ALL {
+        for offset in [u64::MAX, u64::MAX / 2, 1 << 62] {
+            let page = q.list_jobs(state, offset, 10_000).await.unwrap();
+            assert!(page.is_empty(), "{state:?} at {offset}: {page:?}");
+        }
+    }
 }

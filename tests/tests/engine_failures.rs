@@ -422,3 +422,265 @@ async fn a_running_job_shows_active_with_its_current_attempt_counted() {
         last_start = started;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 16: a stored job hash with one field corrupted (by hand, a bad migration, a bug
+// elsewhere) fails that job alone, with a reason naming it; every other job of the queue
+// completes exactly once, and listings, get_job and counts keep working.
+
+/// Fields of a stored job hash (job.rs `push_long`, add_job.lua, the claim, finish and
+/// reclaim scripts).
+const HASH_FIELDS: [&str; 13] = [
+    "name", "data", "data:n", "data:2", "opts", "opts:n", "att", "prio", "ts", "sid", "state",
+    "stalls", "due",
+];
+
+/// What a corrupted field holds: None deletes it.
+const JUNK: [Option<&[u8]>; 14] = [
+    None,
+    Some(b""),
+    Some(b"junk"),
+    Some(b"-1"),
+    Some(b"0"),
+    Some(b"1.5"),
+    Some(b"99999999999999999999"),
+    Some(b"1000000"),
+    Some(b"{"),
+    Some(b"[1,2]"),
+    Some(b"null"),
+    Some(b"\0"),
+    Some(b"\xff\xfe not UTF-8"),
+    Some(b"9 7"),
+];
+
+const CORRUPT_JOBS: usize = 20;
+
+fn junk_text(value: Option<&[u8]>) -> String {
+    match value {
+        None => "deleted".into(),
+        Some(v) => format!("= {:?}", String::from_utf8_lossy(v)),
+    }
+}
+
+/// One case: 20 jobs (some with data in pieces, some with stored options, some delayed),
+/// `field` of job number `victim` corrupted to `value`, then a worker (lease 1 s). Err says
+/// what went wrong.
+async fn corrupted_job_case(
+    env: &TestEnv,
+    queue: &str,
+    victim: usize,
+    field: &str,
+    value: Option<&[u8]>,
+) -> std::result::Result<(), String> {
+    let q = env.queue(queue).await;
+    let jobs: Vec<NewJob> = (0..CORRUPT_JOBS)
+        .map(|k| {
+            // data past 64 bytes is stored in pieces (data:2, data:n)
+            let pad = if k % 3 == 0 {
+                "x".repeat(150)
+            } else {
+                String::new()
+            };
+            let mut opts = JobOptions::new();
+            if k % 2 == 0 {
+                opts = opts
+                    .attempts(2)
+                    .backoff(Backoff::fixed(Duration::from_millis(20)))
+                    .timeout(Duration::from_secs(5));
+            }
+            if k % 5 == 0 {
+                opts = opts.delay(Duration::from_millis(300));
+            }
+            if k % 4 == 1 {
+                opts = opts.priority(5);
+            }
+            NewJob::new("rec", &json!({"k": k, "pad": pad}), opts).unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = q
+        .add_bulk(jobs)
+        .await
+        .map_err(|e| format!("add_bulk: {e}"))?
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    let bad = ids[victim].clone();
+    let key = queue_core::keys::QueueKeys::new(env.config.prefix(), queue).job(&bad);
+    let mut conn = env.raw().await;
+    let _: () = match value {
+        None => {
+            redis::cmd("HDEL")
+                .arg(&key)
+                .arg(field)
+                .query_async(&mut conn)
+                .await
+        }
+        Some(v) => {
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg(field)
+                .arg(v)
+                .query_async(&mut conn)
+                .await
+        }
+    }
+    .map(|_: i64| ())
+    .map_err(|e| format!("corrupting {key}: {e}"))?;
+
+    let runs: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
+    let seen = runs.clone();
+    let worker = env
+        .worker()
+        .queues([queue])
+        .concurrency(4)
+        .lease(Duration::from_secs(1))
+        .handler("rec", move |job: Job<Value>, _ctx: Ctx| {
+            *seen.lock().unwrap().entry(job.id.clone()).or_default() += 1;
+            async move { Ok::<_, JobError>(()) }
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+
+    // everything settles: the others completed, the victim completed or failed, nothing
+    // waiting, active or delayed
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut problems;
+    loop {
+        problems = Vec::new();
+        for (k, id) in ids.iter().enumerate() {
+            let got = tokio::time::timeout(Duration::from_secs(2), q.get_job(id)).await;
+            match got {
+                Err(_) => problems.push(format!("get_job({id}) hung")),
+                Ok(Err(e)) => problems.push(format!("get_job({id}) failed: {e}")),
+                Ok(Ok(None)) => problems.push(format!("job {id} is gone")),
+                Ok(Ok(Some(info))) if k == victim => {
+                    if !matches!(info.state, JobState::Completed | JobState::Failed) {
+                        problems.push(format!("the corrupted job is {}", info.state));
+                    }
+                }
+                Ok(Ok(Some(info))) => {
+                    if info.state != JobState::Completed {
+                        problems.push(format!("job {k} ({id}) is {}", info.state));
+                    }
+                }
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(2), q.counts()).await {
+            Ok(Ok(c)) if (c.waiting, c.active, c.delayed) == (0, 0, 0) => {}
+            Ok(Ok(c)) => problems.push(format!(
+                "counts waiting/active/delayed {}/{}/{}",
+                c.waiting, c.active, c.delayed
+            )),
+            Ok(Err(e)) => problems.push(format!("counts failed: {e}")),
+            Err(_) => problems.push("counts hung".into()),
+        }
+        if problems.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), guard.stop()).await;
+
+    // every other job ran exactly once
+    let runs = runs.lock().unwrap().clone();
+    for (k, id) in ids.iter().enumerate() {
+        let n = runs.get(id).copied().unwrap_or(0);
+        if k != victim && n != 1 {
+            problems.push(format!("job {k} ({id}) ran {n} times"));
+        }
+    }
+    // a failed victim says why, naming the job, the field or its bad value
+    if let Ok(Ok(Some(info))) = tokio::time::timeout(Duration::from_secs(2), q.get_job(&bad)).await
+    {
+        if info.state == JobState::Failed {
+            let reason = info.failed_reason.unwrap_or_default();
+            let base = field.split(':').next().unwrap_or(field);
+            let junk = value
+                .map(String::from_utf8_lossy)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_default();
+            if !(reason.contains(&bad)
+                || reason.contains(base)
+                || (!junk.is_empty() && reason.contains(&*junk)))
+            {
+                problems.push(format!(
+                    "the corrupted job failed with a reason naming neither it nor {field}: \
+                     {reason:?}"
+                ));
+            }
+        }
+    }
+    // listings of every state work, and between them show every job
+    let mut listed = std::collections::HashSet::new();
+    for state in JobState::ALL {
+        match tokio::time::timeout(Duration::from_secs(2), q.list_jobs(state, 0, 100)).await {
+            Ok(Ok(jobs)) => listed.extend(jobs.into_iter().map(|j| j.id)),
+            Ok(Err(e)) => problems.push(format!("list_jobs({state}) failed: {e}")),
+            Err(_) => problems.push(format!("list_jobs({state}) hung")),
+        }
+    }
+    let unlisted = ids.iter().filter(|id| !listed.contains(*id)).count();
+    if unlisted > 0 {
+        problems.push(format!("{unlisted} jobs in no listing"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_hash_with_a_field_corrupted_at_random_fails_alone() {
+    use proptest::prelude::RngExt;
+    use proptest::test_runner::{RngAlgorithm, TestRng};
+    // JOBQ_CORRUPT_SEED replays a run; JOBQ_CORRUPT_CASES=all tries every field and value
+    let seed: u64 = std::env::var("JOBQ_CORRUPT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(now_ms);
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let cases: Vec<(usize, &str, Option<&[u8]>)> =
+        match std::env::var("JOBQ_CORRUPT_CASES").as_deref() {
+            Ok("all") => HASH_FIELDS
+                .iter()
+                .flat_map(|f| JUNK.iter().map(move |v| (*f, *v)))
+                .enumerate()
+                .map(|(i, (f, v))| (i % CORRUPT_JOBS, f, v))
+                .collect(),
+            n => (0..n.ok().and_then(|n| n.parse().ok()).unwrap_or(8))
+                .map(|_| {
+                    (
+                        rng.random_range(0..CORRUPT_JOBS),
+                        HASH_FIELDS[rng.random_range(0..HASH_FIELDS.len())],
+                        JUNK[rng.random_range(0..JUNK.len())],
+                    )
+                })
+                .collect(),
+        };
+    eprintln!(
+        "{} corruption cases from seed {seed} (rerun: JOBQ_CORRUPT_SEED={seed})",
+        cases.len()
+    );
+    // a Redis of its own: a corrupted piece count may keep a script busy
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let mut failures = Vec::new();
+    for (n, (victim, field, value)) in cases.into_iter().enumerate() {
+        let what = format!("job {victim}: {field} {}", junk_text(value));
+        let outcome = corrupted_job_case(&env, &format!("corrupt{n}"), victim, field, value).await;
+        eprintln!("case {n}, {what}: {outcome:?}");
+        if let Err(why) = outcome {
+            failures.push(format!("case {n}, {what}: {why}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "seed {seed}: {} corruptions spread or stuck:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

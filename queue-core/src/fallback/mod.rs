@@ -56,6 +56,8 @@ mod breaker;
 mod inline;
 mod replay;
 mod spool;
+#[cfg(test)]
+pub(crate) use replay::decode as decode_spool_line;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -20,7 +20,7 @@ end
 local lane = lane_name(ln, prio)
 state = job_state(state, sid)
 local active, idle = 0, -1
-if state == 'waiting' and sid then
+if state == 'waiting' and valid_sid(sid) then
   for i = 4, #KEYS do
     if ARGV[i - 1] == lane then
       local p = redis.call('XPENDING', KEYS[i], ARGV[1], sid, sid, 1)

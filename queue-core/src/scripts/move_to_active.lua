@@ -168,6 +168,15 @@ for lane = 1, L do
       -- data up to 3 pieces (192 bytes) comes in this one read
       local f = job and redis.call('HMGET', job, 'sid', 'name', 'data', 'opts', 'att',
         'data:n', 'opts:n', 'data:2', 'data:3') or {}
+      local bad_sid = nil
+      if job and f[1] ~= sid and not valid_sid(f[1]) and f[2]
+          and not redis.call('HGET', job, 'state') then
+        -- a waiting job whose `sid` is corrupt: this entry is its own; take it back and
+        -- fail the job (below), naming the field
+        bad_sid = 'bad:field sid is ' .. quoted(f[1]) .. ', not a lane entry'
+        redis.call('HSET', job, 'sid', sid)
+        f[1] = sid
+      end
       if not job or f[1] ~= sid then
         -- removed while waiting, or moved to another entry (a repaired or re-prioritised
         -- job): the entry is an orphan, drop it
@@ -182,7 +191,7 @@ for lane = 1, L do
           note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
           att = 0
         else
-          note = check_value(job, 'data', f[3], dn, data_cap)
+          note = bad_sid or check_value(job, 'data', f[3], dn, data_cap)
             or check_value(job, 'opts', f[4], on, opts_cap) or ''
         end
         if note == '' then

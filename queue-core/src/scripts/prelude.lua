@@ -157,10 +157,17 @@ local function emit_ids(events, maxlen, name, ids)
   end
 end
 
--- Whether stream id `a` is greater than `b` (ids are "<ms>-<seq>").
+-- Whether `s` (a job's stored `sid`) is a stream entry id, "<ms>-<seq>": anything else is a
+-- corrupt value that must never reach a stream command (which would fail the whole call).
+local function valid_sid(s)
+  return type(s) == 'string' and string.match(s, '^%d+%-%d+$') ~= nil
+end
+
+-- Whether stream id `a` is greater than `b` (ids are "<ms>-<seq>"; false for anything else).
 local function id_gt(a, b)
-  local a1, a2 = string.match(a, '(%d+)-(%d+)')
-  local b1, b2 = string.match(b, '(%d+)-(%d+)')
+  local a1, a2 = string.match(a, '^(%d+)-(%d+)$')
+  local b1, b2 = string.match(b, '^(%d+)-(%d+)$')
+  if not (a1 and b1) then return false end
   a1, a2, b1, b2 = tonumber(a1), tonumber(a2), tonumber(b1), tonumber(b2)
   return a1 > b1 or (a1 == b1 and a2 > b2)
 end

@@ -72,7 +72,12 @@ for k = first, #KEYS do
       local id = fields and fields[2]
       local job = id and (job_prefix .. id)
       if job and redis.call('EXISTS', job) == 1 then
-        local stalls = redis.call('HINCRBY', job, 'stalls', 1)
+        local stalls = redis.pcall('HINCRBY', job, 'stalls', 1)
+        if type(stalls) ~= 'number' then
+          -- a corrupt counter must not stop every reclaim of the queue: count from 1
+          stalls = 1
+          redis.call('HSET', job, 'stalls', stalls)
+        end
         if stalls > max_stalls then
           redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error', reason, 'stack', '')
           -- no live entry any more: a worker still running it must not record an outcome

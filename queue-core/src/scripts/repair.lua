@@ -21,7 +21,9 @@ for j = 6 + L, #KEYS do
   if state == 'waiting' then
     local lane = lane_of[lane_name(f[6], f[3])]
     if lane then
-      local present = sid and (#redis.call('XRANGE', KEYS[lane], sid, sid) > 0
+      -- a corrupt `sid` (not an entry id) points nowhere: the job gets a new entry, and the
+      -- entry it had is dropped as an orphan when claimed
+      local present = valid_sid(sid) and (#redis.call('XRANGE', KEYS[lane], sid, sid) > 0
         -- still pending: a worker holds it; its outcome, lease or a reclaim settles it
         or #redis.call('XPENDING', KEYS[lane], group, sid, sid, 1) > 0)
       if not present then
@@ -39,13 +41,14 @@ for j = 6 + L, #KEYS do
     end
   elseif state == 'delayed' then
     if not redis.call('ZSCORE', delayed, id) then
-      redis.call('ZADD', delayed, tonumber(f[4] or '0'), id)
+      -- a corrupt due time is due now (0), never an error for the whole batch
+      redis.call('ZADD', delayed, tonumber(f[4] or '0') or 0, id)
       repaired = repaired + 1
     end
   elseif state == 'completed' or state == 'failed' then
     local set = state == 'completed' and completed or failed
     if not redis.call('ZSCORE', set, id) then
-      redis.call('ZADD', set, tonumber(f[5] or '0'), id)
+      redis.call('ZADD', set, tonumber(f[5] or '0') or 0, id)
       repaired = repaired + 1
     end
   end
