@@ -15,6 +15,7 @@ use tokio::sync::watch;
 pub struct Proxy {
     addr: SocketAddr,
     drop_replies: Arc<AtomicBool>,
+    blackhole: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -25,23 +26,32 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let drop_replies = Arc::new(AtomicBool::new(false));
+        let blackhole = Arc::new(AtomicBool::new(false));
         let (cuts, _) = watch::channel(0u64);
         let accept = tokio::spawn({
             let target = target.to_string();
             let drop_replies = drop_replies.clone();
+            let blackhole = blackhole.clone();
             let cuts = cuts.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
                     let Ok(server) = TcpStream::connect(&target).await else {
                         continue;
                     };
-                    tokio::spawn(pipe(client, server, drop_replies.clone(), cuts.subscribe()));
+                    tokio::spawn(pipe(
+                        client,
+                        server,
+                        drop_replies.clone(),
+                        blackhole.clone(),
+                        cuts.subscribe(),
+                    ));
                 }
             }
         });
         Proxy {
             addr,
             drop_replies,
+            blackhole,
             cuts,
             accept,
         }
@@ -55,6 +65,12 @@ impl Proxy {
     /// While on, commands reach Redis but their replies are thrown away.
     pub fn drop_replies(&self, on: bool) {
         self.drop_replies.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, no byte moves either way (a network partition): connections stay open,
+    /// what is sent waits, as TCP holds it, and goes through once the partition ends.
+    pub fn partition(&self, on: bool) {
+        self.blackhole.store(on, Ordering::SeqCst);
     }
 
     /// Closes every connection open now (new ones are accepted as before).
@@ -75,6 +91,7 @@ async fn pipe(
     client: TcpStream,
     server: TcpStream,
     drop_replies: Arc<AtomicBool>,
+    blackhole: Arc<AtomicBool>,
     mut cuts: watch::Receiver<u64>,
 ) {
     let (mut client_rd, mut client_wr) = client.into_split();
@@ -82,9 +99,11 @@ async fn pipe(
     let requests = async {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            hold(&blackhole).await;
             match client_rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    hold(&blackhole).await;
                     if server_wr.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -95,9 +114,11 @@ async fn pipe(
     let replies = async {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            hold(&blackhole).await;
             match server_rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    hold(&blackhole).await;
                     if drop_replies.load(Ordering::SeqCst) {
                         continue;
                     }
@@ -112,5 +133,12 @@ async fn pipe(
         _ = requests => {}
         _ = replies => {}
         _ = cuts.changed() => {}
+    }
+}
+
+/// Waits while a partition is on.
+async fn hold(partition: &AtomicBool) {
+    while partition.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }

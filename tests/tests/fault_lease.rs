@@ -262,3 +262,71 @@ async fn lease_renewal_racing_the_finisher_reports_no_lost_lease() {
             .join("\n")
     );
 }
+
+/// The same through a network partition: Redis stays up, but for 4 leases no worker can
+/// reach it (a proxy between them moves no byte either way, as a partition holds TCP
+/// segments until it heals). No stall, no rerun.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_6_network_cut_for_4_leases_with_live_workers_makes_no_stall_and_no_rerun() {
+    const Q: &str = "partition";
+    let server = RedisServer::start(&[]);
+    let proxy = Proxy::start(&server.addr()).await;
+    let env = TestEnv::on(&server.url()).await;
+    let prefix = env.config.prefix().to_string();
+    let q = env.queue(Q).await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let added = q
+            .add(
+                "diag.sleep",
+                &json!({"ms": 2_500, "n": i}),
+                JobOptions::new(),
+            )
+            .await
+            .unwrap();
+        ids.push(added.id);
+    }
+    let args = ["--queues", Q, "--lease", "1s", "--concurrency", "4"];
+    let mut a = WorkerProcess::start(&proxy.url(), &prefix, &args);
+    let mut b = WorkerProcess::start(&proxy.url(), &prefix, &args);
+    wait_active(&q, 8, Duration::from_secs(10)).await;
+    proxy.partition(true);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.partition(false);
+    let c = wait_finished(&q, 8, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c2 = q.counts().await.unwrap();
+    assert_eq!(
+        (
+            c.completed_total,
+            c.failed_total,
+            c2.completed_total,
+            c2.active,
+            c2.waiting
+        ),
+        (8, 0, 8, 0, 0),
+        "{c2:?}\nworker a:\n{}\nworker b:\n{}",
+        a.stderr(),
+        b.stderr()
+    );
+    for id in &ids {
+        let info = q.job(id).await.unwrap();
+        assert_eq!(
+            (info.state, info.attempts_made),
+            (JobState::Completed, 1),
+            "{info:?}"
+        );
+        assert_eq!(
+            stalls(&env, Q, id).await,
+            None,
+            "job {id} was counted as stalled"
+        );
+    }
+    for (name, w) in [("a", &mut a), ("b", &mut b)] {
+        let log = w.stderr();
+        assert!(w.is_running(), "worker {name} exited:\n{log}");
+        for bad in ["reclaimed", "not recorded", "lease lost"] {
+            assert!(!log.contains(bad), "worker {name} logged {bad:?}:\n{log}");
+        }
+    }
+}
