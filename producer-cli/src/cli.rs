@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use queue_core::args::{duration, ranged};
 use queue_core::{Backoff, JobState};
 use serde_json::Value;
 
@@ -338,14 +339,6 @@ fn queue_name(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-/// A duration from 0 to 3650d (`queue_core::parse_duration`'s range).
-fn duration(s: &str) -> Result<Duration, String> {
-    if s.trim_start().starts_with('-') {
-        return Err(format!("{s:?}: a duration cannot be negative"));
-    }
-    queue_core::parse_duration(s).map_err(|e| e.to_string())
-}
-
 /// A duration of at least 1ms (a zero timeout would fail every attempt at once).
 fn positive_duration(s: &str) -> Result<Duration, String> {
     match duration(s)? {
@@ -356,10 +349,7 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 
 /// The `stats --watch` period: at least 100ms, so a watch cannot hammer Redis.
 fn interval(s: &str) -> Result<Duration, String> {
-    match duration(s)? {
-        d if d < Duration::from_millis(100) => Err(format!("{s:?}: use at least 100ms")),
-        d => Ok(d),
-    }
+    queue_core::args::duration_at_least(s, Duration::from_millis(100))
 }
 
 /// The `spool replay --pause` between chunks: at most an hour.
@@ -368,24 +358,6 @@ fn replay_pause(s: &str) -> Result<Duration, String> {
         d if d > Duration::from_secs(3600) => Err(format!("{s:?}: use at most 1h")),
         d => Ok(d),
     }
-}
-
-/// A whole number in `range`, or a message naming the value and the range. Parsed as
-/// i128 first, so a huge or negative value is reported as out of range, not as "invalid
-/// digit" or "too large for the target type".
-fn ranged<T: TryFrom<i128>>(s: &str, range: std::ops::RangeInclusive<i128>) -> Result<T, String> {
-    let bad = || {
-        format!(
-            "{s:?}: use a whole number from {} to {}",
-            range.start(),
-            range.end()
-        )
-    };
-    let n: i128 = s.trim().parse().map_err(|_| bad())?;
-    if !range.contains(&n) {
-        return Err(bad());
-    }
-    T::try_from(n).map_err(|_| bad())
 }
 
 /// Most jobs a listing returns at once (queue-core's own limit).

@@ -93,6 +93,26 @@ impl JobCaps {
         Ok(())
     }
 
+    /// Checks the size of a job's data as the compact JSON it is stored as, counted
+    /// without building the text; returns the size.
+    pub fn check_data_value(&self, data: &serde_json::Value) -> Result<usize> {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0 += buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        // writing into a counter cannot fail
+        let _ = serde_json::to_writer(&mut count, data);
+        self.check_data(count.0)?;
+        Ok(count.0)
+    }
+
     /// Checks the size of a job's options JSON.
     pub fn check_opts(&self, len: usize) -> Result<()> {
         if len > self.max_opts_bytes {

@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod clock;
 mod coalesce;
 pub mod config;

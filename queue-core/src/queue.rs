@@ -661,8 +661,7 @@ pub(crate) fn validate_new_job(job: &NewJob) -> Result<()> {
 /// Checks a job's data and options against the size caps, before anything is stored;
 /// returns the size of its data as JSON.
 pub(crate) fn check_caps(job: &NewJob, caps: crate::config::JobCaps) -> Result<usize> {
-    let size = json_len(&job.data);
-    caps.check_data(size)?;
+    let size = caps.check_data_value(&job.data)?;
     caps.check_opts(job.opts.stored()?.len())?;
     Ok(size)
 }
@@ -679,22 +678,4 @@ pub(crate) fn byte_chunks<'a>(jobs: &'a [NewJob], sizes: &[usize]) -> Vec<&'a [N
         start += n;
     }
     out
-}
-
-/// Bytes of `v` as JSON, counted without building the text.
-fn json_len(v: &serde_json::Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    // writing into a counter cannot fail
-    let _ = serde_json::to_writer(&mut c, v);
-    c.0
 }

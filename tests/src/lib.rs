@@ -62,6 +62,64 @@ impl RedisServer {
         self.spawn_server();
     }
 
+    /// Starts a server whose data set will take seconds to load after
+    /// [`RedisServer::restart_into_a_slow_load`] (200 µs per key, answering clients all
+    /// through the load), with the extra `args`.
+    pub fn start_slow_loading(args: &[&str]) -> RedisServer {
+        let mut all = vec![
+            "--enable-debug-command",
+            "local",
+            "--key-load-delay",
+            "200",
+            // answer clients (LOADING) all through the load, not every 2 MB read
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ];
+        all.extend_from_slice(args);
+        RedisServer::start(&all)
+    }
+
+    /// Adds 20,000 filler keys, persists everything (RDB, and the AOF when it is on),
+    /// restarts the server, and returns once it answers `LOADING`: about 4 s of loading
+    /// follow (a server from [`RedisServer::start_slow_loading`]).
+    pub fn restart_into_a_slow_load(&mut self) {
+        self.cli(&["DEBUG", "POPULATE", "20000", "filler"]);
+        self.cli(&["SAVE"]);
+        if self.cli(&["CONFIG", "GET", "appendonly"]).contains("yes") {
+            // DEBUG POPULATE is not logged to the AOF: rewrite it
+            self.cli(&["BGREWRITEAOF"]);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !self
+                .cli(&["INFO", "persistence"])
+                .contains("aof_rewrite_in_progress:0")
+            {
+                assert!(Instant::now() < deadline, "the AOF rewrite did not end");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.restart_loading();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.is_loading() {
+            assert!(Instant::now() < deadline, "redis never answered LOADING");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether the server answers `LOADING` (still loading its data set).
+    pub fn is_loading(&self) -> bool {
+        self.cli(&["PING"]).contains("LOADING")
+    }
+
+    /// `redis-cli` against this server; its output.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli must be installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn spawn_server(&mut self) {
         // The shell runs redis-server and ends it when this test process is gone.
         let script = format!(

@@ -492,16 +492,7 @@ async fn metrics_have_gauges_counters_and_a_processing_histogram() {
 /// healthy, with the queues readable, once the load ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dashboard_started_while_redis_loads_waits_and_then_serves() {
-    // 20,000 keys at 200 µs each: about 4 s of loading
-    let mut server = RedisServer::start(&[
-        "--enable-debug-command",
-        "local",
-        "--key-load-delay",
-        "200",
-        // answer clients (LOADING) all through the load, not every 2 MB read
-        "--loading-process-events-interval-bytes",
-        "1024",
-    ]);
+    let mut server = RedisServer::start_slow_loading(&[]);
     let prefix = fresh_prefix();
     let env = TestEnv::on_prefix(&server.url(), &prefix).await;
     env.queue("kept")
@@ -509,37 +500,12 @@ async fn a_dashboard_started_while_redis_loads_waits_and_then_serves() {
         .add("x", &json!({}), JobOptions::new())
         .await
         .unwrap();
-    let mut raw = env.raw().await;
-    let _: () = redis::cmd("DEBUG")
-        .arg("POPULATE")
-        .arg(20_000)
-        .arg("filler")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let _: String = redis::cmd("SAVE").query_async(&mut raw).await.unwrap();
-    drop(raw);
     drop(env);
-    server.restart_loading();
-    let loading = |port: u16| {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "ping"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains("LOADING")
-    };
-    let started = Instant::now();
-    while !loading(server.port) {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "redis never answered LOADING"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.restart_into_a_slow_load();
     let mut d = Dashboard::start_for(Some(&server.url()), &prefix, &[]).await;
     let (s, h) = get_json(&d.url("/api/health")).await;
     assert!(
-        loading(server.port),
+        server.is_loading(),
         "Redis finished loading too soon for this test to mean anything"
     );
     assert_eq!(s, 503, "{h}");

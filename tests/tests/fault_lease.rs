@@ -145,81 +145,6 @@ async fn guarantee_1_job_that_kills_its_worker_more_than_max_stalls_times_fails_
     assert!(c_worker.is_running(), "{}", c_worker.stderr());
 }
 
-/// Guarantee 6 with guarantee 1: a Redis outage of several leases, with every worker alive,
-/// causes no stall and no failure. While Redis is down the leases age without renewal;
-/// when it is back, no worker may take that for a crash: each live worker renews, the
-/// outcomes finished during the outage are recorded, and no job runs twice. (Before the
-/// lease clock restarted after an outage, every job here was reclaimed by the other
-/// worker, run again, and failed as "stalled more than 1 time(s)".)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guarantee_6_redis_down_for_4_leases_with_live_workers_makes_no_stall_and_no_rerun() {
-    const Q: &str = "outage";
-    let mut server = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let env = TestEnv::on(&server.url()).await;
-    let prefix = env.config.prefix().to_string();
-    let q = env.queue(Q).await;
-    let mut ids = Vec::new();
-    for i in 0..8 {
-        // each runs 2.5 s: through most of the outage
-        let added = q
-            .add(
-                "diag.sleep",
-                &json!({"ms": 2_500, "n": i}),
-                JobOptions::new(),
-            )
-            .await
-            .unwrap();
-        ids.push(added.id);
-    }
-    let args = ["--queues", Q, "--lease", "1s", "--concurrency", "4"];
-    let mut a = WorkerProcess::start(&server.url(), &prefix, &args);
-    let mut b = WorkerProcess::start(&server.url(), &prefix, &args);
-    wait_active(&q, 8, Duration::from_secs(10)).await;
-    // down for 4 s: 4 leases; the handlers finish meanwhile and their outcomes wait
-    server.stop();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    server.restart();
-    let env = TestEnv::on_prefix(&server.url(), &prefix).await;
-    let q = env.queue(Q).await;
-    let c = wait_finished(&q, 8, Duration::from_secs(20)).await;
-    // a little longer: a late reclaim would show up as a second run
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let c2 = q.counts().await.unwrap();
-    assert_eq!(
-        (
-            c.completed_total,
-            c.failed_total,
-            c2.completed_total,
-            c2.active,
-            c2.waiting
-        ),
-        (8, 0, 8, 0, 0),
-        "{c2:?}\nworker a:\n{}\nworker b:\n{}",
-        a.stderr(),
-        b.stderr()
-    );
-    for id in &ids {
-        let info = q.job(id).await.unwrap();
-        assert_eq!(
-            (info.state, info.attempts_made),
-            (JobState::Completed, 1),
-            "{info:?}"
-        );
-        assert_eq!(
-            stalls(&env, Q, id).await,
-            None,
-            "job {id} was counted as stalled"
-        );
-    }
-    for (name, w) in [("a", &mut a), ("b", &mut b)] {
-        let log = w.stderr();
-        assert!(w.is_running(), "worker {name} exited:\n{log}");
-        for bad in ["reclaimed", "not recorded", "lease lost"] {
-            assert!(!log.contains(bad), "worker {name} logged {bad:?}:\n{log}");
-        }
-    }
-}
-
 /// No false alarm: a lease renewal that races the finisher (which has just acknowledged
 /// the entries it renews) must not report those jobs as reclaimed. Thousands of short jobs
 /// under a 300 ms lease (renewed every 100 ms) make the race happen many times.
@@ -263,17 +188,22 @@ async fn lease_renewal_racing_the_finisher_reports_no_lost_lease() {
     );
 }
 
-/// The same through a network partition: Redis stays up, but for 4 leases no worker can
-/// reach it (a proxy between them moves no byte either way, as a partition holds TCP
-/// segments until it heals). No stall, no rerun.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guarantee_6_network_cut_for_4_leases_with_live_workers_makes_no_stall_and_no_rerun() {
-    const Q: &str = "partition";
-    let server = RedisServer::start(&[]);
-    let proxy = Proxy::start(&server.addr()).await;
-    let env = TestEnv::on(&server.url()).await;
+/// How Redis becomes unreachable for the workers in [`live_workers_ride_out`].
+enum Cut<'a> {
+    /// Redis itself stops (SHUTDOWN, AOF kept) and starts again.
+    Restart(&'a mut RedisServer),
+    /// Redis stays up; a proxy between it and the workers moves no byte either way.
+    Partition(&'a Proxy),
+}
+
+/// Guarantee 6 with guarantee 1: Redis unreachable for 4 leases while two live workers
+/// (lease 1 s) run 8 jobs of 2.5 s. The leases age without renewal meanwhile, yet no
+/// worker may take that for a crash: each renews when Redis is back, the outcomes finished
+/// during the outage are recorded, and no job is stalled or run twice.
+async fn live_workers_ride_out(env: &TestEnv, worker_url: &str, cut: Cut<'_>) {
+    let q_name = "outage";
     let prefix = env.config.prefix().to_string();
-    let q = env.queue(Q).await;
+    let q = env.queue(q_name).await;
     let mut ids = Vec::new();
     for i in 0..8 {
         let added = q
@@ -286,14 +216,27 @@ async fn guarantee_6_network_cut_for_4_leases_with_live_workers_makes_no_stall_a
             .unwrap();
         ids.push(added.id);
     }
-    let args = ["--queues", Q, "--lease", "1s", "--concurrency", "4"];
-    let mut a = WorkerProcess::start(&proxy.url(), &prefix, &args);
-    let mut b = WorkerProcess::start(&proxy.url(), &prefix, &args);
+    let args = ["--queues", q_name, "--lease", "1s", "--concurrency", "4"];
+    let mut a = WorkerProcess::start(worker_url, &prefix, &args);
+    let mut b = WorkerProcess::start(worker_url, &prefix, &args);
     wait_active(&q, 8, Duration::from_secs(10)).await;
-    proxy.partition(true);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    proxy.partition(false);
+    let env = match cut {
+        Cut::Restart(server) => {
+            server.stop();
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            server.restart();
+            TestEnv::on_prefix(&server.url(), &prefix).await
+        }
+        Cut::Partition(proxy) => {
+            proxy.partition(true);
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            proxy.partition(false);
+            TestEnv::on_prefix(env.config.redis_url().unwrap(), &prefix).await
+        }
+    };
+    let q = env.queue(q_name).await;
     let c = wait_finished(&q, 8, Duration::from_secs(30)).await;
+    // a little longer: a late reclaim would show up as a second run
     tokio::time::sleep(Duration::from_secs(2)).await;
     let c2 = q.counts().await.unwrap();
     assert_eq!(
@@ -317,7 +260,7 @@ async fn guarantee_6_network_cut_for_4_leases_with_live_workers_makes_no_stall_a
             "{info:?}"
         );
         assert_eq!(
-            stalls(&env, Q, id).await,
+            stalls(&env, q_name, id).await,
             None,
             "job {id} was counted as stalled"
         );
@@ -329,4 +272,24 @@ async fn guarantee_6_network_cut_for_4_leases_with_live_workers_makes_no_stall_a
             assert!(!log.contains(bad), "worker {name} logged {bad:?}:\n{log}");
         }
     }
+}
+
+/// A restart of 4 leases. (Before the lease clock restarted after an outage, every job
+/// here was reclaimed by the other worker, run again, and failed as "stalled more than 1
+/// time(s)".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_6_redis_down_for_4_leases_with_live_workers_makes_no_stall_and_no_rerun() {
+    let mut server = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let env = TestEnv::on(&server.url()).await;
+    let url = server.url();
+    live_workers_ride_out(&env, &url, Cut::Restart(&mut server)).await;
+}
+
+/// A network partition of 4 leases (TCP holds what is sent until it heals).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_6_network_cut_for_4_leases_with_live_workers_makes_no_stall_and_no_rerun() {
+    let server = RedisServer::start(&[]);
+    let proxy = Proxy::start(&server.addr()).await;
+    let env = TestEnv::on(&server.url()).await;
+    live_workers_ride_out(&env, &proxy.url(), Cut::Partition(&proxy)).await;
 }

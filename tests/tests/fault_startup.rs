@@ -118,46 +118,9 @@ async fn guarantee_6_worker_warns_at_startup_when_aof_is_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_6_worker_started_while_redis_loads_waits_and_then_runs_jobs() {
     const Q: &str = "loading";
-    // 20,000 keys at 200 µs each: about 4 s of loading
-    let mut server = RedisServer::start(&[
-        "--appendonly",
-        "yes",
-        "--enable-debug-command",
-        "local",
-        "--key-load-delay",
-        "200",
-        // answer clients (LOADING) all through the load, not every 2 MB read
-        "--loading-process-events-interval-bytes",
-        "1024",
-    ]);
+    let mut server = RedisServer::start_slow_loading(&["--appendonly", "yes"]);
     let prefix = fresh_prefix();
     let env = TestEnv::on_prefix(&server.url(), &prefix).await;
-    let mut raw = env.raw().await;
-    let _: () = redis::cmd("DEBUG")
-        .arg("POPULATE")
-        .arg(20_000)
-        .arg("filler")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    // DEBUG POPULATE is not logged to the AOF: rewrite it so the filler is loaded again
-    let _: String = redis::cmd("BGREWRITEAOF")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), "the AOF rewrite", || {
-        let mut raw = raw.clone();
-        async move {
-            let info: String = redis::cmd("INFO")
-                .arg("persistence")
-                .query_async(&mut raw)
-                .await
-                .ok()?;
-            (info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0"))
-                .then_some(())
-        }
-    })
-    .await;
     let q = env.queue(Q).await;
     let before = q
         .add("diag.echo", &json!({"before": true}), JobOptions::new())
@@ -165,33 +128,12 @@ async fn guarantee_6_worker_started_while_redis_loads_waits_and_then_runs_jobs()
         .unwrap();
     drop(q);
     drop(env);
-    server.restart_loading();
-    // wait until it is really loading, then start the worker
-    let loading = Instant::now();
-    loop {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &server.port.to_string(), "ping"])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&out.stdout).contains("LOADING") {
-            break;
-        }
-        assert!(
-            loading.elapsed() < Duration::from_secs(5),
-            "redis never answered LOADING"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.restart_into_a_slow_load();
     let mut worker = WorkerProcess::start(&server.url(), &prefix, &["--queues", Q]);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let still_loading = std::process::Command::new("redis-cli")
-        .args(["-p", &server.port.to_string(), "ping"])
-        .output()
-        .unwrap();
     assert!(
-        String::from_utf8_lossy(&still_loading.stdout).contains("LOADING"),
-        "Redis finished loading too soon for this test to mean anything ({:?})",
-        loading.elapsed()
+        server.is_loading(),
+        "Redis finished loading too soon for this test to mean anything"
     );
     assert!(
         worker.is_running(),

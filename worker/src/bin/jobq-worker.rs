@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use jobq_handlers::metrics_server;
-use queue_core::{parse_duration, Config, Worker};
+use queue_core::args::{duration, duration_at_least, ranged};
+use queue_core::{Config, Worker};
 
 /// Run jobq's built-in handlers (video, analytics, moderation, diag) on Redis-backed queues.
 ///
@@ -51,34 +52,8 @@ struct Args {
     metrics_bind: Option<String>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    if s.trim_start().starts_with('-') {
-        return Err(format!("{s:?}: a duration cannot be negative"));
-    }
-    parse_duration(s).map_err(|e| e.to_string())
-}
-
 fn lease(s: &str) -> Result<Duration, String> {
-    match duration(s)? {
-        d if d < Duration::from_millis(100) => Err(format!("{s:?}: use at least 100ms")),
-        d => Ok(d),
-    }
-}
-
-/// A whole number in `range`, or a message naming the value and the range (a huge or
-/// negative value included).
-fn ranged<T: TryFrom<i128>>(s: &str, range: std::ops::RangeInclusive<i128>) -> Result<T, String> {
-    let bad = || {
-        format!(
-            "{s:?}: use a whole number from {} to {}",
-            range.start(),
-            range.end()
-        )
-    };
-    match s.trim().parse::<i128>() {
-        Ok(n) if range.contains(&n) => T::try_from(n).map_err(|_| bad()),
-        _ => Err(bad()),
-    }
+    duration_at_least(s, Duration::from_millis(100))
 }
 
 fn concurrency(s: &str) -> Result<usize, String> {
