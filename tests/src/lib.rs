@@ -605,3 +605,14 @@ pub async fn script_calls(conn: &mut queue_core::Conn) -> u64 {
         })
         .sum()
 }
+
+/// Adds `jobs` in bulk; their ids, in order.
+pub async fn add_all(queue: &Queue, jobs: Vec<queue_core::NewJob>) -> Vec<String> {
+    queue
+        .add_bulk(jobs)
+        .await
+        .expect("add_bulk")
+        .into_iter()
+        .map(|a| a.id)
+        .collect()
+}

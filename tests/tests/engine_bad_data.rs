@@ -378,13 +378,7 @@ async fn guarantee_8_slowlog_jobs_at_the_data_cap_never_block_redis_for_50ms() {
     for _ in 0..6 {
         jobs.push(NewJob::new("work", &text, JobOptions::new()).unwrap());
     }
-    let mut ids: Vec<String> = q
-        .add_bulk(jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let mut ids: Vec<String> = add_all(&q, jobs).await;
     for _ in 0..2 {
         ids.push(q.add("work", &text, JobOptions::new()).await.unwrap().id);
     }

@@ -45,13 +45,7 @@ async fn workers_killed_at_random_while_redis_restarts_twice_lose_and_double_cou
     let jobs: Vec<NewJob> = (0..N)
         .map(|_| NewJob::new("diag.sleep", &json!({"ms": 40}), opts.clone()).unwrap())
         .collect();
-    let ids: Vec<String> = q
-        .add_bulk(jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let ids: Vec<String> = add_all(&q, jobs).await;
 
     // a short lease: jobs of killed workers are reclaimed within seconds; stalls are what
     // this test causes, so they never fail a job here

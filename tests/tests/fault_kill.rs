@@ -24,13 +24,7 @@ async fn guarantee_1_kill_9_with_50_jobs_in_flight_loses_nothing() {
     let jobs: Vec<NewJob> = (0..50)
         .map(|_| NewJob::new("diag.sleep", &json!({"ms": 3000}), JobOptions::new()).unwrap())
         .collect();
-    let ids: Vec<String> = q
-        .add_bulk(jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let ids: Vec<String> = add_all(&q, jobs).await;
     assert_eq!(ids.len(), 50);
 
     // every job is running on the first worker
@@ -99,13 +93,7 @@ async fn guarantee_1_a_reclaimed_job_runs_before_the_jobs_still_waiting() {
     let backlog: Vec<NewJob> = (0..30)
         .map(|i| NewJob::new("diag.sleep", &json!({"ms": 150, "n": i}), JobOptions::new()).unwrap())
         .collect();
-    let backlog: Vec<String> = q
-        .add_bulk(backlog)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let backlog: Vec<String> = add_all(&q, backlog).await;
     let second = WorkerProcess::start(&server.url(), &prefix, &args);
     let c = wait_finished(&q, 31, Duration::from_secs(30)).await;
     assert_eq!((c.completed_total, c.failed_total), (31, 0), "{c:?}");

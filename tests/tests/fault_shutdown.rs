@@ -28,13 +28,7 @@ async fn guarantee_5_sigterm_with_10_active_jobs_finishes_them_all_and_exits_0()
     let jobs: Vec<NewJob> = (0..10)
         .map(|_| NewJob::new("diag.sleep", &json!({"ms": 1000}), JobOptions::new()).unwrap())
         .collect();
-    let ids: Vec<String> = q
-        .add_bulk(jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let ids: Vec<String> = add_all(&q, jobs).await;
     wait_active(&q, 10, Duration::from_secs(10)).await;
     // more work waits behind the full slots: after the signal it must not be fetched
     let later: Vec<NewJob> = (0..5)
@@ -81,13 +75,7 @@ async fn guarantee_5_jobs_outliving_the_grace_period_are_left_for_reclaim_not_fa
     let jobs: Vec<NewJob> = (0..N)
         .map(|_| NewJob::new("diag.sleep", &json!({"ms": 3000}), JobOptions::new()).unwrap())
         .collect();
-    let ids: Vec<String> = q
-        .add_bulk(jobs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let ids: Vec<String> = add_all(&q, jobs).await;
     wait_active(&q, N as u64, Duration::from_secs(10)).await;
 
     first.signal("TERM");
