@@ -186,7 +186,7 @@ async fn three_workers_on_one_queue_run_2000_jobs_each_exactly_once() {
     let jobs: Vec<NewJob> = (0..1_900)
         .map(|i| NewJob::new("job", &json!(i), JobOptions::new()).unwrap())
         .collect();
-    let mut ids: HashSet<String> = add_all(&q, jobs).await;
+    let mut ids: HashSet<String> = add_all(&q, jobs).await.into_iter().collect();
     for i in 1_900..2_000 {
         ids.insert(q.add("job", &json!(i), JobOptions::new()).await.unwrap().id);
     }
