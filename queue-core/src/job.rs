@@ -622,18 +622,39 @@ pub(crate) fn stored_state(h: &HashMap<String, String>) -> Option<&str> {
 /// whole hash into a hashtable, about twice the memory.
 pub(crate) const PIECE: usize = 64;
 
-/// `value` cut into pieces of at most [`PIECE`] bytes at UTF-8 character boundaries (one
-/// piece, maybe empty, when it fits).
+/// Longest value cut into [`PIECE`]-byte pieces (4 KiB). Past it small pieces gain nothing
+/// (a hash of over 128 fields is a hashtable whatever its values) and cost a field each: a
+/// 1 MiB value would be 16,000 fields, an add of it tens of milliseconds of Redis time.
+pub(crate) const SMALL_VALUE_MAX: usize = 64 * PIECE;
+/// Pieces of a value past [`SMALL_VALUE_MAX`], after its first [`SMALL_HEAD`] ones of
+/// [`PIECE`] bytes (which the claim reads with the job's other fields; the rest is read
+/// apart, by the worker).
+pub(crate) const BIG_PIECE: usize = 64 * 1024;
+/// How many [`PIECE`]-byte pieces a value past [`SMALL_VALUE_MAX`] starts with.
+pub(crate) const SMALL_HEAD: usize = 3;
+
+/// `value` cut into pieces at UTF-8 character boundaries: of at most [`PIECE`] bytes (one
+/// piece, maybe empty, when it fits), or past [`SMALL_VALUE_MAX`] [`SMALL_HEAD`] of them
+/// then pieces of at most [`BIG_PIECE`].
 pub(crate) fn pieces(value: &str) -> Vec<&str> {
-    let mut out = Vec::with_capacity(value.len() / PIECE + 1);
+    let big = value.len() > SMALL_VALUE_MAX;
+    let mut out = Vec::with_capacity(if big {
+        value.len() / BIG_PIECE + SMALL_HEAD + 1
+    } else {
+        value.len() / PIECE + 1
+    });
     let mut rest = value;
-    while rest.len() > PIECE {
-        let mut cut = PIECE;
+    let mut size = PIECE;
+    while rest.len() > size {
+        let mut cut = size;
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
         out.push(&rest[..cut]);
         rest = &rest[cut..];
+        if big && out.len() == SMALL_HEAD {
+            size = BIG_PIECE;
+        }
     }
     out.push(rest);
     out
@@ -827,6 +848,16 @@ mod tests {
             (&*pairs[2 * n], &*pairs[2 * n + 1]),
             ("data:n", &*n.to_string())
         );
+        // past 4 KiB: three small pieces, then big ones
+        let big = "€".repeat(349_000);
+        let cut = pieces(&big);
+        assert_eq!(cut.concat(), big);
+        assert!(cut[..SMALL_HEAD].iter().all(|p| p.len() <= PIECE));
+        assert!(cut[SMALL_HEAD].len() > PIECE);
+        assert!(cut.iter().all(|p| p.len() <= BIG_PIECE));
+        assert!(cut.len() < 20, "{}", cut.len());
+        let edge = "x".repeat(SMALL_VALUE_MAX);
+        assert!(pieces(&edge).iter().all(|p| p.len() == PIECE));
     }
 
     #[test]

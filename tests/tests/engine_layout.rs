@@ -90,8 +90,8 @@ async fn a_job_hash_deleted_while_its_job_runs_is_not_recreated_by_the_outcome()
 async fn a_megabyte_of_multibyte_data_is_stored_run_and_updated_whole() {
     let env = TestEnv::new().await;
     let q = env.queue("big").await;
-    // 1 MB of 3-byte characters (just under the 1 MiB cap): ~16,000 pieces, past Lua's
-    // unpack limit, every cut near a character boundary
+    // 1 MB of 3-byte characters (just under the 1 MiB cap): small pieces then 64 KiB ones,
+    // every cut near a character boundary
     let text: String = "€".repeat(349_000);
     let added = q
         .add("echo", &json!({ "text": text }), JobOptions::new())

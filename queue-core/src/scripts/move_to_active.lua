@@ -187,7 +187,7 @@ for lane = 1, L do
         local dn, on = f[6], f[7]
         if not f[2] or f[2] == '' then
           note = 'bad:field name is missing'
-        elseif not att or att < 0 or att ~= math.floor(att) then
+        elseif not att or att < 0 or att > 4294967294 or att ~= math.floor(att) then
           note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
           att = 0
         else
@@ -196,10 +196,14 @@ for lane = 1, L do
         end
         if note == '' then
           dn, on = tonumber(dn) or 1, tonumber(on) or 1
+          -- a value past 4 KiB is cut into 64 KiB pieces after its first three (job.rs
+          -- `pieces`): few of them, but each too long for a claim of many jobs to read
+          if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
+          if on > 3 and redis.call('HSTRLEN', job, 'opts:4') > 64 then on = INLINE_PIECES + 1 end
           if dn > INLINE_PIECES or on > INLINE_PIECES then
             -- too long to read here: the worker reads it (a bounded call at a time)
-            note = 'read:' .. (dn > INLINE_PIECES and dn or 0) .. ':' ..
-              (on > INLINE_PIECES and on or 0)
+            note = 'read:' .. (dn > INLINE_PIECES and (tonumber(f[6]) or 1) or 0) .. ':' ..
+              (on > INLINE_PIECES and (tonumber(f[7]) or 1) or 0)
           end
           if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], {f[8], f[9]}) end
           if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[7], {}) end

@@ -51,9 +51,10 @@ local function long_value(job, field, first, n, more)
   return table.concat(parts)
 end
 
--- Values stored in up to this many pieces (4 KiB) are read by the claim itself; longer ones
--- are read by the worker (move_to_active's `read:` note), so a claim of 500 jobs at the
--- size cap never reads 500 MiB in one call.
+-- Values stored in up to this many 64-byte pieces (4 KiB) are read by the claim itself;
+-- longer ones (in 64 KiB pieces past the first: job.rs `pieces`) are read by the worker
+-- (move_to_active's `read:` note), so a claim of 500 jobs at the size cap never reads
+-- 500 MiB in one call.
 local INLINE_PIECES = 64
 
 -- A stored value for an error message: quoted with Lua's escapes (no raw control

@@ -69,9 +69,11 @@ for k = first, #KEYS do
       local sid, fields = entry[1], entry[2]
       redis.call('XACK', key, group, sid)
       redis.call('XDEL', key, sid)
-      local id = fields and fields[2]
+      local id = entry_id(fields)
       local job = id and (job_prefix .. id)
-      if job and redis.call('EXISTS', job) == 1 then
+      -- only a job that still points at this entry is requeued: an entry it no longer
+      -- points at is an orphan (the job waits or runs on another one), dropped above
+      if job and redis.call('HGET', job, 'sid') == sid then
         local stalls = redis.pcall('HINCRBY', job, 'stalls', 1)
         if type(stalls) ~= 'number' then
           -- a corrupt counter must not stop every reclaim of the queue: count from 1

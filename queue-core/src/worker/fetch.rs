@@ -154,8 +154,9 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
     })
 }
 
-/// Fields read per call when a worker reads a long value itself (64 KiB of pieces).
-const READ_PIECES: usize = 1_000;
+/// Pieces read per call when a worker reads a long value itself: at most 4 MiB of 64 KiB
+/// pieces (job.rs `pieces`), so even a value at the largest cap is read in short calls.
+const READ_PIECES: usize = 64;
 
 /// Reads a value stored in `n` pieces (`field`, `field:2` … `field:n`, see job.rs
 /// `push_long`) of a job this worker holds, in HMGET calls of [`READ_PIECES`] fields: the
