@@ -301,7 +301,7 @@ async fn guarantee_8_job_names_with_control_characters_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_never_starts_before_it_was_created_and_a_panic_keeps_its_backtrace() {
+async fn a_job_starts_after_its_add_ends_after_its_start_and_a_panic_keeps_its_backtrace() {
     let env = TestEnv::new().await;
     let q = env.queue("clocks").await;
     let worker = env
@@ -339,6 +339,11 @@ async fn a_job_never_starts_before_it_was_created_and_a_panic_keeps_its_backtrac
             started >= info.created_at,
             "job {id} started at {started}, before it was created at {}",
             info.created_at
+        );
+        let finished = info.finished_at.unwrap();
+        assert!(
+            finished >= started,
+            "job {id} finished at {finished}, before it started at {started}"
         );
     }
     let info = q.job(&boom.id).await.unwrap();

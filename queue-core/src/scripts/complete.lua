@@ -12,7 +12,8 @@
 local meta, completed, events, per_minute = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local now = now_ms()
+-- rounded up, as add and claim times are: an attempt never finishes "before" it started
+local now = now_ms_ceil()
 local now_text = ms_text(now)
 local by_lane, zargs, done, lost, times = {}, {}, {}, {}, {}
 local recorded = 0
