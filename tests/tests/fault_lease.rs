@@ -293,3 +293,48 @@ async fn guarantee_6_network_cut_for_4_leases_with_live_workers_makes_no_stall_a
     let env = TestEnv::on(&server.url()).await;
     live_workers_ride_out(&env, &proxy.url(), Cut::Partition(&proxy)).await;
 }
+
+/// Entry ids are unique only within a lane: jobs added in one millisecond to two lanes get
+/// the same one. A worker holding both renews both leases (it keys what it holds by lane
+/// and entry), so neither is reclaimed from under it nor run twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_jobs_with_the_same_entry_id_in_two_lanes_both_keep_their_lease() {
+    const Q: &str = "twins";
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    // one call, one millisecond: the same entry id in lanes 1 and 2
+    let jobs: Vec<NewJob> = [1, 2]
+        .into_iter()
+        .map(|p| {
+            NewJob::new(
+                "diag.sleep",
+                &json!({ "ms": 3_000 }),
+                JobOptions::new().priority(p),
+            )
+            .unwrap()
+        })
+        .collect();
+    let ids = add_all(&q, jobs).await;
+    let mut w = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", Q, "--lease", "1s", "--concurrency", "2"],
+    );
+    let c = wait_finished(&q, 2, Duration::from_secs(20)).await;
+    assert_eq!((c.completed_total, c.failed_total), (2, 0), "{c:?}");
+    for id in &ids {
+        assert_eq!(
+            stalls(&env, Q, id).await,
+            None,
+            "job {id} was reclaimed:\n{}",
+            w.stderr()
+        );
+        assert_eq!(q.job(id).await.unwrap().attempts_made, 1);
+    }
+    let log = w.stderr();
+    assert!(
+        !log.contains("reclaimed") && !log.contains("not recorded"),
+        "{log}"
+    );
+    w.signal("TERM");
+}

@@ -9,13 +9,15 @@
 -- KEYS: lane streams
 -- ARGV: 1 group, 2 consumer, 3 job key prefix, then per lane (in KEYS order): n, then n
 --       triples: entry id, job id, run tag
--- Returns: the entry ids this consumer no longer owns
+-- Returns: per lane (in KEYS order), the ids of the entries this consumer no longer owns
+-- (an entry id is unique only within its stream)
 local group, consumer, job_prefix = ARGV[1], ARGV[2], ARGV[3]
-local lost = {}
+local out = {}
 local a = 4
 for k = 1, #KEYS do
   local n = tonumber(ARGV[a])
-  local owned = {}
+  local owned, lost = {}, {}
+  out[k] = lost
   for i = 0, n - 1 do
     local sid, id, run = ARGV[a + 1 + i * 3], ARGV[a + 2 + i * 3], ARGV[a + 3 + i * 3]
     local p = redis.call('XPENDING', KEYS[k], group, sid, sid, 1)
@@ -43,4 +45,4 @@ for k = 1, #KEYS do
     end
   end
 end
-return lost
+return out

@@ -87,7 +87,7 @@ pub(crate) async fn finish_loop(
                 }
             }
         }
-        held.remove(batch.iter().map(|o| o.job.sid.as_str()));
+        held.remove(batch.iter().map(|o| (o.job.prio, o.job.sid.as_str())));
         batch.clear();
     }
 }

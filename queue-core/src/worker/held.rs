@@ -1,5 +1,7 @@
 //! The jobs a worker holds in one queue (claimed, running or waiting to be recorded), by lane
-//! entry. The lease loop renews exactly these; a job reported lost is cancelled here.
+//! entry: the lane's priority and the entry's id, since an entry id is unique only within
+//! its stream (jobs added in one millisecond to two lanes get the same one). The lease loop
+//! renews exactly these; a job reported lost is cancelled here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use super::run::Active;
 
 struct HeldJob {
-    prio: i32,
     id: String,
     /// `<attempt>:<start ms>`, recorded with each lease renewal.
     run: String,
@@ -24,19 +25,18 @@ pub(crate) struct HeldEntry {
 }
 
 #[derive(Default)]
-pub(crate) struct Held(Mutex<HashMap<String, HeldJob>>);
+pub(crate) struct Held(Mutex<HashMap<(i32, String), HeldJob>>);
 
 impl Held {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, HeldJob>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, String), HeldJob>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers a claimed job's entry; its handler watches `cancel`.
     pub fn insert(&self, job: &Active, cancel: CancellationToken) {
         self.map().insert(
-            job.sid.clone(),
+            (job.prio, job.sid.clone()),
             HeldJob {
-                prio: job.prio,
                 id: job.raw.id.clone(),
                 run: format!("{}:{}", job.raw.attempt, job.started_ms),
                 cancel,
@@ -44,19 +44,19 @@ impl Held {
         );
     }
 
-    /// Forgets entries whose outcome is recorded (or abandoned).
-    pub fn remove<'a>(&self, sids: impl IntoIterator<Item = &'a str>) {
+    /// Forgets entries (lane priority, entry id) whose outcome is recorded (or abandoned).
+    pub fn remove<'a>(&self, entries: impl IntoIterator<Item = (i32, &'a str)>) {
         let mut map = self.map();
-        for sid in sids {
-            map.remove(sid);
+        for (prio, sid) in entries {
+            map.remove(&(prio, sid.to_string()));
         }
     }
 
     /// Entries held, grouped by lane priority.
     pub fn by_lane(&self) -> HashMap<i32, Vec<HeldEntry>> {
         let mut out: HashMap<i32, Vec<HeldEntry>> = HashMap::new();
-        for (sid, job) in self.map().iter() {
-            out.entry(job.prio).or_default().push(HeldEntry {
+        for ((prio, sid), job) in self.map().iter() {
+            out.entry(*prio).or_default().push(HeldEntry {
                 sid: sid.clone(),
                 id: job.id.clone(),
                 run: job.run.clone(),
@@ -65,11 +65,12 @@ impl Held {
         out
     }
 
-    /// A reclaimer took these entries: stop their handlers (their outcome will not count).
-    pub fn lose(&self, sids: &[String]) {
+    /// A reclaimer took these entries (lane priority, entry id): stop their handlers (their
+    /// outcome will not count).
+    pub fn lose(&self, entries: &[(i32, String)]) {
         let mut map = self.map();
-        for sid in sids {
-            if let Some(job) = map.remove(sid) {
+        for entry in entries {
+            if let Some(job) = map.remove(entry) {
                 job.cancel.cancel();
             }
         }

@@ -47,25 +47,34 @@ pub(crate) async fn lease_loop(
     }
 }
 
-async fn extend(queue: &Queue, held: &Held, consumer: &str) -> Result<Vec<String>> {
-    let lanes = held.by_lane();
+/// Renews every held entry; returns the entries (lane priority, entry id) this worker no
+/// longer owns.
+async fn extend(queue: &Queue, held: &Held, consumer: &str) -> Result<Vec<(i32, String)>> {
+    let lanes: Vec<(i32, Vec<super::held::HeldEntry>)> = held.by_lane().into_iter().collect();
     if lanes.is_empty() {
         return Ok(Vec::new());
     }
     let keys = &queue.inner.keys;
     let mut inv = scripts::EXTEND_LEASE.prepare_invoke();
-    for prio in lanes.keys() {
+    for (prio, _) in &lanes {
         inv.key(keys.lane(*prio));
     }
     inv.arg(GROUP).arg(consumer).arg(keys.job_prefix());
-    for entries in lanes.values() {
+    for (_, entries) in &lanes {
         inv.arg(entries.len());
         for e in entries {
             inv.arg(&e.sid).arg(&e.id).arg(&e.run);
         }
     }
     let mut conn = queue.inner.redis.conn();
-    inv.invoke_async(&mut conn)
+    // per lane (in KEYS order), the ids of the entries lost there
+    let lost: Vec<Vec<String>> = inv
+        .invoke_async(&mut conn)
         .await
-        .map_err(|e| queue.inner.redis.err(e))
+        .map_err(|e| queue.inner.redis.err(e))?;
+    Ok(lanes
+        .iter()
+        .zip(lost)
+        .flat_map(|((prio, _), sids)| sids.into_iter().map(move |sid| (*prio, sid)))
+        .collect())
 }
