@@ -160,3 +160,67 @@ async fn lose_replies_of(
     proxy.drop_replies(false);
     proxy.cut();
 }
+
+/// A claim whose reply is lost: Redis ran it, so its jobs are pending to the worker, which
+/// never saw them. Once Redis answers again the worker gives them back (the queue's front
+/// lane) and runs them: no stall is counted and no job waits for a lease to expire. Before,
+/// a reclaim took them a lease later, counting a stall (with `max_stalls` 0: failed unrun).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without_a_stall() {
+    const Q: &str = "lostclaim";
+    let server = RedisServer::start(&[]);
+    let proxy = Proxy::start(&server.addr()).await;
+    let direct = TestEnv::on(&server.url()).await;
+    let prefix = direct.config.prefix().to_string();
+    let via_proxy = TestEnv::on_prefix(&proxy.url(), &prefix).await;
+    let q = direct.queue(Q).await;
+    let worker = via_proxy
+        .worker()
+        .queues([Q])
+        .concurrency(8)
+        .lease(Duration::from_secs(2))
+        .max_stalls(0)
+        .handler("work", |_j: Job<Value>, _c: Ctx| async {
+            Ok::<_, JobError>(())
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    // a first job makes the lane the worker knows (a new lane would cost it a round trip
+    // before the claim), then the worker goes idle, its replies still arriving
+    let first = q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    wait_job_done(&q, &first.id, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.drop_replies(true);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            q.add("work", &json!({ "i": i }), JobOptions::new())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // the worker's next claim runs in Redis; its reply is thrown away
+    eventually(Duration::from_secs(5), "the jobs claimed", || async {
+        q.counts().await.ok().filter(|c| c.active == 5)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.drop_replies(false);
+    proxy.cut();
+    let c = wait_finished(&q, 6, Duration::from_secs(10)).await;
+    assert_eq!((c.completed_total, c.failed_total), (6, 0), "{c:?}");
+    let keys = queue_core::keys::QueueKeys::new(&prefix, Q);
+    let mut raw = direct.raw().await;
+    for id in &ids {
+        let stalls: Option<u64> = redis::cmd("HGET")
+            .arg(keys.job(id))
+            .arg("stalls")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(stalls, None, "job {id} was reclaimed as stalled");
+    }
+    guard.stop().await.unwrap();
+}

@@ -121,3 +121,45 @@ async fn guarantee_5_jobs_outliving_the_grace_period_are_left_for_reclaim_not_fa
     }
     assert!(second.is_running(), "{}", second.stderr());
 }
+
+/// Guarantees 5 and 6 together: a worker told to stop while Redis is down exits within
+/// its grace period (plus the few seconds it gives recording), instead of waiting for
+/// Redis to record outcomes; the job whose outcome it could not record is run again by
+/// another worker once Redis is back (at-least-once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_5_a_worker_stopped_while_redis_is_down_exits_within_its_grace() {
+    const Q: &str = "downstop";
+    let mut server = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let env = TestEnv::on(&server.url()).await;
+    let prefix = env.config.prefix().to_string();
+    let q = env.queue(Q).await;
+    let added = q
+        .add("diag.sleep", &json!({"ms": 500}), JobOptions::new())
+        .await
+        .unwrap();
+    let args = ["--queues", Q, "--grace", "2s", "--lease", "1s"];
+    let mut w = WorkerProcess::start(&server.url(), &prefix, &args);
+    wait_active(&q, 1, Duration::from_secs(10)).await;
+    server.stop();
+    w.signal("TERM");
+    let asked = Instant::now();
+    let code = w.wait_exit(Duration::from_secs(15));
+    assert_eq!(
+        code,
+        Some(0),
+        "still running {:?} after SIGTERM:\n{}",
+        asked.elapsed(),
+        w.stderr()
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    server.restart();
+    let env = TestEnv::on_prefix(&server.url(), &prefix).await;
+    let q = env.queue(Q).await;
+    let _next = WorkerProcess::start(&server.url(), &prefix, &args);
+    let info = wait_job_done(&q, &added.id, Duration::from_secs(20)).await;
+    assert_eq!(info.state, JobState::Completed, "{info:?}");
+}

@@ -34,6 +34,7 @@ script!(COUNTS, "counts.lua");
 script!(GET_JOB, "get_job.lua");
 script!(EXTEND_LEASE, "extend_lease.lua");
 script!(RECLAIM, "reclaim.lua");
+script!(RELEASE, "release.lua");
 script!(REPAIR, "repair.lua");
 // queue control (control.rs)
 script!(MOVE_JOBS, "move_jobs.lua");

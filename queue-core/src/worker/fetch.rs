@@ -212,6 +212,9 @@ pub(crate) async fn fetch_loop(
 ) {
     let mut outage = Outage::new(format!("fetching from queue {}", queue.name()));
     let mut waiter = Waiter::new(blocking, queue.inner.keys.marker());
+    // a claim call failed: Redis may have run it anyway, leaving entries pending to this
+    // worker that it does not hold; give them back once Redis answers again
+    let mut unsure = false;
     loop {
         let permits = tokio::select! {
             p = take_permits(&shared.claims, MAX_BATCH) => p,
@@ -232,6 +235,7 @@ pub(crate) async fn fetch_loop(
             }
             Err(e) => {
                 drop(permits);
+                unsure = true;
                 let wait = outage.failed(&e);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -249,6 +253,23 @@ pub(crate) async fn fetch_loop(
             let _ = claimed.send(Claimed { job, claim, cancel });
         }
         drop(permits);
+        if unsure {
+            match super::release::release(&queue, &held, &shared.consumer).await {
+                Ok(n) => {
+                    unsure = false;
+                    if n > 0 {
+                        tracing::info!(
+                            queue = %queue.name(),
+                            jobs = n,
+                            "gave back jobs claimed by a call whose reply was lost"
+                        );
+                    }
+                }
+                Err(e) => {
+                    outage.failed(&e);
+                }
+            }
+        }
         if got == count && !fetched.paused && fetched.limited.is_none() {
             continue;
         }

@@ -14,6 +14,7 @@ mod outage;
 mod pace;
 mod panic;
 mod reclaim;
+mod release;
 mod retention;
 mod run;
 pub(crate) use run::{guarded_call, panic_message, Stop};
@@ -47,6 +48,8 @@ use handler::{erase, ErasedHandler};
 
 /// Default time active jobs get to finish after a shutdown signal.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// How long past the grace period a stopping worker still tries to record outcomes.
+const RECORD_AFTER_GRACE: Duration = Duration::from_secs(5);
 /// Default lease: a job whose worker has not renewed it for this long is reclaimed.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Default number of stalls (expired leases) after which a job fails instead of re-running.
@@ -427,6 +430,7 @@ impl Worker {
             "worker started"
         );
         self.shutdown.cancelled().await;
+        let stopping = std::time::Instant::now();
         for f in fetchers {
             let _ = f.await;
         }
@@ -443,9 +447,19 @@ impl Worker {
             shared.cancel_jobs.cancel();
             let _ = shared.slots.acquire_many(all).await;
         }
-        // handlers are done and their senders dropped: finishers drain and stop
-        for f in finishers {
-            let _ = f.await;
+        // handlers are done and their senders dropped: finishers drain and stop. Recording
+        // waits for Redis, but not past the grace period (and a little more to record what
+        // finished at its end): an unreachable Redis must not keep a stopping worker alive.
+        let record_until = stopping + self.grace + RECORD_AFTER_GRACE;
+        for mut f in finishers {
+            let left = record_until.saturating_duration_since(std::time::Instant::now());
+            if tokio::time::timeout(left, &mut f).await.is_err() {
+                f.abort();
+                tracing::warn!(
+                    "Redis is unreachable: outcomes not recorded by the end of the grace \
+                     period are left, with their jobs, for reclaim"
+                );
+            }
         }
         stop_leases.cancel();
         for b in background {

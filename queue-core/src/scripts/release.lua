@@ -1,0 +1,52 @@
+-- release: a worker gives back the claims it does not hold. A claim whose reply never
+-- came (the call timed out while Redis was frozen, or the connection dropped after Redis
+-- ran it) leaves entries pending to this worker that it knows nothing of: nobody would
+-- renew their leases, and a reclaim would count a stall (or fail the job) although no
+-- worker died. After such a failure the worker calls this: each entry pending to it that
+-- is not in its list is acknowledged, and its job goes to the front lane to be claimed
+-- again, with no stall counted.
+--
+-- KEYS: 1 meta, 2 lanes, 3 front lane, 4 marker, 5 events, 6 .. lane streams
+-- ARGV: 1 group, 2 consumer, 3 job key prefix, 4 events maxlen, then the entries held, as
+--       "<KEYS index of the lane> <entry id>"
+-- Returns: how many jobs were given back
+local meta, lanes, front, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local group, consumer, job_prefix, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local held = {}
+for i = 5, #ARGV do held[ARGV[i]] = true end
+local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
+local requeued = {}
+for k = 6, #KEYS do
+  local key = KEYS[k]
+  local p = redis.pcall('XPENDING', key, group, '-', '+', 1000, consumer)
+  if type(p) == 'table' and not p.err then
+    for _, e in ipairs(p) do
+      local sid = e[1]
+      if not held[k .. ' ' .. sid] then
+        local entry = redis.call('XRANGE', key, sid, sid)[1]
+        redis.call('XACK', key, group, sid)
+        redis.call('XDEL', key, sid)
+        local id = entry and entry_id(entry[2])
+        local job = id and (job_prefix .. id)
+        if job and redis.call('HGET', job, 'sid') == sid then
+          if not front_ready then
+            pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
+            redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
+            redis.call('HINCRBY', meta, 'lanes_ver', 1)
+            front_ready = true
+          end
+          local new_sid = redis.call('XADD', front, '*', 'i', id)
+          redis.call('HSET', job, 'sid', new_sid, 'ln', FRONT_LANE)
+          redis.call('HDEL', job, 'state')
+          requeued[#requeued + 1] = id
+        end
+      end
+    end
+  end
+end
+if #requeued > 0 then
+  redis.call('HINCRBY', meta, 'waiting', #requeued)
+  emit_ids(events, maxlen, 'waiting', requeued)
+  wake(marker, 0)
+end
+return #requeued
