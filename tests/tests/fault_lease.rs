@@ -315,7 +315,7 @@ async fn guarantee_1_jobs_with_the_same_entry_id_in_two_lanes_both_keep_their_le
         })
         .collect();
     let ids = add_all(&q, jobs).await;
-    let mut w = WorkerProcess::start(
+    let w = WorkerProcess::start(
         env.config.redis_url().unwrap(),
         env.config.prefix(),
         &["--queues", Q, "--lease", "1s", "--concurrency", "2"],
