@@ -44,17 +44,40 @@ impl LaneCache {
     /// Reads the current lanes from Redis (version and set together, atomically).
     pub async fn refresh(&self, redis: &Redis, keys: &QueueKeys) -> Result<Lanes> {
         let mut conn = redis.conn();
-        let (version, prios): (Option<String>, Vec<i32>) = redis::pipe()
+        // read as bytes: a member that is not a lane number (a corrupt record) is skipped,
+        // never a failure of every call on the queue
+        let (version, members): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
             .atomic()
             .hget(keys.meta(), "lanes_ver")
             .zrevrange(keys.lanes(), 0, -1)
             .query_async(&mut conn)
             .await
             .map_err(|e| redis.err(e))?;
-        let lanes = Lanes {
-            version: version.unwrap_or_else(|| "0".into()),
-            prios,
+        let prios = members
+            .iter()
+            .filter_map(|m| std::str::from_utf8(m).ok()?.parse::<i32>().ok())
+            .filter(|p| crate::job::PRIORITY_RANGE.contains(p) || *p == crate::keys::FRONT_LANE)
+            .collect();
+        let version = match version {
+            None => "0".to_string(),
+            Some(v) => match String::from_utf8(v) {
+                Ok(v) if v.parse::<u64>().is_ok() => v,
+                // the scripts compare the stored bytes with ours: a version that is not a
+                // number (a corrupt record) would make every call stale forever. Start it
+                // again; a script that bumps it meanwhile makes the next call refresh.
+                _ => {
+                    let _: () = redis::cmd("HSET")
+                        .arg(keys.meta())
+                        .arg("lanes_ver")
+                        .arg("1")
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| redis.err(e))?;
+                    "1".to_string()
+                }
+            },
         };
+        let lanes = Lanes { version, prios };
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = lanes.clone();
         Ok(lanes)
     }

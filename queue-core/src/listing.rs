@@ -87,13 +87,13 @@ impl Queue {
 
     async fn is_paused(&self) -> Result<bool> {
         let inner = &self.inner;
-        let paused: Option<String> = redis::cmd("HGET")
+        let paused: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(inner.keys.meta())
             .arg("paused")
             .query_async(&mut inner.redis.conn())
             .await
             .map_err(|e| inner.redis.err(e))?;
-        Ok(paused.as_deref() == Some("1"))
+        Ok(paused.as_deref() == Some(b"1"))
     }
 
     async fn list_sorted(&self, state: JobState, offset: u64, limit: u64) -> Result<Vec<JobInfo>> {

@@ -455,3 +455,104 @@ async fn huge_listing_offsets_give_an_empty_page_never_a_panic() {
         }
     }
 }
+
+/// One corrupt record of a queue's own (its meta hash, rate-limit counter, events stream or
+/// lanes set) never stops the queue, fails its jobs or breaks its counts: the jobs run, each
+/// once, and `counts` and listings keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_a_corrupt_queue_record_never_stops_the_queue() {
+    // (what, commands run on the raw connection; `{k}` is the queue's key base)
+    let cases: &[(&str, &[&[&str]])] = &[
+        (
+            "waiting counter",
+            &[&["HSET", "{k}:meta", "waiting", "abc"]],
+        ),
+        (
+            "completed_total",
+            &[&["HSET", "{k}:meta", "completed_total", "1e308"]],
+        ),
+        ("per-minute bucket", &[&["HSET", "{k}:meta", "cm", "abc"]]),
+        (
+            "processing-time sum",
+            &[&["HSET", "{k}:meta", "pts", "nan"]],
+        ),
+        (
+            "rate window",
+            &[&["HSET", "{k}:meta", "rate_max", "10", "rate_ms", "0"]],
+        ),
+        ("concurrency", &[&["HSET", "{k}:meta", "conc", "1.5"]]),
+        (
+            "rate counter",
+            &[
+                &["HSET", "{k}:meta", "rate_max", "100", "rate_ms", "1000"],
+                &["SET", "{k}:limiter", "abc"],
+            ],
+        ),
+        (
+            "events stream",
+            &[&["DEL", "{k}:events"], &["SET", "{k}:events", "abc"]],
+        ),
+        ("lanes member", &[&["ZADD", "{k}:lanes", "7", "abc"]]),
+        (
+            "lanes version",
+            &[&["HSET", "{k}:meta", "lanes_ver", "\u{fffd}x"]],
+        ),
+        ("lanes set", &[&["DEL", "{k}:lanes"]]),
+    ];
+    for (n, (what, commands)) in cases.iter().enumerate() {
+        let env = TestEnv::new().await;
+        let queue = format!("rec-{n}");
+        let q = env.queue(&queue).await;
+        let base = QueueKeys::new(env.config.prefix(), &queue)
+            .base()
+            .to_string();
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let opts = JobOptions::new().priority(if i % 2 == 0 { 3 } else { 0 });
+            ids.push(q.add("work", &json!({ "i": i }), opts).await.unwrap().id);
+        }
+        let mut raw = env.raw().await;
+        for c in commands.iter() {
+            let mut cmd = redis::cmd(c[0]);
+            for a in &c[1..] {
+                cmd.arg(a.replace("{k}", &base));
+            }
+            let _: redis::Value = cmd.query_async(&mut raw).await.unwrap();
+        }
+        let worker = env
+            .worker()
+            .queues([queue.as_str()])
+            .concurrency(4)
+            .lease(Duration::from_secs(1))
+            .sweep_interval(Duration::from_millis(100))
+            .handler("work", |_j: Job<Value>, _c: Ctx| async {
+                Ok::<_, JobError>(())
+            })
+            .build()
+            .unwrap();
+        let guard = spawn_worker(worker);
+        let done = eventually(Duration::from_secs(15), what, || async {
+            let mut done = 0;
+            for id in &ids {
+                if q.job(id).await.ok()?.state == JobState::Completed {
+                    done += 1;
+                }
+            }
+            (done == ids.len()).then_some(())
+        })
+        .await;
+        let _ = done;
+        for id in &ids {
+            let info = q.job(id).await.unwrap();
+            assert_eq!(info.attempts_made, 1, "{what}: {info:?}");
+        }
+        let c = q
+            .counts()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: counts: {e}"));
+        assert_eq!((c.active, c.failed), (0, 0), "{what}: {c:?}");
+        let listed = q.list_jobs(JobState::Completed, 0, 100).await.unwrap();
+        assert_eq!(listed.len(), 10, "{what}");
+        guard.stop().await.unwrap();
+    }
+}

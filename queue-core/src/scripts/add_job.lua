@@ -25,7 +25,7 @@ for i = 1, L do
     -- the group may already exist if only the lanes set was lost; that is fine
     pcall(redis.call, 'XGROUP', 'CREATE', KEYS[5 + i], group, '0', 'MKSTREAM')
     redis.call('ZADD', lanes, prio, prio)
-    redis.call('HINCRBY', meta, 'lanes_ver', 1)
+    hincr(meta, 'lanes_ver', 1)
   end
 end
 
@@ -69,7 +69,7 @@ for j = 0, N - 1 do
   end
   a = last
 end
-if #added > 0 then redis.call('HINCRBY', meta, 'waiting', #added) end
+if #added > 0 then hincr(meta, 'waiting', #added) end
 emit_ids(events, maxlen, 'added', added)
 emit_ids(events, maxlen, 'delayed', delayed_ids)
 if #added > 0 then wake(marker, 0) end

@@ -39,9 +39,11 @@ for j = 0, N - 1 do
     if keep == 0 then
       if delete_job(job_prefix, id) > 0 then done[#done + 1] = id end
     elseif redis.call('HSET', job, 'state', 'completed', 'finished', now_text, 'started', started,
-        'att', att, 'result', result, 'sid', sid) == 6 then
-      -- all six fields were new (an owned job has `sid`): the job was removed while it ran;
-      -- do not resurrect it
+        'att', att, 'result', result, 'sid', sid) == 6
+        and redis.call('HEXISTS', job, 'name') == 0 then
+      -- all six fields were new (an owned job has `sid`) and there is no name: the job was
+      -- removed while it ran; do not resurrect it. (A job whose `sid` alone was lost to a
+      -- corrupt record keeps its name, and its outcome.)
       delete_job(job_prefix, id)
     else
       zargs[#zargs + 1] = now_text
@@ -54,7 +56,7 @@ trim_acked(by_lane, group)
 emit_ids(events, maxlen, 'completed', done)
 if #zargs > 0 then redis.call('ZADD', completed, unpack(zargs)) end
 if recorded > 0 then
-  redis.call('HINCRBY', meta, 'completed_total', recorded)
+  hincr(meta, 'completed_total', recorded)
   bump_minute(meta, per_minute, 'c', now, recorded)
   observe_times(meta, times)
 end

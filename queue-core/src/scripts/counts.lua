@@ -12,8 +12,22 @@ local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
 if ver ~= ARGV[2] then return {'lanes', ver} end
 local active = 0
 for i = 5, #KEYS do
-  active = active + redis.call('XPENDING', KEYS[i], ARGV[1])[1]
+  -- a lane without its group (deleted by hand) holds nothing active
+  local p = redis.pcall('XPENDING', KEYS[i], ARGV[1])
+  if type(p) == 'table' and not p.err then active = active + p[1] end
+end
+-- a set that is not a sorted set (a corrupt record) counts as empty, never fails the call
+local function card(key)
+  local n = redis.pcall('ZCARD', key)
+  if type(n) == 'number' then return n end
+  return 0
 end
 local m = redis.call('HMGET', meta, 'paused', 'completed_total', 'failed_total', 'waiting')
-return {'ok', tonumber(m[4] or '0'), active, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
-  redis.call('ZCARD', KEYS[4]), m[1] == '1' and 1 or 0, tonumber(m[2] or '0'), tonumber(m[3] or '0')}
+-- a corrupt counter reads as 0 (the next change of it starts it again: prelude hincr)
+local function count(v)
+  local n = tonumber(v or '0')
+  if n and n == n and n > -1e15 and n < 1e15 then return math.floor(n) end
+  return 0
+end
+return {'ok', count(m[4]), active, card(KEYS[2]), card(KEYS[3]), card(KEYS[4]),
+  m[1] == '1' and 1 or 0, count(m[2]), count(m[3])}

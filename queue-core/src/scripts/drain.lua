@@ -59,6 +59,6 @@ else
     end
   end
 end
-if undelivered > 0 then redis.call('HINCRBY', meta, 'waiting', -undelivered) end
+if undelivered > 0 then hincr(meta, 'waiting', -undelivered) end
 if n > 0 then emit(events, maxlen, 'event', 'drained', 'count', n) end
 return n

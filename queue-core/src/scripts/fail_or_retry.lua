@@ -63,7 +63,7 @@ for j = 0, N - 1 do
 end
 trim_acked(by_lane, group)
 if final > 0 then
-  redis.call('HINCRBY', meta, 'failed_total', final)
+  hincr(meta, 'failed_total', final)
   bump_minute(meta, per_minute, 'f', now, final)
   trim_finished(failed, job_prefix, keep, age, now, budget)
   -- remembered for the janitor, which keeps applying it while no job finishes

@@ -49,7 +49,7 @@ for _, id in ipairs(ids) do
   end
 end
 if #moved > 0 then
-  redis.call('HINCRBY', meta, 'waiting', #moved)
+  hincr(meta, 'waiting', #moved)
   emit_ids(events, maxlen, 'waiting', moved)
   wake(marker, 0)
 end

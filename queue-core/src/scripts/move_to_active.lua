@@ -70,7 +70,7 @@ for i, id in ipairs(due) do
         -- its lane vanished from the lanes set (keys deleted by hand): put it back and have
         -- the caller refresh; the next call gets the lane in KEYS (and recreates its group)
         redis.call('ZADD', lanes, prio, prio)
-        return {'lanes', tostring(redis.call('HINCRBY', meta, 'lanes_ver', 1))}
+        return {'lanes', tostring(hincr(meta, 'lanes_ver', 1))}
       end
     end
     prio_of[i] = prio
@@ -90,10 +90,10 @@ for i, id in ipairs(due) do
   end
 end
 if #moved > 0 then redis.call('ZREM', delayed, unpack(moved)) end
-if #promoted > 0 then redis.call('HINCRBY', meta, 'waiting', #promoted) end
+if #promoted > 0 then hincr(meta, 'waiting', #promoted) end
 emit_ids(events, maxlen, 'waiting', promoted)
 if #failed_ids > 0 then
-  redis.call('HINCRBY', meta, 'failed_total', #failed_ids)
+  hincr(meta, 'failed_total', #failed_ids)
   bump_minute(meta, per_minute, 'f', now, #failed_ids)
   emit_ids(events, maxlen, 'failed', failed_ids)
 end
@@ -110,12 +110,25 @@ if m[2] == '1' then
   return {'ok', next_due, 1, start, -1}
 end
 
--- queue limits: how many of `want` may start now
+-- queue limits: how many of `want` may start now. A stored limit that is not a whole
+-- number from 1 (a corrupt record) is ignored rather than stopping the queue.
+local function limit_value(v)
+  local n = tonumber(v)
+  if n and n >= 1 and n < 1e15 and n == math.floor(n) then return n end
+  return nil
+end
 local want = count
-local rate_max, conc = tonumber(m[3]), tonumber(m[5])
+local rate_max, conc = limit_value(m[3]), limit_value(m[5])
+local rate_ms = limit_value(m[4]) or 1000
 local used, active = 0, 0
 if rate_max then
-  used = tonumber(redis.call('GET', limiter) or '0')
+  local u = redis.pcall('GET', limiter)
+  used = type(u) == 'string' and tonumber(u) or (u == false and 0) or nil
+  if not used or used < 0 then
+    -- a corrupt window counter: start the window again
+    redis.call('DEL', limiter)
+    used = 0
+  end
   count = math.min(count, rate_max - used)
 end
 if conc then
@@ -133,7 +146,7 @@ local function limited(got)
     wait = redis.call('PTTL', limiter)
     if wait == -1 then
       -- a counter without its expiry would block the queue for good: restore it
-      wait = tonumber(m[4]) or 1000
+      wait = rate_ms
       redis.call('PEXPIRE', limiter, wait)
     end
     wait = math.max(wait, 1)
@@ -226,14 +239,14 @@ for lane = 1, L do
     end
   end
 end
-if delivered > 0 then redis.call('HINCRBY', meta, 'waiting', -delivered) end
+if delivered > 0 then hincr(meta, 'waiting', -delivered) end
 emit_ids(events, maxlen, 'active', started)
 if rate_max and got > 0 then
   if used == 0 then
     -- the first start of a window opens it
-    redis.call('SET', limiter, got, 'PX', tonumber(m[4]) or 1000)
+    redis.call('SET', limiter, got, 'PX', rate_ms)
   else
-    redis.call('INCRBY', limiter, got)
+    redis.pcall('INCRBY', limiter, got)
   end
 end
 if rate_max or conc then

@@ -141,11 +141,23 @@ local function hset_list(job, list, first, last)
   end
 end
 
+-- Adds `n` to the counter `field` of hash `key` (a queue's meta). A counter that is not an
+-- integer any more (a corrupt record) starts again from `n`: one bad value must never make
+-- every call of a queue fail (and a failed claim leave its jobs to be charged a stall).
+local function hincr(key, field, n)
+  local r = redis.pcall('HINCRBY', key, field, n)
+  if type(r) == 'number' then return r end
+  redis.call('HSET', key, field, n)
+  return n
+end
+
 -- Append an event to the queue's event stream, trimmed to about `maxlen` entries.
 -- Every event has `event` and `ids` (space-separated job ids: one entry per batch, not per
 -- job, keeps the stream cheap on the hot path).
 local function emit(events, maxlen, ...)
-  redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', ...)
+  -- events are for watchers: an events key that is not a stream (a corrupt record) loses
+  -- them, never the transition they describe
+  redis.pcall('XADD', events, 'MAXLEN', '~', maxlen, '*', ...)
 end
 
 -- Emit `name` for a list of job ids, at most EVENT_IDS_MAX ids per entry: the stream is
@@ -164,6 +176,13 @@ local function valid_sid(s)
   return type(s) == 'string' and string.match(s, '^%d+%-%d+$') ~= nil
 end
 
+-- Whether entry `sid` of stream `key` is pending in `group` (false when the stream or its
+-- group is gone).
+local function pending_entry(key, group, sid)
+  local p = redis.pcall('XPENDING', key, group, sid, sid, 1)
+  return type(p) == 'table' and not p.err and #p > 0
+end
+
 -- Whether stream id `a` is greater than `b` (ids are "<ms>-<seq>"; false for anything else).
 local function id_gt(a, b)
   local a1, a2 = string.match(a, '^(%d+)-(%d+)$')
@@ -175,7 +194,10 @@ end
 
 -- The id of the last entry the consumer group `group` of stream `key` delivered.
 local function last_delivered(key, group)
-  for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+  local groups = redis.pcall('XINFO', 'GROUPS', key)
+  -- no stream (deleted by hand): nothing was delivered from it
+  if type(groups) ~= 'table' or groups.err then return '0-0' end
+  for _, g in ipairs(groups) do
     local name, last
     for f = 1, #g, 2 do
       if g[f] == 'name' then name = g[f + 1] elseif g[f] == 'last-delivered-id' then last = g[f + 1] end
@@ -272,16 +294,16 @@ end
 -- kept in the meta hash as fields `<tag>m` (minute) and `<tag>c` (count).
 local function bump_minute(meta, list, tag, now, n)
   local minute = math.floor(now / 60000)
-  local cur = tonumber(redis.call('HGET', meta, tag .. 'm') or '-1')
+  local cur = tonumber(redis.call('HGET', meta, tag .. 'm') or '-1') or -1
   if cur == minute then
-    redis.call('HINCRBY', meta, tag .. 'c', n)
+    hincr(meta, tag .. 'c', n)
     return
   end
-  if cur >= 0 then
-    redis.call('LPUSH', list, redis.call('HGET', meta, tag .. 'c') or '0')
+  if cur >= 0 and cur < minute then
+    redis.pcall('LPUSH', list, redis.call('HGET', meta, tag .. 'c') or '0')
     local gap = math.min(minute - cur - 1, 1440)
-    for _ = 1, gap do redis.call('LPUSH', list, '0') end
-    redis.call('LTRIM', list, 0, 1439)
+    for _ = 1, gap do redis.pcall('LPUSH', list, '0') end
+    redis.pcall('LTRIM', list, 0, 1439)
   end
   redis.call('HSET', meta, tag .. 'm', minute, tag .. 'c', n)
 end
@@ -307,8 +329,8 @@ local function observe_times(meta, times)
     while b <= PT_N and ms > PT_BOUNDS[b] do b = b + 1 end
     per_bucket[b] = (per_bucket[b] or 0) + 1
   end
-  for b, count in pairs(per_bucket) do redis.call('HINCRBY', meta, 'pt' .. b, count) end
-  redis.call('HINCRBY', meta, 'pts', ms_text(sum))
+  for b, count in pairs(per_bucket) do hincr(meta, 'pt' .. b, count) end
+  hincr(meta, 'pts', ms_text(sum))
 end
 
 -- The prefix of jobs' log lists: `<base>:logs:` beside `<base>:j:` (keys.rs job_logs).

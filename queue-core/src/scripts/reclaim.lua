@@ -51,7 +51,7 @@ local function open_front()
   if front_ready then return end
   pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
   redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
-  redis.call('HINCRBY', meta, 'lanes_ver', 1)
+  hincr(meta, 'lanes_ver', 1)
   front_ready = true
 end
 local reason = 'job stalled more than ' .. max_stalls ..
@@ -116,12 +116,12 @@ for k = first, #KEYS do
   end
 end
 if #requeued > 0 then
-  redis.call('HINCRBY', meta, 'waiting', #requeued)
+  hincr(meta, 'waiting', #requeued)
   emit_ids(events, maxlen, 'stalled', requeued)
   wake(marker, 0)
 end
 if #failed_ids > 0 then
-  redis.call('HINCRBY', meta, 'failed_total', #failed_ids)
+  hincr(meta, 'failed_total', #failed_ids)
   bump_minute(meta, per_minute, 'f', now, #failed_ids)
   emit(events, maxlen, 'event', 'failed', 'ids', table.concat(failed_ids, ' '), 'error', reason)
 end

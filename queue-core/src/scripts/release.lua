@@ -32,7 +32,7 @@ for k = 6, #KEYS do
           if not front_ready then
             pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
             redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
-            redis.call('HINCRBY', meta, 'lanes_ver', 1)
+            hincr(meta, 'lanes_ver', 1)
             front_ready = true
           end
           local new_sid = redis.call('XADD', front, '*', 'i', id)
@@ -45,7 +45,7 @@ for k = 6, #KEYS do
   end
 end
 if #requeued > 0 then
-  redis.call('HINCRBY', meta, 'waiting', #requeued)
+  hincr(meta, 'waiting', #requeued)
   emit_ids(events, maxlen, 'waiting', requeued)
   wake(marker, 0)
 end

@@ -40,7 +40,7 @@ for i = 6 + L, #ARGV do
     removed[#removed + 1] = id
   end
 end
-if undelivered > 0 then redis.call('HINCRBY', meta, 'waiting', -undelivered) end
+if undelivered > 0 then hincr(meta, 'waiting', -undelivered) end
 emit_ids(events, maxlen, 'removed', removed)
 local out = {'ok', #removed}
 for _, v in ipairs(refused) do out[#out + 1] = v end

@@ -3,29 +3,41 @@
 -- lane entry is gone (and not held by a worker) gets a new one; a delayed job missing from the delayed set is put back;
 -- a finished job missing from its retention set is added to it (so retention can remove it).
 --
--- KEYS: 1 meta, 2 delayed, 3 completed, 4 failed, 5 marker, 6 .. 5+L lane streams,
---       6+L .. job hashes
+-- A waiting job whose lane is missing from the lanes set (deleted by hand) gets its lane
+-- back there, so workers read it again.
+--
+-- KEYS: 1 meta, 2 delayed, 3 completed, 4 failed, 5 marker, 6 lanes, 7 .. 6+L lane streams,
+--       7+L .. job hashes
 -- ARGV: 1 group, 2 L, 3 .. 2+L lane priorities, then the job ids (as the job KEYS)
 -- Returns: number of jobs repaired
 local meta, delayed, completed, failed, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local lanes = KEYS[6]
 local group, L = ARGV[1], tonumber(ARGV[2])
 local lane_of = {}
-for i = 1, L do lane_of[ARGV[2 + i]] = 5 + i end
+for i = 1, L do lane_of[ARGV[2 + i]] = 6 + i end
 local repaired, newly_waiting = 0, 0
 local last_of = {}
-for j = 6 + L, #KEYS do
+for j = 7 + L, #KEYS do
   local job = KEYS[j]
-  local id = ARGV[j - 3]
+  local id = ARGV[j - 4]
   local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln')
   local state, sid = job_state(f[1], f[2]), f[2]
   if state == 'waiting' then
-    local lane = lane_of[lane_name(f[6], f[3])]
+    local name = lane_name(f[6], f[3])
+    local lane = lane_of[name]
+    if not lane and (valid_priority(name) or name == FRONT_LANE)
+        and not redis.call('ZSCORE', lanes, name) then
+      -- its lane left the lanes set: put it back (the next claim reads the new lane list)
+      redis.call('ZADD', lanes, name, name)
+      hincr(meta, 'lanes_ver', 1)
+      repaired = repaired + 1
+    end
     if lane then
       -- a corrupt `sid` (not an entry id) points nowhere: the job gets a new entry, and the
       -- entry it had is dropped as an orphan when claimed
       local present = valid_sid(sid) and (#redis.call('XRANGE', KEYS[lane], sid, sid) > 0
         -- still pending: a worker holds it; its outcome, lease or a reclaim settles it
-        or #redis.call('XPENDING', KEYS[lane], group, sid, sid, 1) > 0)
+        or pending_entry(KEYS[lane], group, sid))
       if not present then
         -- The `waiting` counter still counts a lost entry that was never delivered (its id
         -- is past the group's last delivered one); one that was delivered is not counted
@@ -53,6 +65,6 @@ for j = 6 + L, #KEYS do
     end
   end
 end
-if newly_waiting > 0 then redis.call('HINCRBY', meta, 'waiting', newly_waiting) end
+if newly_waiting > 0 then hincr(meta, 'waiting', newly_waiting) end
 if repaired > 0 then wake(marker, 0) end
 return repaired

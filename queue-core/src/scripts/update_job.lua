@@ -27,7 +27,7 @@ end
 if not redis.call('ZSCORE', lanes, value) then
   pcall(redis.call, 'XGROUP', 'CREATE', new_lane, group, '0', 'MKSTREAM')
   redis.call('ZADD', lanes, value, value)
-  redis.call('HINCRBY', meta, 'lanes_ver', 1)
+  hincr(meta, 'lanes_ver', 1)
 end
 if state == 'waiting' and sid then
   redis.call('XDEL', old_lane, sid)

@@ -67,7 +67,8 @@ pub(crate) async fn sweep_step(queue: &Queue, cursor: u64) -> Result<(u64, i64)>
         .key(keys.delayed())
         .key(keys.completed())
         .key(keys.failed())
-        .key(keys.marker());
+        .key(keys.marker())
+        .key(keys.lanes());
     for k in lanes.keys(keys) {
         inv.key(k);
     }
