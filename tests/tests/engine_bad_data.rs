@@ -531,7 +531,7 @@ async fn guarantee_8_a_corrupt_queue_record_never_stops_the_queue() {
             .build()
             .unwrap();
         let guard = spawn_worker(worker);
-        let done = eventually(Duration::from_secs(15), what, || async {
+        eventually(Duration::from_secs(15), what, || async {
             let mut done = 0;
             for id in &ids {
                 if q.job(id).await.ok()?.state == JobState::Completed {
@@ -541,7 +541,6 @@ async fn guarantee_8_a_corrupt_queue_record_never_stops_the_queue() {
             (done == ids.len()).then_some(())
         })
         .await;
-        let _ = done;
         for id in &ids {
             let info = q.job(id).await.unwrap();
             assert_eq!(info.attempts_made, 1, "{what}: {info:?}");
