@@ -175,23 +175,11 @@ pub fn job_json(job: &JobInfo) -> Value {
     v
 }
 
-/// `s` with every control character (C0, DEL, C1: what a terminal may act on) written as
-/// an escape: `\n`, `\r`, `\t`, or `\u{1b}`; borrowed when there is none.
+/// `s` with every control character (C0, DEL, C1: what a terminal may act on) and every
+/// invisible reordering one written as an escape: `\n`, `\r`, `\t`, or `\u{1b}`;
+/// borrowed when there is none (`queue_core::text::printable`).
 pub fn plain(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
+    queue_core::text::printable(s)
 }
 
 /// A job as `show` prints it for people.

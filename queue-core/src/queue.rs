@@ -643,14 +643,19 @@ pub async fn list_queues(redis: &Redis, prefix: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Checks a job's name and options. A name is 1–256 bytes without control characters
-/// (newline, ESC, NUL …: names reach logs and terminals).
+/// Checks a job's name and options. A name is 1–256 bytes without control or invisible
+/// reordering characters (newline, ESC, NUL, bidirectional overrides …: names reach logs
+/// and terminals).
 pub(crate) fn validate_new_job(job: &NewJob) -> Result<()> {
-    if job.name.is_empty() || job.name.len() > 256 || job.name.chars().any(char::is_control) {
+    if job.name.is_empty()
+        || job.name.len() > 256
+        || job.name.chars().any(crate::text::is_unprintable)
+        || job.name.trim().is_empty()
+    {
         return Err(Error::invalid(
             "job name",
             format!(
-                "{:?}: use 1-256 characters, no control characters",
+                "{:?}: use 1-256 characters, not only spaces, no control characters",
                 job.name.chars().take(80).collect::<String>()
             ),
         ));
