@@ -1,5 +1,5 @@
-//! jobq benchmarks, shaped like the BullMQ peer benchmark (../shared/peers) so the two can
-//! run back to back on one Redis.
+//! jobq benchmarks, the same workloads as the BullMQ benchmark in `bench/bullmq/` (run it
+//! with `bench/bullmq/run`), so the two can run back to back on one machine.
 //!
 //! `cargo run --release -p jobq-bench -- [workloads…] [--runs N]`
 //!
@@ -9,8 +9,8 @@
 //! per waiting job, 50,000 jobs), `f` / `fspread` (lateness of 1,000 jobs delayed 2 s, added
 //! in one burst / at 500/s), `q4` (50,000 no-op jobs over 4 queues at concurrency 50: run it
 //! with `REDIS_URL` on a Redis Cluster node and on one Redis to compare the two). Default:
-//! all but `fspread` and `q4`, as the peer. Uses `REDIS_URL` when set (each run under a
-//! fresh key prefix), otherwise starts a private `redis-server` (no persistence,
+//! all but `fspread` and `q4`, as `bench/bullmq/run`. Uses `REDIS_URL` when set (each run
+//! under a fresh key prefix), otherwise starts a private `redis-server` (no persistence,
 //! noeviction) on a free port and flushes it between runs. Each workload prints one human
 //! line and one JSON line.
 

@@ -1,4 +1,4 @@
-//! The JSON API under `/api` (SPEC §7), for scripts and for services in any language.
+//! The JSON API under `/api`, for scripts and for services in any language.
 //!
 //! Reads: `GET /api/queues` (what `jobq stats --json` prints, as an array),
 //! `GET /api/queues/{q}` (the same plus its last hour), `GET /api/queues/{q}/jobs?state=
@@ -20,15 +20,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
-use queue_core::job_spec::parse_job_value;
+use queue_core::internal::job_spec::parse_job_value;
 use queue_core::{JobInfo, JobState, ListOrder, NewJob, Produced};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::backend::deadline;
 use crate::enqueue::spooled_reason;
 use crate::error::{ApiResult, AppError};
+use crate::state::AppState;
 use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
 
 /// Jobs listed per request when `limit` is not given.
@@ -139,7 +139,7 @@ fn number(what: &str, given: Option<&str>, default: u64) -> ApiResult<u64> {
     match given {
         None | Some("") => Ok(default),
         Some(s) => s.parse().map_err(|_| {
-            let shown = queue_core::text::clip(s, 40);
+            let shown = queue_core::internal::text::clip(s, 40);
             if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
                 AppError::BadRequest(format!("{what} {shown}: too large"))
             } else {
@@ -202,7 +202,7 @@ pub async fn add_jobs(
     Path(queue): Path<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    queue_core::validate::validate_queue_name(&queue)?;
+    queue_core::internal::validate::validate_queue_name(&queue)?;
     let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let jobs = parse_enqueue_body(&body)?;
     let produced = state.enqueuer().add(&queue, jobs).await?;

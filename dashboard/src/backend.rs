@@ -137,7 +137,7 @@ impl Backend {
     /// A handle on a queue that exists (is registered): 404 otherwise, so that looking at or
     /// steering a mistyped queue does not create it.
     pub async fn existing_queue(&self, name: &str) -> Result<Queue, AppError> {
-        queue_core::validate::validate_queue_name(name)?;
+        queue_core::internal::validate::validate_queue_name(name)?;
         if !self.queue_names().await?.iter().any(|q| q == name) {
             return Err(AppError::NotFound(format!(
                 "queue {name:?} not found under prefix {:?}",

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use queue_core::config::JobCaps;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Room for the rest of an enqueue body: the name, the JSON around data and options,
 /// whitespace.
@@ -67,7 +67,7 @@ pub async fn limit_body(State(state): State<AppState>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        // plain text: `error::errors_as_json` turns it into JSON or an error page
+        // plain text: `refusals::errors_as_json` turns it into JSON or an error page
         let message = too_large_message(&caps, req.method(), req.uri().path());
         let mut response = (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
         // the body is not read: the connection cannot be kept

@@ -1,12 +1,12 @@
 //! Enqueueing from the dashboard — `POST /api/queues/{q}/jobs` and the "add a job" form —
-//! through queue-core's [`Producer`], so `JOBQ_FALLBACK` (SPEC §2) applies when Redis is
+//! through queue-core's [`Producer`], so `JOBQ_FALLBACK` applies when Redis is
 //! down or not configured:
 //!
 //! - `spool`: the jobs are appended to a durable file in `JOBQ_SPOOL_DIR` and the API answers
 //!   202 Accepted with `"spooled": true` (and each job's id, which the replay keeps). The
 //!   dashboard replays that dir itself once Redis answers (the producer when its breaker
-//!   closes, and `replay_loop`, started in `app.rs` once connected, every
-//!   [`REPLAY_EVERY`](queue_core::fallback::REPLAY_EVERY)), as do workers sharing the dir.
+//!   closes, and `replay_loop`, started in `state.rs` once connected, every
+//!   [`REPLAY_EVERY`](queue_core::producer::REPLAY_EVERY)), as do workers sharing the dir.
 //! - `error`: 503 with the error naming the Redis address.
 //! - `inline` (the default): the dashboard runs no handlers, so it cannot run a job in its
 //!   own process: 503 naming the address and saying to set `JOBQ_FALLBACK=spool`. It says
@@ -80,7 +80,7 @@ impl Enqueuer {
     /// The 503 of an enqueue while Redis is down and the fallback is `inline`.
     fn refused_inline(&self) -> AppError {
         let cause = match self.producer.breaker() {
-            queue_core::fallback::BreakerState::Open { cause } => format!(" ({cause})"),
+            queue_core::producer::BreakerState::Open { cause } => format!(" ({cause})"),
             _ => String::new(),
         };
         let down = if self.producer.config().redis_url().is_none() {

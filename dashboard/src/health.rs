@@ -1,4 +1,4 @@
-//! `GET /api/health`: whether the dashboard can reach Redis, and how fast (SPEC §7).
+//! `GET /api/health`: whether the dashboard can reach Redis, and how fast.
 //!
 //! `{"status":"healthy","redis":{"status":"connected","latency_ms":0.31}}` with 200, or
 //! `degraded` with 503 when Redis is `disconnected` (unreachable, or not reached yet) or
@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Longest the health check waits for a PING.
 const PING_DEADLINE: Duration = Duration::from_secs(2);

@@ -67,31 +67,11 @@ pub fn utc(ms: u64) -> String {
     )
 }
 
-use queue_core::clock::civil_from_days;
-pub use queue_core::clock::now_ms;
+use queue_core::internal::clock::civil_from_days;
 
-/// `12s ago` / `in 3m` for a timestamp in ms since the epoch.
-pub fn relative(at_ms: u64) -> String {
-    let now = now_ms();
-    if at_ms <= now {
-        format!("{} ago", short_duration(now - at_ms))
-    } else {
-        format!("in {}", short_duration(at_ms - now))
-    }
-}
+pub use queue_core::duration::{relative, short_duration};
 
-/// A duration rounded to its largest unit (`950ms`, `12s`, `3m`, `2h`, `4d`).
-pub fn short_duration(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms}ms"),
-        1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..=3_599_999 => format!("{}m", ms / 60_000),
-        3_600_000..=86_399_999 => format!("{}h", ms / 3_600_000),
-        _ => format!("{}d", ms / 86_400_000),
-    }
-}
-
-pub use queue_core::text::clip;
+pub use queue_core::internal::text::clip;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,6 @@
 //! # jobq-dashboard
 //!
-//! The web side of jobq (SPEC §7): server-rendered HTML pages to watch and steer queues, a
+//! The web side of jobq: server-rendered HTML pages to watch and steer queues, a
 //! JSON API under `/api` (so services in any language can enqueue and inspect jobs), a
 //! health check, Prometheus metrics and live updates by Server-Sent Events fed from the
 //! queues' event streams. Every read and write goes through queue-core, the library the
@@ -11,12 +11,15 @@
 //! | file | what |
 //! |---|---|
 //! | `config.rs` | flags and environment → [`DashboardConfig`]; the exposure rule (bind + auth) |
-//! | `app.rs` | [`AppState`] and every route, in one place |
+//! | `app.rs` | every route, in one place |
+//! | `state.rs` | [`AppState`], what every handler shares |
 //! | `backend.rs` | the Redis connection (connected in the background), queue handles, timeouts |
 //! | `server.rs` | serving connections: the connection cap, header and idle timeouts |
 //! | `auth.rs` | token / basic auth, login sessions, CSRF (same-origin) checks, read-only |
+//! | `session.rs` | the login sessions in memory, and the access a request was granted |
 //! | `throttle.rs` | backoff on failed authentication, per client address |
 //! | `body_limit.rs` | how large a request body may be (one job at the size caps) |
+//! | `error.rs`, `refusals.rs` | errors and their status; axum's own refusals as JSON or a page |
 //! | `api.rs` | the JSON API |
 //! | `enqueue.rs` | enqueueing (API and form) through the producer: `JOBQ_FALLBACK` when Redis is down |
 //! | `pages/` | the HTML pages and the form actions behind their buttons |
@@ -44,14 +47,18 @@ pub mod html;
 pub mod live;
 pub mod metrics;
 pub mod pages;
+pub mod refusals;
 pub mod server;
+pub mod session;
 pub mod sse;
+pub mod state;
 pub mod stats;
 pub mod throttle;
 pub mod timing;
 
-pub use app::{router, AppState};
+pub use app::router;
 pub use config::{AuthMode, DashboardConfig};
+pub use state::AppState;
 
 use queue_core::worker::CancellationToken;
 

@@ -24,8 +24,7 @@ use queue_core::{list_queues, EventFollower, QueueEvent, StartAt};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use crate::app::AppState;
-use crate::backend::{deadline, REDIS_DEADLINE};
+use crate::backend::{deadline, Backend, REDIS_DEADLINE};
 use crate::chart::ChartPaths;
 use crate::error::AppError;
 use crate::stats::{self, QueueSummary};
@@ -162,8 +161,8 @@ impl Hub {
 }
 
 /// Rows of the named queues (for live messages and for a new client's first snapshot).
-pub async fn rows_of(state: &AppState, names: &[String]) -> Result<Vec<LiveRow>, AppError> {
-    Ok(stats::summaries_of(state.backend(), names)
+pub async fn rows_of(backend: &Backend, names: &[String]) -> Result<Vec<LiveRow>, AppError> {
+    Ok(stats::summaries_of(backend, names)
         .await?
         .into_iter()
         .map(LiveRow::from)
@@ -172,17 +171,17 @@ pub async fn rows_of(state: &AppState, names: &[String]) -> Result<Vec<LiveRow>,
 
 /// Follows every queue's events until the dashboard stops. Runs once Redis is connected;
 /// a Redis outage is reported to clients once, then retried with backoff.
-pub async fn follow(state: AppState) {
+pub async fn follow(backend: &Backend, hub: &Hub) {
     let mut backoff = Duration::from_millis(200);
     let mut down_since: Option<Instant> = None;
     loop {
-        let err = match run(&state, &mut down_since, &mut backoff).await {
+        let err = match run(backend, hub, &mut down_since, &mut backoff).await {
             Ok(never) => match never {},
             Err(e) => e,
         };
         if down_since.is_none() {
             tracing::warn!(error = ?err.to_string(), "live updates paused; retrying");
-            state.hub().set_status(Status {
+            hub.set_status(Status {
                 redis: "disconnected",
                 error: Some(err.to_string()),
             });
@@ -195,12 +194,11 @@ pub async fn follow(state: AppState) {
 
 /// One run of the follower, from a fresh start, until an error.
 async fn run(
-    state: &AppState,
+    backend: &Backend,
+    hub: &Hub,
     down_since: &mut Option<Instant>,
     backoff: &mut Duration,
 ) -> Result<std::convert::Infallible, AppError> {
-    let hub = state.hub();
-    let backend = state.backend();
     let redis = backend.redis()?.clone();
     let prefix = backend.prefix().to_string();
     let mut follower = EventFollower::new(&redis, &prefix);
@@ -280,7 +278,7 @@ async fn run(
         let mut changed = Vec::new();
         if !pending.is_empty() && last_refresh.elapsed() >= MIN_REFRESH {
             let names: Vec<String> = std::mem::take(&mut pending).into_iter().collect();
-            for row in rows_of(state, &names).await? {
+            for row in rows_of(backend, &names).await? {
                 let queue = row.summary.stats.queue.clone();
                 rows.insert(queue.clone(), Arc::new(row));
                 changed.push(queue);

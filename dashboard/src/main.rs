@@ -1,4 +1,4 @@
-//! `jobq-dashboard`: web UI, JSON/HTTP API, health and Prometheus metrics (SPEC §7).
+//! `jobq-dashboard`: web UI, JSON/HTTP API, health and Prometheus metrics.
 //!
 //! This file parses the command line, refuses an exposed bind without auth (exit 2), sets up
 //! logging, says what it runs with (and that `JOBQ_FALLBACK=inline` cannot be honoured here)
@@ -11,7 +11,7 @@ use clap::Parser;
 use jobq_dashboard::config::{Cli, DashboardConfig};
 use queue_core::worker::CancellationToken;
 
-/// Bad usage or an unsafe setup (SPEC §6's exit codes).
+/// Bad usage or an unsafe setup.
 const USAGE: u8 = 2;
 
 #[tokio::main]

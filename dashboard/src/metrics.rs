@@ -20,9 +20,9 @@ use axum::response::IntoResponse;
 use futures_util::future::try_join_all;
 use queue_core::{Counts, ProcessingTime, PROCESSING_BUCKETS_MS};
 
-use crate::app::AppState;
 use crate::backend::deadline;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// The exposition's content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

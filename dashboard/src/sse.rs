@@ -24,8 +24,8 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
-use crate::app::AppState;
 use crate::live::{self, LiveRow, Round, Status};
+use crate::state::AppState;
 
 /// What a client wants.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -121,7 +121,7 @@ impl Client {
                 .into_iter()
                 .filter(|q| self.query.wants_queue(q))
                 .collect();
-            live::rows_of(state, &names).await
+            live::rows_of(state.backend(), &names).await
         }
         .await;
         match rows {

@@ -74,7 +74,7 @@ pub async fn all_stats(backend: &Backend) -> Result<Vec<QueueStats>, AppError> {
 /// Counts of the named queues, in order.
 pub async fn stats_of(backend: &Backend, names: &[String]) -> Result<Vec<QueueStats>, AppError> {
     let queues = handles(backend, names).await?;
-    try_join_all(queues.iter().map(queue_stats)).await
+    deadline(queue_core::stats_of(&queues)).await
 }
 
 /// Counts and throughput of the named queues, in order.

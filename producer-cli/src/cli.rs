@@ -1,4 +1,4 @@
-//! The command line: every command, flag and help text of `jobq` (SPEC §6), in one place.
+//! The command line: every command, flag and help text of `jobq`, in one place.
 //!
 //! Values are checked while parsing (queue names, durations, JSON, numbers), so a bad one is
 //! a usage error (exit 2) whose message names it and its option, before anything touches
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use queue_core::args::{duration, ranged};
+use queue_core::internal::args::{duration, ranged};
 use queue_core::{Backoff, JobState};
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The commands of SPEC §6.
+/// The commands of the stats line
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Add one job; prints its id.
@@ -335,7 +335,7 @@ pub enum ScheduleCommand {
 }
 
 fn queue_name(s: &str) -> Result<String, String> {
-    queue_core::validate::validate_queue_name(s).map_err(|e| e.to_string())?;
+    queue_core::internal::validate::validate_queue_name(s).map_err(|e| e.to_string())?;
     Ok(s.to_string())
 }
 
@@ -349,7 +349,7 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 
 /// The `stats --watch` period: at least 100ms, so a watch cannot hammer Redis.
 fn interval(s: &str) -> Result<Duration, String> {
-    queue_core::args::duration_at_least(s, Duration::from_millis(100))
+    queue_core::internal::args::duration_at_least(s, Duration::from_millis(100))
 }
 
 /// The `spool replay --pause` between chunks: at most an hour.

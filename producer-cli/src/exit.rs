@@ -1,6 +1,8 @@
-//! Exit codes (SPEC §6): 0 ok, 1 runtime failure, 2 usage or bad input.
+//! Exit codes: 0 ok, 1 runtime failure, 2 usage or bad input.
 
 use std::fmt;
+
+use queue_core::ErrorKind;
 
 /// A runtime failure: job not found, Redis unreachable, an operation refused.
 pub const RUNTIME: u8 = 1;
@@ -31,14 +33,8 @@ pub fn code(e: &anyhow::Error) -> u8 {
             return USAGE;
         }
         if let Some(q) = cause.downcast_ref::<queue_core::Error>() {
-            return match q {
-                queue_core::Error::Config(_)
-                | queue_core::Error::InvalidQueueName(_)
-                | queue_core::Error::Invalid { .. }
-                | queue_core::Error::InvalidDuration(_)
-                | queue_core::Error::DurationTooLong(_)
-                | queue_core::Error::TooLarge { .. }
-                | queue_core::Error::Serialize(_) => USAGE,
+            return match q.kind() {
+                ErrorKind::BadInput | ErrorKind::TooLarge => USAGE,
                 _ => RUNTIME,
             };
         }

@@ -46,7 +46,7 @@ fn parse(text: &str) -> Result<Vec<NewJob>, String> {
 
 /// One line: the JSON job form shared with the dashboard's enqueue endpoint.
 fn parse_line(line: &str) -> Result<NewJob, String> {
-    queue_core::job_spec::parse_job_json(line).map_err(|e| e.to_string())
+    queue_core::internal::job_spec::parse_job_json(line).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `jobq`: enqueue jobs, inspect and steer queues from a shell (SPEC §6).
+//! `jobq`: enqueue jobs, inspect and steer queues from a shell.
 //!
 //! This file only parses the command line, runs the command and turns its outcome into an
 //! exit code. The commands live in `commands/` (one file per group), their flags in

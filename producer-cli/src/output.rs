@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use queue_core::{format_duration, Backoff, BackoffKind, JobInfo, JobOptions, Retention};
+use queue_core::{format_duration, JobInfo, JobOptions, Retention};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -93,44 +93,10 @@ impl Table {
     }
 }
 
-pub use queue_core::clock::now_ms;
-
-/// `12s ago` / `in 3m` for a timestamp in ms since the epoch.
-pub fn relative(at_ms: u64) -> String {
-    let now = now_ms();
-    if at_ms <= now {
-        format!("{} ago", short_duration(now - at_ms))
-    } else {
-        format!("in {}", short_duration(at_ms - now))
-    }
-}
-
-/// A duration rounded to its largest unit, for tables (`950ms`, `12s`, `3m`, `2h`, `4d`).
-pub fn short_duration(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms}ms"),
-        1_000..=59_999 => format!("{}s", ms / 1_000),
-        60_000..=3_599_999 => format!("{}m", ms / 60_000),
-        3_600_000..=86_399_999 => format!("{}h", ms / 3_600_000),
-        _ => format!("{}d", ms / 86_400_000),
-    }
-}
+pub use queue_core::duration::relative;
 
 fn ms(ms: u64) -> String {
     format_duration(Duration::from_millis(ms))
-}
-
-/// A backoff the way `--backoff` takes it (`exp:1s`, `fixed:500ms:0.5`).
-pub fn backoff_text(b: &Backoff) -> String {
-    let kind = match b.kind {
-        BackoffKind::Fixed => "fixed",
-        BackoffKind::Exponential => "exp",
-    };
-    let mut s = format!("{kind}:{}", ms(b.delay_ms));
-    if b.jitter > 0.0 {
-        s.push_str(&format!(":{}", b.jitter));
-    }
-    s
 }
 
 fn retention_text(r: &Retention) -> String {
@@ -147,7 +113,7 @@ fn retention_text(r: &Retention) -> String {
 pub fn opts_text(o: &JobOptions) -> String {
     let mut parts = vec![format!("attempts {}", o.max_attempts())];
     if let Some(b) = &o.backoff {
-        parts.push(format!("backoff {}", backoff_text(b)));
+        parts.push(format!("backoff {b}"));
     }
     if let Some(t) = o.timeout_ms {
         parts.push(format!("timeout {}", ms(t)));
@@ -177,9 +143,9 @@ pub fn job_json(job: &JobInfo) -> Value {
 
 /// `s` with every control character (C0, DEL, C1: what a terminal may act on) and every
 /// invisible reordering one written as an escape: `\n`, `\r`, `\t`, or `\u{1b}`;
-/// borrowed when there is none (`queue_core::text::printable`).
+/// borrowed when there is none (`queue_core::internal::text::printable`).
 pub fn plain(s: &str) -> Cow<'_, str> {
-    queue_core::text::printable(s)
+    queue_core::internal::text::printable(s)
 }
 
 /// A job as `show` prints it for people.
@@ -197,6 +163,9 @@ pub fn print_job(job: &JobInfo) {
     field("id", &job.id);
     field("name", &job.name);
     field("state", job.state.as_str());
+    if let Some(c) = &job.corrupt {
+        field("corrupt", c);
+    }
     field(
         "attempts",
         &format!("{} of {}", job.attempts_made, job.opts.max_attempts()),
@@ -239,7 +208,7 @@ pub fn print_job(job: &JobInfo) {
 }
 
 /// A cell no wider than `max` characters (ellipsis when cut).
-pub use queue_core::text::clip;
+pub use queue_core::internal::text::clip;
 
 #[cfg(test)]
 mod tests {
@@ -253,19 +222,6 @@ mod tests {
         assert_eq!(
             t.render(),
             "QUEUE   WAITING\nvideo         5\na      12345678\n"
-        );
-    }
-
-    #[test]
-    fn durations_read_as_typed() {
-        assert_eq!(short_duration(500), "500ms");
-        assert_eq!(short_duration(10_500), "10s");
-        assert_eq!(short_duration(3_600_000), "1h");
-        let b = Backoff::exponential(Duration::from_secs(1));
-        assert_eq!(backoff_text(&b), "exp:1s");
-        assert_eq!(
-            Backoff::parse(&backoff_text(&b.with_jitter(0.5))).unwrap(),
-            b.with_jitter(0.5)
         );
     }
 

@@ -27,7 +27,25 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::job::{Added, NewJob};
-use crate::queue::{Queue, BULK_CHUNK};
+
+/// Jobs per `add_job` script call in [`crate::Queue::add_bulk`], and most jobs of one
+/// coalesced batch: one round trip per chunk.
+pub const BULK_CHUNK: usize = 1_000;
+
+/// Where a coalescer's batches go: the queue whose single adds it gathers (implemented by
+/// [`crate::Queue`]). Kept abstract so this module needs nothing of the queue's.
+pub(crate) trait Sink: Clone + Send + Sync + 'static {
+    /// The queue's coalescer.
+    fn coalescer(&self) -> &Coalescer;
+    /// How many calls may be in flight at once on the queue's Redis, at most `most`.
+    fn in_flight(&self, most: usize) -> usize;
+    /// Stores one batch: per job, stored or the id of the job it duplicates.
+    fn store(
+        &self,
+        jobs: Vec<NewJob>,
+        data: Vec<String>,
+    ) -> impl std::future::Future<Output = Result<Vec<Added>>> + Send;
+}
 
 /// Calls of one queue's single adds in flight at once on one Redis (one on a cluster, whose
 /// client may send a call again after a redirection).
@@ -64,11 +82,11 @@ impl Coalescer {
 }
 
 /// Adds one validated job to `queue` through its coalescer.
-pub(crate) async fn add(queue: &Queue, job: NewJob) -> Result<Added> {
+pub(crate) async fn add<S: Sink>(queue: &S, job: NewJob) -> Result<Added> {
     let (tx, rx) = oneshot::channel();
     let data = serde_json::to_string(&job.data)?;
     let start = {
-        let mut s = queue.inner.adds.state();
+        let mut s = queue.coalescer().state();
         s.pending.push((job, data, tx));
         let start = !s.flushing;
         s.flushing = true;
@@ -92,18 +110,18 @@ pub(crate) async fn add(queue: &Queue, job: NewJob) -> Result<Added> {
 
 /// Stores batches of pending adds until none is left, keeping up to [`MAX_IN_FLIGHT`]
 /// calls in flight (one until a call has succeeded: see the module doc).
-async fn flush(mut guard: Flusher) {
+async fn flush<S: Sink>(mut guard: Flusher<S>) {
     let queue = guard.queue.clone();
     // whether Redis still has the script is not known after a quiet spell (it may have
     // restarted, and a reconnect in the background hides that): one call first
-    queue.inner.adds.state().script_ready = false;
+    queue.coalescer().state().script_ready = false;
     let mut sent = FuturesOrdered::new();
     loop {
         // take what is pending, a batch per free place; leave when nothing is left at all
         loop {
-            let mut s = queue.inner.adds.state();
+            let mut s = queue.coalescer().state();
             let most = if s.script_ready {
-                queue.inner.redis.ordered_in_flight(MAX_IN_FLIGHT)
+                queue.in_flight(MAX_IN_FLIGHT)
             } else {
                 1
             };
@@ -130,12 +148,12 @@ async fn flush(mut guard: Flusher) {
             }
             drop(s);
             let q = queue.clone();
-            sent.push_back(async move { (q.add_encoded(&jobs, &data).await, replies) });
+            sent.push_back(async move { (q.store(jobs, data).await, replies) });
         }
         let Some((result, replies)) = sent.next().await else {
             continue;
         };
-        queue.inner.adds.state().script_ready = result.is_ok();
+        queue.coalescer().state().script_ready = result.is_ok();
         match result {
             Ok(added) => {
                 for (reply, a) in replies.into_iter().zip(added) {
@@ -170,18 +188,18 @@ pub(crate) fn batch_len(sizes: impl Iterator<Item = usize>) -> usize {
 /// shutting down): its slot is given back, and the adds pending are failed rather than
 /// left waiting for a flusher that may never come (a new task could not run on a runtime
 /// that is going away). The next add starts a flusher again.
-struct Flusher {
-    queue: Queue,
+struct Flusher<S: Sink> {
+    queue: S,
     done: bool,
 }
 
-impl Drop for Flusher {
+impl<S: Sink> Drop for Flusher<S> {
     fn drop(&mut self) {
         if self.done {
             return;
         }
         let pending = {
-            let mut s = self.queue.inner.adds.state();
+            let mut s = self.queue.coalescer().state();
             s.flushing = false;
             std::mem::take(&mut s.pending)
         };

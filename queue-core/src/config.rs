@@ -1,4 +1,4 @@
-//! Configuration shared by every jobq binary (SPEC §2): where Redis is, the key prefix, and
+//! Configuration shared by every jobq binary: where Redis is, the key prefix, and
 //! what a producer does when Redis is down.
 
 use std::path::PathBuf;

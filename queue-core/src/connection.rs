@@ -7,7 +7,7 @@
 //! `cluster_enabled:1`. Then [`Conn`] is a cluster connection: it routes each command and
 //! script by its first key (every key of a queue shares one hash tag, so a script or a
 //! pipeline of one queue is always single-slot), follows MOVED/ASK, and finds a promoted
-//! replica after a failover. What has to look at every node (SCAN) asks [`Redis::scan_targets`].
+//! replica after a failover. What has to look at every node (SCAN) asks `Redis::scan_targets`.
 
 use std::sync::Once;
 use std::time::Duration;

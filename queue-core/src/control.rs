@@ -4,42 +4,19 @@
 //! Every bulk operation runs as a loop of bounded script calls ([`BATCH`] jobs each), so a
 //! queue of any size never blocks Redis for long.
 
-use std::collections::HashSet;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use redis::streams::StreamRangeReply;
-use redis::Script;
-
 use crate::duration::{check_ms, MAX_DURATION_MS};
 use crate::error::{Error, Result};
 use crate::job::JobState;
-use crate::keys::{queue_registry, GROUP};
 use crate::queue::Queue;
-use crate::scan::scan_unlink;
-use crate::scripts::{self, Reply, EVENTS_MAXLEN};
+use crate::scripts::clean::Finished;
+use crate::scripts::move_jobs::{move_jobs, Move, Pick};
+use crate::scripts::{self};
 
-/// Jobs handled per script call by the bulk operations: 200, so even a call that deletes
-/// jobs at the 1 MiB data cap (with results as large) stays well under 50 ms.
-pub const BATCH: usize = 200;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Move {
-    Retry,
-    Promote,
-}
-
-/// Which jobs one `move_jobs` call looks at.
-#[derive(Clone, Copy)]
-enum Pick {
-    /// The ids given.
-    Ids,
-    /// Up to [`BATCH`] members of the source set scored at most `bound`, after the first
-    /// `offset` of them.
-    Upto { bound: i64, offset: usize },
-}
+pub use crate::scripts::BATCH;
 
 impl Queue {
     /// Moves a failed job back to waiting, with its attempts and error cleared.
@@ -55,9 +32,8 @@ impl Queue {
         let mut total = 0;
         let mut offset = 0;
         loop {
-            let (moved, skipped) = self
-                .move_jobs(Move::Retry, Pick::Upto { bound, offset }, &[])
-                .await?;
+            let (moved, skipped) =
+                move_jobs(&self.inner, Move::Retry, Pick::Upto { bound, offset }, &[]).await?;
             total += moved;
             if !skipped.is_empty() {
                 tracing::warn!(queue = %self.name(), ids = ?skipped, "jobs listed in the failed set but not failed were left alone");
@@ -81,10 +57,10 @@ impl Queue {
     pub async fn promote_all_delayed(&self) -> Result<u64> {
         // the delayed set is scored by due time, which says nothing of when a job entered it
         // (a retried job may be due before the others): act on a snapshot of its members
-        let ids = self.snapshot_members(&self.inner.keys.delayed()).await?;
+        let ids = scripts::snapshot::delayed(&self.inner).await?;
         let mut total = 0;
         for chunk in ids.chunks(BATCH) {
-            let (moved, _gone) = self.move_jobs(Move::Promote, Pick::Ids, chunk).await?;
+            let (moved, _gone) = move_jobs(&self.inner, Move::Promote, Pick::Ids, chunk).await?;
             total += moved;
         }
         Ok(total)
@@ -102,53 +78,13 @@ impl Queue {
         Ok(bound)
     }
 
-    /// The Redis clock in microseconds, read on the node holding the queue (on a cluster,
-    /// a bare TIME would go to any node, whose clock may differ from the scripts').
+    /// The Redis clock in microseconds, read on the node holding the queue.
     async fn redis_time_us(&self) -> Result<i64> {
-        static NODE_TIME: LazyLock<Script> =
-            LazyLock::new(|| Script::new("return redis.call('TIME')"));
-        let (secs, micros): (i64, i64) = NODE_TIME
-            .key(self.inner.keys.meta())
-            .invoke_async(&mut self.inner.redis.conn())
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        Ok(secs * 1_000_000 + micros)
-    }
-
-    /// The members of sorted set `key`, read in bounded ZSCAN pages, each once, ordered by
-    /// score. ZSCAN returns every member present for the whole scan whatever else changes
-    /// meanwhile; rank pages (ZRANGE) would skip members when others leave the set between
-    /// two pages, as delayed jobs do when workers promote them.
-    async fn snapshot_members(&self, key: &str) -> Result<Vec<String>> {
-        let mut conn = self.inner.redis.conn();
-        let mut seen = HashSet::new();
-        let mut members: Vec<(f64, String)> = Vec::new();
-        let mut cursor = "0".to_string();
-        loop {
-            let (next, page): (String, Vec<(String, f64)>) = redis::cmd("ZSCAN")
-                .arg(key)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.inner.redis.err(e))?;
-            for (member, score) in page {
-                if seen.insert(member.clone()) {
-                    members.push((score, member));
-                }
-            }
-            if next == "0" {
-                break;
-            }
-            cursor = next;
-        }
-        members.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-        Ok(members.into_iter().map(|(_, m)| m).collect())
+        scripts::node_time::node_time_us(&self.inner).await
     }
 
     async fn move_one(&self, mode: Move, id: &str) -> Result<()> {
-        let (moved, skipped) = self.move_jobs(mode, Pick::Ids, &[id.to_string()]).await?;
+        let (moved, skipped) = move_jobs(&self.inner, mode, Pick::Ids, &[id.to_string()]).await?;
         if moved == 1 {
             return Ok(());
         }
@@ -166,106 +102,10 @@ impl Queue {
         })
     }
 
-    /// One `move_jobs` call: the given ids, or (`Pick::Upto`) the next batch of the source set.
-    async fn move_jobs(
-        &self,
-        mode: Move,
-        pick: Pick,
-        ids: &[String],
-    ) -> Result<(u64, Vec<String>)> {
-        let (bound, offset) = match pick {
-            // (no id would make the script pick from the set)
-            Pick::Ids if ids.is_empty() => return Ok((0, Vec::new())),
-            Pick::Ids => (0, 0),
-            Pick::Upto { bound, offset } => (bound, offset),
-        };
-        let keys = &self.inner.keys;
-        let (v, _) = self
-            .invoke_with_lanes(&scripts::MOVE_JOBS, "moving jobs", |inv, lanes| {
-                inv.key(keys.meta())
-                    .key(keys.lanes())
-                    .key(match mode {
-                        Move::Retry => keys.failed(),
-                        Move::Promote => keys.delayed(),
-                    })
-                    .key(keys.marker())
-                    .key(keys.events());
-                for k in lanes.keys(keys) {
-                    inv.key(k);
-                }
-                inv.arg(match mode {
-                    Move::Retry => "retry",
-                    Move::Promote => "promote",
-                })
-                .arg(GROUP)
-                .arg(EVENTS_MAXLEN)
-                .arg(keys.job_prefix())
-                .arg(&lanes.version)
-                .arg(BATCH)
-                .arg(bound)
-                .arg(offset)
-                .arg(lanes.prios.len());
-                for p in &lanes.prios {
-                    inv.arg(*p);
-                }
-                for id in ids {
-                    inv.arg(id);
-                }
-            })
-            .await?;
-        let mut r = Reply::new(&v)?;
-        let _ok = r.string()?;
-        let moved = r.int()? as u64;
-        let mut skipped = Vec::new();
-        while r.remaining() > 0 {
-            skipped.push(r.string()?);
-        }
-        Ok((moved, skipped))
-    }
-
     /// Deletes a job that is not running (waiting, delayed, completed or failed) and its
     /// logs. An active job is refused: remove it once it has finished.
     pub async fn remove_job(&self, id: &str) -> Result<()> {
-        let keys = &self.inner.keys;
-        let (v, _) = self
-            .invoke_with_lanes(&scripts::REMOVE_JOBS, "removing a job", |inv, lanes| {
-                inv.key(keys.meta())
-                    .key(keys.delayed())
-                    .key(keys.completed())
-                    .key(keys.failed())
-                    .key(keys.events());
-                for k in lanes.keys(keys) {
-                    inv.key(k);
-                }
-                inv.arg(GROUP)
-                    .arg(EVENTS_MAXLEN)
-                    .arg(keys.job_prefix())
-                    .arg(&lanes.version)
-                    .arg(lanes.prios.len());
-                for p in &lanes.prios {
-                    inv.arg(*p);
-                }
-                inv.arg(id);
-            })
-            .await?;
-        let mut r = Reply::new(&v)?;
-        let _ok = r.string()?;
-        if r.int()? == 1 {
-            return Ok(());
-        }
-        let _id = r.string()?;
-        match r.string()?.as_str() {
-            "active" => Err(Error::JobState {
-                queue: self.name().to_string(),
-                id: id.to_string(),
-                action: "remove",
-                state: "active (remove it once it has finished)".into(),
-            }),
-            _ => Err(Error::JobNotFound {
-                queue: self.name().to_string(),
-                id: id.to_string(),
-            }),
-        }
+        scripts::remove_jobs::remove_job(&self.inner, id).await
     }
 
     /// Replaces a job's data (a running attempt keeps the data it started with).
@@ -296,40 +136,17 @@ impl Queue {
         new_prio: i32,
         fields: &[std::borrow::Cow<'_, str>],
     ) -> Result<()> {
-        let inner = &self.inner;
-        let keys = &inner.keys;
         let current = self.job(id).await?;
-        let mut conn = inner.redis.conn();
-        let outcome: String = scripts::UPDATE_JOB
-            .key(keys.job(id))
-            .key(keys.meta())
-            .key(keys.lanes())
-            .key(keys.events())
-            .key(keys.lane(current.priority))
-            .key(keys.lane(new_prio))
-            .key(keys.front_lane())
-            .arg(id)
-            .arg(what)
-            .arg(value)
-            .arg(GROUP)
-            .arg(EVENTS_MAXLEN)
-            .arg(fields)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| inner.redis.err(e))?;
-        match outcome.as_str() {
-            "ok" => Ok(()),
-            "missing" => Err(Error::JobNotFound {
-                queue: self.name().to_string(),
-                id: id.to_string(),
-            }),
-            state => Err(Error::JobState {
-                queue: self.name().to_string(),
-                id: id.to_string(),
-                action: "change the priority of",
-                state: state.to_string(),
-            }),
-        }
+        scripts::update_job::update_job(
+            &self.inner,
+            id,
+            what,
+            value,
+            current.priority,
+            new_prio,
+            fields,
+        )
+        .await
     }
 
     /// Deletes finished jobs (`state` completed or failed) that had finished more than
@@ -342,10 +159,9 @@ impl Queue {
         older_than: Duration,
         limit: Option<u64>,
     ) -> Result<u64> {
-        let keys = &self.inner.keys;
-        let set = match state {
-            JobState::Completed => keys.completed(),
-            JobState::Failed => keys.failed(),
+        let finished = match state {
+            JobState::Completed => Finished::Completed,
+            JobState::Failed => Finished::Failed,
             other => {
                 return Err(Error::invalid(
                     "state",
@@ -370,23 +186,13 @@ impl Queue {
             .await?
             .checked_sub(older_ms)
             .ok_or_else(too_long)?;
-        let mut conn = self.inner.redis.conn();
         let mut total = 0u64;
         loop {
             let want = limit.map_or(BATCH as u64, |l| (l - total).min(BATCH as u64));
             if want == 0 {
                 return Ok(total);
             }
-            let n: u64 = scripts::CLEAN
-                .key(&set)
-                .key(keys.events())
-                .arg(cutoff)
-                .arg(want)
-                .arg(keys.job_prefix())
-                .arg(EVENTS_MAXLEN)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| self.inner.redis.err(e))?;
+            let n = scripts::clean::clean(&self.inner, finished, cutoff, want).await?;
             total += n;
             if n < want {
                 return Ok(total);
@@ -398,65 +204,15 @@ impl Queue {
     /// in batches; jobs added meanwhile stay, and running jobs are left alone. Returns how
     /// many were deleted.
     pub async fn drain(&self) -> Result<u64> {
-        let inner = &self.inner;
-        let keys = &inner.keys;
-        let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
-        let lane_keys = lanes.keys(keys);
-        // each lane's last entry id now: an entry added later has a greater one
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for k in &lane_keys {
-            pipe.cmd("XREVRANGE")
-                .arg(k)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1);
-        }
-        let last: Vec<StreamRangeReply> = if lane_keys.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut inner.redis.conn())
-                .await
-                .map_err(|e| inner.redis.err(e))?
-        };
-        let bounds: Vec<String> = last
-            .iter()
-            .map(|r| r.ids.first().map_or_else(|| "0-0".into(), |e| e.id.clone()))
-            .collect();
-        let delayed = self.snapshot_members(&keys.delayed()).await?;
-        let call = |ids: &[String]| {
-            let mut inv = scripts::DRAIN.prepare_invoke();
-            inv.key(keys.meta()).key(keys.delayed()).key(keys.events());
-            for k in &lane_keys {
-                inv.key(k);
-            }
-            inv.arg(GROUP)
-                .arg(BATCH)
-                .arg(keys.job_prefix())
-                .arg(EVENTS_MAXLEN)
-                .arg(lanes.prios.len());
-            for p in &lanes.prios {
-                inv.arg(*p);
-            }
-            for b in &bounds {
-                inv.arg(b);
-            }
-            for id in ids {
-                inv.arg(id);
-            }
-            async move {
-                inv.invoke_async::<u64>(&mut inner.redis.conn())
-                    .await
-                    .map_err(|e| inner.redis.err(e))
-            }
-        };
+        let (lanes, lane_keys, bounds) = scripts::snapshot::lane_bounds(&self.inner).await?;
+        let delayed = scripts::snapshot::delayed(&self.inner).await?;
+        let drain = |ids| scripts::drain::drain(&self.inner, &lanes, &lane_keys, &bounds, ids);
         let mut total = 0u64;
         for chunk in delayed.chunks(BATCH) {
-            total += call(chunk).await?;
+            total += drain(chunk).await?;
         }
         loop {
-            let n = call(&[]).await?;
+            let n = drain(&[]).await?;
             total += n;
             if n == 0 {
                 return Ok(total);
@@ -479,16 +235,7 @@ impl Queue {
         }
         // stop workers from starting anything while the keys go
         self.pause().await?;
-        let pattern = format!("{}:*", inner.keys.base());
-        let deleted = scan_unlink(&inner.redis, &pattern).await?;
-        let mut conn = inner.redis.conn();
-        let _: i64 = redis::cmd("SREM")
-            .arg(queue_registry(&inner.prefix))
-            .arg(self.name())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| inner.redis.err(e))?;
-        inner.lanes.refresh(&inner.redis, &inner.keys).await?;
+        let deleted = scripts::obliterate::delete_all(inner).await?;
         Ok(deleted)
     }
 }

@@ -29,6 +29,28 @@ pub fn check_ms(what: &'static str, ms: u64) -> Result<u64> {
     Ok(ms)
 }
 
+/// A duration rounded for tables and pages, to its largest unit: `950ms`, `12.3s`, `3m`,
+/// `2h`, `4d`.
+pub fn short_duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{}m", ms / 60_000),
+        3_600_000..=86_399_999 => format!("{}h", ms / 3_600_000),
+        _ => format!("{}d", ms / 86_400_000),
+    }
+}
+
+/// `12.3s ago` / `in 3m` for a time in ms since the epoch, from this machine's clock.
+pub fn relative(at_ms: u64) -> String {
+    let now = crate::clock::now_ms();
+    if at_ms <= now {
+        format!("{} ago", short_duration(now - at_ms))
+    } else {
+        format!("in {}", short_duration(at_ms - now))
+    }
+}
+
 /// Parses a human duration such as `500ms`, `10s`, `1h`, `1m30s`; at most [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration> {
     let bad = || Error::InvalidDuration(input.to_string());
@@ -91,6 +113,14 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_durations_keep_one_unit() {
+        assert_eq!(short_duration(500), "500ms");
+        assert_eq!(short_duration(10_500), "10.5s");
+        assert_eq!(short_duration(3_600_000), "1h");
+        assert_eq!(short_duration(3 * 86_400_000), "3d");
+    }
 
     #[test]
     fn parses_units_and_combinations() {

@@ -25,7 +25,7 @@ pub enum Error {
     /// A duration string that does not parse (`10s`, `500ms`, `1h` …).
     #[error("invalid duration {0:?}: use a number with a unit, e.g. 500ms, 10s, 5m, 1h, 2d")]
     InvalidDuration(String),
-    /// A duration past [`crate::duration::MAX_DURATION`].
+    /// A duration past the longest a user may give (3650 days).
     #[error("invalid duration {0:?}: too long, at most 3650d (10 years)")]
     DurationTooLong(String),
     /// Job data or options over the configured size cap (`JOBQ_MAX_DATA_BYTES`,
@@ -85,15 +85,12 @@ pub enum Error {
     #[error("worker: {0}")]
     Worker(String),
     /// A handler lock is held by someone else and did not come free in time.
-    #[error(
-        "lock {name:?} was not acquired within {}: another owner holds it",
-        crate::duration::format_duration(*.waited)
-    )]
+    #[error("lock {name:?} was not acquired within {waited}: another owner holds it")]
     LockNotAcquired {
         /// lock name
         name: String,
-        /// how long we waited for it
-        waited: std::time::Duration,
+        /// how long we waited for it, as a duration (`5s`, `1m30s`)
+        waited: String,
     },
     /// Redis could not be reached (refused, timed out, or the producer's circuit breaker is
     /// open after such a failure) and the producer's fallback is `error`.
@@ -140,7 +137,42 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is: the one classification behind the CLI's exit codes
+/// and the dashboard's HTTP statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller's input is wrong (a name, a duration, a size, a setting): fix it and retry.
+    BadInput,
+    /// Job data or options over the size caps (bad input of its own, HTTP 413).
+    TooLarge,
+    /// The job (or queue) asked for does not exist.
+    NotFound,
+    /// The request is valid but the job or queue is not in a state it applies to.
+    Conflict,
+    /// Redis is not configured, not reachable, or not ready: try again later.
+    Unavailable,
+    /// Anything else: an unexpected reply, a spool or handler failure.
+    Internal,
+}
+
 impl Error {
+    /// The kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_)
+            | Error::InvalidQueueName(_)
+            | Error::Invalid { .. }
+            | Error::InvalidDuration(_)
+            | Error::DurationTooLong(_)
+            | Error::Serialize(_) => ErrorKind::BadInput,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::JobNotFound { .. } => ErrorKind::NotFound,
+            Error::JobState { .. } | Error::Refused(_) => ErrorKind::Conflict,
+            _ if self.is_connection() => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, detail: impl fmt::Display) -> Self {
         Error::Invalid {
             what,

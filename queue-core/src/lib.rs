@@ -5,7 +5,7 @@
 //! atomic Lua script; all keys of a queue share one hash tag (`{prefix:queue}`). Handlers
 //! also get a [`Cache`], a [`Lock`] and a [`RateLimiter`] over the same connection.
 //! A [`Producer`] adds jobs and keeps working when Redis is down: it runs them inline,
-//! spools them to disk for replay, or fails, as `JOBQ_FALLBACK` says ([`fallback`]).
+//! spools them to disk for replay, or fails, as `JOBQ_FALLBACK` says ([`producer`]).
 //!
 //! ```no_run
 //! # use queue_core::*;
@@ -18,8 +18,7 @@
 
 #![warn(missing_docs)]
 
-pub mod args;
-pub mod clock;
+mod backoff;
 mod coalesce;
 pub mod config;
 pub mod connection;
@@ -27,31 +26,33 @@ pub mod control;
 pub mod duration;
 pub mod error;
 pub mod events;
-pub mod fallback;
+pub mod handler;
 pub mod job;
-pub mod job_spec;
-pub mod keys;
 mod lanes;
 pub mod limits;
 pub mod listing;
 pub mod primitives;
 pub mod processing;
+pub mod producer;
 #[cfg(test)]
 mod proptests;
 pub mod queue;
 mod scan;
 pub mod schedule;
 mod scripts;
-pub mod text;
-pub mod validate;
+mod stats;
+mod store;
 pub mod worker;
+
+#[doc(hidden)]
+pub mod internal;
+pub(crate) use internal::{clock, keys, text, validate};
 
 pub use config::{Config, Fallback, JobCaps};
 pub use connection::{Conn, Redis, ServerInfo};
 pub use duration::{format_duration, parse_duration};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::{EventFollower, QueueEvent, StartAt};
-pub use fallback::{Produced, Producer, ProducerBuilder};
 pub use job::{
     Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobState, NewJob, Retention,
 };
@@ -59,10 +60,16 @@ pub use limits::Limits;
 pub use listing::ListOrder;
 pub use primitives::{Cache, CacheStats, Cached, Lock, LockGuard, RateDecision, RateLimiter};
 pub use processing::{ProcessingTime, PROCESSING_BUCKETS_MS};
-pub use queue::{list_queues, Counts, Queue, QueueStats, BULK_CHUNK};
+pub use producer::{Produced, Producer, ProducerBuilder};
+pub use queue::{all_queue_stats, list_queues, stats_of, Counts, Queue, QueueStats, BULK_CHUNK};
 pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
 pub use worker::{
     install_panic_hook, wait_for_signal, Ctx, Handlers, Job, JobError, Worker, WorkerBuilder,
     WorkerMetrics,
 };
+
+/// The README's Rust examples, compiled as doc tests of this crate so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

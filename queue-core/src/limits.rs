@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::queue::Queue;
-use crate::scripts::{self, EVENTS_MAXLEN};
+use crate::scripts::{self};
 
 /// Longest rate-limit window accepted (a year).
 pub const MAX_RATE_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -73,17 +73,9 @@ impl Queue {
 
     /// The limits currently stored for this queue.
     pub async fn limits(&self) -> Result<Limits> {
-        let inner = &self.inner;
-        let mut conn = inner.redis.conn();
+        let names = ["rate_max", "rate_ms", "conc"].map(String::from);
         let (rate_max, rate_ms, conc): (Option<String>, Option<String>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(inner.keys.meta())
-                .arg("rate_max")
-                .arg("rate_ms")
-                .arg("conc")
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| inner.redis.err(e))?;
+            scripts::meta::fields(&self.inner, &names).await?;
         let rate_max = parse_field("rate_max", rate_max)?;
         Ok(Limits {
             rate_max,
@@ -95,21 +87,7 @@ impl Queue {
 
     /// One `set_limits` call: `kind` is `rate` or `conc`; an empty `max` clears it.
     async fn set_limit(&self, kind: &str, max: &str, window_ms: u64) -> Result<()> {
-        let keys = &self.inner.keys;
-        let mut conn = self.inner.redis.conn();
-        let _: i64 = scripts::SET_LIMITS
-            .key(keys.meta())
-            .key(keys.marker())
-            .key(keys.rate_limiter())
-            .key(keys.events())
-            .arg(kind)
-            .arg(max)
-            .arg(window_ms)
-            .arg(EVENTS_MAXLEN)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        Ok(())
+        scripts::set_limits::set_limits(&self.inner, kind, max, window_ms).await
     }
 }
 

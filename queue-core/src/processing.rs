@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::queue::Queue;
+use crate::scripts;
 
 /// Upper bounds of the buckets, in milliseconds (the Lua side's `PT_BOUNDS`).
 pub const PROCESSING_BUCKETS_MS: [f64; 14] = [
@@ -35,18 +36,12 @@ impl Queue {
     /// The processing-time histogram of this queue's recorded attempts (completed, failed
     /// or retried), in one read.
     pub async fn processing_time(&self) -> Result<ProcessingTime> {
-        let inner = &self.inner;
-        let mut cmd = redis::cmd("HMGET");
-        cmd.arg(inner.keys.meta());
         // one field per bucket, the last for times beyond every bound, then the sum
-        for i in 1..=PROCESSING_BUCKETS_MS.len() + 1 {
-            cmd.arg(format!("pt{i}"));
-        }
-        cmd.arg("pts");
-        let values: Vec<Option<u64>> = cmd
-            .query_async(&mut inner.redis.conn())
-            .await
-            .map_err(|e| inner.redis.err(e))?;
+        let mut names: Vec<String> = (1..=PROCESSING_BUCKETS_MS.len() + 1)
+            .map(|i| format!("pt{i}"))
+            .collect();
+        names.push("pts".into());
+        let values: Vec<Option<u64>> = scripts::meta::fields(&self.inner, &names).await?;
         Ok(histogram(&values))
     }
 }

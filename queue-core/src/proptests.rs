@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 use crate::config::{mask_url, seed_urls, Config};
 use crate::duration::{format_duration, parse_duration, MAX_DURATION_MS};
 use crate::error::Error;
+use crate::internal::job_spec::{parse_job_json, parse_job_value};
 use crate::job::{Backoff, BackoffKind, JobInfo, JobOptions, Retention};
-use crate::job_spec::{parse_job_json, parse_job_value};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -516,7 +516,7 @@ proptest! {
     /// job or to an error: never a panic.
     #[test]
     fn spool_lines_of_any_bytes_decode_or_fail(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        let _ = crate::fallback::decode_spool_line(&bytes, 0);
+        let _ = crate::producer::decode_spool_line(&bytes, 0);
     }
 
     /// A spool line with a field changed or dropped decodes only to a job a producer could
@@ -524,7 +524,7 @@ proptest! {
     #[test]
     fn spool_lines_decode_only_to_valid_jobs(line in spool_line(), now in 0..u64::MAX / 2) {
         let text = line.to_string();
-        if let Ok(((_, queue), job)) = crate::fallback::decode_spool_line(text.as_bytes(), now) {
+        if let Ok(((_, queue), job)) = crate::producer::decode_spool_line(text.as_bytes(), now) {
             prop_assert!(crate::validate::validate_queue_name(&queue).is_ok());
             prop_assert!(crate::queue::validate_new_job(&job).is_ok(), "{job:?}");
             prop_assert_eq!(job.opts.job_id.as_deref(), line["id"].as_str());

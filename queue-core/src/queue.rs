@@ -1,24 +1,22 @@
 //! `Queue`: the producer API (add, add_bulk, get_job, counts, pause/resume, metrics).
 
-use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::coalesce::{self, Coalescer};
+use crate::coalesce::{self, Coalescer, Sink};
 use crate::config::Config;
 use crate::connection::Redis;
 use crate::error::{Error, Result};
-use crate::job::{new_job_id, push_long, Added, JobInfo, JobOptions, NewJob};
-use crate::keys::{queue_registry, QueueKeys, GROUP};
-use crate::lanes::{LaneCache, Lanes};
-use crate::scripts::{self, Reply, EVENTS_MAXLEN, MAX_LOG_LINES};
+use crate::job::{Added, JobInfo, JobOptions, NewJob};
+use crate::keys::QueueKeys;
+use crate::lanes::LaneCache;
+use crate::scripts::{self};
+use crate::store::QueueStore;
 use crate::validate::validate_queue_name;
 
-/// Jobs per `add_job` script call in [`Queue::add_bulk`]: one round trip per chunk.
-pub const BULK_CHUNK: usize = 1_000;
+pub use crate::coalesce::BULK_CHUNK;
 
 /// Chunks of one [`Queue::add_bulk`] in flight at once on one Redis (see there).
 const BULK_IN_FLIGHT: usize = 2;
@@ -30,146 +28,12 @@ fn encode_data(jobs: &[NewJob]) -> Result<Vec<String>> {
         .collect()
 }
 
-/// One chunk's `add_job` call, ready to send ([`Queue::add_bulk`]).
-struct PreparedChunk {
-    inv: redis::ScriptInvocation<'static>,
-    /// The jobs' ids, in order.
-    ids: Vec<String>,
-}
-
-impl PreparedChunk {
-    /// Sends the call; per job, stored or the id of the job it duplicates.
-    async fn send(self, queue: &Queue) -> Result<Vec<Added>> {
-        let redis = &queue.inner.redis;
-        let holders: Vec<String> = self
-            .inv
-            .invoke_async(&mut redis.conn())
-            .await
-            .map_err(|e| redis.err(e))?;
-        if holders.len() != self.ids.len() {
-            return Err(Error::Protocol(format!(
-                "add_job answered {} results for {} jobs",
-                holders.len(),
-                self.ids.len()
-            )));
-        }
-        Ok(self
-            .ids
-            .into_iter()
-            .zip(holders)
-            .map(|(id, holder)| {
-                if holder.is_empty() {
-                    Added {
-                        id,
-                        duplicate: false,
-                    }
-                } else {
-                    Added {
-                        id: holder,
-                        duplicate: true,
-                    }
-                }
-            })
-            .collect())
-    }
-}
-
-/// How many jobs a queue holds in each state, plus monotonic totals.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Queue name.
-    pub queue: String,
-    /// Ready to run (0 while paused: they count as `paused_jobs`).
-    pub waiting: u64,
-    /// Held by workers.
-    pub active: u64,
-    /// Due later (delays and retries).
-    pub delayed: u64,
-    /// Completed jobs still kept by retention.
-    pub completed: u64,
-    /// Failed jobs still kept by retention.
-    pub failed: u64,
-    /// Waiting jobs of a paused queue.
-    pub paused_jobs: u64,
-    /// Whether the queue is paused.
-    pub paused: bool,
-    /// Jobs ever completed (not reduced by retention).
-    pub completed_total: u64,
-    /// Jobs ever failed for good (not reduced by retention).
-    pub failed_total: u64,
-}
-
-/// One queue's line of `jobq stats` (SPEC §6), also what the dashboard's `/api/queues`
-/// returns: [`Counts`] with the waiting jobs of a paused queue counted as waiting. One type
-/// for both, so the CLI and the dashboard always agree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueStats {
-    /// Queue name.
-    pub queue: String,
-    /// Jobs not started yet, whether or not the queue is paused.
-    pub waiting: u64,
-    /// Jobs workers hold now.
-    pub active: u64,
-    /// Jobs due later (delays and retries).
-    pub delayed: u64,
-    /// Completed jobs kept by retention.
-    pub completed: u64,
-    /// Failed jobs kept by retention.
-    pub failed: u64,
-    /// Whether the queue is paused.
-    pub paused: bool,
-    /// Jobs ever completed.
-    pub completed_total: u64,
-    /// Jobs ever failed for good.
-    pub failed_total: u64,
-}
-
-impl From<Counts> for QueueStats {
-    fn from(c: Counts) -> Self {
-        QueueStats {
-            queue: c.queue,
-            waiting: c.waiting + c.paused_jobs,
-            active: c.active,
-            delayed: c.delayed,
-            completed: c.completed,
-            failed: c.failed,
-            paused: c.paused,
-            completed_total: c.completed_total,
-            failed_total: c.failed_total,
-        }
-    }
-}
-
-impl QueueStats {
-    /// How many jobs are in `state` (waiting and paused both read `waiting`).
-    pub fn of(&self, state: crate::job::JobState) -> u64 {
-        use crate::job::JobState as S;
-        match state {
-            S::Waiting | S::Paused => self.waiting,
-            S::Active => self.active,
-            S::Delayed => self.delayed,
-            S::Completed => self.completed,
-            S::Failed => self.failed,
-        }
-    }
-}
-
-pub(crate) struct QueueInner {
-    pub name: String,
-    pub prefix: String,
-    /// Whether this handle has put the queue's name in the registry.
-    pub registered: std::sync::atomic::AtomicBool,
-    pub keys: QueueKeys,
-    pub redis: Redis,
-    pub lanes: LaneCache,
-    /// Single adds waiting to share an `add_job` call (see `coalesce.rs`).
-    pub adds: Coalescer,
-}
+pub use crate::stats::{Counts, QueueStats};
 
 /// A handle on one queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    pub(crate) inner: Arc<QueueInner>,
+    pub(crate) inner: Arc<QueueStore>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -193,7 +57,7 @@ impl Queue {
     pub async fn open(redis: &Redis, prefix: &str, name: &str) -> Result<Queue> {
         validate_queue_name(name)?;
         let queue = Queue {
-            inner: Arc::new(QueueInner {
+            inner: Arc::new(QueueStore {
                 name: name.to_string(),
                 prefix: prefix.to_string(),
                 registered: std::sync::atomic::AtomicBool::new(false),
@@ -210,48 +74,7 @@ impl Queue {
     /// dashboard list it without SCAN. Done by adds and by workers, not by reads: looking
     /// at a queue that does not exist must not make it appear.
     pub async fn register(&self) -> Result<()> {
-        use std::sync::atomic::Ordering;
-        if self.inner.registered.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let mut c = self.inner.redis.conn();
-        let _: i64 = redis::cmd("SADD")
-            .arg(queue_registry(&self.inner.prefix))
-            .arg(&self.inner.name)
-            .query_async(&mut c)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        self.inner.registered.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Runs a script that touches the queue's lane streams: `build` adds its KEYS and ARGV
-    /// around the lanes this process knows. A script answers `{'lanes', …}` when a producer
-    /// has created a lane since; then the lanes are read again and the call repeated. The
-    /// reply is returned as is (its first element is the script's status word), with the
-    /// lanes the call was made with.
-    pub(crate) async fn invoke_with_lanes(
-        &self,
-        script: &redis::Script,
-        what: &str,
-        build: impl Fn(&mut redis::ScriptInvocation<'_>, &Lanes),
-    ) -> Result<(redis::Value, Lanes)> {
-        let inner = &self.inner;
-        for _ in 0..5 {
-            let lanes = inner.lanes.get();
-            let mut inv = script.prepare_invoke();
-            build(&mut inv, &lanes);
-            let v: redis::Value = inv
-                .invoke_async(&mut inner.redis.conn())
-                .await
-                .map_err(|e| inner.redis.err(e))?;
-            if Reply::new(&v)?.string()? == "lanes" {
-                inner.lanes.refresh(&inner.redis, &inner.keys).await?;
-                continue;
-            }
-            return Ok((v, lanes));
-        }
-        Err(Error::Protocol(format!("lanes kept changing while {what}")))
+        scripts::registry::register(&self.inner).await
     }
 
     /// Queue name.
@@ -313,8 +136,8 @@ impl Queue {
         // script is loaded. (On a cluster, one at a time throughout: `ordered_in_flight`.)
         if let Some(first) = chunks.next() {
             out.extend(
-                self.prepare_chunk(first, &encode_data(first)?)?
-                    .send(self)
+                scripts::add_job::prepare(&self.inner, first, &encode_data(first)?)?
+                    .send(&self.inner)
                     .await?,
             );
         }
@@ -323,7 +146,10 @@ impl Queue {
         loop {
             while sent.len() < in_flight {
                 let Some(chunk) = chunks.next() else { break };
-                sent.push_back(self.prepare_chunk(chunk, &encode_data(chunk)?)?.send(self));
+                sent.push_back(
+                    scripts::add_job::prepare(&self.inner, chunk, &encode_data(chunk)?)?
+                        .send(&self.inner),
+                );
             }
             match sent.next().await {
                 Some(added) => out.extend(added?),
@@ -342,146 +168,15 @@ impl Queue {
     /// `jobs[i]`), as the coalescer has it from measuring its batches.
     pub(crate) async fn add_encoded(&self, jobs: &[NewJob], data: &[String]) -> Result<Vec<Added>> {
         self.register().await?;
-        self.prepare_chunk(jobs, data)?.send(self).await
-    }
-
-    /// The `add_job` call of already validated `jobs`, ready to send (ids drawn, hash
-    /// fields laid out): the client's share of an add, done apart from the round trip so
-    /// `add_bulk` can do it for the next chunk while Redis stores the one before.
-    fn prepare_chunk(&self, jobs: &[NewJob], data: &[String]) -> Result<PreparedChunk> {
-        let keys = &self.inner.keys;
-        let mut prios = BTreeSet::new();
-        let mut prepared = Vec::with_capacity(jobs.len());
-        for (job, data) in jobs.iter().zip(data) {
-            prios.insert(job.opts.priority);
-            let id = job.opts.job_id.clone().unwrap_or_else(new_job_id);
-            prepared.push((id, data.as_str(), job.opts.stored()?));
-        }
-        let prios: Vec<i32> = prios.into_iter().collect();
-        let mut inv = scripts::ADD_JOB.prepare_invoke();
-        inv.key(keys.meta())
-            .key(keys.lanes())
-            .key(keys.delayed())
-            .key(keys.marker())
-            .key(keys.events());
-        for p in &prios {
-            inv.key(keys.lane(*p));
-        }
-        for (id, _, _) in &prepared {
-            inv.key(keys.job(id));
-        }
-        // dedup keys in use, each declared once
-        let mut dedup_ids: Vec<&str> = Vec::new();
-        for job in jobs {
-            if let Some(d) = &job.opts.dedup {
-                if !dedup_ids.contains(&d.id.as_str()) {
-                    dedup_ids.push(&d.id);
-                }
-            }
-        }
-        for d in &dedup_ids {
-            inv.key(keys.dedup(d));
-        }
-        inv.arg(prios.len())
-            .arg(jobs.len())
-            .arg(GROUP)
-            .arg(EVENTS_MAXLEN);
-        for p in &prios {
-            inv.arg(*p);
-        }
-        for (job, (id, data, opts)) in jobs.iter().zip(&prepared) {
-            let lane = prios
-                .iter()
-                .position(|p| *p == job.opts.priority)
-                .unwrap_or(0)
-                + 1;
-            let (dedup_no, dedup_ttl) = match &job.opts.dedup {
-                Some(d) => (
-                    dedup_ids.iter().position(|x| *x == d.id).unwrap_or(0) + 1,
-                    d.ttl_ms,
-                ),
-                None => (0, 0),
-            };
-            // the hash's fields come ready to store: the script passes them to HSET as they
-            // are (cutting long values in Lua cost more than all of the job's Redis commands)
-            let delay = job.opts.delay_ms.unwrap_or(0);
-            // the script fills in the empty values: when added, the lane entry, when due
-            let stamps: &[&str] = if delay > 0 {
-                &["ts", "", "state", "delayed", "due", ""]
-            } else {
-                &["ts", "", "sid", ""]
-            };
-            let mut fields: Vec<Cow<str>> = stamps.iter().map(|s| Cow::Borrowed(*s)).collect();
-            fields.push(Cow::Borrowed("name"));
-            fields.push(Cow::Borrowed(&job.name));
-            push_long(&mut fields, "data", data);
-            if !opts.is_empty() {
-                push_long(&mut fields, "opts", opts);
-            }
-            if job.opts.priority != 0 {
-                fields.push(Cow::Borrowed("prio"));
-                fields.push(Cow::Owned(job.opts.priority.to_string()));
-            }
-            inv.arg(id)
-                .arg(delay)
-                .arg(lane)
-                .arg(if job.opts.job_id.is_some() { "1" } else { "0" })
-                .arg(dedup_no)
-                .arg(dedup_ttl)
-                .arg(fields.len())
-                .arg(&fields[..]);
-        }
-        Ok(PreparedChunk {
-            inv,
-            ids: prepared.into_iter().map(|(id, _, _)| id).collect(),
-        })
+        scripts::add_job::prepare(&self.inner, jobs, data)?
+            .send(&self.inner)
+            .await
     }
 
     /// Reads a job (data, options, state, attempts, progress, logs, result or error),
     /// atomically.
     pub async fn get_job(&self, id: &str) -> Result<Option<JobInfo>> {
-        let keys = &self.inner.keys;
-        let (v, _) = self
-            .invoke_with_lanes(&scripts::GET_JOB, "reading a job", |inv, lanes| {
-                inv.key(keys.job(id))
-                    .key(keys.job_logs(id))
-                    .key(keys.meta());
-                for k in lanes.keys(keys) {
-                    inv.key(k);
-                }
-                inv.arg(GROUP).arg(&lanes.version);
-                for p in &lanes.prios {
-                    inv.arg(*p);
-                }
-            })
-            .await?;
-        let mut r = Reply::new(&v)?;
-        if r.string()? == "none" {
-            return Ok(None);
-        }
-        let active = r.int()? == 1;
-        let paused = r.int()? == 1;
-        let idle = r.int()?;
-        let now = r.int()?;
-        let n = r.int()? as usize;
-        let mut hash = HashMap::with_capacity(n / 2);
-        for _ in 0..n / 2 {
-            let k = r.string()?;
-            hash.insert(k, r.string()?);
-        }
-        let mut logs = Vec::with_capacity(r.remaining());
-        while r.remaining() > 0 {
-            logs.push(r.string()?);
-        }
-        let run = hash.get("run").cloned();
-        let mut info = JobInfo::from_hash(&self.inner.name, id, hash, logs, paused)?;
-        if active {
-            // the hash is written when an attempt ends: report the running one
-            info.state = crate::job::JobState::Active;
-            info.attempts_made += 1;
-            info.started_at = Some(running_since(run.as_deref(), info.attempts_made, now, idle));
-        }
-        Ok(Some(info))
+        scripts::get_job::get_job(&self.inner, id).await
     }
 
     /// Like [`Queue::get_job`], but a missing job is [`Error::JobNotFound`].
@@ -494,37 +189,7 @@ impl Queue {
 
     /// Counts per state, read atomically.
     pub async fn counts(&self) -> Result<Counts> {
-        let keys = &self.inner.keys;
-        let (v, _) = self
-            .invoke_with_lanes(&scripts::COUNTS, "counting", |inv, lanes| {
-                inv.key(keys.meta())
-                    .key(keys.delayed())
-                    .key(keys.completed())
-                    .key(keys.failed());
-                for k in lanes.keys(keys) {
-                    inv.key(k);
-                }
-                inv.arg(GROUP).arg(&lanes.version);
-            })
-            .await?;
-        let mut r = Reply::new(&v)?;
-        let _ok = r.string()?;
-        let mut n = || r.int().map(|v| v.max(0) as u64);
-        let (waiting, active, delayed, completed, failed) = (n()?, n()?, n()?, n()?, n()?);
-        let paused = n()? == 1;
-        let (completed_total, failed_total) = (n()?, n()?);
-        Ok(Counts {
-            queue: self.inner.name.clone(),
-            waiting: if paused { 0 } else { waiting },
-            paused_jobs: if paused { waiting } else { 0 },
-            active,
-            delayed,
-            completed,
-            failed,
-            paused,
-            completed_total,
-            failed_total,
-        })
+        scripts::counts::counts(&self.inner).await
     }
 
     /// Pauses the queue: workers start none of its jobs until [`Queue::resume`].
@@ -538,109 +203,49 @@ impl Queue {
     }
 
     async fn set_paused(&self, paused: bool) -> Result<()> {
-        let keys = &self.inner.keys;
-        let mut conn = self.inner.redis.conn();
-        let _: i64 = scripts::SET_PAUSED
-            .key(keys.meta())
-            .key(keys.marker())
-            .key(keys.events())
-            .arg(if paused { "1" } else { "0" })
-            .arg(EVENTS_MAXLEN)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        Ok(())
+        scripts::set_paused::set_paused(&self.inner, paused).await
     }
 
     /// Jobs completed (or failed, with `failed = true`) per minute over the last `minutes`
     /// minutes, newest first, by the Redis clock.
     pub async fn metrics(&self, failed: bool, minutes: usize) -> Result<Vec<u64>> {
-        let keys = &self.inner.keys;
-        let (list, tag) = if failed {
-            (keys.metrics_failed(), "f")
-        } else {
-            (keys.metrics_completed(), "c")
-        };
-        let mut conn = self.inner.redis.conn();
-        let (minute, current, older, time): (Option<i64>, Option<u64>, Vec<u64>, (i64, i64)) =
-            redis::pipe()
-                .hget(keys.meta(), format!("{tag}m"))
-                .hget(keys.meta(), format!("{tag}c"))
-                .lrange(&list, 0, minutes as isize)
-                .cmd("TIME")
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.inner.redis.err(e))?;
-        let now_minute = time.0 / 60;
-        let mut out = vec![0u64; minutes];
-        if let Some(m) = minute {
-            // the bucket of minute `m` sits `now_minute - m` places back, older ones after it
-            let back = (now_minute - m).max(0) as usize;
-            if back < minutes {
-                out[back] = current.unwrap_or(0);
-            }
-            for (i, v) in older.into_iter().enumerate() {
-                if back + 1 + i < minutes {
-                    out[back + 1 + i] = v;
-                }
-            }
-        }
-        Ok(out)
+        scripts::metrics::metrics(&self.inner, failed, minutes).await
     }
 
     /// Reports progress of a running job (stored and announced as an event).
     pub(crate) async fn set_progress(&self, id: &str, progress: &str) -> Result<bool> {
-        let keys = &self.inner.keys;
-        let mut conn = self.inner.redis.conn();
-        let n: i64 = scripts::UPDATE_PROGRESS
-            .key(keys.job(id))
-            .key(keys.events())
-            .arg(id)
-            .arg(progress)
-            .arg(EVENTS_MAXLEN)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        Ok(n == 1)
+        scripts::update_progress::update_progress(&self.inner, id, progress).await
     }
 
     /// Appends a line to a job's log.
     pub(crate) async fn add_log(&self, id: &str, line: &str) -> Result<bool> {
-        let keys = &self.inner.keys;
-        let mut conn = self.inner.redis.conn();
-        let n: i64 = scripts::ADD_LOG
-            .key(keys.job(id))
-            .key(keys.job_logs(id))
-            .arg(line)
-            .arg(MAX_LOG_LINES)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        Ok(n > 0)
+        scripts::add_log::add_log(&self.inner, id, line).await
     }
 }
 
-/// When the running attempt started: recorded by the lease renewal (`run` =
-/// "<attempt>:<ms>") once the attempt has been renewed, else the entry's idle time, which
-/// is exact until the first renewal.
-fn running_since(run: Option<&str>, attempt: u32, now: i64, idle: i64) -> u64 {
-    let recorded = run
-        .and_then(|r| r.split_once(':'))
-        .filter(|(a, _)| a.parse() == Ok(attempt))
-        .and_then(|(_, ms)| ms.parse().ok());
-    recorded.unwrap_or_else(|| (now - idle.max(0)).max(0) as u64)
+/// The stats of each of `queues` (`jobq stats`' rows, the dashboard's `/api/queues`), read
+/// concurrently, in the order given.
+pub async fn stats_of(queues: &[Queue]) -> Result<Vec<QueueStats>> {
+    futures_util::future::try_join_all(
+        queues
+            .iter()
+            .map(|q| async move { Ok::<QueueStats, Error>(q.counts().await?.into()) }),
+    )
+    .await
+}
+
+/// The stats of every queue registered under `prefix`, sorted by name.
+pub async fn all_queue_stats(redis: &Redis, prefix: &str) -> Result<Vec<QueueStats>> {
+    let mut queues = Vec::new();
+    for name in list_queues(redis, prefix).await? {
+        queues.push(Queue::open(redis, prefix, &name).await?);
+    }
+    stats_of(&queues).await
 }
 
 /// Every queue registered under `prefix`, sorted.
 pub async fn list_queues(redis: &Redis, prefix: &str) -> Result<Vec<String>> {
-    let mut conn = redis.conn();
-    let mut names: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(queue_registry(prefix))
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| redis.err(e))?;
-    names.sort();
-    Ok(names)
+    scripts::registry::list_queues(redis, prefix).await
 }
 
 /// Checks a job's name and options. A name is 1–256 bytes without control or invisible
@@ -683,4 +288,18 @@ pub(crate) fn byte_chunks<'a>(jobs: &'a [NewJob], sizes: &[usize]) -> Vec<&'a [N
         start += n;
     }
     out
+}
+
+impl Sink for Queue {
+    fn coalescer(&self) -> &Coalescer {
+        &self.inner.adds
+    }
+
+    fn in_flight(&self, most: usize) -> usize {
+        self.inner.redis.ordered_in_flight(most)
+    }
+
+    async fn store(&self, jobs: Vec<NewJob>, data: Vec<String>) -> Result<Vec<Added>> {
+        self.add_encoded(&jobs, &data).await
+    }
 }

@@ -301,9 +301,6 @@ fn is_default_opts(o: &&JobOptions) -> bool {
     **o == JobOptions::default()
 }
 
-/// Members of a sorted set with their scores.
-type Scored = Vec<(String, f64)>;
-
 /// Tick arithmetic with the cron expression parsed once.
 enum Ticker<'a> {
     Every(u64),
@@ -500,13 +497,7 @@ fn civil_from_days(z: i64) -> (i32, u32, u32) {
 /// The Redis server's clock in ms (schedules use it, like the scripts, so every process
 /// agrees on "now").
 async fn redis_now_ms(queue: &Queue) -> Result<u64> {
-    let inner = &queue.inner;
-    let mut conn = inner.redis.conn();
-    let (secs, micros): (u64, u64) = redis::cmd("TIME")
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| inner.redis.err(e))?;
-    Ok(secs * 1000 + micros / 1000)
+    scripts::schedules::now_ms(&queue.inner).await
 }
 
 impl Queue {
@@ -518,7 +509,6 @@ impl Queue {
         schedule.validate()?;
         self.register().await?;
         let def = schedule.stored()?;
-        let keys = &self.inner.keys;
         // The script refuses a cron tick that is no longer in the future by its own clock
         // (it may already have been fired under the old definition): compute it again.
         for _ in 0..5 {
@@ -529,18 +519,14 @@ impl Queue {
                     .next_after(redis_now_ms(self).await?)?
                     .ok_or_else(|| bad_cron(expr, "it has no future tick"))?,
             };
-            let mut conn = self.inner.redis.conn();
-            let (first, _replaced): (i64, i64) = scripts::SCHEDULE_UPSERT
-                .key(keys.schedules())
-                .key(keys.schedules_due())
-                .key(keys.schedules_wake())
-                .arg(&schedule.id)
-                .arg(&def)
-                .arg(schedule.repeat.every_ms())
-                .arg(first_cron)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| self.inner.redis.err(e))?;
+            let first = scripts::schedule_upsert::schedule_upsert(
+                &self.inner,
+                &schedule.id,
+                &def,
+                schedule.repeat.every_ms(),
+                first_cron,
+            )
+            .await?;
             if first >= 0 {
                 return Ok(ScheduleInfo::new(
                     &self.inner.name,
@@ -557,15 +543,7 @@ impl Queue {
 
     /// Every schedule of this queue with its next tick, sorted by id.
     pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
-        let keys = &self.inner.keys;
-        let mut conn = self.inner.redis.conn();
-        let (defs, due): (Vec<(String, String)>, Scored) = redis::pipe()
-            .atomic()
-            .hgetall(keys.schedules())
-            .zrange_withscores(keys.schedules_due(), 0, -1)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
+        let (defs, due) = scripts::schedules::all(&self.inner).await?;
         let due: std::collections::HashMap<String, f64> = due.into_iter().collect();
         let mut out = Vec::with_capacity(defs.len());
         for (id, json) in defs {
@@ -579,15 +557,7 @@ impl Queue {
 
     /// One schedule of this queue with its next tick, if it exists.
     pub async fn schedule(&self, id: &str) -> Result<Option<ScheduleInfo>> {
-        let keys = &self.inner.keys;
-        let mut conn = self.inner.redis.conn();
-        let (def, next): (Option<String>, Option<f64>) = redis::pipe()
-            .atomic()
-            .hget(keys.schedules(), id)
-            .zscore(keys.schedules_due(), id)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
+        let (def, next) = scripts::schedules::one(&self.inner, id).await?;
         match def {
             None => Ok(None),
             Some(json) => Ok(Some(ScheduleInfo::new(
@@ -602,16 +572,7 @@ impl Queue {
     /// being fired may still be added). Jobs it already added are left alone. Returns
     /// whether it existed.
     pub async fn remove_schedule(&self, id: &str) -> Result<bool> {
-        let keys = &self.inner.keys;
-        let mut conn = self.inner.redis.conn();
-        let n: i64 = scripts::SCHEDULE_REMOVE
-            .key(keys.schedules())
-            .key(keys.schedules_due())
-            .arg(id)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.redis.err(e))?;
-        Ok(n == 1)
+        scripts::schedule_remove::schedule_remove(&self.inner, id).await
     }
 }
 

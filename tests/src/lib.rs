@@ -522,7 +522,7 @@ fn rand_u64() -> u64 {
 }
 
 /// Milliseconds since the epoch by this machine's clock (the test Redis runs here too).
-pub use queue_core::clock::now_ms;
+pub use queue_core::internal::clock::now_ms;
 
 /// Waits until job `id` of `queue` has finished — completed, or failed for good — and
 /// returns it.

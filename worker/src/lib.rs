@@ -1,4 +1,11 @@
-//! jobq's built-in handlers. [`register_all`] adds every one of them to a worker.
+//! The `jobq-worker` binary (`src/bin/jobq-worker.rs`) and jobq's built-in handlers
+//! (`video.*`, `analytics.*`, `moderation.*`, `diag.*`). [`register_all`] adds every one of
+//! them to a worker.
+//!
+//! The worker runtime itself — claiming, leases, retries, crash recovery, the background
+//! duties — is not here: it is `queue_core::worker` (`queue-core/src/worker/`), which any
+//! Rust program can embed with its own handlers. This crate only registers handlers on a
+//! `queue_core::WorkerBuilder` and wraps it in a command line.
 
 pub mod analytics;
 pub mod diag;

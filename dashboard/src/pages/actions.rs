@@ -7,7 +7,7 @@
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
-use queue_core::job_spec::parse_job_value;
+use queue_core::internal::job_spec::parse_job_value;
 use queue_core::Produced;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -16,11 +16,11 @@ use super::error_response;
 use super::login::safe_next;
 use super::queue::tab_href;
 use crate::api::clean_state;
-use crate::app::AppState;
-use crate::auth::Access;
 use crate::backend::deadline;
 use crate::error::AppError;
 use crate::html::{job_href, queue_href, url_component};
+use crate::session::Access;
+use crate::state::AppState;
 
 /// Fields the action forms may send.
 #[derive(Debug, Default, Deserialize)]
@@ -146,7 +146,7 @@ pub async fn add_job(
     Form(form): Form<AddJobForm>,
 ) -> Response {
     let run = async {
-        queue_core::validate::validate_queue_name(&queue)?;
+        queue_core::internal::validate::validate_queue_name(&queue)?;
         let job =
             parse_job_value(form_job(&form)?).map_err(|e| AppError::BadRequest(e.to_string()))?;
         let produced = state.enqueuer().add(&queue, vec![job]).await?;

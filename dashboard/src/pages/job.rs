@@ -13,11 +13,11 @@ use serde_json::Value;
 use super::layout::{button_form, notice_banner, page};
 use super::overview::NoticeQuery;
 use super::{respond, PageCtx};
-use crate::app::AppState;
-use crate::auth::Access;
 use crate::backend::deadline;
 use crate::error::AppError;
 use crate::html::{esc, job_href, pretty_json, queue_href, relative, short_duration, utc};
+use crate::session::Access;
+use crate::state::AppState;
 
 /// Follows this job's events: progress in place, reload on anything else.
 const SCRIPT: &str = r#"
@@ -79,6 +79,10 @@ async fn render(
     ));
     body.push_str(&actions(&ctx, queue, &job));
     body.push_str(&facts(&job));
+    if let Some(c) = &job.corrupt {
+        body.push_str("<h2>Corrupt record</h2>");
+        body.push_str(&format!("<pre class=\"error\">{}</pre>", esc(c)));
+    }
     if let Some(reason) = &job.failed_reason {
         body.push_str("<h2>Error</h2>");
         body.push_str(&format!("<pre class=\"error\">{}</pre>", esc(reason)));

@@ -5,7 +5,7 @@
 
 use axum::response::Html;
 
-use super::{AuthKind, PageCtx};
+use super::context::{AuthKind, PageCtx};
 use crate::html::esc;
 
 const CSS: &str = r#"

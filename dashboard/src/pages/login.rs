@@ -10,10 +10,11 @@ use serde::Deserialize;
 
 use super::layout::page;
 use super::{AuthKind, PageCtx};
-use crate::app::AppState;
-use crate::auth::{self, Access};
+use crate::auth;
 use crate::html::esc;
 use crate::server::ClientAddr;
+use crate::session::Access;
+use crate::state::AppState;
 
 /// `?next=`: where to go once logged in.
 #[derive(Debug, Default, Deserialize)]

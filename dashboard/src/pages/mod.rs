@@ -11,74 +11,24 @@
 //! | `POST /queues/{q}/…` | `actions.rs`: what the buttons do, then back to the page |
 
 pub mod actions;
+pub mod context;
 pub mod job;
 pub mod layout;
 pub mod login;
 pub mod overview;
 pub mod queue;
 
+pub use context::{AuthKind, PageCtx};
+
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
 
-use crate::app::AppState;
-use crate::auth::Access;
-use crate::config::AuthMode;
 use crate::error::AppError;
 use crate::html::esc;
-
-/// What every page needs to know besides its own content.
-#[derive(Debug, Clone)]
-pub struct PageCtx {
-    /// Changes are refused: hide the buttons.
-    pub read_only: bool,
-    /// How the dashboard authenticates.
-    pub auth: AuthKind,
-    /// The viewer's access.
-    pub access: Access,
-    /// The key prefix shown in the header.
-    pub prefix: String,
-    /// The Redis address shown in the footer (password masked).
-    pub redis: String,
-}
-
-/// Which login links to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthKind {
-    /// No auth.
-    Open,
-    /// Token, with a login form.
-    Token,
-    /// HTTP basic auth (the browser asks).
-    Basic,
-}
-
-impl PageCtx {
-    /// The context of a request that passed the guard (`access` None: it did not).
-    pub fn new(state: &AppState, access: Option<Access>) -> Self {
-        let config = state.config();
-        PageCtx {
-            read_only: config.read_only,
-            auth: match config.auth {
-                AuthMode::Open => AuthKind::Open,
-                AuthMode::Token(_) => AuthKind::Token,
-                AuthMode::Basic { .. } => AuthKind::Basic,
-            },
-            access: access.unwrap_or(Access {
-                authenticated: config.auth.is_open(),
-                session: false,
-            }),
-            prefix: state.backend().prefix().to_string(),
-            redis: state.backend().masked_url(),
-        }
-    }
-
-    /// Whether to show the buttons that change things.
-    pub fn can_change(&self) -> bool {
-        !self.read_only && self.access.authenticated
-    }
-}
+use crate::session::Access;
+use crate::state::AppState;
 
 /// An error page: the message in a banner, with the status of the error.
 pub fn error_response(state: &AppState, access: Option<Access>, e: AppError) -> Response {

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use super::layout::{error_banner, notice_banner, page};
 use super::PageCtx;
-use crate::app::AppState;
-use crate::auth::Access;
 use crate::chart::ChartPaths;
 use crate::html::{esc, queue_href};
+use crate::session::Access;
+use crate::state::AppState;
 use crate::stats::{self, QueueSummary, Throughput};
 
 /// `?notice=` left by an action.

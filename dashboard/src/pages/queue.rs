@@ -16,10 +16,10 @@ use serde::Deserialize;
 use super::layout::{button_form, notice_banner, page};
 use super::{respond, PageCtx};
 use crate::api::{list_page, MAX_OFFSET};
-use crate::app::AppState;
-use crate::auth::Access;
 use crate::error::AppError;
 use crate::html::{clip, esc, job_href, queue_href, relative, short_duration, url_component, utc};
+use crate::session::Access;
+use crate::state::AppState;
 use crate::stats::{self, QueueStats};
 
 /// Jobs per page.
@@ -283,6 +283,12 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
 
 /// The one thing worth knowing about a job in a listing (escaped).
 fn info(job: &JobInfo) -> String {
+    if let Some(c) = &job.corrupt {
+        return format!(
+            "<span class=\"badge failed\">corrupt</span> {}",
+            esc(&clip(c, 100))
+        );
+    }
     match job.state {
         JobState::Failed => format!(
             "<span class=\"muted\">{}</span> {}",

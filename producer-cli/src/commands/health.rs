@@ -3,7 +3,7 @@
 //! down (`JOBQ_FALLBACK`) and the spooled jobs waiting for it.
 
 use anyhow::Result;
-use queue_core::fallback::spool_files;
+use queue_core::producer::spool_files;
 use queue_core::{Config, Redis};
 use serde_json::{json, Value};
 

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use queue_core::{JobInfo, JobState};
 
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::output::{self, Table};
 
 /// Lists a page of the jobs in `state`. `waiting` includes the waiting jobs of a paused
@@ -51,6 +51,9 @@ pub async fn list(ctx: &Ctx, queue: &str, state: JobState, limit: u64, offset: u
 
 /// The one thing worth knowing about a job in a listing.
 fn info(job: &JobInfo) -> String {
+    if let Some(c) = &job.corrupt {
+        return format!("CORRUPT: {}", output::clip(c, 60));
+    }
     match job.state {
         JobState::Failed => format!(
             "{}: {}",

@@ -3,6 +3,7 @@
 
 mod add;
 mod add_bulk;
+mod ctx;
 mod health;
 mod inspect;
 mod schedule;
@@ -10,53 +11,11 @@ mod spool;
 mod stats;
 mod steer;
 
-use anyhow::{anyhow, Result};
-use queue_core::{list_queues, Config, Fallback, Producer, Queue, Redis, Worker};
+use anyhow::Result;
+use queue_core::Redis;
 
+use self::ctx::{config, producer, Ctx};
 use crate::cli::{Cli, Command};
-
-/// What every command gets: the connection, the key prefix, and whether to print JSON.
-pub struct Ctx {
-    pub redis: Redis,
-    pub prefix: String,
-    pub json: bool,
-}
-
-impl Ctx {
-    /// Opens queue `name` under the prefix, whether or not it exists (adds create it).
-    pub async fn queue(&self, name: &str) -> Result<Queue> {
-        Ok(Queue::open(&self.redis, &self.prefix, name).await?)
-    }
-
-    /// Opens queue `name` if it exists (is in the queue registry, as the dashboard's API
-    /// decides its 404): reading or steering a mistyped queue is a runtime failure naming
-    /// it (exit 1), not an empty answer.
-    pub async fn existing_queue(&self, name: &str) -> Result<Queue> {
-        if !list_queues(&self.redis, &self.prefix)
-            .await?
-            .iter()
-            .any(|q| q == name)
-        {
-            return Err(anyhow!(
-                "queue {name:?} not found under prefix {:?}",
-                self.prefix
-            ));
-        }
-        self.queue(name).await
-    }
-}
-
-/// The configuration: environment first, flags over it.
-fn config(cli: &Cli) -> Result<Config> {
-    let mut config = Config::from_env()?;
-    if let Some(url) = cli.redis_url.as_deref().filter(|u| !u.is_empty()) {
-        config = config.with_redis_url(url)?;
-    }
-    if let Some(prefix) = cli.prefix.as_deref().filter(|p| !p.is_empty()) {
-        config = config.with_prefix(prefix)?;
-    }
-    Ok(config)
-}
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -120,17 +79,4 @@ pub async fn run(cli: Cli) -> Result<()> {
             unreachable!("answered before connecting")
         }
     }
-}
-
-/// The producer of `add` and `add-bulk`: the built-in handlers for the inline fallback,
-/// and no background replay (the command replays in the foreground, see `spool.rs`).
-fn producer(config: &Config) -> Result<Producer> {
-    let mut builder = Producer::builder(config.clone()).auto_replay(false);
-    if config.fallback == Fallback::Inline {
-        let handlers = jobq_handlers::register_all(Worker::builder(config.clone()))
-            .map_err(anyhow::Error::msg)?
-            .handlers();
-        builder = builder.handlers(handlers);
-    }
-    Ok(builder.build())
 }

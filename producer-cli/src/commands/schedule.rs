@@ -5,7 +5,7 @@ use queue_core::{list_queues, Repeat, Schedule, ScheduleInfo};
 use serde_json::json;
 
 use super::add::apply_opts;
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::cli::ScheduleCommand;
 use crate::output::{self, Table};
 

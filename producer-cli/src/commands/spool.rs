@@ -6,7 +6,7 @@
 //! jobs into it.
 
 use anyhow::Result;
-use queue_core::fallback::{has_pending, rejected_files, spool_files, ReplayOptions, ReplayReport};
+use queue_core::producer::{has_pending, rejected_files, spool_files, ReplayOptions, ReplayReport};
 use queue_core::{Config, Producer};
 use serde_json::json;
 

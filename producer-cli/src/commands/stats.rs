@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Result;
-use queue_core::{list_queues, QueueStats};
+use queue_core::{all_queue_stats, stats_of, QueueStats};
 
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::output::{self, Table};
 
 /// Prints the counts once, or every `interval` with `watch`.
@@ -43,21 +43,10 @@ pub async fn stats(ctx: &Ctx, queue: Option<&str>, watch: bool, interval: Durati
 }
 
 async fn gather(ctx: &Ctx, queue: Option<&str>) -> Result<Vec<QueueStats>> {
-    let queues = match queue {
-        Some(q) => vec![ctx.existing_queue(q).await?],
-        None => {
-            let mut all = Vec::new();
-            for name in list_queues(&ctx.redis, &ctx.prefix).await? {
-                all.push(ctx.queue(&name).await?);
-            }
-            all
-        }
-    };
-    let mut rows = Vec::with_capacity(queues.len());
-    for q in queues {
-        rows.push(q.counts().await?.into());
-    }
-    Ok(rows)
+    Ok(match queue {
+        Some(q) => stats_of(&[ctx.existing_queue(q).await?]).await?,
+        None => all_queue_stats(&ctx.redis, &ctx.prefix).await?,
+    })
 }
 
 fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use queue_core::JobState;
 use serde_json::json;
 
-use super::Ctx;
+use super::ctx::Ctx;
 use crate::cli::CleanState;
 use crate::output;
 

@@ -55,6 +55,35 @@ pub struct Cached<T> {
 /// Keys are `{prefix}:cache:{namespace}:{key}`. A namespace must not be empty; one
 /// containing `:` overlaps others (`a` would see the keys of `a:b` as its own), so keep
 /// namespaces to plain names.
+///
+/// In a handler, the cache of a namespace comes from [`crate::Ctx::cache`]; elsewhere from
+/// [`Cache::new`]. Here a video's probe is computed once per hour for every worker, and a
+/// thumbnail URL is kept for a day:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use queue_core::{Ctx, JobError};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Probe {
+///     codec: String,
+///     seconds: f64,
+/// }
+/// # async fn ffprobe(_src: &str) -> Result<Probe, JobError> { unimplemented!() }
+/// # async fn handler(ctx: Ctx) -> Result<(), JobError> {
+///
+/// let media = ctx.cache("media");
+/// // on a miss one caller runs ffprobe (across processes); the others wait for its value
+/// let probe = media
+///     .get_or_set("probe:cat.mp4", Duration::from_secs(3600), || ffprobe("cat.mp4"))
+///     .await?;
+/// println!("{} s of {} (from cache: {})", probe.value.seconds, probe.value.codec, probe.hit);
+///
+/// media.set("thumb:cat.mp4", "https://cdn.example/cat.jpg", Duration::from_secs(86_400)).await?;
+/// let thumb: Option<String> = media.get("thumb:cat.mp4").await?; // None once expired
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Cache {
     inner: Arc<Inner>,

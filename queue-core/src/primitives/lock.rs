@@ -13,7 +13,7 @@ use super::{check_name, jittered, millis};
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::keys::lock_key;
-use crate::scripts::{LOCK_EXTEND, LOCK_RELEASE};
+use crate::scripts::{lock_extend, lock_release};
 
 /// First pause between two tries of [`Lock::acquire_within`]; it doubles up to `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_millis(5);
@@ -25,6 +25,26 @@ const RETRY_MAX: Duration = Duration::from_millis(100);
 /// A lock is a lease: it is held for a TTL and lost when the TTL runs out, so a holder that
 /// dies never blocks others for longer than that. [`Lock::with_lock`] renews it while its
 /// future runs (and waits as long as the lease for the lock to come free).
+///
+/// In a handler, locks come from [`crate::Ctx::lock`]; elsewhere (a publishing script,
+/// say) from [`Lock::new`]:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use queue_core::{Config, Lock, Redis};
+/// # async fn publish(_title: &str) -> queue_core::Result<String> { unimplemented!() }
+/// # async fn demo() -> queue_core::Result<()> {
+/// # let config = Config::from_env()?;
+///
+/// let redis = Redis::connect(&config).await?;
+/// let locks = Lock::new(redis, config.prefix());
+/// // one publish of a title at a time, across every process
+/// let published = locks
+///     .with_lock("publish:title-42", Duration::from_secs(30), publish("title-42"))
+///     .await?; // Err: Redis failed, or the lock was still held after 30 s
+/// println!("published at {}", published?); // publish's own result
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Lock {
     redis: Redis,
@@ -102,7 +122,7 @@ impl Lock {
                 .await?
                 .ok_or_else(|| Error::LockNotAcquired {
                     name: name.to_string(),
-                    waited: ttl,
+                    waited: crate::duration::format_duration(ttl),
                 })?;
         let out = guard.hold_while(ttl, fut).await;
         match guard.release().await {
@@ -183,26 +203,13 @@ impl LockGuard {
     /// expired or someone else holds it now.
     pub async fn extend(&self, ttl: Duration) -> Result<bool> {
         let ms = millis("lock ttl", ttl)?;
-        let renewed: i64 = LOCK_EXTEND
-            .key(&self.key)
-            .arg(&self.token)
-            .arg(ms)
-            .invoke_async(&mut self.redis.conn())
-            .await
-            .map_err(|e| self.redis.err(e))?;
-        Ok(renewed == 1)
+        lock_extend::lock_extend(&self.redis, &self.key, &self.token, ms).await
     }
 
     /// Deletes the lock if it is still ours; `false` when it had expired or been taken by
     /// someone else (whose lock is left alone).
     pub async fn release(self) -> Result<bool> {
-        let released: i64 = LOCK_RELEASE
-            .key(&self.key)
-            .arg(&self.token)
-            .invoke_async(&mut self.redis.conn())
-            .await
-            .map_err(|e| self.redis.err(e))?;
-        Ok(released == 1)
+        lock_release::lock_release(&self.redis, &self.key, &self.token).await
     }
 
     /// Runs `fut` to completion while a task of its own renews the lease (`lease` long)

@@ -1,4 +1,4 @@
-//! Primitives for handlers (SPEC §4), over the same Redis connection as the queues: a JSON
+//! Primitives for handlers, over the same Redis connection as the queues: a JSON
 //! [`Cache`] with stampede protection, a [`Lock`] with fenced release and renewal, and a
 //! sliding-window [`RateLimiter`]. Every operation touches a single key, so all of them work
 //! on Redis Cluster; key names come from [`crate::keys`].

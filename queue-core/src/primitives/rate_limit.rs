@@ -8,9 +8,31 @@ use super::{check_name, millis};
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::keys::rate_key;
-use crate::scripts::RATE_CHECK;
+use crate::scripts::rate_check;
 
 /// Sliding-window rate limits for handlers, under one key prefix. Cheap to clone.
+///
+/// In a handler it comes from [`crate::Ctx::rate_limiter`]. Here every worker shares the
+/// CDN's limit of 100 purges a minute; a refused call is not counted, so waiting for
+/// [`RateDecision::reset`] and asking again costs nothing:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use queue_core::{Ctx, Job, JobError};
+/// # async fn purge(_url: &str) -> Result<(), JobError> { Ok(()) }
+///
+/// async fn purge_cdn(job: Job<String>, ctx: Ctx) -> Result<(), JobError> {
+///     let limiter = ctx.rate_limiter();
+///     loop {
+///         let d = limiter.check("cdn-purge", 100, Duration::from_secs(60)).await?;
+///         if d.allowed {
+///             break;
+///         }
+///         tokio::time::sleep(d.reset).await; // until the oldest call leaves the window
+///     }
+///     purge(&job.data).await
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     redis: Redis,
@@ -51,14 +73,14 @@ impl RateLimiter {
         let window_ms = millis("rate limit window", window)?;
         // two calls in the same microsecond still need distinct members of the log
         let tag = format!("{:016x}", rand::random::<u64>());
-        let (allowed, counted, reset_us): (i64, u64, u64) = RATE_CHECK
-            .key(rate_key(&self.prefix, key))
-            .arg(limit)
-            .arg(window_ms)
-            .arg(tag)
-            .invoke_async(&mut self.redis.conn())
-            .await
-            .map_err(|e| self.redis.err(e))?;
+        let (allowed, counted, reset_us) = rate_check::rate_check(
+            &self.redis,
+            &rate_key(&self.prefix, key),
+            limit,
+            window_ms,
+            &tag,
+        )
+        .await?;
         Ok(RateDecision {
             allowed: allowed == 1,
             remaining: limit.saturating_sub(counted),

@@ -1,60 +1,174 @@
-//! Typed wrappers around the Lua scripts: one script per state transition, each loaded with
-//! `include_str!` behind a shared prelude of helpers. The Rust side only marshals arguments
-//! and replies; the transition itself is atomic inside Redis.
+//! The Lua scripts, one per state transition, each with its Rust half beside it:
+//! `<name>.lua` is the transition (atomic inside Redis), `<name>.rs` packs its keys and
+//! arguments, makes the call and decodes the reply. Queue scripts are loaded with
+//! `include_str!` behind a shared prelude of helpers (`prelude.lua`); the handler
+//! primitives' scripts (`lock_*`, `rate_check`) stand alone.
+//!
+//! Every Redis call a queue makes goes through a module here: the scripts, and beside them
+//! the plain reads that need no script (listings, snapshots for bulk operations, the
+//! registry, metrics, schedule reads, the wake-up markers, the sweep's SCAN). The rest of
+//! the crate calls these functions with a [`QueueStore`] and never touches a queue's keys
+//! or builds a call itself. (The lane cache, `lanes.rs`, and the event follower,
+//! `events.rs`, read a queue's lanes and event stream on their own, below this.)
 
-use std::sync::LazyLock;
+use redis::{FromRedisValue, ScriptInvocation, Value};
 
-use redis::{Script, Value};
-
+use crate::connection::Redis;
 use crate::error::{Error, Result};
+use crate::lanes::Lanes;
+use crate::store::QueueStore;
 
 macro_rules! script {
     ($name:ident, $file:literal) => {
-        pub(crate) static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(concat!(include_str!("prelude.lua"), include_str!($file)))
-        });
+        pub(crate) static $name: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| {
+                redis::Script::new(concat!(include_str!("prelude.lua"), include_str!($file)))
+            });
     };
 }
 
 /// A script that needs none of the queue helpers (the handler primitives').
 macro_rules! standalone_script {
     ($name:ident, $file:literal) => {
-        pub(crate) static $name: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!($file)));
+        pub(crate) static $name: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(include_str!($file)));
     };
 }
 
-script!(ADD_JOB, "add_job.lua");
-script!(MOVE_TO_ACTIVE, "move_to_active.lua");
-script!(COMPLETE, "complete.lua");
-script!(FAIL_OR_RETRY, "fail_or_retry.lua");
-script!(UPDATE_PROGRESS, "update_progress.lua");
-script!(ADD_LOG, "add_log.lua");
-script!(COUNTS, "counts.lua");
-script!(GET_JOB, "get_job.lua");
-script!(EXTEND_LEASE, "extend_lease.lua");
-script!(RECLAIM, "reclaim.lua");
-script!(RELEASE, "release.lua");
-script!(REPAIR, "repair.lua");
-// queue control (control.rs)
-script!(MOVE_JOBS, "move_jobs.lua");
-script!(REMOVE_JOBS, "remove_jobs.lua");
-script!(UPDATE_JOB, "update_job.lua");
-script!(CLEAN, "clean.lua");
-script!(DRAIN, "drain.lua");
-script!(RETENTION, "retention.lua");
-// schedules (schedule.rs, worker/schedule.rs)
-script!(SCHEDULE_UPSERT, "schedule_upsert.lua");
-script!(SCHEDULE_REMOVE, "schedule_remove.lua");
-script!(SCHEDULE_FIRE, "schedule_fire.lua");
-// queue limits (limits.rs)
-script!(SET_LIMITS, "set_limits.lua");
-script!(SET_PAUSED, "set_paused.lua");
-// handler primitives (primitives/)
-standalone_script!(LOCK_RELEASE, "lock_release.lua");
-standalone_script!(LOCK_EXTEND, "lock_extend.lua");
-standalone_script!(RATE_CHECK, "rate_check.lua");
+pub(crate) mod add_job;
+pub(crate) mod add_log;
+pub(crate) mod clean;
+pub(crate) mod complete;
+pub(crate) mod counts;
+pub(crate) mod drain;
+pub(crate) mod extend_lease;
+pub(crate) mod fail_or_retry;
+pub(crate) mod get_job;
+pub(crate) mod listing;
+pub(crate) mod lock_extend;
+pub(crate) mod lock_release;
+pub(crate) mod meta;
+pub(crate) mod metrics;
+pub(crate) mod move_jobs;
+pub(crate) mod move_to_active;
+pub(crate) mod node_time;
+pub(crate) mod obliterate;
+pub(crate) mod rate_check;
+pub(crate) mod reclaim;
+pub(crate) mod registry;
+pub(crate) mod release;
+pub(crate) mod remove_jobs;
+pub(crate) mod repair;
+pub(crate) mod retention;
+pub(crate) mod schedule_fire;
+pub(crate) mod schedule_remove;
+pub(crate) mod schedule_upsert;
+pub(crate) mod schedules;
+pub(crate) mod set_limits;
+pub(crate) mod set_paused;
+pub(crate) mod snapshot;
+pub(crate) mod update_job;
+pub(crate) mod update_progress;
+pub(crate) mod wake;
 
+/// A claimed attempt, as the scripts that record its outcome name it.
+pub(crate) struct Attempt<'a> {
+    pub id: &'a str,
+    /// Its lane's priority.
+    pub prio: i32,
+    /// Its lane entry.
+    pub sid: &'a str,
+    pub attempt: u32,
+    /// When it started, by the Redis clock (ms).
+    pub started_ms: i64,
+}
+
+/// The lane keys of a batch (its jobs' priorities `prios`, in order) and each job's
+/// 1-based lane number among them.
+pub(crate) fn lanes_of(
+    keys: &crate::keys::QueueKeys,
+    prios: impl Iterator<Item = i32> + Clone,
+) -> (Vec<String>, Vec<usize>) {
+    let lanes: Vec<i32> = prios
+        .clone()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let numbers = prios
+        .map(|p| lanes.iter().position(|l| *l == p).unwrap_or(0) + 1)
+        .collect();
+    (lanes.iter().map(|p| keys.lane(*p)).collect(), numbers)
+}
+
+/// The keys and arguments `complete` and `fail_or_retry` share: the batch's lane keys after
+/// the script's own `keys`, then the group, stream bound, job prefix, batch size, retention
+/// and trim budget; the per-job arguments follow.
+pub(crate) fn outcome_call<'a>(
+    script: &'a redis::Script,
+    q: &QueueStore,
+    keys: &[String],
+    prios: impl Iterator<Item = i32> + Clone,
+    jobs: usize,
+    policy: crate::job::Retention,
+) -> (ScriptInvocation<'a>, Vec<usize>) {
+    let (lane_keys, numbers) = lanes_of(&q.keys, prios);
+    let (keep, age) = policy.as_args();
+    let mut inv = script.prepare_invoke();
+    for k in keys.iter().chain(&lane_keys) {
+        inv.key(k);
+    }
+    inv.arg(crate::keys::GROUP)
+        .arg(EVENTS_MAXLEN)
+        .arg(q.keys.job_prefix())
+        .arg(jobs)
+        .arg(keep)
+        .arg(age)
+        .arg(TRIM_BUDGET);
+    (inv, numbers)
+}
+
+/// Sends a script call on `redis`' shared connection; an error names the server.
+pub(crate) async fn invoke<T: FromRedisValue>(
+    redis: &Redis,
+    inv: &ScriptInvocation<'_>,
+) -> Result<T> {
+    inv.invoke_async(&mut redis.conn())
+        .await
+        .map_err(|e| redis.err(e))
+}
+
+/// Runs a script that touches the queue's lane streams: `build` adds its KEYS and ARGV
+/// around the lanes this process knows. A script answers `{'lanes', …}` when a producer
+/// has created a lane since; then the lanes are read again and the call repeated. The
+/// reply is returned as is (its first element is the script's status word), with the
+/// lanes the call was made with.
+pub(crate) async fn invoke_with_lanes(
+    q: &QueueStore,
+    script: &redis::Script,
+    what: &str,
+    build: impl Fn(&mut redis::ScriptInvocation<'_>, &Lanes),
+) -> Result<(redis::Value, Lanes)> {
+    let inner = q;
+    for _ in 0..5 {
+        let lanes = inner.lanes.get();
+        let mut inv = script.prepare_invoke();
+        build(&mut inv, &lanes);
+        let v: redis::Value = inv
+            .invoke_async(&mut inner.redis.conn())
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        if Reply::new(&v)?.string()? == "lanes" {
+            inner.lanes.refresh(&inner.redis, &inner.keys).await?;
+            continue;
+        }
+        return Ok((v, lanes));
+    }
+    Err(Error::Protocol(format!("lanes kept changing while {what}")))
+}
+
+/// Jobs handled per script call by the bulk operations (control.rs): 200, so even a call
+/// that deletes jobs at the 1 MiB data cap (with results as large) stays well under 50 ms.
+pub const BATCH: usize = 200;
 /// Entries kept in a queue's event stream (approximate trim). An entry covers a batch of up
 /// to 20 jobs (its `ids` list), so this holds up to ~20,000 jobs' events in bounded memory.
 pub const EVENTS_MAXLEN: u64 = 1_000;

@@ -10,7 +10,7 @@
 -- start of a window), a global concurrency to `conc` minus the entries pending in all lanes.
 -- With no limit set they cost nothing beyond the one HMGET of the meta hash.
 --
--- Bad data never spreads (guarantee 8): every field a claim reads is checked. A job whose
+-- Bad data never spreads (the README's guarantee 8): every field a claim reads is checked. A job whose
 -- stored fields are corrupt or over the size caps is still claimed, but comes back with a
 -- note instead of its data, and the worker fails it alone (naming the job and the field)
 -- through the usual fail_or_retry call, so counters stay exact. A delayed job whose `prio`

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::run::{run_job, Active, Ending, Outcome};
-use super::Shared;
+use super::shared::Shared;
 use crate::queue::Queue;
 
 /// A job claimed from Redis, not started yet.

@@ -2,21 +2,20 @@
 //! one `complete` call for the successes and one `fail_or_retry` call for the failures of
 //! a batch. Results are kept in memory and retried until Redis takes them.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::handler::JobError;
 use super::held::Held;
 use super::outage::Outage;
 use super::run::{Active, Ending, Outcome};
 use crate::error::Result;
+use crate::handler::JobError;
 use crate::job::Retention;
-use crate::keys::GROUP;
 use crate::queue::Queue;
-use crate::scripts::{self, EVENTS_MAXLEN, TRIM_BUDGET};
+use crate::scripts::fail_or_retry::Failure;
+use crate::scripts::{self, Attempt};
 
 /// Most outcomes recorded by one script call.
 const MAX_BATCH: usize = 1_000;
@@ -135,20 +134,15 @@ fn by_policy<'a, T: Copy>(
     groups
 }
 
-/// Lane keys of a batch and each job's 1-based lane number among them.
-fn lanes_of(queue: &Queue, jobs: &[&Active]) -> (Vec<String>, Vec<usize>) {
-    let prios: Vec<i32> = jobs
-        .iter()
-        .map(|j| j.prio)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let numbers = jobs
-        .iter()
-        .map(|j| prios.iter().position(|p| *p == j.prio).unwrap_or(0) + 1)
-        .collect();
-    let keys = prios.iter().map(|p| queue.inner.keys.lane(*p)).collect();
-    (keys, numbers)
+/// What the scripts need of a claimed attempt.
+fn attempt(job: &Active) -> Attempt<'_> {
+    Attempt {
+        id: &job.raw.id,
+        prio: job.prio,
+        sid: &job.sid,
+        attempt: job.raw.attempt,
+        started_ms: job.started_ms,
+    }
 }
 
 async fn complete(
@@ -156,37 +150,8 @@ async fn complete(
     jobs: &[(&Active, &str)],
     policy: Retention,
 ) -> Result<Vec<String>> {
-    let keys = &queue.inner.keys;
-    let actives: Vec<&Active> = jobs.iter().map(|(j, _)| *j).collect();
-    let (lane_keys, numbers) = lanes_of(queue, &actives);
-    let (keep, age) = policy.as_args();
-    let mut inv = scripts::COMPLETE.prepare_invoke();
-    inv.key(keys.meta())
-        .key(keys.completed())
-        .key(keys.events())
-        .key(keys.metrics_completed());
-    for k in &lane_keys {
-        inv.key(k);
-    }
-    inv.arg(GROUP)
-        .arg(EVENTS_MAXLEN)
-        .arg(keys.job_prefix())
-        .arg(jobs.len())
-        .arg(keep)
-        .arg(age)
-        .arg(TRIM_BUDGET);
-    for ((job, result), lane) in jobs.iter().zip(numbers) {
-        inv.arg(&job.raw.id)
-            .arg(lane)
-            .arg(&job.sid)
-            .arg(*result)
-            .arg(job.raw.attempt)
-            .arg(job.started_ms);
-    }
-    let mut conn = queue.inner.redis.conn();
-    inv.invoke_async(&mut conn)
-        .await
-        .map_err(|e| queue.inner.redis.err(e))
+    let jobs: Vec<_> = jobs.iter().map(|(j, r)| (attempt(j), *r)).collect();
+    scripts::complete::complete(&queue.inner, &jobs, policy).await
 }
 
 async fn fail_or_retry(
@@ -194,51 +159,18 @@ async fn fail_or_retry(
     jobs: &[(&Active, &JobError)],
     policy: Retention,
 ) -> Result<Vec<String>> {
-    let keys = &queue.inner.keys;
-    let actives: Vec<&Active> = jobs.iter().map(|(j, _)| *j).collect();
-    let (lane_keys, numbers) = lanes_of(queue, &actives);
-    let (keep, age) = policy.as_args();
-    let mut inv = scripts::FAIL_OR_RETRY.prepare_invoke();
-    inv.key(keys.meta())
-        .key(keys.delayed())
-        .key(keys.failed())
-        .key(keys.marker())
-        .key(keys.events())
-        .key(keys.metrics_failed());
-    for k in &lane_keys {
-        inv.key(k);
-    }
-    inv.arg(GROUP)
-        .arg(EVENTS_MAXLEN)
-        .arg(keys.job_prefix())
-        .arg(jobs.len())
-        .arg(keep)
-        .arg(age)
-        .arg(TRIM_BUDGET);
-    for ((job, err), lane) in jobs.iter().zip(numbers) {
-        let retry = retry_delay(job, err);
-        inv.arg(&job.raw.id)
-            .arg(lane)
-            .arg(&job.sid)
-            .arg(err.message())
-            .arg(err.detail().unwrap_or(""))
-            .arg(retry.map_or(-1, |d| d.as_millis() as i64))
-            .arg(job.raw.attempt)
-            .arg(job.started_ms);
-    }
-    let mut conn = queue.inner.redis.conn();
-    let reply: redis::Value = inv
-        .invoke_async(&mut conn)
-        .await
-        .map_err(|e| queue.inner.redis.err(e))?;
-    // {retried, failed, lost id…}
-    let mut r = crate::scripts::Reply::new(&reply)?;
-    let (_retried, _failed) = (r.int()?, r.int()?);
-    let mut lost = Vec::with_capacity(r.remaining());
-    while r.remaining() > 0 {
-        lost.push(r.string()?);
-    }
-    Ok(lost)
+    let jobs: Vec<_> = jobs
+        .iter()
+        .map(|(j, e)| {
+            let failure = Failure {
+                message: e.message(),
+                detail: e.detail().unwrap_or(""),
+                retry: retry_delay(j, e),
+            };
+            (attempt(j), failure)
+        })
+        .collect();
+    scripts::fail_or_retry::fail_or_retry(&queue.inner, &jobs, policy).await
 }
 
 /// When a failed attempt runs again, or `None` when the job fails for good.

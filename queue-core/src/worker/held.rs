@@ -3,6 +3,7 @@
 //! its stream (jobs added in one millisecond to two lanes get the same one). The lease loop
 //! renews exactly these; a job reported lost is cancelled here.
 
+pub(crate) use crate::scripts::extend_lease::HeldEntry;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -15,13 +16,6 @@ struct HeldJob {
     /// `<attempt>:<start ms>`, recorded with each lease renewal.
     run: String,
     cancel: CancellationToken,
-}
-
-/// A held entry as the lease renewal needs it.
-pub(crate) struct HeldEntry {
-    pub sid: String,
-    pub id: String,
-    pub run: String,
 }
 
 #[derive(Default)]

@@ -10,9 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::held::Held;
 use super::outage::Outage;
 use crate::error::Result;
-use crate::keys::GROUP;
 use crate::queue::Queue;
-use crate::scripts;
+use crate::scripts::extend_lease::{self, HeldEntry};
 
 pub(crate) async fn lease_loop(
     queue: Queue,
@@ -50,31 +49,6 @@ pub(crate) async fn lease_loop(
 /// Renews every held entry; returns the entries (lane priority, entry id) this worker no
 /// longer owns.
 async fn extend(queue: &Queue, held: &Held, consumer: &str) -> Result<Vec<(i32, String)>> {
-    let lanes: Vec<(i32, Vec<super::held::HeldEntry>)> = held.by_lane().into_iter().collect();
-    if lanes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let keys = &queue.inner.keys;
-    let mut inv = scripts::EXTEND_LEASE.prepare_invoke();
-    for (prio, _) in &lanes {
-        inv.key(keys.lane(*prio));
-    }
-    inv.arg(GROUP).arg(consumer).arg(keys.job_prefix());
-    for (_, entries) in &lanes {
-        inv.arg(entries.len());
-        for e in entries {
-            inv.arg(&e.sid).arg(&e.id).arg(&e.run);
-        }
-    }
-    let mut conn = queue.inner.redis.conn();
-    // per lane (in KEYS order), the ids of the entries lost there
-    let lost: Vec<Vec<String>> = inv
-        .invoke_async(&mut conn)
-        .await
-        .map_err(|e| queue.inner.redis.err(e))?;
-    Ok(lanes
-        .iter()
-        .zip(lost)
-        .flat_map(|((prio, _), sids)| sids.into_iter().map(move |sid| (*prio, sid)))
-        .collect())
+    let lanes: Vec<(i32, Vec<HeldEntry>)> = held.by_lane().into_iter().collect();
+    extend_lease::extend_lease(&queue.inner, consumer, &lanes).await
 }

@@ -2,23 +2,21 @@
 //! `concurrency` handler slots (and a claim budget that may run a little ahead of them, see
 //! `pace.rs`); every claim and every result is one atomic script call.
 
-mod ctx;
 mod dispatch;
+mod duty;
 mod fetch;
 mod finish;
-mod handler;
 mod held;
 mod lease;
 mod metrics;
 mod outage;
 mod pace;
-mod panic;
 mod reclaim;
-mod release;
 mod retention;
 mod run;
-pub(crate) use run::{guarded_call, panic_message, Stop};
 mod schedule;
+mod settings;
+mod shared;
 mod sweep;
 
 use std::collections::HashMap;
@@ -30,64 +28,49 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 
-pub use ctx::Ctx;
-pub(crate) use ctx::InlineUnavailable;
-pub(crate) use handler::RawJob;
-pub use handler::{Handlers, Job, JobError};
+pub use crate::handler::{install_panic_hook, Ctx, Handlers, Job, JobError};
 pub use metrics::{AttemptOutcome, WorkerMetrics, DURATION_BUCKETS};
-pub use panic::install_panic_hook;
 pub use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::connection::Redis;
 use crate::error::{Error, Result};
+use crate::handler::{erase, ErasedHandler};
 use crate::primitives::{CacheStats, Caches};
 use crate::queue::Queue;
 use crate::validate::validate_queue_name;
-use handler::{erase, ErasedHandler};
+use shared::Shared;
 
-/// Default time active jobs get to finish after a shutdown signal.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-/// How long past the grace period a stopping worker still tries to record outcomes.
-const RECORD_AFTER_GRACE: Duration = Duration::from_secs(5);
-/// Default lease: a job whose worker has not renewed it for this long is reclaimed.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
-/// Default number of stalls (expired leases) after which a job fails instead of re-running.
-pub const DEFAULT_MAX_STALLS: u32 = 1;
-/// Default pause between two batches of the consistency sweep.
-pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
-/// Default pause between two passes of the retention janitor.
-pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(5);
+use settings::{Settings, RECORD_AFTER_GRACE};
+pub use settings::{
+    DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_MAX_STALLS, DEFAULT_RETENTION_INTERVAL,
+    DEFAULT_SWEEP_INTERVAL,
+};
 
-/// What every task of a running worker shares.
-pub(crate) struct Shared {
-    /// Handler slots: `concurrency` permits, one per running handler.
-    pub slots: Arc<Semaphore>,
-    /// Claim budget: one permit per job held, from its claim to its outcome (`concurrency`
-    /// plus what `pace` claims ahead).
-    pub claims: Arc<Semaphore>,
-    pub pace: pace::Pace,
-    pub handlers: HashMap<String, ErasedHandler>,
-    /// Stable consumer name: host, pid, start time.
-    pub consumer: String,
-    /// Cancelled when the grace period ends: running handlers are told to stop.
-    pub cancel_jobs: CancellationToken,
-    pub metrics: Arc<WorkerMetrics>,
-    /// Handlers' caches by namespace (`Ctx::cache`).
-    pub caches: Caches,
-}
-
-/// Configures a [`Worker`].
+/// Configures a [`Worker`]. Settings are checked by [`WorkerBuilder::build`], before
+/// anything connects, so a bad value fails at start-up rather than under load.
+///
+/// ```
+/// use std::time::Duration;
+/// use queue_core::{Config, Worker};
+///
+/// let worker = Worker::builder(Config::default())
+///     .queues(["video", "images"])
+///     .concurrency(4) // ffmpeg is CPU-bound: about one job per core
+///     .lease(Duration::from_secs(60))
+///     .grace(Duration::from_secs(120)) // a deploy lets running transcodes finish
+///     .build()?;
+/// // cancel it to stop `run` gracefully from your own code (a deploy hook, a test)
+/// let stop = worker.shutdown_token();
+/// # drop(stop);
+///
+/// assert!(Worker::builder(Config::default()).build().is_err()); // no queues
+/// # Ok::<(), queue_core::Error>(())
+/// ```
 pub struct WorkerBuilder {
     config: Config,
     redis: Option<Redis>,
-    queues: Vec<String>,
-    concurrency: usize,
-    grace: Duration,
-    lease: Duration,
-    max_stalls: u32,
-    sweep_interval: Duration,
-    retention_interval: Duration,
+    settings: Settings,
     handlers: HashMap<String, ErasedHandler>,
 }
 
@@ -98,45 +81,45 @@ impl WorkerBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.queues = queues.into_iter().map(Into::into).collect();
+        self.settings.queues = queues.into_iter().map(Into::into).collect();
         self
     }
 
     /// Most handlers running at once, over all queues (default 16).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n;
+        self.settings.concurrency = n;
         self
     }
 
     /// Time active jobs get to finish after shutdown starts (default 30 s).
     pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.settings.grace = grace;
         self
     }
 
     /// Lease of a running job (default 30 s): the worker renews it every third of the
     /// lease; a job whose lease expires (its worker died) is reclaimed by any worker.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.settings.lease = lease;
         self
     }
 
     /// How many times a job may stall (its lease expire) before it fails for good
     /// (default 1: a job that kills its worker twice is failed, not re-run forever).
     pub fn max_stalls(mut self, n: u32) -> Self {
-        self.max_stalls = n;
+        self.settings.max_stalls = n;
         self
     }
 
     /// Pause between batches of the consistency sweep (default 10 s).
     pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = every;
+        self.settings.sweep_interval = every;
         self
     }
 
     /// Pause between passes of the retention janitor (default 5 s).
     pub fn retention_interval(mut self, every: Duration) -> Self {
-        self.retention_interval = every;
+        self.settings.retention_interval = every;
         self
     }
 
@@ -160,7 +143,7 @@ impl WorkerBuilder {
     }
 
     /// The handlers registered so far, to run the same jobs in-process elsewhere: e.g. a
-    /// [`crate::fallback::Producer`] whose fallback is `inline`
+    /// [`crate::producer::Producer`] whose fallback is `inline`
     /// (`jobq_handlers::register_all(Worker::builder(config))?.handlers()`).
     pub fn handlers(&self) -> Handlers {
         Handlers(Arc::new(self.handlers.clone()))
@@ -168,34 +151,28 @@ impl WorkerBuilder {
 
     /// Checks the settings.
     pub fn build(self) -> Result<Worker> {
-        if self.queues.is_empty() {
+        if self.settings.queues.is_empty() {
             return Err(Error::Worker("no queues given".into()));
         }
-        for q in &self.queues {
+        for q in &self.settings.queues {
             validate_queue_name(q)?;
         }
-        if self.concurrency == 0 {
+        if self.settings.concurrency == 0 {
             return Err(Error::invalid("concurrency", "0: must be at least 1"));
         }
-        if self.lease < Duration::from_millis(100) {
+        if self.settings.lease < Duration::from_millis(100) {
             return Err(Error::invalid(
                 "lease",
-                format!("{:?}: must be at least 100ms", self.lease),
+                format!("{:?}: must be at least 100ms", self.settings.lease),
             ));
         }
-        let mut queues = self.queues;
-        queues.dedup();
+        let mut settings = self.settings;
+        settings.queues.dedup();
         let caches = Caches::default();
         Ok(Worker {
             config: self.config,
             redis: self.redis,
-            queues,
-            concurrency: self.concurrency,
-            grace: self.grace,
-            lease: self.lease,
-            max_stalls: self.max_stalls,
-            sweep_interval: self.sweep_interval,
-            retention_interval: self.retention_interval,
+            settings,
             handlers: self.handlers,
             shutdown: CancellationToken::new(),
             metrics: Arc::new(WorkerMetrics::new(caches.clone())),
@@ -205,16 +182,39 @@ impl WorkerBuilder {
 }
 
 /// A configured worker; [`Worker::run`] or [`Worker::run_until_signal`] start it.
+///
+/// A worker for the `images` queue with one typed handler: each job's data is decoded into
+/// `Resize`, and what the handler returns is stored as the job's result.
+///
+/// ```no_run
+/// use queue_core::{Config, Ctx, Job, JobError, Worker};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct Resize {
+///     src: String,
+///     width: u32,
+/// }
+///
+/// # async fn demo() -> queue_core::Result<()> {
+/// # let config = Config::from_env()?;
+/// Worker::builder(config)
+///     .queues(["images"])
+///     .concurrency(8)
+///     .handler("image.resize", |job: Job<Resize>, ctx: Ctx| async move {
+///         let Resize { src, width } = job.data;
+///         ctx.log(format!("resizing {src} to {width}px")).await?;
+///         Ok::<_, JobError>(format!("{src}.{width}w.webp"))
+///     })
+///     .build()?
+///     .run_until_signal() // until SIGINT or SIGTERM, then running jobs get the grace period
+///     .await
+/// # }
+/// ```
 pub struct Worker {
     config: Config,
     redis: Option<Redis>,
-    queues: Vec<String>,
-    concurrency: usize,
-    grace: Duration,
-    lease: Duration,
-    max_stalls: u32,
-    sweep_interval: Duration,
-    retention_interval: Duration,
+    settings: Settings,
     handlers: HashMap<String, ErasedHandler>,
     shutdown: CancellationToken,
     metrics: Arc<WorkerMetrics>,
@@ -227,13 +227,7 @@ impl Worker {
         WorkerBuilder {
             config,
             redis: None,
-            queues: Vec::new(),
-            concurrency: 16,
-            grace: DEFAULT_GRACE,
-            lease: DEFAULT_LEASE,
-            max_stalls: DEFAULT_MAX_STALLS,
-            sweep_interval: DEFAULT_SWEEP_INTERVAL,
-            retention_interval: DEFAULT_RETENTION_INTERVAL,
+            settings: Settings::default(),
             handlers: HashMap::new(),
         }
     }
@@ -287,15 +281,65 @@ impl Worker {
     pub async fn run(self) -> Result<()> {
         // a handler's panic is its attempt's failure, with its backtrace as the stack trace
         install_panic_hook();
-        let redis = match self.redis {
-            Some(r) => r,
-            None => match connect_with_backoff(&self.config, &self.shutdown).await? {
-                Some(r) => r,
-                None => return Ok(()),
-            },
+        let Some(redis) = self.connect().await? else {
+            return Ok(());
         };
-        // a restarted Redis answers LOADING to everything but INFO until its data is back
-        let info = match until_ready(
+        let Some(()) = self.wait_until_loaded(&redis).await else {
+            return Ok(());
+        };
+        let shared = Arc::new(Shared {
+            slots: Arc::new(Semaphore::new(self.settings.concurrency)),
+            claims: Arc::new(Semaphore::new(self.settings.concurrency)),
+            pace: pace::Pace::new(self.settings.concurrency),
+            handlers: self.handlers.clone(),
+            consumer: consumer_name(),
+            cancel_jobs: CancellationToken::new(),
+            metrics: self.metrics.clone(),
+            caches: self.caches.clone(),
+        });
+        self.metrics.set_concurrency(self.settings.concurrency);
+        let mut tasks = Tasks::default();
+        for name in &self.settings.queues {
+            let Some(()) = self.start_queue(&redis, name, &shared, &mut tasks).await? else {
+                return Ok(());
+            };
+        }
+        // jobs producers spooled while Redis was down (JOBQ_FALLBACK=spool)
+        tasks
+            .background
+            .push(tokio::spawn(crate::producer::replay_loop(
+                redis.clone(),
+                self.config.spool_dir.clone(),
+                crate::producer::REPLAY_EVERY,
+                self.shutdown.clone(),
+            )));
+        tracing::info!(
+            queues = ?self.settings.queues,
+            concurrency = self.settings.concurrency,
+            lease = ?self.settings.lease,
+            consumer = %shared.consumer,
+            "worker started"
+        );
+        self.shutdown.cancelled().await;
+        self.stop(&shared, tasks).await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    /// The connection given to the builder, or a new one (waiting out a Redis that is
+    /// down); `None` when shut down meanwhile.
+    async fn connect(&self) -> Result<Option<Redis>> {
+        match &self.redis {
+            Some(r) => Ok(Some(r.clone())),
+            None => connect_with_backoff(&self.config, &self.shutdown).await,
+        }
+    }
+
+    /// Waits while Redis loads its data set (a restarted Redis answers LOADING to all but
+    /// INFO), then logs the server and warns about unsafe settings; `None` when shut down
+    /// meanwhile. A server whose settings cannot be read is used anyway.
+    async fn wait_until_loaded(&self, redis: &Redis) -> Option<()> {
+        let info = until_ready(
             format!("waiting for Redis at {} to load its data", redis.addr()),
             &self.shutdown,
             || async {
@@ -312,136 +356,104 @@ impl Worker {
                 Ok(info)
             },
         )
-        .await
-        {
-            Ok(Some(info)) => Some(info),
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the Redis server's settings");
-                None
+        .await;
+        match info {
+            Ok(Some(info)) => {
+                tracing::info!(
+                    redis = %redis.addr(),
+                    version = %info.version,
+                    maxmemory_policy = %info.maxmemory_policy,
+                    aof = info.aof_enabled,
+                    cluster = redis.is_cluster(),
+                    "connected to Redis"
+                );
+                for warning in info.warnings() {
+                    tracing::warn!("{warning}");
+                }
             }
+            Ok(None) => return None,
+            Err(e) => tracing::warn!(error = %e, "could not read the Redis server's settings"),
+        }
+        Some(())
+    }
+
+    /// Starts everything of queue `name`: its pipeline (fetch, dispatch, finish, lease
+    /// renewal) and its duties. Every start-up step waits out a Redis that is down or
+    /// loading, as the loops do; `None` when shut down meanwhile.
+    async fn start_queue(
+        &self,
+        redis: &Redis,
+        name: &str,
+        shared: &Arc<Shared>,
+        tasks: &mut Tasks,
+    ) -> Result<Option<()>> {
+        let queue = Queue::open(redis, self.config.prefix(), name).await?;
+        let what = format!("starting on queue {name}");
+        let Some(()) = until_ready(what.clone(), &self.shutdown, || queue.register()).await? else {
+            return Ok(None);
         };
-        if let Some(info) = info {
-            tracing::info!(
-                redis = %redis.addr(),
-                version = %info.version,
-                maxmemory_policy = %info.maxmemory_policy,
-                aof = info.aof_enabled,
-                cluster = redis.is_cluster(),
-                "connected to Redis"
-            );
-            for warning in info.warnings() {
-                tracing::warn!("{warning}");
-            }
+        let Some(blocking) =
+            until_ready(what, &self.shutdown, || redis.blocking_connection()).await?
+        else {
+            return Ok(None);
+        };
+        let held = Arc::new(held::Held::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        tasks.finishers.push(tokio::spawn(finish::finish_loop(
+            queue.clone(),
+            held.clone(),
+            rx,
+        )));
+        let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
+        // ends once the fetch loop has stopped and every claimed job has started
+        tasks.background.push(tokio::spawn(dispatch::dispatch_loop(
+            queue.clone(),
+            shared.clone(),
+            claimed_rx,
+            tx,
+        )));
+        // renewed until every outcome is recorded, not just until the signal
+        tasks.background.push(tokio::spawn(lease::lease_loop(
+            queue.clone(),
+            held.clone(),
+            shared.consumer.clone(),
+            self.settings.lease,
+            tasks.stop_leases.clone(),
+        )));
+        for start in DUTIES {
+            tasks.background.push(tokio::spawn(start(duty::Duty {
+                queue: &queue,
+                settings: &self.settings,
+                stop: &self.shutdown,
+            })));
         }
-        let shared = Arc::new(Shared {
-            slots: Arc::new(Semaphore::new(self.concurrency)),
-            claims: Arc::new(Semaphore::new(self.concurrency)),
-            pace: pace::Pace::new(self.concurrency),
-            handlers: self.handlers,
-            consumer: consumer_name(),
-            cancel_jobs: CancellationToken::new(),
-            metrics: self.metrics.clone(),
-            caches: self.caches.clone(),
-        });
-        self.metrics.set_concurrency(self.concurrency);
-        // fetch, reclaim and sweep stop at the signal; leases are renewed until every
-        // outcome is recorded
-        let stop_leases = CancellationToken::new();
-        let mut fetchers = Vec::new();
-        let mut finishers = Vec::new();
-        let mut background = Vec::new();
-        for name in &self.queues {
-            let queue = Queue::open(&redis, self.config.prefix(), name).await?;
-            // every start-up step waits out a Redis that is down or loading, as the loops do
-            let what = format!("starting on queue {name}");
-            let Some(()) = until_ready(what.clone(), &self.shutdown, || queue.register()).await?
-            else {
-                return Ok(());
-            };
-            let Some(blocking) =
-                until_ready(what, &self.shutdown, || redis.blocking_connection()).await?
-            else {
-                return Ok(());
-            };
-            let held = Arc::new(held::Held::default());
-            let (tx, rx) = mpsc::unbounded_channel();
-            finishers.push(tokio::spawn(finish::finish_loop(
-                queue.clone(),
-                held.clone(),
-                rx,
-            )));
-            let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
-            // ends once the fetch loop has stopped and every claimed job has started
-            background.push(tokio::spawn(dispatch::dispatch_loop(
-                queue.clone(),
-                shared.clone(),
-                claimed_rx,
-                tx,
-            )));
-            background.push(tokio::spawn(lease::lease_loop(
-                queue.clone(),
-                held.clone(),
-                shared.consumer.clone(),
-                self.lease,
-                stop_leases.clone(),
-            )));
-            background.push(tokio::spawn(reclaim::reclaim_loop(
-                queue.clone(),
-                self.lease,
-                self.max_stalls,
-                self.shutdown.clone(),
-            )));
-            background.push(tokio::spawn(schedule::schedule_loop(
-                queue.clone(),
-                self.shutdown.clone(),
-            )));
-            background.push(tokio::spawn(retention::retention_loop(
-                queue.clone(),
-                self.retention_interval,
-                self.shutdown.clone(),
-            )));
-            background.push(tokio::spawn(sweep::sweep_loop(
-                queue.clone(),
-                self.sweep_interval,
-                self.shutdown.clone(),
-            )));
-            fetchers.push(tokio::spawn(fetch::fetch_loop(
-                queue,
-                shared.clone(),
-                held,
-                blocking,
-                claimed_tx,
-                self.shutdown.clone(),
-            )));
-        }
-        // jobs producers spooled while Redis was down (JOBQ_FALLBACK=spool)
-        background.push(tokio::spawn(crate::fallback::replay_loop(
-            redis.clone(),
-            self.config.spool_dir.clone(),
-            crate::fallback::REPLAY_EVERY,
+        tasks.fetchers.push(tokio::spawn(fetch::fetch_loop(
+            queue,
+            shared.clone(),
+            held,
+            blocking,
+            claimed_tx,
             self.shutdown.clone(),
         )));
-        tracing::info!(
-            queues = ?self.queues,
-            concurrency = self.concurrency,
-            lease = ?self.lease,
-            consumer = %shared.consumer,
-            "worker started"
-        );
-        self.shutdown.cancelled().await;
+        Ok(Some(()))
+    }
+
+    /// The shutdown, after the signal: fetching has stopped; active jobs get the grace
+    /// period, then are cancelled (and left for reclaim); outcomes are recorded while Redis
+    /// answers, up to a little past the grace period; then leases and duties stop.
+    async fn stop(&self, shared: &Shared, tasks: Tasks) {
         let stopping = std::time::Instant::now();
-        for f in fetchers {
+        for f in tasks.fetchers {
             let _ = f.await;
         }
         // every slot back means every handler has finished
-        let all = self.concurrency as u32;
-        if tokio::time::timeout(self.grace, shared.slots.acquire_many(all))
+        let all = self.settings.concurrency as u32;
+        if tokio::time::timeout(self.settings.grace, shared.slots.acquire_many(all))
             .await
             .is_err()
         {
             tracing::warn!(
-                grace = ?self.grace,
+                grace = ?self.settings.grace,
                 "grace period over: jobs still running are left for reclaim"
             );
             shared.cancel_jobs.cancel();
@@ -450,8 +462,8 @@ impl Worker {
         // handlers are done and their senders dropped: finishers drain and stop. Recording
         // waits for Redis, but not past the grace period (and a little more to record what
         // finished at its end): an unreachable Redis must not keep a stopping worker alive.
-        let record_until = stopping + self.grace + RECORD_AFTER_GRACE;
-        for mut f in finishers {
+        let record_until = stopping + self.settings.grace + RECORD_AFTER_GRACE;
+        for mut f in tasks.finishers {
             let left = record_until.saturating_duration_since(std::time::Instant::now());
             if tokio::time::timeout(left, &mut f).await.is_err() {
                 f.abort();
@@ -461,13 +473,29 @@ impl Worker {
                 );
             }
         }
-        stop_leases.cancel();
-        for b in background {
+        tasks.stop_leases.cancel();
+        for b in tasks.background {
             let _ = b.await;
         }
-        tracing::info!("worker stopped");
-        Ok(())
     }
+}
+
+/// The duties started for every queue (see `duty.rs`): one line each.
+const DUTIES: [duty::Start; 4] = [
+    reclaim::start,
+    schedule::start,
+    retention::start,
+    sweep::start,
+];
+
+/// The tasks of a running worker, in the groups its shutdown stops in turn.
+#[derive(Default)]
+struct Tasks {
+    fetchers: Vec<tokio::task::JoinHandle<()>>,
+    finishers: Vec<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    /// Cancelled once every outcome is recorded: leases are renewed until then.
+    stop_leases: CancellationToken,
 }
 
 /// Runs `step` until it succeeds, waiting out (with backoff, logged once) errors that mean

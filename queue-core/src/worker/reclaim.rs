@@ -1,15 +1,17 @@
 //! Reclaim of one queue: recover jobs whose worker stopped renewing their lease. Any worker
 //! runs it; a short lock in Redis keeps two reclaimers from repeating each other's work.
 
+use futures_util::future::BoxFuture;
+
+use super::duty::Duty;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::outage::Outage;
-use crate::error::{Error, Result};
-use crate::keys::{FRONT_LANE, GROUP};
+use crate::error::Result;
 use crate::queue::Queue;
-use crate::scripts::{self, EVENTS_MAXLEN};
+use crate::scripts;
 
 /// Consumer name reclaimed entries are claimed to (they are acknowledged at once).
 const RECLAIMER: &str = "jobq-reclaimer";
@@ -30,12 +32,17 @@ pub(crate) fn outage_gap(lease: Duration) -> Duration {
     (lease / 2).max(interval(lease) * 2)
 }
 
-pub(crate) async fn reclaim_loop(
-    queue: Queue,
-    lease: Duration,
-    max_stalls: u32,
-    stop: CancellationToken,
-) {
+/// Starts this duty (see `duty.rs`).
+pub(crate) fn start(d: Duty<'_>) -> BoxFuture<'static, ()> {
+    Box::pin(reclaim_loop(
+        d.queue.clone(),
+        d.settings.lease,
+        d.settings.max_stalls,
+        d.stop.clone(),
+    ))
+}
+
+async fn reclaim_loop(queue: Queue, lease: Duration, max_stalls: u32, stop: CancellationToken) {
     let every = interval(lease);
     let mut outage = Outage::new(format!("reclaiming stalled jobs in queue {}", queue.name()));
     loop {
@@ -71,42 +78,14 @@ pub(crate) async fn reclaim(
     max_stalls: u32,
     lock_ttl: Duration,
 ) -> Result<Option<(i64, i64)>> {
-    let inner = &queue.inner;
-    let keys = &inner.keys;
-    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
-    if lanes.prios.is_empty() {
-        return Ok(Some((0, 0)));
-    }
-    let mut inv = scripts::RECLAIM.prepare_invoke();
-    inv.key(keys.meta())
-        .key(keys.failed())
-        .key(keys.marker())
-        .key(keys.events())
-        .key(keys.reclaim_lock())
-        .key(keys.metrics_failed())
-        .key(keys.lanes())
-        .key(keys.front_lane());
-    for p in lanes.prios.iter().filter(|p| **p != FRONT_LANE) {
-        inv.key(keys.lane(*p));
-    }
-    inv.arg(GROUP)
-        .arg(RECLAIMER)
-        .arg(lease.as_millis() as u64)
-        .arg(max_stalls)
-        .arg(EVENTS_MAXLEN)
-        .arg(keys.job_prefix())
-        .arg(lock_ttl.as_millis().max(1) as u64)
-        .arg(BUDGET)
-        .arg(CONSUMER_IDLE.as_millis() as u64)
-        .arg(outage_gap(lease).as_millis() as u64);
-    let mut conn = inner.redis.conn();
-    let out: Vec<i64> = inv
-        .invoke_async(&mut conn)
-        .await
-        .map_err(|e| inner.redis.err(e))?;
-    match out.as_slice() {
-        [-1] | [-2] => Ok(None),
-        [requeued, failed, _gone] => Ok(Some((*requeued, *failed))),
-        other => Err(Error::Protocol(format!("reclaim returned {other:?}"))),
-    }
+    let limits = scripts::reclaim::Reclaim {
+        reclaimer: RECLAIMER,
+        lease,
+        max_stalls,
+        lock_ttl,
+        budget: BUDGET,
+        consumer_idle: CONSUMER_IDLE,
+        outage_gap: outage_gap(lease),
+    };
+    scripts::reclaim::reclaim(&queue.inner, &limits).await
 }

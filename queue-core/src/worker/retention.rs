@@ -2,31 +2,34 @@
 //! jobs past their age go even on an idle queue (completions and failures also trim as they
 //! are recorded).
 
+use futures_util::future::BoxFuture;
+
+use super::duty::Duty;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::outage::Outage;
 use crate::queue::Queue;
-use crate::scripts::{self, TRIM_BUDGET};
+use crate::scripts;
 
-pub(crate) async fn retention_loop(queue: Queue, every: Duration, stop: CancellationToken) {
+/// Starts this duty (see `duty.rs`).
+pub(crate) fn start(d: Duty<'_>) -> BoxFuture<'static, ()> {
+    Box::pin(retention_loop(
+        d.queue.clone(),
+        d.settings.retention_interval,
+        d.stop.clone(),
+    ))
+}
+
+async fn retention_loop(queue: Queue, every: Duration, stop: CancellationToken) {
     let mut outage = Outage::new(format!("retention of queue {}", queue.name()));
-    let keys = &queue.inner.keys;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        let mut conn = queue.inner.redis.conn();
-        let removed: redis::RedisResult<(i64, i64)> = scripts::RETENTION
-            .key(keys.meta())
-            .key(keys.completed())
-            .key(keys.failed())
-            .arg(keys.job_prefix())
-            .arg(TRIM_BUDGET)
-            .invoke_async(&mut conn)
-            .await;
+        let removed = scripts::retention::retention(&queue.inner).await;
         match removed {
             Ok((completed, failed)) => {
                 outage.recovered();
@@ -35,7 +38,7 @@ pub(crate) async fn retention_loop(queue: Queue, every: Duration, stop: Cancella
                 }
             }
             Err(e) => {
-                outage.failed(&queue.inner.redis.err(e));
+                outage.failed(&e);
             }
         }
     }

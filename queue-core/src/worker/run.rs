@@ -2,20 +2,16 @@
 //! panics, and hand the outcome to the queue's finisher. Whatever the handler does, the
 //! worker keeps running.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::FutureExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
-use super::ctx::Ctx;
-use super::handler::{HandlerFuture, JobError, RawJob};
 use super::metrics::AttemptOutcome;
-use super::panic::InHandler;
-use super::Shared;
+use super::shared::Shared;
 use crate::duration::format_duration;
+use crate::handler::{guarded_call, panic_message, Ctx, JobError, RawJob, Stop};
 use crate::queue::Queue;
 
 /// A job this worker holds: what its handler needs and what finishing it needs.
@@ -57,28 +53,6 @@ pub(crate) struct Outcome {
 
 /// The handler label of jobs whose name has no handler, in metrics.
 const UNREGISTERED: &str = "<unregistered>";
-
-/// How a handler call ended.
-pub(crate) enum Stop {
-    /// It returned (or panicked: the `Err` of the outer result holds the payload).
-    Returned(std::thread::Result<Result<String, JobError>>),
-    /// It ran past its time limit and was dropped.
-    TimedOut(std::time::Duration),
-    /// The attempt was cancelled from outside (the worker only).
-    Cancelled,
-}
-
-/// Runs a handler's future (`handler(raw, ctx)`), catching a panic and dropping it after
-/// `limit`: what the worker's slots and the inline fallback share.
-pub(crate) async fn guarded_call(call: HandlerFuture, limit: Option<std::time::Duration>) -> Stop {
-    let call = AssertUnwindSafe(InHandler(call)).catch_unwind();
-    match limit {
-        Some(l) => tokio::time::timeout(l, call)
-            .await
-            .map_or(Stop::TimedOut(l), Stop::Returned),
-        None => Stop::Returned(call.await),
-    }
-}
 
 /// Runs a claimed job in the handler slot `slot`; `claim` is its share of the claim budget.
 /// Both are given back once the outcome is queued.
@@ -137,7 +111,7 @@ pub(crate) async fn run_job(
                 Stop::Returned(Ok(Err(e))) => Ending::Failed(e),
                 Stop::Returned(Err(panic)) => {
                     let e = JobError::new(format!("handler panicked: {}", panic_message(&*panic)));
-                    Ending::Failed(match super::panic::take_panic_trace() {
+                    Ending::Failed(match crate::handler::take_panic_trace() {
                         Some(trace) => e.with_detail(trace),
                         None => e,
                     })
@@ -186,15 +160,4 @@ pub(crate) async fn run_job(
     let _ = done.send(Outcome { job, ending });
     drop(slot);
     drop(claim);
-}
-
-/// The message a panic was raised with (its `&str` or `String` payload).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".into()
-    }
 }

@@ -11,17 +11,20 @@
 //! order, each its own job, up to [`MAX_TICKS`] per round; a schedule due longer ago than
 //! [`CATCH_UP`] missed its ticks while no worker ran, and only the latest of them fires.
 
+use futures_util::future::BoxFuture;
+
+use super::duty::Duty;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::fetch::Waiter;
 use super::outage::Outage;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
 use crate::queue::Queue;
 use crate::schedule::{Schedule, CATCH_UP};
-use crate::scripts;
+use crate::scripts::wake::Waiter;
+use crate::scripts::{schedule_fire, schedules};
 
 /// Longest the loop sleeps before looking at the due set again (without a wake-up).
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -33,7 +36,12 @@ const MAX_TICKS: usize = 1_000;
 /// Pause after a round that claimed nothing.
 const LOST_RACE_PAUSE: Duration = Duration::from_millis(10);
 
-pub(crate) async fn schedule_loop(queue: Queue, stop: CancellationToken) {
+/// Starts this duty (see `duty.rs`).
+pub(crate) fn start(d: Duty<'_>) -> BoxFuture<'static, ()> {
+    Box::pin(schedule_loop(d.queue.clone(), d.stop.clone()))
+}
+
+async fn schedule_loop(queue: Queue, stop: CancellationToken) {
     let mut outage = Outage::new(format!("firing schedules of queue {}", queue.name()));
     // blocks on the wake-up marker between rounds; made again after a failure to connect
     let mut waiter: Option<Waiter> = None;
@@ -50,7 +58,7 @@ pub(crate) async fn schedule_loop(queue: Queue, stop: CancellationToken) {
         }
         if waiter.is_none() {
             if let Ok(conn) = queue.inner.redis.blocking_connection().await {
-                waiter = Some(Waiter::new(conn, queue.inner.keys.schedules_wake()));
+                waiter = Some(Waiter::schedules(conn, &queue.inner, MAX_IDLE));
             }
         }
         match waiter.as_mut() {
@@ -77,16 +85,7 @@ struct Claim {
 /// One round: fire every schedule due now; returns how long until the earliest next tick
 /// (zero after firing: look again at once).
 pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
-    let inner = &queue.inner;
-    let keys = &inner.keys;
-    let mut conn = inner.redis.conn();
-    let ((secs, micros), earliest): ((u64, u64), Vec<(String, f64)>) = redis::pipe()
-        .atomic()
-        .cmd("TIME")
-        .zrange_withscores(keys.schedules_due(), 0, BATCH as isize - 1)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| inner.redis.err(e))?;
+    let ((secs, micros), earliest) = schedules::due(&queue.inner, BATCH).await?;
     let now = secs * 1000 + micros / 1000;
     let due: Vec<(String, u64)> = earliest
         .iter()
@@ -100,12 +99,7 @@ pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
             .unwrap_or(MAX_IDLE));
     }
     let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
-    let defs: Vec<Option<String>> = redis::cmd("HMGET")
-        .arg(keys.schedules())
-        .arg(&ids)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| inner.redis.err(e))?;
+    let defs = schedules::definitions(&queue.inner, &ids).await?;
     let mut budget = MAX_TICKS;
     let mut claims = Vec::with_capacity(due.len());
     for ((id, tick), def) in due.into_iter().zip(defs) {
@@ -117,8 +111,8 @@ pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
         budget -= claim.jobs.as_ref().map_or(0, Vec::len);
         claims.push(claim);
     }
-    let claimed = move_ticks(
-        queue,
+    let claimed = schedule_fire::move_ticks(
+        &queue.inner,
         claims.iter().map(|c| (c.id.as_str(), c.tick, c.next)),
     )
     .await?;
@@ -143,7 +137,7 @@ pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
         let back = fired
             .iter()
             .filter_map(|c| c.next.map(|next| (c.id.as_str(), next, Some(c.tick))));
-        if let Err(e2) = move_ticks(queue, back).await {
+        if let Err(e2) = schedule_fire::move_ticks(&queue.inner, back).await {
             tracing::warn!(
                 queue = %queue.name(),
                 error = %e2,
@@ -199,38 +193,4 @@ fn plan(
             }
         }
     }
-}
-
-/// One `schedule_fire` call: move each schedule's due tick `from` → `to` if it still is
-/// `from` (`to` = None: off the due set). Returns which moves happened.
-async fn move_ticks<'a>(
-    queue: &Queue,
-    moves: impl Iterator<Item = (&'a str, u64, Option<u64>)>,
-) -> Result<Vec<bool>> {
-    let inner = &queue.inner;
-    let keys = &inner.keys;
-    let mut inv = scripts::SCHEDULE_FIRE.prepare_invoke();
-    inv.key(keys.schedules()).key(keys.schedules_due());
-    let mut n = 0;
-    for (id, from, to) in moves {
-        inv.arg(id)
-            .arg(from)
-            .arg(to.map(|t| t as i64).unwrap_or(-1));
-        n += 1;
-    }
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let mut conn = inner.redis.conn();
-    let out: Vec<i64> = inv
-        .invoke_async(&mut conn)
-        .await
-        .map_err(|e| inner.redis.err(e))?;
-    if out.len() != n {
-        return Err(Error::Protocol(format!(
-            "schedule_fire returned {} results for {n} schedules",
-            out.len()
-        )));
-    }
-    Ok(out.into_iter().map(|v| v == 1).collect())
 }

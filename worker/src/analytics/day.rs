@@ -1,6 +1,6 @@
 //! UTC calendar days as `YYYY-MM-DD`, the unit analytics are kept in.
 
-use queue_core::clock::{self, utc_day};
+use queue_core::internal::clock::{self, utc_day};
 
 /// The UTC day of a Unix timestamp in milliseconds.
 pub fn day_of(ms: i64) -> String {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use queue_core::keys::AnalyticsKeys;
+use super::AnalyticsKeys;
 use queue_core::{Ctx, Job, JobError};
 use serde::{Deserialize, Serialize};
 

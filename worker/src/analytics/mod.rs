@@ -1,14 +1,16 @@
 //! `analytics.*`: events counted per UTC day — counts per event name, unique users
 //! (HyperLogLog) and top items — and a day's summary on demand.
 //!
-//! Keys live under `{prefix/analytics}` (see `queue_core::keys::AnalyticsKeys`) and expire
+//! Keys live under `{prefix/analytics}` ([`AnalyticsKeys`]) and expire
 //! [`RETENTION_SECS`] after a day's last event, so memory stays bounded.
 
 pub mod day;
 pub mod ingest;
+pub mod keys;
 pub mod rollup;
 
 pub use ingest::{ingest, Event, Ingest, Ingested};
+pub use keys::AnalyticsKeys;
 pub use rollup::{rollup, Rollup, RollupRequest, TopItem};
 
 use queue_core::WorkerBuilder;

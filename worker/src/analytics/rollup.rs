@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use queue_core::keys::AnalyticsKeys;
+use super::AnalyticsKeys;
 use queue_core::{Ctx, Job, JobError};
 use serde::{Deserialize, Serialize};
 

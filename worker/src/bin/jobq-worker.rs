@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use jobq_handlers::metrics_server;
-use queue_core::args::{duration, duration_at_least, ranged};
+use queue_core::internal::args::{duration, duration_at_least, ranged};
 use queue_core::{Config, Worker};
 
 /// Run jobq's built-in handlers (video, analytics, moderation, diag) on Redis-backed queues.

@@ -24,8 +24,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
+use super::config::{FFMPEG_ENV, FFPROBE_ENV};
 use super::files::TempOutput;
-use super::{FFMPEG_ENV, FFPROBE_ENV};
 
 /// How many of the last stderr lines an error keeps.
 pub const TAIL_LINES: usize = 20;

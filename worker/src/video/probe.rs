@@ -12,9 +12,10 @@ use queue_core::worker::CancellationToken;
 use queue_core::{Ctx, Job, JobError};
 use serde::Deserialize;
 
+use super::config::VideoConfig;
 use super::ffmpeg::{file_arg, Program, Tool};
 use super::files::check_input;
-use super::{ProbeData, ProbeResult, VideoConfig};
+use super::types::{ProbeData, ProbeResult};
 
 /// Handles `video.probe`.
 pub async fn probe(

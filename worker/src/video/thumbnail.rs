@@ -18,10 +18,11 @@ use std::path::Path;
 
 use queue_core::{Ctx, Job, JobError};
 
+use super::config::VideoConfig;
 use super::ffmpeg::{file_arg, Program, Tool};
 use super::files::{check_input, extension, TempOutput};
 use super::probe::inspect;
-use super::{ThumbnailData, ThumbnailResult, VideoConfig};
+use super::types::{ThumbnailData, ThumbnailResult};
 
 /// Handles `video.thumbnail`.
 pub async fn thumbnail(

@@ -22,11 +22,12 @@ use std::time::Instant;
 
 use queue_core::{Ctx, Job, JobError};
 
+use super::config::VideoConfig;
 use super::ffmpeg::{file_arg, Program, Tool};
 use super::files::{check_input, extension, TempOutput};
 use super::probe::inspect;
 use super::progress::{ProgressParser, Reporter};
-use super::{Preset, TranscodeData, TranscodeResult, VideoConfig};
+use super::types::{Preset, TranscodeData, TranscodeResult};
 
 /// Handles `video.transcode`.
 pub async fn transcode(

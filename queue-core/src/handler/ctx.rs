@@ -1,0 +1,170 @@
+//! `Ctx`: what a running handler can do besides computing — report progress, write log
+//! lines, learn its attempt number, notice cancellation, and reach the handler primitives
+//! (cache, lock, rate limiter).
+//!
+//! A job run in-process because Redis is down (the producer's `inline` fallback) gets a
+//! `Ctx` without a queue: progress and log lines go to `tracing`, and the Redis-backed
+//! parts (`queue`, `cache`, `lock`, `rate_limiter`) fail the job with
+//! `Redis is down: <part> is not available inline`.
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::primitives::{Cache, Caches, Lock, RateLimiter};
+use crate::queue::Queue;
+
+/// Handed to every handler call.
+///
+/// A handler that packages the renditions of a video: it reports progress and log lines as
+/// it goes, stops between steps once the attempt is cancelled (timed out, or the worker
+/// gave up on it), and caches the title's manifest for every job of the title to share
+/// ([`Ctx::lock`] and [`Ctx::rate_limiter`] are reached the same way).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use queue_core::{Ctx, Job, JobError};
+///
+/// async fn package(job: Job<Vec<String>>, ctx: Ctx) -> Result<String, JobError> {
+///     let renditions = job.data;
+///     for (done, rendition) in renditions.iter().enumerate() {
+///         if ctx.is_cancelled() {
+///             return Err(JobError::new(format!("cancelled before {rendition}")));
+///         }
+///         ctx.log(format!("packaging {rendition} (attempt {})", ctx.attempt())).await?;
+///         ctx.progress(done * 100 / renditions.len()).await?;
+///     }
+///     let manifest = ctx.cache("manifests")
+///         .get_or_set("title:42", Duration::from_secs(600), || async {
+///             Ok::<_, JobError>(format!("#EXTM3U ({} renditions)", renditions.len()))
+///         })
+///         .await?;
+///     Ok(manifest.value)
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Ctx {
+    /// None for an inline run (Redis down): see the module doc.
+    pub(crate) queue: Option<Queue>,
+    pub(crate) job_id: String,
+    pub(crate) attempt: u32,
+    pub(crate) cancel: CancellationToken,
+    /// The worker's caches, shared by every job it runs.
+    pub(crate) caches: Caches,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("queue", &self.queue.as_ref().map(Queue::name))
+            .field("job_id", &self.job_id)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
+
+impl Ctx {
+    /// Stores the job's progress (a number 0–100 or any JSON) and emits a `progress` event.
+    /// Inline (Redis down), it is logged at debug level instead.
+    pub async fn progress(&self, progress: impl Serialize) -> Result<()> {
+        let text = serde_json::to_string(&progress)?;
+        match &self.queue {
+            Some(q) => {
+                q.set_progress(&self.job_id, &text).await?;
+            }
+            None => tracing::debug!(job = %self.job_id, progress = %text, "inline job progress"),
+        }
+        Ok(())
+    }
+
+    /// Appends a line to the job's log (the newest 1,000 lines are kept). Inline (Redis
+    /// down), it is logged at info level instead.
+    pub async fn log(&self, line: impl AsRef<str>) -> Result<()> {
+        match &self.queue {
+            Some(q) => {
+                q.add_log(&self.job_id, line.as_ref()).await?;
+            }
+            None => tracing::info!(job = %self.job_id, "{}", line.as_ref()),
+        }
+        Ok(())
+    }
+
+    /// This attempt's number, 1 for the first run.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The job's id.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// The queue the job belongs to.
+    ///
+    /// # Panics
+    /// In an inline run (Redis down), where there is no queue; the inline runner turns that
+    /// panic into the job's error "Redis is down: the queue is not available inline".
+    pub fn queue(&self) -> &Queue {
+        self.redis_part("the queue")
+    }
+
+    /// The queue, or (inline) the panic that fails the job, naming `part`.
+    fn redis_part(&self, part: &'static str) -> &Queue {
+        match &self.queue {
+            Some(q) => q,
+            None => std::panic::panic_any(InlineUnavailable(part)),
+        }
+    }
+
+    /// Cancelled when the attempt times out or the worker gives up on it; long handlers
+    /// (child processes) should watch it and stop.
+    pub fn cancellation_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Whether the attempt has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The cache of `namespace`: one instance per namespace for the whole worker, so its
+    /// hit/miss counters add up over jobs (see [`crate::Worker::cache_stats`]).
+    ///
+    /// # Panics
+    /// Inline (Redis down): the job fails with "Redis is down: cache is not available inline".
+    pub fn cache(&self, namespace: &str) -> Cache {
+        let q = self.redis_part("cache");
+        self.caches.get(q.redis(), q.prefix(), namespace)
+    }
+
+    /// Named locks on the worker's Redis, under its prefix.
+    ///
+    /// # Panics
+    /// Inline (Redis down): the job fails with "Redis is down: lock is not available inline".
+    pub fn lock(&self) -> Lock {
+        let q = self.redis_part("lock");
+        Lock::new(q.redis().clone(), q.prefix())
+    }
+
+    /// Sliding-window rate limits on the worker's Redis, under its prefix.
+    ///
+    /// # Panics
+    /// Inline (Redis down): the job fails with "Redis is down: rate limiter is not available
+    /// inline".
+    pub fn rate_limiter(&self) -> RateLimiter {
+        let q = self.redis_part("rate limiter");
+        RateLimiter::new(q.redis().clone(), q.prefix())
+    }
+}
+
+/// The panic payload of a Redis-backed part of [`Ctx`] used in an inline run: the inline
+/// runner reports it as `Redis is down: <part> is not available inline`. A panic rather
+/// than an error keeps the accessors' signatures (and the worker's path) as they are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InlineUnavailable(pub &'static str);
+
+impl std::fmt::Display for InlineUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redis is down: {} is not available inline", self.0)
+    }
+}

@@ -1,0 +1,150 @@
+//! `add_job.lua`: stores a chunk of jobs (each in its lane or the delayed set, deduplicated,
+//! announced) in one call. The client lays out each job's hash fields; the script stores them
+//! as they come.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use super::EVENTS_MAXLEN;
+use crate::error::{Error, Result};
+use crate::job::{new_job_id, push_long, Added, NewJob};
+use crate::keys::GROUP;
+use crate::store::QueueStore;
+
+script!(SCRIPT, "add_job.lua");
+
+/// One chunk's `add_job` call, ready to send ([`Queue::add_bulk`]).
+pub(crate) struct PreparedChunk {
+    inv: redis::ScriptInvocation<'static>,
+    /// The jobs' ids, in order.
+    ids: Vec<String>,
+}
+
+impl PreparedChunk {
+    /// Sends the call; per job, stored or the id of the job it duplicates.
+    pub(crate) async fn send(self, queue: &QueueStore) -> Result<Vec<Added>> {
+        let redis = &queue.redis;
+        let holders: Vec<String> = self
+            .inv
+            .invoke_async(&mut redis.conn())
+            .await
+            .map_err(|e| redis.err(e))?;
+        if holders.len() != self.ids.len() {
+            return Err(Error::Protocol(format!(
+                "add_job answered {} results for {} jobs",
+                holders.len(),
+                self.ids.len()
+            )));
+        }
+        Ok(self
+            .ids
+            .into_iter()
+            .zip(holders)
+            .map(|(id, holder)| {
+                if holder.is_empty() {
+                    Added {
+                        id,
+                        duplicate: false,
+                    }
+                } else {
+                    Added {
+                        id: holder,
+                        duplicate: true,
+                    }
+                }
+            })
+            .collect())
+    }
+}
+
+/// The `add_job` call of already validated `jobs`, ready to send (ids drawn, hash
+/// fields laid out): the client's share of an add, done apart from the round trip so
+/// `add_bulk` can do it for the next chunk while Redis stores the one before.
+pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Result<PreparedChunk> {
+    let keys = &q.keys;
+    let mut prios = BTreeSet::new();
+    let mut prepared = Vec::with_capacity(jobs.len());
+    for (job, data) in jobs.iter().zip(data) {
+        prios.insert(job.opts.priority);
+        let id = job.opts.job_id.clone().unwrap_or_else(new_job_id);
+        prepared.push((id, data.as_str(), job.opts.stored()?));
+    }
+    let prios: Vec<i32> = prios.into_iter().collect();
+    let mut inv = SCRIPT.prepare_invoke();
+    inv.key(keys.meta())
+        .key(keys.lanes())
+        .key(keys.delayed())
+        .key(keys.marker())
+        .key(keys.events());
+    for p in &prios {
+        inv.key(keys.lane(*p));
+    }
+    for (id, _, _) in &prepared {
+        inv.key(keys.job(id));
+    }
+    // dedup keys in use, each declared once
+    let mut dedup_ids: Vec<&str> = Vec::new();
+    for job in jobs {
+        if let Some(d) = &job.opts.dedup {
+            if !dedup_ids.contains(&d.id.as_str()) {
+                dedup_ids.push(&d.id);
+            }
+        }
+    }
+    for d in &dedup_ids {
+        inv.key(keys.dedup(d));
+    }
+    inv.arg(prios.len())
+        .arg(jobs.len())
+        .arg(GROUP)
+        .arg(EVENTS_MAXLEN);
+    for p in &prios {
+        inv.arg(*p);
+    }
+    for (job, (id, data, opts)) in jobs.iter().zip(&prepared) {
+        let lane = prios
+            .iter()
+            .position(|p| *p == job.opts.priority)
+            .unwrap_or(0)
+            + 1;
+        let (dedup_no, dedup_ttl) = match &job.opts.dedup {
+            Some(d) => (
+                dedup_ids.iter().position(|x| *x == d.id).unwrap_or(0) + 1,
+                d.ttl_ms,
+            ),
+            None => (0, 0),
+        };
+        // the hash's fields come ready to store: the script passes them to HSET as they
+        // are (cutting long values in Lua cost more than all of the job's Redis commands)
+        let delay = job.opts.delay_ms.unwrap_or(0);
+        // the script fills in the empty values: when added, the lane entry, when due
+        let stamps: &[&str] = if delay > 0 {
+            &["ts", "", "state", "delayed", "due", ""]
+        } else {
+            &["ts", "", "sid", ""]
+        };
+        let mut fields: Vec<Cow<str>> = stamps.iter().map(|s| Cow::Borrowed(*s)).collect();
+        fields.push(Cow::Borrowed("name"));
+        fields.push(Cow::Borrowed(&job.name));
+        push_long(&mut fields, "data", data);
+        if !opts.is_empty() {
+            push_long(&mut fields, "opts", opts);
+        }
+        if job.opts.priority != 0 {
+            fields.push(Cow::Borrowed("prio"));
+            fields.push(Cow::Owned(job.opts.priority.to_string()));
+        }
+        inv.arg(id)
+            .arg(delay)
+            .arg(lane)
+            .arg(if job.opts.job_id.is_some() { "1" } else { "0" })
+            .arg(dedup_no)
+            .arg(dedup_ttl)
+            .arg(fields.len())
+            .arg(&fields[..]);
+    }
+    Ok(PreparedChunk {
+        inv,
+        ids: prepared.into_iter().map(|(id, _, _)| id).collect(),
+    })
+}

@@ -1,0 +1,63 @@
+//! `fail_or_retry.lua`: records a batch of failed attempts: each job goes back to the
+//! delayed set for its retry, or to the failed set (or is deleted by its retention).
+
+use std::time::Duration;
+
+use super::{invoke, outcome_call, Attempt, Reply};
+use crate::error::Result;
+use crate::job::Retention;
+use crate::store::QueueStore;
+
+script!(SCRIPT, "fail_or_retry.lua");
+
+/// How an attempt failed, and when (if at all) it runs again.
+pub(crate) struct Failure<'a> {
+    pub message: &'a str,
+    pub detail: &'a str,
+    /// The delay before the retry; `None` when the job fails for good.
+    pub retry: Option<Duration>,
+}
+
+/// Records each failure; returns the ids of jobs this worker had lost to a reclaimer.
+pub(crate) async fn fail_or_retry(
+    q: &QueueStore,
+    jobs: &[(Attempt<'_>, Failure<'_>)],
+    policy: Retention,
+) -> Result<Vec<String>> {
+    let keys = &q.keys;
+    let prios = jobs.iter().map(|(a, _)| a.prio);
+    let (mut inv, numbers) = outcome_call(
+        &SCRIPT,
+        q,
+        &[
+            keys.meta(),
+            keys.delayed(),
+            keys.failed(),
+            keys.marker(),
+            keys.events(),
+            keys.metrics_failed(),
+        ],
+        prios,
+        jobs.len(),
+        policy,
+    );
+    for ((job, failure), lane) in jobs.iter().zip(numbers) {
+        inv.arg(job.id)
+            .arg(lane)
+            .arg(job.sid)
+            .arg(failure.message)
+            .arg(failure.detail)
+            .arg(failure.retry.map_or(-1, |d| d.as_millis() as i64))
+            .arg(job.attempt)
+            .arg(job.started_ms);
+    }
+    let reply: redis::Value = invoke(&q.redis, &inv).await?;
+    // {retried, failed, lost id…}
+    let mut r = Reply::new(&reply)?;
+    let (_retried, _failed) = (r.int()?, r.int()?);
+    let mut lost = Vec::with_capacity(r.remaining());
+    while r.remaining() > 0 {
+        lost.push(r.string()?);
+    }
+    Ok(lost)
+}

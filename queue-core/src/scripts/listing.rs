@@ -1,0 +1,302 @@
+//! The reads behind a listing (see `listing.rs`): a few pipelined reads of the queue's
+//! sets, lanes and job hashes rather than a script.
+
+use std::collections::HashMap;
+
+use redis::streams::StreamInfoGroupsReply;
+
+use crate::error::Result;
+use crate::job::{stored_state, JobInfo, JobState};
+use crate::keys::GROUP;
+use crate::listing::ListOrder;
+use crate::store::QueueStore;
+
+/// Lane entries read per round trip while walking a lane.
+const PAGE: u64 = 1_000;
+
+pub(crate) async fn is_paused(q: &QueueStore) -> Result<bool> {
+    let inner = q;
+    let paused: Option<Vec<u8>> = redis::cmd("HGET")
+        .arg(inner.keys.meta())
+        .arg("paused")
+        .query_async(&mut inner.redis.conn())
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+    Ok(paused.as_deref() == Some(b"1"))
+}
+
+pub(crate) async fn list_sorted(
+    q: &QueueStore,
+    state: JobState,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<JobInfo>> {
+    let inner = q;
+    let keys = &inner.keys;
+    let (set, newest_first) = match state {
+        JobState::Completed => (keys.completed(), true),
+        JobState::Failed => (keys.failed(), true),
+        _ => (keys.delayed(), false),
+    };
+    // ranks past any set's size: an empty page, never a wrapped index
+    let start = isize::try_from(offset).unwrap_or(isize::MAX);
+    let stop = isize::try_from(offset.saturating_add(limit - 1)).unwrap_or(isize::MAX);
+    let mut conn = inner.redis.conn();
+    let ids: Vec<String> = if newest_first {
+        redis::cmd("ZREVRANGE")
+    } else {
+        redis::cmd("ZRANGE")
+    }
+    .arg(&set)
+    .arg(start)
+    .arg(stop)
+    .query_async(&mut conn)
+    .await
+    .map_err(|e| inner.redis.err(e))?;
+    let hashes = read_hashes(q, &ids).await?;
+    let paused = false; // only waiting jobs show as paused
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, h) in ids.iter().zip(hashes) {
+        // a job that moved on between the two reads is left out, not misreported
+        if stored_state(&h) == Some(state.as_str()) {
+            out.push(JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Entries not yet delivered to the consumer group, lane by lane, in `order`.
+pub(crate) async fn list_waiting(
+    q: &QueueStore,
+    order: ListOrder,
+    mut skip: u64,
+    limit: u64,
+) -> Result<Vec<JobInfo>> {
+    let inner = q;
+    let keys = &inner.keys;
+    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let paused = is_paused(q).await?;
+    let mut conn = inner.redis.conn();
+    let mut out = Vec::new();
+    let mut lane_keys = lanes.keys(keys);
+    if order == ListOrder::Newest {
+        lane_keys.reverse();
+    }
+    for lane in lane_keys {
+        let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&lane)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        let delivered = groups
+            .groups
+            .iter()
+            .find(|g| g.name == GROUP)
+            .map_or_else(|| "0-0".to_string(), |g| g.last_delivered_id.clone());
+        // walking up from the last delivered entry, or down from the newest to it
+        let mut cursor = match order {
+            ListOrder::Run => format!("({delivered}"),
+            ListOrder::Newest => "+".to_string(),
+        };
+        loop {
+            let want = skip
+                .saturating_add(limit)
+                .saturating_sub(out.len() as u64)
+                .min(PAGE);
+            if want == 0 {
+                return Ok(out);
+            }
+            let (command, from, to) = match order {
+                ListOrder::Run => ("XRANGE", cursor.clone(), "+".to_string()),
+                ListOrder::Newest => ("XREVRANGE", cursor.clone(), format!("({delivered}")),
+            };
+            let entries: Vec<(String, Vec<String>)> = redis::cmd(command)
+                .arg(&lane)
+                .arg(from)
+                .arg(to)
+                .arg("COUNT")
+                .arg(want)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| inner.redis.err(e))?;
+            let Some((last, _)) = entries.last() else {
+                break;
+            };
+            cursor = format!("({last}");
+            let got = entries.len() as u64;
+            let (sids, ids): (Vec<String>, Vec<String>) = entries
+                .into_iter()
+                .filter_map(|(sid, fields)| entry_job_id(fields).map(|id| (sid, id)))
+                .unzip();
+            let hashes = read_hashes(q, &ids).await?;
+            for ((sid, id), h) in sids.iter().zip(&ids).zip(hashes) {
+                // an entry the job no longer points at is a leftover, not a job
+                if stored_state(&h) != Some("waiting") || h.get("sid") != Some(sid) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                out.push(JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?);
+                if out.len() as u64 == limit {
+                    return Ok(out);
+                }
+            }
+            if got < want {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Entries the consumer group holds pending (delivered, not yet acknowledged).
+pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Result<Vec<JobInfo>> {
+    let inner = q;
+    let keys = &inner.keys;
+    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let mut conn = inner.redis.conn();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+    let now = secs * 1000 + micros / 1000;
+    let mut out = Vec::new();
+    for lane in lanes.keys(keys) {
+        let want = skip
+            .saturating_add(limit)
+            .saturating_sub(out.len() as u64)
+            .min(i64::MAX as u64);
+        // (entry id, consumer, idle ms, deliveries), oldest entry first
+        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(&lane)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(want)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        if pending.is_empty() {
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        for (sid, ..) in &pending {
+            pipe.cmd("XRANGE").arg(&lane).arg(sid).arg(sid);
+        }
+        let entries: Vec<Vec<(String, Vec<String>)>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        let mut found = Vec::new();
+        for ((sid, _, idle, _), entry) in pending.into_iter().zip(entries) {
+            if let Some(id) = entry.into_iter().next().and_then(|(_, f)| entry_job_id(f)) {
+                found.push((sid, id, idle));
+            }
+        }
+        let ids: Vec<String> = found.iter().map(|(_, id, _)| id.clone()).collect();
+        let hashes = read_hashes(q, &ids).await?;
+        for ((sid, id, idle), h) in found.iter().zip(hashes) {
+            if h.get("sid") != Some(sid) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let run = h.get("run").cloned();
+            let mut info = JobInfo::from_hash(&inner.name, id, h, Vec::new(), false)?;
+            // the hash is written when an attempt ends: report the running one
+            info.state = JobState::Active;
+            info.attempts_made += 1;
+            info.started_at = Some(running_since(
+                run.as_deref(),
+                info.attempts_made,
+                now,
+                *idle,
+            ));
+            out.push(info);
+            if out.len() as u64 == limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The hashes of `ids`, in order, in one round trip (empty for a job that is gone).
+pub(crate) async fn read_hashes(
+    q: &QueueStore,
+    ids: &[String],
+) -> Result<Vec<HashMap<String, String>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inner = q;
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.hgetall(inner.keys.job(id));
+    }
+    // bytes, not text: one job's field that is not UTF-8 must not fail the whole page
+    let raw: Vec<Vec<(Vec<u8>, Vec<u8>)>> = pipe
+        .query_async(&mut inner.redis.conn())
+        .await
+        .map_err(|e| inner.redis.err(e))?;
+    Ok(raw
+        .into_iter()
+        .map(|h| {
+            h.into_iter()
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(&k).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// The job id a lane entry carries (field `i`).
+fn entry_job_id(fields: Vec<String>) -> Option<String> {
+    let mut it = fields.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if k == "i" {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// When the running attempt started: the lease renewal's record (`run` = "<attempt>:<ms>")
+/// when it is of this attempt, else the entry's idle time (exact until the first renewal).
+/// Mirrors what [`Queue::get_job`] reports.
+fn running_since(run: Option<&str>, attempt: u32, now: u64, idle: u64) -> u64 {
+    run.and_then(|r| r.split_once(':'))
+        .filter(|(a, _)| a.parse() == Ok(attempt))
+        .and_then(|(_, ms)| ms.parse().ok())
+        .unwrap_or_else(|| now.saturating_sub(idle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_fields_give_the_job_id() {
+        assert_eq!(
+            entry_job_id(vec!["i".into(), "abc".into()]),
+            Some("abc".into())
+        );
+        assert_eq!(entry_job_id(vec!["x".into(), "abc".into()]), None);
+    }
+
+    #[test]
+    fn running_since_prefers_the_record_of_this_attempt() {
+        assert_eq!(running_since(Some("2:500"), 2, 1_000, 100), 500);
+        assert_eq!(running_since(Some("1:500"), 2, 1_000, 100), 900);
+        assert_eq!(running_since(None, 1, 1_000, 5_000), 0);
+    }
+}

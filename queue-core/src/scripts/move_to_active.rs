@@ -1,0 +1,185 @@
+//! `move_to_active.lua`: the claim. Promotes due delayed jobs, then claims up to a count of
+//! ready jobs for a consumer, checking every field of each; a job whose record is corrupt
+//! comes back with a `bad:` note (failed alone by the worker), one whose values are too long
+//! for one call to read with a `read:` note (read here, a bounded call at a time).
+
+use std::time::Duration;
+
+use super::{invoke_with_lanes, Reply, EVENTS_MAXLEN, PROMOTE_BATCH};
+use crate::error::{Error, Result};
+use crate::job::JobOptions;
+use crate::keys::GROUP;
+use crate::store::QueueStore;
+
+script!(SCRIPT, "move_to_active.lua");
+
+/// What one claim gave.
+pub(crate) struct Claim {
+    pub jobs: Vec<ClaimedJob>,
+    /// When the earliest delayed job is due, from the claim (None: none delayed).
+    pub next_due_in: Option<Duration>,
+    pub paused: bool,
+    /// A queue limit allows no more starts now: look again after this long at the latest.
+    pub limited: Option<Duration>,
+}
+
+/// One claimed job, as stored.
+pub(crate) struct ClaimedJob {
+    pub id: String,
+    pub name: String,
+    pub data: String,
+    pub attempt: u32,
+    pub opts: JobOptions,
+    /// Its lane's priority.
+    pub prio: i32,
+    /// Its lane entry.
+    pub sid: String,
+    /// When the claim started it, by the Redis clock (ms).
+    pub started_ms: i64,
+    /// Why its record is corrupt, if it is: the job fails alone with this.
+    pub corrupt: Option<String>,
+}
+
+/// One `move_to_active` call: promote due jobs, then claim up to `count` ready ones.
+pub(crate) async fn claim(
+    queue: &QueueStore,
+    consumer: &str,
+    count: usize,
+    concurrency_poll: Duration,
+) -> Result<Claim> {
+    let inner = queue;
+    let keys = &inner.keys;
+    let job_prefix = keys.job_prefix();
+    let caps = inner.redis.caps();
+    let (v, lanes) = invoke_with_lanes(queue, &SCRIPT, "fetching", |inv, lanes| {
+        inv.key(keys.meta())
+            .key(keys.lanes())
+            .key(keys.delayed())
+            .key(keys.marker())
+            .key(keys.events())
+            .key(keys.rate_limiter())
+            .key(keys.failed())
+            .key(keys.metrics_failed());
+        for k in lanes.keys(keys) {
+            inv.key(k);
+        }
+        inv.arg(GROUP)
+            .arg(consumer)
+            .arg(count)
+            .arg(&lanes.version)
+            .arg(EVENTS_MAXLEN)
+            .arg(&job_prefix)
+            .arg(PROMOTE_BATCH)
+            .arg(concurrency_poll.as_millis() as u64)
+            .arg(caps.max_data_bytes)
+            .arg(caps.max_opts_bytes);
+        for p in &lanes.prios {
+            inv.arg(*p);
+        }
+    })
+    .await?;
+    let mut r = Reply::new(&v)?;
+    let _ok = r.string()?;
+    let next_due = r.int()?;
+    let paused = r.int()? == 1;
+    let now = r.int()?;
+    let limited = r.int()?;
+    let mut jobs = Vec::with_capacity(r.remaining() / 8);
+    while r.remaining() >= 8 {
+        let id = r.string()?;
+        let lane = r.int()? as usize;
+        let sid = r.string()?;
+        let name = r.string()?;
+        // JSON is UTF-8: stored bytes that are not are corrupt, never silently mended
+        let (mut data, bad_data) = match r.utf8()? {
+            Ok(text) => (text, false),
+            Err(lossy) => (lossy, true),
+        };
+        let mut opts_text = r.string()?;
+        let attempt = u32::try_from(r.int()?).unwrap_or(u32::MAX);
+        let note = r.string()?;
+        let prio = *lanes
+            .prios
+            .get(lane.wrapping_sub(1))
+            .ok_or_else(|| Error::Protocol(format!("lane number {lane} out of range")))?;
+        let mut corrupt = note.strip_prefix("bad:").map(str::to_string);
+        if bad_data {
+            corrupt.get_or_insert_with(|| "field data is not UTF-8".into());
+        }
+        if let Some(counts) = note.strip_prefix("read:") {
+            // values too long for the claim to read: read them here, a bounded call at a time
+            let (dn, on) = counts.split_once(':').unwrap_or((counts, "0"));
+            let (dn, on) = (dn.parse().unwrap_or(0), on.parse().unwrap_or(0));
+            for (field, n, value) in [("data", dn, &mut data), ("opts", on, &mut opts_text)] {
+                if n == 0 {
+                    continue;
+                }
+                match read_long(queue, &id, field, n).await? {
+                    Some(text) => *value = text,
+                    None => {
+                        corrupt.get_or_insert_with(|| format!("field {field} is not UTF-8"));
+                    }
+                }
+            }
+        }
+        // one job's corrupt options fail that job alone, never the whole claim
+        let opts = match JobOptions::from_stored(&opts_text) {
+            Ok(o) => o,
+            Err(e) => {
+                corrupt.get_or_insert_with(|| format!("field opts does not decode: {e}"));
+                JobOptions::default()
+            }
+        };
+        jobs.push(ClaimedJob {
+            id,
+            name,
+            data,
+            attempt,
+            opts,
+            prio,
+            sid,
+            started_ms: now,
+            corrupt,
+        });
+    }
+    Ok(Claim {
+        jobs,
+        next_due_in: (next_due >= 0).then(|| Duration::from_millis((next_due - now).max(0) as u64)),
+        paused,
+        limited: (limited >= 0).then(|| Duration::from_millis(limited.max(1) as u64)),
+    })
+}
+
+/// Pieces read per call when a worker reads a long value itself: at most 4 MiB of 64 KiB
+/// pieces (job.rs `pieces`), so even a value at the largest cap is read in short calls.
+const READ_PIECES: usize = 64;
+
+/// Reads a value stored in `n` pieces (`field`, `field:2` … `field:n`, see job.rs
+/// `push_long`) of a job this worker holds, in HMGET calls of [`READ_PIECES`] fields: the
+/// claim leaves values this long to the worker so that no one call reads much.
+async fn read_long(queue: &QueueStore, id: &str, field: &str, n: usize) -> Result<Option<String>> {
+    let inner = queue;
+    let key = inner.keys.job(id);
+    let mut out = Vec::new();
+    let mut conn = inner.redis.conn();
+    for first in (1..=n).step_by(READ_PIECES) {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&key);
+        for k in first..=(first + READ_PIECES - 1).min(n) {
+            if k == 1 {
+                cmd.arg(field);
+            } else {
+                cmd.arg(format!("{field}:{k}"));
+            }
+        }
+        let pieces: Vec<Option<Vec<u8>>> = cmd
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| inner.redis.err(e))?;
+        for p in pieces.into_iter().flatten() {
+            out.extend_from_slice(&p);
+        }
+    }
+    // `None`: not UTF-8, so corrupt
+    Ok(String::from_utf8(out).ok())
+}

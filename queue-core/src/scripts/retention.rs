@@ -1,0 +1,23 @@
+//! `retention.lua`: deletes finished jobs past their retention (by age or count), a bounded
+//! number per call.
+
+use super::{invoke, TRIM_BUDGET};
+use crate::error::Result;
+use crate::store::QueueStore;
+
+script!(SCRIPT, "retention.lua");
+
+/// One retention pass; (completed, failed) jobs deleted.
+pub(crate) async fn retention(q: &QueueStore) -> Result<(i64, i64)> {
+    let keys = &q.keys;
+    invoke(
+        &q.redis,
+        SCRIPT
+            .key(keys.meta())
+            .key(keys.completed())
+            .key(keys.failed())
+            .arg(keys.job_prefix())
+            .arg(TRIM_BUDGET),
+    )
+    .await
+}

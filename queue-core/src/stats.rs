@@ -1,0 +1,83 @@
+//! How many jobs a queue holds in each state: [`Counts`] as read, [`QueueStats`] as shown.
+
+use serde::{Deserialize, Serialize};
+
+/// How many jobs a queue holds in each state, plus monotonic totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Queue name.
+    pub queue: String,
+    /// Ready to run (0 while paused: they count as `paused_jobs`).
+    pub waiting: u64,
+    /// Held by workers.
+    pub active: u64,
+    /// Due later (delays and retries).
+    pub delayed: u64,
+    /// Completed jobs still kept by retention.
+    pub completed: u64,
+    /// Failed jobs still kept by retention.
+    pub failed: u64,
+    /// Waiting jobs of a paused queue.
+    pub paused_jobs: u64,
+    /// Whether the queue is paused.
+    pub paused: bool,
+    /// Jobs ever completed (not reduced by retention).
+    pub completed_total: u64,
+    /// Jobs ever failed for good (not reduced by retention).
+    pub failed_total: u64,
+}
+
+/// One queue's line of `jobq stats`, also what the dashboard's `/api/queues`
+/// returns: [`Counts`] with the waiting jobs of a paused queue counted as waiting. One type
+/// for both, so the CLI and the dashboard always agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs not started yet, whether or not the queue is paused.
+    pub waiting: u64,
+    /// Jobs workers hold now.
+    pub active: u64,
+    /// Jobs due later (delays and retries).
+    pub delayed: u64,
+    /// Completed jobs kept by retention.
+    pub completed: u64,
+    /// Failed jobs kept by retention.
+    pub failed: u64,
+    /// Whether the queue is paused.
+    pub paused: bool,
+    /// Jobs ever completed.
+    pub completed_total: u64,
+    /// Jobs ever failed for good.
+    pub failed_total: u64,
+}
+
+impl From<Counts> for QueueStats {
+    fn from(c: Counts) -> Self {
+        QueueStats {
+            queue: c.queue,
+            waiting: c.waiting + c.paused_jobs,
+            active: c.active,
+            delayed: c.delayed,
+            completed: c.completed,
+            failed: c.failed,
+            paused: c.paused,
+            completed_total: c.completed_total,
+            failed_total: c.failed_total,
+        }
+    }
+}
+
+impl QueueStats {
+    /// How many jobs are in `state` (waiting and paused both read `waiting`).
+    pub fn of(&self, state: crate::job::JobState) -> u64 {
+        use crate::job::JobState as S;
+        match state {
+            S::Waiting | S::Paused => self.waiting,
+            S::Active => self.active,
+            S::Delayed => self.delayed,
+            S::Completed => self.completed,
+            S::Failed => self.failed,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The state every task of a running worker shares (handler slots, claim budget, handlers).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::WorkerMetrics;
+use super::pace::Pace;
+use crate::handler::ErasedHandler;
+use crate::primitives::Caches;
+
+/// What every task of a running worker shares.
+pub(crate) struct Shared {
+    /// Handler slots: `concurrency` permits, one per running handler.
+    pub slots: Arc<Semaphore>,
+    /// Claim budget: one permit per job held, from its claim to its outcome (`concurrency`
+    /// plus what `pace` claims ahead).
+    pub claims: Arc<Semaphore>,
+    pub pace: Pace,
+    pub handlers: HashMap<String, ErasedHandler>,
+    /// Stable consumer name: host, pid, start time.
+    pub consumer: String,
+    /// Cancelled when the grace period ends: running handlers are told to stop.
+    pub cancel_jobs: CancellationToken,
+    pub metrics: Arc<WorkerMetrics>,
+    /// Handlers' caches by namespace (`Ctx::cache`).
+    pub caches: Caches,
+}

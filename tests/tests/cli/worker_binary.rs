@@ -1,0 +1,258 @@
+//! The `jobq-worker` binary: a panicking job fails and the same process runs the next one;
+//! one log line per failure; the start-up summary; Prometheus metrics on `--metrics-bind`.
+
+use std::time::Duration;
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const Q: &str = "diag";
+
+async fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_fails_and_the_same_worker_runs_the_next_with_metrics_to_show() {
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &[
+            "--queues",
+            "diag,moderation",
+            "--concurrency",
+            "1",
+            "--metrics-bind",
+            &metrics,
+        ],
+    );
+
+    let panicked = q
+        .add("diag.panic", &json!({}), JobOptions::new().attempts(1))
+        .await
+        .unwrap();
+    let next = q
+        .add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let unknown = q
+        .add("no.such.handler", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let echo = q
+        .add("diag.echo", &json!({"hello": "world"}), JobOptions::new())
+        .await
+        .unwrap();
+
+    let failed = wait_job_done(&q, &panicked.id, Duration::from_secs(15)).await;
+    wait_job_done(&q, &unknown.id, Duration::from_secs(10)).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(
+        failed
+            .failed_reason
+            .as_deref()
+            .unwrap()
+            .contains("diag.panic: deliberate panic"),
+        "{failed:?}"
+    );
+    let ok = wait_job_done(&q, &next.id, Duration::from_secs(10)).await;
+    assert_eq!(ok.state, JobState::Completed);
+    let echoed = wait_job_done(&q, &echo.id, Duration::from_secs(10)).await;
+    assert_eq!(echoed.return_value, Some(json!({"hello": "world"})));
+    assert!(worker.is_running(), "the worker survived the panic");
+    // the same text twice: the second verdict is a cache hit
+    let m = env.queue("moderation").await;
+    for _ in 0..2 {
+        let added = m
+            .add(
+                "moderation.text",
+                &json!({"text": "hello there"}),
+                JobOptions::new(),
+            )
+            .await
+            .unwrap();
+        let v = wait_job_done(&m, &added.id, Duration::from_secs(10)).await;
+        assert_eq!(v.state, JobState::Completed, "{v:?}");
+    }
+
+    let (status, body) = http_get(&metrics, "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    for line in [
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.panic\",outcome=\"failed\"} 1",
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.noop\",outcome=\"completed\"} 1",
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"diag.echo\",outcome=\"completed\"} 1",
+        "jobq_worker_handler_seconds_count{queue=\"diag\",name=\"diag.noop\"} 1",
+        "jobq_worker_attempts_total{queue=\"diag\",name=\"<unregistered>\",outcome=\"failed\"} 1",
+        "jobq_worker_concurrency 1",
+        "jobq_worker_running_jobs 0",
+        "jobq_cache_hits_total{namespace=\"moderation\"} 1",
+    ] {
+        assert!(body.contains(line), "missing {line:?} in\n{body}");
+    }
+    assert_eq!(
+        http_get(&metrics, "/nope").await.0,
+        "HTTP/1.1 404 Not Found"
+    );
+
+    let log = worker.stderr();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("job attempt failed"))
+        .collect();
+    assert_eq!(failures.len(), 2, "one line per failure:\n{log}");
+    assert!(failures[0].contains(&panicked.id), "{}", failures[0]);
+    assert!(failures[0].contains("deliberate panic"), "{}", failures[0]);
+    assert!(failures[1].contains(&unknown.id), "{}", failures[1]);
+    // the panic is reported as the job's failure only, not also by Rust's panic hook
+    assert!(!log.contains("panicked at"), "{log}");
+    // start-up summary: where, which server, which handlers
+    assert!(log.contains("connected to Redis"), "{log}");
+    assert!(log.contains("version="), "{log}");
+    assert!(log.contains("maxmemory_policy="), "{log}");
+    assert!(
+        log.contains("video.transcode") && log.contains("moderation.text"),
+        "{log}"
+    );
+    assert!(log.contains(&format!("http://{metrics}/metrics")), "{log}");
+}
+
+#[tokio::test]
+async fn a_metrics_address_that_cannot_be_bound_is_a_clear_error() {
+    let env = TestEnv::new().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", Q, "--metrics-bind", &addr],
+    );
+    let code = worker.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(1), "{}", worker.stderr());
+    assert!(
+        worker.stderr().contains(&format!("--metrics-bind {addr}")),
+        "{}",
+        worker.stderr()
+    );
+}
+
+/// Runs `jobq-worker <args>` with `env` (RUST_BACKTRACE=1: a backtrace must not show up
+/// anyway), no Redis in the environment unless given; waits for it to exit.
+fn worker_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(bin_path("jobq-worker"));
+    cmd.args(args)
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_HOST")
+        .env("RUST_BACKTRACE", "1");
+    let mut p = LoggedProcess::spawn(cmd, "worker-exit", env);
+    let code = p.wait_exit(Duration::from_secs(10));
+    (code, p.stderr())
+}
+
+#[tokio::test]
+async fn bad_input_or_no_redis_configured_exits_2_with_one_error_line() {
+    let env = TestEnv::new().await;
+    let url = env.config.redis_url().unwrap();
+    for (args, needle) in [
+        // nothing configured: it could only idle
+        (&[][..], "error: Redis is not configured"),
+        (&["--queues", "diag"][..], "error: Redis is not configured"),
+        // a bad queue is reported before that, and with a Redis configured too
+        (
+            &["--queues", "diag,bad q!"][..],
+            "error: invalid queue name \"bad q!\"",
+        ),
+        (
+            &["--queues", "bad q!", "--redis-url", url][..],
+            "error: invalid queue name \"bad q!\"",
+        ),
+        (
+            &["--redis-url", "http://nope"][..],
+            "error: invalid configuration",
+        ),
+    ] {
+        let (code, err) = worker_exit(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim(),
+            err.lines().next().unwrap_or(""),
+            "{args:?}: one line: {err}"
+        );
+        assert!(err.starts_with(needle), "{args:?}: {err}");
+    }
+    // flags out of range are named with their value
+    for (args, bad) in [
+        (&["--lease", "-1s"][..], "-1s"),
+        (&["--grace", "200000000000d"][..], "200000000000d"),
+        (
+            &["--concurrency", "99999999999999999999"][..],
+            "99999999999999999999",
+        ),
+        (&["--max-stalls", "-1"][..], "-1"),
+    ] {
+        let (code, err) = worker_exit(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(args[0]) && err.contains(bad),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// A job name that reached Redis with control characters (written there by something other
+/// than jobq: adds refuse them) is logged escaped by the worker: no forged log line, no raw
+/// terminal escape.
+#[tokio::test]
+async fn a_stored_job_name_with_control_characters_is_logged_escaped() {
+    let env = TestEnv::new().await;
+    let q = env.queue("forge").await;
+    let job = q
+        .add(
+            "diag.fail",
+            &json!({ "times": 5 }),
+            JobOptions::new().attempts(1),
+        )
+        .await
+        .unwrap();
+    let key = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "forge").job(&job.id);
+    let mut raw = env.raw().await;
+    let forged = "diag.fail\nFORGED level=ERROR \u{1b}[31mred\u{7}";
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key)
+        .arg("name")
+        .arg(forged)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", "forge", "--concurrency", "1"],
+    );
+    let done = wait_job_done(&q, &job.id, Duration::from_secs(15)).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(10));
+    let log = worker.stderr();
+    assert!(log.contains("FORGED"), "the name is logged:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with("FORGED")),
+        "a forged line:\n{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "a raw control character reached the log:\n{log:?}"
+    );
+}

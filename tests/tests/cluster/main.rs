@@ -1,0 +1,4 @@
+//! jobq on a Redis Cluster with no change but the URL, including a failover and a slot
+//! moving in the middle of the work.
+
+mod cluster;

@@ -1,0 +1,639 @@
+//! The dashboard's JSON API, live updates and metrics against a real Redis, through the
+//! built `jobq-dashboard` binary: counts equal `jobq stats --json`; a job added by the CLI
+//! shows in the API and the SSE stream within a second; listing, showing and steering jobs;
+//! 404s; the Prometheus series; starting while Redis loads; client values escaped in the
+//! log.
+
+use std::time::{Duration, Instant};
+
+use crate::dashboard_support::*;
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::{json, Value};
+
+/// A worker for `queue` whose `work` handler fails when the data says `{"fail": true}`.
+fn work_worker(env: &TestEnv, queue: &str) -> Worker {
+    env.worker()
+        .queues([queue])
+        .handler("work", |j: Job<Value>, _c: Ctx| async move {
+            if j.data.get("fail") == Some(&json!(true)) {
+                return Err(JobError::new("asked to fail"));
+            }
+            Ok::<_, JobError>(j.data)
+        })
+        .build()
+        .unwrap()
+}
+
+fn stats_lines(env: &TestEnv) -> Vec<Value> {
+    let out = jobq(env, &["--json", "stats"]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_queue_counts_equal_jobq_stats_json() {
+    let env = TestEnv::new().await;
+    let alpha = env.queue("alpha").await;
+    let beta = env.queue("beta").await;
+    for i in 0..3 {
+        alpha
+            .add("work", &json!({"i": i}), JobOptions::new())
+            .await
+            .unwrap();
+    }
+    alpha
+        .add(
+            "work",
+            &json!({}),
+            JobOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    beta.add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    beta.add("work", &json!({"fail": true}), JobOptions::new())
+        .await
+        .unwrap();
+    let guard = spawn_worker(work_worker(&env, "beta"));
+    wait_finished(&beta, 2, Duration::from_secs(15)).await;
+    guard.stop().await.unwrap();
+    beta.add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    beta.pause().await.unwrap();
+
+    let d = Dashboard::start(&env, &[]).await;
+    let (status, api) = get_json(&d.url("/api/queues")).await;
+    assert_eq!(status, 200, "{api}");
+    let cli = stats_lines(&env);
+    assert_eq!(
+        api,
+        Value::Array(cli.clone()),
+        "dashboard vs jobq stats --json"
+    );
+    assert_eq!(cli.len(), 2);
+    assert_eq!(
+        api[1],
+        json!({"queue": "beta", "waiting": 1, "active": 0, "delayed": 0, "completed": 1,
+               "failed": 1, "paused": true, "completed_total": 1, "failed_total": 1})
+    );
+
+    // one queue: the same counts plus its last hour per minute
+    let (status, one) = get_json(&d.url("/api/queues/beta")).await;
+    assert_eq!(status, 200);
+    for (k, v) in cli[1].as_object().unwrap() {
+        assert_eq!(&one[k], v, "{k}");
+    }
+    let completed = one["throughput"]["completed"].as_array().unwrap();
+    assert_eq!(completed.len(), 60);
+    assert_eq!(
+        completed.iter().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        1
+    );
+    assert_eq!(
+        one["throughput"]["failed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_events_reach_only_clients_that_asked_and_job_narrows_them_to_one_job() {
+    let env = TestEnv::new().await;
+    let q = env.queue("narrow").await;
+    q.add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let mut counts_only = SseReader::open(&d.url("/events")).await;
+    let mut one_job = SseReader::open(&d.url("/events?queue=narrow&job=target")).await;
+    let snapshot = Instant::now() + Duration::from_secs(10);
+    assert_eq!(counts_only.next(snapshot).await.unwrap().event, "counts");
+    assert_eq!(one_job.next(snapshot).await.unwrap().event, "counts");
+
+    for id in ["other", "target"] {
+        q.add("diag.noop", &json!({}), JobOptions::new().job_id(id))
+            .await
+            .unwrap();
+    }
+    let within = Instant::now() + Duration::from_secs(2);
+    let event = one_job
+        .wait_for(within, |e| (e.event == "job").then(|| e.json()))
+        .await
+        .expect("the event of the job asked for");
+    assert_eq!(event["job_ids"], json!(["target"]), "{event}");
+    assert_eq!(event["event"], "added");
+    let mut job_events = 0;
+    let counted = counts_only
+        .wait_for(within, |e| {
+            job_events += usize::from(e.event == "job");
+            (e.event == "counts"
+                && e.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["queue"] == "narrow" && r["waiting"] == 3))
+            .then_some(())
+        })
+        .await;
+    assert!(counted.is_some(), "no counts with 3 waiting within 2s");
+    assert_eq!(job_events, 0, "a client without ?jobs=1 got job events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_added_by_the_cli_shows_in_the_api_and_the_sse_stream_within_a_second() {
+    let env = TestEnv::new().await;
+    env.queue("live")
+        .await
+        .add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let mut sse = SseReader::open(&d.url("/events?jobs=1")).await;
+    // the first event is a snapshot of every queue
+    let first = sse
+        .next(Instant::now() + Duration::from_secs(10))
+        .await
+        .expect("a first event");
+    assert_eq!(first.event, "counts");
+    assert_eq!(first.json()[0]["queue"], "live");
+    assert_eq!(first.json()[0]["waiting"], 1);
+
+    // an existing queue
+    let out = jobq(&env, &["add", "live", "diag.noop"]);
+    let added_at = Instant::now();
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let within = added_at + Duration::from_secs(1);
+    let seen = sse
+        .wait_for(within, |e| {
+            (e.event == "job"
+                && e.json()["event"] == "added"
+                && e.json()["job_ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|j| j == id.as_str()))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        seen.is_some(),
+        "no `added` event for {id} within 1s of the CLI"
+    );
+    let counted = sse
+        .wait_for(within, |e| {
+            (e.event == "counts"
+                && e.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["queue"] == "live" && r["waiting"] == 2))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        counted.is_some(),
+        "no counts with 2 waiting within 1s of the CLI"
+    );
+    let (_, api) = get_json(&d.url("/api/queues")).await;
+    assert_eq!(api[0]["waiting"], 2, "{api}");
+    assert!(
+        Instant::now() < added_at + Duration::from_secs(1),
+        "took {:?}",
+        added_at.elapsed()
+    );
+
+    // a queue that did not exist when the stream opened
+    let out = jobq(&env, &["add", "brand-new", "diag.noop"]);
+    let added_at = Instant::now();
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let seen = sse
+        .wait_for(added_at + Duration::from_secs(1), |e| {
+            (e.event == "job"
+                && e.json()["queue"] == "brand-new"
+                && e.json()["job_ids"][0] == id.as_str())
+            .then_some(())
+        })
+        .await;
+    assert!(seen.is_some(), "no event of the new queue within 1s");
+    let counted = sse
+        .wait_for(added_at + Duration::from_secs(1), |e| {
+            (e.event == "counts"
+                && e.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["queue"] == "brand-new" && r["waiting"] == 1))
+            .then_some(())
+        })
+        .await;
+    assert!(
+        counted.is_some(),
+        "the new queue's counts did not come within 1s"
+    );
+    let (_, api) = get_json(&d.url("/api/queues")).await;
+    assert!(
+        api.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["queue"] == "brand-new"),
+        "{api}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_listed_shown_and_steered_through_the_api() {
+    let env = TestEnv::new().await;
+    let q = env.queue("steer").await;
+    let d = Dashboard::start(&env, &[]).await;
+    let c = client();
+    let api = |p: &str| d.url(&format!("/api/queues/steer{p}"));
+
+    // enqueue: one job with options, then an array
+    let r = c
+        .post(api("/jobs"))
+        .json(&json!({"name": "work", "data": {"fail": true}, "opts": {"attempts": 1, "jobId": "f1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"queue": "steer", "id": "f1", "duplicate": false})
+    );
+    let r = c
+        .post(api("/jobs"))
+        .json(&json!({"name": "work", "opts": {"jobId": "f1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "a duplicate job id stores nothing"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["duplicate"], true);
+    let r = c
+        .post(api("/jobs"))
+        .json(&json!([{"name": "work", "data": {"n": 1}}, {"name": "work", "opts": {"delay": "1h", "jobId": "later"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["added"], 2);
+    let n1 = body["jobs"][0]["id"].as_str().unwrap().to_string();
+
+    // list with totals and paging
+    let (s, page) = get_json(&api("/jobs?state=waiting&limit=1&offset=1")).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["limit"].as_u64(),
+            page["offset"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 1);
+    // newest first: the job added last leads, the first one added is second
+    assert_eq!(page["jobs"][0]["id"], "f1");
+    let (_, page) = get_json(&api("/jobs?state=waiting&limit=1")).await;
+    assert_eq!(page["jobs"][0]["id"], n1.as_str());
+    let (_, page) = get_json(&api("/jobs?state=delayed")).await;
+    assert_eq!(page["jobs"][0]["id"], "later");
+    for (query, needle) in [
+        ("?state=done", "done"),
+        ("?limit=abc", "abc"),
+        ("?limit=5000", "5000"),
+    ] {
+        let (s, e) = get_json(&api(&format!("/jobs{query}"))).await;
+        assert_eq!(s, 400, "{query}");
+        assert!(
+            e["error"].as_str().unwrap().contains(needle),
+            "{query}: {e}"
+        );
+    }
+
+    // run them: f1 fails, n1 completes
+    let guard = spawn_worker(work_worker(&env, "steer"));
+    wait_job_done(&q, "f1", Duration::from_secs(15)).await;
+    wait_job_done(&q, &n1, Duration::from_secs(15)).await;
+    guard.stop().await.unwrap();
+    let (s, job) = get_json(&api("/jobs/f1")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (job["state"].as_str(), job["failed_reason"].as_str()),
+        (Some("failed"), Some("asked to fail"))
+    );
+    assert_eq!(
+        (job["attempts"].as_u64(), job["max_attempts"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    // per-job actions
+    let r = c.post(api("/jobs/f1/retry")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(q.job("f1").await.unwrap().state, JobState::Waiting);
+    let r = c.post(api("/jobs/f1/retry")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409, "retrying a waiting job");
+    assert!(r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("waiting"));
+    let r = c.post(api("/jobs/later/promote")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(q.job("later").await.unwrap().state, JobState::Waiting);
+    let r = c.delete(api("/jobs/later")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(q.get_job("later").await.unwrap().is_none());
+
+    // 404s name what is missing
+    let (s, e) = get_json(&api("/jobs/nope")).await;
+    assert_eq!(s, 404);
+    assert!(e["error"].as_str().unwrap().contains("nope"), "{e}");
+    let (s, e) = get_json(&d.url("/api/queues/ghost/jobs")).await;
+    assert_eq!(s, 404);
+    assert!(e["error"].as_str().unwrap().contains("ghost"), "{e}");
+    let (s, _) = get_json(&d.url("/api/queues/ghost")).await;
+    assert_eq!(s, 404);
+    let r = c
+        .post(d.url("/api/queues/ghost/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "steering a missing queue does not create it"
+    );
+    assert!(!list_queues(&env.redis, env.config.prefix())
+        .await
+        .unwrap()
+        .contains(&"ghost".to_string()));
+    let (s, _) = get_json(&d.url("/api/nothing/here")).await;
+    assert_eq!(s, 404);
+
+    // queue actions
+    let r = c.post(api("/pause")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["paused"], true);
+    assert!(q.counts().await.unwrap().paused);
+    let r = c.post(api("/resume")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["paused"], false);
+    assert!(!q.counts().await.unwrap().paused);
+    let r = c
+        .post(api("/clean"))
+        .json(&json!({"state": "completed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["removed"], 1);
+    assert_eq!(q.counts().await.unwrap().completed, 0);
+    let r = c
+        .post(api("/clean"))
+        .json(&json!({"state": "active"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    q.add(
+        "work",
+        &json!({}),
+        JobOptions::new().delay(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    let r = c.post(api("/promote")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["promoted"], 1);
+    let r = c.post(api("/drain")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["removed"], 2);
+    assert_eq!(q.counts().await.unwrap().waiting, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_have_gauges_counters_and_a_processing_histogram() {
+    let env = TestEnv::new().await;
+    let q = env.queue("m.q").await;
+    for i in 0..4 {
+        q.add("work", &json!({"fail": i == 0}), JobOptions::new())
+            .await
+            .unwrap();
+    }
+    let guard = spawn_worker(work_worker(&env, "m.q"));
+    wait_finished(&q, 4, Duration::from_secs(15)).await;
+    guard.stop().await.unwrap();
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    q.add(
+        "work",
+        &json!({}),
+        JobOptions::new().delay(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+
+    let d = Dashboard::start(&env, &[]).await;
+    let r = client().get(d.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(value("jobq_redis_up"), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="waiting"}"#), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="delayed"}"#), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="completed"}"#), 3.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="failed"}"#), 1.0);
+    assert_eq!(value(r#"jobq_jobs{queue="m.q",state="active"}"#), 0.0);
+    assert_eq!(value(r#"jobq_queue_paused{queue="m.q"}"#), 0.0);
+    assert_eq!(value(r#"jobq_completed_total{queue="m.q"}"#), 3.0);
+    assert_eq!(value(r#"jobq_failed_total{queue="m.q"}"#), 1.0);
+    for kind in ["gauge", "counter", "histogram"] {
+        assert!(text.contains(&format!(" {kind}\n")), "no {kind} TYPE line");
+    }
+    // four attempts recorded: cumulative buckets, ending at the count
+    assert_eq!(value(r#"jobq_processing_seconds_count{queue="m.q"}"#), 4.0);
+    assert_eq!(
+        value(r#"jobq_processing_seconds_bucket{queue="m.q",le="+Inf"}"#),
+        4.0
+    );
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(r#"jobq_processing_seconds_bucket{queue="m.q""#))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), PROCESSING_BUCKETS_MS.len() + 1);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(
+        value(r#"jobq_processing_seconds_bucket{queue="m.q",le="300"}"#),
+        4.0
+    );
+    assert!(value(r#"jobq_processing_seconds_sum{queue="m.q"}"#) < 60.0);
+}
+
+/// Issue 16: a dashboard started while Redis loads its data set (answering INFO, and every
+/// other command with LOADING) keeps running, reports `disconnected` meanwhile, and is
+/// healthy, with the queues readable, once the load ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_started_while_redis_loads_waits_and_then_serves() {
+    let mut server = RedisServer::start_slow_loading(&[]);
+    let prefix = fresh_prefix();
+    let env = TestEnv::on_prefix(&server.url(), &prefix).await;
+    env.queue("kept")
+        .await
+        .add("x", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    drop(env);
+    server.restart_into_a_slow_load();
+    let mut d = Dashboard::start_for(Some(&server.url()), &prefix, &[]).await;
+    let (s, h) = get_json(&d.url("/api/health")).await;
+    assert!(
+        server.is_loading(),
+        "Redis finished loading too soon for this test to mean anything"
+    );
+    assert_eq!(s, 503, "{h}");
+    assert_eq!(h["redis"]["status"], "disconnected", "{h}");
+    eventually(
+        Duration::from_secs(30),
+        "the dashboard to be healthy",
+        || async {
+            let (s, _) = get_json(&d.url("/api/health")).await;
+            (s == 200).then_some(())
+        },
+    )
+    .await;
+    let (s, api) = get_json(&d.url("/api/queues")).await;
+    assert_eq!((s, api[0]["waiting"].as_u64()), (200, Some(1)), "{api}");
+    assert!(d.is_running(), "{}", d.stderr());
+}
+
+/// Issue 16: values a client sends (queue names and job ids in the path, query values, form
+/// fields) never reach the log raw: a newline in them cannot start a forged log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_values_are_logged_escaped() {
+    let env = TestEnv::new().await;
+    env.queue("logq")
+        .await
+        .add("x", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let d = Dashboard::start_env(
+        env.config.redis_url(),
+        env.config.prefix(),
+        &["--auth-token", "t0ken-for-tests-0123456789"],
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
+    let c = client();
+    let forged = "%0AFORGED%20line%0D%0AFORGED";
+    let token = "t0ken-for-tests-0123456789";
+    for path in [
+        format!("/api/queues/a{forged}/jobs"),
+        format!("/api/queues/logq/jobs/x{forged}"),
+        format!("/api/queues/logq/jobs?state=x{forged}"),
+        format!("/queues/logq/jobs/x{forged}"),
+    ] {
+        let _ = c.get(d.url(&path)).bearer_auth(token).send().await.unwrap();
+        let _ = c
+            .get(d.url(&path))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+    }
+    let _ = c
+        .post(d.url("/api/queues/logq/jobs"))
+        .bearer_auth(token)
+        .json(&json!({"name": "a\nFORGED line", "opts": {"delay": "x\nFORGED"}}))
+        .send()
+        .await
+        .unwrap();
+    let _ = c
+        .post(d.url("/login"))
+        .form(&[("token", "nope\nFORGED"), ("next", "/\nFORGED")])
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = d.stderr();
+    assert!(
+        log.contains("FORGED"),
+        "the values were logged at all:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with("FORGED")),
+        "a client value started a log line:\n{log}"
+    );
+}
+
+/// A stored job whose options no longer decode is marked in the API's listing and on the
+/// queue and job pages; the queue's other jobs are listed as they are.
+#[tokio::test]
+async fn a_job_with_garbage_options_is_marked_and_the_others_are_listed() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-opts").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            q.add("work", &json!({ "i": i }), JobOptions::new())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let key =
+        queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "bad-opts").job(&ids[1]);
+    let mut raw = env.raw().await;
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key)
+        .arg("opts")
+        .arg(&b"\x01garbage"[..])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let (status, page) = get_json(&d.url("/api/queues/bad-opts/jobs?state=waiting")).await;
+    assert_eq!(status, 200, "{page}");
+    let jobs = page["jobs"].as_array().or(page.as_array()).unwrap();
+    assert_eq!(jobs.len(), 3, "{page}");
+    let marked: Vec<&str> = jobs
+        .iter()
+        .filter(|j| {
+            j["corrupt"]
+                .as_str()
+                .is_some_and(|c| c.contains("field opts"))
+        })
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, vec![ids[1].as_str()], "{page}");
+    let (status, html) = get_text(&d.url("/queues/bad-opts?state=waiting")).await;
+    assert_eq!(status, 200, "{html}");
+    for id in &ids {
+        assert!(
+            html.contains(id.as_str()),
+            "{id} missing from the queue page"
+        );
+    }
+    assert!(
+        html.contains("corrupt"),
+        "the bad job is not marked:\n{html}"
+    );
+    let (status, html) = get_text(&d.url(&format!("/queues/bad-opts/jobs/{}", ids[1]))).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("field opts"), "{html}");
+}

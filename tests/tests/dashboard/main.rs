@@ -1,0 +1,13 @@
+//! The dashboard through the built `jobq-dashboard` binary: its JSON API and live updates,
+//! HTML pages, security (tokens, sessions, CSRF, timeouts), the producer fallback of its
+//! enqueue endpoint, rendering at scale, and a real browser (chromium + chromedriver).
+
+mod dashboard_api;
+mod dashboard_browser;
+mod dashboard_fallback;
+mod dashboard_pages;
+mod dashboard_scale;
+mod dashboard_security;
+
+// what the modules above share (not tests)
+mod dashboard_support;

@@ -1,0 +1,569 @@
+//! Guarantee 8: bad data never spreads. A job whose stored fields are corrupt or oversized
+//! fails alone, with a reason naming the job and the field; the other jobs of its claim run,
+//! listings show them all, counters stay exact, and no script call blocks Redis for 50 ms.
+//! Adds over the size caps are refused, naming the size, and store nothing.
+
+use std::time::Duration;
+
+use jobq_tests::*;
+use queue_core::internal::keys::QueueKeys;
+use queue_core::*;
+use serde_json::{json, Value};
+
+/// A worker on `queue` that completes `work` jobs by echoing their data.
+fn echo_worker(env: &TestEnv, queue: &str, concurrency: usize) -> Worker {
+    env.worker()
+        .queues([queue])
+        .concurrency(concurrency)
+        .handler("work", |j: Job<Value>, _c: Ctx| async move {
+            Ok::<_, JobError>(j.data)
+        })
+        .build()
+        .unwrap()
+}
+
+/// Sets (or with `None`, deletes) one field of a job's hash behind jobq's back.
+async fn corrupt(env: &TestEnv, queue: &str, id: &str, field: &str, value: Option<&[u8]>) {
+    let key = QueueKeys::new(env.config.prefix(), queue).job(id);
+    let mut raw = env.raw().await;
+    let cmd = match value {
+        Some(v) => {
+            let mut c = redis::cmd("HSET");
+            c.arg(&key).arg(field).arg(v);
+            c
+        }
+        None => {
+            let mut c = redis::cmd("HDEL");
+            c.arg(&key).arg(field);
+            c
+        }
+    };
+    let _: i64 = cmd.query_async(&mut raw).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() {
+    // (field, value or None to delete it, what the failure must say); every job carries
+    // 300 bytes of data, stored in pieces (`data:n` = 5)
+    let cases: &[(&str, Option<&[u8]>, &str)] = &[
+        ("att", Some(b"abc"), "field att"),
+        ("att", Some(b"-3"), "field att"),
+        ("data:n", Some(b"abc"), "field data:n"),
+        ("data:n", Some(b"99999999"), "data"),
+        ("data:n", Some(b"40"), "field data:n"),
+        ("name", None, "field name"),
+        ("data", None, "field data"),
+        ("opts", Some(b"{not json"), "field opts"),
+        ("opts:n", Some(b"500"), "field opts:n"),
+        ("sid", Some(b"junk"), "field sid"),
+        ("sid", None, "field sid"),
+        ("data:2", Some(b"\xff\xfe not UTF-8"), "data"),
+    ];
+    for (n, (field, value, says)) in cases.iter().enumerate() {
+        let env = TestEnv::new().await;
+        let queue = format!("bad-{n}");
+        let q = env.queue(&queue).await;
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let added = q
+                .add(
+                    "work",
+                    &json!({"i": i, "pad": "x".repeat(300)}),
+                    JobOptions::new().attempts(3),
+                )
+                .await
+                .unwrap();
+            ids.push(added.id);
+        }
+        let bad = ids[4].clone();
+        corrupt(&env, &queue, &bad, field, *value).await;
+        let guard = spawn_worker(echo_worker(&env, &queue, 4));
+        let c = wait_finished(&q, 10, Duration::from_secs(10)).await;
+        let what = format!("{field} = {:?}", value.map(String::from_utf8_lossy));
+        assert_eq!(
+            (
+                c.completed_total,
+                c.failed_total,
+                c.waiting,
+                c.active,
+                c.delayed
+            ),
+            (9, 1, 0, 0, 0),
+            "{what}: {c:?}"
+        );
+        let failed = q.job(&bad).await.unwrap();
+        assert_eq!(failed.state, JobState::Failed, "{what}: {failed:?}");
+        let reason = failed.failed_reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains(&bad) && reason.contains(says),
+            "{what}: the reason must name the job and {says:?}: {reason}"
+        );
+        // fatal: not retried, though attempts were left
+        assert_eq!(failed.attempts_made, 1, "{what}: {failed:?}");
+        for id in ids.iter().filter(|id| **id != bad) {
+            let info = q.job(id).await.unwrap();
+            assert_eq!(
+                (info.state, info.attempts_made),
+                (JobState::Completed, 1),
+                "{what}: {info:?}"
+            );
+        }
+        // listings show every job, the bad one included
+        let done = q.list_jobs(JobState::Completed, 0, 100).await.unwrap();
+        let failed_list = q.list_jobs(JobState::Failed, 0, 100).await.unwrap();
+        assert_eq!((done.len(), failed_list.len()), (9, 1), "{what}");
+        guard.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_a_delayed_job_with_a_corrupt_priority_fails_alone_and_the_queue_runs() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-prio").await;
+    let delayed = q
+        .add(
+            "work",
+            &json!({}),
+            JobOptions::new().delay(Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+    corrupt(&env, "bad-prio", &delayed.id, "prio", Some(b"1e9")).await;
+    let mut others = Vec::new();
+    for i in 0..5 {
+        others.push(
+            q.add("work", &json!({ "i": i }), JobOptions::new())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let guard = spawn_worker(echo_worker(&env, "bad-prio", 2));
+    let c = wait_finished(&q, 6, Duration::from_secs(10)).await;
+    assert_eq!((c.completed_total, c.failed_total), (5, 1), "{c:?}");
+    let info = q.job(&delayed.id).await.unwrap();
+    let reason = info.failed_reason.unwrap_or_default();
+    assert!(
+        reason.contains(&delayed.id) && reason.contains("field prio"),
+        "{reason}"
+    );
+    // the queue keeps working after it
+    let later = q
+        .add("work", &json!({"later": 1}), JobOptions::new())
+        .await
+        .unwrap();
+    let info = wait_job_done(&q, &later.id, Duration::from_secs(5)).await;
+    assert_eq!(info.state, JobState::Completed);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn guarantee_8_listings_mark_a_job_with_garbage_options_and_show_the_others() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-list").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let added = q
+            .add("work", &json!({ "i": i }), JobOptions::new().attempts(2))
+            .await
+            .unwrap();
+        ids.push(added.id);
+    }
+    corrupt(&env, "bad-list", &ids[2], "opts", Some(b"\x01garbage")).await;
+    corrupt(&env, "bad-list", &ids[3], "att", Some(b"many")).await;
+    let listed = q.list_jobs(JobState::Waiting, 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    let marked: Vec<&str> = listed
+        .iter()
+        .filter(|j| j.corrupt.is_some())
+        .map(|j| j.id.as_str())
+        .collect();
+    assert_eq!(marked, vec![ids[2].as_str(), ids[3].as_str()]);
+    let one = q.job(&ids[2]).await.unwrap();
+    assert!(
+        one.corrupt.as_deref().unwrap_or("").contains("field opts"),
+        "{one:?}"
+    );
+}
+
+#[tokio::test]
+async fn guarantee_8_adds_over_the_size_caps_are_refused_naming_the_size_and_store_nothing() {
+    let env = TestEnv::new().await;
+    let caps = JobCaps {
+        max_data_bytes: 1_000,
+        max_opts_bytes: 60,
+    };
+    let redis = env.redis.clone().with_caps(caps);
+    let q = Queue::open(&redis, env.config.prefix(), "caps")
+        .await
+        .unwrap();
+    let big = json!({ "pad": "x".repeat(1_000) });
+    let err = q.add("work", &big, JobOptions::new()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::TooLarge { what: "data", .. })
+            && msg.contains("1010 bytes")
+            && msg.contains("1000"),
+        "{msg}"
+    );
+    let long_opts = JobOptions::new()
+        .attempts(5)
+        .backoff(Backoff::exponential(Duration::from_secs(1)))
+        .timeout(Duration::from_secs(30));
+    let err = q.add("work", &json!({}), long_opts).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "options",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // one oversized job in a bulk add: nothing of the bulk is stored
+    let jobs = vec![
+        NewJob::new("work", &json!({"ok": 1}), JobOptions::new()).unwrap(),
+        NewJob::new("work", &big, JobOptions::new()).unwrap(),
+        NewJob::new("work", &json!({"ok": 3}), JobOptions::new()).unwrap(),
+    ];
+    assert!(matches!(
+        q.add_bulk(jobs).await,
+        Err(Error::TooLarge { .. })
+    ));
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.delayed), (0, 0), "{c:?}");
+    // at the cap is fine
+    let at_cap = json!("y".repeat(998));
+    q.add("work", &at_cap, JobOptions::new()).await.unwrap();
+}
+
+#[tokio::test]
+async fn guarantee_8_durations_past_3650_days_are_refused_naming_them() {
+    let env = TestEnv::new().await;
+    let q = env.queue("long").await;
+    let too_long = Duration::from_millis(duration::MAX_DURATION_MS + 1);
+    for (what, opts) in [
+        ("delay", JobOptions::new().delay(too_long)),
+        (
+            "delay",
+            JobOptions::new().delay(Duration::from_millis(1 << 63)),
+        ),
+        ("timeout", JobOptions::new().timeout(too_long)),
+        (
+            "backoff delay",
+            JobOptions::new()
+                .attempts(2)
+                .backoff(Backoff::fixed(too_long)),
+        ),
+        (
+            "remove_on_complete age",
+            JobOptions::new().remove_on_complete(Retention::keep_for(Duration::MAX)),
+        ),
+        ("dedup ttl", JobOptions::new().dedup("d", too_long)),
+    ] {
+        let err = q.add("work", &json!({}), opts).await.unwrap_err();
+        assert!(
+            err.to_string().contains(what) && err.to_string().contains("3650d"),
+            "{what}: {err}"
+        );
+    }
+    assert_eq!(q.counts().await.unwrap().delayed, 0);
+    let err = parse_duration("200000000000d").unwrap_err().to_string();
+    assert!(err.contains("200000000000d"), "{err}");
+}
+
+#[tokio::test]
+async fn guarantee_8_job_names_with_control_characters_are_refused() {
+    let env = TestEnv::new().await;
+    let q = env.queue("names").await;
+    for name in [
+        "evil\nINFO forged line",
+        "esc\u{1b}[31m",
+        "nul\0",
+        "tab\t",
+        "ab\u{202e}cd",
+        "   ",
+    ] {
+        let err = q
+            .add(name, &json!({}), JobOptions::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    what: "job name",
+                    ..
+                }
+            ),
+            "{name:?}: {err}"
+        );
+        // the message quotes the name escaped: no raw control character
+        assert!(
+            !err.to_string()
+                .chars()
+                .any(queue_core::internal::text::is_unprintable),
+            "{err:?}"
+        );
+    }
+    q.add("video.transcode", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_starts_after_its_add_ends_after_its_start_and_a_panic_keeps_its_backtrace() {
+    let env = TestEnv::new().await;
+    let q = env.queue("clocks").await;
+    let worker = env
+        .worker()
+        .queues(["clocks"])
+        .concurrency(8)
+        .handler("work", |_j: Job<Value>, _c: Ctx| async {
+            Ok::<_, JobError>(())
+        })
+        .handler("boom", |_j: Job<Value>, _c: Ctx| async {
+            if true {
+                panic!("exploded on purpose");
+            }
+            Ok::<_, JobError>(())
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    // added one by one while the worker claims them at once: many share a millisecond
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(
+            q.add("work", &json!({ "i": i }), JobOptions::new())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let boom = q.add("boom", &json!({}), JobOptions::new()).await.unwrap();
+    wait_finished(&q, 301, Duration::from_secs(20)).await;
+    for id in &ids {
+        let info = q.job(id).await.unwrap();
+        let started = info.started_at.unwrap();
+        assert!(
+            started >= info.created_at,
+            "job {id} started at {started}, before it was created at {}",
+            info.created_at
+        );
+        let finished = info.finished_at.unwrap();
+        assert!(
+            finished >= started,
+            "job {id} finished at {finished}, before it started at {started}"
+        );
+    }
+    let info = q.job(&boom.id).await.unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert!(
+        info.failed_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("exploded on purpose"),
+        "{info:?}"
+    );
+    let stack = info.stacktrace.unwrap_or_default();
+    assert!(
+        stack.contains("engine_bad_data.rs"),
+        "the stack trace must say where the handler panicked: {stack}"
+    );
+    guard.stop().await.unwrap();
+}
+
+/// Guarantee 8's time bound for the largest jobs there may be: jobs at the 1 MiB data cap
+/// added alone and in bulk, claimed 24 at a time (24 MiB if a claim read them), completed
+/// with results as large, read back and listed: no script call or command takes 50 ms
+/// (measured by Redis itself, with the slowlog). Runs alone (see .config/nextest.toml).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_slowlog_jobs_at_the_data_cap_never_block_redis_for_50ms() {
+    let server = RedisServer::start(&[
+        "--slowlog-log-slower-than",
+        "5000",
+        "--slowlog-max-len",
+        "10000",
+    ]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("at-cap").await;
+    // at the cap: the JSON string's quotes count
+    let text = "x".repeat(JobCaps::default().max_data_bytes - 2);
+    let mut jobs = Vec::new();
+    for _ in 0..20 {
+        jobs.push(NewJob::new("work", &text, JobOptions::new()).unwrap());
+    }
+    let mut ids: Vec<String> = add_all(&q, jobs).await;
+    for _ in 0..4 {
+        ids.push(q.add("work", &text, JobOptions::new()).await.unwrap().id);
+    }
+    let guard = spawn_worker(echo_worker(&env, "at-cap", 24));
+    let c = wait_finished(&q, 24, Duration::from_secs(60)).await;
+    assert_eq!((c.completed_total, c.failed_total), (24, 0), "{c:?}");
+    let info = q.job(&ids[0]).await.unwrap();
+    assert_eq!(info.data, json!(text));
+    assert_eq!(info.return_value, Some(json!(text)));
+    let listed = q.list_jobs(JobState::Completed, 0, 30).await.unwrap();
+    assert_eq!(listed.len(), 24);
+    guard.stop().await.unwrap();
+    let mut raw = env.raw().await;
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut worst = (0i64, String::new());
+    for entry in &slow {
+        if let redis::Value::Array(f) = entry {
+            let us = match f.get(2) {
+                Some(redis::Value::Int(us)) => *us,
+                _ => 0,
+            };
+            if us > worst.0 {
+                let cmd = match f.get(3) {
+                    Some(redis::Value::Array(args)) => args
+                        .iter()
+                        .take(2)
+                        .map(|a| match a {
+                            redis::Value::BulkString(b) => {
+                                String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned()
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => String::new(),
+                };
+                worst = (us, cmd);
+            }
+        }
+    }
+    eprintln!(
+        "jobs at the cap: {} calls over 5 ms, the longest {} µs ({})",
+        slow.len(),
+        worst.0,
+        worst.1
+    );
+    assert!(
+        worst.0 < 50_000,
+        "a call blocked Redis for {} µs: {}",
+        worst.0,
+        worst.1
+    );
+}
+
+#[tokio::test]
+async fn huge_listing_offsets_give_an_empty_page_never_a_panic() {
+    let env = TestEnv::new().await;
+    let q = env.queue("offsets").await;
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    for state in JobState::ALL {
+        for offset in [u64::MAX, u64::MAX / 2, 1 << 62] {
+            let page = q.list_jobs(state, offset, 10_000).await.unwrap();
+            assert!(page.is_empty(), "{state:?} at {offset}: {page:?}");
+        }
+    }
+}
+
+/// One corrupt record of a queue's own (its meta hash, rate-limit counter, events stream or
+/// lanes set) never stops the queue, fails its jobs or breaks its counts: the jobs run, each
+/// once, and `counts` and listings keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_a_corrupt_queue_record_never_stops_the_queue() {
+    // (what, commands run on the raw connection; `{k}` is the queue's key base)
+    let cases: &[(&str, &[&[&str]])] = &[
+        (
+            "waiting counter",
+            &[&["HSET", "{k}:meta", "waiting", "abc"]],
+        ),
+        (
+            "completed_total",
+            &[&["HSET", "{k}:meta", "completed_total", "1e308"]],
+        ),
+        ("per-minute bucket", &[&["HSET", "{k}:meta", "cm", "abc"]]),
+        (
+            "processing-time sum",
+            &[&["HSET", "{k}:meta", "pts", "nan"]],
+        ),
+        (
+            "rate window",
+            &[&["HSET", "{k}:meta", "rate_max", "10", "rate_ms", "0"]],
+        ),
+        ("concurrency", &[&["HSET", "{k}:meta", "conc", "1.5"]]),
+        (
+            "rate counter",
+            &[
+                &["HSET", "{k}:meta", "rate_max", "100", "rate_ms", "1000"],
+                &["SET", "{k}:limiter", "abc"],
+            ],
+        ),
+        (
+            "events stream",
+            &[&["DEL", "{k}:events"], &["SET", "{k}:events", "abc"]],
+        ),
+        ("lanes member", &[&["ZADD", "{k}:lanes", "7", "abc"]]),
+        (
+            "lanes version",
+            &[&["HSET", "{k}:meta", "lanes_ver", "\u{fffd}x"]],
+        ),
+        ("lanes set", &[&["DEL", "{k}:lanes"]]),
+    ];
+    for (n, (what, commands)) in cases.iter().enumerate() {
+        let env = TestEnv::new().await;
+        let queue = format!("rec-{n}");
+        let q = env.queue(&queue).await;
+        let base = QueueKeys::new(env.config.prefix(), &queue)
+            .base()
+            .to_string();
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let opts = JobOptions::new().priority(if i % 2 == 0 { 3 } else { 0 });
+            ids.push(q.add("work", &json!({ "i": i }), opts).await.unwrap().id);
+        }
+        let mut raw = env.raw().await;
+        for c in commands.iter() {
+            let mut cmd = redis::cmd(c[0]);
+            for a in &c[1..] {
+                cmd.arg(a.replace("{k}", &base));
+            }
+            let _: redis::Value = cmd.query_async(&mut raw).await.unwrap();
+        }
+        let worker = env
+            .worker()
+            .queues([queue.as_str()])
+            .concurrency(4)
+            .lease(Duration::from_secs(1))
+            .sweep_interval(Duration::from_millis(100))
+            .handler("work", |_j: Job<Value>, _c: Ctx| async {
+                Ok::<_, JobError>(())
+            })
+            .build()
+            .unwrap();
+        let guard = spawn_worker(worker);
+        eventually(Duration::from_secs(15), what, || async {
+            let mut done = 0;
+            for id in &ids {
+                if q.job(id).await.ok()?.state == JobState::Completed {
+                    done += 1;
+                }
+            }
+            (done == ids.len()).then_some(())
+        })
+        .await;
+        for id in &ids {
+            let info = q.job(id).await.unwrap();
+            assert_eq!(info.attempts_made, 1, "{what}: {info:?}");
+        }
+        let c = q
+            .counts()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: counts: {e}"));
+        assert_eq!((c.active, c.failed), (0, 0), "{what}: {c:?}");
+        let listed = q.list_jobs(JobState::Completed, 0, 100).await.unwrap();
+        assert_eq!(listed.len(), 10, "{what}");
+        guard.stop().await.unwrap();
+    }
+}
