@@ -16,27 +16,14 @@ pub(crate) async fn complete(
     policy: Retention,
 ) -> Result<Vec<String>> {
     let keys = &q.keys;
-    let prios = jobs.iter().map(|(a, _)| a.prio);
-    let (mut inv, numbers) = outcome_call(
-        &SCRIPT,
-        q,
-        &[
-            keys.meta(),
-            keys.completed(),
-            keys.events(),
-            keys.metrics_completed(),
-        ],
-        prios,
-        jobs.len(),
-        policy,
-    );
-    for ((job, result), lane) in jobs.iter().zip(numbers) {
-        inv.arg(job.id)
-            .arg(lane)
-            .arg(job.sid)
-            .arg(*result)
-            .arg(job.attempt)
-            .arg(job.started_ms);
-    }
+    let keys = [
+        keys.meta(),
+        keys.completed(),
+        keys.events(),
+        keys.metrics_completed(),
+    ];
+    let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, result| {
+        inv.arg(*result);
+    });
     invoke(&q.redis, &inv).await
 }

@@ -25,32 +25,19 @@ pub(crate) async fn fail_or_retry(
     policy: Retention,
 ) -> Result<Vec<String>> {
     let keys = &q.keys;
-    let prios = jobs.iter().map(|(a, _)| a.prio);
-    let (mut inv, numbers) = outcome_call(
-        &SCRIPT,
-        q,
-        &[
-            keys.meta(),
-            keys.delayed(),
-            keys.failed(),
-            keys.marker(),
-            keys.events(),
-            keys.metrics_failed(),
-        ],
-        prios,
-        jobs.len(),
-        policy,
-    );
-    for ((job, failure), lane) in jobs.iter().zip(numbers) {
-        inv.arg(job.id)
-            .arg(lane)
-            .arg(job.sid)
-            .arg(failure.message)
-            .arg(failure.detail)
-            .arg(failure.retry.map_or(-1, |d| d.as_millis() as i64))
-            .arg(job.attempt)
-            .arg(job.started_ms);
-    }
+    let keys = [
+        keys.meta(),
+        keys.delayed(),
+        keys.failed(),
+        keys.marker(),
+        keys.events(),
+        keys.metrics_failed(),
+    ];
+    let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, f| {
+        inv.arg(f.message)
+            .arg(f.detail)
+            .arg(f.retry.map_or(-1, |d| d.as_millis() as i64));
+    });
     let reply: redis::Value = invoke(&q.redis, &inv).await?;
     // {retried, failed, lost id…}
     let mut r = Reply::new(&reply)?;

@@ -100,18 +100,19 @@ pub(crate) fn lanes_of(
     (lanes.iter().map(|p| keys.lane(*p)).collect(), numbers)
 }
 
-/// The keys and arguments `complete` and `fail_or_retry` share: the batch's lane keys after
-/// the script's own `keys`, then the group, stream bound, job prefix, batch size, retention
-/// and trim budget; the per-job arguments follow.
-pub(crate) fn outcome_call<'a>(
+/// The call `complete` and `fail_or_retry` share: the script's own `keys`, then the
+/// batch's lane keys; the group, stream bound, job prefix, batch size, retention and trim
+/// budget; then per job its id, lane number and entry id, what `outcome` adds (the result,
+/// or the failure), its attempt and its start.
+pub(crate) fn outcome_call<'a, T>(
     script: &'a redis::Script,
     q: &QueueStore,
     keys: &[String],
-    prios: impl Iterator<Item = i32> + Clone,
-    jobs: usize,
+    jobs: &[(Attempt<'_>, T)],
     policy: crate::job::Retention,
-) -> (ScriptInvocation<'a>, Vec<usize>) {
-    let (lane_keys, numbers) = lanes_of(&q.keys, prios);
+    outcome: impl Fn(&mut ScriptInvocation<'a>, &T),
+) -> ScriptInvocation<'a> {
+    let (lane_keys, numbers) = lanes_of(&q.keys, jobs.iter().map(|(a, _)| a.prio));
     let (keep, age) = policy.as_args();
     let mut inv = script.prepare_invoke();
     for k in keys.iter().chain(&lane_keys) {
@@ -120,11 +121,16 @@ pub(crate) fn outcome_call<'a>(
     inv.arg(crate::keys::GROUP)
         .arg(EVENTS_MAXLEN)
         .arg(q.keys.job_prefix())
-        .arg(jobs)
+        .arg(jobs.len())
         .arg(keep)
         .arg(age)
         .arg(TRIM_BUDGET);
-    (inv, numbers)
+    for ((job, x), lane) in jobs.iter().zip(numbers) {
+        inv.arg(job.id).arg(lane).arg(job.sid);
+        outcome(&mut inv, x);
+        inv.arg(job.attempt).arg(job.started_ms);
+    }
+    inv
 }
 
 /// Sends a script call on `redis`' shared connection; an error names the server.
