@@ -81,10 +81,9 @@ impl Coalescer {
     }
 }
 
-/// Adds one validated job to `queue` through its coalescer.
-pub(crate) async fn add<S: Sink>(queue: &S, job: NewJob) -> Result<Added> {
+/// Adds one validated job to `queue` through its coalescer; `data` is its data as JSON.
+pub(crate) async fn add<S: Sink>(queue: &S, job: NewJob, data: String) -> Result<Added> {
     let (tx, rx) = oneshot::channel();
-    let data = serde_json::to_string(&job.data)?;
     let start = {
         let mut s = queue.coalescer().state();
         s.pending.push((job, data, tx));

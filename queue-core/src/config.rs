@@ -93,24 +93,41 @@ impl JobCaps {
         Ok(())
     }
 
-    /// Checks the size of a job's data as the compact JSON it is stored as, counted
-    /// without building the text; returns the size.
+    /// Checks the size of a job's data as the compact JSON it is stored as; returns the size.
     pub fn check_data_value(&self, data: &serde_json::Value) -> Result<usize> {
-        struct Count(usize);
-        impl std::io::Write for Count {
+        Ok(self.encode_data(data)?.len())
+    }
+
+    /// A job's data as the compact JSON it is stored as, checked against the data cap in
+    /// the same pass: the text is kept only up to the cap, so an oversized value is measured
+    /// (and refused, naming its size) without being built.
+    pub fn encode_data(&self, data: &serde_json::Value) -> Result<String> {
+        struct Capped {
+            text: Vec<u8>,
+            len: usize,
+            cap: usize,
+        }
+        impl std::io::Write for Capped {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0 += buf.len();
+                self.len += buf.len();
+                if self.len <= self.cap {
+                    self.text.extend_from_slice(buf);
+                }
                 Ok(buf.len())
             }
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
         }
-        let mut count = Count(0);
-        // writing into a counter cannot fail
-        let _ = serde_json::to_writer(&mut count, data);
-        self.check_data(count.0)?;
-        Ok(count.0)
+        let mut out = Capped {
+            text: Vec::new(),
+            len: 0,
+            cap: self.max_data_bytes,
+        };
+        serde_json::to_writer(&mut out, data)?;
+        self.check_data(out.len)?;
+        String::from_utf8(out.text)
+            .map_err(|e| Error::Protocol(format!("job data encoded as invalid UTF-8: {e}")))
     }
 
     /// Checks the size of a job's options JSON.
@@ -395,6 +412,27 @@ fn percent_encode(s: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn data_is_encoded_once_and_refused_over_the_cap_naming_its_size() {
+        let caps = JobCaps {
+            max_data_bytes: 30,
+            max_opts_bytes: 30,
+        };
+        let small = serde_json::json!({"a": [1, "x"], "b": "é"});
+        assert_eq!(
+            caps.encode_data(&small).unwrap(),
+            serde_json::to_string(&small).unwrap()
+        );
+        let big = serde_json::json!({"pad": "x".repeat(100)});
+        match caps.encode_data(&big) {
+            Err(Error::TooLarge { size, limit, .. }) => {
+                assert_eq!(size, serde_json::to_string(&big).unwrap().len());
+                assert_eq!(limit, 30);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars

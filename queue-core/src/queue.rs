@@ -110,9 +110,8 @@ impl Queue {
             data: serde_json::to_value(data)?,
             opts,
         };
-        validate_new_job(&job)?;
-        check_caps(&job, self.inner.redis.caps())?;
-        coalesce::add(self, job).await
+        let data = checked_data(&job, self.inner.redis.caps())?;
+        coalesce::add(self, job, data).await
     }
 
     /// Adds many jobs: validated first (nothing is stored if one is invalid), then sent in
@@ -122,21 +121,20 @@ impl Queue {
     /// stored, and the one after it may be.
     pub async fn add_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Added>> {
         let caps = self.inner.redis.caps();
-        let mut sizes = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            validate_new_job(job)?;
-            sizes.push(check_caps(job, caps)?);
-        }
+        let data = jobs
+            .iter()
+            .map(|job| checked_data(job, caps))
+            .collect::<Result<Vec<_>>>()?;
         self.register().await?;
         let mut out = Vec::with_capacity(jobs.len());
-        let mut chunks = byte_chunks(&jobs, &sizes).into_iter();
+        let mut chunks = byte_chunks(&data).into_iter();
         // Alone, because two calls in flight stay in order only while neither is sent again:
         // redis-rs resends a call Redis answered NOSCRIPT after loading the script, and the
         // next call, sent meanwhile, would then be stored first. Once this one is stored the
         // script is loaded. (On a cluster, one at a time throughout: `ordered_in_flight`.)
         if let Some(first) = chunks.next() {
             out.extend(
-                scripts::add_job::prepare(&self.inner, first, &encode_data(first)?)?
+                scripts::add_job::prepare(&self.inner, &jobs[first.clone()], &data[first])?
                     .send(&self.inner)
                     .await?,
             );
@@ -147,7 +145,7 @@ impl Queue {
             while sent.len() < in_flight {
                 let Some(chunk) = chunks.next() else { break };
                 sent.push_back(
-                    scripts::add_job::prepare(&self.inner, chunk, &encode_data(chunk)?)?
+                    scripts::add_job::prepare(&self.inner, &jobs[chunk.clone()], &data[chunk])?
                         .send(&self.inner),
                 );
             }
@@ -268,23 +266,24 @@ pub(crate) fn validate_new_job(job: &NewJob) -> Result<()> {
     job.opts.validate()
 }
 
-/// Checks a job's data and options against the size caps, before anything is stored;
-/// returns the size of its data as JSON.
-pub(crate) fn check_caps(job: &NewJob, caps: crate::config::JobCaps) -> Result<usize> {
-    let size = caps.check_data_value(&job.data)?;
+/// Checks a job (name, options, size caps) before anything is stored, and returns its data
+/// as the JSON text `add_job` stores: encoded once, for the check and the call.
+pub(crate) fn checked_data(job: &NewJob, caps: crate::config::JobCaps) -> Result<String> {
+    validate_new_job(job)?;
+    let data = caps.encode_data(&job.data)?;
     caps.check_opts(job.opts.stored()?.len())?;
-    Ok(size)
+    Ok(data)
 }
 
-/// `jobs` cut into the chunks of one `add_job` call each: at most [`BULK_CHUNK`] jobs and
-/// about 1 MiB of data (a larger job goes alone), so no call makes Redis store much at once.
-/// `sizes[i]` is the data size of `jobs[i]`.
-pub(crate) fn byte_chunks<'a>(jobs: &'a [NewJob], sizes: &[usize]) -> Vec<&'a [NewJob]> {
+/// The jobs whose encoded data is `data` cut into the chunks of one `add_job` call each (as
+/// index ranges): at most [`BULK_CHUNK`] jobs and about 1 MiB of data (a larger job goes
+/// alone), so no call makes Redis store much at once.
+pub(crate) fn byte_chunks(data: &[String]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
-    while start < jobs.len() {
-        let n = coalesce::batch_len(sizes[start..].iter().copied());
-        out.push(&jobs[start..start + n]);
+    while start < data.len() {
+        let n = coalesce::batch_len(data[start..].iter().map(String::len));
+        out.push(start..start + n);
         start += n;
     }
     out

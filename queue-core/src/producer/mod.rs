@@ -81,7 +81,7 @@ use crate::config::{Config, Fallback};
 use crate::error::{Error, Result};
 use crate::handler::Handlers;
 use crate::job::{new_job_id, JobOptions, NewJob};
-use crate::queue::{byte_chunks, check_caps, validate_new_job, Queue};
+use crate::queue::{byte_chunks, checked_data, Queue};
 use crate::validate::validate_queue_name;
 use breaker::{Breaker, Pass};
 use handle::Inner;
@@ -249,18 +249,17 @@ impl Producer {
     /// sync for all, or run inline one after the other (stopping at the first failure).
     pub async fn add_bulk(&self, queue: &str, mut jobs: Vec<NewJob>) -> Result<Vec<Produced>> {
         validate_queue_name(queue)?;
-        let mut sizes = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            validate_new_job(job)?;
-            sizes.push(check_caps(job, self.config().caps)?);
-        }
+        let data = jobs
+            .iter()
+            .map(|job| checked_data(job, self.config().caps))
+            .collect::<Result<Vec<_>>>()?;
         if self.fallback() == Fallback::Spool {
             for job in &mut jobs {
                 job.opts.job_id.get_or_insert_with(new_job_id);
             }
         }
         let mut out = Vec::with_capacity(jobs.len());
-        let down = match self.store(queue, &jobs, &sizes, &mut out).await? {
+        let down = match self.store(queue, &jobs, &data, &mut out).await? {
             None => return Ok(out),
             Some(down) => down,
         };
@@ -336,7 +335,7 @@ impl Producer {
         &self,
         queue: &str,
         jobs: &[NewJob],
-        sizes: &[usize],
+        data: &[String],
         out: &mut Vec<Produced>,
     ) -> Result<Option<Down>> {
         let inner = &self.inner;
@@ -359,10 +358,10 @@ impl Producer {
         if let Pass::Blocked(cause) = inner.breaker.check() {
             return unreachable(cause);
         }
-        for chunk in byte_chunks(jobs, sizes) {
+        for chunk in byte_chunks(data) {
             let attempt = async {
                 let q = self.open_queue(queue).await?;
-                q.add_chunk(chunk).await
+                q.add_encoded(&jobs[chunk.clone()], &data[chunk]).await
             };
             match tokio::time::timeout(inner.timeout, attempt).await {
                 Ok(Ok(added)) => {
