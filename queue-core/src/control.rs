@@ -109,8 +109,11 @@ impl Queue {
     }
 
     /// Replaces a job's data (a running attempt keeps the data it started with).
+    /// Data over the size cap is refused (`Error::TooLarge`), as on add: stored, it would
+    /// fail the job at its next claim.
     pub async fn update_data<T: Serialize + ?Sized>(&self, id: &str, data: &T) -> Result<()> {
         let json = serde_json::to_string(data)?;
+        self.inner.redis.caps().check_data(json.len())?;
         let mut fields = Vec::new();
         crate::job::push_long(&mut fields, "data", &json);
         self.update_job(id, "data", "", 0, &fields).await

@@ -567,3 +567,46 @@ async fn guarantee_8_a_corrupt_queue_record_never_stops_the_queue() {
         guard.stop().await.unwrap();
     }
 }
+
+/// Replacing a job's data is held to the data cap as adding it is: over the cap it is
+/// refused, naming the size, and the job keeps its data and still runs.
+#[tokio::test]
+async fn guarantee_8_update_data_over_the_cap_is_refused_and_the_job_keeps_its_data() {
+    let env = TestEnv::new().await;
+    let caps = JobCaps {
+        max_data_bytes: 1_000,
+        max_opts_bytes: 1_000,
+    };
+    let redis = env.redis.clone().with_caps(caps);
+    let q = Queue::open(&redis, env.config.prefix(), "caps-update")
+        .await
+        .unwrap();
+    let added = q
+        .add("work", &json!({ "small": 1 }), JobOptions::new())
+        .await
+        .unwrap();
+    let err = q
+        .update_data(&added.id, &json!({ "pad": "x".repeat(1_000) }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "data",
+                size: 1010,
+                limit: 1_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(q.job(&added.id).await.unwrap().data, json!({ "small": 1 }));
+    q.update_data(&added.id, &json!({ "pad": "x".repeat(980) }))
+        .await
+        .unwrap();
+    assert_eq!(
+        q.job(&added.id).await.unwrap().data,
+        json!({ "pad": "x".repeat(980) })
+    );
+}
