@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 
 use crate::config::AuthMode;
-use crate::error::AppError;
+use crate::error::{retry_after_secs, AppError};
 use crate::server::ClientAddr;
 use crate::session::{Access, Sessions, SESSION_TTL};
 use crate::state::AppState;
@@ -237,11 +237,10 @@ pub fn record_failure(state: &AppState, ip: IpAddr, path: &str, why: &str) {
 
 /// The 429 of a locked-out address.
 pub fn locked_out(wait: Duration) -> AppError {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     AppError::TooManyRequests {
         message: format!(
             "too many failed authentications from this address: try again in {}s",
-            secs.max(1)
+            retry_after_secs(wait)
         ),
         retry_after: wait,
     }

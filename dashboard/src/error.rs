@@ -56,6 +56,11 @@ pub enum AppError {
     Internal(String),
 }
 
+/// A wait as `Retry-After` says it: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 impl AppError {
     /// The status code of this error.
     pub fn status(&self) -> StatusCode {
@@ -76,8 +81,7 @@ impl AppError {
     /// Adds the headers this error calls for (`Retry-After` of a 429) to its response.
     pub fn decorate(&self, response: &mut Response) {
         if let AppError::TooManyRequests { retry_after, .. } = self {
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs(*retry_after).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }

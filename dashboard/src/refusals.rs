@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::is_machine_path;
 use crate::error::AppError;
-use crate::session::Access;
 use crate::state::AppState;
 
 /// Longest text of a refusal read back to be rewritten (axum's are one line).
@@ -32,7 +31,6 @@ pub async fn errors_as_json(State(state): State<AppState>, req: Request, next: N
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let json = wants_json(&path, req.headers());
-    let access = req.extensions().get::<Access>().copied();
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -61,7 +59,8 @@ pub async fn errors_as_json(State(state): State<AppState>, req: Request, next: N
     let mut rewritten = if json {
         e.into_response()
     } else {
-        crate::pages::error_response(&state, access, e)
+        // (this layer is outside the auth guard: the session is not known here)
+        crate::pages::error_response(&state, None, e)
     };
     // keep what the refusal said besides its body (`Allow`, `Retry-After`, `Connection`)
     for (name, value) in &parts.headers {

@@ -494,12 +494,6 @@ fn civil_from_days(z: i64) -> (i32, u32, u32) {
     (y as i32, m, d)
 }
 
-/// The Redis server's clock in ms (schedules use it, like the scripts, so every process
-/// agrees on "now").
-async fn redis_now_ms(queue: &Queue) -> Result<u64> {
-    scripts::schedules::now_ms(&queue.inner).await
-}
-
 impl Queue {
     /// Stores `schedule`, replacing any schedule with the same id, and returns it with its
     /// first tick: the first multiple of the interval after now (`every`), or the cron
@@ -516,7 +510,7 @@ impl Queue {
                 Repeat::Every(_) => 0,
                 Repeat::Cron(expr) => schedule
                     .repeat
-                    .next_after(redis_now_ms(self).await?)?
+                    .next_after(scripts::node_time::now_ms(&self.inner).await?)?
                     .ok_or_else(|| bad_cron(expr, "it has no future tick"))?,
             };
             let first = scripts::schedule_upsert::schedule_upsert(

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use super::EVENTS_MAXLEN;
+use super::{invoke, EVENTS_MAXLEN};
 use crate::error::{Error, Result};
 use crate::job::{new_job_id, push_long, Added, NewJob};
 use crate::keys::GROUP;
@@ -23,12 +23,7 @@ pub(crate) struct PreparedChunk {
 impl PreparedChunk {
     /// Sends the call; per job, stored or the id of the job it duplicates.
     pub(crate) async fn send(self, queue: &QueueStore) -> Result<Vec<Added>> {
-        let redis = &queue.redis;
-        let holders: Vec<String> = self
-            .inv
-            .invoke_async(&mut redis.conn())
-            .await
-            .map_err(|e| redis.err(e))?;
+        let holders: Vec<String> = invoke(&queue.redis, &self.inv).await?;
         if holders.len() != self.ids.len() {
             return Err(Error::Protocol(format!(
                 "add_job answered {} results for {} jobs",

@@ -157,12 +157,8 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
     let inner = q;
     let keys = &inner.keys;
     let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let now = super::node_time::now_ms(q).await?;
     let mut conn = inner.redis.conn();
-    let (secs, micros): (u64, u64) = redis::cmd("TIME")
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| inner.redis.err(e))?;
-    let now = secs * 1000 + micros / 1000;
     let mut out = Vec::new();
     for lane in lanes.keys(keys) {
         let want = skip

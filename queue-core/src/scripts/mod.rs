@@ -159,10 +159,7 @@ pub(crate) async fn invoke_with_lanes(
         let lanes = inner.lanes.get();
         let mut inv = script.prepare_invoke();
         build(&mut inv, &lanes);
-        let v: redis::Value = inv
-            .invoke_async(&mut inner.redis.conn())
-            .await
-            .map_err(|e| inner.redis.err(e))?;
+        let v: redis::Value = invoke(&inner.redis, &inv).await?;
         if Reply::new(&v)?.string()? == "lanes" {
             inner.lanes.refresh(&inner.redis, &inner.keys).await?;
             continue;

@@ -7,6 +7,11 @@ use crate::store::QueueStore;
 
 standalone_script!(SCRIPT, "node_time.lua");
 
+/// The queue's node clock in milliseconds since the epoch.
+pub(crate) async fn now_ms(q: &QueueStore) -> Result<u64> {
+    Ok(node_time_us(q).await?.max(0) as u64 / 1000)
+}
+
 /// The queue's node clock in microseconds since the epoch.
 pub(crate) async fn node_time_us(q: &QueueStore) -> Result<i64> {
     let (secs, micros): (i64, i64) = invoke(&q.redis, &SCRIPT.key(q.keys.meta())).await?;

@@ -1,21 +1,12 @@
-//! Plain reads of a queue's schedules (definitions hash, due set) and of the Redis clock
-//! they run by; the writes are the `schedule_*` scripts.
+//! Plain reads of a queue's schedules (definitions hash, due set); the writes are the
+//! `schedule_*` scripts. They run by the Redis clock (`node_time.rs`), as every process
+//! must agree on "now".
 
 use crate::error::Result;
 use crate::store::QueueStore;
 
 /// Members of a sorted set with their scores.
 type Scored = Vec<(String, f64)>;
-
-/// The Redis server's clock in ms (schedules use it, like the scripts, so every process
-/// agrees on "now").
-pub(crate) async fn now_ms(q: &QueueStore) -> Result<u64> {
-    let (secs, micros): (u64, u64) = redis::cmd("TIME")
-        .query_async(&mut q.redis.conn())
-        .await
-        .map_err(|e| q.redis.err(e))?;
-    Ok(secs * 1000 + micros / 1000)
-}
 
 /// Every schedule's stored definition, and the due set, read together.
 pub(crate) async fn all(q: &QueueStore) -> Result<(Vec<(String, String)>, Scored)> {

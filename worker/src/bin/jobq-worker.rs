@@ -73,16 +73,13 @@ enum Failure {
 
 impl From<queue_core::Error> for Failure {
     fn from(e: queue_core::Error) -> Self {
-        use queue_core::Error as E;
-        match e {
-            E::Config(_)
-            | E::NotConfigured
-            | E::InvalidQueueName(_)
-            | E::Invalid { .. }
-            | E::InvalidDuration(_)
-            | E::DurationTooLong(_)
-            | E::Worker(_) => Failure::Usage(e.to_string()),
-            other => Failure::Runtime(other.to_string()),
+        use queue_core::{Error as E, ErrorKind as K};
+        // bad input, and a worker that cannot start as configured (no Redis, no handlers)
+        match (e.kind(), &e) {
+            (K::BadInput | K::TooLarge, _) | (_, E::NotConfigured | E::Worker(_)) => {
+                Failure::Usage(e.to_string())
+            }
+            _ => Failure::Runtime(e.to_string()),
         }
     }
 }
