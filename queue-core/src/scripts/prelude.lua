@@ -113,14 +113,18 @@ local function check_value(job, field, first, n, cap)
   return nil
 end
 
--- Fails a job whose stored fields are corrupt, without running it, with a reason naming
--- the job and the field; it leaves no live lane entry (`sid`), so no worker records an
--- outcome for it. The caller counts it (failed_total, per-minute list, event).
-local function fail_corrupt(job, id, reason, failed, now)
-  redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error',
-    'job ' .. id .. ' is corrupt: ' .. reason, 'stack', '')
+-- Fails job `id` (hash `job`) for good without running it (again), with error `err`; it
+-- leaves no live lane entry (`sid`), so no worker still running it records an outcome. The
+-- caller counts it (failed_total, per-minute list, event).
+local function fail_unrun(job, id, err, failed, now)
+  redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error', err, 'stack', '')
   redis.call('HDEL', job, 'sid')
   redis.call('ZADD', failed, now, id)
+end
+
+-- Fails a job whose stored fields are corrupt, with a reason naming the job and the field.
+local function fail_corrupt(job, id, reason, failed, now)
+  fail_unrun(job, id, 'job ' .. id .. ' is corrupt: ' .. reason, failed, now)
 end
 
 -- Deletes the extra pieces of `field` of hash `job` (before it is written again).
@@ -141,9 +145,10 @@ local function hset_list(job, list, first, last)
   end
 end
 
--- Adds `n` to the counter `field` of hash `key` (a queue's meta). A counter that is not an
--- integer any more (a corrupt record) starts again from `n`: one bad value must never make
--- every call of a queue fail (and a failed claim leave its jobs to be charged a stall).
+-- Adds `n` to the counter `field` of hash `key` (a queue's meta, a job's `stalls`). A
+-- counter that is not an integer any more (a corrupt record) starts again from `n`: one bad
+-- value must never make every call of a queue fail (and a failed claim leave its jobs to be
+-- charged a stall).
 local function hincr(key, field, n)
   local r = redis.pcall('HINCRBY', key, field, n)
   if type(r) == 'number' then return r end
@@ -243,6 +248,24 @@ end
 -- The front lane (keys.rs FRONT_LANE): reclaimed jobs wait there, ahead of every priority
 -- lane. A job in it records the lane in its `ln` field; its `prio` stays its own.
 local FRONT_LANE = '1001'
+
+-- Creates the front lane on first use: its group, and its place in the lanes set (fetchers
+-- then see it). `ready` is whether it exists already (its score in the lanes set); returns
+-- true, for the caller to keep as `ready`.
+local function open_front(meta, lanes, front, group, ready)
+  if ready then return true end
+  pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
+  redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
+  hincr(meta, 'lanes_ver', 1)
+  return true
+end
+
+-- Puts job `id` (hash `job`) back to wait at the end of the front lane.
+local function wait_in_front(job, id, front)
+  local sid = redis.call('XADD', front, '*', 'i', id)
+  redis.call('HSET', job, 'sid', sid, 'ln', FRONT_LANE)
+  redis.call('HDEL', job, 'state')
+end
 
 -- The lane a waiting job's entry is in, from its `ln` and `prio` fields.
 local function lane_name(ln, prio)

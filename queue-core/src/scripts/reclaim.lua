@@ -46,14 +46,6 @@ if now - resumed < tonumber(lease) then return {-2} end
 if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
 local requeued, failed_ids, gone = {}, {}, 0
 local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
--- the front lane's group, and its place in the lanes set (fetchers then see it)
-local function open_front()
-  if front_ready then return end
-  pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
-  redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
-  hincr(meta, 'lanes_ver', 1)
-  front_ready = true
-end
 local reason = 'job stalled more than ' .. max_stalls ..
   ' time(s): its worker stopped renewing the lease (crashed or cut off)'
 -- the front lane first (when it exists): jobs reclaimed again stay in it
@@ -74,23 +66,14 @@ for k = first, #KEYS do
       -- only a job that still points at this entry is requeued: an entry it no longer
       -- points at is an orphan (the job waits or runs on another one), dropped above
       if job and redis.call('HGET', job, 'sid') == sid then
-        local stalls = redis.pcall('HINCRBY', job, 'stalls', 1)
-        if type(stalls) ~= 'number' then
-          -- a corrupt counter must not stop every reclaim of the queue: count from 1
-          stalls = 1
-          redis.call('HSET', job, 'stalls', stalls)
-        end
+        -- (a corrupt counter must not stop every reclaim of the queue: it counts from 1)
+        local stalls = hincr(job, 'stalls', 1)
         if stalls > max_stalls then
-          redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error', reason, 'stack', '')
-          -- no live entry any more: a worker still running it must not record an outcome
-          redis.call('HDEL', job, 'sid')
-          redis.call('ZADD', failed, now, id)
+          fail_unrun(job, id, reason, failed, now)
           failed_ids[#failed_ids + 1] = id
         else
-          open_front()
-          local new_sid = redis.call('XADD', front, '*', 'i', id)
-          redis.call('HSET', job, 'sid', new_sid, 'ln', FRONT_LANE)
-          redis.call('HDEL', job, 'state')
+          front_ready = open_front(meta, lanes, front, group, front_ready)
+          wait_in_front(job, id, front)
           requeued[#requeued + 1] = id
         end
       end

@@ -29,15 +29,8 @@ for k = 6, #KEYS do
         local id = entry and entry_id(entry[2])
         local job = id and (job_prefix .. id)
         if job and redis.call('HGET', job, 'sid') == sid then
-          if not front_ready then
-            pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
-            redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
-            hincr(meta, 'lanes_ver', 1)
-            front_ready = true
-          end
-          local new_sid = redis.call('XADD', front, '*', 'i', id)
-          redis.call('HSET', job, 'sid', new_sid, 'ln', FRONT_LANE)
-          redis.call('HDEL', job, 'state')
+          front_ready = open_front(meta, lanes, front, group, front_ready)
+          wait_in_front(job, id, front)
           requeued[#requeued + 1] = id
         end
       end
