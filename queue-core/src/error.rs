@@ -121,6 +121,16 @@ pub enum Error {
         /// the failure, as a worker would record it
         message: String,
     },
+    /// One node of a flow is wrong (or its id is taken): `path` names the node in the tree
+    /// (`root`, `root.children[2]`, `root.children[2].children[0]` …).
+    #[error("flow node {path}: {source}")]
+    Flow {
+        /// where the node is in the tree
+        path: String,
+        /// what is wrong with it
+        #[source]
+        source: Box<Error>,
+    },
     /// A cached value could not be encoded to JSON, or the stored JSON does not decode as
     /// the type asked for (e.g. the type changed since it was written).
     #[error("cache value {key:?} in namespace {namespace:?} could not be {action} JSON: {source}")]
@@ -168,6 +178,7 @@ impl Error {
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::JobNotFound { .. } => ErrorKind::NotFound,
             Error::JobState { .. } | Error::Refused(_) => ErrorKind::Conflict,
+            Error::Flow { source, .. } => source.kind(),
             _ if self.is_connection() => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
         }

@@ -21,6 +21,9 @@ use crate::validate::validate_job_id;
 pub enum JobState {
     /// Ready to run, in its priority lane.
     Waiting,
+    /// A flow's parent waiting for its children to finish (see [`crate::flow`]).
+    #[serde(rename = "waiting_children")]
+    WaitingChildren,
     /// Held by a worker.
     Active,
     /// Due later: a delay, or a retry waiting for its backoff.
@@ -35,8 +38,9 @@ pub enum JobState {
 
 impl JobState {
     /// Every state, in display order.
-    pub const ALL: [JobState; 6] = [
+    pub const ALL: [JobState; 7] = [
         JobState::Waiting,
+        JobState::WaitingChildren,
         JobState::Active,
         JobState::Delayed,
         JobState::Completed,
@@ -48,6 +52,7 @@ impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Waiting => "waiting",
+            JobState::WaitingChildren => "waiting_children",
             JobState::Active => "active",
             JobState::Delayed => "delayed",
             JobState::Completed => "completed",
@@ -72,7 +77,10 @@ impl std::str::FromStr for JobState {
             .ok_or_else(|| {
                 Error::invalid(
                     "state",
-                    format!("{s:?}: use waiting, active, delayed, completed, failed or paused"),
+                    format!(
+                        "{s:?}: use waiting, waiting_children, active, delayed, completed, \
+                         failed or paused"
+                    ),
                 )
             })
     }
@@ -179,6 +187,47 @@ pub struct JobOptions {
     /// Throttle duplicates by a dedup id for a while.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<Dedup>,
+    /// A flow parent's answer to a child that failed for good (default
+    /// [`OnChildFailure::Fail`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_child_failure: Option<OnChildFailure>,
+}
+
+/// What a flow's parent does when one of its children fails for good (or is removed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnChildFailure {
+    /// The parent fails without running, with the reason
+    /// `child <queue>/<id> failed: <reason>`.
+    #[default]
+    Fail,
+    /// The parent runs once every child finished; the failure is in its
+    /// [`crate::Ctx::children`].
+    Ignore,
+}
+
+impl OnChildFailure {
+    /// `fail` or `ignore`, as written in a flow file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnChildFailure::Fail => "fail",
+            OnChildFailure::Ignore => "ignore",
+        }
+    }
+}
+
+impl std::str::FromStr for OnChildFailure {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fail" => Ok(OnChildFailure::Fail),
+            "ignore" => Ok(OnChildFailure::Ignore),
+            _ => Err(Error::invalid(
+                "on_child_failure",
+                format!("{s:?}: use fail or ignore"),
+            )),
+        }
+    }
 }
 
 fn is_zero_i32(v: &i32) -> bool {
@@ -228,6 +277,11 @@ impl JobOptions {
     /// Retention once failed.
     pub fn remove_on_fail(mut self, r: Retention) -> Self {
         self.remove_on_fail = Some(r);
+        self
+    }
+    /// As a flow's parent, what to do when a child fails for good.
+    pub fn on_child_failure(mut self, policy: OnChildFailure) -> Self {
+        self.on_child_failure = Some(policy);
         self
     }
     /// Drop further adds with the same `dedup_id` for `ttl` after this one.
@@ -350,6 +404,37 @@ pub struct Added {
     pub duplicate: bool,
 }
 
+/// Where a job lives: its queue and id (a flow's parent, a child).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JobRef {
+    /// Queue name.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+}
+
+impl JobRef {
+    /// `<queue>/<id>`, as stored (queue names have no `/`).
+    pub fn to_text(&self) -> String {
+        format!("{}/{}", self.queue, self.id)
+    }
+
+    /// Reads `<queue>/<id>`.
+    pub fn from_text(s: &str) -> Option<JobRef> {
+        let (queue, id) = s.split_once('/')?;
+        (!queue.is_empty() && !id.is_empty()).then(|| JobRef {
+            queue: queue.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.queue, self.id)
+    }
+}
+
 /// A stored job as read back by [`crate::Queue::get_job`].
 #[derive(Debug, Clone, Serialize)]
 pub struct JobInfo {
@@ -387,6 +472,12 @@ pub struct JobInfo {
     pub finished_at: Option<u64>,
     /// When a delayed job is due.
     pub due_at: Option<u64>,
+    /// The flow parent this job is a child of (its queue and id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<JobRef>,
+    /// For a flow's parent: how many of its children have not finished yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children_pending: Option<u64>,
     /// Set when some stored field is corrupt: which, and how. The other fields are shown
     /// as far as they can be read (a listing marks the job instead of failing).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -419,6 +510,7 @@ impl JobInfo {
         let started_at = num(&h, "started");
         let finished_at = num(&h, "finished");
         let due_at = num(&h, "due");
+        let children_pending = num(&h, "kp");
         let json =
             |v: Option<String>| v.map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s)));
         if h.is_empty() {
@@ -457,6 +549,16 @@ impl JobInfo {
         if name.is_empty() {
             bad.push("field name is missing".into());
         }
+        let parent = h.get("par").and_then(|p| {
+            let r = JobRef::from_text(p);
+            if r.is_none() {
+                bad.push(format!(
+                    "field par is {:?}, not <queue>/<id>",
+                    crate::text::clip(p, 40)
+                ));
+            }
+            r
+        });
         let priority = match h.get("prio") {
             None => 0,
             Some(p) => p.parse().unwrap_or_else(|_| {
@@ -485,6 +587,8 @@ impl JobInfo {
             started_at,
             finished_at,
             due_at,
+            parent,
+            children_pending,
             corrupt: (!bad.is_empty()).then(|| bad.join("; ")),
         })
     }

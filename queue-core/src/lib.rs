@@ -26,6 +26,7 @@ pub mod control;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod flow;
 pub mod handler;
 pub mod job;
 mod lanes;
@@ -53,8 +54,10 @@ pub use connection::{Conn, Redis, ServerInfo};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{EventFollower, QueueEvent, StartAt};
+pub use flow::{ChildOutcome, ChildState, FlowJob, FlowProducer, FlowTree};
 pub use job::{
-    Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobState, NewJob, Retention,
+    Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobRef, JobState, NewJob,
+    OnChildFailure, Retention,
 };
 pub use limits::Limits;
 pub use listing::ListOrder;

@@ -31,6 +31,7 @@ impl Queue {
     ///
     /// - `completed`, `failed`: newest first (by finish time);
     /// - `delayed`: the next due first;
+    /// - `waiting_children`: flow parents waiting for their children;
     /// - `waiting`: the order workers will take them — highest priority lane first, FIFO
     ///   within a lane; empty while the queue is paused;
     /// - `paused`: the waiting jobs of a paused queue, in the same order; empty otherwise;
@@ -65,7 +66,10 @@ impl Queue {
             return Ok(Vec::new());
         }
         match state {
-            JobState::Completed | JobState::Failed | JobState::Delayed => {
+            JobState::Completed
+            | JobState::Failed
+            | JobState::Delayed
+            | JobState::WaitingChildren => {
                 scripts::listing::list_sorted(&self.inner, state, offset, limit).await
             }
             JobState::Waiting | JobState::Paused => {

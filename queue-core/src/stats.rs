@@ -9,6 +9,9 @@ pub struct Counts {
     pub queue: String,
     /// Ready to run (0 while paused: they count as `paused_jobs`).
     pub waiting: u64,
+    /// Flow parents waiting for their children.
+    #[serde(default)]
+    pub waiting_children: u64,
     /// Held by workers.
     pub active: u64,
     /// Due later (delays and retries).
@@ -36,6 +39,8 @@ pub struct QueueStats {
     pub queue: String,
     /// Jobs not started yet, whether or not the queue is paused.
     pub waiting: u64,
+    /// Flow parents waiting for their children to finish.
+    pub waiting_children: u64,
     /// Jobs workers hold now.
     pub active: u64,
     /// Jobs due later (delays and retries).
@@ -57,6 +62,7 @@ impl From<Counts> for QueueStats {
         QueueStats {
             queue: c.queue,
             waiting: c.waiting + c.paused_jobs,
+            waiting_children: c.waiting_children,
             active: c.active,
             delayed: c.delayed,
             completed: c.completed,
@@ -74,6 +80,7 @@ impl QueueStats {
         use crate::job::JobState as S;
         match state {
             S::Waiting | S::Paused => self.waiting,
+            S::WaitingChildren => self.waiting_children,
             S::Active => self.active,
             S::Delayed => self.delayed,
             S::Completed => self.completed,

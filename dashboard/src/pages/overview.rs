@@ -108,6 +108,7 @@ pub async fn overview(
             stats: stats::QueueStats {
                 queue: String::new(),
                 waiting: 0,
+                waiting_children: 0,
                 active: 0,
                 delayed: 0,
                 completed: 0,

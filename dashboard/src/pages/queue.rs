@@ -207,7 +207,7 @@ fn queue_actions(ctx: &PageCtx, queue: &str, counts: &QueueStats, tab: JobState)
             &[("state", back)],
             Some("Delete every waiting and delayed job of this queue?"),
         )),
-        JobState::Active => {}
+        JobState::Active | JobState::WaitingChildren => {}
     }
     out.push_str("</div>");
     out
@@ -252,6 +252,7 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
     let order = match tab {
         JobState::Completed | JobState::Failed => "newest first",
         JobState::Delayed => "next due first",
+        JobState::WaitingChildren => "oldest first",
         JobState::Active => "longest running first",
         JobState::Waiting | JobState::Paused => "in the order workers take them",
     };
@@ -326,6 +327,10 @@ fn info(job: &JobInfo) -> String {
         JobState::Waiting | JobState::Paused => format!(
             "<span class=\"mono\">{}</span>",
             esc(&clip(&job.data.to_string(), 80))
+        ),
+        JobState::WaitingChildren => format!(
+            "{} children to finish",
+            job.children_pending.unwrap_or(0)
         ),
     }
 }

@@ -89,6 +89,17 @@ impl Ctx {
         Ok(())
     }
 
+    /// For a flow's parent: each child's queue, id, name, and how it ended (return value
+    /// or failure reason), in the order the flow gave them. Empty for a job without
+    /// children.
+    ///
+    /// # Panics
+    /// Inline (Redis down): the job fails with "Redis is down: children is not available
+    /// inline".
+    pub async fn children(&self) -> Result<Vec<crate::flow::ChildOutcome>> {
+        self.redis_part("children").children(&self.job_id).await
+    }
+
     /// This attempt's number, 1 for the first run.
     pub fn attempt(&self) -> u32 {
         self.attempt

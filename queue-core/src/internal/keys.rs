@@ -114,6 +114,25 @@ impl QueueKeys {
         self.key("metrics:failed")
     }
 
+    /// Flow parents waiting for their children (sorted set, score = when to look up their
+    /// children in case a notification was lost, ms).
+    pub fn waiting_children(&self) -> String {
+        self.key("wc")
+    }
+
+    /// Flow jobs stored but not yet committed by their flow's add (sorted set, score = when
+    /// staged, ms): not runnable until committed, taken back if the add never finishes.
+    pub fn staged(&self) -> String {
+        self.key("staged")
+    }
+
+    /// Outbox of finished flow children (stream): each entry carries a child's outcome to
+    /// its parent, whose queue may live on another Cluster node, and is deleted once
+    /// delivered.
+    pub fn outbox(&self) -> String {
+        self.key("outbox")
+    }
+
     /// The prefix of per-job keys; scripts append the job id (`…:j:<id>`). One letter, not
     /// `job:`: the job hash is the one key per job, and a key of up to 28 bytes fits Redis's
     /// 32-byte allocation (a longer one takes 48).
@@ -124,6 +143,13 @@ impl QueueKeys {
     /// Hash of one job.
     pub fn job(&self, id: &str) -> String {
         format!("{}:j:{id}", self.base)
+    }
+
+    /// Hash of a flow parent's children: `<queue>/<id>` → `p<name>` while the child has not
+    /// finished, then `<c|f|r><name>\n<return value | reason>`. Scripts derive it from
+    /// [`QueueKeys::job_prefix`] as they do the logs key (`kids_key` in the prelude).
+    pub fn job_kids(&self, id: &str) -> String {
+        format!("{}:kids:{id}", self.base)
     }
 
     /// List of one job's log lines. A namespace of its own, so no job id can collide with
@@ -240,6 +266,10 @@ mod tests {
             k.events(),
             k.job("abc"),
             k.job_logs("abc"),
+            k.job_kids("abc"),
+            k.waiting_children(),
+            k.staged(),
+            k.outbox(),
         ] {
             assert!(key.starts_with("{jobq:video}:"), "{key}");
         }

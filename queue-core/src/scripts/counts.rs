@@ -15,7 +15,8 @@ pub(crate) async fn counts(q: &QueueStore) -> Result<Counts> {
         inv.key(keys.meta())
             .key(keys.delayed())
             .key(keys.completed())
-            .key(keys.failed());
+            .key(keys.failed())
+            .key(keys.waiting_children());
         for k in lanes.keys(keys) {
             inv.key(k);
         }
@@ -27,11 +28,12 @@ pub(crate) async fn counts(q: &QueueStore) -> Result<Counts> {
     let mut n = || r.int().map(|v| v.max(0) as u64);
     let (waiting, active, delayed, completed, failed) = (n()?, n()?, n()?, n()?, n()?);
     let paused = n()? == 1;
-    let (completed_total, failed_total) = (n()?, n()?);
+    let (completed_total, failed_total, waiting_children) = (n()?, n()?, n()?);
     Ok(Counts {
         queue: q.name.clone(),
         waiting: if paused { 0 } else { waiting },
         paused_jobs: if paused { waiting } else { 0 },
+        waiting_children,
         active,
         delayed,
         completed,

@@ -1,0 +1,1 @@
+//! Delivering children's outcomes to their parents.

@@ -1,0 +1,1 @@
+//! Parents that wait too long: looking up their children.
