@@ -154,6 +154,7 @@ fn valid_opts() -> impl Strategy<Value = JobOptions> {
                 remove_on_complete: roc,
                 remove_on_fail: rof,
                 dedup: None,
+                on_child_failure: None,
             },
         )
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::job::{Backoff, JobOptions, NewJob, Retention};
+use crate::flow::{FlowJob, MAX_CHILDREN, MAX_DEPTH, MAX_NODES};
+use crate::job::{Backoff, JobOptions, NewJob, OnChildFailure, Retention};
 use crate::text::clip;
 
 /// Why a JSON job description was refused; the message names the field and the value.
@@ -81,8 +82,127 @@ pub fn parse_job_value(value: Value) -> Result<NewJob> {
     Ok(NewJob { name, data, opts })
 }
 
+/// Parses a flow from JSON text: a node `{"queue", "name", "data", "opts", "children":
+/// [nodes]}` (the form of `jobq flow add` and `POST /api/flows`).
+pub fn parse_flow_json(text: &str) -> Result<FlowJob> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| JobSpecError::new(format!("not valid JSON: {e}")))?;
+    parse_flow_value(value)
+}
+
+/// Reads a flow given as a JSON value. Each node is read as [`parse_job_value`] reads a job
+/// (plus `queue`, required, and `children`, an array of nodes); an error names the node by
+/// its path in the tree (`root.children[2]`). Trees past the flow limits are refused
+/// before they are read whole.
+pub fn parse_flow_value(value: Value) -> Result<FlowJob> {
+    let at = |path: &str, e: JobSpecError| JobSpecError::new(format!("flow node {path}: {}", e.0));
+    // nodes in pre-order: (node, index of its parent, path); children attached afterwards
+    let mut nodes: Vec<(FlowJob, Option<usize>)> = Vec::new();
+    let mut stack: Vec<(Value, Option<usize>, String, usize)> =
+        vec![(value, None, "root".to_string(), 1)];
+    while let Some((value, parent, path, depth)) = stack.pop() {
+        if nodes.len() == MAX_NODES {
+            return Err(at(
+                &path,
+                JobSpecError::new(format!("more than {MAX_NODES} jobs in one flow: split it")),
+            ));
+        }
+        if depth > MAX_DEPTH {
+            return Err(at(
+                &path,
+                JobSpecError::new(format!(
+                    "more than {MAX_DEPTH} levels of children: flatten it"
+                )),
+            ));
+        }
+        let Value::Object(mut obj) = value else {
+            return Err(at(
+                &path,
+                JobSpecError::new(format!(
+                    "expected an object {{\"queue\":..,\"name\":..,\"data\":..,\"opts\":..,\
+                     \"children\":[..]}}, got {}",
+                    clip(&value.to_string(), 60)
+                )),
+            ));
+        };
+        let queue = match obj.remove("queue") {
+            Some(Value::String(s)) => s,
+            Some(other) => {
+                return Err(at(
+                    &path,
+                    JobSpecError::new(format!("\"queue\" must be a string, got {other}")),
+                ))
+            }
+            None => return Err(at(&path, JobSpecError::new("\"queue\" is missing"))),
+        };
+        let children = match obj.remove("children") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a,
+            Some(other) => {
+                return Err(at(
+                    &path,
+                    JobSpecError::new(format!(
+                        "\"children\" must be an array, got {}",
+                        clip(&other.to_string(), 60)
+                    )),
+                ))
+            }
+        };
+        if children.len() > MAX_CHILDREN {
+            return Err(at(
+                &path,
+                JobSpecError::new(format!(
+                    "{} children, over the limit of {MAX_CHILDREN} per job",
+                    children.len()
+                )),
+            ));
+        }
+        let job = parse_job_value(Value::Object(obj))
+            .map_err(|e| at(&path, e))
+            .map_err(|e| {
+                // "use name, data, opts" is a job's list; a node also has queue and children
+                JobSpecError::new(e.0.replace(
+                    "use name, data, opts",
+                    "use queue, name, data, opts, children",
+                ))
+            })?;
+        let index = nodes.len();
+        for (i, child) in children.into_iter().enumerate().rev() {
+            stack.push((child, Some(index), format!("{path}.children[{i}]"), depth + 1));
+        }
+        nodes.push((
+            FlowJob {
+                queue,
+                name: job.name,
+                data: job.data,
+                opts: job.opts,
+                children: Vec::new(),
+            },
+            parent,
+        ));
+    }
+    // attach children to parents, last node first (a child always follows its parent)
+    while nodes.len() > 1 {
+        let (node, parent) = nodes.pop().expect("more than one node");
+        let parent = parent.expect("only the root has no parent");
+        nodes[parent].0.children.push(node);
+    }
+    let (mut root, _) = nodes.pop().expect("the root");
+    reverse_children(&mut root);
+    Ok(root)
+}
+
+/// Children were attached last first: put every node's back in the order given.
+fn reverse_children(root: &mut FlowJob) {
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        node.children.reverse();
+        stack.extend(node.children.iter_mut());
+    }
+}
+
 /// Reads job options: `delay`, `priority`, `attempts`, `backoff`, `jobId`, `timeout`,
-/// `removeOnComplete`, `removeOnFail` (snake_case spellings accepted too).
+/// `removeOnComplete`, `removeOnFail`, `onChildFailure` (snake_case spellings accepted too).
 pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
     let mut opts = JobOptions::new();
     for (key, v) in o {
@@ -130,10 +250,17 @@ pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
             "removeOnFail" | "remove_on_fail" => {
                 opts.remove_on_fail = retention(&v).map_err(|w| bad(&w))?
             }
+            "onChildFailure" | "on_child_failure" => {
+                opts.on_child_failure = Some(
+                    v.as_str()
+                        .and_then(|s| s.parse::<OnChildFailure>().ok())
+                        .ok_or_else(|| bad("use \"fail\" or \"ignore\""))?,
+                )
+            }
             _ => {
                 return Err(JobSpecError::new(format!(
                     "unknown option opts.{key}: use delay, priority, attempts, backoff, jobId, \
-                     timeout, removeOnComplete, removeOnFail"
+                     timeout, removeOnComplete, removeOnFail, onChildFailure"
                 )))
             }
         }
@@ -195,6 +322,41 @@ mod tests {
         let plain = parse_job_value(json!({"name": "a"})).unwrap();
         assert_eq!(plain.data, Value::Null);
         assert_eq!(plain.opts, JobOptions::new());
+    }
+
+    #[test]
+    fn reads_a_flow_in_order_and_names_bad_nodes() {
+        let flow = parse_flow_json(
+            r#"{"queue":"p","name":"publish","opts":{"onChildFailure":"ignore"},
+                "children":[{"queue":"a","name":"x","children":[{"queue":"c","name":"z"}]},
+                            {"queue":"b","name":"y","data":{"k":1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(flow.opts.on_child_failure, Some(OnChildFailure::Ignore));
+        let names: Vec<&str> = flow.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["x", "y"]);
+        assert_eq!(flow.children[0].children[0].queue, "c");
+        assert_eq!(flow.children[1].data, json!({"k": 1}));
+        for (text, needle) in [
+            (r#"{"queue":"p"}"#, "flow node root: \"name\" is missing"),
+            (
+                r#"{"queue":"p","name":"x","children":[{"name":"y"}]}"#,
+                "flow node root.children[0]: \"queue\" is missing",
+            ),
+            (
+                r#"{"queue":"p","name":"x","children":[{"queue":"q","name":"y","opts":{"onChildFailure":"shrug"}}]}"#,
+                "root.children[0]: opts.onChildFailure \"shrug\"",
+            ),
+            (r#"{"queue":"p","name":"x","children":{}}"#, "must be an array"),
+            (r#"{"queue":"p","name":"x","kids":[]}"#, "use queue, name, data, opts, children"),
+        ] {
+            let e = parse_flow_json(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let wide = json!({"queue": "p", "name": "x",
+            "children": vec![json!({"queue": "c", "name": "y"}); MAX_CHILDREN + 1]});
+        let e = parse_flow_value(wide).unwrap_err().to_string();
+        assert!(e.contains("10001 children"), "{e}");
     }
 
     #[test]
