@@ -76,10 +76,9 @@ fn info(job: &JobInfo) -> String {
             job.started_at.map(output::relative).unwrap_or_default()
         ),
         JobState::Waiting | JobState::Paused => output::clip(&job.data.to_string(), 60),
-        JobState::WaitingChildren => format!(
-            "{} children to finish",
-            job.children_pending.unwrap_or(0)
-        ),
+        JobState::WaitingChildren => {
+            format!("{} children to finish", job.children_pending.unwrap_or(0))
+        }
     }
 }
 
