@@ -174,13 +174,6 @@ impl Queue {
         })
     }
 
-    /// The children of flow parent `id`, in the order the flow gave them: each one's
-    /// queue, id, name, and how it ended (return value or failure reason), or its state
-    /// now while it has not. Empty for a job without children.
-    pub async fn children(&self, id: &str) -> Result<Vec<crate::flow::ChildOutcome>> {
-        crate::flow::children::of(&self.inner, id).await
-    }
-
     /// Counts per state, read atomically.
     pub async fn counts(&self) -> Result<Counts> {
         scripts::counts::counts(&self.inner).await

@@ -24,8 +24,9 @@ use crate::scripts::flow_stage::{stage, Staged};
 use crate::scripts::{kids, registry};
 use crate::store::QueueStore;
 
+use super::deliver;
+use super::types::{FlowJob, FlowTree};
 use super::validate::{self, at, Node};
-use super::{deliver, FlowJob, FlowTree};
 
 /// Longest an add may spend staging before it gives up instead of committing. Workers take
 /// back jobs staged for longer than [`super::reconcile::STAGE_TIMEOUT`] (twice this) whose

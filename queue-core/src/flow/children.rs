@@ -6,11 +6,21 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::job::{stored_state, JobRef, JobState};
+use crate::queue::Queue;
 use crate::scripts::kids;
 use crate::store::QueueStore;
 use crate::validate::validate_queue_name;
 
-use super::{ChildOutcome, ChildState};
+use super::types::{ChildOutcome, ChildState};
+
+impl Queue {
+    /// The children of flow parent `id`, in the order the flow gave them: each one's
+    /// queue, id, name, and how it ended (return value or failure reason), or its state
+    /// now while it has not. Empty for a job without children.
+    pub async fn children(&self, id: &str) -> Result<Vec<ChildOutcome>> {
+        of(&self.inner, id).await
+    }
+}
 
 /// The children of parent `id` of queue `q`, in the flow's order. A child not finished yet
 /// is looked up in its own queue for its state now (a child whose job is gone shows as

@@ -11,7 +11,7 @@ use crate::job::NewJob;
 use crate::queue::checked_data;
 use crate::validate::validate_queue_name;
 
-use super::FlowJob;
+use super::types::FlowJob;
 
 /// Most children one node may have.
 pub const MAX_CHILDREN: usize = 10_000;

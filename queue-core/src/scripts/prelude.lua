@@ -380,6 +380,15 @@ local function notify_parent(outbox, id, par, s, v)
   redis.call('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)
 end
 
+-- Before jobs `ids` that never finished are deleted: tells the parents of those that are
+-- flow children that they were removed (a removed child counts as finished).
+local function notify_removed(job_prefix, outbox, ids)
+  for _, id in ipairs(ids) do
+    local par = redis.call('HGET', job_prefix .. id, 'par')
+    if par then notify_parent(outbox, id, par, 'r', '') end
+  end
+end
+
 -- Delete a job's hash and logs; returns how many of the two existed. UNLINK: Redis frees
 -- what is large (a long log list) in the background, and a job's big pieces (up to 64 KiB
 -- each) cost half what DEL does in the call.
