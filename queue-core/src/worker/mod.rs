@@ -6,6 +6,7 @@ mod dispatch;
 mod duty;
 mod fetch;
 mod finish;
+mod flows;
 mod held;
 mod lease;
 mod metrics;
@@ -481,8 +482,9 @@ impl Worker {
 }
 
 /// The duties started for every queue (see `duty.rs`): one line each.
-const DUTIES: [duty::Start; 4] = [
+const DUTIES: [duty::Start; 5] = [
     reclaim::start,
+    flows::start,
     schedule::start,
     retention::start,
     sweep::start,
