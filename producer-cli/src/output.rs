@@ -127,6 +127,9 @@ pub fn opts_text(o: &JobOptions) -> String {
     if let Some(r) = &o.remove_on_fail {
         parts.push(format!("on fail: {}", retention_text(r)));
     }
+    if let Some(p) = o.on_child_failure {
+        parts.push(format!("on child failure: {}", p.as_str()));
+    }
     parts.join(", ")
 }
 
@@ -209,7 +212,8 @@ pub fn print_job(job: &JobInfo, children: &[ChildOutcome]) {
             ),
         );
         for line in children_table(children).render().lines() {
-            println!("  {line}");
+            // an empty last cell would leave trailing spaces
+            println!("  {}", line.trim_end());
         }
     }
     if job.logs.is_empty() {

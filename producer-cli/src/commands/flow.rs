@@ -23,7 +23,7 @@ use crate::exit::{bad_input, reworded};
 use crate::output;
 
 /// The largest flow file read, unless one job at the size caps needs more: a flow is held
-/// whole in memory and stored in one go, so a larger one is better split.
+/// whole in memory and added all or nothing, so a larger one is better split.
 const MAX_FILE_BYTES: usize = 64 << 20;
 
 /// Runs a `jobq flow …` command.
