@@ -616,3 +616,42 @@ pub async fn add_all(queue: &Queue, jobs: Vec<queue_core::NewJob>) -> Vec<String
         .map(|a| a.id)
         .collect()
 }
+
+/// What the slowlog holds: how many entries, and the longest one (µs, and its first two
+/// arguments, clipped). The server must log what matters (`--slowlog-log-slower-than`).
+pub async fn slowest_call(conn: &mut queue_core::Conn) -> (usize, (i64, String)) {
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .expect("SLOWLOG GET");
+    let mut worst = (0i64, String::new());
+    for entry in &slow {
+        let redis::Value::Array(f) = entry else {
+            continue;
+        };
+        let us = match f.get(2) {
+            Some(redis::Value::Int(us)) => *us,
+            _ => 0,
+        };
+        if us > worst.0 {
+            let cmd = match f.get(3) {
+                Some(redis::Value::Array(args)) => args
+                    .iter()
+                    .take(2)
+                    .map(|a| match a {
+                        redis::Value::BulkString(b) => {
+                            String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned()
+                        }
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => String::new(),
+            };
+            worst = (us, cmd);
+        }
+    }
+    (slow.len(), worst)
+}

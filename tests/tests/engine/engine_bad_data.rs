@@ -408,44 +408,10 @@ async fn guarantee_8_slowlog_jobs_at_the_data_cap_never_block_redis_for_50ms() {
     let listed = q.list_jobs(JobState::Completed, 0, 30).await.unwrap();
     assert_eq!(listed.len(), 24);
     guard.stop().await.unwrap();
-    let mut raw = env.raw().await;
-    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let mut worst = (0i64, String::new());
-    for entry in &slow {
-        if let redis::Value::Array(f) = entry {
-            let us = match f.get(2) {
-                Some(redis::Value::Int(us)) => *us,
-                _ => 0,
-            };
-            if us > worst.0 {
-                let cmd = match f.get(3) {
-                    Some(redis::Value::Array(args)) => args
-                        .iter()
-                        .take(2)
-                        .map(|a| match a {
-                            redis::Value::BulkString(b) => {
-                                String::from_utf8_lossy(&b[..b.len().min(40)]).into_owned()
-                            }
-                            other => format!("{other:?}"),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    _ => String::new(),
-                };
-                worst = (us, cmd);
-            }
-        }
-    }
+    let (calls, worst) = slowest_call(&mut env.raw().await).await;
     eprintln!(
-        "jobs at the cap: {} calls over 5 ms, the longest {} µs ({})",
-        slow.len(),
-        worst.0,
-        worst.1
+        "jobs at the cap: {calls} calls over 5 ms, the longest {} µs ({})",
+        worst.0, worst.1
     );
     assert!(
         worst.0 < 50_000,

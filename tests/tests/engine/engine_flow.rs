@@ -479,3 +479,65 @@ async fn an_outcome_delivered_twice_counts_once() {
     guard.stop().await.unwrap();
     guard2.stop().await.unwrap();
 }
+
+/// The widest flow there may be, with sizeable data: 10,000 children of 2 KiB each added,
+/// run, delivered to their parent and read back by it, with no script call or command
+/// blocking Redis for 50 ms (measured by Redis, with the slowlog). Runs alone (see
+/// .config/nextest.toml).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowlog_a_10000_child_flow_never_blocks_redis_for_50ms() {
+    let server = RedisServer::start(&[
+        "--slowlog-log-slower-than",
+        "5000",
+        "--slowlog-max-len",
+        "10000",
+    ]);
+    let env = TestEnv::on(&server.url()).await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let text = "x".repeat(2048);
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .children((0..10_000).map(|i| {
+                    work(["fa", "fb"][i % 2], json!({ "i": i, "text": text }))
+                })),
+        )
+        .await
+        .unwrap();
+    // the parent reads every outcome (20 MB) and returns a summary
+    let worker = env
+        .worker()
+        .queues(["fp", "fa", "fb"])
+        .concurrency(20)
+        .handler("work", |job: Job<Value>, _ctx: Ctx| async move {
+            Ok::<_, JobError>(job.data)
+        })
+        .handler("collect", |_job: Job<Value>, ctx: Ctx| async move {
+            let children = ctx.children().await?;
+            let done = children
+                .iter()
+                .filter(|c| c.state == ChildState::Completed)
+                .count();
+            Ok::<_, JobError>(json!({ "completed": done }))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let parent_q = env.queue("fp").await;
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(120)).await;
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.return_value, Some(json!({"completed": 10_000})));
+    guard.stop().await.unwrap();
+    let (calls, worst) = slowest_call(&mut env.raw().await).await;
+    eprintln!(
+        "10,000-child flow: {calls} calls over 5 ms, the longest {} µs ({})",
+        worst.0, worst.1
+    );
+    assert!(
+        worst.0 < 50_000,
+        "a call blocked Redis for {} µs: {}",
+        worst.0,
+        worst.1
+    );
+}
