@@ -293,6 +293,30 @@ async fn a_bad_node_is_refused_naming_its_path_and_nothing_of_the_flow_is_stored
         .await
         .unwrap()
         .is_empty());
+
+    // a jobId already taken in its queue: 409 naming the node, nothing of the flow kept
+    let first = with(node("p", Some("once")), vec![node("c", None)]);
+    let (status, body) = post_flow(&d, &first.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    let again = with(
+        node("p", None),
+        vec![node("c", None), node("p", Some("once"))],
+    );
+    let (status, body) = post_flow(&d, &again.to_string()).await;
+    assert_eq!(status, 409, "{body}");
+    let e = error_text(&body);
+    assert!(
+        e.contains("flow node root.children[1]:") && e.contains("once"),
+        "{e}"
+    );
+    for (queue, waiting_children, waiting) in [("p", 1, 0), ("c", 0, 1)] {
+        let c = env.queue(queue).await.counts().await.unwrap();
+        assert_eq!(
+            (c.waiting_children, c.waiting, c.delayed),
+            (waiting_children, waiting, 0),
+            "only the first flow is in {queue}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
