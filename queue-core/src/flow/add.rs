@@ -40,6 +40,8 @@ const CALL_JOBS: usize = 1_000;
 const CALL_BYTES: usize = 1 << 20;
 /// Staging calls in flight at once.
 const IN_FLIGHT: usize = 4;
+/// Longest a failed add spends taking back what it staged before it returns its error.
+const TAKE_BACK_LIMIT: Duration = Duration::from_secs(5);
 
 /// Adds flows (trees of jobs across queues) to one Redis under one key prefix.
 #[derive(Clone, Debug)]
@@ -227,56 +229,69 @@ impl<'a> Plan<'a> {
         chunks
     }
 
-    /// Stages every node; a taken id fails the add naming its node.
+    /// Stages every node; a taken id fails the add naming its node. The first failure
+    /// stops it (the calls in flight are dropped: the take-back that follows covers them).
     async fn stage_all(&self) -> Result<()> {
         let chunks = self.stage_chunks();
-        let mut calls = stream::iter(chunks.iter().map(|chunk| async move {
-            let jobs: Vec<Staged> = chunk.iter().map(|&i| self.staged(i)).collect();
-            let taken = stage(self.store(chunk[0]), &jobs).await?;
-            match taken {
-                None => Ok(()),
-                Some(id) => {
-                    let i = chunk
-                        .iter()
-                        .copied()
-                        .find(|&i| self.ids[i] == id)
-                        .unwrap_or(chunk[0]);
-                    Err(at(
-                        &self.nodes[i].path,
-                        Error::Refused(format!(
-                            "job id {id:?} is taken in queue {:?}",
-                            self.nodes[i].job.queue
-                        )),
-                    ))
-                }
-            }
-        }))
-        .buffer_unordered(IN_FLIGHT);
-        let mut first_err = None;
+        let calls: Vec<_> = chunks.iter().map(|c| self.stage_chunk(c)).collect();
+        let mut calls = stream::iter(calls).buffer_unordered(IN_FLIGHT);
         while let Some(r) = calls.next().await {
-            if let Err(e) = r {
-                first_err.get_or_insert(e);
-            }
+            r?;
         }
-        first_err.map_or(Ok(()), Err)
+        Ok(())
     }
 
-    /// Deletes every job this add staged that is still staged (best effort: what is left
-    /// is taken back by the workers).
+    /// Stages the nodes `chunk` (of one queue) in one call.
+    async fn stage_chunk(&self, chunk: &[usize]) -> Result<()> {
+        let jobs: Vec<Staged> = chunk.iter().map(|&i| self.staged(i)).collect();
+        let Some(id) = stage(self.store(chunk[0]), &jobs).await? else {
+            return Ok(());
+        };
+        let i = chunk
+            .iter()
+            .copied()
+            .find(|&i| self.ids[i] == id)
+            .unwrap_or(chunk[0]);
+        Err(at(
+            &self.nodes[i].path,
+            Error::Refused(format!(
+                "job id {id:?} is taken in queue {:?}",
+                self.nodes[i].job.queue
+            )),
+        ))
+    }
+
+    /// Deletes every job this add staged that is still staged, one queue at a time in
+    /// parallel, for at most [`TAKE_BACK_LIMIT`] (best effort: what is left, Redis being
+    /// unreachable, the workers take back).
     async fn take_back(&self) {
-        for (name, q) in &self.stores {
-            let ids: Vec<&str> = (0..self.nodes.len())
-                .filter(|&i| self.nodes[i].job.queue == *name)
-                .map(|i| self.ids[i].as_str())
-                .collect();
-            for chunk in ids.chunks(CALL_JOBS) {
-                if let Err(e) = commit(q, chunk, Commit::Drop, Some(&self.token)).await {
-                    tracing::warn!(
-                        queue = %name, error = %e,
-                        "could not take back the jobs of a failed flow add: workers will"
-                    );
-                    break;
-                }
+        let all: Vec<_> = self
+            .stores
+            .keys()
+            .map(|name| self.take_back_in(name))
+            .collect();
+        if tokio::time::timeout(TAKE_BACK_LIMIT, futures_util::future::join_all(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("a failed flow add could not take back all it stored: workers will");
+        }
+    }
+
+    /// Deletes this add's staged jobs of queue `name`.
+    async fn take_back_in(&self, name: &str) {
+        let q = &self.stores[name];
+        let ids: Vec<&str> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].job.queue == name)
+            .map(|i| self.ids[i].as_str())
+            .collect();
+        for chunk in ids.chunks(CALL_JOBS) {
+            if let Err(e) = commit(q, chunk, Commit::Drop, Some(&self.token)).await {
+                tracing::warn!(
+                    queue = %name, error = %e,
+                    "could not take back the jobs of a failed flow add: workers will"
+                );
+                return;
             }
         }
     }
@@ -324,19 +339,11 @@ impl<'a> Plan<'a> {
                 .iter()
                 .flat_map(|(q, ids)| ids.chunks(CALL_JOBS).map(move |c| (*q, c)))
                 .collect();
-            let mut results = stream::iter(calls.into_iter().map(|(name, ids)| async move {
-                let q = &self.stores[name];
-                let mut last = None;
-                for attempt in 0..3u32 {
-                    match commit(q, ids, Commit::Commit, Some(&self.token)).await {
-                        Ok((_, w)) => return (name, Ok(w)),
-                        Err(e) => last = Some(e),
-                    }
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                (name, Err(last.expect("three attempts")))
-            }))
-            .buffer_unordered(IN_FLIGHT);
+            let calls: Vec<_> = calls
+                .into_iter()
+                .map(|(name, ids)| self.commit_chunk(name, ids))
+                .collect();
+            let mut results = stream::iter(calls).buffer_unordered(IN_FLIGHT);
             while let Some((name, r)) = results.next().await {
                 match r {
                     Ok(true) => wrote.push(name),
@@ -354,6 +361,21 @@ impl<'a> Plan<'a> {
                 tracing::debug!(queue = %name, error = %e, "flow outcomes left to the workers");
             }
         }
+    }
+
+    /// Commits the nodes `ids` of queue `name` in one call, tried three times; whether the
+    /// queue's outbox was written.
+    async fn commit_chunk<'b>(&self, name: &'b str, ids: &[&str]) -> (&'b str, Result<bool>) {
+        let q = &self.stores[name];
+        let mut last = None;
+        for attempt in 0..3u32 {
+            match commit(q, ids, Commit::Commit, Some(&self.token)).await {
+                Ok((_, wrote)) => return (name, Ok(wrote)),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        }
+        (name, Err(last.expect("three attempts")))
     }
 
     /// Node `i`'s tree, with ids.

@@ -30,8 +30,10 @@ pub(crate) const RECHECK: Duration = Duration::from_secs(60);
 /// How long a job may stay staged before a worker commits it or takes it back: twice the
 /// longest an add spends staging ([`super::add::COMMIT_DEADLINE`]).
 pub(crate) const STAGE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Parents (or staged jobs) looked at per pass.
+/// Parents looked at per pass.
 const PER_PASS: usize = 20;
+/// Staged jobs looked at per pass.
+const STAGED_PER_PASS: usize = 500;
 
 /// Looks up the children of parents of `q` due for it; returns how many children were
 /// settled from their jobs.
@@ -122,45 +124,65 @@ async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
     Ok(n)
 }
 
-/// Commits or takes back the jobs of `q` staged for longer than [`STAGE_TIMEOUT`]; returns
-/// how many.
+/// Commits or takes back the jobs of `q` staged for longer than [`STAGE_TIMEOUT`] (up to
+/// [`STAGED_PER_PASS`]); returns how many.
 pub(crate) async fn sweep_staged(q: &QueueStore) -> Result<u64> {
     let now = now_ms(q).await?;
     let cutoff = now.saturating_sub(STAGE_TIMEOUT.as_millis() as u64);
-    let old = kids::due(q, &q.keys.staged(), cutoff, PER_PASS).await?;
-    let mut done = 0;
-    for id in old {
-        let f = kids::job_fields(q, &id, &["stg", "rt"]).await?;
-        if f[0].is_none() {
+    let old = kids::due(q, &q.keys.staged(), cutoff, STAGED_PER_PASS).await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = old.iter().map(String::as_str).collect();
+    let rows = kids::child_fields(q, &ids).await?;
+    // each job's root, `<queue>/<id>` (None: it is a root itself, or its `rt` is corrupt)
+    let mut roots: BTreeMap<String, Option<bool>> = BTreeMap::new();
+    let mut staged: Vec<(&str, Option<String>)> = Vec::new();
+    for (id, row) in ids.iter().zip(rows) {
+        match row {
+            Some(f) if f.contains_key("stg") => {
+                let root = f.get("rt").cloned();
+                if let Some(r) = &root {
+                    roots.insert(r.clone(), None);
+                }
+                staged.push((id, root));
+            }
             // committed or gone: only its place in the staged set was left
-            kids::forget(q, &q.keys.staged(), &id).await?;
-            continue;
+            _ => kids::forget(q, &q.keys.staged(), id).await?,
         }
-        let committed = match f[1].as_deref().and_then(JobRef::from_text) {
-            // the root itself, staged this long: its add never committed it
-            None => false,
-            Some(root) if validate_queue_name(&root.queue).is_err() => false,
-            Some(root) => {
-                let rq = QueueStore::new(&q.redis, &q.prefix, &root.queue);
-                let rf = kids::job_fields(&rq, &root.id, &["state", "stg"]).await?;
+    }
+    for (root, committed) in roots.iter_mut() {
+        *committed = Some(match JobRef::from_text(root) {
+            Some(r) if validate_queue_name(&r.queue).is_ok() => {
+                let rq = QueueStore::new(&q.redis, &q.prefix, &r.queue);
+                let rf = kids::job_fields(&rq, &r.id, &["state", "stg"]).await?;
                 rf[0].is_some() && rf[1].is_none()
             }
-        };
-        let what = if committed {
-            Commit::Commit
+            _ => false,
+        });
+    }
+    let (mut commits, mut drops) = (Vec::new(), Vec::new());
+    for (id, root) in staged {
+        let committed = root.and_then(|r| roots.get(&r).copied().flatten());
+        if committed == Some(true) {
+            commits.push(id);
         } else {
-            Commit::Drop
-        };
-        let (n, wrote) = commit(q, &[&id], what, None).await?;
-        done += n;
-        if wrote {
-            deliver::pump(&q.redis, &q.prefix, &q.name).await?;
+            drops.push(id);
         }
+    }
+    let (mut committed, mut dropped) = (0, 0);
+    if !commits.is_empty() {
+        committed = commit(q, &commits, Commit::Commit, None).await?.0;
+        deliver::pump(&q.redis, &q.prefix, &q.name).await?;
+    }
+    if !drops.is_empty() {
+        dropped = commit(q, &drops, Commit::Drop, None).await?.0;
+    }
+    if committed + dropped > 0 {
         tracing::info!(
-            queue = %q.name, job = %id, committed,
-            "a flow job was left staged by its add: {}",
-            if committed { "committed it" } else { "took it back" }
+            queue = %q.name, committed, took_back = dropped,
+            "flow jobs were left staged by an add that did not finish"
         );
     }
-    Ok(done)
+    Ok(committed + dropped)
 }

@@ -39,13 +39,13 @@ pub(crate) async fn children_of(q: &QueueStore, id: &str) -> Result<Vec<(String,
     Ok(out)
 }
 
-/// What a child's hash says of how it is: `state`, `sid`, `par`, `stg`, `result`, `error`
+/// What a child's hash says of how it is: `state`, `sid`, `par`, `stg`, `rt`, `result`, `error`
 /// (None when there is no such job). Read in one pipeline per call.
 pub(crate) type ChildFields = Option<HashMap<&'static str, String>>;
 
 /// The fields of jobs `ids` of `q` that tell whether (and how) they finished.
 pub(crate) async fn child_fields(q: &QueueStore, ids: &[&str]) -> Result<Vec<ChildFields>> {
-    const FIELDS: [&str; 6] = ["state", "sid", "par", "stg", "result", "error"];
+    const FIELDS: [&str; 7] = ["state", "sid", "par", "stg", "rt", "result", "error"];
     let mut pipe = redis::pipe();
     for id in ids {
         pipe.cmd("HMGET").arg(q.keys.job(id)).arg(&FIELDS[..]);

@@ -6,6 +6,7 @@
 //! Needs the workspace binaries built first (`cargo build --workspace --bins`).
 
 mod fault_churn;
+mod fault_flow;
 mod fault_frozen;
 mod fault_kill;
 mod fault_lease;
