@@ -294,12 +294,10 @@ pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
 /// stored) → 201 with the tree as stored, every node with its id. Flows are never spooled:
 /// while Redis is down this is a 503 whatever `JOBQ_FALLBACK` says.
 ///
-/// The add runs to its end on a thread of its own, without the request deadline: a large
+/// The add runs to its end in a task of its own, without the request deadline: a large
 /// flow takes several calls, and an add cut off half-way (the client went away, a timeout)
 /// would answer that it failed while its jobs might still be committed by the workers.
-/// Each of its calls is bounded by the connection's response timeout. (A thread rather
-/// than a task: the compiler cannot prove `FlowProducer::add`'s future `Send`, which a
-/// task, or a handler, needs.)
+/// Each of its calls is bounded by the connection's response timeout.
 pub async fn add_flow(
     State(state): State<AppState>,
     body: Bytes,
@@ -315,8 +313,7 @@ pub async fn add_flow(
         e => e,
     };
     let flows = state.backend().flows().map_err(not_spooled)?;
-    let runtime = tokio::runtime::Handle::current();
-    let tree = tokio::task::spawn_blocking(move || runtime.block_on(flows.add(flow)))
+    let tree = tokio::spawn(async move { flows.add(flow).await })
         .await
         .map_err(|e| AppError::Internal(format!("adding the flow stopped: {e}")))?
         .map_err(|e| not_spooled(e.into()))?;

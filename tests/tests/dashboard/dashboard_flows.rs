@@ -513,3 +513,34 @@ async fn a_parent_of_10000_children_shows_the_first_200_and_counts_them_all() {
     assert_eq!(api["children"].as_array().unwrap().len(), 10_000);
     assert_eq!(api["children_pending"], 10_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_add_the_client_gave_up_on_still_stores_the_whole_flow() {
+    let env = TestEnv::new().await;
+    let d = Dashboard::start(&env, &["--auth-token", TOKEN]).await;
+    let flow = json!({"queue": "gone", "name": "fan-in", "opts": {"jobId": "root"},
+                      "children": children("leaves", 10_000)});
+    // the client hangs up while the dashboard is still storing the flow (about a second)
+    let cut = client()
+        .post(d.url("/api/flows"))
+        .bearer_auth(TOKEN)
+        .json(&flow)
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(
+        cut.as_ref().is_err_and(|e| e.is_timeout()),
+        "the add answered within 200 ms: {:?}",
+        cut.map(|r| r.status())
+    );
+    let leaves = env.queue("leaves").await;
+    eventually(Duration::from_secs(30), "the whole flow stored", || async {
+        (leaves.counts().await.ok()?.waiting == 10_000).then_some(())
+    })
+    .await;
+    let root = env.queue("gone").await.job("root").await.unwrap();
+    assert_eq!(
+        (root.state, root.children_pending),
+        (JobState::WaitingChildren, Some(10_000))
+    );
+}
