@@ -2,7 +2,8 @@
 //! with every node's id; a bad node is a 4xx naming it by its path, and nothing is stored;
 //! the token, read-only and same-origin rules of an enqueue); a parent's job page and API
 //! list its children linked to their pages, a child's links its parent, everything escaped;
-//! the `waiting_children` tab, count and gauge; a parent of 10,000 children.
+//! the `waiting_children` tab, count and gauge; a parent of 10,000 children; an add the
+//! client gave up on; Redis down (503, never spooled).
 
 use std::time::Duration;
 
@@ -543,4 +544,32 @@ async fn a_flow_add_the_client_gave_up_on_still_stores_the_whole_flow() {
         (root.state, root.children_pending),
         (JobState::WaitingChildren, Some(10_000))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_a_flow_is_a_503_even_with_spool_and_bad_input_stays_a_400() {
+    let spool = TempDir::new("flow-spool");
+    // port 1: nothing listens there
+    let d = Dashboard::start_env(
+        Some("redis://127.0.0.1:1"),
+        &fresh_prefix(),
+        &["--auth-token", TOKEN],
+        &[
+            ("JOBQ_FALLBACK", "spool"),
+            ("JOBQ_SPOOL_DIR", spool.as_str()),
+        ],
+    )
+    .await;
+    let flow = json!({"queue": "p", "name": "parent", "children": [{"queue": "c", "name": "x"}]});
+    let (status, body) = post_flow(&d, &flow.to_string()).await;
+    assert_eq!(status, 503, "{body}");
+    let e = error_text(&body);
+    assert!(
+        e.contains("127.0.0.1:1") && e.contains("never spooled"),
+        "{e}"
+    );
+    assert!(spool.files_ending("").is_empty(), "nothing spooled");
+    let (status, body) = post_flow(&d, r#"{"queue": "p"}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(error_text(&body).contains("flow node root: \"name\" is missing"));
 }
