@@ -171,13 +171,23 @@ async fn flush<S: Sink>(mut guard: Flusher<S>) {
 /// How many of the pending adds (their data sizes, oldest first) the next call takes: up
 /// to [`BULK_CHUNK`] jobs and [`MAX_BATCH_BYTES`] of data, and always at least one.
 pub(crate) fn batch_len(sizes: impl Iterator<Item = usize>) -> usize {
+    batch_len_within(sizes, BULK_CHUNK, MAX_BATCH_BYTES)
+}
+
+/// How many of the next items (of `sizes` bytes) go in one call of at most `most` items
+/// and about `bytes` bytes: always at least one (a larger item goes alone).
+pub(crate) fn batch_len_within(
+    sizes: impl Iterator<Item = usize>,
+    most: usize,
+    bytes: usize,
+) -> usize {
     let mut n = 0;
-    let mut bytes = 0;
+    let mut total = 0;
     for size in sizes {
-        if n == BULK_CHUNK || (n > 0 && bytes + size > MAX_BATCH_BYTES) {
+        if n == most || (n > 0 && total + size > bytes) {
             break;
         }
-        bytes += size;
+        total += size;
         n += 1;
     }
     n

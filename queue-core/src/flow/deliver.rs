@@ -18,6 +18,9 @@ use crate::validate::validate_queue_name;
 
 /// Outbox entries read per round.
 const PUMP_BATCH: usize = 200;
+/// About the most bytes of outcomes one `settle` call carries (a larger one goes alone):
+/// children's return values can be large, and one call must stay short.
+const SETTLE_BYTES: usize = 1 << 20;
 /// Most rounds of one pump: a queue whose outbox keeps filling is left for the next.
 const MAX_ROUNDS: usize = 50;
 
@@ -85,11 +88,19 @@ async fn deliver(
     for (name, notices) in by_queue {
         let q = QueueStore::new(redis, prefix, &name);
         let refs: Vec<&Notice> = notices.iter().collect();
-        for chunk in refs.chunks(PUMP_BATCH) {
-            let (_, w) = settle(&q, chunk).await?;
+        let mut rest = &refs[..];
+        while !rest.is_empty() {
+            let n = crate::coalesce::batch_len_within(
+                rest.iter()
+                    .map(|n| n.value.len() + n.child.len() + n.parent.len()),
+                PUMP_BATCH,
+                SETTLE_BYTES,
+            );
+            let (_, w) = settle(&q, &rest[..n]).await?;
             if w && !wrote.contains(&name) {
                 wrote.push(name.clone());
             }
+            rest = &rest[n..];
         }
     }
     Ok(wrote)

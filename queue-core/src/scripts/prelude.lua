@@ -380,6 +380,11 @@ local function notify_parent(outbox, id, par, s, v)
   redis.call('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)
 end
 
+-- The queue's outbox (keys.rs `outbox`), for scripts not given it in KEYS.
+local function outbox_key(job_prefix)
+  return string.sub(job_prefix, 1, -3) .. 'outbox'
+end
+
 -- Before jobs `ids` that never finished are deleted: tells the parents of those that are
 -- flow children that they were removed (a removed child counts as finished).
 local function notify_removed(job_prefix, outbox, ids)

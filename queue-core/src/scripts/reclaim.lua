@@ -1,8 +1,9 @@
 -- reclaim: recover jobs whose worker stopped renewing their lease (crashed, killed, cut off).
 -- Runs under a short lock so concurrent reclaimers do not repeat each other's work. Each
 -- expired lane entry is claimed (XAUTOCLAIM, min idle = lease); its job's stall counter goes
--- up; a job that stalled more than `max_stalls` times fails with that reason, the others get
--- a fresh entry in their lane and run again. Pending entries whose stream entry is gone
+-- up; a job that stalled more than `max_stalls` times fails with that reason (a flow child
+-- tells its parent, through the outbox), the others get a fresh entry in their lane and run
+-- again. Pending entries whose stream entry is gone
 -- (deleted ids) are acknowledged; the consistency sweep re-enqueues their jobs. Consumers
 -- that hold nothing and have been idle for `consumer_idle` ms (stopped workers) are removed
 -- from the group; one with pending entries never is (that would drop its entries).
@@ -71,6 +72,8 @@ for k = first, #KEYS do
         if stalls > max_stalls then
           fail_unrun(job, id, reason, failed, now)
           failed_ids[#failed_ids + 1] = id
+          local par = redis.call('HGET', job, 'par')
+          if par then notify_parent(outbox_key(job_prefix), id, par, 'f', reason) end
         else
           front_ready = open_front(meta, lanes, front, group, front_ready)
           wait_in_front(job, id, front)

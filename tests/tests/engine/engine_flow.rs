@@ -415,3 +415,67 @@ fn flow_worker_from(builder: WorkerBuilder, collected: Arc<AtomicU32>) -> Worker
         .build()
         .unwrap()
 }
+
+#[tokio::test]
+async fn an_outcome_delivered_twice_counts_once() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .child(work("fa", json!({"n": 1})))
+                // nobody works queue "idle" until the end
+                .child(work("idle", json!({"n": 2}))),
+        )
+        .await
+        .unwrap();
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
+    let parent_q = env.queue("fp").await;
+    eventually(Duration::from_secs(5), "the first child counted", || async {
+        let p = parent_q.job(&tree.id).await.ok()?;
+        (p.children_pending == Some(1)).then_some(())
+    })
+    .await;
+    // the same outcome again, as a worker killed between delivering it and deleting it
+    // from the outbox leaves it
+    let mut conn = env.raw().await;
+    for _ in 0..3 {
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{{{}:fa}}:outbox", env.config.prefix()))
+            .arg("*")
+            .arg("c")
+            .arg(&tree.children[0].id)
+            .arg("p")
+            .arg(format!("fp/{}", tree.id))
+            .arg("s")
+            .arg("c")
+            .arg("v")
+            .arg("{}")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(10), "the copies delivered", || async {
+        let n: u64 = redis::cmd("XLEN")
+            .arg(format!("{{{}:fa}}:outbox", env.config.prefix()))
+            .query_async(&mut env.raw().await)
+            .await
+            .ok()?;
+        (n == 0).then_some(())
+    })
+    .await;
+    let p = parent_q.job(&tree.id).await.unwrap();
+    assert_eq!(p.state, JobState::WaitingChildren, "released early: {p:?}");
+    assert_eq!(p.children_pending, Some(1));
+    // the real last child releases it, once
+    let guard2 = spawn_worker(flow_worker(&env, &["idle"], collected.clone()));
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(collected.load(Ordering::SeqCst), 1);
+    assert_eq!(parent_q.counts().await.unwrap().completed_total, 1);
+    guard.stop().await.unwrap();
+    guard2.stop().await.unwrap();
+}
