@@ -7,12 +7,16 @@
 //! Writes: `POST /api/queues/{q}/jobs` enqueues `{"name":..,"data":..,"opts":{..}}` (the form
 //! of a `jobq add-bulk` line; an array adds many, all checked first) → 201 with the id; while
 //! Redis is down, 202 `"spooled": true` with `JOBQ_FALLBACK=spool`, else 503 (`enqueue.rs`).
+//! `POST /api/flows` adds a flow (a tree of jobs across queues, `{"queue","name","data",
+//! "opts","children":[..]}`) all or nothing → 201 with the tree and every node's id; flows
+//! are never spooled (503 while Redis is down).
 //! `POST …/{q}/retry|promote|pause|resume|clean|drain`; `POST …/jobs/{id}/retry|promote`;
 //! `DELETE …/jobs/{id}`.
 //!
 //! Errors are `{"error": "..."}` naming the bad value: 400 bad input (nothing stored), 401 /
 //! 403 refused (see `auth.rs`), 404 unknown queue or job, 409 a job in the wrong state,
-//! 503 Redis unreachable (an enqueue: unless `JOBQ_FALLBACK=spool`).
+//! 413 over a size cap, 503 Redis unreachable (an enqueue: unless `JOBQ_FALLBACK=spool`). A
+//! flow's errors name the node by its path in the tree (`flow node root.children[2]: …`).
 
 use std::time::Duration;
 
@@ -20,8 +24,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
-use queue_core::internal::job_spec::parse_job_value;
-use queue_core::{JobInfo, JobState, ListOrder, NewJob, Produced};
+use queue_core::internal::job_spec::{parse_flow_value, parse_job_value};
+use queue_core::{Fallback, FlowJob, FlowTree, JobInfo, JobState, ListOrder, NewJob, Produced};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -151,14 +155,26 @@ fn number(what: &str, given: Option<&str>, default: u64) -> ApiResult<u64> {
     }
 }
 
-/// `GET /api/queues/{q}/jobs/{id}`: one job with its logs.
+/// `GET /api/queues/{q}/jobs/{id}`: one job with its logs; a flow's parent with its
+/// `children` too (each one's queue, id, name, state, and return value or failure reason).
 pub async fn get_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let q = state.backend().existing_queue(&queue).await?;
     let job = deadline(q.job(&id)).await?;
-    Ok(Json(job_json(&job)))
+    let mut v = job_json(&job);
+    if is_parent(&job) {
+        let children = deadline(q.children(&id)).await?;
+        v["children"] =
+            serde_json::to_value(children).map_err(|e| AppError::Internal(e.to_string()))?;
+    }
+    Ok(Json(v))
+}
+
+/// Whether `job` is a flow's parent (it has children to read).
+pub fn is_parent(job: &JobInfo) -> bool {
+    job.children_pending.is_some()
 }
 
 /// Parses an enqueue body: one job object, or an array of them (every one checked before
@@ -257,6 +273,51 @@ pub async fn add_jobs(
             })),
         ),
     })
+}
+
+/// Parses a flow body: one node `{"queue","name","data","opts","children":[nodes]}`. An
+/// error names the node by its path in the tree (`flow node root.children[2]: …`).
+pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::BadRequest(
+            "request body is empty: send a flow {\"queue\": .., \"name\": .., \"data\": .., \
+             \"opts\": {..}, \"children\": [..]}"
+                .into(),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    parse_flow_value(value).map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+/// `POST /api/flows`: adds a flow, all or nothing (every node is checked before any is
+/// stored) → 201 with the tree as stored, every node with its id. Flows are never spooled:
+/// while Redis is down this is a 503 whatever `JOBQ_FALLBACK` says.
+///
+/// The add runs to its end in a task of its own, without the request deadline: a large
+/// flow takes several calls, and an add cut off half-way (the client went away, a timeout)
+/// would answer that it failed while its jobs might still be committed by the workers.
+/// Each of its calls is bounded by the connection's response timeout.
+pub async fn add_flow(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<FlowTree>)> {
+    let flow = parse_flow_body(&body)?;
+    let not_spooled = |e: AppError| match e {
+        AppError::Unavailable(m) if state.enqueuer().mode() == Fallback::Spool => {
+            AppError::Unavailable(format!(
+                "{m}; the flow was not added (flows are never spooled: JOBQ_FALLBACK=spool \
+                 keeps single jobs only): retry once Redis answers"
+            ))
+        }
+        e => e,
+    };
+    let flows = state.backend().flows().map_err(not_spooled)?;
+    let tree = tokio::spawn(async move { flows.add(flow).await })
+        .await
+        .map_err(|e| AppError::Internal(format!("adding the flow stopped: {e}")))?
+        .map_err(|e| not_spooled(e.into()))?;
+    Ok((StatusCode::CREATED, Json(tree)))
 }
 
 /// `DELETE /api/queues/{q}/jobs/{id}`: deletes a job that is not running.
@@ -469,6 +530,29 @@ mod tests {
             (b"42", "expected an object"),
         ] {
             let e = parse_enqueue_body(body).unwrap_err();
+            assert!(matches!(e, AppError::BadRequest(_)), "{e:?}");
+            assert!(e.to_string().contains(needle), "{needle}: {e}");
+        }
+    }
+
+    #[test]
+    fn flow_bodies_are_checked_and_errors_name_the_node() {
+        let flow = parse_flow_body(
+            br#"{"queue":"p","name":"publish","children":[{"queue":"c","name":"x"}]}"#,
+        )
+        .unwrap();
+        assert_eq!((flow.queue.as_str(), flow.children.len()), ("p", 1));
+        for (body, needle) in [
+            (&b" "[..], "empty"),
+            (b"{nope", "not valid JSON"),
+            (br#"{"queue":"p"}"#, "flow node root: \"name\" is missing"),
+            (
+                br#"{"queue":"p","name":"x","children":[{"queue":"c"}]}"#,
+                "flow node root.children[0]: \"name\" is missing",
+            ),
+            (b"[]", "flow node root: expected an object"),
+        ] {
+            let e = parse_flow_body(body).unwrap_err();
             assert!(matches!(e, AppError::BadRequest(_)), "{e:?}");
             assert!(e.to_string().contains(needle), "{needle}: {e}");
         }

@@ -14,6 +14,7 @@ use crate::{api, auth, body_limit, headers, health, metrics, pages, refusals, ss
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
+        .route("/flows", post(api::add_flow))
         .route("/queues", get(api::list_queues))
         .route("/queues/{queue}", get(api::get_queue))
         .route(

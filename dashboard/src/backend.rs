@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use queue_core::{list_queues, Config, Queue, Redis};
+use queue_core::{list_queues, Config, FlowProducer, Queue, Redis};
 use tokio::sync::{watch, OnceCell};
 
 use crate::error::AppError;
@@ -132,6 +132,12 @@ impl Backend {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string(), q.clone());
         Ok(q)
+    }
+
+    /// A flow producer on the connection, under the dashboard's prefix. Flows are never
+    /// spooled: while Redis is down this is the 503 of [`Backend::redis`].
+    pub fn flows(&self) -> Result<FlowProducer, AppError> {
+        Ok(FlowProducer::new(self.redis()?, self.prefix()))
     }
 
     /// A handle on a queue that exists (is registered): 404 otherwise, so that looking at or

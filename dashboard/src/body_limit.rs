@@ -1,6 +1,7 @@
 //! How large a request body may be: large enough for one job at the size caps
 //! (`JOBQ_MAX_DATA_BYTES` + `JOBQ_MAX_OPTS_BYTES`, 1 MiB each by default) where jobs are
-//! enqueued, small everywhere else, and bounded everywhere. A body over its limit is a 413
+//! enqueued, that plus [`FLOW_TREE_BYTES`] for a flow (one request, all or nothing, so it
+//! cannot be sent in parts), small everywhere else, and bounded everywhere. A body over its limit is a 413
 //! naming the limit (before it is read when `Content-Length` says so, else as soon as the
 //! limit is passed).
 
@@ -20,12 +21,23 @@ pub const ENVELOPE_BYTES: usize = 64 * 1024;
 /// The limit of every body other than an enqueue's: forms, clean requests.
 pub const SMALL_BODY_BYTES: usize = 64 * 1024;
 
+/// Room a flow has besides one job at the caps, for the rest of its tree (10,000 children
+/// of a few hundred bytes each).
+pub const FLOW_TREE_BYTES: usize = 8 << 20;
+
 /// The body limit of a request, and what it is for.
 pub fn limit_for(caps: &JobCaps, method: &Method, path: &str) -> (usize, &'static str) {
     let job = caps.max_data_bytes.saturating_add(caps.max_opts_bytes);
     if method == Method::POST {
         let segments: Vec<&str> = path.split('/').collect();
         match segments.as_slice() {
+            ["", "api", "flows"] => {
+                return (
+                    job.saturating_add(FLOW_TREE_BYTES)
+                        .saturating_add(ENVELOPE_BYTES),
+                    "a flow (one job at the caps plus 8 MiB for the rest of its tree)",
+                )
+            }
             ["", "api", "queues", _, "jobs"] => {
                 return (
                     job.saturating_add(ENVELOPE_BYTES),
@@ -48,10 +60,15 @@ pub fn limit_for(caps: &JobCaps, method: &Method, path: &str) -> (usize, &'stati
 /// The message of a 413 for a request to `path`.
 pub fn too_large_message(caps: &JobCaps, method: &Method, path: &str) -> String {
     let (limit, what) = limit_for(caps, method, path);
+    let advice = if path == "/api/flows" {
+        "pass large data by reference, e.g. where to find it"
+    } else {
+        "send many jobs in several requests"
+    };
     format!(
         "request body is too large: {what} may send at most {limit} bytes (job data is \
          capped at {} bytes by JOBQ_MAX_DATA_BYTES, options at {} by JOBQ_MAX_OPTS_BYTES; \
-         send many jobs in several requests)",
+         {advice})",
         caps.max_data_bytes, caps.max_opts_bytes
     )
 }
@@ -102,5 +119,12 @@ mod tests {
         }
         let msg = too_large_message(&caps, &Method::POST, "/api/queues/q/jobs");
         assert!(msg.contains(&api.to_string()), "{msg}");
+        let (flow, _) = limit_for(&caps, &Method::POST, "/api/flows");
+        assert_eq!(flow, api + FLOW_TREE_BYTES);
+        let msg = too_large_message(&caps, &Method::POST, "/api/flows");
+        assert!(
+            msg.contains(&flow.to_string()) && msg.contains("a flow"),
+            "{msg}"
+        );
     }
 }

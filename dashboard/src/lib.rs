@@ -18,9 +18,9 @@
 //! | `auth.rs` | token / basic auth, login sessions, CSRF (same-origin) checks, read-only |
 //! | `session.rs` | the login sessions in memory, and the access a request was granted |
 //! | `throttle.rs` | backoff on failed authentication, per client address |
-//! | `body_limit.rs` | how large a request body may be (one job at the size caps) |
+//! | `body_limit.rs` | how large a request body may be (one job at the size caps; a flow) |
 //! | `error.rs`, `refusals.rs` | errors and their status; axum's own refusals as JSON or a page |
-//! | `api.rs` | the JSON API |
+//! | `api.rs` | the JSON API (flows: `POST /api/flows`) |
 //! | `enqueue.rs` | enqueueing (API and form) through the producer: `JOBQ_FALLBACK` when Redis is down |
 //! | `pages/` | the HTML pages and the form actions behind their buttons |
 //! | `html.rs`, `chart.rs` | escaping and formatting; the throughput chart (inline SVG) |

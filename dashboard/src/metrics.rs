@@ -2,8 +2,8 @@
 //! time (so any number of dashboards report the same figures):
 //!
 //! - `jobq_jobs{queue,state}` gauge: jobs per state (`waiting` counts ready jobs, `paused`
-//!   the waiting jobs of a paused queue, as `jobq_jobs` over all states sums to the jobs
-//!   stored);
+//!   the waiting jobs of a paused queue, `waiting_children` the flow parents waiting for
+//!   their children, as `jobq_jobs` over all states sums to the jobs stored);
 //! - `jobq_queue_paused{queue}` gauge;
 //! - `jobq_completed_total{queue}`, `jobq_failed_total{queue}` counters (monotonic, not
 //!   reduced by retention);
@@ -61,6 +61,7 @@ pub fn render(queues: &[(Counts, ProcessingTime)], redis_up: bool) -> String {
         let q = label(&c.queue);
         for (state, n) in [
             ("waiting", c.waiting),
+            ("waiting_children", c.waiting_children),
             ("active", c.active),
             ("delayed", c.delayed),
             ("completed", c.completed),
@@ -148,6 +149,7 @@ mod tests {
         let c = Counts {
             queue: "video".into(),
             waiting: 2,
+            waiting_children: 3,
             failed: 1,
             completed_total: 7,
             failed_total: 1,
@@ -164,6 +166,7 @@ mod tests {
         for line in [
             "jobq_redis_up 1",
             "jobq_jobs{queue=\"video\",state=\"waiting\"} 2",
+            "jobq_jobs{queue=\"video\",state=\"waiting_children\"} 3",
             "jobq_jobs{queue=\"video\",state=\"failed\"} 1",
             "jobq_queue_paused{queue=\"video\"} 0",
             "jobq_completed_total{queue=\"video\"} 7",

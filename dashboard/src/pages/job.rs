@@ -1,21 +1,24 @@
 //! `/queues/{queue}/jobs/{id}`: one job — state and attempts, the timeline (created,
 //! started, finished or due), progress, data, options, return value, error and its
-//! backtrace, logs — with the actions its state allows. Every value is escaped: data holding
-//! `<script>` shows as text. The page follows the job's events: progress updates in place,
-//! any other change reloads it.
+//! backtrace, logs — with the actions its state allows. A flow's child links to its parent;
+//! a flow's parent lists its children (the first [`CHILDREN_SHOWN`], with a count of all by
+//! state), each linked to its page, with its state and its return value or failure reason.
+//! Every value is escaped: data, names or ids holding `<script>` show as text. The page
+//! follows the job's events: progress updates in place, any other change reloads it.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Extension;
-use queue_core::{JobInfo, JobState};
+use queue_core::{ChildOutcome, ChildState, JobInfo, JobState};
 use serde_json::Value;
 
 use super::layout::{button_form, notice_banner, page};
 use super::overview::NoticeQuery;
 use super::{respond, PageCtx};
+use crate::api::is_parent;
 use crate::backend::deadline;
 use crate::error::AppError;
-use crate::html::{esc, job_href, pretty_json, queue_href, relative, short_duration, utc};
+use crate::html::{clip, esc, job_href, pretty_json, queue_href, relative, short_duration, utc};
 use crate::session::Access;
 use crate::state::AppState;
 
@@ -65,6 +68,11 @@ async fn render(
     let ctx = PageCtx::new(state, Some(access));
     let q = state.backend().existing_queue(queue).await?;
     let job = deadline(q.job(id)).await?;
+    let children = if is_parent(&job) {
+        deadline(q.children(id)).await?
+    } else {
+        Vec::new()
+    };
     let mut body = String::with_capacity(8192);
     body.push_str(&notice_banner(notice));
     body.push_str(&format!(
@@ -90,6 +98,9 @@ async fn render(
             body.push_str("<h2>Backtrace</h2>");
             body.push_str(&format!("<pre>{}</pre>", esc(trace)));
         }
+    }
+    if is_parent(&job) {
+        body.push_str(&children_table(&children));
     }
     body.push_str("<h2>Data</h2>");
     body.push_str(&format!(
@@ -169,6 +180,15 @@ fn facts(job: &JobInfo) -> String {
         ),
         ("Priority", job.priority.to_string()),
     ];
+    if let Some(p) = &job.parent {
+        rows.push(("Parent", job_link(&p.queue, &p.id)));
+    }
+    if let Some(n) = job.children_pending {
+        rows.push((
+            "Children",
+            format!("{n} not finished <a href=\"#children\">(below)</a>"),
+        ));
+    }
     if let Some(p) = &job.progress {
         rows.push(("Progress", progress(p)));
     }
@@ -206,6 +226,84 @@ fn facts(job: &JobInfo) -> String {
         out.push_str(&format!("<dt>{label}</dt><dd>{value}</dd>"));
     }
     out.push_str("</dl></div>");
+    out
+}
+
+/// Children listed on a parent's page; the rest are counted.
+pub const CHILDREN_SHOWN: usize = 200;
+
+/// `<queue>/<id>` linked to that job's page (escaped).
+fn job_link(queue: &str, id: &str) -> String {
+    format!(
+        "<a class=\"mono\" href=\"{}\">{}/{}</a>",
+        esc(&job_href(queue, id)),
+        esc(queue),
+        esc(id)
+    )
+}
+
+/// A parent's children: how many in each state, then the first [`CHILDREN_SHOWN`] in the
+/// order the flow gave them, each with its state and its return value or failure reason
+/// (clipped). A removed child has no page to link to.
+fn children_table(children: &[ChildOutcome]) -> String {
+    let mut out = format!("<h2 id=\"children\">Children ({})</h2>", children.len());
+    if children.is_empty() {
+        out.push_str("<p class=\"muted\">No children found.</p>");
+        return out;
+    }
+    // per state, finished ones first, then in the order of the job states
+    let order = [
+        ChildState::Completed,
+        ChildState::Failed,
+        ChildState::Removed,
+    ]
+    .into_iter()
+    .chain(JobState::ALL.into_iter().map(ChildState::Unfinished));
+    let tally: Vec<String> = order
+        .filter_map(|st| {
+            let n = children.iter().filter(|c| c.state == st).count();
+            (n > 0).then(|| format!("{n} {st}"))
+        })
+        .collect();
+    out.push_str(&format!("<p class=\"muted\">{}", tally.join(" · ")));
+    if children.len() > CHILDREN_SHOWN {
+        out.push_str(&format!(
+            " — showing the first {CHILDREN_SHOWN} of {}",
+            children.len()
+        ));
+    }
+    out.push_str(
+        "</p><table id=\"children-table\"><thead><tr><th>Child</th><th>Name</th><th>State</th>\
+         <th>Return value or reason</th></tr></thead><tbody>",
+    );
+    for c in children.iter().take(CHILDREN_SHOWN) {
+        let child = if c.state == ChildState::Removed {
+            format!(
+                "<span class=\"mono\">{}/{}</span>",
+                esc(&c.queue),
+                esc(&c.id)
+            )
+        } else {
+            job_link(&c.queue, &c.id)
+        };
+        let outcome = match (&c.return_value, &c.failed_reason) {
+            (_, Some(reason)) => {
+                format!("<span class=\"reason\">{}</span>", esc(&clip(reason, 120)))
+            }
+            (Some(v), None) => format!(
+                "<span class=\"mono\">{}</span>",
+                esc(&clip(&v.to_string(), 120))
+            ),
+            (None, None) => String::new(),
+        };
+        out.push_str(&format!(
+            "<tr><td>{child}</td><td>{}</td><td><span class=\"badge {st}\">{st}</span></td>\
+             <td>{outcome}</td></tr>",
+            esc(&c.name),
+            st = esc(c.state.as_str()),
+        ));
+    }
+    out.push_str("</tbody></table>");
     out
 }
 

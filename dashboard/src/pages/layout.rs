@@ -10,7 +10,8 @@ use crate::html::esc;
 
 const CSS: &str = r#"
 :root{--fg:#1d232a;--muted:#6b7480;--line:#e3e7ec;--bg:#f6f8fa;--card:#fff;--accent:#2f6fde;
---waiting:#2f6fde;--active:#b26b00;--delayed:#7b4bd6;--completed:#1b8a4b;--failed:#c62f2f;--paused:#6b7480}
+--waiting:#2f6fde;--active:#b26b00;--delayed:#7b4bd6;--completed:#1b8a4b;--failed:#c62f2f;--paused:#6b7480;
+--waiting-children:#1f7f8c;--removed:#8a6d3b}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 header{display:flex;align-items:center;gap:16px;padding:10px 24px;background:#17202b;color:#fff}
@@ -32,7 +33,9 @@ a{color:var(--accent)}
 .badge.waiting{background:var(--waiting)}.badge.active{background:var(--active)}.badge.delayed{background:var(--delayed)}
 .badge.completed{background:var(--completed)}.badge.failed{background:var(--failed)}.badge.paused{background:var(--paused)}
 .badge.running{background:var(--completed)}
-.count.failed.nonzero{color:var(--failed);font-weight:700}
+.badge.waiting_children{background:var(--waiting-children)}.badge.removed{background:var(--removed)}
+.badge.parent{background:#fff;color:var(--waiting-children);border:1px solid var(--waiting-children);font-weight:500}
+.count.failed.nonzero{color:var(--failed);font-weight:700}.reason{color:var(--failed)}
 .banner{padding:10px 14px;border-radius:6px;margin:0 0 14px;border:1px solid}
 .banner.error{background:#fdecec;border-color:#f3b7b7;color:#8a1f1f}
 .banner.notice{background:#eaf6ee;border-color:#b5dfc3;color:#1d5e36}

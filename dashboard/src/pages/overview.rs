@@ -1,10 +1,12 @@
-//! `/`: every queue on one page — counts per state, paused or running, the last hour as a
-//! chart, totals — updated live from `/events`. Counts are read concurrently, one O(1)
-//! script call per queue, so the page stays fast with many queues and millions of jobs.
+//! `/`: every queue on one page — counts per state (flow parents waiting for their children
+//! included), paused or running, the last hour as a chart, totals — updated live from
+//! `/events`. Counts are read concurrently, one O(1) script call per queue, so the page
+//! stays fast with many queues and millions of jobs.
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use queue_core::JobState;
 use serde::Deserialize;
 
 use super::layout::{error_banner, notice_banner, page};
@@ -23,7 +25,14 @@ pub struct NoticeQuery {
 }
 
 /// The states shown as columns, in order.
-const COLUMNS: [&str; 5] = ["waiting", "active", "delayed", "completed", "failed"];
+const COLUMNS: [JobState; 6] = [
+    JobState::Waiting,
+    JobState::WaitingChildren,
+    JobState::Active,
+    JobState::Delayed,
+    JobState::Completed,
+    JobState::Failed,
+];
 
 /// Updates rows in place from `counts` events; adds a row (from the template) for a new
 /// queue and drops the row of a removed one.
@@ -48,7 +57,7 @@ jobqLive('/events', {
   counts: (rows) => {
     for (const r of rows) {
       const tr = rowFor(r.queue) || addRow(r.queue);
-      for (const f of ['waiting', 'active', 'delayed', 'completed', 'failed', 'completed_total', 'failed_total']) set(tr, f, r[f]);
+      for (const f of ['waiting', 'waiting_children', 'active', 'delayed', 'completed', 'failed', 'completed_total', 'failed_total']) set(tr, f, r[f]);
       tr.querySelector('[data-field="failed"]').classList.toggle('nonzero', r.failed > 0);
       const badge = tr.querySelector('[data-field="status"]');
       badge.textContent = r.paused ? 'paused' : 'running';
@@ -85,7 +94,10 @@ pub async fn overview(
     body.push_str(&notice_banner(query.notice.as_deref()));
     body.push_str("<h1>Queues</h1><table><thead><tr><th>Queue</th><th>Status</th>");
     for c in COLUMNS {
-        body.push_str(&format!("<th class=\"num\">{c}</th>"));
+        body.push_str(&format!(
+            "<th class=\"num\">{}</th>",
+            c.as_str().replace('_', " ")
+        ));
     }
     body.push_str(
         "<th>Last hour</th><th class=\"num\" title=\"completed / failed in the last hour\">Hour</th>\
@@ -134,14 +146,9 @@ fn row(r: &QueueSummary) -> String {
         href = esc(&href),
         st = if s.paused { "paused" } else { "running" },
     );
-    for (state, n) in [
-        ("waiting", s.waiting),
-        ("active", s.active),
-        ("delayed", s.delayed),
-        ("completed", s.completed),
-        ("failed", s.failed),
-    ] {
-        let nonzero = if state == "failed" && n > 0 {
+    for state in COLUMNS {
+        let n = s.of(state);
+        let nonzero = if state == JobState::Failed && n > 0 {
             " nonzero"
         } else {
             ""

@@ -5,7 +5,9 @@
 //! Order within a tab (`Queue::list_jobs_in` with `ListOrder::Newest`): completed and
 //! failed newest first, waiting newest first (the reverse of the order workers take them:
 //! lowest priority lane first, newest first within a lane), delayed next due first, active
-//! longest running first.
+//! longest running first, waiting_children (flow parents waiting for their children) next
+//! checked first. A flow's parent is marked in every tab with how many of its children have
+//! not finished.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
@@ -26,8 +28,9 @@ use crate::stats::{self, QueueStats};
 pub const PAGE_SIZE: u64 = 20;
 
 /// The tabs, in order.
-const TABS: [JobState; 5] = [
+const TABS: [JobState; 6] = [
     JobState::Waiting,
+    JobState::WaitingChildren,
     JobState::Active,
     JobState::Delayed,
     JobState::Completed,
@@ -228,9 +231,10 @@ fn tabs(queue: &str, counts: &QueueStats, current: JobState) -> String {
     let mut out = String::from("<nav class=\"tabs\">");
     for t in TABS {
         out.push_str(&format!(
-            "<a class=\"{}\" href=\"{}?state={t}\">{t} <span class=\"badge {t}\" data-count=\"{t}\">{}</span></a>",
+            "<a class=\"{}\" href=\"{}?state={t}\">{} <span class=\"badge {t}\" data-count=\"{t}\">{}</span></a>",
             if t == current { "current" } else { "" },
             esc(&queue_href(queue)),
+            t.as_str().replace('_', " "),
             counts.of(t)
         ));
     }
@@ -252,7 +256,7 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
     let order = match tab {
         JobState::Completed | JobState::Failed => "newest first",
         JobState::Delayed => "next due first",
-        JobState::WaitingChildren => "oldest first",
+        JobState::WaitingChildren => "next checked first",
         JobState::Active => "longest running first",
         JobState::Waiting | JobState::Paused => "in the order workers take them",
     };
@@ -263,12 +267,13 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
     );
     for job in jobs {
         out.push_str(&format!(
-            "<tr data-job=\"{id}\"><td class=\"mono\"><a href=\"{href}\">{id}</a></td><td>{name}</td>\
+            "<tr data-job=\"{id}\"><td class=\"mono\"><a href=\"{href}\">{id}</a></td><td>{name}{parent}</td>\
              <td><span class=\"badge {st}\">{st}</span></td><td class=\"num\">{att}/{max}</td>\
              <td title=\"{created_utc}\">{created}</td><td>{info}</td><td>{actions}</td></tr>",
             id = esc(&job.id),
             href = esc(&job_href(queue, &job.id)),
             name = esc(&job.name),
+            parent = parent_badge(job),
             st = job.state,
             att = job.attempts_made,
             max = job.opts.max_attempts(),
@@ -280,6 +285,18 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
     }
     out.push_str("</tbody></table>");
     out
+}
+
+/// ` parent · N left` for a flow's parent (N of its children have not finished), else
+/// nothing.
+pub fn parent_badge(job: &JobInfo) -> String {
+    match job.children_pending {
+        Some(n) => format!(
+            " <span class=\"badge parent\" title=\"a flow's parent: {n} of its children have \
+             not finished\">parent · {n} left</span>"
+        ),
+        None => String::new(),
+    }
 }
 
 /// The one thing worth knowing about a job in a listing (escaped).
@@ -324,13 +341,11 @@ fn info(job: &JobInfo) -> String {
             "started {}",
             job.started_at.map(relative).unwrap_or_default()
         ),
-        JobState::Waiting | JobState::Paused => format!(
+        // a parent's count of children to finish is in its badge
+        JobState::Waiting | JobState::Paused | JobState::WaitingChildren => format!(
             "<span class=\"mono\">{}</span>",
             esc(&clip(&job.data.to_string(), 80))
         ),
-        JobState::WaitingChildren => {
-            format!("{} children to finish", job.children_pending.unwrap_or(0))
-        }
     }
 }
 

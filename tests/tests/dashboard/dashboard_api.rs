@@ -79,8 +79,9 @@ async fn api_queue_counts_equal_jobq_stats_json() {
     assert_eq!(cli.len(), 2);
     assert_eq!(
         api[1],
-        json!({"queue": "beta", "waiting": 1, "active": 0, "delayed": 0, "completed": 1,
-               "failed": 1, "paused": true, "completed_total": 1, "failed_total": 1})
+        json!({"queue": "beta", "waiting": 1, "waiting_children": 0, "active": 0, "delayed": 0,
+               "completed": 1, "failed": 1, "paused": true, "completed_total": 1,
+               "failed_total": 1})
     );
 
     // one queue: the same counts plus its last hour per minute
