@@ -73,11 +73,16 @@ impl FlowProducer {
     pub async fn add(&self, flow: FlowJob) -> Result<FlowTree> {
         let nodes = validate::check(&flow, self.redis.caps())?;
         let plan = Plan::new(&self.redis, &self.prefix, &nodes)?;
-        for q in plan.stores.values() {
-            registry::register(q).await?;
-        }
         let started = Instant::now();
-        if let Err(e) = plan.stage_all().await {
+        let staged = async {
+            plan.stage_all().await?;
+            // the queues are named in the registry only once nothing can refuse the flow
+            for q in plan.stores.values() {
+                registry::register(q).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = staged.await {
             plan.take_back().await;
             return Err(e);
         }
