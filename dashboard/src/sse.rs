@@ -260,6 +260,7 @@ mod tests {
             stats: QueueStats {
                 queue: queue.into(),
                 waiting,
+                waiting_children: 0,
                 active: 0,
                 delayed: 0,
                 completed: 0,

@@ -79,7 +79,8 @@ pub enum Command {
     /// Job counts per state for every queue (or one).
     ///
     /// `waiting` counts the jobs not started yet, also while the queue is paused (then
-    /// `paused` is yes). completed_total / failed_total never shrink with retention.
+    /// `paused` is yes); `waiting_children` the flow parents whose children have not all
+    /// finished. completed_total / failed_total never shrink with retention.
     Stats {
         /// Only this queue.
         #[arg(value_parser = queue_name)]
@@ -96,12 +97,13 @@ pub enum Command {
     ///
     /// completed and failed: newest first; delayed: next due first; waiting: in the order
     /// workers take them (highest priority first, FIFO within); active: longest running
-    /// first. `waiting` also lists the waiting jobs of a paused queue.
+    /// first; waiting_children: flow parents whose children have not all finished.
+    /// `waiting` also lists the waiting jobs of a paused queue.
     List {
         /// Queue name.
         #[arg(value_parser = queue_name)]
         queue: String,
-        /// waiting, active, delayed, completed, failed or paused.
+        /// waiting, waiting_children, active, delayed, completed, failed or paused.
         #[arg(long, value_parser = job_state)]
         state: JobState,
         /// At most this many jobs (1-10000).
@@ -114,6 +116,10 @@ pub enum Command {
         offset: u64,
     },
     /// One job: state, data, options, attempts, progress, logs, return value or error.
+    ///
+    /// A job of a flow also shows its parent (queue/id); a flow's parent shows its
+    /// children: each one's queue/id, name, state, and its return value or failure reason
+    /// (clipped; `--json` has them whole, under "children").
     Show {
         /// Queue name.
         #[arg(value_parser = queue_name)]
@@ -202,6 +208,13 @@ pub enum Command {
     /// Repeatable jobs: add, list and remove schedules (every N, or cron with seconds).
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Flows: trees of jobs, possibly across queues, where a parent waits for its children.
+    ///
+    /// A parent stays waiting_children until every child has finished (completed, failed
+    /// for good, or removed), then runs; its handler reads the children's outcomes.
+    /// `jobq show` of a parent lists its children.
+    #[command(subcommand)]
+    Flow(FlowCommand),
     /// Whether Redis answers (connected, disconnected, not_configured), latency, server
     /// settings and warnings; the fallback mode and the spooled jobs waiting. Exits 1 when
     /// Redis is disconnected or not configured.
@@ -238,6 +251,38 @@ pub enum SpoolCommand {
         #[arg(long, default_value = "0s", value_parser = replay_pause,
               allow_hyphen_values = true, value_name = "DURATION")]
         pause: Duration,
+    },
+}
+
+/// `jobq flow …`.
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Add a flow from a JSON file (or `-` for stdin); prints every job of it with its id.
+    ///
+    /// The file holds one node: {"queue": "...", "name": "...", "data": {...}, "opts":
+    /// {...}, "children": [nodes]}, where each child is a node of the same form (queue and
+    /// name required; opts as in add-bulk, plus onChildFailure: "fail", the default, fails
+    /// the parent when a child fails for good; "ignore" runs it anyway). Example:
+    ///
+    ///   {"queue": "publish", "name": "video.publish", "data": {"video": "v1"},
+    ///    "children": [{"queue": "transcode", "name": "video.transcode", "data": {"height": 720}},
+    ///                 {"queue": "transcode", "name": "video.transcode", "data": {"height": 360}}]}
+    ///
+    /// The whole flow is checked before anything is stored: a bad node (a missing name, a
+    /// bad queue name, data over JOBQ_MAX_DATA_BYTES, two nodes with one jobId in one
+    /// queue, more than 10,000 children on a node) is reported as `flow node
+    /// root.children[2]: …` and nothing is added. All or nothing: no job of the flow
+    /// starts before the whole flow is stored. Prints the tree, one line per job
+    /// (`queue/id name`, children indented under their parent); with --json the tree as
+    /// {"queue", "name", "id", "children": [...]}. A file over 64 MiB is refused before
+    /// it is read.
+    #[command(
+        verbatim_doc_comment,
+        about = "Add a flow from a JSON file (or `-` for stdin); prints every job of it with its id"
+    )]
+    Add {
+        /// JSON file, or `-` to read standard input.
+        file: PathBuf,
     },
 }
 

@@ -26,17 +26,51 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     BadInput(msg.into()).into()
 }
 
+/// A queue-core error put in the CLI's own words: one message (`{:#}` adds no causes to
+/// it, which the message already says) and the exit code of the error's kind.
+#[derive(Debug)]
+pub struct Reworded {
+    message: String,
+    kind: ErrorKind,
+}
+
+impl fmt::Display for Reworded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Reworded {}
+
+/// `e` as `<what>: <e>`, on one line, with `e`'s exit code. For errors whose message
+/// already includes their cause (a flow node's), which `{:#}` would print twice.
+pub fn reworded(what: &str, e: &queue_core::Error) -> anyhow::Error {
+    Reworded {
+        message: format!("{what}: {e}"),
+        kind: e.kind(),
+    }
+    .into()
+}
+
+/// The exit code of a queue-core error kind.
+fn of_kind(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::BadInput | ErrorKind::TooLarge => USAGE,
+        _ => RUNTIME,
+    }
+}
+
 /// The exit code an error deserves.
 pub fn code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if cause.is::<BadInput>() {
             return USAGE;
         }
+        if let Some(r) = cause.downcast_ref::<Reworded>() {
+            return of_kind(r.kind);
+        }
         if let Some(q) = cause.downcast_ref::<queue_core::Error>() {
-            return match q.kind() {
-                ErrorKind::BadInput | ErrorKind::TooLarge => USAGE,
-                _ => RUNTIME,
-            };
+            return of_kind(q.kind());
         }
     }
     RUNTIME

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use queue_core::{format_duration, JobInfo, JobOptions, Retention};
+use queue_core::{format_duration, ChildOutcome, JobInfo, JobOptions, Retention};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -127,6 +127,9 @@ pub fn opts_text(o: &JobOptions) -> String {
     if let Some(r) = &o.remove_on_fail {
         parts.push(format!("on fail: {}", retention_text(r)));
     }
+    if let Some(p) = o.on_child_failure {
+        parts.push(format!("on child failure: {}", p.as_str()));
+    }
     parts.join(", ")
 }
 
@@ -148,8 +151,8 @@ pub fn plain(s: &str) -> Cow<'_, str> {
     queue_core::internal::text::printable(s)
 }
 
-/// A job as `show` prints it for people.
-pub fn print_job(job: &JobInfo) {
+/// A job as `show` prints it for people, with its children (a flow's parent).
+pub fn print_job(job: &JobInfo, children: &[ChildOutcome]) {
     let field = |label: &str, value: &str| println!("{:<11}{}", format!("{label}:"), plain(value));
     // multi-line values (a stack trace) print line by line, each escaped
     let lines = |label: &str, value: &str| {
@@ -163,6 +166,9 @@ pub fn print_job(job: &JobInfo) {
     field("id", &job.id);
     field("name", &job.name);
     field("state", job.state.as_str());
+    if let Some(p) = &job.parent {
+        field("parent", &p.to_text());
+    }
     if let Some(c) = &job.corrupt {
         field("corrupt", c);
     }
@@ -195,6 +201,21 @@ pub fn print_job(job: &JobInfo) {
     if let Some(t) = job.due_at {
         field("due", &relative(t));
     }
+    if !children.is_empty() {
+        let finished = children.iter().filter(|c| c.state.is_finished()).count();
+        field(
+            "children",
+            &format!(
+                "{} ({} to finish)",
+                children.len(),
+                children.len() - finished
+            ),
+        );
+        for line in children_table(children).render().lines() {
+            // an empty last cell would leave trailing spaces
+            println!("  {}", line.trim_end());
+        }
+    }
     if job.logs.is_empty() {
         field("logs", "none");
     } else {
@@ -205,6 +226,25 @@ pub fn print_job(job: &JobInfo) {
             }
         }
     }
+}
+
+/// A flow parent's children: where each is, its state, and how it ended (clipped).
+fn children_table(children: &[ChildOutcome]) -> Table {
+    let mut t = Table::new(&["CHILD", "NAME", "STATE", "OUTCOME"]);
+    for c in children {
+        let outcome = match (&c.return_value, &c.failed_reason) {
+            (_, Some(reason)) => clip(reason, 60),
+            (Some(value), None) => clip(&value.to_string(), 60),
+            (None, None) => String::new(),
+        };
+        t.row(vec![
+            format!("{}/{}", c.queue, c.id),
+            c.name.clone(),
+            c.state.to_string(),
+            outcome,
+        ]);
+    }
+    t
 }
 
 /// A cell no wider than `max` characters (ellipsis when cut).

@@ -104,8 +104,23 @@ impl Queue {
 
     /// Deletes a job that is not running (waiting, delayed, completed or failed) and its
     /// logs. An active job is refused: remove it once it has finished.
+    ///
+    /// A flow child removed before it finished counts as finished for its parent (as
+    /// removed); a flow parent's removal leaves its children to run.
     pub async fn remove_job(&self, id: &str) -> Result<()> {
-        scripts::remove_jobs::remove_job(&self.inner, id).await
+        scripts::remove_jobs::remove_job(&self.inner, id).await?;
+        self.deliver_flow_outcomes().await;
+        Ok(())
+    }
+
+    /// Delivers what removals wrote to the queue's flow outbox (for the parents of removed
+    /// children) now, rather than at the next pass of a worker of the queue, which delivers
+    /// it if this fails.
+    async fn deliver_flow_outcomes(&self) {
+        let q = &self.inner;
+        if let Err(e) = crate::flow::deliver::pump(&q.redis, &q.prefix, &q.name).await {
+            tracing::debug!(queue = %q.name, error = %e, "flow outcomes left to the workers");
+        }
     }
 
     /// Replaces a job's data (a running attempt keeps the data it started with).
@@ -218,6 +233,7 @@ impl Queue {
             let n = drain(&[]).await?;
             total += n;
             if n == 0 {
+                self.deliver_flow_outcomes().await;
                 return Ok(total);
             }
         }

@@ -10,8 +10,6 @@ use crate::config::Config;
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::job::{Added, JobInfo, JobOptions, NewJob};
-use crate::keys::QueueKeys;
-use crate::lanes::LaneCache;
 use crate::scripts::{self};
 use crate::store::QueueStore;
 use crate::validate::validate_queue_name;
@@ -56,18 +54,9 @@ impl Queue {
     /// Opens queue `name` on an existing connection (shared by many queues).
     pub async fn open(redis: &Redis, prefix: &str, name: &str) -> Result<Queue> {
         validate_queue_name(name)?;
-        let queue = Queue {
-            inner: Arc::new(QueueStore {
-                name: name.to_string(),
-                prefix: prefix.to_string(),
-                registered: std::sync::atomic::AtomicBool::new(false),
-                keys: QueueKeys::new(prefix, name),
-                redis: redis.clone(),
-                lanes: LaneCache::default(),
-                adds: Coalescer::default(),
-            }),
-        };
-        Ok(queue)
+        Ok(Queue {
+            inner: Arc::new(QueueStore::new(redis, prefix, name)),
+        })
     }
 
     /// Puts the queue's name in the registry (once per handle), so `stats` and the
@@ -183,13 +172,6 @@ impl Queue {
             queue: self.inner.name.clone(),
             id: id.to_string(),
         })
-    }
-
-    /// The children of flow parent `id`, in the order the flow gave them: each one's
-    /// queue, id, name, and how it ended (return value or failure reason), or its state
-    /// now while it has not. Empty for a job without children.
-    pub async fn children(&self, id: &str) -> Result<Vec<crate::flow::ChildOutcome>> {
-        crate::flow::children::of(&self.inner, id).await
     }
 
     /// Counts per state, read atomically.

@@ -18,4 +18,23 @@ pub(crate) struct QueueStore {
     pub lanes: LaneCache,
     /// Single adds waiting to share an `add_job` call (see `coalesce.rs`).
     pub adds: Coalescer,
+    /// Woken when this process wrote to the queue's flow outbox (a child finished): the
+    /// worker's flow duty delivers it (`worker/flows.rs`).
+    pub flows: tokio::sync::Notify,
+}
+
+impl QueueStore {
+    /// The store of queue `name` (already validated) under `prefix`.
+    pub(crate) fn new(redis: &Redis, prefix: &str, name: &str) -> QueueStore {
+        QueueStore {
+            name: name.to_string(),
+            prefix: prefix.to_string(),
+            registered: std::sync::atomic::AtomicBool::new(false),
+            keys: QueueKeys::new(prefix, name),
+            redis: redis.clone(),
+            lanes: LaneCache::default(),
+            adds: Coalescer::default(),
+            flows: tokio::sync::Notify::new(),
+        }
+    }
 }

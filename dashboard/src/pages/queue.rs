@@ -328,10 +328,9 @@ fn info(job: &JobInfo) -> String {
             "<span class=\"mono\">{}</span>",
             esc(&clip(&job.data.to_string(), 80))
         ),
-        JobState::WaitingChildren => format!(
-            "{} children to finish",
-            job.children_pending.unwrap_or(0)
-        ),
+        JobState::WaitingChildren => {
+            format!("{} children to finish", job.children_pending.unwrap_or(0))
+        }
     }
 }
 

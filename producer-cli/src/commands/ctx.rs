@@ -13,6 +13,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Connects to the configured Redis.
+    pub async fn connect(config: &Config, json: bool) -> Result<Ctx> {
+        Ok(Ctx {
+            redis: Redis::connect(config).await?,
+            prefix: config.prefix().to_string(),
+            json,
+        })
+    }
+
     /// Opens queue `name` under the prefix, whether or not it exists (adds create it).
     pub async fn queue(&self, name: &str) -> Result<Queue> {
         Ok(Queue::open(&self.redis, &self.prefix, name).await?)

@@ -76,20 +76,24 @@ fn info(job: &JobInfo) -> String {
             job.started_at.map(output::relative).unwrap_or_default()
         ),
         JobState::Waiting | JobState::Paused => output::clip(&job.data.to_string(), 60),
-        JobState::WaitingChildren => format!(
-            "{} children to finish",
-            job.children_pending.unwrap_or(0)
-        ),
+        JobState::WaitingChildren => {
+            format!("{} children to finish", job.children_pending.unwrap_or(0))
+        }
     }
 }
 
-/// Shows one job; a missing id is a runtime failure naming it.
+/// Shows one job, with its children when it is a flow's parent (its parent, when it has
+/// one, is a field of the job); a missing id is a runtime failure naming it.
 pub async fn show(ctx: &Ctx, queue: &str, id: &str) -> Result<()> {
-    let job = ctx.existing_queue(queue).await?.job(id).await?;
+    let q = ctx.existing_queue(queue).await?;
+    let job = q.job(id).await?;
+    let children = q.children(id).await?;
     if ctx.json {
-        output::json_line(&output::job_json(&job));
+        let mut out = output::job_json(&job);
+        out["children"] = serde_json::to_value(&children)?;
+        output::json_line(&out);
     } else {
-        output::print_job(&job);
+        output::print_job(&job, &children);
     }
     Ok(())
 }

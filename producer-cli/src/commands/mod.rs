@@ -4,6 +4,7 @@
 mod add;
 mod add_bulk;
 mod ctx;
+mod flow;
 mod health;
 mod inspect;
 mod schedule;
@@ -12,7 +13,6 @@ mod stats;
 mod steer;
 
 use anyhow::Result;
-use queue_core::Redis;
 
 use self::ctx::{config, producer, Ctx};
 use crate::cli::{Cli, Command};
@@ -41,13 +41,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             return add_bulk::add_bulk(&producer(&config)?, cli.json, &queue, &file).await
         }
         Command::Spool(cmd) => return spool::spool(&config, cli.json, cmd).await,
+        // a flow file is read and checked before connecting, as bulk files are
+        Command::Flow(cmd) => return flow::flow(&config, cli.json, cmd).await,
         other => other,
     };
-    let ctx = Ctx {
-        redis: Redis::connect(&config).await?,
-        prefix: config.prefix().to_string(),
-        json: cli.json,
-    };
+    let ctx = Ctx::connect(&config, cli.json).await?;
     match command {
         Command::Stats {
             queue,
@@ -75,8 +73,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Drain { queue } => steer::drain(&ctx, &queue).await,
         Command::Obliterate { queue, .. } => steer::obliterate(&ctx, &queue).await,
         Command::Schedule(cmd) => schedule::schedule(&ctx, cmd).await,
-        Command::Health | Command::Add(_) | Command::AddBulk { .. } | Command::Spool(_) => {
-            unreachable!("answered before connecting")
-        }
+        Command::Health
+        | Command::Add(_)
+        | Command::AddBulk { .. }
+        | Command::Spool(_)
+        | Command::Flow(_) => unreachable!("answered before connecting"),
     }
 }

@@ -63,6 +63,7 @@ fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {
     let mut t = Table::new(&[
         "QUEUE",
         ">WAITING",
+        ">WAITING_CHILDREN",
         ">ACTIVE",
         ">DELAYED",
         ">COMPLETED",
@@ -75,6 +76,7 @@ fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {
         t.row(vec![
             r.queue.clone(),
             r.waiting.to_string(),
+            r.waiting_children.to_string(),
             r.active.to_string(),
             r.delayed.to_string(),
             r.completed.to_string(),

@@ -11,7 +11,7 @@ use crate::job::NewJob;
 use crate::queue::checked_data;
 use crate::validate::validate_queue_name;
 
-use super::FlowJob;
+use super::types::FlowJob;
 
 /// Most children one node may have.
 pub const MAX_CHILDREN: usize = 10_000;
@@ -113,7 +113,12 @@ pub(crate) fn check(root: &FlowJob, caps: JobCaps) -> Result<Vec<Node<'_>>> {
             ids.insert((job.queue.as_str(), id), index);
         }
         for (i, child) in job.children.iter().enumerate().rev() {
-            stack.push((child, Some(index), format!("{path}.children[{i}]"), depth + 1));
+            stack.push((
+                child,
+                Some(index),
+                format!("{path}.children[{i}]"),
+                depth + 1,
+            ));
         }
         nodes.push(Node {
             job,
@@ -207,7 +212,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("root.children[0]") && e.contains("job name"), "{e}");
+        assert!(
+            e.contains("root.children[0]") && e.contains("job name"),
+            "{e}"
+        );
         let caps = JobCaps {
             max_data_bytes: 10,
             ..JobCaps::default()
@@ -217,6 +225,9 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("root.children[0]") && e.contains("102 bytes"), "{e}");
+        assert!(
+            e.contains("root.children[0]") && e.contains("102 bytes"),
+            "{e}"
+        );
     }
 }

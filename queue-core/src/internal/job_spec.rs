@@ -168,7 +168,12 @@ pub fn parse_flow_value(value: Value) -> Result<FlowJob> {
             })?;
         let index = nodes.len();
         for (i, child) in children.into_iter().enumerate().rev() {
-            stack.push((child, Some(index), format!("{path}.children[{i}]"), depth + 1));
+            stack.push((
+                child,
+                Some(index),
+                format!("{path}.children[{i}]"),
+                depth + 1,
+            ));
         }
         nodes.push((
             FlowJob {
@@ -347,8 +352,14 @@ mod tests {
                 r#"{"queue":"p","name":"x","children":[{"queue":"q","name":"y","opts":{"onChildFailure":"shrug"}}]}"#,
                 "root.children[0]: opts.onChildFailure \"shrug\"",
             ),
-            (r#"{"queue":"p","name":"x","children":{}}"#, "must be an array"),
-            (r#"{"queue":"p","name":"x","kids":[]}"#, "use queue, name, data, opts, children"),
+            (
+                r#"{"queue":"p","name":"x","children":{}}"#,
+                "must be an array",
+            ),
+            (
+                r#"{"queue":"p","name":"x","kids":[]}"#,
+                "use queue, name, data, opts, children",
+            ),
         ] {
             let e = parse_flow_json(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");

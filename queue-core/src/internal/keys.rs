@@ -145,8 +145,9 @@ impl QueueKeys {
         format!("{}:j:{id}", self.base)
     }
 
-    /// Hash of a flow parent's children: `<queue>/<id>` → `p<name>` while the child has not
-    /// finished, then `<c|f|r><name>\n<return value | reason>`. Scripts derive it from
+    /// Hash of a flow parent's children: `<queue>/<id>` → `p<position> <name>` while the
+    /// child has not finished, then `<c|f|r><position> <name>\n<return value | reason>`
+    /// (`c` completed, `f` failed, `r` removed; the position keeps the flow's order). Scripts derive it from
     /// [`QueueKeys::job_prefix`] as they do the logs key (`kids_key` in the prelude).
     pub fn job_kids(&self, id: &str) -> String {
         format!("{}:kids:{id}", self.base)

@@ -21,6 +21,7 @@ pub(crate) async fn complete(
         keys.completed(),
         keys.events(),
         keys.metrics_completed(),
+        keys.outbox(),
     ];
     let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, result| {
         inv.arg(*result);

@@ -3,21 +3,21 @@
 -- either the ids of the delayed set's snapshot, or (no id given) the lane entries not yet
 -- delivered up to each lane's last entry id at the start (stream ids only grow, so a later
 -- add has a greater one). Running jobs are left alone. The caller loops until a lanes call
--- returns 0.
+-- returns 0. Flow children deleted tell their parents (outbox), as removed.
 --
--- KEYS: 1 meta, 2 delayed, 3 events, 4 .. 3+L lane streams
+-- KEYS: 1 meta, 2 delayed, 3 events, 4 outbox, 5 .. 4+L lane streams
 -- ARGV: 1 group, 2 limit, 3 job key prefix, 4 events maxlen, 5 L,
 --       6 .. 5+L lane priorities, 6+L .. 5+2L each lane's last entry id at the start,
 --       then the delayed ids (at most `limit`; none = the lanes' entries)
 -- Returns: number of jobs deleted
-local meta, delayed, events = KEYS[1], KEYS[2], KEYS[3]
+local meta, delayed, events, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, limit, job_prefix, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local L = tonumber(ARGV[5])
 local n, undelivered = 0, 0
 
 if #ARGV > 5 + 2 * L then
   local lane_of, last_of = {}, {}
-  for i = 1, L do lane_of[ARGV[5 + i]] = 3 + i end
+  for i = 1, L do lane_of[ARGV[5 + i]] = 4 + i end
   local gone = {}
   for i = 6 + 2 * L, #ARGV do
     local id = ARGV[i]
@@ -37,11 +37,12 @@ if #ARGV > 5 + 2 * L then
       end
     end
   end
+  notify_removed(job_prefix, outbox, gone)
   n = delete_jobs(job_prefix, gone, 1, #gone, 1)
 else
   for i = 1, L do
     if n >= limit then break end
-    local key, bound = KEYS[3 + i], ARGV[5 + L + i]
+    local key, bound = KEYS[4 + i], ARGV[5 + L + i]
     local last = last_delivered(key, group)
     if id_gt(bound, last) then
       local entries = redis.call('XRANGE', key, '(' .. last, bound, 'COUNT', limit - n)
@@ -52,6 +53,7 @@ else
           ids[#ids + 1] = e[2][2]
         end
         redis.call('XDEL', key, unpack(sids))
+        notify_removed(job_prefix, outbox, ids)
         delete_jobs(job_prefix, ids, 1, #ids, 1)
         undelivered = undelivered + #entries
         n = n + #entries

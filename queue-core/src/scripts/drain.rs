@@ -19,7 +19,10 @@ pub(crate) async fn drain(
 ) -> Result<u64> {
     let keys = &q.keys;
     let mut inv = SCRIPT.prepare_invoke();
-    inv.key(keys.meta()).key(keys.delayed()).key(keys.events());
+    inv.key(keys.meta())
+        .key(keys.delayed())
+        .key(keys.events())
+        .key(keys.outbox());
     for k in lane_keys {
         inv.key(k);
     }

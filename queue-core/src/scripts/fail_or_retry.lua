@@ -4,15 +4,18 @@
 -- recorded, and nor is one recorded already (the same batch sent again after a dropped
 -- connection lost the reply).
 --
+-- A flow child that fails for good tells its parent through its queue's outbox.
+--
 -- KEYS: 1 meta, 2 delayed, 3 failed, 4 marker, 5 events, 6 per-minute failed list,
---       7 .. 6+L lane streams
+--       7 outbox, 8 .. 7+L lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
 --       6 keep age ms (0 none), 7 trim budget,
---       then per job 8 fields: id, lane number, entry id, error, stack, retry delay ms
---       (-1 = no retry), attempt number, start time ms
+--       then per job 9 fields: id, lane number, entry id, error, stack, retry delay ms
+--       (-1 = no retry), attempt number, start time ms, its flow parent '<queue>/<id>'
+--       ('' none)
 -- Returns: {retried, failed, lost id…}
-local meta, delayed, failed, marker, events, per_minute =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local meta, delayed, failed, marker, events, per_minute, outbox =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now = now_ms_ceil()
@@ -21,17 +24,17 @@ local by_lane, lost, times = {}, {}, {}
 local retried, final = 0, 0
 local first_due = nil
 for j = 0, N - 1 do
-  local a = 7 + j * 8
-  local lane = tonumber(ARGV[a + 2]) + 6
+  local a = 7 + j * 9
+  local lane = tonumber(ARGV[a + 2]) + 7
   by_lane[lane] = by_lane[lane] or {}
   table.insert(by_lane[lane], ARGV[a + 3])
 end
 local all_owned = ack_all(by_lane, group)
 for j = 0, N - 1 do
-  local a = 7 + j * 8
+  local a = 7 + j * 9
   local id, sid = ARGV[a + 1], ARGV[a + 3]
   local err, stack, delay = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6])
-  local att, started = ARGV[a + 7], ARGV[a + 8]
+  local att, started, par = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
   local job = job_prefix .. id
   local own = all_owned and 'owned' or ownership(job, sid)
   if own == 'lost' then
@@ -50,6 +53,7 @@ for j = 0, N - 1 do
       retried = retried + 1
     else
       emit(events, maxlen, 'event', 'failed', 'ids', id, 'error', err)
+      if par ~= '' then notify_parent(outbox, id, par, 'f', err) end
       if keep == 0 then
         delete_job(job_prefix, id)
       else

@@ -32,6 +32,7 @@ pub(crate) async fn fail_or_retry(
         keys.marker(),
         keys.events(),
         keys.metrics_failed(),
+        keys.outbox(),
     ];
     let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, f| {
         inv.arg(f.message)

@@ -43,7 +43,11 @@ pub(crate) mod counts;
 pub(crate) mod drain;
 pub(crate) mod extend_lease;
 pub(crate) mod fail_or_retry;
+pub(crate) mod flow;
+pub(crate) mod flow_commit;
+pub(crate) mod flow_stage;
 pub(crate) mod get_job;
+pub(crate) mod kids;
 pub(crate) mod listing;
 pub(crate) mod lock_extend;
 pub(crate) mod lock_release;
@@ -53,6 +57,7 @@ pub(crate) mod move_jobs;
 pub(crate) mod move_to_active;
 pub(crate) mod node_time;
 pub(crate) mod obliterate;
+pub(crate) mod outbox;
 pub(crate) mod rate_check;
 pub(crate) mod reclaim;
 pub(crate) mod registry;
@@ -66,6 +71,7 @@ pub(crate) mod schedule_upsert;
 pub(crate) mod schedules;
 pub(crate) mod set_limits;
 pub(crate) mod set_paused;
+pub(crate) mod settle;
 pub(crate) mod snapshot;
 pub(crate) mod update_job;
 pub(crate) mod update_progress;
@@ -81,6 +87,8 @@ pub(crate) struct Attempt<'a> {
     pub attempt: u32,
     /// When it started, by the Redis clock (ms).
     pub started_ms: i64,
+    /// Its flow parent, `<queue>/<id>` ("" for none).
+    pub parent: &'a str,
 }
 
 /// The lane keys of a batch (its jobs' priorities `prios`, in order) and each job's
@@ -103,7 +111,7 @@ pub(crate) fn lanes_of(
 /// The call `complete` and `fail_or_retry` share: the script's own `keys`, then the
 /// batch's lane keys; the group, stream bound, job prefix, batch size, retention and trim
 /// budget; then per job its id, lane number and entry id, what `outcome` adds (the result,
-/// or the failure), its attempt and its start.
+/// or the failure), its attempt, its start and its flow parent.
 pub(crate) fn outcome_call<'a, T>(
     script: &'a redis::Script,
     q: &QueueStore,
@@ -128,7 +136,7 @@ pub(crate) fn outcome_call<'a, T>(
     for ((job, x), lane) in jobs.iter().zip(numbers) {
         inv.arg(job.id).arg(lane).arg(job.sid);
         outcome(&mut inv, x);
-        inv.arg(job.attempt).arg(job.started_ms);
+        inv.arg(job.attempt).arg(job.started_ms).arg(job.parent);
     }
     inv
 }

@@ -24,9 +24,9 @@
 --       6 job key prefix, 7 promote batch size, 8 concurrency poll ms, 9 data cap bytes,
 --       10 opts cap bytes, 11 .. 10+L lane priorities (as KEYS)
 -- Returns: {'lanes', version} when the caller's lane list is stale, else
---          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, then per job 8
+--          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, then per job 9
 --           fields: id, lane number, entry id, name, data, opts, this attempt's number,
---           note}
+--           note, its flow parent ('<queue>/<id>', '' none)}
 --          `limited` >= 1 when a queue limit allows no more starts now: ms until the rate
 --          window resets, or the concurrency poll (capacity frees when any worker finishes)
 --          `note` is '' (all read), 'read:<data pieces>:<opts pieces>' (a value too long to
@@ -180,7 +180,7 @@ for lane = 1, L do
       local job = id and (job_prefix .. id)
       -- data up to 3 pieces (192 bytes) comes in this one read
       local f = job and redis.call('HMGET', job, 'sid', 'name', 'data', 'opts', 'att',
-        'data:n', 'opts:n', 'data:2', 'data:3') or {}
+        'data:n', 'opts:n', 'data:2', 'data:3', 'par') or {}
       local bad_sid = nil
       if job and f[1] ~= sid and not valid_sid(f[1]) and f[2]
           and not redis.call('HGET', job, 'state') then
@@ -230,6 +230,7 @@ for lane = 1, L do
         out[#out + 1] = opts or ''
         out[#out + 1] = att + 1
         out[#out + 1] = note
+        out[#out + 1] = f[10] or ''
         got = got + 1
       end
     end

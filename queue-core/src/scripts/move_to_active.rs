@@ -38,6 +38,8 @@ pub(crate) struct ClaimedJob {
     pub started_ms: i64,
     /// Why its record is corrupt, if it is: the job fails alone with this.
     pub corrupt: Option<String>,
+    /// Its flow parent, `<queue>/<id>`.
+    pub parent: Option<String>,
 }
 
 /// One `move_to_active` call: promote due jobs, then claim up to `count` ready ones.
@@ -84,8 +86,8 @@ pub(crate) async fn claim(
     let paused = r.int()? == 1;
     let now = r.int()?;
     let limited = r.int()?;
-    let mut jobs = Vec::with_capacity(r.remaining() / 8);
-    while r.remaining() >= 8 {
+    let mut jobs = Vec::with_capacity(r.remaining() / 9);
+    while r.remaining() >= 9 {
         let id = r.string()?;
         let lane = r.int()? as usize;
         let sid = r.string()?;
@@ -98,6 +100,7 @@ pub(crate) async fn claim(
         let mut opts_text = r.string()?;
         let attempt = u32::try_from(r.int()?).unwrap_or(u32::MAX);
         let note = r.string()?;
+        let parent = r.string()?;
         let prio = *lanes
             .prios
             .get(lane.wrapping_sub(1))
@@ -140,6 +143,7 @@ pub(crate) async fn claim(
             sid,
             started_ms: now,
             corrupt,
+            parent: (!parent.is_empty()).then_some(parent),
         });
     }
     Ok(Claim {

@@ -366,23 +366,53 @@ local function logs_key(job_prefix, id)
   return logs_prefix(job_prefix) .. id
 end
 
+-- A flow parent's children hash (keys.rs job_kids): `<queue>/<id>` → `p<name>` while the
+-- child has not finished, then `<c|f|r><name>\n<return value | reason>`.
+local function kids_key(job_prefix, id)
+  return string.sub(job_prefix, 1, -3) .. 'kids:' .. id
+end
+
+-- Tells the parent of flow child `id` (`par` = '<queue>/<id>') how it finished: `s` is
+-- 'c' (completed, `v` its return value), 'f' (failed for good, `v` the reason) or 'r'
+-- (removed). The parent's queue may live on another Cluster node, so the outcome goes to
+-- this queue's outbox; a worker delivers it (flow/deliver.rs) and deletes the entry.
+local function notify_parent(outbox, id, par, s, v)
+  redis.call('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)
+end
+
+-- Before jobs `ids` that never finished are deleted: tells the parents of those that are
+-- flow children that they were removed (a removed child counts as finished).
+local function notify_removed(job_prefix, outbox, ids)
+  for _, id in ipairs(ids) do
+    local par = redis.call('HGET', job_prefix .. id, 'par')
+    if par then notify_parent(outbox, id, par, 'r', '') end
+  end
+end
+
 -- Delete a job's hash and logs; returns how many of the two existed. UNLINK: Redis frees
 -- what is large (a long log list) in the background, and a job's big pieces (up to 64 KiB
 -- each) cost half what DEL does in the call.
 local function delete_job(job_prefix, id)
-  return redis.call('UNLINK', job_prefix .. id, logs_key(job_prefix, id))
+  local n = redis.call('UNLINK', job_prefix .. id, logs_key(job_prefix, id))
+  -- a flow parent's children (kids_key): only parents have them, so only they pay the call
+  if n > 0 and redis.call('EXISTS', kids_key(job_prefix, id)) == 1 then
+    redis.call('UNLINK', kids_key(job_prefix, id))
+  end
+  return n
 end
 
--- Delete the hashes and logs of many jobs: ids `list[first]`, `list[first + step]` … up to
+-- Delete the hashes, logs and children (of flow parents) of many jobs: ids `list[first]`, `list[first + step]` … up to
 -- `last`, in DEL calls of up to SLICE keys (one call per job would cost more than the
 -- deletions themselves). Returns how many jobs were listed.
 local function delete_jobs(job_prefix, list, first, last, step)
   local logs = logs_prefix(job_prefix)
+  local kids = string.sub(job_prefix, 1, -3) .. 'kids:'
   local keys, n = {}, 0
   for i = first, last, step do
     local id = list[i]
     keys[#keys + 1] = job_prefix .. id
     keys[#keys + 1] = logs .. id
+    keys[#keys + 1] = kids .. id
     n = n + 1
     if #keys >= SLICE then
       redis.call('UNLINK', unpack(keys))

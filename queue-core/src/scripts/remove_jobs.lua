@@ -1,25 +1,29 @@
 -- remove_jobs: delete jobs that are not running — waiting (its lane entry too), delayed,
--- completed or failed — with their logs. An active job (its entry pending in the group) is
--- refused: it can be removed once it finishes.
+-- completed, failed, or a flow parent waiting for its children — with their logs. An
+-- active job (its entry pending in the group) is refused: it can be removed once it
+-- finishes. A flow child removed before it finished tells its parent (outbox): it counts
+-- as finished, removed.
 --
--- KEYS: 1 meta, 2 delayed, 3 completed, 4 failed, 5 events, 6 .. lane streams
+-- KEYS: 1 meta, 2 delayed, 3 completed, 4 failed, 5 events, 6 outbox, 7 waiting children,
+--       8 staged, 9 .. lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 lanes version, 5 L,
 --       6 .. 5+L lane priorities, then the ids
 -- Returns: {'lanes', version} when stale, else {'ok', removed, then per refused or missing
 --          job: id, reason ('active' | 'missing')}
 local meta, delayed, completed, failed, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local outbox, waiting_children, staged = KEYS[6], KEYS[7], KEYS[8]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local L = tonumber(ARGV[5])
 local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
 if ver ~= ARGV[4] then return {'lanes', ver} end
 local lane_of = {}
-for i = 1, L do lane_of[ARGV[5 + i]] = 5 + i end
+for i = 1, L do lane_of[ARGV[5 + i]] = 8 + i end
 local removed, refused, undelivered = {}, {}, 0
 local last_of = {}
 for i = 6 + L, #ARGV do
   local id = ARGV[i]
   local job = job_prefix .. id
-  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln')
+  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln', 'par')
   local state, sid, lane = job_state(f[1], f[2]), f[2], lane_of[lane_name(f[4], f[3])]
   if not state then
     refused[#refused + 1] = id; refused[#refused + 1] = 'missing'
@@ -33,9 +37,14 @@ for i = 6 + L, #ARGV do
         undelivered = undelivered + 1
       end
     end
+    if f[5] and state ~= 'completed' and state ~= 'failed' then
+      notify_parent(outbox, id, f[5], 'r', '')
+    end
     redis.call('ZREM', delayed, id)
     redis.call('ZREM', completed, id)
     redis.call('ZREM', failed, id)
+    redis.call('ZREM', waiting_children, id)
+    redis.call('ZREM', staged, id)
     delete_job(job_prefix, id)
     removed[#removed + 1] = id
   end

@@ -16,7 +16,10 @@ pub(crate) async fn remove_job(q: &QueueStore, id: &str) -> Result<()> {
             .key(keys.delayed())
             .key(keys.completed())
             .key(keys.failed())
-            .key(keys.events());
+            .key(keys.events())
+            .key(keys.outbox())
+            .key(keys.waiting_children())
+            .key(keys.staged());
         for k in lanes.keys(keys) {
             inv.key(k);
         }

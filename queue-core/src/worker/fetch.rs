@@ -62,6 +62,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
             started_ms: j.started_ms,
             claimed,
             corrupt: j.corrupt,
+            parent: j.parent,
         })
         .collect();
     Ok(Fetched {

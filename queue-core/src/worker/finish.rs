@@ -71,6 +71,10 @@ pub(crate) async fn finish_loop(
             match record(&queue, &batch).await {
                 Ok(lost) => {
                     outage.recovered();
+                    if batch.iter().any(|o| o.job.parent.is_some()) {
+                        // flow children: their outcomes wait in the outbox for their parents
+                        queue.inner.flows.notify_one();
+                    }
                     if !lost.is_empty() {
                         tracing::warn!(
                             queue = %queue.name(),
@@ -142,6 +146,7 @@ fn attempt(job: &Active) -> Attempt<'_> {
         sid: &job.sid,
         attempt: job.raw.attempt,
         started_ms: job.started_ms,
+        parent: job.parent.as_deref().unwrap_or(""),
     }
 }
 

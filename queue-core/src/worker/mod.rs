@@ -6,6 +6,7 @@ mod dispatch;
 mod duty;
 mod fetch;
 mod finish;
+mod flows;
 mod held;
 mod lease;
 mod metrics;
@@ -43,8 +44,8 @@ use shared::Shared;
 
 use settings::{Settings, RECORD_AFTER_GRACE};
 pub use settings::{
-    DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_MAX_STALLS, DEFAULT_RETENTION_INTERVAL,
-    DEFAULT_SWEEP_INTERVAL,
+    DEFAULT_FLOW_CHECK_INTERVAL, DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_MAX_STALLS,
+    DEFAULT_RETENTION_INTERVAL, DEFAULT_SWEEP_INTERVAL,
 };
 
 /// Configures a [`Worker`]. Settings are checked by [`WorkerBuilder::build`], before
@@ -120,6 +121,14 @@ impl WorkerBuilder {
     /// Pause between passes of the retention janitor (default 5 s).
     pub fn retention_interval(mut self, every: Duration) -> Self {
         self.settings.retention_interval = every;
+        self
+    }
+
+    /// Pause between passes of the flows' safety net (default 10 s): looking up the
+    /// children of parents that have waited a minute since the last look, and committing
+    /// or taking back flow jobs left staged by an add that died.
+    pub fn flow_check_interval(mut self, every: Duration) -> Self {
+        self.settings.flow_check_interval = every;
         self
     }
 
@@ -481,8 +490,9 @@ impl Worker {
 }
 
 /// The duties started for every queue (see `duty.rs`): one line each.
-const DUTIES: [duty::Start; 4] = [
+const DUTIES: [duty::Start; 5] = [
     reclaim::start,
+    flows::start,
     schedule::start,
     retention::start,
     sweep::start,

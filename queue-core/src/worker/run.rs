@@ -30,6 +30,8 @@ pub(crate) struct Active {
     /// Why its stored fields cannot be run (corrupt or over the size caps): it fails
     /// alone, unrun and not retried, with this reason naming the field.
     pub corrupt: Option<String>,
+    /// Its flow parent, `<queue>/<id>`: its outcome goes to the queue's outbox for it.
+    pub parent: Option<String>,
 }
 
 /// How an attempt ended.

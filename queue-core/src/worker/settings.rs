@@ -15,6 +15,10 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// Default pause between two passes of the retention janitor.
 pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Default pause between two passes of the flows' safety net (parents that wait too long,
+/// jobs staged too long).
+pub const DEFAULT_FLOW_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
 /// A worker's settings, as `WorkerBuilder` collects them and `Worker` runs with them.
 pub(crate) struct Settings {
     pub queues: Vec<String>,
@@ -24,6 +28,7 @@ pub(crate) struct Settings {
     pub max_stalls: u32,
     pub sweep_interval: Duration,
     pub retention_interval: Duration,
+    pub flow_check_interval: Duration,
 }
 
 impl Default for Settings {
@@ -36,6 +41,7 @@ impl Default for Settings {
             max_stalls: DEFAULT_MAX_STALLS,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
+            flow_check_interval: DEFAULT_FLOW_CHECK_INTERVAL,
         }
     }
 }

@@ -168,6 +168,7 @@ async fn help_explains_and_exits_0() {
         "drain",
         "obliterate",
         "schedule",
+        "flow",
         "health",
         "Exit codes",
     ] {

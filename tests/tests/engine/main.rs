@@ -10,6 +10,7 @@ mod engine_concurrency;
 mod engine_counts;
 mod engine_delay;
 mod engine_failures;
+mod engine_flow;
 mod engine_layout;
 mod engine_listing;
 mod engine_metrics;

@@ -1,0 +1,30 @@
+-- flow_commit: commits (or takes back) staged jobs of a flow, of one queue. Committing
+-- makes a job what its flow says: a parent with children left waits for them (in the
+-- waiting-children set), a parent whose children all finished already runs (or fails, if
+-- one failed it), and a job without children runs. Taking back deletes a job that is still
+-- staged (its flow's add failed). A job no longer staged is left alone, so a commit sent
+-- twice, or after a worker committed the job, does nothing.
+--
+-- KEYS, ARGV 1-3: as flow.lua; ARGV: 4 'commit' or 'drop', 5 the staging add's token
+--   (only jobs it staged are touched; '' for any: a worker's), then the job ids
+-- Returns: how many jobs were committed (or dropped), and 1 if the outbox was written
+local mode, token = ARGV[4], ARGV[5]
+local now = now_ms()
+local done, wrote = 0, 0
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  local job = Q.job_prefix .. id
+  local f = flow_fields(job)
+  if f[1] == 'waiting_children' and f[2] and (token == '' or f[2] == token) then
+    redis.call('ZREM', Q.staged, id)
+    if mode == 'drop' then
+      delete_job(Q.job_prefix, id)
+    else
+      redis.call('HDEL', job, 'stg')
+      f[2] = false
+      wrote = math.max(wrote, parent_next(job, id, f, now))
+    end
+    done = done + 1
+  end
+end
+return {done, wrote}

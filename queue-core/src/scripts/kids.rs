@@ -1,0 +1,124 @@
+//! The plain reads of flows: a parent's children hash, the fields of children that tell
+//! how they ended, and the parents and staged jobs due for a look (`flow/children.rs`,
+//! `flow/reconcile.rs`).
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::store::QueueStore;
+
+/// Fields of the children hash read per HSCAN round trip.
+const SCAN_COUNT: usize = 1_000;
+
+/// The children hash of parent `id`: `<queue>/<id>` → stored outcome (see `keys.rs`
+/// `job_kids`), in no particular order. Read with HSCAN, so a parent of 10,000 children
+/// never makes one long call.
+pub(crate) async fn children_of(q: &QueueStore, id: &str) -> Result<Vec<(String, String)>> {
+    let key = q.keys.job_kids(id);
+    let mut conn = q.redis.conn();
+    let mut cursor = 0u64;
+    let mut out = Vec::new();
+    loop {
+        let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+            .arg(&key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| q.redis.err(e))?;
+        out.extend(page);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    // HSCAN may return a field twice
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(k, _)| seen.insert(k.clone()));
+    Ok(out)
+}
+
+/// What a child's hash says of how it is: `state`, `sid`, `par`, `stg`, `result`, `error`
+/// (None when there is no such job). Read in one pipeline per call.
+pub(crate) type ChildFields = Option<HashMap<&'static str, String>>;
+
+/// The fields of jobs `ids` of `q` that tell whether (and how) they finished.
+pub(crate) async fn child_fields(q: &QueueStore, ids: &[&str]) -> Result<Vec<ChildFields>> {
+    const FIELDS: [&str; 6] = ["state", "sid", "par", "stg", "result", "error"];
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("HMGET").arg(q.keys.job(id)).arg(&FIELDS[..]);
+    }
+    let rows: Vec<Vec<Option<String>>> = pipe
+        .query_async(&mut q.redis.conn())
+        .await
+        .map_err(|e| q.redis.err(e))?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            if row.iter().all(Option::is_none) {
+                return None;
+            }
+            Some(
+                FIELDS
+                    .iter()
+                    .zip(row)
+                    .filter_map(|(f, v)| v.map(|v| (*f, v)))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// Up to `count` members of sorted set `key` of `q` scored at most `max`.
+pub(crate) async fn due(q: &QueueStore, key: &str, max: u64, count: usize) -> Result<Vec<String>> {
+    redis::cmd("ZRANGEBYSCORE")
+        .arg(key)
+        .arg("-inf")
+        .arg(max)
+        .arg("LIMIT")
+        .arg(0)
+        .arg(count)
+        .query_async(&mut q.redis.conn())
+        .await
+        .map_err(|e| q.redis.err(e))
+}
+
+/// Sets the score of `id` in sorted set `key` of `q` to `score`, if it is still a member.
+pub(crate) async fn reschedule(q: &QueueStore, key: &str, id: &str, score: u64) -> Result<()> {
+    let _: i64 = redis::cmd("ZADD")
+        .arg(key)
+        .arg("XX")
+        .arg(score)
+        .arg(id)
+        .query_async(&mut q.redis.conn())
+        .await
+        .map_err(|e| q.redis.err(e))?;
+    Ok(())
+}
+
+/// Removes `id` from sorted set `key` of `q`.
+pub(crate) async fn forget(q: &QueueStore, key: &str, id: &str) -> Result<()> {
+    let _: i64 = redis::cmd("ZREM")
+        .arg(key)
+        .arg(id)
+        .query_async(&mut q.redis.conn())
+        .await
+        .map_err(|e| q.redis.err(e))?;
+    Ok(())
+}
+
+/// Fields `fields` of job `id` of `q`.
+pub(crate) async fn job_fields(
+    q: &QueueStore,
+    id: &str,
+    fields: &[&str],
+) -> Result<Vec<Option<String>>> {
+    redis::cmd("HMGET")
+        .arg(q.keys.job(id))
+        .arg(fields)
+        .query_async(&mut q.redis.conn())
+        .await
+        .map_err(|e| q.redis.err(e))
+}

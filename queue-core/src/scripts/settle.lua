@@ -1,0 +1,38 @@
+-- settle: records finished children in their parents (all of this queue), from the
+-- children's outboxes. A child counts once: its entry in its parent's children hash goes
+-- from pending to its outcome, and only that moment counts it down (`kp`), so a
+-- notification delivered twice (a worker died before deleting it from the outbox, or two
+-- workers delivered it) changes nothing. The last child releases the parent; a child
+-- that failed for good fails it, unless the parent ignores failed children (`ocf`). A
+-- parent still staged is only counted down: its flow's commit decides (flow_commit).
+--
+-- KEYS, ARGV 1-3: as flow.lua; ARGV: 4 N, then per child: parent id, '<queue>/<id>' of
+--   the child, 'c' | 'f' | 'r', return value or reason
+-- Returns: {children counted, 1 if the outbox was written}
+local N = tonumber(ARGV[4])
+local now = now_ms()
+local counted, wrote = 0, 0
+for j = 0, N - 1 do
+  local a = 4 + j * 4
+  local pid, ref, s, v = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local kids = kids_key(Q.job_prefix, pid)
+  local cur = redis.pcall('HGET', kids, ref)
+  if type(cur) == 'string' and string.sub(cur, 1, 1) == 'p' then
+    redis.call('HSET', kids, ref, s .. string.sub(cur, 2) .. '\n' .. v)
+    counted = counted + 1
+    local job = Q.job_prefix .. pid
+    local f = flow_fields(job)
+    if f[1] == 'waiting_children' then
+      f[3] = tostring(hincr(job, 'kp', -1))
+      if s == 'f' and f[4] ~= 'i' and not f[8] then
+        f[8] = 'child ' .. ref .. ' failed: ' .. v
+        if f[2] then redis.call('HSET', job, 'kf', f[8]) end
+      end
+      -- a staged parent is left to its commit
+      if not f[2] and (f[8] or tonumber(f[3]) <= 0) then
+        wrote = math.max(wrote, parent_next(job, pid, f, now))
+      end
+    end
+  end
+end
+return {counted, wrote}

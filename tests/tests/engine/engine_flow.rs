@@ -1,0 +1,417 @@
+//! Flows: parents that wait for their children, across queues.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::{json, Value};
+
+/// A worker of `queues` whose `work` jobs sleep `data.ms` then return `data` (or fail with
+/// `data.fail` when set), and whose `collect` jobs return their children's outcomes;
+/// `collected` counts the runs of `collect`.
+fn flow_worker(env: &TestEnv, queues: &[&str], collected: Arc<AtomicU32>) -> Worker {
+    env.worker()
+        .queues(queues.iter().copied())
+        .concurrency(20)
+        .handler("work", |job: Job<Value>, _ctx: Ctx| async move {
+            let ms = job.data["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if let Some(e) = job.data["fail"].as_str() {
+                return Err(JobError::new(e));
+            }
+            Ok::<_, JobError>(job.data)
+        })
+        .handler("collect", move |_job: Job<Value>, ctx: Ctx| {
+            let collected = collected.clone();
+            async move {
+                collected.fetch_add(1, Ordering::SeqCst);
+                let children = ctx.children().await?;
+                Ok::<_, JobError>(json!({ "children": children }))
+            }
+        })
+        .build()
+        .unwrap()
+}
+
+fn work(queue: &str, data: Value) -> FlowJob {
+    FlowJob::new(queue, "work", &data).unwrap()
+}
+
+#[tokio::test]
+async fn a_parent_runs_after_its_last_child_across_three_queues() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .child(work("fa", json!({"ms": 50, "n": 1})))
+                .child(work("fb", json!({"ms": 150, "n": 2})))
+                .child(work("fc", json!({"ms": 0, "n": 3}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tree.children.len(), 3);
+    let parent_q = env.queue("fp").await;
+    let parent = parent_q.job(&tree.id).await.unwrap();
+    assert_eq!(parent.state, JobState::WaitingChildren);
+    assert_eq!(parent.children_pending, Some(3));
+    assert_eq!(parent_q.counts().await.unwrap().waiting_children, 1);
+    let child = env
+        .queue("fb")
+        .await
+        .job(&tree.children[1].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        child.parent,
+        Some(JobRef {
+            queue: "fp".into(),
+            id: tree.id.clone()
+        })
+    );
+
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(
+        &env,
+        &["fp", "fa", "fb", "fc"],
+        collected.clone(),
+    ));
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    assert_eq!(collected.load(Ordering::SeqCst), 1);
+    let started = done.started_at.unwrap();
+    for (i, c) in tree.children.iter().enumerate() {
+        let child = env.queue(&c.queue).await.job(&c.id).await.unwrap();
+        assert!(
+            child.finished_at.unwrap() <= started,
+            "child {i} finished at {:?}, after the parent started at {started}",
+            child.finished_at
+        );
+    }
+    let seen = &done.return_value.unwrap()["children"];
+    let seen = seen.as_array().unwrap();
+    assert_eq!(seen.len(), 3);
+    for (i, c) in seen.iter().enumerate() {
+        assert_eq!(c["queue"], tree.children[i].queue);
+        assert_eq!(c["id"], tree.children[i].id);
+        assert_eq!(c["name"], "work");
+        assert_eq!(c["state"], "completed");
+        assert_eq!(c["return_value"]["n"], i + 1);
+    }
+    assert_eq!(parent_q.counts().await.unwrap().waiting_children, 0);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_child_fails_its_parent_unrun_by_default() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .child(work("fa", json!({"ms": 300})))
+                .child(work("fb", json!({"fail": "boom"}))),
+        )
+        .await
+        .unwrap();
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa", "fb"], collected.clone()));
+    let parent_q = env.queue("fp").await;
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Failed);
+    assert_eq!(
+        done.failed_reason.as_deref(),
+        Some(format!("child fb/{} failed: boom", tree.children[1].id).as_str())
+    );
+    // the other child still runs; the parent never does
+    wait_job_done(
+        &env.queue("fa").await,
+        &tree.children[0].id,
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(collected.load(Ordering::SeqCst), 0);
+    let kids = parent_q.children(&tree.id).await.unwrap();
+    assert_eq!(kids[0].state, ChildState::Completed);
+    assert_eq!(kids[1].state, ChildState::Failed);
+    assert_eq!(kids[1].failed_reason.as_deref(), Some("boom"));
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_ignoring_parent_runs_and_sees_the_failure_after_retries() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .opts(JobOptions::new().on_child_failure(OnChildFailure::Ignore))
+                .child(work("fa", json!({"ms": 10})))
+                .child(
+                    work("fb", json!({"fail": "still broken"})).opts(JobOptions::new().attempts(3)),
+                ),
+        )
+        .await
+        .unwrap();
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa", "fb"], collected.clone()));
+    let parent_q = env.queue("fp").await;
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    assert_eq!(collected.load(Ordering::SeqCst), 1);
+    let failed = env
+        .queue("fb")
+        .await
+        .job(&tree.children[1].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        failed.attempts_made, 3,
+        "retries come before the child counts"
+    );
+    let seen = &done.return_value.unwrap()["children"];
+    assert_eq!(seen[0]["state"], "completed");
+    assert_eq!(seen[1]["state"], "failed");
+    assert_eq!(seen[1]["failed_reason"], "still broken");
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn grandchildren_finish_before_children_start() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .child(
+                    FlowJob::new("fa", "collect", &json!({}))
+                        .unwrap()
+                        .child(work("fb", json!({"ms": 100})))
+                        .child(work("fc", json!({"ms": 20}))),
+                )
+                .child(work("fa", json!({"ms": 10}))),
+        )
+        .await
+        .unwrap();
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(
+        &env,
+        &["fp", "fa", "fb", "fc"],
+        collected.clone(),
+    ));
+    let root = wait_job_done(&env.queue("fp").await, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(root.state, JobState::Completed, "{root:?}");
+    let mid = &tree.children[0];
+    let mid_job = env.queue("fa").await.job(&mid.id).await.unwrap();
+    for leaf in &mid.children {
+        let leaf_job = env.queue(&leaf.queue).await.job(&leaf.id).await.unwrap();
+        assert!(leaf_job.finished_at.unwrap() <= mid_job.started_at.unwrap());
+    }
+    assert!(mid_job.finished_at.unwrap() <= root.started_at.unwrap());
+    // the middle parent's outcome (its own children's outcomes) reaches the root
+    let seen = &root.return_value.unwrap()["children"];
+    assert_eq!(seen[0]["return_value"]["children"][1]["state"], "completed");
+    assert_eq!(collected.load(Ordering::SeqCst), 2);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_removed_child_counts_as_finished_and_retention_keeps_outcomes() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                // nobody works queue "idle": this child would wait for ever
+                .child(work("idle", json!({})))
+                .child(
+                    work("fa", json!({"n": 7}))
+                        .opts(JobOptions::new().remove_on_complete(Retention::REMOVE)),
+                ),
+        )
+        .await
+        .unwrap();
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
+    let fa = env.queue("fa").await;
+    eventually(
+        Duration::from_secs(5),
+        "the kept child to finish",
+        || async { (fa.counts().await.ok()?.completed_total == 1).then_some(()) },
+    )
+    .await;
+    // removed at once by its retention, but its parent has its outcome
+    assert!(fa.get_job(&tree.children[1].id).await.unwrap().is_none());
+    let parent_q = env.queue("fp").await;
+    assert_eq!(
+        parent_q.job(&tree.id).await.unwrap().state,
+        JobState::WaitingChildren
+    );
+    env.queue("idle")
+        .await
+        .remove_job(&tree.children[0].id)
+        .await
+        .unwrap();
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    let seen = &done.return_value.unwrap()["children"];
+    assert_eq!(seen[0]["state"], "removed");
+    assert_eq!(seen[1]["state"], "completed");
+    assert_eq!(seen[1]["return_value"]["n"], 7);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_id_stores_nothing_of_the_flow() {
+    let env = TestEnv::new().await;
+    let fa = env.queue("fa").await;
+    fa.add("work", &json!({}), JobOptions::new().job_id("mine"))
+        .await
+        .unwrap();
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let err = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .children((0..2500).map(|i| work("fb", json!({ "i": i }))))
+                .child(work("fa", json!({})).opts(JobOptions::new().job_id("mine"))),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("flow node root.children[2500]") && text.contains("\"mine\" is taken"),
+        "{text}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let mut conn = env.raw().await;
+    for q in ["fp", "fb"] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{{{}:{q}}}:*", env.config.prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(keys.is_empty(), "left behind in {q}: {keys:?}");
+    }
+    // the job that held the id is untouched
+    assert_eq!(fa.job("mine").await.unwrap().state, JobState::Waiting);
+}
+
+#[tokio::test]
+async fn ten_thousand_children_fan_in() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let started = std::time::Instant::now();
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .children((0..10_000).map(|i| work(["fa", "fb"][i % 2], json!({ "i": i })))),
+        )
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    eprintln!("10,000-child flow added in {took:?} (debug build)");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let parent_q = env.queue("fp").await;
+    assert_eq!(
+        parent_q.job(&tree.id).await.unwrap().children_pending,
+        Some(10_000)
+    );
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa", "fb"], collected.clone()));
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(60)).await;
+    assert_eq!(done.state, JobState::Completed);
+    let seen = done.return_value.unwrap()["children"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(seen.len(), 10_000);
+    for (i, c) in seen.iter().enumerate() {
+        assert_eq!(
+            c["return_value"]["i"], i,
+            "children come in the flow's order"
+        );
+    }
+    assert_eq!(collected.load(Ordering::SeqCst), 1);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_notification_is_mended_by_looking_up_the_children() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .child(work("fa", json!({"n": 1})))
+                .child(work("fa", json!({"n": 2}))),
+        )
+        .await
+        .unwrap();
+    let prefix = env.config.prefix().to_string();
+    let mut conn = env.raw().await;
+    // a child deleted by hand (as if its queue were obliterated) never notifies
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{{{prefix}:fa}}:j:{}", tree.children[0].id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let fa = env.queue("fa").await;
+    let collected = Arc::new(AtomicU32::new(0));
+    let worker = env
+        .worker()
+        .queues(["fa", "fp"])
+        .flow_check_interval(Duration::from_millis(100));
+    let guard = spawn_worker(flow_worker_from(worker, collected.clone()));
+    wait_finished(&fa, 1, Duration::from_secs(5)).await;
+    let parent_q = env.queue("fp").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        parent_q.job(&tree.id).await.unwrap().state,
+        JobState::WaitingChildren,
+        "the parent waits until someone looks"
+    );
+    // a minute later (made now), the safety net looks the children up
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{{{prefix}:fp}}:wc"))
+        .arg(0)
+        .arg(&tree.id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    let seen = &done.return_value.unwrap()["children"];
+    assert_eq!(seen[0]["state"], "removed");
+    assert_eq!(seen[1]["state"], "completed");
+    assert_eq!(collected.load(Ordering::SeqCst), 1);
+    guard.stop().await.unwrap();
+}
+
+/// [`flow_worker`]'s handlers on a given builder.
+fn flow_worker_from(builder: WorkerBuilder, collected: Arc<AtomicU32>) -> Worker {
+    builder
+        .concurrency(20)
+        .handler("work", |job: Job<Value>, _ctx: Ctx| async move {
+            Ok::<_, JobError>(job.data)
+        })
+        .handler("collect", move |_job: Job<Value>, ctx: Ctx| {
+            let collected = collected.clone();
+            async move {
+                collected.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, JobError>(json!({ "children": ctx.children().await? }))
+            }
+        })
+        .build()
+        .unwrap()
+}
