@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use queue_core::{Ctx, Job, JobError, WorkerBuilder};
-use serde::Deserialize;
+use queue_core::{ChildOutcome, Ctx, Job, JobError, WorkerBuilder};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Registers `diag.noop`, `diag.echo`, `diag.sleep`, `diag.fail` and `diag.panic`.
+/// Registers `diag.noop`, `diag.echo`, `diag.sleep`, `diag.fail`, `diag.panic` and
+/// `diag.collect`.
 pub fn register(builder: WorkerBuilder) -> WorkerBuilder {
     builder
         .handler("diag.noop", noop)
@@ -14,6 +15,7 @@ pub fn register(builder: WorkerBuilder) -> WorkerBuilder {
         .handler("diag.sleep", sleep)
         .handler("diag.fail", fail)
         .handler("diag.panic", panic)
+        .handler("diag.collect", collect)
 }
 
 /// Does nothing and succeeds (any data).
@@ -68,4 +70,20 @@ pub async fn fail(job: Job<Fail>, _ctx: Ctx) -> Result<u32, JobError> {
 /// Panics, to show that a panic fails only the attempt.
 pub async fn panic(_job: Job<Value>, _ctx: Ctx) -> Result<(), JobError> {
     panic!("diag.panic: deliberate panic")
+}
+
+/// What `diag.collect` returns: `{"children": [...]}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Collected {
+    /// Every child's queue, id, name, state and return value or failure reason, in the
+    /// flow's order.
+    pub children: Vec<ChildOutcome>,
+}
+
+/// As a flow's parent, returns its children's outcomes (any data; a job that is no
+/// parent returns no children).
+pub async fn collect(_job: Job<Value>, ctx: Ctx) -> Result<Collected, JobError> {
+    Ok(Collected {
+        children: ctx.children().await?,
+    })
 }

@@ -69,7 +69,7 @@ async fn run(program: &str, args: Vec<String>) -> Vec<u8> {
 
 /// Makes an H.264 + AAC clip of `size` (e.g. `1280x720`) lasting `secs`: ffmpeg's test
 /// pattern with a 440 Hz tone.
-async fn make_clip(path: &Path, size: &str, secs: u32) {
+pub(crate) async fn make_clip(path: &Path, size: &str, secs: u32) {
     let video = format!("testsrc=size={size}:rate=25:duration={secs}");
     let audio = format!("sine=frequency=440:duration={secs}");
     let args = [

@@ -60,6 +60,19 @@ impl TempOutput {
     /// Checks that `target` can be written — its directory exists, and it does not exist
     /// unless `overwrite` — and picks a temp path beside it. `input` must not be `target`.
     pub async fn prepare(target: &Path, input: &Path, overwrite: bool) -> Result<Self, JobError> {
+        Self::prepare_from(target, Some(input), overwrite).await
+    }
+
+    /// As [`TempOutput::prepare`], for an output made from no input file (a manifest).
+    pub async fn prepare_new(target: &Path, overwrite: bool) -> Result<Self, JobError> {
+        Self::prepare_from(target, None, overwrite).await
+    }
+
+    async fn prepare_from(
+        target: &Path,
+        input: Option<&Path>,
+        overwrite: bool,
+    ) -> Result<Self, JobError> {
         let name = target.file_name().ok_or_else(|| {
             JobError::fatal(format!("output '{}' names no file", target.display()))
         })?;
@@ -73,11 +86,13 @@ impl TempOutput {
                 target.display()
             )));
         }
-        if same_file(target, input).await {
-            return Err(JobError::fatal(format!(
-                "output '{}' is the input file",
-                target.display()
-            )));
+        if let Some(input) = input {
+            if same_file(target, input).await {
+                return Err(JobError::fatal(format!(
+                    "output '{}' is the input file",
+                    target.display()
+                )));
+            }
         }
         match tokio::fs::metadata(target).await {
             Ok(m) if m.is_dir() => {

@@ -1,11 +1,15 @@
 //! `video.*`: probe, transcode and thumbnail video files by running `ffmpeg` / `ffprobe` as
-//! child processes.
+//! child processes, and publish a video's renditions once a flow has made them.
 //!
 //! | name | data | returns |
 //! |---|---|---|
 //! | `video.probe` | [`ProbeData`] | [`ProbeResult`] |
 //! | `video.transcode` | [`TranscodeData`] | [`TranscodeResult`] |
 //! | `video.thumbnail` | [`ThumbnailData`] | [`ThumbnailResult`] |
+//! | `video.publish` | [`PublishData`] | [`PublishResult`] |
+//!
+//! `video.publish` is a flow's parent: it runs no ffmpeg, it gathers what its
+//! `video.transcode` and `video.thumbnail` children made into a manifest (`publish.rs`).
 //!
 //! The shapes of every job's data and result live in `types.rs`, so what a producer may send
 //! can be read in one place; each handler lives in its own file.
@@ -27,6 +31,7 @@ pub mod ffmpeg;
 mod files;
 pub mod probe;
 mod progress;
+pub mod publish;
 pub mod thumbnail;
 pub mod transcode;
 mod types;
@@ -37,17 +42,18 @@ use queue_core::{Ctx, Job, WorkerBuilder};
 
 pub use self::config::{VideoConfig, FFMPEG_ENV, FFPROBE_ENV};
 pub use self::types::{
-    Preset, ProbeData, ProbeResult, ThumbnailData, ThumbnailResult, TranscodeData, TranscodeResult,
+    FailedChild, Manifest, Preset, ProbeData, ProbeResult, PublishData, PublishResult,
+    ThumbnailData, ThumbnailResult, TranscodeData, TranscodeResult,
 };
 
-/// Registers `video.probe`, `video.transcode` and `video.thumbnail` with the binaries named
-/// by the environment ([`VideoConfig::from_env`]).
+/// Registers `video.probe`, `video.transcode`, `video.thumbnail` and `video.publish` with
+/// the binaries named by the environment ([`VideoConfig::from_env`]).
 pub fn register(builder: WorkerBuilder) -> WorkerBuilder {
     register_with(builder, VideoConfig::from_env())
 }
 
 /// Registers `video.probe`, `video.transcode` and `video.thumbnail` running the binaries of
-/// `config`.
+/// `config`, and `video.publish`.
 pub fn register_with(builder: WorkerBuilder, config: VideoConfig) -> WorkerBuilder {
     let config = Arc::new(config);
     let (c1, c2, c3) = (config.clone(), config.clone(), config);
@@ -70,4 +76,5 @@ pub fn register_with(builder: WorkerBuilder, config: VideoConfig) -> WorkerBuild
                 async move { thumbnail::thumbnail(&config, job, ctx).await }
             },
         )
+        .handler("video.publish", publish::publish)
 }

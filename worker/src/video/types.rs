@@ -132,6 +132,72 @@ pub struct ThumbnailResult {
     pub size_bytes: u64,
 }
 
+/// `video.publish` data: `{"video": "launch-teaser", "output": "manifest.json",
+/// "overwrite": false}`. The job is a flow's parent; its children are the `video.transcode`
+/// and `video.thumbnail` jobs of the video (and optionally its `video.probe`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishData {
+    /// What is published: the video's id or source path, as the caller names it (not read).
+    pub video: String,
+    /// Where to write the manifest (`.json`; its directory must exist). Without it nothing
+    /// is written and the result alone carries the manifest.
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+    /// Replace `output` if it exists with other content (default: that fails the job; the
+    /// same content again is fine, so a rerun succeeds).
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// What `video.publish` writes to its manifest file, and the heart of its result: what
+/// the video's completed children made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The video, as the job's data named it.
+    pub video: String,
+    /// What a completed `video.probe` child read of the source, when the flow had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ProbeResult>,
+    /// The completed `video.transcode` children's results, lowest height first (then by
+    /// output path).
+    pub renditions: Vec<TranscodeResult>,
+    /// The first completed `video.thumbnail` child's image (in the flow's order), `null`
+    /// when none completed.
+    pub thumbnail: Option<ThumbnailResult>,
+    /// Every completed `video.thumbnail` child's image, in the flow's order.
+    pub thumbnails: Vec<ThumbnailResult>,
+}
+
+/// What `video.publish` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishResult {
+    /// `video`, `source`, `renditions`, `thumbnail`, `thumbnails`: as written to the
+    /// manifest.
+    #[serde(flatten)]
+    pub published: Manifest,
+    /// The children that did not complete (with `onChildFailure: "ignore"`), in the flow's
+    /// order.
+    pub failed: Vec<FailedChild>,
+    /// The manifest file written, `null` when the data gave no `output`.
+    pub manifest: Option<PathBuf>,
+}
+
+/// A child of `video.publish` that did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedChild {
+    /// The child's queue.
+    pub queue: String,
+    /// The child's id.
+    pub id: String,
+    /// The child's handler name.
+    pub name: String,
+    /// `failed` or `removed` (or, should it not have finished, its state now).
+    pub state: String,
+    /// Why it did not complete, when known.
+    pub reason: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
