@@ -38,7 +38,8 @@ async fn add(config: &Config, json: bool, file: &Path) -> Result<()> {
     let name = input_name(file);
     let flow = read_flow(file, &name, file_limit(&config.caps))?;
     // the whole tree is checked before connecting: a bad flow is bad input, Redis up or not
-    flow.validate(config.caps).map_err(|e| reworded(&name, &e))?;
+    flow.validate(config.caps)
+        .map_err(|e| reworded(&name, &e))?;
     let ctx = Ctx::connect(config, json).await?;
     let tree = FlowProducer::new(&ctx.redis, &ctx.prefix)
         .add(flow)

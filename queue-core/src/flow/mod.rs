@@ -11,9 +11,12 @@
 //! let flows = FlowProducer::connect(Config::from_env()?).await?;
 //! let publish = FlowJob::new("publish", "video.publish", &json!({"video": "v1"}))?
 //!     .opts(JobOptions::new().on_child_failure(OnChildFailure::Ignore))
-//!     .child(FlowJob::new("transcode", "video.transcode", &json!({"height": 720}))?)
-//!     .child(FlowJob::new("transcode", "video.transcode", &json!({"height": 360}))?)
-//!     .child(FlowJob::new("thumbs", "video.thumbnail", &json!({"at": "00:00:05"}))?);
+//!     .child(FlowJob::new("transcode", "video.transcode", &json!({
+//!         "input": "/media/v1.mp4", "output": "/media/v1-720p.mp4", "preset": "720p"
+//!     }))?)
+//!     .child(FlowJob::new("thumbs", "video.thumbnail", &json!({
+//!         "input": "/media/v1.mp4", "output": "/media/v1.jpg", "at_secs": 5
+//!     }))?);
 //! let tree = flows.add(publish).await?;
 //! println!("parent {}/{}", tree.queue, tree.id);
 //! # Ok(())

@@ -433,10 +433,14 @@ async fn an_outcome_delivered_twice_counts_once() {
     let collected = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
     let parent_q = env.queue("fp").await;
-    eventually(Duration::from_secs(5), "the first child counted", || async {
-        let p = parent_q.job(&tree.id).await.ok()?;
-        (p.children_pending == Some(1)).then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the first child counted",
+        || async {
+            let p = parent_q.job(&tree.id).await.ok()?;
+            (p.children_pending == Some(1)).then_some(())
+        },
+    )
     .await;
     // the same outcome again, as a worker killed between delivering it and deleting it
     // from the outbox leaves it
@@ -496,13 +500,9 @@ async fn slowlog_a_10000_child_flow_never_blocks_redis_for_50ms() {
     let flows = FlowProducer::new(&env.redis, env.config.prefix());
     let text = "x".repeat(2048);
     let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .children((0..10_000).map(|i| {
-                    work(["fa", "fb"][i % 2], json!({ "i": i, "text": text }))
-                })),
-        )
+        .add(FlowJob::new("fp", "collect", &json!({})).unwrap().children(
+            (0..10_000).map(|i| work(["fa", "fb"][i % 2], json!({ "i": i, "text": text }))),
+        ))
         .await
         .unwrap();
     // the parent reads every outcome (20 MB) and returns a summary
