@@ -303,6 +303,8 @@ pub async fn add_flow(
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<FlowTree>)> {
     let flow = parse_flow_body(&body)?;
+    // the whole tree is checked before Redis is reached: a bad flow is a 4xx, Redis up or not
+    flow.validate(state.config().redis.caps)?;
     let not_spooled = |e: AppError| match e {
         AppError::Unavailable(m) if state.enqueuer().mode() == Fallback::Spool => {
             AppError::Unavailable(format!(
