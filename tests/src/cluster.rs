@@ -190,6 +190,41 @@ impl RedisCluster {
         }
     }
 
+    /// Waits until every replica of the master on `port` has applied all the master had
+    /// written when this was called: replication is asynchronous, so a master killed
+    /// earlier would take those writes with it. (`WAIT` cannot tell: it only waits for
+    /// the writes of the connection that sends it.)
+    pub fn wait_replicated(&self, port: u16, timeout: Duration) {
+        let offset = |port: u16, field: &str| -> u64 {
+            cli(port, &["info", "replication"])
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("INFO replication of {port} has no {field}"))
+        };
+        let target = offset(port, "master_repl_offset");
+        let id = cli(port, &["cluster", "myid"]).trim().to_string();
+        let replicas: Vec<u16> = cli(port, &["cluster", "replicas", &id])
+            .lines()
+            .filter_map(|l| {
+                let hostport = l.split_whitespace().nth(1)?.split('@').next()?;
+                hostport.rsplit_once(':')?.1.parse().ok()
+            })
+            .collect();
+        assert!(!replicas.is_empty(), "the master on {port} has no replica");
+        let deadline = Instant::now() + timeout;
+        while !replicas
+            .iter()
+            .all(|r| offset(*r, "slave_repl_offset") >= target)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the replicas {replicas:?} of {port} did not reach offset {target} within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Moves the slot of `key` to the master on `to`, as `redis-cli --cluster reshard`
     /// would, while clients keep using it: the slot is marked migrating and importing, its
     /// keys are MIGRATEd in batches (clients meanwhile get ASK and TRYAGAIN), then every
