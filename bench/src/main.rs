@@ -1,22 +1,27 @@
 //! jobq benchmarks, the same workloads as the BullMQ benchmark in `bench/bullmq/` (run it
 //! with `bench/bullmq/run`), so the two can run back to back on one machine.
 //!
-//! `cargo run --release -p jobq-bench -- [workloads…] [--runs N]`
+//! `cargo run --release -p jobq-bench -- [workloads…] [--runs N] [--children N]`
 //!
 //! Workloads: `a` (50,000 single adds, 1,000 in flight), `b` (50,000 by add_bulk in chunks
 //! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1),
 //! `d` (add→handler-start latency, 2,000 jobs at 500/s, concurrency 50), `e` (Redis bytes
 //! per waiting job, 50,000 jobs), `f` / `fspread` (lateness of 1,000 jobs delayed 2 s, added
 //! in one burst / at 500/s), `q4` (50,000 no-op jobs over 4 queues at concurrency 50: run it
-//! with `REDIS_URL` on a Redis Cluster node and on one Redis to compare the two). Default:
-//! all but `fspread` and `q4`, as `bench/bullmq/run`. Uses `REDIS_URL` when set (each run
-//! under a fresh key prefix), otherwise starts a private `redis-server` (no persistence,
+//! with `REDIS_URL` on a Redis Cluster node and on one Redis to compare the two), and the
+//! flow workloads `flow`, `flow2q`, `flowadd` (`flows.rs`) and `flowprof`
+//! (`flow_profile.rs`), over N children (`--children N`, default 10,000). Default: all but
+//! `fspread`, `q4` and the flow ones, as `bench/bullmq/run`. Uses `REDIS_URL` when set (each
+//! run under a fresh key prefix), otherwise starts a private `redis-server` (no persistence,
 //! noeviction) on a free port and flushes it between runs. Each workload prints one human
 //! line and one JSON line.
 
 mod delayed;
+mod flow_profile;
+mod flows;
 mod latency;
 mod memory;
+mod redis_info;
 mod redis_server;
 mod stats;
 mod timing;
@@ -27,7 +32,9 @@ use anyhow::{bail, Result};
 use crate::redis_server::RunEnv;
 use crate::stats::{round_to, Metric, Summary};
 
-const ALL: [&str; 9] = ["a", "b", "c50", "c1", "d", "e", "f", "fspread", "q4"];
+const ALL: [&str; 13] = [
+    "a", "b", "c50", "c1", "d", "e", "f", "fspread", "q4", "flow", "flow2q", "flowadd", "flowprof",
+];
 const DEFAULT: [&str; 7] = ["a", "b", "c50", "c1", "d", "e", "f"];
 /// Workloads measured in jobs per second; the others report named figures ([`Metric`]).
 const RATES: [&str; 5] = ["a", "b", "c50", "c1", "q4"];
@@ -38,12 +45,16 @@ fn describe(w: &str) -> &'static str {
         "e" => "Redis bytes per waiting job, 50,000 jobs by add_bulk",
         "f" => "lateness of 1,000 jobs delayed 2 s, added in one burst",
         "fspread" => "lateness of 1,000 jobs delayed 2 s, added at 500/s",
+        w if w.starts_with("flow") => flows::describe(w),
         w => workloads::describe(w),
     }
 }
 
-async fn run_metrics(w: &str, env: &RunEnv) -> Result<Vec<Metric>> {
+async fn run_metrics(w: &str, env: &RunEnv, children: usize) -> Result<Vec<Metric>> {
     match w {
+        "flow" => flows::overhead(env, children, false).await,
+        "flow2q" => flows::overhead(env, children, true).await,
+        "flowadd" => flows::add(env, children).await,
         "d" => latency::run(env).await,
         "e" => memory::run(env).await,
         "f" => delayed::run(env, delayed::Mode::Burst).await,
@@ -74,6 +85,7 @@ fn human(label: &str, unit: &str, decimals: usize, s: &Summary) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut runs = 3usize;
+    let mut children = flows::DEFAULT_CHILDREN;
     let mut chosen: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -85,8 +97,22 @@ async fn main() -> Result<()> {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| anyhow::anyhow!("--runs needs a positive number"))?;
             }
+            "--children" => {
+                let max = queue_core::flow::MAX_CHILDREN;
+                let given = args.next().unwrap_or_default();
+                children = given
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--children {given:?}: give a number from 1 to {max}")
+                    })?;
+            }
             "-h" | "--help" => {
-                println!("usage: jobq-bench [a|b|c50|c1|d|e|f|fspread|q4 …] [--runs N]");
+                println!(
+                    "usage: jobq-bench [a|b|c50|c1|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof …] \
+                     [--runs N] [--children N]"
+                );
                 return Ok(());
             }
             w if ALL.contains(&w) => chosen.push(w.to_string()),
@@ -99,8 +125,12 @@ async fn main() -> Result<()> {
     let server = redis_server::Target::from_env()?;
     eprintln!("redis: {} ({} runs per workload)", server.describe(), runs);
     for w in &chosen {
+        if w == "flowprof" {
+            flow_profile::run(&server, runs, children).await?;
+            continue;
+        }
         if !RATES.contains(&w.as_str()) {
-            metric_workload(w, &server, runs).await?;
+            metric_workload(w, &server, runs, children).await?;
             continue;
         }
         let mut samples = Vec::with_capacity(runs);
@@ -132,11 +162,16 @@ async fn main() -> Result<()> {
 
 /// Runs a figure-reporting workload `runs` times and prints one human line (median, min and
 /// max per figure) and one JSON line.
-async fn metric_workload(w: &str, server: &redis_server::Target, runs: usize) -> Result<()> {
+async fn metric_workload(
+    w: &str,
+    server: &redis_server::Target,
+    runs: usize,
+    children: usize,
+) -> Result<()> {
     let mut per_run: Vec<Vec<Metric>> = Vec::with_capacity(runs);
     for run in 0..runs {
         let env = server.fresh_run(run).await?;
-        let m = run_metrics(w, &env).await?;
+        let m = run_metrics(w, &env, children).await?;
         let line: Vec<String> = m
             .iter()
             .map(|m| {

@@ -19,6 +19,10 @@ pub enum Target {
 pub struct RunEnv {
     pub config: Config,
     pub redis: Redis,
+    /// Which run of the workload this is (0-based).
+    pub run: usize,
+    /// On a private server of ours (not `REDIS_URL`): its settings may be changed.
+    pub private: bool,
 }
 
 impl Target {
@@ -76,11 +80,17 @@ impl Target {
         let prefix = format!("bench{}r{run}", std::process::id());
         let config = Config::new(self.url())?.with_prefix(prefix)?;
         let redis = Redis::connect(&config).await?;
-        if let Target::Private { .. } = self {
+        let private = matches!(self, Target::Private { .. });
+        if private {
             let mut c = redis.conn();
             let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await?;
         }
-        Ok(RunEnv { config, redis })
+        Ok(RunEnv {
+            config,
+            redis,
+            run,
+            private,
+        })
     }
 }
 

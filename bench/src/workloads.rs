@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use queue_core::{Ctx, Job, JobError, JobOptions, NewJob, Queue, Worker};
 use serde_json::{json, Value};
 
+use crate::redis_info;
 use crate::redis_server::RunEnv;
 
 const JOBS: usize = 50_000;
@@ -70,15 +71,15 @@ async fn single_adds(env: &RunEnv) -> Result<f64> {
     Ok(JOBS as f64 / start.elapsed().as_secs_f64())
 }
 
-fn bulk_jobs() -> Result<Vec<NewJob>> {
-    (0..JOBS)
+pub(crate) fn bulk_jobs(n: usize) -> Result<Vec<NewJob>> {
+    (0..n)
         .map(|i| Ok(NewJob::new("diag.noop", &payload(i), JobOptions::new())?))
         .collect()
 }
 
 async fn bulk_adds(env: &RunEnv) -> Result<f64> {
     let q = queue(env).await?;
-    let jobs = bulk_jobs()?;
+    let jobs = bulk_jobs(JOBS)?;
     let start = Instant::now();
     q.add_bulk(jobs).await?;
     Ok(JOBS as f64 / start.elapsed().as_secs_f64())
@@ -96,39 +97,61 @@ async fn process_queues(env: &RunEnv, names: &[&str], concurrency: usize) -> Res
     for name in names {
         queues.push(Queue::open(&env.redis, env.config.prefix(), name).await?);
     }
-    let mut jobs = bulk_jobs()?;
+    let mut jobs = bulk_jobs(JOBS)?;
     let per_queue = JOBS.div_ceil(names.len());
     for q in &queues {
         let rest = jobs.split_off(jobs.len().saturating_sub(per_queue));
         q.add_bulk(rest).await?;
     }
+    Ok(JOBS as f64 / run_worker(env, &queues, concurrency, JOBS).await?.secs)
+}
+
+/// One timed phase: wall seconds and Redis's CPU seconds over it.
+pub(crate) struct Phase {
+    pub secs: f64,
+    pub redis_cpu_secs: f64,
+}
+
+/// Runs one worker over `queues` at `concurrency`, every job a no-op `diag.noop`, until
+/// Redis has recorded `expected` completions over them; then stops it. Timed from its start.
+pub(crate) async fn run_worker(
+    env: &RunEnv,
+    queues: &[Queue],
+    concurrency: usize,
+    expected: usize,
+) -> Result<Phase> {
     let worker = Worker::builder(env.config.clone())
         .redis(env.redis.clone())
-        .queues(names.iter().copied())
+        .queues(queues.iter().map(|q| q.name().to_string()))
         .concurrency(concurrency)
         .handler("diag.noop", |_j: Job<Value>, _c: Ctx| async {
             Ok::<_, JobError>(())
         })
         .build()?;
     let stop = worker.shutdown_token();
+    let cpu0 = redis_info::cpu_secs(env).await?;
     let start = Instant::now();
     let handle = tokio::spawn(worker.run());
     // finished means recorded in Redis, not just run
     loop {
         let mut done = 0;
-        for q in &queues {
+        for q in queues {
             done += q.counts().await?.completed_total as usize;
         }
-        if done >= JOBS {
+        if done >= expected {
             break;
         }
         if start.elapsed() > Duration::from_secs(600) {
-            bail!("processing did not finish: {done} of {JOBS} completed");
+            bail!("processing did not finish: {done} of {expected} completed");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rate = JOBS as f64 / start.elapsed().as_secs_f64();
+    let secs = start.elapsed().as_secs_f64();
+    let redis_cpu_secs = redis_info::cpu_secs(env).await? - cpu0;
     stop.cancel();
     handle.await??;
-    Ok(rate)
+    Ok(Phase {
+        secs,
+        redis_cpu_secs,
+    })
 }
