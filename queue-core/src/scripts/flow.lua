@@ -22,26 +22,30 @@ Q.job_prefix = Q.base .. ':j:'
 -- notification was lost (flow/reconcile.rs), in ms.
 local RECHECK_MS = 60000
 
+-- What one call did, counted and announced once at its end (`finish`): jobs made waiting
+-- or delayed, the earliest due time, parents failed.
+local done = {waiting = {}, delayed = {}, failed = {}, first_due = nil, wrote = 0}
+
 -- Makes flow job `id` (hash `job`) runnable once its children have finished: waiting in
--- its priority lane, or delayed by its `dly` from now.
+-- its priority lane, or delayed by its `dly` from now. Its flow fields go (`stg`, `kf`,
+-- `dly`); `kp` stays, for the record.
 local function release(job, id, prio, dly, now)
-  redis.call('ZREM', Q.wc, id)
-  redis.call('HDEL', job, 'kf', 'stg', 'dly')
   local d = tonumber(dly or '0') or 0
   if d > 0 then
     local due = now + d
     redis.call('HSET', job, 'state', 'delayed', 'due', ms_text(due))
+    redis.call('HDEL', job, 'stg', 'kf', 'dly')
     redis.call('ZADD', Q.delayed, due, id)
-    wake(Q.marker, due)
-    emit(Q.events, Q.maxlen, 'event', 'delayed', 'ids', id)
+    if not done.first_due or due < done.first_due then done.first_due = due end
+    done.delayed[#done.delayed + 1] = id
     return
   end
   local p = prio or '0'
   if not valid_priority(p) then
     fail_corrupt(job, id, 'field prio is ' .. quoted(p) .. ', not a priority from -1000 to 1000',
       Q.failed, now)
-    hincr(Q.meta, 'failed_total', 1)
     emit(Q.events, Q.maxlen, 'event', 'failed', 'ids', id)
+    done.failed[#done.failed + 1] = id
     return
   end
   local lane = Q.base .. ':ready:' .. p
@@ -50,39 +54,57 @@ local function release(job, id, prio, dly, now)
     redis.call('ZADD', Q.lanes, p, p)
     hincr(Q.meta, 'lanes_ver', 1)
   end
-  set_waiting(job, redis.call('XADD', lane, '*', 'i', id))
-  hincr(Q.meta, 'waiting', 1)
-  wake(Q.marker, 0)
-  emit(Q.events, Q.maxlen, 'event', 'waiting', 'ids', id)
+  set_waiting(job, redis.call('XADD', lane, '*', 'i', id), 'stg', 'kf', 'dly')
+  done.waiting[#done.waiting + 1] = id
 end
 
 -- Fails flow parent `id` without running it, for `reason` (a child failed); its own
--- parent `par` (if any) is told. Returns 1 when it wrote to the outbox, else 0.
+-- parent `par` (if any) is told.
 local function fail_parent(job, id, reason, par, now)
-  redis.call('ZREM', Q.wc, id)
-  redis.call('HDEL', job, 'kf', 'stg', 'dly')
+  redis.call('HDEL', job, 'stg', 'kf', 'dly')
   fail_unrun(job, id, reason, Q.failed, now)
-  hincr(Q.meta, 'failed_total', 1)
-  bump_minute(Q.meta, Q.per_minute, 'f', now, 1)
   emit(Q.events, Q.maxlen, 'event', 'failed', 'ids', id, 'error', reason)
+  done.failed[#done.failed + 1] = false
   if par then
     notify_parent(Q.outbox, id, par, 'f', reason)
-    return 1
+    done.wrote = 1
   end
-  return 0
 end
 
--- What a parent waiting for its children does next: fail (a child failed, `kf`), keep
--- waiting (children left), or run. Returns 1 when it wrote to the outbox, else 0.
-local function parent_next(job, id, f, now)
+-- What a parent whose children changed does next: fail (a child failed, `kf`), keep
+-- waiting (children left: in the waiting-children set, looked at again in RECHECK_MS), or
+-- run. `f` is what flow_fields read; `waiting` whether it is in the waiting-children set.
+local function parent_next(job, id, f, now, waiting)
   -- f: state, stg, kp, ocf, prio, dly, par, kf
-  if f[8] then return fail_parent(job, id, f[8], f[7], now) end
-  if (tonumber(f[3]) or 0) > 0 then
-    redis.call('ZADD', Q.wc, now + RECHECK_MS, id)
-    return 0
+  if f[8] then
+    if waiting then redis.call('ZREM', Q.wc, id) end
+    return fail_parent(job, id, f[8], f[7], now)
   end
+  if (tonumber(f[3]) or 0) > 0 then
+    if not waiting then redis.call('ZADD', Q.wc, now + RECHECK_MS, id) end
+    return
+  end
+  if waiting then redis.call('ZREM', Q.wc, id) end
   release(job, id, f[5], f[6], now)
-  return 0
+end
+
+-- Counts and announces what the call did (see `done`); returns 1 when it wrote to the
+-- outbox (a failed parent told its own parent), else 0.
+local function finish(now)
+  if #done.waiting > 0 then
+    hincr(Q.meta, 'waiting', #done.waiting)
+    emit_ids(Q.events, Q.maxlen, 'waiting', done.waiting)
+    wake(Q.marker, 0)
+  end
+  if #done.delayed > 0 then
+    emit_ids(Q.events, Q.maxlen, 'delayed', done.delayed)
+    wake(Q.marker, done.first_due)
+  end
+  if #done.failed > 0 then
+    hincr(Q.meta, 'failed_total', #done.failed)
+    bump_minute(Q.meta, Q.per_minute, 'f', now, #done.failed)
+  end
+  return done.wrote
 end
 
 -- The fields parent_next reads.

@@ -10,21 +10,24 @@
 -- Returns: how many jobs were committed (or dropped), and 1 if the outbox was written
 local mode, token = ARGV[4], ARGV[5]
 local now = now_ms()
-local done, wrote = 0, 0
+local touched = {}
 for i = 6, #ARGV do
   local id = ARGV[i]
   local job = Q.job_prefix .. id
   local f = flow_fields(job)
   if f[1] == 'waiting_children' and f[2] and (token == '' or f[2] == token) then
-    redis.call('ZREM', Q.staged, id)
+    touched[#touched + 1] = id
     if mode == 'drop' then
       delete_job(Q.job_prefix, id)
     else
-      redis.call('HDEL', job, 'stg')
       f[2] = false
-      wrote = math.max(wrote, parent_next(job, id, f, now))
+      -- a job without children runs: release clears `stg` with the rest
+      if (tonumber(f[3]) or 0) > 0 or f[8] then redis.call('HDEL', job, 'stg') end
+      parent_next(job, id, f, now, false)
     end
-    done = done + 1
   end
 end
-return {done, wrote}
+for i = 1, #touched, SLICE do
+  redis.call('ZREM', Q.staged, unpack(touched, i, math.min(i + SLICE - 1, #touched)))
+end
+return {#touched, finish(now)}

@@ -11,7 +11,7 @@
 -- Returns: {children counted, 1 if the outbox was written}
 local N = tonumber(ARGV[4])
 local now = now_ms()
-local counted, wrote = 0, 0
+local counted = 0
 for j = 0, N - 1 do
   local a = 4 + j * 4
   local pid, ref, s, v = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -30,9 +30,9 @@ for j = 0, N - 1 do
       end
       -- a staged parent is left to its commit
       if not f[2] and (f[8] or tonumber(f[3]) <= 0) then
-        wrote = math.max(wrote, parent_next(job, pid, f, now))
+        parent_next(job, pid, f, now, true)
       end
     end
   end
 end
-return {counted, wrote}
+return {counted, finish(now)}
