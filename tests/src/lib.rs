@@ -33,6 +33,17 @@ impl RedisServer {
         RedisServer::start_on(free_port(), args)
     }
 
+    /// A server whose slowlog keeps every call of over 5 ms (up to 10,000 of them), for
+    /// [`slowest_call`].
+    pub fn start_logging_slow_calls() -> RedisServer {
+        RedisServer::start(&[
+            "--slowlog-log-slower-than",
+            "5000",
+            "--slowlog-max-len",
+            "10000",
+        ])
+    }
+
     /// Starts `redis-server` on the given loopback `port` with the extra `args`: for tests
     /// that point a client at a port before anything listens there.
     pub fn start_on(port: u16, args: &[&str]) -> RedisServer {

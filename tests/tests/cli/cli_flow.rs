@@ -6,27 +6,10 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::jobq_env;
 use jobq_tests::*;
 use queue_core::{list_queues, Ctx, Job, JobError, JobState};
 use serde_json::{json, Value};
-
-fn jobq_env(env: &TestEnv, vars: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(bin_path("jobq"))
-        .args(["--redis-url", env.config.redis_url().unwrap()])
-        .args(["--prefix", env.config.prefix()])
-        .args(args)
-        .env_remove("REDIS_URL")
-        .env_remove("JOBQ_PREFIX")
-        .env_remove("JOBQ_MAX_DATA_BYTES")
-        .envs(vars.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run jobq");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn jobq(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
     jobq_env(env, &[], args, stdin)

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use crate::jobq_env;
 use jobq_tests::*;
 use queue_core::{list_queues, JobOptions};
 
@@ -329,23 +330,6 @@ fn temp_file(env: &TestEnv, tag: &str, bytes: &[u8]) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("jobq-{tag}-{}", env.config.prefix()));
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-fn jobq_env(env: &TestEnv, vars: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(bin_path("jobq"))
-        .args(["--redis-url", env.config.redis_url().unwrap()])
-        .args(["--prefix", env.config.prefix()])
-        .args(args)
-        .env_remove("REDIS_URL")
-        .env_remove("JOBQ_PREFIX")
-        .envs(vars.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run jobq");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[tokio::test]

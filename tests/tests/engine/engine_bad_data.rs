@@ -381,12 +381,7 @@ async fn a_job_starts_after_its_add_ends_after_its_start_and_a_panic_keeps_its_b
 /// (measured by Redis itself, with the slowlog). Runs alone (see .config/nextest.toml).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_8_slowlog_jobs_at_the_data_cap_never_block_redis_for_50ms() {
-    let server = RedisServer::start(&[
-        "--slowlog-log-slower-than",
-        "5000",
-        "--slowlog-max-len",
-        "10000",
-    ]);
+    let server = RedisServer::start_logging_slow_calls();
     let env = TestEnv::on(&server.url()).await;
     let q = env.queue("at-cap").await;
     // at the cap: the JSON string's quotes count

@@ -12,27 +12,7 @@ use serde_json::{json, Value};
 /// `data.fail` when set), and whose `collect` jobs return their children's outcomes;
 /// `collected` counts the runs of `collect`.
 fn flow_worker(env: &TestEnv, queues: &[&str], collected: Arc<AtomicU32>) -> Worker {
-    env.worker()
-        .queues(queues.iter().copied())
-        .concurrency(20)
-        .handler("work", |job: Job<Value>, _ctx: Ctx| async move {
-            let ms = job.data["ms"].as_u64().unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            if let Some(e) = job.data["fail"].as_str() {
-                return Err(JobError::new(e));
-            }
-            Ok::<_, JobError>(job.data)
-        })
-        .handler("collect", move |_job: Job<Value>, ctx: Ctx| {
-            let collected = collected.clone();
-            async move {
-                collected.fetch_add(1, Ordering::SeqCst);
-                let children = ctx.children().await?;
-                Ok::<_, JobError>(json!({ "children": children }))
-            }
-        })
-        .build()
-        .unwrap()
+    flow_worker_from(env.worker().queues(queues.iter().copied()), collected)
 }
 
 fn work(queue: &str, data: Value) -> FlowJob {
@@ -403,6 +383,11 @@ fn flow_worker_from(builder: WorkerBuilder, collected: Arc<AtomicU32>) -> Worker
     builder
         .concurrency(20)
         .handler("work", |job: Job<Value>, _ctx: Ctx| async move {
+            let ms = job.data["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if let Some(e) = job.data["fail"].as_str() {
+                return Err(JobError::new(e));
+            }
             Ok::<_, JobError>(job.data)
         })
         .handler("collect", move |_job: Job<Value>, ctx: Ctx| {
@@ -490,12 +475,7 @@ async fn an_outcome_delivered_twice_counts_once() {
 /// .config/nextest.toml).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowlog_a_10000_child_flow_never_blocks_redis_for_50ms() {
-    let server = RedisServer::start(&[
-        "--slowlog-log-slower-than",
-        "5000",
-        "--slowlog-max-len",
-        "10000",
-    ]);
+    let server = RedisServer::start_logging_slow_calls();
     let env = TestEnv::on(&server.url()).await;
     let flows = FlowProducer::new(&env.redis, env.config.prefix());
     let text = "x".repeat(2048);
