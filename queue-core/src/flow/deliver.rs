@@ -2,7 +2,7 @@
 //! writes its outcome to its own queue's outbox in the script that records it; the parent
 //! may live in another queue, on another Cluster node, so no script can touch both. The
 //! outbox is then delivered here: each entry goes to its parent's queue by `settle.lua`,
-//! which counts a child once however often it is told, and the entry is deleted after.
+//! which counts a child once however often it is told, and the entries are trimmed after.
 //! A worker that dies between the two leaves the entry for the next pump, by any worker of
 //! the queue: delivery is at least once, and counting exactly once.
 
@@ -41,8 +41,9 @@ pub(crate) async fn pump(redis: &Redis, prefix: &str, queue: &str) -> Result<usi
                     todo.push(parent_queue);
                 }
             }
-            let ids: Vec<&str> = entries.iter().map(|e| e.entry.as_str()).collect();
-            outbox::delete(&q, &ids).await?;
+            if let Some(last) = entries.last() {
+                outbox::delete_through(&q, &last.entry).await?;
+            }
             delivered += entries.len();
             if !full || rounds >= MAX_ROUNDS {
                 break;

@@ -71,14 +71,25 @@ pub(crate) async fn read(q: &QueueStore, count: usize) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// Deletes delivered entries from `q`'s outbox.
-pub(crate) async fn delete(q: &QueueStore, entries: &[&str]) -> Result<()> {
-    if entries.is_empty() {
+/// Deletes delivered entries from `q`'s outbox: every entry up to `last`, the newest of
+/// those read from its head (so all older ones were read too). One trim drops whole nodes
+/// of the stream where deleting entry by entry costs far more, and it cannot drop an entry
+/// written since: stream ids only grow.
+pub(crate) async fn delete_through(q: &QueueStore, last: &str) -> Result<()> {
+    let Some((ms, seq)) = last
+        .split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?)))
+    else {
         return Ok(());
-    }
-    let _: i64 = redis::cmd("XDEL")
+    };
+    let next = match seq.checked_add(1) {
+        Some(seq) => format!("{ms}-{seq}"),
+        None => format!("{}-0", ms + 1),
+    };
+    let _: i64 = redis::cmd("XTRIM")
         .arg(q.keys.outbox())
-        .arg(entries)
+        .arg("MINID")
+        .arg(next)
         .query_async(&mut q.redis.conn())
         .await
         .map_err(|e| q.redis.err(e))?;

@@ -11,7 +11,9 @@
 -- Returns: {children counted, 1 if the outbox was written}
 local N = tonumber(ARGV[4])
 local now = now_ms()
-local counted = 0
+-- first each child, in its parent's children hash; then each parent once (a fan-in
+-- delivers many children of one parent in a call)
+local parents, counted = {}, 0
 for j = 0, N - 1 do
   local a = 4 + j * 4
   local pid, ref, s, v = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -20,18 +22,29 @@ for j = 0, N - 1 do
   if type(cur) == 'string' and string.sub(cur, 1, 1) == 'p' then
     redis.call('HSET', kids, ref, s .. string.sub(cur, 2) .. '\n' .. v)
     counted = counted + 1
-    local job = Q.job_prefix .. pid
-    local f = flow_fields(job)
-    if f[1] == 'waiting_children' then
-      f[3] = tostring(hincr(job, 'kp', -1))
-      if s == 'f' and f[4] ~= 'i' and not f[8] then
-        f[8] = 'child ' .. ref .. ' failed: ' .. v
-        if f[2] then redis.call('HSET', job, 'kf', f[8]) end
-      end
-      -- a staged parent is left to its commit
-      if not f[2] and (f[8] or tonumber(f[3]) <= 0) then
-        parent_next(job, pid, f, now, true)
-      end
+    local p = parents[pid]
+    if not p then
+      p = {n = 0}
+      parents[pid] = p
+      parents[#parents + 1] = pid
+    end
+    p.n = p.n + 1
+    if s == 'f' and not p.failure then p.failure = 'child ' .. ref .. ' failed: ' .. v end
+  end
+end
+for _, pid in ipairs(parents) do
+  local p = parents[pid]
+  local job = Q.job_prefix .. pid
+  local f = flow_fields(job)
+  if f[1] == 'waiting_children' then
+    f[3] = tostring(hincr(job, 'kp', -p.n))
+    if p.failure and f[4] ~= 'i' and not f[8] then
+      f[8] = p.failure
+      if f[2] then redis.call('HSET', job, 'kf', f[8]) end
+    end
+    -- a staged parent is left to its commit
+    if not f[2] and (f[8] or tonumber(f[3]) <= 0) then
+      parent_next(job, pid, f, now, true)
     end
   end
 end
