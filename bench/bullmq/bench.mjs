@@ -2,7 +2,7 @@
 // run on BullMQ. Use ./run [a b c50 c1 d e f fspread ...], which starts a throw-away Redis.
 // Directly: REDIS_PORT=<port of a throw-away Redis> node bench.mjs [parts ...]
 // Each part is run RUNS (default 3) times; the Redis is FLUSHALLed before every run.
-import { Queue, Worker } from 'bullmq';
+import { FlowProducer, Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -202,7 +202,73 @@ const parts = {
   async f() { return delayed('burst'); },
   // (f') same, but jobs added one at a time at 500/s (so due times are spread over 2 s)
   async fspread() { return delayed('spread'); },
+  // (flow) jobq-bench's `flow` and `flowadd`: FLOW_N (default 10,000) no-op children under
+  // one no-op parent, added as one flow (FlowProducer) and run at concurrency 50, against
+  // the same number of plain jobs added by addBulk and run; Redis CPU per job / child
+  async flow() { return flowOverhead(); },
 };
+
+// Redis CPU seconds so far (utime + stime of the server process).
+function redisCpuSecs() { return procTicks(REDIS_PID) / 100; }
+
+// Runs one worker per queue of `names` (BullMQ has no worker of several queues), each at
+// concurrency 50, until `done(job)` says so; returns the seconds from their start.
+async function runUntil(names, done) {
+  let finish;
+  const finished = new Promise((r) => (finish = r));
+  const workers = names.map((name) => new Worker(name, async () => {}, { connection, concurrency: 50, autorun: false }));
+  for (const w of workers) {
+    w.on('completed', (job) => { if (done(job)) finish(); });
+    w.on('failed', (j, e) => { console.error('failed', e); });
+    await w.waitUntilReady();
+  }
+  const t0 = performance.now();
+  for (const w of workers) w.run();
+  await finished;
+  const secs = (performance.now() - t0) / 1000;
+  await Promise.all(workers.map((w) => w.close()));
+  return secs;
+}
+
+async function flowOverhead() {
+  const M = +(process.env.FLOW_N || 10000);
+  const per = (s) => Math.round((s / M) * 1e6 * 10) / 10;
+  // plain: M jobs added by addBulk, then run
+  await flush();
+  const q = new Queue('plain', { connection });
+  await q.waitUntilReady();
+  let c0 = redisCpuSecs(), t0 = performance.now();
+  for (let b = 0; b < M; b += CHUNK) {
+    const jobs = [];
+    for (let i = b; i < Math.min(M, b + CHUNK); i++) jobs.push({ name: 'job', data: payload(i) });
+    await q.addBulk(jobs);
+  }
+  const plainAdd = { secs: (performance.now() - t0) / 1000, cpu: redisCpuSecs() - c0 };
+  let done = 0;
+  c0 = redisCpuSecs();
+  const plainSecs = await runUntil(['plain'], () => ++done === M);
+  const plainCpu = redisCpuSecs() - c0;
+  await q.close();
+  // flow: the parent and its M children on one queue, as jobq-bench's `flow`
+  await flush();
+  const fp = new FlowProducer({ connection });
+  const children = [];
+  for (let i = 0; i < M; i++) children.push({ name: 'job', queueName: 'flowc', data: payload(i) });
+  c0 = redisCpuSecs(); t0 = performance.now();
+  const tree = await fp.add({ name: 'parent', queueName: 'flowc', data: { children: M }, children });
+  const flowAdd = { secs: (performance.now() - t0) / 1000, cpu: redisCpuSecs() - c0 };
+  c0 = redisCpuSecs();
+  const flowSecs = await runUntil(['flowc'], (job) => job.id === tree.job.id);
+  const flowCpu = redisCpuSecs() - c0;
+  await fp.close();
+  return {
+    plainMs: Math.round(plainSecs * 1000), plainRedisUsPerJob: per(plainCpu),
+    flowMs: Math.round(flowSecs * 1000), flowRedisUsPerChild: per(flowCpu),
+    ratioTime: r2(flowSecs / plainSecs), ratioRedis: r2(flowCpu / plainCpu),
+    plainAddMs: Math.round(plainAdd.secs * 1000), plainAddRedisUsPerJob: per(plainAdd.cpu),
+    flowAddMs: Math.round(flowAdd.secs * 1000), flowAddRedisUsPerChild: per(flowAdd.cpu),
+  };
+}
 
 async function processing(concurrency) {
   await flush();

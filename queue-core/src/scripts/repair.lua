@@ -1,7 +1,10 @@
 -- repair: the consistency sweep. Checks a batch of job hashes against the structures their
 -- state says they are in, and puts back any job left between states: a waiting job whose
 -- lane entry is gone (and not held by a worker) gets a new one; a delayed job missing from the delayed set is put back;
--- a finished job missing from its retention set is added to it (so retention can remove it).
+-- a finished job missing from its retention set is added to it (so retention can remove it);
+-- a flow parent waiting for its children missing from the waiting-children set is put back,
+-- due for a look at once (the safety net then settles its finished children), and a staged
+-- flow job missing from the staged set is put back, as staged now.
 --
 -- A waiting job whose lane is missing from the lanes set (deleted by hand) gets its lane
 -- back there, so workers read it again.
@@ -12,6 +15,9 @@
 -- Returns: number of jobs repaired
 local meta, delayed, completed, failed, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local lanes = KEYS[6]
+-- the flow sets, beside meta (keys.rs `waiting_children`, `staged`)
+local base = string.sub(meta, 1, -6)
+local waiting_children, staged = base .. ':wc', base .. ':staged'
 local group, L = ARGV[1], tonumber(ARGV[2])
 local lane_of = {}
 for i = 1, L do lane_of[ARGV[2 + i]] = 6 + i end
@@ -20,7 +26,7 @@ local last_of = {}
 for j = 7 + L, #KEYS do
   local job = KEYS[j]
   local id = ARGV[j - 4]
-  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln')
+  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln', 'stg')
   local state, sid = job_state(f[1], f[2]), f[2]
   if state == 'waiting' then
     local name = lane_name(f[6], f[3])
@@ -55,6 +61,13 @@ for j = 7 + L, #KEYS do
     if not redis.call('ZSCORE', delayed, id) then
       -- a corrupt due time is due now (0), never an error for the whole batch
       redis.call('ZADD', delayed, tonumber(f[4] or '0') or 0, id)
+      repaired = repaired + 1
+    end
+  elseif state == 'waiting_children' then
+    local set, score = waiting_children, 0
+    if f[7] then set, score = staged, now_ms() end
+    if not redis.call('ZSCORE', set, id) then
+      redis.call('ZADD', set, score, id)
       repaired = repaired + 1
     end
   elseif state == 'completed' or state == 'failed' then

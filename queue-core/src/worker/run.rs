@@ -83,6 +83,7 @@ pub(crate) async fn run_job(
             job.raw.name
         ))),
         Some(handler) => {
+            let queue_caps = queue.redis().caps();
             let ctx = Ctx {
                 queue: Some(queue),
                 job_id: job.raw.id.clone(),
@@ -107,7 +108,7 @@ pub(crate) async fn run_job(
             // the handler future is dropped by now; tell any child work to stop too
             cancel.cancel();
             match stop {
-                Stop::Returned(Ok(Ok(result))) => Ending::Completed(result),
+                Stop::Returned(Ok(Ok(result))) => completed(result, &queue_caps),
                 // a failure caused by the cancellation is no outcome: leave it for reclaim
                 _ if cancelled => Ending::Abandoned,
                 Stop::Returned(Ok(Err(e))) => Ending::Failed(e),
@@ -162,4 +163,18 @@ pub(crate) async fn run_job(
     let _ = done.send(Outcome { job, ending });
     drop(slot);
     drop(claim);
+}
+
+/// A handler's return value as the attempt's outcome: held to the data cap, as data is. A
+/// larger one would make the call that records it (and every read of it, a flow parent's
+/// among them) block Redis: the attempt fails, for good, naming the size.
+fn completed(result: String, caps: &crate::config::JobCaps) -> Ending {
+    if result.len() > caps.max_data_bytes {
+        return Ending::Failed(JobError::fatal(format!(
+            "the return value is {} bytes, over the limit of {} bytes (JOBQ_MAX_DATA_BYTES)",
+            result.len(),
+            caps.max_data_bytes
+        )));
+    }
+    Ending::Completed(result)
 }

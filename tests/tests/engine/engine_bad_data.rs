@@ -571,3 +571,52 @@ async fn guarantee_8_update_data_over_the_cap_is_refused_and_the_job_keeps_its_d
         json!({ "pad": "x".repeat(980) })
     );
 }
+
+/// A return value over the data cap would make the call recording it, and every read of it
+/// (a flow parent reading its children's outcomes among them), block Redis: the attempt
+/// fails for good, naming the size, and the next job runs.
+#[tokio::test]
+async fn guarantee_8_a_return_value_over_the_data_cap_fails_the_job_naming_the_size() {
+    let env = TestEnv::new().await;
+    let caps = JobCaps {
+        max_data_bytes: 1_000,
+        ..JobCaps::default()
+    };
+    let redis = env.redis.clone().with_caps(caps);
+    let q = Queue::open(&redis, env.config.prefix(), "big-result")
+        .await
+        .unwrap();
+    let big = q
+        .add("grow", &json!({"n": 2_000}), JobOptions::new().attempts(3))
+        .await
+        .unwrap();
+    let small = q
+        .add("grow", &json!({"n": 10}), JobOptions::new())
+        .await
+        .unwrap();
+    let worker = env
+        .worker()
+        .redis(redis.clone())
+        .queues(["big-result"])
+        .handler("grow", |job: Job<Value>, _ctx: Ctx| async move {
+            let n = job.data["n"].as_u64().unwrap_or(0) as usize;
+            Ok::<_, JobError>("x".repeat(n))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let failed = wait_job_done(&q, &big.id, Duration::from_secs(10)).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(
+        failed.attempts_made, 1,
+        "not retried: it would return as much again"
+    );
+    let reason = failed.failed_reason.unwrap_or_default();
+    assert!(
+        reason.contains("2002 bytes") && reason.contains("1000 bytes"),
+        "{reason}"
+    );
+    let ok = wait_job_done(&q, &small.id, Duration::from_secs(10)).await;
+    assert_eq!(ok.state, JobState::Completed);
+    guard.stop().await.unwrap();
+}

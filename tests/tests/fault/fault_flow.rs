@@ -118,28 +118,32 @@ async fn a_flow_add_cut_off_half_way_leaves_nothing_runnable() {
         .children((0..4).map(|m| {
             FlowJob::new(queues[m], "diag.echo", &json!({}))
                 .unwrap()
-                .children((0..2_500).map(|i| {
+                .children((0..5_000).map(|i| {
                     FlowJob::new(queues[(m + i) % 4], "diag.echo", &json!({ "i": i })).unwrap()
                 }))
         }));
     let flows = FlowProducer::new(&through.redis, &prefix);
     let add = tokio::spawn(async move { flows.add(flow).await });
-    // cut Redis off once the first jobs are staged
+    // cut Redis off half-way through the staging (thousands staged, the flow not whole)
     let mut conn = direct.raw().await;
-    eventually(Duration::from_secs(20), "the first staged jobs", || {
+    eventually(Duration::from_secs(20), "4,000 jobs stored", || {
         let mut conn = conn.clone();
         let prefix = prefix.clone();
         async move {
-            let mut staged = 0;
+            // stored so far: staged, or (were the add to commit as it goes) in a lane
+            let mut stored = 0;
             for q in queues {
-                let n: u64 = redis::cmd("ZCARD")
+                let (staged, lane): (u64, u64) = redis::pipe()
+                    .cmd("ZCARD")
                     .arg(format!("{{{prefix}:{q}}}:staged"))
+                    .cmd("XLEN")
+                    .arg(format!("{{{prefix}:{q}}}:ready:0"))
                     .query_async(&mut conn)
                     .await
                     .ok()?;
-                staged += n;
+                stored += staged + lane;
             }
-            (staged > 0).then_some(())
+            (stored >= 4_000).then_some(())
         }
     })
     .await;
@@ -348,5 +352,53 @@ async fn jobs_left_staged_are_committed_under_a_committed_root_and_dropped_other
         st.get_job("orphan").await.ok()?.is_none().then_some(())
     })
     .await;
+    guard.stop().await.unwrap();
+}
+
+/// A parent that left the waiting-children set (deleted by hand) and whose child is gone
+/// without a word would wait for ever: the consistency sweep puts it back, and the safety
+/// net then finds the child gone. Own Redis: the sweep SCANs the whole key space.
+#[tokio::test]
+async fn a_parent_lost_from_the_waiting_children_set_is_put_back_by_the_sweep() {
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let prefix = env.config.prefix().to_string();
+    let tree = FlowProducer::new(&env.redis, &prefix)
+        .add(
+            FlowJob::new("sw-top", "echo", &json!({}))
+                .unwrap()
+                .child(FlowJob::new("sw", "echo", &json!({})).unwrap()),
+        )
+        .await
+        .unwrap();
+    let mut conn = env.raw().await;
+    let _: () = redis::pipe()
+        .cmd("ZREM")
+        .arg(format!("{{{prefix}:sw-top}}:wc"))
+        .arg(&tree.id)
+        .ignore()
+        .cmd("DEL")
+        .arg(format!("{{{prefix}:sw}}:j:{}", tree.children[0].id))
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let worker = env
+        .worker()
+        .queues(["sw-top"])
+        .sweep_interval(Duration::from_millis(100))
+        .flow_check_interval(Duration::from_millis(100))
+        .handler(
+            "echo",
+            |job: Job<serde_json::Value>, _ctx: Ctx| async move { Ok::<_, JobError>(job.data) },
+        )
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let top = env.queue("sw-top").await;
+    let done = wait_job_done(&top, &tree.id, Duration::from_secs(20)).await;
+    assert_eq!(done.state, JobState::Completed);
+    let kids = top.children(&tree.id).await.unwrap();
+    assert_eq!(kids[0].state, ChildState::Removed);
     guard.stop().await.unwrap();
 }
