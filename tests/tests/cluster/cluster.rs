@@ -178,12 +178,9 @@ async fn a_master_failover_mid_work_loses_no_job() {
         .collect();
     let file = write_lines(&dir, "jobs.jsonl", &lines);
     jobq(&url, &prefix, &["add-bulk", &queue, &file]);
-    // the adds are on the replica before the master goes (replication is asynchronous)
-    let acked = Command::new("redis-cli")
-        .args(["-p", &master.to_string(), "wait", "1", "5000"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&acked.stdout).trim(), "1");
+    // the adds are on the replica before the master goes (replication is asynchronous; a
+    // WAIT from another connection would not wait for them)
+    cluster.wait_replicated(master, Duration::from_secs(10));
 
     let mut worker =
         WorkerProcess::start(&url, &prefix, &["--queues", &queue, "--concurrency", "10"]);
