@@ -185,6 +185,9 @@ impl<'a> Plan<'a> {
         let kids = &self.kids[i];
         if !kids.is_empty() {
             pair("kp", kids.len().to_string());
+            // kept for good: the workers commit a job left staged only under the parent (and
+            // root) that its own add staged, never under one a later add reused the ids of
+            pair("tok", self.token.clone());
             if job.opts.on_child_failure == Some(OnChildFailure::Ignore) {
                 pair("ocf", "i".to_string());
             }
@@ -309,7 +312,8 @@ impl<'a> Plan<'a> {
         let Err(e) = commit(root, &[&self.ids[0]], Commit::Commit, Some(&self.token)).await else {
             return Ok(());
         };
-        match kids::job_fields(root, &self.ids[0], &["state", "stg"]).await {
+        match kids::job_fields(root, &self.ids[0], &["name", "stg"]).await {
+            // stored, and no longer staged (a root without children is waiting: no `state`)
             Ok(f) if f[0].is_some() && f[1].is_none() => Ok(()),
             Ok(_) => {
                 self.take_back().await;

@@ -70,9 +70,13 @@ async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
             pending.entry(r.queue).or_default().push(r.id);
         }
     }
+    let tok = kids::job_fields(q, parent, &["tok"]).await?.remove(0);
     let mut notices = Vec::new();
     for (queue, ids) in pending {
         let cq = QueueStore::new(&q.redis, &q.prefix, &queue);
+        // first what the child queue's outbox holds: a child removed by its retention in
+        // the call that recorded it has its real outcome there, not a missing job
+        deliver::pump(&q.redis, &q.prefix, &queue).await?;
         for chunk in ids.chunks(1_000) {
             let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let rows = kids::child_fields(&cq, &ids).await?;
@@ -101,7 +105,13 @@ async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
                     Some("failed") => {
                         notices.push(notice("f", f.get("error").map_or("", String::as_str)))
                     }
-                    Some("waiting_children") if f.contains_key("stg") => staged.push(*id),
+                    // staged by this parent's own add (another add's leftover under the
+                    // same ids is taken back by the staged sweep)
+                    Some("waiting_children")
+                        if f.contains_key("stg") && f.get("stg") == tok.as_ref() =>
+                    {
+                        staged.push(*id)
+                    }
                     _ => {}
                 }
             }
@@ -136,8 +146,9 @@ pub(crate) async fn sweep_staged(q: &QueueStore) -> Result<u64> {
     let ids: Vec<&str> = old.iter().map(String::as_str).collect();
     let rows = kids::child_fields(q, &ids).await?;
     // each job's root, `<queue>/<id>` (None: it is a root itself, or its `rt` is corrupt)
-    let mut roots: BTreeMap<String, Option<bool>> = BTreeMap::new();
-    let mut staged: Vec<(&str, Option<String>)> = Vec::new();
+    // root → the token of the add that committed it (None: not committed, or gone)
+    let mut roots: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut staged: Vec<(&str, Option<String>, Option<String>)> = Vec::new();
     for (id, row) in ids.iter().zip(rows) {
         match row {
             Some(f) if f.contains_key("stg") => {
@@ -145,26 +156,33 @@ pub(crate) async fn sweep_staged(q: &QueueStore) -> Result<u64> {
                 if let Some(r) = &root {
                     roots.insert(r.clone(), None);
                 }
-                staged.push((id, root));
+                staged.push((id, root, f.get("stg").cloned()));
             }
             // committed or gone: only its place in the staged set was left
             _ => kids::forget(q, &q.keys.staged(), id).await?,
         }
     }
     for (root, committed) in roots.iter_mut() {
-        *committed = Some(match JobRef::from_text(root) {
+        *committed = match JobRef::from_text(root) {
             Some(r) if validate_queue_name(&r.queue).is_ok() => {
                 let rq = QueueStore::new(&q.redis, &q.prefix, &r.queue);
-                let rf = kids::job_fields(&rq, &r.id, &["state", "stg"]).await?;
-                rf[0].is_some() && rf[1].is_none()
+                let rf = kids::job_fields(&rq, &r.id, &["name", "stg", "tok"]).await?;
+                // committed (stored, no `stg` left): the token of the add that staged it
+                if rf[0].is_some() && rf[1].is_none() {
+                    rf[2].clone()
+                } else {
+                    None
+                }
             }
-            _ => false,
-        });
+            _ => None,
+        };
     }
     let (mut commits, mut drops) = (Vec::new(), Vec::new());
-    for (id, root) in staged {
-        let committed = root.and_then(|r| roots.get(&r).copied().flatten());
-        if committed == Some(true) {
+    for (id, root, token) in staged {
+        // committed only under the root its own add committed: a leftover of a failed add
+        // under a root id that a later add reused is taken back
+        let committed = root.and_then(|r| roots.get(&r).cloned().flatten());
+        if committed.is_some() && committed == token {
             commits.push(id);
         } else {
             drops.push(id);

@@ -77,14 +77,14 @@ end
 local function parent_next(job, id, f, now, waiting)
   -- f: state, stg, kp, ocf, prio, dly, par, kf
   if f[8] then
-    if waiting then redis.call('ZREM', Q.wc, id) end
+    if waiting then redis.pcall('ZREM', Q.wc, id) end
     return fail_parent(job, id, f[8], f[7], now)
   end
   if (tonumber(f[3]) or 0) > 0 then
-    if not waiting then redis.call('ZADD', Q.wc, now + RECHECK_MS, id) end
+    if not waiting then redis.pcall('ZADD', Q.wc, now + RECHECK_MS, id) end
     return
   end
-  if waiting then redis.call('ZREM', Q.wc, id) end
+  if waiting then redis.pcall('ZREM', Q.wc, id) end
   release(job, id, f[5], f[6], now)
 end
 
@@ -107,7 +107,10 @@ local function finish(now)
   return done.wrote
 end
 
--- The fields parent_next reads.
+-- The fields parent_next reads; nil when the job's key is not a hash (a corrupt record,
+-- which must never fail a call that settles other parents too).
 local function flow_fields(job)
-  return redis.call('HMGET', job, 'state', 'stg', 'kp', 'ocf', 'prio', 'dly', 'par', 'kf')
+  local f = redis.pcall('HMGET', job, 'state', 'stg', 'kp', 'ocf', 'prio', 'dly', 'par', 'kf')
+  if type(f) ~= 'table' or f.err then return nil end
+  return f
 end

@@ -15,7 +15,7 @@ for i = 6, #ARGV do
   local id = ARGV[i]
   local job = Q.job_prefix .. id
   local f = flow_fields(job)
-  if f[1] == 'waiting_children' and f[2] and (token == '' or f[2] == token) then
+  if f and f[1] == 'waiting_children' and f[2] and (token == '' or f[2] == token) then
     touched[#touched + 1] = id
     if mode == 'drop' then
       delete_job(Q.job_prefix, id)

@@ -54,6 +54,9 @@ pub(crate) type ChildFields = Option<HashMap<&'static str, String>>;
 /// The fields of jobs `ids` of `q` that tell whether (and how) they finished.
 pub(crate) async fn child_fields(q: &QueueStore, ids: &[&str]) -> Result<Vec<ChildFields>> {
     const FIELDS: [&str; 7] = ["state", "sid", "par", "stg", "rt", "result", "error"];
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut pipe = redis::pipe();
     for id in ids {
         pipe.cmd("HMGET").arg(q.keys.job(id)).arg(&FIELDS[..]);

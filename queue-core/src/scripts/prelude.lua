@@ -376,8 +376,13 @@ end
 -- 'c' (completed, `v` its return value), 'f' (failed for good, `v` the reason) or 'r'
 -- (removed). The parent's queue may live on another Cluster node, so the outcome goes to
 -- this queue's outbox; a worker delivers it (flow/deliver.rs) and deletes the entry.
+-- An outbox key that is not a stream (a corrupt record) holds no outcome and must never
+-- stop the transition recording one: it is started again.
 local function notify_parent(outbox, id, par, s, v)
-  redis.call('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)
+  if type(redis.pcall('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)) ~= 'string' then
+    redis.call('DEL', outbox)
+    redis.call('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)
+  end
 end
 
 -- The queue's outbox (keys.rs `outbox`), for scripts not given it in KEYS.

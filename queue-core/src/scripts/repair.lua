@@ -26,7 +26,10 @@ local last_of = {}
 for j = 7 + L, #KEYS do
   local job = KEYS[j]
   local id = ARGV[j - 4]
-  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln', 'stg')
+  local f = redis.pcall('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln', 'stg')
+  -- a job key that is not a hash (a corrupt record) has nothing to repair; it must not fail
+  -- the batch, or the sweep would stop at it on every pass
+  if type(f) ~= 'table' or f.err then f = {} end
   local state, sid = job_state(f[1], f[2]), f[2]
   if state == 'waiting' then
     local name = lane_name(f[6], f[3])

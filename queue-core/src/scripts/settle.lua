@@ -4,42 +4,48 @@
 -- notification delivered twice (a worker died before deleting it from the outbox, or two
 -- workers delivered it) changes nothing. The last child releases the parent; a child
 -- that failed for good fails it, unless the parent ignores failed children (`ocf`). A
--- parent still staged is only counted down: its flow's commit decides (flow_commit).
+-- parent still staged is only counted down: its flow's commit decides (flow_commit). A
+-- parent whose records are corrupt is skipped whole (its children stay pending), never
+-- failing the call for the other parents.
 --
 -- KEYS, ARGV 1-3: as flow.lua; ARGV: 4 N, then per child: parent id, '<queue>/<id>' of
 --   the child, 'c' | 'f' | 'r', return value or reason
 -- Returns: {children counted, 1 if the outbox was written}
 local N = tonumber(ARGV[4])
 local now = now_ms()
--- first each child, in its parent's children hash; then each parent once (a fan-in
--- delivers many children of one parent in a call)
-local parents, counted = {}, 0
+-- the notices by parent, in order (a fan-in delivers many children of one parent in a call)
+local parents = {}
 for j = 0, N - 1 do
   local a = 4 + j * 4
-  local pid, ref, s, v = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local kids = kids_key(Q.job_prefix, pid)
-  local cur = redis.pcall('HGET', kids, ref)
-  if type(cur) == 'string' and string.sub(cur, 1, 1) == 'p' then
-    redis.call('HSET', kids, ref, s .. string.sub(cur, 2) .. '\n' .. v)
-    counted = counted + 1
-    local p = parents[pid]
-    if not p then
-      p = {n = 0}
-      parents[pid] = p
-      parents[#parents + 1] = pid
-    end
-    p.n = p.n + 1
-    if s == 'f' and not p.failure then p.failure = 'child ' .. ref .. ' failed: ' .. v end
+  local pid = ARGV[a + 1]
+  if not parents[pid] then
+    parents[pid] = {}
+    parents[#parents + 1] = pid
   end
+  table.insert(parents[pid], a)
 end
+-- each parent whole, once: its children's entries go from pending to their outcomes and
+-- its count goes down by as many, or (a parent whose records are corrupt) nothing does
+local counted = 0
 for _, pid in ipairs(parents) do
-  local p = parents[pid]
   local job = Q.job_prefix .. pid
+  local kids = kids_key(Q.job_prefix, pid)
   local f = flow_fields(job)
-  if f[1] == 'waiting_children' then
-    f[3] = tostring(hincr(job, 'kp', -p.n))
-    if p.failure and f[4] ~= 'i' and not f[8] then
-      f[8] = p.failure
+  local n, failure = 0, nil
+  for _, a in ipairs(f and parents[pid] or {}) do
+    local ref, s, v = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    local cur = redis.pcall('HGET', kids, ref)
+    if type(cur) == 'string' and string.sub(cur, 1, 1) == 'p'
+        and type(redis.pcall('HSET', kids, ref, s .. string.sub(cur, 2) .. '\n' .. v)) == 'number' then
+      n = n + 1
+      if s == 'f' and not failure then failure = 'child ' .. ref .. ' failed: ' .. v end
+    end
+  end
+  counted = counted + n
+  if n > 0 and f[1] == 'waiting_children' then
+    f[3] = tostring(hincr(job, 'kp', -n))
+    if failure and f[4] ~= 'i' and not f[8] then
+      f[8] = failure
       if f[2] then redis.call('HSET', job, 'kf', f[8]) end
     end
     -- a staged parent is left to its commit

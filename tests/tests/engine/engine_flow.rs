@@ -521,3 +521,148 @@ async fn slowlog_a_10000_child_flow_never_blocks_redis_for_50ms() {
         worst.1
     );
 }
+
+/// Writes outbox entry `c <child> p <parent> s <state> v <value>` in `queue` by hand.
+async fn outbox_entry(env: &TestEnv, queue: &str, child: &str, parent: &str, s: &str, v: &str) {
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{{{}:{queue}}}:outbox", env.config.prefix()))
+        .arg("*")
+        .arg("c")
+        .arg(child)
+        .arg("p")
+        .arg(parent)
+        .arg("s")
+        .arg(s)
+        .arg("v")
+        .arg(v)
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_parent_never_holds_back_the_parents_settled_with_it() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let delayed = JobOptions::new().delay(Duration::from_secs(3600));
+    let mut trees = Vec::new();
+    for _ in 0..2 {
+        trees.push(
+            flows
+                .add(
+                    FlowJob::new("fp", "collect", &json!({}))
+                        .unwrap()
+                        .child(work("fa", json!({})).opts(delayed.clone())),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let (bad, good) = (&trees[0], &trees[1]);
+    // the first parent's record is not a hash any more
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{{}:fp}}:j:{}", env.config.prefix(), bad.id))
+        .arg("garbage")
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    // both children's outcomes, delivered in one call, the corrupt parent's first
+    for t in [bad, good] {
+        let parent = format!("fp/{}", t.id);
+        outbox_entry(&env, "fa", &t.children[0].id, &parent, "c", "{}").await;
+    }
+    let guard = spawn_worker(flow_worker(
+        &env,
+        &["fp", "fa"],
+        Arc::new(AtomicU32::new(0)),
+    ));
+    let done = wait_job_done(&env.queue("fp").await, &good.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_outbox_key_that_is_not_a_stream_stops_no_outcome_and_is_started_again() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({})).unwrap().child(
+                work("fa", json!({"n": 5}))
+                    .opts(JobOptions::new().remove_on_complete(Retention::REMOVE)),
+            ),
+        )
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{{}:fa}}:outbox", env.config.prefix()))
+        .arg("garbage")
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    let fa = env.queue("fa").await;
+    for i in 0..5 {
+        fa.add("work", &json!({ "i": i }), JobOptions::new())
+            .await
+            .unwrap();
+    }
+    let guard = spawn_worker(flow_worker(
+        &env,
+        &["fp", "fa"],
+        Arc::new(AtomicU32::new(0)),
+    ));
+    let c = wait_finished(&fa, 6, Duration::from_secs(10)).await;
+    assert_eq!((c.completed_total, c.active), (6, 0), "{c:?}");
+    let parent_q = env.queue("fp").await;
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(
+        done.return_value.unwrap()["children"][0]["return_value"]["n"],
+        5
+    );
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_look_at_a_parents_children_delivers_their_outboxes_first() {
+    let env = TestEnv::new().await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("fp", "collect", &json!({}))
+                .unwrap()
+                .child(work("fa", json!({}))),
+        )
+        .await
+        .unwrap();
+    // as a worker of `fa` killed right after recording the child leaves it: failed for
+    // good and removed by its retention in that call, its outcome only in the outbox
+    let child = &tree.children[0].id;
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{{{}:fa}}:j:{child}", env.config.prefix()))
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    outbox_entry(&env, "fa", child, &format!("fp/{}", tree.id), "f", "boom").await;
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{{{}:fp}}:wc", env.config.prefix()))
+        .arg(0)
+        .arg(&tree.id)
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    // only the parent's queue is worked: its look at the children finds the outcome
+    let worker = env
+        .worker()
+        .queues(["fp"])
+        .flow_check_interval(Duration::from_millis(100));
+    let guard = spawn_worker(flow_worker_from(worker, Arc::new(AtomicU32::new(0))));
+    let parent_q = env.queue("fp").await;
+    let done = wait_job_done(&parent_q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    assert_eq!(
+        done.failed_reason.as_deref(),
+        Some(format!("child fa/{child} failed: boom").as_str())
+    );
+    guard.stop().await.unwrap();
+}

@@ -250,7 +250,7 @@ async fn a_flow_add_cut_off_half_way_leaves_nothing_runnable() {
 }
 
 #[tokio::test]
-async fn jobs_left_staged_are_committed_under_a_committed_root_and_dropped_otherwise() {
+async fn jobs_left_staged_are_committed_under_their_own_committed_root_and_dropped_otherwise() {
     let env = TestEnv::new().await;
     let prefix = env.config.prefix().to_string();
     let mut conn = env.raw().await;
@@ -267,8 +267,15 @@ async fn jobs_left_staged_are_committed_under_a_committed_root_and_dropped_other
         .unwrap();
     let child = &tree.children[0].id;
     let st = env.queue("st").await;
-    // take the child's commit back by hand: no lane entry, staged again, long ago
+    // take the child's commit back by hand: no lane entry, staged again (by the add that
+    // staged its root, whose token the root keeps), long ago
     let job_key = format!("{{{prefix}:st}}:j:{child}");
+    let token: String = redis::cmd("HGET")
+        .arg(format!("{{{prefix}:st-top}}:j:{}", tree.id))
+        .arg("tok")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let sid: String = redis::cmd("HGET")
         .arg(&job_key)
         .arg("sid")
@@ -290,7 +297,7 @@ async fn jobs_left_staged_are_committed_under_a_committed_root_and_dropped_other
         .arg("state")
         .arg("waiting_children")
         .arg("stg")
-        .arg("dead-add")
+        .arg(&token)
         .ignore()
         .cmd("HDEL")
         .arg(&job_key)
@@ -322,6 +329,28 @@ async fn jobs_left_staged_are_committed_under_a_committed_root_and_dropped_other
         .arg(1)
         .arg("orphan")
         .ignore()
+        // and a leftover of an earlier, failed add that used the same root id: staged by
+        // another token under the committed root
+        .cmd("HSET")
+        .arg(format!("{{{prefix}:st}}:j:stale"))
+        .arg("name")
+        .arg("echo")
+        .arg("data")
+        .arg("{}")
+        .arg("state")
+        .arg("waiting_children")
+        .arg("stg")
+        .arg("an-earlier-add")
+        .arg("par")
+        .arg(format!("st-top/{}", tree.id))
+        .arg("rt")
+        .arg(format!("st-top/{}", tree.id))
+        .ignore()
+        .cmd("ZADD")
+        .arg(format!("{{{prefix}:st}}:staged"))
+        .arg(1)
+        .arg("stale")
+        .ignore()
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -348,10 +377,21 @@ async fn jobs_left_staged_are_committed_under_a_committed_root_and_dropped_other
     .await;
     assert_eq!(parent.state, JobState::Completed);
     assert_eq!(st.job(child).await.unwrap().state, JobState::Completed);
-    eventually(Duration::from_secs(5), "the orphan taken back", || async {
-        st.get_job("orphan").await.ok()?.is_none().then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the orphan and the stale job taken back",
+        || async {
+            let orphan = st.get_job("orphan").await.ok()?;
+            let stale = st.get_job("stale").await.ok()?;
+            (orphan.is_none() && stale.is_none()).then_some(())
+        },
+    )
     .await;
+    assert_eq!(
+        st.counts().await.unwrap().completed_total,
+        1,
+        "a leftover ran"
+    );
     guard.stop().await.unwrap();
 }
 
