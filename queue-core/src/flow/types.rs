@@ -58,13 +58,6 @@ impl FlowJob {
         self.children.extend(children);
         self
     }
-
-    /// Checks the whole tree as [`crate::FlowProducer::add`] does before it stores
-    /// anything (queue names, job names, options, sizes against `caps`, the shape of the
-    /// tree, ids), without Redis: an error names the node by its path.
-    pub fn validate(&self, caps: crate::JobCaps) -> crate::Result<()> {
-        super::validate::check(self, caps).map(|_| ())
-    }
 }
 
 /// A flow as stored: every node with the id it was given, in the shape of the [`FlowJob`]

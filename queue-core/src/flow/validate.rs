@@ -39,6 +39,15 @@ pub(crate) fn at(path: &str, e: Error) -> Error {
     }
 }
 
+impl FlowJob {
+    /// Checks the whole tree as [`crate::FlowProducer::add`] does before it stores
+    /// anything (queue names, job names, options, sizes against `caps`, the shape of the
+    /// tree, ids), without Redis: an error names the node by its path.
+    pub fn validate(&self, caps: JobCaps) -> Result<()> {
+        check(self, caps).map(|_| ())
+    }
+}
+
 /// Checks `root` and returns its nodes in pre-order.
 pub(crate) fn check(root: &FlowJob, caps: JobCaps) -> Result<Vec<Node<'_>>> {
     let mut nodes: Vec<Node> = Vec::new();
