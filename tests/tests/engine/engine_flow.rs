@@ -15,6 +15,19 @@ fn flow_worker(env: &TestEnv, queues: &[&str], collected: Arc<AtomicU32>) -> Wor
     flow_worker_from(env.worker().queues(queues.iter().copied()), collected)
 }
 
+/// A `collect` parent on queue `fp`, to give children.
+fn parent() -> FlowJob {
+    FlowJob::new("fp", "collect", &json!({})).unwrap()
+}
+
+/// Adds `flow` under the test's prefix.
+async fn add(env: &TestEnv, flow: FlowJob) -> FlowTree {
+    FlowProducer::new(&env.redis, env.config.prefix())
+        .add(flow)
+        .await
+        .unwrap()
+}
+
 fn work(queue: &str, data: Value) -> FlowJob {
     FlowJob::new(queue, "work", &data).unwrap()
 }
@@ -22,17 +35,14 @@ fn work(queue: &str, data: Value) -> FlowJob {
 #[tokio::test]
 async fn a_parent_runs_after_its_last_child_across_three_queues() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .child(work("fa", json!({"ms": 50, "n": 1})))
-                .child(work("fb", json!({"ms": 150, "n": 2})))
-                .child(work("fc", json!({"ms": 0, "n": 3}))),
-        )
-        .await
-        .unwrap();
+    let tree = add(
+        &env,
+        parent()
+            .child(work("fa", json!({"ms": 50, "n": 1})))
+            .child(work("fb", json!({"ms": 150, "n": 2})))
+            .child(work("fc", json!({"ms": 0, "n": 3}))),
+    )
+    .await;
     assert_eq!(tree.children.len(), 3);
     let parent_q = env.queue("fp").await;
     let parent = parent_q.job(&tree.id).await.unwrap();
@@ -88,16 +98,13 @@ async fn a_parent_runs_after_its_last_child_across_three_queues() {
 #[tokio::test]
 async fn a_failed_child_fails_its_parent_unrun_by_default() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .child(work("fa", json!({"ms": 300})))
-                .child(work("fb", json!({"fail": "boom"}))),
-        )
-        .await
-        .unwrap();
+    let tree = add(
+        &env,
+        parent()
+            .child(work("fa", json!({"ms": 300})))
+            .child(work("fb", json!({"fail": "boom"}))),
+    )
+    .await;
     let collected = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(flow_worker(&env, &["fp", "fa", "fb"], collected.clone()));
     let parent_q = env.queue("fp").await;
@@ -126,19 +133,14 @@ async fn a_failed_child_fails_its_parent_unrun_by_default() {
 #[tokio::test]
 async fn an_ignoring_parent_runs_and_sees_the_failure_after_retries() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .opts(JobOptions::new().on_child_failure(OnChildFailure::Ignore))
-                .child(work("fa", json!({"ms": 10})))
-                .child(
-                    work("fb", json!({"fail": "still broken"})).opts(JobOptions::new().attempts(3)),
-                ),
-        )
-        .await
-        .unwrap();
+    let tree = add(
+        &env,
+        parent()
+            .opts(JobOptions::new().on_child_failure(OnChildFailure::Ignore))
+            .child(work("fa", json!({"ms": 10})))
+            .child(work("fb", json!({"fail": "still broken"})).opts(JobOptions::new().attempts(3))),
+    )
+    .await;
     let collected = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(flow_worker(&env, &["fp", "fa", "fb"], collected.clone()));
     let parent_q = env.queue("fp").await;
@@ -165,21 +167,18 @@ async fn an_ignoring_parent_runs_and_sees_the_failure_after_retries() {
 #[tokio::test]
 async fn grandchildren_finish_before_children_start() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .child(
-                    FlowJob::new("fa", "collect", &json!({}))
-                        .unwrap()
-                        .child(work("fb", json!({"ms": 100})))
-                        .child(work("fc", json!({"ms": 20}))),
-                )
-                .child(work("fa", json!({"ms": 10}))),
-        )
-        .await
-        .unwrap();
+    let tree = add(
+        &env,
+        parent()
+            .child(
+                FlowJob::new("fa", "collect", &json!({}))
+                    .unwrap()
+                    .child(work("fb", json!({"ms": 100})))
+                    .child(work("fc", json!({"ms": 20}))),
+            )
+            .child(work("fa", json!({"ms": 10}))),
+    )
+    .await;
     let collected = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(flow_worker(
         &env,
@@ -205,20 +204,17 @@ async fn grandchildren_finish_before_children_start() {
 #[tokio::test]
 async fn a_removed_child_counts_as_finished_and_retention_keeps_outcomes() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                // nobody works queue "idle": this child would wait for ever
-                .child(work("idle", json!({})))
-                .child(
-                    work("fa", json!({"n": 7}))
-                        .opts(JobOptions::new().remove_on_complete(Retention::REMOVE)),
-                ),
-        )
-        .await
-        .unwrap();
+    let tree = add(
+        &env,
+        parent()
+            // nobody works queue "idle": this child would wait for ever
+            .child(work("idle", json!({})))
+            .child(
+                work("fa", json!({"n": 7}))
+                    .opts(JobOptions::new().remove_on_complete(Retention::REMOVE)),
+            ),
+    )
+    .await;
     let collected = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
     let fa = env.queue("fa").await;
@@ -328,16 +324,13 @@ async fn ten_thousand_children_fan_in() {
 #[tokio::test]
 async fn a_lost_notification_is_mended_by_looking_up_the_children() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .child(work("fa", json!({"n": 1})))
-                .child(work("fa", json!({"n": 2}))),
-        )
-        .await
-        .unwrap();
+    let tree = add(
+        &env,
+        parent()
+            .child(work("fa", json!({"n": 1})))
+            .child(work("fa", json!({"n": 2}))),
+    )
+    .await;
     let prefix = env.config.prefix().to_string();
     let mut conn = env.raw().await;
     // a child deleted by hand (as if its queue were obliterated) never notifies
@@ -404,17 +397,14 @@ fn flow_worker_from(builder: WorkerBuilder, collected: Arc<AtomicU32>) -> Worker
 #[tokio::test]
 async fn an_outcome_delivered_twice_counts_once() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .child(work("fa", json!({"n": 1})))
-                // nobody works queue "idle" until the end
-                .child(work("idle", json!({"n": 2}))),
-        )
-        .await
-        .unwrap();
+    let tree = add(
+        &env,
+        parent()
+            .child(work("fa", json!({"n": 1})))
+            // nobody works queue "idle" until the end
+            .child(work("idle", json!({"n": 2}))),
+    )
+    .await;
     let collected = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
     let parent_q = env.queue("fp").await;
@@ -626,15 +616,7 @@ async fn an_outbox_key_that_is_not_a_stream_stops_no_outcome_and_is_started_agai
 #[tokio::test]
 async fn a_look_at_a_parents_children_delivers_their_outboxes_first() {
     let env = TestEnv::new().await;
-    let flows = FlowProducer::new(&env.redis, env.config.prefix());
-    let tree = flows
-        .add(
-            FlowJob::new("fp", "collect", &json!({}))
-                .unwrap()
-                .child(work("fa", json!({}))),
-        )
-        .await
-        .unwrap();
+    let tree = add(&env, parent().child(work("fa", json!({})))).await;
     // as a worker of `fa` killed right after recording the child leaves it: failed for
     // good and removed by its retention in that call, its outcome only in the outbox
     let child = &tree.children[0].id;
