@@ -597,7 +597,10 @@ impl JobInfo {
 /// The state a job hash records: its `state` field, or `waiting` when it has none but has a
 /// lane entry (`sid`): the scripts leave `state` out of waiting jobs (`job_state` in their
 /// prelude). None for an empty hash (no such job).
-pub(crate) fn stored_state(h: &HashMap<String, String>) -> Option<&str> {
+pub(crate) fn stored_state<K>(h: &HashMap<K, String>) -> Option<&str>
+where
+    K: std::borrow::Borrow<str> + std::hash::Hash + Eq,
+{
     match h.get("state") {
         Some(s) => Some(s),
         None => h.contains_key("sid").then_some("waiting"),

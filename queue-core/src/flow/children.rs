@@ -66,27 +66,8 @@ pub(crate) async fn of(q: &QueueStore, id: &str) -> Result<Vec<ChildOutcome>> {
             let ids: Vec<&str> = chunk.iter().map(|(_, id)| id.as_str()).collect();
             let rows = kids::child_fields(&cq, &ids).await?;
             for ((at, _), row) in chunk.iter().zip(rows) {
-                let c = &mut out[*at].1;
-                match row {
-                    None => set_outcome(c, ChildState::Removed, "it was removed"),
-                    Some(f) => {
-                        let h: std::collections::HashMap<String, String> =
-                            f.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-                        match stored_state(&h).and_then(|s| s.parse::<JobState>().ok()) {
-                            Some(JobState::Completed) => set_outcome(
-                                c,
-                                ChildState::Completed,
-                                h.get("result").map_or("null", String::as_str),
-                            ),
-                            Some(JobState::Failed) => set_outcome(
-                                c,
-                                ChildState::Failed,
-                                h.get("error").map_or("", String::as_str),
-                            ),
-                            Some(s) => c.state = ChildState::Unfinished(s),
-                            None => {}
-                        }
-                    }
+                if let Some((state, value)) = child_state(&row) {
+                    set_outcome(&mut out[*at].1, state, value);
                 }
             }
         }
@@ -117,7 +98,22 @@ fn parse(value: &str) -> (u64, &str, Outcome<'_>) {
     (position, name, outcome)
 }
 
-/// Sets how child `c` ended: `value` is its return value (JSON) or its failure.
+/// How a child is, from its job's fields (`kids::child_fields`): its state, with its return
+/// value or failure reason once it ended; a job that is gone was removed. None when the
+/// stored state is not one (a corrupt record).
+pub(crate) fn child_state(row: &kids::ChildFields) -> Option<(ChildState, &str)> {
+    let Some(f) = row else {
+        return Some((ChildState::Removed, "it was removed"));
+    };
+    let field = |name: &str, missing: &'static str| f.get(name).map_or(missing, String::as_str);
+    Some(match stored_state(f)?.parse::<JobState>().ok()? {
+        JobState::Completed => (ChildState::Completed, field("result", "null")),
+        JobState::Failed => (ChildState::Failed, field("error", "")),
+        s => (ChildState::Unfinished(s), ""),
+    })
+}
+
+/// Sets how child `c` is: `value` is its return value (JSON) or its failure.
 fn set_outcome(c: &mut ChildOutcome, state: ChildState, value: &str) {
     c.state = state;
     match state {

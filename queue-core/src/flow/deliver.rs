@@ -87,22 +87,28 @@ async fn deliver(
     }
     let mut wrote = Vec::new();
     for (name, notices) in by_queue {
-        let q = QueueStore::new(redis, prefix, &name);
-        let refs: Vec<&Notice> = notices.iter().collect();
-        let mut rest = &refs[..];
-        while !rest.is_empty() {
-            let n = crate::coalesce::batch_len_within(
-                rest.iter()
-                    .map(|n| n.value.len() + n.child.len() + n.parent.len()),
-                PUMP_BATCH,
-                SETTLE_BYTES,
-            );
-            let (_, w) = settle(&q, &rest[..n]).await?;
-            if w && !wrote.contains(&name) {
-                wrote.push(name.clone());
-            }
-            rest = &rest[n..];
+        if settle_all(&QueueStore::new(redis, prefix, &name), &notices).await? {
+            wrote.push(name);
         }
+    }
+    Ok(wrote)
+}
+
+/// Settles `notices` in their parents' queue `q`, in calls of at most [`PUMP_BATCH`]
+/// children and about [`SETTLE_BYTES`] (a larger outcome goes alone); whether `q`'s outbox
+/// was written.
+pub(crate) async fn settle_all(q: &QueueStore, notices: &[Notice]) -> Result<bool> {
+    let mut wrote = false;
+    let mut rest = notices;
+    while !rest.is_empty() {
+        let n = crate::coalesce::batch_len_within(
+            rest.iter()
+                .map(|n| n.value.len() + n.child.len() + n.parent.len()),
+            PUMP_BATCH,
+            SETTLE_BYTES,
+        );
+        wrote |= settle(q, &rest[..n]).await?.1;
+        rest = &rest[n..];
     }
     Ok(wrote)
 }

@@ -15,15 +15,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::job::JobRef;
+use crate::job::{JobRef, JobState};
 use crate::scripts::flow_commit::{commit, Commit};
 use crate::scripts::kids;
 use crate::scripts::node_time::now_ms;
-use crate::scripts::settle::{settle, Notice};
+use crate::scripts::settle::Notice;
 use crate::store::QueueStore;
 use crate::validate::validate_queue_name;
 
+use super::children::child_state;
 use super::deliver;
+use super::types::ChildState;
 
 /// How often a waiting parent's children are looked up (`RECHECK_MS` in `flow.lua`).
 pub(crate) const RECHECK: Duration = Duration::from_secs(60);
@@ -89,26 +91,23 @@ async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
                     state: state.to_string(),
                     value: value.to_string(),
                 };
-                let Some(f) = row else {
-                    notices.push(notice("r", ""));
-                    continue;
-                };
-                if f.get("par").map(String::as_str) != Some(me.as_str()) {
+                if row
+                    .as_ref()
+                    .is_some_and(|f| f.get("par").map(String::as_str) != Some(me.as_str()))
+                {
                     // another job took the id: this child is gone
                     notices.push(notice("r", ""));
                     continue;
                 }
-                match f.get("state").map(String::as_str) {
-                    Some("completed") => {
-                        notices.push(notice("c", f.get("result").map_or("null", String::as_str)))
-                    }
-                    Some("failed") => {
-                        notices.push(notice("f", f.get("error").map_or("", String::as_str)))
-                    }
+                match child_state(&row) {
+                    Some((ChildState::Completed, value)) => notices.push(notice("c", value)),
+                    Some((ChildState::Failed, value)) => notices.push(notice("f", value)),
+                    Some((ChildState::Removed, _)) => notices.push(notice("r", "")),
                     // staged by this parent's own add (another add's leftover under the
                     // same ids is taken back by the staged sweep)
-                    Some("waiting_children")
-                        if f.contains_key("stg") && f.get("stg") == tok.as_ref() =>
+                    Some((ChildState::Unfinished(JobState::WaitingChildren), _))
+                        if tok.is_some()
+                            && row.as_ref().and_then(|f| f.get("stg")) == tok.as_ref() =>
                     {
                         staged.push(*id)
                     }
@@ -121,10 +120,7 @@ async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
         }
     }
     let n = notices.len() as u64;
-    let refs: Vec<&Notice> = notices.iter().collect();
-    for chunk in refs.chunks(200) {
-        settle(q, chunk).await?;
-    }
+    deliver::settle_all(q, &notices).await?;
     if n > 0 {
         tracing::info!(
             queue = %q.name, parent, children = n,

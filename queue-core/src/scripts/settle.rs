@@ -23,7 +23,7 @@ pub(crate) struct Notice {
 /// Records `notices` in their parents in `q`; returns how many children were counted
 /// (the others were counted before), and whether `q`'s outbox was written (a parent failed
 /// and has a parent of its own).
-pub(crate) async fn settle(q: &QueueStore, notices: &[&Notice]) -> Result<(u64, bool)> {
+pub(crate) async fn settle(q: &QueueStore, notices: &[Notice]) -> Result<(u64, bool)> {
     let mut inv = flow_call(&SCRIPT, &q.keys);
     inv.arg(notices.len());
     for n in notices {
