@@ -19,15 +19,7 @@ local N = tonumber(ARGV[2])
 local group, maxlen = ARGV[3], ARGV[4]
 local meta, lanes, delayed, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
-for i = 1, L do
-  local prio = ARGV[4 + i]
-  if not redis.call('ZSCORE', lanes, prio) then
-    -- the group may already exist if only the lanes set was lost; that is fine
-    pcall(redis.call, 'XGROUP', 'CREATE', KEYS[5 + i], group, '0', 'MKSTREAM')
-    redis.call('ZADD', lanes, prio, prio)
-    hincr(meta, 'lanes_ver', 1)
-  end
-end
+for i = 1, L do open_lane(meta, lanes, KEYS[5 + i], ARGV[4 + i], group) end
 
 local now = now_ms_ceil()
 local now_text = ms_text(now)

@@ -49,11 +49,7 @@ local function release(job, id, prio, dly, now)
     return
   end
   local lane = Q.base .. ':ready:' .. p
-  if not redis.call('ZSCORE', Q.lanes, p) then
-    pcall(redis.call, 'XGROUP', 'CREATE', lane, Q.group, '0', 'MKSTREAM')
-    redis.call('ZADD', Q.lanes, p, p)
-    hincr(Q.meta, 'lanes_ver', 1)
-  end
+  open_lane(Q.meta, Q.lanes, lane, p, Q.group)
   set_waiting(job, redis.call('XADD', lane, '*', 'i', id), 'stg', 'kf', 'dly')
   done.waiting[#done.waiting + 1] = id
 end

@@ -245,6 +245,16 @@ local function set_waiting(job, sid, ...)
   redis.call('HDEL', job, 'state', 'ln', ...)
 end
 
+-- Creates lane stream `key` of priority `prio` unless the lanes set has it: its group, and
+-- its place in the lanes set with a new lanes version (fetchers then read it).
+local function open_lane(meta, lanes, key, prio, group)
+  if redis.call('ZSCORE', lanes, prio) then return end
+  -- the group may already exist if only the lanes set was lost; that is fine
+  pcall(redis.call, 'XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
+  redis.call('ZADD', lanes, prio, prio)
+  hincr(meta, 'lanes_ver', 1)
+end
+
 -- The front lane (keys.rs FRONT_LANE): reclaimed jobs wait there, ahead of every priority
 -- lane. A job in it records the lane in its `ln` field; its `prio` stays its own.
 local FRONT_LANE = '1001'
@@ -254,9 +264,7 @@ local FRONT_LANE = '1001'
 -- true, for the caller to keep as `ready`.
 local function open_front(meta, lanes, front, group, ready)
   if ready then return true end
-  pcall(redis.call, 'XGROUP', 'CREATE', front, group, '0', 'MKSTREAM')
-  redis.call('ZADD', lanes, FRONT_LANE, FRONT_LANE)
-  hincr(meta, 'lanes_ver', 1)
+  open_lane(meta, lanes, front, FRONT_LANE, group)
   return true
 end
 

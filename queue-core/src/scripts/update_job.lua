@@ -24,11 +24,7 @@ if state ~= 'waiting' and state ~= 'delayed' then return state end
 if state == 'waiting' and sid and #redis.call('XPENDING', old_lane, group, sid, sid, 1) > 0 then
   return 'active'
 end
-if not redis.call('ZSCORE', lanes, value) then
-  pcall(redis.call, 'XGROUP', 'CREATE', new_lane, group, '0', 'MKSTREAM')
-  redis.call('ZADD', lanes, value, value)
-  hincr(meta, 'lanes_ver', 1)
-end
+open_lane(meta, lanes, new_lane, value, group)
 if state == 'waiting' and sid then
   redis.call('XDEL', old_lane, sid)
   set_waiting(job, redis.call('XADD', new_lane, '*', 'i', id))
