@@ -374,10 +374,15 @@ local function logs_key(job_prefix, id)
   return logs_prefix(job_prefix) .. id
 end
 
--- A flow parent's children hash (keys.rs job_kids): `<queue>/<id>` → `p<name>` while the
--- child has not finished, then `<c|f|r><name>\n<return value | reason>`.
+-- The prefix of flow parents' children hashes, `<base>:kids:` beside `<base>:j:`; a hash
+-- holds `<queue>/<id>` → the child's entry (keys.rs job_kids tells its form).
+local function kids_prefix(job_prefix)
+  return string.sub(job_prefix, 1, -3) .. 'kids:'
+end
+
+-- A flow parent's children hash.
 local function kids_key(job_prefix, id)
-  return string.sub(job_prefix, 1, -3) .. 'kids:' .. id
+  return kids_prefix(job_prefix) .. id
 end
 
 -- Tells the parent of flow child `id` (`par` = '<queue>/<id>') how it finished: `s` is
@@ -407,24 +412,19 @@ local function notify_removed(job_prefix, outbox, ids)
   end
 end
 
--- Delete a job's hash and logs; returns how many of the two existed. UNLINK: Redis frees
--- what is large (a long log list) in the background, and a job's big pieces (up to 64 KiB
--- each) cost half what DEL does in the call.
+-- Delete a job's hash, logs and (a flow parent's) children; returns how many of those
+-- existed. UNLINK: Redis frees what is large (a long log list) in the background, and a
+-- job's big pieces (up to 64 KiB each) cost half what DEL does in the call.
 local function delete_job(job_prefix, id)
-  local n = redis.call('UNLINK', job_prefix .. id, logs_key(job_prefix, id))
-  -- a flow parent's children (kids_key): only parents have them, so only they pay the call
-  if n > 0 and redis.call('EXISTS', kids_key(job_prefix, id)) == 1 then
-    redis.call('UNLINK', kids_key(job_prefix, id))
-  end
-  return n
+  return redis.call('UNLINK', job_prefix .. id, logs_key(job_prefix, id), kids_key(job_prefix, id))
 end
 
--- Delete the hashes, logs and children (of flow parents) of many jobs: ids `list[first]`, `list[first + step]` … up to
--- `last`, in DEL calls of up to SLICE keys (one call per job would cost more than the
--- deletions themselves). Returns how many jobs were listed.
+-- Delete the hashes, logs and (of flow parents) children of many jobs: ids `list[first]`,
+-- `list[first + step]` … up to `last`, in DEL calls of up to SLICE keys (one call per job
+-- would cost more than the deletions themselves). Returns how many jobs were listed.
 local function delete_jobs(job_prefix, list, first, last, step)
   local logs = logs_prefix(job_prefix)
-  local kids = string.sub(job_prefix, 1, -3) .. 'kids:'
+  local kids = kids_prefix(job_prefix)
   local keys, n = {}, 0
   for i = first, last, step do
     local id = list[i]
