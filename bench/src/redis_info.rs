@@ -135,19 +135,14 @@ impl CallLog {
                 saved.push((k.clone(), v.clone()));
             }
         }
-        let set = |k: &str, v: String| {
-            let mut cmd = redis::cmd("CONFIG");
-            cmd.arg("SET").arg(k).arg(v);
-            cmd
-        };
-        let _: () = set("slowlog-max-len", max_len.to_string())
+        let _: () = config_set("slowlog-max-len", &max_len.to_string())
             .query_async(&mut c)
             .await?;
         let _: () = redis::cmd("SLOWLOG")
             .arg("RESET")
             .query_async(&mut c)
             .await?;
-        let _: () = set("slowlog-log-slower-than", "0".into())
+        let _: () = config_set("slowlog-log-slower-than", "0")
             .query_async(&mut c)
             .await?;
         Ok(CallLog { saved, max_len })
@@ -157,11 +152,6 @@ impl CallLog {
     /// overflowed (it would miss the oldest calls).
     pub async fn finish(self, env: &RunEnv) -> Result<Calls> {
         let mut c = env.redis.conn();
-        let config_set = |k: &str, v: &str| {
-            let mut cmd = redis::cmd("CONFIG");
-            cmd.arg("SET").arg(k).arg(v);
-            cmd
-        };
         let saved = |key: &str| {
             self.saved
                 .iter()
@@ -265,4 +255,11 @@ impl Calls {
         }
         calls
     }
+}
+
+/// `CONFIG SET key value`.
+fn config_set(key: &str, value: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("SET").arg(key).arg(value);
+    cmd
 }

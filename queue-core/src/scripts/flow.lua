@@ -23,8 +23,9 @@ Q.job_prefix = Q.base .. ':j:'
 local RECHECK_MS = 60000
 
 -- What one call did, counted and announced once at its end (`finish`): jobs made waiting
--- or delayed, the earliest due time, parents failed.
-local done = {waiting = {}, delayed = {}, failed = {}, first_due = nil, wrote = 0}
+-- or delayed, the earliest due time, parents failed; and the lanes it knows exist (a
+-- commit of 1,000 jobs checks their lane once, not 1,000 times).
+local done = {waiting = {}, delayed = {}, failed = {}, first_due = nil, wrote = 0, lanes = {}}
 
 -- Makes flow job `id` (hash `job`) runnable once its children have finished: waiting in
 -- its priority lane, or delayed by its `dly` from now. Its flow fields go (`stg`, `kf`,
@@ -49,7 +50,10 @@ local function release(job, id, prio, dly, now)
     return
   end
   local lane = Q.base .. ':ready:' .. p
-  open_lane(Q.meta, Q.lanes, lane, p, Q.group)
+  if not done.lanes[p] then
+    open_lane(Q.meta, Q.lanes, lane, p, Q.group)
+    done.lanes[p] = true
+  end
   set_waiting(job, redis.call('XADD', lane, '*', 'i', id), 'stg', 'kf', 'dly')
   done.waiting[#done.waiting + 1] = id
 end
