@@ -31,7 +31,7 @@ pub(crate) mod children;
 pub(crate) mod deliver;
 pub(crate) mod reconcile;
 mod types;
-mod validate;
+pub(crate) mod validate;
 
 pub use add::FlowProducer;
 pub use types::{ChildOutcome, ChildState, FlowJob, FlowTree};

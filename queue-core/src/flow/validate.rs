@@ -20,6 +20,22 @@ pub const MAX_DEPTH: usize = 32;
 /// Most jobs one flow may have.
 pub const MAX_NODES: usize = 100_000;
 
+/// What a node breaks of a flow's limits on its size, if anything: reached after `seen`
+/// other nodes, at `depth` (the root is 1). The JSON form's reader (`job_spec`) and the
+/// tree's check word the limits alike through this and [`width_problem`].
+pub(crate) fn size_problem(seen: usize, depth: usize) -> Option<String> {
+    if seen >= MAX_NODES {
+        return Some(format!("more than {MAX_NODES} jobs in one flow: split it"));
+    }
+    (depth > MAX_DEPTH).then(|| format!("more than {MAX_DEPTH} levels of children: flatten it"))
+}
+
+/// What a node of `children` children breaks of the limit per job, if anything.
+pub(crate) fn width_problem(children: usize) -> Option<String> {
+    (children > MAX_CHILDREN)
+        .then(|| format!("{children} children, over the limit of {MAX_CHILDREN} per job"))
+}
+
 /// One node of a checked flow, in pre-order (a parent before its children).
 pub(crate) struct Node<'a> {
     pub job: &'a FlowJob,
@@ -57,23 +73,8 @@ pub(crate) fn check(root: &FlowJob, caps: JobCaps) -> Result<Vec<Node<'_>>> {
     let mut stack: Vec<(&FlowJob, Option<usize>, String, usize)> =
         vec![(root, None, "root".to_string(), 1)];
     while let Some((job, parent, path, depth)) = stack.pop() {
-        if nodes.len() == MAX_NODES {
-            return Err(at(
-                &path,
-                Error::invalid(
-                    "flow",
-                    format!("more than {MAX_NODES} jobs in one flow: split it"),
-                ),
-            ));
-        }
-        if depth > MAX_DEPTH {
-            return Err(at(
-                &path,
-                Error::invalid(
-                    "flow",
-                    format!("more than {MAX_DEPTH} levels of children: flatten it"),
-                ),
-            ));
+        if let Some(problem) = size_problem(nodes.len(), depth) {
+            return Err(at(&path, Error::invalid("flow", problem)));
         }
         validate_queue_name(&job.queue).map_err(|e| at(&path, e))?;
         if job.opts.dedup.is_some() {
@@ -82,17 +83,8 @@ pub(crate) fn check(root: &FlowJob, caps: JobCaps) -> Result<Vec<Node<'_>>> {
                 Error::invalid("option dedup", "a job of a flow cannot be deduplicated"),
             ));
         }
-        if job.children.len() > MAX_CHILDREN {
-            return Err(at(
-                &path,
-                Error::invalid(
-                    "children",
-                    format!(
-                        "{} children, over the limit of {MAX_CHILDREN} per job",
-                        job.children.len()
-                    ),
-                ),
-            ));
+        if let Some(problem) = width_problem(job.children.len()) {
+            return Err(at(&path, Error::invalid("children", problem)));
         }
         let new = NewJob {
             name: job.name.clone(),

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::flow::{FlowJob, MAX_CHILDREN, MAX_DEPTH, MAX_NODES};
+use crate::flow::validate::{size_problem, width_problem};
+use crate::flow::FlowJob;
 use crate::job::{Backoff, JobOptions, NewJob, OnChildFailure, Retention};
 use crate::text::clip;
 
@@ -101,19 +102,8 @@ pub fn parse_flow_value(value: Value) -> Result<FlowJob> {
     let mut stack: Vec<(Value, Option<usize>, String, usize)> =
         vec![(value, None, "root".to_string(), 1)];
     while let Some((value, parent, path, depth)) = stack.pop() {
-        if nodes.len() == MAX_NODES {
-            return Err(at(
-                &path,
-                JobSpecError::new(format!("more than {MAX_NODES} jobs in one flow: split it")),
-            ));
-        }
-        if depth > MAX_DEPTH {
-            return Err(at(
-                &path,
-                JobSpecError::new(format!(
-                    "more than {MAX_DEPTH} levels of children: flatten it"
-                )),
-            ));
+        if let Some(problem) = size_problem(nodes.len(), depth) {
+            return Err(at(&path, JobSpecError::new(problem)));
         }
         let Value::Object(mut obj) = value else {
             return Err(at(
@@ -148,14 +138,8 @@ pub fn parse_flow_value(value: Value) -> Result<FlowJob> {
                 ))
             }
         };
-        if children.len() > MAX_CHILDREN {
-            return Err(at(
-                &path,
-                JobSpecError::new(format!(
-                    "{} children, over the limit of {MAX_CHILDREN} per job",
-                    children.len()
-                )),
-            ));
+        if let Some(problem) = width_problem(children.len()) {
+            return Err(at(&path, JobSpecError::new(problem)));
         }
         let job = parse_job_value(Value::Object(obj))
             .map_err(|e| at(&path, e))
@@ -306,6 +290,7 @@ fn retention(v: &Value) -> std::result::Result<Option<Retention>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::MAX_CHILDREN;
     use serde_json::json;
 
     #[test]
