@@ -89,8 +89,8 @@ async fn workers_killed_at_random_while_redis_restarts_twice_lose_and_double_cou
             );
             continue;
         }
-        // kill one at random (keeping at least one), and start one or two
-        if live.len() > 1 || rng.random_range(0..3) == 0 {
+        // kill one at random (now and then the last one), and start up to two
+        if live.len() > 1 || (live.len() == 1 && rng.random_range(0..3) == 0) {
             let mut w = live.swap_remove(rng.random_range(0..live.len()));
             if !w.is_running() {
                 panic!(
