@@ -218,12 +218,14 @@ impl Queue {
         }
     }
 
-    /// Deletes every job that had not started (waiting and delayed) when the call started,
+    /// Deletes every job that had not started (waiting, in a lane or a group, and delayed)
+    /// when the call started,
     /// in batches; jobs added meanwhile stay, and running jobs are left alone. Returns how
     /// many were deleted.
     pub async fn drain(&self) -> Result<u64> {
         let (lanes, lane_keys, bounds) = scripts::snapshot::lane_bounds(&self.inner).await?;
-        let delayed = scripts::snapshot::delayed(&self.inner).await?;
+        let mut delayed = scripts::snapshot::delayed(&self.inner).await?;
+        delayed.extend(scripts::snapshot::grouped(&self.inner).await?);
         let drain = |ids| scripts::drain::drain(&self.inner, &lanes, &lane_keys, &bounds, ids);
         let mut total = 0u64;
         for chunk in delayed.chunks(BATCH) {

@@ -191,6 +191,11 @@ pub struct JobOptions {
     /// [`OnChildFailure::Fail`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_child_failure: Option<OnChildFailure>,
+    /// The group (tenant) the job belongs to in its queue: workers take ready jobs
+    /// round-robin across groups, and per-group limits apply ([`crate::GroupLimits`]).
+    /// 1-128 characters of `[A-Za-z0-9._:-]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// What a flow's parent does when one of its children fails for good (or is removed).
@@ -279,6 +284,13 @@ impl JobOptions {
         self.remove_on_fail = Some(r);
         self
     }
+    /// Puts the job in `group` of its queue (a tenant): groups take turns at the workers,
+    /// and per-group limits apply. Checked by the add (1-128 characters of
+    /// `[A-Za-z0-9._:-]`).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
     /// As a flow's parent, what to do when a child fails for good.
     pub fn on_child_failure(mut self, policy: OnChildFailure) -> Self {
         self.on_child_failure = Some(policy);
@@ -313,6 +325,9 @@ impl JobOptions {
         }
         if let Some(id) = &self.job_id {
             validate_job_id(id)?;
+        }
+        if let Some(g) = &self.group {
+            crate::validate::validate_group(g)?;
         }
         if let Some(b) = &self.backoff {
             b.validate()?;

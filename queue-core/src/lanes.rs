@@ -56,7 +56,11 @@ impl LaneCache {
         let prios = members
             .iter()
             .filter_map(|m| std::str::from_utf8(m).ok()?.parse::<i32>().ok())
-            .filter(|p| crate::job::PRIORITY_RANGE.contains(p) || *p == crate::keys::FRONT_LANE)
+            .filter(|p| {
+                crate::job::PRIORITY_RANGE.contains(p)
+                    || *p == crate::keys::FRONT_LANE
+                    || *p == crate::keys::GROUP_LANE
+            })
             .collect();
         let version = match version {
             None => "0".to_string(),

@@ -27,6 +27,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod flow;
+pub mod groups;
 pub mod handler;
 pub mod job;
 mod lanes;
@@ -55,6 +56,9 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{EventFollower, QueueEvent, StartAt};
 pub use flow::{ChildOutcome, ChildState, FlowJob, FlowProducer, FlowTree};
+pub use groups::{
+    GroupInfo, GroupLimitChange, GroupLimited, GroupLimits, GroupLimitsView, GroupsView,
+};
 pub use job::{
     Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobRef, JobState, NewJob,
     OnChildFailure, Retention,

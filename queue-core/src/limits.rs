@@ -50,7 +50,7 @@ impl Queue {
     /// Limits job starts of this queue to `max` per `window`, over all workers (replaces any
     /// rate limit set before; a window in progress never outlasts the new length).
     pub async fn set_rate_limit(&self, max: u64, window: Duration) -> Result<()> {
-        let window_ms = validate_rate_limit(max, window)?;
+        let window_ms = validate_rate_limit("rate limit", max, window)?;
         self.set_limit("rate", &max.to_string(), window_ms).await
     }
 
@@ -62,7 +62,7 @@ impl Queue {
     /// Limits this queue to `n` active jobs at once over all workers (each worker's own
     /// concurrency still applies too).
     pub async fn set_global_concurrency(&self, n: u32) -> Result<()> {
-        validate_concurrency(n)?;
+        validate_concurrency("global concurrency", n)?;
         self.set_limit("conc", &n.to_string(), 0).await
     }
 
@@ -91,18 +91,23 @@ impl Queue {
     }
 }
 
-/// Checks a rate limit; returns the window in whole ms.
-fn validate_rate_limit(max: u64, window: Duration) -> Result<u64> {
+/// Checks a rate limit (`what`: "rate limit", "group rate limit"); returns the window in
+/// whole ms.
+pub(crate) fn validate_rate_limit(what: &'static str, max: u64, window: Duration) -> Result<u64> {
+    let (max_name, window_name) = match what {
+        "group rate limit" => ("group rate limit max", "group rate limit window"),
+        _ => ("rate limit max", "rate limit window"),
+    };
     if max == 0 {
         return Err(Error::invalid(
-            "rate limit max",
+            max_name,
             "0: must be at least 1 job per window",
         ));
     }
     // Lua numbers are doubles: keep the count exact
     if max > 1 << 53 {
         return Err(Error::invalid(
-            "rate limit max",
+            max_name,
             format!("{max}: must be at most 2^53"),
         ));
     }
@@ -116,23 +121,24 @@ fn validate_rate_limit(max: u64, window: Duration) -> Result<u64> {
     };
     if window < Duration::from_millis(1) {
         return Err(Error::invalid(
-            "rate limit window",
+            window_name,
             format!("{}: must be at least 1ms", shown()),
         ));
     }
     if window > MAX_RATE_WINDOW {
         return Err(Error::invalid(
-            "rate limit window",
+            window_name,
             format!("{}: must be at most 365 days", shown()),
         ));
     }
     Ok(window.as_millis() as u64)
 }
 
-fn validate_concurrency(n: u32) -> Result<()> {
+/// Checks a concurrency cap (`what`: "global concurrency", "group concurrency").
+pub(crate) fn validate_concurrency(what: &'static str, n: u32) -> Result<()> {
     if n == 0 {
         return Err(Error::invalid(
-            "global concurrency",
+            what,
             "0: must be at least 1 (pause the queue to stop it)",
         ));
     }
@@ -153,21 +159,21 @@ mod tests {
 
     #[test]
     fn bad_limits_name_the_value() {
-        let e = validate_rate_limit(0, Duration::from_secs(1)).unwrap_err();
+        let e = validate_rate_limit("rate limit", 0, Duration::from_secs(1)).unwrap_err();
         assert!(e.to_string().contains("rate limit max: 0"), "{e}");
-        let e = validate_rate_limit(10, Duration::ZERO).unwrap_err();
+        let e = validate_rate_limit("rate limit", 10, Duration::ZERO).unwrap_err();
         assert!(e.to_string().contains("rate limit window: 0ms"), "{e}");
-        let e = validate_rate_limit(10, Duration::from_micros(500)).unwrap_err();
+        let e = validate_rate_limit("rate limit", 10, Duration::from_micros(500)).unwrap_err();
         assert!(e.to_string().contains("500µs"), "{e}");
-        let e = validate_rate_limit(10, MAX_RATE_WINDOW * 2).unwrap_err();
+        let e = validate_rate_limit("rate limit", 10, MAX_RATE_WINDOW * 2).unwrap_err();
         assert!(e.to_string().contains("rate limit window"), "{e}");
-        let e = validate_concurrency(0).unwrap_err();
+        let e = validate_concurrency("global concurrency", 0).unwrap_err();
         assert!(e.to_string().contains("global concurrency: 0"), "{e}");
         assert_eq!(
-            validate_rate_limit(10, Duration::from_secs(1)).unwrap(),
+            validate_rate_limit("rate limit", 10, Duration::from_secs(1)).unwrap(),
             1000
         );
-        assert!(validate_concurrency(1).is_ok());
+        assert!(validate_concurrency("global concurrency", 1).is_ok());
     }
 
     #[test]

@@ -133,6 +133,50 @@ impl QueueKeys {
         self.key("outbox")
     }
 
+    /// Groups ([`crate::GroupInfo`]): the groups whose turn it is to have a job claimed,
+    /// a sorted set scored by turn (the claim pops the lowest and puts it back last). A
+    /// group is in it exactly while it has waiting jobs and is not parked.
+    pub fn group_ring(&self) -> String {
+        self.key("gring")
+    }
+
+    /// Groups held back by a limit (sorted set): score = when a rate window reopens (ms),
+    /// or `inf` for a group at its concurrency cap (put back in the ring when one of its
+    /// jobs finishes).
+    pub fn group_parked(&self) -> String {
+        self.key("gpark")
+    }
+
+    /// Waiting jobs per group (sorted set, group → count; groups with none are absent).
+    pub fn group_waiting(&self) -> String {
+        self.key("gwait")
+    }
+
+    /// Active jobs per group (sorted set, group → count; groups with none are absent).
+    pub fn group_active(&self) -> String {
+        self.key("gact")
+    }
+
+    /// Per-group limits (hash): `c` and `r` the queue's defaults, `c:<group>` and
+    /// `r:<group>` one group's overrides; `c` values are a concurrency, `r` values
+    /// `<max>/<window ms>`.
+    pub fn group_limits(&self) -> String {
+        self.key("glimits")
+    }
+
+    /// The waiting jobs of one group (sorted set, score = −priority·2⁴² + a sequence
+    /// number, so the lowest is the highest priority, first in). Scripts derive it from
+    /// [`QueueKeys::job_prefix`] (`group_keys` in the prelude).
+    pub fn group_queue(&self, group: &str) -> String {
+        format!("{}:gq:{group}", self.base)
+    }
+
+    /// One group's rate window counter (string with the window as TTL), derived by the
+    /// scripts as [`QueueKeys::group_queue`] is.
+    pub fn group_rate(&self, group: &str) -> String {
+        format!("{}:grl:{group}", self.base)
+    }
+
     /// The prefix of per-job keys; scripts append the job id (`…:j:<id>`). One letter, not
     /// `job:`: the job hash is the one key per job, and a key of up to 28 bytes fits Redis's
     /// 32-byte allocation (a longer one takes 48).
@@ -167,6 +211,13 @@ impl QueueKeys {
 /// back of its lane. Its hash keeps its own priority (`prio`) and records the lane it waits
 /// in (`ln`) until it gets an entry in its own lane again (a retry, a new priority).
 pub const FRONT_LANE: i32 = 1_001;
+
+/// The lane number of a queue's group lane: a claim gives each grouped job it takes an
+/// entry there, so an active grouped job is pending in a stream like any other (leases,
+/// reclaim and acknowledgement are the same). Waiting grouped jobs are in their group's
+/// queue ([`QueueKeys::group_queue`]), never in a stream; the claim reads no entry of this
+/// lane but those it has just added.
+pub const GROUP_LANE: i32 = 1_002;
 
 /// Registry of known queue names under a prefix (a set; the one key outside any queue's slot).
 pub fn queue_registry(prefix: &str) -> String {

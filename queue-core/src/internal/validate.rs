@@ -35,9 +35,37 @@ pub fn validate_job_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// A job group's key (`opts.group`): 1-128 characters of `A-Z a-z 0-9 . _ : -`. Shown in
+/// full by `jobq groups` and used as a metric label, so nothing else is allowed.
+pub fn validate_group(group: &str) -> Result<()> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+    if group.is_empty() || group.len() > 128 || !group.chars().all(ok) {
+        return Err(Error::invalid(
+            "group",
+            format!(
+                "{:?}: use 1-128 characters of A-Z a-z 0-9 . _ : -",
+                group.chars().take(140).collect::<String>()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_keys() {
+        for ok in ["a", "tenant:42", "a.b_c-D9", &"x".repeat(128)] {
+            validate_group(ok).unwrap();
+        }
+        for bad in ["", "a b", "a/b", "{x}", "é", "a\nb", &"x".repeat(129)] {
+            let err = validate_group(bad).unwrap_err().to_string();
+            assert!(err.contains("group"), "{err}");
+            assert!(err.contains(&format!("{:?}", bad)), "{err}");
+        }
+    }
 
     #[test]
     fn queue_names() {

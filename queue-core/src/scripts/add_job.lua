@@ -1,15 +1,16 @@
 -- add_job: store a batch of new jobs (one for `add`, a chunk for `add_bulk`).
--- Ready jobs get their id appended to their priority lane's stream; delayed jobs go to the
--- delayed set. A job whose id is already stored is left untouched (idempotent add); a job
+-- Ready jobs get their id appended to their priority lane's stream, or wait in their group
+-- (group_wait in the prelude); delayed jobs go to the delayed set. A job whose id is already stored is left untouched (idempotent add); a job
 -- whose dedup key is still alive (throttle: the key lives `ttl` ms after the first add) is
 -- dropped and the job holding the key is reported instead.
 --
 -- KEYS: 1 meta, 2 lanes, 3 delayed, 4 marker, 5 events,
 --       6 .. 5+L lane streams, 6+L .. 5+L+N job hashes, then the dedup keys in use
 -- ARGV: 1 L, 2 N, 3 group, 4 events maxlen, 5 .. 4+L lane priorities,
---       then per job 7 fields: id, delay ms, lane number (1..L), '1' if the id was given by
---       the user (only those can already exist), dedup key number among the dedup KEYS
---       (0 = none), dedup ttl ms, F; then F hash field/value arguments stored as they are
+--       then per job 8 fields: id, delay ms, lane number (1..L; 0 for a grouped job), '1'
+--       if the id was given by the user (only those can already exist), dedup key number
+--       among the dedup KEYS (0 = none), dedup ttl ms, its group ('' none), F; then F hash
+--       field/value arguments stored as they are
 --       (name, data and opts in pieces, prio; cut by the caller, see job.rs `pieces`), the
 --       first ones with empty values this script fills in: 'ts', '', 'sid', '' for a ready
 --       job; 'ts', '', 'state', 'delayed', 'due', '' for a delayed one
@@ -25,11 +26,13 @@ local now = now_ms_ceil()
 local now_text = ms_text(now)
 local out = {}
 local added, delayed_ids, first_due = {}, {}, nil
+local G = nil
 local a = 4 + L
 for j = 0, N - 1 do
   local id, delay, lane = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local dedup = tonumber(ARGV[a + 5])
-  local first, last = a + 8, a + 7 + tonumber(ARGV[a + 7])
+  local grp = ARGV[a + 7]
+  local first, last = a + 9, a + 8 + tonumber(ARGV[a + 8])
   local job = KEYS[5 + L + 1 + j]
   local holder = nil
   if dedup > 0 then
@@ -50,6 +53,13 @@ for j = 0, N - 1 do
     redis.call('ZADD', delayed, due_text, id)
     if not first_due or due < first_due then first_due = due end
     delayed_ids[#delayed_ids + 1] = id
+    out[j + 1] = ''
+  elseif grp ~= '' then
+    ARGV[first + 1], ARGV[first + 3] = now_text, IN_GROUP
+    hset_list(job, ARGV, first, last)
+    G = G or group_keys(string.sub(job, 1, #job - #id))
+    group_enqueue(G, id, redis.call('HGET', job, 'prio'), grp, false)
+    added[#added + 1] = id
     out[j + 1] = ''
   else
     -- waiting: no `state` field (see job_state in the prelude)

@@ -60,7 +60,10 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
     let mut prios = BTreeSet::new();
     let mut prepared = Vec::with_capacity(jobs.len());
     for (job, data) in jobs.iter().zip(data) {
-        prios.insert(job.opts.priority);
+        // a grouped job waits in its group, not in a lane
+        if job.opts.group.is_none() {
+            prios.insert(job.opts.priority);
+        }
         let id = job.opts.job_id.clone().unwrap_or_else(new_job_id);
         prepared.push((id, data.as_str(), job.opts.stored()?));
     }
@@ -97,11 +100,16 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
         inv.arg(*p);
     }
     for (job, (id, data, opts)) in jobs.iter().zip(&prepared) {
-        let lane = prios
-            .iter()
-            .position(|p| *p == job.opts.priority)
-            .unwrap_or(0)
-            + 1;
+        let lane = match job.opts.group {
+            Some(_) => 0,
+            None => {
+                prios
+                    .iter()
+                    .position(|p| *p == job.opts.priority)
+                    .unwrap_or(0)
+                    + 1
+            }
+        };
         let (dedup_no, dedup_ttl) = match &job.opts.dedup {
             Some(d) => (
                 dedup_ids.iter().position(|x| *x == d.id).unwrap_or(0) + 1,
@@ -116,6 +124,7 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
         let stamps: &[&str] = if delay > 0 {
             &["ts", "", "state", "delayed", "due", ""]
         } else {
+            // (a grouped job's `sid` says it waits in its group: see group_wait in the prelude)
             &["ts", "", "sid", ""]
         };
         let mut fields: Vec<Cow<str>> = stamps.iter().map(|s| Cow::Borrowed(*s)).collect();
@@ -129,12 +138,18 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
             fields.push(Cow::Borrowed("prio"));
             fields.push(Cow::Owned(job.opts.priority.to_string()));
         }
+        let group = job.opts.group.as_deref().unwrap_or("");
+        if !group.is_empty() {
+            fields.push(Cow::Borrowed("grp"));
+            fields.push(Cow::Borrowed(group));
+        }
         inv.arg(id)
             .arg(delay)
             .arg(lane)
             .arg(if job.opts.job_id.is_some() { "1" } else { "0" })
             .arg(dedup_no)
             .arg(dedup_ttl)
+            .arg(job.opts.group.as_deref().unwrap_or(""))
             .arg(fields.len())
             .arg(&fields[..]);
     }

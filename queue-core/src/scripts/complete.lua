@@ -3,14 +3,15 @@
 -- worker no longer owns (reclaimed after its lease ran out) is not recorded, and nor is one
 -- recorded already (the same batch sent again after a dropped connection lost the reply).
 --
--- A flow child's result also goes to its queue's outbox, for its parent.
+-- A flow child's result also goes to its queue's outbox, for its parent. A grouped job
+-- frees its place in its group's active count.
 --
 -- KEYS: 1 meta, 2 completed, 3 events, 4 per-minute completed list, 5 outbox,
 --       6 .. 5+L lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
 --       6 keep age ms (0 none), 7 trim budget,
---       then per job 7 fields: id, lane number, entry id, result JSON, attempt number,
---       start time ms, its flow parent '<queue>/<id>' ('' none)
+--       then per job 8 fields: id, lane number, entry id, result JSON, attempt number,
+--       start time ms, its flow parent '<queue>/<id>' ('' none), its group ('' none)
 -- Returns: the ids of jobs not recorded because this worker lost them
 local meta, completed, events, per_minute, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
@@ -20,23 +21,25 @@ local now = now_ms_ceil()
 local now_text = ms_text(now)
 local by_lane, zargs, done, lost, times = {}, {}, {}, {}, {}
 local recorded = 0
+local G, woken = group_keys(job_prefix), false
 for j = 0, N - 1 do
-  local a = 7 + j * 7
+  local a = 7 + j * 8
   local lane = tonumber(ARGV[a + 2]) + 5
   by_lane[lane] = by_lane[lane] or {}
   table.insert(by_lane[lane], ARGV[a + 3])
 end
 local all_owned = ack_all(by_lane, group)
 for j = 0, N - 1 do
-  local a = 7 + j * 7
+  local a = 7 + j * 8
   local id, sid, result = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
-  local att, started, par = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local att, started, par, grp = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local job = job_prefix .. id
   local own = all_owned and 'owned' or ownership(job, sid)
   if own == 'lost' then
     lost[#lost + 1] = id
   elseif own == 'owned' then
     recorded = recorded + 1
+    if grp ~= '' and group_done(G, grp) then woken = true end
     if par ~= '' then notify_parent(outbox, id, par, 'c', result) end
     local t0 = tonumber(started)
     if t0 then times[#times + 1] = now - t0 end
@@ -67,4 +70,5 @@ end
 trim_finished(completed, job_prefix, keep, age, now, budget)
 -- remembered for the janitor, which keeps applying it while no job finishes
 redis.call('HSET', meta, 'rc', keep .. ':' .. age)
+if woken then wake(G.marker, 0) end
 return lost

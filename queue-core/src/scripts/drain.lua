@@ -1,6 +1,6 @@
 -- drain: delete one bounded batch of jobs that had not started when the drain began, given
 -- as what the caller read then, so a job added while the drain runs is never deleted:
--- either the ids of the delayed set's snapshot, or (no id given) the lane entries not yet
+-- either ids from a snapshot of the delayed set and the groups' queues, or (no id given) the lane entries not yet
 -- delivered up to each lane's last entry id at the start (stream ids only grow, so a later
 -- add has a greater one). Running jobs are left alone. The caller loops until a lanes call
 -- returns 0. Flow children deleted tell their parents (outbox), as removed.
@@ -8,7 +8,7 @@
 -- KEYS: 1 meta, 2 delayed, 3 events, 4 outbox, 5 .. 4+L lane streams
 -- ARGV: 1 group, 2 limit, 3 job key prefix, 4 events maxlen, 5 L,
 --       6 .. 5+L lane priorities, 6+L .. 5+2L each lane's last entry id at the start,
---       then the delayed ids (at most `limit`; none = the lanes' entries)
+--       then the delayed or grouped ids (at most `limit`; none = the lanes' entries)
 -- Returns: number of jobs deleted
 local meta, delayed, events, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local group, limit, job_prefix, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -19,6 +19,7 @@ if #ARGV > 5 + 2 * L then
   local lane_of, last_of = {}, {}
   for i = 1, L do lane_of[ARGV[5 + i]] = 4 + i end
   local gone = {}
+  local G = group_keys(job_prefix)
   for i = 6 + 2 * L, #ARGV do
     local id = ARGV[i]
     if redis.call('ZREM', delayed, id) == 1 then
@@ -26,9 +27,15 @@ if #ARGV > 5 + 2 * L then
     else
       -- promoted since the snapshot (it fell due): still not started while its lane entry
       -- is undelivered, so it goes too
-      local f = redis.call('HMGET', job_prefix .. id, 'state', 'sid', 'prio', 'ln')
+      local f = redis.call('HMGET', job_prefix .. id, 'state', 'sid', 'prio', 'ln', 'grp')
       local k = lane_of[lane_name(f[4], f[3])]
-      if not f[1] and f[2] and k then
+      if not f[1] and f[5] and f[2] == IN_GROUP then
+        -- waiting in its group (the snapshot's grouped jobs, or promoted there since)
+        if group_unwait(G, id, f[5]) then
+          undelivered = undelivered + 1
+          gone[#gone + 1] = id
+        end
+      elseif not f[1] and valid_sid(f[2]) and k then
         last_of[k] = last_of[k] or last_delivered(KEYS[k], group)
         if id_gt(f[2], last_of[k]) and redis.call('XDEL', KEYS[k], f[2]) == 1 then
           undelivered = undelivered + 1

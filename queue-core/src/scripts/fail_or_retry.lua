@@ -4,15 +4,16 @@
 -- recorded, and nor is one recorded already (the same batch sent again after a dropped
 -- connection lost the reply).
 --
--- A flow child that fails for good tells its parent through its queue's outbox.
+-- A flow child that fails for good tells its parent through its queue's outbox. A grouped
+-- job frees its place in its group's active count (a retry returns to its group when due).
 --
 -- KEYS: 1 meta, 2 delayed, 3 failed, 4 marker, 5 events, 6 per-minute failed list,
 --       7 outbox, 8 .. 7+L lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
 --       6 keep age ms (0 none), 7 trim budget,
---       then per job 9 fields: id, lane number, entry id, error, stack, retry delay ms
+--       then per job 10 fields: id, lane number, entry id, error, stack, retry delay ms
 --       (-1 = no retry), attempt number, start time ms, its flow parent '<queue>/<id>'
---       ('' none)
+--       ('' none), its group ('' none)
 -- Returns: {retried, failed, lost id…}
 local meta, delayed, failed, marker, events, per_minute, outbox =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -22,21 +23,23 @@ local now = now_ms_ceil()
 local now_text = ms_text(now)
 local by_lane, lost, times = {}, {}, {}
 local retried, final = 0, 0
+local G = group_keys(job_prefix)
 local first_due = nil
 for j = 0, N - 1 do
-  local a = 7 + j * 9
+  local a = 7 + j * 10
   local lane = tonumber(ARGV[a + 2]) + 7
   by_lane[lane] = by_lane[lane] or {}
   table.insert(by_lane[lane], ARGV[a + 3])
 end
 local all_owned = ack_all(by_lane, group)
 for j = 0, N - 1 do
-  local a = 7 + j * 9
+  local a = 7 + j * 10
   local id, sid = ARGV[a + 1], ARGV[a + 3]
   local err, stack, delay = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6])
-  local att, started, par = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
+  local att, started, par, grp = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
   local job = job_prefix .. id
   local own = all_owned and 'owned' or ownership(job, sid)
+  if own == 'owned' and grp ~= '' and group_done(G, grp) then wake(marker, 0) end
   if own == 'lost' then
     lost[#lost + 1] = id
   -- (a job removed while it ran stays removed)

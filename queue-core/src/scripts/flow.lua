@@ -28,7 +28,7 @@ local RECHECK_MS = 60000
 local done = {waiting = {}, delayed = {}, failed = {}, first_due = nil, wrote = 0, lanes = {}}
 
 -- Makes flow job `id` (hash `job`) runnable once its children have finished: waiting in
--- its priority lane, or delayed by its `dly` from now. Its flow fields go (`stg`, `kf`,
+-- its priority lane (or its group), or delayed by its `dly` from now. Its flow fields go (`stg`, `kf`,
 -- `dly`); `kp` stays, for the record.
 local function release(job, id, prio, dly, now)
   local d = tonumber(dly or '0') or 0
@@ -47,6 +47,12 @@ local function release(job, id, prio, dly, now)
       Q.failed, now)
     emit(Q.events, Q.maxlen, 'event', 'failed', 'ids', id)
     done.failed[#done.failed + 1] = id
+    return
+  end
+  local grp = redis.call('HGET', job, 'grp')
+  if grp then
+    group_wait(group_keys(Q.base .. ':j:'), job, id, p, grp, false, 'stg', 'kf', 'dly')
+    done.waiting[#done.waiting + 1] = id
     return
   end
   local lane = Q.base .. ':ready:' .. p

@@ -150,7 +150,61 @@ pub(crate) async fn list_waiting(
             }
         }
     }
-    Ok(out)
+    list_grouped(q, out, skip, limit, paused).await
+}
+
+/// After the lanes' waiting jobs: the jobs waiting in groups, group by group (fewest
+/// waiting first), each group in the order it runs, up to `limit` in `out` in all.
+async fn list_grouped(
+    q: &QueueStore,
+    mut out: Vec<JobInfo>,
+    mut skip: u64,
+    limit: u64,
+    paused: bool,
+) -> Result<Vec<JobInfo>> {
+    let keys = &q.keys;
+    let mut conn = q.redis.conn();
+    let mut rank = 0u64;
+    loop {
+        let groups: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(keys.group_waiting())
+            .arg(rank)
+            .arg(rank + PAGE - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| q.redis.err(e))?;
+        rank += PAGE;
+        for (group, waiting) in &groups {
+            let waiting = waiting.max(0.0) as u64;
+            if skip >= waiting {
+                skip -= waiting;
+                continue;
+            }
+            let want = (limit - out.len() as u64).min(PAGE);
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(keys.group_queue(group))
+                .arg(skip)
+                .arg(skip + want - 1)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| q.redis.err(e))?;
+            skip = 0;
+            let hashes = read_hashes(q, &ids).await?;
+            for (id, h) in ids.iter().zip(hashes) {
+                if stored_state(&h) != Some("waiting") || h.get("grp") != Some(group) {
+                    continue;
+                }
+                out.push(JobInfo::from_hash(&q.name, id, h, Vec::new(), paused)?);
+                if out.len() as u64 >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        if (groups.len() as u64) < PAGE {
+            return Ok(out);
+        }
+    }
 }
 
 /// Entries the consumer group holds pending (delivered, not yet acknowledged).

@@ -47,6 +47,7 @@ pub(crate) mod flow;
 pub(crate) mod flow_commit;
 pub(crate) mod flow_stage;
 pub(crate) mod get_job;
+pub(crate) mod groups;
 pub(crate) mod kids;
 pub(crate) mod listing;
 pub(crate) mod lock_extend;
@@ -69,6 +70,7 @@ pub(crate) mod schedule_fire;
 pub(crate) mod schedule_remove;
 pub(crate) mod schedule_upsert;
 pub(crate) mod schedules;
+pub(crate) mod set_group_limits;
 pub(crate) mod set_limits;
 pub(crate) mod set_paused;
 pub(crate) mod settle;
@@ -89,6 +91,8 @@ pub(crate) struct Attempt<'a> {
     pub started_ms: i64,
     /// Its flow parent, `<queue>/<id>` ("" for none).
     pub parent: &'a str,
+    /// Its group ("" for none).
+    pub group: &'a str,
 }
 
 /// The lane keys of a batch (its jobs' priorities `prios`, in order) and each job's
@@ -111,7 +115,7 @@ pub(crate) fn lanes_of(
 /// The call `complete` and `fail_or_retry` share: the script's own `keys`, then the
 /// batch's lane keys; the group, stream bound, job prefix, batch size, retention and trim
 /// budget; then per job its id, lane number and entry id, what `outcome` adds (the result,
-/// or the failure), its attempt, its start and its flow parent.
+/// or the failure), its attempt, its start, its flow parent and its group.
 pub(crate) fn outcome_call<'a, T>(
     script: &'a redis::Script,
     q: &QueueStore,
@@ -136,7 +140,10 @@ pub(crate) fn outcome_call<'a, T>(
     for ((job, x), lane) in jobs.iter().zip(numbers) {
         inv.arg(job.id).arg(lane).arg(job.sid);
         outcome(&mut inv, x);
-        inv.arg(job.attempt).arg(job.started_ms).arg(job.parent);
+        inv.arg(job.attempt)
+            .arg(job.started_ms)
+            .arg(job.parent)
+            .arg(job.group);
     }
     inv
 }

@@ -1,4 +1,4 @@
--- move_jobs: put jobs back into their lanes as waiting — `retry` (failed → waiting, attempts
+-- move_jobs: put jobs back into their lanes (or groups) as waiting — `retry` (failed → waiting, attempts
 -- and error cleared) or `promote` (delayed → waiting now). Given ids (each moved only while it
 -- is still in the source state), or, when no id is given, up to `limit` members of the source
 -- set scored at most `max score`, skipping the first `offset` of them: a bulk retry moves the
@@ -30,20 +30,22 @@ if #ids == 0 then
 end
 
 local moved, skipped = {}, {}
+local G = nil
 for _, id in ipairs(ids) do
   local job = job_prefix .. id
-  local f = redis.call('HMGET', job, 'state', 'prio')
+  local f = redis.call('HMGET', job, 'state', 'prio', 'grp')
   local lane = lane_of[f[2] or '0']
-  if f[1] ~= want or not lane then
+  if f[1] ~= want or not (lane or f[3]) then
     skipped[#skipped + 1] = id
   else
     redis.call('ZREM', source, id)
-    local sid = redis.call('XADD', KEYS[lane], '*', 'i', id)
-    if mode == 'retry' then
-      redis.call('HSET', job, 'att', 0, 'stalls', 0)
-      set_waiting(job, sid, 'error', 'stack', 'finished', 'result', 'due')
+    local clear = mode == 'retry' and {'error', 'stack', 'finished', 'result', 'due'} or {'due'}
+    if mode == 'retry' then redis.call('HSET', job, 'att', 0, 'stalls', 0) end
+    if f[3] then
+      G = G or group_keys(job_prefix)
+      group_wait(G, job, id, f[2], f[3], false, unpack(clear))
     else
-      set_waiting(job, sid, 'due')
+      set_waiting(job, redis.call('XADD', KEYS[lane], '*', 'i', id), unpack(clear))
     end
     moved[#moved + 1] = id
   end

@@ -10,6 +10,15 @@
 -- start of a window), a global concurrency to `conc` minus the entries pending in all lanes.
 -- With no limit set they cost nothing beyond the one HMGET of the meta hash.
 --
+-- Groups (groups.rs): while any group has a turn (the ring is not empty), the `count` is
+-- shared out turn by turn: each turn of a group takes its best waiting job, and the jobs
+-- without a group have one turn after every full round of the groups (`upos` in meta
+-- counts the group turns since theirs). A group at one of its limits is parked instead of
+-- served, out of the ring until its window reopens (promoted here, like delayed jobs) or
+-- one of its jobs ends (complete, fail_or_retry, reclaim, release). Each job a group turn
+-- takes gets an entry in the group lane, read back at once by this consumer: active like
+-- any other. The turns that park or find nothing are bounded (GROUP_MISSES) per call.
+--
 -- Bad data never spreads (the README's guarantee 8): every field a claim reads is checked. A job whose
 -- stored fields are corrupt or over the size caps is still claimed, but comes back with a
 -- note instead of its data, and the worker fails it alone (naming the job and the field)
@@ -24,9 +33,10 @@
 --       6 job key prefix, 7 promote batch size, 8 concurrency poll ms, 9 data cap bytes,
 --       10 opts cap bytes, 11 .. 10+L lane priorities (as KEYS)
 -- Returns: {'lanes', version} when the caller's lane list is stale, else
---          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, then per job 9
+--          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, then per job 10
 --           fields: id, lane number, entry id, name, data, opts, this attempt's number,
---           note, its flow parent ('<queue>/<id>', '' none)}
+--           note, its flow parent ('<queue>/<id>', '' none), its group ('' none)}
+--          `next_due` is also when the first group parked by its rate limit reopens
 --          `limited` >= 1 when a queue limit allows no more starts now: ms until the rate
 --          window resets, or the concurrency poll (capacity frees when any worker finishes)
 --          `note` is '' (all read), 'read:<data pieces>:<opts pieces>' (a value too long to
@@ -38,10 +48,13 @@ local maxlen, job_prefix, promote_max = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local conc_poll = tonumber(ARGV[8])
 local data_cap, opts_cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local FIRST_LANE = 9
+-- group turns per call that take no job (the group is parked, or empty)
+local GROUP_MISSES = 200
 local L = #KEYS - FIRST_LANE + 1
 
 -- every meta field this call needs, in one read
-local m = redis.call('HMGET', meta, 'lanes_ver', 'paused', 'rate_max', 'rate_ms', 'conc')
+local m = redis.call('HMGET', meta, 'lanes_ver', 'paused', 'rate_max', 'rate_ms', 'conc',
+  'waiting', 'gw', 'upos')
 local ver = m[1] or '0'
 if ver ~= ARGV[4] then return {'lanes', ver} end
 
@@ -57,13 +70,20 @@ local start = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 
 -- promote due jobs into their lanes (all lanes checked before anything is written)
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, promote_max)
-local prio_of, corrupt = {}, {}
+local prio_of, corrupt, group_of = {}, {}, {}
+local G = group_keys(job_prefix)
 for i, id in ipairs(due) do
   local job = job_prefix .. id
-  local f = redis.call('HMGET', job, 'state', 'prio')
+  local f = redis.call('HMGET', job, 'state', 'prio', 'grp')
   if f[1] or f[2] or redis.call('EXISTS', job) == 1 then
     local prio = f[2] or '0'
-    if not lane_of[prio] then
+    if f[3] then
+      -- a grouped job needs no lane, only a priority
+      if not valid_priority(prio) then
+        corrupt[i] = 'field prio is ' .. quoted(prio) .. ', not a priority from -1000 to 1000'
+      end
+      group_of[i] = f[3]
+    elseif not lane_of[prio] then
       if not valid_priority(prio) then
         corrupt[i] = 'field prio is ' .. quoted(prio) .. ', not a priority from -1000 to 1000'
       else
@@ -83,6 +103,9 @@ for i, id in ipairs(due) do
   if corrupt[i] then
     fail_corrupt(job, id, corrupt[i], failed, now)
     failed_ids[#failed_ids + 1] = id
+  elseif group_of[i] then
+    group_wait(G, job, id, prio_of[i], group_of[i], false, 'due')
+    promoted[#promoted + 1] = id
   elseif prio_of[i] then
     local sid = redis.call('XADD', KEYS[FIRST_LANE - 1 + lane_of[prio_of[i]]], '*', 'i', id)
     set_waiting(job, sid, 'due')
@@ -98,15 +121,29 @@ if #failed_ids > 0 then
   emit_ids(events, maxlen, 'failed', failed_ids)
 end
 
+-- groups parked by their rate limit whose window reopened get their turns again
+local reopened = redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, promote_max)
+for _, g in ipairs(reopened) do
+  redis.call('ZREM', G.park, g)
+  if redis.call('EXISTS', G.q .. g) == 1 then ring_add(G, g) end
+end
+
 local next_due = -1
-if #due == promote_max then
+if #due == promote_max or #reopened == promote_max then
   next_due = now
 else
   local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
   if #head > 0 then next_due = tonumber(head[2]) end
 end
+-- (the park's lowest score is finite when any group waits for a window: `inf` sorts last)
+local function parked_due()
+  local p = redis.call('ZRANGE', G.park, 0, 0, 'WITHSCORES')
+  local at = p[2] and tonumber(p[2])
+  if at and at ~= math.huge and (next_due < 0 or at < next_due) then next_due = at end
+end
 
 if m[2] == '1' then
+  parked_due()
   return {'ok', next_due, 1, start, -1}
 end
 
@@ -155,21 +192,128 @@ local function limited(got)
   return wait
 end
 if count <= 0 then
+  parked_due()
   return {'ok', next_due, 0, start, limited(0)}
 end
 
+-- the groups' turns: which group jobs to take, and how many turns the jobs without a group
+-- get (all of them while no group has a turn)
+local ungrouped, taken = count, {}
+if redis.call('ZCARD', G.ring) > 0 then
+  if not lane_of[GROUP_LANE] then
+    -- the group lane is new: create it, and have the caller refresh its lanes first
+    open_lane(meta, lanes, G.lane, GROUP_LANE, group)
+    return {'lanes', redis.call('HGET', meta, 'lanes_ver')}
+  end
+  ungrouped = 0
+  local others = (tonumber(m[6]) or 0) - (tonumber(m[7]) or 0)
+  local upos = tonumber(m[8]) or 0
+  local ring_n = redis.call('ZCARD', G.ring)
+  local defaults = redis.call('HMGET', G.limits, 'c', 'r')
+  local overrides = redis.call('HLEN', G.limits) > (defaults[1] and 1 or 0) + (defaults[2] and 1 or 0)
+  local misses = 0
+  local function park(g, at)
+    redis.call('ZADD', G.park, at, g)
+    ring_n = ring_n - 1
+  end
+  while #taken + ungrouped < count and misses < GROUP_MISSES do
+    if ungrouped < others and (upos >= ring_n or ring_n <= 0) then
+      ungrouped = ungrouped + 1
+      upos = 0
+    elseif ring_n <= 0 then
+      break
+    else
+      local g = redis.call('ZPOPMIN', G.ring)[1]
+      if not g then ring_n = 0 else
+        upos = upos + 1
+        local c, r = defaults[1], defaults[2]
+        if overrides then
+          local o = redis.call('HMGET', G.limits, 'c:' .. g, 'r:' .. g)
+          c, r = o[1] or c, o[2] or r
+        end
+        c = limit_value(c)
+        local rmax, rms = string.match(r or '', '^(%d+)/(%d+)$')
+        rmax, rms = limit_value(rmax), limit_value(rms)
+        local act = c and (tonumber(redis.call('ZSCORE', G.active, g)) or 0) or 0
+        local used, rkey = 0, G.rate .. g
+        if rmax and rms then
+          local u = redis.pcall('GET', rkey)
+          used = type(u) == 'string' and tonumber(u) or 0
+        else
+          rmax = nil
+        end
+        -- ms until the group's rate window reopens (a counter without expiry gets one)
+        local function reopens()
+          local ttl = redis.call('PTTL', rkey)
+          if ttl < 0 then
+            ttl = rms
+            redis.call('PEXPIRE', rkey, ttl)
+          end
+          return now + math.max(ttl, 1)
+        end
+        if c and act >= c then
+          park(g, 'inf')
+          misses = misses + 1
+        elseif rmax and used >= rmax then
+          park(g, reopens())
+          misses = misses + 1
+        else
+          local id = redis.call('ZPOPMIN', G.q .. g)[1]
+          if not id then
+            -- an empty group left in the ring: it drops out
+            ring_n = ring_n - 1
+            misses = misses + 1
+          else
+            taken[#taken + 1] = id
+            taken[#taken + 1] = g
+            if tonumber(redis.call('ZINCRBY', G.waiting, -1, g)) <= 0 then
+              redis.call('ZREM', G.waiting, g)
+            end
+            redis.call('ZINCRBY', G.active, 1, g)
+            if rmax then
+              if used == 0 then
+                redis.call('SET', rkey, 1, 'PX', rms)
+              else
+                redis.pcall('INCR', rkey)
+              end
+            end
+            -- its next turn, unless it is empty or now at a limit
+            if redis.call('EXISTS', G.q .. g) == 0 then
+              ring_n = ring_n - 1
+            elseif c and act + 1 >= c then
+              park(g, 'inf')
+            elseif rmax and used + 1 >= rmax then
+              park(g, reopens())
+            else
+              ring_add(G, g)
+            end
+          end
+        end
+      end
+    end
+  end
+  redis.call('HSET', meta, 'upos', upos)
+  if #taken > 0 then hincr(meta, 'gw', -#taken / 2) end
+  -- every job taken gets its entry in the group lane now, read back below
+  for i = 1, #taken, 2 do
+    local sid = redis.call('XADD', G.lane, '*', 'i', taken[i])
+    redis.call('HSET', job_prefix .. taken[i], 'sid', sid, 'ln', GROUP_LANE)
+  end
+end
+parked_due()
+
 local out = {'ok', next_due, 0, start, -1}
 local got, started, delivered = 0, {}, 0
-for lane = 1, L do
-  if got >= count then break end
+-- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer
+local function read_lane(lane, n)
   local key = KEYS[FIRST_LANE - 1 + lane]
-  local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - got,
+  local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
     'STREAMS', key, '>')
   if type(res) == 'table' and res.err then
     if not string.find(res.err, 'NOGROUP') then return redis.error_reply(res.err) end
     -- the lane's stream or group was deleted by hand: recreate the group and read again
     redis.call('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
-    res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count - got,
+    res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
       'STREAMS', key, '>')
   end
   if res then
@@ -180,7 +324,7 @@ for lane = 1, L do
       local job = id and (job_prefix .. id)
       -- data up to 3 pieces (192 bytes) comes in this one read
       local f = job and redis.call('HMGET', job, 'sid', 'name', 'data', 'opts', 'att',
-        'data:n', 'opts:n', 'data:2', 'data:3', 'par') or {}
+        'data:n', 'opts:n', 'data:2', 'data:3', 'par', 'grp') or {}
       local bad_sid = nil
       if job and f[1] ~= sid and not valid_sid(f[1]) and f[2]
           and not redis.call('HGET', job, 'state') then
@@ -231,6 +375,7 @@ for lane = 1, L do
         out[#out + 1] = att + 1
         out[#out + 1] = note
         out[#out + 1] = f[10] or ''
+        out[#out + 1] = f[11] or ''
         got = got + 1
       end
     end
@@ -240,6 +385,11 @@ for lane = 1, L do
     end
   end
 end
+for lane = 1, L do
+  if got >= ungrouped then break end
+  if ARGV[10 + lane] ~= GROUP_LANE then read_lane(lane, ungrouped - got) end
+end
+if #taken > 0 then read_lane(lane_of[GROUP_LANE], #taken / 2) end
 if delivered > 0 then hincr(meta, 'waiting', -delivered) end
 emit_ids(events, maxlen, 'active', started)
 if rate_max and got > 0 then

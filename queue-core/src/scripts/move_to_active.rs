@@ -40,6 +40,8 @@ pub(crate) struct ClaimedJob {
     pub corrupt: Option<String>,
     /// Its flow parent, `<queue>/<id>`.
     pub parent: Option<String>,
+    /// Its group.
+    pub group: Option<String>,
 }
 
 /// One `move_to_active` call: promote due jobs, then claim up to `count` ready ones.
@@ -86,8 +88,8 @@ pub(crate) async fn claim(
     let paused = r.int()? == 1;
     let now = r.int()?;
     let limited = r.int()?;
-    let mut jobs = Vec::with_capacity(r.remaining() / 9);
-    while r.remaining() >= 9 {
+    let mut jobs = Vec::with_capacity(r.remaining() / 10);
+    while r.remaining() >= 10 {
         let id = r.string()?;
         let lane = r.int()? as usize;
         let sid = r.string()?;
@@ -101,6 +103,7 @@ pub(crate) async fn claim(
         let attempt = u32::try_from(r.int()?).unwrap_or(u32::MAX);
         let note = r.string()?;
         let parent = r.string()?;
+        let group = r.string()?;
         let prio = *lanes
             .prios
             .get(lane.wrapping_sub(1))
@@ -144,6 +147,7 @@ pub(crate) async fn claim(
             started_ms: now,
             corrupt,
             parent: (!parent.is_empty()).then_some(parent),
+            group: (!group.is_empty()).then_some(group),
         });
     }
     Ok(Claim {

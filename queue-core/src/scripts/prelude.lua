@@ -465,3 +465,88 @@ end
 local function wake(marker, at)
   redis.call('ZADD', marker, 'LT', at, 'm')
 end
+
+-- Groups (keys.rs `group_*`, groups.rs). A grouped job waits in its group's queue, a sorted
+-- set, with `grp` = its group and `sid` = IN_GROUP (no stream entry). The claim takes
+-- groups in turn from the ring (a sorted set by turn) and gives each job it takes an entry
+-- in the group lane, where it is pending like any other active job. Invariant: a group is
+-- in the ring exactly while its queue is not empty and it is not parked (held back by a
+-- limit, in the park). The waiting and active counts per group are sorted sets too.
+local GROUP_LANE = '1002'
+local IN_GROUP = 'g'
+-- a job's score in its group's queue: -priority * PRIO_SPAN + sequence number (exact in a
+-- double for priorities up to 1001, the front, and 2^42 sequence numbers)
+local PRIO_SPAN = 4398046511104
+
+-- The keys of a queue's groups, from its job key prefix (`{…}:j:`).
+local function group_keys(job_prefix)
+  local base = string.sub(job_prefix, 1, -3)
+  return {meta = base .. 'meta', ring = base .. 'gring', park = base .. 'gpark',
+    waiting = base .. 'gwait', active = base .. 'gact', limits = base .. 'glimits',
+    q = base .. 'gq:', rate = base .. 'grl:', lane = base .. 'ready:' .. GROUP_LANE,
+    marker = base .. 'marker'}
+end
+
+-- Gives group `grp` a turn after every group in the ring (none if it has one already).
+local function ring_add(G, grp)
+  local tail = redis.call('ZRANGE', G.ring, -1, -1, 'WITHSCORES')
+  redis.call('ZADD', G.ring, 'NX', tail[2] and (tonumber(tail[2]) + 1) or 1, grp)
+end
+
+-- Makes stored job `id` (hash `job`) wait in group `grp` (`front`: ahead of the group's
+-- other jobs, a job given back or reclaimed), clearing fields `...`; group_enqueue for a
+-- hash written already. The caller counts it in the queue's `waiting`.
+local function group_enqueue(G, id, prio, grp, front)
+  local p = front and 1001 or (tonumber(prio) or 0)
+  local seq = redis.call('HINCRBY', G.meta, 'gseq', 1)
+  redis.call('ZADD', G.q .. grp, -p * PRIO_SPAN + seq, id)
+  redis.call('ZINCRBY', G.waiting, 1, grp)
+  hincr(G.meta, 'gw', 1)
+  if not redis.call('ZSCORE', G.park, grp) then ring_add(G, grp) end
+end
+local function group_wait(G, job, id, prio, grp, front, ...)
+  group_enqueue(G, id, prio, grp, front)
+  redis.call('HSET', job, 'sid', IN_GROUP)
+  redis.call('HDEL', job, 'state', 'ln', ...)
+end
+
+-- Takes waiting job `id` out of group `grp` (a removal); false if it was not there. The
+-- caller uncounts it from the queue's `waiting`.
+local function group_unwait(G, id, grp)
+  if redis.call('ZREM', G.q .. grp, id) == 0 then return false end
+  hincr(G.meta, 'gw', -1)
+  if tonumber(redis.call('ZINCRBY', G.waiting, -1, grp)) <= 0 then
+    redis.call('ZREM', G.waiting, grp)
+    redis.call('ZREM', G.ring, grp)
+  end
+  return true
+end
+
+-- One of group `grp`'s active jobs ended (finished, failed, given back, reclaimed). A
+-- group parked at its concurrency cap returns to the ring; returns true then, for the
+-- caller to wake the workers.
+local function group_done(G, grp)
+  if tonumber(redis.call('ZINCRBY', G.active, -1, grp)) <= 0 then
+    redis.call('ZREM', G.active, grp)
+  end
+  if redis.call('ZSCORE', G.park, grp) == 'inf' then
+    redis.call('ZREM', G.park, grp)
+    if redis.call('EXISTS', G.q .. grp) == 1 then
+      ring_add(G, grp)
+      return true
+    end
+  end
+  return false
+end
+
+-- Puts stored job `id` (hash `job`; the lane entry of its attempt deleted) back to wait
+-- first: ahead in its group, whose slot its attempt frees, or else in the front lane (the
+-- caller opens it). `fields` is the job's HMGET of 'sid', 'grp', 'prio'.
+local function wait_again(G, job, id, front, fields)
+  if fields[2] then
+    group_done(G, fields[2])
+    group_wait(G, job, id, fields[3], fields[2], true)
+  else
+    wait_in_front(job, id, front)
+  end
+end

@@ -46,6 +46,7 @@ redis.call('HSET', meta, 'rc_seen', ms_text(now))
 if now - resumed < tonumber(lease) then return {-2} end
 if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
 local requeued, failed_ids, gone = {}, {}, 0
+local G = group_keys(job_prefix)
 local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
 local reason = 'job stalled more than ' .. max_stalls ..
   ' time(s): its worker stopped renewing the lease (crashed or cut off)'
@@ -66,17 +67,18 @@ for k = first, #KEYS do
       local job = id and (job_prefix .. id)
       -- only a job that still points at this entry is requeued: an entry it no longer
       -- points at is an orphan (the job waits or runs on another one), dropped above
-      if job and redis.call('HGET', job, 'sid') == sid then
+      local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par') or {}
+      if f[1] == sid then
         -- (a corrupt counter must not stop every reclaim of the queue: it counts from 1)
         local stalls = hincr(job, 'stalls', 1)
         if stalls > max_stalls then
           fail_unrun(job, id, reason, failed, now)
           failed_ids[#failed_ids + 1] = id
-          local par = redis.call('HGET', job, 'par')
-          if par then notify_parent(outbox_key(job_prefix), id, par, 'f', reason) end
+          if f[2] and group_done(G, f[2]) then wake(marker, 0) end
+          if f[4] then notify_parent(outbox_key(job_prefix), id, f[4], 'f', reason) end
         else
-          front_ready = open_front(meta, lanes, front, group, front_ready)
-          wait_in_front(job, id, front)
+          if not f[2] then front_ready = open_front(meta, lanes, front, group, front_ready) end
+          wait_again(G, job, id, front, f)
           requeued[#requeued + 1] = id
         end
       end

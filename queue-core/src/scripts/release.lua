@@ -4,7 +4,7 @@
 -- renew their leases, and a reclaim would count a stall (or fail the job) although no
 -- worker died. After such a failure the worker calls this: each entry pending to it that
 -- is not in its list is acknowledged, and its job goes to the front lane to be claimed
--- again, with no stall counted.
+-- again, with no stall counted (a grouped job goes back ahead in its group).
 --
 -- KEYS: 1 meta, 2 lanes, 3 front lane, 4 marker, 5 events, 6 .. lane streams
 -- ARGV: 1 group, 2 consumer, 3 job key prefix, 4 events maxlen, then the entries held, as
@@ -16,6 +16,7 @@ local held = {}
 for i = 5, #ARGV do held[ARGV[i]] = true end
 local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
 local requeued = {}
+local G = group_keys(job_prefix)
 for k = 6, #KEYS do
   local key = KEYS[k]
   local p = redis.pcall('XPENDING', key, group, '-', '+', 1000, consumer)
@@ -28,9 +29,10 @@ for k = 6, #KEYS do
         redis.call('XDEL', key, sid)
         local id = entry and entry_id(entry[2])
         local job = id and (job_prefix .. id)
-        if job and redis.call('HGET', job, 'sid') == sid then
-          front_ready = open_front(meta, lanes, front, group, front_ready)
-          wait_in_front(job, id, front)
+        local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio') or {}
+        if f[1] == sid then
+          if not f[2] then front_ready = open_front(meta, lanes, front, group, front_ready) end
+          wait_again(G, job, id, front, f)
           requeued[#requeued + 1] = id
         end
       end

@@ -1,4 +1,5 @@
--- remove_jobs: delete jobs that are not running — waiting (its lane entry too), delayed,
+-- remove_jobs: delete jobs that are not running — waiting (its lane entry, or its place in
+-- its group, too), delayed,
 -- completed, failed, or a flow parent waiting for its children — with their logs. An
 -- active job (its entry pending in the group) is refused: it can be removed once it
 -- finishes. A flow child removed before it finished tells its parent (outbox): it counts
@@ -19,19 +20,23 @@ if ver ~= ARGV[4] then return {'lanes', ver} end
 local lane_of = {}
 for i = 1, L do lane_of[ARGV[5 + i]] = 8 + i end
 local removed, refused, undelivered = {}, {}, 0
+local G = group_keys(job_prefix)
 local last_of = {}
 for i = 6 + L, #ARGV do
   local id = ARGV[i]
   local job = job_prefix .. id
-  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln', 'par')
+  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln', 'par', 'grp')
   local state, sid, lane = job_state(f[1], f[2]), f[2], lane_of[lane_name(f[4], f[3])]
+  local in_group = state == 'waiting' and f[6] and sid == IN_GROUP
   if not state then
     refused[#refused + 1] = id; refused[#refused + 1] = 'missing'
-  elseif state == 'waiting' and sid and lane
+  elseif state == 'waiting' and not in_group and valid_sid(sid) and lane
       and #redis.call('XPENDING', KEYS[lane], group, sid, sid, 1) > 0 then
     refused[#refused + 1] = id; refused[#refused + 1] = 'active'
   else
-    if state == 'waiting' and sid and lane then
+    if in_group then
+      if group_unwait(G, id, f[6]) then undelivered = undelivered + 1 end
+    elseif state == 'waiting' and valid_sid(sid) and lane then
       last_of[lane] = last_of[lane] or last_delivered(KEYS[lane], group)
       if redis.call('XDEL', KEYS[lane], sid) == 1 and id_gt(sid, last_of[lane]) then
         undelivered = undelivered + 1

@@ -6,6 +6,9 @@
 -- due for a look at once (the safety net then settles its finished children), and a staged
 -- flow job missing from the staged set is put back, as staged now.
 --
+-- A grouped job waiting in its group is put back in its group's queue if it left it; one
+-- claimed from its group whose entry vanished unrecorded waits first in its group again.
+--
 -- A waiting job whose lane is missing from the lanes set (deleted by hand) gets its lane
 -- back there, so workers read it again.
 --
@@ -22,16 +25,38 @@ local group, L = ARGV[1], tonumber(ARGV[2])
 local lane_of = {}
 for i = 1, L do lane_of[ARGV[2 + i]] = 6 + i end
 local repaired, newly_waiting = 0, 0
+local G = group_keys(base .. ':j:')
 local last_of = {}
 for j = 7 + L, #KEYS do
   local job = KEYS[j]
   local id = ARGV[j - 4]
-  local f = redis.pcall('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln', 'stg')
+  local f = redis.pcall('HMGET', job, 'state', 'sid', 'prio', 'due', 'finished', 'ln', 'stg',
+    'grp')
   -- a job key that is not a hash (a corrupt record) has nothing to repair; it must not fail
   -- the batch, or the sweep would stop at it on every pass
   if type(f) ~= 'table' or f.err then f = {} end
   local state, sid = job_state(f[1], f[2]), f[2]
-  if state == 'waiting' then
+  if state == 'waiting' and f[8] and sid == IN_GROUP then
+    -- waiting in its group: put back in its group's queue if it left it (still counted
+    -- as waiting; group_enqueue counts it among the groups' waiting jobs again)
+    if not redis.call('ZSCORE', G.q .. f[8], id) then
+      group_enqueue(G, id, f[3], f[8], false)
+      hincr(meta, 'gw', -1)
+      repaired = repaired + 1
+    end
+  elseif state == 'waiting' and f[8] and f[6] == GROUP_LANE then
+    -- claimed from its group: while its group lane entry is there or pending, a worker
+    -- holds it; else its attempt ended unrecorded (the entry deleted by hand), so it frees
+    -- its group's slot and waits first in its group again
+    local present = valid_sid(sid) and (#redis.call('XRANGE', G.lane, sid, sid) > 0
+      or pending_entry(G.lane, group, sid))
+    if not present then
+      group_done(G, f[8])
+      group_wait(G, job, id, f[3], f[8], true)
+      newly_waiting = newly_waiting + 1
+      repaired = repaired + 1
+    end
+  elseif state == 'waiting' then
     local name = lane_name(f[6], f[3])
     local lane = lane_of[name]
     if not lane and (valid_priority(name) or name == FRONT_LANE)

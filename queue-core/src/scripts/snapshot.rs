@@ -15,6 +15,16 @@ pub(crate) async fn delayed(q: &QueueStore) -> Result<Vec<String>> {
     members(q, &q.keys.delayed()).await
 }
 
+/// The jobs waiting in groups now: each group's queue, group after group (a drain deletes
+/// these as it deletes the delayed set's snapshot).
+pub(crate) async fn grouped(q: &QueueStore) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for g in members(q, &q.keys.group_waiting()).await? {
+        out.extend(members(q, &q.keys.group_queue(&g)).await?);
+    }
+    Ok(out)
+}
+
 /// The lanes now, their keys, and each lane's last entry id (`0-0` for an empty lane): an
 /// entry added later has a greater id.
 pub(crate) async fn lane_bounds(q: &QueueStore) -> Result<(Lanes, Vec<String>, Vec<String>)> {

@@ -1,5 +1,5 @@
 -- update_job: change a stored job's data, or its priority. A waiting job moves to the back of
--- its new lane (created if new); a delayed job keeps its due time and starts in the new lane.
+-- its new lane (created if new), a grouped one to the back of its new priority in its group; a delayed job keeps its due time and starts in the new lane.
 -- Running and finished jobs keep their priority (it no longer matters): refused.
 --
 -- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 old lane stream, 6 new lane stream,
@@ -10,9 +10,11 @@
 -- Returns: 'ok', or 'missing', or 'active' / the state for a refused priority change
 local job, meta, lanes, events, old_lane, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, what, value, group, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local f = redis.call('HMGET', job, 'state', 'sid', 'ln')
+local f = redis.call('HMGET', job, 'state', 'sid', 'ln', 'grp')
 local state, sid = job_state(f[1], f[2]), f[2]
-if f[3] then old_lane = KEYS[7] end
+local G = f[4] and group_keys(string.sub(job, 1, #job - #id))
+if f[3] == GROUP_LANE then old_lane = G and G.lane or old_lane
+elseif f[3] then old_lane = KEYS[7] end
 if not state then return 'missing' end
 if what == 'data' then
   drop_pieces(job, 'data')
@@ -21,13 +23,21 @@ if what == 'data' then
   return 'ok'
 end
 if state ~= 'waiting' and state ~= 'delayed' then return state end
-if state == 'waiting' and sid and #redis.call('XPENDING', old_lane, group, sid, sid, 1) > 0 then
+if state == 'waiting' and valid_sid(sid)
+    and #redis.call('XPENDING', old_lane, group, sid, sid, 1) > 0 then
   return 'active'
 end
-open_lane(meta, lanes, new_lane, value, group)
-if state == 'waiting' and sid then
-  redis.call('XDEL', old_lane, sid)
-  set_waiting(job, redis.call('XADD', new_lane, '*', 'i', id))
+if G then
+  -- a grouped job moves to the back of its new priority in its group
+  if state == 'waiting' and sid == IN_GROUP and group_unwait(G, id, f[4]) then
+    group_wait(G, job, id, value, f[4], false)
+  end
+else
+  open_lane(meta, lanes, new_lane, value, group)
+  if state == 'waiting' and sid then
+    redis.call('XDEL', old_lane, sid)
+    set_waiting(job, redis.call('XADD', new_lane, '*', 'i', id))
+  end
 end
 if value == '0' then redis.call('HDEL', job, 'prio') else redis.call('HSET', job, 'prio', value) end
 emit(events, maxlen, 'event', 'updated', 'ids', id)

@@ -63,6 +63,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
             claimed,
             corrupt: j.corrupt,
             parent: j.parent,
+            group: j.group,
         })
         .collect();
     Ok(Fetched {

@@ -147,6 +147,7 @@ fn attempt(job: &Active) -> Attempt<'_> {
         attempt: job.raw.attempt,
         started_ms: job.started_ms,
         parent: job.parent.as_deref().unwrap_or(""),
+        group: job.group.as_deref().unwrap_or(""),
     }
 }
 

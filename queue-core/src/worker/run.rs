@@ -32,6 +32,8 @@ pub(crate) struct Active {
     pub corrupt: Option<String>,
     /// Its flow parent, `<queue>/<id>`: its outcome goes to the queue's outbox for it.
     pub parent: Option<String>,
+    /// Its group: its end frees a place in the group's active count.
+    pub group: Option<String>,
 }
 
 /// How an attempt ended.

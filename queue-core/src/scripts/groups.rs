@@ -1,0 +1,104 @@
+//! Plain reads of a queue's groups (groups.rs): the limits hash, and the busiest groups with
+//! their counts and parking, read in one pipeline each.
+
+use crate::error::{Error, Result};
+use crate::groups::{GroupInfo, GroupLimited, GroupsView};
+use crate::store::QueueStore;
+
+/// Limit fields read per HSCAN call.
+const SCAN_COUNT: usize = 500;
+
+/// Every field of the group limits hash (the defaults and the overrides), by HSCAN.
+pub(crate) async fn limit_fields(q: &QueueStore) -> Result<Vec<(String, String)>> {
+    let mut conn = q.redis.conn();
+    let mut out = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+            .arg(q.keys.group_limits())
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| q.redis.err(e))?;
+        out.extend(pairs);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}
+
+/// The group counts and the `limit` busiest groups: most waiting first, then those with
+/// active jobs only.
+pub(crate) async fn read(q: &QueueStore, limit: usize) -> Result<GroupsView> {
+    let keys = &q.keys;
+    let mut conn = q.redis.conn();
+    let top = limit.max(1) as isize - 1;
+    type Scored = Vec<(String, f64)>;
+    let (with_waiting, with_active, parked, busy, running): (u64, u64, u64, Scored, Scored) =
+        redis::pipe()
+            .zcard(keys.group_waiting())
+            .zcard(keys.group_active())
+            .zcard(keys.group_parked())
+            .zrevrange_withscores(keys.group_waiting(), 0, top)
+            .zrevrange_withscores(keys.group_active(), 0, top)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| q.redis.err(e))?;
+    let mut groups: Vec<GroupInfo> = busy
+        .into_iter()
+        .map(|(group, w)| GroupInfo {
+            group,
+            waiting: w.max(0.0) as u64,
+            active: 0,
+            limited: None,
+        })
+        .collect();
+    for (group, _) in running {
+        if groups.len() >= limit {
+            break;
+        }
+        if !groups.iter().any(|g| g.group == group) {
+            groups.push(GroupInfo {
+                group,
+                waiting: 0,
+                active: 0,
+                limited: None,
+            });
+        }
+    }
+    if !groups.is_empty() {
+        let mut pipe = redis::pipe();
+        for g in &groups {
+            pipe.zscore(keys.group_active(), &g.group)
+                .zscore(keys.group_parked(), &g.group);
+        }
+        let scores: Vec<(Option<f64>, Option<f64>)> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| q.redis.err(e))?;
+        if scores.len() != groups.len() {
+            return Err(Error::Protocol("group scores: short reply".into()));
+        }
+        for (g, (active, parked)) in groups.iter_mut().zip(scores) {
+            g.active = active.unwrap_or(0.0).max(0.0) as u64;
+            g.limited = parked.map(|at| {
+                if at.is_infinite() {
+                    GroupLimited::Concurrency
+                } else {
+                    GroupLimited::Rate {
+                        until_ms: at.max(0.0) as u64,
+                    }
+                }
+            });
+        }
+    }
+    Ok(GroupsView {
+        with_waiting,
+        with_active,
+        limited: parked,
+        groups,
+    })
+}
