@@ -198,14 +198,14 @@ end
 
 -- the groups' turns: which group jobs to take, and how many turns the jobs without a group
 -- get (all of them while no group has a turn)
-local ungrouped, taken = count, {}
+local ungrouped, taken, turns = count, {}, nil
 if redis.call('ZCARD', G.ring) > 0 then
   if not lane_of[GROUP_LANE] then
     -- the group lane is new: create it, and have the caller refresh its lanes first
     open_lane(meta, lanes, G.lane, GROUP_LANE, group)
     return {'lanes', redis.call('HGET', meta, 'lanes_ver')}
   end
-  ungrouped = 0
+  ungrouped, turns = 0, {}
   local others = (tonumber(m[6]) or 0) - (tonumber(m[7]) or 0)
   local upos = tonumber(m[8]) or 0
   local ring_n = redis.call('ZCARD', G.ring)
@@ -216,10 +216,11 @@ if redis.call('ZCARD', G.ring) > 0 then
     redis.call('ZADD', G.park, at, g)
     ring_n = ring_n - 1
   end
-  while #taken + ungrouped < count and misses < GROUP_MISSES do
+  while #taken / 2 + ungrouped < count and misses < GROUP_MISSES do
     if ungrouped < others and (upos >= ring_n or ring_n <= 0) then
       ungrouped = ungrouped + 1
       upos = 0
+      turns[#turns + 1] = false
     elseif ring_n <= 0 then
       break
     else
@@ -266,6 +267,7 @@ if redis.call('ZCARD', G.ring) > 0 then
           else
             taken[#taken + 1] = id
             taken[#taken + 1] = g
+            turns[#turns + 1] = true
             if tonumber(redis.call('ZINCRBY', G.waiting, -1, g)) <= 0 then
               redis.call('ZREM', G.waiting, g)
             end
@@ -304,8 +306,10 @@ parked_due()
 
 local out = {'ok', next_due, 0, start, -1}
 local got, started, delivered = 0, {}, 0
--- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer
-local function read_lane(lane, n)
+local FIELDS = 10
+-- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer, each
+-- job's fields appended to `out`
+local function read_lane(lane, n, out)
   local key = KEYS[FIRST_LANE - 1 + lane]
   local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
     'STREAMS', key, '>')
@@ -385,11 +389,31 @@ local function read_lane(lane, n)
     end
   end
 end
-for lane = 1, L do
-  if got >= ungrouped then break end
-  if ARGV[10 + lane] ~= GROUP_LANE then read_lane(lane, ungrouped - got) end
+if not turns then
+  for lane = 1, L do
+    if got >= ungrouped then break end
+    if ARGV[10 + lane] ~= GROUP_LANE then read_lane(lane, ungrouped - got, out) end
+  end
+else
+  -- the jobs come back in the order of their turns (the worker starts them in this order)
+  local plain, grouped = {}, {}
+  for lane = 1, L do
+    if got >= ungrouped then break end
+    if ARGV[10 + lane] ~= GROUP_LANE then read_lane(lane, ungrouped - got, plain) end
+  end
+  if #taken > 0 then read_lane(lane_of[GROUP_LANE], #taken / 2, grouped) end
+  local p, g = 1, 1
+  local function move(from, i)
+    for k = i, i + FIELDS - 1 do out[#out + 1] = from[k] end
+    return i + FIELDS
+  end
+  for _, is_group in ipairs(turns) do
+    if is_group and g <= #grouped then g = move(grouped, g)
+    elseif not is_group and p <= #plain then p = move(plain, p) end
+  end
+  while p <= #plain do p = move(plain, p) end
+  while g <= #grouped do g = move(grouped, g) end
 end
-if #taken > 0 then read_lane(lane_of[GROUP_LANE], #taken / 2) end
 if delivered > 0 then hincr(meta, 'waiting', -delivered) end
 emit_ids(events, maxlen, 'active', started)
 if rate_max and got > 0 then

@@ -11,6 +11,7 @@ mod engine_counts;
 mod engine_delay;
 mod engine_failures;
 mod engine_flow;
+mod engine_groups;
 mod engine_layout;
 mod engine_listing;
 mod engine_metrics;
