@@ -142,19 +142,23 @@ fn valid_opts() -> impl Strategy<Value = JobOptions> {
         prop::option::of(ms().prop_map(|t| t.max(1))),
         prop::option::of(retention()),
         prop::option::of(retention()),
+        prop::option::of("[A-Za-z0-9._:-]{1,128}"),
     )
         .prop_map(
-            |(delay_ms, priority, attempts, backoff, job_id, timeout_ms, roc, rof)| JobOptions {
-                delay_ms,
-                priority,
-                attempts,
-                backoff,
-                job_id,
-                timeout_ms,
-                remove_on_complete: roc,
-                remove_on_fail: rof,
-                dedup: None,
-                on_child_failure: None,
+            |(delay_ms, priority, attempts, backoff, job_id, timeout_ms, roc, rof, group)| {
+                JobOptions {
+                    delay_ms,
+                    priority,
+                    attempts,
+                    backoff,
+                    job_id,
+                    timeout_ms,
+                    remove_on_complete: roc,
+                    remove_on_fail: rof,
+                    dedup: None,
+                    on_child_failure: None,
+                    group,
+                }
             },
         )
 }

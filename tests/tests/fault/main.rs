@@ -8,6 +8,7 @@
 mod fault_churn;
 mod fault_flow;
 mod fault_frozen;
+mod fault_groups;
 mod fault_kill;
 mod fault_lease;
 mod fault_lost_pending;
