@@ -3,3 +3,4 @@
 
 mod cluster;
 mod cluster_flow;
+mod cluster_groups;
