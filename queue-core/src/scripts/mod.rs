@@ -65,6 +65,7 @@ pub(crate) mod registry;
 pub(crate) mod release;
 pub(crate) mod remove_jobs;
 pub(crate) mod repair;
+pub(crate) mod repair_groups;
 pub(crate) mod retention;
 pub(crate) mod schedule_fire;
 pub(crate) mod schedule_remove;

@@ -211,7 +211,7 @@ if redis.call('ZCARD', G.ring) > 0 then
   local ring_n = redis.call('ZCARD', G.ring)
   local defaults = redis.call('HMGET', G.limits, 'c', 'r')
   local overrides = redis.call('HLEN', G.limits) > (defaults[1] and 1 or 0) + (defaults[2] and 1 or 0)
-  local misses = 0
+  local misses, tail = 0, nil
   local function park(g, at)
     redis.call('ZADD', G.park, at, g)
     ring_n = ring_n - 1
@@ -268,9 +268,8 @@ if redis.call('ZCARD', G.ring) > 0 then
             taken[#taken + 1] = id
             taken[#taken + 1] = g
             turns[#turns + 1] = true
-            if tonumber(redis.call('ZINCRBY', G.waiting, -1, g)) <= 0 then
-              redis.call('ZREM', G.waiting, g)
-            end
+            local left = tonumber(redis.call('ZINCRBY', G.waiting, -1, g))
+            if left <= 0 then redis.call('ZREM', G.waiting, g) end
             redis.call('ZINCRBY', G.active, 1, g)
             if rmax then
               if used == 0 then
@@ -280,14 +279,20 @@ if redis.call('ZCARD', G.ring) > 0 then
               end
             end
             -- its next turn, unless it is empty or now at a limit
-            if redis.call('EXISTS', G.q .. g) == 0 then
+            if left <= 0 then
               ring_n = ring_n - 1
             elseif c and act + 1 >= c then
               park(g, 'inf')
             elseif rmax and used + 1 >= rmax then
               park(g, reopens())
             else
-              ring_add(G, g)
+              -- last in the ring (its highest turn, known after the first read)
+              if not tail then
+                local t = redis.call('ZRANGE', G.ring, -1, -1, 'WITHSCORES')
+                tail = t[2] and tonumber(t[2]) or 0
+              end
+              tail = tail + 1
+              redis.call('ZADD', G.ring, 'NX', tail, g)
             end
           end
         end

@@ -500,9 +500,12 @@ local function group_enqueue(G, id, prio, grp, front)
   local p = front and 1001 or (tonumber(prio) or 0)
   local seq = redis.call('HINCRBY', G.meta, 'gseq', 1)
   redis.call('ZADD', G.q .. grp, -p * PRIO_SPAN + seq, id)
-  redis.call('ZINCRBY', G.waiting, 1, grp)
   hincr(G.meta, 'gw', 1)
-  if not redis.call('ZSCORE', G.park, grp) then ring_add(G, grp) end
+  -- a group that had waiting jobs is in the ring or parked already
+  if tonumber(redis.call('ZINCRBY', G.waiting, 1, grp)) == 1
+      and not redis.call('ZSCORE', G.park, grp) then
+    ring_add(G, grp)
+  end
 end
 local function group_wait(G, job, id, prio, grp, front, ...)
   group_enqueue(G, id, prio, grp, front)

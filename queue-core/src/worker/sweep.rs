@@ -1,6 +1,7 @@
 //! The consistency sweep of one queue: walk the queue's job hashes a batch at a time (SCAN,
 //! never KEYS) and repair any job left between states, e.g. a waiting job whose lane entry
-//! was lost. Slow and steady: one batch per tick, so it never loads Redis.
+//! was lost, then a page of its groups (`repair_groups.lua`). Slow and steady: one batch
+//! per tick, so it never loads Redis.
 
 use futures_util::future::BoxFuture;
 
@@ -29,6 +30,7 @@ pub(crate) fn start(d: Duty<'_>) -> BoxFuture<'static, ()> {
 async fn sweep_loop(queue: Queue, every: Duration, stop: CancellationToken) {
     let mut outage = Outage::new(format!("consistency sweep of queue {}", queue.name()));
     let mut cursor = 0u64;
+    let mut groups_cursor = "0".to_string();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -40,6 +42,19 @@ async fn sweep_loop(queue: Queue, every: Duration, stop: CancellationToken) {
                 cursor = next;
                 if repaired > 0 {
                     tracing::warn!(queue = %queue.name(), repaired, "consistency sweep repaired jobs");
+                }
+            }
+            Err(e) => {
+                outage.failed(&e);
+                continue;
+            }
+        }
+        // and a page of the queue's groups
+        match scripts::repair_groups::repair(&queue.inner, &groups_cursor).await {
+            Ok((next, repaired)) => {
+                groups_cursor = next;
+                if repaired > 0 {
+                    tracing::warn!(queue = %queue.name(), repaired, "consistency sweep repaired groups");
                 }
             }
             Err(e) => {

@@ -73,3 +73,47 @@ async fn a_reclaimed_job_frees_its_group_slot_and_runs_first_in_its_group() {
         "{view:?}"
     );
 }
+
+/// The ring (whose groups have a turn) deleted by hand, and a group's waiting count with
+/// it: the sweep gives every group with waiting jobs its turn back, with the right count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_gives_groups_lost_from_the_ring_their_turn_back() {
+    let env = TestEnv::new().await;
+    let q = env.queue("gsweep").await;
+    let jobs = (0..40)
+        .map(|i| {
+            let g = format!("t{}", i % 4);
+            NewJob::new("work", &serde_json::json!({}), JobOptions::new().group(g)).unwrap()
+        })
+        .collect();
+    q.add_bulk(jobs).await.unwrap();
+    let base = format!("{{{}:gsweep}}", env.config.prefix());
+    let mut conn = env.raw().await;
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{base}:gring"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(format!("{base}:gwait"))
+        .arg(3)
+        .arg("t1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let worker = env
+        .worker()
+        .queues(["gsweep"])
+        .sweep_interval(Duration::from_millis(100))
+        .handler("work", |_job: Job<serde_json::Value>, _ctx: Ctx| async {
+            Ok::<_, JobError>(())
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let c = wait_finished(&q, 40, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!((c.completed_total, c.waiting), (40, 0), "{c:?}");
+    let view = q.groups(10).await.unwrap();
+    assert_eq!((view.with_waiting, view.with_active), (0, 0), "{view:?}");
+}
