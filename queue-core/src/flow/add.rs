@@ -175,6 +175,9 @@ impl<'a> Plan<'a> {
         if job.opts.priority != 0 {
             pair("prio", job.opts.priority.to_string());
         }
+        if let Some(g) = &job.opts.group {
+            pair("grp", g.clone());
+        }
         if let Some(p) = node.parent {
             pair("par", self.reference(p));
             pair("rt", self.reference(0));

@@ -436,3 +436,47 @@ async fn a_hundred_thousand_groups_of_one_job_are_all_processed_and_leave_nothin
     );
     assert_eq!(group_keys(&env, "many").await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_jobs_wait_in_their_groups() {
+    let env = TestEnv::new().await;
+    let q = env.queue("gflow").await;
+    q.set_group_limit(None, GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let child = |g: &str, i: usize| {
+        FlowJob::new("gflow", "work", &json!({ "g": g, "i": i }))
+            .unwrap()
+            .opts(JobOptions::new().group(g))
+    };
+    let tree = flows
+        .add(
+            FlowJob::new("gflow", "work", &json!({"g": "top"}))
+                .unwrap()
+                .opts(JobOptions::new().group("top"))
+                .children((0..6).map(|i| child(["a", "b"][i % 2], i))),
+        )
+        .await
+        .unwrap();
+    let view = q.groups(10).await.unwrap();
+    assert_eq!(
+        view.with_waiting, 2,
+        "the children wait in groups a and b: {view:?}"
+    );
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let worker = spawn_worker(recording_worker(&env, "gflow", 8, 20, seen.clone()));
+    let parent = wait_job_done(&q, &tree.id, Duration::from_secs(10)).await;
+    worker.stop().await.unwrap();
+    assert_eq!(parent.state, JobState::Completed);
+    let s = seen.lock().unwrap();
+    assert_eq!(s.order.last().map(String::as_str), Some("top"));
+    for g in ["a", "b", "top"] {
+        assert_eq!(s.most.get(g), Some(&1), "{g}: {:?}", s.most);
+    }
+    drop(s);
+    assert_eq!(
+        group_keys(&env, "gflow").await,
+        vec![format!("{{{}:gflow}}:glimits", env.config.prefix())]
+    );
+}
