@@ -95,16 +95,17 @@ async fn a_big_group_does_not_make_small_groups_wait_behind_it() {
     let worker = spawn_worker(recording_worker(&env, "fair", 4, 0, seen.clone()));
     wait_finished(&q, 2_100, Duration::from_secs(60)).await;
     worker.stop().await.unwrap();
-    let s = seen.lock().unwrap();
-    let last_small = s.order.iter().rposition(|g| g != "big").unwrap();
-    let big_before = s.order[..last_small].iter().filter(|g| *g == "big").count();
-    eprintln!("the last small-group job finished after {big_before} of big's");
-    assert!(
-        big_before < 300,
-        "{big_before} jobs of big finished before the small groups' last"
-    );
-    assert_eq!(s.order.len(), 2_100);
-    drop(s);
+    {
+        let s = seen.lock().unwrap();
+        let last_small = s.order.iter().rposition(|g| g != "big").unwrap();
+        let big_before = s.order[..last_small].iter().filter(|g| *g == "big").count();
+        eprintln!("the last small-group job finished after {big_before} of big's");
+        assert!(
+            big_before < 300,
+            "{big_before} jobs of big finished before the small groups' last"
+        );
+        assert_eq!(s.order.len(), 2_100);
+    }
     let c = q.counts().await.unwrap();
     assert_eq!(
         (c.waiting, c.active, c.completed_total),
@@ -209,12 +210,13 @@ async fn group_concurrency_holds_over_three_workers_and_every_group_progresses()
     for w in workers {
         w.stop().await.unwrap();
     }
-    let s = seen.lock().unwrap();
-    for g in ["a", "b", "c"] {
-        assert_eq!(s.most.get(g), Some(&2), "group {g}: {:?}", s.most);
+    {
+        let s = seen.lock().unwrap();
+        for g in ["a", "b", "c"] {
+            assert_eq!(s.most.get(g), Some(&2), "group {g}: {:?}", s.most);
+        }
+        assert!(most_stored <= 2, "a group had {most_stored} active");
     }
-    assert!(most_stored <= 2, "a group had {most_stored} active");
-    drop(s);
     assert_eq!(
         group_keys(&env, "gconc").await,
         vec![format!("{{{}:gconc}}:glimits", env.config.prefix())]
@@ -469,12 +471,13 @@ async fn flow_jobs_wait_in_their_groups() {
     let parent = wait_job_done(&q, &tree.id, Duration::from_secs(10)).await;
     worker.stop().await.unwrap();
     assert_eq!(parent.state, JobState::Completed);
-    let s = seen.lock().unwrap();
-    assert_eq!(s.order.last().map(String::as_str), Some("top"));
-    for g in ["a", "b", "top"] {
-        assert_eq!(s.most.get(g), Some(&1), "{g}: {:?}", s.most);
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s.order.last().map(String::as_str), Some("top"));
+        for g in ["a", "b", "top"] {
+            assert_eq!(s.most.get(g), Some(&1), "{g}: {:?}", s.most);
+        }
     }
-    drop(s);
     assert_eq!(
         group_keys(&env, "gflow").await,
         vec![format!("{{{}:gflow}}:glimits", env.config.prefix())]
