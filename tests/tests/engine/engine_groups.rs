@@ -26,6 +26,7 @@ struct Seen {
     most: HashMap<String, usize>,
     order: Vec<String>,
     starts: Vec<(String, Instant)>,
+    most_total: usize,
 }
 
 fn recording_worker(
@@ -51,6 +52,8 @@ fn recording_worker(
                     };
                     let m = s.most.entry(g.clone()).or_default();
                     *m = (*m).max(n);
+                    let total = s.running.values().sum();
+                    s.most_total = s.most_total.max(total);
                     s.starts.push((g.clone(), Instant::now()));
                 }
                 if ms > 0 {
@@ -180,12 +183,15 @@ async fn priority_orders_jobs_within_a_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn group_concurrency_holds_over_three_workers_and_every_group_progresses() {
+async fn group_concurrency_holds_over_three_workers_under_the_queue_cap_and_every_group_progresses()
+{
     let env = TestEnv::new().await;
     let q = env.queue("gconc").await;
     q.set_group_limit(None, GroupLimitChange::Concurrency(2))
         .await
         .unwrap();
+    // the queue's own cap applies on top: 3 groups at 2 would make 6
+    q.set_global_concurrency(5).await.unwrap();
     let mut jobs = Vec::new();
     for i in 0..30 {
         for g in ["a", "b", "c"] {
@@ -215,6 +221,7 @@ async fn group_concurrency_holds_over_three_workers_and_every_group_progresses()
         for g in ["a", "b", "c"] {
             assert_eq!(s.most.get(g), Some(&2), "group {g}: {:?}", s.most);
         }
+        assert_eq!(s.most_total, 5, "the queue's global concurrency");
         assert!(most_stored <= 2, "a group had {most_stored} active");
     }
     assert_eq!(
