@@ -2,7 +2,9 @@
 //!
 //! Reads: `GET /api/queues` (what `jobq stats --json` prints, as an array),
 //! `GET /api/queues/{q}` (the same plus its last hour), `GET /api/queues/{q}/jobs?state=
-//! &limit=&offset=`, `GET /api/queues/{q}/jobs/{id}` (what `jobq show --json` prints).
+//! &limit=&offset=`, `GET /api/queues/{q}/jobs/{id}` (what `jobq show --json` prints),
+//! `GET /api/queues/{q}/groups?limit=` (the queue's groups: how many have waiting jobs, have
+//! active jobs, are held back by a limit, and the `limit` busiest, default 50, at most 1,000).
 //!
 //! Writes: `POST /api/queues/{q}/jobs` enqueues `{"name":..,"data":..,"opts":{..}}` (the form
 //! of a `jobq add-bulk` line; an array adds many, all checked first) → 201 with the id; while
@@ -25,7 +27,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use queue_core::internal::job_spec::{parse_flow_value, parse_job_value};
-use queue_core::{Fallback, FlowJob, FlowTree, JobInfo, JobState, ListOrder, NewJob, Produced};
+use queue_core::{
+    Fallback, FlowJob, FlowTree, GroupsView, JobInfo, JobState, ListOrder, NewJob, Produced,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -42,6 +46,10 @@ pub const MAX_LIMIT: u64 = 1_000;
 /// Largest offset of a listing: far past any queue a Redis can hold, and far from where
 /// offset + limit could overflow on the way to Redis's signed 64-bit ranges.
 pub const MAX_OFFSET: u64 = 1_000_000_000_000;
+/// Groups listed per request when `limit` is not given (and on the queue page).
+pub const DEFAULT_GROUPS: u64 = 50;
+/// Most groups one request lists.
+pub const MAX_GROUPS: u64 = 1_000;
 
 /// A job as `jobq show --json` prints it: every field of [`JobInfo`] plus `attempts` (made
 /// so far) and `max_attempts`.
@@ -137,6 +145,41 @@ pub async fn list_page(
         return deadline(q.list_jobs_in(JobState::Paused, ListOrder::Newest, offset, limit)).await;
     }
     Ok(jobs)
+}
+
+/// Query of a groups listing; checked by hand so errors name the bad value.
+#[derive(Debug, Deserialize)]
+pub struct GroupsQuery {
+    limit: Option<String>,
+}
+
+/// `GET /api/queues/{q}/groups?limit=`: the queue's groups: how many have waiting jobs,
+/// have active jobs and are held back by a limit now, and the `limit` busiest (most
+/// waiting first, then those with active jobs only), each with its counts and what holds
+/// it back (`{"by": "concurrency"}` or `{"by": "rate", "until_ms": ..}`).
+pub async fn list_groups(
+    State(state): State<AppState>,
+    Path(queue): Path<String>,
+    Query(query): Query<GroupsQuery>,
+) -> ApiResult<Json<GroupsView>> {
+    let limit = number("limit", query.limit.as_deref(), DEFAULT_GROUPS)?;
+    if limit > MAX_GROUPS {
+        return Err(AppError::BadRequest(format!(
+            "limit {limit}: list at most {MAX_GROUPS} groups per request"
+        )));
+    }
+    let q = state.backend().existing_queue(&queue).await?;
+    Ok(Json(groups(&q, limit).await?))
+}
+
+/// The groups of `q`: the counts and at most `limit` of the busiest.
+pub async fn groups(q: &queue_core::Queue, limit: u64) -> ApiResult<GroupsView> {
+    // `limit` is at most MAX_GROUPS here, so it fits any usize
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut view = deadline(q.groups(limit)).await?;
+    // queue-core reads at least one group even for a limit of 0
+    view.groups.truncate(limit);
+    Ok(view)
 }
 
 fn number(what: &str, given: Option<&str>, default: u64) -> ApiResult<u64> {

@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .route("/flows", post(api::add_flow))
         .route("/queues", get(api::list_queues))
         .route("/queues/{queue}", get(api::get_queue))
+        .route("/queues/{queue}/groups", get(api::list_groups))
         .route(
             "/queues/{queue}/jobs",
             get(api::list_jobs).post(api::add_jobs),

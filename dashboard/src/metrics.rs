@@ -9,6 +9,13 @@
 //!   reduced by retention);
 //! - `jobq_processing_seconds{queue}` histogram: time from an attempt's start to its
 //!   recorded outcome, counted by the completion scripts (see queue-core `processing.rs`);
+//! - `jobq_groups{queue,state}` gauge: how many of the queue's groups (tenants) have
+//!   waiting jobs (`waiting`), have active jobs (`active`), are held back by a group limit
+//!   now (`limited`);
+//! - `jobq_group_waiting{queue,group}`, `jobq_group_active{queue,group}` gauges: the jobs of
+//!   the queue's [`TOP_GROUPS`] busiest groups only (most waiting first, then those with
+//!   active jobs only), so a queue of a million tenants still makes a bounded label set; a
+//!   group out of the top is not reported (its series goes stale);
 //! - `jobq_redis_up` gauge: 1 when Redis answered this scrape. When it did not, the scrape
 //!   still succeeds with `jobq_redis_up 0`, so the outage can be alerted on.
 
@@ -18,14 +25,29 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use futures_util::future::try_join_all;
-use queue_core::{Counts, ProcessingTime, PROCESSING_BUCKETS_MS};
+use queue_core::{Counts, GroupsView, ProcessingTime, PROCESSING_BUCKETS_MS};
 
+use crate::api::groups;
 use crate::backend::deadline;
 use crate::error::AppError;
 use crate::state::AppState;
 
 /// The exposition's content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Groups of each queue with series of their own (`jobq_group_*`).
+pub const TOP_GROUPS: u64 = 20;
+
+/// What is reported of one queue.
+#[derive(Debug, Clone, Default)]
+pub struct QueueMetrics {
+    /// Its counts.
+    pub counts: Counts,
+    /// Its processing-time histogram.
+    pub time: ProcessingTime,
+    /// Its group counts and [`TOP_GROUPS`] busiest groups.
+    pub groups: GroupsView,
+}
 
 /// The metrics of every queue.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
@@ -39,25 +61,33 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }
 
-async fn gather(state: &AppState) -> Result<Vec<(Counts, ProcessingTime)>, AppError> {
+async fn gather(state: &AppState) -> Result<Vec<QueueMetrics>, AppError> {
     let backend = state.backend();
     let names = backend.queue_names().await?;
     try_join_all(names.iter().map(|name| async move {
         let q = backend.queue(name).await?;
-        deadline(async { tokio::try_join!(q.counts(), q.processing_time()) }).await
+        let ((counts, time), groups) = tokio::try_join!(
+            deadline(async { tokio::try_join!(q.counts(), q.processing_time()) }),
+            groups(&q, TOP_GROUPS)
+        )?;
+        Ok::<_, AppError>(QueueMetrics {
+            counts,
+            time,
+            groups,
+        })
     }))
     .await
 }
 
 /// The exposition text of `queues`.
-pub fn render(queues: &[(Counts, ProcessingTime)], redis_up: bool) -> String {
+pub fn render(queues: &[QueueMetrics], redis_up: bool) -> String {
     let mut out = String::with_capacity(512 + queues.len() * 2048);
     out.push_str("# HELP jobq_redis_up Whether Redis answered this scrape.\n");
     out.push_str("# TYPE jobq_redis_up gauge\n");
     let _ = writeln!(out, "jobq_redis_up {}", u8::from(redis_up));
 
     out.push_str("# HELP jobq_jobs Jobs per queue and state.\n# TYPE jobq_jobs gauge\n");
-    for (c, _) in queues {
+    for QueueMetrics { counts: c, .. } in queues {
         let q = label(&c.queue);
         for (state, n) in [
             ("waiting", c.waiting),
@@ -73,7 +103,7 @@ pub fn render(queues: &[(Counts, ProcessingTime)], redis_up: bool) -> String {
     }
     out.push_str("# HELP jobq_queue_paused Whether the queue is paused.\n");
     out.push_str("# TYPE jobq_queue_paused gauge\n");
-    for (c, _) in queues {
+    for QueueMetrics { counts: c, .. } in queues {
         let _ = writeln!(
             out,
             "jobq_queue_paused{{queue=\"{}\"}} {}",
@@ -83,7 +113,7 @@ pub fn render(queues: &[(Counts, ProcessingTime)], redis_up: bool) -> String {
     }
     out.push_str("# HELP jobq_completed_total Jobs completed, ever.\n");
     out.push_str("# TYPE jobq_completed_total counter\n");
-    for (c, _) in queues {
+    for QueueMetrics { counts: c, .. } in queues {
         let _ = writeln!(
             out,
             "jobq_completed_total{{queue=\"{}\"}} {}",
@@ -93,7 +123,7 @@ pub fn render(queues: &[(Counts, ProcessingTime)], redis_up: bool) -> String {
     }
     out.push_str("# HELP jobq_failed_total Jobs failed for good, ever.\n");
     out.push_str("# TYPE jobq_failed_total counter\n");
-    for (c, _) in queues {
+    for QueueMetrics { counts: c, .. } in queues {
         let _ = writeln!(
             out,
             "jobq_failed_total{{queue=\"{}\"}} {}",
@@ -105,7 +135,10 @@ pub fn render(queues: &[(Counts, ProcessingTime)], redis_up: bool) -> String {
         "# HELP jobq_processing_seconds Time from an attempt's start to its recorded outcome.\n",
     );
     out.push_str("# TYPE jobq_processing_seconds histogram\n");
-    for (c, t) in queues {
+    for QueueMetrics {
+        counts: c, time: t, ..
+    } in queues
+    {
         let q = label(&c.queue);
         for (bound, n) in PROCESSING_BUCKETS_MS.iter().zip(&t.cumulative) {
             let _ = writeln!(
@@ -130,7 +163,57 @@ pub fn render(queues: &[(Counts, ProcessingTime)], redis_up: bool) -> String {
             t.count
         );
     }
+    render_groups(&mut out, queues);
     out
+}
+
+/// The group series of `queues`: the counts of every queue, the jobs of its busiest groups.
+fn render_groups(out: &mut String, queues: &[QueueMetrics]) {
+    out.push_str(
+        "# HELP jobq_groups Groups of the queue with waiting jobs, with active jobs, held back \
+         by a group limit.\n# TYPE jobq_groups gauge\n",
+    );
+    for m in queues {
+        let q = label(&m.counts.queue);
+        let g = &m.groups;
+        for (state, n) in [
+            ("waiting", g.with_waiting),
+            ("active", g.with_active),
+            ("limited", g.limited),
+        ] {
+            let _ = writeln!(out, "jobq_groups{{queue=\"{q}\",state=\"{state}\"}} {n}");
+        }
+    }
+    out.push_str(&format!(
+        "# HELP jobq_group_waiting Jobs waiting in a group, for the {TOP_GROUPS} busiest \
+         groups of each queue.\n# TYPE jobq_group_waiting gauge\n"
+    ));
+    for m in queues {
+        let q = label(&m.counts.queue);
+        for g in &m.groups.groups {
+            let _ = writeln!(
+                out,
+                "jobq_group_waiting{{queue=\"{q}\",group=\"{}\"}} {}",
+                label(&g.group),
+                g.waiting
+            );
+        }
+    }
+    out.push_str(&format!(
+        "# HELP jobq_group_active Jobs of a group running now, for the {TOP_GROUPS} busiest \
+         groups of each queue.\n# TYPE jobq_group_active gauge\n"
+    ));
+    for m in queues {
+        let q = label(&m.counts.queue);
+        for g in &m.groups.groups {
+            let _ = writeln!(
+                out,
+                "jobq_group_active{{queue=\"{q}\",group=\"{}\"}} {}",
+                label(&g.group),
+                g.active
+            );
+        }
+    }
 }
 
 /// A label value escaped per the exposition format.
@@ -143,6 +226,7 @@ fn label(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use queue_core::{GroupInfo, GroupLimited};
 
     #[test]
     fn every_series_is_rendered_with_a_cumulative_histogram() {
@@ -162,7 +246,33 @@ mod tests {
             count: 4,
             sum_ms: 61_500,
         };
-        let text = render(&[(c, t)], true);
+        let groups = GroupsView {
+            with_waiting: 2,
+            with_active: 1,
+            limited: 1,
+            groups: vec![
+                GroupInfo {
+                    group: "acme".into(),
+                    waiting: 5,
+                    active: 1,
+                    limited: Some(GroupLimited::Concurrency),
+                },
+                GroupInfo {
+                    group: "b\"c".into(),
+                    waiting: 1,
+                    active: 0,
+                    limited: None,
+                },
+            ],
+        };
+        let text = render(
+            &[QueueMetrics {
+                counts: c,
+                time: t,
+                groups,
+            }],
+            true,
+        );
         for line in [
             "jobq_redis_up 1",
             "jobq_jobs{queue=\"video\",state=\"waiting\"} 2",
@@ -176,6 +286,16 @@ mod tests {
             "jobq_processing_seconds_bucket{queue=\"video\",le=\"+Inf\"} 4",
             "jobq_processing_seconds_sum{queue=\"video\"} 61.5",
             "jobq_processing_seconds_count{queue=\"video\"} 4",
+            "jobq_groups{queue=\"video\",state=\"waiting\"} 2",
+            "jobq_groups{queue=\"video\",state=\"active\"} 1",
+            "jobq_groups{queue=\"video\",state=\"limited\"} 1",
+            "jobq_group_waiting{queue=\"video\",group=\"acme\"} 5",
+            "jobq_group_active{queue=\"video\",group=\"acme\"} 1",
+            "jobq_group_waiting{queue=\"video\",group=\"b\\\"c\"} 1",
+            "jobq_group_active{queue=\"video\",group=\"b\\\"c\"} 0",
+            "# TYPE jobq_groups gauge",
+            "# TYPE jobq_group_waiting gauge",
+            "# TYPE jobq_group_active gauge",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }

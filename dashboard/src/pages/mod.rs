@@ -5,13 +5,14 @@
 //! | path | page |
 //! |---|---|
 //! | `/` | `overview.rs`: every queue, counts, paused flag, last hour, live |
-//! | `/queues/{q}?state=&page=` | `queue.rs`: jobs by state, paginated, queue actions, add a job |
+//! | `/queues/{q}?state=&page=` | `queue.rs`: jobs by state, paginated, queue actions, add a job; `groups.rs`: its busiest groups |
 //! | `/queues/{q}/jobs/{id}` | `job.rs`: data, options, progress, logs, error, timeline, a flow's parent and children |
 //! | `/login`, `/logout` | `login.rs`: the token login form and session cookie |
 //! | `POST /queues/{q}/…` | `actions.rs`: what the buttons do, then back to the page |
 
 pub mod actions;
 pub mod context;
+pub mod groups;
 pub mod job;
 pub mod layout;
 pub mod login;

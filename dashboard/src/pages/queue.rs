@@ -1,6 +1,7 @@
 //! `/queues/{queue}?state=&page=`: one queue's jobs by state, a page at a time, with the
 //! queue's actions (pause/resume, retry all failed, promote all delayed, clean, drain) and a
-//! form to add a job. Tab counts and the paused flag update live.
+//! form to add a job. Tab counts and the paused flag update live. A queue with groups
+//! (tenants) shows its busiest groups too (`groups.rs`).
 //!
 //! Order within a tab (`Queue::list_jobs_in` with `ListOrder::Newest`): completed and
 //! failed newest first, waiting newest first (the reverse of the order workers take them:
@@ -15,9 +16,10 @@ use axum::Extension;
 use queue_core::{JobInfo, JobState};
 use serde::Deserialize;
 
+use super::groups::groups_section;
 use super::layout::{button_form, notice_banner, page};
 use super::{respond, PageCtx};
-use crate::api::{list_page, MAX_OFFSET};
+use crate::api::{groups, list_page, DEFAULT_GROUPS, MAX_OFFSET};
 use crate::error::AppError;
 use crate::html::{clip, esc, job_href, queue_href, relative, short_duration, url_component, utc};
 use crate::session::Access;
@@ -106,9 +108,10 @@ async fn render(
     };
     let offset = page_offset(page_no)?;
     let q = state.backend().existing_queue(queue).await?;
-    let (counts, jobs) = tokio::try_join!(
+    let (counts, jobs, groups) = tokio::try_join!(
         stats::queue_stats(&q),
-        list_page(&q, tab, offset, PAGE_SIZE)
+        list_page(&q, tab, offset, PAGE_SIZE),
+        groups(&q, DEFAULT_GROUPS)
     )?;
 
     let here = format!("{}?state={tab}&page={page_no}", queue_href(queue));
@@ -132,6 +135,7 @@ async fn render(
     ));
     body.push_str(&job_table(&ctx, queue, tab, &jobs, &here));
     body.push_str(&pager(queue, tab, page_no, counts.of(tab)));
+    body.push_str(&groups_section(&groups));
     if ctx.can_change() {
         body.push_str(&add_form(queue));
     }
