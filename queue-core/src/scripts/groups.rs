@@ -35,20 +35,22 @@ pub(crate) async fn limit_fields(q: &QueueStore) -> Result<Vec<(String, String)>
 pub(crate) async fn read(q: &QueueStore, limit: usize) -> Result<GroupsView> {
     let keys = &q.keys;
     let mut conn = q.redis.conn();
-    let top = limit.max(1) as isize - 1;
+    // (ZREVRANGE 0 -1 would be every group: a limit of 0 reads the counts alone)
+    let top = limit as isize - 1;
     type Scored = Vec<(String, f64)>;
     let (with_waiting, with_active, parked, busy, running): (u64, u64, u64, Scored, Scored) =
         redis::pipe()
             .zcard(keys.group_waiting())
             .zcard(keys.group_active())
             .zcard(keys.group_parked())
-            .zrevrange_withscores(keys.group_waiting(), 0, top)
-            .zrevrange_withscores(keys.group_active(), 0, top)
+            .zrevrange_withscores(keys.group_waiting(), 0, top.max(0))
+            .zrevrange_withscores(keys.group_active(), 0, top.max(0))
             .query_async(&mut conn)
             .await
             .map_err(|e| q.redis.err(e))?;
     let mut groups: Vec<GroupInfo> = busy
         .into_iter()
+        .take(limit)
         .map(|(group, w)| GroupInfo {
             group,
             waiting: w.max(0.0) as u64,
