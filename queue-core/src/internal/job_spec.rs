@@ -191,7 +191,8 @@ fn reverse_children(root: &mut FlowJob) {
 }
 
 /// Reads job options: `delay`, `priority`, `attempts`, `backoff`, `jobId`, `timeout`,
-/// `removeOnComplete`, `removeOnFail`, `onChildFailure` (snake_case spellings accepted too).
+/// `removeOnComplete`, `removeOnFail`, `onChildFailure`, `group` (snake_case spellings
+/// accepted too).
 pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
     let mut opts = JobOptions::new();
     for (key, v) in o {
@@ -239,6 +240,16 @@ pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
             "removeOnFail" | "remove_on_fail" => {
                 opts.remove_on_fail = retention(&v).map_err(|w| bad(&w))?
             }
+            "group" => {
+                opts.group = Some(match &v {
+                    Value::String(s) => s.clone(),
+                    _ => {
+                        return Err(bad(
+                            "use a string of 1-128 characters of A-Z a-z 0-9 . _ : -",
+                        ))
+                    }
+                })
+            }
             "onChildFailure" | "on_child_failure" => {
                 opts.on_child_failure = Some(
                     v.as_str()
@@ -249,7 +260,7 @@ pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
             _ => {
                 return Err(JobSpecError::new(format!(
                     "unknown option opts.{key}: use delay, priority, attempts, backoff, jobId, \
-                     timeout, removeOnComplete, removeOnFail, onChildFailure"
+                     timeout, removeOnComplete, removeOnFail, onChildFailure, group"
                 )))
             }
         }
