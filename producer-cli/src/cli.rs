@@ -27,6 +27,16 @@ Exit codes: 0 ok, 1 runtime failure (queue or job not found, Redis unreachable o
 configured, operation refused), 2 usage or bad input (invalid JSON, duration, number, queue
 name, bulk line, data over JOBQ_MAX_DATA_BYTES); the message names the bad value.";
 
+const LIMITS_HELP: &str = "\
+Examples:
+  jobq limits video                                     show every limit
+  jobq limits video --rate 100/1s --concurrency 20      cap the whole queue
+  jobq limits video --group-concurrency 2               every group: at most 2 active
+  jobq limits video --group-rate 10/1s --group vip      group vip: 10 starts a second
+  jobq limits video --clear-group-rate --group vip      vip back to the default rate
+
+MAX is 1 to 2^53, WINDOW 1ms to 365d; N is 1 to 4294967295.";
+
 /// Enqueue jobs and inspect and steer jobq queues.
 ///
 /// Redis comes from --redis-url, else REDIS_URL, else REDIS_HOST/REDIS_PORT/REDIS_USERNAME/
@@ -205,6 +215,39 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Show or change a queue's limits: its rate limit and global concurrency, and the
+    /// per-group limits (a default for every group, and overrides for some groups).
+    ///
+    /// Without a change flag, prints the limits. With change flags, applies them, then
+    /// prints the limits as they now are. Limits are stored in Redis and enforced where
+    /// jobs are claimed, so they hold over all workers, without restarting them.
+    ///
+    /// Group limits apply to each group (the jobs added with `--group KEY`) on its own: a
+    /// group at its limit waits while the other groups go on. The --group-* flags change
+    /// the default every group gets; with --group KEY they change that group's override
+    /// instead (an override replaces the default of its kind only, and clearing it falls
+    /// back to the default).
+    #[command(after_help = LIMITS_HELP)]
+    Limits(LimitsArgs),
+    /// A queue's groups (tenants): the busiest, with their waiting and active jobs and
+    /// what holds them back.
+    ///
+    /// Lists the groups with the most waiting jobs first, then groups with active jobs
+    /// only, at most --limit; LIMITED says "concurrency" for a group at its concurrency
+    /// limit (back in turn when one of its jobs finishes), "rate until <time>" for one out
+    /// of starts in its rate window, "-" otherwise. A last line counts the groups with
+    /// waiting jobs, with active jobs, and limited. With --json, one object: with_waiting,
+    /// with_active, limited and groups: [{group, waiting, active, limited?: {"by":
+    /// "concurrency"} or {"by": "rate", "until_ms": ...}}].
+    Groups {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Show at most this many groups (1-10000).
+        #[arg(long, default_value_t = 50, value_parser = groups_limit,
+              allow_negative_numbers = true, value_name = "N")]
+        limit: usize,
+    },
     /// Repeatable jobs: add, list and remove schedules (every N, or cron with seconds).
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -307,8 +350,80 @@ pub struct AddArgs {
     /// Idempotency key: adding the same id again while it is stored adds nothing.
     #[arg(long, value_name = "ID")]
     pub job_id: Option<String>,
+    /// Put the job in this group (tenant) of its queue: groups take turns at the workers
+    /// and per-group limits apply (see `jobq limits`). 1-128 characters of A-Z a-z 0-9 . _ : -
+    #[arg(long, value_parser = group_key, allow_hyphen_values = true, value_name = "KEY")]
+    pub group: Option<String>,
     #[command(flatten)]
     pub opts: JobOptArgs,
+}
+
+/// `jobq limits`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("group_change").multiple(true)
+    .args(["group_concurrency", "group_rate", "clear_group_concurrency", "clear_group_rate"])))]
+pub struct LimitsArgs {
+    /// Queue name.
+    #[arg(value_parser = queue_name)]
+    pub queue: String,
+    /// Queue rate limit: at most MAX job starts of the queue per WINDOW, e.g. 100/1s, 5/1m.
+    #[arg(long, value_parser = rate, allow_hyphen_values = true, value_name = "MAX/WINDOW",
+          conflicts_with = "clear_rate")]
+    pub rate: Option<Rate>,
+    /// Remove the queue's rate limit.
+    #[arg(long)]
+    pub clear_rate: bool,
+    /// Global concurrency: at most N jobs of the queue active at once over all workers.
+    #[arg(long, value_parser = concurrency, allow_negative_numbers = true, value_name = "N",
+          conflicts_with = "clear_concurrency")]
+    pub concurrency: Option<u32>,
+    /// Remove the queue's global concurrency limit.
+    #[arg(long)]
+    pub clear_concurrency: bool,
+    /// Group concurrency: at most N active jobs per group, over all workers.
+    #[arg(long, value_parser = concurrency, allow_negative_numbers = true, value_name = "N",
+          conflicts_with = "clear_group_concurrency")]
+    pub group_concurrency: Option<u32>,
+    /// Group rate limit: at most MAX job starts per group per WINDOW, e.g. 10/1s.
+    #[arg(long, value_parser = rate, allow_hyphen_values = true, value_name = "MAX/WINDOW",
+          conflicts_with = "clear_group_rate")]
+    pub group_rate: Option<Rate>,
+    /// Remove the group concurrency limit (of the default, or of --group's override, which
+    /// then falls back to the default).
+    #[arg(long)]
+    pub clear_group_concurrency: bool,
+    /// Remove the group rate limit (of the default, or of --group's override, which then
+    /// falls back to the default).
+    #[arg(long)]
+    pub clear_group_rate: bool,
+    /// Apply the --group-* flags to this group's override instead of the default of every
+    /// group.
+    #[arg(long, value_parser = group_key, allow_hyphen_values = true, value_name = "KEY",
+          requires = "group_change")]
+    pub group: Option<String>,
+}
+
+impl LimitsArgs {
+    /// True when a flag asks for a change (else the limits are only shown).
+    pub fn changes_anything(&self) -> bool {
+        self.rate.is_some()
+            || self.clear_rate
+            || self.concurrency.is_some()
+            || self.clear_concurrency
+            || self.group_concurrency.is_some()
+            || self.group_rate.is_some()
+            || self.clear_group_concurrency
+            || self.clear_group_rate
+    }
+}
+
+/// A rate limit as typed: `MAX/WINDOW`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Starts per window.
+    pub max: u64,
+    /// The window.
+    pub window: Duration,
 }
 
 /// Options a job (or each job of a schedule) can carry.
@@ -425,6 +540,39 @@ fn clean_limit(s: &str) -> Result<u64, String> {
 
 fn chunk(s: &str) -> Result<u16, String> {
     ranged(s, 1..=1000)
+}
+
+fn groups_limit(s: &str) -> Result<usize, String> {
+    ranged(s, 1..=10_000)
+}
+
+fn concurrency(s: &str) -> Result<u32, String> {
+    ranged(s, 1..=i128::from(u32::MAX))
+}
+
+/// A group key: 1-128 characters of `A-Z a-z 0-9 . _ : -` (queue-core's own check).
+fn group_key(s: &str) -> Result<String, String> {
+    queue_core::internal::validate::validate_group(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+/// Most starts a rate window takes (queue-core keeps counts exact as Lua doubles).
+const MAX_RATE: i128 = 1 << 53;
+
+/// `MAX/WINDOW`: 1 to 2^53 starts per 1ms to 365d, e.g. `100/1s`.
+fn rate(s: &str) -> Result<Rate, String> {
+    let Some((max, window)) = s.split_once('/') else {
+        return Err(format!("{s:?}: use MAX/WINDOW, e.g. 100/1s"));
+    };
+    let max = ranged(max, 1..=MAX_RATE).map_err(|e| format!("{s:?}: MAX {e}"))?;
+    let window = duration(window).map_err(|e| format!("{s:?}: WINDOW {e}"))?;
+    if window < Duration::from_millis(1) {
+        return Err(format!("{s:?}: WINDOW must be at least 1ms"));
+    }
+    if window > queue_core::limits::MAX_RATE_WINDOW {
+        return Err(format!("{s:?}: WINDOW must be at most 365d"));
+    }
+    Ok(Rate { max, window })
 }
 
 fn json_value(s: &str) -> Result<Value, String> {
@@ -587,6 +735,83 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn group_flags_are_checked_and_named() {
+        for (args, option, bad) in [
+            (vec!["add", "q", "n", "--group", "a b"], "--group", "a b"),
+            (vec!["add", "q", "n", "--group", "-x/y"], "--group", "-x/y"),
+            (vec!["limits", "q", "--rate", "10"], "--rate", "10"),
+            (vec!["limits", "q", "--rate", "0/1s"], "--rate", "0/1s"),
+            (
+                vec!["limits", "q", "--group-rate", "5/0s"],
+                "--group-rate",
+                "5/0s",
+            ),
+            (
+                vec!["limits", "q", "--group-rate", "5/366d"],
+                "--group-rate",
+                "5/366d",
+            ),
+            (
+                vec!["limits", "q", "--group-rate", "x/1s"],
+                "--group-rate",
+                "x/1s",
+            ),
+            (
+                vec!["limits", "q", "--group-concurrency", "0"],
+                "--group-concurrency",
+                "0",
+            ),
+            (
+                vec!["limits", "q", "--group-concurrency", "1", "--group", "{x}"],
+                "--group",
+                "{x}",
+            ),
+            (vec!["groups", "q", "--limit", "0"], "--limit", "0"),
+            // --group alone changes nothing: it says which group the --group-* flags change
+            (vec!["limits", "q", "--group", "vip"], "--group", "group-"),
+            (
+                vec!["limits", "q", "--group-rate", "1/1s", "--clear-group-rate"],
+                "--group-rate",
+                "--clear-group-rate",
+            ),
+        ] {
+            let e = Cli::try_parse_from(std::iter::once("jobq").chain(args.clone())).unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(msg.contains(option) && msg.contains(bad), "{args:?}: {msg}");
+        }
+        let cli = Cli::try_parse_from([
+            "jobq",
+            "limits",
+            "q",
+            "--group-rate",
+            "10/1m",
+            "--group-concurrency",
+            "3",
+            "--group",
+            "tenant:42",
+        ])
+        .unwrap();
+        let Command::Limits(l) = cli.command else {
+            panic!("not limits")
+        };
+        assert_eq!(
+            l.group_rate,
+            Some(Rate {
+                max: 10,
+                window: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(
+            (l.group_concurrency, l.group.as_deref()),
+            (Some(3), Some("tenant:42"))
+        );
+        assert!(l.changes_anything());
+        let cli = Cli::try_parse_from(["jobq", "groups", "q"]).unwrap();
+        assert!(matches!(cli.command, Command::Groups { limit: 50, .. }));
     }
 
     #[test]

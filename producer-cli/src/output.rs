@@ -127,6 +127,9 @@ pub fn opts_text(o: &JobOptions) -> String {
     if let Some(r) = &o.remove_on_fail {
         parts.push(format!("on fail: {}", retention_text(r)));
     }
+    if let Some(g) = &o.group {
+        parts.push(format!("group {g}"));
+    }
     if let Some(p) = o.on_child_failure {
         parts.push(format!("on child failure: {}", p.as_str()));
     }

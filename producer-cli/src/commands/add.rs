@@ -84,6 +84,9 @@ pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
     if let Some(id) = &args.job_id {
         opts = opts.job_id(id.clone());
     }
+    if let Some(g) = &args.group {
+        opts = opts.group(g.clone());
+    }
     super::spool::replay_before_add(producer).await;
     let produced = producer.add(&args.queue, &args.name, &data, opts).await?;
     match produced {

@@ -5,8 +5,10 @@ mod add;
 mod add_bulk;
 mod ctx;
 mod flow;
+mod groups;
 mod health;
 mod inspect;
+mod limits;
 mod schedule;
 mod spool;
 mod stats;
@@ -73,6 +75,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Drain { queue } => steer::drain(&ctx, &queue).await,
         Command::Obliterate { queue, .. } => steer::obliterate(&ctx, &queue).await,
         Command::Schedule(cmd) => schedule::schedule(&ctx, cmd).await,
+        Command::Limits(args) => limits::limits(&ctx, &args).await,
+        Command::Groups { queue, limit } => groups::groups(&ctx, &queue, limit).await,
         Command::Health
         | Command::Add(_)
         | Command::AddBulk { .. }

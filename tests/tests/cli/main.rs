@@ -4,6 +4,7 @@
 
 mod cli_commands;
 mod cli_flow;
+mod cli_groups;
 mod cli_input;
 mod config_tls;
 mod worker_binary;
