@@ -141,7 +141,6 @@ async fn a_bad_group_key_exits_2_naming_it_and_stores_nothing() {
 /// A bulk file's `opts.group`: a bad one names its line and value and stores nothing, good
 /// lines land in their groups.
 #[tokio::test]
-#[ignore = "needs queue-core's job_spec::parse_job_opts to read opts.group (see the cli branch's report)"]
 async fn add_bulk_lines_take_a_group_and_a_bad_one_names_its_line() {
     let env = TestEnv::new().await;
     let bad = "{\"name\":\"diag.noop\",\"opts\":{\"group\":\"ok\"}}\n\
