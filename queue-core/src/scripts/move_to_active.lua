@@ -319,7 +319,7 @@ local function read_lane(lane, n, out)
   local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
     'STREAMS', key, '>')
   if type(res) == 'table' and res.err then
-    if not string.find(res.err, 'NOGROUP') then return redis.error_reply(res.err) end
+    if not string.find(res.err, 'NOGROUP') then error(res.err) end
     -- the lane's stream or group was deleted by hand: recreate the group and read again
     redis.call('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
     res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
