@@ -12,7 +12,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{bail, Result};
-use serde_json::json;
 
 use crate::flows::{add_flow, add_plain, open, CONCURRENCY};
 use crate::redis_info::{self, CallLog, Cost};
@@ -26,6 +25,24 @@ const TOP_COMMANDS: usize = 6;
 /// Room in the slowlog: a 10,000-child flow's add logs ~130,000 entries.
 const LOG_ENTRIES: u64 = 2_000_000;
 
+/// What the figures are per: a flow's child, or a job (`groupprof`, `groups.rs`).
+#[derive(Clone, Copy)]
+pub(crate) struct Per {
+    /// In the human lines: `µs/child`.
+    word: &'static str,
+    /// In the JSON keys: `usPerChild`.
+    key: &'static str,
+}
+
+pub(crate) const PER_CHILD: Per = Per {
+    word: "child",
+    key: "Child",
+};
+pub(crate) const PER_JOB: Per = Per {
+    word: "job",
+    key: "Job",
+};
+
 /// One group's figures per child in one run.
 #[derive(Clone, Copy, Default)]
 struct Group {
@@ -36,9 +53,9 @@ struct Group {
 }
 
 /// One phase of one run, per child.
-struct Sample {
+pub(crate) struct Sample {
     ms: f64,
-    cpu_us: f64,
+    pub(crate) cpu_us: f64,
     calls: HashMap<String, Group>,
     in_scripts: HashMap<String, Group>,
     commandstats: HashMap<String, Group>,
@@ -58,7 +75,8 @@ fn per_child(groups: &HashMap<String, Cost>, n: usize) -> HashMap<String, Group>
         .collect()
 }
 
-async fn profiled<F>(env: &RunEnv, n: usize, what: F) -> Result<Sample>
+/// Runs `what` with every call logged; its figures per each of its `n` children (or jobs).
+pub(crate) async fn profiled<F>(env: &RunEnv, n: usize, what: F) -> Result<Sample>
 where
     F: std::future::Future<Output = Result<Phase>>,
 {
@@ -114,20 +132,26 @@ fn round(x: f64, decimals: i32) -> f64 {
     (x * f).round() / f
 }
 
-fn as_json(groups: &[(String, Group)]) -> serde_json::Value {
+fn as_json(groups: &[(String, Group)], per: Per) -> serde_json::Value {
     let mut json = serde_json::Map::new();
     for (name, g) in groups {
-        let mut v = json!({"usPerChild": round(g.us, 2), "callsPerChild": round(g.calls, 4)});
+        let mut v = serde_json::Map::new();
+        v.insert(format!("usPer{}", per.key), round(g.us, 2).into());
+        v.insert(format!("callsPer{}", per.key), round(g.calls, 4).into());
         if g.commands_us > 0.0 {
-            v["commandsUsPerChild"] = round(g.commands_us, 2).into();
+            v.insert(
+                format!("commandsUsPer{}", per.key),
+                round(g.commands_us, 2).into(),
+            );
         }
-        json.insert(name.clone(), v);
+        json.insert(name.clone(), v.into());
     }
     json.into()
 }
 
 /// Prints one phase's lines (medians over `samples`); returns its JSON.
-fn report(label: &str, samples: &[Sample]) -> serde_json::Value {
+pub(crate) fn report(label: &str, samples: &[Sample], per: Per) -> serde_json::Value {
+    let w = per.word;
     let ms = median(samples.iter().map(|s| s.ms));
     let cpu = median(samples.iter().map(|s| s.cpu_us));
     let total = median(samples.iter().map(|s| s.calls.values().map(|g| g.us).sum()));
@@ -137,11 +161,11 @@ fn report(label: &str, samples: &[Sample]) -> serde_json::Value {
             .map(|s| s.calls.values().map(|g| g.commands_us).sum()),
     );
     println!(
-        "  {label}: {ms:.0} ms; Redis CPU {cpu:.1} µs/child (INFO cpu); in calls {total:.1} \
-         µs/child (slowlog), of which {inner:.1} in the commands scripts ran"
+        "  {label}: {ms:.0} ms; Redis CPU {cpu:.1} µs/{w} (INFO cpu); in calls {total:.1} \
+         µs/{w} (slowlog), of which {inner:.1} in the commands scripts ran"
     );
     let calls = medians(samples, |s| &s.calls);
-    println!("    by call, µs/child (a script by its file):");
+    println!("    by call, µs/{w} (a script by its file):");
     for (name, g) in calls.iter().take(TOP_CALLS) {
         let commands = if g.commands_us > 0.0 {
             format!(", its commands {:.2}", g.commands_us)
@@ -150,7 +174,7 @@ fn report(label: &str, samples: &[Sample]) -> serde_json::Value {
         };
         let per_call = if g.calls > 0.0 { g.us / g.calls } else { 0.0 };
         println!(
-            "      {name} {:.2} ({:.4} calls/child, {per_call:.0} µs/call{commands})",
+            "      {name} {:.2} ({:.4} calls/{w}, {per_call:.0} µs/call{commands})",
             g.us, g.calls
         );
     }
@@ -161,17 +185,19 @@ fn report(label: &str, samples: &[Sample]) -> serde_json::Value {
             .take(TOP_COMMANDS)
             .map(|(name, g)| format!("{name} {:.2} ({:.2} calls)", g.us, g.calls))
             .collect();
-        println!("    inside scripts, µs/child: {}", line.join(", "));
+        println!("    inside scripts, µs/{w}: {}", line.join(", "));
     }
-    json!({
-        "ms": round(ms, 0),
-        "redisCpuUsPerChild": round(cpu, 2),
-        "callsUsPerChild": round(total, 2),
-        "scriptCommandsUsPerChild": round(inner, 2),
-        "byCall": as_json(&calls),
-        "insideScripts": as_json(&in_scripts),
-        "commandstats": as_json(&medians(samples, |s| &s.commandstats)),
-    })
+    let k = per.key;
+    let mut json = serde_json::Map::new();
+    json.insert("ms".into(), round(ms, 0).into());
+    json.insert(format!("redisCpuUsPer{k}"), round(cpu, 2).into());
+    json.insert(format!("callsUsPer{k}"), round(total, 2).into());
+    json.insert(format!("scriptCommandsUsPer{k}"), round(inner, 2).into());
+    json.insert("byCall".into(), as_json(&calls, per));
+    json.insert("insideScripts".into(), as_json(&in_scripts, per));
+    let stats = medians(samples, |s| &s.commandstats);
+    json.insert("commandstats".into(), as_json(&stats, per));
+    json.into()
 }
 
 /// Runs the profile `runs` times over `n` children; prints its lines and one JSON line.
@@ -219,7 +245,7 @@ pub async fn run(server: &Target, runs: usize, n: usize) -> Result<()> {
         ("flowRun", "flow run"),
     ];
     for ((key, label), samples) in labels.iter().zip(&phases) {
-        json.insert((*key).into(), report(label, samples));
+        json.insert((*key).into(), report(label, samples, PER_CHILD));
     }
     println!("{}", serde_json::Value::Object(json));
     Ok(())

@@ -1,7 +1,7 @@
 //! jobq benchmarks, the same workloads as the BullMQ benchmark in `bench/bullmq/` (run it
 //! with `bench/bullmq/run`), so the two can run back to back on one machine.
 //!
-//! `cargo run --release -p jobq-bench -- [workloads…] [--runs N] [--children N]`
+//! `cargo run --release -p jobq-bench -- [workloads…] [--runs N] [--children N] [--groups N]`
 //!
 //! Workloads: `a` (50,000 single adds, 1,000 in flight), `b` (50,000 by add_bulk in chunks
 //! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1),
@@ -10,8 +10,11 @@
 //! in one burst / at 500/s), `q4` (50,000 no-op jobs over 4 queues at concurrency 50: run it
 //! with `REDIS_URL` on a Redis Cluster node and on one Redis to compare the two), and the
 //! flow workloads `flow`, `flow2q`, `flowadd` (`flows.rs`) and `flowprof`
-//! (`flow_profile.rs`), over N children (`--children N`, default 10,000). Default: all but
-//! `fspread`, `q4` and the flow ones, as `bench/bullmq/run`. Uses `REDIS_URL` when set (each
+//! (`flow_profile.rs`), over N children (`--children N`, default 10,000), and the group
+//! workloads `grouped` (`groups.rs`: 50,000 no-op jobs at concurrency 50, ungrouped against
+//! spread round-robin over N groups, `--groups N`, default 50) and `groupprof` (the same,
+//! Redis time by script, as `flowprof`). Default: all but `fspread`, `q4`, the flow ones
+//! and the group ones, as `bench/bullmq/run`. Uses `REDIS_URL` when set (each
 //! run under a fresh key prefix), otherwise starts a private `redis-server` (no persistence,
 //! noeviction) on a free port and flushes it between runs. Each workload prints one human
 //! line and one JSON line.
@@ -19,6 +22,7 @@
 mod delayed;
 mod flow_profile;
 mod flows;
+mod groups;
 mod latency;
 mod memory;
 mod redis_info;
@@ -32,8 +36,22 @@ use anyhow::{bail, Result};
 use crate::redis_server::RunEnv;
 use crate::stats::{round_to, Metric, Summary};
 
-const ALL: [&str; 13] = [
-    "a", "b", "c50", "c1", "d", "e", "f", "fspread", "q4", "flow", "flow2q", "flowadd", "flowprof",
+const ALL: [&str; 15] = [
+    "a",
+    "b",
+    "c50",
+    "c1",
+    "d",
+    "e",
+    "f",
+    "fspread",
+    "q4",
+    "flow",
+    "flow2q",
+    "flowadd",
+    "flowprof",
+    "grouped",
+    "groupprof",
 ];
 const DEFAULT: [&str; 7] = ["a", "b", "c50", "c1", "d", "e", "f"];
 /// Workloads measured in jobs per second; the others report named figures ([`Metric`]).
@@ -46,12 +64,22 @@ fn describe(w: &str) -> &'static str {
         "f" => "lateness of 1,000 jobs delayed 2 s, added in one burst",
         "fspread" => "lateness of 1,000 jobs delayed 2 s, added at 500/s",
         w if w.starts_with("flow") => flows::describe(w),
+        w if w.starts_with("group") => groups::describe(w),
         w => workloads::describe(w),
     }
 }
 
-async fn run_metrics(w: &str, env: &RunEnv, children: usize) -> Result<Vec<Metric>> {
+/// The sizes the workloads take from the command line.
+#[derive(Clone, Copy)]
+struct Sizes {
+    children: usize,
+    groups: usize,
+}
+
+async fn run_metrics(w: &str, env: &RunEnv, sizes: Sizes) -> Result<Vec<Metric>> {
+    let children = sizes.children;
     match w {
+        "grouped" => groups::overhead(env, sizes.groups).await,
         "flow" => flows::overhead(env, children, false).await,
         "flow2q" => flows::overhead(env, children, true).await,
         "flowadd" => flows::add(env, children).await,
@@ -86,6 +114,7 @@ fn human(label: &str, unit: &str, decimals: usize, s: &Summary) -> String {
 async fn main() -> Result<()> {
     let mut runs = 3usize;
     let mut children = flows::DEFAULT_CHILDREN;
+    let mut n_groups = groups::DEFAULT_GROUPS;
     let mut chosen: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -108,10 +137,21 @@ async fn main() -> Result<()> {
                         anyhow::anyhow!("--children {given:?}: give a number from 1 to {max}")
                     })?;
             }
+            "--groups" => {
+                let max = groups::MAX_GROUPS;
+                let given = args.next().unwrap_or_default();
+                n_groups = given
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--groups {given:?}: give a number from 1 to {max}")
+                    })?;
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: jobq-bench [a|b|c50|c1|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof …] \
-                     [--runs N] [--children N]"
+                    "usage: jobq-bench [a|b|c50|c1|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof|\
+                     grouped|groupprof …] [--runs N] [--children N] [--groups N]"
                 );
                 return Ok(());
             }
@@ -129,8 +169,21 @@ async fn main() -> Result<()> {
             flow_profile::run(&server, runs, children).await?;
             continue;
         }
+        if w == "groupprof" {
+            groups::profile(&server, runs, n_groups).await?;
+            continue;
+        }
         if !RATES.contains(&w.as_str()) {
-            metric_workload(w, &server, runs, children).await?;
+            metric_workload(
+                w,
+                &server,
+                runs,
+                Sizes {
+                    children,
+                    groups: n_groups,
+                },
+            )
+            .await?;
             continue;
         }
         let mut samples = Vec::with_capacity(runs);
@@ -166,12 +219,12 @@ async fn metric_workload(
     w: &str,
     server: &redis_server::Target,
     runs: usize,
-    children: usize,
+    sizes: Sizes,
 ) -> Result<()> {
     let mut per_run: Vec<Vec<Metric>> = Vec::with_capacity(runs);
     for run in 0..runs {
         let env = server.fresh_run(run).await?;
-        let m = run_metrics(w, &env, children).await?;
+        let m = run_metrics(w, &env, sizes).await?;
         let line: Vec<String> = m
             .iter()
             .map(|m| {
