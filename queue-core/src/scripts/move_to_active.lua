@@ -197,9 +197,12 @@ if count <= 0 then
 end
 
 -- the groups' turns: which group jobs to take, and how many turns the jobs without a group
--- get (all of them while no group has a turn)
+-- get (all of them while no group has a turn). The turns are decided here first, with each
+-- group's counts read once and kept locally; then each group served gives all its jobs in
+-- one pop, and the ring, the counts and the windows are written once per group.
 local ungrouped, taken, turns = count, {}, nil
-if redis.call('ZCARD', G.ring) > 0 then
+local ring_n = redis.call('ZCARD', G.ring)
+if ring_n > 0 then
   if not lane_of[GROUP_LANE] then
     -- the group lane is new: create it, and have the caller refresh its lanes first
     open_lane(meta, lanes, G.lane, GROUP_LANE, group)
@@ -208,15 +211,70 @@ if redis.call('ZCARD', G.ring) > 0 then
   ungrouped, turns = 0, {}
   local others = (tonumber(m[6]) or 0) - (tonumber(m[7]) or 0)
   local upos = tonumber(m[8]) or 0
-  local ring_n = redis.call('ZCARD', G.ring)
   local defaults = redis.call('HMGET', G.limits, 'c', 'r')
   local overrides = redis.call('HLEN', G.limits) > (defaults[1] and 1 or 0) + (defaults[2] and 1 or 0)
-  local misses, tail = 0, nil
-  local function park(g, at)
+  -- groups popped from the ring and not served yet (with their turn, to go back unserved),
+  -- then the groups served, in the order of their next turn
+  local fresh, fresh_at, fi, back, bi = {}, {}, 1, {}, 1
+  local st, served = {}, {}
+  local misses, n_taken = 0, 0
+  local function next_group()
+    if fi > #fresh then
+      local p = redis.call('ZPOPMIN', G.ring, math.max(count - n_taken - ungrouped, 1))
+      fresh, fresh_at, fi = {}, {}, 1
+      for i = 1, #p, 2 do
+        fresh[#fresh + 1] = p[i]
+        fresh_at[#fresh_at + 1] = p[i + 1]
+      end
+    end
+    if fi <= #fresh then
+      fi = fi + 1
+      return fresh[fi - 1]
+    end
+    if bi <= #back then
+      bi = bi + 1
+      return back[bi - 1]
+    end
+    return nil
+  end
+  -- this call's view of group `g`: its limits, active and waiting counts, rate window
+  local function state(g)
+    local s = st[g]
+    if s then return s end
+    local c, r = defaults[1], defaults[2]
+    if overrides then
+      local o = redis.call('HMGET', G.limits, 'c:' .. g, 'r:' .. g)
+      c, r = o[1] or c, o[2] or r
+    end
+    local rmax, rms = string.match(r or '', '^(%d+)/(%d+)$')
+    s = {c = limit_value(c), rmax = limit_value(rmax), rms = limit_value(rms), took = 0,
+      rkey = G.rate .. g, left = tonumber(redis.call('ZSCORE', G.waiting, g)) or 0}
+    if not s.rms then s.rmax = nil end
+    s.act = s.c and (tonumber(redis.call('ZSCORE', G.active, g)) or 0) or 0
+    s.used = 0
+    if s.rmax then
+      local u = redis.pcall('GET', s.rkey)
+      s.used = type(u) == 'string' and tonumber(u) or 0
+    end
+    st[g] = s
+    served[#served + 1] = g
+    return s
+  end
+  local function park(g, s, why)
+    local at = 'inf'
+    if why == 'rate' then
+      -- when its window reopens (a counter without expiry gets one)
+      local ttl = redis.call('PTTL', s.rkey)
+      if ttl < 0 then
+        ttl = s.rms
+        redis.call('PEXPIRE', s.rkey, ttl)
+      end
+      at = now + math.max(ttl, 1)
+    end
     redis.call('ZADD', G.park, at, g)
     ring_n = ring_n - 1
   end
-  while #taken / 2 + ungrouped < count and misses < GROUP_MISSES do
+  while n_taken + ungrouped < count and misses < GROUP_MISSES do
     if ungrouped < others and (upos >= ring_n or ring_n <= 0) then
       ungrouped = ungrouped + 1
       upos = 0
@@ -224,87 +282,98 @@ if redis.call('ZCARD', G.ring) > 0 then
     elseif ring_n <= 0 then
       break
     else
-      local g = redis.call('ZPOPMIN', G.ring)[1]
+      local g = next_group()
       if not g then ring_n = 0 else
         upos = upos + 1
-        local c, r = defaults[1], defaults[2]
-        if overrides then
-          local o = redis.call('HMGET', G.limits, 'c:' .. g, 'r:' .. g)
-          c, r = o[1] or c, o[2] or r
-        end
-        c = limit_value(c)
-        local rmax, rms = string.match(r or '', '^(%d+)/(%d+)$')
-        rmax, rms = limit_value(rmax), limit_value(rms)
-        local act = c and (tonumber(redis.call('ZSCORE', G.active, g)) or 0) or 0
-        local used, rkey = 0, G.rate .. g
-        if rmax and rms then
-          local u = redis.pcall('GET', rkey)
-          used = type(u) == 'string' and tonumber(u) or 0
-        else
-          rmax = nil
-        end
-        -- ms until the group's rate window reopens (a counter without expiry gets one)
-        local function reopens()
-          local ttl = redis.call('PTTL', rkey)
-          if ttl < 0 then
-            ttl = rms
-            redis.call('PEXPIRE', rkey, ttl)
-          end
-          return now + math.max(ttl, 1)
-        end
-        if c and act >= c then
-          park(g, 'inf')
+        local s = state(g)
+        if s.c and s.act + s.took >= s.c then
+          park(g, s, 'conc')
           misses = misses + 1
-        elseif rmax and used >= rmax then
-          park(g, reopens())
+        elseif s.rmax and s.used + s.took >= s.rmax then
+          park(g, s, 'rate')
+          misses = misses + 1
+        elseif s.left - s.took <= 0 then
+          -- an empty group left in the ring: it drops out
+          ring_n = ring_n - 1
           misses = misses + 1
         else
-          local id = redis.call('ZPOPMIN', G.q .. g)[1]
-          if not id then
-            -- an empty group left in the ring: it drops out
+          s.took = s.took + 1
+          n_taken = n_taken + 1
+          turns[#turns + 1] = g
+          -- its next turn, unless it is empty or now at a limit
+          if s.left - s.took <= 0 then
             ring_n = ring_n - 1
-            misses = misses + 1
+          elseif s.c and s.act + s.took >= s.c then
+            park(g, s, 'conc')
+          elseif s.rmax and s.used + s.took >= s.rmax then
+            park(g, s, 'rate')
           else
-            taken[#taken + 1] = id
-            taken[#taken + 1] = g
-            turns[#turns + 1] = true
-            local left = tonumber(redis.call('ZINCRBY', G.waiting, -1, g))
-            if left <= 0 then redis.call('ZREM', G.waiting, g) end
-            redis.call('ZINCRBY', G.active, 1, g)
-            if rmax then
-              if used == 0 then
-                redis.call('SET', rkey, 1, 'PX', rms)
-              else
-                redis.pcall('INCR', rkey)
-              end
-            end
-            -- its next turn, unless it is empty or now at a limit
-            if left <= 0 then
-              ring_n = ring_n - 1
-            elseif c and act + 1 >= c then
-              park(g, 'inf')
-            elseif rmax and used + 1 >= rmax then
-              park(g, reopens())
-            else
-              -- last in the ring (its highest turn, known after the first read)
-              if not tail then
-                local t = redis.call('ZRANGE', G.ring, -1, -1, 'WITHSCORES')
-                tail = t[2] and tonumber(t[2]) or 0
-              end
-              tail = tail + 1
-              redis.call('ZADD', G.ring, 'NX', tail, g)
-            end
+            back[#back + 1] = g
           end
         end
       end
     end
   end
   redis.call('HSET', meta, 'upos', upos)
-  if #taken > 0 then hincr(meta, 'gw', -#taken / 2) end
-  -- every job taken gets its entry in the group lane now, read back below
-  for i = 1, #taken, 2 do
-    local sid = redis.call('XADD', G.lane, '*', 'i', taken[i])
-    redis.call('HSET', job_prefix .. taken[i], 'sid', sid, 'ln', GROUP_LANE)
+  -- each group served gives its jobs, best first, in one pop; counts and windows follow
+  local got_of, n_got = {}, 0
+  for _, g in ipairs(served) do
+    local s = st[g]
+    if s.took > 0 then
+      local p = redis.call('ZPOPMIN', G.q .. g, s.took)
+      local ids = {}
+      for i = 1, #p, 2 do ids[#ids + 1] = p[i] end
+      got_of[g], s.next = ids, 1
+      local n = #ids
+      n_got = n_got + n
+      if n > 0 then
+        redis.call('ZINCRBY', G.active, n, g)
+        if s.rmax then
+          if s.used == 0 then
+            redis.call('SET', s.rkey, n, 'PX', s.rms)
+          else
+            redis.pcall('INCRBY', s.rkey, n)
+          end
+        end
+      end
+      -- (fewer than its count said: the count was wrong, and the group is empty now)
+      if n < s.took or tonumber(redis.call('ZINCRBY', G.waiting, -n, g)) <= 0 then
+        redis.call('ZREM', G.waiting, g)
+        s.empty = true
+      end
+    end
+  end
+  if n_got > 0 then hincr(meta, 'gw', -n_got) end
+  -- back in the ring: the groups served, last, in the order of their next turn; those
+  -- popped but not reached, where they were
+  local tail = nil
+  for i = bi, #back do
+    local g = back[i]
+    if not st[g].empty then
+      if not tail then
+        local t = redis.call('ZRANGE', G.ring, -1, -1, 'WITHSCORES')
+        tail = t[2] and tonumber(t[2]) or 0
+        -- (the unserved go back at their own turns, which may be later than any left)
+        for k = fi, #fresh do tail = math.max(tail, tonumber(fresh_at[k])) end
+      end
+      tail = tail + 1
+      redis.call('ZADD', G.ring, 'NX', tail, g)
+    end
+  end
+  for k = fi, #fresh do redis.call('ZADD', G.ring, 'NX', fresh_at[k], fresh[k]) end
+  -- every job taken gets its entry in the group lane now, in the order of the turns, and
+  -- is read back below
+  for _, g in ipairs(turns) do
+    if g then
+      local s = st[g]
+      local id = got_of[g][s.next]
+      if id then
+        s.next = s.next + 1
+        taken[#taken + 1] = id
+        local sid = redis.call('XADD', G.lane, '*', 'i', id)
+        redis.call('HSET', job_prefix .. id, 'sid', sid, 'ln', GROUP_LANE)
+      end
+    end
   end
 end
 parked_due()
@@ -406,7 +475,7 @@ else
     if got >= ungrouped then break end
     if ARGV[10 + lane] ~= GROUP_LANE then read_lane(lane, ungrouped - got, plain) end
   end
-  if #taken > 0 then read_lane(lane_of[GROUP_LANE], #taken / 2, grouped) end
+  if #taken > 0 then read_lane(lane_of[GROUP_LANE], #taken, grouped) end
   local p, g = 1, 1
   local function move(from, i)
     for k = i, i + FIELDS - 1 do out[#out + 1] = from[k] end

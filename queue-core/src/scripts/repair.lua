@@ -43,6 +43,11 @@ for j = 7 + L, #KEYS do
       group_enqueue(G, id, f[3], f[8], false)
       hincr(meta, 'gw', -1)
       repaired = repaired + 1
+    elseif not redis.call('ZSCORE', G.waiting, f[8]) then
+      -- its group lost its count (which the claim goes by): counted again, with its turn
+      redis.call('ZADD', G.waiting, redis.call('ZCARD', G.q .. f[8]), f[8])
+      if not redis.call('ZSCORE', G.park, f[8]) then ring_add(G, f[8]) end
+      repaired = repaired + 1
     end
   elseif state == 'waiting' and f[8] and f[6] == GROUP_LANE then
     -- claimed from its group: while its group lane entry is there or pending, a worker
