@@ -105,7 +105,12 @@ async fn run_flow(env: &RunEnv, names: &[&str], n: usize) -> Result<Phase> {
     run_worker(env, &queues, CONCURRENCY, n + 1).await
 }
 
-fn figure(key: &'static str, label: &'static str, unit: &'static str, value: f64) -> Metric {
+pub(crate) fn figure(
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    value: f64,
+) -> Metric {
     let decimals = match unit {
         "x" => 2,
         "µs/child" | "µs/job" | "ms" => 1,

@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 use queue_core::{JobOptions, NewJob, Queue};
 
 use crate::flow_profile::{profiled, report, Sample, PER_JOB};
-use crate::flows::{open, CONCURRENCY};
+use crate::flows::{figure, open, CONCURRENCY};
 use crate::redis_server::{RunEnv, Target};
 use crate::stats::Metric;
 use crate::workloads::{payload, run_worker, Phase};
@@ -71,21 +71,6 @@ async fn run(env: &RunEnv, name: &str, n: usize, groups: usize) -> Result<Phase>
     let queues = open(env, &[name]).await?;
     add(&queues[0], n, groups).await?;
     run_worker(env, &queues, CONCURRENCY, n).await
-}
-
-fn figure(key: &'static str, label: &'static str, unit: &'static str, value: f64) -> Metric {
-    let decimals = match unit {
-        "x" => 2,
-        "µs/job" => 1,
-        _ => 0,
-    };
-    Metric {
-        key,
-        label,
-        unit,
-        decimals,
-        value,
-    }
 }
 
 /// Workload `grouped`: ungrouped and over `groups` groups, one run of each.

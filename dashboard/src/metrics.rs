@@ -25,7 +25,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use futures_util::future::try_join_all;
-use queue_core::{Counts, GroupsView, ProcessingTime, PROCESSING_BUCKETS_MS};
+use queue_core::{Counts, GroupInfo, GroupsView, ProcessingTime, PROCESSING_BUCKETS_MS};
 
 use crate::api::groups;
 use crate::backend::deadline;
@@ -184,34 +184,29 @@ fn render_groups(out: &mut String, queues: &[QueueMetrics]) {
             let _ = writeln!(out, "jobq_groups{{queue=\"{q}\",state=\"{state}\"}} {n}");
         }
     }
-    out.push_str(&format!(
-        "# HELP jobq_group_waiting Jobs waiting in a group, for the {TOP_GROUPS} busiest \
-         groups of each queue.\n# TYPE jobq_group_waiting gauge\n"
-    ));
-    for m in queues {
-        let q = label(&m.counts.queue);
-        for g in &m.groups.groups {
-            let _ = writeln!(
-                out,
-                "jobq_group_waiting{{queue=\"{q}\",group=\"{}\"}} {}",
-                label(&g.group),
-                g.waiting
-            );
-        }
-    }
-    out.push_str(&format!(
-        "# HELP jobq_group_active Jobs of a group running now, for the {TOP_GROUPS} busiest \
-         groups of each queue.\n# TYPE jobq_group_active gauge\n"
-    ));
-    for m in queues {
-        let q = label(&m.counts.queue);
-        for g in &m.groups.groups {
-            let _ = writeln!(
-                out,
-                "jobq_group_active{{queue=\"{q}\",group=\"{}\"}} {}",
-                label(&g.group),
-                g.active
-            );
+    let per_group: [(&str, &str, fn(&GroupInfo) -> u64); 2] = [
+        ("jobq_group_waiting", "Jobs waiting in a group", |g| {
+            g.waiting
+        }),
+        ("jobq_group_active", "Jobs of a group running now", |g| {
+            g.active
+        }),
+    ];
+    for (name, help, value) in per_group {
+        out.push_str(&format!(
+            "# HELP {name} {help}, for the {TOP_GROUPS} busiest groups of each queue.\n\
+             # TYPE {name} gauge\n"
+        ));
+        for m in queues {
+            let q = label(&m.counts.queue);
+            for g in &m.groups.groups {
+                let _ = writeln!(
+                    out,
+                    "{name}{{queue=\"{q}\",group=\"{}\"}} {}",
+                    label(&g.group),
+                    value(g)
+                );
+            }
         }
     }
 }

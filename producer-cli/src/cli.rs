@@ -624,9 +624,19 @@ mod tests {
         }
     }
 
+    /// Each command line (after `jobq`) exits 2 with a message naming its option and value.
+    fn refused_naming_option_and_value(cases: &[(Vec<&str>, &str, &str)]) {
+        for (args, option, bad) in cases {
+            let e = Cli::try_parse_from(std::iter::once("jobq").chain(args.clone())).unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(msg.contains(option) && msg.contains(bad), "{args:?}: {msg}");
+        }
+    }
+
     #[test]
     fn out_of_range_numbers_and_durations_are_named_with_their_option() {
-        for (args, option, bad) in [
+        refused_naming_option_and_value(&[
             (vec!["add", "q", "n", "--delay", "-5s"], "--delay", "-5s"),
             (vec!["add", "q", "n", "--delay=-5s"], "--delay", "-5s"),
             (
@@ -708,12 +718,7 @@ mod tests {
                 "--every",
                 "-1m",
             ),
-        ] {
-            let e = Cli::try_parse_from(std::iter::once("jobq").chain(args.clone())).unwrap_err();
-            let msg = e.to_string();
-            assert_eq!(e.exit_code(), 2, "{args:?}");
-            assert!(msg.contains(option) && msg.contains(bad), "{args:?}: {msg}");
-        }
+        ]);
         // the largest values in range are taken
         let cli = Cli::try_parse_from([
             "jobq",
@@ -739,7 +744,7 @@ mod tests {
 
     #[test]
     fn group_flags_are_checked_and_named() {
-        for (args, option, bad) in [
+        refused_naming_option_and_value(&[
             (vec!["add", "q", "n", "--group", "a b"], "--group", "a b"),
             (vec!["add", "q", "n", "--group", "-x/y"], "--group", "-x/y"),
             (vec!["limits", "q", "--rate", "10"], "--rate", "10"),
@@ -777,12 +782,7 @@ mod tests {
                 "--group-rate",
                 "--clear-group-rate",
             ),
-        ] {
-            let e = Cli::try_parse_from(std::iter::once("jobq").chain(args.clone())).unwrap_err();
-            let msg = e.to_string();
-            assert_eq!(e.exit_code(), 2, "{args:?}");
-            assert!(msg.contains(option) && msg.contains(bad), "{args:?}: {msg}");
-        }
+        ]);
         let cli = Cli::try_parse_from([
             "jobq",
             "limits",

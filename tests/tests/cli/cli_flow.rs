@@ -3,44 +3,13 @@
 //! `stats` and `list` see the parent waiting for its children and how each child ended.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::jobq_env;
+use crate::{jobq_env, jobq_in, keys_of, one_json, stderr, stdout};
 use jobq_tests::*;
 use queue_core::{list_queues, Ctx, Job, JobError, JobState};
 use serde_json::{json, Value};
-
-fn jobq(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
-    jobq_env(env, &[], args, stdin)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Runs `jobq --json <args>`, asserts exit 0, and returns its one line of JSON.
-fn one_json(env: &TestEnv, args: &[&str]) -> Value {
-    let out = jobq(env, &[&["--json"][..], args].concat(), b"");
-    assert!(out.status.success(), "jobq {args:?}: {}", stderr(&out));
-    let text = stdout(&out);
-    assert_eq!(text.lines().count(), 1, "jobq {args:?}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
-
-/// Every key under the test's prefix (the registry and any queue's keys).
-async fn keys_of(env: &TestEnv) -> Vec<String> {
-    let mut conn = env.raw().await;
-    redis::cmd("KEYS")
-        .arg(format!("*{}*", env.config.prefix()))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
-}
 
 /// Asserts that `flow` (sent on stdin, and as a file) exits 2 with one line naming `path`
 /// and `problem`.
@@ -114,7 +83,7 @@ async fn a_malformed_flow_file_exits_2_naming_the_node_and_stores_nothing() {
         "expected an object",
     );
     // a missing file names it
-    let out = jobq(&env, &["flow", "add", "/nonexistent/flow.json"], b"");
+    let out = jobq_in(&env, &["flow", "add", "/nonexistent/flow.json"], b"");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("/nonexistent/flow.json"));
     assert_eq!(
@@ -156,7 +125,7 @@ async fn a_flow_file_over_the_size_limit_exits_2_naming_both_sizes() {
     // padding after the JSON: only the size is wrong
     let mut big = node("fp", "parent", json!({})).to_string().into_bytes();
     big.resize(64 * 1024 * 1024 + 1, b' ');
-    let out = jobq(&env, &["flow", "add", "-"], &big);
+    let out = jobq_in(&env, &["flow", "add", "-"], &big);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -254,7 +223,7 @@ fn publish_flow() -> Value {
 #[tokio::test]
 async fn flow_add_prints_the_tree_with_ids_indented_one_line_per_job() {
     let env = TestEnv::new().await;
-    let out = jobq(
+    let out = jobq_in(
         &env,
         &["flow", "add", "-"],
         publish_flow().to_string().as_bytes(),
@@ -308,13 +277,13 @@ async fn flow_add_json_then_show_stats_and_list_follow_the_parent_and_its_childr
     let stats = one_json(&env, &["stats", "fl-pub"]);
     assert_eq!(stats["waiting_children"], 1, "{stats}");
     assert_eq!(stats["waiting"], 0, "{stats}");
-    let out = jobq(&env, &["stats"], b"");
+    let out = jobq_in(&env, &["stats"], b"");
     assert!(
         stdout(&out).contains("WAITING_CHILDREN"),
         "{}",
         stdout(&out)
     );
-    let out = jobq(
+    let out = jobq_in(
         &env,
         &["--json", "list", "fl-pub", "--state", "waiting_children"],
         b"",
@@ -332,7 +301,7 @@ async fn flow_add_json_then_show_stats_and_list_follow_the_parent_and_its_childr
     let child = one_json(&env, &["show", "fl-work", &ok]);
     assert_eq!(child["parent"], json!({"queue": "fl-pub", "id": parent}));
     assert_eq!(child["children"], json!([]));
-    let out = jobq(&env, &["show", "fl-work", &ok], b"");
+    let out = jobq_in(&env, &["show", "fl-work", &ok], b"");
     assert!(
         stdout(&out).contains(&format!("parent:    fl-pub/{parent}")),
         "{}",
@@ -383,7 +352,7 @@ async fn flow_add_json_then_show_stats_and_list_follow_the_parent_and_its_childr
         json!({"queue": "fl-mid", "id": mid, "name": "mid", "state": "waiting"})
     );
 
-    let out = jobq(&env, &["show", "fl-pub", &parent], b"");
+    let out = jobq_in(&env, &["show", "fl-pub", &parent], b"");
     let text = stdout(&out);
     assert!(text.contains("children:  3 (1 to finish)"), "{text}");
     let row = |id: &str| {

@@ -3,50 +3,18 @@
 //! nothing, `jobq limits` sets, shows and clears the group limits (the default and an
 //! override), and `jobq groups` counts the waiting jobs of each group.
 
-use std::process::Output;
 use std::time::Duration;
 
-use crate::jobq_env;
+use crate::{jobq_in, keys_of, one_json, stderr, stdout};
 use jobq_tests::*;
 use queue_core::{Ctx, GroupLimitChange, GroupLimits, Job, JobError, JobOptions, NewJob};
 use serde_json::{json, Value};
 
-fn jobq(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
-    jobq_env(env, &[], args, stdin)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Runs `jobq --json <args>`, asserts exit 0, and returns its one line of JSON.
-fn one_json(env: &TestEnv, args: &[&str]) -> Value {
-    let out = jobq(env, &[&["--json"][..], args].concat(), b"");
-    assert!(out.status.success(), "jobq {args:?}: {}", stderr(&out));
-    let text = stdout(&out);
-    assert_eq!(text.lines().count(), 1, "jobq {args:?}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
-
 /// Runs `jobq <args>` for its text, asserting exit 0.
 fn ok_text(env: &TestEnv, args: &[&str]) -> String {
-    let out = jobq(env, args, b"");
+    let out = jobq_in(env, args, b"");
     assert!(out.status.success(), "jobq {args:?}: {}", stderr(&out));
     stdout(&out)
-}
-
-/// Every key under the test's prefix.
-async fn keys_of(env: &TestEnv) -> Vec<String> {
-    let mut conn = env.raw().await;
-    redis::cmd("KEYS")
-        .arg(format!("*{}*", env.config.prefix()))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
 }
 
 /// `groups --json`'s groups as (group, waiting, active).
@@ -120,7 +88,7 @@ async fn a_bad_group_key_exits_2_naming_it_and_stores_nothing() {
     let env = TestEnv::new().await;
     let long = "x".repeat(129);
     for bad in ["", "a b", "a/b", "{tag}", "é", long.as_str()] {
-        let out = jobq(&env, &["add", "gq", "diag.noop", "--group", bad], b"");
+        let out = jobq_in(&env, &["add", "gq", "diag.noop", "--group", bad], b"");
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
         assert!(err.contains(&format!("{bad:?}")), "names {bad:?}: {err}");
@@ -128,7 +96,7 @@ async fn a_bad_group_key_exits_2_naming_it_and_stores_nothing() {
         assert!(stdout(&out).is_empty());
     }
     // --group for limits too, before anything is read or changed
-    let out = jobq(
+    let out = jobq_in(
         &env,
         &["limits", "gq", "--group-concurrency", "2", "--group", "a b"],
         b"",
@@ -145,7 +113,7 @@ async fn add_bulk_lines_take_a_group_and_a_bad_one_names_its_line() {
     let env = TestEnv::new().await;
     let bad = "{\"name\":\"diag.noop\",\"opts\":{\"group\":\"ok\"}}\n\
                {\"name\":\"diag.noop\",\"opts\":{\"group\":\"no spaces\"}}\n";
-    let out = jobq(&env, &["add-bulk", "gq", "-"], bad.as_bytes());
+    let out = jobq_in(&env, &["add-bulk", "gq", "-"], bad.as_bytes());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("line 2") && err.contains("no spaces"), "{err}");
@@ -154,7 +122,7 @@ async fn add_bulk_lines_take_a_group_and_a_bad_one_names_its_line() {
     let good = "{\"name\":\"diag.noop\",\"opts\":{\"group\":\"t1\"}}\n\
                 {\"name\":\"diag.noop\",\"opts\":{\"group\":\"t2\"}}\n\
                 {\"name\":\"diag.noop\",\"opts\":{\"group\":\"t1\"}}\n";
-    let out = jobq(&env, &["add-bulk", "gq", "-"], good.as_bytes());
+    let out = jobq_in(&env, &["add-bulk", "gq", "-"], good.as_bytes());
     assert!(out.status.success(), "{}", stderr(&out));
     let view = one_json(&env, &["groups", "gq"]);
     assert_eq!(
@@ -278,13 +246,13 @@ async fn limits_set_show_and_clear_the_group_default_and_an_override() {
         (vec!["limits", "lq", "--group-concurrency", "0"], "0"),
         (vec!["limits", "lq", "--group", "vip"], "--group-"),
     ] {
-        let out = jobq(&env, &args, b"");
+        let out = jobq_in(&env, &args, b"");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(bad), "{args:?}: {}", stderr(&out));
     }
     assert_eq!(one_json(&env, &["limits", "lq"]), cleared);
     // an unknown queue is a runtime failure naming it
-    let out = jobq(&env, &["limits", "nosuchq"], b"");
+    let out = jobq_in(&env, &["limits", "nosuchq"], b"");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("nosuchq"));
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use crate::jobq_env;
+use crate::{keys_of, stderr};
 use jobq_tests::*;
 use queue_core::{list_queues, JobOptions};
 
@@ -26,20 +27,6 @@ fn jobq_with_stdin(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
 
 fn jobq(env: &TestEnv, args: &[&str]) -> Output {
     jobq_with_stdin(env, args, b"")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Every key under the test's prefix (the registry and any queue's keys).
-async fn keys_of(env: &TestEnv) -> Vec<String> {
-    let mut conn = env.raw().await;
-    redis::cmd("KEYS")
-        .arg(format!("*{}*", env.config.prefix()))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

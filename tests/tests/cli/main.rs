@@ -13,6 +13,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use jobq_tests::{bin_path, TestEnv};
+use serde_json::Value;
 
 /// Runs `jobq` against the test's Redis and prefix with extra environment `vars` (and
 /// none of the caller's jobq variables), `args`, and `stdin` on its standard input.
@@ -37,4 +38,38 @@ pub(crate) fn jobq_env(
         .expect("run jobq");
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// Runs `jobq <args>` with `stdin` against the test's Redis and prefix.
+pub(crate) fn jobq_in(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
+    jobq_env(env, &[], args, stdin)
+}
+
+/// A command's standard error, as text.
+pub(crate) fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A command's standard output, as text.
+pub(crate) fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `jobq --json <args>`, asserts exit 0, and returns its one line of JSON.
+pub(crate) fn one_json(env: &TestEnv, args: &[&str]) -> Value {
+    let out = jobq_in(env, &[&["--json"][..], args].concat(), b"");
+    assert!(out.status.success(), "jobq {args:?}: {}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "jobq {args:?}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+/// Every key under the test's prefix (the registry and any queue's keys).
+pub(crate) async fn keys_of(env: &TestEnv) -> Vec<String> {
+    let mut conn = env.raw().await;
+    redis::cmd("KEYS")
+        .arg(format!("*{}*", env.config.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
