@@ -184,7 +184,7 @@ fn render_groups(out: &mut String, queues: &[QueueMetrics]) {
             let _ = writeln!(out, "jobq_groups{{queue=\"{q}\",state=\"{state}\"}} {n}");
         }
     }
-    let per_group: [(&str, &str, fn(&GroupInfo) -> u64); 2] = [
+    let per_group: [GroupGauge; 2] = [
         ("jobq_group_waiting", "Jobs waiting in a group", |g| {
             g.waiting
         }),
@@ -210,6 +210,9 @@ fn render_groups(out: &mut String, queues: &[QueueMetrics]) {
         }
     }
 }
+
+/// A per-group gauge: its name, its help text, and its value for a group.
+type GroupGauge = (&'static str, &'static str, fn(&GroupInfo) -> u64);
 
 /// A label value escaped per the exposition format.
 fn label(v: &str) -> String {
