@@ -12,6 +12,9 @@
 //! - `clearing_the_default_cap_releases_every_parked_group`
 //! - `tightening_a_cap_over_many_groups_does_not_stall_other_work`
 //! - `raising_a_jobs_priority_does_not_cost_its_group_its_turn`
+//!
+//! `claims_stay_short_with_100k_groups_overrides_and_parked_groups` is ignored (timing; run
+//! it alone): it passes alone, and is flaky beside other tests.
 
 use std::time::{Duration, Instant};
 
@@ -270,7 +273,7 @@ async fn garbage_group_limits_are_ignored_by_the_claim() {
 
 /// FAILS (minor). One unreadable field in the group limits hash makes `group_limits()` (so
 /// `jobq groups` and the dashboard's limits) an error for the whole queue, hiding every
-/// good override, though the claim ignores the bad field (groups.rs:170-171).
+/// good override, though the claim ignores the bad field (groups.rs:179-180).
 /// Fix: skip (and report) the bad field instead of failing the view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_garbage_limit_field_does_not_break_the_whole_limits_view() {
@@ -521,7 +524,10 @@ async fn pause_holds_grouped_jobs_and_resume_runs_them() {
 /// 2-core box the slowest claim took 15-33 ms (the same test without groups: 10-12 ms);
 /// once, with the other tests of this file running beside it, 128 ms. A claim's cost grows
 /// with `count` (up to 500, worker/fetch.rs MAX_BATCH) times ~15 calls per group turn.
+/// Ignored by default: under CPU contention (other tests beside it) the slowlog inflates
+/// every script, ungrouped ones too (complete.lua at 45 ms), so it is flaky in a full run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing: run alone with --run-ignored all"]
 async fn claims_stay_short_with_100k_groups_overrides_and_parked_groups() {
     let server = RedisServer::start_logging_slow_calls();
     let env = TestEnv::on(&server.url()).await;
@@ -707,4 +713,52 @@ async fn raising_a_jobs_priority_does_not_cost_its_group_its_turn() {
         vec!["a".to_string()],
         "group a had the first turn; after its job's priority went up it is last"
     );
+}
+
+/// Handled: a repeatable schedule whose job options name a group fires its jobs into that
+/// group (they are claimed through the group lane), under the group's cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeatable_schedule_fires_into_its_group() {
+    let env = TestEnv::new().await;
+    let name = "h-sched";
+    let q = env.queue(name).await;
+    q.set_group_limit(Some("sched"), GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    let every = Schedule::new(
+        "tick",
+        "work",
+        Repeat::every(Duration::from_millis(200)).unwrap(),
+    )
+    .data(&json!({}))
+    .unwrap()
+    .opts(JobOptions::new().group("sched"));
+    q.upsert_schedule(every).await.unwrap();
+    let guard = spawn_worker(worker(&env, name, 4));
+    let c = wait_finished(&q, 3, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert!(c.completed_total >= 3, "{c:?}");
+    let k = keys(&env, name);
+    let mut conn = env.raw().await;
+    let done: Vec<String> = redis::cmd("ZRANGE")
+        .arg(k.completed())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in &done {
+        let f: (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(k.job(id))
+            .arg("grp")
+            .arg("ln")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            f,
+            (Some("sched".into()), Some("1002".into())),
+            "job {id} did not go through its group"
+        );
+    }
 }
