@@ -1,6 +1,6 @@
 //! Groups under attack: corrupt records, wrong-type keys, garbage limits, hostile sizes and
-//! the other commands of a queue, each against a real Redis. A test named `..._fails_...`
-//! below demonstrates a problem found in review (it fails on the `groups` branch as
+//! the other commands of a queue, each against a real Redis. A test whose comment starts
+//! with FAILS demonstrates a problem found in review (it fails on the `groups` branch as
 //! reviewed, a178542); the others show an attack that is handled.
 //!
 //! Known failures (see each test's comment for cause and suggested fix):
