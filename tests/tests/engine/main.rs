@@ -12,6 +12,7 @@ mod engine_delay;
 mod engine_failures;
 mod engine_flow;
 mod engine_groups;
+mod engine_groups_hostile;
 mod engine_layout;
 mod engine_listing;
 mod engine_metrics;

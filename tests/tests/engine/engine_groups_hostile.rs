@@ -1,0 +1,764 @@
+//! Groups under attack: corrupt records, wrong-type keys, garbage limits, hostile sizes and
+//! the other commands of a queue, each against a real Redis. A test whose comment starts
+//! with FAILS demonstrates a problem found in review (it fails on the `groups` branch as
+//! reviewed, a178542); the others show an attack that is handled.
+//!
+//! Known failures (see each test's comment for cause and suggested fix):
+//! - `a_waiting_job_whose_grp_field_is_lost_does_not_park_its_group_forever`
+//! - `a_job_hash_deleted_while_in_its_group_is_dropped_not_resurrected`
+//! - `a_wrong_type_group_key_does_not_stop_the_whole_queue`
+//! - `a_wrong_type_active_counts_key_loses_no_grouped_job`
+//! - `one_garbage_limit_field_does_not_break_the_whole_limits_view`
+//! - `clearing_the_default_cap_releases_every_parked_group`
+//! - `tightening_a_cap_over_many_groups_does_not_stall_other_work`
+//! - `raising_a_jobs_priority_does_not_cost_its_group_its_turn`
+//!
+//! `claims_stay_short_with_100k_groups_overrides_and_parked_groups` is ignored (timing; run
+//! it alone): it passes alone, and is flaky beside other tests.
+
+use std::time::{Duration, Instant};
+
+use jobq_tests::*;
+use queue_core::internal::keys::QueueKeys;
+use queue_core::*;
+use serde_json::{json, Value};
+
+fn job(group: Option<&str>, i: usize) -> NewJob {
+    let mut opts = JobOptions::new();
+    if let Some(g) = group {
+        opts = opts.group(g);
+    }
+    NewJob::new("work", &json!({ "i": i }), opts).unwrap()
+}
+
+/// A worker that completes `work` jobs at once, sweeping often (so the sweep's repairs get
+/// their chance too).
+fn worker(env: &TestEnv, queue: &str, concurrency: usize) -> Worker {
+    env.worker()
+        .queues([queue])
+        .concurrency(concurrency)
+        .sweep_interval(Duration::from_millis(100))
+        .handler("work", |_j: Job<Value>, _c: Ctx| async move {
+            Ok::<_, JobError>(())
+        })
+        .build()
+        .unwrap()
+}
+
+fn keys(env: &TestEnv, q: &str) -> QueueKeys {
+    QueueKeys::new(env.config.prefix(), q)
+}
+
+/// Runs one raw command behind jobq's back.
+async fn raw(env: &TestEnv, args: &[&str]) -> redis::Value {
+    let mut conn = env.raw().await;
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query_async(&mut conn).await.unwrap()
+}
+
+async fn zcard(env: &TestEnv, key: &str) -> i64 {
+    let mut conn = env.raw().await;
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Whether job `id` finished (completed or failed).
+async fn finished(q: &Queue, id: &str) -> bool {
+    match q.job(id).await {
+        Ok(j) => matches!(j.state, JobState::Completed | JobState::Failed),
+        Err(_) => false,
+    }
+}
+
+/// Polls until all of `ids` finished or `within` passed; the ones not finished.
+async fn unfinished_after(q: &Queue, ids: &[String], within: Duration) -> Vec<String> {
+    let until = Instant::now() + within;
+    loop {
+        let mut left = Vec::new();
+        for id in ids {
+            if !finished(q, id).await {
+                left.push(id.clone());
+            }
+        }
+        if left.is_empty() || Instant::now() > until {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// FAILS. A waiting grouped job whose `grp` field is lost (HDEL, a partial restore) is still
+/// claimed from its group's queue: the claim counts it active in the group it popped it
+/// from (`gact`), but hands the worker the job's own `grp` field (nil → ''), so the
+/// outcome never calls `group_done` for that group. With a concurrency cap the group stays
+/// parked at `inf` forever, and the sweep (repair_groups.lua) does not help: it only
+/// unparks a group with no active count at all.
+/// Cause: move_to_active.lua line 271-273 counts `g`, line 387 returns `f[11]` (the hash's
+/// `grp`); complete.lua:121 / fail_or_retry.lua:195 trust what the worker sends back.
+/// Fix: the claim checks each popped job (`HMGET state sid grp`: no state, sid == 'g',
+/// grp == g), drops (and uncounts) one that does not match, and returns `g` itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_job_whose_grp_field_is_lost_does_not_park_its_group_forever() {
+    let env = TestEnv::new().await;
+    let name = "h-grp-lost";
+    let q = env.queue(name).await;
+    q.set_group_limit(None, GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    let ids = add_all(&q, (0..3).map(|i| job(Some("t"), i)).collect()).await;
+    let k = keys(&env, name);
+    raw(&env, &["HDEL", &k.job(&ids[0]), "grp"]).await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    let left = unfinished_after(&q, &ids[1..], Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    let view = q.groups(5).await.unwrap();
+    assert!(
+        left.is_empty(),
+        "group t never ran {left:?} after one of its jobs lost its grp field: {view:?}"
+    );
+}
+
+/// FAILS. A grouped job's hash deleted while it waits in its group (by hand, an eviction):
+/// an ungrouped job's orphan lane entry is dropped at claim, but the claim writes `sid` and
+/// `ln` into the missing hash (move_to_active.lua:307), creating a junk job with no name,
+/// which the worker fails with group '' (the half hash has no `grp`): a failed job that
+/// never existed appears, and `gact` of the group keeps the slot, so with a cap the group is
+/// parked forever (same cause as above).
+/// Fix: as above; a popped id whose hash does not exist is dropped (gw/waiting uncounted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_hash_deleted_while_in_its_group_is_dropped_not_resurrected() {
+    let env = TestEnv::new().await;
+    let name = "h-hash-gone";
+    let q = env.queue(name).await;
+    q.set_group_limit(None, GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    let ids = add_all(&q, (0..3).map(|i| job(Some("t"), i)).collect()).await;
+    let k = keys(&env, name);
+    raw(&env, &["DEL", &k.job(&ids[0])]).await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    let left = unfinished_after(&q, &ids[1..], Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    let ghost = q.job(&ids[0]).await.ok().map(|j| j.state);
+    let view = q.groups(5).await.unwrap();
+    assert!(
+        left.is_empty() && ghost.is_none(),
+        "deleted job came back as {ghost:?}; group t never ran {left:?}: {view:?}"
+    );
+}
+
+/// FAILS (gring, gpark, glimits). One group key of the wrong type (a stray SET, a bad
+/// restore) makes every claim of the queue error, so nothing runs, not even the jobs
+/// without a group: move_to_active.lua:125 (ZRANGEBYSCORE park) and :202 (ZCARD ring) run
+/// on every claim, :212-213 (HMGET/HLEN limits) whenever a group has a turn, all with
+/// `redis.call`. The queue's own rate limiter key is read with pcall and restarted when
+/// corrupt; the group keys are not. (The sweep's repair_groups.lua errors on them too.)
+/// Fix: read these keys with pcall and treat a wrong-type one as empty (delete it, as the
+/// limiter is), or at least skip the groups' part of the claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_type_group_key_does_not_stop_the_whole_queue() {
+    let mut stuck = Vec::new();
+    for (n, which) in ["gring", "gpark", "glimits", "gwait"].iter().enumerate() {
+        let env = TestEnv::new().await;
+        let name = format!("h-wrongtype-{n}");
+        let q = env.queue(&name).await;
+        let plain = add_all(&q, (0..5).map(|i| job(None, i)).collect()).await;
+        add_all(&q, (0..5).map(|i| job(Some(&format!("g{i}")), i)).collect()).await;
+        let k = keys(&env, &name);
+        let key = match *which {
+            "gring" => k.group_ring(),
+            "gpark" => k.group_parked(),
+            "glimits" => k.group_limits(),
+            _ => k.group_waiting(),
+        };
+        raw(&env, &["DEL", &key]).await;
+        raw(&env, &["SET", &key, "junk"]).await;
+        let guard = spawn_worker(worker(&env, &name, 4));
+        let left = unfinished_after(&q, &plain, Duration::from_secs(3)).await;
+        guard.stop().await.unwrap();
+        if !left.is_empty() {
+            stuck.push(format!(
+                "{which}: {} of 5 ungrouped jobs never ran",
+                left.len()
+            ));
+        }
+    }
+    assert!(
+        stuck.is_empty(),
+        "a wrong-type group key stopped the queue: {stuck:?}"
+    );
+}
+
+/// FAILS. The claim is not atomic on error: a Lua error after writes keeps the writes. With
+/// `gact` of the wrong type, each claim pops a group from the ring and its best job from
+/// the group's queue (and decrements `gwait`), then errors at `ZINCRBY gact`
+/// (move_to_active.lua:273): the job is in no structure any more (its hash still says it
+/// waits in its group) and the group is out of the ring. The sweep (repair.lua:39-45) puts
+/// the job back, the next claim pops it and errors again: grouped jobs never run, while
+/// `gw`/`waiting` say they wait. Any error inside the turn loop (a wrong-type job key at
+/// :307 too) has this effect. (The test checks, after the worker stops, that each
+/// unfinished job is back in its group's queue: it is, thanks to the sweep; the failure is
+/// that none ran.)
+/// Fix: do every check (types, values) before the first write of a turn, with pcall for
+/// the group keys (a wrong-type count key deleted and rebuilt by the sweep).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_type_active_counts_key_loses_no_grouped_job() {
+    let env = TestEnv::new().await;
+    let name = "h-gact";
+    let q = env.queue(name).await;
+    let grouped = add_all(&q, (0..5).map(|i| job(Some(&format!("g{i}")), i)).collect()).await;
+    let k = keys(&env, name);
+    raw(&env, &["SET", &k.group_active(), "junk"]).await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    guard.stop().await.unwrap();
+    // a job that did not finish must still wait in its group's queue
+    let mut lost = Vec::new();
+    for (i, id) in grouped.iter().enumerate() {
+        if finished(&q, id).await {
+            continue;
+        }
+        let mut conn = env.raw().await;
+        let there: Option<f64> = redis::cmd("ZSCORE")
+            .arg(k.group_queue(&format!("g{i}")))
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if there.is_none() {
+            lost.push(id.clone());
+        }
+    }
+    let left = unfinished_after(&q, &grouped, Duration::from_millis(10)).await;
+    assert!(
+        lost.is_empty() && left.is_empty(),
+        "with gact of the wrong type: {} grouped jobs never ran, {} of them in no group \
+         queue at all",
+        left.len(),
+        lost.len()
+    );
+}
+
+/// Handled: garbage in the group limits hash (non-numbers, negative, a rate with no window)
+/// is ignored by the claim (move_to_active.lua:235-237), so the groups keep running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_group_limits_are_ignored_by_the_claim() {
+    let env = TestEnv::new().await;
+    let name = "h-garbage-limits";
+    let q = env.queue(name).await;
+    let k = keys(&env, name);
+    let limits = k.group_limits();
+    raw(
+        &env,
+        &[
+            "HSET", &limits, "c", "abc", "r", "x/y", "c:t", "-1", "r:t", "5", "c:u", "1e400",
+            "r:u", "0/0",
+        ],
+    )
+    .await;
+    let mut jobs: Vec<NewJob> = (0..10).map(|i| job(Some("t"), i)).collect();
+    jobs.extend((0..10).map(|i| job(Some("u"), i)));
+    let ids = add_all(&q, jobs).await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    let left = unfinished_after(&q, &ids, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert!(left.is_empty(), "{} jobs never ran", left.len());
+}
+
+/// FAILS (minor). One unreadable field in the group limits hash makes `group_limits()` (so
+/// `jobq groups` and the dashboard's limits) an error for the whole queue, hiding every
+/// good override, though the claim ignores the bad field (groups.rs:179-180).
+/// Fix: skip (and report) the bad field instead of failing the view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_garbage_limit_field_does_not_break_the_whole_limits_view() {
+    let env = TestEnv::new().await;
+    let name = "h-garbage-view";
+    let q = env.queue(name).await;
+    q.set_group_limit(Some("vip"), GroupLimitChange::Concurrency(5))
+        .await
+        .unwrap();
+    raw(
+        &env,
+        &["HSET", &keys(&env, name).group_limits(), "c:t", "abc"],
+    )
+    .await;
+    let view = q.group_limits().await;
+    assert!(
+        view.as_ref()
+            .map(|v| v.effective("vip").concurrency == Some(5))
+            .unwrap_or(false),
+        "{view:?}"
+    );
+}
+
+/// Handled: a group's rate counter of the wrong type (or a non-number) is restarted by the
+/// claim (pcall GET, then SET), not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_group_rate_counter_is_restarted() {
+    let env = TestEnv::new().await;
+    let name = "h-rate-counter";
+    let q = env.queue(name).await;
+    q.set_group_limit(
+        None,
+        GroupLimitChange::Rate {
+            max: 1000,
+            window: Duration::from_secs(1),
+        },
+    )
+    .await
+    .unwrap();
+    let k = keys(&env, name);
+    raw(&env, &["HSET", &k.group_rate("t"), "a", "b"]).await;
+    raw(&env, &["SET", &k.group_rate("u"), "not-a-number"]).await;
+    let mut jobs: Vec<NewJob> = (0..10).map(|i| job(Some("t"), i)).collect();
+    jobs.extend((0..10).map(|i| job(Some("u"), i)));
+    let ids = add_all(&q, jobs).await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    let left = unfinished_after(&q, &ids, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert!(left.is_empty(), "{} jobs never ran", left.len());
+}
+
+/// FAILS. Clearing (or raising) the queue's default concurrency cap releases at most
+/// RELEASE_MAX = 1000 parked groups (set_group_limits.lua:12, :34). The others stay parked
+/// at `inf` though no limit holds them any more, until one of their active jobs ends, which
+/// for a long job can be hours. The state below is what 1,500 groups at a cap of 1 with one
+/// long job each look like (built by hand to avoid running 1,500 jobs).
+/// Fix: release in pages from the worker (loop the script with a cursor until the park is
+/// empty of `inf` members), or have the claim re-judge `inf`-parked groups lazily: store
+/// a limits version in meta, and unpark `inf` members parked under an older version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_the_default_cap_releases_every_parked_group() {
+    let env = TestEnv::new().await;
+    let name = "h-release";
+    let q = env.queue(name).await;
+    q.set_group_limit(None, GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    const N: usize = 1500;
+    add_all(
+        &q,
+        (0..N).map(|i| job(Some(&format!("g{i:04}")), i)).collect(),
+    )
+    .await;
+    let k = keys(&env, name);
+    let mut conn = env.raw().await;
+    let mut pipe = redis::pipe();
+    pipe.cmd("DEL").arg(k.group_ring());
+    for i in 0..N {
+        let g = format!("g{i:04}");
+        pipe.cmd("ZADD").arg(k.group_parked()).arg("inf").arg(&g);
+        pipe.cmd("ZADD").arg(k.group_active()).arg(1).arg(&g);
+    }
+    let _: () = pipe.query_async(&mut conn).await.unwrap();
+    q.set_group_limit(None, GroupLimitChange::ClearConcurrency)
+        .await
+        .unwrap();
+    let still = zcard(&env, &k.group_parked()).await;
+    let ring = zcard(&env, &k.group_ring()).await;
+    assert_eq!(
+        (still, ring),
+        (0, N as i64),
+        "after the cap was cleared, {still} groups stay parked"
+    );
+}
+
+/// Handled: the counts stay exact through the other commands on grouped jobs: priority
+/// change (of a job in a parked group too), remove, promote, retry of failed jobs, drain:
+/// meta `gw` = the groups' `gwait` sum = their queues' sizes, and a group is in the ring
+/// exactly while it has waiting jobs and is not parked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_and_the_ring_stay_exact_through_every_command() {
+    let env = TestEnv::new().await;
+    let name = "h-commands";
+    let q = env.queue(name).await;
+    let k = keys(&env, name);
+    // a: 3 waiting; b: 1 waiting; c: 2 delayed; d: 1 waiting
+    let a = add_all(&q, (0..3).map(|i| job(Some("a"), i)).collect()).await;
+    let b = add_all(&q, vec![job(Some("b"), 0)]).await;
+    let c: Vec<String> = {
+        let mut v = Vec::new();
+        for i in 0..2 {
+            let added = q
+                .add(
+                    "work",
+                    &json!({ "i": i }),
+                    JobOptions::new()
+                        .group("c")
+                        .delay(Duration::from_secs(3600)),
+                )
+                .await
+                .unwrap();
+            v.push(added.id);
+        }
+        v
+    };
+    add_all(&q, vec![job(Some("d"), 0)]).await;
+    // priority changes: b's only job (its group leaves the ring and comes back), a's first
+    q.change_priority(&b[0], 7).await.unwrap();
+    q.change_priority(&a[0], -3).await.unwrap();
+    q.remove_job(&a[1]).await.unwrap();
+    q.promote_job(&c[0]).await.unwrap();
+    check_groups(&env, &q, &k, "after priority, remove, promote").await;
+    // fail one of d's jobs for good, then retry it
+    let fail_worker = env
+        .worker()
+        .queues([name])
+        .handler("work", |_j: Job<Value>, _c: Ctx| async move {
+            Err::<(), _>(JobError::fatal("no"))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(fail_worker);
+    let cnt = wait_finished(&q, 5, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(cnt.failed_total, 5, "{cnt:?}");
+    check_groups(&env, &q, &k, "after failing").await;
+    assert_eq!(q.retry_all_failed().await.unwrap(), 5);
+    check_groups(&env, &q, &k, "after retry").await;
+    let drained = q.drain().await.unwrap();
+    assert_eq!(drained, 6, "5 retried + c's delayed one");
+    check_groups(&env, &q, &k, "after drain").await;
+    let cnt = q.counts().await.unwrap();
+    assert_eq!((cnt.waiting, cnt.delayed, cnt.active), (0, 0, 0), "{cnt:?}");
+}
+
+/// gw == Σ gwait == Σ |gq:g|, and ring = {g: gwait > 0, not parked}.
+async fn check_groups(env: &TestEnv, q: &Queue, k: &QueueKeys, when: &str) {
+    let mut conn = env.raw().await;
+    let gw: Option<i64> = redis::cmd("HGET")
+        .arg(k.meta())
+        .arg("gw")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let gwait: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(k.group_waiting())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ring: Vec<String> = redis::cmd("ZRANGE")
+        .arg(k.group_ring())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let park: Vec<String> = redis::cmd("ZRANGE")
+        .arg(k.group_parked())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut sum = 0i64;
+    let mut want_ring = Vec::new();
+    for (g, n) in &gwait {
+        let size = zcard(env, &k.group_queue(g)).await;
+        assert_eq!(
+            size, *n as i64,
+            "{when}: gwait of {g} is {n}, its queue holds {size}"
+        );
+        sum += size;
+        if size > 0 && !park.contains(g) {
+            want_ring.push(g.clone());
+        }
+    }
+    let mut ring = ring;
+    ring.sort();
+    want_ring.sort();
+    assert_eq!(
+        gw.unwrap_or(0),
+        sum,
+        "{when}: meta gw vs the groups' waiting"
+    );
+    assert_eq!(ring, want_ring, "{when}: the ring");
+    let cnt = q.counts().await.unwrap();
+    assert!(
+        cnt.waiting as i64 >= sum,
+        "{when}: waiting {} < grouped waiting {sum}",
+        cnt.waiting
+    );
+}
+
+/// Handled: pause holds grouped jobs back like any other, and resume lets them run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_grouped_jobs_and_resume_runs_them() {
+    let env = TestEnv::new().await;
+    let name = "h-pause";
+    let q = env.queue(name).await;
+    q.pause().await.unwrap();
+    let ids = add_all(
+        &q,
+        (0..6)
+            .map(|i| job(Some(&format!("g{}", i % 2)), i))
+            .collect(),
+    )
+    .await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in &ids {
+        assert!(
+            !finished(&q, id).await,
+            "{id} ran while the queue was paused"
+        );
+    }
+    q.resume().await.unwrap();
+    let left = unfinished_after(&q, &ids, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Handled, but borderline (timing): the claim and every other script stay short with 100k
+/// groups, 100k per-group overrides and 20k groups parked by their rate limit all reopening
+/// at once: no call of 50 ms or more in the slowlog of a private server. Alone on this
+/// 2-core box the slowest claim took 15-33 ms (the same test without groups: 10-12 ms);
+/// once, with the other tests of this file running beside it, 128 ms. A claim's cost grows
+/// with `count` (up to 500, worker/fetch.rs MAX_BATCH) times ~15 calls per group turn.
+/// Ignored by default: under CPU contention (other tests beside it) the slowlog inflates
+/// every script, ungrouped ones too (complete.lua at 45 ms), so it is flaky in a full run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "timing: run alone with --run-ignored all"]
+async fn claims_stay_short_with_100k_groups_overrides_and_parked_groups() {
+    let server = RedisServer::start_logging_slow_calls();
+    let env = TestEnv::on(&server.url()).await;
+    let name = "h-huge";
+    let q = env.queue(name).await;
+    let k = keys(&env, name);
+    const G: usize = 100_000;
+    let t0 = Instant::now();
+    for chunk in (0..G).collect::<Vec<_>>().chunks(10_000) {
+        add_all(
+            &q,
+            chunk
+                .iter()
+                .map(|i| job(Some(&format!("g{i}")), *i))
+                .collect(),
+        )
+        .await;
+    }
+    eprintln!("added {G} groups in {:?}", t0.elapsed());
+    // 100k overrides (as set_group_limit stores them) and 20k groups parked by their rate
+    // limit, all reopening in 1 s
+    let mut conn = env.raw().await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for part in 0..10 {
+        let mut pipe = redis::pipe();
+        for i in part * (G / 10)..(part + 1) * (G / 10) {
+            let g = format!("g{i}");
+            pipe.cmd("HSET")
+                .arg(k.group_limits())
+                .arg(format!("c:{g}"))
+                .arg(3)
+                .arg(format!("r:{g}"))
+                .arg("1000/1000");
+            if i % 5 == 0 {
+                pipe.cmd("ZREM").arg(k.group_ring()).arg(&g);
+                pipe.cmd("ZADD")
+                    .arg(k.group_parked())
+                    .arg(now_ms + 1000)
+                    .arg(&g);
+            }
+        }
+        let _: () = pipe.query_async(&mut conn).await.unwrap();
+    }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let guard = spawn_worker(worker(&env, name, 64));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // and a change of the default with many parked groups
+    q.set_group_limit(None, GroupLimitChange::Concurrency(2))
+        .await
+        .unwrap();
+    let _ = q.groups(20).await.unwrap();
+    guard.stop().await.unwrap();
+    let done = q.counts().await.unwrap().completed_total;
+    // the slowest calls, with the keys they named (which script)
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut rows: Vec<(i64, String)> = slow
+        .iter()
+        .filter_map(|e| match e {
+            redis::Value::Array(f) => {
+                let us = match f.get(2) {
+                    Some(redis::Value::Int(us)) => *us,
+                    _ => 0,
+                };
+                let args = match f.get(3) {
+                    Some(redis::Value::Array(a)) => a
+                        .iter()
+                        .skip(3)
+                        .take(3)
+                        .map(|v| match v {
+                            redis::Value::BulkString(b) => String::from_utf8_lossy(b)
+                                .chars()
+                                .take(50)
+                                .collect::<String>(),
+                            o => format!("{o:?}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => String::new(),
+                };
+                Some((us, args))
+            }
+            _ => None,
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (us, args) in rows.iter().take(8) {
+        eprintln!("slow: {us} µs {args}");
+    }
+    let (n, (us, cmd)) = slowest_call(&mut conn).await;
+    eprintln!("{done} jobs ran; slowlog: {n} entries, slowest {us} µs: {cmd}");
+    assert!(done > 0);
+    assert!(us < 50_000, "a call took {us} µs: {cmd}");
+}
+
+/// FAILS. Groups over a cap while in the ring (the cap was tightened while each of 3,000
+/// groups had a job running) are parked 200 per claim (GROUP_MISSES); a claim that hits
+/// that bound with nothing taken returns no job and no `next_due`, so the worker blocks for
+/// MAX_IDLE (1 s) before claiming again, and `upos` only reaches `ring_n` after ~N/400
+/// claims: the jobs without a group, and a group under its cap at the back of the ring,
+/// waited 14 s here although they were ready.
+/// Cause: move_to_active.lua:219 stops at GROUP_MISSES and returns as if idle (no wake, no
+/// next_due); set_group_limits.lua:34 releases up to 1000 more over-the-cap groups into the
+/// ring when a default is tightened.
+/// Fix: when the loop stops at GROUP_MISSES, return `next_due = now` (or wake the marker) so
+/// the worker claims again at once; optionally release parked groups only when a limit is
+/// loosened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tightening_a_cap_over_many_groups_does_not_stall_other_work() {
+    let env = TestEnv::new().await;
+    let name = "h-tighten";
+    let q = env.queue(name).await;
+    const N: usize = 3000;
+    add_all(
+        &q,
+        (0..N).map(|i| job(Some(&format!("g{i:04}")), i)).collect(),
+    )
+    .await;
+    // each of these groups has one job running elsewhere
+    let k = keys(&env, name);
+    let mut conn = env.raw().await;
+    let mut pipe = redis::pipe();
+    for i in 0..N {
+        pipe.cmd("ZADD")
+            .arg(k.group_active())
+            .arg(1)
+            .arg(format!("g{i:04}"));
+    }
+    let _: () = pipe.query_async(&mut conn).await.unwrap();
+    q.set_group_limit(None, GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    let mut ready = add_all(&q, (0..10).map(|i| job(None, i)).collect()).await;
+    ready.extend(add_all(&q, (0..5).map(|i| job(Some("free"), i)).collect()).await);
+    let t0 = Instant::now();
+    let guard = spawn_worker(worker(&env, name, 4));
+    let left = unfinished_after(&q, &ready, Duration::from_secs(20)).await;
+    let took = t0.elapsed();
+    guard.stop().await.unwrap();
+    assert!(
+        left.is_empty() && took < Duration::from_secs(3),
+        "15 ready jobs took {took:?} to run ({} never ran) behind {N} groups at their cap",
+        left.len()
+    );
+}
+
+/// FAILS (minor). Raising the priority of a group's only waiting job sends the group to the
+/// back of the ring: update_job.lua:32-33 does group_unwait (its count drops to 0, so
+/// ZREM from the ring) then group_wait (ring_add at the tail). An operator bumping a
+/// tenant's urgent job makes that tenant wait a whole round more.
+/// Fix: re-score the job in place (`ZADD gq:<g> XX <score>`, with a new sequence number)
+/// without touching the counts or the ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raising_a_jobs_priority_does_not_cost_its_group_its_turn() {
+    let env = TestEnv::new().await;
+    let name = "h-prio-turn";
+    let q = env.queue(name).await;
+    let a = add_all(&q, vec![job(Some("a"), 0)]).await;
+    add_all(&q, (1..6).map(|i| job(Some(&format!("b{i}")), i)).collect()).await;
+    q.change_priority(&a[0], 10).await.unwrap();
+    let k = keys(&env, name);
+    let mut conn = env.raw().await;
+    let first: Vec<String> = redis::cmd("ZRANGE")
+        .arg(k.group_ring())
+        .arg(0)
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        vec!["a".to_string()],
+        "group a had the first turn; after its job's priority went up it is last"
+    );
+}
+
+/// Handled: a repeatable schedule whose job options name a group fires its jobs into that
+/// group (they are claimed through the group lane), under the group's cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeatable_schedule_fires_into_its_group() {
+    let env = TestEnv::new().await;
+    let name = "h-sched";
+    let q = env.queue(name).await;
+    q.set_group_limit(Some("sched"), GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    let every = Schedule::new(
+        "tick",
+        "work",
+        Repeat::every(Duration::from_millis(200)).unwrap(),
+    )
+    .data(&json!({}))
+    .unwrap()
+    .opts(JobOptions::new().group("sched"));
+    q.upsert_schedule(every).await.unwrap();
+    let guard = spawn_worker(worker(&env, name, 4));
+    let c = wait_finished(&q, 3, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert!(c.completed_total >= 3, "{c:?}");
+    let k = keys(&env, name);
+    let mut conn = env.raw().await;
+    let done: Vec<String> = redis::cmd("ZRANGE")
+        .arg(k.completed())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for id in &done {
+        let f: (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(k.job(id))
+            .arg("grp")
+            .arg("ln")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            f,
+            (Some("sched".into()), Some("1002".into())),
+            "job {id} did not go through its group"
+        );
+    }
+}
