@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::limits::{validate_concurrency, validate_rate_limit};
 use crate::queue::Queue;
 use crate::scripts;
@@ -176,9 +176,12 @@ impl Queue {
                     }
                 },
             };
-            parse_limit(target, &kind, &value)
-                .ok_or_else(|| Error::Protocol(format!("group limit {field} is {value:?}")))?;
+            // a corrupt field limits nothing in the claim: it is left out here too
+            if parse_limit(target, &kind, &value).is_none() {
+                tracing::warn!(queue = %self.name(), field, value, "a stored group limit is not a limit: ignored");
+            }
         }
+        view.overrides.retain(|(_, l)| !l.is_unlimited());
         view.overrides.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(view)
     }

@@ -122,6 +122,7 @@ if #failed_ids > 0 then
 end
 
 -- groups parked by their rate limit whose window reopened get their turns again
+group_keys_sane(G)
 local reopened = redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, promote_max)
 for _, g in ipairs(reopened) do
   redis.call('ZREM', G.park, g)
@@ -211,8 +212,12 @@ if ring_n > 0 then
   ungrouped, turns = 0, {}
   local others = (tonumber(m[6]) or 0) - (tonumber(m[7]) or 0)
   local upos = tonumber(m[8]) or 0
-  local defaults = redis.call('HMGET', G.limits, 'c', 'r')
-  local overrides = redis.call('HLEN', G.limits) > (defaults[1] and 1 or 0) + (defaults[2] and 1 or 0)
+  -- (a limits key that is not a hash, a corrupt record, limits nothing)
+  local defaults = redis.pcall('HMGET', G.limits, 'c', 'r')
+  if type(defaults) ~= 'table' or defaults.err then defaults = {} end
+  local fields = redis.pcall('HLEN', G.limits)
+  local overrides = type(fields) == 'number'
+    and fields > (defaults[1] and 1 or 0) + (defaults[2] and 1 or 0)
   -- groups popped from the ring and not served yet (with their turn, to go back unserved),
   -- then the groups served, in the order of their next turn
   local fresh, fresh_at, fi, back, bi = {}, {}, 1, {}, 1
@@ -315,17 +320,31 @@ if ring_n > 0 then
     end
   end
   redis.call('HSET', meta, 'upos', upos)
+  -- turns spent parking groups or dropping empty ones: more may be ready, look again now
+  if misses >= GROUP_MISSES then next_due = now end
   -- each group served gives its jobs, best first, in one pop; counts and windows follow
-  local got_of, n_got = {}, 0
+  local got_of, n_got, dropped = {}, 0, 0
   for _, g in ipairs(served) do
     local s = st[g]
     if s.took > 0 then
       local p = redis.call('ZPOPMIN', G.q .. g, s.took)
       local ids = {}
-      for i = 1, #p, 2 do ids[#ids + 1] = p[i] end
+      for i = 1, #p, 2 do
+        -- only a stored job waiting in its group runs: one whose hash is gone, or that is
+        -- in another state, was left behind (a corrupt record) and is dropped; one that
+        -- lost its `grp` field gets back the group it waited in
+        local id = p[i]
+        local f = redis.call('HMGET', job_prefix .. id, 'sid', 'state', 'grp')
+        if f[1] == IN_GROUP and not f[2] then
+          if f[3] ~= g then redis.call('HSET', job_prefix .. id, 'grp', g) end
+          ids[#ids + 1] = id
+        else
+          dropped = dropped + 1
+        end
+      end
       got_of[g], s.next = ids, 1
       local n = #ids
-      n_got = n_got + n
+      n_got = n_got + #p / 2
       if n > 0 then
         redis.call('ZINCRBY', G.active, n, g)
         if s.rmax then
@@ -337,13 +356,15 @@ if ring_n > 0 then
         end
       end
       -- (fewer than its count said: the count was wrong, and the group is empty now)
-      if n < s.took or tonumber(redis.call('ZINCRBY', G.waiting, -n, g)) <= 0 then
+      if #p / 2 < s.took or tonumber(redis.call('ZINCRBY', G.waiting, -#p / 2, g)) <= 0 then
         redis.call('ZREM', G.waiting, g)
         s.empty = true
       end
     end
   end
   if n_got > 0 then hincr(meta, 'gw', -n_got) end
+  -- the jobs dropped leave the queue's waiting count here (no entry will be read for them)
+  if dropped > 0 then hincr(meta, 'waiting', -dropped) end
   -- back in the ring: the groups served, last, in the order of their next turn; those
   -- popped but not reached, where they were
   local tail = nil

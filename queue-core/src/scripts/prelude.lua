@@ -487,6 +487,16 @@ local function group_keys(job_prefix)
     marker = base .. 'marker'}
 end
 
+-- Deletes any of a queue's group sets that is not a sorted set (a corrupt record), so no
+-- group command fails for the whole queue: the sweep (repair_groups) rebuilds the ring and
+-- the park from the waiting counts. The limits hash is only read (pcall), never deleted.
+local function group_keys_sane(G)
+  for _, k in ipairs({G.ring, G.park, G.waiting, G.active}) do
+    local t = redis.call('TYPE', k)['ok']
+    if t ~= 'zset' and t ~= 'none' then redis.call('DEL', k) end
+  end
+end
+
 -- Gives group `grp` a turn after every group in the ring (none if it has one already).
 local function ring_add(G, grp)
   local tail = redis.call('ZRANGE', G.ring, -1, -1, 'WITHSCORES')

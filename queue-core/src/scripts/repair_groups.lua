@@ -9,6 +9,7 @@
 -- ARGV: 1 job key prefix, 2 cursor, 3 page size
 -- Returns: {next cursor, groups repaired}
 local G = group_keys(ARGV[1])
+group_keys_sane(G)
 local page = redis.call('ZSCAN', G.waiting, ARGV[2], 'COUNT', tonumber(ARGV[3]))
 local repaired = 0
 for i = 1, #page[2], 2 do

@@ -7,10 +7,22 @@ use crate::store::QueueStore;
 
 script!(SCRIPT, "set_group_limits.lua");
 
-/// Sets limit `kind` (`c` or `r`) of `group` ("" the default) to `value` ("" clears it).
+/// Parked groups released per call (`RELEASE_MAX` in the script).
+const RELEASE_MAX: i64 = 1_000;
+
+/// Sets limit `kind` (`c` or `r`) of `group` ("" the default) to `value` ("" clears it);
+/// a loosened default releases every parked group, a bounded call at a time.
 pub(crate) async fn set(q: &QueueStore, kind: &str, group: &str, value: &str) -> Result<()> {
+    let mut released = call(q, kind, group, value).await?;
+    while released >= RELEASE_MAX {
+        released = call(q, "release", "", "").await?;
+    }
+    Ok(())
+}
+
+async fn call(q: &QueueStore, kind: &str, group: &str, value: &str) -> Result<i64> {
     let keys = &q.keys;
-    let _: i64 = invoke(
+    invoke(
         &q.redis,
         SCRIPT
             .key(keys.group_limits())
@@ -23,6 +35,5 @@ pub(crate) async fn set(q: &QueueStore, kind: &str, group: &str, value: &str) ->
             .arg(keys.job_prefix())
             .arg(EVENTS_MAXLEN),
     )
-    .await?;
-    Ok(())
+    .await
 }

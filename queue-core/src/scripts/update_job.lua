@@ -1,5 +1,5 @@
 -- update_job: change a stored job's data, or its priority. A waiting job moves to the back of
--- its new lane (created if new), a grouped one to the back of its new priority in its group; a delayed job keeps its due time and starts in the new lane.
+-- its new lane (created if new); a grouped one takes its new priority in its group; a delayed job keeps its due time and starts in the new lane.
 -- Running and finished jobs keep their priority (it no longer matters): refused.
 --
 -- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 old lane stream, 6 new lane stream,
@@ -28,9 +28,13 @@ if state == 'waiting' and valid_sid(sid)
   return 'active'
 end
 if G then
-  -- a grouped job moves to the back of its new priority in its group
-  if state == 'waiting' and sid == IN_GROUP and group_unwait(G, id, f[4]) then
-    group_wait(G, job, id, value, f[4], false)
+  -- a grouped job takes its new priority in its group, keeping its place among the jobs
+  -- of that priority by add order (and its group its turn)
+  local at = state == 'waiting' and sid == IN_GROUP and redis.call('ZSCORE', G.q .. f[4], id)
+  if at then
+    at = tonumber(at)
+    local seq = at - math.floor(at / PRIO_SPAN) * PRIO_SPAN
+    redis.call('ZADD', G.q .. f[4], 'XX', -tonumber(value) * PRIO_SPAN + seq, id)
   end
 else
   open_lane(meta, lanes, new_lane, value, group)

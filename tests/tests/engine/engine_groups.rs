@@ -26,6 +26,7 @@ struct Seen {
     most: HashMap<String, usize>,
     order: Vec<String>,
     starts: Vec<(String, Instant)>,
+    total: usize,
     most_total: usize,
 }
 
@@ -52,8 +53,8 @@ fn recording_worker(
                     };
                     let m = s.most.entry(g.clone()).or_default();
                     *m = (*m).max(n);
-                    let total = s.running.values().sum();
-                    s.most_total = s.most_total.max(total);
+                    s.total += 1;
+                    s.most_total = s.most_total.max(s.total);
                     s.starts.push((g.clone(), Instant::now()));
                 }
                 if ms > 0 {
@@ -61,6 +62,7 @@ fn recording_worker(
                 }
                 let mut s = seen.lock().unwrap();
                 *s.running.get_mut(&g).unwrap() -= 1;
+                s.total -= 1;
                 s.order.push(g);
                 Ok::<_, JobError>(())
             }
