@@ -1,20 +1,6 @@
 //! Groups under attack: corrupt records, wrong-type keys, garbage limits, hostile sizes and
-//! the other commands of a queue, each against a real Redis. A test whose comment starts
-//! with FAILS demonstrates a problem found in review (it fails on the `groups` branch as
-//! reviewed, a178542); the others show an attack that is handled.
-//!
-//! Known failures (see each test's comment for cause and suggested fix):
-//! - `a_waiting_job_whose_grp_field_is_lost_does_not_park_its_group_forever`
-//! - `a_job_hash_deleted_while_in_its_group_is_dropped_not_resurrected`
-//! - `a_wrong_type_group_key_does_not_stop_the_whole_queue`
-//! - `a_wrong_type_active_counts_key_loses_no_grouped_job`
-//! - `one_garbage_limit_field_does_not_break_the_whole_limits_view`
-//! - `clearing_the_default_cap_releases_every_parked_group`
-//! - `tightening_a_cap_over_many_groups_does_not_stall_other_work`
-//! - `raising_a_jobs_priority_does_not_cost_its_group_its_turn`
-//!
-//! `claims_stay_short_with_100k_groups_overrides_and_parked_groups` is ignored (timing; run
-//! it alone): it passes alone, and is flaky beside other tests.
+//! the other commands of a queue, each against a real Redis. Each test whose comment says
+//! "Was:" failed before the mend it names (on a178542, the review's base).
 
 use std::time::{Duration, Instant};
 
@@ -93,7 +79,7 @@ async fn unfinished_after(q: &Queue, ids: &[String], within: Duration) -> Vec<St
     }
 }
 
-/// FAILS. A waiting grouped job whose `grp` field is lost (HDEL, a partial restore) is still
+/// Was: A waiting grouped job whose `grp` field is lost (HDEL, a partial restore) is still
 /// claimed from its group's queue: the claim counts it active in the group it popped it
 /// from (`gact`), but hands the worker the job's own `grp` field (nil → ''), so the
 /// outcome never calls `group_done` for that group. With a concurrency cap the group stays
@@ -101,7 +87,7 @@ async fn unfinished_after(q: &Queue, ids: &[String], within: Duration) -> Vec<St
 /// unparks a group with no active count at all.
 /// Cause: move_to_active.lua line 271-273 counts `g`, line 387 returns `f[11]` (the hash's
 /// `grp`); complete.lua:121 / fail_or_retry.lua:195 trust what the worker sends back.
-/// Fix: the claim checks each popped job (`HMGET state sid grp`: no state, sid == 'g',
+/// Mended as suggested: the claim checks each popped job (`HMGET state sid grp`: no state, sid == 'g',
 /// grp == g), drops (and uncounts) one that does not match, and returns `g` itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_job_whose_grp_field_is_lost_does_not_park_its_group_forever() {
@@ -124,13 +110,13 @@ async fn a_waiting_job_whose_grp_field_is_lost_does_not_park_its_group_forever()
     );
 }
 
-/// FAILS. A grouped job's hash deleted while it waits in its group (by hand, an eviction):
+/// Was: A grouped job's hash deleted while it waits in its group (by hand, an eviction):
 /// an ungrouped job's orphan lane entry is dropped at claim, but the claim writes `sid` and
 /// `ln` into the missing hash (move_to_active.lua:307), creating a junk job with no name,
 /// which the worker fails with group '' (the half hash has no `grp`): a failed job that
 /// never existed appears, and `gact` of the group keeps the slot, so with a cap the group is
 /// parked forever (same cause as above).
-/// Fix: as above; a popped id whose hash does not exist is dropped (gw/waiting uncounted).
+/// Mended as suggested: as above; a popped id whose hash does not exist is dropped (gw/waiting uncounted).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_hash_deleted_while_in_its_group_is_dropped_not_resurrected() {
     let env = TestEnv::new().await;
@@ -153,13 +139,13 @@ async fn a_job_hash_deleted_while_in_its_group_is_dropped_not_resurrected() {
     );
 }
 
-/// FAILS (gring, gpark, glimits). One group key of the wrong type (a stray SET, a bad
+/// Was (gring, gpark, glimits): One group key of the wrong type (a stray SET, a bad
 /// restore) makes every claim of the queue error, so nothing runs, not even the jobs
 /// without a group: move_to_active.lua:125 (ZRANGEBYSCORE park) and :202 (ZCARD ring) run
 /// on every claim, :212-213 (HMGET/HLEN limits) whenever a group has a turn, all with
 /// `redis.call`. The queue's own rate limiter key is read with pcall and restarted when
 /// corrupt; the group keys are not. (The sweep's repair_groups.lua errors on them too.)
-/// Fix: read these keys with pcall and treat a wrong-type one as empty (delete it, as the
+/// Mended as suggested: read these keys with pcall and treat a wrong-type one as empty (delete it, as the
 /// limiter is), or at least skip the groups' part of the claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_type_group_key_does_not_stop_the_whole_queue() {
@@ -195,7 +181,7 @@ async fn a_wrong_type_group_key_does_not_stop_the_whole_queue() {
     );
 }
 
-/// FAILS. The claim is not atomic on error: a Lua error after writes keeps the writes. With
+/// Was: The claim is not atomic on error: a Lua error after writes keeps the writes. With
 /// `gact` of the wrong type, each claim pops a group from the ring and its best job from
 /// the group's queue (and decrements `gwait`), then errors at `ZINCRBY gact`
 /// (move_to_active.lua:273): the job is in no structure any more (its hash still says it
@@ -205,7 +191,7 @@ async fn a_wrong_type_group_key_does_not_stop_the_whole_queue() {
 /// :307 too) has this effect. (The test checks, after the worker stops, that each
 /// unfinished job is back in its group's queue: it is, thanks to the sweep; the failure is
 /// that none ran.)
-/// Fix: do every check (types, values) before the first write of a turn, with pcall for
+/// Mended as suggested: do every check (types, values) before the first write of a turn, with pcall for
 /// the group keys (a wrong-type count key deleted and rebuilt by the sweep).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_type_active_counts_key_loses_no_grouped_job() {
@@ -271,10 +257,10 @@ async fn garbage_group_limits_are_ignored_by_the_claim() {
     assert!(left.is_empty(), "{} jobs never ran", left.len());
 }
 
-/// FAILS (minor). One unreadable field in the group limits hash makes `group_limits()` (so
+/// Was (minor): One unreadable field in the group limits hash makes `group_limits()` (so
 /// `jobq groups` and the dashboard's limits) an error for the whole queue, hiding every
 /// good override, though the claim ignores the bad field (groups.rs:179-180).
-/// Fix: skip (and report) the bad field instead of failing the view.
+/// Mended as suggested: skip (and report) the bad field instead of failing the view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_garbage_limit_field_does_not_break_the_whole_limits_view() {
     let env = TestEnv::new().await;
@@ -325,12 +311,12 @@ async fn a_corrupt_group_rate_counter_is_restarted() {
     assert!(left.is_empty(), "{} jobs never ran", left.len());
 }
 
-/// FAILS. Clearing (or raising) the queue's default concurrency cap releases at most
+/// Was: Clearing (or raising) the queue's default concurrency cap releases at most
 /// RELEASE_MAX = 1000 parked groups (set_group_limits.lua:12, :34). The others stay parked
 /// at `inf` though no limit holds them any more, until one of their active jobs ends, which
 /// for a long job can be hours. The state below is what 1,500 groups at a cap of 1 with one
 /// long job each look like (built by hand to avoid running 1,500 jobs).
-/// Fix: release in pages from the worker (loop the script with a cursor until the park is
+/// Mended as suggested: release in pages from the worker (loop the script with a cursor until the park is
 /// empty of `inf` members), or have the claim re-judge `inf`-parked groups lazily: store
 /// a limits version in meta, and unpark `inf` members parked under an older version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,11 +510,10 @@ async fn pause_holds_grouped_jobs_and_resume_runs_them() {
 /// 2-core box the slowest claim took 15-33 ms (the same test without groups: 10-12 ms);
 /// once, with the other tests of this file running beside it, 128 ms. A claim's cost grows
 /// with `count` (up to 500, worker/fetch.rs MAX_BATCH) times ~15 calls per group turn.
-/// Ignored by default: under CPU contention (other tests beside it) the slowlog inflates
-/// every script, ungrouped ones too (complete.lua at 45 ms), so it is flaky in a full run.
+/// Under CPU contention the slowlog inflates every script, ungrouped ones too, so it runs
+/// alone (its name has `slowlog`: .config/nextest.toml).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "timing: run alone with --run-ignored all"]
-async fn claims_stay_short_with_100k_groups_overrides_and_parked_groups() {
+async fn slowlog_claims_stay_short_with_100k_groups_overrides_and_parked_groups() {
     let server = RedisServer::start_logging_slow_calls();
     let env = TestEnv::on(&server.url()).await;
     let name = "h-huge";
@@ -634,7 +619,7 @@ async fn claims_stay_short_with_100k_groups_overrides_and_parked_groups() {
     assert!(us < 50_000, "a call took {us} µs: {cmd}");
 }
 
-/// FAILS. Groups over a cap while in the ring (the cap was tightened while each of 3,000
+/// Was: Groups over a cap while in the ring (the cap was tightened while each of 3,000
 /// groups had a job running) are parked 200 per claim (GROUP_MISSES); a claim that hits
 /// that bound with nothing taken returns no job and no `next_due`, so the worker blocks for
 /// MAX_IDLE (1 s) before claiming again, and `upos` only reaches `ring_n` after ~N/400
@@ -643,7 +628,7 @@ async fn claims_stay_short_with_100k_groups_overrides_and_parked_groups() {
 /// Cause: move_to_active.lua:219 stops at GROUP_MISSES and returns as if idle (no wake, no
 /// next_due); set_group_limits.lua:34 releases up to 1000 more over-the-cap groups into the
 /// ring when a default is tightened.
-/// Fix: when the loop stops at GROUP_MISSES, return `next_due = now` (or wake the marker) so
+/// Mended as suggested: when the loop stops at GROUP_MISSES, return `next_due = now` (or wake the marker) so
 /// the worker claims again at once; optionally release parked groups only when a limit is
 /// loosened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -685,11 +670,11 @@ async fn tightening_a_cap_over_many_groups_does_not_stall_other_work() {
     );
 }
 
-/// FAILS (minor). Raising the priority of a group's only waiting job sends the group to the
+/// Was (minor): Raising the priority of a group's only waiting job sends the group to the
 /// back of the ring: update_job.lua:32-33 does group_unwait (its count drops to 0, so
 /// ZREM from the ring) then group_wait (ring_add at the tail). An operator bumping a
 /// tenant's urgent job makes that tenant wait a whole round more.
-/// Fix: re-score the job in place (`ZADD gq:<g> XX <score>`, with a new sequence number)
+/// Mended as suggested: re-score the job in place (`ZADD gq:<g> XX <score>`, with a new sequence number)
 /// without touching the counts or the ring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raising_a_jobs_priority_does_not_cost_its_group_its_turn() {
