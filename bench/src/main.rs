@@ -1,7 +1,8 @@
 //! jobq benchmarks, the same workloads as the BullMQ benchmark in `bench/bullmq/` (run it
 //! with `bench/bullmq/run`), so the two can run back to back on one machine.
 //!
-//! `cargo run --release -p jobq-bench -- [workloads…] [--runs N] [--children N] [--groups N]`
+//! `cargo run --release -p jobq-bench -- [workloads…] [--runs N] [--children N] [--groups N]
+//! [--idle N]`
 //!
 //! Workloads: `a` (50,000 single adds, 1,000 in flight), `b` (50,000 by add_bulk in chunks
 //! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1),
@@ -13,7 +14,9 @@
 //! (`flow_profile.rs`), over N children (`--children N`, default 10,000), and the group
 //! workloads `grouped` (`groups.rs`: 50,000 no-op jobs at concurrency 50, ungrouped against
 //! spread round-robin over N groups, `--groups N`, default 50) and `groupprof` (the same,
-//! Redis time by script, as `flowprof`). Default: all but `fspread`, `q4`, the flow ones
+//! Redis time by script, as `flowprof`), and `groupidle` (`group_idle.rs`: 50,000 no-op jobs
+//! over 10 busy groups, without against with N rate-parked idle groups, `--idle N`, default
+//! 100,000) and `groupidleprof` (the same, Redis time by script). Default: all but `fspread`, `q4`, the flow ones
 //! and the group ones, as `bench/bullmq/run`. Uses `REDIS_URL` when set (each
 //! run under a fresh key prefix), otherwise starts a private `redis-server` (no persistence,
 //! noeviction) on a free port and flushes it between runs. Each workload prints one human
@@ -22,6 +25,7 @@
 mod delayed;
 mod flow_profile;
 mod flows;
+mod group_idle;
 mod groups;
 mod latency;
 mod memory;
@@ -36,7 +40,7 @@ use anyhow::{bail, Result};
 use crate::redis_server::RunEnv;
 use crate::stats::{round_to, Metric, Summary};
 
-const ALL: [&str; 15] = [
+const ALL: [&str; 17] = [
     "a",
     "b",
     "c50",
@@ -52,6 +56,8 @@ const ALL: [&str; 15] = [
     "flowprof",
     "grouped",
     "groupprof",
+    "groupidle",
+    "groupidleprof",
 ];
 const DEFAULT: [&str; 7] = ["a", "b", "c50", "c1", "d", "e", "f"];
 /// Workloads measured in jobs per second; the others report named figures ([`Metric`]).
@@ -64,6 +70,8 @@ fn describe(w: &str) -> &'static str {
         "f" => "lateness of 1,000 jobs delayed 2 s, added in one burst",
         "fspread" => "lateness of 1,000 jobs delayed 2 s, added at 500/s",
         w if w.starts_with("flow") => flows::describe(w),
+        "groupidle" => group_idle::describe(),
+        "groupidleprof" => "Redis time per job by script, without vs with N idle groups",
         w if w.starts_with("group") => groups::describe(w),
         w => workloads::describe(w),
     }
@@ -74,12 +82,14 @@ fn describe(w: &str) -> &'static str {
 struct Sizes {
     children: usize,
     groups: usize,
+    idle: usize,
 }
 
 async fn run_metrics(w: &str, env: &RunEnv, sizes: Sizes) -> Result<Vec<Metric>> {
     let children = sizes.children;
     match w {
         "grouped" => groups::overhead(env, sizes.groups).await,
+        "groupidle" => group_idle::overhead(env, sizes.idle).await,
         "flow" => flows::overhead(env, children, false).await,
         "flow2q" => flows::overhead(env, children, true).await,
         "flowadd" => flows::add(env, children).await,
@@ -115,6 +125,7 @@ async fn main() -> Result<()> {
     let mut runs = 3usize;
     let mut children = flows::DEFAULT_CHILDREN;
     let mut n_groups = groups::DEFAULT_GROUPS;
+    let mut idle = group_idle::DEFAULT_IDLE;
     let mut chosen: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -148,10 +159,21 @@ async fn main() -> Result<()> {
                         anyhow::anyhow!("--groups {given:?}: give a number from 1 to {max}")
                     })?;
             }
+            "--idle" => {
+                let max = group_idle::MAX_IDLE;
+                let given = args.next().unwrap_or_default();
+                idle = given
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--idle {given:?}: give a number from 1 to {max}")
+                    })?;
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: jobq-bench [a|b|c50|c1|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof|\
-                     grouped|groupprof …] [--runs N] [--children N] [--groups N]"
+                     grouped|groupprof|groupidle|groupidleprof …] [--runs N] [--children N] [--groups N] [--idle N]"
                 );
                 return Ok(());
             }
@@ -169,6 +191,10 @@ async fn main() -> Result<()> {
             flow_profile::run(&server, runs, children).await?;
             continue;
         }
+        if w == "groupidleprof" {
+            group_idle::profile(&server, runs, idle).await?;
+            continue;
+        }
         if w == "groupprof" {
             groups::profile(&server, runs, n_groups).await?;
             continue;
@@ -181,6 +207,7 @@ async fn main() -> Result<()> {
                 Sizes {
                     children,
                     groups: n_groups,
+                    idle,
                 },
             )
             .await?;

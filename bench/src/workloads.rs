@@ -112,6 +112,18 @@ pub(crate) struct Phase {
     pub redis_cpu_secs: f64,
 }
 
+/// One worker over `queues` at `concurrency`, every job a no-op `diag.noop`; not started.
+pub(crate) fn noop_worker(env: &RunEnv, queues: &[Queue], concurrency: usize) -> Result<Worker> {
+    Ok(Worker::builder(env.config.clone())
+        .redis(env.redis.clone())
+        .queues(queues.iter().map(|q| q.name().to_string()))
+        .concurrency(concurrency)
+        .handler("diag.noop", |_j: Job<Value>, _c: Ctx| async {
+            Ok::<_, JobError>(())
+        })
+        .build()?)
+}
+
 /// Runs one worker over `queues` at `concurrency`, every job a no-op `diag.noop`, until
 /// Redis has recorded `expected` completions over them; then stops it. Timed from its start.
 pub(crate) async fn run_worker(
@@ -120,14 +132,7 @@ pub(crate) async fn run_worker(
     concurrency: usize,
     expected: usize,
 ) -> Result<Phase> {
-    let worker = Worker::builder(env.config.clone())
-        .redis(env.redis.clone())
-        .queues(queues.iter().map(|q| q.name().to_string()))
-        .concurrency(concurrency)
-        .handler("diag.noop", |_j: Job<Value>, _c: Ctx| async {
-            Ok::<_, JobError>(())
-        })
-        .build()?;
+    let worker = noop_worker(env, queues, concurrency)?;
     let stop = worker.shutdown_token();
     let cpu0 = redis_info::cpu_secs(env).await?;
     let start = Instant::now();
