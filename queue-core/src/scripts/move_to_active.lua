@@ -451,7 +451,9 @@ local function read_lane(lane, n, out)
             or check_value(job, 'opts', f[4], on, opts_cap) or ''
         end
         if note == '' then
-          dn, on = tonumber(dn) or 1, tonumber(on) or 1
+          -- (a piece count beside no value, a corrupt record, counts nothing: the value is
+          -- empty, never read piece by piece)
+          dn, on = tonumber(dn) or 1, f[4] and tonumber(on) or 1
           -- a value past 4 KiB is cut into 64 KiB pieces after its first three (job.rs
           -- `pieces`): few of them, but each too long for a claim of many jobs to read
           if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
@@ -462,7 +464,7 @@ local function read_lane(lane, n, out)
               (on > INLINE_PIECES and (tonumber(f[7]) or 1) or 0)
           end
           if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], {f[8], f[9]}) end
-          if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[7], {}) end
+          if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], {}) end
         end
         started[#started + 1] = id
         out[#out + 1] = id
