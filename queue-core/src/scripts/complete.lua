@@ -21,7 +21,7 @@ local now = now_ms_ceil()
 local now_text = ms_text(now)
 local by_lane, zargs, done, lost, times = {}, {}, {}, {}, {}
 local recorded = 0
-local G, woken = group_keys(job_prefix), false
+local G, ended = group_keys(job_prefix), {}
 for j = 0, N - 1 do
   local a = 7 + j * 8
   local lane = tonumber(ARGV[a + 2]) + 5
@@ -39,7 +39,7 @@ for j = 0, N - 1 do
     lost[#lost + 1] = id
   elseif own == 'owned' then
     recorded = recorded + 1
-    if grp ~= '' and group_done(G, grp) then woken = true end
+    count_ended(ended, grp)
     if par ~= '' then notify_parent(outbox, id, par, 'c', result) end
     local t0 = tonumber(started)
     if t0 then times[#times + 1] = now - t0 end
@@ -70,5 +70,5 @@ end
 trim_finished(completed, job_prefix, keep, age, now, budget)
 -- remembered for the janitor, which keeps applying it while no job finishes
 redis.call('HSET', meta, 'rc', keep .. ':' .. age)
-if woken then wake(G.marker, 0) end
+if groups_done(G, ended) then wake(G.marker, 0) end
 return lost

@@ -23,7 +23,7 @@ local now = now_ms_ceil()
 local now_text = ms_text(now)
 local by_lane, lost, times = {}, {}, {}
 local retried, final = 0, 0
-local G = group_keys(job_prefix)
+local G, ended = group_keys(job_prefix), {}
 local first_due = nil
 for j = 0, N - 1 do
   local a = 7 + j * 10
@@ -39,7 +39,7 @@ for j = 0, N - 1 do
   local att, started, par, grp = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
   local job = job_prefix .. id
   local own = all_owned and 'owned' or ownership(job, sid)
-  if own == 'owned' and grp ~= '' and group_done(G, grp) then wake(marker, 0) end
+  if own == 'owned' then count_ended(ended, grp) end
   if own == 'lost' then
     lost[#lost + 1] = id
   -- (a job removed while it ran stays removed)
@@ -77,6 +77,7 @@ if final > 0 then
   redis.call('HSET', meta, 'rf', keep .. ':' .. age)
 end
 observe_times(meta, times)
+if groups_done(G, ended) then wake(marker, 0) end
 if first_due then wake(marker, first_due) end
 local out = {retried, final}
 for _, id in ipairs(lost) do out[#out + 1] = id end

@@ -201,6 +201,13 @@ end
 -- get (all of them while no group has a turn). The turns are decided here first, with each
 -- group's counts read once and kept locally; then each group served gives all its jobs in
 -- one pop, and the ring, the counts and the windows are written once per group.
+-- the fields the claim reads of each job, in this order (read_lane); a job taken from its
+-- group has them read already, in `pre` (with `state` after them)
+local JOB_FIELDS = {'sid', 'name', 'data', 'opts', 'att', 'data:n', 'opts:n', 'data:2',
+  'data:3', 'par', 'grp'}
+local CHECK_FIELDS = {unpack(JOB_FIELDS)}
+CHECK_FIELDS[#CHECK_FIELDS + 1] = 'state'
+local pre = {}
 local ungrouped, taken, turns = count, {}, nil
 local ring_n = redis.call('ZCARD', G.ring)
 if ring_n > 0 then
@@ -223,9 +230,12 @@ if ring_n > 0 then
   local fresh, fresh_at, fi, back, bi = {}, {}, 1, {}, 1
   local st, served = {}, {}
   local misses, n_taken = 0, 0
+  -- (the ring gains no group while this call decides: once popped whole, never again)
+  local ring_left = ring_n
   local function next_group()
-    if fi > #fresh then
+    if fi > #fresh and ring_left > 0 then
       local p = redis.call('ZPOPMIN', G.ring, math.max(count - n_taken - ungrouped, 1))
+      ring_left = p[1] and ring_left - #p / 2 or 0
       fresh, fresh_at, fi = {}, {}, 1
       for i = 1, #p, 2 do
         fresh[#fresh + 1] = p[i]
@@ -322,21 +332,27 @@ if ring_n > 0 then
   redis.call('HSET', meta, 'upos', upos)
   -- turns spent parking groups or dropping empty ones: more may be ready, look again now
   if misses >= GROUP_MISSES then next_due = now end
-  -- each group served gives its jobs, best first, in one pop; counts and windows follow
+  -- each group served gives its jobs, best first, at once; counts and windows follow
   local got_of, n_got, dropped = {}, 0, 0
   for _, g in ipairs(served) do
     local s = st[g]
     if s.took > 0 then
-      local p = redis.call('ZPOPMIN', G.q .. g, s.took)
+      -- (a range then a removal by rank: cheaper than ZPOPMIN, which formats every score)
+      local p = redis.call('ZRANGE', G.q .. g, 0, s.took - 1)
+      if #p > 0 then redis.call('ZREMRANGEBYRANK', G.q .. g, 0, #p - 1) end
       local ids = {}
-      for i = 1, #p, 2 do
+      for i = 1, #p do
         -- only a stored job waiting in its group runs: one whose hash is gone, or that is
         -- in another state, was left behind (a corrupt record) and is dropped; one that
         -- lost its `grp` field gets back the group it waited in
         local id = p[i]
-        local f = redis.call('HMGET', job_prefix .. id, 'sid', 'state', 'grp')
-        if f[1] == IN_GROUP and not f[2] then
-          if f[3] ~= g then redis.call('HSET', job_prefix .. id, 'grp', g) end
+        local f = redis.call('HMGET', job_prefix .. id, unpack(CHECK_FIELDS))
+        if f[1] == IN_GROUP and not f[12] then
+          if f[11] ~= g then
+            redis.call('HSET', job_prefix .. id, 'grp', g)
+            f[11] = g
+          end
+          pre[id] = f
           ids[#ids + 1] = id
         else
           dropped = dropped + 1
@@ -344,7 +360,7 @@ if ring_n > 0 then
       end
       got_of[g], s.next = ids, 1
       local n = #ids
-      n_got = n_got + #p / 2
+      n_got = n_got + #p
       if n > 0 then
         redis.call('ZINCRBY', G.active, n, g)
         if s.rmax then
@@ -356,7 +372,7 @@ if ring_n > 0 then
         end
       end
       -- (fewer than its count said: the count was wrong, and the group is empty now)
-      if #p / 2 < s.took or tonumber(redis.call('ZINCRBY', G.waiting, -#p / 2, g)) <= 0 then
+      if #p < s.took or tonumber(redis.call('ZINCRBY', G.waiting, -#p, g)) <= 0 then
         redis.call('ZREM', G.waiting, g)
         s.empty = true
       end
@@ -367,7 +383,7 @@ if ring_n > 0 then
   if dropped > 0 then hincr(meta, 'waiting', -dropped) end
   -- back in the ring: the groups served, last, in the order of their next turn; those
   -- popped but not reached, where they were
-  local tail = nil
+  local tail, again = nil, {}
   for i = bi, #back do
     local g = back[i]
     if not st[g].empty then
@@ -378,10 +394,17 @@ if ring_n > 0 then
         for k = fi, #fresh do tail = math.max(tail, tonumber(fresh_at[k])) end
       end
       tail = tail + 1
-      redis.call('ZADD', G.ring, 'NX', tail, g)
+      again[#again + 1] = tail
+      again[#again + 1] = g
     end
   end
-  for k = fi, #fresh do redis.call('ZADD', G.ring, 'NX', fresh_at[k], fresh[k]) end
+  for k = fi, #fresh do
+    again[#again + 1] = fresh_at[k]
+    again[#again + 1] = fresh[k]
+  end
+  for i = 1, #again, 1000 do
+    redis.call('ZADD', G.ring, 'NX', unpack(again, i, math.min(i + 999, #again)))
+  end
   -- every job taken gets its entry in the group lane now, in the order of the turns, and
   -- is read back below
   for _, g in ipairs(turns) do
@@ -393,6 +416,7 @@ if ring_n > 0 then
         taken[#taken + 1] = id
         local sid = redis.call('XADD', G.lane, '*', 'i', id)
         redis.call('HSET', job_prefix .. id, 'sid', sid, 'ln', GROUP_LANE)
+        pre[id][1] = sid
       end
     end
   end
@@ -422,8 +446,7 @@ local function read_lane(lane, n, out)
       local sid, id = entry[1], entry_id(entry[2])
       local job = id and (job_prefix .. id)
       -- data up to 3 pieces (192 bytes) comes in this one read
-      local f = job and redis.call('HMGET', job, 'sid', 'name', 'data', 'opts', 'att',
-        'data:n', 'opts:n', 'data:2', 'data:3', 'par', 'grp') or {}
+      local f = job and (pre[id] or redis.call('HMGET', job, unpack(JOB_FIELDS))) or {}
       local bad_sid = nil
       if job and f[1] ~= sid and not valid_sid(f[1]) and f[2]
           and not redis.call('HGET', job, 'state') then
@@ -486,11 +509,13 @@ local function read_lane(lane, n, out)
     end
   end
 end
-if not turns then
+if not turns or ungrouped == 0 or #taken == 0 then
+  -- one kind of turn only: read straight into the reply
   for lane = 1, L do
     if got >= ungrouped then break end
     if ARGV[10 + lane] ~= GROUP_LANE then read_lane(lane, ungrouped - got, out) end
   end
+  if #taken > 0 then read_lane(lane_of[GROUP_LANE], #taken, out) end
 else
   -- the jobs come back in the order of their turns (the worker starts them in this order)
   local plain, grouped = {}, {}

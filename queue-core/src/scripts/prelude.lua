@@ -535,11 +535,11 @@ local function group_unwait(G, id, grp)
   return true
 end
 
--- One of group `grp`'s active jobs ended (finished, failed, given back, reclaimed). A
--- group parked at its concurrency cap returns to the ring; returns true then, for the
--- caller to wake the workers.
-local function group_done(G, grp)
-  if tonumber(redis.call('ZINCRBY', G.active, -1, grp)) <= 0 then
+-- `n` (default 1) of group `grp`'s active jobs ended (finished, failed, given back,
+-- reclaimed). A group parked at its concurrency cap returns to the ring; returns true
+-- then, for the caller to wake the workers.
+local function group_done(G, grp, n)
+  if tonumber(redis.call('ZINCRBY', G.active, -(n or 1), grp)) <= 0 then
     redis.call('ZREM', G.active, grp)
   end
   if redis.call('ZSCORE', G.park, grp) == 'inf' then
@@ -550,6 +550,21 @@ local function group_done(G, grp)
     end
   end
   return false
+end
+
+-- Counts one ended attempt of group `grp` ('' none) in `ended` (group → count), for
+-- groups_done: a batch's outcomes free their groups' slots one write per group.
+local function count_ended(ended, grp)
+  if grp ~= '' then ended[grp] = (ended[grp] or 0) + 1 end
+end
+
+-- group_done for every group counted in `ended`; true if the workers must be woken.
+local function groups_done(G, ended)
+  local woken = false
+  for grp, n in pairs(ended) do
+    if group_done(G, grp, n) then woken = true end
+  end
+  return woken
 end
 
 -- Puts stored job `id` (hash `job`; the lane entry of its attempt deleted) back to wait
