@@ -121,9 +121,16 @@ if #failed_ids > 0 then
   emit_ids(events, maxlen, 'failed', failed_ids)
 end
 
+-- a queue without groups pays two counts here; a group set of the wrong type (a corrupt
+-- record) is deleted before any use (group_keys_sane)
+local ring_n, parked_n = redis.pcall('ZCARD', G.ring), redis.pcall('ZCARD', G.park)
+if type(ring_n) ~= 'number' or type(parked_n) ~= 'number' or ring_n + parked_n > 0 then
+  group_keys_sane(G)
+  ring_n, parked_n = redis.call('ZCARD', G.ring), redis.call('ZCARD', G.park)
+end
 -- groups parked by their rate limit whose window reopened get their turns again
-group_keys_sane(G)
-local reopened = redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, promote_max)
+local reopened = parked_n > 0
+  and redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, promote_max) or {}
 for _, g in ipairs(reopened) do
   redis.call('ZREM', G.park, g)
   if redis.call('EXISTS', G.q .. g) == 1 then ring_add(G, g) end
@@ -138,6 +145,7 @@ else
 end
 -- (the park's lowest score is finite when any group waits for a window: `inf` sorts last)
 local function parked_due()
+  if parked_n == 0 then return end
   local p = redis.call('ZRANGE', G.park, 0, 0, 'WITHSCORES')
   local at = p[2] and tonumber(p[2])
   if at and at ~= math.huge and (next_due < 0 or at < next_due) then next_due = at end
@@ -209,7 +217,7 @@ local CHECK_FIELDS = {unpack(JOB_FIELDS)}
 CHECK_FIELDS[#CHECK_FIELDS + 1] = 'state'
 local pre = {}
 local ungrouped, taken, turns = count, {}, nil
-local ring_n = redis.call('ZCARD', G.ring)
+if #reopened > 0 then ring_n = redis.call('ZCARD', G.ring) end
 if ring_n > 0 then
   if not lane_of[GROUP_LANE] then
     -- the group lane is new: create it, and have the caller refresh its lanes first
@@ -228,7 +236,7 @@ if ring_n > 0 then
   -- groups popped from the ring and not served yet (with their turn, to go back unserved),
   -- then the groups served, in the order of their next turn
   local fresh, fresh_at, fi, back, bi = {}, {}, 1, {}, 1
-  local st, served = {}, {}
+  local st, served, counted = {}, {}, {}
   local misses, n_taken = 0, 0
   -- (the ring gains no group while this call decides: once popped whole, never again)
   local ring_left = ring_n
@@ -240,6 +248,14 @@ if ring_n > 0 then
       for i = 1, #p, 2 do
         fresh[#fresh + 1] = p[i]
         fresh_at[#fresh_at + 1] = p[i + 1]
+      end
+      -- their waiting and active counts, two reads for them all
+      if #fresh > 0 then
+        local w = redis.call('ZMSCORE', G.waiting, unpack(fresh))
+        local a = redis.call('ZMSCORE', G.active, unpack(fresh))
+        for i, g in ipairs(fresh) do
+          counted[g] = {tonumber(w[i]) or 0, tonumber(a[i]) or 0}
+        end
       end
     end
     if fi <= #fresh then
@@ -262,10 +278,11 @@ if ring_n > 0 then
       c, r = o[1] or c, o[2] or r
     end
     local rmax, rms = string.match(r or '', '^(%d+)/(%d+)$')
+    -- (every group served was popped from the ring, its counts read then)
+    local n = counted[g] or {0, 0}
     s = {c = limit_value(c), rmax = limit_value(rmax), rms = limit_value(rms), took = 0,
-      rkey = G.rate .. g, left = tonumber(redis.call('ZSCORE', G.waiting, g)) or 0}
+      rkey = G.rate .. g, left = n[1], act = n[2]}
     if not s.rms then s.rmax = nil end
-    s.act = s.c and (tonumber(redis.call('ZSCORE', G.active, g)) or 0) or 0
     s.used = 0
     if s.rmax then
       local u = redis.pcall('GET', s.rkey)
@@ -334,6 +351,7 @@ if ring_n > 0 then
   if misses >= GROUP_MISSES then next_due = now end
   -- each group served gives its jobs, best first, at once; counts and windows follow
   local got_of, n_got, dropped = {}, 0, 0
+  local active_now, waiting_now, emptied = {}, {}, {}
   for _, g in ipairs(served) do
     local s = st[g]
     if s.took > 0 then
@@ -362,7 +380,8 @@ if ring_n > 0 then
       local n = #ids
       n_got = n_got + #p
       if n > 0 then
-        redis.call('ZINCRBY', G.active, n, g)
+        active_now[#active_now + 1] = s.act + n
+        active_now[#active_now + 1] = g
         if s.rmax then
           if s.used == 0 then
             redis.call('SET', s.rkey, n, 'PX', s.rms)
@@ -372,11 +391,24 @@ if ring_n > 0 then
         end
       end
       -- (fewer than its count said: the count was wrong, and the group is empty now)
-      if #p < s.took or tonumber(redis.call('ZINCRBY', G.waiting, -#p, g)) <= 0 then
-        redis.call('ZREM', G.waiting, g)
+      if #p < s.took or s.left - #p <= 0 then
+        emptied[#emptied + 1] = g
         s.empty = true
+      elseif #p > 0 then
+        waiting_now[#waiting_now + 1] = s.left - #p
+        waiting_now[#waiting_now + 1] = g
       end
     end
+  end
+  -- the groups' new counts, one write for them all
+  for i = 1, #active_now, 1000 do
+    redis.call('ZADD', G.active, unpack(active_now, i, math.min(i + 999, #active_now)))
+  end
+  for i = 1, #waiting_now, 1000 do
+    redis.call('ZADD', G.waiting, unpack(waiting_now, i, math.min(i + 999, #waiting_now)))
+  end
+  for i = 1, #emptied, 1000 do
+    redis.call('ZREM', G.waiting, unpack(emptied, i, math.min(i + 999, #emptied)))
   end
   if n_got > 0 then hincr(meta, 'gw', -n_got) end
   -- the jobs dropped leave the queue's waiting count here (no entry will be read for them)
