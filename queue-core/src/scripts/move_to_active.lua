@@ -1,7 +1,8 @@
 -- move_to_active: a worker's fetch. First promotes due delayed jobs (a bounded batch), then
 -- claims up to `count` ready jobs from the lanes, highest priority first, and returns them.
--- A claimed job is active by being pending in its lane's consumer group (the job hash is not
--- written here: attempts and start time are recorded when the attempt ends). The queue's
+-- A claimed job is active by being pending in its lane's consumer group (the hash of a job
+-- from a lane is not written here, that of a job from a group only gets its entry: attempts
+-- and start time are recorded when the attempt ends). The queue's
 -- `waiting` counter tracks entries not yet delivered. All claims happen here, in one round
 -- trip.
 --
