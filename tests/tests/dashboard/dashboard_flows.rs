@@ -519,9 +519,17 @@ async fn a_parent_of_10000_children_shows_the_first_200_and_counts_them_all() {
 async fn a_flow_add_the_client_gave_up_on_still_stores_the_whole_flow() {
     let env = TestEnv::new().await;
     let d = Dashboard::start(&env, &["--auth-token", TOKEN]).await;
+    // 40,000 leaves under 4 middles: long enough to store (a second or more) that the client
+    // surely hangs up first, however fast the machine is that day
+    let middles: Vec<Value> = (0..4)
+        .map(|m| {
+            json!({"queue": "mid", "name": "part", "data": {"m": m},
+                        "children": children("leaves", 10_000)})
+        })
+        .collect();
     let flow = json!({"queue": "gone", "name": "fan-in", "opts": {"jobId": "root"},
-                      "children": children("leaves", 10_000)});
-    // the client hangs up while the dashboard is still storing the flow (about a second)
+                      "children": middles});
+    // the client hangs up while the dashboard is still storing the flow
     let cut = client()
         .post(d.url("/api/flows"))
         .bearer_auth(TOKEN)
@@ -535,15 +543,17 @@ async fn a_flow_add_the_client_gave_up_on_still_stores_the_whole_flow() {
         cut.map(|r| r.status())
     );
     let leaves = env.queue("leaves").await;
-    eventually(Duration::from_secs(30), "the whole flow stored", || async {
-        (leaves.counts().await.ok()?.waiting == 10_000).then_some(())
+    eventually(Duration::from_secs(60), "the whole flow stored", || async {
+        (leaves.counts().await.ok()?.waiting == 40_000).then_some(())
     })
     .await;
     let root = env.queue("gone").await.job("root").await.unwrap();
     assert_eq!(
         (root.state, root.children_pending),
-        (JobState::WaitingChildren, Some(10_000))
+        (JobState::WaitingChildren, Some(4))
     );
+    let mid = env.queue("mid").await.counts().await.unwrap();
+    assert_eq!(mid.waiting_children, 4, "{mid:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
