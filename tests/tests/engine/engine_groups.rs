@@ -273,8 +273,9 @@ async fn a_group_rate_limit_slows_that_group_only() {
     let all_done = began.elapsed();
     worker.stop().await.unwrap();
     eprintln!("fast group done after {fast_done:?}, all after {all_done:?}");
+    // (the slow group's 50 starts need over 4 s: the fast one never waits for them)
     assert!(
-        fast_done < Duration::from_secs(2),
+        fast_done < Duration::from_secs(3),
         "the fast group waited: {fast_done:?}"
     );
     assert!(
