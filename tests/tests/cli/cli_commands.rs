@@ -2,35 +2,19 @@
 //! command, add-bulk from stdin, listings in worker order, `stats --json` fields and
 //! `--watch`, and schedules.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::jobq_in;
 use jobq_tests::*;
 use queue_core::*;
 use serde_json::{json, Value};
-
-fn run(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(bin_path("jobq"))
-        .args(["--redis-url", env.config.redis_url().unwrap()])
-        .args(["--prefix", env.config.prefix()])
-        .args(args)
-        .env_remove("REDIS_URL")
-        .env_remove("JOBQ_PREFIX")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run jobq");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 /// Runs `jobq --json <args>`, asserts exit 0, and returns each stdout line as JSON.
 fn ok_json(env: &TestEnv, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
-    let out = run(env, &all, b"");
+    let out = jobq_in(env, &all, b"");
     assert!(
         out.status.success(),
         "jobq {args:?} failed: {}",
@@ -131,7 +115,7 @@ async fn round_trip_add_list_show_retry_promote_remove_clean_drain_obliterate() 
     assert_eq!(one(&env, &["promote", "rt", "later"])["promoted"], 1);
     assert_eq!(one(&env, &["show", "rt", "later"])["state"], "waiting");
     assert_eq!(one(&env, &["remove", "rt", "later"])["removed"], 1);
-    let out = run(&env, &["show", "rt", "later"], b"");
+    let out = jobq_in(&env, &["show", "rt", "later"], b"");
     assert_eq!(out.status.code(), Some(1));
 
     // a worker runs them: one completes, one fails
@@ -219,7 +203,7 @@ async fn add_bulk_from_stdin_stores_every_line_in_file_order_without_a_bar_when_
     );
     text.push('\n');
     text.push_str(r#"{"name":"work","opts":{"delay":"1h","jobId":"d1"}}"#);
-    let out = run(&env, &["--json", "add-bulk", "bulk", "-"], text.as_bytes());
+    let out = jobq_in(&env, &["--json", "add-bulk", "bulk", "-"], text.as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -288,13 +272,13 @@ async fn list_shows_active_jobs_and_human_tables_name_them() {
     assert_eq!(active[0]["attempts"], 1);
     assert!(active[0]["started_at"].as_u64().is_some());
 
-    let out = run(&env, &["list", "act", "--state", "active"], b"");
+    let out = jobq_in(&env, &["list", "act", "--state", "active"], b"");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.starts_with("ID") && table.contains(slow["id"].as_str().unwrap()),
         "{table}"
     );
-    let out = run(&env, &["stats"], b"");
+    let out = jobq_in(&env, &["stats"], b"");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("WAITING") && table.contains("act"),
@@ -373,7 +357,7 @@ async fn schedules_are_added_listed_and_removed() {
     assert_eq!(ids(&all), ["five", "tick"]);
     assert_eq!(all[1]["data"], json!({"x": 1}));
 
-    let out = run(
+    let out = jobq_in(
         &env,
         &["schedule", "add", "sq", "x", "n", "--cron", "not a cron"],
         b"",
@@ -385,7 +369,7 @@ async fn schedules_are_added_listed_and_removed() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a cron"));
-    let out = run(&env, &["schedule", "add", "sq", "x", "n"], b"");
+    let out = jobq_in(&env, &["schedule", "add", "sq", "x", "n"], b"");
     assert_eq!(out.status.code(), Some(2), "--every or --cron is required");
 
     assert_eq!(
@@ -393,7 +377,7 @@ async fn schedules_are_added_listed_and_removed() {
         true
     );
     assert_eq!(ids(&ok_json(&env, &["schedule", "list", "sq"])), ["five"]);
-    let out = run(&env, &["schedule", "remove", "sq", "tick"], b"");
+    let out = jobq_in(&env, &["schedule", "remove", "sq", "tick"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tick"));
 }

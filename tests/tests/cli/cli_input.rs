@@ -1,32 +1,15 @@
 //! `jobq` exit codes: bad input exits 2 naming the bad value and stores nothing;
 //! runtime failures (a missing job, an unreachable Redis) exit 1 naming what failed.
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use crate::jobq_env;
-use crate::{keys_of, stderr};
+use crate::{jobq_in, keys_of, stderr};
 use jobq_tests::*;
 use queue_core::{list_queues, JobOptions};
 
-fn jobq_with_stdin(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(bin_path("jobq"))
-        .args(["--redis-url", env.config.redis_url().unwrap()])
-        .args(["--prefix", env.config.prefix()])
-        .args(args)
-        .env_remove("REDIS_URL")
-        .env_remove("JOBQ_PREFIX")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run jobq");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 fn jobq(env: &TestEnv, args: &[&str]) -> Output {
-    jobq_with_stdin(env, args, b"")
+    jobq_in(env, args, b"")
 }
 
 #[tokio::test]
@@ -63,7 +46,7 @@ async fn bulk_file_with_a_bad_line_2_exits_2_naming_the_line_and_stores_nothing(
         r#"{"name":"ok","data":{"i":3}}"#,
         "\n"
     );
-    let out = jobq_with_stdin(&env, &["add-bulk", "q", "-"], text.as_bytes());
+    let out = jobq_in(&env, &["add-bulk", "q", "-"], text.as_bytes());
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("line 2:") && err.contains("-3"), "{err}");
@@ -258,7 +241,7 @@ async fn negative_huge_and_out_of_range_values_exit_2_naming_the_option_and_valu
         r#"{"name":"ok","opts":{"delay":99999999999999999}}"#,
         "\n"
     );
-    let out = jobq_with_stdin(&env, &["add-bulk", "q", "-"], bulk.as_bytes());
+    let out = jobq_in(&env, &["add-bulk", "q", "-"], bulk.as_bytes());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -385,7 +368,7 @@ async fn a_utf8_byte_order_mark_at_the_start_of_a_data_or_bulk_file_is_skipped()
     let out = jobq(&env, &["add-bulk", "q", file.to_str().unwrap()]);
     std::fs::remove_file(&file).ok();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = jobq_with_stdin(&env, &["add-bulk", "q", "-"], bulk);
+    let out = jobq_in(&env, &["add-bulk", "q", "-"], bulk);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(env.queue("q").await.counts().await.unwrap().waiting, 5);
 }
