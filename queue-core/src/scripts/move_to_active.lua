@@ -132,10 +132,7 @@ end
 -- groups parked by their rate limit whose window reopened get their turns again
 local reopened = parked_n > 0
   and redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, promote_max) or {}
-for _, g in ipairs(reopened) do
-  redis.call('ZREM', G.park, g)
-  if redis.call('EXISTS', G.q .. g) == 1 then ring_add(G, g) end
-end
+for _, g in ipairs(reopened) do group_unpark(G, g) end
 
 local next_due = -1
 if #due == promote_max or #reopened == promote_max then

@@ -503,9 +503,18 @@ local function ring_add(G, grp)
   redis.call('ZADD', G.ring, 'NX', tail[2] and (tonumber(tail[2]) + 1) or 1, grp)
 end
 
--- Makes stored job `id` (hash `job`) wait in group `grp` (`front`: ahead of the group's
--- other jobs, a job given back or reclaimed), clearing fields `...`; group_enqueue for a
--- hash written already. The caller counts it in the queue's `waiting`.
+-- Takes group `grp` out of the park and, if it has waiting jobs, gives it its turn back.
+-- Returns whether it was parked, and whether it got a turn.
+local function group_unpark(G, grp)
+  if redis.call('ZREM', G.park, grp) == 0 then return false, false end
+  if redis.call('EXISTS', G.q .. grp) == 0 then return true, false end
+  ring_add(G, grp)
+  return true, true
+end
+
+-- Puts job `id` (priority `prio`, its hash written already) in group `grp`'s queue
+-- (`front`: ahead of the group's other jobs, a job given back or reclaimed), counted among
+-- the groups' waiting jobs; the caller counts it in the queue's `waiting`.
 local function group_enqueue(G, id, prio, grp, front)
   local p = front and 1001 or (tonumber(prio) or 0)
   local seq = redis.call('HINCRBY', G.meta, 'gseq', 1)
@@ -517,6 +526,8 @@ local function group_enqueue(G, id, prio, grp, front)
     ring_add(G, grp)
   end
 end
+-- Makes stored job `id` (hash `job`) wait in group `grp` (group_enqueue), clearing fields
+-- `...` of its hash.
 local function group_wait(G, job, id, prio, grp, front, ...)
   group_enqueue(G, id, prio, grp, front)
   redis.call('HSET', job, 'sid', IN_GROUP)
@@ -543,11 +554,8 @@ local function group_done(G, grp, n)
     redis.call('ZREM', G.active, grp)
   end
   if redis.call('ZSCORE', G.park, grp) == 'inf' then
-    redis.call('ZREM', G.park, grp)
-    if redis.call('EXISTS', G.q .. grp) == 1 then
-      ring_add(G, grp)
-      return true
-    end
+    local _, turn = group_unpark(G, grp)
+    return turn
   end
   return false
 end

@@ -20,10 +20,7 @@ group_keys_sane(G)
 local function release(groups)
   local n = 0
   for _, g in ipairs(groups) do
-    if redis.call('ZREM', park, g) == 1 then
-      n = n + 1
-      if redis.call('EXISTS', G.q .. g) == 1 then ring_add(G, g) end
-    end
+    if group_unpark(G, g) then n = n + 1 end
   end
   if n > 0 then wake(marker, 0) end
   return n
