@@ -5,29 +5,9 @@ use crate::error::{Error, Result};
 use crate::groups::{GroupInfo, GroupLimited, GroupsView};
 use crate::store::QueueStore;
 
-/// Limit fields read per HSCAN call.
-const SCAN_COUNT: usize = 500;
-
-/// Every field of the group limits hash (the defaults and the overrides), by HSCAN.
+/// Every field of the group limits hash (the defaults and the overrides).
 pub(crate) async fn limit_fields(q: &QueueStore) -> Result<Vec<(String, String)>> {
-    let mut conn = q.redis.conn();
-    let mut out = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-            .arg(q.keys.group_limits())
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| q.redis.err(e))?;
-        out.extend(pairs);
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
-    }
+    super::hscan::read_hash(q, &q.keys.group_limits()).await
 }
 
 /// The group counts and the `limit` busiest groups: most waiting first, then those with

@@ -4,47 +4,16 @@
 
 use std::collections::HashMap;
 
+use super::hscan;
 use crate::error::Result;
 use crate::store::QueueStore;
 
-/// Fields of the children hash asked for per HSCAN round trip: at first a few, then as
-/// many as keep one reply near [`SCAN_BYTES`] by the sizes read so far (outcomes may be
-/// return values of up to the data cap each), between [`SCAN_FIRST`] and [`SCAN_MOST`].
-const SCAN_FIRST: usize = 8;
-const SCAN_MOST: usize = 1_000;
-const SCAN_BYTES: usize = 1 << 20;
-
 /// The children hash of parent `id`: `<queue>/<id>` → stored outcome (see `keys.rs`
-/// `job_kids`), in no particular order. Read with HSCAN, a bounded number of bytes a call,
-/// so a parent of 10,000 children with large return values never makes one long call.
+/// `job_kids`), in no particular order, read a bounded number of bytes a call
+/// ([`hscan::read_hash`]), so a parent of 10,000 children with large return values never
+/// makes one long call.
 pub(crate) async fn children_of(q: &QueueStore, id: &str) -> Result<Vec<(String, String)>> {
-    let key = q.keys.job_kids(id);
-    let mut conn = q.redis.conn();
-    let mut cursor = 0u64;
-    let mut out: Vec<(String, String)> = Vec::new();
-    let (mut count, mut bytes) = (SCAN_FIRST, 0usize);
-    loop {
-        let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-            .arg(&key)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| q.redis.err(e))?;
-        bytes += page.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        out.extend(page);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-        let average = bytes / out.len().max(1) + 1;
-        count = (SCAN_BYTES / average).clamp(SCAN_FIRST, SCAN_MOST);
-    }
-    // HSCAN may return a field twice
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|(k, _)| seen.insert(k.clone()));
-    Ok(out)
+    hscan::read_hash(q, &q.keys.job_kids(id)).await
 }
 
 /// What a child's hash says of how it is: `state`, `sid`, `par`, `stg`, `rt`, `result`, `error`

@@ -48,6 +48,7 @@ pub(crate) mod flow_commit;
 pub(crate) mod flow_stage;
 pub(crate) mod get_job;
 pub(crate) mod groups;
+pub(crate) mod hscan;
 pub(crate) mod kids;
 pub(crate) mod listing;
 pub(crate) mod lock_extend;
