@@ -132,13 +132,9 @@ pub async fn overhead(env: &RunEnv, n: usize, two_queues: bool) -> Result<Vec<Me
     } else {
         (&["plain0"], &["flow0"])
     };
-    let (plain, flow) = if env.run % 2 == 0 {
-        let p = run_plain(env, plain_q, n).await?;
-        (p, run_flow(env, flow_q, n).await?)
-    } else {
-        let f = run_flow(env, flow_q, n).await?;
-        (run_plain(env, plain_q, n).await?, f)
-    };
+    let (plain, flow) = env
+        .both(run_plain(env, plain_q, n), run_flow(env, flow_q, n))
+        .await?;
     let per = |s: f64| s / n as f64 * 1e6;
     Ok(vec![
         figure("plainMs", "plain run", "ms", plain.secs * 1e3),
@@ -176,13 +172,9 @@ pub async fn overhead(env: &RunEnv, n: usize, two_queues: bool) -> Result<Vec<Me
 pub async fn add(env: &RunEnv, n: usize) -> Result<Vec<Metric>> {
     let plain_q = open(env, &["plain0"]).await?;
     let flow_q = open(env, &["flow0"]).await?;
-    let (plain, flow) = if env.run % 2 == 0 {
-        let p = add_plain(env, &plain_q, n).await?;
-        (p, add_flow(env, &flow_q, n).await?)
-    } else {
-        let f = add_flow(env, &flow_q, n).await?;
-        (add_plain(env, &plain_q, n).await?, f)
-    };
+    let (plain, flow) = env
+        .both(add_plain(env, &plain_q, n), add_flow(env, &flow_q, n))
+        .await?;
     let per = |s: f64| s / n as f64 * 1e6;
     Ok(vec![
         figure("flowAddMs", "flow add", "ms", flow.secs * 1e3),

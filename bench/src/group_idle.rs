@@ -212,13 +212,12 @@ async fn setup_and_run(env: &RunEnv, name: &str, idle: usize) -> Result<Phase> {
 /// of each, alternating which goes first.
 pub async fn overhead(env: &RunEnv, idle: usize) -> Result<Vec<Metric>> {
     let n = JOBS;
-    let (a, b) = if env.run % 2 == 0 {
-        let a = setup_and_run(env, "noidle", 0).await?;
-        (a, setup_and_run(env, "idle", idle).await?)
-    } else {
-        let b = setup_and_run(env, "idle", idle).await?;
-        (setup_and_run(env, "noidle", 0).await?, b)
-    };
+    let (a, b) = env
+        .both(
+            setup_and_run(env, "noidle", 0),
+            setup_and_run(env, "idle", idle),
+        )
+        .await?;
     let per = |s: f64| s / n as f64 * 1e6;
     Ok(vec![
         figure("noIdleJobsPerSec", "A no idle", "jobs/s", n as f64 / a.secs),

@@ -76,13 +76,9 @@ async fn run(env: &RunEnv, name: &str, n: usize, groups: usize) -> Result<Phase>
 /// Workload `grouped`: ungrouped and over `groups` groups, one run of each.
 pub async fn overhead(env: &RunEnv, groups: usize) -> Result<Vec<Metric>> {
     let n = JOBS;
-    let (plain, grouped) = if env.run % 2 == 0 {
-        let p = run(env, "plain", n, 0).await?;
-        (p, run(env, "grouped", n, groups).await?)
-    } else {
-        let g = run(env, "grouped", n, groups).await?;
-        (run(env, "plain", n, 0).await?, g)
-    };
+    let (plain, grouped) = env
+        .both(run(env, "plain", n, 0), run(env, "grouped", n, groups))
+        .await?;
     let per = |s: f64| s / n as f64 * 1e6;
     Ok(vec![
         figure(

@@ -25,6 +25,24 @@ pub struct RunEnv {
     pub private: bool,
 }
 
+impl RunEnv {
+    /// Runs phases `a` and `b` of one run of a workload, alternating which goes first from
+    /// run to run (so neither always meets the other's leftovers); their results, `a`'s first.
+    pub async fn both<T>(
+        &self,
+        a: impl std::future::Future<Output = Result<T>>,
+        b: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<(T, T)> {
+        if self.run % 2 == 0 {
+            let a = a.await?;
+            Ok((a, b.await?))
+        } else {
+            let b = b.await?;
+            Ok((a.await?, b))
+        }
+    }
+}
+
 impl Target {
     pub fn from_env() -> Result<Target> {
         if let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) {
