@@ -28,7 +28,8 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use queue_core::internal::job_spec::{parse_flow_value, parse_job_value};
 use queue_core::{
-    Fallback, FlowJob, FlowTree, GroupsView, JobInfo, JobState, ListOrder, NewJob, Produced,
+    Cancelled, Fallback, FlowJob, FlowTree, GroupsView, JobInfo, JobState, ListOrder, NewJob,
+    Produced,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -385,6 +386,24 @@ pub async fn retry_job(
     Ok(Json(json!({"queue": queue, "id": id, "retried": 1})))
 }
 
+/// `POST /api/queues/{q}/jobs/{id}/cancel`: a job that is not running is cancelled at
+/// once (`"cancelled": "now"`, with the flow children cancelled with it); a running one is
+/// stopped by its worker within a second (`"cancelled": "requested"`). A finished job is a
+/// 409, an unknown one a 404.
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Path((queue, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let q = state.backend().existing_queue(&queue).await?;
+    let out = match deadline(q.cancel(&id)).await? {
+        Cancelled::Now { children } => {
+            json!({"queue": queue, "id": id, "cancelled": "now", "children": children})
+        }
+        Cancelled::Requested => json!({"queue": queue, "id": id, "cancelled": "requested"}),
+    };
+    Ok(Json(out))
+}
+
 /// `POST /api/queues/{q}/jobs/{id}/promote`: a delayed job starts now.
 pub async fn promote_job(
     State(state): State<AppState>,
@@ -508,13 +527,14 @@ impl CleanRequest {
     }
 }
 
-/// `completed` or `failed`, the states clean applies to.
+/// `completed`, `failed` or `cancelled`, the states clean applies to.
 pub fn clean_state(s: &str) -> ApiResult<JobState> {
     match s {
         "completed" => Ok(JobState::Completed),
         "failed" => Ok(JobState::Failed),
+        "cancelled" => Ok(JobState::Cancelled),
         other => Err(AppError::BadRequest(format!(
-            "state {other:?}: clean takes \"completed\" or \"failed\""
+            "state {other:?}: clean takes \"completed\", \"failed\" or \"cancelled\""
         ))),
     }
 }

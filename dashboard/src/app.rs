@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/queues/{queue}/jobs/{id}/retry", post(api::retry_job))
         .route("/queues/{queue}/jobs/{id}/promote", post(api::promote_job))
+        .route("/queues/{queue}/jobs/{id}/cancel", post(api::cancel_job))
         .route("/queues/{queue}/retry", post(api::retry_all))
         .route("/queues/{queue}/promote", post(api::promote_all))
         .route("/queues/{queue}/pause", post(api::pause))

@@ -96,6 +96,7 @@ pub fn render(queues: &[QueueMetrics], redis_up: bool) -> String {
             ("delayed", c.delayed),
             ("completed", c.completed),
             ("failed", c.failed),
+            ("cancelled", c.cancelled),
             ("paused", c.paused_jobs),
         ] {
             let _ = writeln!(out, "jobq_jobs{{queue=\"{q}\",state=\"{state}\"}} {n}");
@@ -233,6 +234,7 @@ mod tests {
             waiting: 2,
             waiting_children: 3,
             failed: 1,
+            cancelled: 4,
             completed_total: 7,
             failed_total: 1,
             ..Counts::default()
@@ -276,6 +278,7 @@ mod tests {
             "jobq_jobs{queue=\"video\",state=\"waiting\"} 2",
             "jobq_jobs{queue=\"video\",state=\"waiting_children\"} 3",
             "jobq_jobs{queue=\"video\",state=\"failed\"} 1",
+            "jobq_jobs{queue=\"video\",state=\"cancelled\"} 4",
             "jobq_queue_paused{queue=\"video\"} 0",
             "jobq_completed_total{queue=\"video\"} 7",
             "jobq_failed_total{queue=\"video\"} 1",

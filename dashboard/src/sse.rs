@@ -265,6 +265,7 @@ mod tests {
                 delayed: 0,
                 completed: 0,
                 failed: 0,
+                cancelled: 0,
                 paused: false,
                 completed_total: 0,
                 failed_total: 0,

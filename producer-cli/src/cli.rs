@@ -105,7 +105,7 @@ pub enum Command {
     },
     /// List the jobs of a queue in one state, a page at a time.
     ///
-    /// completed and failed: newest first; delayed: next due first; waiting: in the order
+    /// completed, failed and cancelled: newest first; delayed: next due first; waiting: in the order
     /// workers take them (highest priority first, FIFO within); active: longest running
     /// first; waiting_children: flow parents whose children have not all finished.
     /// `waiting` also lists the waiting jobs of a paused queue.
@@ -113,7 +113,8 @@ pub enum Command {
         /// Queue name.
         #[arg(value_parser = queue_name)]
         queue: String,
-        /// waiting, waiting_children, active, delayed, completed, failed or paused.
+        /// waiting, waiting_children, active, delayed, completed, failed, paused or
+        /// cancelled.
         #[arg(long, value_parser = job_state)]
         state: JobState,
         /// At most this many jobs (1-10000).
@@ -137,7 +138,8 @@ pub enum Command {
         /// Job id.
         id: String,
     },
-    /// Run a failed job again (its attempts and error cleared), or every failed job.
+    /// Run a failed or cancelled job again (its attempts and error cleared), or every
+    /// failed job.
     #[command(group(ArgGroup::new("which").required(true).args(["id", "all_failed"])))]
     Retry {
         /// Queue name.
@@ -148,6 +150,18 @@ pub enum Command {
         /// Retry every failed job of the queue.
         #[arg(long)]
         all_failed: bool,
+    },
+    /// Cancel a job: one not running (waiting, paused, delayed, waiting for its children)
+    /// is cancelled at once, with its flow's unfinished children; a running one is stopped
+    /// by its worker within a second (the handler's cancellation token fires, ffmpeg is
+    /// killed) and ends cancelled, not retried. A finished job is left as it is (exit 1).
+    /// `jobq retry` brings a cancelled job back.
+    Cancel {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Job id.
+        id: String,
     },
     /// Delete a job that is not running (and its logs).
     Remove {
@@ -451,6 +465,8 @@ pub enum CleanState {
     Completed,
     /// Failed jobs.
     Failed,
+    /// Cancelled jobs.
+    Cancelled,
 }
 
 /// `jobq schedule …`.

@@ -19,9 +19,14 @@ use crate::scripts::{self};
 pub use crate::scripts::BATCH;
 
 impl Queue {
-    /// Moves a failed job back to waiting, with its attempts and error cleared.
+    /// Moves a failed or cancelled job back to waiting, with its attempts and error cleared.
     pub async fn retry_job(&self, id: &str) -> Result<()> {
-        self.move_one(Move::Retry, id).await
+        match self.move_one(Move::Retry, id).await {
+            Err(Error::JobState { state, .. }) if state == JobState::Cancelled.as_str() => {
+                self.move_one(Move::Revive, id).await
+            }
+            r => r,
+        }
     }
 
     /// Retries every job that was failed when the call started (in batches); returns how
@@ -93,10 +98,9 @@ impl Queue {
         Err(Error::JobState {
             queue: self.name().to_string(),
             id: id.to_string(),
-            action: if mode == Move::Retry {
-                "retry"
-            } else {
-                "promote"
+            action: match mode {
+                Move::Retry | Move::Revive => "retry",
+                Move::Promote => "promote",
             },
             state: job.state.to_string(),
         })
@@ -116,7 +120,7 @@ impl Queue {
     /// Delivers what removals wrote to the queue's flow outbox (for the parents of removed
     /// children) now, rather than at the next pass of a worker of the queue, which delivers
     /// it if this fails.
-    async fn deliver_flow_outcomes(&self) {
+    pub(crate) async fn deliver_flow_outcomes(&self) {
         let q = &self.inner;
         if let Err(e) = crate::flow::deliver::pump(&q.redis, &q.prefix, &q.name).await {
             tracing::debug!(queue = %q.name, error = %e, "flow outcomes left to the workers");
@@ -167,8 +171,8 @@ impl Queue {
         .await
     }
 
-    /// Deletes finished jobs (`state` completed or failed) that had finished more than
-    /// `older_than` ago when the call started, oldest first, at most `limit` (all when
+    /// Deletes finished jobs (`state` completed, failed or cancelled) that had finished more
+    /// than `older_than` ago when the call started, oldest first, at most `limit` (all when
     /// `None`). A job finishing while the call runs stays. `older_than` is at most
     /// [`MAX_DURATION`](crate::duration::MAX_DURATION). Returns how many were deleted.
     pub async fn clean(
@@ -180,10 +184,11 @@ impl Queue {
         let finished = match state {
             JobState::Completed => Finished::Completed,
             JobState::Failed => Finished::Failed,
+            JobState::Cancelled => Finished::Cancelled,
             other => {
                 return Err(Error::invalid(
                     "state",
-                    format!("{other}: clean takes completed or failed"),
+                    format!("{other}: clean takes completed, failed or cancelled"),
                 ))
             }
         };

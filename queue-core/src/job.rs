@@ -34,11 +34,14 @@ pub enum JobState {
     Failed,
     /// Waiting while its queue is paused.
     Paused,
+    /// Cancelled by an operator ([`Queue::cancel`](crate::Queue::cancel)): it will not run
+    /// (again) unless retried.
+    Cancelled,
 }
 
 impl JobState {
     /// Every state, in display order.
-    pub const ALL: [JobState; 7] = [
+    pub const ALL: [JobState; 8] = [
         JobState::Waiting,
         JobState::WaitingChildren,
         JobState::Active,
@@ -46,7 +49,16 @@ impl JobState {
         JobState::Completed,
         JobState::Failed,
         JobState::Paused,
+        JobState::Cancelled,
     ];
+
+    /// Whether the job has finished: completed, failed or cancelled.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
 
     /// Lower-case name, as stored and printed.
     pub fn as_str(self) -> &'static str {
@@ -58,6 +70,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Paused => "paused",
+            JobState::Cancelled => "cancelled",
         }
     }
 }
@@ -79,7 +92,7 @@ impl std::str::FromStr for JobState {
                     "state",
                     format!(
                         "{s:?}: use waiting, waiting_children, active, delayed, completed, \
-                         failed or paused"
+                         failed, paused or cancelled"
                     ),
                 )
             })

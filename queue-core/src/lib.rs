@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+pub mod cancel;
 mod coalesce;
 pub mod config;
 pub mod connection;
@@ -50,6 +51,7 @@ pub mod worker;
 pub mod internal;
 pub(crate) use internal::{clock, keys, text, validate};
 
+pub use cancel::Cancelled;
 pub use config::{Config, Fallback, JobCaps};
 pub use connection::{Conn, Redis, ServerInfo};
 pub use duration::{format_duration, parse_duration};
@@ -72,8 +74,8 @@ pub use queue::{all_queue_stats, list_queues, stats_of, Counts, Queue, QueueStat
 pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
 pub use worker::{
-    install_panic_hook, wait_for_signal, Ctx, Handlers, Job, JobError, Worker, WorkerBuilder,
-    WorkerMetrics,
+    install_panic_hook, wait_for_signal, BackoffFn, Ctx, Handlers, Job, JobError, Worker,
+    WorkerBuilder, WorkerMetrics,
 };
 
 /// The README's Rust examples, compiled as doc tests of this crate so they stay true.

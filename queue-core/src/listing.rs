@@ -29,7 +29,7 @@ pub enum ListOrder {
 impl Queue {
     /// Up to `limit` jobs in `state`, skipping the first `offset`:
     ///
-    /// - `completed`, `failed`: newest first (by finish time);
+    /// - `completed`, `failed`, `cancelled`: newest first (by finish time);
     /// - `delayed`: the next due first;
     /// - `waiting_children`: flow parents waiting for their children;
     /// - `waiting`: the order workers will take them — highest priority lane first, FIFO
@@ -68,6 +68,7 @@ impl Queue {
         match state {
             JobState::Completed
             | JobState::Failed
+            | JobState::Cancelled
             | JobState::Delayed
             | JobState::WaitingChildren => {
                 scripts::listing::list_sorted(&self.inner, state, offset, limit).await

@@ -20,6 +20,9 @@ pub struct Counts {
     pub completed: u64,
     /// Failed jobs still kept by retention.
     pub failed: u64,
+    /// Cancelled jobs still kept by retention.
+    #[serde(default)]
+    pub cancelled: u64,
     /// Waiting jobs of a paused queue.
     pub paused_jobs: u64,
     /// Whether the queue is paused.
@@ -49,6 +52,8 @@ pub struct QueueStats {
     pub completed: u64,
     /// Failed jobs kept by retention.
     pub failed: u64,
+    /// Cancelled jobs kept by retention.
+    pub cancelled: u64,
     /// Whether the queue is paused.
     pub paused: bool,
     /// Jobs ever completed.
@@ -67,6 +72,7 @@ impl From<Counts> for QueueStats {
             delayed: c.delayed,
             completed: c.completed,
             failed: c.failed,
+            cancelled: c.cancelled,
             paused: c.paused,
             completed_total: c.completed_total,
             failed_total: c.failed_total,
@@ -85,6 +91,7 @@ impl QueueStats {
             S::Delayed => self.delayed,
             S::Completed => self.completed,
             S::Failed => self.failed,
+            S::Cancelled => self.cancelled,
         }
     }
 }

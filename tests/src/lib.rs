@@ -535,16 +535,12 @@ fn rand_u64() -> u64 {
 /// Milliseconds since the epoch by this machine's clock (the test Redis runs here too).
 pub use queue_core::internal::clock::now_ms;
 
-/// Waits until job `id` of `queue` has finished — completed, or failed for good — and
-/// returns it.
+/// Waits until job `id` of `queue` has finished — completed, failed for good, or
+/// cancelled — and returns it.
 pub async fn wait_job_done(queue: &Queue, id: &str, timeout: Duration) -> queue_core::JobInfo {
     eventually(timeout, &format!("job {id} to finish"), || async {
         let job = queue.get_job(id).await.ok()??;
-        matches!(
-            job.state,
-            queue_core::JobState::Completed | queue_core::JobState::Failed
-        )
-        .then_some(job)
+        job.state.is_finished().then_some(job)
     })
     .await
 }

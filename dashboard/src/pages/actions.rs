@@ -8,7 +8,7 @@ use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use queue_core::internal::job_spec::parse_job_value;
-use queue_core::Produced;
+use queue_core::{Cancelled, Produced};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -85,7 +85,7 @@ pub async fn queue_action(
     }
 }
 
-/// `POST /queues/{q}/jobs/{id}/{action}`: retry, promote, remove.
+/// `POST /queues/{q}/jobs/{id}/{action}`: retry, promote, cancel, remove.
 pub async fn job_action(
     State(state): State<AppState>,
     Extension(access): Extension<Access>,
@@ -106,13 +106,25 @@ pub async fn job_action(
                     job_href(&queue, &id),
                 )
             }
+            "cancel" => {
+                let notice = match deadline(q.cancel(&id)).await? {
+                    Cancelled::Now { children: 0 } => format!("cancelled job {id}"),
+                    Cancelled::Now { children } => {
+                        format!("cancelled job {id} and {children} of its flow's jobs")
+                    }
+                    Cancelled::Requested => {
+                        format!("cancelling job {id}: its worker stops it within a second")
+                    }
+                };
+                (notice, job_href(&queue, &id))
+            }
             "remove" => {
                 deadline(q.remove_job(&id)).await?;
                 (format!("removed job {id}"), queue_href(&queue))
             }
             other => {
                 return Err(AppError::NotFound(format!(
-                    "no job action {other:?}: use retry, promote or remove"
+                    "no job action {other:?}: use retry, promote, cancel or remove"
                 )))
             }
         };

@@ -140,7 +140,7 @@ fn actions(ctx: &PageCtx, queue: &str, job: &JobInfo) -> String {
     let base = job_href(queue, &job.id);
     let mut out = String::from("<div class=\"actions\">");
     match job.state {
-        JobState::Failed => out.push_str(&button_form(
+        JobState::Failed | JobState::Cancelled => out.push_str(&button_form(
             &format!("{base}/retry"),
             "Retry",
             "primary",
@@ -155,6 +155,19 @@ fn actions(ctx: &PageCtx, queue: &str, job: &JobInfo) -> String {
             None,
         )),
         _ => {}
+    }
+    if !job.state.is_finished() {
+        out.push_str(&button_form(
+            &format!("{base}/cancel"),
+            "Cancel",
+            "danger",
+            &[],
+            Some(if job.state == JobState::Active {
+                "Cancel this running job? Its worker stops it."
+            } else {
+                "Cancel this job?"
+            }),
+        ));
     }
     if job.state != JobState::Active {
         out.push_str(&button_form(

@@ -25,13 +25,14 @@ pub struct NoticeQuery {
 }
 
 /// The states shown as columns, in order.
-const COLUMNS: [JobState; 6] = [
+const COLUMNS: [JobState; 7] = [
     JobState::Waiting,
     JobState::WaitingChildren,
     JobState::Active,
     JobState::Delayed,
     JobState::Completed,
     JobState::Failed,
+    JobState::Cancelled,
 ];
 
 /// Updates rows in place from `counts` events; adds a row (from the template) for a new
@@ -125,6 +126,7 @@ pub async fn overview(
                 delayed: 0,
                 completed: 0,
                 failed: 0,
+                cancelled: 0,
                 paused: false,
                 completed_total: 0,
                 failed_total: 0,

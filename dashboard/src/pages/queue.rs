@@ -30,13 +30,14 @@ use crate::stats::{self, QueueStats};
 pub const PAGE_SIZE: u64 = 20;
 
 /// The tabs, in order.
-const TABS: [JobState; 6] = [
+const TABS: [JobState; 7] = [
     JobState::Waiting,
     JobState::WaitingChildren,
     JobState::Active,
     JobState::Delayed,
     JobState::Completed,
     JobState::Failed,
+    JobState::Cancelled,
 ];
 
 /// `?state=&page=&notice=`.
@@ -200,6 +201,7 @@ fn queue_actions(ctx: &PageCtx, queue: &str, counts: &QueueStats, tab: JobState)
             out.push_str(&clean_form(&base, "failed"));
         }
         JobState::Completed => out.push_str(&clean_form(&base, "completed")),
+        JobState::Cancelled => out.push_str(&clean_form(&base, "cancelled")),
         JobState::Delayed => out.push_str(&button_form(
             &format!("{base}/promote-all"),
             "Promote all delayed",
@@ -258,7 +260,7 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
         );
     }
     let order = match tab {
-        JobState::Completed | JobState::Failed => "newest first",
+        JobState::Completed | JobState::Failed | JobState::Cancelled => "newest first",
         JobState::Delayed => "next due first",
         JobState::WaitingChildren => "next checked first",
         JobState::Active => "longest running first",
@@ -317,6 +319,10 @@ fn info(job: &JobInfo) -> String {
             job.finished_at.map(relative).unwrap_or_default(),
             esc(&clip(job.failed_reason.as_deref().unwrap_or(""), 100))
         ),
+        JobState::Cancelled => format!(
+            "cancelled {}",
+            job.finished_at.map(relative).unwrap_or_default()
+        ),
         JobState::Completed => {
             let took = match (job.started_at, job.finished_at) {
                 (Some(s), Some(f)) => format!(" in {}", short_duration(f.saturating_sub(s))),
@@ -361,7 +367,7 @@ fn row_actions(ctx: &PageCtx, queue: &str, job: &JobInfo, here: &str) -> String 
     let back = [("return_to", here)];
     let mut out = String::new();
     match job.state {
-        JobState::Failed => out.push_str(&button_form(
+        JobState::Failed | JobState::Cancelled => out.push_str(&button_form(
             &format!("{base}/retry"),
             "Retry",
             "",
@@ -376,6 +382,15 @@ fn row_actions(ctx: &PageCtx, queue: &str, job: &JobInfo, here: &str) -> String 
             None,
         )),
         _ => {}
+    }
+    if !job.state.is_finished() {
+        out.push_str(&button_form(
+            &format!("{base}/cancel"),
+            "Cancel",
+            "danger",
+            &back,
+            Some("Cancel this job?"),
+        ));
     }
     if job.state != JobState::Active {
         out.push_str(&button_form(

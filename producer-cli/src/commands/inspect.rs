@@ -64,6 +64,10 @@ fn info(job: &JobInfo) -> String {
             "finished {}",
             job.finished_at.map(output::relative).unwrap_or_default()
         ),
+        JobState::Cancelled => format!(
+            "cancelled {}",
+            job.finished_at.map(output::relative).unwrap_or_default()
+        ),
         JobState::Delayed => {
             let due = job.due_at.map(output::relative).unwrap_or_default();
             match &job.failed_reason {

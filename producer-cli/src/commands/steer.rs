@@ -1,10 +1,10 @@
-//! Commands that change a queue: retry, promote, remove, pause/resume, clean, drain,
+//! Commands that change a queue: retry, promote, cancel, remove, pause/resume, clean, drain,
 //! obliterate. Each prints what it did (`--json`: one object).
 
 use std::time::Duration;
 
 use anyhow::Result;
-use queue_core::JobState;
+use queue_core::{Cancelled, JobState};
 use serde_json::json;
 
 use super::ctx::Ctx;
@@ -39,6 +39,28 @@ pub async fn retry(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<()> {
                 format!("retrying {n} failed job(s) of {queue}"),
             );
         }
+    }
+    Ok(())
+}
+
+/// Cancels one job: at once, or (running) by its worker.
+pub async fn cancel(ctx: &Ctx, queue: &str, id: &str) -> Result<()> {
+    let q = ctx.existing_queue(queue).await?;
+    match q.cancel(id).await? {
+        Cancelled::Now { children } => report(
+            ctx,
+            json!({"queue": queue, "id": id, "cancelled": "now", "children": children}),
+            if children > 0 {
+                format!("cancelled job {id} of {queue} and {children} of its flow's jobs")
+            } else {
+                format!("cancelled job {id} of {queue}")
+            },
+        ),
+        Cancelled::Requested => report(
+            ctx,
+            json!({"queue": queue, "id": id, "cancelled": "requested"}),
+            format!("cancelling job {id} of {queue}: it is running, its worker stops it"),
+        ),
     }
     Ok(())
 }
@@ -105,6 +127,7 @@ pub async fn clean(
     let state = match state {
         CleanState::Completed => JobState::Completed,
         CleanState::Failed => JobState::Failed,
+        CleanState::Cancelled => JobState::Cancelled,
     };
     let n = ctx
         .existing_queue(queue)

@@ -93,6 +93,7 @@ fn parse(value: &str) -> (u64, &str, Outcome<'_>) {
         'c' => Outcome::Done(ChildState::Completed, rest),
         'f' => Outcome::Done(ChildState::Failed, rest),
         'r' => Outcome::Done(ChildState::Removed, "it was removed"),
+        'x' => Outcome::Done(ChildState::Cancelled, "it was cancelled"),
         _ => Outcome::Pending,
     };
     (position, name, outcome)
@@ -109,6 +110,7 @@ pub(crate) fn child_state(row: &kids::ChildFields) -> Option<(ChildState, &str)>
     Some(match stored_state(f)?.parse::<JobState>().ok()? {
         JobState::Completed => (ChildState::Completed, field("result", "null")),
         JobState::Failed => (ChildState::Failed, field("error", "")),
+        JobState::Cancelled => (ChildState::Cancelled, "it was cancelled"),
         s => (ChildState::Unfinished(s), ""),
     })
 }
@@ -122,7 +124,9 @@ fn set_outcome(c: &mut ChildOutcome, state: ChildState, value: &str) {
                 serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string())),
             )
         }
-        ChildState::Failed | ChildState::Removed => c.failed_reason = Some(value.to_string()),
+        ChildState::Failed | ChildState::Removed | ChildState::Cancelled => {
+            c.failed_reason = Some(value.to_string())
+        }
         ChildState::Unfinished(_) => {}
     }
 }

@@ -69,7 +69,7 @@ async fn deliver(
     for e in entries {
         let parent = JobRef::from_text(&e.parent).filter(|p| validate_queue_name(&p.queue).is_ok());
         match parent {
-            Some(p) if !e.child.is_empty() && matches!(e.state.as_str(), "c" | "f" | "r") => {
+            Some(p) if !e.child.is_empty() && matches!(e.state.as_str(), "c" | "f" | "r" | "x") => {
                 by_queue.entry(p.queue).or_default().push(Notice {
                     parent: p.id,
                     child: format!("{queue}/{}", e.child),

@@ -103,6 +103,7 @@ async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
                     Some((ChildState::Completed, value)) => notices.push(notice("c", value)),
                     Some((ChildState::Failed, value)) => notices.push(notice("f", value)),
                     Some((ChildState::Removed, _)) => notices.push(notice("r", "")),
+                    Some((ChildState::Cancelled, _)) => notices.push(notice("x", "")),
                     // staged by this parent's own add (another add's leftover under the
                     // same ids is taken back by the staged sweep)
                     Some((ChildState::Unfinished(JobState::WaitingChildren), _))

@@ -84,6 +84,8 @@ pub enum ChildState {
     Failed,
     /// Removed before it finished (it counts as finished).
     Removed,
+    /// Cancelled ([`Queue::cancel`](crate::Queue::cancel); it counts as finished).
+    Cancelled,
     /// Not finished yet: its state now.
     Unfinished(JobState),
 }
@@ -94,12 +96,13 @@ impl ChildState {
         !matches!(self, ChildState::Unfinished(_))
     }
 
-    /// `completed`, `failed`, `removed`, or the unfinished job's state.
+    /// `completed`, `failed`, `removed`, `cancelled`, or the unfinished job's state.
     pub fn as_str(self) -> &'static str {
         match self {
             ChildState::Completed => "completed",
             ChildState::Failed => "failed",
             ChildState::Removed => "removed",
+            ChildState::Cancelled => "cancelled",
             ChildState::Unfinished(s) => s.as_str(),
         }
     }

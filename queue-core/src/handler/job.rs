@@ -5,11 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::ctx::Ctx;
+use crate::duration::format_duration;
 use crate::job::JobOptions;
 
 /// A job as its handler sees it, with data decoded into `T`.
@@ -77,6 +79,18 @@ pub struct JobError {
     message: String,
     detail: Option<String>,
     retryable: bool,
+    again: Again,
+}
+
+/// When the job runs again after a failed attempt, as its handler asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Again {
+    /// As the handler's backoff function, or else the job's backoff, says.
+    Backoff,
+    /// After this delay ([`JobError::retry_after`]); the attempt counts.
+    After(Duration),
+    /// After this delay, the attempt not counted ([`JobError::snooze`]).
+    Snooze(Duration),
 }
 
 impl JobError {
@@ -86,7 +100,54 @@ impl JobError {
             message: message.into(),
             detail: None,
             retryable: true,
+            again: Again::Backoff,
         }
+    }
+
+    /// Not a failure: the job runs again after `delay` and this attempt does not count
+    /// (Oban's snooze), e.g. when a resource the job needs is not ready yet. Also reached as
+    /// [`Ctx::snooze`]. A delay over 3650 days fails the job instead, naming it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use queue_core::{Ctx, Job, JobError};
+    ///
+    /// async fn publish(job: Job<String>, _ctx: Ctx) -> Result<(), JobError> {
+    ///     if job.data.ends_with(".part") {
+    ///         // the upload is still arriving: look again in a minute, attempts untouched
+    ///         return Err(JobError::snooze(Duration::from_secs(60)));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn snooze(delay: Duration) -> Self {
+        JobError {
+            again: Again::Snooze(delay),
+            ..JobError::new(format!("snoozed for {}", format_duration(delay)))
+        }
+    }
+
+    /// Runs the next attempt after `delay` instead of the job's backoff (e.g. an API's
+    /// `Retry-After`); the attempt counts, and with no attempts left the job fails. A
+    /// delay over 3650 days fails the job for good, naming it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use queue_core::JobError;
+    ///
+    /// // an HTTP 429 with `Retry-After: 30`
+    /// let e = JobError::new("rate limited by the moderation API").retry_after(Duration::from_secs(30));
+    /// assert!(e.is_retryable());
+    /// ```
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retryable = true;
+        self.again = Again::After(delay);
+        self
+    }
+
+    /// When the job runs again, as the handler asked.
+    pub(crate) fn again(&self) -> Again {
+        self.again
     }
 
     /// A failure no retry can fix: remaining attempts are skipped.
@@ -95,6 +156,11 @@ impl JobError {
             retryable: false,
             ..JobError::new(message)
         }
+    }
+
+    /// Whether this is a snooze ([`JobError::snooze`]), not a failure.
+    pub fn is_snooze(&self) -> bool {
+        matches!(self.again, Again::Snooze(_))
     }
 
     /// Attaches a backtrace or longer detail, stored beside the message.
@@ -130,6 +196,7 @@ impl fmt::Debug for JobError {
         f.debug_struct("JobError")
             .field("message", &self.message)
             .field("retryable", &self.retryable)
+            .field("again", &self.again)
             .finish()
     }
 }

@@ -64,6 +64,18 @@ impl QueueKeys {
         self.key("failed")
     }
 
+    /// Cancelled jobs kept for retention (as failed ones), scored by cancel time in ms.
+    pub fn cancelled(&self) -> String {
+        self.key("cancelled")
+    }
+
+    /// Cancel requests for active jobs (sorted set, id → request time in ms): each worker
+    /// holding jobs of the queue watches it and stops the handlers named here. Bounded
+    /// (cancel.lua keeps the newest `MAX_CANCEL_REQUESTS`, scripts/cancel.rs).
+    pub fn cancels(&self) -> String {
+        self.key("cancels")
+    }
+
     /// Wake-up marker: workers block on it (BZPOPMIN); adds and retries touch it.
     pub fn marker(&self) -> String {
         self.key("marker")
@@ -190,9 +202,10 @@ impl QueueKeys {
     }
 
     /// Hash of a flow parent's children: `<queue>/<id>` → `p<position> <name>` while the
-    /// child has not finished, then `<c|f|r><position> <name>\n<return value | reason>`
-    /// (`c` completed, `f` failed, `r` removed; the position keeps the flow's order). Scripts derive it from
-    /// [`QueueKeys::job_prefix`] as they do the logs key (`kids_key` in the prelude).
+    /// child has not finished, then `<c|f|r|x><position> <name>\n<return value | reason>`
+    /// (`c` completed, `f` failed, `r` removed, `x` cancelled; the position keeps the
+    /// flow's order). Scripts derive it from [`QueueKeys::job_prefix`] as they do the logs
+    /// key (`kids_key` in the prelude).
     pub fn job_kids(&self, id: &str) -> String {
         format!("{}:kids:{id}", self.base)
     }
@@ -308,6 +321,8 @@ mod tests {
             k.delayed(),
             k.completed(),
             k.failed(),
+            k.cancelled(),
+            k.cancels(),
             k.marker(),
             k.reclaim_lock(),
             k.schedules(),

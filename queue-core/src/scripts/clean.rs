@@ -11,6 +11,7 @@ script!(SCRIPT, "clean.lua");
 pub(crate) enum Finished {
     Completed,
     Failed,
+    Cancelled,
 }
 
 /// Deletes up to `want` jobs of the `finished` set that finished before `cutoff` (ms),
@@ -25,6 +26,7 @@ pub(crate) async fn clean(
     let set = match finished {
         Finished::Completed => keys.completed(),
         Finished::Failed => keys.failed(),
+        Finished::Cancelled => keys.cancelled(),
     };
     invoke(
         &q.redis,

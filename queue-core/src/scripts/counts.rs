@@ -16,7 +16,8 @@ pub(crate) async fn counts(q: &QueueStore) -> Result<Counts> {
             .key(keys.delayed())
             .key(keys.completed())
             .key(keys.failed())
-            .key(keys.waiting_children());
+            .key(keys.waiting_children())
+            .key(keys.cancelled());
         for k in lanes.keys(keys) {
             inv.key(k);
         }
@@ -29,6 +30,7 @@ pub(crate) async fn counts(q: &QueueStore) -> Result<Counts> {
     let (waiting, active, delayed, completed, failed) = (n()?, n()?, n()?, n()?, n()?);
     let paused = n()? == 1;
     let (completed_total, failed_total, waiting_children) = (n()?, n()?, n()?);
+    let cancelled = n()?;
     Ok(Counts {
         queue: q.name.clone(),
         waiting: if paused { 0 } else { waiting },
@@ -38,6 +40,7 @@ pub(crate) async fn counts(q: &QueueStore) -> Result<Counts> {
         delayed,
         completed,
         failed,
+        cancelled,
         paused,
         completed_total,
         failed_total,

@@ -1,19 +1,24 @@
--- fail_or_retry: record a batch of failed attempts. A job with attempts left moves to the
--- delayed set, due after its backoff; the others become failed (kept per retention). An
--- attempt whose entry this worker no longer owns (reclaimed after its lease ran out) is not
--- recorded, and nor is one recorded already (the same batch sent again after a dropped
--- connection lost the reply).
+-- fail_or_retry: record a batch of attempts that did not complete. A failed job with
+-- attempts left moves to the delayed set, due after its backoff; the others become failed
+-- (kept per retention). A snoozed attempt (the handler asked to run again later) is due
+-- again after its delay without counting as an attempt. A job with a cancel request
+-- (cancel.lua: `cxl`), and an attempt its worker stopped for one, ends `cancelled`, never
+-- retried. An attempt whose entry this worker no longer owns (reclaimed after its lease
+-- ran out) is not recorded, and nor is one recorded already (the same batch sent again
+-- after a dropped connection lost the reply).
 --
--- A flow child that fails for good tells its parent through its queue's outbox. A grouped
--- job frees its place in its group's active count (a retry returns to its group when due).
+-- A flow child that fails for good (or is cancelled) tells its parent through its queue's
+-- outbox. A grouped job frees its place in its group's active count (a retry returns to
+-- its group when due).
 --
 -- KEYS: 1 meta, 2 delayed, 3 failed, 4 marker, 5 events, 6 per-minute failed list,
 --       7 outbox, 8 .. 7+L lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
 --       6 keep age ms (0 none), 7 trim budget,
---       then per job 10 fields: id, lane number, entry id, error, stack, retry delay ms
---       (-1 = no retry), attempt number, start time ms, its flow parent '<queue>/<id>'
---       ('' none), its group ('' none)
+--       then per job 11 fields: id, lane number, entry id, error, stack, retry delay ms
+--       (-1 = no retry), how ('f' failed, 'c' stopped for a cancel request, 's' snoozed),
+--       attempt number, start time ms, its flow parent '<queue>/<id>' ('' none), its
+--       group ('' none)
 -- Returns: {retried, failed, lost id…}
 local meta, delayed, failed, marker, events, per_minute, outbox =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -24,19 +29,21 @@ local now_text = ms_text(now)
 local by_lane, lost, times = {}, {}, {}
 local retried, final = 0, 0
 local G, ended = group_keys(job_prefix), {}
+local C, cancelled_n = cancel_keys(job_prefix), 0
 local first_due = nil
+local FIELDS = 11
 for j = 0, N - 1 do
-  local a = 7 + j * 10
+  local a = 7 + j * FIELDS
   local lane = tonumber(ARGV[a + 2]) + 7
   by_lane[lane] = by_lane[lane] or {}
   table.insert(by_lane[lane], ARGV[a + 3])
 end
 local all_owned = ack_all(by_lane, group)
 for j = 0, N - 1 do
-  local a = 7 + j * 10
+  local a = 7 + j * FIELDS
   local id, sid = ARGV[a + 1], ARGV[a + 3]
-  local err, stack, delay = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6])
-  local att, started, par, grp = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
+  local err, stack, delay, how = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6]), ARGV[a + 7]
+  local att, started, par, grp = ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[a + 11]
   local job = job_prefix .. id
   local own = all_owned and 'owned' or ownership(job, sid)
   if own == 'owned' then count_ended(ended, grp) end
@@ -46,7 +53,22 @@ for j = 0, N - 1 do
   elseif own == 'owned' and redis.call('EXISTS', job) == 1 then
     local t0 = tonumber(started)
     if t0 then times[#times + 1] = now - t0 end
-    if delay >= 0 then
+    if how == 'c' or redis.call('HEXISTS', job, 'cxl') == 1 then
+      end_cancelled(job, id, C, now)
+      redis.call('HSET', job, 'att', att, 'started', started)
+      if par ~= '' then notify_parent(outbox, id, par, 'x', '') end
+      emit(events, maxlen, 'event', 'cancelled', 'ids', id)
+      cancelled_n = cancelled_n + 1
+    elseif how == 's' then
+      -- snoozed: this attempt does not count
+      local due = now + delay
+      redis.call('HSET', job, 'state', 'delayed', 'due', due,
+        'att', math.max((tonumber(att) or 1) - 1, 0), 'started', started)
+      redis.call('ZADD', delayed, due, id)
+      if not first_due or due < first_due then first_due = due end
+      emit(events, maxlen, 'event', 'snoozed', 'ids', id, 'due', due)
+      retried = retried + 1
+    elseif delay >= 0 then
       local due = now + delay
       redis.call('HSET', job, 'state', 'delayed', 'due', due, 'error', err, 'stack', stack,
         'att', att, 'started', started)
@@ -76,6 +98,7 @@ if final > 0 then
   -- remembered for the janitor, which keeps applying it while no job finishes
   redis.call('HSET', meta, 'rf', keep .. ':' .. age)
 end
+if cancelled_n > 0 then trim_finished(C.set, job_prefix, keep, age, now, budget) end
 observe_times(meta, times)
 if groups_done(G, ended) then wake(marker, 0) end
 if first_due then wake(marker, first_due) end

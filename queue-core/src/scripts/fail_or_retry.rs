@@ -1,5 +1,6 @@
-//! `fail_or_retry.lua`: records a batch of failed attempts: each job goes back to the
-//! delayed set for its retry, or to the failed set (or is deleted by its retention).
+//! `fail_or_retry.lua`: records a batch of attempts that did not complete: each job goes back
+//! to the delayed set for its retry (or snooze), or to the failed set (or is deleted by its
+//! retention), or, stopped for a cancel request, to the cancelled set.
 
 use std::time::Duration;
 
@@ -14,8 +15,30 @@ script!(SCRIPT, "fail_or_retry.lua");
 pub(crate) struct Failure<'a> {
     pub message: &'a str,
     pub detail: &'a str,
-    /// The delay before the retry; `None` when the job fails for good.
+    /// The delay before the retry (or the snooze); `None` when the job fails for good.
     pub retry: Option<Duration>,
+    pub how: How,
+}
+
+/// What kind of ending a [`Failure`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum How {
+    /// A failure: retried after `retry`, or failed for good.
+    Failed,
+    /// Stopped for a cancel request: the job ends cancelled.
+    Cancelled,
+    /// Snoozed: due again after `retry`, the attempt not counted.
+    Snoozed,
+}
+
+impl How {
+    fn letter(self) -> &'static str {
+        match self {
+            How::Failed => "f",
+            How::Cancelled => "c",
+            How::Snoozed => "s",
+        }
+    }
 }
 
 /// Records each failure; returns the ids of jobs this worker had lost to a reclaimer.
@@ -37,7 +60,8 @@ pub(crate) async fn fail_or_retry(
     let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, f| {
         inv.arg(f.message)
             .arg(f.detail)
-            .arg(f.retry.map_or(-1, |d| d.as_millis() as i64));
+            .arg(f.retry.map_or(-1, |d| d.as_millis() as i64))
+            .arg(f.how.letter());
     });
     let reply: redis::Value = invoke(&q.redis, &inv).await?;
     // {retried, failed, lost id…}

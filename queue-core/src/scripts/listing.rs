@@ -36,6 +36,7 @@ pub(crate) async fn list_sorted(
     let (set, newest_first) = match state {
         JobState::Completed => (keys.completed(), true),
         JobState::Failed => (keys.failed(), true),
+        JobState::Cancelled => (keys.cancelled(), true),
         JobState::WaitingChildren => (keys.waiting_children(), false),
         _ => (keys.delayed(), false),
     };

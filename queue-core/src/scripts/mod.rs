@@ -37,6 +37,7 @@ macro_rules! standalone_script {
 
 pub(crate) mod add_job;
 pub(crate) mod add_log;
+pub(crate) mod cancel;
 pub(crate) mod clean;
 pub(crate) mod complete;
 pub(crate) mod counts;

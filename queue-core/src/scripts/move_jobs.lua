@@ -1,5 +1,6 @@
--- move_jobs: put jobs back into their lanes (or groups) as waiting — `retry` (failed → waiting, attempts
--- and error cleared) or `promote` (delayed → waiting now). Given ids (each moved only while it
+-- move_jobs: put jobs back into their lanes (or groups) as waiting — `retry` (failed → waiting,
+-- attempts and error cleared), `revive` (the same for cancelled jobs) or `promote` (delayed
+-- → waiting now). Given ids (each moved only while it
 -- is still in the source state), or, when no id is given, up to `limit` members of the source
 -- set scored at most `max score`, skipping the first `offset` of them: a bulk retry moves the
 -- failed set as it was when it started (finish times up to a bound taken then) in bounded
@@ -7,9 +8,9 @@
 -- moved twice. The members skipped by earlier batches stay in the set, in front of the rest,
 -- hence the offset.
 --
--- KEYS: 1 meta, 2 lanes, 3 source set (failed or delayed), 4 marker, 5 events,
+-- KEYS: 1 meta, 2 lanes, 3 source set (failed, cancelled or delayed), 4 marker, 5 events,
 --       6 .. lane streams (the caller's current lanes)
--- ARGV: 1 mode ('retry' | 'promote'), 2 group, 3 events maxlen, 4 job key prefix,
+-- ARGV: 1 mode ('retry' | 'revive' | 'promote'), 2 group, 3 events maxlen, 4 job key prefix,
 --       5 lanes version the caller knows, 6 limit, 7 max score, 8 offset (both for "all"),
 --       9 L, 10 .. 9+L lane priorities, then the ids (none = members of the source set)
 -- Returns: {'lanes', version} when stale, else {'ok', moved, skipped id…} where a skipped id
@@ -21,7 +22,8 @@ local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
 if ver ~= ARGV[5] then return {'lanes', ver} end
 local lane_of = {}
 for i = 1, L do lane_of[ARGV[9 + i]] = 5 + i end
-local want = mode == 'retry' and 'failed' or 'delayed'
+local want = ({retry = 'failed', revive = 'cancelled'})[mode] or 'delayed'
+local again = mode ~= 'promote'
 
 local ids = {}
 for i = 10 + L, #ARGV do ids[#ids + 1] = ARGV[i] end
@@ -39,8 +41,8 @@ for _, id in ipairs(ids) do
     skipped[#skipped + 1] = id
   else
     redis.call('ZREM', source, id)
-    local clear = mode == 'retry' and {'error', 'stack', 'finished', 'result', 'due'} or {'due'}
-    if mode == 'retry' then redis.call('HSET', job, 'att', 0, 'stalls', 0) end
+    local clear = again and {'error', 'stack', 'finished', 'result', 'due', 'cxl'} or {'due'}
+    if again then redis.call('HSET', job, 'att', 0, 'stalls', 0) end
     if f[3] then
       G = G or group_keys(job_prefix)
       group_wait(G, job, id, f[2], f[3], false, unpack(clear))

@@ -1,4 +1,5 @@
-//! `move_jobs.lua`: retries failed jobs or promotes delayed ones into their lanes, by id or
+//! `move_jobs.lua`: retries failed (or cancelled) jobs or promotes delayed ones into their
+//! lanes, by id or
 //! the next batch of the set under a score bound (bulk operations act on a snapshot).
 
 use super::{invoke_with_lanes, Reply, BATCH, EVENTS_MAXLEN};
@@ -10,7 +11,11 @@ script!(SCRIPT, "move_jobs.lua");
 
 #[derive(Clone, Copy, PartialEq)]
 pub(crate) enum Move {
+    /// Failed → waiting.
     Retry,
+    /// Cancelled → waiting (a retry of a cancelled job).
+    Revive,
+    /// Delayed → waiting now.
     Promote,
 }
 
@@ -43,6 +48,7 @@ pub(crate) async fn move_jobs(
             .key(keys.lanes())
             .key(match mode {
                 Move::Retry => keys.failed(),
+                Move::Revive => keys.cancelled(),
                 Move::Promote => keys.delayed(),
             })
             .key(keys.marker())
@@ -52,6 +58,7 @@ pub(crate) async fn move_jobs(
         }
         inv.arg(match mode {
             Move::Retry => "retry",
+            Move::Revive => "revive",
             Move::Promote => "promote",
         })
         .arg(GROUP)

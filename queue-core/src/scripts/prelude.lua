@@ -122,6 +122,27 @@ local function fail_unrun(job, id, err, failed, now)
   redis.call('ZADD', failed, now, id)
 end
 
+-- A queue's cancelled set and cancel requests (keys.rs `cancelled`, `cancels`), from its
+-- job key prefix, for the scripts that end attempts.
+local function cancel_keys(job_prefix)
+  local base = string.sub(job_prefix, 1, -3)
+  return {set = base .. 'cancelled', requests = base .. 'cancels'}
+end
+
+-- Ends job `id` (hash `job`) cancelled, at `now`: in the cancelled set `C.set`, its cancel
+-- request (if any) answered, with no live lane entry, so no worker still running it records
+-- an outcome. The caller tells its flow parent and emits the event. A set of the wrong
+-- type (a corrupt record) is started again rather than failing the transition.
+local function end_cancelled(job, id, C, now)
+  redis.call('HSET', job, 'state', 'cancelled', 'finished', ms_text(now), 'error', 'cancelled')
+  redis.call('HDEL', job, 'sid', 'ln', 'cxl', 'due')
+  if type(redis.pcall('ZADD', C.set, now, id)) ~= 'number' then
+    redis.call('DEL', C.set)
+    redis.call('ZADD', C.set, now, id)
+  end
+  redis.pcall('ZREM', C.requests, id)
+end
+
 -- Fails a job whose stored fields are corrupt, with a reason naming the job and the field.
 local function fail_corrupt(job, id, reason, failed, now)
   fail_unrun(job, id, 'job ' .. id .. ' is corrupt: ' .. reason, failed, now)
@@ -386,8 +407,8 @@ local function kids_key(job_prefix, id)
 end
 
 -- Tells the parent of flow child `id` (`par` = '<queue>/<id>') how it finished: `s` is
--- 'c' (completed, `v` its return value), 'f' (failed for good, `v` the reason) or 'r'
--- (removed). The parent's queue may live on another Cluster node, so the outcome goes to
+-- 'c' (completed, `v` its return value), 'f' (failed for good, `v` the reason), 'r'
+-- (removed) or 'x' (cancelled). The parent's queue may live on another Cluster node, so the outcome goes to
 -- this queue's outbox; a worker delivers it (flow/deliver.rs) and deletes the entry.
 -- An outbox key that is not a stream (a corrupt record) holds no outcome and must never
 -- stop the transition recording one: it is started again.

@@ -3,7 +3,8 @@
 -- expired lane entry is claimed (XAUTOCLAIM, min idle = lease); its job's stall counter goes
 -- up; a job that stalled more than `max_stalls` times fails with that reason (a flow child
 -- tells its parent, through the outbox), the others get a fresh entry in their lane and run
--- again. Pending entries whose stream entry is gone
+-- again; a job with a cancel request (cancel.lua) ends cancelled instead. Pending entries
+-- whose stream entry is gone
 -- (deleted ids) are acknowledged; the consistency sweep re-enqueues their jobs. Consumers
 -- that hold nothing and have been idle for `consumer_idle` ms (stopped workers) are removed
 -- from the group; one with pending entries never is (that would drop its entries).
@@ -45,8 +46,8 @@ end
 redis.call('HSET', meta, 'rc_seen', ms_text(now))
 if now - resumed < tonumber(lease) then return {-2} end
 if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
-local requeued, failed_ids, gone = {}, {}, 0
-local G = group_keys(job_prefix)
+local requeued, failed_ids, cancelled, gone = {}, {}, {}, 0
+local G, C = group_keys(job_prefix), cancel_keys(job_prefix)
 local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
 local reason = 'job stalled more than ' .. max_stalls ..
   ' time(s): its worker stopped renewing the lease (crashed or cut off)'
@@ -67,8 +68,14 @@ for k = first, #KEYS do
       local job = id and (job_prefix .. id)
       -- only a job that still points at this entry is requeued: an entry it no longer
       -- points at is an orphan (the job waits or runs on another one), dropped above
-      local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par') or {}
-      if f[1] == sid then
+      local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
+      if f[1] == sid and f[5] then
+        -- its cancel request outlived its worker: it ends cancelled, not run again
+        end_cancelled(job, id, C, now)
+        cancelled[#cancelled + 1] = id
+        if f[2] and group_done(G, f[2]) then wake(marker, 0) end
+        if f[4] then notify_parent(outbox_key(job_prefix), id, f[4], 'x', '') end
+      elseif f[1] == sid then
         -- (a corrupt counter must not stop every reclaim of the queue: it counts from 1)
         local stalls = hincr(job, 'stalls', 1)
         if stalls > max_stalls then
@@ -108,6 +115,7 @@ if #requeued > 0 then
   emit_ids(events, maxlen, 'stalled', requeued)
   wake(marker, 0)
 end
+emit_ids(events, maxlen, 'cancelled', cancelled)
 if #failed_ids > 0 then
   hincr(meta, 'failed_total', #failed_ids)
   bump_minute(meta, per_minute, 'f', now, #failed_ids)

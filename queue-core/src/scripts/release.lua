@@ -4,7 +4,8 @@
 -- renew their leases, and a reclaim would count a stall (or fail the job) although no
 -- worker died. After such a failure the worker calls this: each entry pending to it that
 -- is not in its list is acknowledged, and its job goes to the front lane to be claimed
--- again, with no stall counted (a grouped job goes back ahead in its group).
+-- again, with no stall counted (a grouped job goes back ahead in its group); one with a
+-- cancel request (cancel.lua) ends cancelled instead.
 --
 -- KEYS: 1 meta, 2 lanes, 3 front lane, 4 marker, 5 events, 6 .. lane streams
 -- ARGV: 1 group, 2 consumer, 3 job key prefix, 4 events maxlen, then the entries held, as
@@ -15,8 +16,8 @@ local group, consumer, job_prefix, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local held = {}
 for i = 5, #ARGV do held[ARGV[i]] = true end
 local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
-local requeued = {}
-local G = group_keys(job_prefix)
+local requeued, cancelled = {}, {}
+local G, C = group_keys(job_prefix), cancel_keys(job_prefix)
 for k = 6, #KEYS do
   local key = KEYS[k]
   local p = redis.pcall('XPENDING', key, group, '-', '+', 1000, consumer)
@@ -29,8 +30,14 @@ for k = 6, #KEYS do
         redis.call('XDEL', key, sid)
         local id = entry and entry_id(entry[2])
         local job = id and (job_prefix .. id)
-        local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio') or {}
-        if f[1] == sid then
+        local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
+        if f[1] == sid and f[5] then
+          -- a cancel request came meanwhile: it ends cancelled, not claimed again
+          end_cancelled(job, id, C, now_ms())
+          cancelled[#cancelled + 1] = id
+          if f[2] and group_done(G, f[2]) then wake(marker, 0) end
+          if f[4] then notify_parent(outbox_key(job_prefix), id, f[4], 'x', '') end
+        elseif f[1] == sid then
           if not f[2] then front_ready = open_front(meta, lanes, front, group, front_ready) end
           wait_again(G, job, id, front, f)
           requeued[#requeued + 1] = id
@@ -39,6 +46,7 @@ for k = 6, #KEYS do
     end
   end
 end
+emit_ids(events, maxlen, 'cancelled', cancelled)
 if #requeued > 0 then
   hincr(meta, 'waiting', #requeued)
   emit_ids(events, maxlen, 'waiting', requeued)

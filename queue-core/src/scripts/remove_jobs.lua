@@ -1,6 +1,6 @@
 -- remove_jobs: delete jobs that are not running — waiting (its lane entry, or its place in
--- its group, too), delayed,
--- completed, failed, or a flow parent waiting for its children — with their logs. An
+-- its group, too), delayed, completed, failed, cancelled, or a flow parent waiting for its
+-- children — with their logs. An
 -- active job (its entry pending in the group) is refused: it can be removed once it
 -- finishes. A flow child removed before it finished tells its parent (outbox): it counts
 -- as finished, removed.
@@ -20,7 +20,7 @@ if ver ~= ARGV[4] then return {'lanes', ver} end
 local lane_of = {}
 for i = 1, L do lane_of[ARGV[5 + i]] = 8 + i end
 local removed, refused, undelivered = {}, {}, 0
-local G = group_keys(job_prefix)
+local G, cancelled = group_keys(job_prefix), cancel_keys(job_prefix).set
 local last_of = {}
 for i = 6 + L, #ARGV do
   local id = ARGV[i]
@@ -42,12 +42,13 @@ for i = 6 + L, #ARGV do
         undelivered = undelivered + 1
       end
     end
-    if f[5] and state ~= 'completed' and state ~= 'failed' then
+    if f[5] and state ~= 'completed' and state ~= 'failed' and state ~= 'cancelled' then
       notify_parent(outbox, id, f[5], 'r', '')
     end
     redis.call('ZREM', delayed, id)
     redis.call('ZREM', completed, id)
     redis.call('ZREM', failed, id)
+    redis.call('ZREM', cancelled, id)
     redis.call('ZREM', waiting_children, id)
     redis.call('ZREM', staged, id)
     delete_job(job_prefix, id)

@@ -103,8 +103,9 @@ for j = 7 + L, #KEYS do
       redis.call('ZADD', set, score, id)
       repaired = repaired + 1
     end
-  elseif state == 'completed' or state == 'failed' then
-    local set = state == 'completed' and completed or failed
+  elseif state == 'completed' or state == 'failed' or state == 'cancelled' then
+    local set = ({completed = completed, failed = failed})[state]
+      or cancel_keys(base .. ':j:').set
     if not redis.call('ZSCORE', set, id) then
       redis.call('ZADD', set, tonumber(f[5] or '0') or 0, id)
       repaired = repaired + 1

@@ -7,8 +7,8 @@ use crate::store::QueueStore;
 
 script!(SCRIPT, "retention.lua");
 
-/// One retention pass; (completed, failed) jobs deleted.
-pub(crate) async fn retention(q: &QueueStore) -> Result<(i64, i64)> {
+/// One retention pass; (completed, failed, cancelled) jobs deleted.
+pub(crate) async fn retention(q: &QueueStore) -> Result<(i64, i64, i64)> {
     let keys = &q.keys;
     invoke(
         &q.redis,
@@ -16,6 +16,7 @@ pub(crate) async fn retention(q: &QueueStore) -> Result<(i64, i64)> {
             .key(keys.meta())
             .key(keys.completed())
             .key(keys.failed())
+            .key(keys.cancelled())
             .arg(keys.job_prefix())
             .arg(TRIM_BUDGET),
     )

@@ -9,7 +9,8 @@
 -- failing the call for the other parents.
 --
 -- KEYS, ARGV 1-3: as flow.lua; ARGV: 4 N, then per child: parent id, '<queue>/<id>' of
---   the child, 'c' | 'f' | 'r', return value or reason
+--   the child, 'c' | 'f' | 'r' | 'x' (completed, failed, removed, cancelled), return value
+--   or reason
 -- Returns: {children counted, 1 if the outbox was written}
 local N = tonumber(ARGV[4])
 local now = now_ms()

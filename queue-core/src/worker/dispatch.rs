@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use tokio_util::sync::CancellationToken;
 
-use super::run::{run_job, Active, Ending, Outcome};
+use super::run::{run_job, Active, Outcome, Stops};
 use super::shared::Shared;
 use crate::queue::Queue;
 
@@ -16,8 +15,9 @@ pub(crate) struct Claimed {
     pub job: Active,
     /// Its share of the claim budget, held until its outcome is queued.
     pub claim: OwnedSemaphorePermit,
-    /// Fires when the job must not run (lost to a reclaimer, or the shutdown deadline).
-    pub cancel: CancellationToken,
+    /// Fire when the job must not run (lost to a reclaimer, the shutdown deadline, a cancel
+    /// request).
+    pub stops: Stops,
 }
 
 /// Runs until the fetch loop is gone and every claimed job has been started (or abandoned).
@@ -30,7 +30,7 @@ pub(crate) async fn dispatch_loop(
     while let Some(c) = claimed.recv().await {
         let slot = tokio::select! {
             biased;
-            _ = c.cancel.cancelled() => None,
+            _ = c.stops.cancel.cancelled() => None,
             s = shared.slots.clone().acquire_owned() => s.ok(),
         };
         match slot {
@@ -41,15 +41,15 @@ pub(crate) async fn dispatch_loop(
                     c.job,
                     slot,
                     done_tx.clone(),
-                    c.cancel,
+                    c.stops,
                     c.claim,
                 ));
             }
-            // never started: nothing to record, the job is left for reclaim
+            // never started: nothing to record, the job is left for reclaim (or cancelled)
             None => {
                 let _ = done_tx.send(Outcome {
+                    ending: c.stops.ending(),
                     job: c.job,
-                    ending: Ending::Abandoned,
                 });
             }
         }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::Claimed;
 use super::held::Held;
 use super::outage::Outage;
-use super::run::Active;
+use super::run::{Active, Stops};
 use super::shared::Shared;
 use crate::connection::Conn;
 use crate::error::Result;
@@ -133,10 +133,13 @@ pub(crate) async fn fetch_loop(
         let got = fetched.jobs.len();
         for job in fetched.jobs {
             let claim = permits.pop().expect("never more jobs than claims");
-            let cancel = shared.cancel_jobs.child_token();
-            held.insert(&job, cancel.clone());
+            let stops = Stops {
+                cancel: shared.cancel_jobs.child_token(),
+                asked: CancellationToken::new(),
+            };
+            held.insert(&job, stops.clone());
             // the dispatcher outlives this loop; it is only gone if its task panicked
-            let _ = claimed.send(Claimed { job, claim, cancel });
+            let _ = claimed.send(Claimed { job, claim, stops });
         }
         drop(permits);
         if unsure {

@@ -11,10 +11,10 @@ use super::held::Held;
 use super::outage::Outage;
 use super::run::{Active, Ending, Outcome};
 use crate::error::Result;
-use crate::handler::JobError;
+use crate::handler::{Again, JobError};
 use crate::job::Retention;
 use crate::queue::Queue;
-use crate::scripts::fail_or_retry::Failure;
+use crate::scripts::fail_or_retry::{Failure, How};
 use crate::scripts::{self, Attempt};
 
 /// Most outcomes recorded by one script call.
@@ -29,7 +29,7 @@ impl Outcome {
         match &self.ending {
             Ending::Completed(r) => r.len(),
             Ending::Failed(e) => e.message().len() + e.detail().map_or(0, str::len),
-            Ending::Abandoned => 0,
+            Ending::Cancelled | Ending::Abandoned => 0,
         }
     }
 }
@@ -98,37 +98,46 @@ pub(crate) async fn finish_loop(
 /// Records a batch; returns the ids of jobs this worker had lost to a reclaimer.
 async fn record(queue: &Queue, batch: &[Outcome]) -> Result<Vec<String>> {
     let mut ok: Vec<(&Active, &str)> = Vec::new();
-    let mut failed: Vec<(&Active, &JobError)> = Vec::new();
+    let mut failed: Vec<(&Active, Failure<'_>)> = Vec::new();
     for o in batch {
         match &o.ending {
             Ending::Completed(r) => ok.push((&o.job, r)),
-            Ending::Failed(e) => failed.push((&o.job, e)),
+            Ending::Failed(e) => failed.push((&o.job, failure(&o.job, e))),
+            Ending::Cancelled => failed.push((
+                &o.job,
+                Failure {
+                    message: "cancelled",
+                    detail: "",
+                    retry: None,
+                    how: How::Cancelled,
+                },
+            )),
             // left pending on purpose: reclaimed after the lease
             Ending::Abandoned => {}
         }
     }
     let mut lost = Vec::new();
-    for (policy, group) in by_policy(&ok, |o| {
+    for (policy, group) in by_policy(ok, |o| {
         o.remove_on_complete.unwrap_or(Retention::DEFAULT_COMPLETED)
     }) {
         lost.extend(complete(queue, &group, policy).await?);
     }
-    for (policy, group) in by_policy(&failed, |o| {
+    for (policy, group) in by_policy(failed, |o| {
         o.remove_on_fail.unwrap_or(Retention::DEFAULT_FAILED)
     }) {
-        lost.extend(fail_or_retry(queue, &group, policy).await?);
+        lost.extend(fail_or_retry(queue, group, policy).await?);
     }
     Ok(lost)
 }
 
 /// Groups outcomes by their retention policy (an argument of a whole script call), keeping
 /// the batch's order within each group.
-fn by_policy<'a, T: Copy>(
-    items: &[(&'a Active, T)],
+fn by_policy<'a, T>(
+    items: Vec<(&'a Active, T)>,
     policy: impl Fn(&crate::job::JobOptions) -> Retention,
 ) -> Vec<(Retention, Vec<(&'a Active, T)>)> {
     let mut groups: Vec<(Retention, Vec<(&'a Active, T)>)> = Vec::new();
-    for &(job, x) in items {
+    for (job, x) in items {
         let p = policy(&job.raw.opts);
         match groups.iter_mut().find(|(q, _)| *q == p) {
             Some((_, g)) => g.push((job, x)),
@@ -162,32 +171,41 @@ async fn complete(
 
 async fn fail_or_retry(
     queue: &Queue,
-    jobs: &[(&Active, &JobError)],
+    jobs: Vec<(&Active, Failure<'_>)>,
     policy: Retention,
 ) -> Result<Vec<String>> {
-    let jobs: Vec<_> = jobs
-        .iter()
-        .map(|(j, e)| {
-            let failure = Failure {
-                message: e.message(),
-                detail: e.detail().unwrap_or(""),
-                retry: retry_delay(j, e),
-            };
-            (attempt(j), failure)
-        })
-        .collect();
+    let jobs: Vec<_> = jobs.into_iter().map(|(j, f)| (attempt(j), f)).collect();
     scripts::fail_or_retry::fail_or_retry(&queue.inner, &jobs, policy).await
 }
 
-/// When a failed attempt runs again, or `None` when the job fails for good.
+/// How a failed attempt is recorded: a snooze, a retry after its delay, or a failure for
+/// good.
+fn failure<'a>(job: &Active, err: &'a JobError) -> Failure<'a> {
+    let (how, retry) = match err.again() {
+        Again::Snooze(d) => (How::Snoozed, Some(d)),
+        _ => (How::Failed, retry_delay(job, err)),
+    };
+    Failure {
+        message: err.message(),
+        detail: err.detail().unwrap_or(""),
+        retry,
+        how,
+    }
+}
+
+/// When a failed attempt runs again, or `None` when the job fails for good: after the
+/// handler's own delay (`retry_after`, or its backoff function: run.rs), or else the
+/// job's backoff.
 fn retry_delay(job: &Active, err: &JobError) -> Option<Duration> {
     let opts = &job.raw.opts;
     if !err.is_retryable() || job.raw.attempt >= opts.max_attempts() {
         return None;
     }
-    Some(
-        opts.backoff
+    Some(match err.again() {
+        Again::After(d) | Again::Snooze(d) => d,
+        Again::Backoff => opts
+            .backoff
             .map(|b| b.delay_after(job.raw.attempt))
             .unwrap_or(Duration::ZERO),
-    )
+    })
 }

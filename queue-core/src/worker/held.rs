@@ -1,21 +1,19 @@
 //! The jobs a worker holds in one queue (claimed, running or waiting to be recorded), by lane
 //! entry: the lane's priority and the entry's id, since an entry id is unique only within
 //! its stream (jobs added in one millisecond to two lanes get the same one). The lease loop
-//! renews exactly these; a job reported lost is cancelled here.
+//! renews exactly these; a job reported lost, or with a cancel request, is stopped here.
 
 pub(crate) use crate::scripts::extend_lease::HeldEntry;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tokio_util::sync::CancellationToken;
-
-use super::run::Active;
+use super::run::{Active, Stops};
 
 struct HeldJob {
     id: String,
     /// `<attempt>:<start ms>`, recorded with each lease renewal.
     run: String,
-    cancel: CancellationToken,
+    stops: Stops,
 }
 
 #[derive(Default)]
@@ -26,16 +24,35 @@ impl Held {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a claimed job's entry; its handler watches `cancel`.
-    pub fn insert(&self, job: &Active, cancel: CancellationToken) {
+    /// Registers a claimed job's entry; its handler watches `stops.cancel`.
+    pub fn insert(&self, job: &Active, stops: Stops) {
         self.map().insert(
             (job.prio, job.sid.clone()),
             HeldJob {
                 id: job.raw.id.clone(),
                 run: format!("{}:{}", job.raw.attempt, job.started_ms),
-                cancel,
+                stops,
             },
         );
+    }
+
+    /// Whether no job is held.
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    /// Stops the held jobs among `ids` (their cancel was requested): their attempts end
+    /// cancelled. Returns how many were running here and not stopped already.
+    pub fn cancel_requested(&self, ids: &std::collections::HashSet<String>) -> usize {
+        let mut n = 0;
+        for job in self.map().values() {
+            if ids.contains(&job.id) && !job.stops.asked.is_cancelled() {
+                job.stops.asked.cancel();
+                job.stops.cancel.cancel();
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Forgets entries (lane priority, entry id) whose outcome is recorded (or abandoned).
@@ -65,7 +82,7 @@ impl Held {
         let mut map = self.map();
         for entry in entries {
             if let Some(job) = map.remove(entry) {
-                job.cancel.cancel();
+                job.stops.cancel.cancel();
             }
         }
     }

@@ -21,7 +21,8 @@ pub enum AttemptOutcome {
     Completed,
     /// The handler failed, panicked or timed out.
     Failed,
-    /// Stopped without an outcome (shutdown deadline, lost lease): left for reclaim.
+    /// Ended without an outcome of its own: stopped (shutdown deadline, lost lease: left
+    /// for reclaim), cancelled, or snoozed.
     Abandoned,
 }
 

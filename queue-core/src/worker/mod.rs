@@ -2,6 +2,7 @@
 //! `concurrency` handler slots (and a claim budget that may run a little ahead of them, see
 //! `pace.rs`); every claim and every result is one atomic script call.
 
+mod cancels;
 mod dispatch;
 mod duty;
 mod fetch;
@@ -73,7 +74,12 @@ pub struct WorkerBuilder {
     redis: Option<Redis>,
     settings: Settings,
     handlers: HashMap<String, ErasedHandler>,
+    backoffs: HashMap<String, BackoffFn>,
 }
+
+/// A handler's own backoff ([`WorkerBuilder::backoff`]): the attempt that failed and its
+/// error in, the delay before the next attempt out.
+pub type BackoffFn = Arc<dyn Fn(u32, &JobError) -> Duration + Send + Sync>;
 
 impl WorkerBuilder {
     /// The queues to take jobs from.
@@ -151,6 +157,33 @@ impl WorkerBuilder {
         self
     }
 
+    /// Retries failed jobs named `name` after `f(attempt, &error)` instead of their
+    /// `backoff` option (`attempt`: the number of the attempt that failed, from 1). A handler
+    /// that knows better for one failure still says so with [`JobError::retry_after`],
+    /// which wins; attempts are counted as always. A delay over 3650 days fails the job.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use queue_core::{Config, Worker};
+    ///
+    /// // quota errors wait for the next minute, others back off linearly
+    /// let builder = Worker::builder(Config::default()).backoff("moderation.text", |attempt, err| {
+    ///     if err.message().contains("quota") {
+    ///         Duration::from_secs(60)
+    ///     } else {
+    ///         Duration::from_secs(5 * u64::from(attempt))
+    ///     }
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn backoff<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(u32, &JobError) -> Duration + Send + Sync + 'static,
+    {
+        self.backoffs.insert(name.into(), Arc::new(f));
+        self
+    }
+
     /// The handlers registered so far, to run the same jobs in-process elsewhere: e.g. a
     /// [`crate::producer::Producer`] whose fallback is `inline`
     /// (`jobq_handlers::register_all(Worker::builder(config))?.handlers()`).
@@ -183,6 +216,7 @@ impl WorkerBuilder {
             redis: self.redis,
             settings,
             handlers: self.handlers,
+            backoffs: self.backoffs,
             shutdown: CancellationToken::new(),
             metrics: Arc::new(WorkerMetrics::new(caches.clone())),
             caches,
@@ -225,6 +259,7 @@ pub struct Worker {
     redis: Option<Redis>,
     settings: Settings,
     handlers: HashMap<String, ErasedHandler>,
+    backoffs: HashMap<String, BackoffFn>,
     shutdown: CancellationToken,
     metrics: Arc<WorkerMetrics>,
     caches: Caches,
@@ -238,6 +273,7 @@ impl Worker {
             redis: None,
             settings: Settings::default(),
             handlers: HashMap::new(),
+            backoffs: HashMap::new(),
         }
     }
 
@@ -301,6 +337,7 @@ impl Worker {
             claims: Arc::new(Semaphore::new(self.settings.concurrency)),
             pace: pace::Pace::new(self.settings.concurrency),
             handlers: self.handlers.clone(),
+            backoffs: self.backoffs.clone(),
             consumer: consumer_name(),
             cancel_jobs: CancellationToken::new(),
             metrics: self.metrics.clone(),
@@ -427,6 +464,12 @@ impl Worker {
             held.clone(),
             shared.consumer.clone(),
             self.settings.lease,
+            tasks.stop_leases.clone(),
+        )));
+        // watched while jobs run, through the grace period too
+        tasks.background.push(tokio::spawn(cancels::cancel_loop(
+            queue.clone(),
+            held.clone(),
             tasks.stop_leases.clone(),
         )));
         for start in DUTIES {

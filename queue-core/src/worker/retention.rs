@@ -31,10 +31,10 @@ async fn retention_loop(queue: Queue, every: Duration, stop: CancellationToken) 
         }
         let removed = scripts::retention::retention(&queue.inner).await;
         match removed {
-            Ok((completed, failed)) => {
+            Ok((completed, failed, cancelled)) => {
                 outage.recovered();
-                if completed + failed > 0 {
-                    tracing::debug!(queue = %queue.name(), completed, failed, "retention removed jobs");
+                if completed + failed + cancelled > 0 {
+                    tracing::debug!(queue = %queue.name(), completed, failed, cancelled, "retention removed jobs");
                 }
             }
             Err(e) => {

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::AttemptOutcome;
 use super::shared::Shared;
-use crate::duration::format_duration;
-use crate::handler::{guarded_call, panic_message, Ctx, JobError, RawJob, Stop};
+use crate::duration::{format_duration, MAX_DURATION};
+use crate::handler::{guarded_call, panic_message, Again, Ctx, JobError, RawJob, Stop};
 use crate::queue::Queue;
 
 /// A job this worker holds: what its handler needs and what finishing it needs.
@@ -41,8 +41,10 @@ pub(crate) struct Active {
 pub(crate) enum Ending {
     /// Succeeded with this JSON return value.
     Completed(String),
-    /// Failed (error, panic or timeout).
+    /// Failed (error, panic or timeout), or snoozed.
     Failed(JobError),
+    /// Stopped for a cancel request ([`Queue::cancel`]): the job ends cancelled.
+    Cancelled,
     /// Stopped without an outcome (shutdown deadline, or the lease was lost): nothing is
     /// recorded, the job is left for reclaim.
     Abandoned,
@@ -58,6 +60,26 @@ pub(crate) struct Outcome {
 /// The handler label of jobs whose name has no handler, in metrics.
 const UNREGISTERED: &str = "<unregistered>";
 
+/// The tokens of one held job: `cancel` is its handler's, fired to stop it for any reason;
+/// `asked` fires first when the reason is a cancel request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stops {
+    pub cancel: CancellationToken,
+    pub asked: CancellationToken,
+}
+
+impl Stops {
+    /// A stopped job's ending: cancelled when a cancel request stopped it, else none (left
+    /// for reclaim).
+    pub fn ending(&self) -> Ending {
+        if self.asked.is_cancelled() {
+            Ending::Cancelled
+        } else {
+            Ending::Abandoned
+        }
+    }
+}
+
 /// Runs a claimed job in the handler slot `slot`; `claim` is its share of the claim budget.
 /// Both are given back once the outcome is queued.
 pub(crate) async fn run_job(
@@ -66,9 +88,10 @@ pub(crate) async fn run_job(
     mut job: Active,
     slot: OwnedSemaphorePermit,
     done: mpsc::UnboundedSender<Outcome>,
-    cancel: CancellationToken,
+    stops: Stops,
     claim: OwnedSemaphorePermit,
 ) {
+    let cancel = stops.cancel.clone();
     job.started_ms += job.claimed.elapsed().as_millis() as i64;
     let handler = shared.handlers.get(&job.raw.name).cloned();
     let known = handler.is_some();
@@ -111,9 +134,10 @@ pub(crate) async fn run_job(
             cancel.cancel();
             match stop {
                 Stop::Returned(Ok(Ok(result))) => completed(result, &queue_caps),
-                // a failure caused by the cancellation is no outcome: leave it for reclaim
-                _ if cancelled => Ending::Abandoned,
-                Stop::Returned(Ok(Err(e))) => Ending::Failed(e),
+                // a failure caused by the cancellation is no outcome (left for reclaim),
+                // unless a cancel request caused it
+                _ if cancelled => stops.ending(),
+                Stop::Returned(Ok(Err(e))) => Ending::Failed(handler_delay(&shared, &job, e)),
                 Stop::Returned(Err(panic)) => {
                     let e = JobError::new(format!("handler panicked: {}", panic_message(&*panic)));
                     Ending::Failed(match crate::handler::take_panic_trace() {
@@ -125,11 +149,16 @@ pub(crate) async fn run_job(
                     "timed out after {}",
                     format_duration(l)
                 ))),
-                Stop::Cancelled => Ending::Abandoned,
+                Stop::Cancelled => stops.ending(),
             }
         }
     };
     match &ending {
+        Ending::Failed(e) if e.is_snooze() => tracing::debug!(
+            queue = %job.raw.queue,
+            job = %job.raw.id,
+            "{}", e.message()
+        ),
         Ending::Failed(e) => tracing::warn!(
             queue = %job.raw.queue,
             job = %job.raw.id,
@@ -143,13 +172,18 @@ pub(crate) async fn run_job(
             job = %job.raw.id,
             "job stopped without an outcome: left for another worker to reclaim"
         ),
+        Ending::Cancelled => tracing::info!(
+            queue = %job.raw.queue,
+            job = %job.raw.id,
+            "job cancelled while it ran"
+        ),
         Ending::Completed(_) => {}
     }
     let took = began.elapsed();
     let counted = match &ending {
         Ending::Completed(_) => AttemptOutcome::Completed,
-        Ending::Failed(_) => AttemptOutcome::Failed,
-        Ending::Abandoned => AttemptOutcome::Abandoned,
+        Ending::Failed(e) if !e.is_snooze() => AttemptOutcome::Failed,
+        Ending::Failed(_) | Ending::Cancelled | Ending::Abandoned => AttemptOutcome::Abandoned,
     };
     // metrics are kept per handler; names nobody handles share one series
     let label = if known {
@@ -165,6 +199,27 @@ pub(crate) async fn run_job(
     let _ = done.send(Outcome { job, ending });
     drop(slot);
     drop(claim);
+}
+
+/// A failed attempt's error with the delay its handler's backoff function gives (when it
+/// has one and the error named none itself); a delay the handler asked for past
+/// [`MAX_DURATION`] fails the job for good instead, naming it.
+fn handler_delay(shared: &Shared, job: &Active, e: JobError) -> JobError {
+    let e = match (e.again(), shared.backoffs.get(&job.raw.name)) {
+        (Again::Backoff, Some(f)) if e.is_retryable() => {
+            let d = f(job.raw.attempt, &e);
+            e.retry_after(d)
+        }
+        _ => e,
+    };
+    match e.again() {
+        Again::After(d) | Again::Snooze(d) if d > MAX_DURATION => JobError::fatal(format!(
+            "{} (the handler asked to run again after {}, over the limit of 3650d)",
+            e.message(),
+            format_duration(d)
+        )),
+        _ => e,
+    }
 }
 
 /// A handler's return value as the attempt's outcome: held to the data cap, as data is. A

@@ -20,6 +20,8 @@ pub(crate) struct Shared {
     pub claims: Arc<Semaphore>,
     pub pace: Pace,
     pub handlers: HashMap<String, ErasedHandler>,
+    /// Handlers' own backoffs, by job name.
+    pub backoffs: HashMap<String, super::BackoffFn>,
     /// Stable consumer name: host, pid, start time.
     pub consumer: String,
     /// Cancelled when the grace period ends: running handlers are told to stop.

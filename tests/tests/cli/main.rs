@@ -2,6 +2,7 @@
 //! `jobq flow add`, the `jobq-worker` binary (panics, logs, start-up summary, metrics), and
 //! `rediss://` TLS.
 
+mod cli_cancel;
 mod cli_commands;
 mod cli_flow;
 mod cli_groups;

@@ -80,8 +80,8 @@ async fn api_queue_counts_equal_jobq_stats_json() {
     assert_eq!(
         api[1],
         json!({"queue": "beta", "waiting": 1, "waiting_children": 0, "active": 0, "delayed": 0,
-               "completed": 1, "failed": 1, "paused": true, "completed_total": 1,
-               "failed_total": 1})
+               "completed": 1, "failed": 1, "cancelled": 0, "paused": true,
+               "completed_total": 1, "failed_total": 1})
     );
 
     // one queue: the same counts plus its last hour per minute

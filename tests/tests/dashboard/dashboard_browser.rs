@@ -330,3 +330,37 @@ async fn the_overview_updates_live_and_a_failed_job_is_retried_from_its_page() {
 
     guard.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_is_cancelled_with_the_button_on_its_page() {
+    let (driver, browser) = Driver::start().await;
+    let env = TestEnv::new().await;
+    let q = env.queue("stop").await;
+    let d = Dashboard::start(&env, &[]).await;
+    let s = Session::new(&driver, &browser).await;
+    let guard = spawn_worker(crate::dashboard_cancel::diag_worker(&env, "stop"));
+    let job = q
+        .add("diag.sleep", &json!({"ms": 20_000}), JobOptions::new())
+        .await
+        .unwrap();
+    wait_active(&q, 1, Duration::from_secs(10)).await;
+    s.goto(&d.url(&format!("/queues/stop/jobs/{}", job.id)))
+        .await;
+    s.wait_text("h1 .badge", Duration::from_secs(10), |t| t == "active")
+        .await;
+    // the button asks first: say yes
+    s.exec("window.confirm = () => true; return true;").await;
+    s.click("form[action$=\"/cancel\"] button").await;
+    s.wait_text(".banner.notice", Duration::from_secs(10), |t| {
+        t.contains("cancelling job")
+    })
+    .await;
+    // the worker stops it; the page follows the job's events
+    s.wait_text("h1 .badge", Duration::from_secs(10), |t| t == "cancelled")
+        .await;
+    assert_eq!(q.job(&job.id).await.unwrap().state, JobState::Cancelled);
+    // a cancelled job offers Retry, not Cancel
+    assert!(s.find("form[action$=\"/retry\"] button").await.is_ok());
+    assert!(s.find("form[action$=\"/cancel\"] button").await.is_err());
+    guard.stop().await.unwrap();
+}

@@ -1,11 +1,12 @@
 //! The dashboard through the built `jobq-dashboard` binary: its JSON API and live updates,
 //! HTML pages, security (tokens, sessions, CSRF, timeouts), the producer fallback of its
 //! enqueue endpoint, flows (`POST /api/flows`, parents and children on the pages), groups
-//! (`GET /api/queues/{q}/groups`, the queue page's table, the group gauges), rendering at
-//! scale, and a real browser (chromium + chromedriver).
+//! (`GET /api/queues/{q}/groups`, the queue page's table, the group gauges), cancelling
+//! jobs, rendering at scale, and a real browser (chromium + chromedriver).
 
 mod dashboard_api;
 mod dashboard_browser;
+mod dashboard_cancel;
 mod dashboard_fallback;
 mod dashboard_flows;
 mod dashboard_groups;

@@ -503,18 +503,69 @@ async fn video_bad_requests_fail_once_naming_the_bad_value() {
     guard.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn video_transcode_timeout_kills_ffmpeg_and_leaves_no_output() {
-    let scratch = Scratch::new();
+/// A minute of 720p in `scratch` (`clip.mp4` looped into `long.mp4`, streams copied, so
+/// not encoded for a minute): a transcode of it runs long enough to be stopped.
+async fn long_clip(scratch: &Scratch) -> PathBuf {
     let clip = scratch.path("clip.mp4");
     make_clip(&clip, "1280x720", 3).await;
-    // a minute of 720p without encoding a minute: the 3 s clip looped, streams copied
     let long = scratch.path("long.mp4");
     let args = ["-v", "error", "-y", "-stream_loop", "19", "-i"];
     let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     args.extend([clip.display().to_string(), "-c".into(), "copy".into()]);
     args.push(long.display().to_string());
     run("ffmpeg", args).await;
+    long
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_transcode_cancelled_kills_ffmpeg_and_ends_cancelled() {
+    let scratch = Scratch::new();
+    let long = long_clip(&scratch).await;
+    let env = TestEnv::new().await;
+    let q = env.queue("video").await;
+    let guard = video_worker(&env, "video", VideoConfig::default());
+    let out = scratch.path("out.mp4");
+    let child_pattern = format!("{}/\\.out\\.mp4\\.jobq-", scratch.dir.display());
+    let added = q
+        .add(
+            "video.transcode",
+            &json!({"input": long, "output": out, "preset": "720p"}),
+            JobOptions::new().attempts(3),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "ffmpeg to start", || async {
+        process_matching(&child_pattern).then_some(())
+    })
+    .await;
+    let asked = Instant::now();
+    assert_eq!(q.cancel(&added.id).await.unwrap(), Cancelled::Requested);
+    let info = wait_job_done(&q, &added.id, Duration::from_secs(10)).await;
+    assert_eq!(info.state, JobState::Cancelled, "{info:?}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        asked.elapsed()
+    );
+    eventually(Duration::from_secs(5), "ffmpeg to be gone", || async {
+        (!process_matching(&child_pattern)).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(5), "only the inputs left", || async {
+        (scratch.files() == ["clip.mp4", "long.mp4"]).then_some(())
+    })
+    .await;
+    // not retried
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!process_matching(&child_pattern));
+    assert_eq!(q.job(&added.id).await.unwrap().state, JobState::Cancelled);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_transcode_timeout_kills_ffmpeg_and_leaves_no_output() {
+    let scratch = Scratch::new();
+    let long = long_clip(&scratch).await;
 
     let env = TestEnv::new().await;
     let q = env.queue("video").await;

@@ -1,0 +1,98 @@
+//! Cancelling a job: [`Queue::cancel`].
+//!
+//! A job that is not running — waiting, paused, delayed (a retry pending too) or a flow
+//! parent waiting for its children — is `cancelled` at once. A running job gets a cancel
+//! request: every worker holding jobs of the queue watches the queue's requests (one read a
+//! few times a second per worker and queue, none per job) and fires the token of the
+//! handler it names, which stops (ffmpeg children are killed); the attempt then ends
+//! `cancelled`, never retried whatever attempts remain. A request outlives its worker: a
+//! job whose worker died is cancelled when it is reclaimed. A handler that completes
+//! anyway, before it sees the token, completes.
+//!
+//! A cancelled flow child counts as finished for its parent; cancelling a flow parent
+//! cancels its children that have not finished, and theirs. Cancelled jobs are kept like
+//! failed ones and can be retried ([`Queue::retry_job`]).
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::job::JobRef;
+use crate::queue::Queue;
+use crate::scripts::cancel::{cancel, Cancel};
+use crate::scripts::kids;
+use crate::store::QueueStore;
+use crate::validate::validate_queue_name;
+
+/// What [`Queue::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancelled {
+    /// The job was not running: it is cancelled (and so are its children, if it was a
+    /// flow parent waiting for them: `children` of them).
+    Now {
+        /// Children (and their children) cancelled with it.
+        children: u64,
+    },
+    /// The job is running: its worker stops the handler (within a second) and records
+    /// the job cancelled.
+    Requested,
+}
+
+/// Most descendants one cancel walks (a flow is at most this big in practice; a bigger
+/// one is cancelled this far, the rest left to run).
+const MAX_DESCENDANTS: usize = 1_000_000;
+
+impl Queue {
+    /// Cancels job `id`. A finished job (completed, failed, cancelled) is refused
+    /// ([`Error::JobState`], a conflict); an unknown id is [`Error::JobNotFound`].
+    pub async fn cancel(&self, id: &str) -> Result<Cancelled> {
+        let outcome = match cancel(&self.inner, id).await? {
+            Cancel::Requested => Cancelled::Requested,
+            Cancel::Done { parent: false } => Cancelled::Now { children: 0 },
+            Cancel::Done { parent: true } => Cancelled::Now {
+                children: self.cancel_children(id).await?,
+            },
+        };
+        self.deliver_flow_outcomes().await;
+        Ok(outcome)
+    }
+
+    /// Cancels the unfinished children of cancelled flow parent `id`, and theirs; returns
+    /// how many were cancelled (or asked to stop). A child that finished meanwhile, or is
+    /// gone, is left as it is.
+    async fn cancel_children(&self, id: &str) -> Result<u64> {
+        let q = &self.inner;
+        let mut parents = vec![(
+            QueueStore::new(&q.redis, &q.prefix, &q.name),
+            id.to_string(),
+        )];
+        let (mut cancelled, mut seen) = (0, 0);
+        while let Some((store, parent)) = parents.pop() {
+            for (child, value) in kids::children_of(&store, &parent).await? {
+                // finished children are recorded with their outcome, pending ones with `p`
+                if !value.starts_with('p') || seen >= MAX_DESCENDANTS {
+                    continue;
+                }
+                seen += 1;
+                let Some(r) =
+                    JobRef::from_text(&child).filter(|r| validate_queue_name(&r.queue).is_ok())
+                else {
+                    continue;
+                };
+                let cs = QueueStore::new(&q.redis, &q.prefix, &r.queue);
+                match cancel(&cs, &r.id).await {
+                    Ok(Cancel::Done { parent }) => {
+                        cancelled += 1;
+                        if parent {
+                            parents.push((cs, r.id));
+                        }
+                    }
+                    Ok(Cancel::Requested) => cancelled += 1,
+                    Err(Error::JobState { .. } | Error::JobNotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(cancelled)
+    }
+}

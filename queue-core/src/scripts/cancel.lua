@@ -1,0 +1,77 @@
+-- cancel: an operator stops one job. A job that is not running — waiting (in its lane or its
+-- group; paused too), delayed (a retry pending as well) or a flow parent waiting for its
+-- children — becomes `cancelled` at once, out of every set that held it. A running job
+-- (its lane entry pending) gets a cancel request: its `cxl` field and a member of the
+-- queue's cancel requests, which every worker holding jobs of the queue watches; the worker
+-- running it fires the handler's token, and the attempt ends `cancelled` (fail_or_retry),
+-- or, should the worker die first, when it is reclaimed (reclaim, release). A finished job
+-- (completed, failed, cancelled) is left as it is.
+--
+-- A cancelled flow child counts as finished for its parent (outbox, 'x'); the children of
+-- a cancelled parent are cancelled by the caller, one call each (they may live in other
+-- queues, so in other slots of a cluster).
+--
+-- KEYS: 1 meta, 2 delayed, 3 cancelled, 4 waiting children, 5 events, 6 outbox,
+--       7 cancel requests, 8 .. lane streams
+-- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 lanes version, 5 keep count (-1
+--       none), 6 keep age ms (0 none), 7 trim budget, 8 most cancel requests kept, 9 id,
+--       10 L, 11 .. 10+L lane priorities
+-- Returns: {'lanes', version} when stale, {'none'} when there is no such job, {'staged'}
+--          for a flow job whose add has not finished, {'finished', state}, {'requested'}
+--          for a running job, else {'cancelled', 1 if it was a flow parent waiting for its
+--          children (the caller cancels them), else 0}
+local meta, delayed, cancelled, waiting_children = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local events, outbox, requests = KEYS[5], KEYS[6], KEYS[7]
+local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
+local keep, age, budget = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local max_requests, id, L = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
+if ver ~= ARGV[4] then return {'lanes', ver} end
+local lane_of = {}
+for i = 1, L do lane_of[ARGV[10 + i]] = 7 + i end
+
+local job = job_prefix .. id
+local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln', 'par', 'grp', 'stg')
+local state, sid = job_state(f[1], f[2]), f[2]
+if not state then return {'none'} end
+if f[7] then return {'staged'} end
+if state == 'completed' or state == 'failed' or state == 'cancelled' then
+  return {'finished', state}
+end
+local now = now_ms()
+local lane = lane_of[lane_name(f[4], f[3])]
+local in_group = state == 'waiting' and f[6] and sid == IN_GROUP
+if state == 'waiting' and not in_group and valid_sid(sid) and lane
+    and pending_entry(KEYS[lane], group, sid) then
+  -- running: the worker holding it stops it
+  redis.call('HSET', job, 'cxl', ms_text(now))
+  -- (a requests key of the wrong type, a corrupt record, is started again)
+  if type(redis.pcall('ZADD', requests, now, id)) ~= 'number' then
+    redis.call('DEL', requests)
+    redis.call('ZADD', requests, now, id)
+  end
+  local over = redis.call('ZCARD', requests) - max_requests
+  if over > 0 then redis.call('ZPOPMIN', requests, over) end
+  emit(events, maxlen, 'event', 'cancelling', 'ids', id)
+  return {'requested'}
+end
+
+local was_parent = 0
+if in_group then
+  if group_unwait(group_keys(job_prefix), id, f[6]) then hincr(meta, 'waiting', -1) end
+elseif state == 'waiting' and valid_sid(sid) and lane then
+  local last = last_delivered(KEYS[lane], group)
+  if redis.call('XDEL', KEYS[lane], sid) == 1 and id_gt(sid, last) then
+    hincr(meta, 'waiting', -1)
+  end
+elseif state == 'delayed' then
+  redis.call('ZREM', delayed, id)
+elseif state == 'waiting_children' then
+  redis.call('ZREM', waiting_children, id)
+  was_parent = 1
+end
+end_cancelled(job, id, {set = cancelled, requests = requests}, now)
+if f[5] then notify_parent(outbox, id, f[5], 'x', '') end
+emit(events, maxlen, 'event', 'cancelled', 'ids', id)
+trim_finished(cancelled, job_prefix, keep, age, now, budget)
+return {'cancelled', was_parent}

@@ -1,0 +1,375 @@
+//! Cancelling jobs (`Queue::cancel`): at once when not running, through the worker
+//! running it otherwise (its handler's token fires, the attempt ends cancelled and is not
+//! retried), after a reclaim when that worker died; flows; retry of a cancelled job;
+//! handler-controlled retries (`retry_after`, `snooze`, a handler's backoff function).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::json;
+
+/// A worker on `queue` whose `sleep` handler waits `{"ms": N}` unless its token fires
+/// (then it returns an error, as a handler that notices cancellation does), and whose
+/// `work` handler completes at once.
+fn sleepy_worker(env: &TestEnv, queue: &str, runs: Arc<AtomicU32>) -> Worker {
+    env.worker()
+        .queues([queue])
+        .concurrency(4)
+        .handler("sleep", move |j: Job<serde_json::Value>, ctx: Ctx| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let ms = j.data["ms"].as_u64().unwrap_or(20_000);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok(json!("slept")),
+                    _ = ctx.cancellation_token().cancelled() => Err(JobError::new("stopped")),
+                }
+            }
+        })
+        .handler("work", |_j: Job<serde_json::Value>, _c: Ctx| async move {
+            Ok::<_, JobError>(json!("done"))
+        })
+        .build()
+        .unwrap()
+}
+
+/// A `work` job of queue `cancel-flow` with `data`, for flows.
+fn node(data: &str) -> FlowJob {
+    FlowJob::new("cancel-flow", "work", &data).unwrap()
+}
+
+async fn state_of(q: &Queue, id: &str) -> JobState {
+    q.job(id).await.unwrap().state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_waiting_delayed_paused_and_grouped_jobs_at_once() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel").await;
+    let waiting = q.add("work", &json!(1), JobOptions::new()).await.unwrap();
+    let prio = q
+        .add("work", &json!(2), JobOptions::new().priority(5))
+        .await
+        .unwrap();
+    let delayed = q
+        .add(
+            "work",
+            &json!(3),
+            JobOptions::new().delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let grouped = q
+        .add("work", &json!(4), JobOptions::new().group("tenant-a"))
+        .await
+        .unwrap();
+    let kept = q.add("work", &json!(5), JobOptions::new()).await.unwrap();
+    for id in [&waiting.id, &prio.id, &delayed.id, &grouped.id] {
+        assert_eq!(
+            q.cancel(id).await.unwrap(),
+            Cancelled::Now { children: 0 },
+            "{id}"
+        );
+        let job = q.job(id).await.unwrap();
+        assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+        assert!(job.finished_at.is_some());
+    }
+    let c = q.counts().await.unwrap();
+    assert_eq!(
+        (c.waiting, c.delayed, c.cancelled, c.active),
+        (1, 0, 4, 0),
+        "{c:?}"
+    );
+    let groups = q.groups(10).await.unwrap();
+    assert!(groups.groups.iter().all(|g| g.waiting == 0), "{groups:?}");
+    let listed: Vec<String> = q
+        .list_jobs(JobState::Cancelled, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+
+    // a paused queue's waiting job too
+    q.pause().await.unwrap();
+    let paused = q.add("work", &json!(6), JobOptions::new()).await.unwrap();
+    q.cancel(&paused.id).await.unwrap();
+    q.resume().await.unwrap();
+
+    // nothing cancelled ever runs; the one job left does
+    let runs = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(sleepy_worker(&env, "cancel", runs));
+    let done = wait_job_done(&q, &kept.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.completed, c.cancelled, c.waiting), (1, 5, 0), "{c:?}");
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_refuses_finished_and_unknown_jobs_and_retry_brings_a_cancelled_job_back() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-refuse").await;
+    let missing = q.cancel("no-such-job").await.unwrap_err();
+    assert!(matches!(missing, Error::JobNotFound { .. }), "{missing:?}");
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+
+    let a = q.add("work", &json!("a"), JobOptions::new()).await.unwrap();
+    q.cancel(&a.id).await.unwrap();
+    // cancelled is finished: a second cancel is a conflict naming the state
+    let again = q.cancel(&a.id).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict, "{again:?}");
+    assert!(again.to_string().contains("cancelled"), "{again}");
+
+    // retry brings it back, and it runs
+    q.retry_job(&a.id).await.unwrap();
+    assert_eq!(state_of(&q, &a.id).await, JobState::Waiting);
+    let runs = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(sleepy_worker(&env, "cancel-refuse", runs));
+    let done = wait_job_done(&q, &a.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    // a completed job cannot be cancelled
+    let err = q.cancel(&a.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err:?}");
+    assert!(err.to_string().contains("completed"), "{err}");
+    assert_eq!(q.counts().await.unwrap().cancelled, 0);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_fires_its_token_within_a_second_and_it_is_not_retried() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-running").await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(sleepy_worker(&env, "cancel-running", runs.clone()));
+    let long = q
+        .add(
+            "sleep",
+            &json!({"ms": 20_000}),
+            JobOptions::new().attempts(3),
+        )
+        .await
+        .unwrap();
+    wait_active(&q, 1, Duration::from_secs(10)).await;
+    let asked = Instant::now();
+    assert_eq!(q.cancel(&long.id).await.unwrap(), Cancelled::Requested);
+    let job = eventually(
+        Duration::from_secs(3),
+        "the job to end cancelled",
+        || async {
+            let j = q.job(&long.id).await.ok()?;
+            (j.state == JobState::Cancelled).then_some(j)
+        },
+    )
+    .await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_millis(1_500), "took {took:?}");
+    assert_eq!(job.attempts_made, 1, "{job:?}");
+    // never retried, whatever attempts remain
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let c = q.counts().await.unwrap();
+    assert_eq!(
+        (c.active, c.delayed, c.waiting, c.cancelled, c.failed_total),
+        (0, 0, 0, 1, 0),
+        "{c:?}"
+    );
+    // no request left behind
+    let mut raw = env.raw().await;
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "cancel-running");
+    let left: u64 = redis::cmd("ZCARD")
+        .arg(keys.cancels())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    // the worker keeps running
+    let next = q.add("work", &json!(1), JobOptions::new()).await.unwrap();
+    let done = wait_job_done(&q, &next.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_outlives_a_dead_worker_the_job_ends_cancelled_at_reclaim() {
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("cancel-dead").await;
+    let job = q
+        .add(
+            "diag.sleep",
+            &json!({"ms": 30_000}),
+            JobOptions::new().attempts(3),
+        )
+        .await
+        .unwrap();
+    let dead = WorkerProcess::start(
+        &server.url(),
+        env.config.prefix(),
+        &["--queues", "cancel-dead", "--lease", "1s"],
+    );
+    wait_active(&q, 1, Duration::from_secs(20)).await;
+    dead.signal("KILL");
+    assert_eq!(q.cancel(&job.id).await.unwrap(), Cancelled::Requested);
+    // another worker reclaims it once the lease ran out: cancelled, not run again
+    let _next = WorkerProcess::start(
+        &server.url(),
+        env.config.prefix(),
+        &["--queues", "cancel-dead", "--lease", "1s"],
+    );
+    let info = eventually(
+        Duration::from_secs(20),
+        "the job to end cancelled",
+        || async {
+            let j = q.job(&job.id).await.ok()?;
+            (j.state == JobState::Cancelled).then_some(j)
+        },
+    )
+    .await;
+    // (a reclaimed attempt records no outcome of its own)
+    assert_eq!(info.failed_reason.as_deref(), Some("cancelled"), "{info:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.active, c.waiting, c.cancelled), (0, 0, 1), "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_flow_parent_cancels_its_children_and_a_cancelled_child_counts_as_finished() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-flow").await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    // a parent with three waiting children
+    let tree = flows
+        .add(node("parent").children(vec![node("c1"), node("c2"), node("c3")]))
+        .await
+        .unwrap();
+    assert_eq!(state_of(&q, &tree.id).await, JobState::WaitingChildren);
+    assert_eq!(
+        q.cancel(&tree.id).await.unwrap(),
+        Cancelled::Now { children: 3 }
+    );
+    for kid in &tree.children {
+        assert_eq!(state_of(&q, &kid.id).await, JobState::Cancelled, "{kid:?}");
+    }
+    let c = q.counts().await.unwrap();
+    assert_eq!(
+        (c.waiting, c.waiting_children, c.cancelled),
+        (0, 0, 4),
+        "{c:?}"
+    );
+
+    // a cancelled child counts as finished: its parent runs once the others complete
+    let tree = flows
+        .add(node("p2").children(vec![node("d1"), node("d2")]))
+        .await
+        .unwrap();
+    q.cancel(&tree.children[0].id).await.unwrap();
+    let runs = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(sleepy_worker(&env, "cancel-flow", runs));
+    let parent = wait_job_done(&q, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(parent.state, JobState::Completed, "{parent:?}");
+    let kids = q.children(&tree.id).await.unwrap();
+    let states: Vec<ChildState> = kids.iter().map(|k| k.state).collect();
+    assert_eq!(states, [ChildState::Cancelled, ChildState::Completed]);
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_steer_their_retries_with_retry_after_snooze_and_a_backoff_function() {
+    let env = TestEnv::new().await;
+    let q = env.queue("steer-retry").await;
+    let snoozed = Arc::new(AtomicU32::new(0));
+    let s2 = snoozed.clone();
+    let worker = env
+        .worker()
+        .queues(["steer-retry"])
+        .concurrency(4)
+        // fails once with a Retry-After of 1.2 s, then completes
+        .handler("api", |j: Job<u32>, _c: Ctx| async move {
+            if j.attempt == 1 {
+                return Err(JobError::new("429").retry_after(Duration::from_millis(1_200)));
+            }
+            Ok(j.attempt)
+        })
+        // snoozes twice (no attempt used), then completes on its first counted attempt
+        .handler("wait", move |j: Job<u32>, ctx: Ctx| {
+            let s = s2.clone();
+            async move {
+                if s.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return Err(ctx.snooze(Duration::from_millis(300)));
+                }
+                // a snooze used no attempt
+                Ok::<_, JobError>(j.attempt)
+            }
+        })
+        // always fails; its backoff function says 700 ms
+        .handler("flaky", |_j: Job<u32>, _c: Ctx| async move {
+            Err::<u32, _>(JobError::new("flaky"))
+        })
+        .backoff("flaky", |attempt, err| {
+            let ms = if err.message() == "flaky" {
+                700
+            } else {
+                3_600_000
+            };
+            Duration::from_millis(ms * u64::from(attempt))
+        })
+        // asks for an absurd delay: fails for good, naming it
+        .handler("absurd", |_j: Job<u32>, _c: Ctx| async move {
+            Err::<u32, _>(JobError::new("later").retry_after(Duration::from_secs(400_000_000)))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let t0 = Instant::now();
+    let api = q
+        .add("api", &1, JobOptions::new().attempts(2))
+        .await
+        .unwrap();
+    let wait = q.add("wait", &1, JobOptions::new()).await.unwrap();
+    let flaky = q
+        .add(
+            "flaky",
+            &1,
+            JobOptions::new()
+                .attempts(2)
+                .backoff(Backoff::fixed(Duration::from_secs(3600))),
+        )
+        .await
+        .unwrap();
+    let absurd = q
+        .add("absurd", &1, JobOptions::new().attempts(5))
+        .await
+        .unwrap();
+
+    let done = wait_job_done(&q, &api.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.attempts_made, 2);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1_200),
+        "{:?}",
+        t0.elapsed()
+    );
+
+    let done = wait_job_done(&q, &wait.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    // two snoozes, one counted attempt, which saw itself as the first
+    assert_eq!(snoozed.load(Ordering::SeqCst), 3);
+    assert_eq!(done.attempts_made, 1, "{done:?}");
+    assert_eq!(done.return_value, Some(json!(1)), "{done:?}");
+
+    // the handler's backoff (700 ms) wins over the job's (an hour)
+    let done = wait_job_done(&q, &flaky.id, Duration::from_secs(10)).await;
+    assert_eq!((done.state, done.attempts_made), (JobState::Failed, 2));
+
+    let done = wait_job_done(&q, &absurd.id, Duration::from_secs(10)).await;
+    assert_eq!((done.state, done.attempts_made), (JobState::Failed, 1));
+    let reason = done.failed_reason.unwrap_or_default();
+    assert!(reason.contains("over the limit of 3650d"), "{reason}");
+    guard.stop().await.unwrap();
+}

@@ -1,0 +1,108 @@
+//! `POST /api/queues/{q}/jobs/{id}/cancel` through the built `jobq-dashboard`: a running
+//! 20 s job ends cancelled within 1.5 s and is not retried, the worker keeps running; a
+//! waiting one is cancelled at once; finished is a 409, unknown a 404, both JSON.
+
+use std::time::{Duration, Instant};
+
+use crate::dashboard_support::*;
+use jobq_tests::*;
+use queue_core::*;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_cancels_a_running_job_within_1_5_s_and_refuses_finished_and_unknown_ones() {
+    let env = TestEnv::new().await;
+    let q = env.queue("http-cancel").await;
+    let d = Dashboard::start(&env, &[]).await;
+    let c = client();
+    let api = |p: &str| d.url(&format!("/api/queues/http-cancel{p}"));
+    let worker = diag_worker(&env, "http-cancel");
+    let guard = spawn_worker(worker);
+    let long = q
+        .add(
+            "diag.sleep",
+            &json!({"ms": 20_000}),
+            JobOptions::new().attempts(3),
+        )
+        .await
+        .unwrap();
+    wait_active(&q, 1, Duration::from_secs(10)).await;
+    let asked = Instant::now();
+    let r = c
+        .post(api(&format!("/jobs/{}/cancel", long.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["cancelled"], "requested");
+    eventually(
+        Duration::from_secs(3),
+        "the job to end cancelled",
+        || async { (q.job(&long.id).await.ok()?.state == JobState::Cancelled).then_some(()) },
+    )
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        asked.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, body) = get_json(&api("")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (body["active"].as_u64(), body["cancelled"].as_u64()),
+        (Some(0), Some(1)),
+        "{body}"
+    );
+    let (s, page) = get_json(&api("/jobs?state=cancelled")).await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.to_string().contains(&long.id), "{page}");
+
+    // finished: 409; unknown: 404; both JSON errors
+    let r = c
+        .post(api(&format!("/jobs/{}/cancel", long.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("cancelled"),
+        "{body}"
+    );
+    let r = c.post(api("/jobs/ghost/cancel")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+
+    // a delayed job is cancelled at once; retry brings it back and it runs
+    let later = q
+        .add(
+            "diag.noop",
+            &json!({}),
+            JobOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let r = c
+        .post(api(&format!("/jobs/{}/cancel", later.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["cancelled"], "now");
+    let r = c
+        .post(api(&format!("/jobs/{}/retry", later.id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let done = wait_job_done(&q, &later.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    guard.stop().await.unwrap();
+}
+
+/// A worker on `queue` with the `diag.*` handlers.
+pub fn diag_worker(env: &TestEnv, queue: &str) -> Worker {
+    jobq_handlers::diag::register(env.worker().queues([queue]).concurrency(2))
+        .build()
+        .unwrap()
+}
