@@ -373,3 +373,56 @@ async fn handlers_steer_their_retries_with_retry_after_snooze_and_a_backoff_func
     assert!(reason.contains("over the limit of 3650d"), "{reason}");
     guard.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_cancel_records_never_stop_a_cancel_or_the_queue() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-corrupt").await;
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "cancel-corrupt");
+    let mut raw = env.raw().await;
+    // the requests and the cancelled set of the wrong type
+    for key in [keys.cancels(), keys.cancelled()] {
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg("garbage")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let runs = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(sleepy_worker(&env, "cancel-corrupt", runs));
+    let long = q
+        .add("sleep", &json!({"ms": 20_000}), JobOptions::new())
+        .await
+        .unwrap();
+    wait_active(&q, 1, Duration::from_secs(10)).await;
+    // (the counts read the corrupt set as empty)
+    assert_eq!(q.counts().await.unwrap().cancelled, 0);
+    assert_eq!(q.cancel(&long.id).await.unwrap(), Cancelled::Requested);
+    let job = wait_job_done(&q, &long.id, Duration::from_secs(5)).await;
+    assert_eq!(job.state, JobState::Cancelled);
+    let waiting = q
+        .add(
+            "work",
+            &json!(1),
+            JobOptions::new().delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(keys.cancelled())
+        .arg("garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        q.cancel(&waiting.id).await.unwrap(),
+        Cancelled::Now { children: 0 }
+    );
+    assert_eq!(state_of(&q, &waiting.id).await, JobState::Cancelled);
+    // the queue goes on
+    let next = q.add("work", &json!(2), JobOptions::new()).await.unwrap();
+    let done = wait_job_done(&q, &next.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed);
+    guard.stop().await.unwrap();
+}
