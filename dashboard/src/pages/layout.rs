@@ -31,7 +31,7 @@ tr:last-child td{border-bottom:none}
 a{color:var(--accent)}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff;background:var(--muted)}
 .badge.waiting{background:var(--waiting)}.badge.active{background:var(--active)}.badge.delayed{background:var(--delayed)}
-.badge.completed{background:var(--completed)}.badge.failed{background:var(--failed)}.badge.paused{background:var(--paused)}
+.badge.completed{background:var(--completed)}.badge.failed{background:var(--failed)}.badge.paused{background:var(--paused)}.badge.cancelled{background:var(--paused)}
 .badge.running{background:var(--completed)}
 .badge.waiting_children{background:var(--waiting-children)}.badge.removed{background:var(--removed)}
 .badge.parent{background:#fff;color:var(--waiting-children);border:1px solid var(--waiting-children);font-weight:500}

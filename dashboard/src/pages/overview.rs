@@ -58,7 +58,7 @@ jobqLive('/events', {
   counts: (rows) => {
     for (const r of rows) {
       const tr = rowFor(r.queue) || addRow(r.queue);
-      for (const f of ['waiting', 'waiting_children', 'active', 'delayed', 'completed', 'failed', 'completed_total', 'failed_total']) set(tr, f, r[f]);
+      for (const f of ['waiting', 'waiting_children', 'active', 'delayed', 'completed', 'failed', 'cancelled', 'completed_total', 'failed_total']) set(tr, f, r[f]);
       tr.querySelector('[data-field="failed"]').classList.toggle('nonzero', r.failed > 0);
       const badge = tr.querySelector('[data-field="status"]');
       badge.textContent = r.paused ? 'paused' : 'running';
