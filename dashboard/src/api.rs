@@ -13,7 +13,8 @@
 //! "opts","children":[..]}`) all or nothing → 201 with the tree and every node's id; flows
 //! are never spooled (503 while Redis is down).
 //! `POST …/{q}/retry|promote|pause|resume|clean|drain`; `POST …/jobs/{id}/retry|promote`;
-//! `DELETE …/jobs/{id}`.
+//! `DELETE …/jobs/{id}`. A queue's schedules and limits (`…/{q}/schedules`, `…/{q}/limits`)
+//! are in `schedules.rs` and `limits.rs`.
 //!
 //! Errors are `{"error": "..."}` naming the bad value: 400 bad input (nothing stored), 401 /
 //! 403 refused (see `auth.rs`), 404 unknown queue or job, 409 a job in the wrong state,
@@ -32,7 +33,7 @@ use queue_core::{
     Produced,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::backend::deadline;
 use crate::enqueue::spooled_reason;
@@ -470,16 +471,7 @@ impl CleanRequest {
     pub fn parse(body: &[u8]) -> ApiResult<Self> {
         let usage =
             "send {\"state\": \"completed\" or \"failed\", \"older_than\": \"1h\", \"limit\": N}";
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(AppError::BadRequest(format!(
-                "request body is empty: {usage}"
-            )));
-        }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-        let Value::Object(mut obj) = value else {
-            return Err(AppError::BadRequest(format!("expected an object: {usage}")));
-        };
+        let mut obj = object_body(body, usage)?;
         let state = match obj.remove("state") {
             Some(Value::String(s)) => clean_state(&s)?,
             Some(other) => {
@@ -525,6 +517,26 @@ impl CleanRequest {
             limit,
         })
     }
+}
+
+/// A request body that must be one JSON object; `usage` (what to send) ends each error.
+pub fn object_body(body: &[u8], usage: &str) -> ApiResult<Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::BadRequest(format!(
+            "request body is empty: {usage}"
+        )));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    match value {
+        Value::Object(obj) => Ok(obj),
+        _ => Err(AppError::BadRequest(format!("expected an object: {usage}"))),
+    }
+}
+
+/// A JSON value a client sent, as an error quotes it (clipped).
+pub fn shown_value(v: &Value) -> String {
+    queue_core::internal::text::clip(&v.to_string(), 60)
 }
 
 /// `completed`, `failed` or `cancelled`, the states clean applies to.

@@ -2,11 +2,14 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::state::AppState;
-use crate::{api, auth, body_limit, headers, health, metrics, pages, refusals, sse, timing};
+use crate::{
+    api, auth, body_limit, headers, health, limits, metrics, pages, refusals, schedules, sse,
+    timing,
+};
 
 /// Every route of the dashboard, behind the auth guard and the body limits, with every
 /// error in JSON (or an error page), and the `Server-Timing` and the security headers on
@@ -35,6 +38,18 @@ pub fn router(state: AppState) -> Router {
         .route("/queues/{queue}/resume", post(api::resume))
         .route("/queues/{queue}/clean", post(api::clean))
         .route("/queues/{queue}/drain", post(api::drain))
+        .route(
+            "/queues/{queue}/schedules",
+            get(schedules::list_schedules).post(schedules::add_schedule),
+        )
+        .route(
+            "/queues/{queue}/schedules/{id}",
+            delete(schedules::remove_schedule),
+        )
+        .route(
+            "/queues/{queue}/limits",
+            get(limits::get_limits).post(limits::set_limits),
+        )
         .fallback(api::not_found);
 
     let pages = Router::new()
@@ -44,6 +59,18 @@ pub fn router(state: AppState) -> Router {
         .route("/queues/{queue}", get(pages::queue::queue_page))
         .route("/queues/{queue}/jobs", post(pages::actions::add_job))
         .route("/queues/{queue}/jobs/{id}", get(pages::job::job_page))
+        .route(
+            "/queues/{queue}/schedules",
+            get(pages::schedules::schedules_page).post(pages::schedules::add_schedule),
+        )
+        .route(
+            "/queues/{queue}/schedules/{id}/remove",
+            post(pages::schedules::remove_schedule),
+        )
+        .route(
+            "/queues/{queue}/limits",
+            get(pages::limits::limits_page).post(pages::limits::set_limits),
+        )
         .route(
             "/queues/{queue}/jobs/{id}/{action}",
             post(pages::actions::job_action),

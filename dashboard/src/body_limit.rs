@@ -1,6 +1,6 @@
 //! How large a request body may be: large enough for one job at the size caps
 //! (`JOBQ_MAX_DATA_BYTES` + `JOBQ_MAX_OPTS_BYTES`, 1 MiB each by default) where jobs are
-//! enqueued, that plus [`FLOW_TREE_BYTES`] for a flow (one request, all or nothing, so it
+//! enqueued or schedules added, that plus [`FLOW_TREE_BYTES`] for a flow (one request, all or nothing, so it
 //! cannot be sent in parts), small everywhere else, and bounded everywhere. A body over its limit is a 413
 //! naming the limit (before it is read when `Content-Length` says so, else as soon as the
 //! limit is passed).
@@ -44,11 +44,23 @@ pub fn limit_for(caps: &JobCaps, method: &Method, path: &str) -> (usize, &'stati
                     "an enqueue (one job at the caps)",
                 )
             }
+            ["", "api", "queues", _, "schedules"] => {
+                return (
+                    job.saturating_add(ENVELOPE_BYTES),
+                    "a schedule (its job at the caps)",
+                )
+            }
             // a form url-encodes the JSON: up to 3 bytes per byte
             ["", "queues", _, "jobs"] => {
                 return (
                     job.saturating_mul(3).saturating_add(ENVELOPE_BYTES),
                     "the add-job form (one job at the caps)",
+                )
+            }
+            ["", "queues", _, "schedules"] => {
+                return (
+                    job.saturating_mul(3).saturating_add(ENVELOPE_BYTES),
+                    "the add-schedule form (its job at the caps)",
                 )
             }
             _ => {}
@@ -109,8 +121,18 @@ mod tests {
         assert_eq!(api, 2 * JobCaps::DEFAULT_BYTES + ENVELOPE_BYTES);
         let (form, _) = limit_for(&caps, &Method::POST, "/queues/q/jobs");
         assert!(form > api);
+        assert_eq!(
+            limit_for(&caps, &Method::POST, "/api/queues/q/schedules").0,
+            api
+        );
+        assert_eq!(
+            limit_for(&caps, &Method::POST, "/queues/q/schedules").0,
+            form
+        );
         for (m, p) in [
             (Method::POST, "/api/queues/q/clean"),
+            (Method::POST, "/api/queues/q/limits"),
+            (Method::POST, "/queues/q/schedules/s/remove"),
             (Method::POST, "/api/queues/q/jobs/1/retry"),
             (Method::GET, "/api/queues/q/jobs"),
             (Method::POST, "/login"),

@@ -48,6 +48,16 @@ pub fn job_href(queue: &str, id: &str) -> String {
     )
 }
 
+/// Link to a queue's schedules page.
+pub fn schedules_href(queue: &str) -> String {
+    format!("{}/schedules", queue_href(queue))
+}
+
+/// Link to a queue's limits page.
+pub fn limits_href(queue: &str) -> String {
+    format!("{}/limits", queue_href(queue))
+}
+
 /// A JSON value pretty-printed (for `<pre>`; escape it before use).
 pub fn pretty_json(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())

@@ -22,6 +22,7 @@
 //! | `error.rs`, `refusals.rs` | errors and their status; axum's own refusals as JSON or a page |
 //! | `api.rs` | the JSON API (flows: `POST /api/flows`) |
 //! | `enqueue.rs` | enqueueing (API and form) through the producer: `JOBQ_FALLBACK` when Redis is down |
+//! | `schedules.rs`, `limits.rs` | a queue's schedules and limits: their API, and the checks and reads their pages share |
 //! | `pages/` | the HTML pages and the form actions behind their buttons |
 //! | `html.rs`, `chart.rs` | escaping and formatting; the throughput chart (inline SVG) |
 //! | `stats.rs` | counts of every queue, read concurrently (what `jobq stats` prints) |
@@ -44,10 +45,12 @@ pub mod error;
 pub mod headers;
 pub mod health;
 pub mod html;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 pub mod pages;
 pub mod refusals;
+pub mod schedules;
 pub mod server;
 pub mod session;
 pub mod sse;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use queue_core::internal::args::{duration, ranged};
+use queue_core::internal::args::{concurrency, duration, ranged, rate, Rate};
 use queue_core::{Backoff, JobState};
 use serde_json::Value;
 
@@ -431,15 +431,6 @@ impl LimitsArgs {
     }
 }
 
-/// A rate limit as typed: `MAX/WINDOW`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    /// Starts per window.
-    pub max: u64,
-    /// The window.
-    pub window: Duration,
-}
-
 /// Options a job (or each job of a schedule) can carry.
 #[derive(Debug, Args)]
 pub struct JobOptArgs {
@@ -562,33 +553,10 @@ fn groups_limit(s: &str) -> Result<usize, String> {
     ranged(s, 1..=10_000)
 }
 
-fn concurrency(s: &str) -> Result<u32, String> {
-    ranged(s, 1..=i128::from(u32::MAX))
-}
-
 /// A group key: 1-128 characters of `A-Z a-z 0-9 . _ : -` (queue-core's own check).
 fn group_key(s: &str) -> Result<String, String> {
     queue_core::internal::validate::validate_group(s).map_err(|e| e.to_string())?;
     Ok(s.to_string())
-}
-
-/// Most starts a rate window takes (queue-core keeps counts exact as Lua doubles).
-const MAX_RATE: i128 = 1 << 53;
-
-/// `MAX/WINDOW`: 1 to 2^53 starts per 1ms to 365d, e.g. `100/1s`.
-fn rate(s: &str) -> Result<Rate, String> {
-    let Some((max, window)) = s.split_once('/') else {
-        return Err(format!("{s:?}: use MAX/WINDOW, e.g. 100/1s"));
-    };
-    let max = ranged(max, 1..=MAX_RATE).map_err(|e| format!("{s:?}: MAX {e}"))?;
-    let window = duration(window).map_err(|e| format!("{s:?}: WINDOW {e}"))?;
-    if window < Duration::from_millis(1) {
-        return Err(format!("{s:?}: WINDOW must be at least 1ms"));
-    }
-    if window > queue_core::limits::MAX_RATE_WINDOW {
-        return Err(format!("{s:?}: WINDOW must be at most 365d"));
-    }
-    Ok(Rate { max, window })
 }
 
 fn json_value(s: &str) -> Result<Value, String> {

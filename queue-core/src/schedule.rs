@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
 use crate::job::{JobOptions, NewJob};
-use crate::queue::Queue;
+use crate::queue::{checked_data, Queue};
 use crate::scripts;
 use crate::validate::validate_job_id;
 
@@ -498,9 +498,12 @@ impl Queue {
     /// Stores `schedule`, replacing any schedule with the same id, and returns it with its
     /// first tick: the first multiple of the interval after now (`every`), or the cron
     /// expression's next tick. Fails, naming the bad value, on an invalid id, name, option,
-    /// interval or cron expression.
+    /// interval or cron expression, or on a job its ticks could not add (a name with control
+    /// characters, data or options over the size caps): such a schedule would fail every
+    /// tick, and the ticks of the queue's other schedules fired with it.
     pub async fn upsert_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo> {
         schedule.validate()?;
+        checked_data(&schedule.job_for_tick(0), self.inner.redis.caps())?;
         self.register().await?;
         let def = schedule.stored()?;
         // The script refuses a cron tick that is no longer in the future by its own clock

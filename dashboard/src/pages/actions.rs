@@ -198,19 +198,24 @@ fn form_job(form: &AddJobForm) -> Result<Value, AppError> {
         "name".into(),
         Value::String(form.name.clone().unwrap_or_default().trim().to_string()),
     );
-    let data = form.data.as_deref().unwrap_or("").trim();
-    if !data.is_empty() {
-        let v = serde_json::from_str(data)
-            .map_err(|e| AppError::BadRequest(format!("data is not valid JSON: {e}")))?;
+    if let Some(v) = json_field("data", form.data.as_deref())? {
         job.insert("data".into(), v);
     }
-    let opts = form.opts.as_deref().unwrap_or("").trim();
-    if !opts.is_empty() {
-        let v = serde_json::from_str(opts)
-            .map_err(|e| AppError::BadRequest(format!("options are not valid JSON: {e}")))?;
+    if let Some(v) = json_field("options", form.opts.as_deref())? {
         job.insert("opts".into(), v);
     }
     Ok(Value::Object(job))
+}
+
+/// A form's JSON field (`what`: how the error names it); `None` when left empty.
+pub fn json_field(what: &str, text: Option<&str>) -> Result<Option<Value>, AppError> {
+    let text = text.unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| AppError::BadRequest(format!("{what} is not valid JSON: {e}")))
 }
 
 /// The page a job action goes back to: `return_to` when it is a path of this dashboard
@@ -223,7 +228,7 @@ fn back_to(return_to: Option<&str>, default: String) -> String {
 }
 
 /// `path` with `notice=` added to its query.
-fn with_notice(path: &str, notice: &str) -> String {
+pub fn with_notice(path: &str, notice: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
     format!("{path}{sep}notice={}", url_component(notice))
 }

@@ -7,6 +7,8 @@
 //! | `/` | `overview.rs`: every queue, counts, paused flag, last hour, live |
 //! | `/queues/{q}?state=&page=` | `queue.rs`: jobs by state, paginated, queue actions, add a job; `groups.rs`: its busiest groups |
 //! | `/queues/{q}/jobs/{id}` | `job.rs`: data, options, progress, logs, error, timeline, a flow's parent and children |
+//! | `/queues/{q}/schedules` | `schedules.rs`: the queue's schedules with their next and last runs; add and remove (its own posts) |
+//! | `/queues/{q}/limits` | `limits.rs`: the queue's rate limit, global concurrency and group limits; forms that set them (its own posts) |
 //! | `/login`, `/logout` | `login.rs`: the token login form and session cookie |
 //! | `POST /queues/{q}/…` | `actions.rs`: what the buttons do, then back to the page |
 
@@ -15,9 +17,11 @@ pub mod context;
 pub mod groups;
 pub mod job;
 pub mod layout;
+pub mod limits;
 pub mod login;
 pub mod overview;
 pub mod queue;
+pub mod schedules;
 
 pub use context::{AuthKind, PageCtx};
 
@@ -51,6 +55,20 @@ pub fn respond(state: &AppState, access: Access, page: Result<Html<String>, AppE
     match page {
         Ok(html) => (StatusCode::OK, html).into_response(),
         Err(e) => error_response(state, Some(access), e),
+    }
+}
+
+/// The answer to a refused form: its page again (`page`: rendered with the error and what
+/// was typed) with the error's status, or the error page when that page cannot be shown.
+pub fn refused_form(
+    state: &AppState,
+    access: Access,
+    e: AppError,
+    page: Result<Html<String>, AppError>,
+) -> Response {
+    match page {
+        Ok(html) => (e.status(), html).into_response(),
+        Err(_) => error_response(state, Some(access), e),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `/queues/{queue}?state=&page=`: one queue's jobs by state, a page at a time, with the
 //! queue's actions (pause/resume, retry all failed, promote all delayed, clean, drain) and a
 //! form to add a job. Tab counts and the paused flag update live. A queue with groups
-//! (tenants) shows its busiest groups too (`groups.rs`).
+//! (tenants) shows its busiest groups too (`groups.rs`). It links to the queue's schedules
+//! and limits pages (`schedules.rs`, `limits.rs`).
 //!
 //! Order within a tab (`Queue::list_jobs_in` with `ListOrder::Newest`): completed and
 //! failed newest first, waiting newest first (the reverse of the order workers take them:
@@ -21,7 +22,10 @@ use super::layout::{button_form, notice_banner, page};
 use super::{respond, PageCtx};
 use crate::api::{groups, list_page, DEFAULT_GROUPS, MAX_OFFSET};
 use crate::error::AppError;
-use crate::html::{clip, esc, job_href, queue_href, relative, short_duration, url_component, utc};
+use crate::html::{
+    clip, esc, job_href, limits_href, queue_href, relative, schedules_href, short_duration,
+    url_component, utc,
+};
 use crate::session::Access;
 use crate::state::AppState;
 use crate::stats::{self, QueueStats};
@@ -127,6 +131,7 @@ async fn render(
         esc(queue),
         st = if counts.paused { "paused" } else { "running" }
     ));
+    body.push_str(&steer_links(queue));
     body.push_str(&queue_actions(&ctx, queue, &counts, tab));
     body.push_str(&tabs(queue, &counts, tab));
     body.push_str(&format!(
@@ -162,6 +167,16 @@ fn page_offset(page_no: u64) -> Result<u64, AppError> {
                 MAX_OFFSET / PAGE_SIZE + 1
             ))
         })
+}
+
+/// Links to the queue's schedules and limits pages.
+fn steer_links(queue: &str) -> String {
+    format!(
+        "<nav class=\"actions\" id=\"steer\"><a href=\"{}\">Schedules</a> \
+         <a href=\"{}\">Limits</a></nav>",
+        esc(&schedules_href(queue)),
+        esc(&limits_href(queue))
+    )
 }
 
 /// The buttons that act on the whole queue (those that apply to the tab shown).

@@ -3,8 +3,8 @@
 //! flags and then shown as they are.
 
 use anyhow::Result;
-use queue_core::{format_duration, GroupLimitChange, GroupLimits, GroupLimitsView, Limits, Queue};
-use serde_json::{json, Map, Value};
+use queue_core::internal::limits_view::{self, limits_json};
+use queue_core::{GroupLimitChange, GroupLimits, GroupLimitsView, Limits, Queue};
 
 use super::ctx::Ctx;
 use crate::cli::LimitsArgs;
@@ -62,23 +62,6 @@ async fn change(q: &Queue, args: &LimitsArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--json`: the queue's [`Limits`] fields (`rate_max`, `rate_window_ms`, `concurrency`:
-/// null when unset) and `group`: `{"default": {...}, "overrides": {"<group>": {...}}}`,
-/// each holding only the limits set.
-fn limits_json(queue: &str, l: &Limits, g: &GroupLimitsView) -> Value {
-    let overrides: Map<String, Value> = g
-        .overrides
-        .iter()
-        .map(|(name, o)| (name.clone(), json!(o)))
-        .collect();
-    let mut v = json!({"queue": queue});
-    if let (Value::Object(map), Value::Object(fields)) = (&mut v, json!(l)) {
-        map.extend(fields);
-    }
-    v["group"] = json!({"default": g.default, "overrides": overrides});
-    v
-}
-
 /// One row per scope: the queue, the group default, each override. An override's kind
 /// it does not set reads "default".
 fn limits_table(l: &Limits, g: &GroupLimitsView) -> Table {
@@ -104,18 +87,13 @@ fn limits_table(l: &Limits, g: &GroupLimitsView) -> Table {
 
 /// `10/1s`, or `unset` without a limit.
 fn rate_text(max: Option<u64>, window_ms: Option<u64>, unset: &str) -> String {
-    match (max, window_ms) {
-        (Some(m), Some(w)) => format!(
-            "{m}/{}",
-            format_duration(std::time::Duration::from_millis(w))
-        ),
-        _ => unset.into(),
-    }
+    limits_view::rate_text(max, window_ms).unwrap_or_else(|| unset.into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn json_keeps_the_queue_fields_and_adds_the_groups() {

@@ -42,6 +42,39 @@ pub fn ranged<T: TryFrom<i128>>(s: &str, range: RangeInclusive<i128>) -> Result<
     }
 }
 
+/// A rate limit as typed: `MAX/WINDOW` (`jobq limits --rate`, the dashboard's limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Starts per window.
+    pub max: u64,
+    /// The window.
+    pub window: Duration,
+}
+
+/// Most starts a rate window takes (queue-core keeps counts exact as Lua doubles).
+const MAX_RATE: i128 = 1 << 53;
+
+/// `MAX/WINDOW`: 1 to 2^53 starts per 1ms to 365d, e.g. `100/1s`.
+pub fn rate(s: &str) -> Result<Rate, String> {
+    let Some((max, window)) = s.split_once('/') else {
+        return Err(format!("{s:?}: use MAX/WINDOW, e.g. 100/1s"));
+    };
+    let max = ranged(max, 1..=MAX_RATE).map_err(|e| format!("{s:?}: MAX {e}"))?;
+    let window = duration(window).map_err(|e| format!("{s:?}: WINDOW {e}"))?;
+    if window < Duration::from_millis(1) {
+        return Err(format!("{s:?}: WINDOW must be at least 1ms"));
+    }
+    if window > crate::limits::MAX_RATE_WINDOW {
+        return Err(format!("{s:?}: WINDOW must be at most 365d"));
+    }
+    Ok(Rate { max, window })
+}
+
+/// A concurrency cap: 1 to 4294967295.
+pub fn concurrency(s: &str) -> Result<u32, String> {
+    ranged(s, 1..=i128::from(u32::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +92,28 @@ mod tests {
             .unwrap_err()
             .contains("100ms"));
         assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn rates_name_the_bad_part() {
+        assert_eq!(
+            rate("10/1m"),
+            Ok(Rate {
+                max: 10,
+                window: Duration::from_secs(60)
+            })
+        );
+        for (bad, needle) in [
+            ("10", "MAX/WINDOW"),
+            ("0/1s", "MAX"),
+            ("9007199254740993/1s", "MAX"),
+            ("5/0ms", "at least 1ms"),
+            ("5/366d", "at most 365d"),
+            ("5/-1s", "negative"),
+        ] {
+            let e = rate(bad).unwrap_err();
+            assert!(e.contains(bad) && e.contains(needle), "{bad}: {e}");
+        }
+        assert!(concurrency("0").unwrap_err().contains("4294967295"));
     }
 }

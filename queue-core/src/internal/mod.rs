@@ -1,10 +1,12 @@
 //! Pieces jobq's own binaries and tests share: the CLI's value parsers (`args`), key names
-//! (`keys`), text escaping (`text`), name checks (`validate`), the clock (`clock`) and job
-//! JSON lines (`job_spec`). Not part of the stable API: they change with jobq.
+//! (`keys`), text escaping (`text`), name checks (`validate`), the clock (`clock`), job
+//! JSON lines (`job_spec`) and a queue's limits as JSON (`limits_view`). Not part of the
+//! stable API: they change with jobq.
 
 pub mod args;
 pub mod clock;
 pub mod job_spec;
 pub mod keys;
+pub mod limits_view;
 pub mod text;
 pub mod validate;

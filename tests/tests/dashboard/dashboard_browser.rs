@@ -2,7 +2,8 @@
 //! (the W3C WebDriver protocol, as JSON over HTTP). The overview updates a queue's counts
 //! live when the CLI adds a job (no reload: a marker set in the page survives), a new queue
 //! appears as a new row, and a failed job is retried with the button on its page and is
-//! seen to complete.
+//! seen to complete. A schedule is added from the schedules page's form, listed with its next
+//! run and removed with its button, and a rate limit is set from the limits page.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages; `scripts/test` installs them).
 //! Without them this test fails and says so rather than skipping.
@@ -191,18 +192,46 @@ impl Session {
         Ok(v.as_str().unwrap_or("").to_string())
     }
 
-    async fn click(&self, css: &str) {
+    /// Sends `action` (`click`, `clear`, `value`) to the element `css` selects.
+    async fn on(&self, css: &str, action: &str, body: Value) {
         let el = self
             .find(css)
             .await
             .unwrap_or_else(|e| panic!("{css}: {e}"));
         self.cmd(
             reqwest::Method::POST,
-            &format!("/element/{el}/click"),
-            Some(json!({})),
+            &format!("/element/{el}/{action}"),
+            Some(body),
         )
         .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        .unwrap_or_else(|e| panic!("{action} {css}: {e}"));
+    }
+
+    async fn click(&self, css: &str) {
+        self.on(css, "click", json!({})).await;
+    }
+
+    /// Empties a form field, then types `text` into it.
+    async fn fill(&self, css: &str, text: &str) {
+        self.on(css, "clear", json!({})).await;
+        self.on(css, "value", json!({"text": text})).await;
+    }
+
+    /// Accepts the `confirm()` dialog a click opened (waiting for it to open).
+    async fn accept_dialog(&self) {
+        let start = Instant::now();
+        loop {
+            match self
+                .cmd(reqwest::Method::POST, "/alert/accept", Some(json!({})))
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if start.elapsed() > Duration::from_secs(5) => {
+                    panic!("no dialog to accept: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(15)).await,
+            }
+        }
     }
 
     async fn exec(&self, script: &str) -> Value {
@@ -363,4 +392,94 @@ async fn a_running_job_is_cancelled_with_the_button_on_its_page() {
     assert!(s.find("form[action$=\"/retry\"] button").await.is_ok());
     assert!(s.find("form[action$=\"/cancel\"] button").await.is_err());
     guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_is_added_and_removed_and_a_rate_limit_set_from_the_pages() {
+    let (driver, browser) = Driver::start().await;
+    let env = TestEnv::new().await;
+    let q = env.queue("steer").await;
+    q.register().await.unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let s = Session::new(&driver, &browser).await;
+
+    // from the queue page to its schedules; the add form
+    s.goto(&d.url("/queues/steer")).await;
+    s.click("#steer a[href$=\"/schedules\"]").await;
+    s.wait_text("h1", Duration::from_secs(10), |t| t == "Schedules of steer")
+        .await;
+    assert!(s.find("#no-schedules").await.is_ok());
+    s.click("details summary").await;
+    s.fill("#add-schedule input[name=\"id\"]", "nightly").await;
+    s.fill("#add-schedule input[name=\"name\"]", "analytics.rollup")
+        .await;
+    s.fill("#add-schedule input[name=\"cron\"]", "0 30 3 * * *")
+        .await;
+    s.fill(
+        "#add-schedule textarea[name=\"data\"]",
+        "{\"day\": \"yesterday\"}",
+    )
+    .await;
+    s.click("#add-schedule button").await;
+    s.wait_text(".banner.notice", Duration::from_secs(10), |t| {
+        t.contains("added schedule nightly")
+    })
+    .await;
+
+    // listed with its next run: 03:30 UTC, the one queue-core computed
+    let stored = q.schedule("nightly").await.unwrap().expect("stored");
+    assert_eq!(stored.data, json!({"day": "yesterday"}));
+    let next = stored.next_run_ms.unwrap();
+    assert_eq!(next % 86_400_000, (3 * 3600 + 30 * 60) * 1000);
+    let row = "tr[data-schedule=\"nightly\"]";
+    let shown = s
+        .text(&format!("{row} [data-field=\"next-run\"]"))
+        .await
+        .unwrap();
+    let (y, m, day) = queue_core::internal::clock::civil_from_days((next / 86_400_000) as i64);
+    let when = format!("{y:04}-{m:02}-{day:02} 03:30:00.000 UTC");
+    assert!(
+        shown.starts_with(&when) && shown.contains(" in "),
+        "{shown}"
+    );
+    assert!(s.text(&format!("{row} td")).await.unwrap() == "nightly");
+
+    // removed with its button (after the confirmation)
+    s.click(&format!("{row} button")).await;
+    s.accept_dialog().await;
+    s.wait_text(".banner.notice", Duration::from_secs(10), |t| {
+        t.contains("removed schedule nightly")
+    })
+    .await;
+    assert!(s.find("#no-schedules").await.is_ok());
+    assert!(q.schedule("nightly").await.unwrap().is_none());
+
+    // a rate limit from the limits page
+    s.goto(&d.url("/queues/steer")).await;
+    s.click("#steer a[href$=\"/limits\"]").await;
+    s.wait_text("h1", Duration::from_secs(10), |t| t == "Limits of steer")
+        .await;
+    assert_eq!(
+        s.text("#queue-limits [data-limit=\"rate\"]").await.unwrap(),
+        "none"
+    );
+    s.fill("#queue-limits-form input[name=\"rate\"]", "50/1s")
+        .await;
+    s.click("#queue-limits-form button").await;
+    s.wait_text(".banner.notice", Duration::from_secs(10), |t| {
+        t.contains("queue limits saved: rate 50/1s")
+    })
+    .await;
+    assert_eq!(
+        s.text("#queue-limits [data-limit=\"rate\"]").await.unwrap(),
+        "50/1s"
+    );
+    assert_eq!(
+        q.limits().await.unwrap(),
+        Limits {
+            rate_max: Some(50),
+            rate_window_ms: Some(1000),
+            concurrency: None
+        }
+    );
 }

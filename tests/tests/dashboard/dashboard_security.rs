@@ -13,14 +13,6 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "t0ken-for-tests-0123456789";
 
-async fn error_of(r: reqwest::Response) -> String {
-    let body: Value = r.json().await.expect("a JSON error body");
-    body["error"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error field in {body}"))
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_need_the_token_and_bad_input_stores_nothing() {
     let env = TestEnv::new().await;

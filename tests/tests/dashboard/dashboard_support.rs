@@ -137,6 +137,15 @@ pub async fn get_json(url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The `error` of a JSON error reply.
+pub async fn error_of(r: reqwest::Response) -> String {
+    let body: Value = r.json().await.expect("a JSON error body");
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error field in {body}"))
+        .to_string()
+}
+
 /// GET `url` → (status, text body).
 pub async fn get_text(url: &str) -> (u16, String) {
     let r = client().get(url).send().await.expect("GET");

@@ -1,8 +1,9 @@
 //! The dashboard through the built `jobq-dashboard` binary: its JSON API and live updates,
 //! HTML pages, security (tokens, sessions, CSRF, timeouts), the producer fallback of its
 //! enqueue endpoint, flows (`POST /api/flows`, parents and children on the pages), groups
-//! (`GET /api/queues/{q}/groups`, the queue page's table, the group gauges), cancelling
-//! jobs, rendering at scale, and a real browser (chromium + chromedriver).
+//! (`GET /api/queues/{q}/groups`, the queue page's table, the group gauges), a queue's
+//! schedules and limits (API and pages), cancelling jobs, rendering at scale, and a real
+//! browser (chromium + chromedriver).
 
 mod dashboard_api;
 mod dashboard_browser;
@@ -13,6 +14,7 @@ mod dashboard_groups;
 mod dashboard_pages;
 mod dashboard_scale;
 mod dashboard_security;
+mod dashboard_steer;
 
 // what the modules above share (not tests)
 mod dashboard_support;
