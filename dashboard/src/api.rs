@@ -253,9 +253,10 @@ pub fn parse_enqueue_body(body: &[u8]) -> ApiResult<Vec<NewJob>> {
     }
 }
 
-/// `POST /api/queues/{q}/jobs`: enqueues one job (201 `{"queue", "id", "duplicate"}`; 200
-/// when a job with its `jobId` was already stored) or an array of jobs (201 with `added`
-/// and `jobs`). When Redis is down and `JOBQ_FALLBACK=spool`, 202 with `"spooled": true`
+/// `POST /api/queues/{q}/jobs`: enqueues one job (201 `{"queue", "id", "duplicate",
+/// "debounced"}`; 200 when a job with its `jobId` or dedup id was already stored, or the
+/// add was debounced into the job `id`) or an array of jobs (201 with `added`, the jobs
+/// stored, and `jobs`). When Redis is down and `JOBQ_FALLBACK=spool`, 202 with `"spooled": true`
 /// (an array: `spooled`, the count, and `{"id", "spooled": true}` per spooled job); with
 /// `error` or `inline`, 503 naming the address (see `enqueue.rs`).
 pub async fn add_jobs(
@@ -275,8 +276,8 @@ pub async fn add_jobs(
             .iter()
             .map(|p| match p {
                 Produced::Stored(a) => {
-                    stored += usize::from(!a.duplicate);
-                    json!({"id": a.id, "duplicate": a.duplicate})
+                    stored += usize::from(!a.duplicate && !a.debounced);
+                    json!({"id": a.id, "duplicate": a.duplicate, "debounced": a.debounced})
                 }
                 other => {
                     spooled += 1;
@@ -301,12 +302,13 @@ pub async fn add_jobs(
         .ok_or_else(|| AppError::Internal("add returned nothing".into()))?;
     Ok(match one {
         Produced::Stored(a) => (
-            if a.duplicate {
+            if a.duplicate || a.debounced {
                 StatusCode::OK
             } else {
                 StatusCode::CREATED
             },
-            Json(json!({"queue": queue, "id": a.id, "duplicate": a.duplicate})),
+            Json(json!({"queue": queue, "id": a.id, "duplicate": a.duplicate,
+                        "debounced": a.debounced})),
         ),
         other => (
             StatusCode::ACCEPTED,

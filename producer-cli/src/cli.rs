@@ -76,7 +76,8 @@ pub enum Command {
     /// `line N: …` and nothing is added. opts takes delay (ms or "10s"), priority,
     /// attempts, backoff ("exp:1s", "fixed:500ms" or {"type":"fixed","delay":500}), jobId,
     /// timeout (ms or "30s"), removeOnComplete / removeOnFail (true, a count, or
-    /// {"count":N,"age":MS}). Jobs are sent in chunks of 1,000, several in flight, in file
+    /// {"count":N,"age":MS}), group, dedup / debounce ({"id": "..", "ttl": "5s"}, as
+    /// `jobq add --dedup-id/--debounce-id`). Jobs are sent in chunks of 1,000, several in flight, in file
     /// order; a progress bar shows on a terminal.
     #[command(name = "add-bulk")]
     AddBulk {
@@ -163,6 +164,22 @@ pub enum Command {
         /// Job id.
         id: String,
     },
+    /// Change the priority of a waiting or delayed job (-1000..=1000, higher first); a
+    /// waiting job moves to the back of its new priority. A running or finished job is
+    /// refused (exit 1).
+    Priority {
+        /// Queue name.
+        #[arg(value_parser = queue_name)]
+        queue: String,
+        /// Job id.
+        id: String,
+        /// The new priority.
+        #[arg(value_parser = priority, allow_negative_numbers = true)]
+        priority: i32,
+    },
+    /// Replace a job's data (--data JSON or --data-file F). A running attempt keeps the
+    /// data it started with; data over JOBQ_MAX_DATA_BYTES is refused (exit 2).
+    Update(UpdateArgs),
     /// Delete a job that is not running (and its logs).
     Remove {
         /// Queue name.
@@ -352,12 +369,8 @@ pub struct AddArgs {
     pub queue: String,
     /// Job name: selects the handler, e.g. video.transcode.
     pub name: String,
-    /// Job data as JSON (default null).
-    #[arg(long, value_parser = json_value, value_name = "JSON")]
-    pub data: Option<Value>,
-    /// Read the job data (JSON) from this file.
-    #[arg(long, value_name = "FILE")]
-    pub data_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Start no earlier than this from now.
     #[arg(long, value_parser = duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub delay: Option<Duration>,
@@ -368,8 +381,53 @@ pub struct AddArgs {
     /// and per-group limits apply (see `jobq limits`). 1-128 characters of A-Z a-z 0-9 . _ : -
     #[arg(long, value_parser = group_key, allow_hyphen_values = true, value_name = "KEY")]
     pub group: Option<String>,
+    /// Throttle: while the job added with this dedup id is remembered (--dedup-ttl after
+    /// that add), further adds with it store nothing and print that job's id.
+    #[arg(long, value_parser = key_id, allow_hyphen_values = true, value_name = "ID",
+          requires = "dedup_ttl", conflicts_with = "debounce_id")]
+    pub dedup_id: Option<String>,
+    /// How long after its add a dedup id drops further adds (1ms to 3650d).
+    #[arg(long, value_parser = positive_duration, allow_hyphen_values = true,
+          value_name = "DURATION", requires = "dedup_id")]
+    pub dedup_ttl: Option<Duration>,
+    /// Debounce: while the job last added with this debounce id has not started (it is
+    /// delayed or waiting) and the id was used within --debounce-ttl, an add with it adds no
+    /// job: that job takes this add's name and data and is due after this add's --delay.
+    /// Prints the kept job's id.
+    #[arg(long, value_parser = key_id, allow_hyphen_values = true, value_name = "ID",
+          requires = "debounce_ttl")]
+    pub debounce_id: Option<String>,
+    /// How long after the last add with a debounce id a further add still replaces its job
+    /// (1ms to 3650d; each debounced add starts it again).
+    #[arg(long, value_parser = positive_duration, allow_hyphen_values = true,
+          value_name = "DURATION", requires = "debounce_id")]
+    pub debounce_ttl: Option<Duration>,
     #[command(flatten)]
     pub opts: JobOptArgs,
+}
+
+/// `jobq update`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("payload").required(true).args(["data", "data_file"])))]
+pub struct UpdateArgs {
+    /// Queue name.
+    #[arg(value_parser = queue_name)]
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// A job's data: `--data JSON` or `--data-file F` (`add` and `update`).
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Job data as JSON (add: default null).
+    #[arg(long, value_parser = json_value, value_name = "JSON")]
+    pub data: Option<Value>,
+    /// Read the job data (JSON) from this file.
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
 }
 
 /// `jobq limits`.
@@ -512,6 +570,16 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
         d if d.is_zero() => Err(format!("{s:?}: must be longer than 0")),
         d => Ok(d),
     }
+}
+
+/// A dedup or debounce id: 1-256 printable ASCII characters without spaces, as job ids.
+fn key_id(s: &str) -> Result<String, String> {
+    if queue_core::internal::validate::validate_job_id(s).is_err() {
+        return Err(format!(
+            "{s:?}: use 1-256 printable ASCII characters without spaces"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// The `stats --watch` period: at least 100ms, so a watch cannot hammer Redis.
@@ -691,6 +759,38 @@ mod tests {
                 "-1001",
             ),
             (
+                vec![
+                    "add",
+                    "q",
+                    "n",
+                    "--debounce-id",
+                    "d",
+                    "--debounce-ttl",
+                    "0s",
+                ],
+                "--debounce-ttl",
+                "0s",
+            ),
+            (
+                vec![
+                    "add",
+                    "q",
+                    "n",
+                    "--debounce-id",
+                    "d",
+                    "--debounce-ttl",
+                    "200000000000d",
+                ],
+                "--debounce-ttl",
+                "200000000000d",
+            ),
+            (
+                vec!["add", "q", "n", "--dedup-id", "d", "--dedup-ttl", "-1s"],
+                "--dedup-ttl",
+                "-1s",
+            ),
+            (vec!["priority", "q", "j", "1001"], "PRIORITY", "1001"),
+            (
                 vec!["stats", "--watch", "--interval", "0s"],
                 "--interval",
                 "0s",
@@ -805,5 +905,10 @@ mod tests {
             panic!("not add")
         };
         assert_eq!(a.opts.priority, Some(-5));
+        let cli = Cli::try_parse_from(["jobq", "priority", "q", "j", "-5"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Priority { priority: -5, .. }
+        ));
     }
 }

@@ -166,6 +166,20 @@ pub struct Dedup {
     pub ttl_ms: u64,
 }
 
+/// Debounce ("extend + replace"): while the job last added with this debounce id has not
+/// started (it is delayed or waiting) and the id was used within `ttl`, a further add with
+/// the same id stores no new job. It replaces the kept job's name and data and moves its due
+/// time to now + the new add's delay, and reports the kept job with `debounced: true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Debounce {
+    /// The debounce key (e.g. `reindex:doc-7`).
+    pub id: String,
+    /// How long after the last add with this id a further add still replaces the job, in
+    /// milliseconds.
+    #[serde(rename = "ttl")]
+    pub ttl_ms: u64,
+}
+
 /// Lowest and highest priority a job may have.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1_000..=1_000;
 
@@ -200,6 +214,9 @@ pub struct JobOptions {
     /// Throttle duplicates by a dedup id for a while.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<Dedup>,
+    /// Debounce by a debounce id: a later add replaces the job while it has not started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<Debounce>,
     /// A flow parent's answer to a child that failed for good (default
     /// [`OnChildFailure::Fail`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,6 +335,17 @@ impl JobOptions {
         self
     }
 
+    /// Debounce by `debounce_id`: an add with the same id within `ttl` of the last one, while
+    /// the job it made has not started, replaces that job's name and data and moves its due
+    /// time to now + this add's delay instead of adding a job ([`Debounce`]).
+    pub fn debounce(mut self, debounce_id: impl Into<String>, ttl: Duration) -> Self {
+        self.debounce = Some(Debounce {
+            id: debounce_id.into(),
+            ttl_ms: crate::duration::saturating_ms(ttl),
+        });
+        self
+    }
+
     /// Total attempts allowed.
     pub fn max_attempts(&self) -> u32 {
         self.attempts.unwrap_or(1)
@@ -345,19 +373,37 @@ impl JobOptions {
         if let Some(b) = &self.backoff {
             b.validate()?;
         }
-        if let Some(d) = &self.dedup {
-            validate_job_id(&d.id).map_err(|_| {
+        // a dedup or debounce id is part of a key, checked as job ids are
+        let keyed = [
+            (
+                "dedup id",
+                "dedup ttl",
+                self.dedup.as_ref().map(|d| (&d.id, d.ttl_ms)),
+            ),
+            (
+                "debounce id",
+                "debounce ttl",
+                self.debounce.as_ref().map(|d| (&d.id, d.ttl_ms)),
+            ),
+        ];
+        for (what_id, what_ttl, key) in keyed {
+            let Some((id, ttl_ms)) = key else { continue };
+            validate_job_id(id).map_err(|_| {
                 Error::invalid(
-                    "dedup id",
-                    format!(
-                        "{:?}: use 1-256 printable ASCII characters without spaces",
-                        d.id
-                    ),
+                    what_id,
+                    format!("{id:?}: use 1-256 printable ASCII characters without spaces"),
                 )
             })?;
-            if d.ttl_ms == 0 {
-                return Err(Error::invalid("dedup ttl", "0ms: must be positive"));
+            if ttl_ms == 0 {
+                return Err(Error::invalid(what_ttl, "0ms: must be positive"));
             }
+            check_ms(what_ttl, ttl_ms)?;
+        }
+        if self.dedup.is_some() && self.debounce.is_some() {
+            return Err(Error::invalid(
+                "options dedup and debounce",
+                "use one: dedup keeps the first add, debounce the last",
+            ));
         }
         if self.timeout_ms == Some(0) {
             return Err(Error::invalid("timeout", "0ms: must be positive"));
@@ -365,9 +411,6 @@ impl JobOptions {
         // no duration past 3650d: due times and cutoffs are computed without overflow
         check_ms("delay", self.delay_ms.unwrap_or(0))?;
         check_ms("timeout", self.timeout_ms.unwrap_or(0))?;
-        if let Some(d) = &self.dedup {
-            check_ms("dedup ttl", d.ttl_ms)?;
-        }
         for (what, r) in [
             ("remove_on_complete age", &self.remove_on_complete),
             ("remove_on_fail age", &self.remove_on_fail),
@@ -384,6 +427,7 @@ impl JobOptions {
         copy.delay_ms = None;
         copy.job_id = None;
         copy.dedup = None;
+        copy.debounce = None;
         copy.priority = 0;
         if copy == JobOptions::default() {
             return Ok(String::new());
@@ -430,6 +474,9 @@ pub struct Added {
     /// True when nothing was stored: a job with this id already existed, or the dedup id
     /// was still throttled (then `id` is the job that holds it).
     pub duplicate: bool,
+    /// True when the add was debounced ([`JobOptions::debounce`]): no job was added, the
+    /// job `id` (which has not started) took this add's name and data and due time.
+    pub debounced: bool,
 }
 
 /// Where a job lives: its queue and id (a flow's parent, a child).

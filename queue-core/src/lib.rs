@@ -62,7 +62,7 @@ pub use groups::{
     GroupInfo, GroupLimitChange, GroupLimited, GroupLimits, GroupLimitsView, GroupsView,
 };
 pub use job::{
-    Added, Backoff, BackoffKind, Dedup, JobInfo, JobOptions, JobRef, JobState, NewJob,
+    Added, Backoff, BackoffKind, Debounce, Dedup, JobInfo, JobOptions, JobRef, JobState, NewJob,
     OnChildFailure, Retention,
 };
 pub use limits::Limits;

@@ -16,7 +16,7 @@ use crate::config::{mask_url, seed_urls, Config};
 use crate::duration::{format_duration, parse_duration, MAX_DURATION_MS};
 use crate::error::Error;
 use crate::internal::job_spec::{parse_job_json, parse_job_value};
-use crate::job::{Backoff, BackoffKind, JobInfo, JobOptions, Retention};
+use crate::job::{Backoff, BackoffKind, Debounce, Dedup, JobInfo, JobOptions, Retention};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -131,7 +131,8 @@ fn backoff() -> impl Strategy<Value = Backoff> {
     })
 }
 
-/// Options a user may write in job JSON (all but `dedup`, which job JSON does not take).
+/// Options a user may write in job JSON: a dedup id or a debounce id (`keyed`: which, its
+/// id and ttl), not both.
 fn valid_opts() -> impl Strategy<Value = JobOptions> {
     (
         prop::option::of(ms()),
@@ -143,9 +144,26 @@ fn valid_opts() -> impl Strategy<Value = JobOptions> {
         prop::option::of(retention()),
         prop::option::of(retention()),
         prop::option::of("[A-Za-z0-9._:-]{1,128}"),
+        prop::option::of((any::<bool>(), "[!-~]{1,40}", ms().prop_map(|t| t.max(1)))),
     )
         .prop_map(
-            |(delay_ms, priority, attempts, backoff, job_id, timeout_ms, roc, rof, group)| {
+            |(
+                delay_ms,
+                priority,
+                attempts,
+                backoff,
+                job_id,
+                timeout_ms,
+                roc,
+                rof,
+                group,
+                keyed,
+            )| {
+                let (dedup, debounce) = match keyed {
+                    Some((true, id, ttl_ms)) => (Some(Dedup { id, ttl_ms }), None),
+                    Some((false, id, ttl_ms)) => (None, Some(Debounce { id, ttl_ms })),
+                    None => (None, None),
+                };
                 JobOptions {
                     delay_ms,
                     priority,
@@ -155,7 +173,8 @@ fn valid_opts() -> impl Strategy<Value = JobOptions> {
                     timeout_ms,
                     remove_on_complete: roc,
                     remove_on_fail: rof,
-                    dedup: None,
+                    dedup,
+                    debounce,
                     on_child_failure: None,
                     group,
                 }
@@ -428,6 +447,8 @@ proptest! {
         let mut expect = opts;
         expect.delay_ms = None;
         expect.job_id = None;
+        expect.dedup = None;
+        expect.debounce = None;
         expect.priority = 0;
         prop_assert_eq!(back, expect);
     }

@@ -82,7 +82,9 @@ impl Queue {
     }
 
     /// Adds one job. With `opts.job_id` set, a second add of the same id while the first is
-    /// stored stores nothing and returns `duplicate: true`.
+    /// stored stores nothing and returns `duplicate: true`. With `opts.debounce`, an add
+    /// whose debounce id holds a job that has not started replaces that job's name and data
+    /// and due time instead, and returns it with `debounced: true` ([`JobOptions::debounce`]).
     ///
     /// Adds to this queue made at the same time (from many tasks) share script calls: a
     /// lone add is sent at once, and the adds that arrive while calls are in flight go

@@ -169,6 +169,11 @@ pub async fn add_job(
                         "a job with id {} is already stored: nothing added",
                         added.id
                     )
+                } else if added.debounced {
+                    format!(
+                        "debounced: job {}, not started yet, took this data; nothing added",
+                        added.id
+                    )
                 } else {
                     format!("added job {}", added.id)
                 };

@@ -1,4 +1,5 @@
-//! `jobq add`: one job, with its options; prints the id (with `--json`, the stored job).
+//! `jobq add`: one job, with its options; prints the id (with `--json`, the stored job,
+//! with `duplicate` and `debounced`).
 //!
 //! When Redis is down (or not configured) the producer applies `JOBQ_FALLBACK`: `inline`
 //! prints the handler's result, `spool` the spooled job's id, `error` fails (exit 1); a
@@ -13,7 +14,7 @@ use anyhow::Result;
 use queue_core::{JobOptions, Produced, Producer};
 use serde_json::{json, Value};
 
-use crate::cli::{AddArgs, JobOptArgs};
+use crate::cli::{AddArgs, DataArgs, JobOptArgs};
 use crate::exit::bad_input;
 use crate::output;
 
@@ -32,6 +33,16 @@ pub fn apply_opts(mut opts: JobOptions, args: &JobOptArgs) -> JobOptions {
         opts = opts.timeout(t);
     }
     opts
+}
+
+/// The data given by `--data` or `--data-file` (None: neither), a file read as
+/// [`read_data_file`] reads it.
+pub(super) fn data_of(args: &DataArgs, limit: usize) -> Result<Option<Value>> {
+    Ok(match (&args.data, &args.data_file) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(path)) => Some(read_data_file(path, limit)?),
+        (None, None) => None,
+    })
 }
 
 /// The job data in `path`: JSON, at most `limit` bytes (`JOBQ_MAX_DATA_BYTES`; a larger file
@@ -72,11 +83,7 @@ fn strip_bom(text: &str) -> &str {
 
 /// Adds the job and reports it.
 pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
-    let data = match (&args.data, &args.data_file) {
-        (Some(d), _) => d.clone(),
-        (None, Some(path)) => read_data_file(path, producer.config().caps.max_data_bytes)?,
-        (None, None) => Value::Null,
-    };
+    let data = data_of(&args.data, producer.config().caps.max_data_bytes)?.unwrap_or(Value::Null);
     let mut opts = apply_opts(JobOptions::new(), &args.opts);
     if let Some(d) = args.delay {
         opts = opts.delay(d);
@@ -86,6 +93,12 @@ pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
     }
     if let Some(g) = &args.group {
         opts = opts.group(g.clone());
+    }
+    if let (Some(id), Some(ttl)) = (&args.dedup_id, args.dedup_ttl) {
+        opts = opts.dedup(id.clone(), ttl);
+    }
+    if let (Some(id), Some(ttl)) = (&args.debounce_id, args.debounce_ttl) {
+        opts = opts.debounce(id.clone(), ttl);
     }
     super::spool::replay_before_add(producer).await;
     let produced = producer.add(&args.queue, &args.name, &data, opts).await?;
@@ -99,11 +112,18 @@ pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
                     None => json!({"queue": args.queue, "id": added.id, "name": args.name}),
                 };
                 out["duplicate"] = added.duplicate.into();
+                out["debounced"] = added.debounced.into();
                 out["mode"] = "stored".into();
                 output::json_line(&out);
             } else if added.duplicate {
                 println!(
                     "{} (already stored: nothing added to {})",
+                    added.id, args.queue
+                );
+            } else if added.debounced {
+                println!(
+                    "{} (debounced: that job, not started yet, took this data; nothing added \
+                     to {})",
                     added.id, args.queue
                 );
             } else {

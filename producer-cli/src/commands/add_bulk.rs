@@ -57,13 +57,14 @@ pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path)
         }
     });
     let mut ids = Vec::with_capacity(total as usize);
-    let mut duplicates = 0u64;
+    let (mut duplicates, mut debounced) = (0u64, 0u64);
     let mut record = |added: Vec<queue_core::Added>| {
         if let Some(bar) = &bar {
             bar.inc(added.len() as u64);
         }
         for a in added {
             duplicates += u64::from(a.duplicate);
+            debounced += u64::from(a.debounced);
             ids.push(a.id);
         }
     };
@@ -89,7 +90,7 @@ pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path)
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let added = total - duplicates;
+    let added = total - duplicates - debounced;
     let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
     if json {
         output::json_line(&json!({
@@ -97,17 +98,25 @@ pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path)
             "queue": queue,
             "added": added,
             "duplicates": duplicates,
+            "debounced": debounced,
             "seconds": secs,
             "jobs_per_second": rate.round(),
             "ids": ids,
         }));
     } else {
+        let mut notes = Vec::new();
+        if duplicates > 0 {
+            notes.push(format!("{duplicates} already stored"));
+        }
+        if debounced > 0 {
+            notes.push(format!("{debounced} debounced into jobs not started yet"));
+        }
         println!(
             "added {added} job(s) to {queue}{} in {secs:.2}s ({rate:.0} jobs/s)",
-            if duplicates > 0 {
-                format!(" ({duplicates} already stored)")
-            } else {
+            if notes.is_empty() {
                 String::new()
+            } else {
+                format!(" ({})", notes.join(", "))
             }
         );
     }

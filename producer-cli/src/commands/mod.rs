@@ -64,6 +64,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Retry { queue, id, .. } => steer::retry(&ctx, &queue, id.as_deref()).await,
         Command::Promote { queue, id, .. } => steer::promote(&ctx, &queue, id.as_deref()).await,
         Command::Cancel { queue, id } => steer::cancel(&ctx, &queue, &id).await,
+        Command::Priority {
+            queue,
+            id,
+            priority,
+        } => steer::priority(&ctx, &queue, &id, priority).await,
+        Command::Update(args) => steer::update(&ctx, &config, &args).await,
         Command::Remove { queue, id } => steer::remove(&ctx, &queue, &id).await,
         Command::Pause { queue } => steer::set_paused(&ctx, &queue, true).await,
         Command::Resume { queue } => steer::set_paused(&ctx, &queue, false).await,

@@ -1,14 +1,15 @@
-//! Commands that change a queue: retry, promote, cancel, remove, pause/resume, clean, drain,
-//! obliterate. Each prints what it did (`--json`: one object).
+//! Commands that change a queue: retry, promote, priority, update, cancel, remove,
+//! pause/resume, clean, drain, obliterate. Each prints what it did (`--json`: one object).
 
 use std::time::Duration;
 
 use anyhow::Result;
-use queue_core::{Cancelled, JobState};
+use queue_core::{Cancelled, Config, JobState};
 use serde_json::json;
 
+use super::add::data_of;
 use super::ctx::Ctx;
-use crate::cli::CleanState;
+use crate::cli::{CleanState, UpdateArgs};
 use crate::output;
 
 fn report(ctx: &Ctx, json: serde_json::Value, text: String) {
@@ -86,6 +87,37 @@ pub async fn promote(ctx: &Ctx, queue: &str, id: Option<&str>) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Changes the priority of a waiting or delayed job.
+pub async fn priority(ctx: &Ctx, queue: &str, id: &str, priority: i32) -> Result<()> {
+    ctx.existing_queue(queue)
+        .await?
+        .change_priority(id, priority)
+        .await?;
+    report(
+        ctx,
+        json!({"queue": queue, "id": id, "priority": priority}),
+        format!("job {id} of {queue} now has priority {priority}"),
+    );
+    Ok(())
+}
+
+/// Replaces a job's data.
+pub async fn update(ctx: &Ctx, config: &Config, args: &UpdateArgs) -> Result<()> {
+    let data = data_of(&args.data, config.caps.max_data_bytes)?
+        .expect("clap requires --data or --data-file");
+    let (queue, id) = (&args.queue, &args.id);
+    ctx.existing_queue(queue)
+        .await?
+        .update_data(id, &data)
+        .await?;
+    report(
+        ctx,
+        json!({"queue": queue, "id": id, "data": data}),
+        format!("replaced the data of job {id} of {queue}"),
+    );
     Ok(())
 }
 

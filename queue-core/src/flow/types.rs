@@ -17,7 +17,7 @@ pub struct FlowJob {
     #[serde(default)]
     pub data: Value,
     /// Options (as for a single job; `delay` counts from the moment the last child
-    /// finished; `dedup` is refused in a flow).
+    /// finished; `dedup` and `debounce` are refused in a flow).
     #[serde(default)]
     pub opts: JobOptions,
     /// Jobs that must finish first (at most [`super::MAX_CHILDREN`]).

@@ -83,6 +83,12 @@ pub(crate) fn check(root: &FlowJob, caps: JobCaps) -> Result<Vec<Node<'_>>> {
                 Error::invalid("option dedup", "a job of a flow cannot be deduplicated"),
             ));
         }
+        if job.opts.debounce.is_some() {
+            return Err(at(
+                &path,
+                Error::invalid("option debounce", "a job of a flow cannot be debounced"),
+            ));
+        }
         if let Some(problem) = width_problem(job.children.len()) {
             return Err(at(&path, Error::invalid("children", problem)));
         }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::flow::validate::{size_problem, width_problem};
 use crate::flow::FlowJob;
-use crate::job::{Backoff, JobOptions, NewJob, OnChildFailure, Retention};
+use crate::job::{Backoff, Debounce, Dedup, JobOptions, NewJob, OnChildFailure, Retention};
 use crate::text::clip;
 
 /// Why a JSON job description was refused; the message names the field and the value.
@@ -192,7 +192,7 @@ fn reverse_children(root: &mut FlowJob) {
 
 /// Reads job options: `delay`, `priority`, `attempts`, `backoff`, `jobId`, `timeout`,
 /// `removeOnComplete`, `removeOnFail`, `onChildFailure`, `group` (snake_case spellings
-/// accepted too).
+/// accepted too), `dedup` and `debounce` (`{"id": .., "ttl": ms or "5s"}`).
 pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
     let mut opts = JobOptions::new();
     for (key, v) in o {
@@ -250,6 +250,14 @@ pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
                     }
                 })
             }
+            "dedup" => {
+                let (id, ttl_ms) = id_and_ttl(&v).map_err(|w| bad(&w))?;
+                opts.dedup = Some(Dedup { id, ttl_ms })
+            }
+            "debounce" => {
+                let (id, ttl_ms) = id_and_ttl(&v).map_err(|w| bad(&w))?;
+                opts.debounce = Some(Debounce { id, ttl_ms })
+            }
             "onChildFailure" | "on_child_failure" => {
                 opts.on_child_failure = Some(
                     v.as_str()
@@ -260,7 +268,8 @@ pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
             _ => {
                 return Err(JobSpecError::new(format!(
                     "unknown option opts.{key}: use delay, priority, attempts, backoff, jobId, \
-                     timeout, removeOnComplete, removeOnFail, onChildFailure, group"
+                     timeout, removeOnComplete, removeOnFail, onChildFailure, group, dedup, \
+                     debounce"
                 )))
             }
         }
@@ -279,6 +288,26 @@ fn millis(v: &Value) -> std::result::Result<u64, String> {
             .map_err(|e| e.to_string()),
         _ => Err("use whole milliseconds or a duration such as \"10s\"".into()),
     }
+}
+
+/// `{"id": "..", "ttl": ms or "5s"}`, as `dedup` and `debounce` take them (the id and the
+/// ttl are range-checked with the other options).
+fn id_and_ttl(v: &Value) -> std::result::Result<(String, u64), String> {
+    const FORM: &str = "use {\"id\": \"..\", \"ttl\": ms or \"5s\"}";
+    let Value::Object(o) = v else {
+        return Err(FORM.into());
+    };
+    if let Some(key) = o.keys().find(|k| *k != "id" && *k != "ttl") {
+        return Err(format!("unknown field {key:?}: {FORM}"));
+    }
+    let id = match o.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err(format!("\"id\" must be a string: {FORM}")),
+    };
+    let ttl = o
+        .get("ttl")
+        .ok_or_else(|| format!("\"ttl\" is missing: {FORM}"))?;
+    Ok((id, millis(ttl)?))
 }
 
 /// `true` = remove at once, `false` = default retention, N = keep the last N,
@@ -320,6 +349,26 @@ mod tests {
         assert_eq!(o.timeout_ms, Some(500));
         assert_eq!(o.remove_on_complete, Some(Retention::REMOVE));
         assert_eq!(o.remove_on_fail, Some(Retention::keep_last(5)));
+        let keyed = parse_job_json(
+            r#"{"name":"b","opts":{"debounce":{"id":"doc:7","ttl":"5s"},"delay":1000}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            keyed.opts.debounce,
+            Some(Debounce {
+                id: "doc:7".into(),
+                ttl_ms: 5_000
+            })
+        );
+        let keyed =
+            parse_job_json(r#"{"name":"b","opts":{"dedup":{"id":"m","ttl":250}}}"#).unwrap();
+        assert_eq!(
+            keyed.opts.dedup,
+            Some(Dedup {
+                id: "m".into(),
+                ttl_ms: 250
+            })
+        );
         let plain = parse_job_value(json!({"name": "a"})).unwrap();
         assert_eq!(plain.data, Value::Null);
         assert_eq!(plain.opts, JobOptions::new());
@@ -380,6 +429,23 @@ mod tests {
             (r#"{"name":"x","extra":1}"#, "extra"),
             (r#"{"name":"x","opts":{"priority":5000}}"#, "5000"),
             ("[1,2]", "expected an object"),
+            (
+                r#"{"name":"x","opts":{"debounce":{"id":"d"}}}"#,
+                "opts.debounce {\"id\":\"d\"}: \"ttl\" is missing",
+            ),
+            (
+                r#"{"name":"x","opts":{"debounce":{"id":"d","ttl":"0s"}}}"#,
+                "debounce ttl",
+            ),
+            (
+                r#"{"name":"x","opts":{"debounce":{"id":"d","ttl":1,"max":2}}}"#,
+                "unknown field \"max\"",
+            ),
+            (r#"{"name":"x","opts":{"dedup":"d"}}"#, "opts.dedup \"d\""),
+            (
+                r#"{"name":"x","opts":{"dedup":{"id":"d","ttl":1},"debounce":{"id":"d","ttl":1}}}"#,
+                "dedup and debounce",
+            ),
         ] {
             let e = parse_job_json(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");

@@ -111,6 +111,12 @@ impl QueueKeys {
         format!("{}:dedup:{dedup_id}", self.base)
     }
 
+    /// Key of a debounce id (string with a TTL; holds the id of the job that later adds
+    /// with the id replace while it has not started).
+    pub fn debounce(&self, debounce_id: &str) -> String {
+        format!("{}:debounce:{debounce_id}", self.base)
+    }
+
     /// Event stream (trimmed).
     pub fn events(&self) -> String {
         self.key("events")
@@ -330,6 +336,7 @@ mod tests {
             k.schedules_wake(),
             k.rate_limiter(),
             k.dedup("x"),
+            k.debounce("x"),
             k.events(),
             k.job("abc"),
             k.job_logs("abc"),

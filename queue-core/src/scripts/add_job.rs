@@ -1,5 +1,5 @@
-//! `add_job.lua`: stores a chunk of jobs (each in its lane or the delayed set, deduplicated,
-//! announced) in one call. The client lays out each job's hash fields; the script stores them
+//! `add_job.lua`: stores a chunk of jobs (each in its lane or the delayed set, deduplicated
+//! or debounced, announced) in one call. The client lays out each job's hash fields; the script stores them
 //! as they come.
 
 use std::borrow::Cow;
@@ -21,7 +21,8 @@ pub(crate) struct PreparedChunk {
 }
 
 impl PreparedChunk {
-    /// Sends the call; per job, stored or the id of the job it duplicates.
+    /// Sends the call; per job, stored, the id of the job it duplicates, or the id of the
+    /// job it was debounced into.
     pub(crate) async fn send(self, queue: &QueueStore) -> Result<Vec<Added>> {
         let holders: Vec<String> = invoke(&queue.redis, &self.inv).await?;
         if holders.len() != self.ids.len() {
@@ -40,11 +41,19 @@ impl PreparedChunk {
                     Added {
                         id,
                         duplicate: false,
+                        debounced: false,
+                    }
+                } else if let Some(kept) = holder.strip_prefix(' ') {
+                    Added {
+                        id: kept.to_string(),
+                        duplicate: false,
+                        debounced: true,
                     }
                 } else {
                     Added {
                         id: holder,
                         duplicate: true,
+                        debounced: false,
                     }
                 }
             })
@@ -80,22 +89,20 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
     for (id, _, _) in &prepared {
         inv.key(keys.job(id));
     }
-    // dedup keys in use, each declared once
-    let mut dedup_ids: Vec<&str> = Vec::new();
-    for job in jobs {
-        if let Some(d) = &job.opts.dedup {
-            if !dedup_ids.contains(&d.id.as_str()) {
-                dedup_ids.push(&d.id);
-            }
-        }
-    }
+    // dedup keys in use, then debounce keys in use, each declared once
+    let dedup_ids = keyed_ids(jobs.iter().map(|j| j.opts.dedup.as_ref().map(|d| &d.id)));
+    let debounce_ids = keyed_ids(jobs.iter().map(|j| j.opts.debounce.as_ref().map(|d| &d.id)));
     for d in &dedup_ids {
         inv.key(keys.dedup(d));
+    }
+    for d in &debounce_ids {
+        inv.key(keys.debounce(d));
     }
     inv.arg(prios.len())
         .arg(jobs.len())
         .arg(GROUP)
-        .arg(EVENTS_MAXLEN);
+        .arg(EVENTS_MAXLEN)
+        .arg(dedup_ids.len());
     for p in &prios {
         inv.arg(*p);
     }
@@ -110,12 +117,14 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
                     + 1
             }
         };
-        let (dedup_no, dedup_ttl) = match &job.opts.dedup {
-            Some(d) => (
-                dedup_ids.iter().position(|x| *x == d.id).unwrap_or(0) + 1,
+        // the key's number among the dedup then the debounce KEYS (0: none)
+        let (key_no, key_ttl) = match (&job.opts.dedup, &job.opts.debounce) {
+            (Some(d), _) => (position(&dedup_ids, &d.id) + 1, d.ttl_ms),
+            (None, Some(d)) => (
+                dedup_ids.len() + position(&debounce_ids, &d.id) + 1,
                 d.ttl_ms,
             ),
-            None => (0, 0),
+            (None, None) => (0, 0),
         };
         // the hash's fields come ready to store: the script passes them to HSET as they
         // are (cutting long values in Lua cost more than all of the job's Redis commands)
@@ -147,8 +156,8 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
             .arg(delay)
             .arg(lane)
             .arg(if job.opts.job_id.is_some() { "1" } else { "0" })
-            .arg(dedup_no)
-            .arg(dedup_ttl)
+            .arg(key_no)
+            .arg(key_ttl)
             .arg(job.opts.group.as_deref().unwrap_or(""))
             .arg(fields.len())
             .arg(&fields[..]);
@@ -157,4 +166,20 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
         inv,
         ids: prepared.into_iter().map(|(id, _, _)| id).collect(),
     })
+}
+
+/// The distinct dedup (or debounce) ids of a chunk's jobs, in order of first use.
+fn keyed_ids<'a>(ids: impl Iterator<Item = Option<&'a String>>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for id in ids.flatten() {
+        if !out.contains(&id.as_str()) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// Where `id` is in `ids` (which holds it).
+fn position(ids: &[&str], id: &str) -> usize {
+    ids.iter().position(|x| *x == id).unwrap_or(0)
 }

@@ -252,6 +252,60 @@ async fn a_job_added_by_the_cli_shows_in_the_api_and_the_sse_stream_within_a_sec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enqueue_with_a_debounce_id_replaces_the_job_not_started_and_bad_ttls_are_400() {
+    let env = TestEnv::new().await;
+    let q = env.queue("deb").await;
+    let d = Dashboard::start(&env, &[]).await;
+    let c = client();
+    let post = |body: Value| {
+        let r = c.post(d.url("/api/queues/deb/jobs")).json(&body).send();
+        async move {
+            let r = r.await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let opts = json!({"debounce": {"id": "doc:1", "ttl": "1m"}, "delay": "1h"});
+    let (s, first) = post(json!({"name": "index", "data": 1, "opts": opts})).await;
+    assert_eq!(s, 201, "{first}");
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(first["debounced"], false);
+    let (s, second) = post(json!({"name": "index", "data": 2, "opts": opts})).await;
+    assert_eq!(s, 200, "a debounced add stores no job: {second}");
+    assert_eq!(
+        second,
+        json!({"queue": "deb", "id": id, "duplicate": false, "debounced": true})
+    );
+    let (s, bulk) = post(json!([
+        {"name": "index", "data": 3, "opts": opts},
+        {"name": "index", "data": "other"}
+    ]))
+    .await;
+    assert_eq!(s, 201, "{bulk}");
+    assert_eq!(bulk["added"], 1, "{bulk}");
+    assert_eq!(
+        bulk["jobs"][0],
+        json!({"id": id, "duplicate": false, "debounced": true})
+    );
+    assert_eq!(q.job(&id).await.unwrap().data, json!(3));
+    for (bad, needle) in [
+        (json!({"id": "doc:1", "ttl": "0s"}), "debounce ttl"),
+        (
+            json!({"id": "doc:1", "ttl": "200000000000d"}),
+            "200000000000d",
+        ),
+        (json!({"id": "a b", "ttl": "1s"}), "a b"),
+        (json!({"id": "doc:1"}), "ttl"),
+        (json!("doc:1"), "debounce"),
+    ] {
+        let (s, e) = post(json!({"name": "index", "opts": {"debounce": bad}})).await;
+        assert_eq!(s, 400, "{bad}: {e}");
+        assert!(e["error"].as_str().unwrap().contains(needle), "{bad}: {e}");
+    }
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.delayed), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_listed_shown_and_steered_through_the_api() {
     let env = TestEnv::new().await;
     let q = env.queue("steer").await;
@@ -269,7 +323,7 @@ async fn jobs_are_listed_shown_and_steered_through_the_api() {
     assert_eq!(r.status().as_u16(), 201);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        json!({"queue": "steer", "id": "f1", "duplicate": false})
+        json!({"queue": "steer", "id": "f1", "duplicate": false, "debounced": false})
     );
     let r = c
         .post(api("/jobs"))

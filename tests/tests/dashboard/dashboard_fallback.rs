@@ -70,7 +70,10 @@ async fn with_fallback_spool_enqueues_while_redis_is_down_are_accepted_and_store
     let (s, v, _) = enqueue(&c, &d, "up", &json!({"name": "x", "opts": {"jobId": "u1"}})).await;
     assert_eq!(
         (s, v),
-        (201, json!({"queue": "up", "id": "u1", "duplicate": false}))
+        (
+            201,
+            json!({"queue": "up", "id": "u1", "duplicate": false, "debounced": false})
+        )
     );
     let (s, v, _) = enqueue(&c, &d, "up", &json!({"name": "x", "opts": {"jobId": "u1"}})).await;
     assert_eq!((s, &v["duplicate"]), (200, &json!(true)), "{v}");

@@ -1,6 +1,7 @@
-//! The engine against a real Redis: adding jobs (single, bulk, batched), claiming, delays,
-//! priorities, retries and failures, concurrency, counts and listings, per-minute metrics,
-//! the stored layout of a job, self-repair and bad stored data; and a smoke test end to end.
+//! The engine against a real Redis: adding jobs (single, bulk, batched, debounced),
+//! claiming, delays, priorities, retries and failures, concurrency, counts and listings,
+//! per-minute metrics, the stored layout of a job, self-repair and bad stored data; and a
+//! smoke test end to end.
 
 mod engine_add;
 mod engine_add_batching;
@@ -8,6 +9,7 @@ mod engine_bad_data;
 mod engine_claim_ahead;
 mod engine_concurrency;
 mod engine_counts;
+mod engine_debounce;
 mod engine_delay;
 mod engine_failures;
 mod engine_flow;
