@@ -30,7 +30,7 @@ const q = section.dataset.queue, id = section.dataset.job;
 let leaving = false;
 document.addEventListener('submit', () => { leaving = true; });
 // only this job's events (the server filters them), plus the queue's counts
-jobqLive('/events?queue=' + encodeURIComponent(q) + '&job=' + encodeURIComponent(id), {
+const es = jobqLive('/events?queue=' + encodeURIComponent(q) + '&job=' + encodeURIComponent(id), {
   job: (e) => {
     if (e.queue !== q || !e.job_ids.includes(id) || leaving) return;
     if (e.event === 'progress') {
@@ -44,6 +44,16 @@ jobqLive('/events?queue=' + encodeURIComponent(q) + '&job=' + encodeURIComponent
   },
   // events were dropped on the way: this job's may be among them
   lagged: () => { if (!leaving) { leaving = true; location.reload(); } },
+});
+// events before the stream opened (or while it reconnected) are not replayed: once it is
+// open, a job whose state moved on since this page was rendered reloads it
+es.addEventListener('open', () => {
+  fetch('/api/queues/' + encodeURIComponent(q) + '/jobs/' + encodeURIComponent(id))
+    .then((r) => r.ok ? r.json() : null)
+    .then((j) => {
+      if (j && j.state !== section.dataset.state && !leaving) { leaving = true; location.reload(); }
+    })
+    .catch(() => {});
 });
 "#;
 
@@ -76,9 +86,10 @@ async fn render(
     let mut body = String::with_capacity(8192);
     body.push_str(&notice_banner(notice));
     body.push_str(&format!(
-        "<section id=\"job\" data-queue=\"{}\" data-job=\"{}\">",
+        "<section id=\"job\" data-queue=\"{}\" data-job=\"{}\" data-state=\"{}\">",
         esc(queue),
-        esc(id)
+        esc(id),
+        job.state
     ));
     body.push_str(&format!(
         "<h1><span class=\"mono\">{}</span> <span class=\"badge {st}\">{st}</span></h1>",
