@@ -99,11 +99,16 @@ pub(crate) async fn heartbeat_loop(beat: Beat, stop: CancellationToken) {
     let mut outage = Outage::new("the worker's heartbeat".into());
     let ttl = beat.every * TTL_BEATS;
     loop {
-        match worker_beat(&beat.redis, &beat.keys, &beat.info.id, &beat.record(), ttl).await {
-            Ok(_) => outage.recovered(),
-            Err(e) => {
-                outage.failed(&e);
-            }
+        let record = beat.record();
+        // a call that hangs on a Redis gone away must not hold up the worker's exit
+        tokio::select! {
+            r = worker_beat(&beat.redis, &beat.keys, &beat.info.id, &record, ttl) => match r {
+                Ok(_) => outage.recovered(),
+                Err(e) => {
+                    outage.failed(&e);
+                }
+            },
+            _ = stop.cancelled() => break,
         }
         tokio::select! {
             _ = tokio::time::sleep(beat.every) => {}
