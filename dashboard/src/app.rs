@@ -7,8 +7,8 @@ use axum::Router;
 
 use crate::state::AppState;
 use crate::{
-    api, auth, body_limit, headers, health, limits, metrics, pages, refusals, schedules, sse,
-    timing,
+    api, auth, body_limit, discovery, headers, health, limits, metrics, pages, refusals, schedules,
+    sse, timing,
 };
 
 /// Every route of the dashboard, behind the auth guard and the body limits, with every
@@ -50,12 +50,16 @@ pub fn router(state: AppState) -> Router {
             "/queues/{queue}/limits",
             get(limits::get_limits).post(limits::set_limits),
         )
+        .route("/workers", get(discovery::list_workers_api))
+        .route("/redis", get(discovery::redis_api))
         .fallback(api::not_found);
 
     let pages = Router::new()
         .route("/", get(pages::overview::overview))
         .route("/login", get(pages::login::form).post(pages::login::login))
         .route("/logout", post(pages::login::logout))
+        .route("/workers", get(pages::workers::workers_page))
+        .route("/redis", get(pages::redis::redis_page))
         .route("/queues/{queue}", get(pages::queue::queue_page))
         .route("/queues/{queue}/jobs", post(pages::actions::add_job))
         .route("/queues/{queue}/jobs/{id}", get(pages::job::job_page))

@@ -77,6 +77,21 @@ pub fn utc(ms: u64) -> String {
     )
 }
 
+/// A size in bytes as `512 B`, `1.5 KiB`, `3.2 MiB`, `1.1 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 use queue_core::internal::clock::civil_from_days;
 
 pub use queue_core::duration::{relative, short_duration};
@@ -110,5 +125,13 @@ mod tests {
         assert_eq!(utc(1_709_251_199_999), "2024-02-29 23:59:59.999 UTC");
         assert_eq!(short_duration(1_500), "1.5s");
         assert_eq!(clip("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(bytes(u64::MAX), "16384.0 PiB");
     }
 }

@@ -40,6 +40,7 @@ pub mod backend;
 pub mod body_limit;
 pub mod chart;
 pub mod config;
+pub mod discovery;
 pub mod enqueue;
 pub mod error;
 pub mod headers;

@@ -289,6 +289,16 @@ pub enum Command {
     /// `jobq show` of a parent lists its children.
     #[command(subcommand)]
     Flow(FlowCommand),
+    /// The live workers: id, host, pid, version, queues, concurrency, jobs held, started,
+    /// last heartbeat.
+    ///
+    /// Workers heartbeat every 5s (jobq-worker --heartbeat) and drop out three heartbeats
+    /// after their last one when killed; a graceful stop removes a worker at once. With
+    /// --json, one object per worker: id, host, pid, version, queues, queue_count,
+    /// concurrency, running ([{queue, id}], the first 100), running_count, started_at,
+    /// last_seen, expires_at, heartbeat_ms (times in ms since the epoch), and corrupt (why,
+    /// when its record cannot be read).
+    Workers,
     /// Whether Redis answers (connected, disconnected, not_configured), latency, server
     /// settings and warnings; the fallback mode and the spooled jobs waiting. Exits 1 when
     /// Redis is disconnected or not configured.

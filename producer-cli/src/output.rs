@@ -169,6 +169,9 @@ pub fn print_job(job: &JobInfo, children: &[ChildOutcome]) {
     field("id", &job.id);
     field("name", &job.name);
     field("state", job.state.as_str());
+    if let Some(w) = &job.worker {
+        field("worker", w);
+    }
     if let Some(p) = &job.parent {
         field("parent", &p.to_text());
     }

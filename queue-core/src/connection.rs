@@ -101,44 +101,6 @@ impl std::fmt::Debug for Redis {
     }
 }
 
-/// What a worker prints at start and `jobq health` reports.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ServerInfo {
-    /// `redis_version` from INFO.
-    pub version: String,
-    /// `maxmemory-policy`; anything but `noeviction` can silently lose jobs.
-    pub maxmemory_policy: String,
-    /// Whether AOF persistence is on.
-    pub aof_enabled: bool,
-    /// Whether the server runs in cluster mode.
-    pub cluster_enabled: bool,
-    /// Whether it is still loading its data set (after a restart): it answers `LOADING`
-    /// to every command but INFO until done, and its persistence settings are not final.
-    pub loading: bool,
-}
-
-impl ServerInfo {
-    /// Warnings users must see: eviction can delete job keys; without AOF a restart loses jobs.
-    pub fn warnings(&self) -> Vec<String> {
-        let mut w = Vec::new();
-        if self.maxmemory_policy != "noeviction" {
-            w.push(format!(
-                "maxmemory-policy is {:?}: Redis may evict job keys (lost jobs); set it to noeviction",
-                self.maxmemory_policy
-            ));
-        }
-        // while loading, INFO reports AOF as off even when it is on: say nothing yet
-        if !self.aof_enabled && !self.loading {
-            w.push(
-                "AOF is off: jobs added since the last snapshot are lost if Redis restarts; \
-                 set appendonly yes"
-                    .into(),
-            );
-        }
-        w
-    }
-}
-
 fn install_tls_provider() {
     static ONCE: Once = Once::new();
     // rustls needs one process-wide crypto provider; another crate may already have set it.
@@ -385,46 +347,6 @@ impl Redis {
             .await
             .map_err(|e| self.err(e))?;
         Ok(start.elapsed())
-    }
-
-    /// Version, eviction policy, persistence and cluster mode of the server.
-    pub async fn server_info(&self) -> Result<ServerInfo> {
-        let mut c = self.conn();
-        let info: String = match &mut c {
-            // one master speaks for all (they are configured alike)
-            Conn::Cluster(cluster) => {
-                let v = cluster
-                    .route_command(
-                        redis::cmd("INFO"),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
-                    )
-                    .await
-                    .map_err(|e| self.err(e))?;
-                self.decode(v)?
-            }
-            Conn::Single(single) => redis::cmd("INFO")
-                .query_async(single)
-                .await
-                .map_err(|e| self.err(e))?,
-        };
-        let field = |name: &str| info_field(&info, name);
-        // CONFIG may be disabled on managed services; fall back to what INFO says.
-        let policy: Option<Vec<String>> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy")
-            .query_async(&mut c)
-            .await
-            .ok();
-        let maxmemory_policy = policy
-            .and_then(|v| v.into_iter().nth(1))
-            .unwrap_or_else(|| field("maxmemory_policy"));
-        Ok(ServerInfo {
-            version: field("redis_version"),
-            maxmemory_policy,
-            aof_enabled: field("aof_enabled") == "1",
-            cluster_enabled: field("cluster_enabled") == "1",
-            loading: field("loading") == "1",
-        })
     }
 }
 

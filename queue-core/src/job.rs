@@ -553,6 +553,10 @@ pub struct JobInfo {
     /// For a flow's parent: how many of its children have not finished yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub children_pending: Option<u64>,
+    /// For an active job: the worker holding it, by the consumer name
+    /// [`list_workers`](crate::list_workers) lists it under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
     /// Set when some stored field is corrupt: which, and how. The other fields are shown
     /// as far as they can be read (a listing marks the job instead of failing).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -664,6 +668,7 @@ impl JobInfo {
             due_at,
             parent,
             children_pending,
+            worker: None,
             corrupt: (!bad.is_empty()).then(|| bad.join("; ")),
         })
     }

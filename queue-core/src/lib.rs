@@ -43,9 +43,11 @@ pub mod queue;
 mod scan;
 pub mod schedule;
 mod scripts;
+pub mod server;
 mod stats;
 mod store;
 pub mod worker;
+pub mod workers;
 
 #[doc(hidden)]
 pub mod internal;
@@ -53,7 +55,7 @@ pub(crate) use internal::{clock, keys, text, validate};
 
 pub use cancel::Cancelled;
 pub use config::{Config, Fallback, JobCaps};
-pub use connection::{Conn, Redis, ServerInfo};
+pub use connection::{Conn, Redis};
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{EventFollower, QueueEvent, StartAt};
@@ -73,10 +75,12 @@ pub use producer::{Produced, Producer, ProducerBuilder};
 pub use queue::{all_queue_stats, list_queues, stats_of, Counts, Queue, QueueStats, BULK_CHUNK};
 pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
+pub use server::{Aof, Keyspace, Memory, NodeOverview, RedisOverview, ServerInfo};
 pub use worker::{
     install_panic_hook, wait_for_signal, BackoffFn, Ctx, Handlers, Job, JobError, Worker,
     WorkerBuilder, WorkerMetrics,
 };
+pub use workers::{list_workers, RunningJob, WorkerInfo};
 
 /// The README's Rust examples, compiled as doc tests of this crate so they stay true.
 #[cfg(doctest)]

@@ -662,3 +662,52 @@ pub async fn slowest_call(conn: &mut queue_core::Conn) -> (usize, (i64, String))
     }
     (slow.len(), worst)
 }
+
+/// Hostile worker records under the test's prefix, beside whatever lives (five listed as
+/// corrupt): a record of the wrong type (`list`), info that is not JSON (`garbage`), info
+/// over the cap (`huge`), a last-seen time that is not one (`seen`), an id over 512 bytes;
+/// and an entry whose record is gone (`gone`: pruned by the listing).
+pub async fn plant_corrupt_workers(env: &TestEnv) {
+    let keys = queue_core::internal::keys::WorkerKeys::new(env.config.prefix());
+    let mut c = env.raw().await;
+    let far = now_ms() + 3_600_000;
+    let long_id = "L".repeat(600);
+    for id in ["list", "garbage", "huge", "seen", "gone", long_id.as_str()] {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(keys.registry())
+            .arg(far)
+            .arg(id)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::pipe()
+        .cmd("RPUSH")
+        .arg(keys.record("list"))
+        .arg("x")
+        .ignore()
+        .cmd("HSET")
+        .arg(keys.record("garbage"))
+        .arg("info")
+        .arg("<script>{")
+        .arg("seen")
+        .arg(1)
+        .ignore()
+        .cmd("HSET")
+        .arg(keys.record("huge"))
+        .arg("info")
+        .arg("x".repeat(1 << 20))
+        .arg("seen")
+        .arg(1)
+        .ignore()
+        .cmd("HSET")
+        .arg(keys.record("seen"))
+        .arg("info")
+        .arg("{}")
+        .arg("seen")
+        .arg("y".repeat(100))
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}

@@ -1,6 +1,6 @@
-//! `/queues/{queue}/jobs/{id}`: one job — state and attempts, the timeline (created,
-//! started, finished or due), progress, data, options, return value, error and its
-//! backtrace, logs — with the actions its state allows. A flow's child links to its parent;
+//! `/queues/{queue}/jobs/{id}`: one job — state and attempts, the worker running it (an
+//! active job), the timeline (created, started, finished or due), progress, data, options,
+//! return value, error and its backtrace, logs — with the actions its state allows. A flow's child links to its parent;
 //! a flow's parent lists its children (the first [`CHILDREN_SHOWN`], with a count of all by
 //! state), each linked to its page, with its state and its return value or failure reason.
 //! Every value is escaped: data, names or ids holding `<script>` show as text. The page
@@ -18,7 +18,9 @@ use super::{respond, PageCtx};
 use crate::api::is_parent;
 use crate::backend::deadline;
 use crate::error::AppError;
-use crate::html::{clip, esc, job_href, pretty_json, queue_href, relative, short_duration, utc};
+use crate::html::{
+    clip, esc, job_href, pretty_json, queue_href, relative, short_duration, url_component, utc,
+};
 use crate::session::Access;
 use crate::state::AppState;
 
@@ -204,6 +206,16 @@ fn facts(job: &JobInfo) -> String {
         ),
         ("Priority", job.priority.to_string()),
     ];
+    if let Some(w) = &job.worker {
+        rows.push((
+            "Worker",
+            format!(
+                "<a class=\"mono\" id=\"worker\" href=\"/workers#w-{}\">{}</a>",
+                esc(&url_component(w)),
+                esc(w)
+            ),
+        ));
+    }
     if let Some(p) = &job.parent {
         rows.push(("Parent", job_link(&p.queue, &p.id)));
     }

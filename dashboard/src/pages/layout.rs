@@ -1,6 +1,7 @@
-//! The shell every page shares: header with breadcrumbs and the live indicator, the
-//! stylesheet, login/logout links, the footer, and the small script that shows whether
-//! live updates are connected. Page scripts are static text: they read what they need from
+//! The shell every page shares: header with breadcrumbs, the links to the pages that are
+//! not a queue's (queues, workers, Redis) and the live indicator, the stylesheet,
+//! login/logout links, the footer, and the small script that shows whether live updates
+//! are connected. Page scripts are static text: they read what they need from
 //! escaped `data-` attributes, never from interpolated strings.
 
 use axum::response::Html;
@@ -18,6 +19,7 @@ header{display:flex;align-items:center;gap:16px;padding:10px 24px;background:#17
 header a{color:#fff;text-decoration:none}header .brand{font-weight:700;letter-spacing:.3px}
 header .crumbs a,header .crumbs span{color:#c9d3de}header .crumbs a:hover{color:#fff}
 header .spacer{flex:1}header .meta{color:#9fb0c2;font-size:12px}
+header nav{display:flex;gap:14px}header nav a{color:#c9d3de}header nav a:hover{color:#fff}
 #live{font-size:12px;padding:2px 8px;border-radius:10px;background:#3a4756;color:#c9d3de}
 #live.on{background:#1b8a4b;color:#fff}#live.off{background:#c62f2f;color:#fff}
 main{padding:20px 24px;max-width:1400px;margin:0 auto}
@@ -81,6 +83,13 @@ function jobqLive(url, handlers) {
 }
 "#;
 
+/// The pages every header links to: (label, path).
+const NAV: [(&str, &str); 3] = [
+    ("Queues", "/"),
+    ("Workers", "/workers"),
+    ("Redis", "/redis"),
+];
+
 /// A whole page: `title` (escaped here), `body` (already-escaped HTML), breadcrumbs
 /// (label, link; escaped here) and an optional static page script.
 pub fn page(
@@ -94,6 +103,10 @@ pub fn page(
     for (label, href) in crumbs {
         nav.push_str(&format!(" / <a href=\"{}\">{}</a>", esc(href), esc(label)));
     }
+    let links: String = NAV
+        .iter()
+        .map(|(label, href)| format!("<a href=\"{href}\">{label}</a>"))
+        .collect();
     let account = match ctx.auth {
         AuthKind::Token if ctx.access.session => {
             "<form class=\"inline\" method=\"post\" action=\"/logout\"><button>Log out</button></form>"
@@ -117,7 +130,8 @@ pub fn page(
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{title} · jobq</title><style>{CSS}</style></head><body>\
          <header><a class=\"brand\" href=\"/\">jobq</a><span class=\"crumbs\">{nav}</span>\
-         <span class=\"spacer\"></span>{mode}<span class=\"meta\">prefix {prefix}</span>\
+         <span class=\"spacer\"></span><nav>{links}</nav>{mode}\
+         <span class=\"meta\">prefix {prefix}</span>\
          <span id=\"live\">{live}</span>{account}</header>\
          <main><p id=\"redis-banner\" class=\"banner error\" hidden></p>{body}</main>\
          <footer>jobq dashboard · Redis {redis} · <a href=\"/api/queues\">API</a> · \

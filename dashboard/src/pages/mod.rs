@@ -9,6 +9,8 @@
 //! | `/queues/{q}/jobs/{id}` | `job.rs`: data, options, progress, logs, error, timeline, a flow's parent and children |
 //! | `/queues/{q}/schedules` | `schedules.rs`: the queue's schedules with their next and last runs; add and remove (its own posts) |
 //! | `/queues/{q}/limits` | `limits.rs`: the queue's rate limit, global concurrency and group limits; forms that set them (its own posts) |
+//! | `/workers` | `workers.rs`: the live workers, their queues and the jobs they hold |
+//! | `/redis` | `redis.rs`: Redis at a glance per node, what loses jobs flagged |
 //! | `/login`, `/logout` | `login.rs`: the token login form and session cookie |
 //! | `POST /queues/{q}/…` | `actions.rs`: what the buttons do, then back to the page |
 
@@ -21,7 +23,9 @@ pub mod limits;
 pub mod login;
 pub mod overview;
 pub mod queue;
+pub mod redis;
 pub mod schedules;
+pub mod workers;
 
 pub use context::{AuthKind, PageCtx};
 

@@ -13,6 +13,7 @@ mod schedule;
 mod spool;
 mod stats;
 mod steer;
+mod workers;
 
 use anyhow::Result;
 
@@ -84,6 +85,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Schedule(cmd) => schedule::schedule(&ctx, cmd).await,
         Command::Limits(args) => limits::limits(&ctx, &args).await,
         Command::Groups { queue, limit } => groups::groups(&ctx, &queue, limit).await,
+        Command::Workers => workers::workers(&ctx).await,
         Command::Health
         | Command::Add(_)
         | Command::AddBulk { .. }

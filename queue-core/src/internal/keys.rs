@@ -246,6 +246,41 @@ pub fn queue_registry(prefix: &str) -> String {
 /// Consumer group every worker joins on every lane stream.
 pub const GROUP: &str = "jobq";
 
+/// Key names of the worker registry under a prefix: which workers are alive, and what each
+/// says about itself. All share the hash tag `{<prefix>/workers}`, so the registry and the
+/// records are one Cluster slot and each script on them is single-slot; the `/` cannot occur
+/// in a queue name, so no queue's keys share the tag.
+#[derive(Debug, Clone)]
+pub struct WorkerKeys {
+    base: String,
+}
+
+impl WorkerKeys {
+    /// The registry keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            base: format!("{{{prefix}/workers}}"),
+        }
+    }
+
+    /// Sorted set of live workers: member = worker id (its consumer name), score = when its
+    /// record expires (ms, Redis clock) unless it heartbeats again.
+    pub fn registry(&self) -> String {
+        format!("{}:all", self.base)
+    }
+
+    /// The prefix of the worker records; scripts append the worker id.
+    pub fn record_prefix(&self) -> String {
+        format!("{}:w:", self.base)
+    }
+
+    /// One worker's record (hash with a TTL): `info` (its identity and running jobs, JSON)
+    /// and `seen` (its last heartbeat, ms, Redis clock).
+    pub fn record(&self, id: &str) -> String {
+        format!("{}:w:{id}", self.base)
+    }
+}
+
 /// A value of the handler cache: `{prefix}:cache:{namespace}:{key}`. The handler primitives
 /// (cache, lock, rate limiter) add no hash tag of their own: each of their operations
 /// touches one key, so any Cluster slot will do, and they stay out of the queues' slots.
@@ -386,5 +421,18 @@ mod tests {
             cache_key_pattern("jobq", "t", r"a*b?[c]\"),
             r"jobq:cache:t:a\*b\?\[c\]\\*"
         );
+    }
+
+    #[test]
+    fn the_worker_registry_and_records_share_one_slot() {
+        let w = WorkerKeys::new("jobq");
+        assert_eq!(w.registry(), "{jobq/workers}:all");
+        assert_eq!(w.record("h:1"), format!("{}h:1", w.record_prefix()));
+        assert_eq!(
+            key_slot(w.registry().as_bytes()),
+            key_slot(w.record("any").as_bytes())
+        );
+        // a queue named "workers" has a tag of its own
+        assert_ne!(QueueKeys::new("jobq", "workers").base(), "{jobq/workers}");
     }
 }

@@ -1,11 +1,12 @@
 -- get_job: read one job atomically: its hash, its log, and whether it is active right now
--- (a waiting job whose lane entry is pending in the consumer group is held by a worker).
+-- (a waiting job whose lane entry is pending in the consumer group is held by a worker,
+-- the consumer the entry is pending to).
 --
 -- KEYS: 1 job hash, 2 job logs, 3 meta, 4 .. lane streams (priority desc, as ARGV)
 -- ARGV: 1 group, 2 lanes version the caller knows, 3 .. lane priorities
 -- Returns: {'lanes', version} when stale, {'none'} when missing, else
---          {'ok', active 0/1, paused 0/1, idle ms or -1, now ms, #fields*2, field, value, …,
---           log lines…}
+--          {'ok', active 0/1, paused 0/1, idle ms or -1, consumer or '', now ms, #fields*2,
+--           field, value, …, log lines…}
 local ver = redis.call('HGET', KEYS[3], 'lanes_ver') or '0'
 if ver ~= ARGV[2] then return {'lanes', ver} end
 local h = redis.call('HGETALL', KEYS[1])
@@ -19,17 +20,17 @@ for i = 1, #h, 2 do
 end
 local lane = lane_name(ln, prio)
 state = job_state(state, sid)
-local active, idle = 0, -1
+local active, idle, consumer = 0, -1, ''
 if state == 'waiting' and valid_sid(sid) then
   for i = 4, #KEYS do
     if ARGV[i - 1] == lane then
       local p = redis.call('XPENDING', KEYS[i], ARGV[1], sid, sid, 1)
-      if #p > 0 then active = 1; idle = p[1][3] end
+      if #p > 0 then active = 1; consumer = p[1][2]; idle = p[1][3] end
     end
   end
 end
 local paused = redis.call('HGET', KEYS[3], 'paused') == '1' and 1 or 0
-local out = {'ok', active, paused, idle, now_ms(), #h}
+local out = {'ok', active, paused, idle, consumer, now_ms(), #h}
 for _, v in ipairs(h) do out[#out + 1] = v end
 for _, line in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do out[#out + 1] = line end
 return out

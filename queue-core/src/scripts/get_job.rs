@@ -1,4 +1,5 @@
-//! `get_job.lua`: one job, whole (hash, logs, whether it runs now), read atomically.
+//! `get_job.lua`: one job, whole (hash, logs, whether it runs now and on which worker),
+//! read atomically.
 
 use std::collections::HashMap;
 
@@ -34,6 +35,7 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
     let active = r.int()? == 1;
     let paused = r.int()? == 1;
     let idle = r.int()?;
+    let consumer = r.string()?;
     let now = r.int()?;
     let n = r.int()? as usize;
     let mut hash = HashMap::with_capacity(n / 2);
@@ -52,6 +54,7 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
         info.state = crate::job::JobState::Active;
         info.attempts_made += 1;
         info.started_at = Some(running_since(run.as_deref(), info.attempts_made, now, idle));
+        info.worker = Some(consumer);
     }
     Ok(Some(info))
 }

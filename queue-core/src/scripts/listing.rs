@@ -243,15 +243,15 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
             .await
             .map_err(|e| inner.redis.err(e))?;
         let mut found = Vec::new();
-        for ((sid, _, idle, _), entry) in pending.into_iter().zip(entries) {
+        for ((sid, consumer, idle, _), entry) in pending.into_iter().zip(entries) {
             if let Some(id) = entry.into_iter().next().and_then(|(_, f)| entry_job_id(f)) {
-                found.push((sid, id, idle));
+                found.push((sid, id, idle, consumer));
             }
         }
-        let ids: Vec<String> = found.iter().map(|(_, id, _)| id.clone()).collect();
+        let ids: Vec<String> = found.iter().map(|(_, id, ..)| id.clone()).collect();
         let hashes = read_hashes(q, &ids).await?;
-        for ((sid, id, idle), h) in found.iter().zip(hashes) {
-            if h.get("sid") != Some(sid) {
+        for ((sid, id, idle, consumer), h) in found.into_iter().zip(hashes) {
+            if h.get("sid") != Some(&sid) {
                 continue;
             }
             if skip > 0 {
@@ -259,16 +259,12 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
                 continue;
             }
             let run = h.get("run").cloned();
-            let mut info = JobInfo::from_hash(&inner.name, id, h, Vec::new(), false)?;
+            let mut info = JobInfo::from_hash(&inner.name, &id, h, Vec::new(), false)?;
             // the hash is written when an attempt ends: report the running one
             info.state = JobState::Active;
             info.attempts_made += 1;
-            info.started_at = Some(running_since(
-                run.as_deref(),
-                info.attempts_made,
-                now,
-                *idle,
-            ));
+            info.started_at = Some(running_since(run.as_deref(), info.attempts_made, now, idle));
+            info.worker = Some(consumer);
             out.push(info);
             if out.len() as u64 == limit {
                 return Ok(out);

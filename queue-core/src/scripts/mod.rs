@@ -2,7 +2,8 @@
 //! `<name>.lua` is the transition (atomic inside Redis), `<name>.rs` packs its keys and
 //! arguments, makes the call and decodes the reply. Queue scripts are loaded with
 //! `include_str!` behind a shared prelude of helpers (`prelude.lua`); the handler
-//! primitives' scripts (`lock_*`, `rate_check`) stand alone.
+//! primitives' scripts (`lock_*`, `rate_check`) and the worker registry's (`worker_*`,
+//! `workers_*`) stand alone.
 //!
 //! Every Redis call a queue makes goes through a module here: the scripts, and beside them
 //! the plain reads that need no script (listings, snapshots for bulk operations, the
@@ -81,6 +82,10 @@ pub(crate) mod snapshot;
 pub(crate) mod update_job;
 pub(crate) mod update_progress;
 pub(crate) mod wake;
+pub(crate) mod worker_beat;
+pub(crate) mod worker_leave;
+pub(crate) mod workers_list;
+pub(crate) mod workers_read;
 
 /// A claimed attempt, as the scripts that record its outcome name it.
 pub(crate) struct Attempt<'a> {

@@ -76,6 +76,13 @@ impl Held {
         out
     }
 
+    /// The ids of the jobs held (at most `max` of them) and how many are held in all.
+    pub fn job_ids(&self, max: usize) -> (Vec<String>, usize) {
+        let map = self.map();
+        let ids = map.values().take(max).map(|j| j.id.clone()).collect();
+        (ids, map.len())
+    }
+
     /// A reclaimer took these entries (lane priority, entry id): stop their handlers (their
     /// outcome will not count).
     pub fn lose(&self, entries: &[(i32, String)]) {

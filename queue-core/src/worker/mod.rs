@@ -8,6 +8,7 @@ mod duty;
 mod fetch;
 mod finish;
 mod flows;
+mod heartbeat;
 mod held;
 mod lease;
 mod metrics;
@@ -43,10 +44,11 @@ use crate::queue::Queue;
 use crate::validate::validate_queue_name;
 use shared::Shared;
 
+pub use heartbeat::TTL_BEATS;
 use settings::{Settings, RECORD_AFTER_GRACE};
 pub use settings::{
-    DEFAULT_FLOW_CHECK_INTERVAL, DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_MAX_STALLS,
-    DEFAULT_RETENTION_INTERVAL, DEFAULT_SWEEP_INTERVAL,
+    DEFAULT_FLOW_CHECK_INTERVAL, DEFAULT_GRACE, DEFAULT_HEARTBEAT, DEFAULT_LEASE,
+    DEFAULT_MAX_STALLS, DEFAULT_RETENTION_INTERVAL, DEFAULT_SWEEP_INTERVAL,
 };
 
 /// Configures a [`Worker`]. Settings are checked by [`WorkerBuilder::build`], before
@@ -138,6 +140,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Time between heartbeats (default 5 s, 100 ms to 1 h): the worker's record, which
+    /// `jobq workers` and the dashboard list, lives for [`TTL_BEATS`] of them, so a worker
+    /// killed without leaving drops out of listings that long after its last heartbeat.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.settings.heartbeat = every;
+        self
+    }
+
     /// Reuses an existing connection instead of connecting at `run`.
     pub fn redis(mut self, redis: Redis) -> Self {
         self.redis = Some(redis);
@@ -206,6 +216,13 @@ impl WorkerBuilder {
             return Err(Error::invalid(
                 "lease",
                 format!("{:?}: must be at least 100ms", self.settings.lease),
+            ));
+        }
+        let beat = self.settings.heartbeat;
+        if beat < Duration::from_millis(100) || beat > Duration::from_secs(3600) {
+            return Err(Error::invalid(
+                "heartbeat",
+                format!("{beat:?}: must be 100ms to 1h"),
             ));
         }
         let mut settings = self.settings;
@@ -332,24 +349,45 @@ impl Worker {
         let Some(()) = self.wait_until_loaded(&redis).await else {
             return Ok(());
         };
+        let host = hostname();
+        let started_at = crate::clock::now_ms();
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(self.settings.concurrency)),
             claims: Arc::new(Semaphore::new(self.settings.concurrency)),
             pace: pace::Pace::new(self.settings.concurrency),
             handlers: self.handlers.clone(),
             backoffs: self.backoffs.clone(),
-            consumer: consumer_name(),
+            consumer: consumer_name(&host, started_at),
             cancel_jobs: CancellationToken::new(),
             metrics: self.metrics.clone(),
             caches: self.caches.clone(),
         });
         self.metrics.set_concurrency(self.settings.concurrency);
         let mut tasks = Tasks::default();
+        let mut held = Vec::with_capacity(self.settings.queues.len());
         for name in &self.settings.queues {
-            let Some(()) = self.start_queue(&redis, name, &shared, &mut tasks).await? else {
+            let Some(h) = self.start_queue(&redis, name, &shared, &mut tasks).await? else {
                 return Ok(());
             };
+            held.push((name.clone(), h));
         }
+        // beats until every outcome is recorded, then leaves the registry
+        let stop_beating = CancellationToken::new();
+        let beat = heartbeat::Beat {
+            redis: redis.clone(),
+            keys: crate::keys::WorkerKeys::new(self.config.prefix()),
+            info: heartbeat::identity(
+                &shared.consumer,
+                &host,
+                &self.settings.queues,
+                self.settings.concurrency,
+                started_at,
+                self.settings.heartbeat,
+            ),
+            held,
+            every: self.settings.heartbeat,
+        };
+        let beating = tokio::spawn(heartbeat::heartbeat_loop(beat, stop_beating.clone()));
         // jobs producers spooled while Redis was down (JOBQ_FALLBACK=spool)
         tasks
             .background
@@ -368,6 +406,8 @@ impl Worker {
         );
         self.shutdown.cancelled().await;
         self.stop(&shared, tasks).await;
+        stop_beating.cancel();
+        let _ = beating.await;
         tracing::info!("worker stopped");
         Ok(())
     }
@@ -425,14 +465,15 @@ impl Worker {
 
     /// Starts everything of queue `name`: its pipeline (fetch, dispatch, finish, lease
     /// renewal) and its duties. Every start-up step waits out a Redis that is down or
-    /// loading, as the loops do; `None` when shut down meanwhile.
+    /// loading, as the loops do. The jobs it holds (for the heartbeat); `None` when shut
+    /// down meanwhile.
     async fn start_queue(
         &self,
         redis: &Redis,
         name: &str,
         shared: &Arc<Shared>,
         tasks: &mut Tasks,
-    ) -> Result<Option<()>> {
+    ) -> Result<Option<Arc<held::Held>>> {
         let queue = Queue::open(redis, self.config.prefix(), name).await?;
         let what = format!("starting on queue {name}");
         let Some(()) = until_ready(what.clone(), &self.shutdown, || queue.register()).await? else {
@@ -482,12 +523,12 @@ impl Worker {
         tasks.fetchers.push(tokio::spawn(fetch::fetch_loop(
             queue,
             shared.clone(),
-            held,
+            held.clone(),
             blocking,
             claimed_tx,
             self.shutdown.clone(),
         )));
-        Ok(Some(()))
+        Ok(Some(held))
     }
 
     /// The shutdown, after the signal: fetching has stopped; active jobs get the grace
@@ -604,17 +645,19 @@ async fn connect_with_backoff(config: &Config, stop: &CancellationToken) -> Resu
     }
 }
 
-fn consumer_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This machine's host name (`host` when it cannot be read).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+        .unwrap_or_else(|| "host".into())
+}
+
+/// The stable consumer name of a worker started at `start` (ms): host, pid, start time; it
+/// is also the worker's id in the registry.
+fn consumer_name(host: &str, start: u64) -> String {
     // several workers may share one process (tests, embedded use): add a random tail
     format!(
         "{host}:{}:{start}:{:04x}",

@@ -19,6 +19,10 @@ pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(5);
 /// jobs staged too long).
 pub const DEFAULT_FLOW_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Default time between two heartbeats of a worker; its record lives for three of them
+/// (`heartbeat.rs`), so a worker killed without leaving drops out of listings within 15 s.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// A worker's settings, as `WorkerBuilder` collects them and `Worker` runs with them.
 pub(crate) struct Settings {
     pub queues: Vec<String>,
@@ -29,6 +33,7 @@ pub(crate) struct Settings {
     pub sweep_interval: Duration,
     pub retention_interval: Duration,
     pub flow_check_interval: Duration,
+    pub heartbeat: Duration,
 }
 
 impl Default for Settings {
@@ -42,6 +47,7 @@ impl Default for Settings {
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
             flow_check_interval: DEFAULT_FLOW_CHECK_INTERVAL,
+            heartbeat: DEFAULT_HEARTBEAT,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command-line binaries end to end: `jobq` commands, its input checks and exit codes,
-//! the one-job operations (dedup, debounce, priority, update), `jobq flow add`, the
-//! `jobq-worker` binary (panics, logs, start-up summary, metrics), and `rediss://` TLS.
+//! the one-job operations (dedup, debounce, priority, update), `jobq flow add`, `jobq
+//! workers`, the `jobq-worker` binary (panics, logs, start-up summary, metrics), and
+//! `rediss://` TLS.
 
 mod cli_cancel;
 mod cli_commands;
@@ -8,6 +9,7 @@ mod cli_flow;
 mod cli_groups;
 mod cli_input;
 mod cli_job_ops;
+mod cli_workers;
 mod config_tls;
 mod worker_binary;
 

@@ -3,7 +3,8 @@
 //! live when the CLI adds a job (no reload: a marker set in the page survives), a new queue
 //! appears as a new row, and a failed job is retried with the button on its page and is
 //! seen to complete. A schedule is added from the schedules page's form, listed with its next
-//! run and removed with its button, and a rate limit is set from the limits page.
+//! run and removed with its button, and a rate limit is set from the limits page. The Workers
+//! and Redis pages render from the header links.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages; `scripts/test` installs them).
 //! Without them this test fails and says so rather than skipping.
@@ -482,4 +483,49 @@ async fn a_schedule_is_added_and_removed_and_a_rate_limit_set_from_the_pages() {
             concurrency: None
         }
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_and_redis_pages_render_from_the_header_links() {
+    let (driver, browser) = Driver::start().await;
+    let env = TestEnv::new().await;
+    let worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", "diag", "--heartbeat", "200ms"],
+    );
+    let d = Dashboard::start(&env, &[]).await;
+    let s = Session::new(&driver, &browser).await;
+    s.goto(&d.url("/")).await;
+    s.click("header nav a[href=\"/workers\"]").await;
+    let pid = worker.child.id().to_string();
+    // the worker's first heartbeat may come after the first look
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.text("#worker-count").await.as_deref() != Ok("1") {
+        assert!(Instant::now() < deadline, "the worker was never listed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s.exec("location.reload(); return true;").await;
+    }
+    let (row, _) = s
+        .wait_text("#workers tbody tr", Duration::from_secs(5), |t| {
+            t.contains(&pid)
+        })
+        .await;
+    assert!(row.contains("diag") && row.contains("0 of 16"), "{row}");
+
+    s.click("header nav a[href=\"/redis\"]").await;
+    s.wait_text("#warnings", Duration::from_secs(10), |t| {
+        t.contains("AOF is off")
+    })
+    .await;
+    assert_eq!(s.text("[data-field=\"aof\"] .badge").await.unwrap(), "off");
+    assert_eq!(
+        s.text("[data-field=\"policy\"] .badge").await.unwrap(),
+        "noeviction"
+    );
+    assert!(s
+        .text("[data-field=\"memory\"]")
+        .await
+        .unwrap()
+        .contains("used"));
 }

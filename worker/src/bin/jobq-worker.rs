@@ -40,6 +40,12 @@ struct Args {
     /// (0-1000).
     #[arg(long, default_value_t = 1, value_parser = max_stalls, allow_negative_numbers = true)]
     max_stalls: u32,
+    /// Time between heartbeats (100ms-1h): the worker's record, listed by `jobq workers`
+    /// and the dashboard, lives for three of them, so a killed worker drops out of the
+    /// listings that long after its last heartbeat.
+    #[arg(long, env = "JOBQ_HEARTBEAT", default_value = "5s", value_parser = heartbeat,
+          allow_hyphen_values = true, value_name = "DURATION")]
+    heartbeat: Duration,
     /// Redis URL (redis:// or rediss://); overrides REDIS_URL.
     #[arg(long)]
     redis_url: Option<String>,
@@ -54,6 +60,14 @@ struct Args {
 
 fn lease(s: &str) -> Result<Duration, String> {
     duration_at_least(s, Duration::from_millis(100))
+}
+
+fn heartbeat(s: &str) -> Result<Duration, String> {
+    let every = duration_at_least(s, Duration::from_millis(100))?;
+    if every > Duration::from_secs(3600) {
+        return Err(format!("{s:?}: use at most 1h"));
+    }
+    Ok(every)
 }
 
 fn concurrency(s: &str) -> Result<usize, String> {
@@ -119,7 +133,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         .concurrency(args.concurrency)
         .grace(args.grace)
         .lease(args.lease)
-        .max_stalls(args.max_stalls);
+        .max_stalls(args.max_stalls)
+        .heartbeat(args.heartbeat);
     let worker = jobq_handlers::register_all(builder)
         .map_err(Failure::Usage)?
         .build()?;

@@ -1,0 +1,35 @@
+//! Discovery: `GET /api/workers`, the live workers (what `jobq workers --json` prints, as
+//! an array: id, host, pid, version, queues, concurrency, running jobs, started, last seen),
+//! and `GET /api/redis`, Redis at a glance: per node (every master of a cluster) memory,
+//! ops/s, clients, keyspace, eviction policy, AOF, uptime and version, and a `warnings`
+//! list that flags an evicting `maxmemory-policy` and AOF off. Both read through
+//! queue-core within the backend's deadline; Redis unreachable is a 503.
+
+use axum::extract::State;
+use axum::Json;
+use queue_core::{list_workers, RedisOverview, WorkerInfo};
+
+use crate::backend::deadline;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The live workers, sorted by host, pid and id (a corrupt record is listed with
+/// `corrupt`, never an error).
+pub async fn workers(backend: &crate::backend::Backend) -> ApiResult<Vec<WorkerInfo>> {
+    deadline(list_workers(backend.redis()?, backend.prefix())).await
+}
+
+/// Redis at a glance.
+pub async fn overview(backend: &crate::backend::Backend) -> ApiResult<RedisOverview> {
+    deadline(backend.redis()?.overview()).await
+}
+
+/// `GET /api/workers`.
+pub async fn list_workers_api(State(state): State<AppState>) -> ApiResult<Json<Vec<WorkerInfo>>> {
+    Ok(Json(workers(state.backend()).await?))
+}
+
+/// `GET /api/redis`.
+pub async fn redis_api(State(state): State<AppState>) -> ApiResult<Json<RedisOverview>> {
+    Ok(Json(overview(state.backend()).await?))
+}
