@@ -10,7 +10,6 @@
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::job::JobError;
 use crate::error::Result;
 use crate::primitives::{Cache, Caches, Lock, RateLimiter};
 use crate::queue::Queue;
@@ -137,24 +136,6 @@ impl Ctx {
     /// Whether the attempt has been cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
-    }
-
-    /// What a handler returns (as its `Err`) to run the job again after `delay` without
-    /// using an attempt: [`JobError::snooze`].
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use queue_core::{Ctx, Job, JobError};
-    ///
-    /// async fn thumbnail(job: Job<String>, ctx: Ctx) -> Result<(), JobError> {
-    ///     if !std::path::Path::new(&job.data).exists() {
-    ///         return Err(ctx.snooze(Duration::from_secs(30)));
-    ///     }
-    ///     Ok(())
-    /// }
-    /// ```
-    pub fn snooze(&self, delay: std::time::Duration) -> JobError {
-        JobError::snooze(delay)
     }
 
     /// The cache of `namespace`: one instance per namespace for the whole worker, so its

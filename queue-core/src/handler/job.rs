@@ -214,6 +214,31 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
     }
 }
 
+// (beside `JobError`, which `ctx.rs` does not name)
+impl Ctx {
+    /// What a handler returns (as its `Err`) to run the job again after `delay` without
+    /// using an attempt: [`JobError::snooze`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use queue_core::{Ctx, Job, JobError};
+    ///
+    /// async fn thumbnail(job: Job<String>, ctx: Ctx) -> Result<(), JobError> {
+    ///     if !std::path::Path::new(&job.data).exists() {
+    ///         return Err(ctx.snooze(Duration::from_secs(30)));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn snooze(&self, delay: std::time::Duration) -> JobError {
+        JobError::snooze(delay)
+    }
+}
+
+/// A handler's own backoff (`WorkerBuilder::backoff`): the attempt that failed and its
+/// error in, the delay before the next attempt out.
+pub type BackoffFn = Arc<dyn Fn(u32, &JobError) -> Duration + Send + Sync>;
+
 /// A job as fetched, before its data is decoded.
 #[derive(Debug, Clone)]
 pub(crate) struct RawJob {

@@ -13,6 +13,6 @@ pub(crate) use call::{guarded_call, panic_message, Stop};
 pub use ctx::Ctx;
 pub(crate) use ctx::InlineUnavailable;
 pub(crate) use job::{erase, Again, ErasedHandler, RawJob};
-pub use job::{Handlers, Job, JobError};
+pub use job::{BackoffFn, Handlers, Job, JobError};
 pub use panic::install_panic_hook;
 pub(crate) use panic::take_panic_trace;

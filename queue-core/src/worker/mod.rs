@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 
-pub use crate::handler::{install_panic_hook, Ctx, Handlers, Job, JobError};
+pub use crate::handler::{install_panic_hook, BackoffFn, Ctx, Handlers, Job, JobError};
 pub use metrics::{AttemptOutcome, WorkerMetrics, DURATION_BUCKETS};
 pub use tokio_util::sync::CancellationToken;
 
@@ -78,10 +78,6 @@ pub struct WorkerBuilder {
     handlers: HashMap<String, ErasedHandler>,
     backoffs: HashMap<String, BackoffFn>,
 }
-
-/// A handler's own backoff ([`WorkerBuilder::backoff`]): the attempt that failed and its
-/// error in, the delay before the next attempt out.
-pub type BackoffFn = Arc<dyn Fn(u32, &JobError) -> Duration + Send + Sync>;
 
 impl WorkerBuilder {
     /// The queues to take jobs from.

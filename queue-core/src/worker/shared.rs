@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::WorkerMetrics;
 use super::pace::Pace;
-use crate::handler::ErasedHandler;
+use crate::handler::{BackoffFn, ErasedHandler};
 use crate::primitives::Caches;
 
 /// What every task of a running worker shares.
@@ -21,7 +21,7 @@ pub(crate) struct Shared {
     pub pace: Pace,
     pub handlers: HashMap<String, ErasedHandler>,
     /// Handlers' own backoffs, by job name.
-    pub backoffs: HashMap<String, super::BackoffFn>,
+    pub backoffs: HashMap<String, BackoffFn>,
     /// Stable consumer name: host, pid, start time.
     pub consumer: String,
     /// Cancelled when the grace period ends: running handlers are told to stop.
