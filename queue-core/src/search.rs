@@ -3,9 +3,9 @@
 //! age, a page at a time with a cursor.
 //!
 //! A search walks the places where each state's jobs are kept ([`places`]), newest first,
-//! in bounded script calls (`scripts/search.lua`: at most a few thousand entries examined
-//! and 1 MiB read per call), so a search through a queue of millions of jobs never blocks
-//! Redis for long; Rust makes calls until the page is full or every place is walked. Like a
+//! in bounded script calls (`scripts/search.lua`: at most 1,000 entries examined, 512 KiB
+//! read and 10 ms spent per call), so a search through a queue of millions of jobs never
+//! blocks Redis for long; Rust makes calls until the page is full or every place is walked. Like a
 //! listing it is a read: a job that moves while searched may be missed or show in its new
 //! state, and is never reported in a state its hash contradicts. Corrupt records are
 //! skipped (a key of the wrong type, a hash with garbage fields), never a failure.
@@ -40,7 +40,8 @@ pub const MAX_SEARCH_TEXT: usize = 1024;
 pub struct SearchFilter {
     /// Only jobs in this state (default: every state, one after the other).
     pub state: Option<JobState>,
-    /// Only jobs of this name, exactly (as BullMQ's `getJobs` by name).
+    /// Only jobs of this name, exactly (not a substring: `mail.send` does not find
+    /// `mail.send.bulk`). Empty: any.
     pub name: Option<String>,
     /// Only jobs whose stored JSON data contains this text (case-sensitive; the first
     /// [`SEARCH_DATA_BYTES`] of the data are searched). Empty: any.
@@ -135,13 +136,12 @@ enum Place {
     Groups,
 }
 
-/// The places holding the jobs of `state`, in the order a search walks them (empty for a
-/// state the queue cannot have now: waiting while paused, paused while running). A new
-/// state is one arm here.
+/// The places holding the jobs of `state`, in the order a search walks them. `paused` is
+/// an alias: the waiting jobs of a paused queue (none while it runs), which `waiting` finds
+/// too, as `jobq stats` counts them. A new state is one arm here.
 fn places(keys: &QueueKeys, state: JobState, paused: bool) -> Vec<Place> {
     let sorted = |key: String, timed: bool| vec![Place::Sorted { key, timed }];
     match state {
-        JobState::Waiting if paused => Vec::new(),
         JobState::Paused if !paused => Vec::new(),
         JobState::Waiting | JobState::Paused => {
             vec![Place::Lanes { delivered: false }, Place::Groups]
@@ -302,24 +302,28 @@ impl Queue {
     ///
     /// Without a state, every state is searched, one after the other in [`JobState::ALL`]
     /// order. Within a state the newest come first, place by place: `completed`, `failed`
-    /// by finish time; `delayed` by due time, latest first; `waiting` (and `paused`) lane
-    /// by lane from the highest priority, newest first within a lane, then the groups' jobs
-    /// group by group; `active` lane by lane, latest claimed first; `waiting_children` by
-    /// when they are next checked. Names match exactly; data and failure reasons by
-    /// substring, case-sensitive, on the stored JSON text (the first
-    /// [`SEARCH_DATA_BYTES`] of the data). A bad filter or cursor is [`Error::Invalid`],
-    /// naming it.
+    /// by finish time; `delayed` by due time, latest first; `waiting` lane by lane from
+    /// the highest priority, newest first within a lane, then the groups' jobs group by
+    /// group; `active` lane by lane, newest first; `waiting_children` by when they are
+    /// next checked. The waiting jobs of a paused queue are found as `paused`, by `waiting`
+    /// as well as `paused`. Names match exactly; data and failure reasons by substring,
+    /// case-sensitive, on the stored JSON text (the first [`SEARCH_DATA_BYTES`] of the
+    /// data). A bad filter or cursor is [`Error::Invalid`], naming it.
     pub async fn search(&self, filter: &SearchFilter) -> Result<SearchPage> {
+        // every value is checked before Redis is asked anything
         let since = filter.since_ms()?;
         filter.checked(0)?;
-        let start = filter.cursor.as_deref().map(Cursor::parse).transpose()?;
-        if let (Some(c), Some(s)) = (&start, filter.state) {
-            if c.state != s {
+        let mut start = filter.cursor.as_deref().map(Cursor::parse).transpose()?;
+        match (&mut start, filter.state) {
+            (Some(c), Some(s)) if c.state != s => {
                 return Err(Error::invalid(
                     "cursor",
                     format!("it goes on with {} jobs, not {s}", c.state),
                 ));
             }
+            // a search of every state finds paused jobs with the waiting ones
+            (Some(c), None) if c.state == JobState::Paused => c.state = JobState::Waiting,
+            _ => {}
         }
         let q = &*self.inner;
         let cutoff = if since > 0 {
@@ -330,7 +334,11 @@ impl Queue {
         let filters = filter.checked(cutoff)?;
         let states: Vec<JobState> = match filter.state {
             Some(s) => vec![s],
-            None => JobState::ALL.to_vec(),
+            // paused jobs are found with the waiting ones
+            None => JobState::ALL
+                .into_iter()
+                .filter(|s| *s != JobState::Paused)
+                .collect(),
         };
         let paused = scripts::listing::is_paused(q).await?;
         let mut w = Walker {
@@ -387,7 +395,7 @@ impl Queue {
             }
         }
         Ok(SearchPage {
-            jobs: read_found(q, w.found, w.now_ms).await?,
+            jobs: read_found(q, w.found, w.now_ms, paused).await?,
             next: next.map(|c| c.to_text()),
         })
     }
@@ -483,7 +491,12 @@ impl Walker<'_> {
 
 /// The jobs found, read whole (without logs), each still in the state it was found in;
 /// one that moved on meanwhile is left out.
-async fn read_found(q: &QueueStore, found: Vec<Found>, now_ms: u64) -> Result<Vec<JobInfo>> {
+async fn read_found(
+    q: &QueueStore,
+    found: Vec<Found>,
+    now_ms: u64,
+    paused: bool,
+) -> Result<Vec<JobInfo>> {
     let ids: Vec<String> = found.iter().map(|f| f.id.clone()).collect();
     let hashes = scripts::listing::read_hashes(q, &ids).await?;
     let mut out = Vec::with_capacity(found.len());
@@ -497,9 +510,7 @@ async fn read_found(q: &QueueStore, found: Vec<Found>, now_ms: u64) -> Result<Ve
             continue;
         }
         let run = h.get("run").cloned();
-        let Ok(mut info) =
-            JobInfo::from_hash(&q.name, &f.id, h, Vec::new(), f.state == JobState::Paused)
-        else {
+        let Ok(mut info) = JobInfo::from_hash(&q.name, &f.id, h, Vec::new(), paused) else {
             continue;
         };
         if f.state == JobState::Active {
