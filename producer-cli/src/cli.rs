@@ -508,7 +508,7 @@ pub struct SearchArgs {
     #[arg(value_parser = queue_name)]
     pub queue: String,
     /// Only jobs in this state: waiting, waiting_children, active, delayed, completed,
-    /// failed or paused.
+    /// failed, paused or cancelled.
     #[arg(long, value_parser = job_state)]
     pub state: Option<JobState>,
     /// Only jobs with exactly this name.

@@ -127,7 +127,8 @@ pub struct SearchPage {
 /// Where jobs of one state are kept, as a search walks them.
 enum Place {
     /// A sorted set whose jobs' hashes record the state; `timed`: its scores are times at
-    /// or after each job's creation (finish, due), so a `since` search stops at the cutoff.
+    /// or after each job's creation (finish, cancel, due), so a `since` search stops at the
+    /// cutoff.
     Sorted { key: String, timed: bool },
     /// The lanes, highest priority first: their undelivered entries (waiting), or the
     /// delivered ones still pending (active).
@@ -150,6 +151,7 @@ fn places(keys: &QueueKeys, state: JobState, paused: bool) -> Vec<Place> {
         JobState::Delayed => sorted(keys.delayed(), true),
         JobState::Completed => sorted(keys.completed(), true),
         JobState::Failed => sorted(keys.failed(), true),
+        JobState::Cancelled => sorted(keys.cancelled(), true),
         // scored by when the safety net looks again
         JobState::WaitingChildren => sorted(keys.waiting_children(), false),
     }
@@ -302,7 +304,7 @@ impl Queue {
     ///
     /// Without a state, every state is searched, one after the other in [`JobState::ALL`]
     /// order. Within a state the newest come first, place by place: `completed`, `failed`
-    /// by finish time; `delayed` by due time, latest first; `waiting` lane by lane from
+    /// by finish time, `cancelled` by cancel time; `delayed` by due time, latest first; `waiting` lane by lane from
     /// the highest priority, newest first within a lane, then the groups' jobs group by
     /// group; `active` lane by lane, newest first; `waiting_children` by when they are
     /// next checked. The waiting jobs of a paused queue are found as `paused`, by `waiting`

@@ -1,8 +1,8 @@
 //! A queue of 300 jobs in every state a running queue has (waiting in lanes and in groups,
-//! active, delayed, retrying, completed, failed, waiting for children), with varied names,
-//! data and failure reasons, some of them created hours ago; and what each search filter
-//! must find in it, worked out from what was added, not from the search. The library, CLI
-//! and API search tests share it.
+//! active, delayed, retrying, completed, failed, cancelled, waiting for children), with
+//! varied names, data and failure reasons, some of them created hours ago; and what each
+//! search filter must find in it, worked out from what was added, not from the search. The
+//! library, CLI and API search tests share it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -160,7 +160,7 @@ impl SearchFixture {
         }
         wait_active(&q, ACTIVE as u64, Duration::from_secs(30)).await;
 
-        // 131 waiting in lanes of three priorities, 40 in groups, 40 delayed
+        // 131 waiting in lanes of three priorities, 40 in groups, 40 delayed (5 then cancelled)
         let mut later = Vec::new();
         for i in 0..131 {
             let name = ["mail.send", "mail.send.bulk", "video.transcode"][i % 3];
@@ -213,6 +213,13 @@ impl SearchFixture {
             });
         }
 
+        // 5 of the delayed ones cancelled
+        let delayed = jobs.iter_mut().filter(|j| j.state == JobState::Delayed);
+        for job in delayed.skip(10).step_by(8) {
+            q.cancel(&job.id).await.unwrap();
+            job.state = JobState::Cancelled;
+        }
+
         // a flow's parent waiting for a child of another queue
         let parent = json!({"summary": "weekly"});
         let tree =
@@ -257,9 +264,10 @@ impl SearchFixture {
                 c.failed,
                 c.waiting_children
             ),
-            (171, ACTIVE as u64, 50, 40, 30, 1),
+            (171, ACTIVE as u64, 45, 40, 30, 1),
             "{c:?}"
         );
+        assert_eq!(c.cancelled, 5, "{c:?}");
         SearchFixture {
             queue: q,
             jobs,
