@@ -2,7 +2,8 @@
 //!
 //! Reads: `GET /api/queues` (what `jobq stats --json` prints, as an array),
 //! `GET /api/queues/{q}` (the same plus its last hour), `GET /api/queues/{q}/jobs?state=
-//! &limit=&offset=`, `GET /api/queues/{q}/jobs/{id}` (what `jobq show --json` prints),
+//! &limit=&offset=` (a search with `name=&data=&error=&since=&cursor=`, as `jobq search
+//! --json`), `GET /api/queues/{q}/jobs/{id}` (what `jobq show --json` prints),
 //! `GET /api/queues/{q}/groups?limit=` (the queue's groups: how many have waiting jobs, have
 //! active jobs, are held back by a limit, and the `limit` busiest, default 50, at most 1,000).
 //!
@@ -28,9 +29,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use queue_core::internal::job_spec::{parse_flow_value, parse_job_value};
+use queue_core::search::DEFAULT_SEARCH_LIMIT;
 use queue_core::{
     Cancelled, Fallback, FlowJob, FlowTree, GroupsView, JobInfo, JobState, ListOrder, NewJob,
-    Produced,
+    Produced, SearchFilter,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -86,22 +88,117 @@ pub async fn get_queue(
     Ok(Json(v))
 }
 
-/// Query of a job listing; checked by hand so errors name the bad value.
-#[derive(Debug, Deserialize)]
+/// Query of a job listing or search; checked by hand so errors name the bad value.
+#[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
-    state: Option<String>,
-    limit: Option<String>,
-    offset: Option<String>,
+    /// The state listed (default waiting), or searched (default every state).
+    pub state: Option<String>,
+    /// Jobs per page.
+    pub limit: Option<String>,
+    /// Jobs skipped first (a listing only).
+    pub offset: Option<String>,
+    /// What to search for, if anything.
+    #[serde(flatten)]
+    pub search: SearchQuery,
+}
+
+/// The search parameters of a query (the API's job listing, the queue page); empty ones
+/// are not given (a form sends its empty fields).
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchQuery {
+    /// The job name, exactly.
+    pub name: Option<String>,
+    /// Text in the job's data.
+    pub data: Option<String>,
+    /// Text in the failure reason.
+    pub error: Option<String>,
+    /// Created within this long (`1h`).
+    pub since: Option<String>,
+    /// Where the previous page stopped.
+    pub cursor: Option<String>,
+}
+
+impl SearchQuery {
+    /// The search asked for, in `state` (default every state), `limit` at a time (default
+    /// 50), checked (a bad value is a 400 naming it); `None` without a search parameter.
+    /// A search is paged by its cursor: an `offset` with it is refused.
+    pub fn filter(
+        &self,
+        state: Option<&str>,
+        limit: Option<&str>,
+        offset: Option<&str>,
+    ) -> ApiResult<Option<SearchFilter>> {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        let (name, data, error, cursor) = (
+            given(&self.name),
+            given(&self.data),
+            given(&self.error),
+            given(&self.cursor),
+        );
+        let since = match given(&self.since) {
+            Some(s) => Some(queue_core::parse_duration(&s)?),
+            None => None,
+        };
+        if name.is_none()
+            && data.is_none()
+            && error.is_none()
+            && since.is_none()
+            && cursor.is_none()
+        {
+            return Ok(None);
+        }
+        if offset.is_some_and(|o| !o.is_empty()) {
+            return Err(AppError::BadRequest(
+                "offset does not page a search: pass the \"next\" it returned as cursor".into(),
+            ));
+        }
+        let state = match state {
+            None | Some("") => None,
+            Some(s) => Some(s.parse::<JobState>()?),
+        };
+        Ok(Some(SearchFilter {
+            state,
+            name,
+            data,
+            error,
+            since,
+            limit: number("limit", limit, DEFAULT_SEARCH_LIMIT)?,
+            cursor,
+        }))
+    }
 }
 
 /// `GET /api/queues/{q}/jobs?state=&limit=&offset=`: a page of the jobs in one state
 /// (default `waiting`, which includes the waiting jobs of a paused queue; newest first, and
 /// delayed jobs next due first), with the state's total.
+///
+/// With any of `name`, `data`, `error`, `since` or `cursor`, a search instead
+/// (`Queue::search`): the jobs named exactly `name`, whose data or failure reason contains
+/// `data` or `error`, created within `since` (e.g. `1h`), in `state` (default: every
+/// state), newest first, `limit` at a time (default 50, at most 1,000) →
+/// `{"queue", "state", "limit", "jobs": [...], "next": cursor or null}`; pass `next` back
+/// as `cursor` (with the same filters) for the next page.
 pub async fn list_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
+    let search = query.search.filter(
+        query.state.as_deref(),
+        query.limit.as_deref(),
+        query.offset.as_deref(),
+    )?;
+    if let Some(filter) = search {
+        let q = state.backend().existing_queue(&queue).await?;
+        let page = deadline(q.search(&filter)).await?;
+        return Ok(Json(json!({
+            "queue": queue,
+            "state": filter.state,
+            "limit": filter.limit,
+            "jobs": page.jobs.iter().map(job_json).collect::<Vec<_>>(),
+            "next": page.next,
+        })));
+    }
     let job_state: JobState = match query.state.as_deref() {
         None | Some("") => JobState::Waiting,
         Some(s) => s.parse()?,

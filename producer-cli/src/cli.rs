@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use queue_core::internal::args::{concurrency, duration, ranged, rate, Rate};
-use queue_core::{Backoff, JobState};
+use queue_core::{Backoff, JobState, SearchFilter};
 use serde_json::Value;
 
 const AFTER_HELP: &str = "\
@@ -127,6 +127,18 @@ pub enum Command {
               allow_negative_numbers = true, value_name = "N")]
         offset: u64,
     },
+    /// Find jobs by name, data, failure reason, state and age, newest first, a page at a
+    /// time.
+    ///
+    /// --name matches the job name exactly; --data and --error match text anywhere in the
+    /// job's stored JSON data (its first 4 KiB) and in its failure reason (of a failed job,
+    /// or of the last failed attempt of one being retried), case-sensitive. Filters
+    /// combine. Without --state every state is searched, one after the other; within a
+    /// state the newest jobs come first. Jobs are read in short bounded steps, so a search
+    /// of a big queue never holds Redis up. When more jobs may match, the last line gives
+    /// the --cursor of the next page; with --json, one object: {"jobs": [...], "next":
+    /// cursor or null}.
+    Search(SearchArgs),
     /// One job: state, data, options, attempts, progress, logs, return value or error.
     ///
     /// A job of a flow also shows its parent (queue/id); a flow's parent shows its
@@ -499,6 +511,53 @@ impl LimitsArgs {
     }
 }
 
+/// `jobq search`'s queue and filters.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Queue name.
+    #[arg(value_parser = queue_name)]
+    pub queue: String,
+    /// Only jobs in this state: waiting, waiting_children, active, delayed, completed,
+    /// failed, paused or cancelled.
+    #[arg(long, value_parser = job_state)]
+    pub state: Option<JobState>,
+    /// Only jobs with exactly this name.
+    #[arg(long, allow_hyphen_values = true, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Only jobs whose JSON data contains this text, e.g. user42@example.com.
+    #[arg(long, allow_hyphen_values = true, value_name = "TEXT")]
+    pub data: Option<String>,
+    /// Only jobs whose failure reason contains this text.
+    #[arg(long, allow_hyphen_values = true, value_name = "TEXT")]
+    pub error: Option<String>,
+    /// Only jobs created within this long, e.g. 1h.
+    #[arg(long, value_parser = positive_duration, allow_hyphen_values = true,
+          value_name = "DURATION")]
+    pub since: Option<Duration>,
+    /// At most this many jobs (1-1000).
+    #[arg(long, default_value_t = queue_core::search::DEFAULT_SEARCH_LIMIT,
+          value_parser = search_limit, allow_negative_numbers = true, value_name = "N")]
+    pub limit: u64,
+    /// Go on where a previous page stopped (the cursor it printed).
+    #[arg(long, allow_hyphen_values = true, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+}
+
+impl SearchArgs {
+    /// The search the flags ask for.
+    pub fn filter(&self) -> SearchFilter {
+        SearchFilter {
+            state: self.state,
+            name: self.name.clone(),
+            data: self.data.clone(),
+            error: self.error.clone(),
+            since: self.since,
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+    }
+}
+
 /// Options a job (or each job of a schedule) can carry.
 #[derive(Debug, Args)]
 pub struct JobOptArgs {
@@ -613,6 +672,10 @@ const MAX_OFFSET: i128 = 1_000_000_000;
 
 fn list_limit(s: &str) -> Result<u64, String> {
     ranged(s, 1..=MAX_LIST_LIMIT)
+}
+
+fn search_limit(s: &str) -> Result<u64, String> {
+    ranged(s, 1..=i128::from(queue_core::search::MAX_SEARCH_LIMIT))
 }
 
 fn offset(s: &str) -> Result<u64, String> {
@@ -806,6 +869,16 @@ mod tests {
                 "0s",
             ),
             (vec!["spool", "replay", "--chunk", "-5"], "--chunk", "-5"),
+            (vec!["search", "q", "--state", "done"], "--state", "done"),
+            (
+                vec!["search", "q", "--since", "200000000000d"],
+                "--since",
+                "200000000000d",
+            ),
+            (vec!["search", "q", "--since", "abc"], "--since", "abc"),
+            (vec!["search", "q", "--since", "0s"], "--since", "0s"),
+            (vec!["search", "q", "--limit", "0"], "--limit", "0"),
+            (vec!["search", "q", "--limit", "1001"], "--limit", "1001"),
             (vec!["spool", "replay", "--pause", "2h"], "--pause", "2h"),
             (
                 vec!["schedule", "add", "q", "s", "n", "--every", "-1m"],

@@ -43,6 +43,7 @@ pub mod queue;
 mod scan;
 pub mod schedule;
 mod scripts;
+pub mod search;
 pub mod server;
 mod stats;
 mod store;
@@ -75,6 +76,7 @@ pub use producer::{Produced, Producer, ProducerBuilder};
 pub use queue::{all_queue_stats, list_queues, stats_of, Counts, Queue, QueueStats, BULK_CHUNK};
 pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
+pub use search::{SearchFilter, SearchPage};
 pub use server::{Aof, Keyspace, Memory, NodeOverview, RedisOverview, ServerInfo};
 pub use worker::{
     install_panic_hook, wait_for_signal, BackoffFn, Ctx, Handlers, Job, JobError, Worker,

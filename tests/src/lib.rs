@@ -14,8 +14,10 @@ use queue_core::{Config, Queue, Redis, Worker, WorkerBuilder};
 
 mod cluster;
 mod proxy;
+pub mod search;
 pub use cluster::RedisCluster;
 pub use proxy::Proxy;
+pub use search::SearchFixture;
 
 /// A private `redis-server` this process started; stopped when dropped, and also when the
 /// test process dies (a watchdog shell ends it), so no server outlives its tests.

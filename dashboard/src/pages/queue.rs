@@ -1,6 +1,8 @@
 //! `/queues/{queue}?state=&page=`: one queue's jobs by state, a page at a time, with the
 //! queue's actions (pause/resume, retry all failed, promote all delayed, clean, drain) and a
-//! form to add a job. Tab counts and the paused flag update live. A queue with groups
+//! form to add a job. Its search box finds jobs by name, data, failure reason, state and age
+//! (`?name=&data=&error=&since=&state=`, `Queue::search`), a page at a time with a link to
+//! the next (`&cursor=`). Tab counts and the paused flag update live. A queue with groups
 //! (tenants) shows its busiest groups too (`groups.rs`). It links to the queue's schedules
 //! and limits pages (`schedules.rs`, `limits.rs`).
 //!
@@ -14,13 +16,14 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Extension;
-use queue_core::{JobInfo, JobState};
+use queue_core::{JobInfo, JobState, SearchFilter};
 use serde::Deserialize;
 
 use super::groups::groups_section;
 use super::layout::{button_form, notice_banner, page};
 use super::{respond, PageCtx};
-use crate::api::{groups, list_page, DEFAULT_GROUPS, MAX_OFFSET};
+use crate::api::{groups, list_page, SearchQuery, DEFAULT_GROUPS, MAX_OFFSET};
+use crate::backend::deadline;
 use crate::error::AppError;
 use crate::html::{
     clip, esc, job_href, limits_href, queue_href, relative, schedules_href, short_duration,
@@ -44,15 +47,18 @@ const TABS: [JobState; 7] = [
     JobState::Cancelled,
 ];
 
-/// `?state=&page=&notice=`.
+/// `?state=&page=&notice=`, or a search: `?name=&data=&error=&since=&state=&cursor=`.
 #[derive(Debug, Default, Deserialize)]
 pub struct QueuePageQuery {
-    /// Which tab (default waiting).
+    /// Which tab (default waiting); in a search, the state searched (default every one).
     pub state: Option<String>,
     /// 1-based page number.
     pub page: Option<String>,
     /// Text an action left.
     pub notice: Option<String>,
+    /// What the search box asks for, if anything.
+    #[serde(flatten)]
+    pub search: SearchQuery,
 }
 
 /// Live tab counts and paused flag of this queue.
@@ -112,12 +118,21 @@ async fn render(
         })?,
     };
     let offset = page_offset(page_no)?;
+    let search = query
+        .search
+        .filter(query.state.as_deref(), None, None)?
+        .map(|f| f.limit(PAGE_SIZE));
     let q = state.backend().existing_queue(queue).await?;
-    let (counts, jobs, groups) = tokio::try_join!(
-        stats::queue_stats(&q),
-        list_page(&q, tab, offset, PAGE_SIZE),
-        groups(&q, DEFAULT_GROUPS)
-    )?;
+    let jobs = async {
+        match &search {
+            Some(filter) => deadline(q.search(filter)).await.map(|p| (p.jobs, p.next)),
+            None => list_page(&q, tab, offset, PAGE_SIZE)
+                .await
+                .map(|j| (j, None)),
+        }
+    };
+    let (counts, (jobs, next), groups) =
+        tokio::try_join!(stats::queue_stats(&q), jobs, groups(&q, DEFAULT_GROUPS))?;
 
     let here = format!("{}?state={tab}&page={page_no}", queue_href(queue));
     let mut body = String::with_capacity(8192);
@@ -139,8 +154,14 @@ async fn render(
          <a href=\"{}\">reload</a> to see them.</p>",
         esc(&here)
     ));
-    body.push_str(&job_table(&ctx, queue, tab, &jobs, &here));
-    body.push_str(&pager(queue, tab, page_no, counts.of(tab)));
+    body.push_str(&search_form(queue, &query, search.is_some()));
+    match &search {
+        Some(filter) => body.push_str(&search_results(&ctx, queue, filter, &jobs, next)),
+        None => {
+            body.push_str(&job_table(&ctx, queue, tab, &jobs, &here));
+            body.push_str(&pager(queue, tab, page_no, counts.of(tab)));
+        }
+    }
     body.push_str(&groups_section(&groups));
     if ctx.can_change() {
         body.push_str(&add_form(queue));
@@ -281,10 +302,16 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
         JobState::Active => "longest running first",
         JobState::Waiting | JobState::Paused => "in the order workers take them",
     };
+    table(ctx, queue, jobs, here, &format!("Details ({order})"))
+}
+
+/// A table of `jobs` with links to their pages, their details (under the column title
+/// `details`) and the actions that apply to each.
+fn table(ctx: &PageCtx, queue: &str, jobs: &[JobInfo], here: &str, details: &str) -> String {
     let mut out = format!(
         "<table><thead><tr><th>Id</th><th>Name</th><th>State</th><th class=\"num\">Attempts</th>\
          <th>Created</th><th>{}</th><th></th></tr></thead><tbody>",
-        esc(&format!("Details ({order})"))
+        esc(details)
     );
     for job in jobs {
         out.push_str(&format!(
@@ -440,6 +467,98 @@ fn pager(queue: &str, tab: JobState, page_no: u64, total: u64) -> String {
         out.push_str(&link(pages, "last »"));
     }
     out.push_str("</div>");
+    out
+}
+
+/// The search box: a GET form back to this page, holding the search shown (a read, so its
+/// submit is no action button: read-only pages show it too).
+fn search_form(queue: &str, query: &QueuePageQuery, searching: bool) -> String {
+    let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+    let chosen = query.state.as_deref().filter(|_| searching).unwrap_or("");
+    let mut states = String::from("<option value=\"\">any state</option>");
+    for s in JobState::ALL {
+        states.push_str(&format!(
+            "<option value=\"{s}\"{}>{}</option>",
+            if s.as_str() == chosen {
+                " selected"
+            } else {
+                ""
+            },
+            s.as_str().replace('_', " ")
+        ));
+    }
+    format!(
+        "<form id=\"search\" class=\"card\" method=\"get\" action=\"{}\">\
+         <b>Search</b> <input name=\"name\" value=\"{}\" placeholder=\"name (exact)\" size=\"16\"> \
+         <input name=\"data\" value=\"{}\" placeholder=\"text in data\" size=\"20\"> \
+         <input name=\"error\" value=\"{}\" placeholder=\"text in error\" size=\"16\"> \
+         <input name=\"since\" value=\"{}\" placeholder=\"since, e.g. 1h\" size=\"9\"> \
+         <select name=\"state\">{states}</select> <input type=\"submit\" value=\"Search\">{}</form>",
+        esc(&queue_href(queue)),
+        value(&query.search.name),
+        value(&query.search.data),
+        value(&query.search.error),
+        value(&query.search.since),
+        if searching {
+            format!(" <a href=\"{}\">clear</a>", esc(&queue_href(queue)))
+        } else {
+            String::new()
+        },
+    )
+}
+
+/// A page of search results, with a link to the next page when more may match.
+fn search_results(
+    ctx: &PageCtx,
+    queue: &str,
+    filter: &SearchFilter,
+    jobs: &[JobInfo],
+    next: Option<String>,
+) -> String {
+    // the link to this search, from its start or from a cursor
+    let link = |cursor: Option<&str>| {
+        let mut href = format!("{}?", queue_href(queue));
+        let state = filter.state.map(|s| s.as_str().to_string());
+        let since = filter.since.map(queue_core::format_duration);
+        for (key, value) in [
+            ("name", &filter.name),
+            ("data", &filter.data),
+            ("error", &filter.error),
+            ("since", &since),
+            ("state", &state),
+        ] {
+            if let Some(v) = value {
+                href.push_str(&format!("{key}={}&", url_component(v)));
+            }
+        }
+        if let Some(c) = cursor {
+            href.push_str(&format!("cursor={}&", url_component(c)));
+        }
+        href.pop();
+        href
+    };
+    let here = link(filter.cursor.as_deref());
+    let mut out = String::from("<section id=\"search-results\">");
+    if jobs.is_empty() {
+        out.push_str("<div class=\"card muted\">No job matches.</div>");
+    } else {
+        out.push_str(&table(ctx, queue, jobs, &here, "Details (newest first)"));
+    }
+    out.push_str("<div class=\"pager\">");
+    if filter.cursor.is_some() {
+        out.push_str(&format!("<a href=\"{}\">« first</a>", esc(&link(None))));
+    }
+    out.push_str(&format!(
+        "<span class=\"muted\">{} job(s) on this page</span>",
+        jobs.len()
+    ));
+    if let Some(next) = next {
+        out.push_str(&format!(
+            "<a id=\"next\" href=\"{}\">next page ›</a>",
+            esc(&link(Some(&next)))
+        ));
+    }
+    out.push_str("</div></section>");
     out
 }
 

@@ -25,6 +25,13 @@ pub async fn list(ctx: &Ctx, queue: &str, state: JobState, limit: u64, offset: u
         println!("no {state} jobs in {queue}");
         return Ok(());
     }
+    job_table(&jobs).print();
+    Ok(())
+}
+
+/// Jobs as a table: id, name, state, attempts, priority, age, and the one thing worth
+/// knowing about each (`list`, `search`).
+pub(super) fn job_table(jobs: &[JobInfo]) -> Table {
     let mut t = Table::new(&[
         "ID",
         "NAME",
@@ -34,7 +41,7 @@ pub async fn list(ctx: &Ctx, queue: &str, state: JobState, limit: u64, offset: u
         "CREATED",
         "INFO",
     ]);
-    for job in &jobs {
+    for job in jobs {
         t.row(vec![
             job.id.clone(),
             job.name.clone(),
@@ -45,8 +52,7 @@ pub async fn list(ctx: &Ctx, queue: &str, state: JobState, limit: u64, offset: u
             info(job),
         ]);
     }
-    t.print();
-    Ok(())
+    t
 }
 
 /// The one thing worth knowing about a job in a listing.

@@ -10,6 +10,7 @@ mod health;
 mod inspect;
 mod limits;
 mod schedule;
+mod search;
 mod spool;
 mod stats;
 mod steer;
@@ -61,6 +62,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             limit,
             offset,
         } => inspect::list(&ctx, &queue, state, limit, offset).await,
+        Command::Search(args) => search::search(&ctx, &args.queue, &args.filter()).await,
         Command::Show { queue, id } => inspect::show(&ctx, &queue, &id).await,
         Command::Retry { queue, id, .. } => steer::retry(&ctx, &queue, id.as_deref()).await,
         Command::Promote { queue, id, .. } => steer::promote(&ctx, &queue, id.as_deref()).await,

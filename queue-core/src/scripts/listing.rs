@@ -321,7 +321,7 @@ fn entry_job_id(fields: Vec<String>) -> Option<String> {
 /// When the running attempt started: the lease renewal's record (`run` = "<attempt>:<ms>")
 /// when it is of this attempt, else the entry's idle time (exact until the first renewal).
 /// Mirrors what [`Queue::get_job`] reports.
-fn running_since(run: Option<&str>, attempt: u32, now: u64, idle: u64) -> u64 {
+pub(crate) fn running_since(run: Option<&str>, attempt: u32, now: u64, idle: u64) -> u64 {
     run.and_then(|r| r.split_once(':'))
         .filter(|(a, _)| a.parse() == Ok(attempt))
         .and_then(|(_, ms)| ms.parse().ok())

@@ -74,6 +74,7 @@ pub(crate) mod schedule_fire;
 pub(crate) mod schedule_remove;
 pub(crate) mod schedule_upsert;
 pub(crate) mod schedules;
+pub(crate) mod search;
 pub(crate) mod set_group_limits;
 pub(crate) mod set_limits;
 pub(crate) mod set_paused;

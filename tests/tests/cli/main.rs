@@ -9,6 +9,7 @@ mod cli_flow;
 mod cli_groups;
 mod cli_input;
 mod cli_job_ops;
+mod cli_search;
 mod cli_workers;
 mod config_tls;
 mod worker_binary;

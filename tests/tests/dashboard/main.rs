@@ -15,6 +15,7 @@ mod dashboard_flows;
 mod dashboard_groups;
 mod dashboard_pages;
 mod dashboard_scale;
+mod dashboard_search;
 mod dashboard_security;
 mod dashboard_steer;
 

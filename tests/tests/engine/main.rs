@@ -21,4 +21,5 @@ mod engine_metrics;
 mod engine_priority;
 mod engine_repair;
 mod engine_retry;
+mod engine_search;
 mod smoke;
