@@ -59,16 +59,15 @@ impl Queue {
 
     /// Cancels the unfinished children of cancelled flow parent `id`, and theirs; returns
     /// how many were cancelled (or asked to stop). A child that finished meanwhile, or is
-    /// gone, is left as it is.
+    /// gone, is left as it is. A parent's children are read as soon as it is cancelled: a
+    /// cancelled parent (and its list of children) may go with the retention of cancelled
+    /// jobs while a big flow is walked.
     async fn cancel_children(&self, id: &str) -> Result<u64> {
         let q = &self.inner;
-        let mut parents = vec![(
-            QueueStore::new(&q.redis, &q.prefix, &q.name),
-            id.to_string(),
-        )];
+        let mut lists = vec![kids::children_of(q, id).await?];
         let (mut cancelled, mut seen) = (0, 0);
-        while let Some((store, parent)) = parents.pop() {
-            for (child, value) in kids::children_of(&store, &parent).await? {
+        while let Some(list) = lists.pop() {
+            for (child, value) in list {
                 // finished children are recorded with their outcome, pending ones with `p`
                 if !value.starts_with('p') || seen >= MAX_DESCENDANTS {
                     continue;
@@ -84,7 +83,7 @@ impl Queue {
                     Ok(Cancel::Done { parent }) => {
                         cancelled += 1;
                         if parent {
-                            parents.push((cs, r.id));
+                            lists.push(kids::children_of(&cs, &r.id).await?);
                         }
                     }
                     Ok(Cancel::Requested) => cancelled += 1,

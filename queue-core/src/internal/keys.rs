@@ -69,9 +69,10 @@ impl QueueKeys {
         self.key("cancelled")
     }
 
-    /// Cancel requests for active jobs (sorted set, id → request time in ms): each worker
-    /// holding jobs of the queue watches it and stops the handlers named here. Bounded
-    /// (cancel.lua keeps the newest `MAX_CANCEL_REQUESTS`, scripts/cancel.rs).
+    /// Cancel requests for running attempts (sorted set, `<entry id> <job id>` → request
+    /// time in ms): each worker holding jobs of the queue looks up its attempts here and
+    /// stops those named. Answered when the attempt ends cancelled; a stale one (its attempt
+    /// completed anyway) is removed by a later cancel (scripts/cancel.rs).
     pub fn cancels(&self) -> String {
         self.key("cancels")
     }

@@ -1,8 +1,9 @@
 -- cancel: an operator stops one job. A job that is not running — waiting (in its lane or its
 -- group; paused too), delayed (a retry pending as well) or a flow parent waiting for its
 -- children — becomes `cancelled` at once, out of every set that held it. A running job
--- (its lane entry pending) gets a cancel request: its `cxl` field and a member of the
--- queue's cancel requests, which every worker holding jobs of the queue watches; the worker
+-- (its lane entry pending) gets a cancel request for its attempt: its `cxl` field (the
+-- attempt's entry id) and a member `<entry id> <job id>` of the queue's cancel requests,
+-- which every worker holding jobs of the queue looks up for the attempts it holds; the worker
 -- running it fires the handler's token, and the attempt ends `cancelled` (fail_or_retry),
 -- or, should the worker die first, when it is reclaimed (reclaim, release). A finished job
 -- (completed, failed, cancelled) is left as it is.
@@ -14,8 +15,9 @@
 -- KEYS: 1 meta, 2 delayed, 3 cancelled, 4 waiting children, 5 events, 6 outbox,
 --       7 cancel requests, 8 .. lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 lanes version, 5 keep count (-1
---       none), 6 keep age ms (0 none), 7 trim budget, 8 most cancel requests kept, 9 id,
---       10 L, 11 .. 10+L lane priorities
+--       none), 6 keep age ms (0 none), 7 trim budget, 8 age past which a request is stale
+--       (its attempt ended without answering it: the job completed) ms, 9 id, 10 L,
+--       11 .. 10+L lane priorities
 -- Returns: {'lanes', version} when stale, {'none'} when there is no such job, {'staged'}
 --          for a flow job whose add has not finished, {'finished', state}, {'requested'}
 --          for a running job, else {'cancelled', 1 if it was a flow parent waiting for its
@@ -24,7 +26,7 @@ local meta, delayed, cancelled, waiting_children = KEYS[1], KEYS[2], KEYS[3], KE
 local events, outbox, requests = KEYS[5], KEYS[6], KEYS[7]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local keep, age, budget = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local max_requests, id, L = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
+local stale_ms, id, L = tonumber(ARGV[8]), ARGV[9], tonumber(ARGV[10])
 local ver = redis.call('HGET', meta, 'lanes_ver') or '0'
 if ver ~= ARGV[4] then return {'lanes', ver} end
 local lane_of = {}
@@ -44,14 +46,16 @@ local in_group = state == 'waiting' and f[6] and sid == IN_GROUP
 if state == 'waiting' and not in_group and valid_sid(sid) and lane
     and pending_entry(KEYS[lane], group, sid) then
   -- running: the worker holding it stops it
-  redis.call('HSET', job, 'cxl', ms_text(now))
+  redis.call('HSET', job, 'cxl', sid)
   -- (a requests key of the wrong type, a corrupt record, is started again)
-  if type(redis.pcall('ZADD', requests, now, id)) ~= 'number' then
+  local member = request_member(sid, id)
+  if type(redis.pcall('ZADD', requests, now, member)) ~= 'number' then
     redis.call('DEL', requests)
-    redis.call('ZADD', requests, now, id)
+    redis.call('ZADD', requests, now, member)
   end
-  local over = redis.call('ZCARD', requests) - max_requests
-  if over > 0 then redis.call('ZPOPMIN', requests, over) end
+  -- requests of attempts that completed anyway are never answered: a bounded few go here
+  local stale = redis.call('ZRANGEBYSCORE', requests, '-inf', now - stale_ms, 'LIMIT', 0, 100)
+  if #stale > 0 then redis.call('ZREM', requests, unpack(stale)) end
   emit(events, maxlen, 'event', 'cancelling', 'ids', id)
   return {'requested'}
 end
@@ -70,7 +74,7 @@ elseif state == 'waiting_children' then
   redis.call('ZREM', waiting_children, id)
   was_parent = 1
 end
-end_cancelled(job, id, {set = cancelled, requests = requests}, now)
+end_cancelled(job, id, {set = cancelled, requests = requests}, now, nil)
 if f[5] then notify_parent(outbox, id, f[5], 'x', '') end
 emit(events, maxlen, 'event', 'cancelled', 'ids', id)
 trim_finished(cancelled, job_prefix, keep, age, now, budget)

@@ -9,11 +9,10 @@ use crate::store::QueueStore;
 
 script!(SCRIPT, "cancel.lua");
 
-/// Most cancel requests a queue keeps (the oldest go first): each worker holding jobs of
-/// the queue reads them all a few times a second, so the set stays small. A request is
-/// answered (removed) when its attempt ends; one left by a job that completed anyway goes
-/// when newer ones push it out.
-pub(crate) const MAX_CANCEL_REQUESTS: usize = 1_000;
+/// Age past which a cancel request is stale: one is answered (removed) when its attempt
+/// ends cancelled; one whose attempt completed anyway stays, matching nothing (it names the
+/// attempt, not just the job), and a later cancel removes it once it is this old.
+pub(crate) const STALE_REQUEST_MS: u64 = 86_400_000;
 
 /// What one cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +46,7 @@ pub(crate) async fn cancel(q: &QueueStore, id: &str) -> Result<Cancel> {
             .arg(keep)
             .arg(age)
             .arg(TRIM_BUDGET)
-            .arg(MAX_CANCEL_REQUESTS)
+            .arg(STALE_REQUEST_MS)
             .arg(id)
             .arg(lanes.prios.len());
         for p in &lanes.prios {
@@ -78,13 +77,23 @@ pub(crate) async fn cancel(q: &QueueStore, id: &str) -> Result<Cancel> {
     }
 }
 
-/// The ids of the queue's jobs with a cancel request (at most [`MAX_CANCEL_REQUESTS`]).
-pub(crate) async fn requests(q: &QueueStore) -> Result<Vec<String>> {
-    redis::cmd("ZRANGE")
+/// The member of the queue's cancel requests that asks to stop the attempt of job `id`
+/// on lane entry `sid` (as `request_member` in the prelude).
+pub(crate) fn request_member(sid: &str, id: &str) -> String {
+    format!("{sid} {id}")
+}
+
+/// Which of `members` (attempts, as [`request_member`]) have a cancel request: one
+/// `ZMSCORE` for all of them.
+pub(crate) async fn requested(q: &QueueStore, members: &[String]) -> Result<Vec<bool>> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
         .arg(q.keys.cancels())
-        .arg(0)
-        .arg(MAX_CANCEL_REQUESTS - 1)
+        .arg(members)
         .query_async(&mut q.redis.conn())
         .await
-        .map_err(|e| q.redis.err(e))
+        .map_err(|e| q.redis.err(e))?;
+    Ok(scores.into_iter().map(|s| s.is_some()).collect())
 }

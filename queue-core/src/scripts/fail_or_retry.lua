@@ -53,8 +53,8 @@ for j = 0, N - 1 do
   elseif own == 'owned' and redis.call('EXISTS', job) == 1 then
     local t0 = tonumber(started)
     if t0 then times[#times + 1] = now - t0 end
-    if how == 'c' or redis.call('HEXISTS', job, 'cxl') == 1 then
-      end_cancelled(job, id, C, now)
+    if how == 'c' or redis.call('HGET', job, 'cxl') == sid then
+      end_cancelled(job, id, C, now, sid)
       redis.call('HSET', job, 'att', att, 'started', started)
       if par ~= '' then notify_parent(outbox, id, par, 'x', '') end
       emit(events, maxlen, 'event', 'cancelled', 'ids', id)

@@ -129,18 +129,26 @@ local function cancel_keys(job_prefix)
   return {set = base .. 'cancelled', requests = base .. 'cancels'}
 end
 
--- Ends job `id` (hash `job`) cancelled, at `now`: in the cancelled set `C.set`, its cancel
--- request (if any) answered, with no live lane entry, so no worker still running it records
--- an outcome. The caller tells its flow parent and emits the event. A set of the wrong
--- type (a corrupt record) is started again rather than failing the transition.
-local function end_cancelled(job, id, C, now)
+-- The member of a queue's cancel requests that asks to stop the attempt of job `id` on
+-- lane entry `sid`: keyed to the attempt, so a request left by an attempt that completed
+-- anyway never matches a later job under the same id.
+local function request_member(sid, id)
+  return sid .. ' ' .. id
+end
+
+-- Ends job `id` (hash `job`) cancelled, at `now`: in the cancelled set `C.set`, the cancel
+-- request of its attempt on entry `sid` (if any) answered, with no live lane entry, so no
+-- worker still running it records an outcome. The caller tells its flow parent and emits
+-- the event. A set of the wrong type (a corrupt record) is started again rather than
+-- failing the transition.
+local function end_cancelled(job, id, C, now, sid)
   redis.call('HSET', job, 'state', 'cancelled', 'finished', ms_text(now), 'error', 'cancelled')
   redis.call('HDEL', job, 'sid', 'ln', 'cxl', 'due')
   if type(redis.pcall('ZADD', C.set, now, id)) ~= 'number' then
     redis.call('DEL', C.set)
     redis.call('ZADD', C.set, now, id)
   end
-  redis.pcall('ZREM', C.requests, id)
+  if sid then redis.pcall('ZREM', C.requests, request_member(sid, id)) end
 end
 
 -- Fails a job whose stored fields are corrupt, with a reason naming the job and the field.

@@ -69,9 +69,9 @@ for k = first, #KEYS do
       -- only a job that still points at this entry is requeued: an entry it no longer
       -- points at is an orphan (the job waits or runs on another one), dropped above
       local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
-      if f[1] == sid and f[5] then
+      if f[1] == sid and f[5] == sid then
         -- its cancel request outlived its worker: it ends cancelled, not run again
-        end_cancelled(job, id, C, now)
+        end_cancelled(job, id, C, now, sid)
         cancelled[#cancelled + 1] = id
         if f[2] and group_done(G, f[2]) then wake(marker, 0) end
         if f[4] then notify_parent(outbox_key(job_prefix), id, f[4], 'x', '') end

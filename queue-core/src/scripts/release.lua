@@ -31,9 +31,9 @@ for k = 6, #KEYS do
         local id = entry and entry_id(entry[2])
         local job = id and (job_prefix .. id)
         local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
-        if f[1] == sid and f[5] then
+        if f[1] == sid and f[5] == sid then
           -- a cancel request came meanwhile: it ends cancelled, not claimed again
-          end_cancelled(job, id, C, now_ms())
+          end_cancelled(job, id, C, now_ms(), sid)
           cancelled[#cancelled + 1] = id
           if f[2] and group_done(G, f[2]) then wake(marker, 0) end
           if f[4] then notify_parent(outbox_key(job_prefix), id, f[4], 'x', '') end

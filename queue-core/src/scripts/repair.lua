@@ -106,7 +106,10 @@ for j = 7 + L, #KEYS do
   elseif state == 'completed' or state == 'failed' or state == 'cancelled' then
     local set = ({completed = completed, failed = failed})[state]
       or cancel_keys(base .. ':j:').set
-    if not redis.call('ZSCORE', set, id) then
+    -- (a set of the wrong type, a corrupt record, is left to its own repair: never an
+    -- error for the whole batch)
+    local in_set = redis.pcall('ZSCORE', set, id)
+    if in_set == false then
       redis.call('ZADD', set, tonumber(f[5] or '0') or 0, id)
       repaired = repaired + 1
     end

@@ -1,7 +1,8 @@
-//! The cancel watch of one queue: while this worker holds jobs of the queue, it reads the
-//! queue's cancel requests a few times a second (one read for all its jobs, none per job)
-//! and stops the handlers they name; their attempts end cancelled (finish.rs). A read that
-//! fails is tried again at the next tick: a request stays until its attempt ends.
+//! The cancel watch of one queue: while this worker holds jobs of the queue, it looks up
+//! the attempts it holds in the queue's cancel requests a few times a second (one
+//! `ZMSCORE` for all of them, never a read per job) and stops the handlers asked for; their
+//! attempts end cancelled (finish.rs). A read that fails is tried again at the next tick: a
+//! request stays until its attempt ends.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,17 +30,22 @@ pub(crate) async fn cancel_loop(queue: Queue, held: Arc<Held>, stop: Cancellatio
             _ = tokio::time::sleep(CANCEL_POLL) => {}
             _ = stop.cancelled() => return,
         }
-        if held.is_empty() {
+        let mine = held.cancellable();
+        if mine.is_empty() {
             continue;
         }
-        match cancel::requests(&queue.inner).await {
-            Ok(ids) => {
+        match cancel::requested(&queue.inner, &mine).await {
+            Ok(asked) => {
                 outage.recovered();
-                if ids.is_empty() {
+                let asked: HashSet<String> = mine
+                    .into_iter()
+                    .zip(asked)
+                    .filter_map(|(m, a)| a.then_some(m))
+                    .collect();
+                if asked.is_empty() {
                     continue;
                 }
-                let ids: HashSet<String> = ids.into_iter().collect();
-                let n = held.cancel_requested(&ids);
+                let n = held.cancel_requested(&asked);
                 if n > 0 {
                     tracing::info!(queue = %queue.name(), jobs = n, "cancelling running jobs, as asked");
                 }

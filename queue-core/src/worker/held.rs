@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::run::{Active, Stops};
+use crate::scripts::cancel::request_member;
 
 struct HeldJob {
     id: String,
@@ -36,17 +37,22 @@ impl Held {
         );
     }
 
-    /// Whether no job is held.
-    pub fn is_empty(&self) -> bool {
-        self.map().is_empty()
+    /// The held attempts not stopped for a cancel yet, as members of the queue's cancel
+    /// requests (`request_member`: entry id and job id).
+    pub fn cancellable(&self) -> Vec<String> {
+        self.map()
+            .iter()
+            .filter(|(_, job)| !job.stops.asked.is_cancelled())
+            .map(|((_, sid), job)| request_member(sid, &job.id))
+            .collect()
     }
 
-    /// Stops the held jobs among `ids` (their cancel was requested): their attempts end
+    /// Stops the held attempts among `members` (their cancel was requested): they end
     /// cancelled. Returns how many were running here and not stopped already.
-    pub fn cancel_requested(&self, ids: &std::collections::HashSet<String>) -> usize {
+    pub fn cancel_requested(&self, members: &std::collections::HashSet<String>) -> usize {
         let mut n = 0;
-        for job in self.map().values() {
-            if ids.contains(&job.id) && !job.stops.asked.is_cancelled() {
+        for ((_, sid), job) in self.map().iter() {
+            if !job.stops.asked.is_cancelled() && members.contains(&request_member(sid, &job.id)) {
                 job.stops.asked.cancel();
                 job.stops.cancel.cancel();
                 n += 1;

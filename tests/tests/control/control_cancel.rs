@@ -420,9 +420,130 @@ async fn corrupt_cancel_records_never_stop_a_cancel_or_the_queue() {
         Cancelled::Now { children: 0 }
     );
     assert_eq!(state_of(&q, &waiting.id).await, JobState::Cancelled);
+    // removing a job, and the sweep, still work beside a corrupt cancelled set
+    let doomed = q
+        .add(
+            "work",
+            &json!(3),
+            JobOptions::new().delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    q.remove_job(&doomed.id).await.unwrap();
     // the queue goes on
     let next = q.add("work", &json!(2), JobOptions::new()).await.unwrap();
     let done = wait_job_done(&q, &next.id, Duration::from_secs(10)).await;
     assert_eq!(done.state, JobState::Completed);
     guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_left_by_an_attempt_that_completed_never_cancels_a_later_job_with_its_id()
+{
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-late").await;
+    let worker = env
+        .worker()
+        .queues(["cancel-late"])
+        // the first run asks to cancel itself and completes before the watch looks; later
+        // runs take a while
+        .handler("self", |j: Job<u32>, ctx: Ctx| async move {
+            if j.data == 1 {
+                let asked = ctx
+                    .queue()
+                    .cancel(&j.id)
+                    .await
+                    .map_err(|e| JobError::new(e.to_string()))?;
+                assert_eq!(asked, Cancelled::Requested);
+                return Ok(1);
+            }
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            Ok::<_, JobError>(j.data)
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let opts = || {
+        JobOptions::new()
+            .job_id("nightly-user-42")
+            .remove_on_complete(Retention::REMOVE)
+    };
+    q.add("self", &1, opts()).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the first job to complete",
+        || async { (q.counts().await.ok()?.completed_total == 1).then_some(()) },
+    )
+    .await;
+    // the same id again: nobody cancels it
+    q.add(
+        "self",
+        &2,
+        opts().remove_on_complete(Retention::keep_last(10)),
+    )
+    .await
+    .unwrap();
+    let done = wait_job_done(&q, "nightly-user-42", Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_thousand_running_jobs_cancelled_at_once_all_end_cancelled() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-many").await;
+    const N: usize = 1_100;
+    let worker = env
+        .worker()
+        .queues(["cancel-many"])
+        .concurrency(N)
+        .handler("sleep", |_j: Job<u32>, ctx: Ctx| async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(8)) => Ok(0),
+                _ = ctx.cancellation_token().cancelled() => Err(JobError::new("stopped")),
+            }
+        })
+        .build()
+        .unwrap();
+    let jobs = (0..N)
+        .map(|i| NewJob::new("sleep", &i, JobOptions::new()).unwrap())
+        .collect();
+    let ids = add_all(&q, jobs).await;
+    let guard = spawn_worker(worker);
+    wait_active(&q, N as u64, Duration::from_secs(20)).await;
+    for id in &ids {
+        assert_eq!(q.cancel(id).await.unwrap(), Cancelled::Requested);
+    }
+    let c = eventually(
+        Duration::from_secs(6),
+        "every job to end cancelled",
+        || async {
+            let c = q.counts().await.ok()?;
+            (c.cancelled == N as u64).then_some(c)
+        },
+    )
+    .await;
+    assert_eq!((c.active, c.completed), (0, 0), "{c:?}");
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_flow_bigger_than_the_cancelled_retention_cancels_all_of_it() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-flow").await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    // 10 middles of 1,200 leaves: 12,011 jobs, over the 10,000 cancelled jobs kept
+    let middles = (0..10)
+        .map(|m| node(&format!("m{m}")).children((0..1_200).map(|l| node(&format!("l{m}.{l}")))));
+    let tree = flows.add(node("root").children(middles)).await.unwrap();
+    match q.cancel(&tree.id).await.unwrap() {
+        Cancelled::Now { children } => assert_eq!(children, 12_010),
+        other => panic!("{other:?}"),
+    }
+    let c = q.counts().await.unwrap();
+    assert_eq!(
+        (c.waiting, c.waiting_children, c.active),
+        (0, 0, 0),
+        "{c:?}"
+    );
 }
