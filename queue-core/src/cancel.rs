@@ -16,7 +16,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::job::JobRef;
+use crate::job::{JobRef, JobState};
 use crate::queue::Queue;
 use crate::scripts::cancel::{cancel, Cancel};
 use crate::scripts::kids;
@@ -38,20 +38,33 @@ pub enum Cancelled {
     Requested,
 }
 
+/// Whether `e` is the refusal to cancel a job because it is cancelled already.
+fn is_cancelled_already(e: &Error) -> bool {
+    matches!(e, Error::JobState { state, .. } if state == JobState::Cancelled.as_str())
+}
+
 /// Most descendants one cancel walks (a flow is at most this big in practice; a bigger
 /// one is cancelled this far, the rest left to run).
 const MAX_DESCENDANTS: usize = 1_000_000;
 
 impl Queue {
     /// Cancels job `id`. A finished job (completed, failed, cancelled) is refused
-    /// ([`Error::JobState`], a conflict); an unknown id is [`Error::JobNotFound`].
+    /// ([`Error::JobState`], a conflict); an unknown id is [`Error::JobNotFound`]. A
+    /// cancelled flow parent whose children were not all reached (the walk was cut short:
+    /// the caller gave up, the connection dropped) is walked again: its unfinished children
+    /// are cancelled and counted, instead of a refusal.
     pub async fn cancel(&self, id: &str) -> Result<Cancelled> {
-        let outcome = match cancel(&self.inner, id).await? {
-            Cancel::Requested => Cancelled::Requested,
-            Cancel::Done { parent: false } => Cancelled::Now { children: 0 },
-            Cancel::Done { parent: true } => Cancelled::Now {
+        let outcome = match cancel(&self.inner, id).await {
+            Ok(Cancel::Requested) => Cancelled::Requested,
+            Ok(Cancel::Done { parent: false }) => Cancelled::Now { children: 0 },
+            Ok(Cancel::Done { parent: true }) => Cancelled::Now {
                 children: self.cancel_children(id).await?,
             },
+            Err(e) if is_cancelled_already(&e) => match self.cancel_children(id).await? {
+                0 => return Err(e),
+                children => Cancelled::Now { children },
+            },
+            Err(e) => return Err(e),
         };
         self.deliver_flow_outcomes().await;
         Ok(outcome)

@@ -547,3 +547,38 @@ async fn cancelling_a_flow_bigger_than_the_cancelled_retention_cancels_all_of_it
         "{c:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_cancelled_parent_again_finishes_a_walk_that_was_cut_short() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-resume").await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("cancel-resume", "work", &"p")
+                .unwrap()
+                .children((0..3).map(|i| FlowJob::new("cancel-resume", "work", &i).unwrap())),
+        )
+        .await
+        .unwrap();
+    // the parent cancelled, its children not reached (a walk cut short, as by a client
+    // that gave up): written as cancel.lua leaves it
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "cancel-resume");
+    let mut raw = env.raw().await;
+    let _: () = redis::pipe()
+        .hset(keys.job(&tree.id), "state", "cancelled")
+        .zrem(keys.waiting_children(), &tree.id)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        q.cancel(&tree.id).await.unwrap(),
+        Cancelled::Now { children: 3 }
+    );
+    for kid in &tree.children {
+        assert_eq!(state_of(&q, &kid.id).await, JobState::Cancelled);
+    }
+    // nothing left to walk: a plain refusal again
+    let again = q.cancel(&tree.id).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict, "{again:?}");
+}
