@@ -547,6 +547,26 @@ pub async fn wait_job_done(queue: &Queue, id: &str, timeout: Duration) -> queue_
     .await
 }
 
+/// Waits until job `id` of `queue` has ended cancelled, asserting that it did within 1.5 s
+/// of `asked` (when its cancel was asked for), and returns it.
+pub async fn wait_cancelled(queue: &Queue, id: &str, asked: Instant) -> queue_core::JobInfo {
+    let job = eventually(
+        Duration::from_secs(3),
+        "the job to end cancelled",
+        || async {
+            let j = queue.job(id).await.ok()?;
+            (j.state == queue_core::JobState::Cancelled).then_some(j)
+        },
+    )
+    .await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(1_500),
+        "cancelled after {took:?}"
+    );
+    job
+}
+
 /// A fresh directory under the system temp dir, removed (with its contents) when dropped:
 /// e.g. a `JOBQ_SPOOL_DIR` of one test.
 pub struct TempDir(pub std::path::PathBuf);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use jobq_tests::{eventually, wait_active, wait_job_done, TestEnv, WorkerProcess};
+use jobq_tests::{wait_active, wait_cancelled, wait_job_done, TestEnv, WorkerProcess};
 use queue_core::{JobOptions, JobState};
 use serde_json::json;
 
@@ -27,17 +27,7 @@ async fn jobq_cancel_stops_a_running_job_within_1_5_s_and_the_worker_keeps_runni
     let asked = Instant::now();
     let out = one_json(&env, &["cancel", "cli-cancel", &long.id]);
     assert_eq!(out["cancelled"], "requested", "{out}");
-    eventually(
-        Duration::from_secs(3),
-        "the job to end cancelled",
-        || async { (q.job(&long.id).await.ok()?.state == JobState::Cancelled).then_some(()) },
-    )
-    .await;
-    assert!(
-        asked.elapsed() < Duration::from_millis(1_500),
-        "{:?}",
-        asked.elapsed()
-    );
+    wait_cancelled(&q, &long.id, asked).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c = q.counts().await.unwrap();
     assert_eq!(

@@ -35,17 +35,7 @@ async fn the_api_cancels_a_running_job_within_1_5_s_and_refuses_finished_and_unk
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["cancelled"], "requested");
-    eventually(
-        Duration::from_secs(3),
-        "the job to end cancelled",
-        || async { (q.job(&long.id).await.ok()?.state == JobState::Cancelled).then_some(()) },
-    )
-    .await;
-    assert!(
-        asked.elapsed() < Duration::from_millis(1_500),
-        "{:?}",
-        asked.elapsed()
-    );
+    wait_cancelled(&q, &long.id, asked).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (s, body) = get_json(&api("")).await;
     assert_eq!(s, 200);
