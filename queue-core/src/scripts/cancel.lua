@@ -42,9 +42,9 @@ if state == 'completed' or state == 'failed' or state == 'cancelled' then
 end
 local now = now_ms()
 local lane = lane_of[lane_name(f[4], f[3])]
-local in_group = state == 'waiting' and f[6] and sid == IN_GROUP
-if state == 'waiting' and not in_group and valid_sid(sid) and lane
-    and pending_entry(KEYS[lane], group, sid) then
+local lane_key = lane and KEYS[lane]
+local place = waiting_place(state, sid, f[6], lane_key, group)
+if place == 'running' then
   -- running: the worker holding it stops it
   redis.call('HSET', job, 'cxl', sid)
   -- (a requests key of the wrong type, a corrupt record, is started again)
@@ -61,21 +61,15 @@ if state == 'waiting' and not in_group and valid_sid(sid) and lane
 end
 
 local was_parent = 0
-if in_group then
-  if group_unwait(group_keys(job_prefix), id, f[6]) then hincr(meta, 'waiting', -1) end
-elseif state == 'waiting' and valid_sid(sid) and lane then
-  local last = last_delivered(KEYS[lane], group)
-  if redis.call('XDEL', KEYS[lane], sid) == 1 and id_gt(sid, last) then
-    hincr(meta, 'waiting', -1)
-  end
+if leave_waiting(place, group_keys(job_prefix), id, sid, f[6], lane_key, group, {}) then
+  hincr(meta, 'waiting', -1)
 elseif state == 'delayed' then
   redis.call('ZREM', delayed, id)
 elseif state == 'waiting_children' then
   redis.call('ZREM', waiting_children, id)
   was_parent = 1
 end
-end_cancelled(job, id, {set = cancelled, requests = requests}, now, nil)
-if f[5] then notify_parent(outbox, id, f[5], 'x', '') end
+end_cancelled(job, id, {set = cancelled, requests = requests, outbox = outbox}, now, nil, f[5])
 emit(events, maxlen, 'event', 'cancelled', 'ids', id)
 trim_finished(cancelled, job_prefix, keep, age, now, budget)
 return {'cancelled', was_parent}

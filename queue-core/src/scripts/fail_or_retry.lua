@@ -54,9 +54,8 @@ for j = 0, N - 1 do
     local t0 = tonumber(started)
     if t0 then times[#times + 1] = now - t0 end
     if how == 'c' or redis.call('HGET', job, 'cxl') == sid then
-      end_cancelled(job, id, C, now, sid)
+      end_cancelled(job, id, C, now, sid, par)
       redis.call('HSET', job, 'att', att, 'started', started)
-      if par ~= '' then notify_parent(outbox, id, par, 'x', '') end
       emit(events, maxlen, 'event', 'cancelled', 'ids', id)
       cancelled_n = cancelled_n + 1
     elseif how == 's' then

@@ -122,35 +122,6 @@ local function fail_unrun(job, id, err, failed, now)
   redis.call('ZADD', failed, now, id)
 end
 
--- A queue's cancelled set and cancel requests (keys.rs `cancelled`, `cancels`), from its
--- job key prefix, for the scripts that end attempts.
-local function cancel_keys(job_prefix)
-  local base = string.sub(job_prefix, 1, -3)
-  return {set = base .. 'cancelled', requests = base .. 'cancels'}
-end
-
--- The member of a queue's cancel requests that asks to stop the attempt of job `id` on
--- lane entry `sid`: keyed to the attempt, so a request left by an attempt that completed
--- anyway never matches a later job under the same id.
-local function request_member(sid, id)
-  return sid .. ' ' .. id
-end
-
--- Ends job `id` (hash `job`) cancelled, at `now`: in the cancelled set `C.set`, the cancel
--- request of its attempt on entry `sid` (if any) answered, with no live lane entry, so no
--- worker still running it records an outcome. The caller tells its flow parent and emits
--- the event. A set of the wrong type (a corrupt record) is started again rather than
--- failing the transition.
-local function end_cancelled(job, id, C, now, sid)
-  redis.call('HSET', job, 'state', 'cancelled', 'finished', ms_text(now), 'error', 'cancelled')
-  redis.call('HDEL', job, 'sid', 'ln', 'cxl', 'due')
-  if type(redis.pcall('ZADD', C.set, now, id)) ~= 'number' then
-    redis.call('DEL', C.set)
-    redis.call('ZADD', C.set, now, id)
-  end
-  if sid then redis.pcall('ZREM', C.requests, request_member(sid, id)) end
-end
-
 -- Fails a job whose stored fields are corrupt, with a reason naming the job and the field.
 local function fail_corrupt(job, id, reason, failed, now)
   fail_unrun(job, id, 'job ' .. id .. ' is corrupt: ' .. reason, failed, now)
@@ -432,6 +403,37 @@ local function outbox_key(job_prefix)
   return string.sub(job_prefix, 1, -3) .. 'outbox'
 end
 
+-- A queue's cancelled set, cancel requests and outbox (keys.rs `cancelled`, `cancels`,
+-- `outbox`), from its job key prefix, for the scripts that end attempts.
+local function cancel_keys(job_prefix)
+  local base = string.sub(job_prefix, 1, -3)
+  return {set = base .. 'cancelled', requests = base .. 'cancels', outbox = outbox_key(job_prefix)}
+end
+
+-- The member of a queue's cancel requests that asks to stop the attempt of job `id` on
+-- lane entry `sid`: keyed to the attempt, so a request left by an attempt that completed
+-- anyway never matches a later job under the same id.
+local function request_member(sid, id)
+  return sid .. ' ' .. id
+end
+
+-- Ends job `id` (hash `job`) cancelled, at `now`: in the cancelled set `C.set`, the cancel
+-- request of its attempt on entry `sid` (if any) answered, with no live lane entry, so no
+-- worker still running it records an outcome, and its flow parent `par` ('<queue>/<id>';
+-- nil or '' none) told through `C.outbox` (a cancelled child counts as finished). The
+-- caller emits the event. A set of the wrong type (a corrupt record) is started again
+-- rather than failing the transition.
+local function end_cancelled(job, id, C, now, sid, par)
+  redis.call('HSET', job, 'state', 'cancelled', 'finished', ms_text(now), 'error', 'cancelled')
+  redis.call('HDEL', job, 'sid', 'ln', 'cxl', 'due')
+  if type(redis.pcall('ZADD', C.set, now, id)) ~= 'number' then
+    redis.call('DEL', C.set)
+    redis.call('ZADD', C.set, now, id)
+  end
+  if sid then redis.pcall('ZREM', C.requests, request_member(sid, id)) end
+  if par and par ~= '' then notify_parent(C.outbox, id, par, 'x', '') end
+end
+
 -- Before jobs `ids` that never finished are deleted: tells the parents of those that are
 -- flow children that they were removed (a removed child counts as finished).
 local function notify_removed(job_prefix, outbox, ids)
@@ -573,6 +575,29 @@ local function group_unwait(G, id, grp)
     redis.call('ZREM', G.ring, grp)
   end
   return true
+end
+
+-- Where stored job `id` waits, from its `state`, `sid` and `grp` fields and its lane's
+-- stream `lane_key` (nil when its lane is not among the caller's): 'running' (its lane
+-- entry is pending in `group`: a worker holds it), 'group' (in its group's queue), 'lane'
+-- (an entry of its lane), or nil (not waiting, or no entry to find).
+local function waiting_place(state, sid, grp, lane_key, group)
+  if state ~= 'waiting' then return nil end
+  if grp and sid == IN_GROUP then return 'group' end
+  if not (valid_sid(sid) and lane_key) then return nil end
+  if pending_entry(lane_key, group, sid) then return 'running' end
+  return 'lane'
+end
+
+-- Takes waiting job `id` out of its `place` (waiting_place: 'group' or 'lane'; anything
+-- else is left alone). True when it was counted in the queue's `waiting` (a place in its
+-- group, or a lane entry not delivered yet), for the caller to uncount. `last` caches the
+-- lanes' last delivered entry ids over a batch.
+local function leave_waiting(place, G, id, sid, grp, lane_key, group, last)
+  if place == 'group' then return group_unwait(G, id, grp) end
+  if place ~= 'lane' then return false end
+  last[lane_key] = last[lane_key] or last_delivered(lane_key, group)
+  return redis.call('XDEL', lane_key, sid) == 1 and id_gt(sid, last[lane_key])
 end
 
 -- `n` (default 1) of group `grp`'s active jobs ended (finished, failed, given back,

@@ -71,10 +71,9 @@ for k = first, #KEYS do
       local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
       if f[1] == sid and f[5] == sid then
         -- its cancel request outlived its worker: it ends cancelled, not run again
-        end_cancelled(job, id, C, now, sid)
+        end_cancelled(job, id, C, now, sid, f[4])
         cancelled[#cancelled + 1] = id
         if f[2] and group_done(G, f[2]) then wake(marker, 0) end
-        if f[4] then notify_parent(outbox_key(job_prefix), id, f[4], 'x', '') end
       elseif f[1] == sid then
         -- (a corrupt counter must not stop every reclaim of the queue: it counts from 1)
         local stalls = hincr(job, 'stalls', 1)

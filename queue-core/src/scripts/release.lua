@@ -33,10 +33,9 @@ for k = 6, #KEYS do
         local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
         if f[1] == sid and f[5] == sid then
           -- a cancel request came meanwhile: it ends cancelled, not claimed again
-          end_cancelled(job, id, C, now_ms(), sid)
+          end_cancelled(job, id, C, now_ms(), sid, f[4])
           cancelled[#cancelled + 1] = id
           if f[2] and group_done(G, f[2]) then wake(marker, 0) end
-          if f[4] then notify_parent(outbox_key(job_prefix), id, f[4], 'x', '') end
         elseif f[1] == sid then
           if not f[2] then front_ready = open_front(meta, lanes, front, group, front_ready) end
           wait_again(G, job, id, front, f)

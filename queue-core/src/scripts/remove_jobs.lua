@@ -27,20 +27,15 @@ for i = 6 + L, #ARGV do
   local job = job_prefix .. id
   local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln', 'par', 'grp')
   local state, sid, lane = job_state(f[1], f[2]), f[2], lane_of[lane_name(f[4], f[3])]
-  local in_group = state == 'waiting' and f[6] and sid == IN_GROUP
+  local lane_key = lane and KEYS[lane]
+  local place = waiting_place(state, sid, f[6], lane_key, group)
   if not state then
     refused[#refused + 1] = id; refused[#refused + 1] = 'missing'
-  elseif state == 'waiting' and not in_group and valid_sid(sid) and lane
-      and #redis.call('XPENDING', KEYS[lane], group, sid, sid, 1) > 0 then
+  elseif place == 'running' then
     refused[#refused + 1] = id; refused[#refused + 1] = 'active'
   else
-    if in_group then
-      if group_unwait(G, id, f[6]) then undelivered = undelivered + 1 end
-    elseif state == 'waiting' and valid_sid(sid) and lane then
-      last_of[lane] = last_of[lane] or last_delivered(KEYS[lane], group)
-      if redis.call('XDEL', KEYS[lane], sid) == 1 and id_gt(sid, last_of[lane]) then
-        undelivered = undelivered + 1
-      end
+    if leave_waiting(place, G, id, sid, f[6], lane_key, group, last_of) then
+      undelivered = undelivered + 1
     end
     if f[5] and state ~= 'completed' and state ~= 'failed' and state ~= 'cancelled' then
       notify_parent(outbox, id, f[5], 'r', '')
