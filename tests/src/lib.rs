@@ -547,6 +547,23 @@ pub async fn wait_job_done(queue: &Queue, id: &str, timeout: Duration) -> queue_
     .await
 }
 
+/// Adds a job `name` to `queue` with data `{"ms": 20000}` (a 20 s sleep: `diag.sleep`, or a
+/// test's own handler reading `ms`) and `opts`, waits up to `timeout` until it is the one
+/// active job, and returns its id: a running job to stop.
+pub async fn start_long_job(
+    queue: &Queue,
+    name: &str,
+    opts: queue_core::JobOptions,
+    timeout: Duration,
+) -> String {
+    let added = queue
+        .add(name, &serde_json::json!({"ms": 20_000}), opts)
+        .await
+        .expect("add a long job");
+    wait_active(queue, 1, timeout).await;
+    added.id
+}
+
 /// Waits until job `id` of `queue` has ended cancelled, asserting that it did within 1.5 s
 /// of `asked` (when its cancel was asked for), and returns it.
 pub async fn wait_cancelled(queue: &Queue, id: &str, asked: Instant) -> queue_core::JobInfo {

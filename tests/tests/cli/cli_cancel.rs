@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use jobq_tests::{wait_active, wait_cancelled, wait_job_done, TestEnv, WorkerProcess};
+use jobq_tests::{start_long_job, wait_cancelled, wait_job_done, TestEnv, WorkerProcess};
 use queue_core::{JobOptions, JobState};
 use serde_json::json;
 
@@ -15,19 +15,17 @@ async fn jobq_cancel_stops_a_running_job_within_1_5_s_and_the_worker_keeps_runni
     let q = env.queue("cli-cancel").await;
     let url = env.config.redis_url().unwrap().to_string();
     let mut worker = WorkerProcess::start(&url, env.config.prefix(), &["--queues", "cli-cancel"]);
-    let long = q
-        .add(
-            "diag.sleep",
-            &json!({"ms": 20_000}),
-            JobOptions::new().attempts(3),
-        )
-        .await
-        .unwrap();
-    wait_active(&q, 1, Duration::from_secs(20)).await;
+    let long = start_long_job(
+        &q,
+        "diag.sleep",
+        JobOptions::new().attempts(3),
+        Duration::from_secs(20),
+    )
+    .await;
     let asked = Instant::now();
-    let out = one_json(&env, &["cancel", "cli-cancel", &long.id]);
+    let out = one_json(&env, &["cancel", "cli-cancel", &long]);
     assert_eq!(out["cancelled"], "requested", "{out}");
-    wait_cancelled(&q, &long.id, asked).await;
+    wait_cancelled(&q, &long, asked).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c = q.counts().await.unwrap();
     assert_eq!(
@@ -37,7 +35,7 @@ async fn jobq_cancel_stops_a_running_job_within_1_5_s_and_the_worker_keeps_runni
     );
 
     // finished: exit 1 naming the state; unknown: exit 1 naming the id
-    let again = jobq_in(&env, &["cancel", "cli-cancel", &long.id], b"");
+    let again = jobq_in(&env, &["cancel", "cli-cancel", &long], b"");
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(stderr(&again).contains("cancelled"), "{}", stderr(&again));
     let missing = jobq_in(&env, &["cancel", "cli-cancel", "nope"], b"");

@@ -147,18 +147,16 @@ async fn cancelling_a_running_job_fires_its_token_within_a_second_and_it_is_not_
     let q = env.queue("cancel-running").await;
     let runs = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(sleepy_worker(&env, "cancel-running", runs.clone()));
-    let long = q
-        .add(
-            "sleep",
-            &json!({"ms": 20_000}),
-            JobOptions::new().attempts(3),
-        )
-        .await
-        .unwrap();
-    wait_active(&q, 1, Duration::from_secs(10)).await;
+    let long = start_long_job(
+        &q,
+        "sleep",
+        JobOptions::new().attempts(3),
+        Duration::from_secs(10),
+    )
+    .await;
     let asked = Instant::now();
-    assert_eq!(q.cancel(&long.id).await.unwrap(), Cancelled::Requested);
-    let job = wait_cancelled(&q, &long.id, asked).await;
+    assert_eq!(q.cancel(&long).await.unwrap(), Cancelled::Requested);
+    let job = wait_cancelled(&q, &long, asked).await;
     assert_eq!(job.attempts_made, 1, "{job:?}");
     // never retried, whatever attempts remain
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -381,15 +379,11 @@ async fn corrupt_cancel_records_never_stop_a_cancel_or_the_queue() {
     }
     let runs = Arc::new(AtomicU32::new(0));
     let guard = spawn_worker(sleepy_worker(&env, "cancel-corrupt", runs));
-    let long = q
-        .add("sleep", &json!({"ms": 20_000}), JobOptions::new())
-        .await
-        .unwrap();
-    wait_active(&q, 1, Duration::from_secs(10)).await;
+    let long = start_long_job(&q, "sleep", JobOptions::new(), Duration::from_secs(10)).await;
     // (the counts read the corrupt set as empty)
     assert_eq!(q.counts().await.unwrap().cancelled, 0);
-    assert_eq!(q.cancel(&long.id).await.unwrap(), Cancelled::Requested);
-    let job = wait_job_done(&q, &long.id, Duration::from_secs(5)).await;
+    assert_eq!(q.cancel(&long).await.unwrap(), Cancelled::Requested);
+    let job = wait_job_done(&q, &long, Duration::from_secs(5)).await;
     assert_eq!(job.state, JobState::Cancelled);
     let waiting = q
         .add(

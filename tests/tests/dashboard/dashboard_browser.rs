@@ -369,13 +369,8 @@ async fn a_running_job_is_cancelled_with_the_button_on_its_page() {
     let d = Dashboard::start(&env, &[]).await;
     let s = Session::new(&driver, &browser).await;
     let guard = spawn_worker(crate::dashboard_cancel::diag_worker(&env, "stop"));
-    let job = q
-        .add("diag.sleep", &json!({"ms": 20_000}), JobOptions::new())
-        .await
-        .unwrap();
-    wait_active(&q, 1, Duration::from_secs(10)).await;
-    s.goto(&d.url(&format!("/queues/stop/jobs/{}", job.id)))
-        .await;
+    let job = start_long_job(&q, "diag.sleep", JobOptions::new(), Duration::from_secs(10)).await;
+    s.goto(&d.url(&format!("/queues/stop/jobs/{job}"))).await;
     s.wait_text("h1 .badge", Duration::from_secs(10), |t| t == "active")
         .await;
     // the button asks first: say yes
@@ -388,7 +383,7 @@ async fn a_running_job_is_cancelled_with_the_button_on_its_page() {
     // the worker stops it; the page follows the job's events
     s.wait_text("h1 .badge", Duration::from_secs(10), |t| t == "cancelled")
         .await;
-    assert_eq!(q.job(&job.id).await.unwrap().state, JobState::Cancelled);
+    assert_eq!(q.job(&job).await.unwrap().state, JobState::Cancelled);
     // a cancelled job offers Retry, not Cancel
     assert!(s.find("form[action$=\"/retry\"] button").await.is_ok());
     assert!(s.find("form[action$=\"/cancel\"] button").await.is_err());

@@ -18,24 +18,22 @@ async fn the_api_cancels_a_running_job_within_1_5_s_and_refuses_finished_and_unk
     let api = |p: &str| d.url(&format!("/api/queues/http-cancel{p}"));
     let worker = diag_worker(&env, "http-cancel");
     let guard = spawn_worker(worker);
-    let long = q
-        .add(
-            "diag.sleep",
-            &json!({"ms": 20_000}),
-            JobOptions::new().attempts(3),
-        )
-        .await
-        .unwrap();
-    wait_active(&q, 1, Duration::from_secs(10)).await;
+    let long = start_long_job(
+        &q,
+        "diag.sleep",
+        JobOptions::new().attempts(3),
+        Duration::from_secs(10),
+    )
+    .await;
     let asked = Instant::now();
     let r = c
-        .post(api(&format!("/jobs/{}/cancel", long.id)))
+        .post(api(&format!("/jobs/{}/cancel", long)))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["cancelled"], "requested");
-    wait_cancelled(&q, &long.id, asked).await;
+    wait_cancelled(&q, &long, asked).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (s, body) = get_json(&api("")).await;
     assert_eq!(s, 200);
@@ -46,11 +44,11 @@ async fn the_api_cancels_a_running_job_within_1_5_s_and_refuses_finished_and_unk
     );
     let (s, page) = get_json(&api("/jobs?state=cancelled")).await;
     assert_eq!(s, 200, "{page}");
-    assert!(page.to_string().contains(&long.id), "{page}");
+    assert!(page.to_string().contains(&long), "{page}");
 
     // finished: 409; unknown: 404; both JSON errors
     let r = c
-        .post(api(&format!("/jobs/{}/cancel", long.id)))
+        .post(api(&format!("/jobs/{}/cancel", long)))
         .send()
         .await
         .unwrap();

@@ -517,6 +517,19 @@ async fn long_clip(scratch: &Scratch) -> PathBuf {
     long
 }
 
+/// Waits until the stopped transcode's ffmpeg (matching `child_pattern`) is gone and
+/// `scratch` holds only the inputs of [`long_clip`]: no output, no temp file.
+async fn stopped_cleanly(scratch: &Scratch, child_pattern: &str) {
+    eventually(Duration::from_secs(5), "ffmpeg to be gone", || async {
+        (!process_matching(child_pattern)).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(5), "only the inputs left", || async {
+        (scratch.files() == ["clip.mp4", "long.mp4"]).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_transcode_cancelled_kills_ffmpeg_and_ends_cancelled() {
     let scratch = Scratch::new();
@@ -547,14 +560,7 @@ async fn video_transcode_cancelled_kills_ffmpeg_and_ends_cancelled() {
         "{:?}",
         asked.elapsed()
     );
-    eventually(Duration::from_secs(5), "ffmpeg to be gone", || async {
-        (!process_matching(&child_pattern)).then_some(())
-    })
-    .await;
-    eventually(Duration::from_secs(5), "only the inputs left", || async {
-        (scratch.files() == ["clip.mp4", "long.mp4"]).then_some(())
-    })
-    .await;
+    stopped_cleanly(&scratch, &child_pattern).await;
     // not retried
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!process_matching(&child_pattern));
@@ -594,15 +600,7 @@ async fn video_transcode_timeout_kills_ffmpeg_and_leaves_no_output() {
     let reason = info.failed_reason.unwrap_or_default();
     assert!(reason.starts_with("timed out after"), "{reason}");
     assert!(took < Duration::from_secs(8), "not cut short: {took:?}");
-    eventually(Duration::from_secs(5), "ffmpeg to be gone", || async {
-        (!process_matching(&child_pattern)).then_some(())
-    })
-    .await;
-    // no output, no temp file
-    eventually(Duration::from_secs(5), "only the inputs left", || async {
-        (scratch.files() == ["clip.mp4", "long.mp4"]).then_some(())
-    })
-    .await;
+    stopped_cleanly(&scratch, &child_pattern).await;
     // the worker is still there
     let noop = q
         .add("diag.noop", &json!({}), JobOptions::new())
