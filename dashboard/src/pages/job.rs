@@ -40,6 +40,10 @@ const es = jobqLive('/events?queue=' + encodeURIComponent(q) + '&job=' + encodeU
       if (p) p.textContent = e.fields.progress;
       return;
     }
+    // the shared follower may deliver an event written before this page was rendered: the
+    // job's add (it exists, or there would be no page), or a move to the state shown
+    // already, changes nothing
+    if (e.event === 'added' || e.event === section.dataset.state) return;
     // one reload for a burst of events (waiting, active, completed come close together)
     leaving = true;
     setTimeout(() => location.reload(), 100);
