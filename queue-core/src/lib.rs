@@ -47,6 +47,8 @@ pub mod search;
 pub mod server;
 mod stats;
 mod store;
+pub mod testing;
+mod typed;
 pub mod worker;
 pub mod workers;
 
@@ -78,6 +80,7 @@ pub use schedule::{Repeat, Schedule, ScheduleInfo};
 pub use scripts::EVENTS_MAXLEN;
 pub use search::{SearchFilter, SearchPage};
 pub use server::{Aof, Keyspace, Memory, NodeOverview, RedisOverview, ServerInfo};
+pub use typed::TypedJob;
 pub use worker::{
     install_panic_hook, wait_for_signal, BackoffFn, Ctx, Handlers, Job, JobError, Worker,
     WorkerBuilder, WorkerMetrics,

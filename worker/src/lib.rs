@@ -10,6 +10,8 @@
 pub mod analytics;
 pub mod diag;
 mod digest;
+#[cfg(test)]
+mod handler_tests;
 pub mod metrics_server;
 pub mod moderation;
 pub mod video;

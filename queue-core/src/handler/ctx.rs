@@ -4,8 +4,11 @@
 //!
 //! A job run in-process because Redis is down (the producer's `inline` fallback) gets a
 //! `Ctx` without a queue: progress and log lines go to `tracing`, and the Redis-backed
-//! parts (`queue`, `cache`, `lock`, `rate_limiter`) fail the job with
-//! `Redis is down: <part> is not available inline`.
+//! parts (`queue`, `cache`, `lock`, `rate_limiter`, `children`) fail the job with
+//! `Redis is down: <part> is not available inline`. A job run by
+//! [`crate::testing::TestWorker`] gets one whose progress and log lines are recorded for
+//! the test to read, and whose Redis-backed parts fail the job the same way, naming the
+//! test kit.
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -44,8 +47,8 @@ use crate::queue::Queue;
 /// ```
 #[derive(Clone)]
 pub struct Ctx {
-    /// None for an inline run (Redis down): see the module doc.
-    pub(crate) queue: Option<Queue>,
+    /// Where progress and logs go, and whether the Redis-backed parts exist.
+    pub(crate) home: Home,
     pub(crate) job_id: String,
     pub(crate) attempt: u32,
     pub(crate) cancel: CancellationToken,
@@ -56,7 +59,7 @@ pub struct Ctx {
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
-            .field("queue", &self.queue.as_ref().map(Queue::name))
+            .field("queue", &self.home.queue().map(Queue::name))
             .field("job_id", &self.job_id)
             .field("attempt", &self.attempt)
             .finish()
@@ -67,12 +70,16 @@ impl Ctx {
     /// Stores the job's progress (a number 0–100 or any JSON) and emits a `progress` event.
     /// Inline (Redis down), it is logged at debug level instead.
     pub async fn progress(&self, progress: impl Serialize) -> Result<()> {
-        let text = serde_json::to_string(&progress)?;
-        match &self.queue {
-            Some(q) => {
-                q.set_progress(&self.job_id, &text).await?;
+        match &self.home {
+            Home::Queue(q) => {
+                q.set_progress(&self.job_id, &serde_json::to_string(&progress)?)
+                    .await?;
             }
-            None => tracing::debug!(job = %self.job_id, progress = %text, "inline job progress"),
+            Home::Inline => {
+                let text = serde_json::to_string(&progress)?;
+                tracing::debug!(job = %self.job_id, progress = %text, "inline job progress");
+            }
+            Home::Test(trail) => trail.progress(serde_json::to_value(&progress)?),
         }
         Ok(())
     }
@@ -80,11 +87,12 @@ impl Ctx {
     /// Appends a line to the job's log (the newest 1,000 lines are kept). Inline (Redis
     /// down), it is logged at info level instead.
     pub async fn log(&self, line: impl AsRef<str>) -> Result<()> {
-        match &self.queue {
-            Some(q) => {
+        match &self.home {
+            Home::Queue(q) => {
                 q.add_log(&self.job_id, line.as_ref()).await?;
             }
-            None => tracing::info!(job = %self.job_id, "{}", line.as_ref()),
+            Home::Inline => tracing::info!(job = %self.job_id, "{}", line.as_ref()),
+            Home::Test(trail) => trail.log(line.as_ref()),
         }
         Ok(())
     }
@@ -119,11 +127,12 @@ impl Ctx {
         self.redis_part("the queue")
     }
 
-    /// The queue, or (inline) the panic that fails the job, naming `part`.
+    /// The queue, or (inline, or in a test run) the panic that fails the job, naming `part`.
     fn redis_part(&self, part: &'static str) -> &Queue {
-        match &self.queue {
-            Some(q) => q,
-            None => std::panic::panic_any(InlineUnavailable(part)),
+        match &self.home {
+            Home::Queue(q) => q,
+            Home::Inline => std::panic::panic_any(InlineUnavailable(part)),
+            Home::Test(_) => std::panic::panic_any(super::trail::NoRedis(part)),
         }
     }
 
@@ -165,6 +174,26 @@ impl Ctx {
     pub fn rate_limiter(&self) -> RateLimiter {
         let q = self.redis_part("rate limiter");
         RateLimiter::new(q.redis().clone(), q.prefix())
+    }
+}
+
+/// Where a handler's [`Ctx`] sends what it reports.
+#[derive(Clone)]
+pub(crate) enum Home {
+    /// A worker's attempt: progress and logs are stored on the job.
+    Queue(Queue),
+    /// The producer's inline fallback (Redis down): they go to `tracing`.
+    Inline,
+    /// A [`crate::testing`] run: they are recorded for the test.
+    Test(std::sync::Arc<super::trail::Trail>),
+}
+
+impl Home {
+    fn queue(&self) -> Option<&Queue> {
+        match self {
+            Home::Queue(q) => Some(q),
+            _ => None,
+        }
     }
 }
 

@@ -8,11 +8,13 @@ mod call;
 mod ctx;
 mod job;
 mod panic;
+mod trail;
 
 pub(crate) use call::{guarded_call, panic_message, Stop};
 pub use ctx::Ctx;
-pub(crate) use ctx::InlineUnavailable;
+pub(crate) use ctx::{Home, InlineUnavailable};
 pub(crate) use job::{erase, Again, ErasedHandler, RawJob};
 pub use job::{BackoffFn, Handlers, Job, JobError};
 pub use panic::install_panic_hook;
 pub(crate) use panic::take_panic_trace;
+pub(crate) use trail::{unpoisoned, NoRedis, Trail};

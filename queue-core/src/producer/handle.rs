@@ -76,6 +76,8 @@ pub(super) struct Inner {
     pub(super) breaker: Breaker,
     pub(super) replay: ReplayOptions,
     pub(super) auto_replay: bool,
+    /// A test's recording producer: adds are recorded, never stored.
+    pub(super) recording: Option<super::recorder::Recorder>,
     /// One connect at a time; the others wait for its outcome.
     pub(super) connecting: tokio::sync::Mutex<()>,
     /// The current connection and its generation.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::handle::{Produced, Producer};
 use crate::duration::format_duration;
 use crate::error::{Error, Result};
-use crate::handler::{guarded_call, Ctx, Handlers, InlineUnavailable, RawJob, Stop};
+use crate::handler::{guarded_call, Ctx, Handlers, Home, InlineUnavailable, RawJob, Stop};
 use crate::job::JobOptions;
 use crate::job::{new_job_id, NewJob};
 use crate::primitives::Caches;
@@ -48,7 +48,7 @@ pub(crate) async fn run_inline(
     };
     let cancel = CancellationToken::new();
     let ctx = Ctx {
-        queue: None,
+        home: Home::Inline,
         job_id: id.to_string(),
         attempt: 1,
         cancel: cancel.clone(),

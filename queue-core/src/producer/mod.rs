@@ -55,6 +55,7 @@
 mod breaker;
 mod handle;
 mod inline;
+mod recorder;
 mod recovery;
 mod replay;
 mod spool;
@@ -71,6 +72,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use breaker::{BreakerState, DEFAULT_COOLDOWN};
+pub use recorder::{Enqueued, Recorder};
 pub use replay::{
     replay_dir, replay_loop, ReplayOptions, ReplayReport, DEFAULT_REPLAY_CHUNK, REPLAY_EVERY,
 };
@@ -122,6 +124,7 @@ pub struct ProducerBuilder {
     cooldown: Duration,
     replay: ReplayOptions,
     auto_replay: bool,
+    recording: Option<Recorder>,
 }
 
 impl ProducerBuilder {
@@ -158,6 +161,12 @@ impl ProducerBuilder {
         self
     }
 
+    /// Records adds instead of storing them ([`crate::testing::recording_producer`]).
+    pub(crate) fn recording(mut self, recorder: Recorder) -> Self {
+        self.recording = Some(recorder);
+        self
+    }
+
     /// The producer. Nothing is connected or created until the first add.
     pub fn build(self) -> Producer {
         let what = format!("Redis at {}", self.config.masked_url());
@@ -173,6 +182,7 @@ impl ProducerBuilder {
                 timeout: self.timeout,
                 replay: self.replay,
                 auto_replay: self.auto_replay,
+                recording: self.recording,
                 connecting: tokio::sync::Mutex::new(()),
                 redis: RwLock::new(None),
                 generation: AtomicU64::new(0),
@@ -201,6 +211,7 @@ impl Producer {
             cooldown: DEFAULT_COOLDOWN,
             replay: ReplayOptions::default(),
             auto_replay: true,
+            recording: None,
         }
     }
 
@@ -253,6 +264,13 @@ impl Producer {
             .iter()
             .map(|job| checked_data(job, self.config().caps))
             .collect::<Result<Vec<_>>>()?;
+        if let Some(recorder) = &self.inner.recording {
+            return Ok(recorder
+                .record(queue, jobs)
+                .into_iter()
+                .map(Produced::Stored)
+                .collect());
+        }
         if self.fallback() == Fallback::Spool {
             for job in &mut jobs {
                 job.opts.job_id.get_or_insert_with(new_job_id);

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::AttemptOutcome;
 use super::shared::Shared;
 use crate::duration::{format_duration, MAX_DURATION};
-use crate::handler::{guarded_call, panic_message, Again, Ctx, JobError, RawJob, Stop};
+use crate::handler::{guarded_call, panic_message, Again, Ctx, Home, JobError, RawJob, Stop};
 use crate::queue::Queue;
 
 /// A job this worker holds: what its handler needs and what finishing it needs.
@@ -110,7 +110,7 @@ pub(crate) async fn run_job(
         Some(handler) => {
             let queue_caps = queue.redis().caps();
             let ctx = Ctx {
-                queue: Some(queue),
+                home: Home::Queue(queue),
                 job_id: job.raw.id.clone(),
                 attempt: job.raw.attempt,
                 cancel: cancel.clone(),
