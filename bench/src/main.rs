@@ -5,7 +5,7 @@
 //! [--idle N]`
 //!
 //! Workloads: `a` (50,000 single adds, 1,000 in flight), `b` (50,000 by add_bulk in chunks
-//! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1),
+//! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1), `c50rm` (as `c50`, the jobs added with removeOnComplete, as the peer's),
 //! `d` (add→handler-start latency, 2,000 jobs at 500/s, concurrency 50), `e` (Redis bytes
 //! per waiting job, 50,000 jobs), `f` / `fspread` (lateness of 1,000 jobs delayed 2 s, added
 //! in one burst / at 500/s), `q4` (50,000 no-op jobs over 4 queues at concurrency 50: run it
@@ -40,10 +40,11 @@ use anyhow::{bail, Result};
 use crate::redis_server::RunEnv;
 use crate::stats::{round_to, Metric, Summary};
 
-const ALL: [&str; 17] = [
+const ALL: [&str; 18] = [
     "a",
     "b",
     "c50",
+    "c50rm",
     "c1",
     "d",
     "e",
@@ -61,7 +62,7 @@ const ALL: [&str; 17] = [
 ];
 const DEFAULT: [&str; 7] = ["a", "b", "c50", "c1", "d", "e", "f"];
 /// Workloads measured in jobs per second; the others report named figures ([`Metric`]).
-const RATES: [&str; 5] = ["a", "b", "c50", "c1", "q4"];
+const RATES: [&str; 6] = ["a", "b", "c50", "c50rm", "c1", "q4"];
 
 fn describe(w: &str) -> &'static str {
     match w {
@@ -172,7 +173,7 @@ async fn main() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: jobq-bench [a|b|c50|c1|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof|\
+                    "usage: jobq-bench [a|b|c50|c50rm|c1|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof|\
                      grouped|groupprof|groupidle|groupidleprof …] [--runs N] [--children N] [--groups N] [--idle N]"
                 );
                 return Ok(());
@@ -213,26 +214,36 @@ async fn main() -> Result<()> {
             .await?;
             continue;
         }
-        let mut samples = Vec::with_capacity(runs);
+        let (mut samples, mut cpu) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
         for run in 0..runs {
             let env = server.fresh_run(run).await?;
-            let rate = workloads::run(w, &env).await?;
-            eprintln!("  [{w}] run {}: {rate:.0} jobs/s", run + 1);
-            samples.push(rate);
+            let r = workloads::run(w, &env).await?;
+            eprintln!(
+                "  [{w}] run {}: {:.0} jobs/s, Redis {:.2} µs/job",
+                run + 1,
+                r.per_sec,
+                r.redis_us
+            );
+            samples.push(r.per_sec);
+            cpu.push(r.redis_us);
         }
-        let s = Summary::of(&samples);
+        let (s, c) = (Summary::of(&samples), Summary::of(&cpu));
         println!(
-            "[{w}] {}: median {:.0} jobs/s (min {:.0}, max {:.0})",
+            "[{w}] {}: median {:.0} jobs/s (min {:.0}, max {:.0}); Redis CPU median {:.2} µs/job (min {:.2}, max {:.2})",
             describe(w),
             s.median,
             s.min,
-            s.max
+            s.max,
+            c.median,
+            c.min,
+            c.max
         );
         println!(
             "{}",
             serde_json::json!({
                 "workload": w,
                 "jobsPerSec": {"median": s.median.round(), "min": s.min.round(), "max": s.max.round()},
+                "redisUsPerJob": {"median": round_to(c.median, 2), "min": round_to(c.min, 2), "max": round_to(c.max, 2)},
                 "runs": runs,
             })
         );

@@ -1,11 +1,11 @@
-//! The workloads, each returning jobs per second.
+//! The workloads, each returning jobs per second and Redis's CPU time per job.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use queue_core::{Ctx, Job, JobError, JobOptions, NewJob, Queue, Worker};
+use queue_core::{Ctx, Job, JobError, JobOptions, NewJob, Queue, Retention, Worker};
 use serde_json::{json, Value};
 
 use crate::redis_info;
@@ -20,6 +20,7 @@ pub fn describe(w: &str) -> &'static str {
         "b" => "50,000 jobs by add_bulk in chunks of 1,000",
         "c50" => "50,000 no-op jobs processed at concurrency 50",
         "c1" => "50,000 no-op jobs processed at concurrency 1",
+        "c50rm" => "50,000 no-op jobs added with removeOnComplete, processed at concurrency 50",
         "q4" => {
             "50,000 no-op jobs over 4 queues processed at concurrency 50 (cluster vs one Redis)"
         }
@@ -32,14 +33,43 @@ pub(crate) fn payload(i: usize) -> Value {
     json!({"i": i, "user": format!("user_{}", i % 10_000), "action": "send_email", "body": "x".repeat(40)})
 }
 
-pub async fn run(w: &str, env: &RunEnv) -> Result<f64> {
+/// What a rate workload measured.
+pub struct Rate {
+    /// Jobs per second.
+    pub per_sec: f64,
+    /// Redis's CPU time (`INFO cpu`, user + sys) over the timed phase, µs per job: the
+    /// figure that bounds throughput on a shared Redis. The whole server's, so on
+    /// `REDIS_URL` it includes other clients' work.
+    pub redis_us: f64,
+}
+
+pub async fn run(w: &str, env: &RunEnv) -> Result<Rate> {
     match w {
         "a" => single_adds(env).await,
         "b" => bulk_adds(env).await,
-        "c50" => process(env, 50).await,
-        "c1" => process(env, 1).await,
-        "q4" => process_queues(env, &["bench0", "bench1", "bench2", "bench3"], 50).await,
+        "c50" => process(env, 50, JobOptions::new()).await,
+        "c50rm" => {
+            process(
+                env,
+                50,
+                JobOptions::new().remove_on_complete(Retention::REMOVE),
+            )
+            .await
+        }
+        "c1" => process(env, 1, JobOptions::new()).await,
+        "q4" => {
+            let names = ["bench0", "bench1", "bench2", "bench3"];
+            process_queues(env, &names, 50, JobOptions::new()).await
+        }
         other => bail!("unknown workload {other}"),
+    }
+}
+
+/// `secs` and Redis CPU seconds over [`JOBS`] jobs as a [`Rate`].
+fn rate(secs: f64, redis_cpu_secs: f64) -> Rate {
+    Rate {
+        per_sec: JOBS as f64 / secs,
+        redis_us: redis_cpu_secs * 1e6 / JOBS as f64,
     }
 }
 
@@ -47,9 +77,10 @@ pub(crate) async fn queue(env: &RunEnv) -> Result<Queue> {
     Ok(Queue::open(&env.redis, env.config.prefix(), "bench").await?)
 }
 
-async fn single_adds(env: &RunEnv) -> Result<f64> {
+async fn single_adds(env: &RunEnv) -> Result<Rate> {
     let q = queue(env).await?;
     let next = Arc::new(AtomicU64::new(0));
+    let cpu0 = redis_info::cpu_secs(env).await?;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(IN_FLIGHT);
     for _ in 0..IN_FLIGHT {
@@ -68,42 +99,55 @@ async fn single_adds(env: &RunEnv) -> Result<f64> {
     for t in tasks {
         t.await??;
     }
-    Ok(JOBS as f64 / start.elapsed().as_secs_f64())
+    let secs = start.elapsed().as_secs_f64();
+    Ok(rate(secs, redis_info::cpu_secs(env).await? - cpu0))
 }
 
 pub(crate) fn bulk_jobs(n: usize) -> Result<Vec<NewJob>> {
+    bulk_jobs_with(n, &JobOptions::new())
+}
+
+fn bulk_jobs_with(n: usize, opts: &JobOptions) -> Result<Vec<NewJob>> {
     (0..n)
-        .map(|i| Ok(NewJob::new("diag.noop", &payload(i), JobOptions::new())?))
+        .map(|i| Ok(NewJob::new("diag.noop", &payload(i), opts.clone())?))
         .collect()
 }
 
-async fn bulk_adds(env: &RunEnv) -> Result<f64> {
+async fn bulk_adds(env: &RunEnv) -> Result<Rate> {
     let q = queue(env).await?;
     let jobs = bulk_jobs(JOBS)?;
+    let cpu0 = redis_info::cpu_secs(env).await?;
     let start = Instant::now();
     q.add_bulk(jobs).await?;
-    Ok(JOBS as f64 / start.elapsed().as_secs_f64())
+    let secs = start.elapsed().as_secs_f64();
+    Ok(rate(secs, redis_info::cpu_secs(env).await? - cpu0))
 }
 
-async fn process(env: &RunEnv, concurrency: usize) -> Result<f64> {
-    process_queues(env, &["bench"], concurrency).await
+async fn process(env: &RunEnv, concurrency: usize, opts: JobOptions) -> Result<Rate> {
+    process_queues(env, &["bench"], concurrency, opts).await
 }
 
 /// [`JOBS`] no-op jobs shared out over `names` (added first), then processed by one worker
 /// taking from all of them at `concurrency`; jobs per second from its start until Redis
 /// has recorded the last completion.
-async fn process_queues(env: &RunEnv, names: &[&str], concurrency: usize) -> Result<f64> {
+async fn process_queues(
+    env: &RunEnv,
+    names: &[&str],
+    concurrency: usize,
+    opts: JobOptions,
+) -> Result<Rate> {
     let mut queues = Vec::with_capacity(names.len());
     for name in names {
         queues.push(Queue::open(&env.redis, env.config.prefix(), name).await?);
     }
-    let mut jobs = bulk_jobs(JOBS)?;
+    let mut jobs = bulk_jobs_with(JOBS, &opts)?;
     let per_queue = JOBS.div_ceil(names.len());
     for q in &queues {
         let rest = jobs.split_off(jobs.len().saturating_sub(per_queue));
         q.add_bulk(rest).await?;
     }
-    Ok(JOBS as f64 / run_worker(env, &queues, concurrency, JOBS).await?.secs)
+    let phase = run_worker(env, &queues, concurrency, JOBS).await?;
+    Ok(rate(phase.secs, phase.redis_cpu_secs))
 }
 
 /// One timed phase: wall seconds and Redis's CPU seconds over it.
