@@ -90,7 +90,7 @@ async fn render(
         Vec::new()
     };
     let mut body = String::with_capacity(8192);
-    body.push_str(&notice_banner(notice));
+    body.push_str(&notice_banner(notice).into_string());
     body.push_str(&format!(
         "<section id=\"job\" data-queue=\"{}\" data-job=\"{}\" data-state=\"{}\">",
         esc(queue),
@@ -144,7 +144,7 @@ async fn render(
     Ok(page(
         &ctx,
         &format!("{queue} / {id}"),
-        &body,
+        maud::PreEscaped(body),
         &[(queue, queue_href(queue)), (id, job_href(queue, id))],
         SCRIPT,
     ))
@@ -157,43 +157,48 @@ fn actions(ctx: &PageCtx, queue: &str, job: &JobInfo) -> String {
     let base = job_href(queue, &job.id);
     let mut out = String::from("<div class=\"actions\">");
     match job.state {
-        JobState::Failed | JobState::Cancelled => out.push_str(&button_form(
-            &format!("{base}/retry"),
-            "Retry",
-            "primary",
-            &[],
-            None,
-        )),
-        JobState::Delayed => out.push_str(&button_form(
-            &format!("{base}/promote"),
-            "Promote (run now)",
-            "primary",
-            &[],
-            None,
-        )),
+        JobState::Failed | JobState::Cancelled => out.push_str(
+            &button_form(&format!("{base}/retry"), "Retry", "primary", &[], None).into_string(),
+        ),
+        JobState::Delayed => out.push_str(
+            &button_form(
+                &format!("{base}/promote"),
+                "Promote (run now)",
+                "primary",
+                &[],
+                None,
+            )
+            .into_string(),
+        ),
         _ => {}
     }
     if !job.state.is_finished() {
-        out.push_str(&button_form(
-            &format!("{base}/cancel"),
-            "Cancel",
-            "danger",
-            &[],
-            Some(if job.state == JobState::Active {
-                "Cancel this running job? Its worker stops it."
-            } else {
-                "Cancel this job?"
-            }),
-        ));
+        out.push_str(
+            &button_form(
+                &format!("{base}/cancel"),
+                "Cancel",
+                "danger",
+                &[],
+                Some(if job.state == JobState::Active {
+                    "Cancel this running job? Its worker stops it."
+                } else {
+                    "Cancel this job?"
+                }),
+            )
+            .into_string(),
+        );
     }
     if job.state != JobState::Active {
-        out.push_str(&button_form(
-            &format!("{base}/remove"),
-            "Remove",
-            "danger",
-            &[],
-            Some("Remove this job and its logs?"),
-        ));
+        out.push_str(
+            &button_form(
+                &format!("{base}/remove"),
+                "Remove",
+                "danger",
+                &[],
+                Some("Remove this job and its logs?"),
+            )
+            .into_string(),
+        );
     }
     out.push_str("</div>");
     out

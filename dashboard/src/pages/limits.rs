@@ -93,7 +93,7 @@ pub async fn limits_page(
     Path(queue): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let banner = notice_banner(query.notice.as_deref());
+    let banner = notice_banner(query.notice.as_deref()).into_string();
     let page = render(&state, access, &queue, &banner, None).await;
     respond(&state, access, page)
 }
@@ -117,7 +117,7 @@ pub async fn set_limits(
             Redirect::to(&with_notice(&limits_href(&queue), &saved(&change))).into_response()
         }
         Err(e) => {
-            let banner = error_banner(&e.to_string());
+            let banner = error_banner(&e.to_string()).into_string();
             let page = render(&state, access, &queue, &banner, Some(&form)).await;
             refused_form(&state, access, e, page)
         }
@@ -185,7 +185,7 @@ async fn render(
     Ok(page(
         &ctx,
         &format!("limits · {queue}"),
-        &body,
+        maud::PreEscaped(body),
         &[(queue, queue_href(queue)), ("limits", limits_href(queue))],
         "",
     ))
@@ -262,6 +262,7 @@ fn groups_section(
                 &[("scope", "group"), ("group", name)],
                 Some(&format!("Remove the override of group {name}?")),
             )
+            .into_string()
         } else {
             String::new()
         };

@@ -136,7 +136,7 @@ async fn render(
 
     let here = format!("{}?state={tab}&page={page_no}", queue_href(queue));
     let mut body = String::with_capacity(8192);
-    body.push_str(&notice_banner(query.notice.as_deref()));
+    body.push_str(&notice_banner(query.notice.as_deref()).into_string());
     body.push_str(&format!(
         "<section id=\"queue\" data-queue=\"{}\" data-state=\"{tab}\">",
         esc(queue)
@@ -170,7 +170,7 @@ async fn render(
     Ok(page(
         &ctx,
         queue,
-        &body,
+        maud::PreEscaped(body),
         &[(queue, queue_href(queue))],
         SCRIPT,
     ))
@@ -209,49 +209,64 @@ fn queue_actions(ctx: &PageCtx, queue: &str, counts: &QueueStats, tab: JobState)
     let back = tab.as_str();
     let mut out = String::from("<div class=\"actions\">");
     if counts.paused {
-        out.push_str(&button_form(
-            &format!("{base}/resume"),
-            "Resume",
-            "primary",
-            &[("state", back)],
-            None,
-        ));
+        out.push_str(
+            &button_form(
+                &format!("{base}/resume"),
+                "Resume",
+                "primary",
+                &[("state", back)],
+                None,
+            )
+            .into_string(),
+        );
     } else {
-        out.push_str(&button_form(
-            &format!("{base}/pause"),
-            "Pause",
-            "",
-            &[("state", back)],
-            None,
-        ));
+        out.push_str(
+            &button_form(
+                &format!("{base}/pause"),
+                "Pause",
+                "",
+                &[("state", back)],
+                None,
+            )
+            .into_string(),
+        );
     }
     match tab {
         JobState::Failed => {
-            out.push_str(&button_form(
-                &format!("{base}/retry-all"),
-                "Retry all failed",
-                "primary",
-                &[("state", back)],
-                Some("Retry every failed job of this queue?"),
-            ));
+            out.push_str(
+                &button_form(
+                    &format!("{base}/retry-all"),
+                    "Retry all failed",
+                    "primary",
+                    &[("state", back)],
+                    Some("Retry every failed job of this queue?"),
+                )
+                .into_string(),
+            );
             out.push_str(&clean_form(&base, "failed"));
         }
         JobState::Completed => out.push_str(&clean_form(&base, "completed")),
         JobState::Cancelled => out.push_str(&clean_form(&base, "cancelled")),
-        JobState::Delayed => out.push_str(&button_form(
-            &format!("{base}/promote-all"),
-            "Promote all delayed",
-            "",
-            &[("state", back)],
-            Some("Start every delayed job now?"),
-        )),
-        JobState::Waiting | JobState::Paused => out.push_str(&button_form(
-            &format!("{base}/drain"),
-            "Drain (delete waiting and delayed)",
-            "danger",
-            &[("state", back)],
-            Some("Delete every waiting and delayed job of this queue?"),
-        )),
+        JobState::Delayed => out.push_str(
+            &button_form(
+                &format!("{base}/promote-all"),
+                "Promote all delayed",
+                "",
+                &[("state", back)],
+                Some("Start every delayed job now?"),
+            )
+            .into_string(),
+        ),
+        JobState::Waiting | JobState::Paused => out.push_str(
+            &button_form(
+                &format!("{base}/drain"),
+                "Drain (delete waiting and delayed)",
+                "danger",
+                &[("state", back)],
+                Some("Delete every waiting and delayed job of this queue?"),
+            )
+            .into_string(),
+        ),
         JobState::Active | JobState::WaitingChildren => {}
     }
     out.push_str("</div>");
@@ -409,39 +424,37 @@ fn row_actions(ctx: &PageCtx, queue: &str, job: &JobInfo, here: &str) -> String 
     let back = [("return_to", here)];
     let mut out = String::new();
     match job.state {
-        JobState::Failed | JobState::Cancelled => out.push_str(&button_form(
-            &format!("{base}/retry"),
-            "Retry",
-            "",
-            &back,
-            None,
-        )),
-        JobState::Delayed => out.push_str(&button_form(
-            &format!("{base}/promote"),
-            "Promote",
-            "",
-            &back,
-            None,
-        )),
+        JobState::Failed | JobState::Cancelled => out.push_str(
+            &button_form(&format!("{base}/retry"), "Retry", "", &back, None).into_string(),
+        ),
+        JobState::Delayed => out.push_str(
+            &button_form(&format!("{base}/promote"), "Promote", "", &back, None).into_string(),
+        ),
         _ => {}
     }
     if !job.state.is_finished() {
-        out.push_str(&button_form(
-            &format!("{base}/cancel"),
-            "Cancel",
-            "danger",
-            &back,
-            Some("Cancel this job?"),
-        ));
+        out.push_str(
+            &button_form(
+                &format!("{base}/cancel"),
+                "Cancel",
+                "danger",
+                &back,
+                Some("Cancel this job?"),
+            )
+            .into_string(),
+        );
     }
     if job.state != JobState::Active {
-        out.push_str(&button_form(
-            &format!("{base}/remove"),
-            "Remove",
-            "danger",
-            &back,
-            Some("Remove this job?"),
-        ));
+        out.push_str(
+            &button_form(
+                &format!("{base}/remove"),
+                "Remove",
+                "danger",
+                &back,
+                Some("Remove this job?"),
+            )
+            .into_string(),
+        );
     }
     out
 }

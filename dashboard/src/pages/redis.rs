@@ -31,7 +31,7 @@ async fn render(state: &AppState, access: Access) -> Result<Html<String>, AppErr
     Ok(page(
         &ctx,
         "Redis",
-        &redis_body(&view),
+        maud::PreEscaped(redis_body(&view)),
         &[("redis", "/redis".into())],
         "",
     ))

@@ -69,7 +69,7 @@ pub async fn schedules_page(
     Path(queue): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let banner = notice_banner(query.notice.as_deref());
+    let banner = notice_banner(query.notice.as_deref()).into_string();
     let page = render(&state, access, &queue, &banner, None).await;
     respond(&state, access, page)
 }
@@ -98,7 +98,7 @@ pub async fn add_schedule(
             Redirect::to(&with_notice(&schedules_href(&queue), &notice)).into_response()
         }
         Err(e) => {
-            let banner = error_banner(&e.to_string());
+            let banner = error_banner(&e.to_string()).into_string();
             let page = render(&state, access, &queue, &banner, Some(&form)).await;
             refused_form(&state, access, e, page)
         }
@@ -152,7 +152,7 @@ async fn render(
     Ok(page(
         &ctx,
         &format!("schedules · {queue}"),
-        &body,
+        maud::PreEscaped(body),
         &[
             (queue, queue_href(queue)),
             ("schedules", schedules_href(queue)),
@@ -212,6 +212,7 @@ fn table(ctx: &PageCtx, queue: &str, listed: &[Listed]) -> String {
                 &[],
                 Some(&format!("Remove schedule {}?", info.id)),
             )
+            .into_string()
         } else {
             String::new()
         };

@@ -36,7 +36,7 @@ async fn render(state: &AppState, access: Access) -> Result<Html<String>, AppErr
     Ok(page(
         &ctx,
         "Workers",
-        &body,
+        maud::PreEscaped(body),
         &[("workers", "/workers".into())],
         "",
     ))
