@@ -117,19 +117,3 @@ mod tests {
         assert_eq!(bytes(u64::MAX), "16384.0 PiB");
     }
 }
-
-/// `s` safe to place in HTML text or a quoted attribute (for the pages not yet on maud).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
