@@ -151,7 +151,13 @@ fn actions(ctx: &PageCtx, queue: &str, job: &JobInfo) -> Markup {
                     (button_form(&format!("{base}/retry"), "Retry", "primary", &[], None))
                 },
                 JobState::Delayed => {
-                    (button_form(&format!("{base}/promote"), "Promote (run now)", "primary", &[], None))
+                    (button_form(
+                        &format!("{base}/promote"),
+                        "Promote (run now)",
+                        "primary",
+                        &[],
+                        None,
+                    ))
                 },
                 _ => {},
             }
@@ -310,8 +316,12 @@ fn children_table(children: &[ChildOutcome]) -> Markup {
                             td { span class={ "badge " (c.state.as_str()) } { (c.state.as_str()) } }
                             td {
                                 @match (&c.return_value, &c.failed_reason) {
-                                    (_, Some(reason)) => span class="reason" { (clip(reason, 120)) },
-                                    (Some(v), None) => span class="mono" { (clip(&v.to_string(), 120)) },
+                                    (_, Some(reason)) => {
+                                        span class="reason" { (clip(reason, 120)) }
+                                    },
+                                    (Some(v), None) => {
+                                        span class="mono" { (clip(&v.to_string(), 120)) }
+                                    },
                                     (None, None) => {},
                                 }
                             }

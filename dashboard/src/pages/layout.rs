@@ -226,7 +226,8 @@ mod tests {
         let plain = button_form("/p", "Go", "", &[], None).into_string();
         assert_eq!(
             plain,
-            "<form class=\"inline\" method=\"post\" action=\"/p\"><button class=\"\">Go</button></form>"
+            "<form class=\"inline\" method=\"post\" action=\"/p\">\
+             <button class=\"\">Go</button></form>"
         );
     }
 }

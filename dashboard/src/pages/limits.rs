@@ -262,7 +262,13 @@ fn groups_section(
                 }
             }
             tbody {
-                (row(html! { "each group (default)" }, "default", &g.default, "none", Markup::default()))
+                (row(
+                    html! { "each group (default)" },
+                    "default",
+                    &g.default,
+                    "none",
+                    Markup::default(),
+                ))
                 @for (name, o) in &g.overrides {
                     @let button = html! {
                         @if ctx.can_change() {
@@ -275,7 +281,8 @@ fn groups_section(
                             ))
                         }
                     };
-                    (row(html! { "group " span class="mono" { (name) } }, name, o, "default", button))
+                    @let scope = html! { "group " span class="mono" { (name) } };
+                    (row(scope, name, o, "default", button))
                 }
             }
         }

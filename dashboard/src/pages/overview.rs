@@ -151,7 +151,10 @@ fn row(r: &QueueSummary) -> Markup {
             @for state in COLUMNS {
                 @let n = s.of(state);
                 td class="num" {
-                    a class={ "count " (state.as_str()) @if state == JobState::Failed && n > 0 { " nonzero" } }
+                    a class={
+                            "count " (state.as_str())
+                            @if state == JobState::Failed && n > 0 { " nonzero" }
+                        }
                         data-state=(state.as_str()) data-field=(state.as_str())
                         href={ (href) "?state=" (state.as_str()) } {
                         (n)

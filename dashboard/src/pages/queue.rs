@@ -352,9 +352,8 @@ fn info(job: &JobInfo) -> Markup {
                     " in " (short_duration(f.saturating_sub(s)))
                 }
                 " "
-                span class="mono muted" {
-                    (clip(&job.return_value.as_ref().map(|v| v.to_string()).unwrap_or_default(), 60))
-                }
+                @let value = job.return_value.as_ref().map(|v| v.to_string());
+                span class="mono muted" { (clip(&value.unwrap_or_default(), 60)) }
             },
             JobState::Delayed => {
                 @let due = ago(job.due_at);
@@ -389,10 +388,12 @@ fn row_actions(ctx: &PageCtx, queue: &str, job: &JobInfo, here: &str) -> Markup 
             _ => {},
         }
         @if !job.state.is_finished() {
-            (button_form(&format!("{base}/cancel"), "Cancel", "danger", &back, Some("Cancel this job?")))
+            @let ask = Some("Cancel this job?");
+            (button_form(&format!("{base}/cancel"), "Cancel", "danger", &back, ask))
         }
         @if job.state != JobState::Active {
-            (button_form(&format!("{base}/remove"), "Remove", "danger", &back, Some("Remove this job?")))
+            @let ask = Some("Remove this job?");
+            (button_form(&format!("{base}/remove"), "Remove", "danger", &back, ask))
         }
     }
 }
@@ -429,13 +430,17 @@ fn search_form(queue: &str, query: &QueuePageQuery, searching: bool) -> Markup {
     html! {
         form id="search" class="card" method="get" action=(href) {
             b { "Search" } " "
-            input name="name" value=(value(&query.search.name)) placeholder="name (exact)" size="16";
+            input name="name" value=(value(&query.search.name)) placeholder="name (exact)"
+                size="16";
             " "
-            input name="data" value=(value(&query.search.data)) placeholder="text in data" size="20";
+            input name="data" value=(value(&query.search.data)) placeholder="text in data"
+                size="20";
             " "
-            input name="error" value=(value(&query.search.error)) placeholder="text in error" size="16";
+            input name="error" value=(value(&query.search.error)) placeholder="text in error"
+                size="16";
             " "
-            input name="since" value=(value(&query.search.since)) placeholder="since, e.g. 1h" size="9";
+            input name="since" value=(value(&query.search.since)) placeholder="since, e.g. 1h"
+                size="9";
             " "
             select name="state" {
                 option value="" { "any state" }

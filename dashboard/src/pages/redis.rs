@@ -43,7 +43,8 @@ fn redis_body(view: &RedisOverview) -> Markup {
     html! {
         h1 { "Redis" }
         p class="muted" {
-            (if view.cluster { "cluster" } else { "one server" }) " · " (view.nodes.len()) " node(s)"
+            (if view.cluster { "cluster" } else { "one server" })
+            " · " (view.nodes.len()) " node(s)"
         }
         @if view.warnings.is_empty() {
             p id="warnings" class="banner notice" { "No warnings." }

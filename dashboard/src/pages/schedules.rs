@@ -139,7 +139,8 @@ async fn render(
         section id="schedules" data-queue=(queue) {
             h1 { "Schedules of " a href=(queue_href(queue)) { (queue) } }
             p class="muted" {
-                "Each tick adds a job with the id " span class="mono" { "sched:<schedule>:<tick ms>" }
+                "Each tick adds a job with the id "
+                span class="mono" { "sched:<schedule>:<tick ms>" }
                 "; cron expressions are in UTC. Last run: the job of the latest tick, while it is \
                  stored."
             }
@@ -163,7 +164,8 @@ fn table(ctx: &PageCtx, queue: &str, listed: &[Listed]) -> Markup {
     if listed.is_empty() {
         return html! {
             div class="card muted" id="no-schedules" {
-                "No schedules: add one below, or with " span class="mono" { "jobq schedule add" } "."
+                "No schedules: add one below, or with "
+                span class="mono" { "jobq schedule add" } "."
             }
         };
     }
