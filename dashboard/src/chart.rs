@@ -3,6 +3,7 @@
 //! here once, for the page and for the live updates (which send new paths, so the browser
 //! needs no charting code).
 
+use maud::{html, Markup};
 use serde::Serialize;
 
 use crate::stats::Throughput;
@@ -47,16 +48,18 @@ impl ChartPaths {
         }
     }
 
-    /// The chart as inline SVG (no user text inside but the escaped title).
-    pub fn svg(&self) -> String {
-        format!(
-            "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-             role=\"img\" aria-label=\"{title}\"><title>{title}</title>\
-             <path class=\"completed\" d=\"{}\"/><path class=\"failed\" d=\"{}\"/></svg>",
-            self.completed,
-            self.failed,
-            title = crate::html::esc(&self.title),
-        )
+    /// The chart as inline SVG. The paths are numbers this module wrote; the title is
+    /// escaped like any value.
+    pub fn svg(&self) -> Markup {
+        // `{}` bodies, not `;`: an SVG `<path>` needs its end tag in HTML
+        html! {
+            svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width=(WIDTH)
+                height=(HEIGHT) role="img" aria-label=(self.title) {
+                title { (self.title) }
+                path class="completed" d=(self.completed) {}
+                path class="failed" d=(self.failed) {}
+            }
+        }
     }
 }
 
@@ -103,7 +106,7 @@ mod tests {
         assert_eq!(c.peak, 10);
         assert_eq!(c.completed, "M0,32L0.0,32.0L90.0,1.0L180.0,16.5L180.0,32Z");
         assert!(c.title.starts_with("15 completed, 1 failed"));
-        assert!(c.svg().contains("<path class=\"failed\""));
+        assert!(c.svg().0.contains("<path class=\"failed\""));
         assert_eq!(c.failed, "M0,32L0.0,32.0L90.0,32.0L180.0,28.9L180.0,32Z");
         let idle = ChartPaths::of(&Throughput {
             completed: vec![0; 3],

@@ -1,37 +1,21 @@
-//! Escaping and formatting for the HTML pages. Every string that comes from a user or a job
-//! (queue names, job ids and names, data, errors, logs, notices) goes through [`esc`] before
-//! it is written into a page, and through [`url_component`] before it goes into a link.
+//! Values formatted for the HTML pages: links, times, sizes. Escaping is not here: the pages
+//! are `maud` templates, which escape every value spliced into them. A value from a user or a
+//! job (a queue name, a job id) that goes into a link goes through [`url_component`] first,
+//! and the link is then escaped as an attribute like any other value.
 
-use std::fmt::Write as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// `s` safe to place in HTML text or in a double- or single-quoted attribute.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// What [`url_component`] encodes: everything but the unreserved characters of RFC 3986.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// `s` percent-encoded for one path segment or query value: everything but the unreserved
 /// characters of RFC 3986 (a job id may contain `/`, `?` or `#`).
 pub fn url_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// Link to a queue's page.
@@ -58,7 +42,7 @@ pub fn limits_href(queue: &str) -> String {
     format!("{}/limits", queue_href(queue))
 }
 
-/// A JSON value pretty-printed (for `<pre>`; escape it before use).
+/// A JSON value pretty-printed (for `<pre>`).
 pub fn pretty_json(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
@@ -103,20 +87,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markup_is_escaped() {
-        assert_eq!(
-            esc(r#"<script>alert("x") & 'y'</script>"#),
-            "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
-        );
-    }
-
-    #[test]
     fn links_encode_every_reserved_character() {
         assert_eq!(
             job_href("q.1", "a/b?c#d e"),
             "/queues/q.1/jobs/a%2Fb%3Fc%23d%20e"
         );
         assert_eq!(url_component("é"), "%C3%A9");
+        // the unreserved characters stay, every other printable one is encoded
+        assert_eq!(url_component("aZ9-._~"), "aZ9-._~");
+        assert_eq!(
+            url_component("!*'();:@&=+$,/?#[]%\"<> "),
+            "%21%2A%27%28%29%3B%3A%40%26%3D%2B%24%2C%2F%3F%23%5B%5D%25%22%3C%3E%20"
+        );
     }
 
     #[test]

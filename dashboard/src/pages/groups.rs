@@ -3,50 +3,51 @@
 //! waiting, active, what holds it back). Left out for a queue without any group. Group keys
 //! are restricted to `[A-Za-z0-9._:-]` by queue-core; they are escaped all the same.
 
+use maud::{html, Markup};
 use queue_core::{GroupLimited, GroupsView};
 
-use crate::html::{esc, relative, utc};
+use crate::html::{relative, utc};
 
 /// The section for `view` (the counts and the groups read), or nothing when the queue has
 /// no group.
-pub fn groups_section(view: &GroupsView) -> String {
+pub fn groups_section(view: &GroupsView) -> Markup {
     if !has_groups(view) {
-        return String::new();
+        return Markup::default();
     }
-    let mut out = String::from("<h2 id=\"groups\">Groups</h2>");
-    out.push_str(&format!(
-        "<p class=\"muted\"><span data-groups=\"with_waiting\">{}</span> with waiting jobs · \
-         <span data-groups=\"with_active\">{}</span> with active jobs · \
-         <span data-groups=\"limited\">{}</span> limited",
-        view.with_waiting, view.with_active, view.limited
-    ));
     let total = view.with_waiting.max(view.with_active);
-    if (view.groups.len() as u64) < total {
-        out.push_str(&format!(
-            " — showing the {} busiest (most waiting first)",
-            view.groups.len()
-        ));
+    html! {
+        h2 id="groups" { "Groups" }
+        p class="muted" {
+            span data-groups="with_waiting" { (view.with_waiting) } " with waiting jobs · "
+            span data-groups="with_active" { (view.with_active) } " with active jobs · "
+            span data-groups="limited" { (view.limited) } " limited"
+            @if (view.groups.len() as u64) < total {
+                " — showing the " (view.groups.len()) " busiest (most waiting first)"
+            }
+        }
+        @if !view.groups.is_empty() {
+            table id="groups-table" {
+                thead {
+                    tr {
+                        th { "Group" }
+                        th class="num" { "Waiting" }
+                        th class="num" { "Active" }
+                        th { "Limited" }
+                    }
+                }
+                tbody {
+                    @for g in &view.groups {
+                        tr data-group=(g.group) {
+                            td class="mono" { (g.group) }
+                            td class="num" { (g.waiting) }
+                            td class="num" { (g.active) }
+                            td { (limited(g.limited)) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</p>");
-    if view.groups.is_empty() {
-        return out;
-    }
-    out.push_str(
-        "<table id=\"groups-table\"><thead><tr><th>Group</th><th class=\"num\">Waiting</th>\
-         <th class=\"num\">Active</th><th>Limited</th></tr></thead><tbody>",
-    );
-    for g in &view.groups {
-        out.push_str(&format!(
-            "<tr data-group=\"{name}\"><td class=\"mono\">{name}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            g.waiting,
-            g.active,
-            limited(g.limited),
-            name = esc(&g.group),
-        ));
-    }
-    out.push_str("</tbody></table>");
-    out
 }
 
 /// Whether the queue has any group: one with jobs waiting or active, or held back.
@@ -55,17 +56,19 @@ fn has_groups(view: &GroupsView) -> bool {
 }
 
 /// What holds a group back: `concurrency`, `rate until <time>`, or `-`.
-fn limited(l: Option<GroupLimited>) -> String {
-    match l {
-        None => "<span class=\"muted\">-</span>".into(),
-        Some(GroupLimited::Concurrency) => "<span class=\"badge paused\" title=\"at its \
-             concurrency cap: back when one of its jobs finishes\">concurrency</span>"
-            .into(),
-        Some(GroupLimited::Rate { until_ms }) => format!(
-            "<span class=\"badge delayed\">rate</span> until <span title=\"{}\">{}</span>",
-            esc(&relative(until_ms)),
-            esc(&utc(until_ms))
-        ),
+fn limited(l: Option<GroupLimited>) -> Markup {
+    html! {
+        @match l {
+            None => span class="muted" { "-" },
+            Some(GroupLimited::Concurrency) => span class="badge paused"
+                title="at its concurrency cap: back when one of its jobs finishes" {
+                "concurrency"
+            },
+            Some(GroupLimited::Rate { until_ms }) => {
+                span class="badge delayed" { "rate" } " until "
+                span title=(relative(until_ms)) { (utc(until_ms)) }
+            },
+        }
     }
 }
 
@@ -85,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_queue_without_groups_shows_nothing() {
-        assert_eq!(groups_section(&GroupsView::default()), "");
+        assert_eq!(groups_section(&GroupsView::default()).0, "");
     }
 
     #[test]
@@ -100,7 +103,7 @@ mod tests {
                 group("free", 1, 0, None),
             ],
         };
-        let html = groups_section(&view);
+        let html = groups_section(&view).into_string();
         assert!(html.contains("<span data-groups=\"with_waiting\">3</span>"));
         assert!(html.contains("<span data-groups=\"limited\">2</span>"));
         assert!(html.contains(
@@ -116,6 +119,6 @@ mod tests {
         assert!(!html.contains("busiest"), "all groups shown: {html}");
         let mut top = view.clone();
         top.with_waiting = 80;
-        assert!(groups_section(&top).contains("showing the 3 busiest"));
+        assert!(groups_section(&top).0.contains("showing the 3 busiest"));
     }
 }

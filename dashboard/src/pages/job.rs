@@ -3,12 +3,14 @@
 //! return value, error and its backtrace, logs — with the actions its state allows. A flow's child links to its parent;
 //! a flow's parent lists its children (the first [`CHILDREN_SHOWN`], with a count of all by
 //! state), each linked to its page, with its state and its return value or failure reason.
-//! Every value is escaped: data, names or ids holding `<script>` show as text. The page
+//! Every value is escaped (a `maud` template): data, names or ids holding `<script>` show
+//! as text. The page
 //! follows the job's events: progress updates in place, any other change reloads it.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Extension;
+use maud::{html, Markup};
 use queue_core::{ChildOutcome, ChildState, JobInfo, JobState};
 use serde_json::Value;
 
@@ -19,7 +21,7 @@ use crate::api::is_parent;
 use crate::backend::deadline;
 use crate::error::AppError;
 use crate::html::{
-    clip, esc, job_href, pretty_json, queue_href, relative, short_duration, url_component, utc,
+    clip, job_href, pretty_json, queue_href, relative, short_duration, url_component, utc,
 };
 use crate::session::Access;
 use crate::state::AppState;
@@ -89,135 +91,119 @@ async fn render(
     } else {
         Vec::new()
     };
-    let mut body = String::with_capacity(8192);
-    body.push_str(&notice_banner(notice));
-    body.push_str(&format!(
-        "<section id=\"job\" data-queue=\"{}\" data-job=\"{}\" data-state=\"{}\">",
-        esc(queue),
-        esc(id),
-        job.state
-    ));
-    body.push_str(&format!(
-        "<h1><span class=\"mono\">{}</span> <span class=\"badge {st}\">{st}</span></h1>",
-        esc(&job.id),
-        st = job.state
-    ));
-    body.push_str(&actions(&ctx, queue, &job));
-    body.push_str(&facts(&job));
-    if let Some(c) = &job.corrupt {
-        body.push_str("<h2>Corrupt record</h2>");
-        body.push_str(&format!("<pre class=\"error\">{}</pre>", esc(c)));
-    }
-    if let Some(reason) = &job.failed_reason {
-        body.push_str("<h2>Error</h2>");
-        body.push_str(&format!("<pre class=\"error\">{}</pre>", esc(reason)));
-        if let Some(trace) = &job.stacktrace {
-            body.push_str("<h2>Backtrace</h2>");
-            body.push_str(&format!("<pre>{}</pre>", esc(trace)));
-        }
-    }
-    if is_parent(&job) {
-        body.push_str(&children_table(&children));
-    }
-    body.push_str("<h2>Data</h2>");
-    body.push_str(&format!(
-        "<pre id=\"data\">{}</pre>",
-        esc(&pretty_json(&job.data))
-    ));
-    if let Some(v) = &job.return_value {
-        body.push_str("<h2>Return value</h2>");
-        body.push_str(&format!("<pre>{}</pre>", esc(&pretty_json(v))));
-    }
-    body.push_str("<h2>Options</h2>");
     let opts = serde_json::to_value(&job.opts).unwrap_or(Value::Null);
-    body.push_str(&format!("<pre>{}</pre>", esc(&pretty_json(&opts))));
-    body.push_str(&format!("<h2>Logs ({} line(s))</h2>", job.logs.len()));
-    if job.logs.is_empty() {
-        body.push_str("<p class=\"muted\">No log lines.</p>");
-    } else {
-        body.push_str(&format!(
-            "<pre id=\"logs\">{}</pre>",
-            esc(&job.logs.join("\n"))
-        ));
-    }
-    body.push_str("</section>");
+    let body = html! {
+        (notice_banner(notice))
+        section id="job" data-queue=(queue) data-job=(id) data-state=(job.state.as_str()) {
+            h1 {
+                span class="mono" { (job.id) } " "
+                span class={ "badge " (job.state.as_str()) } { (job.state.as_str()) }
+            }
+            (actions(&ctx, queue, &job))
+            (facts(&job))
+            @if let Some(c) = &job.corrupt {
+                h2 { "Corrupt record" }
+                pre class="error" { (c) }
+            }
+            @if let Some(reason) = &job.failed_reason {
+                h2 { "Error" }
+                pre class="error" { (reason) }
+                @if let Some(trace) = &job.stacktrace {
+                    h2 { "Backtrace" }
+                    pre { (trace) }
+                }
+            }
+            @if is_parent(&job) { (children_table(&children)) }
+            h2 { "Data" }
+            pre id="data" { (pretty_json(&job.data)) }
+            @if let Some(v) = &job.return_value {
+                h2 { "Return value" }
+                pre { (pretty_json(v)) }
+            }
+            h2 { "Options" }
+            pre { (pretty_json(&opts)) }
+            h2 { "Logs (" (job.logs.len()) " line(s))" }
+            @if job.logs.is_empty() {
+                p class="muted" { "No log lines." }
+            } @else {
+                pre id="logs" { (job.logs.join("\n")) }
+            }
+        }
+    };
     Ok(page(
         &ctx,
         &format!("{queue} / {id}"),
-        &body,
+        body,
         &[(queue, queue_href(queue)), (id, job_href(queue, id))],
         SCRIPT,
     ))
 }
 
-fn actions(ctx: &PageCtx, queue: &str, job: &JobInfo) -> String {
+fn actions(ctx: &PageCtx, queue: &str, job: &JobInfo) -> Markup {
     if !ctx.can_change() {
-        return String::new();
+        return Markup::default();
     }
     let base = job_href(queue, &job.id);
-    let mut out = String::from("<div class=\"actions\">");
-    match job.state {
-        JobState::Failed | JobState::Cancelled => out.push_str(&button_form(
-            &format!("{base}/retry"),
-            "Retry",
-            "primary",
-            &[],
-            None,
-        )),
-        JobState::Delayed => out.push_str(&button_form(
-            &format!("{base}/promote"),
-            "Promote (run now)",
-            "primary",
-            &[],
-            None,
-        )),
-        _ => {}
+    html! {
+        div class="actions" {
+            @match job.state {
+                JobState::Failed | JobState::Cancelled => {
+                    (button_form(&format!("{base}/retry"), "Retry", "primary", &[], None))
+                },
+                JobState::Delayed => {
+                    (button_form(
+                        &format!("{base}/promote"),
+                        "Promote (run now)",
+                        "primary",
+                        &[],
+                        None,
+                    ))
+                },
+                _ => {},
+            }
+            @if !job.state.is_finished() {
+                (button_form(
+                    &format!("{base}/cancel"),
+                    "Cancel",
+                    "danger",
+                    &[],
+                    Some(if job.state == JobState::Active {
+                        "Cancel this running job? Its worker stops it."
+                    } else {
+                        "Cancel this job?"
+                    }),
+                ))
+            }
+            @if job.state != JobState::Active {
+                (button_form(
+                    &format!("{base}/remove"),
+                    "Remove",
+                    "danger",
+                    &[],
+                    Some("Remove this job and its logs?"),
+                ))
+            }
+        }
     }
-    if !job.state.is_finished() {
-        out.push_str(&button_form(
-            &format!("{base}/cancel"),
-            "Cancel",
-            "danger",
-            &[],
-            Some(if job.state == JobState::Active {
-                "Cancel this running job? Its worker stops it."
-            } else {
-                "Cancel this job?"
-            }),
-        ));
-    }
-    if job.state != JobState::Active {
-        out.push_str(&button_form(
-            &format!("{base}/remove"),
-            "Remove",
-            "danger",
-            &[],
-            Some("Remove this job and its logs?"),
-        ));
-    }
-    out.push_str("</div>");
-    out
 }
 
 /// Name, attempts, priority, progress and the timeline.
-fn facts(job: &JobInfo) -> String {
-    let mut rows: Vec<(&str, String)> = vec![
-        ("Name", esc(&job.name)),
-        ("Queue", esc(&job.queue)),
+fn facts(job: &JobInfo) -> Markup {
+    let mut rows: Vec<(&str, Markup)> = vec![
+        ("Name", html! { (job.name) }),
+        ("Queue", html! { (job.queue) }),
         (
             "Attempts",
-            format!("{} of {}", job.attempts_made, job.opts.max_attempts()),
+            html! { (job.attempts_made) " of " (job.opts.max_attempts()) },
         ),
-        ("Priority", job.priority.to_string()),
+        ("Priority", html! { (job.priority) }),
     ];
     if let Some(w) = &job.worker {
         rows.push((
             "Worker",
-            format!(
-                "<a class=\"mono\" id=\"worker\" href=\"/workers#w-{}\">{}</a>",
-                esc(&url_component(w)),
-                esc(w)
-            ),
+            html! {
+                a class="mono" id="worker" href={ "/workers#w-" (url_component(w)) } { (w) }
+            },
         ));
     }
     if let Some(p) = &job.parent {
@@ -226,7 +212,7 @@ fn facts(job: &JobInfo) -> String {
     if let Some(n) = job.children_pending {
         rows.push((
             "Children",
-            format!("{n} not finished <a href=\"#children\">(below)</a>"),
+            html! { (n) " not finished " a href="#children" { "(below)" } },
         ));
     }
     if let Some(p) = &job.progress {
@@ -237,60 +223,51 @@ fn facts(job: &JobInfo) -> String {
         let waited = t.saturating_sub(job.created_at);
         rows.push((
             "Started",
-            format!(
-                "{} <span class=\"muted\">(waited {})</span>",
-                when(t),
-                short_duration(waited)
-            ),
+            html! {
+                (when(t)) " " span class="muted" { "(waited " (short_duration(waited)) ")" }
+            },
         ));
     }
     if let Some(t) = job.finished_at {
-        let ran = job
-            .started_at
-            .map(|s| {
-                format!(
-                    " <span class=\"muted\">(ran {})</span>",
-                    short_duration(t.saturating_sub(s))
-                )
-            })
-            .unwrap_or_default();
-        rows.push(("Finished", format!("{}{ran}", when(t))));
+        rows.push((
+            "Finished",
+            html! {
+                (when(t))
+                @if let Some(s) = job.started_at {
+                    " " span class="muted" { "(ran " (short_duration(t.saturating_sub(s))) ")" }
+                }
+            },
+        ));
     }
     if let Some(t) = job.due_at {
         if job.state == JobState::Delayed {
             rows.push(("Due", when(t)));
         }
     }
-    let mut out = String::from("<div class=\"card\"><dl class=\"facts\">");
-    for (label, value) in rows {
-        out.push_str(&format!("<dt>{label}</dt><dd>{value}</dd>"));
+    html! {
+        div class="card" {
+            dl class="facts" {
+                @for (label, value) in rows {
+                    dt { (label) }
+                    dd { (value) }
+                }
+            }
+        }
     }
-    out.push_str("</dl></div>");
-    out
 }
 
 /// Children listed on a parent's page; the rest are counted.
 pub const CHILDREN_SHOWN: usize = 200;
 
-/// `<queue>/<id>` linked to that job's page (escaped).
-fn job_link(queue: &str, id: &str) -> String {
-    format!(
-        "<a class=\"mono\" href=\"{}\">{}/{}</a>",
-        esc(&job_href(queue, id)),
-        esc(queue),
-        esc(id)
-    )
+/// `<queue>/<id>` linked to that job's page.
+fn job_link(queue: &str, id: &str) -> Markup {
+    html! { a class="mono" href=(job_href(queue, id)) { (queue) "/" (id) } }
 }
 
 /// A parent's children: how many in each state, then the first [`CHILDREN_SHOWN`] in the
 /// order the flow gave them, each with its state and its return value or failure reason
 /// (clipped). A removed child has no page to link to.
-fn children_table(children: &[ChildOutcome]) -> String {
-    let mut out = format!("<h2 id=\"children\">Children ({})</h2>", children.len());
-    if children.is_empty() {
-        out.push_str("<p class=\"muted\">No children found.</p>");
-        return out;
-    }
+fn children_table(children: &[ChildOutcome]) -> Markup {
     // per state, finished ones first, then in the order of the job states
     let order = [
         ChildState::Completed,
@@ -305,62 +282,70 @@ fn children_table(children: &[ChildOutcome]) -> String {
             (n > 0).then(|| format!("{n} {st}"))
         })
         .collect();
-    out.push_str(&format!("<p class=\"muted\">{}", tally.join(" · ")));
-    if children.len() > CHILDREN_SHOWN {
-        out.push_str(&format!(
-            " — showing the first {CHILDREN_SHOWN} of {}",
-            children.len()
-        ));
-    }
-    out.push_str(
-        "</p><table id=\"children-table\"><thead><tr><th>Child</th><th>Name</th><th>State</th>\
-         <th>Return value or reason</th></tr></thead><tbody>",
-    );
-    for c in children.iter().take(CHILDREN_SHOWN) {
-        let child = if c.state == ChildState::Removed {
-            format!(
-                "<span class=\"mono\">{}/{}</span>",
-                esc(&c.queue),
-                esc(&c.id)
-            )
-        } else {
-            job_link(&c.queue, &c.id)
-        };
-        let outcome = match (&c.return_value, &c.failed_reason) {
-            (_, Some(reason)) => {
-                format!("<span class=\"reason\">{}</span>", esc(&clip(reason, 120)))
+    html! {
+        h2 id="children" { "Children (" (children.len()) ")" }
+        @if children.is_empty() {
+            p class="muted" { "No children found." }
+        } @else {
+            p class="muted" {
+                (tally.join(" · "))
+                @if children.len() > CHILDREN_SHOWN {
+                    " — showing the first " (CHILDREN_SHOWN) " of " (children.len())
+                }
             }
-            (Some(v), None) => format!(
-                "<span class=\"mono\">{}</span>",
-                esc(&clip(&v.to_string(), 120))
-            ),
-            (None, None) => String::new(),
-        };
-        out.push_str(&format!(
-            "<tr><td>{child}</td><td>{}</td><td><span class=\"badge {st}\">{st}</span></td>\
-             <td>{outcome}</td></tr>",
-            esc(&c.name),
-            st = esc(c.state.as_str()),
-        ));
+            table id="children-table" {
+                thead {
+                    tr {
+                        th { "Child" }
+                        th { "Name" }
+                        th { "State" }
+                        th { "Return value or reason" }
+                    }
+                }
+                tbody {
+                    @for c in children.iter().take(CHILDREN_SHOWN) {
+                        tr {
+                            td {
+                                @if c.state == ChildState::Removed {
+                                    span class="mono" { (c.queue) "/" (c.id) }
+                                } @else {
+                                    (job_link(&c.queue, &c.id))
+                                }
+                            }
+                            td { (c.name) }
+                            td { span class={ "badge " (c.state.as_str()) } { (c.state.as_str()) } }
+                            td {
+                                @match (&c.return_value, &c.failed_reason) {
+                                    (_, Some(reason)) => {
+                                        span class="reason" { (clip(reason, 120)) }
+                                    },
+                                    (Some(v), None) => {
+                                        span class="mono" { (clip(&v.to_string(), 120)) }
+                                    },
+                                    (None, None) => {},
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</tbody></table>");
-    out
 }
 
-fn when(ms: u64) -> String {
-    format!(
-        "{} <span class=\"muted\">({})</span>",
-        utc(ms),
-        relative(ms)
-    )
+fn when(ms: u64) -> Markup {
+    html! { (utc(ms)) " " span class="muted" { "(" (relative(ms)) ")" } }
 }
 
-/// A bar for a percentage, else the JSON (escaped).
-fn progress(p: &Value) -> String {
-    match p.as_f64() {
-        Some(pct) if (0.0..=100.0).contains(&pct) => format!(
-            "<span class=\"progress\"><span style=\"width:{pct:.0}%\"></span></span> <span id=\"progress-text\">{pct}</span>%"
-        ),
-        _ => format!("<span id=\"progress-text\" class=\"mono\">{}</span>", esc(&p.to_string())),
+/// A bar for a percentage, else the JSON.
+fn progress(p: &Value) -> Markup {
+    html! {
+        @match p.as_f64() {
+            Some(pct) if (0.0..=100.0).contains(&pct) => {
+                span class="progress" { span style={ "width:" (format!("{pct:.0}")) "%" } {} }
+                " " span id="progress-text" { (pct) } "%"
+            },
+            _ => span id="progress-text" class="mono" { (p.to_string()) },
+        }
     }
 }

@@ -3,11 +3,15 @@
 //! login/logout links, the footer, and the small script that shows whether live updates
 //! are connected. Page scripts are static text: they read what they need from
 //! escaped `data-` attributes, never from interpolated strings.
+//!
+//! Every page is a `maud` template: a value spliced into one is escaped, in text and in
+//! attributes alike. `PreEscaped` (markup written out as is) is kept for our own constant
+//! CSS and scripts, and each use says why it is safe.
 
 use axum::response::Html;
+use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 
 use super::context::{AuthKind, PageCtx};
-use crate::html::esc;
 
 const CSS: &str = r#"
 :root{--fg:#1d232a;--muted:#6b7480;--line:#e3e7ec;--bg:#f6f8fa;--card:#fff;--accent:#2f6fde;
@@ -90,105 +94,140 @@ const NAV: [(&str, &str); 3] = [
     ("Redis", "/redis"),
 ];
 
-/// A whole page: `title` (escaped here), `body` (already-escaped HTML), breadcrumbs
-/// (label, link; escaped here) and an optional static page script.
+/// A whole page: `title`, `body` (a template's markup), breadcrumbs (label, link) and an
+/// optional page script, one of the pages' constants (`&'static`: never built from a value).
 pub fn page(
     ctx: &PageCtx,
     title: &str,
-    body: &str,
+    body: impl Render,
     crumbs: &[(&str, String)],
-    script: &str,
+    script: &'static str,
 ) -> Html<String> {
-    let mut nav = String::new();
-    for (label, href) in crumbs {
-        nav.push_str(&format!(" / <a href=\"{}\">{}</a>", esc(href), esc(label)));
-    }
-    let links: String = NAV
-        .iter()
-        .map(|(label, href)| format!("<a href=\"{href}\">{label}</a>"))
-        .collect();
-    let account = match ctx.auth {
-        AuthKind::Token if ctx.access.session => {
-            "<form class=\"inline\" method=\"post\" action=\"/logout\"><button>Log out</button></form>"
-                .to_string()
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · jobq" }
+                // safe: CSS is our own constant, holding no value from a request or Redis
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    a class="brand" href="/" { "jobq" }
+                    span class="crumbs" {
+                        @for (label, href) in crumbs {
+                            " / " a href=(href) { (label) }
+                        }
+                    }
+                    span class="spacer" {}
+                    nav {
+                        @for (label, href) in NAV {
+                            a href=(href) { (label) }
+                        }
+                    }
+                    @if ctx.read_only {
+                        span class="badge" { "read-only" }
+                    }
+                    span class="meta" { "prefix " (ctx.prefix) }
+                    span id="live" { @if script.is_empty() { "static" } @else { "connecting" } }
+                    @match ctx.auth {
+                        AuthKind::Token if ctx.access.session => {
+                            form class="inline" method="post" action="/logout" {
+                                button { "Log out" }
+                            }
+                        }
+                        AuthKind::Token if !ctx.access.authenticated => {
+                            a href="/login" { "Log in" }
+                        }
+                        _ => {}
+                    }
+                }
+                main {
+                    p id="redis-banner" class="banner error" hidden {}
+                    (body)
+                }
+                footer {
+                    "jobq dashboard · Redis " (ctx.redis) " · "
+                    a href="/api/queues" { "API" } " · "
+                    a href="/metrics" { "metrics" } " · "
+                    a href="/api/health" { "health" }
+                }
+                @if !script.is_empty() {
+                    // safe: LIVE_JS and `script` are constants of this crate (`&'static`),
+                    // holding no value from a request or Redis; scripts read values from
+                    // escaped `data-` attributes
+                    script { (PreEscaped(LIVE_JS)) (PreEscaped(script)) }
+                }
+            }
         }
-        AuthKind::Token if !ctx.access.authenticated => "<a href=\"/login\">Log in</a>".to_string(),
-        _ => String::new(),
     };
-    let mode = if ctx.read_only {
-        "<span class=\"badge\">read-only</span>"
-    } else {
-        ""
-    };
-    let script = if script.is_empty() {
-        String::new()
-    } else {
-        format!("<script>{LIVE_JS}{script}</script>")
-    };
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{title} · jobq</title><style>{CSS}</style></head><body>\
-         <header><a class=\"brand\" href=\"/\">jobq</a><span class=\"crumbs\">{nav}</span>\
-         <span class=\"spacer\"></span><nav>{links}</nav>{mode}\
-         <span class=\"meta\">prefix {prefix}</span>\
-         <span id=\"live\">{live}</span>{account}</header>\
-         <main><p id=\"redis-banner\" class=\"banner error\" hidden></p>{body}</main>\
-         <footer>jobq dashboard · Redis {redis} · <a href=\"/api/queues\">API</a> · \
-         <a href=\"/metrics\">metrics</a> · <a href=\"/api/health\">health</a></footer>\
-         {script}</body></html>",
-        title = esc(title),
-        prefix = esc(&ctx.prefix),
-        live = if script.is_empty() {
-            "static"
-        } else {
-            "connecting"
-        },
-        redis = esc(&ctx.redis),
-    ))
+    Html(markup.into_string())
 }
 
 /// A banner for an error that stopped part of a page (e.g. Redis unreachable).
-pub fn error_banner(message: &str) -> String {
-    format!("<p class=\"banner error\">{}</p>", esc(message))
+pub fn error_banner(message: &str) -> Markup {
+    html! { p class="banner error" { (message) } }
 }
 
 /// The notice an action left (`?notice=`), if any.
-pub fn notice_banner(notice: Option<&str>) -> String {
-    match notice {
-        Some(n) if !n.is_empty() => format!("<p class=\"banner notice\">{}</p>", esc(n)),
-        _ => String::new(),
+pub fn notice_banner(notice: Option<&str>) -> Markup {
+    html! {
+        @if let Some(n) = notice.filter(|n| !n.is_empty()) {
+            p class="banner notice" { (n) }
+        }
     }
 }
 
-/// A small POST form with one button (and hidden fields, escaped here).
+/// A small POST form with one button (and hidden fields); `confirm`: the question a click
+/// asks first (read by the handler from `data-confirm`, never spliced into the script).
 pub fn button_form(
     action: &str,
     label: &str,
     class: &str,
     hidden: &[(&str, &str)],
     confirm: Option<&str>,
-) -> String {
-    let mut fields = String::new();
-    for (name, value) in hidden {
-        fields.push_str(&format!(
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-            esc(name),
-            esc(value)
-        ));
+) -> Markup {
+    html! {
+        form class="inline" method="post" action=(action)
+            onsubmit=[confirm.map(|_| "return confirm(this.dataset.confirm)")]
+            data-confirm=[confirm] {
+            @for (name, value) in hidden {
+                input type="hidden" name=(name) value=(value);
+            }
+            button class=(class) { (label) }
+        }
     }
-    let onsubmit = confirm
-        .map(|c| {
-            format!(
-                " onsubmit=\"return confirm(this.dataset.confirm)\" data-confirm=\"{}\"",
-                esc(c)
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<form class=\"inline\" method=\"post\" action=\"{}\"{onsubmit}>{fields}<button class=\"{}\">{}</button></form>",
-        esc(action),
-        esc(class),
-        esc(label)
-    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_button_form_holds_its_fields_and_question_escaped() {
+        let html = button_form(
+            "/queues/a/jobs/x%22/cancel",
+            "Cancel",
+            "danger",
+            &[("return_to", "/q?a=1&b=\"2\"")],
+            Some("Cancel <job> \"x\"?"),
+        )
+        .into_string();
+        assert_eq!(
+            html,
+            "<form class=\"inline\" method=\"post\" action=\"/queues/a/jobs/x%22/cancel\" \
+             onsubmit=\"return confirm(this.dataset.confirm)\" \
+             data-confirm=\"Cancel &lt;job&gt; &quot;x&quot;?\">\
+             <input type=\"hidden\" name=\"return_to\" value=\"/q?a=1&amp;b=&quot;2&quot;\">\
+             <button class=\"danger\">Cancel</button></form>"
+        );
+        let plain = button_form("/p", "Go", "", &[], None).into_string();
+        assert_eq!(
+            plain,
+            "<form class=\"inline\" method=\"post\" action=\"/p\">\
+             <button class=\"\">Go</button></form>"
+        );
+    }
 }

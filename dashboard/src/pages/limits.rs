@@ -8,6 +8,7 @@
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Extension;
+use maud::{html, Markup};
 use queue_core::internal::limits_view::rate_text;
 use queue_core::{GroupLimits, GroupLimitsView, Limits};
 use serde::Deserialize;
@@ -18,7 +19,7 @@ use super::overview::NoticeQuery;
 use super::{refused_form, respond, PageCtx};
 use crate::backend::deadline;
 use crate::error::AppError;
-use crate::html::{esc, limits_href, queue_href};
+use crate::html::{limits_href, queue_href};
 use crate::limits::{parse_concurrency, parse_rate, Change, LimitsChange};
 use crate::session::Access;
 use crate::state::AppState;
@@ -94,7 +95,7 @@ pub async fn limits_page(
     Query(query): Query<NoticeQuery>,
 ) -> Response {
     let banner = notice_banner(query.notice.as_deref());
-    let page = render(&state, access, &queue, &banner, None).await;
+    let page = render(&state, access, &queue, banner, None).await;
     respond(&state, access, page)
 }
 
@@ -118,7 +119,7 @@ pub async fn set_limits(
         }
         Err(e) => {
             let banner = error_banner(&e.to_string());
-            let page = render(&state, access, &queue, &banner, Some(&form)).await;
+            let page = render(&state, access, &queue, banner, Some(&form)).await;
             refused_form(&state, access, e, page)
         }
     }
@@ -161,68 +162,70 @@ async fn render(
     state: &AppState,
     access: Access,
     queue: &str,
-    banner: &str,
+    banner: Markup,
     typed: Option<&LimitsForm>,
 ) -> Result<Html<String>, AppError> {
     let ctx = PageCtx::new(state, Some(access));
     let q = state.backend().existing_queue(queue).await?;
     let (limits, groups) = tokio::try_join!(deadline(q.limits()), deadline(q.group_limits()))?;
-    let mut body = String::with_capacity(8192);
-    body.push_str(banner);
-    body.push_str(&format!(
-        "<section id=\"limits\" data-queue=\"{}\"><h1>Limits of <a href=\"{}\">{}</a></h1>\
-         <p class=\"muted\">Enforced where jobs are claimed, so across all workers, and in \
-         force at once. A rate is MAX/WINDOW: at most MAX job starts per WINDOW (MAX 1 to \
-         2^53, WINDOW 1ms to 365d), e.g. 100/1s; a concurrency is 1 to 4294967295 active \
-         jobs.</p>",
-        esc(queue),
-        esc(&queue_href(queue)),
-        esc(queue)
-    ));
-    body.push_str(&queue_section(&ctx, queue, &limits, typed));
-    body.push_str(&groups_section(&ctx, queue, &groups, typed));
-    body.push_str("</section>");
+    let body = html! {
+        (banner)
+        section id="limits" data-queue=(queue) {
+            h1 { "Limits of " a href=(queue_href(queue)) { (queue) } }
+            p class="muted" {
+                "Enforced where jobs are claimed, so across all workers, and in force at once. A \
+                 rate is MAX/WINDOW: at most MAX job starts per WINDOW (MAX 1 to 2^53, WINDOW 1ms \
+                 to 365d), e.g. 100/1s; a concurrency is 1 to 4294967295 active jobs."
+            }
+            (queue_section(&ctx, queue, &limits, typed))
+            (groups_section(&ctx, queue, &groups, typed))
+        }
+    };
     Ok(page(
         &ctx,
         &format!("limits · {queue}"),
-        &body,
+        body,
         &[(queue, queue_href(queue)), ("limits", limits_href(queue))],
         "",
     ))
 }
 
 /// `100/1s`, or a muted `none`.
-fn shown(text: Option<String>, unset: &str) -> String {
-    match text {
-        Some(t) => esc(&t),
-        None => format!("<span class=\"muted\">{unset}</span>"),
+fn shown(text: Option<String>, unset: &str) -> Markup {
+    html! {
+        @match text {
+            Some(t) => (t),
+            None => span class="muted" { (unset) },
+        }
     }
 }
 
-fn queue_section(ctx: &PageCtx, queue: &str, l: &Limits, typed: Option<&LimitsForm>) -> String {
+fn queue_section(ctx: &PageCtx, queue: &str, l: &Limits, typed: Option<&LimitsForm>) -> Markup {
     let rate = rate_text(l.rate_max, l.rate_window_ms);
     let conc = l.concurrency.map(|n| n.to_string());
-    let mut out = format!(
-        "<h2>Queue</h2><table id=\"queue-limits\"><tbody>\
-         <tr><th>Rate limit</th><td data-limit=\"rate\">{}</td></tr>\
-         <tr><th>Global concurrency</th><td data-limit=\"concurrency\">{}</td></tr>\
-         </tbody></table>",
-        shown(rate.clone(), "none"),
-        shown(conc.clone(), "none"),
-    );
-    if ctx.can_change() {
-        let typed = typed.filter(|t| t.scope.as_deref() == Some("queue"));
-        out.push_str(&form(
-            queue,
-            "queue-limits-form",
-            "queue",
-            None,
-            [("Rate limit", rate), ("Global concurrency", conc)],
-            typed,
-            "empty: no limit",
-        ));
+    html! {
+        h2 { "Queue" }
+        table id="queue-limits" {
+            tbody {
+                tr { th { "Rate limit" } td data-limit="rate" { (shown(rate.clone(), "none")) } }
+                tr {
+                    th { "Global concurrency" }
+                    td data-limit="concurrency" { (shown(conc.clone(), "none")) }
+                }
+            }
+        }
+        @if ctx.can_change() {
+            (form(
+                queue,
+                "queue-limits-form",
+                "queue",
+                None,
+                [("Rate limit", rate), ("Global concurrency", conc)],
+                typed.filter(|t| t.scope.as_deref() == Some("queue")),
+                "empty: no limit",
+            ))
+        }
     }
-    out
 }
 
 fn groups_section(
@@ -230,79 +233,83 @@ fn groups_section(
     queue: &str,
     g: &GroupLimitsView,
     typed: Option<&LimitsForm>,
-) -> String {
-    let mut out = String::from(
-        "<h2>Groups</h2><p class=\"muted\">Per group (tenant) of the queue: the default every \
-         group gets, and the groups that override it (an override of one kind replaces the \
-         default of that kind only).</p><table id=\"group-limits\"><thead><tr><th>Limit of</th>\
-         <th>Concurrency</th><th>Rate</th><th></th></tr></thead><tbody>",
-    );
-    let row = |scope: String, key: &str, l: &GroupLimits, unset: &str, button: String| {
-        format!(
-            "<tr data-scope=\"{}\"><td>{scope}</td><td data-limit=\"concurrency\">{}</td>\
-             <td data-limit=\"rate\">{}</td><td>{button}</td></tr>",
-            esc(key),
-            shown(l.concurrency.map(|n| n.to_string()), unset),
-            shown(rate_text(l.rate_max, l.rate_window_ms), unset),
-        )
+) -> Markup {
+    let row = |scope: Markup, key: &str, l: &GroupLimits, unset: &str, button: Markup| {
+        html! {
+            tr data-scope=(key) {
+                td { (scope) }
+                td data-limit="concurrency" { (shown(l.concurrency.map(|n| n.to_string()), unset)) }
+                td data-limit="rate" { (shown(rate_text(l.rate_max, l.rate_window_ms), unset)) }
+                td { (button) }
+            }
+        }
     };
-    out.push_str(&row(
-        "each group (default)".into(),
-        "default",
-        &g.default,
-        "none",
-        String::new(),
-    ));
-    for (name, o) in &g.overrides {
-        let button = if ctx.can_change() {
-            button_form(
-                &limits_href(queue),
-                "Remove override",
-                "danger",
-                &[("scope", "group"), ("group", name)],
-                Some(&format!("Remove the override of group {name}?")),
-            )
-        } else {
-            String::new()
-        };
-        out.push_str(&row(
-            format!("group <span class=\"mono\">{}</span>", esc(name)),
-            name,
-            o,
-            "default",
-            button,
-        ));
+    let d = &g.default;
+    let override_typed = typed.filter(|t| t.scope.as_deref() == Some("group"));
+    html! {
+        h2 { "Groups" }
+        p class="muted" {
+            "Per group (tenant) of the queue: the default every group gets, and the groups that \
+             override it (an override of one kind replaces the default of that kind only)."
+        }
+        table id="group-limits" {
+            thead {
+                tr {
+                    th { "Limit of" }
+                    th { "Concurrency" }
+                    th { "Rate" }
+                    th {}
+                }
+            }
+            tbody {
+                (row(
+                    html! { "each group (default)" },
+                    "default",
+                    &g.default,
+                    "none",
+                    Markup::default(),
+                ))
+                @for (name, o) in &g.overrides {
+                    @let button = html! {
+                        @if ctx.can_change() {
+                            (button_form(
+                                &limits_href(queue),
+                                "Remove override",
+                                "danger",
+                                &[("scope", "group"), ("group", name)],
+                                Some(&format!("Remove the override of group {name}?")),
+                            ))
+                        }
+                    };
+                    @let scope = html! { "group " span class="mono" { (name) } };
+                    (row(scope, name, o, "default", button))
+                }
+            }
+        }
+        @if ctx.can_change() {
+            (form(
+                queue,
+                "group-default-form",
+                "groups",
+                None,
+                [
+                    ("Rate per group", rate_text(d.rate_max, d.rate_window_ms)),
+                    ("Concurrency per group", d.concurrency.map(|n| n.to_string())),
+                ],
+                typed.filter(|t| t.scope.as_deref() == Some("groups")),
+                "every group; empty: no limit",
+            ))
+            (form(
+                queue,
+                "group-override-form",
+                "group",
+                Some(override_typed.and_then(|t| t.group.as_deref()).unwrap_or("")),
+                [("Rate", None), ("Concurrency", None)],
+                override_typed,
+                "one group's override (set again to change it); empty: the default applies",
+            ))
+        }
     }
-    out.push_str("</tbody></table>");
-    if ctx.can_change() {
-        let d = &g.default;
-        out.push_str(&form(
-            queue,
-            "group-default-form",
-            "groups",
-            None,
-            [
-                ("Rate per group", rate_text(d.rate_max, d.rate_window_ms)),
-                (
-                    "Concurrency per group",
-                    d.concurrency.map(|n| n.to_string()),
-                ),
-            ],
-            typed.filter(|t| t.scope.as_deref() == Some("groups")),
-            "every group; empty: no limit",
-        ));
-        let typed = typed.filter(|t| t.scope.as_deref() == Some("group"));
-        out.push_str(&form(
-            queue,
-            "group-override-form",
-            "group",
-            Some(typed.and_then(|t| t.group.as_deref()).unwrap_or("")),
-            [("Rate", None), ("Concurrency", None)],
-            typed,
-            "one group's override (set again to change it); empty: the default applies",
-        ));
-    }
-    out
 }
 
 /// A form of `scope` with a rate and a concurrency field, holding `values` (or what was
@@ -315,29 +322,37 @@ fn form(
     values: [(&str, Option<String>); 2],
     typed: Option<&LimitsForm>,
     note: &str,
-) -> String {
+) -> Markup {
     let [(rate_label, rate), (conc_label, conc)] = values;
     let rate = typed.map_or(rate, |t| t.rate.clone());
     let conc = typed.map_or(conc, |t| t.concurrency.clone());
-    let group_field = group.map_or(String::new(), |g| {
-        format!(
-            "<label>Group <input name=\"group\" size=\"16\" value=\"{}\" required \
-             placeholder=\"e.g. tenant-42\"></label> ",
-            esc(g)
-        )
-    });
-    format!(
-        "<form class=\"card\" id=\"{id}\" method=\"post\" action=\"{}\">\
-         <input type=\"hidden\" name=\"scope\" value=\"{scope}\">{group_field}\
-         <label>{rate_label} <input name=\"rate\" size=\"10\" value=\"{}\" \
-         placeholder=\"e.g. 100/1s\"></label> \
-         <label>{conc_label} <input name=\"concurrency\" size=\"8\" value=\"{}\" \
-         placeholder=\"none\"></label> \
-         <button class=\"primary\">Save</button> <span class=\"muted\">{note}</span></form>",
-        esc(&limits_href(queue)),
-        esc(rate.as_deref().unwrap_or("")),
-        esc(conc.as_deref().unwrap_or("")),
-    )
+    html! {
+        form class="card" id=(id) method="post" action=(limits_href(queue)) {
+            input type="hidden" name="scope" value=(scope);
+            @if let Some(g) = group {
+                label {
+                    "Group "
+                    input name="group" size="16" value=(g) required placeholder="e.g. tenant-42";
+                }
+                " "
+            }
+            label {
+                (rate_label) " "
+                input name="rate" size="10" value=(rate.unwrap_or_default())
+                    placeholder="e.g. 100/1s";
+            }
+            " "
+            label {
+                (conc_label) " "
+                input name="concurrency" size="8" value=(conc.unwrap_or_default())
+                    placeholder="none";
+            }
+            " "
+            button class="primary" { "Save" }
+            " "
+            span class="muted" { (note) }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -393,7 +408,8 @@ mod tests {
             [("Rate", Some("1/1s".into())), ("C", None)],
             Some(&typed),
             "",
-        );
+        )
+        .into_string();
         assert!(html.contains("value=\"&quot;&gt;&lt;b&gt;\"") && !html.contains("<b>"));
         assert!(html.contains("value=\"7\""));
         assert_eq!(

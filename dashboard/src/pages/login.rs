@@ -6,12 +6,12 @@ use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
+use maud::html;
 use serde::Deserialize;
 
-use super::layout::page;
+use super::layout::{error_banner, page};
 use super::{AuthKind, PageCtx};
 use crate::auth;
-use crate::html::esc;
 use crate::server::ClientAddr;
 use crate::session::Access;
 use crate::state::AppState;
@@ -43,27 +43,39 @@ pub async fn form(
 
 fn render(state: &AppState, access: Access, next: Option<&str>, error: Option<&str>) -> Response {
     let ctx = PageCtx::new(state, Some(access));
-    let body = match ctx.auth {
-        AuthKind::Open => "<h1>Log in</h1><p>This dashboard has no token: there is nothing to log in to.</p>".to_string(),
-        AuthKind::Basic => "<h1>Log in</h1><p>This dashboard uses HTTP basic auth: your browser asks for the user name and password.</p>".to_string(),
-        AuthKind::Token => format!(
-            "<h1>Log in</h1>{}<form class=\"card\" method=\"post\" action=\"/login\">\
-             <input type=\"hidden\" name=\"next\" value=\"{}\">\
-             <p><label>Token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" \
-             autofocus required size=\"40\"></label></p><button class=\"primary\">Log in</button></form>\
-             <p class=\"muted\">The token is the dashboard's --auth-token (JOBQ_DASHBOARD_TOKEN).</p>",
-            error
-                .map(|e| format!("<p class=\"banner error\">{}</p>", esc(e)))
-                .unwrap_or_default(),
-            esc(safe_next(next)),
-        ),
+    let body = html! {
+        h1 { "Log in" }
+        @match ctx.auth {
+            AuthKind::Open => p { "This dashboard has no token: there is nothing to log in to." },
+            AuthKind::Basic => p {
+                "This dashboard uses HTTP basic auth: your browser asks for the user name and \
+                 password."
+            },
+            AuthKind::Token => {
+                @if let Some(e) = error { (error_banner(e)) }
+                form class="card" method="post" action="/login" {
+                    input type="hidden" name="next" value=(safe_next(next));
+                    p {
+                        label {
+                            "Token "
+                            input type="password" name="token" autocomplete="current-password"
+                                autofocus required size="40";
+                        }
+                    }
+                    button class="primary" { "Log in" }
+                }
+                p class="muted" {
+                    "The token is the dashboard's --auth-token (JOBQ_DASHBOARD_TOKEN)."
+                }
+            },
+        }
     };
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
     } else {
         StatusCode::OK
     };
-    (status, page(&ctx, "Log in", &body, &[], "")).into_response()
+    (status, page(&ctx, "Log in", body, &[], "")).into_response()
 }
 
 /// `POST /login`: a right token sets the session cookie and goes on to `next`. Wrong

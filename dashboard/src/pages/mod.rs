@@ -1,6 +1,6 @@
 //! The HTML pages, rendered on the server: no build step, a little inline JavaScript for
-//! the live updates. Every page shares the shell in `layout.rs`; every value from a user
-//! or a job is escaped with `html::esc`.
+//! the live updates. Every page is a `maud` template (`html!`), which escapes every value
+//! spliced into it, and shares the shell in `layout.rs`.
 //!
 //! | path | page |
 //! |---|---|
@@ -33,9 +33,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
+use maud::html;
 
 use crate::error::AppError;
-use crate::html::esc;
 use crate::session::Access;
 use crate::state::AppState;
 
@@ -43,13 +43,12 @@ use crate::state::AppState;
 pub fn error_response(state: &AppState, access: Option<Access>, e: AppError) -> Response {
     let ctx = PageCtx::new(state, access);
     let status = e.status();
-    let body = format!(
-        "<h1>{}</h1><p class=\"banner error\">{}</p><p><a href=\"/\">Back to the overview</a></p>",
-        esc(status.canonical_reason().unwrap_or("Error")),
-        esc(&e.to_string())
-    );
-    let mut response =
-        (status, layout::page(&ctx, status.as_str(), &body, &[], "")).into_response();
+    let body = html! {
+        h1 { (status.canonical_reason().unwrap_or("Error")) }
+        (layout::error_banner(&e.to_string()))
+        p { a href="/" { "Back to the overview" } }
+    };
+    let mut response = (status, layout::page(&ctx, status.as_str(), body, &[], "")).into_response();
     e.decorate(&mut response);
     response
 }

@@ -6,13 +6,14 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use maud::{html, Markup};
 use queue_core::JobState;
 use serde::Deserialize;
 
 use super::layout::{error_banner, notice_banner, page};
 use super::PageCtx;
 use crate::chart::ChartPaths;
-use crate::html::{esc, queue_href};
+use crate::html::queue_href;
 use crate::session::Access;
 use crate::state::AppState;
 use crate::stats::{self, QueueSummary, Throughput};
@@ -87,90 +88,85 @@ pub async fn overview(
     }
     .await;
     let (rows, banner, status) = match loaded {
-        Ok(rows) => (rows, String::new(), axum::http::StatusCode::OK),
-        Err(e) => (Vec::new(), error_banner(&e.to_string()), e.status()),
+        Ok(rows) => (rows, None, axum::http::StatusCode::OK),
+        Err(e) => (Vec::new(), Some(error_banner(&e.to_string())), e.status()),
     };
-    let mut body = String::with_capacity(4096 + rows.len() * 1500);
-    body.push_str(&banner);
-    body.push_str(&notice_banner(query.notice.as_deref()));
-    body.push_str("<h1>Queues</h1><table><thead><tr><th>Queue</th><th>Status</th>");
-    for c in COLUMNS {
-        body.push_str(&format!(
-            "<th class=\"num\">{}</th>",
-            c.as_str().replace('_', " ")
-        ));
-    }
-    body.push_str(
-        "<th>Last hour</th><th class=\"num\" title=\"completed / failed in the last hour\">Hour</th>\
-         <th class=\"num\">Completed ever</th><th class=\"num\">Failed ever</th></tr></thead><tbody id=\"queues\">",
-    );
-    for r in &rows {
-        body.push_str(&row(r));
-    }
-    body.push_str("</tbody></table>");
-    body.push_str(&format!(
-        "<p id=\"empty\" class=\"muted\"{}>No queues under prefix {} yet: add a job with \
-         <span class=\"mono\">jobq add &lt;queue&gt; &lt;name&gt;</span> or \
-         <span class=\"mono\">POST /api/queues/&lt;queue&gt;/jobs</span>.</p>",
-        if rows.is_empty() { "" } else { " hidden" },
-        esc(&ctx.prefix)
-    ));
-    body.push_str(&format!(
-        "<template id=\"row-template\">{}</template>",
-        row(&QueueSummary {
-            stats: stats::QueueStats {
-                queue: String::new(),
-                waiting: 0,
-                waiting_children: 0,
-                active: 0,
-                delayed: 0,
-                completed: 0,
-                failed: 0,
-                cancelled: 0,
-                paused: false,
-                completed_total: 0,
-                failed_total: 0,
-            },
-            throughput: Throughput::default(),
-        })
-    ));
-    (status, page(&ctx, "Queues", &body, &[], SCRIPT)).into_response()
+    let template = QueueSummary {
+        stats: stats::QueueStats {
+            queue: String::new(),
+            waiting: 0,
+            waiting_children: 0,
+            active: 0,
+            delayed: 0,
+            completed: 0,
+            failed: 0,
+            cancelled: 0,
+            paused: false,
+            completed_total: 0,
+            failed_total: 0,
+        },
+        throughput: Throughput::default(),
+    };
+    let body = html! {
+        @if let Some(b) = banner { (b) }
+        (notice_banner(query.notice.as_deref()))
+        h1 { "Queues" }
+        table {
+            thead {
+                tr {
+                    th { "Queue" }
+                    th { "Status" }
+                    @for c in COLUMNS {
+                        th class="num" { (c.as_str().replace('_', " ")) }
+                    }
+                    th { "Last hour" }
+                    th class="num" title="completed / failed in the last hour" { "Hour" }
+                    th class="num" { "Completed ever" }
+                    th class="num" { "Failed ever" }
+                }
+            }
+            tbody id="queues" {
+                @for r in &rows { (row(r)) }
+            }
+        }
+        p id="empty" class="muted" hidden[!rows.is_empty()] {
+            "No queues under prefix " (ctx.prefix) " yet: add a job with "
+            span class="mono" { "jobq add <queue> <name>" } " or "
+            span class="mono" { "POST /api/queues/<queue>/jobs" } "."
+        }
+        template id="row-template" { (row(&template)) }
+    };
+    (status, page(&ctx, "Queues", body, &[], SCRIPT)).into_response()
 }
 
 /// One queue's row.
-fn row(r: &QueueSummary) -> String {
+fn row(r: &QueueSummary) -> Markup {
     let s = &r.stats;
     let href = queue_href(&s.queue);
-    let mut out = format!(
-        "<tr data-queue=\"{q}\"><td><a class=\"name\" href=\"{href}\">{q}</a></td>\
-         <td><span class=\"badge {st}\" data-field=\"status\">{st}</span></td>",
-        q = esc(&s.queue),
-        href = esc(&href),
-        st = if s.paused { "paused" } else { "running" },
-    );
-    for state in COLUMNS {
-        let n = s.of(state);
-        let nonzero = if state == JobState::Failed && n > 0 {
-            " nonzero"
-        } else {
-            ""
-        };
-        out.push_str(&format!(
-            "<td class=\"num\"><a class=\"count {state}{nonzero}\" data-state=\"{state}\" data-field=\"{state}\" \
-             href=\"{}?state={state}\">{n}</a></td>",
-            esc(&href)
-        ));
+    let st = if s.paused { "paused" } else { "running" };
+    html! {
+        tr data-queue=(s.queue) {
+            td { a class="name" href=(href) { (s.queue) } }
+            td { span class={ "badge " (st) } data-field="status" { (st) } }
+            @for state in COLUMNS {
+                @let n = s.of(state);
+                td class="num" {
+                    a class={
+                            "count " (state.as_str())
+                            @if state == JobState::Failed && n > 0 { " nonzero" }
+                        }
+                        data-state=(state.as_str()) data-field=(state.as_str())
+                        href={ (href) "?state=" (state.as_str()) } {
+                        (n)
+                    }
+                }
+            }
+            td { (ChartPaths::of(&r.throughput).svg()) }
+            td class="num" data-field="hour" {
+                (r.throughput.completed_sum()) " / " (r.throughput.failed_sum())
+            }
+            td class="num" data-field="completed_total" { (s.completed_total) }
+            td class="num" data-field="failed_total" { (s.failed_total) }
+        }
     }
-    let chart = ChartPaths::of(&r.throughput);
-    out.push_str(&format!(
-        "<td>{}</td><td class=\"num\" data-field=\"hour\">{} / {}</td>\
-         <td class=\"num\" data-field=\"completed_total\">{}</td>\
-         <td class=\"num\" data-field=\"failed_total\">{}</td></tr>",
-        chart.svg(),
-        r.throughput.completed_sum(),
-        r.throughput.failed_sum(),
-        s.completed_total,
-        s.failed_total
-    ));
-    out
 }

@@ -16,6 +16,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Extension;
+use maud::{html, Markup};
 use queue_core::{JobInfo, JobState, SearchFilter};
 use serde::Deserialize;
 
@@ -26,7 +27,7 @@ use crate::api::{groups, list_page, SearchQuery, DEFAULT_GROUPS, MAX_OFFSET};
 use crate::backend::deadline;
 use crate::error::AppError;
 use crate::html::{
-    clip, esc, job_href, limits_href, queue_href, relative, schedules_href, short_duration,
+    clip, job_href, limits_href, queue_href, relative, schedules_href, short_duration,
     url_component, utc,
 };
 use crate::session::Access;
@@ -135,42 +136,33 @@ async fn render(
         tokio::try_join!(stats::queue_stats(&q), jobs, groups(&q, DEFAULT_GROUPS))?;
 
     let here = format!("{}?state={tab}&page={page_no}", queue_href(queue));
-    let mut body = String::with_capacity(8192);
-    body.push_str(&notice_banner(query.notice.as_deref()));
-    body.push_str(&format!(
-        "<section id=\"queue\" data-queue=\"{}\" data-state=\"{tab}\">",
-        esc(queue)
-    ));
-    body.push_str(&format!(
-        "<h1>{} <span id=\"paused\" class=\"badge {st}\">{st}</span></h1>",
-        esc(queue),
-        st = if counts.paused { "paused" } else { "running" }
-    ));
-    body.push_str(&steer_links(queue));
-    body.push_str(&queue_actions(&ctx, queue, &counts, tab));
-    body.push_str(&tabs(queue, &counts, tab));
-    body.push_str(&format!(
-        "<p id=\"stale\" class=\"banner info\" hidden>The {tab} jobs changed: \
-         <a href=\"{}\">reload</a> to see them.</p>",
-        esc(&here)
-    ));
-    body.push_str(&search_form(queue, &query, search.is_some()));
-    match &search {
-        Some(filter) => body.push_str(&search_results(&ctx, queue, filter, &jobs, next)),
-        None => {
-            body.push_str(&job_table(&ctx, queue, tab, &jobs, &here));
-            body.push_str(&pager(queue, tab, page_no, counts.of(tab)));
+    let st = if counts.paused { "paused" } else { "running" };
+    let body = html! {
+        (notice_banner(query.notice.as_deref()))
+        section id="queue" data-queue=(queue) data-state=(tab.as_str()) {
+            h1 { (queue) " " span id="paused" class={ "badge " (st) } { (st) } }
+            (steer_links(queue))
+            (queue_actions(&ctx, queue, &counts, tab))
+            (tabs(queue, &counts, tab))
+            p id="stale" class="banner info" hidden {
+                "The " (tab.as_str()) " jobs changed: " a href=(here) { "reload" } " to see them."
+            }
+            (search_form(queue, &query, search.is_some()))
+            @match &search {
+                Some(filter) => (search_results(&ctx, queue, filter, &jobs, next)),
+                None => {
+                    (job_table(&ctx, queue, tab, &jobs, &here))
+                    (pager(queue, tab, page_no, counts.of(tab)))
+                },
+            }
+            (groups_section(&groups))
+            @if ctx.can_change() { (add_form(queue)) }
         }
-    }
-    body.push_str(&groups_section(&groups));
-    if ctx.can_change() {
-        body.push_str(&add_form(queue));
-    }
-    body.push_str("</section>");
+    };
     Ok(page(
         &ctx,
         queue,
-        &body,
+        body,
         &[(queue, queue_href(queue))],
         SCRIPT,
     ))
@@ -191,109 +183,98 @@ fn page_offset(page_no: u64) -> Result<u64, AppError> {
 }
 
 /// Links to the queue's schedules and limits pages.
-fn steer_links(queue: &str) -> String {
-    format!(
-        "<nav class=\"actions\" id=\"steer\"><a href=\"{}\">Schedules</a> \
-         <a href=\"{}\">Limits</a></nav>",
-        esc(&schedules_href(queue)),
-        esc(&limits_href(queue))
-    )
+fn steer_links(queue: &str) -> Markup {
+    html! {
+        nav class="actions" id="steer" {
+            a href=(schedules_href(queue)) { "Schedules" } " "
+            a href=(limits_href(queue)) { "Limits" }
+        }
+    }
 }
 
 /// The buttons that act on the whole queue (those that apply to the tab shown).
-fn queue_actions(ctx: &PageCtx, queue: &str, counts: &QueueStats, tab: JobState) -> String {
+fn queue_actions(ctx: &PageCtx, queue: &str, counts: &QueueStats, tab: JobState) -> Markup {
     if !ctx.can_change() {
-        return String::new();
+        return Markup::default();
     }
     let base = queue_href(queue);
-    let back = tab.as_str();
-    let mut out = String::from("<div class=\"actions\">");
-    if counts.paused {
-        out.push_str(&button_form(
-            &format!("{base}/resume"),
-            "Resume",
-            "primary",
-            &[("state", back)],
-            None,
-        ));
-    } else {
-        out.push_str(&button_form(
-            &format!("{base}/pause"),
-            "Pause",
-            "",
-            &[("state", back)],
-            None,
-        ));
-    }
-    match tab {
-        JobState::Failed => {
-            out.push_str(&button_form(
-                &format!("{base}/retry-all"),
-                "Retry all failed",
-                "primary",
-                &[("state", back)],
-                Some("Retry every failed job of this queue?"),
-            ));
-            out.push_str(&clean_form(&base, "failed"));
-        }
-        JobState::Completed => out.push_str(&clean_form(&base, "completed")),
-        JobState::Cancelled => out.push_str(&clean_form(&base, "cancelled")),
-        JobState::Delayed => out.push_str(&button_form(
-            &format!("{base}/promote-all"),
-            "Promote all delayed",
-            "",
-            &[("state", back)],
-            Some("Start every delayed job now?"),
-        )),
-        JobState::Waiting | JobState::Paused => out.push_str(&button_form(
-            &format!("{base}/drain"),
-            "Drain (delete waiting and delayed)",
-            "danger",
-            &[("state", back)],
-            Some("Delete every waiting and delayed job of this queue?"),
-        )),
-        JobState::Active | JobState::WaitingChildren => {}
-    }
-    out.push_str("</div>");
-    out
-}
-
-fn clean_form(base: &str, state: &str) -> String {
-    format!(
-        "<form class=\"inline\" method=\"post\" action=\"{}/clean\" \
-         onsubmit=\"return confirm('Delete these {state} jobs?')\">\
-         <input type=\"hidden\" name=\"state\" value=\"{state}\">\
-         <button class=\"danger\">Clean {state}</button> older than \
-         <input name=\"older_than\" value=\"0s\" size=\"5\" title=\"e.g. 0s, 10m, 1h, 7d\"></form>",
-        esc(base)
-    )
-}
-
-fn tabs(queue: &str, counts: &QueueStats, current: JobState) -> String {
-    let mut out = String::from("<nav class=\"tabs\">");
-    for t in TABS {
-        out.push_str(&format!(
-            "<a class=\"{}\" href=\"{}?state={t}\">{} <span class=\"badge {t}\" data-count=\"{t}\">{}</span></a>",
-            if t == current { "current" } else { "" },
-            esc(&queue_href(queue)),
-            t.as_str().replace('_', " "),
-            counts.of(t)
-        ));
-    }
-    out.push_str("</nav>");
-    out
-}
-
-fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: &str) -> String {
-    if jobs.is_empty() {
-        return format!(
-            "<div class=\"card muted\">No {tab} jobs{}.</div>",
-            if tab == JobState::Waiting {
-                " (or the queue is empty)"
-            } else {
-                ""
+    let back = [("state", tab.as_str())];
+    html! {
+        div class="actions" {
+            @if counts.paused {
+                (button_form(&format!("{base}/resume"), "Resume", "primary", &back, None))
+            } @else {
+                (button_form(&format!("{base}/pause"), "Pause", "", &back, None))
             }
-        );
+            @match tab {
+                JobState::Failed => {
+                    (button_form(
+                        &format!("{base}/retry-all"),
+                        "Retry all failed",
+                        "primary",
+                        &back,
+                        Some("Retry every failed job of this queue?"),
+                    ))
+                    (clean_form(&base, "failed"))
+                },
+                JobState::Completed => (clean_form(&base, "completed")),
+                JobState::Cancelled => (clean_form(&base, "cancelled")),
+                JobState::Delayed => (button_form(
+                    &format!("{base}/promote-all"),
+                    "Promote all delayed",
+                    "",
+                    &back,
+                    Some("Start every delayed job now?"),
+                )),
+                JobState::Waiting | JobState::Paused => (button_form(
+                    &format!("{base}/drain"),
+                    "Drain (delete waiting and delayed)",
+                    "danger",
+                    &back,
+                    Some("Delete every waiting and delayed job of this queue?"),
+                )),
+                JobState::Active | JobState::WaitingChildren => {},
+            }
+        }
+    }
+}
+
+/// `state`: one of this module's constants (it is written into the confirm script).
+fn clean_form(base: &str, state: &'static str) -> Markup {
+    html! {
+        form class="inline" method="post" action={ (base) "/clean" }
+            onsubmit={ "return confirm('Delete these " (state) " jobs?')" } {
+            input type="hidden" name="state" value=(state);
+            button class="danger" { "Clean " (state) } " older than "
+            input name="older_than" value="0s" size="5" title="e.g. 0s, 10m, 1h, 7d";
+        }
+    }
+}
+
+fn tabs(queue: &str, counts: &QueueStats, current: JobState) -> Markup {
+    let href = queue_href(queue);
+    html! {
+        nav class="tabs" {
+            @for t in TABS {
+                a class=(if t == current { "current" } else { "" })
+                    href={ (href) "?state=" (t.as_str()) } {
+                    (t.as_str().replace('_', " ")) " "
+                    span class={ "badge " (t.as_str()) } data-count=(t.as_str()) { (counts.of(t)) }
+                }
+            }
+        }
+    }
+}
+
+fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: &str) -> Markup {
+    if jobs.is_empty() {
+        return html! {
+            div class="card muted" {
+                "No " (tab.as_str()) " jobs"
+                @if tab == JobState::Waiting { " (or the queue is empty)" }
+                "."
+            }
+        };
     }
     let order = match tab {
         JobState::Completed | JobState::Failed | JobState::Cancelled => "newest first",
@@ -307,204 +288,173 @@ fn job_table(ctx: &PageCtx, queue: &str, tab: JobState, jobs: &[JobInfo], here: 
 
 /// A table of `jobs` with links to their pages, their details (under the column title
 /// `details`) and the actions that apply to each.
-fn table(ctx: &PageCtx, queue: &str, jobs: &[JobInfo], here: &str, details: &str) -> String {
-    let mut out = format!(
-        "<table><thead><tr><th>Id</th><th>Name</th><th>State</th><th class=\"num\">Attempts</th>\
-         <th>Created</th><th>{}</th><th></th></tr></thead><tbody>",
-        esc(details)
-    );
-    for job in jobs {
-        out.push_str(&format!(
-            "<tr data-job=\"{id}\"><td class=\"mono\"><a href=\"{href}\">{id}</a></td><td>{name}{parent}</td>\
-             <td><span class=\"badge {st}\">{st}</span></td><td class=\"num\">{att}/{max}</td>\
-             <td title=\"{created_utc}\">{created}</td><td>{info}</td><td>{actions}</td></tr>",
-            id = esc(&job.id),
-            href = esc(&job_href(queue, &job.id)),
-            name = esc(&job.name),
-            parent = parent_badge(job),
-            st = job.state,
-            att = job.attempts_made,
-            max = job.opts.max_attempts(),
-            created_utc = utc(job.created_at),
-            created = relative(job.created_at),
-            info = info(job),
-            actions = row_actions(ctx, queue, job, here),
-        ));
+fn table(ctx: &PageCtx, queue: &str, jobs: &[JobInfo], here: &str, details: &str) -> Markup {
+    html! {
+        table {
+            thead {
+                tr {
+                    th { "Id" }
+                    th { "Name" }
+                    th { "State" }
+                    th class="num" { "Attempts" }
+                    th { "Created" }
+                    th { (details) }
+                    th {}
+                }
+            }
+            tbody {
+                @for job in jobs {
+                    tr data-job=(job.id) {
+                        td class="mono" { a href=(job_href(queue, &job.id)) { (job.id) } }
+                        td { (job.name) (parent_badge(job)) }
+                        td { span class={ "badge " (job.state.as_str()) } { (job.state.as_str()) } }
+                        td class="num" { (job.attempts_made) "/" (job.opts.max_attempts()) }
+                        td title=(utc(job.created_at)) { (relative(job.created_at)) }
+                        td { (info(job)) }
+                        td { (row_actions(ctx, queue, job, here)) }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</tbody></table>");
-    out
 }
 
 /// ` parent · N left` for a flow's parent (N of its children have not finished), else
 /// nothing.
-pub fn parent_badge(job: &JobInfo) -> String {
-    match job.children_pending {
-        Some(n) => format!(
-            " <span class=\"badge parent\" title=\"a flow's parent: {n} of its children have \
-             not finished\">parent · {n} left</span>"
-        ),
-        None => String::new(),
-    }
-}
-
-/// The one thing worth knowing about a job in a listing (escaped).
-fn info(job: &JobInfo) -> String {
-    if let Some(c) = &job.corrupt {
-        return format!(
-            "<span class=\"badge failed\">corrupt</span> {}",
-            esc(&clip(c, 100))
-        );
-    }
-    match job.state {
-        JobState::Failed => format!(
-            "<span class=\"muted\">{}</span> {}",
-            job.finished_at.map(relative).unwrap_or_default(),
-            esc(&clip(job.failed_reason.as_deref().unwrap_or(""), 100))
-        ),
-        JobState::Cancelled => format!(
-            "cancelled {}",
-            job.finished_at.map(relative).unwrap_or_default()
-        ),
-        JobState::Completed => {
-            let took = match (job.started_at, job.finished_at) {
-                (Some(s), Some(f)) => format!(" in {}", short_duration(f.saturating_sub(s))),
-                _ => String::new(),
-            };
-            format!(
-                "finished {}{took} <span class=\"mono muted\">{}</span>",
-                job.finished_at.map(relative).unwrap_or_default(),
-                esc(&clip(
-                    &job.return_value
-                        .as_ref()
-                        .map(|v| v.to_string())
-                        .unwrap_or_default(),
-                    60
-                ))
-            )
-        }
-        JobState::Delayed => {
-            let due = job.due_at.map(relative).unwrap_or_default();
-            match &job.failed_reason {
-                Some(e) => format!("retry {due}: {}", esc(&clip(e, 80))),
-                None => format!("due {due}"),
+pub fn parent_badge(job: &JobInfo) -> Markup {
+    html! {
+        @if let Some(n) = job.children_pending {
+            " "
+            span class="badge parent"
+                title={ "a flow's parent: " (n) " of its children have not finished" } {
+                "parent · " (n) " left"
             }
         }
-        JobState::Active => format!(
-            "started {}",
-            job.started_at.map(relative).unwrap_or_default()
-        ),
-        // a parent's count of children to finish is in its badge
-        JobState::Waiting | JobState::Paused | JobState::WaitingChildren => format!(
-            "<span class=\"mono\">{}</span>",
-            esc(&clip(&job.data.to_string(), 80))
-        ),
     }
 }
 
-fn row_actions(ctx: &PageCtx, queue: &str, job: &JobInfo, here: &str) -> String {
+/// The one thing worth knowing about a job in a listing.
+fn info(job: &JobInfo) -> Markup {
+    let ago = |t: Option<u64>| t.map(relative).unwrap_or_default();
+    if let Some(c) = &job.corrupt {
+        return html! { span class="badge failed" { "corrupt" } " " (clip(c, 100)) };
+    }
+    html! {
+        @match job.state {
+            JobState::Failed => {
+                span class="muted" { (ago(job.finished_at)) } " "
+                (clip(job.failed_reason.as_deref().unwrap_or(""), 100))
+            },
+            JobState::Cancelled => { "cancelled " (ago(job.finished_at)) },
+            JobState::Completed => {
+                "finished " (ago(job.finished_at))
+                @if let (Some(s), Some(f)) = (job.started_at, job.finished_at) {
+                    " in " (short_duration(f.saturating_sub(s)))
+                }
+                " "
+                @let value = job.return_value.as_ref().map(|v| v.to_string());
+                span class="mono muted" { (clip(&value.unwrap_or_default(), 60)) }
+            },
+            JobState::Delayed => {
+                @let due = ago(job.due_at);
+                @match &job.failed_reason {
+                    Some(e) => { "retry " (due) ": " (clip(e, 80)) },
+                    None => { "due " (due) },
+                }
+            },
+            JobState::Active => { "started " (ago(job.started_at)) },
+            // a parent's count of children to finish is in its badge
+            JobState::Waiting | JobState::Paused | JobState::WaitingChildren => {
+                span class="mono" { (clip(&job.data.to_string(), 80)) }
+            },
+        }
+    }
+}
+
+fn row_actions(ctx: &PageCtx, queue: &str, job: &JobInfo, here: &str) -> Markup {
     if !ctx.can_change() {
-        return String::new();
+        return Markup::default();
     }
     let base = job_href(queue, &job.id);
     let back = [("return_to", here)];
-    let mut out = String::new();
-    match job.state {
-        JobState::Failed | JobState::Cancelled => out.push_str(&button_form(
-            &format!("{base}/retry"),
-            "Retry",
-            "",
-            &back,
-            None,
-        )),
-        JobState::Delayed => out.push_str(&button_form(
-            &format!("{base}/promote"),
-            "Promote",
-            "",
-            &back,
-            None,
-        )),
-        _ => {}
+    html! {
+        @match job.state {
+            JobState::Failed | JobState::Cancelled => {
+                (button_form(&format!("{base}/retry"), "Retry", "", &back, None))
+            },
+            JobState::Delayed => {
+                (button_form(&format!("{base}/promote"), "Promote", "", &back, None))
+            },
+            _ => {},
+        }
+        @if !job.state.is_finished() {
+            @let ask = Some("Cancel this job?");
+            (button_form(&format!("{base}/cancel"), "Cancel", "danger", &back, ask))
+        }
+        @if job.state != JobState::Active {
+            @let ask = Some("Remove this job?");
+            (button_form(&format!("{base}/remove"), "Remove", "danger", &back, ask))
+        }
     }
-    if !job.state.is_finished() {
-        out.push_str(&button_form(
-            &format!("{base}/cancel"),
-            "Cancel",
-            "danger",
-            &back,
-            Some("Cancel this job?"),
-        ));
-    }
-    if job.state != JobState::Active {
-        out.push_str(&button_form(
-            &format!("{base}/remove"),
-            "Remove",
-            "danger",
-            &back,
-            Some("Remove this job?"),
-        ));
-    }
-    out
 }
 
-fn pager(queue: &str, tab: JobState, page_no: u64, total: u64) -> String {
+fn pager(queue: &str, tab: JobState, page_no: u64, total: u64) -> Markup {
     let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let href = queue_href(queue);
     let link = |n: u64, label: &str| {
-        format!(
-            "<a href=\"{}?state={tab}&amp;page={n}\">{label}</a>",
-            esc(&queue_href(queue))
-        )
+        html! { a href={ (href) "?state=" (tab.as_str()) "&page=" (n) } { (label) } }
     };
-    let mut out = String::from("<div class=\"pager\">");
-    if page_no > 1 {
-        out.push_str(&link(1, "« first"));
-        out.push_str(&link(page_no - 1, "‹ previous"));
+    html! {
+        div class="pager" {
+            @if page_no > 1 {
+                (link(1, "« first"))
+                (link(page_no - 1, "‹ previous"))
+            }
+            span class="muted" {
+                "page " (page_no) " of " (pages) " · " (total) " " (tab.as_str()) " job(s)"
+            }
+            @if page_no < pages {
+                (link(page_no + 1, "next ›"))
+                (link(pages, "last »"))
+            }
+        }
     }
-    out.push_str(&format!(
-        "<span class=\"muted\">page {page_no} of {pages} · {total} {tab} job(s)</span>"
-    ));
-    if page_no < pages {
-        out.push_str(&link(page_no + 1, "next ›"));
-        out.push_str(&link(pages, "last »"));
-    }
-    out.push_str("</div>");
-    out
 }
 
 /// The search box: a GET form back to this page, holding the search shown (a read, so its
 /// submit is no action button: read-only pages show it too).
-fn search_form(queue: &str, query: &QueuePageQuery, searching: bool) -> String {
-    let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+fn search_form(queue: &str, query: &QueuePageQuery, searching: bool) -> Markup {
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let chosen = query.state.as_deref().filter(|_| searching).unwrap_or("");
-    let mut states = String::from("<option value=\"\">any state</option>");
-    for s in JobState::ALL {
-        states.push_str(&format!(
-            "<option value=\"{s}\"{}>{}</option>",
-            if s.as_str() == chosen {
-                " selected"
-            } else {
-                ""
-            },
-            s.as_str().replace('_', " ")
-        ));
+    let href = queue_href(queue);
+    html! {
+        form id="search" class="card" method="get" action=(href) {
+            b { "Search" } " "
+            input name="name" value=(value(&query.search.name)) placeholder="name (exact)"
+                size="16";
+            " "
+            input name="data" value=(value(&query.search.data)) placeholder="text in data"
+                size="20";
+            " "
+            input name="error" value=(value(&query.search.error)) placeholder="text in error"
+                size="16";
+            " "
+            input name="since" value=(value(&query.search.since)) placeholder="since, e.g. 1h"
+                size="9";
+            " "
+            select name="state" {
+                option value="" { "any state" }
+                @for s in JobState::ALL {
+                    option value=(s.as_str()) selected[s.as_str() == chosen] {
+                        (s.as_str().replace('_', " "))
+                    }
+                }
+            }
+            " "
+            input type="submit" value="Search";
+            @if searching { " " a href=(href) { "clear" } }
+        }
     }
-    format!(
-        "<form id=\"search\" class=\"card\" method=\"get\" action=\"{}\">\
-         <b>Search</b> <input name=\"name\" value=\"{}\" placeholder=\"name (exact)\" size=\"16\"> \
-         <input name=\"data\" value=\"{}\" placeholder=\"text in data\" size=\"20\"> \
-         <input name=\"error\" value=\"{}\" placeholder=\"text in error\" size=\"16\"> \
-         <input name=\"since\" value=\"{}\" placeholder=\"since, e.g. 1h\" size=\"9\"> \
-         <select name=\"state\">{states}</select> <input type=\"submit\" value=\"Search\">{}</form>",
-        esc(&queue_href(queue)),
-        value(&query.search.name),
-        value(&query.search.data),
-        value(&query.search.error),
-        value(&query.search.since),
-        if searching {
-            format!(" <a href=\"{}\">clear</a>", esc(&queue_href(queue)))
-        } else {
-            String::new()
-        },
-    )
 }
 
 /// A page of search results, with a link to the next page when more may match.
@@ -514,7 +464,7 @@ fn search_results(
     filter: &SearchFilter,
     jobs: &[JobInfo],
     next: Option<String>,
-) -> String {
+) -> Markup {
     // the link to this search, from its start or from a cursor
     let link = |cursor: Option<&str>| {
         let mut href = format!("{}?", queue_href(queue));
@@ -538,42 +488,48 @@ fn search_results(
         href
     };
     let here = link(filter.cursor.as_deref());
-    let mut out = String::from("<section id=\"search-results\">");
-    if jobs.is_empty() {
-        out.push_str("<div class=\"card muted\">No job matches.</div>");
-    } else {
-        out.push_str(&table(ctx, queue, jobs, &here, "Details (newest first)"));
+    html! {
+        section id="search-results" {
+            @if jobs.is_empty() {
+                div class="card muted" { "No job matches." }
+            } @else {
+                (table(ctx, queue, jobs, &here, "Details (newest first)"))
+            }
+            div class="pager" {
+                @if filter.cursor.is_some() { a href=(link(None)) { "« first" } }
+                span class="muted" { (jobs.len()) " job(s) on this page" }
+                @if let Some(next) = next {
+                    a id="next" href=(link(Some(&next))) { "next page ›" }
+                }
+            }
+        }
     }
-    out.push_str("<div class=\"pager\">");
-    if filter.cursor.is_some() {
-        out.push_str(&format!("<a href=\"{}\">« first</a>", esc(&link(None))));
-    }
-    out.push_str(&format!(
-        "<span class=\"muted\">{} job(s) on this page</span>",
-        jobs.len()
-    ));
-    if let Some(next) = next {
-        out.push_str(&format!(
-            "<a id=\"next\" href=\"{}\">next page ›</a>",
-            esc(&link(Some(&next)))
-        ));
-    }
-    out.push_str("</div></section>");
-    out
 }
 
-fn add_form(queue: &str) -> String {
-    format!(
-        "<details class=\"card\"><summary><b>Add a job</b></summary>\
-         <form method=\"post\" action=\"{}/jobs\">\
-         <p><label>Name <input name=\"name\" required placeholder=\"e.g. video.transcode\" size=\"30\"></label></p>\
-         <p><label>Data (JSON)<textarea name=\"data\" rows=\"5\">{{}}</textarea></label></p>\
-         <p><label>Options (JSON, optional: delay, priority, attempts, backoff, jobId, timeout, \
-         removeOnComplete, removeOnFail)<textarea name=\"opts\" rows=\"2\" \
-         placeholder='{{\"attempts\": 3, \"backoff\": \"exp:1s\"}}'></textarea></label></p>\
-         <button class=\"primary\">Add job</button></form></details>",
-        esc(&queue_href(queue))
-    )
+fn add_form(queue: &str) -> Markup {
+    html! {
+        details class="card" {
+            summary { b { "Add a job" } }
+            form method="post" action={ (queue_href(queue)) "/jobs" } {
+                p {
+                    label {
+                        "Name "
+                        input name="name" required placeholder="e.g. video.transcode" size="30";
+                    }
+                }
+                p { label { "Data (JSON)" textarea name="data" rows="5" { "{}" } } }
+                p {
+                    label {
+                        "Options (JSON, optional: delay, priority, attempts, backoff, jobId, \
+                         timeout, removeOnComplete, removeOnFail)"
+                        textarea name="opts" rows="2"
+                            placeholder=r#"{"attempts": 3, "backoff": "exp:1s"}"# {}
+                    }
+                }
+                button class="primary" { "Add job" }
+            }
+        }
+    }
 }
 
 /// A link back to a queue tab with a notice.

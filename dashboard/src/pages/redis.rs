@@ -6,13 +6,14 @@
 use axum::extract::State;
 use axum::response::{Html, Response};
 use axum::Extension;
+use maud::{html, Markup};
 use queue_core::{NodeOverview, RedisOverview};
 
 use super::layout::page;
 use super::{respond, PageCtx};
 use crate::discovery::overview;
 use crate::error::AppError;
-use crate::html::{bytes, esc, short_duration};
+use crate::html::{bytes, short_duration};
 use crate::session::Access;
 use crate::state::AppState;
 
@@ -31,46 +32,39 @@ async fn render(state: &AppState, access: Access) -> Result<Html<String>, AppErr
     Ok(page(
         &ctx,
         "Redis",
-        &redis_body(&view),
+        redis_body(&view),
         &[("redis", "/redis".into())],
         "",
     ))
 }
 
 /// The page's content for `view`.
-fn redis_body(view: &RedisOverview) -> String {
-    let mut out = format!(
-        "<h1>Redis</h1><p class=\"muted\">{} · {} node(s)</p>",
-        if view.cluster {
-            "cluster"
-        } else {
-            "one server"
-        },
-        view.nodes.len()
-    );
-    if view.warnings.is_empty() {
-        out.push_str("<p id=\"warnings\" class=\"banner notice\">No warnings.</p>");
-    } else {
-        out.push_str("<div id=\"warnings\" class=\"banner error\"><ul>");
-        for w in &view.warnings {
-            out.push_str(&format!("<li>{}</li>", esc(w)));
+fn redis_body(view: &RedisOverview) -> Markup {
+    html! {
+        h1 { "Redis" }
+        p class="muted" {
+            (if view.cluster { "cluster" } else { "one server" })
+            " · " (view.nodes.len()) " node(s)"
         }
-        out.push_str("</ul></div>");
+        @if view.warnings.is_empty() {
+            p id="warnings" class="banner notice" { "No warnings." }
+        } @else {
+            div id="warnings" class="banner error" {
+                ul { @for w in &view.warnings { li { (w) } } }
+            }
+        }
+        @for n in &view.nodes { (node_card(n)) }
     }
-    for n in &view.nodes {
-        out.push_str(&node_card(n));
-    }
-    out
 }
 
 /// A red badge when `bad`, else a plain one.
-fn badge(text: &str, bad: bool) -> String {
+fn badge(text: &str, bad: bool) -> Markup {
     let class = if bad {
         "badge failed flag"
     } else {
         "badge running"
     };
-    format!("<span class=\"{class}\">{}</span>", esc(text))
+    html! { span class=(class) { (text) } }
 }
 
 fn num(v: Option<u64>) -> String {
@@ -81,19 +75,23 @@ fn size(v: Option<u64>) -> String {
     v.map_or_else(|| "?".into(), bytes)
 }
 
-fn node_card(n: &NodeOverview) -> String {
-    let mut out = format!(
-        "<h2>{}</h2><div class=\"card node\" data-node=\"{}\">",
-        esc(&n.node),
-        esc(&n.node)
-    );
-    if let Some(e) = &n.error {
-        out.push_str(&format!(
-            "<p class=\"banner error\">INFO failed: {}</p></div>",
-            esc(e)
-        ));
-        return out;
+fn node_card(n: &NodeOverview) -> Markup {
+    let Some(e) = &n.error else {
+        return html! {
+            h2 { (n.node) }
+            div class="card node" data-node=(n.node) { (facts(n)) }
+        };
+    };
+    html! {
+        h2 { (n.node) }
+        div class="card node" data-node=(n.node) {
+            p class="banner error" { "INFO failed: " (e) }
+        }
     }
+}
+
+/// What INFO said of a node that answered.
+fn facts(n: &NodeOverview) -> Markup {
     let m = &n.memory;
     let max = match m.max_bytes {
         Some(0) => "no limit".to_string(),
@@ -101,93 +99,86 @@ fn node_card(n: &NodeOverview) -> String {
     };
     let policy_ok = m.policy == "noeviction";
     let aof = &n.aof;
-    let mut rows: Vec<(&str, &str, String)> = vec![
-        ("version", "Version", esc(&n.version)),
+    let mut rows: Vec<(&str, &str, Markup)> = vec![
+        ("version", "Version", html! { (n.version) }),
         (
             "uptime",
             "Uptime",
-            n.uptime_secs
-                .map_or_else(|| "?".into(), |s| short_duration(s.saturating_mul(1000))),
+            html! {
+                (n.uptime_secs
+                    .map_or_else(|| "?".into(), |s| short_duration(s.saturating_mul(1000))))
+            },
         ),
         (
             "memory",
             "Memory",
-            format!(
-                "{} used · peak {} · max {max} · fragmentation {}",
-                size(m.used_bytes),
-                size(m.peak_bytes),
-                m.fragmentation_ratio
-                    .map_or_else(|| "?".into(), |r| format!("{r:.2}"))
-            ),
+            html! {
+                (size(m.used_bytes)) " used · peak " (size(m.peak_bytes)) " · max " (max)
+                " · fragmentation "
+                (m.fragmentation_ratio.map_or_else(|| "?".into(), |r| format!("{r:.2}")))
+            },
         ),
         (
             "policy",
             "Eviction policy",
-            format!(
-                "{}{}",
-                badge(&m.policy, !policy_ok),
-                if policy_ok {
-                    ""
-                } else {
-                    " <span class=\"reason\">may evict job keys: set noeviction</span>"
+            html! {
+                (badge(&m.policy, !policy_ok))
+                @if !policy_ok {
+                    " " span class="reason" { "may evict job keys: set noeviction" }
                 }
-            ),
+            },
         ),
         (
             "aof",
             "AOF",
-            if aof.enabled {
-                format!(
-                    "{} · last rewrite {} · last write {}{}",
-                    badge("on", false),
-                    badge(&aof.last_rewrite_status, aof.last_rewrite_status != "ok"),
-                    badge(&aof.last_write_status, aof.last_write_status != "ok"),
-                    if aof.rewrite_in_progress {
-                        " · rewriting now"
-                    } else {
-                        ""
+            html! {
+                @if aof.enabled {
+                    (badge("on", false)) " · last rewrite "
+                    (badge(&aof.last_rewrite_status, aof.last_rewrite_status != "ok"))
+                    " · last write "
+                    (badge(&aof.last_write_status, aof.last_write_status != "ok"))
+                    @if aof.rewrite_in_progress { " · rewriting now" }
+                } @else {
+                    (badge("off", true)) " "
+                    span class="reason" {
+                        "a restart loses jobs added since the last snapshot: set appendonly yes"
                     }
-                )
-            } else {
-                format!(
-                    "{} <span class=\"reason\">a restart loses jobs added since the last \
-                     snapshot: set appendonly yes</span>",
-                    badge("off", true)
-                )
+                }
             },
         ),
-        ("ops", "Ops/s", num(n.ops_per_sec)),
+        ("ops", "Ops/s", html! { (num(n.ops_per_sec)) }),
         (
             "clients",
             "Clients",
-            format!(
-                "{} connected · {} blocked",
-                num(n.connected_clients),
-                num(n.blocked_clients)
-            ),
+            html! {
+                (num(n.connected_clients)) " connected · " (num(n.blocked_clients)) " blocked"
+            },
         ),
     ];
     if n.loading {
         rows.push(("loading", "Loading", badge("loading its data set", true)));
     }
-    let keyspace = if n.keyspace.is_empty() {
-        "no keys".to_string()
-    } else {
-        n.keyspace
-            .iter()
-            .map(|k| format!("{}: {} keys ({} with a TTL)", esc(&k.db), k.keys, k.expires))
-            .collect::<Vec<_>>()
-            .join(" · ")
-    };
-    rows.push(("keyspace", "Keyspace", keyspace));
-    out.push_str("<dl class=\"facts\">");
-    for (field, label, value) in rows {
-        out.push_str(&format!(
-            "<dt>{label}</dt><dd data-field=\"{field}\">{value}</dd>"
-        ));
+    rows.push((
+        "keyspace",
+        "Keyspace",
+        html! {
+            @if n.keyspace.is_empty() {
+                "no keys"
+            }
+            @for (i, k) in n.keyspace.iter().enumerate() {
+                @if i > 0 { " · " }
+                (k.db) ": " (k.keys) " keys (" (k.expires) " with a TTL)"
+            }
+        },
+    ));
+    html! {
+        dl class="facts" {
+            @for (field, label, value) in rows {
+                dt { (label) }
+                dd data-field=(field) { (value) }
+            }
+        }
     }
-    out.push_str("</dl></div>");
-    out
 }
 
 #[cfg(test)]
@@ -214,7 +205,7 @@ mod tests {
             nodes: vec![node],
             warnings: vec!["AOF is <off>".into()],
         };
-        let html = redis_body(&view);
+        let html = redis_body(&view).into_string();
         assert!(html.contains("<li>AOF is &lt;off&gt;</li>"), "{html}");
         assert!(html.contains("<h2>&lt;b&gt;n&lt;/b&gt;</h2>"));
         assert!(html.contains("<span class=\"badge failed flag\">allkeys-lru</span>"));

@@ -3,11 +3,12 @@
 //! of its latest tick while that is stored; a Remove button on each, and a form that adds
 //! one, checked as `jobq schedule add` checks its flags (`schedules.rs`). A refused add
 //! shows the page again with the error and the values typed. A schedule's id, name and
-//! data are whatever someone stored: all escaped.
+//! data are whatever someone stored: all escaped (a `maud` template).
 
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Extension;
+use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -16,7 +17,7 @@ use super::layout::{button_form, error_banner, notice_banner, page};
 use super::overview::NoticeQuery;
 use super::{error_response, refused_form, respond, PageCtx};
 use crate::error::AppError;
-use crate::html::{clip, esc, job_href, queue_href, relative, schedules_href, url_component, utc};
+use crate::html::{clip, job_href, queue_href, relative, schedules_href, url_component, utc};
 use crate::schedules::{list, parse_schedule, remove, upsert, Listed, LAST_RUN_LOOKUPS};
 use crate::session::Access;
 use crate::state::AppState;
@@ -70,7 +71,7 @@ pub async fn schedules_page(
     Query(query): Query<NoticeQuery>,
 ) -> Response {
     let banner = notice_banner(query.notice.as_deref());
-    let page = render(&state, access, &queue, &banner, None).await;
+    let page = render(&state, access, &queue, banner, None).await;
     respond(&state, access, page)
 }
 
@@ -99,7 +100,7 @@ pub async fn add_schedule(
         }
         Err(e) => {
             let banner = error_banner(&e.to_string());
-            let page = render(&state, access, &queue, &banner, Some(&form)).await;
+            let page = render(&state, access, &queue, banner, Some(&form)).await;
             refused_form(&state, access, e, page)
         }
     }
@@ -121,38 +122,36 @@ pub async fn remove_schedule(
     }
 }
 
-/// The page, under `banner` (a notice or an error, already HTML); `typed`: the values of a
+/// The page, under `banner` (a notice or an error); `typed`: the values of a
 /// refused add, shown again in the form.
 async fn render(
     state: &AppState,
     access: Access,
     queue: &str,
-    banner: &str,
+    banner: Markup,
     typed: Option<&ScheduleForm>,
 ) -> Result<Html<String>, AppError> {
     let ctx = PageCtx::new(state, Some(access));
     let q = state.backend().existing_queue(queue).await?;
     let listed = list(&q).await?;
-    let mut body = String::with_capacity(8192);
-    body.push_str(banner);
-    body.push_str(&format!(
-        "<section id=\"schedules\" data-queue=\"{}\"><h1>Schedules of <a href=\"{}\">{}</a></h1>\
-         <p class=\"muted\">Each tick adds a job with the id <span class=\"mono\">\
-         sched:&lt;schedule&gt;:&lt;tick ms&gt;</span>; cron expressions are in UTC. \
-         Last run: the job of the latest tick, while it is stored.</p>",
-        esc(queue),
-        esc(&queue_href(queue)),
-        esc(queue)
-    ));
-    body.push_str(&table(&ctx, queue, &listed));
-    if ctx.can_change() {
-        body.push_str(&add_form(queue, typed));
-    }
-    body.push_str("</section>");
+    let body = html! {
+        (banner)
+        section id="schedules" data-queue=(queue) {
+            h1 { "Schedules of " a href=(queue_href(queue)) { (queue) } }
+            p class="muted" {
+                "Each tick adds a job with the id "
+                span class="mono" { "sched:<schedule>:<tick ms>" }
+                "; cron expressions are in UTC. Last run: the job of the latest tick, while it is \
+                 stored."
+            }
+            (table(&ctx, queue, &listed))
+            @if ctx.can_change() { (add_form(queue, typed)) }
+        }
+    };
     Ok(page(
         &ctx,
         &format!("schedules · {queue}"),
-        &body,
+        body,
         &[
             (queue, queue_href(queue)),
             ("schedules", schedules_href(queue)),
@@ -161,110 +160,149 @@ async fn render(
     ))
 }
 
-fn table(ctx: &PageCtx, queue: &str, listed: &[Listed]) -> String {
+fn table(ctx: &PageCtx, queue: &str, listed: &[Listed]) -> Markup {
     if listed.is_empty() {
-        return "<div class=\"card muted\" id=\"no-schedules\">No schedules: add one below, or \
-                with <span class=\"mono\">jobq schedule add</span>.</div>"
-            .into();
+        return html! {
+            div class="card muted" id="no-schedules" {
+                "No schedules: add one below, or with "
+                span class="mono" { "jobq schedule add" } "."
+            }
+        };
     }
-    let mut out = format!(
-        "<p class=\"muted\">{} schedule(s){}</p><table id=\"schedules-table\"><thead><tr>\
-         <th>Schedule</th><th>Repeat</th><th>Job name</th><th>Data</th><th>Options</th>\
-         <th>Next run</th><th>Last run</th><th></th></tr></thead><tbody>",
-        listed.len(),
-        if listed.len() > LAST_RUN_LOOKUPS {
-            format!(" (the last run of the first {LAST_RUN_LOOKUPS} only)")
-        } else {
-            String::new()
+    html! {
+        p class="muted" {
+            (listed.len()) " schedule(s)"
+            @if listed.len() > LAST_RUN_LOOKUPS {
+                " (the last run of the first " (LAST_RUN_LOOKUPS) " only)"
+            }
         }
-    );
-    for s in listed {
-        let info = &s.info;
-        let opts = serde_json::to_string(&info.opts).unwrap_or_default();
-        let next = match info.next_run_ms {
-            Some(ms) => format!(
-                "<span class=\"mono\">{}</span> <span class=\"muted\">{}</span>",
-                esc(&utc(ms)),
-                esc(&relative(ms))
-            ),
-            None => "<span class=\"muted\">never (no further tick)</span>".into(),
-        };
-        let last = match &s.last_run {
-            Some(run) => format!(
-                "<a class=\"mono\" href=\"{}\">{}</a> <span class=\"badge {st}\">{st}</span>",
-                esc(&job_href(queue, &run.job_id)),
-                esc(&utc(run.tick_ms)),
-                st = run.state
-            ),
-            None => "<span class=\"muted\" title=\"no job of its latest tick is stored: not \
-                     fired yet, or removed by retention\">-</span>"
-                .into(),
-        };
-        let remove = if ctx.can_change() {
-            button_form(
-                &format!(
-                    "{}/{}/remove",
-                    schedules_href(queue),
-                    url_component(&info.id)
-                ),
-                "Remove",
-                "danger",
-                &[],
-                Some(&format!("Remove schedule {}?", info.id)),
-            )
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "<tr data-schedule=\"{id}\"><td class=\"mono\">{id}</td><td class=\"mono\">{repeat}</td>\
-             <td>{name}</td><td class=\"mono\">{data}</td><td class=\"mono\">{opts}</td>\
-             <td data-field=\"next-run\">{next}</td><td data-field=\"last-run\">{last}</td>\
-             <td>{remove}</td></tr>",
-            id = esc(&info.id),
-            repeat = esc(&info.repeat.to_string()),
-            name = esc(&info.name),
-            data = esc(&clip(&info.data.to_string(), 80)),
-            opts = if opts == "{}" {
-                String::new()
-            } else {
-                esc(&clip(&opts, 80))
-            },
-        ));
+        table id="schedules-table" {
+            thead {
+                tr {
+                    th { "Schedule" }
+                    th { "Repeat" }
+                    th { "Job name" }
+                    th { "Data" }
+                    th { "Options" }
+                    th { "Next run" }
+                    th { "Last run" }
+                    th {}
+                }
+            }
+            tbody {
+                @for s in listed { (row(ctx, queue, s)) }
+            }
+        }
     }
-    out.push_str("</tbody></table>");
-    out
 }
 
-fn add_form(queue: &str, typed: Option<&ScheduleForm>) -> String {
+fn row(ctx: &PageCtx, queue: &str, s: &Listed) -> Markup {
+    let info = &s.info;
+    let opts = serde_json::to_string(&info.opts).unwrap_or_default();
+    html! {
+        tr data-schedule=(info.id) {
+            td class="mono" { (info.id) }
+            td class="mono" { (info.repeat.to_string()) }
+            td { (info.name) }
+            td class="mono" { (clip(&info.data.to_string(), 80)) }
+            td class="mono" { @if opts != "{}" { (clip(&opts, 80)) } }
+            td data-field="next-run" {
+                @match info.next_run_ms {
+                    Some(ms) => {
+                        span class="mono" { (utc(ms)) } " " span class="muted" { (relative(ms)) }
+                    },
+                    None => span class="muted" { "never (no further tick)" },
+                }
+            }
+            td data-field="last-run" {
+                @match &s.last_run {
+                    Some(run) => {
+                        a class="mono" href=(job_href(queue, &run.job_id)) { (utc(run.tick_ms)) }
+                        " "
+                        span class={ "badge " (run.state.as_str()) } { (run.state.as_str()) }
+                    },
+                    None => span class="muted"
+                        title="no job of its latest tick is stored: not fired yet, or removed by \
+                               retention" {
+                        "-"
+                    },
+                }
+            }
+            td {
+                @if ctx.can_change() {
+                    (button_form(
+                        &format!("{}/{}/remove", schedules_href(queue), url_component(&info.id)),
+                        "Remove",
+                        "danger",
+                        &[],
+                        Some(&format!("Remove schedule {}?", info.id)),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn add_form(queue: &str, typed: Option<&ScheduleForm>) -> Markup {
     let value = |f: fn(&ScheduleForm) -> &Option<String>, default: &str| {
-        esc(typed.and_then(|t| f(t).as_deref()).unwrap_or(default))
+        typed
+            .and_then(|t| f(t).as_deref())
+            .unwrap_or(default)
+            .to_string()
     };
-    format!(
-        "<details class=\"card\"{open}><summary><b>Add a schedule</b></summary>\
-         <form id=\"add-schedule\" method=\"post\" action=\"{action}\">\
-         <p><label>Schedule id <input name=\"id\" required size=\"24\" value=\"{id}\" \
-         placeholder=\"e.g. nightly-report\"></label> \
-         <span class=\"muted\">(an existing id is replaced)</span></p>\
-         <p><label>Job name <input name=\"name\" required size=\"30\" value=\"{name}\" \
-         placeholder=\"e.g. analytics.rollup\"></label></p>\
-         <p><label>Every <input name=\"every\" size=\"8\" value=\"{every}\" \
-         placeholder=\"e.g. 5m\"></label> or <label>cron <input name=\"cron\" size=\"20\" \
-         value=\"{cron}\" placeholder=\"0 */5 * * * *\"></label> \
-         <span class=\"muted\">(UTC; 5 fields, or 6 with seconds first)</span></p>\
-         <p><label>Data (JSON)<textarea name=\"data\" rows=\"4\">{data}</textarea></label></p>\
-         <p><label>Options (JSON, optional: priority, attempts, backoff, timeout, delay, \
-         removeOnComplete, removeOnFail, group)<textarea name=\"opts\" rows=\"2\" \
-         placeholder='{{\"attempts\": 3, \"backoff\": \"exp:1s\"}}'>{opts}</textarea></label></p>\
-         <button class=\"primary\">Add schedule</button></form></details>",
-        open = if typed.is_some() { " open" } else { "" },
-        action = esc(&schedules_href(queue)),
-        id = value(|f| &f.id, ""),
-        name = value(|f| &f.name, ""),
-        every = value(|f| &f.every, ""),
-        cron = value(|f| &f.cron, ""),
-        data = value(|f| &f.data, "{}"),
-        opts = value(|f| &f.opts, ""),
-    )
+    html! {
+        details class="card" open[typed.is_some()] {
+            summary { b { "Add a schedule" } }
+            form id="add-schedule" method="post" action=(schedules_href(queue)) {
+                p {
+                    label {
+                        "Schedule id "
+                        input name="id" required size="24" value=(value(|f| &f.id, ""))
+                            placeholder="e.g. nightly-report";
+                    }
+                    " " span class="muted" { "(an existing id is replaced)" }
+                }
+                p {
+                    label {
+                        "Job name "
+                        input name="name" required size="30" value=(value(|f| &f.name, ""))
+                            placeholder="e.g. analytics.rollup";
+                    }
+                }
+                p {
+                    label {
+                        "Every "
+                        input name="every" size="8" value=(value(|f| &f.every, ""))
+                            placeholder="e.g. 5m";
+                    }
+                    " or "
+                    label {
+                        "cron "
+                        input name="cron" size="20" value=(value(|f| &f.cron, ""))
+                            placeholder="0 */5 * * * *";
+                    }
+                    " " span class="muted" { "(UTC; 5 fields, or 6 with seconds first)" }
+                }
+                p {
+                    label {
+                        "Data (JSON)"
+                        textarea name="data" rows="4" { (value(|f| &f.data, "{}")) }
+                    }
+                }
+                p {
+                    label {
+                        "Options (JSON, optional: priority, attempts, backoff, timeout, delay, \
+                         removeOnComplete, removeOnFail, group)"
+                        textarea name="opts" rows="2"
+                            placeholder=r#"{"attempts": 3, "backoff": "exp:1s"}"# {
+                            (value(|f| &f.opts, ""))
+                        }
+                    }
+                }
+                button class="primary" { "Add schedule" }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,7 +316,7 @@ mod tests {
             cron: Some("61 * * * * *".into()),
             ..ScheduleForm::default()
         };
-        let html = add_form("q", Some(&typed));
+        let html = add_form("q", Some(&typed)).into_string();
         assert!(html.contains(" open>"));
         assert!(html.contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
         assert!(html.contains("value=\"61 * * * * *\""));

@@ -1,19 +1,20 @@
 //! `/workers`: the live workers, from their heartbeats — id, host, pid, version, queues
 //! (linked), jobs held (the first few linked) of its concurrency, when it started and when
 //! it was last seen. A worker killed without leaving drops out three heartbeats after its
-//! last. Records come from Redis and are escaped like any job data; a corrupt one shows as
-//! its id and why.
+//! last. Records come from Redis and are escaped like any job data (a `maud` template); a
+//! corrupt one shows as its id and why.
 
 use axum::extract::State;
 use axum::response::{Html, Response};
 use axum::Extension;
+use maud::{html, Markup};
 use queue_core::WorkerInfo;
 
 use super::layout::page;
 use super::{respond, PageCtx};
 use crate::discovery::workers;
 use crate::error::AppError;
-use crate::html::{clip, esc, job_href, queue_href, relative, url_component, utc};
+use crate::html::{clip, job_href, queue_href, relative, url_component, utc};
 use crate::session::Access;
 use crate::state::AppState;
 
@@ -36,104 +37,89 @@ async fn render(state: &AppState, access: Access) -> Result<Html<String>, AppErr
     Ok(page(
         &ctx,
         "Workers",
-        &body,
+        body,
         &[("workers", "/workers".into())],
         "",
     ))
 }
 
 /// The page's content for `list`.
-fn workers_body(list: &[WorkerInfo], prefix: &str) -> String {
+fn workers_body(list: &[WorkerInfo], prefix: &str) -> Markup {
     let held: usize = list.iter().map(|w| w.running_count).sum();
-    let mut out = format!(
-        "<h1>Workers</h1><p class=\"muted\"><span id=\"worker-count\">{}</span> live \
-         worker(s) holding {held} job(s). Each heartbeats every few seconds; a worker \
-         killed without stopping drops out three heartbeats after its last.</p>",
-        list.len()
-    );
-    if list.is_empty() {
-        out.push_str(&format!(
-            "<p id=\"no-workers\" class=\"muted\">No live worker under prefix {}: start one \
-             with <span class=\"mono\">jobq-worker</span>.</p>",
-            esc(prefix)
-        ));
-        return out;
+    html! {
+        h1 { "Workers" }
+        p class="muted" {
+            span id="worker-count" { (list.len()) } " live worker(s) holding " (held)
+            " job(s). Each heartbeats every few seconds; a worker killed without stopping drops \
+             out three heartbeats after its last."
+        }
+        @if list.is_empty() {
+            p id="no-workers" class="muted" {
+                "No live worker under prefix " (prefix) ": start one with "
+                span class="mono" { "jobq-worker" } "."
+            }
+        } @else {
+            table id="workers" {
+                thead {
+                    tr {
+                        th { "Worker" }
+                        th { "Host" }
+                        th class="num" { "PID" }
+                        th { "Version" }
+                        th { "Queues" }
+                        th { "Jobs held" }
+                        th { "Started" }
+                        th { "Last seen" }
+                    }
+                }
+                tbody {
+                    @for w in list { (row(w)) }
+                }
+            }
+        }
     }
-    out.push_str(
-        "<table id=\"workers\"><thead><tr><th>Worker</th><th>Host</th><th class=\"num\">PID\
-         </th><th>Version</th><th>Queues</th><th>Jobs held</th><th>Started</th>\
-         <th>Last seen</th></tr></thead><tbody>",
-    );
-    for w in list {
-        out.push_str(&row(w));
-    }
-    out.push_str("</tbody></table>");
-    out
 }
 
 /// One worker's row; its element id is the worker id, so a job page links to it.
-fn row(w: &WorkerInfo) -> String {
-    let open = format!(
-        "<tr id=\"w-{anchor}\" data-worker=\"{id}\"><td class=\"mono\">{id}</td>",
-        anchor = esc(&url_component(&w.id)),
-        id = esc(&w.id),
-    );
-    if let Some(why) = &w.corrupt {
-        return format!(
-            "{open}<td colspan=\"7\" class=\"reason\">corrupt record: {}</td></tr>",
-            esc(&clip(why, 200))
-        );
+fn row(w: &WorkerInfo) -> Markup {
+    let more_queues = w.queue_count.saturating_sub(w.queues.len());
+    let jobs_shown = w.running.len().min(JOBS_SHOWN);
+    html! {
+        tr id={ "w-" (url_component(&w.id)) } data-worker=(w.id) {
+            td class="mono" { (w.id) }
+            @if let Some(why) = &w.corrupt {
+                td colspan="7" class="reason" { "corrupt record: " (clip(why, 200)) }
+            } @else {
+                td { (w.host) }
+                td class="num" { (w.pid) }
+                td { (w.version) }
+                td {
+                    @for (i, q) in w.queues.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href=(queue_href(q)) { (q) }
+                    }
+                    @if more_queues > 0 {
+                        @if !w.queues.is_empty() { ", " }
+                        span class="muted" { "+" (more_queues) " more" }
+                    }
+                }
+                td {
+                    span data-field="running" { (w.running_count) } " of " (w.concurrency)
+                    @if jobs_shown > 0 || w.running_count > 0 { br; }
+                    @for (i, j) in w.running.iter().take(JOBS_SHOWN).enumerate() {
+                        @if i > 0 { " " }
+                        a class="mono" href=(job_href(&j.queue, &j.id)) { (clip(&j.id, 40)) }
+                    }
+                    @if w.running_count > jobs_shown {
+                        @if jobs_shown > 0 { " " }
+                        span class="muted" { "+" (w.running_count - jobs_shown) " more" }
+                    }
+                }
+                td title=(utc(w.started_at)) { (relative(w.started_at)) }
+                td title=(utc(w.last_seen)) { (relative(w.last_seen)) }
+            }
+        }
     }
-    let mut queues: Vec<String> = w
-        .queues
-        .iter()
-        .map(|q| format!("<a href=\"{}\">{}</a>", esc(&queue_href(q)), esc(q)))
-        .collect();
-    if w.queue_count > w.queues.len() {
-        queues.push(format!(
-            "<span class=\"muted\">+{} more</span>",
-            w.queue_count - w.queues.len()
-        ));
-    }
-    let mut jobs: Vec<String> = w
-        .running
-        .iter()
-        .take(JOBS_SHOWN)
-        .map(|j| {
-            format!(
-                "<a class=\"mono\" href=\"{}\">{}</a>",
-                esc(&job_href(&j.queue, &j.id)),
-                esc(&clip(&j.id, 40))
-            )
-        })
-        .collect();
-    let shown = jobs.len();
-    if w.running_count > shown {
-        jobs.push(format!(
-            "<span class=\"muted\">+{} more</span>",
-            w.running_count - shown
-        ));
-    }
-    format!(
-        "{open}<td>{host}</td><td class=\"num\">{pid}</td><td>{version}</td><td>{queues}</td>\
-         <td><span data-field=\"running\">{running}</span> of {conc}{jobs}</td>\
-         <td title=\"{started_utc}\">{started}</td><td title=\"{seen_utc}\">{seen}</td></tr>",
-        host = esc(&w.host),
-        pid = w.pid,
-        version = esc(&w.version),
-        queues = queues.join(", "),
-        running = w.running_count,
-        conc = w.concurrency,
-        jobs = if jobs.is_empty() {
-            String::new()
-        } else {
-            format!("<br>{}", jobs.join(" "))
-        },
-        started_utc = esc(&utc(w.started_at)),
-        started = esc(&relative(w.started_at)),
-        seen_utc = esc(&utc(w.last_seen)),
-        seen = esc(&relative(w.last_seen)),
-    )
 }
 
 #[cfg(test)]
@@ -164,7 +150,7 @@ mod tests {
             corrupt: Some(evil.into()),
             ..WorkerInfo::default()
         };
-        let html = workers_body(&[w, bad], evil);
+        let html = workers_body(&[w, bad], evil).into_string();
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("<span data-field=\"running\">9</span> of 8"));
@@ -174,6 +160,8 @@ mod tests {
         );
         assert!(html.contains("corrupt record: &lt;script&gt;"));
         assert!(html.contains("/queues/%3Cscript%3Ealert%281%29%3C%2Fscript%3E"));
-        assert!(workers_body(&[], evil).contains("No live worker under prefix &lt;script&gt;"));
+        assert!(workers_body(&[], evil)
+            .0
+            .contains("No live worker under prefix &lt;script&gt;"));
     }
 }

@@ -43,7 +43,7 @@ async fn script_in_job_data_names_and_errors_renders_as_text() {
         "raw script in the job page"
     );
     assert!(
-        page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+        page.contains("&lt;script&gt;alert('x')&lt;/script&gt;"),
         "data shown as text"
     );
     assert!(!page.contains("<b>bold</b>") && page.contains("&lt;b&gt;bold&lt;/b&gt;"));

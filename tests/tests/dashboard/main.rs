@@ -1,15 +1,16 @@
 //! The dashboard through the built `jobq-dashboard` binary: its JSON API and live updates,
-//! HTML pages, security (tokens, sessions, CSRF, timeouts), the producer fallback of its
-//! enqueue endpoint, flows (`POST /api/flows`, parents and children on the pages), groups
-//! (`GET /api/queues/{q}/groups`, the queue page's table, the group gauges), a queue's
-//! schedules and limits (API and pages), cancelling jobs, workers and Redis at a glance
-//! (`GET /api/workers`, `GET /api/redis`, their pages), rendering at scale, and a real
-//! browser (chromium + chromedriver).
+//! HTML pages (hostile values escaped on every one), security (tokens, sessions, CSRF,
+//! timeouts), the producer fallback of its enqueue endpoint, flows (`POST /api/flows`,
+//! parents and children on the pages), groups (`GET /api/queues/{q}/groups`, the queue
+//! page's table, the group gauges), a queue's schedules and limits (API and pages),
+//! cancelling jobs, workers and Redis at a glance (`GET /api/workers`, `GET /api/redis`,
+//! their pages), rendering at scale, and a real browser (chromium + chromedriver).
 
 mod dashboard_api;
 mod dashboard_browser;
 mod dashboard_cancel;
 mod dashboard_discovery;
+mod dashboard_escaping;
 mod dashboard_fallback;
 mod dashboard_flows;
 mod dashboard_groups;
