@@ -3,8 +3,9 @@
 //! enqueue endpoint, flows (`POST /api/flows`, parents and children on the pages), groups
 //! (`GET /api/queues/{q}/groups`, the queue page's table, the group gauges), a queue's
 //! schedules and limits (API and pages), cancelling jobs, workers and Redis at a glance
-//! (`GET /api/workers`, `GET /api/redis`, their pages), rendering at scale, and a real
-//! browser (chromium + chromedriver).
+//! (`GET /api/workers`, `GET /api/redis`, their pages), the OpenAPI document
+//! (`GET /api/openapi.json`, validated, and used by a Python client), rendering at scale,
+//! and a real browser (chromium + chromedriver).
 
 mod dashboard_api;
 mod dashboard_browser;
@@ -13,6 +14,7 @@ mod dashboard_discovery;
 mod dashboard_fallback;
 mod dashboard_flows;
 mod dashboard_groups;
+mod dashboard_openapi;
 mod dashboard_pages;
 mod dashboard_scale;
 mod dashboard_search;
