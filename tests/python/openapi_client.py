@@ -2,6 +2,7 @@
 """A client of the jobq dashboard that knows nothing of jobq but its OpenAPI document.
 
     python3 tests/python/openapi_client.py BASE_URL QUEUE [--token T] [--timeout 30]
+    python3 tests/python/openapi_client.py BASE_URL --check ANSWERS.json
 
 Reads BASE_URL/api/openapi.json, then, from the document alone: finds the enqueue operation
 (operationId `addJobs`), builds a job from its request schema (a `diag.echo` job whose data
@@ -9,7 +10,11 @@ is a random marker), sends it, and polls the job-read operation (`getJob`) until
 has completed it and returned the marker. Every answer is checked against the response
 schema the document gives for its status, and so is every GET operation that needs no
 other parameter than the queue and the job. Prints a JSON summary; exits 0 on success,
-1 with the reason otherwise. Needs `requests` and `openapi-schema-validator` (installed
+1 with the reason otherwise.
+
+With --check, checks answers collected elsewhere instead: ANSWERS.json is a list of
+`{"operation": operationId, "status": N, "body": ...}`, each held to the schema the
+document gives that operation for that status. Needs `requests` and `openapi-schema-validator` (installed
 with `openapi-spec-validator`; `scripts/test` installs both).
 """
 
@@ -88,22 +93,28 @@ class Api:
                 path = path.replace("{" + p["name"] + "}", requests.utils.quote(values[p["name"]], safe=""))
         return self.base + path
 
+    def check(self, operation_id, status, answer):
+        """Holds `answer` to the schema of `operation_id`'s response for `status`."""
+        method, path, op = self.operation(operation_id)
+        what = f"{method.upper()} {path} ({operation_id}) -> {status}"
+        responses = op.get("responses", {})
+        documented = responses.get(str(status)) or responses.get("default")
+        if documented is None:
+            raise Failure(f"{what}: status not in the document ({sorted(responses)}): {answer}")
+        content = self.resolve(documented).get("content", {}).get("application/json")
+        if not content or "schema" not in content:
+            raise Failure(f"{what}: no JSON schema documented")
+        self.validate(what, answer, content["schema"])
+
     def call(self, operation_id, values, body=None):
         """Calls an operation; checks the answer against the documented response."""
         method, path, op = self.operation(operation_id)
         r = self.session.request(method.upper(), self.url(path, op, values), json=body, timeout=30)
-        what = f"{method.upper()} {path} ({operation_id}) -> {r.status_code}"
-        responses = op.get("responses", {})
-        documented = responses.get(str(r.status_code)) or responses.get("default")
-        if documented is None:
-            raise Failure(f"{what}: status not in the document ({sorted(responses)}): {r.text[:300]}")
-        content = self.resolve(documented).get("content", {}).get("application/json")
         try:
             answer = r.json()
         except ValueError:
-            raise Failure(f"{what}: not JSON: {r.text[:200]}")
-        if content and "schema" in content:
-            self.validate(what, answer, content["schema"])
+            raise Failure(f"{method.upper()} {path} -> {r.status_code}: not JSON: {r.text[:200]}")
+        self.check(operation_id, r.status_code, answer)
         return r.status_code, answer
 
 
@@ -137,12 +148,22 @@ def build_job(api, marker):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("base_url")
-    ap.add_argument("queue")
+    ap.add_argument("queue", nargs="?")
     ap.add_argument("--token")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--check", metavar="ANSWERS.json")
     args = ap.parse_args()
 
     api = Api(args.base_url, args.token)
+    if args.check:
+        with open(args.check) as f:
+            answers = json.load(f)
+        for a in answers:
+            api.check(a["operation"], a["status"], a["body"])
+        print(json.dumps({"checked": len(answers)}))
+        return
+    if not args.queue:
+        ap.error("give the QUEUE to enqueue in (or --check)")
     marker = uuid.uuid4().hex
     job = build_job(api, marker)
     status, added = api.call("addJobs", {"queue": args.queue}, job)

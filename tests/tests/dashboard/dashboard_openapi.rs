@@ -253,3 +253,212 @@ async fn a_python_client_that_reads_only_the_document_enqueues_a_job_a_worker_co
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("401"), "{said}");
 }
+
+/// Answers collected for `openapi_client.py --check`.
+#[derive(Default)]
+struct Answers(Vec<Value>);
+
+impl Answers {
+    /// Records what `r` answered to `operation`; its status.
+    async fn add(&mut self, operation: &str, r: reqwest::Response) -> u16 {
+        let status = r.status().as_u16();
+        let body: Value = r
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{operation} {status}: not JSON: {e}"));
+        self.0
+            .push(json!({"operation": operation, "status": status, "body": body}));
+        status
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_answer_is_what_the_document_says() {
+    if python().is_none() {
+        return;
+    }
+    let env = TestEnv::new().await;
+    let d = Dashboard::start(&env, &["--auth-token", TOKEN]).await;
+    let c = client();
+    let api = |path: &str| d.url(&format!("/api{path}"));
+    let post = |path: &str, body: Value| c.post(api(path)).bearer_auth(TOKEN).json(&body);
+    let mut a = Answers::default();
+
+    let echo = json!({"name": "diag.echo", "data": {"k": 1}, "opts": {"jobId": "j1"}});
+    let r = post("/queues/shapes/jobs", echo.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("addJobs", r).await, 201);
+    let r = post("/queues/shapes/jobs", echo).send().await.unwrap();
+    assert_eq!(a.add("addJobs", r).await, 200, "a duplicate");
+    let many = json!([{"name": "diag.echo"}, {"name": "diag.noop", "opts": {"delayMs": 60000}}]);
+    let r = post("/queues/shapes/jobs", many).send().await.unwrap();
+    assert_eq!(a.add("addJobs", r).await, 201);
+    let r = post("/queues/shapes/jobs", json!({"nam": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("addJobs", r).await, 400);
+    let r = c
+        .post(api("/queues/shapes/jobs"))
+        .json(&json!({"name": "x"}));
+    assert_eq!(a.add("addJobs", r.send().await.unwrap()).await, 401);
+
+    for query in [
+        "",
+        "?state=delayed&limit=5",
+        "?name=diag.echo",
+        "?data=k&state=waiting",
+    ] {
+        let r = c.get(api(&format!("/queues/shapes/jobs{query}")));
+        assert_eq!(a.add("listJobs", r.send().await.unwrap()).await, 200);
+    }
+    let r = c
+        .get(api("/queues/shapes/jobs?state=done"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("listJobs", r).await, 400);
+    let r = c.get(api("/queues/shapes/jobs/j1")).send().await.unwrap();
+    assert_eq!(a.add("getJob", r).await, 200);
+    let r = c.get(api("/queues/shapes/jobs/nope")).send().await.unwrap();
+    assert_eq!(a.add("getJob", r).await, 404);
+    let r = c.get(api("/queues/no-such-queue")).send().await.unwrap();
+    assert_eq!(a.add("getQueue", r).await, 404);
+
+    let flow = json!({"queue": "shapes", "name": "diag.collect", "children": [
+        {"queue": "shapes-kids", "name": "diag.echo"}, {"queue": "shapes-kids", "name": "diag.noop"}]});
+    let r = post("/flows", flow).send().await.unwrap();
+    let tree: Value = r.json().await.unwrap();
+    a.0.push(json!({"operation": "addFlow", "status": 201, "body": tree}));
+    let parent = tree["id"].as_str().unwrap();
+    let r = c
+        .get(api(&format!("/queues/shapes/jobs/{parent}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("getJob", r).await, 200, "a parent with its children");
+    let r = post(&format!("/queues/shapes/jobs/{parent}/cancel"), json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("cancelJob", r).await, 200);
+    let r = post(&format!("/queues/shapes/jobs/{parent}/cancel"), json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("cancelJob", r).await, 409);
+    let r = post(&format!("/queues/shapes/jobs/{parent}/retry"), json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("retryJob", r).await, 200);
+    let r = post("/queues/shapes/jobs/j1/promote", json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("promoteJob", r).await, 409, "not delayed");
+    let r = c
+        .delete(api("/queues/shapes/jobs/j1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("removeJob", r).await, 200);
+
+    for (op, path, body) in [
+        ("pauseQueue", "/queues/shapes/pause", json!({})),
+        ("resumeQueue", "/queues/shapes/resume", json!({})),
+        ("retryFailed", "/queues/shapes/retry", json!({})),
+        ("promoteDelayed", "/queues/shapes/promote", json!({})),
+        (
+            "cleanQueue",
+            "/queues/shapes/clean",
+            json!({"state": "cancelled", "older_than": 0}),
+        ),
+        ("drainQueue", "/queues/shapes/drain", json!({})),
+        (
+            "setLimits",
+            "/queues/shapes/limits",
+            json!({"rate": "10/1s", "group": "vip", "group_concurrency": 2}),
+        ),
+        (
+            "addSchedule",
+            "/queues/shapes/schedules",
+            json!({"id": "tick", "name": "diag.noop", "every": "1h"}),
+        ),
+    ] {
+        let status = a.add(op, post(path, body).send().await.unwrap()).await;
+        assert!(status < 300, "{op}: {status}");
+    }
+    let r = post("/queues/shapes/clean", json!({"state": "waiting"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("cleanQueue", r).await, 400);
+    for (op, path) in [
+        ("listQueues", "/queues"),
+        ("getQueue", "/queues/shapes"),
+        ("listGroups", "/queues/shapes/groups"),
+        ("getLimits", "/queues/shapes/limits"),
+        ("listSchedules", "/queues/shapes/schedules"),
+        ("listWorkers", "/workers"),
+        ("redisOverview", "/redis"),
+        ("health", "/health"),
+    ] {
+        let status = a.add(op, c.get(api(path)).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{op}");
+    }
+    let r = c
+        .delete(api("/queues/shapes/schedules/tick"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("removeSchedule", r).await, 200);
+
+    // Redis down: jobs spooled (202), everything else a 503, health degraded
+    let spool = TempDir::new("openapi-spool");
+    let down = Dashboard::start_env(
+        Some("redis://127.0.0.1:1"),
+        env.config.prefix(),
+        &[],
+        &[
+            ("JOBQ_FALLBACK", "spool"),
+            ("JOBQ_SPOOL_DIR", spool.as_str()),
+        ],
+    )
+    .await;
+    let r = c
+        .post(down.url("/api/queues/shapes/jobs"))
+        .json(&json!({"name": "diag.echo"}));
+    assert_eq!(a.add("addJobs", r.send().await.unwrap()).await, 202);
+    let r = c
+        .post(down.url("/api/queues/shapes/jobs"))
+        .json(&json!([{"name": "diag.echo"}, {"name": "diag.noop"}]));
+    assert_eq!(a.add("addJobs", r.send().await.unwrap()).await, 202);
+    let r = c.get(down.url("/api/queues")).send().await.unwrap();
+    assert_eq!(a.add("listQueues", r).await, 503);
+    let r = c.get(down.url("/api/health")).send().await.unwrap();
+    assert_eq!(a.add("health", r).await, 503);
+
+    let dir = TempDir::new("openapi-answers");
+    let file = dir.path().join("answers.json");
+    std::fs::write(&file, serde_json::to_vec(&a.0).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .arg(client_script())
+        .arg(d.url(""))
+        .arg("--check")
+        .arg(&file)
+        .output()
+        .expect("run the python client");
+    assert!(
+        out.status.success(),
+        "an answer is not what the document says:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["checked"], a.0.len());
+}
