@@ -21,6 +21,9 @@
 //! 403 refused (see `auth.rs`), 404 unknown queue or job, 409 a job in the wrong state,
 //! 413 over a size cap, 503 Redis unreachable (an enqueue: unless `JOBQ_FALLBACK=spool`). A
 //! flow's errors name the node by its path in the tree (`flow node root.children[2]: …`).
+//!
+//! Every handler answers a typed body and carries its `#[utoipa::path]`: the OpenAPI
+//! document (`openapi.rs`) is generated from them.
 
 use std::time::Duration;
 
@@ -31,15 +34,16 @@ use axum::Json;
 use queue_core::internal::job_spec::{parse_flow_value, parse_job_value};
 use queue_core::search::DEFAULT_SEARCH_LIMIT;
 use queue_core::{
-    Cancelled, Fallback, FlowJob, FlowTree, GroupsView, JobInfo, JobState, ListOrder, NewJob,
-    Produced, SearchFilter,
+    Cancelled, ChildOutcome, Fallback, FlowJob, FlowTree, GroupsView, JobInfo, JobState, ListOrder,
+    NewJob, Produced, SearchFilter,
 };
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::backend::deadline;
 use crate::enqueue::spooled_reason;
-use crate::error::{ApiResult, AppError};
+use crate::error::{ApiResult, AppError, ErrorBody};
 use crate::state::AppState;
 use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
 
@@ -56,36 +60,110 @@ pub const DEFAULT_GROUPS: u64 = 50;
 pub const MAX_GROUPS: u64 = 1_000;
 
 /// A job as `jobq show --json` prints it: every field of [`JobInfo`] plus `attempts` (made
-/// so far) and `max_attempts`.
-pub fn job_json(job: &JobInfo) -> Value {
-    let mut v = serde_json::to_value(job).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut v {
-        map.insert("attempts".into(), job.attempts_made.into());
-        map.insert("max_attempts".into(), job.opts.max_attempts().into());
+/// so far) and `max_attempts`; a flow's parent read on its own also has its `children`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobView {
+    /// The stored job.
+    #[serde(flatten)]
+    pub job: JobInfo,
+    /// Attempts made so far (the same as `attempts_made`).
+    pub attempts: u32,
+    /// Attempts it may make in all.
+    pub max_attempts: u32,
+    /// A flow's parent: each child's queue, id, name, state (`completed`, `failed`,
+    /// `removed`, `cancelled`, or its state while unfinished), return value or failure reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<Vec<ChildOutcome>>,
+}
+
+impl From<JobInfo> for JobView {
+    fn from(job: JobInfo) -> Self {
+        JobView {
+            attempts: job.attempts_made,
+            max_attempts: job.opts.max_attempts(),
+            job,
+            children: None,
+        }
     }
-    v
+}
+
+/// A job as `jobq show --json` prints it (a [`JobView`]), as JSON.
+pub fn job_json(job: &JobInfo) -> Value {
+    serde_json::to_value(JobView::from(job.clone())).unwrap_or(Value::Null)
 }
 
 /// `GET /api/queues`: the counts of every queue, sorted by name.
+#[utoipa::path(get, path = "/api/queues", operation_id = "listQueues", tag = "queues",
+    responses(
+        (status = 200, description = "Every queue's counts (what `jobq stats --json` prints)",
+            body = Vec<QueueStats>),
+    ))]
 pub async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueStats>>> {
     Ok(Json(stats::all_stats(state.backend()).await?))
 }
 
+/// A queue's counts and its last hour.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueDetail {
+    /// Its counts.
+    #[serde(flatten)]
+    pub stats: QueueStats,
+    /// Jobs finished per minute over the last hour.
+    pub throughput: ThroughputView,
+}
+
+/// Jobs finished per minute, oldest minute first (the last is the current minute).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ThroughputView {
+    /// Minutes covered.
+    pub minutes: usize,
+    /// Completed per minute.
+    pub completed: Vec<u64>,
+    /// Failed for good per minute.
+    pub failed: Vec<u64>,
+}
+
 /// `GET /api/queues/{q}`: one queue's counts, and jobs finished per minute over the last
 /// hour (oldest minute first).
+#[utoipa::path(get, path = "/api/queues/{queue}", operation_id = "getQueue", tag = "queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "The queue's counts and last hour", body = QueueDetail),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn get_queue(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueueDetail>> {
     let q = state.backend().existing_queue(&queue).await?;
     let (counts, throughput) = tokio::try_join!(stats::queue_stats(&q), stats::throughput(&q))?;
-    let mut v = serde_json::to_value(counts).map_err(|e| AppError::Internal(e.to_string()))?;
-    v["throughput"] = json!({
-        "minutes": THROUGHPUT_MINUTES,
-        "completed": throughput.completed,
-        "failed": throughput.failed,
-    });
-    Ok(Json(v))
+    Ok(Json(QueueDetail {
+        stats: counts,
+        throughput: ThroughputView {
+            minutes: THROUGHPUT_MINUTES,
+            completed: throughput.completed,
+            failed: throughput.failed,
+        },
+    }))
+}
+
+/// The path of a queue's endpoints.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct QueuePath {
+    /// Queue name: 1–128 characters of `A-Z a-z 0-9 . _ -`.
+    pub queue: String,
+}
+
+/// The path of a job's endpoints.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobPath {
+    /// Queue name.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
 }
 
 /// Query of a job listing or search; checked by hand so errors name the bad value.
@@ -168,6 +246,51 @@ impl SearchQuery {
     }
 }
 
+/// A page of the jobs in one state, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobPage {
+    /// Queue name.
+    pub queue: String,
+    /// The state listed.
+    pub state: JobState,
+    /// Jobs skipped first.
+    pub offset: u64,
+    /// Most jobs on the page.
+    pub limit: u64,
+    /// Jobs in that state in all.
+    pub total: u64,
+    /// The page.
+    pub jobs: Vec<JobView>,
+}
+
+/// A page of search results, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchResults {
+    /// Queue name.
+    pub queue: String,
+    /// The state searched (null: every state).
+    pub state: Option<JobState>,
+    /// Most jobs on the page.
+    pub limit: u64,
+    /// The jobs found.
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` (with the same filters) for the next page; null on the last one.
+    /// Always present: it tells search results from a listing.
+    #[schema(required = true)]
+    pub next: Option<String>,
+}
+
+/// The answer to a job listing: a page of one state, or (with a search parameter) search
+/// results.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum JobList {
+    /// A listing (no search parameter).
+    Page(JobPage),
+    /// A search.
+    Search(SearchResults),
+}
+
 /// `GET /api/queues/{q}/jobs?state=&limit=&offset=`: a page of the jobs in one state
 /// (default `waiting`, which includes the waiting jobs of a paused queue; newest first, and
 /// delayed jobs next due first), with the state's total.
@@ -178,11 +301,32 @@ impl SearchQuery {
 /// state), newest first, `limit` at a time (default 50, at most 1,000) →
 /// `{"queue", "state", "limit", "jobs": [...], "next": cursor or null}`; pass `next` back
 /// as `cursor` (with the same filters) for the next page.
+#[utoipa::path(get, path = "/api/queues/{queue}/jobs", operation_id = "listJobs", tag = "jobs",
+    params(
+        QueuePath,
+        ("state" = Option<JobState>, Query,
+            description = "The state listed (default waiting) or searched (default every state)"),
+        ("limit" = Option<u64>, Query, maximum = 1000,
+            description = "Jobs per page: default 20 for a listing, 50 for a search; at most 1,000"),
+        ("offset" = Option<u64>, Query, description = "Jobs skipped first (a listing only)"),
+        ("name" = Option<String>, Query, description = "Search: the job name, exactly"),
+        ("data" = Option<String>, Query, description = "Search: text in the job's data"),
+        ("error" = Option<String>, Query, description = "Search: text in the failure reason"),
+        ("since" = Option<String>, Query, example = "1h",
+            description = "Search: created within this long (`500ms`, `10s`, `5m`, `1h`, `2d`)"),
+        ("cursor" = Option<String>, Query,
+            description = "Search: the `next` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of jobs, or search results", body = JobList),
+        (status = 400, description = "A bad parameter, named", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
     Query(query): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobList>> {
     let search = query.search.filter(
         query.state.as_deref(),
         query.limit.as_deref(),
@@ -191,12 +335,12 @@ pub async fn list_jobs(
     if let Some(filter) = search {
         let q = state.backend().existing_queue(&queue).await?;
         let page = deadline(q.search(&filter)).await?;
-        return Ok(Json(json!({
-            "queue": queue,
-            "state": filter.state,
-            "limit": filter.limit,
-            "jobs": page.jobs.iter().map(job_json).collect::<Vec<_>>(),
-            "next": page.next,
+        return Ok(Json(JobList::Search(SearchResults {
+            queue,
+            state: filter.state,
+            limit: filter.limit,
+            jobs: page.jobs.into_iter().map(JobView::from).collect(),
+            next: page.next,
         })));
     }
     let job_state: JobState = match query.state.as_deref() {
@@ -220,13 +364,13 @@ pub async fn list_jobs(
         list_page(&q, job_state, offset, limit),
         stats::queue_stats(&q)
     )?;
-    Ok(Json(json!({
-        "queue": queue,
-        "state": job_state,
-        "offset": offset,
-        "limit": limit,
-        "total": counts.of(job_state),
-        "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
+    Ok(Json(JobList::Page(JobPage {
+        queue,
+        state: job_state,
+        offset,
+        limit,
+        total: counts.of(job_state),
+        jobs: jobs.into_iter().map(JobView::from).collect(),
     })))
 }
 
@@ -256,6 +400,18 @@ pub struct GroupsQuery {
 /// have active jobs and are held back by a limit now, and the `limit` busiest (most
 /// waiting first, then those with active jobs only), each with its counts and what holds
 /// it back (`{"by": "concurrency"}` or `{"by": "rate", "until_ms": ..}`).
+#[utoipa::path(get, path = "/api/queues/{queue}/groups", operation_id = "listGroups",
+    tag = "queues",
+    params(
+        QueuePath,
+        ("limit" = Option<u64>, Query, maximum = 1000,
+            description = "Groups listed, busiest first (default 50, at most 1,000)"),
+    ),
+    responses(
+        (status = 200, description = "The queue's groups", body = GroupsView),
+        (status = 400, description = "A bad limit or queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn list_groups(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -299,19 +455,25 @@ fn number(what: &str, given: Option<&str>, default: u64) -> ApiResult<u64> {
 
 /// `GET /api/queues/{q}/jobs/{id}`: one job with its logs; a flow's parent with its
 /// `children` too (each one's queue, id, name, state, and return value or failure reason).
+#[utoipa::path(get, path = "/api/queues/{queue}/jobs/{id}", operation_id = "getJob", tag = "jobs",
+    params(JobPath),
+    responses(
+        (status = 200, description = "The job (what `jobq show --json` prints)", body = JobView),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue or job", body = ErrorBody),
+    ))]
 pub async fn get_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobView>> {
     let q = state.backend().existing_queue(&queue).await?;
     let job = deadline(q.job(&id)).await?;
-    let mut v = job_json(&job);
-    if is_parent(&job) {
-        let children = deadline(q.children(&id)).await?;
-        v["children"] =
-            serde_json::to_value(children).map_err(|e| AppError::Internal(e.to_string()))?;
+    let parent = is_parent(&job);
+    let mut view = JobView::from(job);
+    if parent {
+        view.children = Some(deadline(q.children(&id)).await?);
     }
-    Ok(Json(v))
+    Ok(Json(view))
 }
 
 /// Whether `job` is a flow's parent (it has children to read).
@@ -350,17 +512,125 @@ pub fn parse_enqueue_body(body: &[u8]) -> ApiResult<Vec<NewJob>> {
     }
 }
 
+/// The body of an enqueue: one job, or an array of jobs (every one checked before any is
+/// stored).
+#[derive(Debug, Clone, ToSchema)]
+#[serde(untagged)]
+pub enum EnqueueRequest {
+    /// One job.
+    One(Box<NewJob>),
+    /// Many jobs, added in one go.
+    Many(Vec<NewJob>),
+}
+
+/// What an enqueue of one job did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Enqueued {
+    /// Stored in Redis (201), or nothing stored because the job was there already or the add
+    /// was debounced into it (200).
+    Stored {
+        /// Queue name.
+        queue: String,
+        /// The job's id (of the job already stored, for a duplicate or a debounced add).
+        id: String,
+        /// True when a job with its `jobId` or dedup id was stored already.
+        duplicate: bool,
+        /// True when the add was debounced into the job `id`.
+        debounced: bool,
+    },
+    /// Redis is down and `JOBQ_FALLBACK=spool`: kept on disk, added once Redis is back
+    /// (202).
+    Spooled {
+        /// Queue name.
+        queue: String,
+        /// The id the job will have.
+        id: String,
+        /// Always true.
+        spooled: bool,
+        /// Why Redis was not used.
+        reason: Option<String>,
+    },
+}
+
+/// What an enqueue of an array of jobs did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BulkEnqueued {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs stored (not counting duplicates, debounced adds and spooled jobs).
+    pub added: usize,
+    /// One entry per job, in the order sent.
+    pub jobs: Vec<BulkEntry>,
+    /// Jobs spooled (only while Redis is down, with `JOBQ_FALLBACK=spool`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spooled: Option<usize>,
+    /// Why Redis was not used (with `spooled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One job of an array enqueue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BulkEntry {
+    /// Stored (or a duplicate, or debounced).
+    Stored {
+        /// The job's id.
+        id: String,
+        /// True when a job with its `jobId` or dedup id was stored already.
+        duplicate: bool,
+        /// True when the add was debounced into the job `id`.
+        debounced: bool,
+    },
+    /// Spooled.
+    Spooled {
+        /// The id the job will have.
+        id: String,
+        /// Always true.
+        spooled: bool,
+    },
+}
+
+/// The answer to an enqueue: [`Enqueued`] for one job, [`BulkEnqueued`] for an array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EnqueueResponse {
+    /// One job sent.
+    One(Enqueued),
+    /// An array sent.
+    Many(BulkEnqueued),
+}
+
 /// `POST /api/queues/{q}/jobs`: enqueues one job (201 `{"queue", "id", "duplicate",
 /// "debounced"}`; 200 when a job with its `jobId` or dedup id was already stored, or the
 /// add was debounced into the job `id`) or an array of jobs (201 with `added`, the jobs
 /// stored, and `jobs`). When Redis is down and `JOBQ_FALLBACK=spool`, 202 with `"spooled": true`
 /// (an array: `spooled`, the count, and `{"id", "spooled": true}` per spooled job); with
 /// `error` or `inline`, 503 naming the address (see `enqueue.rs`).
+///
+/// `opts` also takes BullMQ's spellings: `delay` and `timeout` (ms or `"10s"`), `backoff`
+/// as `"exp:1s"` or `"fixed:500ms"`, `removeOnComplete` / `removeOnFail` as `true` or a
+/// count, and snake_case names.
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs", operation_id = "addJobs", tag = "jobs",
+    params(QueuePath),
+    request_body(content = EnqueueRequest, description = "One job, or an array of jobs",
+        example = json!({"name": "diag.echo", "data": {"hello": "world"}, "opts": {"attempts": 3}})),
+    responses(
+        (status = 201, description = "Added (one job, or an array)", body = EnqueueResponse),
+        (status = 200, description = "One job: stored already (`duplicate`) or debounced",
+            body = Enqueued),
+        (status = 202, description = "Redis is down: spooled to disk (`JOBQ_FALLBACK=spool`)",
+            body = EnqueueResponse),
+        (status = 400, description = "Bad JSON, job, option or queue name, named; nothing stored",
+            body = ErrorBody),
+        (status = 413, description = "Data or options over the size caps", body = ErrorBody),
+    ))]
 pub async fn add_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EnqueueResponse>)> {
     queue_core::internal::validate::validate_queue_name(&queue)?;
     let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let jobs = parse_enqueue_body(&body)?;
@@ -369,54 +639,72 @@ pub async fn add_jobs(
     if array {
         let mut stored = 0;
         let mut spooled = 0;
-        let entries: Vec<Value> = produced
+        let entries: Vec<BulkEntry> = produced
             .iter()
             .map(|p| match p {
                 Produced::Stored(a) => {
                     stored += usize::from(!a.duplicate && !a.debounced);
-                    json!({"id": a.id, "duplicate": a.duplicate, "debounced": a.debounced})
+                    BulkEntry::Stored {
+                        id: a.id.clone(),
+                        duplicate: a.duplicate,
+                        debounced: a.debounced,
+                    }
                 }
                 other => {
                     spooled += 1;
-                    json!({"id": other.id(), "spooled": true})
+                    BulkEntry::Spooled {
+                        id: other.id().to_string(),
+                        spooled: true,
+                    }
                 }
             })
             .collect();
-        let mut body = json!({"queue": queue, "added": stored, "jobs": entries});
+        let mut body = BulkEnqueued {
+            queue,
+            added: stored,
+            jobs: entries,
+            spooled: None,
+            reason: None,
+        };
         let code = match reason {
             None => StatusCode::CREATED,
             Some(reason) => {
-                body["spooled"] = spooled.into();
-                body["reason"] = reason.into();
+                body.spooled = Some(spooled);
+                body.reason = Some(reason);
                 StatusCode::ACCEPTED
             }
         };
-        return Ok((code, Json(body)));
+        return Ok((code, Json(EnqueueResponse::Many(body))));
     }
     let one = produced
         .into_iter()
         .next()
         .ok_or_else(|| AppError::Internal("add returned nothing".into()))?;
-    Ok(match one {
+    let (code, answer) = match one {
         Produced::Stored(a) => (
             if a.duplicate || a.debounced {
                 StatusCode::OK
             } else {
                 StatusCode::CREATED
             },
-            Json(json!({"queue": queue, "id": a.id, "duplicate": a.duplicate,
-                        "debounced": a.debounced})),
+            Enqueued::Stored {
+                queue,
+                id: a.id,
+                duplicate: a.duplicate,
+                debounced: a.debounced,
+            },
         ),
         other => (
             StatusCode::ACCEPTED,
-            Json(json!({
-                "queue": queue,
-                "id": other.id(),
-                "spooled": true,
-                "reason": reason,
-            })),
+            Enqueued::Spooled {
+                queue,
+                id: other.id().to_string(),
+                spooled: true,
+                reason,
+            },
         ),
-    })
+    };
+    Ok((code, Json(EnqueueResponse::One(answer))))
 }
 
 /// Parses a flow body: one node `{"queue","name","data","opts","children":[nodes]}`. An
@@ -442,6 +730,15 @@ pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
 /// flow takes several calls, and an add cut off half-way (the client went away, a timeout)
 /// would answer that it failed while its jobs might still be committed by the workers.
 /// Each of its calls is bounded by the connection's response timeout.
+#[utoipa::path(post, path = "/api/flows", operation_id = "addFlow", tag = "flows",
+    request_body(content = FlowJob, description = "The flow's root node; `opts` as in an enqueue",
+        example = json!({"queue": "video", "name": "video.publish", "children": [
+            {"queue": "video", "name": "video.transcode", "data": {"preset": "720p"}}]})),
+    responses(
+        (status = 201, description = "Added: the tree with every node's id", body = FlowTree),
+        (status = 400, description = "A bad node, named by its path in the tree", body = ErrorBody),
+        (status = 413, description = "Over the size caps or the flow limits", body = ErrorBody),
+    ))]
 pub async fn add_flow(
     State(state): State<AppState>,
     body: Bytes,
@@ -466,92 +763,295 @@ pub async fn add_flow(
     Ok((StatusCode::CREATED, Json(tree)))
 }
 
+/// A job removed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobRemoved {
+    /// Queue name.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+    /// Jobs removed: 1.
+    pub removed: u64,
+}
+
 /// `DELETE /api/queues/{q}/jobs/{id}`: deletes a job that is not running.
+#[utoipa::path(delete, path = "/api/queues/{queue}/jobs/{id}", operation_id = "removeJob",
+    tag = "jobs", params(JobPath),
+    responses(
+        (status = 200, description = "Removed", body = JobRemoved),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue or job", body = ErrorBody),
+        (status = 409, description = "The job is running", body = ErrorBody),
+    ))]
 pub async fn remove_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobRemoved>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.remove_job(&id)).await?;
-    Ok(Json(json!({"queue": queue, "id": id, "removed": 1})))
+    Ok(Json(JobRemoved {
+        queue,
+        id,
+        removed: 1,
+    }))
+}
+
+/// A job sent back to run again.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobRetried {
+    /// Queue name.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+    /// Jobs retried: 1.
+    pub retried: u64,
 }
 
 /// `POST /api/queues/{q}/jobs/{id}/retry`: a failed job runs again.
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs/{id}/retry", operation_id = "retryJob",
+    tag = "jobs", params(JobPath),
+    responses(
+        (status = 200, description = "Waiting to run again", body = JobRetried),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue or job", body = ErrorBody),
+        (status = 409, description = "The job is not failed or cancelled", body = ErrorBody),
+    ))]
 pub async fn retry_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobRetried>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.retry_job(&id)).await?;
-    Ok(Json(json!({"queue": queue, "id": id, "retried": 1})))
+    Ok(Json(JobRetried {
+        queue,
+        id,
+        retried: 1,
+    }))
+}
+
+/// How a cancel went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CancelOutcome {
+    /// The job was not running: it is cancelled.
+    Now,
+    /// The job is running: its worker stops it within a second.
+    Requested,
+}
+
+/// A job cancelled, or asked to stop.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobCancelled {
+    /// Queue name.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+    /// `now` or `requested`.
+    pub cancelled: CancelOutcome,
+    /// With `now`: the flow children (and their children) cancelled with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<u64>,
 }
 
 /// `POST /api/queues/{q}/jobs/{id}/cancel`: a job that is not running is cancelled at
 /// once (`"cancelled": "now"`, with the flow children cancelled with it); a running one is
 /// stopped by its worker within a second (`"cancelled": "requested"`). A finished job is a
 /// 409, an unknown one a 404.
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs/{id}/cancel", operation_id = "cancelJob",
+    tag = "jobs", params(JobPath),
+    responses(
+        (status = 200, description = "Cancelled (`now`), or its worker asked to stop (`requested`)",
+            body = JobCancelled),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue or job", body = ErrorBody),
+        (status = 409, description = "The job has finished", body = ErrorBody),
+    ))]
 pub async fn cancel_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobCancelled>> {
     let q = state.backend().existing_queue(&queue).await?;
-    let out = match deadline(q.cancel(&id)).await? {
-        Cancelled::Now { children } => {
-            json!({"queue": queue, "id": id, "cancelled": "now", "children": children})
-        }
-        Cancelled::Requested => json!({"queue": queue, "id": id, "cancelled": "requested"}),
+    let (cancelled, children) = match deadline(q.cancel(&id)).await? {
+        Cancelled::Now { children } => (CancelOutcome::Now, Some(children)),
+        Cancelled::Requested => (CancelOutcome::Requested, None),
     };
-    Ok(Json(out))
+    Ok(Json(JobCancelled {
+        queue,
+        id,
+        cancelled,
+        children,
+    }))
+}
+
+/// A delayed job started now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobPromoted {
+    /// Queue name.
+    pub queue: String,
+    /// Job id.
+    pub id: String,
+    /// Jobs promoted: 1.
+    pub promoted: u64,
 }
 
 /// `POST /api/queues/{q}/jobs/{id}/promote`: a delayed job starts now.
+#[utoipa::path(post, path = "/api/queues/{queue}/jobs/{id}/promote", operation_id = "promoteJob",
+    tag = "jobs", params(JobPath),
+    responses(
+        (status = 200, description = "Waiting to run now", body = JobPromoted),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue or job", body = ErrorBody),
+        (status = 409, description = "The job is not delayed", body = ErrorBody),
+    ))]
 pub async fn promote_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobPromoted>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.promote_job(&id)).await?;
-    Ok(Json(json!({"queue": queue, "id": id, "promoted": 1})))
+    Ok(Json(JobPromoted {
+        queue,
+        id,
+        promoted: 1,
+    }))
+}
+
+/// Failed jobs of a queue sent back to run again.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueRetried {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs retried.
+    pub retried: u64,
 }
 
 /// `POST /api/queues/{q}/retry`: every failed job runs again.
+#[utoipa::path(post, path = "/api/queues/{queue}/retry", operation_id = "retryFailed",
+    tag = "queues", params(QueuePath),
+    responses(
+        (status = 200, description = "Every failed job waits to run again", body = QueueRetried),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn retry_all(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueueRetried>> {
     let q = state.backend().existing_queue(&queue).await?;
     let n = deadline(q.retry_all_failed()).await?;
-    Ok(Json(json!({"queue": queue, "retried": n})))
+    Ok(Json(QueueRetried { queue, retried: n }))
+}
+
+/// Delayed jobs of a queue started now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueuePromoted {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs promoted.
+    pub promoted: u64,
 }
 
 /// `POST /api/queues/{q}/promote`: every delayed job starts now.
+#[utoipa::path(post, path = "/api/queues/{queue}/promote", operation_id = "promoteDelayed",
+    tag = "queues", params(QueuePath),
+    responses(
+        (status = 200, description = "Every delayed job waits to run now", body = QueuePromoted),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn promote_all(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueuePromoted>> {
     let q = state.backend().existing_queue(&queue).await?;
     let n = deadline(q.promote_all_delayed()).await?;
-    Ok(Json(json!({"queue": queue, "promoted": n})))
+    Ok(Json(QueuePromoted { queue, promoted: n }))
+}
+
+/// Whether a queue is paused now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueuePaused {
+    /// Queue name.
+    pub queue: String,
+    /// True after a pause, false after a resume.
+    pub paused: bool,
 }
 
 /// `POST /api/queues/{q}/pause`: workers start none of its jobs until resumed.
+#[utoipa::path(post, path = "/api/queues/{queue}/pause", operation_id = "pauseQueue",
+    tag = "queues", params(QueuePath),
+    responses(
+        (status = 200, description = "Paused", body = QueuePaused),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn pause(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueuePaused>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.pause()).await?;
-    Ok(Json(json!({"queue": queue, "paused": true})))
+    Ok(Json(QueuePaused {
+        queue,
+        paused: true,
+    }))
 }
 
 /// `POST /api/queues/{q}/resume`.
+#[utoipa::path(post, path = "/api/queues/{queue}/resume", operation_id = "resumeQueue",
+    tag = "queues", params(QueuePath),
+    responses(
+        (status = 200, description = "Resumed", body = QueuePaused),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn resume(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueuePaused>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.resume()).await?;
-    Ok(Json(json!({"queue": queue, "paused": false})))
+    Ok(Json(QueuePaused {
+        queue,
+        paused: false,
+    }))
+}
+
+/// A duration as the API takes it: whole milliseconds, or text such as `"500ms"`, `"10s"`,
+/// `"5m"`, `"1h"`, `"2d"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum DurationValue {
+    /// Text: a number and a unit (`ms`, `s`, `m`, `h`, `d`).
+    #[schema(example = "1h")]
+    Text(String),
+    /// Milliseconds.
+    Millis(u64),
+}
+
+/// The states clean applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CleanState {
+    /// Completed jobs.
+    Completed,
+    /// Failed jobs.
+    Failed,
+    /// Cancelled jobs.
+    Cancelled,
+}
+
+/// The body of a clean, as sent (read by [`CleanRequest::parse`], which names a bad value).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CleanBody {
+    /// Which finished jobs.
+    pub state: CleanState,
+    /// Only jobs that finished longer ago than this (default: every one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub older_than: Option<DurationValue>,
+    /// At most this many, oldest first (default: all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 /// What to clean: `{"state": "completed"|"failed", "older_than": "1h" | ms, "limit": N}`.
@@ -650,28 +1150,66 @@ pub fn clean_state(s: &str) -> ApiResult<JobState> {
     }
 }
 
+/// Finished jobs deleted.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueCleaned {
+    /// Queue name.
+    pub queue: String,
+    /// The state cleaned.
+    pub state: JobState,
+    /// Jobs deleted.
+    pub removed: u64,
+}
+
 /// `POST /api/queues/{q}/clean`: deletes finished jobs, oldest first.
+#[utoipa::path(post, path = "/api/queues/{queue}/clean", operation_id = "cleanQueue",
+    tag = "queues", params(QueuePath),
+    request_body(content = CleanBody,
+        example = json!({"state": "completed", "older_than": "1h", "limit": 1000})),
+    responses(
+        (status = 200, description = "Deleted", body = QueueCleaned),
+        (status = 400, description = "A bad field, named", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn clean(
     State(state): State<AppState>,
     Path(queue): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueueCleaned>> {
     let req = CleanRequest::parse(&body)?;
     let q = state.backend().existing_queue(&queue).await?;
     let n = deadline(q.clean(req.state, req.older_than, req.limit)).await?;
-    Ok(Json(
-        json!({"queue": queue, "state": req.state, "removed": n}),
-    ))
+    Ok(Json(QueueCleaned {
+        queue,
+        state: req.state,
+        removed: n,
+    }))
+}
+
+/// Jobs that had not started, deleted.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueDrained {
+    /// Queue name.
+    pub queue: String,
+    /// Jobs deleted.
+    pub removed: u64,
 }
 
 /// `POST /api/queues/{q}/drain`: deletes every waiting and delayed job.
+#[utoipa::path(post, path = "/api/queues/{queue}/drain", operation_id = "drainQueue",
+    tag = "queues", params(QueuePath),
+    responses(
+        (status = 200, description = "Deleted", body = QueueDrained),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn drain(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<QueueDrained>> {
     let q = state.backend().existing_queue(&queue).await?;
     let n = deadline(q.drain()).await?;
-    Ok(Json(json!({"queue": queue, "removed": n})))
+    Ok(Json(QueueDrained { queue, removed: n }))
 }
 
 /// Any other `/api` path.

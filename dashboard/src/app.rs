@@ -7,8 +7,8 @@ use axum::Router;
 
 use crate::state::AppState;
 use crate::{
-    api, auth, body_limit, discovery, headers, health, limits, metrics, pages, refusals, schedules,
-    sse, timing,
+    api, auth, body_limit, discovery, headers, health, limits, metrics, openapi, pages, refusals,
+    schedules, sse, timing,
 };
 
 /// Every route of the dashboard, behind the auth guard and the body limits, with every
@@ -17,6 +17,7 @@ use crate::{
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/flows", post(api::add_flow))
         .route("/queues", get(api::list_queues))
         .route("/queues/{queue}", get(api::get_queue))

@@ -7,7 +7,8 @@
 //! - **Reads** (GET) are open on a loopback bind; on any other bind they need credentials
 //!   too (the dashboard refuses to start exposed without any, unless `--insecure`).
 //!   `/api/health` is always open, for load balancers, even to a request with wrong
-//!   credentials.
+//!   credentials; so is `/api/openapi.json`, the API's shape and nothing of this dashboard's
+//!   (see `openapi.rs`).
 //! - **Changes** (POST, DELETE) need credentials whenever auth is configured, and are refused
 //!   (403) with `--read-only`.
 //! - **CSRF.** A browser sends cookies and basic-auth credentials by itself, so a change that
@@ -136,9 +137,13 @@ pub fn is_machine_path(path: &str) -> bool {
     path.starts_with("/api/") || path == "/metrics" || path == "/events"
 }
 
-/// Paths anyone may use whatever the auth: logging in and out, and the health check.
-fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/logout" | "/api/health")
+/// Paths anyone may use whatever the auth: logging in and out, the health check, and the
+/// API's OpenAPI document.
+pub fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/login" | "/logout" | "/api/health" | "/api/openapi.json"
+    )
 }
 
 /// The middleware: applies the rules of this module, then records an [`Access`] for the

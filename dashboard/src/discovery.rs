@@ -25,11 +25,21 @@ pub async fn overview(backend: &crate::backend::Backend) -> ApiResult<RedisOverv
 }
 
 /// `GET /api/workers`.
+#[utoipa::path(get, path = "/api/workers", operation_id = "listWorkers", tag = "discovery",
+    responses(
+        (status = 200, description = "The live workers (what `jobq workers --json` prints)",
+            body = Vec<WorkerInfo>),
+    ))]
 pub async fn list_workers_api(State(state): State<AppState>) -> ApiResult<Json<Vec<WorkerInfo>>> {
     Ok(Json(workers(state.backend()).await?))
 }
 
 /// `GET /api/redis`.
+#[utoipa::path(get, path = "/api/redis", operation_id = "redisOverview", tag = "discovery",
+    responses(
+        (status = 200, description = "Redis at a glance, per node, with warnings",
+            body = RedisOverview),
+    ))]
 pub async fn redis_api(State(state): State<AppState>) -> ApiResult<Json<RedisOverview>> {
     Ok(Json(overview(state.backend()).await?))
 }

@@ -9,7 +9,17 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+
+/// The body of every error the API answers: what was wrong, naming the bad value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, naming the value that was wrong and what to do instead.
+    #[schema(
+        example = "state \"done\": use waiting, waiting_children, active, delayed, completed, failed, paused or cancelled"
+    )]
+    pub error: String,
+}
 
 /// A request that could not be served. Every message names the value that was wrong.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -122,8 +132,10 @@ impl IntoResponse for AppError {
             // Redis missing or down is reported once by the connection and live tasks
             _ => tracing::debug!(error = ?self.to_string(), "request refused"),
         }
-        let mut response =
-            (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         self.decorate(&mut response);
         response
     }

@@ -28,6 +28,7 @@
 //! | `stats.rs` | counts of every queue, read concurrently (what `jobq stats` prints) |
 //! | `live.rs`, `sse.rs` | following the event streams; the `/events` SSE endpoint |
 //! | `metrics.rs`, `health.rs` | `/metrics` (Prometheus text) and `/api/health` |
+//! | `openapi.rs` | `/api/openapi.json`: the API's OpenAPI document, generated from the handlers |
 //! | `timing.rs` | the `Server-Timing` header on every response |
 //! | `headers.rs` | frame protection and `nosniff` on every response |
 
@@ -49,6 +50,7 @@ pub mod html;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod refusals;
 pub mod schedules;

@@ -10,17 +10,20 @@
 //!   `clear_concurrency`, `clear_group_rate`, `clear_group_concurrency` (`true`) → 200 with
 //!   the limits as they are then.
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
 use queue_core::internal::args::{self, Rate};
-use queue_core::internal::limits_view::limits_json;
-use queue_core::{GroupLimitChange, Queue};
+use queue_core::{GroupLimitChange, GroupLimits, GroupLimitsView, Limits, Queue};
+use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::api::{object_body, shown_value};
+use crate::api::{object_body, shown_value, QueuePath};
 use crate::backend::deadline;
-use crate::error::{ApiResult, AppError};
+use crate::error::{ApiResult, AppError, ErrorBody};
 use crate::state::AppState;
 
 /// What to do with one kind of limit.
@@ -199,27 +202,120 @@ pub fn parse_concurrency(key: &str, s: &str) -> ApiResult<u32> {
     args::concurrency(s).map_err(|e| AppError::BadRequest(format!("{key} {e}")))
 }
 
+/// A queue's limits as the API shows them: the shape of `jobq limits --json`
+/// (`queue_core::internal::limits_view::limits_json`; a test holds the two the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LimitsView {
+    /// Queue name.
+    pub queue: String,
+    /// The queue's own limits (null when unset).
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// Its per-group limits.
+    pub group: GroupLimitsShown,
+}
+
+/// A queue's per-group limits: the default of every group and the groups' overrides, each
+/// holding only the limits set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct GroupLimitsShown {
+    /// What a group without an override gets.
+    pub default: GroupLimits,
+    /// Overrides by group.
+    pub overrides: BTreeMap<String, GroupLimits>,
+}
+
+impl LimitsView {
+    /// The view of `queue`'s limits.
+    pub fn new(queue: &str, limits: Limits, groups: GroupLimitsView) -> Self {
+        LimitsView {
+            queue: queue.to_string(),
+            limits,
+            group: GroupLimitsShown {
+                default: groups.default,
+                overrides: groups.overrides.into_iter().collect(),
+            },
+        }
+    }
+}
+
+/// The body of a change, as sent (read by [`LimitsChange::parse`], which names a bad
+/// value): any of the settings of `jobq limits`; a limit and its `clear_` flag not both.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct LimitsBody {
+    /// The queue's rate limit, `MAX/WINDOW` (1 to 2^53 per 1ms to 365d).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "100/1s")]
+    pub rate: Option<String>,
+    /// True: remove the queue's rate limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clear_rate: Option<bool>,
+    /// The most jobs of the queue active at once over all workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub concurrency: Option<u32>,
+    /// True: remove the queue's concurrency limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clear_concurrency: Option<bool>,
+    /// A group's rate limit, `MAX/WINDOW`: the default of every group, or with `group`
+    /// that group's override.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_rate: Option<String>,
+    /// True: remove the group rate limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clear_group_rate: Option<bool>,
+    /// A group's concurrency: the default of every group, or with `group` that group's
+    /// override.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub group_concurrency: Option<u32>,
+    /// True: remove the group concurrency limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clear_group_concurrency: Option<bool>,
+    /// The group whose override the group settings change (1–128 characters of
+    /// `A-Z a-z 0-9 . _ : -`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
 /// The limits of `q` as the API shows them.
-pub async fn view(q: &Queue, queue: &str) -> ApiResult<Value> {
+pub async fn view(q: &Queue, queue: &str) -> ApiResult<LimitsView> {
     let (limits, groups) = tokio::try_join!(deadline(q.limits()), deadline(q.group_limits()))?;
-    Ok(limits_json(queue, &limits, &groups))
+    Ok(LimitsView::new(queue, limits, groups))
 }
 
 /// `GET /api/queues/{q}/limits`.
+#[utoipa::path(get, path = "/api/queues/{queue}/limits", operation_id = "getLimits",
+    tag = "limits", params(QueuePath),
+    responses(
+        (status = 200, description = "The queue's limits (what `jobq limits --json` prints)",
+            body = LimitsView),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn get_limits(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LimitsView>> {
     let q = state.backend().existing_queue(&queue).await?;
     Ok(Json(view(&q, &queue).await?))
 }
 
 /// `POST /api/queues/{q}/limits`: applies a change, then answers the limits as they are.
+#[utoipa::path(post, path = "/api/queues/{queue}/limits", operation_id = "setLimits",
+    tag = "limits", params(QueuePath),
+    request_body(content = LimitsBody,
+        example = json!({"rate": "100/1s", "group_concurrency": 2})),
+    responses(
+        (status = 200, description = "Changed: the limits as they are now", body = LimitsView),
+        (status = 400, description = "A bad field, named; nothing changed", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn set_limits(
     State(state): State<AppState>,
     Path(queue): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LimitsView>> {
     let change = LimitsChange::parse(&body)?;
     let q = state.backend().existing_queue(&queue).await?;
     change.apply(&q).await?;

@@ -24,11 +24,12 @@ use queue_core::internal::job_spec::parse_job_opts;
 use queue_core::schedule::tick_job_id;
 use queue_core::{JobOptions, JobState, Queue, Repeat, Schedule, ScheduleInfo};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::api::{object_body, shown_value};
+use crate::api::{object_body, shown_value, DurationValue, QueuePath};
 use crate::backend::deadline;
-use crate::error::{ApiResult, AppError};
+use crate::error::{ApiResult, AppError, ErrorBody};
 use crate::state::AppState;
 
 /// Schedules whose last run is looked up per listing (one job read each); later ones show
@@ -38,7 +39,7 @@ pub const LAST_RUN_LOOKUPS: usize = 100;
 const LOOKUPS_IN_FLIGHT: usize = 8;
 
 /// The job of a schedule's latest tick, while it is stored (retention removes it in time).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct LastRun {
     /// The tick, ms since the epoch.
     pub tick_ms: u64,
@@ -48,22 +49,60 @@ pub struct LastRun {
     pub state: JobState,
 }
 
-/// A schedule as listed: its definition, next run and last run.
-#[derive(Debug, Clone)]
+/// A schedule as listed: its definition, next run and last run. The API shows the fields
+/// of `jobq schedule list --json`, plus `last_run`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Listed {
     /// The schedule with its next run.
+    #[serde(flatten)]
     pub info: ScheduleInfo,
     /// The job of its latest tick, if stored.
     pub last_run: Option<LastRun>,
 }
 
-impl Listed {
-    /// As the API shows it: the fields of `jobq schedule list --json`, plus `last_run`.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!(self.info);
-        v["last_run"] = json!(self.last_run);
-        v
-    }
+/// A queue's schedules.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleList {
+    /// Queue name.
+    pub queue: String,
+    /// Its schedules, sorted by id.
+    pub schedules: Vec<Listed>,
+}
+
+/// The body of a schedule's add, as sent (read by [`parse_schedule`], which names a bad
+/// value): `every` or `cron`, not both.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleBody {
+    /// Schedule id (an existing one is replaced).
+    pub id: String,
+    /// Handler name of the jobs it adds.
+    pub name: String,
+    /// Ticks every this long, on multiples of it since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every: Option<DurationValue>,
+    /// Ticks on this cron expression, in UTC: 5 fields (minute first), or 6 with seconds
+    /// first, or a nickname such as `@hourly`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0 */5 * * * *")]
+    pub cron: Option<String>,
+    /// Payload of the jobs it adds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    /// Options of the jobs it adds, as in an enqueue (without `jobId`: each tick's job id
+    /// is derived from the schedule's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opts: Option<JobOptions>,
+}
+
+/// A schedule removed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleRemoved {
+    /// Queue name.
+    pub queue: String,
+    /// Schedule id.
+    pub id: String,
+    /// Always true.
+    pub removed: bool,
 }
 
 /// Every schedule of `q`, sorted by id, with its last run (the first [`LAST_RUN_LOOKUPS`]).
@@ -199,20 +238,35 @@ pub fn parse_schedule(mut obj: Map<String, Value>) -> ApiResult<Schedule> {
 }
 
 /// `GET /api/queues/{q}/schedules`.
+#[utoipa::path(get, path = "/api/queues/{queue}/schedules", operation_id = "listSchedules",
+    tag = "schedules", params(QueuePath),
+    responses(
+        (status = 200, description = "The queue's schedules, with their next and last runs",
+            body = ScheduleList),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+    ))]
 pub async fn list_schedules(
     State(state): State<AppState>,
     Path(queue): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ScheduleList>> {
     let q = state.backend().existing_queue(&queue).await?;
-    let listed = list(&q).await?;
-    Ok(Json(json!({
-        "queue": queue,
-        "schedules": listed.iter().map(Listed::to_json).collect::<Vec<_>>(),
-    })))
+    let schedules = list(&q).await?;
+    Ok(Json(ScheduleList { queue, schedules }))
 }
 
 /// `POST /api/queues/{q}/schedules`: adds (or replaces) a schedule → 201 with it and its
 /// next run.
+#[utoipa::path(post, path = "/api/queues/{queue}/schedules", operation_id = "addSchedule",
+    tag = "schedules", params(QueuePath),
+    request_body(content = ScheduleBody,
+        example = json!({"id": "nightly", "name": "analytics.rollup", "cron": "0 0 3 * * *"})),
+    responses(
+        (status = 201, description = "Stored (replacing one with its id), with its next run",
+            body = ScheduleInfo),
+        (status = 400, description = "A bad field, named", body = ErrorBody),
+        (status = 413, description = "Data or options over the size caps", body = ErrorBody),
+    ))]
 pub async fn add_schedule(
     State(state): State<AppState>,
     Path(queue): Path<String>,
@@ -241,18 +295,40 @@ pub async fn remove(state: &AppState, queue: &str, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The path of a schedule.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SchedulePath {
+    /// Queue name.
+    pub queue: String,
+    /// Schedule id.
+    pub id: String,
+}
+
 /// `DELETE /api/queues/{q}/schedules/{id}`.
+#[utoipa::path(delete, path = "/api/queues/{queue}/schedules/{id}", operation_id = "removeSchedule",
+    tag = "schedules", params(SchedulePath),
+    responses(
+        (status = 200, description = "Removed", body = ScheduleRemoved),
+        (status = 400, description = "Bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue or schedule", body = ErrorBody),
+    ))]
 pub async fn remove_schedule(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ScheduleRemoved>> {
     remove(&state, &queue, &id).await?;
-    Ok(Json(json!({"queue": queue, "id": id, "removed": true})))
+    Ok(Json(ScheduleRemoved {
+        queue,
+        id,
+        removed: true,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(v: Value) -> ApiResult<Schedule> {
         match v {

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 
 /// How long to wait before a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backoff {
     /// `fixed` or `exponential`.
     #[serde(rename = "type")]
@@ -27,6 +28,7 @@ pub struct Backoff {
 /// The two backoff curves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BackoffKind {
     /// The same delay before every retry.
     Fixed,

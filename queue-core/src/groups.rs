@@ -26,6 +26,7 @@ use crate::validate::validate_group;
 /// Limits of one group (or the default of every group of a queue); `None`: no limit of
 /// that kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupLimits {
     /// At most this many jobs of the group active at once, over all workers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +76,7 @@ impl GroupLimitsView {
 /// Why a group is parked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GroupLimited {
     /// At its concurrency cap: back in the round when one of its jobs finishes.
     Concurrency,
@@ -87,6 +89,7 @@ pub enum GroupLimited {
 
 /// One group of a queue as `jobq groups` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupInfo {
     /// The group's key.
     pub group: String,
@@ -101,6 +104,7 @@ pub struct GroupInfo {
 
 /// A look at a queue's groups: the busiest, and how many there are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupsView {
     /// Groups with waiting jobs.
     pub with_waiting: u64,

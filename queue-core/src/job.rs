@@ -18,6 +18,7 @@ use crate::validate::validate_job_id;
 /// Where a job is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     /// Ready to run, in its priority lane.
     Waiting,
@@ -101,6 +102,7 @@ impl std::str::FromStr for JobState {
 
 /// How long finished jobs are kept (`remove_on_complete` / `remove_on_fail`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Retention {
     /// Keep at most this many jobs of the state (0 = remove at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +160,7 @@ impl Retention {
 /// Throttle: while a job added with this dedup id is remembered (for `ttl` after its add),
 /// further adds with the same dedup id are dropped and report that job instead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Dedup {
     /// The deduplication key (e.g. `user:42:welcome-mail`).
     pub id: String,
@@ -171,6 +174,7 @@ pub struct Dedup {
 /// the same id stores no new job. It replaces the kept job's name and data and moves its due
 /// time to now + the new add's delay, and reports the kept job with `debounced: true`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Debounce {
     /// The debounce key (e.g. `reindex:doc-7`).
     pub id: String,
@@ -186,6 +190,7 @@ pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1_000..=1_000;
 /// Options of one job. Build with [`JobOptions::new`] and the chained setters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobOptions {
     /// Run no earlier than this many milliseconds after the add.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,6 +236,7 @@ pub struct JobOptions {
 /// What a flow's parent does when one of its children fails for good (or is removed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OnChildFailure {
     /// The parent fails without running, with the reason
     /// `child <queue>/<id> failed: <reason>`.
@@ -446,12 +452,15 @@ impl JobOptions {
 
 /// A job to add in bulk.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewJob {
     /// Handler name, e.g. `video.transcode`.
     pub name: String,
     /// JSON payload.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub data: Value,
     /// Options.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub opts: JobOptions,
 }
 
@@ -481,6 +490,7 @@ pub struct Added {
 
 /// Where a job lives: its queue and id (a flow's parent, a child).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRef {
     /// Queue name.
     pub queue: String,
@@ -512,6 +522,7 @@ impl fmt::Display for JobRef {
 
 /// A stored job as read back by [`crate::Queue::get_job`].
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobInfo {
     /// Queue name.
     pub queue: String,

@@ -25,6 +25,7 @@ pub const MAX_RATE_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A queue's limits as stored in Redis; `None` means no limit of that kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// At most this many job starts per rate window.
     pub rate_max: Option<u64>,

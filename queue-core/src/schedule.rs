@@ -58,6 +58,7 @@ pub enum Repeat {
 
 /// The stored and JSON form of [`Repeat`]: `{"every_ms": 1000}` or `{"cron": "* * * * * *"}`.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Repeat))]
 #[serde(untagged)]
 enum RepeatRepr {
     Every { every_ms: u64 },
@@ -341,6 +342,7 @@ impl<'a> Ticker<'a> {
 
 /// A stored schedule as listed: its definition and when it fires next.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleInfo {
     /// Queue name.
     pub queue: String,
@@ -353,6 +355,7 @@ pub struct ScheduleInfo {
     /// Options of the jobs it adds.
     pub opts: JobOptions,
     /// When it ticks.
+    #[cfg_attr(feature = "openapi", schema(value_type = RepeatRepr))]
     pub repeat: Repeat,
     /// Its next tick (ms since the epoch, Redis clock); `None` once a cron expression has
     /// no further tick.

@@ -66,6 +66,7 @@ impl ServerInfo {
 
 /// Redis at a glance: every node (one, or each master of a cluster) and what needs fixing.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RedisOverview {
     /// Whether this is a Redis Cluster.
     pub cluster: bool,
@@ -78,6 +79,7 @@ pub struct RedisOverview {
 /// One node at a glance. A number INFO does not give (a managed service may hide some) is
 /// `None`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeOverview {
     /// The node: the masked URL of a single server, `host:port` of a cluster master.
     pub node: String,
@@ -108,6 +110,7 @@ pub struct NodeOverview {
 
 /// Memory use of a node.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Memory {
     /// `used_memory`, bytes.
     pub used_bytes: Option<u64>,
@@ -123,6 +126,7 @@ pub struct Memory {
 
 /// One database's keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Keyspace {
     /// `db0`, `db1` …
     pub db: String,
@@ -134,6 +138,7 @@ pub struct Keyspace {
 
 /// Append-only file persistence of a node.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Aof {
     /// Whether it is on (`aof_enabled`); off is flagged.
     pub enabled: bool,

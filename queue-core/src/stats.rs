@@ -37,6 +37,7 @@ pub struct Counts {
 /// returns: [`Counts`] with the waiting jobs of a paused queue counted as waiting. One type
 /// for both, so the CLI and the dashboard always agree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueStats {
     /// Queue name.
     pub queue: String,

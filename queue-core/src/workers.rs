@@ -34,6 +34,7 @@ pub(crate) const LIST_BYTES: usize = 6 * 1024;
 /// default, so an older or partial record still reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerInfo {
     /// Its id: the consumer name it claims jobs with (`<host>:<pid>:<start ms>:<random>`),
     /// which a running job's [`JobInfo::worker`](crate::JobInfo::worker) names.
@@ -69,6 +70,7 @@ pub struct WorkerInfo {
 
 /// A job a worker holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunningJob {
     /// Its queue.
     pub queue: String,

@@ -8,6 +8,7 @@ use crate::job::{JobOptions, JobState};
 /// One node of a flow to add: a job (queue, handler name, data, options) and the jobs that
 /// must finish before it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowJob {
     /// The queue the job goes to.
     pub queue: String,
@@ -22,6 +23,7 @@ pub struct FlowJob {
     pub opts: JobOptions,
     /// Jobs that must finish first (at most [`super::MAX_CHILDREN`]).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub children: Vec<FlowJob>,
 }
 
@@ -63,6 +65,7 @@ impl FlowJob {
 /// A flow as stored: every node with the id it was given, in the shape of the [`FlowJob`]
 /// it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowTree {
     /// Queue name.
     pub queue: String,
@@ -72,6 +75,7 @@ pub struct FlowTree {
     pub id: String,
     /// The children's trees, in the order given.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub children: Vec<FlowTree>,
 }
 
@@ -122,6 +126,7 @@ impl Serialize for ChildState {
 
 /// One child of a flow's parent: where it is, and how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChildOutcome {
     /// The child's queue.
     pub queue: String,
@@ -130,6 +135,7 @@ pub struct ChildOutcome {
     /// The child's handler name.
     pub name: String,
     /// How it ended (or its state now, while it has not).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: ChildState,
     /// What a completed child returned.
     #[serde(skip_serializing_if = "Option::is_none")]

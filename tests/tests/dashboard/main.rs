@@ -4,7 +4,8 @@
 //! parents and children on the pages), groups (`GET /api/queues/{q}/groups`, the queue
 //! page's table, the group gauges), a queue's schedules and limits (API and pages),
 //! cancelling jobs, workers and Redis at a glance (`GET /api/workers`, `GET /api/redis`,
-//! their pages), rendering at scale, and a real browser (chromium + chromedriver).
+//! their pages), the OpenAPI document (`GET /api/openapi.json`, validated, and used by a
+//! Python client), rendering at scale, and a real browser (chromium + chromedriver).
 
 mod dashboard_api;
 mod dashboard_browser;
@@ -14,6 +15,7 @@ mod dashboard_escaping;
 mod dashboard_fallback;
 mod dashboard_flows;
 mod dashboard_groups;
+mod dashboard_openapi;
 mod dashboard_pages;
 mod dashboard_scale;
 mod dashboard_search;
