@@ -35,13 +35,35 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// Binds `addr` (failing at once with a message naming it) and serves scrapes until the
 /// process ends. Returns the bound address (useful with port 0).
 pub async fn serve(addr: &str, render: Render) -> Result<SocketAddr, String> {
+    serve_within(addr, render, Limits::default()).await
+}
+
+/// Bounds of the endpoint's connections.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_timeout: Duration,
+    connection_timeout: Duration,
+    max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: HEADER_TIMEOUT,
+            connection_timeout: CONNECTION_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+async fn serve_within(addr: &str, render: Render, limits: Limits) -> Result<SocketAddr, String> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("--metrics-bind {addr}: {e}"))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("--metrics-bind {addr}: {e}"))?;
-    tokio::spawn(accept(listener, router(render)));
+    tokio::spawn(accept(listener, router(render), limits));
     Ok(local)
 }
 
@@ -79,8 +101,8 @@ fn only_get() -> (StatusCode, &'static str) {
 }
 
 /// Accepts connections while a slot is free, each served on a task of its own.
-async fn accept(listener: TcpListener, app: Router) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+async fn accept(listener: TcpListener, app: Router, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -89,8 +111,11 @@ async fn accept(listener: TcpListener, app: Router) {
             Ok((stream, _)) => {
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, serve_connection(stream, app))
-                        .await;
+                    let _ = tokio::time::timeout(
+                        limits.connection_timeout,
+                        serve_connection(stream, app, limits.header_timeout),
+                    )
+                    .await;
                     drop(slot);
                 });
             }
@@ -102,16 +127,123 @@ async fn accept(listener: TcpListener, app: Router) {
     }
 }
 
-/// One connection: one request (no keep-alive), headers within [`HEADER_TIMEOUT`].
-async fn serve_connection(stream: TcpStream, app: Router) {
+/// One connection: one request (no keep-alive), its headers within `header_timeout`.
+async fn serve_connection(stream: TcpStream, app: Router, header_timeout: Duration) {
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .keep_alive(false)
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
         .await;
     if let Err(e) = served {
         // a header timeout, a reset, a malformed request: the client's business
         tracing::debug!(error = %e, "metrics endpoint: connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn start(limits: Limits) -> SocketAddr {
+        let render: Render = Arc::new(|| "jobq_worker_running_jobs 0\n".to_string());
+        serve_within("127.0.0.1:0", render, limits).await.unwrap()
+    }
+
+    /// Sends `request` on a new connection; the answer, read until the server closes it.
+    async fn ask(addr: SocketAddr, request: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn answers_metrics_and_health_404_and_405_one_request_per_connection() {
+        let addr = start(Limits::default()).await;
+        let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let metrics = ask(addr, &get("/metrics?x=1")).await;
+        assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
+        assert!(
+            metrics.contains("content-type: text/plain; version=0.0.4"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.ends_with("\r\n\r\njobq_worker_running_jobs 0\n"),
+            "{metrics}"
+        );
+        let health = ask(addr, &get("/healthz")).await;
+        assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+        assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
+        let missing = ask(addr, &get("/nope")).await;
+        assert!(
+            missing.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{missing}"
+        );
+        for request in [
+            "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+            "DELETE /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+        ] {
+            let refused = ask(addr, request).await;
+            assert!(
+                refused.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+                "{refused}"
+            );
+            assert!(refused.ends_with("only GET\n"), "{refused}");
+        }
+    }
+
+    #[tokio::test]
+    async fn headers_that_do_not_arrive_in_time_close_the_connection() {
+        let addr = start(Limits {
+            header_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        })
+        .await;
+        let mut loris = TcpStream::connect(addr).await.unwrap();
+        loris
+            .write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), loris.read_to_end(&mut rest)).await;
+        assert!(
+            read.is_ok(),
+            "a half-sent header held the connection for 5s"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_wait_for_a_free_slot() {
+        let addr = start(Limits {
+            header_timeout: Duration::from_millis(800),
+            max_connections: 2,
+            ..Limits::default()
+        })
+        .await;
+        let held = [
+            TcpStream::connect(addr).await.unwrap(),
+            TcpStream::connect(addr).await.unwrap(),
+        ];
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let answer = ask(addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        assert!(answer.ends_with("ok\n"), "{answer}");
+        // served once a held connection's header timeout freed its slot
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "served at once: {:?}",
+            started.elapsed()
+        );
+        drop(held);
     }
 }
