@@ -197,6 +197,9 @@ fn attempt_labels(queue: &str, name: &str, outcome: AttemptOutcome) -> AttemptLa
     }
 }
 
+/// A cache counter: its name (without `_total`), its help text, its value in a cache's stats.
+type CacheCounter = (&'static str, &'static str, fn(&CacheStats) -> u64);
+
 /// `jobq_cache_hits_total` and `jobq_cache_misses_total` by namespace, read from the
 /// handlers' caches at each scrape (the caches count on their own).
 #[derive(Debug)]
@@ -208,7 +211,7 @@ impl Collector for CacheCounts {
         if stats.is_empty() {
             return Ok(());
         }
-        let counters: [(&str, &str, fn(&CacheStats) -> u64); 2] = [
+        let counters: [CacheCounter; 2] = [
             (
                 "jobq_cache_hits",
                 "Cache reads served from Redis, by namespace.",
