@@ -49,16 +49,7 @@ pub fn pretty_json(v: &serde_json::Value) -> String {
 
 /// Milliseconds since the epoch as `2026-08-05 14:03:07.123 UTC`.
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ms % 1000
-    )
+    queue_core::internal::clock::utc_time(ms)
 }
 
 /// A size in bytes as `512 B`, `1.5 KiB`, `3.2 MiB`, `1.1 GiB`.
@@ -76,7 +67,6 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-use queue_core::internal::clock::civil_from_days;
 
 pub use queue_core::duration::{relative, short_duration};
 

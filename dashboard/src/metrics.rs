@@ -19,21 +19,25 @@
 //! - `jobq_redis_up` gauge: 1 when Redis answered this scrape. When it did not, the scrape
 //!   still succeeds with `jobq_redis_up 0`, so the outage can be alerted on.
 
-use std::fmt::Write as _;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use futures_util::future::try_join_all;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::prometheus_text::{self, CONTENT_TYPE};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use queue_core::{Counts, GroupInfo, GroupsView, ProcessingTime, PROCESSING_BUCKETS_MS};
 
 use crate::api::groups;
 use crate::backend::deadline;
 use crate::error::AppError;
 use crate::state::AppState;
-
-/// The exposition's content type.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Groups of each queue with series of their own (`jobq_group_*`).
 pub const TOP_GROUPS: u64 = 20;
@@ -52,10 +56,10 @@ pub struct QueueMetrics {
 /// The metrics of every queue.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = match gather(&state).await {
-        Ok(queues) => render(&queues, true),
+        Ok(queues) => render(queues, true),
         Err(e) => {
             tracing::debug!(error = ?e.to_string(), "metrics without Redis");
-            render(&[], false)
+            render(Vec::new(), false)
         }
     };
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
@@ -79,112 +83,173 @@ async fn gather(state: &AppState) -> Result<Vec<QueueMetrics>, AppError> {
     .await
 }
 
-/// The exposition text of `queues`.
-pub fn render(queues: &[QueueMetrics], redis_up: bool) -> String {
+/// The exposition text of `queues`, written by `prometheus-client`'s Prometheus text
+/// encoder (names, label escaping, number formats).
+pub fn render(queues: Vec<QueueMetrics>, redis_up: bool) -> String {
     let mut out = String::with_capacity(512 + queues.len() * 2048);
-    out.push_str("# HELP jobq_redis_up Whether Redis answered this scrape.\n");
-    out.push_str("# TYPE jobq_redis_up gauge\n");
-    let _ = writeln!(out, "jobq_redis_up {}", u8::from(redis_up));
-
-    out.push_str("# HELP jobq_jobs Jobs per queue and state.\n# TYPE jobq_jobs gauge\n");
-    for QueueMetrics { counts: c, .. } in queues {
-        let q = label(&c.queue);
-        for (state, n) in [
-            ("waiting", c.waiting),
-            ("waiting_children", c.waiting_children),
-            ("active", c.active),
-            ("delayed", c.delayed),
-            ("completed", c.completed),
-            ("failed", c.failed),
-            ("cancelled", c.cancelled),
-            ("paused", c.paused_jobs),
-        ] {
-            let _ = writeln!(out, "jobq_jobs{{queue=\"{q}\",state=\"{state}\"}} {n}");
-        }
-    }
-    out.push_str("# HELP jobq_queue_paused Whether the queue is paused.\n");
-    out.push_str("# TYPE jobq_queue_paused gauge\n");
-    for QueueMetrics { counts: c, .. } in queues {
-        let _ = writeln!(
-            out,
-            "jobq_queue_paused{{queue=\"{}\"}} {}",
-            label(&c.queue),
-            u8::from(c.paused)
-        );
-    }
-    out.push_str("# HELP jobq_completed_total Jobs completed, ever.\n");
-    out.push_str("# TYPE jobq_completed_total counter\n");
-    for QueueMetrics { counts: c, .. } in queues {
-        let _ = writeln!(
-            out,
-            "jobq_completed_total{{queue=\"{}\"}} {}",
-            label(&c.queue),
-            c.completed_total
-        );
-    }
-    out.push_str("# HELP jobq_failed_total Jobs failed for good, ever.\n");
-    out.push_str("# TYPE jobq_failed_total counter\n");
-    for QueueMetrics { counts: c, .. } in queues {
-        let _ = writeln!(
-            out,
-            "jobq_failed_total{{queue=\"{}\"}} {}",
-            label(&c.queue),
-            c.failed_total
-        );
-    }
-    out.push_str(
-        "# HELP jobq_processing_seconds Time from an attempt's start to its recorded outcome.\n",
-    );
-    out.push_str("# TYPE jobq_processing_seconds histogram\n");
-    for QueueMetrics {
-        counts: c, time: t, ..
-    } in queues
-    {
-        let q = label(&c.queue);
-        for (bound, n) in PROCESSING_BUCKETS_MS.iter().zip(&t.cumulative) {
-            let _ = writeln!(
-                out,
-                "jobq_processing_seconds_bucket{{queue=\"{q}\",le=\"{}\"}} {n}",
-                bound / 1000.0
-            );
-        }
-        let _ = writeln!(
-            out,
-            "jobq_processing_seconds_bucket{{queue=\"{q}\",le=\"+Inf\"}} {}",
-            t.count
-        );
-        let _ = writeln!(
-            out,
-            "jobq_processing_seconds_sum{{queue=\"{q}\"}} {}",
-            t.sum_ms as f64 / 1000.0
-        );
-        let _ = writeln!(
-            out,
-            "jobq_processing_seconds_count{{queue=\"{q}\"}} {}",
-            t.count
-        );
-    }
-    render_groups(&mut out, queues);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape { queues, redis_up }));
+    // writing to a String cannot fail, nor can the encoders of these values
+    let _ = prometheus_text::encode(&mut out, &registry);
     out
 }
 
-/// The group series of `queues`: the counts of every queue, the jobs of its busiest groups.
-fn render_groups(out: &mut String, queues: &[QueueMetrics]) {
-    out.push_str(
-        "# HELP jobq_groups Groups of the queue with waiting jobs, with active jobs, held back \
-         by a group limit.\n# TYPE jobq_groups gauge\n",
-    );
-    for m in queues {
-        let q = label(&m.counts.queue);
-        let g = &m.groups;
-        for (state, n) in [
-            ("waiting", g.with_waiting),
-            ("active", g.with_active),
-            ("limited", g.limited),
-        ] {
-            let _ = writeln!(out, "jobq_groups{{queue=\"{q}\",state=\"{state}\"}} {n}");
+/// One scrape's figures, read from Redis before; encoded once. The values are not the
+/// library's live metrics but constants of this scrape (the figures live in Redis).
+#[derive(Debug)]
+struct Scrape {
+    queues: Vec<QueueMetrics>,
+    redis_up: bool,
+}
+
+impl Scrape {
+    /// One family `name` of `kind` with a series per label set and value in `series`.
+    /// Counters are named without `_total`: the library adds it.
+    fn family<L, V>(
+        encoder: &mut DescriptorEncoder,
+        (name, help, kind): (&str, &str, MetricType),
+        series: impl IntoIterator<Item = (L, V)>,
+    ) -> Result<(), std::fmt::Error>
+    where
+        L: EncodeLabelSet,
+        V: Into<u64>,
+    {
+        let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+        for (labels, value) in series {
+            let value: u64 = value.into();
+            let metric = family.encode_family(&labels)?;
+            match kind {
+                MetricType::Counter => ConstCounter::new(value).encode(metric)?,
+                _ => ConstGauge::new(value).encode(metric)?,
+            }
         }
+        Ok(())
     }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let queues = &self.queues;
+        let up = ConstGauge::new(u64::from(self.redis_up));
+        up.encode(encoder.encode_descriptor(
+            "jobq_redis_up",
+            "Whether Redis answered this scrape.",
+            None,
+            MetricType::Gauge,
+        )?)?;
+
+        Self::family(
+            &mut encoder,
+            ("jobq_jobs", "Jobs per queue and state.", MetricType::Gauge),
+            queues.iter().flat_map(|QueueMetrics { counts: c, .. }| {
+                [
+                    ("waiting", c.waiting),
+                    ("waiting_children", c.waiting_children),
+                    ("active", c.active),
+                    ("delayed", c.delayed),
+                    ("completed", c.completed),
+                    ("failed", c.failed),
+                    ("cancelled", c.cancelled),
+                    ("paused", c.paused_jobs),
+                ]
+                .map(|(state, n)| ([("queue", c.queue.as_str()), ("state", state)], n))
+            }),
+        )?;
+        Self::family(
+            &mut encoder,
+            (
+                "jobq_queue_paused",
+                "Whether the queue is paused.",
+                MetricType::Gauge,
+            ),
+            queues
+                .iter()
+                .map(|m| ([("queue", m.counts.queue.as_str())], m.counts.paused)),
+        )?;
+        Self::family(
+            &mut encoder,
+            (
+                "jobq_completed",
+                "Jobs completed, ever.",
+                MetricType::Counter,
+            ),
+            queues.iter().map(|m| {
+                (
+                    [("queue", m.counts.queue.as_str())],
+                    m.counts.completed_total,
+                )
+            }),
+        )?;
+        Self::family(
+            &mut encoder,
+            (
+                "jobq_failed",
+                "Jobs failed for good, ever.",
+                MetricType::Counter,
+            ),
+            queues
+                .iter()
+                .map(|m| ([("queue", m.counts.queue.as_str())], m.counts.failed_total)),
+        )?;
+        let mut histogram = encoder.encode_descriptor(
+            "jobq_processing_seconds",
+            "Time from an attempt's start to its recorded outcome.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for m in queues {
+            processing_histogram(&mut histogram, &m.counts.queue, &m.time)?;
+        }
+        encode_groups(&mut encoder, queues)
+    }
+}
+
+/// The series of one queue's processing-time histogram.
+fn processing_histogram(
+    histogram: &mut MetricEncoder,
+    queue: &str,
+    t: &ProcessingTime,
+) -> Result<(), std::fmt::Error> {
+    // the encoder takes each bucket's own count (it writes them cumulated); the stored
+    // counts are cumulative already
+    let mut below = 0;
+    let buckets: Vec<(f64, u64)> = PROCESSING_BUCKETS_MS
+        .iter()
+        .zip(&t.cumulative)
+        .map(|(bound, &n)| {
+            let own = n.saturating_sub(below);
+            below = n;
+            (bound / 1000.0, own)
+        })
+        .collect();
+    histogram
+        .encode_family(&[("queue", queue)])?
+        .encode_histogram::<NoLabelSet>(t.sum_ms as f64 / 1000.0, t.count, &buckets, None)
+}
+
+/// The group series of `queues`: the counts of every queue, the jobs of its busiest groups.
+fn encode_groups(
+    encoder: &mut DescriptorEncoder,
+    queues: &[QueueMetrics],
+) -> Result<(), std::fmt::Error> {
+    Scrape::family(
+        encoder,
+        (
+            "jobq_groups",
+            "Groups of the queue with waiting jobs, with active jobs, held back by a group \
+             limit.",
+            MetricType::Gauge,
+        ),
+        queues.iter().flat_map(|m| {
+            let g = &m.groups;
+            [
+                ("waiting", g.with_waiting),
+                ("active", g.with_active),
+                ("limited", g.limited),
+            ]
+            .map(|(state, n)| ([("queue", m.counts.queue.as_str()), ("state", state)], n))
+        }),
+    )?;
     let per_group: [GroupGauge; 2] = [
         ("jobq_group_waiting", "Jobs waiting in a group", |g| {
             g.waiting
@@ -194,33 +259,28 @@ fn render_groups(out: &mut String, queues: &[QueueMetrics]) {
         }),
     ];
     for (name, help, value) in per_group {
-        out.push_str(&format!(
-            "# HELP {name} {help}, for the {TOP_GROUPS} busiest groups of each queue.\n\
-             # TYPE {name} gauge\n"
-        ));
-        for m in queues {
-            let q = label(&m.counts.queue);
-            for g in &m.groups.groups {
-                let _ = writeln!(
-                    out,
-                    "{name}{{queue=\"{q}\",group=\"{}\"}} {}",
-                    label(&g.group),
-                    value(g)
-                );
-            }
-        }
+        let help = format!("{help}, for the {TOP_GROUPS} busiest groups of each queue.");
+        Scrape::family(
+            encoder,
+            (name, &help, MetricType::Gauge),
+            queues.iter().flat_map(|m| {
+                m.groups.groups.iter().map(|g| {
+                    (
+                        [
+                            ("queue", m.counts.queue.as_str()),
+                            ("group", g.group.as_str()),
+                        ],
+                        value(g),
+                    )
+                })
+            }),
+        )?;
     }
+    Ok(())
 }
 
 /// A per-group gauge: its name, its help text, and its value for a group.
 type GroupGauge = (&'static str, &'static str, fn(&GroupInfo) -> u64);
-
-/// A label value escaped per the exposition format.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 #[cfg(test)]
 mod tests {
@@ -266,7 +326,7 @@ mod tests {
             ],
         };
         let text = render(
-            &[QueueMetrics {
+            vec![QueueMetrics {
                 counts: c,
                 time: t,
                 groups,
@@ -300,6 +360,6 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
-        assert!(render(&[], false).contains("jobq_redis_up 0"));
+        assert!(render(Vec::new(), false).contains("jobq_redis_up 0"));
     }
 }

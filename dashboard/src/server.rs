@@ -1,8 +1,8 @@
 //! Serving connections with bounds, so clients that connect and then send nothing, or too
 //! little, cannot hold an exposed dashboard open (what `axum::serve` has no knobs for):
 //!
-//! - at most [`ConnLimits::max_connections`] at once: one more is answered 503 (JSON) and
-//!   closed, and the refusals are logged at most every 10 seconds;
+//! - at most [`ConnLimits::max_connections`] at once: one more is answered 503 (JSON) once
+//!   its request arrives and closed, and the refusals are logged at most every 10 seconds;
 //! - a request's headers must arrive within [`ConnLimits::header_timeout`] (hyper's header
 //!   read timeout, which also runs while a kept-alive connection waits for its next
 //!   request, so an idle connection closes then too);
@@ -24,7 +24,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::Router;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Json, Router};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -124,22 +126,33 @@ fn is_per_connection(e: &std::io::Error) -> bool {
     )
 }
 
-/// Answers 503 to a connection over the cap, then closes it (with a [`linger`]).
-async fn refuse(mut stream: TcpStream, max: usize) {
-    let body = format!(
-        "{{\"error\":\"too many connections: this dashboard serves at most {max} at once \
-         (--max-connections); try again shortly\"}}"
+/// Answers 503 (JSON, `retry-after: 1`) to the request of a connection over the cap,
+/// through hyper, then closes it (with a [`linger`]). The client gets [`LINGER`] to send
+/// its request's headers, and the whole refusal is bounded by it too.
+async fn refuse(stream: TcpStream, max: usize) {
+    let error = format!(
+        "too many connections: this dashboard serves at most {max} at once \
+         (--max-connections); try again shortly"
     );
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    if tokio::time::timeout(LINGER, stream.write_all(response.as_bytes()))
-        .await
-        .is_ok_and(|w| w.is_ok())
-    {
-        linger(stream).await;
+    // a ready future (Unpin, as `without_shutdown` wants), answering whatever was asked
+    let service = hyper::service::service_fn(move |_: hyper::Request<Incoming>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                Json(serde_json::json!({ "error": error })),
+            )
+                .into_response(),
+        ))
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(LINGER)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .without_shutdown();
+    if let Ok(Ok(parts)) = tokio::time::timeout(LINGER, conn).await {
+        linger(parts.io.into_inner()).await;
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use crate::error::{Error, Result};
 use crate::validate::validate_prefix;
 
@@ -396,16 +398,15 @@ fn build_url(host: &str, port: u16, user: Option<&str>, pass: Option<&str>, tls:
     format!("{scheme}://{userinfo}{host}:{port}")
 }
 
+/// What stays as it is in a URL's user info: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -475,6 +476,8 @@ mod tests {
             cfg.redis_url(),
             Some("rediss://default:p%40ss%3Aw%2Frd@cache.example:6380")
         );
+        // unreserved characters as they are, every other byte (UTF-8 too) encoded
+        assert_eq!(percent_encode("aZ09-._~ %+é"), "aZ09-._~%20%25%2B%C3%A9");
         assert_eq!(cfg.masked_url(), "rediss://default:***@cache.example:6380");
     }
 

@@ -14,13 +14,13 @@
 //! them, not replayed in a burst. Upserting wakes the workers' loops, so a new schedule's
 //! first tick is on time.
 
-use std::cmp::Ordering;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds};
-use croner::{CivilDate, CivilDateTime, CivilTime, Cron, CronDateTime, Resolution, Weekday};
+use croner::Cron;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -329,9 +329,11 @@ impl<'a> Ticker<'a> {
             Ticker::Every(every) => Ok(Some(now_ms / every * every)),
             Ticker::Cron(cron, expr) => {
                 // a tick at second s is at or before now_ms exactly when s <= now_ms / 1000
-                let at = UtcSecond((now_ms / 1000) as i64);
+                let Some(at) = utc_second(now_ms) else {
+                    return Ok(None);
+                };
                 match cron.find_previous_occurrence(&at, true) {
-                    Ok(t) if t.0 >= 0 => Ok(Some(t.0 as u64 * 1000)),
+                    Ok(t) if t.timestamp() >= 0 => Ok(Some(t.timestamp() as u64 * 1000)),
                     Ok(_) | Err(CronError::TimeSearchLimitExceeded) => Ok(None),
                     Err(e) => Err(bad_cron(expr, &e.to_string())),
                 }
@@ -433,9 +435,11 @@ fn bad_cron(expr: &str, why: &str) -> Error {
 /// The first tick of `cron` strictly after `now_ms`; `None` when there is none.
 fn next_cron_tick(cron: &Cron, expr: &str, now_ms: u64) -> Result<Option<u64>> {
     // cron works on whole seconds: the next second after the current one is after now_ms
-    let from = UtcSecond((now_ms / 1000) as i64);
+    let Some(from) = utc_second(now_ms) else {
+        return Ok(None);
+    };
     match cron.find_next_occurrence(&from, false) {
-        Ok(t) if t.0 >= 0 => Ok(Some(t.0 as u64 * 1000)),
+        Ok(t) if t.timestamp() >= 0 => Ok(Some(t.timestamp() as u64 * 1000)),
         Ok(_) => Ok(None),
         Err(CronError::TimeSearchLimitExceeded) if now_ms > 0 => Ok(None),
         Err(CronError::TimeSearchLimitExceeded) => Err(bad_cron(expr, "it never fires")),
@@ -443,58 +447,11 @@ fn next_cron_tick(cron: &Cron, expr: &str, now_ms: u64) -> Result<Option<u64>> {
     }
 }
 
-/// A UTC instant in whole seconds since the epoch: croner searches over it, so cron needs
-/// no date-time library (UTC has no daylight-saving gaps or folds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct UtcSecond(i64);
-
-const DAY: i64 = 86_400;
-
-impl CronDateTime for UtcSecond {
-    fn to_civil(&self) -> CivilDateTime {
-        let (y, m, d) = civil_from_days(self.0.div_euclid(DAY));
-        let s = self.0.rem_euclid(DAY) as u32;
-        CivilDateTime::new(
-            CivilDate::from_parts_unchecked(y, m, d),
-            CivilTime::from_parts_unchecked(s / 3600, s % 3600 / 60, s % 60),
-        )
-    }
-
-    fn civil_weekday(&self) -> Weekday {
-        // 1970-01-01 was a Thursday
-        Weekday::from_days_from_sunday((self.0.div_euclid(DAY) + 4).rem_euclid(7) as u32)
-    }
-
-    fn resolve_civil(&self, c: CivilDateTime) -> Result<Resolution<Self>, CronError> {
-        let days = days_from_civil(c.year(), c.month(), c.day());
-        let secs = i64::from(c.hour()) * 3600 + i64::from(c.minute()) * 60 + i64::from(c.second());
-        Ok(Resolution::Single(UtcSecond(days * DAY + secs)))
-    }
-
-    fn checked_add_seconds(&self, seconds: i64) -> Option<Self> {
-        self.0.checked_add(seconds).map(UtcSecond)
-    }
-
-    fn cmp_instant(&self, other: &Self) -> Ordering {
-        self.0.cmp(&other.0)
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day number since 1970-01-01 (inverse of [`days_from_civil`]).
-fn civil_from_days(z: i64) -> (i32, u32, u32) {
-    let (y, m, d) = crate::clock::civil_from_days(z);
-    (y as i32, m, d)
+/// The UTC second `now_ms` falls in, which croner searches from (UTC has no
+/// daylight-saving gaps or folds); `None` past the dates `chrono` represents (far past
+/// croner's search limit anyway: no tick is found there).
+fn utc_second(now_ms: u64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(i64::try_from(now_ms / 1000).ok()?, 0)
 }
 
 impl Queue {
@@ -581,26 +538,72 @@ mod tests {
     use super::*;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> u64 {
-        (days_from_civil(y, mo, d) * DAY + i64::from(h * 3600 + mi * 60 + s)) as u64 * 1000
+        let t = chrono::NaiveDate::from_ymd_opt(y, mo, d)
+            .and_then(|date| date.and_hms_opt(h, mi, s))
+            .expect("a valid date and time");
+        t.and_utc().timestamp_millis() as u64
     }
 
     #[test]
-    fn calendar_round_trips_and_knows_weekdays() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        // 2000-02-29 00:00:00 UTC = 951782400
-        assert_eq!(days_from_civil(2000, 2, 29) * DAY, 951_782_400);
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        for z in (-800_000..800_000).step_by(997) {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z);
+    fn known_dates_convert_both_ways() {
+        // (ms since the epoch, the date and time): 1970, a day before it, leap days
+        // (2000 is a leap year, 2100 is not), and the last second of year 9999
+        for (ms, (y, mo, d, h, mi, s)) in [
+            (0, (1970, 1, 1, 0, 0, 0)),
+            (951_782_400_000, (2000, 2, 29, 0, 0, 0)),
+            (1_709_208_000_000, (2024, 2, 29, 12, 0, 0)),
+            (4_107_542_399_000, (2100, 2, 28, 23, 59, 59)),
+            (4_107_542_400_000, (2100, 3, 1, 0, 0, 0)),
+            (253_402_300_799_000, (9999, 12, 31, 23, 59, 59)),
+        ] {
+            assert_eq!(utc(y, mo, d, h, mi, s), ms, "{y}-{mo}-{d} {h}:{mi}:{s}");
+            let t = utc_second(ms).unwrap();
+            assert_eq!(t.timestamp_millis() as u64, ms);
+            assert_eq!(
+                t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+            );
         }
-        assert_eq!(UtcSecond(0).civil_weekday(), Weekday::Thursday);
-        // 2024-06-09 was a Sunday
+        // 1970-01-01 was a Thursday, 2024-06-09 a Sunday: what weekday crons match
+        let thursdays = Repeat::cron("0 0 0 * * THU").unwrap();
+        assert_eq!(thursdays.next_after(0).unwrap(), Some(7 * 86_400_000));
+        let sundays = Repeat::cron("0 0 12 * * SUN").unwrap();
         assert_eq!(
-            UtcSecond(days_from_civil(2024, 6, 9) * DAY + 5).civil_weekday(),
-            Weekday::Sunday
+            sundays.next_after(utc(2024, 6, 8, 0, 0, 0)).unwrap(),
+            Some(utc(2024, 6, 9, 12, 0, 0))
         );
+        // leap days: the next 29 February after 2096's is 2104's (2100 has none)
+        let leap = Repeat::cron("0 0 0 29 2 *").unwrap();
+        assert_eq!(
+            leap.next_after(utc(2096, 3, 1, 0, 0, 0)).unwrap(),
+            Some(utc(2104, 2, 29, 0, 0, 0))
+        );
+        // a time past the dates chrono represents has no tick
+        assert_eq!(thursdays.next_after(u64::MAX).unwrap(), None);
+        assert_eq!(thursdays.latest_at_or_before(u64::MAX).unwrap(), None);
+    }
+
+    proptest::proptest! {
+        /// Over years 1970 to 4000, a cron tick every second, minute or day falls where
+        /// plain arithmetic on Unix time puts it (UTC days are 86 400 s long).
+        #[test]
+        fn cron_ticks_agree_with_unix_time_arithmetic(now in 0u64..64_060_588_800_000) {
+            for (expr, period) in [
+                ("* * * * * *", 1_000),
+                ("0 * * * * *", 60_000),
+                ("0 0 0 * * *", 86_400_000),
+            ] {
+                let r = Repeat::cron(expr).unwrap();
+                proptest::prop_assert_eq!(
+                    r.next_after(now).unwrap(),
+                    Some((now / period + 1) * period)
+                );
+                proptest::prop_assert_eq!(
+                    r.latest_at_or_before(now).unwrap(),
+                    Some(now / period * period)
+                );
+            }
+        }
     }
 
     #[test]

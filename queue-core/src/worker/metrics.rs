@@ -1,11 +1,17 @@
 //! In-process metrics of a worker — attempts by queue, handler and outcome, handler time
-//! as a histogram, jobs running now — rendered as Prometheus text.
+//! as a histogram, jobs running now — kept in `prometheus-client` metrics and rendered in
+//! the Prometheus text exposition format by that library.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::primitives::{CacheStats, Caches};
 
@@ -26,25 +32,52 @@ pub enum AttemptOutcome {
     Abandoned,
 }
 
-#[derive(Default)]
-struct Series {
-    completed: u64,
-    failed: u64,
-    abandoned: u64,
-    /// Per bucket of [`DURATION_BUCKETS`], not cumulative.
-    buckets: [u64; DURATION_BUCKETS.len()],
-    count: u64,
-    sum_secs: f64,
+impl AttemptOutcome {
+    const ALL: [AttemptOutcome; 3] = [
+        AttemptOutcome::Completed,
+        AttemptOutcome::Failed,
+        AttemptOutcome::Abandoned,
+    ];
+
+    /// Its `outcome` label.
+    fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Completed => "completed",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Labels of `jobq_worker_attempts_total` (in this order on each series).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    queue: String,
+    name: String,
+    outcome: &'static str,
+}
+
+/// Labels of `jobq_worker_handler_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandlerLabels {
+    queue: String,
+    name: String,
+}
+
+/// A histogram with [`DURATION_BUCKETS`] (a plain `fn`: what a [`Family`] builds with).
+fn handler_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
 }
 
 /// A worker's counters. Cheap to update from every handler slot.
 pub struct WorkerMetrics {
-    /// queue → handler name → series
-    series: Mutex<HashMap<String, HashMap<String, Series>>>,
-    running: AtomicI64,
-    concurrency: AtomicI64,
-    /// The handlers' caches, for their hit and miss counts.
-    caches: Caches,
+    /// Every metric below (the registry holds clones sharing their values), and the
+    /// caches' counts read at each scrape.
+    registry: Registry,
+    attempts: Family<AttemptLabels, Counter>,
+    handler_seconds: Family<HandlerLabels, Histogram, fn() -> Histogram>,
+    running: Gauge,
+    concurrency: Gauge,
 }
 
 impl std::fmt::Debug for WorkerMetrics {
@@ -57,20 +90,49 @@ impl std::fmt::Debug for WorkerMetrics {
 
 impl WorkerMetrics {
     pub(crate) fn new(caches: Caches) -> Self {
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        let handler_seconds =
+            Family::<_, _, fn() -> Histogram>::new_with_constructor(handler_histogram as _);
+        let running = Gauge::default();
+        let concurrency = Gauge::default();
+        let mut registry = Registry::default();
+        // the library adds `_total` to a counter's name, and a full stop to each help text
+        registry.register(
+            "jobq_worker_attempts",
+            "Job attempts run by this worker, by outcome",
+            attempts.clone(),
+        );
+        registry.register(
+            "jobq_worker_handler_seconds",
+            "Time from an attempt's handler start to its outcome",
+            handler_seconds.clone(),
+        );
+        registry.register(
+            "jobq_worker_running_jobs",
+            "Handlers running now",
+            running.clone(),
+        );
+        registry.register(
+            "jobq_worker_concurrency",
+            "Most handlers this worker runs at once",
+            concurrency.clone(),
+        );
+        registry.register_collector(Box::new(CacheCounts(caches)));
         WorkerMetrics {
-            series: Mutex::default(),
-            running: AtomicI64::new(0),
-            concurrency: AtomicI64::new(0),
-            caches,
+            registry,
+            attempts,
+            handler_seconds,
+            running,
+            concurrency,
         }
     }
 
     pub(crate) fn set_concurrency(&self, n: usize) {
-        self.concurrency.store(n as i64, Ordering::Relaxed);
+        self.concurrency.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn started(&self) {
-        self.running.fetch_add(1, Ordering::Relaxed);
+        self.running.inc();
     }
 
     /// Records an attempt that ran for `took`.
@@ -81,147 +143,96 @@ impl WorkerMetrics {
         outcome: AttemptOutcome,
         took: Duration,
     ) {
-        self.running.fetch_sub(1, Ordering::Relaxed);
-        let mut all = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let by_name = match all.get_mut(queue) {
-            Some(m) => m,
-            None => all.entry(queue.to_string()).or_default(),
-        };
-        let s = match by_name.get_mut(name) {
-            Some(s) => s,
-            None => by_name.entry(name.to_string()).or_default(),
-        };
-        match outcome {
-            AttemptOutcome::Completed => s.completed += 1,
-            AttemptOutcome::Failed => s.failed += 1,
-            AttemptOutcome::Abandoned => s.abandoned += 1,
+        self.running.dec();
+        // every outcome of a handler has a series from its first attempt on, at 0 until seen
+        for o in AttemptOutcome::ALL {
+            let counter = self.attempts.get_or_create(&attempt_labels(queue, name, o));
+            if o == outcome {
+                counter.inc();
+            }
         }
-        let secs = took.as_secs_f64();
-        if let Some(i) = DURATION_BUCKETS.iter().position(|b| secs <= *b) {
-            s.buckets[i] += 1;
-        }
-        s.count += 1;
-        s.sum_secs += secs;
+        self.handler_seconds
+            .get_or_create(&HandlerLabels {
+                queue: queue.to_string(),
+                name: name.to_string(),
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Handlers running now.
     pub fn running(&self) -> i64 {
-        self.running.load(Ordering::Relaxed)
+        self.running.get()
     }
 
     /// Attempts counted so far for `queue` and handler `name`: (completed, failed,
     /// abandoned).
     pub fn attempts(&self, queue: &str, name: &str) -> (u64, u64, u64) {
-        let all = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        all.get(queue)
-            .and_then(|m| m.get(name))
-            .map_or((0, 0, 0), |s| (s.completed, s.failed, s.abandoned))
+        let count = |o| {
+            self.attempts
+                .get(&attempt_labels(queue, name, o))
+                .map_or(0, |c| c.get())
+        };
+        (
+            count(AttemptOutcome::Completed),
+            count(AttemptOutcome::Failed),
+            count(AttemptOutcome::Abandoned),
+        )
     }
 
     /// The metrics in the Prometheus text exposition format (series `jobq_worker_*`, and
     /// `jobq_cache_*` for the handlers' caches).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let all = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<(&String, &String, &Series)> = all
-            .iter()
-            .flat_map(|(q, m)| m.iter().map(move |(n, s)| (q, n, s)))
-            .collect();
-        rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-
-        out.push_str(
-            "# HELP jobq_worker_attempts_total Job attempts run by this worker, by outcome.\n",
-        );
-        out.push_str("# TYPE jobq_worker_attempts_total counter\n");
-        for (q, n, s) in &rows {
-            for (outcome, v) in [
-                ("completed", s.completed),
-                ("failed", s.failed),
-                ("abandoned", s.abandoned),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "jobq_worker_attempts_total{{queue=\"{}\",name=\"{}\",outcome=\"{outcome}\"}} {v}",
-                    escape(q),
-                    escape(n)
-                );
-            }
-        }
-        out.push_str(
-            "# HELP jobq_worker_handler_seconds Time from an attempt's handler start to its outcome.\n",
-        );
-        out.push_str("# TYPE jobq_worker_handler_seconds histogram\n");
-        for (q, n, s) in &rows {
-            let labels = format!("queue=\"{}\",name=\"{}\"", escape(q), escape(n));
-            let mut cumulative = 0;
-            for (bound, c) in DURATION_BUCKETS.iter().zip(s.buckets) {
-                cumulative += c;
-                let _ = writeln!(
-                    out,
-                    "jobq_worker_handler_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "jobq_worker_handler_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "jobq_worker_handler_seconds_sum{{{labels}}} {}",
-                s.sum_secs
-            );
-            let _ = writeln!(
-                out,
-                "jobq_worker_handler_seconds_count{{{labels}}} {}",
-                s.count
-            );
-        }
-        drop(all);
-        out.push_str("# HELP jobq_worker_running_jobs Handlers running now.\n");
-        out.push_str("# TYPE jobq_worker_running_jobs gauge\n");
-        let _ = writeln!(out, "jobq_worker_running_jobs {}", self.running());
-        out.push_str("# HELP jobq_worker_concurrency Most handlers this worker runs at once.\n");
-        out.push_str("# TYPE jobq_worker_concurrency gauge\n");
-        let _ = writeln!(
-            out,
-            "jobq_worker_concurrency {}",
-            self.concurrency.load(Ordering::Relaxed)
-        );
-        let caches = self.caches.stats();
-        for (metric, help, pick) in [
-            (
-                "jobq_cache_hits_total",
-                "Cache reads served from Redis, by namespace.",
-                (|s: &CacheStats| s.hits) as fn(&CacheStats) -> u64,
-            ),
-            (
-                "jobq_cache_misses_total",
-                "Cache reads that found nothing, by namespace.",
-                |s: &CacheStats| s.misses,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {metric} {help}");
-            let _ = writeln!(out, "# TYPE {metric} counter");
-            for (namespace, stats) in &caches {
-                let _ = writeln!(
-                    out,
-                    "{metric}{{namespace=\"{}\"}} {}",
-                    escape(namespace),
-                    pick(stats)
-                );
-            }
-        }
+        // writing to a String cannot fail, nor can the metrics' encoders
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
 
-/// Escapes a Prometheus label value.
-pub fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn attempt_labels(queue: &str, name: &str, outcome: AttemptOutcome) -> AttemptLabels {
+    AttemptLabels {
+        queue: queue.to_string(),
+        name: name.to_string(),
+        outcome: outcome.label(),
+    }
+}
+
+/// A cache counter: its name (without `_total`), its help text, its value in a cache's stats.
+type CacheCounter = (&'static str, &'static str, fn(&CacheStats) -> u64);
+
+/// `jobq_cache_hits_total` and `jobq_cache_misses_total` by namespace, read from the
+/// handlers' caches at each scrape (the caches count on their own).
+#[derive(Debug)]
+struct CacheCounts(Caches);
+
+impl Collector for CacheCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        if stats.is_empty() {
+            return Ok(());
+        }
+        let counters: [CacheCounter; 2] = [
+            (
+                "jobq_cache_hits",
+                "Cache reads served from Redis, by namespace.",
+                |s| s.hits,
+            ),
+            (
+                "jobq_cache_misses",
+                "Cache reads that found nothing, by namespace.",
+                |s| s.misses,
+            ),
+        ];
+        // named without `_total`: the library adds it to a counter's name
+        for (name, help, pick) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (namespace, s) in &stats {
+                let labels = [("namespace", namespace.as_str())];
+                ConstCounter::new(pick(s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -241,25 +252,39 @@ mod tests {
             m.finished("video", "video.probe", outcome, Duration::from_millis(ms));
         }
         m.started();
+        m.started();
+        m.finished(
+            "a\"b\\c",
+            "x",
+            AttemptOutcome::Abandoned,
+            Duration::from_secs(1),
+        );
         let text = m.render();
-        assert!(text.contains(
-            "jobq_worker_attempts_total{queue=\"video\",name=\"video.probe\",outcome=\"completed\"} 2"
-        ));
-        assert!(text.contains(
-            "jobq_worker_attempts_total{queue=\"video\",name=\"video.probe\",outcome=\"failed\"} 1"
-        ));
-        assert!(text.contains(
-            "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"0.0025\"} 1"
-        ));
-        assert!(text.contains(
-            "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"0.5\"} 2"
-        ));
-        assert!(text.contains(
-            "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"+Inf\"} 3"
-        ));
-        assert!(text.contains("jobq_worker_running_jobs 1\n"));
-        assert!(text.contains("jobq_worker_concurrency 4\n"));
+        for line in [
+            "# TYPE jobq_worker_attempts_total counter",
+            "jobq_worker_attempts_total{queue=\"video\",name=\"video.probe\",outcome=\"completed\"} 2",
+            "jobq_worker_attempts_total{queue=\"video\",name=\"video.probe\",outcome=\"failed\"} 1",
+            "jobq_worker_attempts_total{queue=\"video\",name=\"video.probe\",outcome=\"abandoned\"} 0",
+            // label values escaped
+            "jobq_worker_attempts_total{queue=\"a\\\"b\\\\c\",name=\"x\",outcome=\"abandoned\"} 1",
+            "# TYPE jobq_worker_handler_seconds histogram",
+            "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"0.0025\"} 1",
+            "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"0.5\"} 2",
+            "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"300\"} 3",
+            "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"+Inf\"} 3",
+            "jobq_worker_handler_seconds_count{queue=\"video\",name=\"video.probe\"} 3",
+            "jobq_worker_handler_seconds_sum{queue=\"video\",name=\"video.probe\"} 0.742",
+            "# HELP jobq_worker_running_jobs Handlers running now.",
+            "jobq_worker_running_jobs 1",
+            "jobq_worker_concurrency 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
         assert_eq!(m.attempts("video", "video.probe"), (2, 1, 0));
-        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+        assert_eq!(m.attempts("video", "nothing"), (0, 0, 0));
+        assert!(
+            !text.contains("jobq_cache"),
+            "no caches, no cache series:\n{text}"
+        );
     }
 }

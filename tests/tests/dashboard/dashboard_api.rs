@@ -692,3 +692,156 @@ async fn a_job_with_garbage_options_is_marked_and_the_others_are_listed() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("field opts"), "{html}");
 }
+
+/// The metric families (name and type) and the series (sample name and label names) of an
+/// exposition, sorted.
+fn exposition_names(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut families: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(str::to_string)
+        .collect();
+    let mut series: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let name_end = l.find(['{', ' ']).unwrap_or(l.len());
+            let mut labels = label_names(&l[name_end..]);
+            labels.sort();
+            format!("{}{{{}}}", &l[..name_end], labels.join(","))
+        })
+        .collect();
+    families.sort();
+    families.dedup();
+    series.sort();
+    series.dedup();
+    (families, series)
+}
+
+/// The label names of a sample's rest (`{a="x",b="y\\"z"} 1`, or ` 1` without labels).
+fn label_names(rest: &str) -> Vec<String> {
+    let Some(mut rest) = rest.strip_prefix('{') else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    while let Some((name, after)) = rest.split_once("=\"") {
+        names.push(name.trim_start_matches(',').to_string());
+        // the value ends at the first quote not escaped by a backslash
+        let mut escaped = false;
+        let end = after
+            .char_indices()
+            .find(|&(_, c)| {
+                let end = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end
+            })
+            .map(|(i, _)| i)
+            .expect("a closed label value");
+        rest = &after[end + 1..];
+        if rest.starts_with('}') {
+            break;
+        }
+    }
+    names
+}
+
+/// Users' dashboards and alerts query these names: a rename of a series or a label of
+/// either `/metrics` endpoint (the dashboard's and the worker's) fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_series_and_label_names_stay_the_ones_users_query() {
+    let env = TestEnv::new().await;
+    let diag = env.queue("diag").await;
+    let moderation = env.queue("moderation").await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", "diag,moderation", "--metrics-bind", &addr],
+    );
+    let job = diag
+        .add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    wait_job_done(&diag, &job.id, Duration::from_secs(15)).await;
+    // the same text twice: a cache miss, then a hit
+    for _ in 0..2 {
+        let job = moderation
+            .add("moderation.text", &json!({"text": "hi"}), JobOptions::new())
+            .await
+            .unwrap();
+        wait_job_done(&moderation, &job.id, Duration::from_secs(15)).await;
+    }
+    // a queue no worker takes: a group with a waiting job
+    env.queue("tenants")
+        .await
+        .add("t", &json!({}), JobOptions::new().group("acme"))
+        .await
+        .unwrap();
+
+    let (status, worker_text) = get_text(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200);
+    let (families, series) = exposition_names(&worker_text);
+    assert_eq!(
+        families,
+        [
+            "jobq_cache_hits_total counter",
+            "jobq_cache_misses_total counter",
+            "jobq_worker_attempts_total counter",
+            "jobq_worker_concurrency gauge",
+            "jobq_worker_handler_seconds histogram",
+            "jobq_worker_running_jobs gauge",
+        ],
+        "{worker_text}"
+    );
+    assert_eq!(
+        series,
+        [
+            "jobq_cache_hits_total{namespace}",
+            "jobq_cache_misses_total{namespace}",
+            "jobq_worker_attempts_total{name,outcome,queue}",
+            "jobq_worker_concurrency{}",
+            "jobq_worker_handler_seconds_bucket{le,name,queue}",
+            "jobq_worker_handler_seconds_count{name,queue}",
+            "jobq_worker_handler_seconds_sum{name,queue}",
+            "jobq_worker_running_jobs{}",
+        ],
+        "{worker_text}"
+    );
+
+    let d = Dashboard::start(&env, &[]).await;
+    let (status, dashboard_text) = get_text(&d.url("/metrics")).await;
+    assert_eq!(status, 200);
+    let (families, series) = exposition_names(&dashboard_text);
+    assert_eq!(
+        families,
+        [
+            "jobq_completed_total counter",
+            "jobq_failed_total counter",
+            "jobq_group_active gauge",
+            "jobq_group_waiting gauge",
+            "jobq_groups gauge",
+            "jobq_jobs gauge",
+            "jobq_processing_seconds histogram",
+            "jobq_queue_paused gauge",
+            "jobq_redis_up gauge",
+        ],
+        "{dashboard_text}"
+    );
+    assert_eq!(
+        series,
+        [
+            "jobq_completed_total{queue}",
+            "jobq_failed_total{queue}",
+            "jobq_group_active{group,queue}",
+            "jobq_group_waiting{group,queue}",
+            "jobq_groups{queue,state}",
+            "jobq_jobs{queue,state}",
+            "jobq_processing_seconds_bucket{le,queue}",
+            "jobq_processing_seconds_count{queue}",
+            "jobq_processing_seconds_sum{queue}",
+            "jobq_queue_paused{queue}",
+            "jobq_redis_up{}",
+        ],
+        "{dashboard_text}"
+    );
+}

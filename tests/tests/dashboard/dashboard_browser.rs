@@ -432,8 +432,8 @@ async fn a_schedule_is_added_and_removed_and_a_rate_limit_set_from_the_pages() {
         .text(&format!("{row} [data-field=\"next-run\"]"))
         .await
         .unwrap();
-    let (y, m, day) = queue_core::internal::clock::civil_from_days((next / 86_400_000) as i64);
-    let when = format!("{y:04}-{m:02}-{day:02} 03:30:00.000 UTC");
+    let day = queue_core::internal::clock::utc_day(next as i64);
+    let when = format!("{day} 03:30:00.000 UTC");
     assert!(
         shown.starts_with(&when) && shown.contains(" in "),
         "{shown}"

@@ -597,6 +597,7 @@ async fn slow_and_idle_connections_are_closed_and_connections_are_capped() {
         answer.contains("application/json") && answer.contains("--max-connections"),
         "{answer}"
     );
+    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
     assert!(d.stderr().contains("refusing more"), "{}", d.stderr());
     // the held ones send no header: closed by the header timeout, and the slots are free
     drop(held);
