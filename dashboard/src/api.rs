@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::backend::deadline;
-use crate::enqueue::spooled_reason;
+use crate::enqueue::{spooled_reason, Traceparent};
 use crate::error::{ApiResult, AppError};
 use crate::state::AppState;
 use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
@@ -359,11 +359,13 @@ pub fn parse_enqueue_body(body: &[u8]) -> ApiResult<Vec<NewJob>> {
 pub async fn add_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    traceparent: Traceparent,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     queue_core::internal::validate::validate_queue_name(&queue)?;
     let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let jobs = parse_enqueue_body(&body)?;
+    let mut jobs = parse_enqueue_body(&body)?;
+    traceparent.apply(&mut jobs);
     let produced = state.enqueuer().add(&queue, jobs).await?;
     let reason = spooled_reason(&produced).map(str::to_string);
     if array {
@@ -444,9 +446,10 @@ pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
 /// Each of its calls is bounded by the connection's response timeout.
 pub async fn add_flow(
     State(state): State<AppState>,
+    traceparent: Traceparent,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<FlowTree>)> {
-    let flow = parse_flow_body(&body)?;
+    let flow = traceparent.apply_flow(parse_flow_body(&body)?);
     // the whole tree is checked before Redis is reached: a bad flow is a 4xx, Redis up or not
     flow.validate(state.config().redis.caps)?;
     let not_spooled = |e: AppError| match e {

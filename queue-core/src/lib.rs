@@ -47,6 +47,7 @@ pub mod search;
 pub mod server;
 mod stats;
 mod store;
+pub mod trace;
 pub mod worker;
 pub mod workers;
 

@@ -12,6 +12,7 @@ pub mod diag;
 mod digest;
 pub mod metrics_server;
 pub mod moderation;
+pub mod otel;
 pub mod video;
 
 use queue_core::WorkerBuilder;
