@@ -5,7 +5,7 @@
 //! nothing is stored; with export off nothing is sent; a malformed value is refused, named.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jobq_tests::*;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -444,7 +444,18 @@ async fn a_malformed_traceparent_is_refused_naming_it_and_nothing_is_added() {
         assert!(msg.contains("traceparent header"), "{e}");
         assert!(msg.contains("not-a-traceparent"), "{e}");
     }
-    let started = Instant::now();
     let counts = q.counts().await.unwrap();
-    assert_eq!(counts.waiting, 0, "nothing added ({:?})", started.elapsed());
+    assert_eq!(counts.waiting, 0, "nothing added");
+
+    // an export the worker cannot do is refused at start, naming the variable
+    let receiver = Receiver::start().await;
+    let mut worker = exporting_worker(&env, &receiver, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+    assert_eq!(worker.wait_exit(Duration::from_secs(20)), Some(2));
+    assert!(
+        worker
+            .stderr()
+            .contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\""),
+        "{}",
+        worker.stderr()
+    );
 }
