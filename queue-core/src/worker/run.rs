@@ -164,7 +164,7 @@ pub(crate) async fn run_job(
         }
     };
     record_outcome(&span, &ending);
-    let _in_span = span.enter();
+    let entered = span.enter();
     match &ending {
         Ending::Failed(e) if e.is_snooze() => tracing::debug!(
             queue = %job.raw.queue,
@@ -207,7 +207,7 @@ pub(crate) async fn run_job(
         .metrics
         .finished(&job.raw.queue, label, counted, took);
     shared.pace.handler_took(took);
-    drop(_in_span);
+    drop(entered);
     // slot and claim free as soon as the outcome is queued: recording it is batched apart
     let _ = done.send(Outcome { job, ending });
     drop(slot);
