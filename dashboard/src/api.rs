@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::backend::deadline;
-use crate::enqueue::spooled_reason;
+use crate::enqueue::{spooled_reason, Traceparent};
 use crate::error::{ApiResult, AppError, ErrorBody};
 use crate::state::AppState;
 use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
@@ -613,7 +613,9 @@ pub enum EnqueueResponse {
 /// as `"exp:1s"` or `"fixed:500ms"`, `removeOnComplete` / `removeOnFail` as `true` or a
 /// count, and snake_case names.
 #[utoipa::path(post, path = "/api/queues/{queue}/jobs", operation_id = "addJobs", tag = "jobs",
-    params(QueuePath),
+    params(QueuePath, ("traceparent" = Option<String>, Header,
+            description = "W3C trace context (`00-<trace id>-<span id>-<flags>`) stored with \
+            the job(s); the worker's span for each attempt is its child. Malformed: 400")),
     request_body(content = EnqueueRequest, description = "One job, or an array of jobs",
         example = json!({"name": "diag.echo", "data": {"hello": "world"}, "opts": {"attempts": 3}})),
     responses(
@@ -629,11 +631,13 @@ pub enum EnqueueResponse {
 pub async fn add_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    traceparent: Traceparent,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<EnqueueResponse>)> {
     queue_core::internal::validate::validate_queue_name(&queue)?;
     let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let jobs = parse_enqueue_body(&body)?;
+    let mut jobs = parse_enqueue_body(&body)?;
+    traceparent.apply(&mut jobs);
     let produced = state.enqueuer().add(&queue, jobs).await?;
     let reason = spooled_reason(&produced).map(str::to_string);
     if array {
@@ -731,6 +735,9 @@ pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
 /// would answer that it failed while its jobs might still be committed by the workers.
 /// Each of its calls is bounded by the connection's response timeout.
 #[utoipa::path(post, path = "/api/flows", operation_id = "addFlow", tag = "flows",
+    params(("traceparent" = Option<String>, Header,
+        description = "W3C trace context (`00-<trace id>-<span id>-<flags>`) stored with every \
+        job of the flow. Malformed: 400")),
     request_body(content = FlowJob, description = "The flow's root node; `opts` as in an enqueue",
         example = json!({"queue": "video", "name": "video.publish", "children": [
             {"queue": "video", "name": "video.transcode", "data": {"preset": "720p"}}]})),
@@ -741,9 +748,10 @@ pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
     ))]
 pub async fn add_flow(
     State(state): State<AppState>,
+    traceparent: Traceparent,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<FlowTree>)> {
-    let flow = parse_flow_body(&body)?;
+    let flow = traceparent.apply_flow(parse_flow_body(&body)?);
     // the whole tree is checked before Redis is reached: a bad flow is a 4xx, Redis up or not
     flow.validate(state.config().redis.caps)?;
     let not_spooled = |e: AppError| match e {

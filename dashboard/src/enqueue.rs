@@ -14,8 +14,15 @@
 //!
 //! The producer's circuit breaker makes an outage cost one failed connect: later enqueues
 //! fall back at once. Bad input is a 400 whatever the state of Redis, and nothing is kept.
+//!
+//! A W3C `traceparent` header on an enqueue (a job, jobs, a flow) is recorded as the trace
+//! context of every job it adds ([`Traceparent`]), so the workers' spans join the caller's
+//! trace; a malformed one is a 400 naming it, never dropped unseen.
 
-use queue_core::{Config, Error, Fallback, NewJob, Produced, Producer};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use queue_core::trace::{parse_traceparent, TRACEPARENT_HEADER};
+use queue_core::{Config, Error, Fallback, FlowJob, NewJob, Produced, Producer};
 
 use crate::error::AppError;
 
@@ -97,6 +104,53 @@ impl Enqueuer {
 
     fn redis_named(&self) -> String {
         format!("Redis at {}", self.producer.config().masked_url())
+    }
+}
+
+/// The `traceparent` header of an enqueue request, checked (an extractor: a malformed or
+/// repeated header is refused with a 400 naming it before the body is read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traceparent(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Traceparent {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        let mut values = parts.headers.get_all(TRACEPARENT_HEADER).iter();
+        let Some(value) = values.next() else {
+            return Ok(Traceparent(None));
+        };
+        if values.next().is_some() {
+            return Err(AppError::BadRequest(
+                "traceparent header: given more than once; send one".into(),
+            ));
+        }
+        let text = value.to_str().map_err(|_| {
+            AppError::BadRequest(format!(
+                "traceparent header {value:?}: not visible ASCII; send                  00-<32 hex digits>-<16 hex digits>-<2 hex digits>"
+            ))
+        })?;
+        parse_traceparent(text)
+            .map(|tp| Traceparent(Some(tp)))
+            .map_err(|e| AppError::BadRequest(format!("traceparent header: {e}")))
+    }
+}
+
+impl Traceparent {
+    /// Gives the jobs that name no trace context this one (when the request had one).
+    pub fn apply(&self, jobs: &mut [NewJob]) {
+        let Some(tp) = &self.0 else { return };
+        for job in jobs {
+            job.opts.traceparent.get_or_insert_with(|| tp.clone());
+        }
+    }
+
+    /// Gives every node of `flow` that names no trace context this one.
+    pub fn apply_flow(&self, flow: FlowJob) -> FlowJob {
+        match &self.0 {
+            Some(tp) => flow.with_traceparent(tp),
+            None => flow,
+        }
     }
 }
 

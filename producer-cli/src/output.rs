@@ -207,6 +207,10 @@ pub fn print_job(job: &JobInfo, children: &[ChildOutcome]) {
     if let Some(t) = job.due_at {
         field("due", &relative(t));
     }
+    if let Some(tp) = &job.traceparent {
+        // (the W3C traceparent; `--json` names it so)
+        field("trace ctx", tp);
+    }
     if !children.is_empty() {
         let finished = children.iter().filter(|c| c.state.is_finished()).count();
         field(

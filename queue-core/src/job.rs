@@ -231,6 +231,13 @@ pub struct JobOptions {
     /// 1-128 characters of `[A-Za-z0-9._:-]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The producer's W3C trace context (`00-<trace id>-<span id>-<flags>`): the worker's
+    /// span for each attempt is its child ([`crate::trace`]). When not given, an add takes
+    /// the caller's (its current `tracing` span's, with a tracing-opentelemetry layer).
+    /// Stored apart from the other options: a stored job reads it back as
+    /// [`JobInfo::traceparent`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// What a flow's parent does when one of its children fails for good (or is removed).
@@ -352,6 +359,13 @@ impl JobOptions {
         self
     }
 
+    /// Records `traceparent` (a W3C `traceparent` header value) as the job's trace
+    /// context, rather than the caller's. Checked by the add ([`crate::trace::parse_traceparent`]).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
     /// Total attempts allowed.
     pub fn max_attempts(&self) -> u32 {
         self.attempts.unwrap_or(1)
@@ -375,6 +389,9 @@ impl JobOptions {
         }
         if let Some(g) = &self.group {
             crate::validate::validate_group(g)?;
+        }
+        if let Some(tp) = &self.traceparent {
+            crate::trace::parse_traceparent(tp)?;
         }
         if let Some(b) = &self.backoff {
             b.validate()?;
@@ -435,6 +452,8 @@ impl JobOptions {
         copy.dedup = None;
         copy.debounce = None;
         copy.priority = 0;
+        // in a field of its own (`tp`)
+        copy.traceparent = None;
         if copy == JobOptions::default() {
             return Ok(String::new());
         }
@@ -568,6 +587,9 @@ pub struct JobInfo {
     /// [`list_workers`](crate::list_workers) lists it under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The W3C trace context recorded at add (`00-<trace id>-<span id>-<flags>`; see
+    /// [`crate::trace`]); null when there was none.
+    pub traceparent: Option<String>,
     /// Set when some stored field is corrupt: which, and how. The other fields are shown
     /// as far as they can be read (a listing marks the job instead of failing).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -680,6 +702,7 @@ impl JobInfo {
             parent,
             children_pending,
             worker: None,
+            traceparent: h.remove("tp"),
             corrupt: (!bad.is_empty()).then(|| bad.join("; ")),
         })
     }

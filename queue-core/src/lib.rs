@@ -48,6 +48,7 @@ pub mod server;
 mod stats;
 mod store;
 pub mod testing;
+pub mod trace;
 mod typed;
 pub mod worker;
 pub mod workers;

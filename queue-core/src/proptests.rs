@@ -177,6 +177,7 @@ fn valid_opts() -> impl Strategy<Value = JobOptions> {
                     debounce,
                     on_child_failure: None,
                     group,
+                    traceparent: None,
                 }
             },
         )

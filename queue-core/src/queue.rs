@@ -94,8 +94,10 @@ impl Queue {
         &self,
         name: &str,
         data: &T,
-        opts: JobOptions,
+        mut opts: JobOptions,
     ) -> Result<Added> {
+        // here, in the caller's task: the coalescer may send it from another
+        crate::trace::inherit([&mut opts]);
         let job = NewJob {
             name: name.to_string(),
             data: serde_json::to_value(data)?,
@@ -110,7 +112,8 @@ impl Queue {
     /// first chunk goes alone (it loads the script if Redis lacks it), then the next chunk is
     /// sent while Redis stores the one before. When a chunk fails, the chunks before it are
     /// stored, and the one after it may be.
-    pub async fn add_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Added>> {
+    pub async fn add_bulk(&self, mut jobs: Vec<NewJob>) -> Result<Vec<Added>> {
+        crate::trace::inherit(jobs.iter_mut().map(|j| &mut j.opts));
         let caps = self.inner.redis.caps();
         let data = jobs
             .iter()

@@ -14,6 +14,7 @@ mod digest;
 mod handler_tests;
 pub mod metrics_server;
 pub mod moderation;
+pub mod otel;
 pub mod video;
 
 use queue_core::WorkerBuilder;

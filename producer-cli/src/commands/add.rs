@@ -35,6 +35,20 @@ pub fn apply_opts(mut opts: JobOptions, args: &JobOptArgs) -> JobOptions {
     opts
 }
 
+/// The trace context `TRACEPARENT` gives the jobs (None when it is unset or blank),
+/// checked: a malformed one is bad input naming the variable, never silently dropped.
+pub(super) fn traceparent_from_env() -> Result<Option<String>> {
+    let var = queue_core::trace::TRACEPARENT_ENV;
+    match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => queue_core::trace::parse_traceparent(&v)
+            .map(Some)
+            .map_err(|e| bad_input(format!("{var}: {e}"))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(bad_input(format!("{var}: {e}"))),
+    }
+}
+
 /// The data given by `--data` or `--data-file` (None: neither), a file read as
 /// [`read_data_file`] reads it.
 pub(super) fn data_of(args: &DataArgs, limit: usize) -> Result<Option<Value>> {
@@ -83,6 +97,7 @@ fn strip_bom(text: &str) -> &str {
 
 /// Adds the job and reports it.
 pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
+    let traceparent = traceparent_from_env()?;
     let data = data_of(&args.data, producer.config().caps.max_data_bytes)?.unwrap_or(Value::Null);
     let mut opts = apply_opts(JobOptions::new(), &args.opts);
     if let Some(d) = args.delay {
@@ -99,6 +114,9 @@ pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
     }
     if let (Some(id), Some(ttl)) = (&args.debounce_id, args.debounce_ttl) {
         opts = opts.debounce(id.clone(), ttl);
+    }
+    if let Some(tp) = traceparent {
+        opts = opts.traceparent(tp);
     }
     super::spool::replay_before_add(producer).await;
     let produced = producer.add(&args.queue, &args.name, &data, opts).await?;

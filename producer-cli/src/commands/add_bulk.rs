@@ -31,6 +31,7 @@ const IN_FLIGHT: usize = 4;
 
 /// Reads, checks and adds every job of `file` (`-` = stdin).
 pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path) -> Result<()> {
+    let traceparent = super::add::traceparent_from_env()?;
     let text = read_input(file)?;
     let bad = |e: String| bad_input(format!("{}: {e}", show(file)));
     let total = jsonl::check(&text, &producer.config().caps).map_err(bad)? as u64;
@@ -38,9 +39,10 @@ pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path)
     let q = match producer.queue(queue).await {
         Ok(q) => q,
         Err(e) if e.is_connection() => {
-            let jobs = jsonl::jobs(&text)
+            let mut jobs = jsonl::jobs(&text)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad)?;
+            traced(&mut jobs, traceparent.as_deref());
             return fall_back(producer, json, queue, jobs).await;
         }
         Err(e) => return Err(e.into()),
@@ -53,7 +55,11 @@ pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path)
         let chunk: Result<Vec<_>, _> = jobs.by_ref().take(BULK_CHUNK).collect();
         match chunk {
             Ok(c) if c.is_empty() => None,
-            other => Some(other.map_err(bad)),
+            Ok(mut c) => {
+                traced(&mut c, traceparent.as_deref());
+                Some(Ok(c))
+            }
+            Err(e) => Some(Err(bad(e))),
         }
     });
     let mut ids = Vec::with_capacity(total as usize);
@@ -193,6 +199,14 @@ async fn fall_back(
         }
     }
     Ok(())
+}
+
+/// Gives every job the trace context of `TRACEPARENT`, when it is set.
+fn traced(jobs: &mut [queue_core::NewJob], traceparent: Option<&str>) {
+    let Some(tp) = traceparent else { return };
+    for job in jobs {
+        job.opts.traceparent.get_or_insert_with(|| tp.to_string());
+    }
 }
 
 fn show(file: &Path) -> String {

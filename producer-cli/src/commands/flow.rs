@@ -36,7 +36,11 @@ pub async fn flow(config: &Config, json: bool, cmd: FlowCommand) -> Result<()> {
 /// Reads, checks and adds the flow in `file` (`-` = stdin); prints its tree with the ids.
 async fn add(config: &Config, json: bool, file: &Path) -> Result<()> {
     let name = input_name(file);
-    let flow = read_flow(file, &name, file_limit(&config.caps))?;
+    let traceparent = super::add::traceparent_from_env()?;
+    let mut flow = read_flow(file, &name, file_limit(&config.caps))?;
+    if let Some(tp) = traceparent {
+        flow = flow.with_traceparent(&tp);
+    }
     // the whole tree is checked before connecting: a bad flow is bad input, Redis up or not
     flow.validate(config.caps)
         .map_err(|e| reworded(&name, &e))?;

@@ -70,7 +70,8 @@ impl FlowProducer {
     /// no job of the flow can start before the whole tree is stored, and a flow that fails
     /// before its root is committed is taken back. A given `job_id` that is taken fails
     /// the add ([`Error::Flow`] naming the node). Returns the tree with every node's id.
-    pub async fn add(&self, flow: FlowJob) -> Result<FlowTree> {
+    pub async fn add(&self, mut flow: FlowJob) -> Result<FlowTree> {
+        crate::trace::inherit(every_opts(&mut flow));
         let nodes = validate::check(&flow, self.redis.caps())?;
         let plan = Plan::new(&self.redis, &self.prefix, &nodes)?;
         let started = Instant::now();
@@ -97,6 +98,28 @@ impl FlowProducer {
         plan.commit_rest().await;
         Ok(plan.tree(0))
     }
+}
+
+impl FlowJob {
+    /// Records `traceparent` (a W3C `traceparent`, checked by the add) as the trace context
+    /// of every node that names none: all the flow's jobs join the producer's trace.
+    pub fn with_traceparent(mut self, traceparent: &str) -> FlowJob {
+        for opts in every_opts(&mut self) {
+            opts.traceparent
+                .get_or_insert_with(|| traceparent.to_string());
+        }
+        self
+    }
+}
+
+/// The options of every node of `root`, walked as they are asked for.
+fn every_opts(root: &mut FlowJob) -> impl Iterator<Item = &mut crate::job::JobOptions> {
+    let mut stack = vec![root];
+    std::iter::from_fn(move || {
+        let FlowJob { opts, children, .. } = stack.pop()?;
+        stack.extend(children.iter_mut());
+        Some(opts)
+    })
 }
 
 /// A checked flow on its way to Redis: its nodes, their ids, and a store per queue.
@@ -177,6 +200,9 @@ impl<'a> Plan<'a> {
         }
         if let Some(g) = &job.opts.group {
             pair("grp", g.clone());
+        }
+        if let Some(tp) = &job.opts.traceparent {
+            pair("tp", tp.clone());
         }
         if let Some(p) = node.parent {
             pair("par", self.reference(p));

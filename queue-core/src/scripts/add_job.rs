@@ -152,6 +152,11 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
             fields.push(Cow::Borrowed("grp"));
             fields.push(Cow::Borrowed(group));
         }
+        if let Some(tp) = &job.opts.traceparent {
+            // (55 bytes: the hash stays a listpack)
+            fields.push(Cow::Borrowed("tp"));
+            fields.push(Cow::Borrowed(tp));
+        }
         inv.arg(id)
             .arg(delay)
             .arg(lane)

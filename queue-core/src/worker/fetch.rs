@@ -41,10 +41,21 @@ pub(crate) struct Fetched {
     pub limited: Option<Duration>,
 }
 
-/// One `move_to_active` call: promote due jobs, then claim up to `count` ready ones.
-pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result<Fetched> {
+/// One `move_to_active` call: promote due jobs, then claim up to `count` ready ones; with
+/// `traced`, also read their trace context.
+pub(crate) async fn fetch(
+    queue: &Queue,
+    consumer: &str,
+    count: usize,
+    traced: bool,
+) -> Result<Fetched> {
     let claim = move_to_active::claim(&queue.inner, consumer, count, CONCURRENCY_POLL).await?;
     let claimed = Instant::now();
+    let mut traceparents = if traced && !claim.jobs.is_empty() {
+        read_traceparents(queue, &claim.jobs).await.into_iter()
+    } else {
+        Vec::new().into_iter()
+    };
     let jobs = claim
         .jobs
         .into_iter()
@@ -64,6 +75,7 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
             corrupt: j.corrupt,
             parent: j.parent,
             group: j.group,
+            traceparent: traceparents.next().flatten(),
         })
         .collect();
     Ok(Fetched {
@@ -72,6 +84,27 @@ pub(crate) async fn fetch(queue: &Queue, consumer: &str, count: usize) -> Result
         paused: claim.paused,
         limited: claim.limited,
     })
+}
+
+/// The trace context of each claimed job (`tp`, see `trace.rs`), in one round trip, only
+/// while attempts get spans: kept out of the claim, so a worker that does not trace pays
+/// nothing for it. A failed read costs the attempts their parent, never the claim.
+async fn read_traceparents(
+    queue: &Queue,
+    jobs: &[move_to_active::ClaimedJob],
+) -> Vec<Option<String>> {
+    let mut pipe = redis::pipe();
+    for j in jobs {
+        pipe.hget(queue.inner.keys.job(&j.id), "tp");
+    }
+    let mut conn = queue.inner.redis.conn();
+    match pipe.query_async(&mut conn).await {
+        Ok(tps) => tps,
+        Err(e) => {
+            tracing::debug!(queue = %queue.name(), error = %e, "trace context not read");
+            Vec::new()
+        }
+    }
 }
 
 /// Takes one permit of `sem` (waiting for it), then every other free one up to `max`.
@@ -112,7 +145,8 @@ pub(crate) async fn fetch_loop(
         }
         let count = permits.len();
         let asked = Instant::now();
-        let fetched = match fetch(&queue, &shared.consumer, count).await {
+        let traced = shared.spans.wanted();
+        let fetched = match fetch(&queue, &shared.consumer, count, traced).await {
             Ok(f) => {
                 outage.recovered();
                 shared.pace.claim_took(asked.elapsed());

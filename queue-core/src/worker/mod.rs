@@ -357,6 +357,7 @@ impl Worker {
             cancel_jobs: CancellationToken::new(),
             metrics: self.metrics.clone(),
             caches: self.caches.clone(),
+            spans: Default::default(),
         });
         self.metrics.set_concurrency(self.settings.concurrency);
         let mut tasks = Tasks::default();

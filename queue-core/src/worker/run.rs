@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::metrics::AttemptOutcome;
 use super::shared::Shared;
@@ -34,6 +35,8 @@ pub(crate) struct Active {
     pub parent: Option<String>,
     /// Its group: its end frees a place in the group's active count.
     pub group: Option<String>,
+    /// The trace context recorded at its add (read only while attempts get spans).
+    pub traceparent: Option<String>,
 }
 
 /// How an attempt ended.
@@ -93,6 +96,13 @@ pub(crate) async fn run_job(
 ) {
     let cancel = stops.cancel.clone();
     job.started_ms += job.claimed.elapsed().as_millis() as i64;
+    let span = shared.spans.attempt(
+        &job.raw.queue,
+        &job.raw.id,
+        &job.raw.name,
+        job.raw.attempt,
+        job.traceparent.as_deref(),
+    );
     let handler = shared.handlers.get(&job.raw.name).cloned();
     let known = handler.is_some();
     let began = Instant::now();
@@ -126,7 +136,7 @@ pub(crate) async fn run_job(
             let stop = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Stop::Cancelled,
-                r = guarded_call(handler(job.raw.clone(), ctx), limit) => r,
+                r = guarded_call(handler(job.raw.clone(), ctx), limit).instrument(span.clone()) => r,
             };
             // cancelled from outside (shutdown deadline, lease lost) before we cancel it below
             let cancelled = cancel.is_cancelled();
@@ -153,6 +163,8 @@ pub(crate) async fn run_job(
             }
         }
     };
+    record_outcome(&span, &ending);
+    let entered = span.enter();
     match &ending {
         Ending::Failed(e) if e.is_snooze() => tracing::debug!(
             queue = %job.raw.queue,
@@ -195,10 +207,23 @@ pub(crate) async fn run_job(
         .metrics
         .finished(&job.raw.queue, label, counted, took);
     shared.pace.handler_took(took);
+    drop(entered);
     // slot and claim free as soon as the outcome is queued: recording it is batched apart
     let _ = done.send(Outcome { job, ending });
     drop(slot);
     drop(claim);
+}
+
+/// How the attempt ended, on its span (when it has one).
+fn record_outcome(span: &tracing::Span, ending: &Ending) {
+    let (outcome, error) = match ending {
+        Ending::Completed(_) => ("completed", None),
+        Ending::Failed(e) if e.is_snooze() => ("snoozed", None),
+        Ending::Failed(e) => ("failed", Some(e.message())),
+        Ending::Cancelled => ("cancelled", None),
+        Ending::Abandoned => ("abandoned", None),
+    };
+    crate::trace::record_outcome(span, outcome, error);
 }
 
 /// A failed attempt's error with the delay its handler's backoff function gives (when it

@@ -29,4 +29,6 @@ pub(crate) struct Shared {
     pub metrics: Arc<WorkerMetrics>,
     /// Handlers' caches by namespace (`Ctx::cache`).
     pub caches: Caches,
+    /// Whether attempts get OpenTelemetry spans (found out by the first one).
+    pub spans: crate::trace::AttemptSpans,
 }

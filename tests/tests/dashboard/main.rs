@@ -5,7 +5,9 @@
 //! page's table, the group gauges), a queue's schedules and limits (API and pages),
 //! cancelling jobs, workers and Redis at a glance (`GET /api/workers`, `GET /api/redis`,
 //! their pages), the OpenAPI document (`GET /api/openapi.json`, validated, and used by a
-//! Python client), rendering at scale, and a real browser (chromium + chromedriver).
+//! Python client), rendering at scale, a real browser (chromium + chromedriver), and
+//! OpenTelemetry: trace context given to `jobq add`, the enqueue routes or an in-process
+//! add, exported by `jobq-worker` over OTLP.
 
 mod dashboard_api;
 mod dashboard_browser;
@@ -21,6 +23,7 @@ mod dashboard_scale;
 mod dashboard_search;
 mod dashboard_security;
 mod dashboard_steer;
+mod otel;
 
 // what the modules above share (not tests)
 mod dashboard_support;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use jobq_handlers::metrics_server;
+use jobq_handlers::otel::Otlp;
 use queue_core::internal::args::{duration, duration_at_least, ranged};
 use queue_core::{Config, Worker};
 
@@ -102,10 +103,21 @@ impl From<queue_core::Error> for Failure {
 async fn main() -> ExitCode {
     // clap reports a bad flag itself (one `error:` line and a usage hint) and exits 2
     let args = Args::parse();
-    init_tracing();
+    let otlp = match init_tracing() {
+        Ok(otlp) => otlp,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     // a handler's panic is its job's failure, logged once as such
     queue_core::install_panic_hook();
-    match run(args).await {
+    let outcome = run(args).await;
+    // the spans of the last jobs go out before the process ends
+    if let Some(otlp) = otlp {
+        otlp.shutdown().await;
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {
             eprintln!("error: {message}");
@@ -165,12 +177,34 @@ async fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(e.to_string()))
 }
 
-fn init_tracing() {
+/// Logs to stderr as `RUST_LOG` says; with `OTEL_EXPORTER_OTLP_ENDPOINT` set, also spans to
+/// an OTLP collector (`jobq_handlers::otel`), whose exporter is returned to be flushed at exit.
+fn init_tracing() -> Result<Option<Otlp>, String> {
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let Some(otlp) = Otlp::from_env("jobq-worker")? else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .init();
+        return Ok(None);
+    };
+    // the log lines stay as they are without export: the attempt spans (all their
+    // attributes) are for the collector, not prefixed to every line a handler logs
+    let not_attempt_span =
+        tracing_subscriber::filter::filter_fn(|m| !(m.is_span() && m.name() == "jobq.attempt"));
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
+        .with_filter(filter.and(not_attempt_span));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(otlp.layer())
         .init();
+    tracing::info!(endpoint = %otlp.endpoint(), "exporting spans over OTLP (http/protobuf)");
+    Ok(Some(otlp))
 }
