@@ -67,7 +67,6 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-
 pub use queue_core::duration::{relative, short_duration};
 
 pub use queue_core::internal::text::clip;

@@ -260,15 +260,7 @@ mod tests {
             stats: QueueStats {
                 queue: queue.into(),
                 waiting,
-                waiting_children: 0,
-                active: 0,
-                delayed: 0,
-                completed: 0,
-                failed: 0,
-                cancelled: 0,
-                paused: false,
-                completed_total: 0,
-                failed_total: 0,
+                ..QueueStats::default()
             },
             throughput: Throughput::default(),
         }))

@@ -36,7 +36,7 @@ pub struct Counts {
 /// One queue's line of `jobq stats`, also what the dashboard's `/api/queues`
 /// returns: [`Counts`] with the waiting jobs of a paused queue counted as waiting. One type
 /// for both, so the CLI and the dashboard always agree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueStats {
     /// Queue name.

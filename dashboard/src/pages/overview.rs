@@ -92,19 +92,7 @@ pub async fn overview(
         Err(e) => (Vec::new(), Some(error_banner(&e.to_string())), e.status()),
     };
     let template = QueueSummary {
-        stats: stats::QueueStats {
-            queue: String::new(),
-            waiting: 0,
-            waiting_children: 0,
-            active: 0,
-            delayed: 0,
-            completed: 0,
-            failed: 0,
-            cancelled: 0,
-            paused: false,
-            completed_total: 0,
-            failed_total: 0,
-        },
+        stats: stats::QueueStats::default(),
         throughput: Throughput::default(),
     };
     let body = html! {
