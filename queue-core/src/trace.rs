@@ -68,6 +68,10 @@ pub fn parse_traceparent(value: &str) -> Result<String> {
     if b.len() < LEN {
         return Err(bad(&format!("{} characters, not 55", tp.chars().count())));
     }
+    // before any slicing: a multi-byte character would put a field boundary inside it
+    if !tp.is_ascii() {
+        return Err(bad("not ASCII"));
+    }
     let (version, trace_id, span_id, flags) = (&tp[..2], &tp[3..35], &tp[36..52], &tp[53..55]);
     if b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
         return Err(bad("fields are not separated by '-' at 3, 36 and 53"));
@@ -306,6 +310,24 @@ mod tests {
                 "{e}"
             );
             assert!(parent_context(bad).is_none());
+        }
+    }
+
+    #[test]
+    fn non_ascii_traceparents_are_refused_not_a_panic() {
+        // a multi-byte character across a field boundary: slicing there would panic (the
+        // CLI's TRACEPARENT, or a stored tp read back by the worker's attempt)
+        for bad in [
+            format!("0é{}", &TP[3..]),
+            format!("00-4bf92f3577b34da6a3ce929d0e0e473é{}", &TP[35..]),
+            format!("{}é{}", &TP[..51], &TP[53..]),
+            format!("{}é", &TP[..54]),
+            format!("01{}-é", &TP[2..]),
+            "é".repeat(40),
+        ] {
+            let e = parse_traceparent(&bad).unwrap_err().to_string();
+            assert!(e.contains("traceparent"), "{bad}: {e}");
+            assert!(parent_context(&bad).is_none());
         }
     }
 
