@@ -98,8 +98,13 @@ async fn read_traceparents(
         pipe.hget(queue.inner.keys.job(&j.id), "tp");
     }
     let mut conn = queue.inner.redis.conn();
-    match pipe.query_async(&mut conn).await {
-        Ok(tps) => tps,
+    // as bytes: one job's tp that is not UTF-8 must not fail the whole read (and cost the
+    // other jobs of the claim their parent); it alone is dropped
+    match pipe.query_async::<Vec<Option<Vec<u8>>>>(&mut conn).await {
+        Ok(tps) => tps
+            .into_iter()
+            .map(|tp| tp.and_then(|b| String::from_utf8(b).ok()))
+            .collect(),
         Err(e) => {
             tracing::debug!(queue = %queue.name(), error = %e, "trace context not read");
             Vec::new()
