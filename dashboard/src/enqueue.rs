@@ -126,8 +126,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Traceparent {
             ));
         }
         let text = value.to_str().map_err(|_| {
+            // named as text, clipped: the header may be kilobytes of anything
+            let shown = String::from_utf8_lossy(value.as_bytes());
             AppError::BadRequest(format!(
-                "traceparent header {value:?}: not visible ASCII; send                  00-<32 hex digits>-<16 hex digits>-<2 hex digits>"
+                "traceparent header {:?}: not visible ASCII; send 00-<32 hex digits>-<16 hex \
+                 digits>-<2 hex digits>",
+                queue_core::internal::text::clip(&shown, 80)
             ))
         })?;
         parse_traceparent(text)

@@ -534,3 +534,62 @@ async fn a_corrupt_stored_traceparent_never_fails_the_job_nor_a_read_of_it() {
         assert!(spans[0].parent_span_id.is_empty(), "{id}: no parent");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_traceparent_headers_get_a_short_400_and_add_nothing() {
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let d = Dashboard::start(&env, &[]).await;
+    let c = client();
+    let good = traceparent(TRACE_ID, SPAN_ID);
+    let huge = format!("00-{}", "a".repeat(10_000));
+    let mut multibyte = b"00-".to_vec();
+    multibyte.extend("é".repeat(3000).as_bytes());
+    let mut latin1 = good.clone().into_bytes();
+    latin1[10] = 0xe9;
+    let (upper, extra) = (good.to_uppercase(), format!("{good}-extra"));
+    let cases: [(Vec<&[u8]>, &str); 7] = [
+        (vec![upper.as_bytes()], "trace id is not"),
+        (vec![extra.as_bytes()], "61 characters"),
+        (vec![huge.as_bytes()], "separated"),
+        (vec![&multibyte], "not visible ASCII"),
+        (vec![&latin1], "not visible ASCII"),
+        (vec![good.as_bytes(), good.as_bytes()], "more than once"),
+        (vec![b""], "0 characters"),
+    ];
+    for (values, rule) in cases {
+        let mut r = c.post(d.url("/api/queues/diag/jobs"));
+        for v in &values {
+            r = r.header(
+                "traceparent",
+                reqwest::header::HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        let r = r.json(&json!({"name": "diag.noop"})).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{rule}");
+        let e: Value = r.json().await.unwrap();
+        let msg = e["error"].as_str().unwrap_or_default();
+        assert!(msg.contains("traceparent header"), "{e}");
+        assert!(msg.contains(rule), "{rule}: {e}");
+        // the value named, clipped: a 10 KB header is not echoed back whole
+        assert!(msg.len() < 400, "{} bytes: {msg}", msg.len());
+        assert!(!msg.contains("  "), "{msg}");
+    }
+    assert_eq!(q.counts().await.unwrap().waiting, 0, "nothing added");
+
+    // a later version with more fields is read as the W3C spec says, stored as version 00
+    let later = format!("cc-{TRACE_ID}-{SPAN_ID}-01-what-comes-later");
+    let r = c
+        .post(d.url("/api/queues/diag/jobs"))
+        .header("traceparent", later)
+        .json(&json!({"name": "diag.noop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(show_json(&env, &id)["traceparent"], json!(good));
+}
