@@ -134,9 +134,10 @@ impl TestJob {
         self
     }
 
-    /// Cancels the attempt `after` it starts (as a worker does on a cancel request or a
-    /// shutdown): the handler's [`Ctx::cancellation_token`] fires. `Duration::ZERO`: the
-    /// handler starts with it already cancelled.
+    /// Cancels the attempt `after` it starts, as a worker does on a cancel request: the
+    /// handler's [`Ctx::cancellation_token`] fires and the handler is dropped at its next
+    /// await; the run's error is `cancelled` (unless the handler had succeeded).
+    /// `Duration::ZERO`: cancelled before the handler runs.
     pub fn cancel_after(mut self, after: Duration) -> Self {
         self.cancel = Some(after);
         self
@@ -179,10 +180,18 @@ impl TestJob {
             caches: Caches::default(),
         };
         let limit = self.raw.opts.timeout_ms.map(Duration::from_millis);
-        let outcome = match guarded_call(handler(self.raw, ctx), limit).await {
+        // as in a worker (`worker/run.rs`): a cancellation stops the handler at its next
+        // await, watching the token or not, and wins over a return it provokes
+        let stop = tokio::select! {
+            biased;
+            _ = token.cancelled() => Stop::Cancelled,
+            r = guarded_call(handler(self.raw, ctx), limit) => r,
+        };
+        let outcome = match stop {
             Stop::Returned(Ok(Ok(json))) => {
                 Ok(serde_json::from_str(&json).unwrap_or(Value::String(json)))
             }
+            _ if token.is_cancelled() => Err(JobError::new("cancelled")),
             Stop::Returned(Ok(Err(e))) => Err(e),
             Stop::Returned(Err(panic)) => Err(match panic.downcast_ref::<NoRedis>() {
                 Some(part) => JobError::fatal(part.to_string()),
@@ -192,7 +201,6 @@ impl TestJob {
                 "timed out after {}",
                 format_duration(limit)
             ))),
-            // guarded_call never ends so: a cancelled handler returns what it returns
             Stop::Cancelled => Err(JobError::new("cancelled")),
         };
         if let Some(task) = _canceller {
@@ -319,8 +327,29 @@ mod tests {
                     ctx.cancellation_token().cancelled().await;
                     Err::<(), _>(JobError::new("stopped"))
                 })
+                .handler("t.deaf", |_job: Job<Value>, _ctx: Ctx| async move {
+                    // never looks at its cancellation token
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok::<_, JobError>(())
+                })
                 .handlers(),
         )
+    }
+
+    #[tokio::test]
+    async fn cancel_after_stops_the_attempt_as_a_worker_does() {
+        let w = worker();
+        // a worker drops a cancelled handler at its next await, whether or not it watches
+        // the token, and records "cancelled" rather than what the handler returns then
+        for name in ["t.deaf", "t.wait"] {
+            for after in [Duration::ZERO, Duration::from_millis(5)] {
+                let run = w.job(name, &()).cancel_after(after).run();
+                let run = tokio::time::timeout(Duration::from_secs(5), run)
+                    .await
+                    .unwrap_or_else(|_| panic!("{name} after {after:?}: still running"));
+                assert_eq!(run.error().message(), "cancelled", "{name} after {after:?}");
+            }
+        }
     }
 
     #[tokio::test]
@@ -356,7 +385,7 @@ mod tests {
             .cancel_after(Duration::from_millis(5))
             .run()
             .await;
-        assert_eq!(cancelled.error().message(), "stopped");
+        assert_eq!(cancelled.error().message(), "cancelled");
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ pub(crate) enum Stop {
     Returned(std::thread::Result<Result<String, JobError>>),
     /// It ran past its time limit and was dropped.
     TimedOut(std::time::Duration),
-    /// The attempt was cancelled from outside (the worker only).
+    /// The attempt was cancelled from outside (by the caller of [`guarded_call`]).
     Cancelled,
 }
 
