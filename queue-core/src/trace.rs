@@ -107,6 +107,17 @@ pub fn parse_traceparent(value: &str) -> Result<String> {
     Ok(format!("00-{trace_id}-{span_id}-{flags}"))
 }
 
+/// A checked traceparent in the form the job hash keeps (see [`parse_traceparent`]): a
+/// version-00 one as is, any other (a later version's extra fields, surrounding spaces)
+/// rewritten, so that what is stored is 55 bytes whatever the caller gave.
+pub(crate) fn stored_form(tp: &str) -> std::borrow::Cow<'_, str> {
+    if tp.len() == LEN && tp.starts_with("00-") {
+        return std::borrow::Cow::Borrowed(tp);
+    }
+    // the add checked it; were it bad, it is kept as given (never reached)
+    parse_traceparent(tp).map_or(std::borrow::Cow::Borrowed(tp), std::borrow::Cow::Owned)
+}
+
 /// Lower-case hex digits only (the W3C spec refuses upper case).
 fn is_hex(s: &str) -> bool {
     s.bytes()

@@ -202,7 +202,7 @@ impl<'a> Plan<'a> {
             pair("grp", g.clone());
         }
         if let Some(tp) = &job.opts.traceparent {
-            pair("tp", tp.clone());
+            pair("tp", crate::trace::stored_form(tp).into_owned());
         }
         if let Some(p) = node.parent {
             pair("par", self.reference(p));

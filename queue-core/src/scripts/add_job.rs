@@ -155,7 +155,7 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
         if let Some(tp) = &job.opts.traceparent {
             // (55 bytes: the hash stays a listpack)
             fields.push(Cow::Borrowed("tp"));
-            fields.push(Cow::Borrowed(tp));
+            fields.push(crate::trace::stored_form(tp));
         }
         inv.arg(id)
             .arg(delay)

@@ -593,3 +593,31 @@ async fn hostile_traceparent_headers_get_a_short_400_and_add_nothing() {
         .to_string();
     assert_eq!(show_json(&env, &id)["traceparent"], json!(good));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traceparent_given_in_code_is_stored_in_its_version_00_form() {
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let good = traceparent(TRACE_ID, SPAN_ID);
+    // a later version may carry more fields, of any length: kept out of the job hash
+    let later = format!(" cc-{TRACE_ID}-{SPAN_ID}-01-{}", "x".repeat(5000));
+    let mut ids = Vec::new();
+    for tp in [later.clone(), format!("{good} ")] {
+        let added = q
+            .add("diag.noop", &(), JobOptions::new().traceparent(tp))
+            .await
+            .unwrap();
+        ids.push(added.id);
+    }
+    let flow = FlowJob::new(Q, "diag.noop", &())
+        .unwrap()
+        .with_traceparent(&later);
+    let tree = FlowProducer::new(&env.redis, env.config.prefix())
+        .add(flow)
+        .await
+        .unwrap();
+    ids.push(tree.id);
+    for id in &ids {
+        assert_eq!(show_json(&env, id)["traceparent"], json!(good), "{id}");
+    }
+}
