@@ -56,6 +56,8 @@ impl Otlp {
         let Some((var, endpoint)) = first_set(&ENDPOINTS) else {
             return Ok(None);
         };
+        // what logs and errors show: a password in the URL masked, as Redis URLs are
+        let shown = queue_core::config::mask_url(&endpoint);
         if std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true")) {
             return Ok(None);
         }
@@ -86,7 +88,11 @@ impl Otlp {
             .with_timeout(timeout)
             .with_http_client(OnRuntime { client, runtime })
             .build()
-            .map_err(|e| format!("{var}={endpoint:?}: {e}"))?;
+            .map_err(|e| {
+                // the SDK's message quotes the endpoint too
+                let e = e.to_string().replace(endpoint.as_str(), &shown);
+                format!("{var}={shown:?}: {e}")
+            })?;
         let mut resource = Resource::builder();
         if first_set(&["OTEL_SERVICE_NAME"]).is_none() {
             resource = resource.with_service_name(service);
@@ -95,10 +101,13 @@ impl Otlp {
             .with_batch_exporter(exporter)
             .with_resource(resource.build())
             .build();
-        Ok(Some(Otlp { provider, endpoint }))
+        Ok(Some(Otlp {
+            provider,
+            endpoint: shown,
+        }))
     }
 
-    /// Where spans go, for the start-up log.
+    /// Where spans go, for the start-up log (a password in it masked).
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -159,5 +168,24 @@ impl HttpClient for OnRuntime {
             Ok::<_, HttpError>(out.body(response.bytes().await?)?)
         });
         sent.await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_endpoint_is_shown_without_its_password() {
+        // (nextest runs each test in a process of its own: the variable is this test's)
+        std::env::set_var(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://tenant:s3cret@collector.example:4318",
+        );
+        let otlp = Otlp::from_env("jobq-worker").unwrap().unwrap();
+        assert_eq!(otlp.endpoint(), "https://tenant:***@collector.example:4318");
+        std::env::set_var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://u:s3cret@[");
+        let e = Otlp::from_env("jobq-worker").unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }
