@@ -255,7 +255,7 @@ mod tests {
         m.started();
         m.finished(
             "a\"b\\c",
-            "x",
+            "x\ny",
             AttemptOutcome::Abandoned,
             Duration::from_secs(1),
         );
@@ -266,7 +266,7 @@ mod tests {
             "jobq_worker_attempts_total{queue=\"video\",name=\"video.probe\",outcome=\"failed\"} 1",
             "jobq_worker_attempts_total{queue=\"video\",name=\"video.probe\",outcome=\"abandoned\"} 0",
             // label values escaped
-            "jobq_worker_attempts_total{queue=\"a\\\"b\\\\c\",name=\"x\",outcome=\"abandoned\"} 1",
+            "jobq_worker_attempts_total{queue=\"a\\\"b\\\\c\",name=\"x\\ny\",outcome=\"abandoned\"} 1",
             "# TYPE jobq_worker_handler_seconds histogram",
             "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"0.0025\"} 1",
             "jobq_worker_handler_seconds_bucket{queue=\"video\",name=\"video.probe\",le=\"0.5\"} 2",
