@@ -419,6 +419,16 @@ async fn a_malformed_traceparent_is_refused_naming_it_and_nothing_is_added() {
         assert!(err.contains(bad), "{err}");
         assert!(err.contains("trace id"), "{err}");
     }
+    // a multi-byte character where a field boundary falls: bad input, not a panic
+    let multibyte = format!("0é{}", &traceparent(TRACE_ID, SPAN_ID)[3..]);
+    let out = jobq_with(
+        &env,
+        &[("TRACEPARENT", &multibyte)],
+        &["add", Q, "diag.noop"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not ASCII"), "{err}");
     let zero = traceparent(TRACE_ID, "0000000000000000");
     let out = jobq_with(&env, &[("TRACEPARENT", &zero)], &["add", Q, "diag.noop"]);
     assert_eq!(out.status.code(), Some(2));
