@@ -49,9 +49,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::duration::format_duration;
 use crate::handler::{
-    guarded_call, panic_message, Ctx, Handlers, Home, JobError, NoRedis, RawJob, Stop, Trail,
+    guarded_call, panicked, timed_out, unregistered, Ctx, Handlers, Home, JobError, NoRedis,
+    RawJob, Stop, Trail,
 };
 use crate::job::{new_job_id, JobOptions};
 use crate::primitives::Caches;
@@ -149,8 +149,8 @@ impl TestJob {
         let Some(handler) = self.handlers.get(&self.raw.name) else {
             return TestRun {
                 outcome: Err(JobError::fatal(format!(
-                    "no handler registered for '{}' (registered: {})",
-                    self.raw.name,
+                    "{} (registered: {})",
+                    unregistered(&self.raw.name),
                     self.handlers.names().join(", ")
                 ))),
                 progress: Vec::new(),
@@ -195,12 +195,9 @@ impl TestJob {
             Stop::Returned(Ok(Err(e))) => Err(e),
             Stop::Returned(Err(panic)) => Err(match panic.downcast_ref::<NoRedis>() {
                 Some(part) => JobError::fatal(part.to_string()),
-                None => JobError::new(format!("handler panicked: {}", panic_message(&*panic))),
+                None => panicked(&*panic),
             }),
-            Stop::TimedOut(limit) => Err(JobError::new(format!(
-                "timed out after {}",
-                format_duration(limit)
-            ))),
+            Stop::TimedOut(limit) => Err(timed_out(limit)),
             Stop::Cancelled => Err(JobError::new("cancelled")),
         };
         if let Some(task) = _canceller {

@@ -7,6 +7,7 @@ use futures_util::FutureExt;
 
 use super::job::{HandlerFuture, JobError};
 use super::panic::InHandler;
+use crate::duration::format_duration;
 
 /// How a handler call ended.
 pub(crate) enum Stop {
@@ -30,8 +31,23 @@ pub(crate) async fn guarded_call(call: HandlerFuture, limit: Option<std::time::D
     }
 }
 
+/// The failure a worker records for a handler that panicked with `payload`.
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> JobError {
+    JobError::new(format!("handler panicked: {}", panic_message(payload)))
+}
+
+/// The failure a worker records for a handler dropped at its time limit.
+pub(crate) fn timed_out(limit: std::time::Duration) -> JobError {
+    JobError::new(format!("timed out after {}", format_duration(limit)))
+}
+
+/// The failure a worker records for a job whose name has no handler.
+pub(crate) fn unregistered(name: &str) -> JobError {
+    JobError::new(format!("no handler registered for '{name}'"))
+}
+
 /// The message a panic was raised with (its `&str` or `String` payload).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

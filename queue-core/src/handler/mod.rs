@@ -10,7 +10,7 @@ mod job;
 mod panic;
 mod trail;
 
-pub(crate) use call::{guarded_call, panic_message, Stop};
+pub(crate) use call::{guarded_call, panicked, timed_out, unregistered, Stop};
 pub use ctx::Ctx;
 pub(crate) use ctx::{Home, InlineUnavailable};
 pub(crate) use job::{erase, Again, ErasedHandler, RawJob};

@@ -14,9 +14,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::handle::{Produced, Producer};
-use crate::duration::format_duration;
 use crate::error::{Error, Result};
-use crate::handler::{guarded_call, Ctx, Handlers, Home, InlineUnavailable, RawJob, Stop};
+use crate::handler::{
+    guarded_call, panicked, timed_out, unregistered, Ctx, Handlers, Home, InlineUnavailable,
+    RawJob, Stop,
+};
 use crate::job::JobOptions;
 use crate::job::{new_job_id, NewJob};
 use crate::primitives::Caches;
@@ -36,7 +38,7 @@ pub(crate) async fn run_inline(
         message,
     };
     let Some(handler) = handlers.get(name) else {
-        return Err(fail(format!("no handler registered for '{name}'")));
+        return Err(fail(unregistered(name).message().to_string()));
     };
     let raw = RawJob {
         id: id.to_string(),
@@ -66,7 +68,7 @@ pub(crate) async fn run_inline(
         }
         Stop::Returned(Ok(Err(e))) => Err(fail(e.message().to_string())),
         Stop::Returned(Err(panic)) => Err(fail(panic_message(&*panic))),
-        Stop::TimedOut(limit) => Err(fail(format!("timed out after {}", format_duration(limit)))),
+        Stop::TimedOut(limit) => Err(fail(timed_out(limit).message().to_string())),
         // nothing cancels an inline run from outside
         Stop::Cancelled => Err(fail("cancelled".into())),
     }
@@ -77,10 +79,7 @@ pub(crate) async fn run_inline(
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     match payload.downcast_ref::<InlineUnavailable>() {
         Some(u) => u.to_string(),
-        None => format!(
-            "handler panicked: {}",
-            crate::handler::panic_message(payload)
-        ),
+        None => panicked(payload).message().to_string(),
     }
 }
 

@@ -12,7 +12,9 @@ use tracing::Instrument;
 use super::metrics::AttemptOutcome;
 use super::shared::Shared;
 use crate::duration::{format_duration, MAX_DURATION};
-use crate::handler::{guarded_call, panic_message, Again, Ctx, Home, JobError, RawJob, Stop};
+use crate::handler::{
+    guarded_call, panicked, timed_out, unregistered, Again, Ctx, Home, JobError, RawJob, Stop,
+};
 use crate::queue::Queue;
 
 /// A job this worker holds: what its handler needs and what finishing it needs.
@@ -113,10 +115,7 @@ pub(crate) async fn run_job(
             job.raw.id,
             job.corrupt.as_deref().unwrap_or_default()
         ))),
-        None => Ending::Failed(JobError::new(format!(
-            "no handler registered for '{}'",
-            job.raw.name
-        ))),
+        None => Ending::Failed(unregistered(&job.raw.name)),
         Some(handler) => {
             let queue_caps = queue.redis().caps();
             let ctx = Ctx {
@@ -149,16 +148,13 @@ pub(crate) async fn run_job(
                 _ if cancelled => stops.ending(),
                 Stop::Returned(Ok(Err(e))) => Ending::Failed(handler_delay(&shared, &job, e)),
                 Stop::Returned(Err(panic)) => {
-                    let e = JobError::new(format!("handler panicked: {}", panic_message(&*panic)));
+                    let e = panicked(&*panic);
                     Ending::Failed(match crate::handler::take_panic_trace() {
                         Some(trace) => e.with_detail(trace),
                         None => e,
                     })
                 }
-                Stop::TimedOut(l) => Ending::Failed(JobError::new(format!(
-                    "timed out after {}",
-                    format_duration(l)
-                ))),
+                Stop::TimedOut(l) => Ending::Failed(timed_out(l)),
                 Stop::Cancelled => stops.ending(),
             }
         }
