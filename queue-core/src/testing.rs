@@ -158,7 +158,7 @@ impl TestJob {
             };
         };
         let token = CancellationToken::new();
-        let _canceller = match self.cancel {
+        let canceller = match self.cancel {
             Some(Duration::ZERO) => {
                 token.cancel();
                 None
@@ -200,7 +200,7 @@ impl TestJob {
             Stop::TimedOut(limit) => Err(timed_out(limit)),
             Stop::Cancelled => Err(JobError::new("cancelled")),
         };
-        if let Some(task) = _canceller {
+        if let Some(task) = canceller {
             task.abort();
         }
         let (progress, logs) = trail.take();
