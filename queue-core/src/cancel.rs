@@ -13,6 +13,8 @@
 //! cancels its children that have not finished, and theirs. Cancelled jobs are kept like
 //! failed ones and can be retried ([`Queue::retry_job`]).
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -79,10 +81,18 @@ impl Queue {
         let q = &self.inner;
         let mut lists = vec![kids::children_of(q, id).await?];
         let (mut cancelled, mut seen) = (0, 0);
+        // parents whose children were read: a child walked again through its outcome
+        // (below) is read once, however its records point
+        let mut read = HashSet::from([format!("{}/{id}", self.name())]);
         while let Some(list) = lists.pop() {
             for (child, value) in list {
-                // finished children are recorded with their outcome, pending ones with `p`
-                if !value.starts_with('p') || seen >= MAX_DESCENDANTS {
+                // finished children are recorded with their outcome, pending ones with `p`.
+                // A child recorded cancelled (`x`) may be a parent whose own walk was cut
+                // short (an earlier walk of this tree cancelled it, then stopped): its
+                // children are walked too, as are those of a pending child found cancelled
+                // already (its outcome not delivered here yet)
+                let pending = value.starts_with('p');
+                if !(pending || value.starts_with('x')) || seen >= MAX_DESCENDANTS {
                     continue;
                 }
                 seen += 1;
@@ -92,14 +102,25 @@ impl Queue {
                     continue;
                 };
                 let cs = QueueStore::new(&q.redis, &q.prefix, &r.queue);
+                if !pending {
+                    if read.insert(child) {
+                        lists.push(kids::children_of(&cs, &r.id).await?);
+                    }
+                    continue;
+                }
                 match cancel(&cs, &r.id).await {
                     Ok(Cancel::Done { parent }) => {
                         cancelled += 1;
-                        if parent {
+                        if parent && read.insert(child) {
                             lists.push(kids::children_of(&cs, &r.id).await?);
                         }
                     }
                     Ok(Cancel::Requested) => cancelled += 1,
+                    Err(e) if is_cancelled_already(&e) => {
+                        if read.insert(child) {
+                            lists.push(kids::children_of(&cs, &r.id).await?);
+                        }
+                    }
                     Err(Error::JobState { .. } | Error::JobNotFound { .. }) => {}
                     Err(e) => return Err(e),
                 }

@@ -442,3 +442,71 @@ async fn a_parent_lost_from_the_waiting_children_set_is_put_back_by_the_sweep() 
     assert_eq!(kids[0].state, ChildState::Removed);
     guard.stop().await.unwrap();
 }
+
+/// A cancel walk of a nested flow cut short (the client gone, Redis restarted) after it
+/// cancelled a child that is itself a parent, before that child's own children: cancelling
+/// the top parent again must reach them, whether the cancelled child's outcome was already
+/// delivered to the top parent (its entry there no longer pending) or not yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_again_reaches_the_grandchildren_of_a_nested_walk_cut_short() {
+    const Q: &str = "cut-walk";
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let sub = |tag: &str| {
+        FlowJob::new(Q, "work", &json!(tag))
+            .unwrap()
+            .children((0..2).map(|i| FlowJob::new(Q, "work", &json!(i)).unwrap()))
+    };
+    let tree = flows
+        .add(
+            FlowJob::new(Q, "work", &json!("top"))
+                .unwrap()
+                .child(sub("delivered"))
+                .child(sub("undelivered")),
+        )
+        .await
+        .unwrap();
+    let (top, delivered, undelivered) = (&tree.id, &tree.children[0], &tree.children[1]);
+    // as a walk leaves them when cut short after the two sub-parents: top and both
+    // sub-parents cancelled, none of their children reached; the first sub-parent's
+    // outcome delivered to top (its entry 'x'), the second's not yet (still 'p')
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), Q);
+    let mut raw = env.raw().await;
+    for id in [top, &delivered.id, &undelivered.id] {
+        let _: () = redis::pipe()
+            .hset(keys.job(id), "state", "cancelled")
+            .zrem(keys.waiting_children(), id)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let field = format!("{Q}/{}", delivered.id);
+    let entry: String = redis::cmd("HGET")
+        .arg(keys.job_kids(top))
+        .arg(&field)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(entry.starts_with('p'), "{entry:?}");
+    let _: () = redis::cmd("HSET")
+        .arg(keys.job_kids(top))
+        .arg(&field)
+        .arg(format!("x{}\nit was cancelled", &entry[1..]))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+
+    assert_eq!(q.cancel(top).await.unwrap(), Cancelled::Now { children: 4 });
+    for kid in delivered.children.iter().chain(&undelivered.children) {
+        assert_eq!(
+            q.job(&kid.id).await.unwrap().state,
+            JobState::Cancelled,
+            "grandchild {} left to run",
+            kid.id
+        );
+    }
+    // nothing left to walk: a plain refusal again
+    let again = q.cancel(top).await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict, "{again:?}");
+}
