@@ -97,7 +97,7 @@ impl Queue {
         mut opts: JobOptions,
     ) -> Result<Added> {
         // here, in the caller's task: the coalescer may send it from another
-        crate::trace::inherit([&mut opts]);
+        crate::trace::inherit([&mut opts.traceparent]);
         let job = NewJob {
             name: name.to_string(),
             data: serde_json::to_value(data)?,
@@ -113,7 +113,7 @@ impl Queue {
     /// sent while Redis stores the one before. When a chunk fails, the chunks before it are
     /// stored, and the one after it may be.
     pub async fn add_bulk(&self, mut jobs: Vec<NewJob>) -> Result<Vec<Added>> {
-        crate::trace::inherit(jobs.iter_mut().map(|j| &mut j.opts));
+        crate::trace::inherit(jobs.iter_mut().map(|j| &mut j.opts.traceparent));
         let caps = self.inner.redis.caps();
         let data = jobs
             .iter()

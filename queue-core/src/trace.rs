@@ -27,7 +27,6 @@ use tracing::Span;
 use tracing_opentelemetry::{OpenTelemetrySpanExt, SetParentError};
 
 use crate::error::{Error, Result};
-use crate::job::JobOptions;
 
 /// The environment variable `jobq add` and `jobq add-bulk` take a traceparent from.
 pub const TRACEPARENT_ENV: &str = "TRACEPARENT";
@@ -144,16 +143,17 @@ fn format_span_context(sc: &SpanContext) -> Option<String> {
     })
 }
 
-/// Gives every job of an add that names no traceparent the caller's
-/// ([`current_traceparent`]), looked up once per add and only when some job needs it.
-pub(crate) fn inherit<'a>(opts: impl IntoIterator<Item = &'a mut JobOptions>) {
+/// Gives every job of an add that names no traceparent (each job's `traceparent` option,
+/// in `slots`) the caller's ([`current_traceparent`]), looked up once per add and only when
+/// some job needs it.
+pub(crate) fn inherit<'a>(slots: impl IntoIterator<Item = &'a mut Option<String>>) {
     let mut caller: Option<Option<String>> = None;
-    for o in opts {
-        if o.traceparent.is_some() {
+    for slot in slots {
+        if slot.is_some() {
             continue;
         }
         match caller.get_or_insert_with(current_traceparent) {
-            Some(tp) => o.traceparent = Some(tp.clone()),
+            Some(tp) => *slot = Some(tp.clone()),
             // no trace context here: nothing to give the rest either
             None => return,
         }
@@ -345,10 +345,10 @@ mod tests {
     #[test]
     fn no_subscriber_means_no_caller_context_and_no_spans() {
         assert_eq!(current_traceparent(), None);
-        let mut opts = [JobOptions::new(), JobOptions::new().traceparent(TP)];
-        inherit(opts.iter_mut());
-        assert_eq!(opts[0].traceparent, None);
-        assert_eq!(opts[1].traceparent.as_deref(), Some(TP));
+        let mut slots = [None, Some(TP.to_string())];
+        inherit(slots.iter_mut());
+        assert_eq!(slots[0], None);
+        assert_eq!(slots[1].as_deref(), Some(TP));
         let spans = AttemptSpans::default();
         assert!(spans.wanted());
         assert!(spans.attempt("q", "1", "n", 1, Some(TP)).is_none());

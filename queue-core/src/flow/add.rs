@@ -71,7 +71,7 @@ impl FlowProducer {
     /// before its root is committed is taken back. A given `job_id` that is taken fails
     /// the add ([`Error::Flow`] naming the node). Returns the tree with every node's id.
     pub async fn add(&self, mut flow: FlowJob) -> Result<FlowTree> {
-        crate::trace::inherit(every_opts(&mut flow));
+        crate::trace::inherit(every_opts(&mut flow).map(|o| &mut o.traceparent));
         let nodes = validate::check(&flow, self.redis.caps())?;
         let plan = Plan::new(&self.redis, &self.prefix, &nodes)?;
         let started = Instant::now();

@@ -261,7 +261,7 @@ impl Producer {
     pub async fn add_bulk(&self, queue: &str, mut jobs: Vec<NewJob>) -> Result<Vec<Produced>> {
         validate_queue_name(queue)?;
         // here, in the caller's task, so a spooled job keeps it too
-        crate::trace::inherit(jobs.iter_mut().map(|j| &mut j.opts));
+        crate::trace::inherit(jobs.iter_mut().map(|j| &mut j.opts.traceparent));
         let data = jobs
             .iter()
             .map(|job| checked_data(job, self.config().caps))
