@@ -6,6 +6,8 @@
 //!
 //! Workloads: `a` (50,000 single adds, 1,000 in flight), `b` (50,000 by add_bulk in chunks
 //! of 1,000), `c50` / `c1` (50,000 pre-added no-op jobs processed at concurrency 50 / 1), `c50rm` (as `c50`, the jobs added with removeOnComplete, as the peer's),
+//! `floorb` / `floorc50` (the same adds and processing through bare stream commands, no
+//! job hash and no Lua: the floor of a fast lane, `floor.rs`),
 //! `d` (add→handler-start latency, 2,000 jobs at 500/s, concurrency 50), `e` (Redis bytes
 //! per waiting job, 50,000 jobs), `f` / `fspread` (lateness of 1,000 jobs delayed 2 s, added
 //! in one burst / at 500/s), `q4` (50,000 no-op jobs over 4 queues at concurrency 50: run it
@@ -23,6 +25,7 @@
 //! line and one JSON line.
 
 mod delayed;
+mod floor;
 mod flow_profile;
 mod flows;
 mod group_idle;
@@ -40,12 +43,14 @@ use anyhow::{bail, Result};
 use crate::redis_server::RunEnv;
 use crate::stats::{round_to, Metric, Summary};
 
-const ALL: [&str; 18] = [
+const ALL: [&str; 20] = [
     "a",
     "b",
     "c50",
     "c50rm",
     "c1",
+    "floorb",
+    "floorc50",
     "d",
     "e",
     "f",
@@ -62,7 +67,7 @@ const ALL: [&str; 18] = [
 ];
 const DEFAULT: [&str; 7] = ["a", "b", "c50", "c1", "d", "e", "f"];
 /// Workloads measured in jobs per second; the others report named figures ([`Metric`]).
-const RATES: [&str; 6] = ["a", "b", "c50", "c50rm", "c1", "q4"];
+const RATES: [&str; 8] = ["a", "b", "c50", "c50rm", "c1", "q4", "floorb", "floorc50"];
 
 fn describe(w: &str) -> &'static str {
     match w {
@@ -70,6 +75,7 @@ fn describe(w: &str) -> &'static str {
         "e" => "Redis bytes per waiting job, 50,000 jobs by add_bulk",
         "f" => "lateness of 1,000 jobs delayed 2 s, added in one burst",
         "fspread" => "lateness of 1,000 jobs delayed 2 s, added at 500/s",
+        w if w.starts_with("floor") => floor::describe(w),
         w if w.starts_with("flow") => flows::describe(w),
         "groupidle" => group_idle::describe(),
         "groupidleprof" => "Redis time per job by script, without vs with N idle groups",
@@ -173,7 +179,7 @@ async fn main() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: jobq-bench [a|b|c50|c50rm|c1|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof|\
+                    "usage: jobq-bench [a|b|c50|c50rm|c1|floorb|floorc50|d|e|f|fspread|q4|flow|flow2q|flowadd|flowprof|\
                      grouped|groupprof|groupidle|groupidleprof …] [--runs N] [--children N] [--groups N] [--idle N]"
                 );
                 return Ok(());
@@ -217,7 +223,11 @@ async fn main() -> Result<()> {
         let (mut samples, mut cpu) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
         for run in 0..runs {
             let env = server.fresh_run(run).await?;
-            let r = workloads::run(w, &env).await?;
+            let r = if w.starts_with("floor") {
+                floor::run(w, &env).await?
+            } else {
+                workloads::run(w, &env).await?
+            };
             eprintln!(
                 "  [{w}] run {}: {:.0} jobs/s, Redis {:.2} µs/job",
                 run + 1,

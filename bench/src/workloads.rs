@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::redis_info;
 use crate::redis_server::RunEnv;
 
-const JOBS: usize = 50_000;
+pub(crate) const JOBS: usize = 50_000;
 const IN_FLIGHT: usize = 1_000;
 
 pub fn describe(w: &str) -> &'static str {
@@ -65,11 +65,13 @@ pub async fn run(w: &str, env: &RunEnv) -> Result<Rate> {
     }
 }
 
-/// `secs` and Redis CPU seconds over [`JOBS`] jobs as a [`Rate`].
-fn rate(secs: f64, redis_cpu_secs: f64) -> Rate {
-    Rate {
-        per_sec: JOBS as f64 / secs,
-        redis_us: redis_cpu_secs * 1e6 / JOBS as f64,
+impl Rate {
+    /// `secs` and Redis CPU seconds over [`JOBS`] jobs as a [`Rate`].
+    pub(crate) fn of(secs: f64, redis_cpu_secs: f64) -> Rate {
+        Rate {
+            per_sec: JOBS as f64 / secs,
+            redis_us: redis_cpu_secs * 1e6 / JOBS as f64,
+        }
     }
 }
 
@@ -100,7 +102,7 @@ async fn single_adds(env: &RunEnv) -> Result<Rate> {
         t.await??;
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(rate(secs, redis_info::cpu_secs(env).await? - cpu0))
+    Ok(Rate::of(secs, redis_info::cpu_secs(env).await? - cpu0))
 }
 
 pub(crate) fn bulk_jobs(n: usize) -> Result<Vec<NewJob>> {
@@ -120,7 +122,7 @@ async fn bulk_adds(env: &RunEnv) -> Result<Rate> {
     let start = Instant::now();
     q.add_bulk(jobs).await?;
     let secs = start.elapsed().as_secs_f64();
-    Ok(rate(secs, redis_info::cpu_secs(env).await? - cpu0))
+    Ok(Rate::of(secs, redis_info::cpu_secs(env).await? - cpu0))
 }
 
 async fn process(env: &RunEnv, concurrency: usize, opts: JobOptions) -> Result<Rate> {
@@ -147,7 +149,7 @@ async fn process_queues(
         q.add_bulk(rest).await?;
     }
     let phase = run_worker(env, &queues, concurrency, JOBS).await?;
-    Ok(rate(phase.secs, phase.redis_cpu_secs))
+    Ok(Rate::of(phase.secs, phase.redis_cpu_secs))
 }
 
 /// One timed phase: wall seconds and Redis's CPU seconds over it.
