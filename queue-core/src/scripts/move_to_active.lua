@@ -18,15 +18,19 @@
 -- served, out of the ring until its window reopens (promoted here, like delayed jobs) or
 -- one of its jobs ends (complete, fail_or_retry, reclaim, release). Each job a group turn
 -- takes gets an entry in the group lane, read back at once by this consumer: active like
--- any other. The turns that park or find nothing are bounded (GROUP_MISSES) per call.
+-- any other. The turns that park or find nothing are bounded (GROUP_MISSES) per call, and
+-- so are the groups one call looks at (GROUPS_PER_CALL) and the parked groups it reopens
+-- (REOPEN_MAX): each costs ~15 calls, so a claim of 500 jobs from 500 one-job groups took
+-- ~40 ms on a slow machine. A call that stops at a bound says to look again at once.
 --
 -- Bad data never spreads (the README's guarantee 8): every field a claim reads is checked. A job whose
 -- stored fields are corrupt or over the size caps is still claimed, but comes back with a
 -- note instead of its data, and the worker fails it alone (naming the job and the field)
 -- through the usual fail_or_retry call, so counters stay exact. A delayed job whose `prio`
 -- is corrupt cannot be put in a lane: it is failed here. Values stored in more than
--- INLINE_PIECES pieces are not read here (one call must stay short whatever the batch): the
--- note asks the worker to read them itself, a bounded call at a time.
+-- INLINE_PIECES pieces are not read here, nor those past the call's budget of pieces
+-- (INLINE_BUDGET: one call must stay short whatever the batch): the note asks the worker to
+-- read them itself, a bounded call at a time.
 --
 -- KEYS: 1 meta, 2 lanes, 3 delayed, 4 marker, 5 events, 6 rate limiter, 7 failed,
 --       8 per-minute failed list, 9 .. 8+L lane streams (priority desc)
@@ -51,6 +55,10 @@ local data_cap, opts_cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local FIRST_LANE = 9
 -- group turns per call that take no job (the group is parked, or empty)
 local GROUP_MISSES = 200
+-- distinct groups whose turns one call takes (served, parked or dropped)
+local GROUPS_PER_CALL = 128
+-- parked groups whose window reopened that one call gives their turns back
+local REOPEN_MAX = 200
 local L = #KEYS - FIRST_LANE + 1
 
 -- every meta field this call needs, in one read
@@ -131,11 +139,11 @@ if type(ring_n) ~= 'number' or type(parked_n) ~= 'number' or ring_n + parked_n >
 end
 -- groups parked by their rate limit whose window reopened get their turns again
 local reopened = parked_n > 0
-  and redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, promote_max) or {}
+  and redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, REOPEN_MAX) or {}
 for _, g in ipairs(reopened) do group_unpark(G, g) end
 
 local next_due = -1
-if #due == promote_max or #reopened == promote_max then
+if #due == promote_max or #reopened == REOPEN_MAX then
   next_due = now
 else
   local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
@@ -236,11 +244,15 @@ if ring_n > 0 then
   local fresh, fresh_at, fi, back, bi = {}, {}, 1, {}, 1
   local st, served, counted = {}, {}, {}
   local misses, n_taken = 0, 0
+  -- whether the call stopped at GROUPS_PER_CALL
+  local at_bound = false
   -- (the ring gains no group while this call decides: once popped whole, never again)
   local ring_left = ring_n
   local function next_group()
     if fi > #fresh and ring_left > 0 then
-      local p = redis.call('ZPOPMIN', G.ring, math.max(count - n_taken - ungrouped, 1))
+      -- (no more than this call may still look at: the rest keep their places)
+      local p = redis.call('ZPOPMIN', G.ring, math.max(
+        math.min(count - n_taken - ungrouped, GROUPS_PER_CALL - #served), 1))
       ring_left = p[1] and ring_left - #p / 2 or 0
       fresh, fresh_at, fi = {}, {}, 1
       for i = 1, #p, 2 do
@@ -313,6 +325,13 @@ if ring_n > 0 then
       break
     else
       local g = next_group()
+      if g and not st[g] and #served >= GROUPS_PER_CALL then
+        -- as many groups as one call may look at: `g` (just popped, fresh: a group seen
+        -- already is in `st`) goes back unserved at its turn, and the worker looks again
+        fi = fi - 1
+        at_bound = true
+        break
+      end
       if not g then ring_n = 0 else
         upos = upos + 1
         local s = state(g)
@@ -346,7 +365,7 @@ if ring_n > 0 then
   end
   redis.call('HSET', meta, 'upos', upos)
   -- turns spent parking groups or dropping empty ones: more may be ready, look again now
-  if misses >= GROUP_MISSES then next_due = now end
+  if misses >= GROUP_MISSES or at_bound then next_due = now end
   -- each group served gives its jobs, best first, at once; counts and windows follow
   local got_of, n_got, dropped = {}, 0, 0
   local active_now, waiting_now, emptied = {}, {}, {}
@@ -456,6 +475,13 @@ parked_due()
 local out = {'ok', next_due, 0, start, -1}
 local got, started, delivered = 0, {}, 0
 local FIELDS = 10
+-- pieces of long values (past those that come with a job's fields) one call reads for all
+-- its jobs: past it, the worker reads the rest (a `read:` note), so a claim of 500 jobs of
+-- a few KiB each stays short (~3 µs a piece on a slow machine: 16,000 took ~57 ms)
+local INLINE_BUDGET = 2048
+local inline_left = INLINE_BUDGET
+-- no pieces in hand (opts: the claim reads only its first)
+local NO_PIECES = {}
 -- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer, each
 -- job's fields appended to `out`
 local function read_lane(lane, n, out)
@@ -492,6 +518,8 @@ local function read_lane(lane, n, out)
         stale[#stale + 1] = sid
       else
         local note, data, opts = '', '', ''
+        -- the data pieces after the first that came with the job's fields
+        local data_more = {f[8], f[9]}
         local att = tonumber(f[5] or '0')
         local dn, on = f[6], f[7]
         if not f[2] or f[2] == '' then
@@ -500,8 +528,8 @@ local function read_lane(lane, n, out)
           note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
           att = 0
         else
-          note = bad_sid or check_value(job, 'data', f[3], dn, data_cap)
-            or check_value(job, 'opts', f[4], on, opts_cap) or ''
+          note = bad_sid or check_value(job, 'data', f[3], dn, data_cap, data_more)
+            or check_value(job, 'opts', f[4], on, opts_cap, NO_PIECES) or ''
         end
         if note == '' then
           -- (a piece count beside no value, a corrupt record, counts nothing: the value is
@@ -511,13 +539,20 @@ local function read_lane(lane, n, out)
           -- `pieces`): few of them, but each too long for a claim of many jobs to read
           if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
           if on > 3 and redis.call('HSTRLEN', job, 'opts:4') > 64 then on = INLINE_PIECES + 1 end
+          -- (the pieces this call still reads, out of its budget)
+          if dn > 3 and dn <= INLINE_PIECES then
+            if inline_left < dn then dn = INLINE_PIECES + 1 else inline_left = inline_left - dn end
+          end
+          if on > 1 and on <= INLINE_PIECES then
+            if inline_left < on then on = INLINE_PIECES + 1 else inline_left = inline_left - on end
+          end
           if dn > INLINE_PIECES or on > INLINE_PIECES then
             -- too long to read here: the worker reads it (a bounded call at a time)
             note = 'read:' .. (dn > INLINE_PIECES and (tonumber(f[6]) or 1) or 0) .. ':' ..
               (on > INLINE_PIECES and (tonumber(f[7]) or 1) or 0)
           end
-          if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], {f[8], f[9]}) end
-          if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], {}) end
+          if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], data_more) end
+          if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], NO_PIECES) end
         end
         started[#started + 1] = id
         out[#out + 1] = id

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use super::{invoke_with_lanes, Reply, EVENTS_MAXLEN, PROMOTE_BATCH};
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
@@ -88,18 +90,18 @@ pub(crate) async fn claim(
     let paused = r.int()? == 1;
     let now = r.int()?;
     let limited = r.int()?;
-    let mut jobs = Vec::with_capacity(r.remaining() / 10);
+    let mut taken = Vec::with_capacity(r.remaining() / 10);
     while r.remaining() >= 10 {
         let id = r.string()?;
         let lane = r.int()? as usize;
         let sid = r.string()?;
         let name = r.string()?;
         // JSON is UTF-8: stored bytes that are not are corrupt, never silently mended
-        let (mut data, bad_data) = match r.utf8()? {
+        let (data, bad_data) = match r.utf8()? {
             Ok(text) => (text, false),
             Err(lossy) => (lossy, true),
         };
-        let mut opts_text = r.string()?;
+        let opts_text = r.string()?;
         let attempt = u32::try_from(r.int()?).unwrap_or(u32::MAX);
         let note = r.string()?;
         let parent = r.string()?;
@@ -112,50 +114,118 @@ pub(crate) async fn claim(
         if bad_data {
             corrupt.get_or_insert_with(|| "field data is not UTF-8".into());
         }
-        if let Some(counts) = note.strip_prefix("read:") {
-            // values too long for the claim to read: read them here, a bounded call at a time
+        // values the claim left to the worker (too long, or past its budget for the call):
+        // their piece counts, 0 for one read already
+        let unread = note.strip_prefix("read:").map(|counts| {
             let (dn, on) = counts.split_once(':').unwrap_or((counts, "0"));
-            let (dn, on) = (dn.parse().unwrap_or(0), on.parse().unwrap_or(0));
-            for (field, n, value) in [("data", dn, &mut data), ("opts", on, &mut opts_text)] {
-                if n == 0 {
-                    continue;
-                }
-                match read_long(queue, &id, field, n).await? {
-                    Some(text) => *value = text,
-                    None => {
-                        corrupt.get_or_insert_with(|| format!("field {field} is not UTF-8"));
-                    }
-                }
-            }
-        }
-        // one job's corrupt options fail that job alone, never the whole claim
-        let opts = match JobOptions::from_stored(&opts_text) {
-            Ok(o) => o,
-            Err(e) => {
-                corrupt.get_or_insert_with(|| format!("field opts does not decode: {e}"));
-                JobOptions::default()
-            }
-        };
-        jobs.push(ClaimedJob {
-            id,
-            name,
-            data,
-            attempt,
-            opts,
-            prio,
-            sid,
-            started_ms: now,
-            corrupt,
-            parent: (!parent.is_empty()).then_some(parent),
-            group: (!group.is_empty()).then_some(group),
+            (dn.parse().unwrap_or(0), on.parse().unwrap_or(0))
+        });
+        taken.push(Taken {
+            job: ClaimedJob {
+                id,
+                name,
+                data,
+                attempt,
+                opts: JobOptions::default(),
+                prio,
+                sid,
+                started_ms: now,
+                corrupt,
+                parent: (!parent.is_empty()).then_some(parent),
+                group: (!group.is_empty()).then_some(group),
+            },
+            opts_text,
+            unread,
         });
     }
+    // read them here, each value a bounded call at a time and several jobs at once (one job
+    // after another would add a round trip per job to the claim)
+    let mut reads = Vec::new();
+    for (i, t) in taken.iter().enumerate() {
+        if let Some((dn, on)) = t.unread {
+            reads.push(read_unread(queue, i, t.job.id.clone(), dn, on));
+        }
+    }
+    let read: Vec<_> = futures_util::stream::iter(reads)
+        .buffer_unordered(LONG_READS)
+        .try_collect()
+        .await?;
+    for (i, data, opts) in read {
+        let t = &mut taken[i];
+        for (field, got, value) in [("data", data, &mut t.job.data), ("opts", opts, &mut t.opts_text)] {
+            match got {
+                Some(Some(text)) => *value = text,
+                Some(None) => {
+                    t.job
+                        .corrupt
+                        .get_or_insert_with(|| format!("field {field} is not UTF-8"));
+                }
+                None => {}
+            }
+        }
+    }
+    let jobs = taken
+        .into_iter()
+        .map(|mut t| {
+            // one job's corrupt options fail that job alone, never the whole claim
+            match JobOptions::from_stored(&t.opts_text) {
+                Ok(o) => t.job.opts = o,
+                Err(e) => {
+                    t.job
+                        .corrupt
+                        .get_or_insert_with(|| format!("field opts does not decode: {e}"));
+                }
+            }
+            t.job
+        })
+        .collect();
     Ok(Claim {
         jobs,
         next_due_in: (next_due >= 0).then(|| Duration::from_millis((next_due - now).max(0) as u64)),
         paused,
         limited: (limited >= 0).then(|| Duration::from_millis(limited.max(1) as u64)),
     })
+}
+
+/// A claimed job as the reply gave it, before the values the claim left to the worker are
+/// read and its options decoded.
+struct Taken {
+    job: ClaimedJob,
+    opts_text: String,
+    /// The piece counts of `data` and `opts` when the claim left them to the worker
+    /// (0: read already).
+    unread: Option<(usize, usize)>,
+}
+
+/// Jobs whose long values a worker reads at once after a claim.
+const LONG_READS: usize = 16;
+
+/// The values of the `i`th claimed job (`id`) that the claim left unread: `data` and
+/// `opts` as [`read_value`] reads them.
+async fn read_unread(
+    queue: &QueueStore,
+    i: usize,
+    id: String,
+    dn: usize,
+    on: usize,
+) -> Result<(usize, Option<Option<String>>, Option<Option<String>>)> {
+    let data = read_value(queue, &id, "data", dn).await?;
+    let opts = read_value(queue, &id, "opts", on).await?;
+    Ok((i, data, opts))
+}
+
+/// `field` of claimed job `id` stored in `n` pieces, read by [`read_long`]; None when the
+/// claim read it already (`n` = 0), Some(None) when it is not UTF-8.
+async fn read_value(
+    queue: &QueueStore,
+    id: &str,
+    field: &str,
+    n: usize,
+) -> Result<Option<Option<String>>> {
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(read_long(queue, id, field, n).await?))
 }
 
 /// Pieces read per call when a worker reads a long value itself: at most 4 MiB of 64 KiB

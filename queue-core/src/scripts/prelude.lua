@@ -36,6 +36,8 @@ local SLICE = 1000
 local function long_value(job, field, first, n, more)
   n = tonumber(n)
   if not n or not first then return first end
+  -- (the usual long value, two pieces both in hand: no tables to build)
+  if n == 2 and more[1] then return first .. more[1] end
   local parts = {first}
   local missing = {}
   for k = 2, n do
@@ -82,10 +84,11 @@ local function entry_id(fields)
 end
 
 -- Checks a long value of a job before it is read: `first` is its first piece (or the whole
--- value), `n` its `field:n`. Returns nil when it can be read, else 'bad:<reason>' naming
--- the field: missing data, a piece count that is not a number or that the hash cannot hold
--- (a corrupt count must never make a script loop), or a size over `cap` bytes.
-local function check_value(job, field, first, n, cap)
+-- value), `n` its `field:n`, `more` the pieces from the second already read (in order; nil
+-- where not read). Returns nil when it can be read, else 'bad:<reason>' naming the field:
+-- missing data, a piece count that is not a number or that the hash cannot hold (a corrupt
+-- count must never make a script loop), or a size over `cap` bytes.
+local function check_value(job, field, first, n, cap, more)
   if not first then
     if field == 'data' then return 'bad:field data is missing' end
     return nil
@@ -105,6 +108,16 @@ local function check_value(job, field, first, n, cap)
     return 'bad:field ' .. field .. ' is stored in ' .. count .. ' pieces (over ' ..
       ((count - 1) * 61) .. ' bytes), over the cap of ' .. cap .. ' bytes'
   end
+  -- every piece read already: the hash holds them all, no need to count its fields
+  -- (the usual long value, two or three pieces, costs no call here)
+  local held = true
+  for k = 2, count do
+    if not more[k - 1] then
+      held = false
+      break
+    end
+  end
+  if held then return nil end
   local fields = redis.call('HLEN', job)
   if count > fields then
     return 'bad:field ' .. field .. ':n is ' .. count .. ' but the job has only ' .. fields ..
