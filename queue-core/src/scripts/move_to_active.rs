@@ -152,7 +152,10 @@ pub(crate) async fn claim(
         .await?;
     for (i, data, opts) in read {
         let t = &mut taken[i];
-        for (field, got, value) in [("data", data, &mut t.job.data), ("opts", opts, &mut t.opts_text)] {
+        for (field, got, value) in [
+            ("data", data, &mut t.job.data),
+            ("opts", opts, &mut t.opts_text),
+        ] {
             match got {
                 Some(Some(text)) => *value = text,
                 Some(None) => {

@@ -447,3 +447,46 @@ async fn a_waiting_job_with_a_100_byte_payload_stays_a_compact_listpack_hash() {
     assert_eq!(job.opts.max_attempts(), 5);
     assert_eq!(job.opts.timeout_ms, Some(30_000));
 }
+
+/// A claim reads at most a budget of long-value pieces for all its jobs (2,048, about
+/// 128 KiB) and leaves the rest to the worker: 120 jobs of ~3.6 KiB (~60 pieces each) and long
+/// options, claimed 60 at a time, each get their own data and options back whole, whether the
+/// claim read them or the worker did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_values_past_a_claims_piece_budget_reach_their_handlers_whole() {
+    let env = TestEnv::new().await;
+    let q = env.queue("budget").await;
+    let text = |i: u64| format!("{i:04}-{}", "é0123456789abcdef".repeat(200));
+    let jobs = (0..120u64)
+        .map(|i| {
+            let opts = JobOptions::new()
+                .attempts(2)
+                .timeout(Duration::from_secs(30 + i))
+                .backoff(Backoff::exponential(Duration::from_millis(1000 + i)));
+            NewJob::new("check", &json!({"i": i, "text": text(i)}), opts).unwrap()
+        })
+        .collect();
+    q.add_bulk(jobs).await.unwrap();
+    let worker = env
+        .worker()
+        .queues(["budget"])
+        .concurrency(60)
+        .handler("check", move |job: Job<Value>, _ctx: Ctx| async move {
+            let i = job.data["i"].as_u64().unwrap();
+            let whole =
+                job.data["text"] == json!(text(i)) && job.opts.timeout_ms == Some((30 + i) * 1000);
+            if whole {
+                Ok(())
+            } else {
+                Err(JobError::fatal(format!(
+                    "job {i} came back cut or mixed up"
+                )))
+            }
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let c = wait_finished(&q, 120, Duration::from_secs(30)).await;
+    guard.stop().await.unwrap();
+    assert_eq!((c.completed_total, c.failed_total), (120, 0), "{c:?}");
+}

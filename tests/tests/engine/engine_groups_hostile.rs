@@ -506,10 +506,11 @@ async fn pause_holds_grouped_jobs_and_resume_runs_them() {
 
 /// Handled, but borderline (timing): the claim and every other script stay short with 100k
 /// groups, 100k per-group overrides and 20k groups parked by their rate limit all reopening
-/// at once: no call of 50 ms or more in the slowlog of a private server. Alone on this
-/// 2-core box the slowest claim took 15-33 ms (the same test without groups: 10-12 ms);
-/// once, with the other tests of this file running beside it, 128 ms. A claim's cost grows
-/// with `count` (up to 500, worker/fetch.rs MAX_BATCH) times ~15 calls per group turn.
+/// at once: no call of 50 ms or more in the slowlog of a private server. A claim's cost
+/// grows with the groups it looks at (~15 calls each): with up to 500 of them per call
+/// (worker/fetch.rs MAX_BATCH) the slowest claim took 15-33 ms on one machine and 51-55 ms
+/// on a slower one; a claim now looks at no more than 128 groups and reopens no more than
+/// 200 (move_to_active.lua GROUPS_PER_CALL, REOPEN_MAX): 18-20 ms on the slower machine.
 /// Under CPU contention the slowlog inflates every script, ungrouped ones too, so it runs
 /// alone (its name has `slowlog`: .config/nextest.toml).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
