@@ -18,10 +18,10 @@
 -- served, out of the ring until its window reopens (promoted here, like delayed jobs) or
 -- one of its jobs ends (complete, fail_or_retry, reclaim, release). Each job a group turn
 -- takes gets an entry in the group lane, read back at once by this consumer: active like
--- any other. The turns that park or find nothing are bounded (GROUP_MISSES) per call, and
--- so are the groups one call looks at (GROUPS_PER_CALL) and the parked groups it reopens
--- (REOPEN_MAX): each costs ~15 calls, so a claim of 500 jobs from 500 one-job groups took
--- ~40 ms on a slow machine. A call that stops at a bound says to look again at once.
+-- any other. The groups one call looks at (GROUPS_PER_CALL: served, parked, or dropped as
+-- empty) and the parked groups it reopens (REOPEN_MAX) are bounded: each costs ~15 calls,
+-- so a claim of 500 jobs from 500 one-job groups took ~40 ms on a slow machine. A call
+-- that stops at a bound says to look again at once.
 --
 -- Bad data never spreads (the README's guarantee 8): every field a claim reads is checked. A job whose
 -- stored fields are corrupt or over the size caps is still claimed, but comes back with a
@@ -53,8 +53,6 @@ local maxlen, job_prefix, promote_max = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local conc_poll = tonumber(ARGV[8])
 local data_cap, opts_cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local FIRST_LANE = 9
--- group turns per call that take no job (the group is parked, or empty)
-local GROUP_MISSES = 200
 -- distinct groups whose turns one call takes (served, parked or dropped)
 local GROUPS_PER_CALL = 128
 -- parked groups whose window reopened that one call gives their turns back
@@ -243,7 +241,7 @@ if ring_n > 0 then
   -- then the groups served, in the order of their next turn
   local fresh, fresh_at, fi, back, bi = {}, {}, 1, {}, 1
   local st, served, counted = {}, {}, {}
-  local misses, n_taken = 0, 0
+  local n_taken = 0
   -- whether the call stopped at GROUPS_PER_CALL
   local at_bound = false
   -- (the ring gains no group while this call decides: once popped whole, never again)
@@ -316,7 +314,7 @@ if ring_n > 0 then
     redis.call('ZADD', G.park, at, g)
     ring_n = ring_n - 1
   end
-  while n_taken + ungrouped < count and misses < GROUP_MISSES do
+  while n_taken + ungrouped < count do
     if ungrouped < others and (upos >= ring_n or ring_n <= 0) then
       ungrouped = ungrouped + 1
       upos = 0
@@ -337,14 +335,11 @@ if ring_n > 0 then
         local s = state(g)
         if s.c and s.act + s.took >= s.c then
           park(g, s, 'conc')
-          misses = misses + 1
         elseif s.rmax and s.used + s.took >= s.rmax then
           park(g, s, 'rate')
-          misses = misses + 1
         elseif s.left - s.took <= 0 then
           -- an empty group left in the ring: it drops out
           ring_n = ring_n - 1
-          misses = misses + 1
         else
           s.took = s.took + 1
           n_taken = n_taken + 1
@@ -364,8 +359,10 @@ if ring_n > 0 then
     end
   end
   redis.call('HSET', meta, 'upos', upos)
-  -- turns spent parking groups or dropping empty ones: more may be ready, look again now
-  if misses >= GROUP_MISSES or at_bound then next_due = now end
+  -- stopped at GROUPS_PER_CALL (turns spent parking groups or dropping empty ones count
+  -- too): more may be ready, look again now. (A group that gets a second turn in a call was
+  -- under its limits with jobs left at its first, so only first turns park or drop one.)
+  if at_bound then next_due = now end
   -- each group served gives its jobs, best first, at once; counts and windows follow
   local got_of, n_got, dropped = {}, 0, 0
   local active_now, waiting_now, emptied = {}, {}, {}
@@ -480,6 +477,13 @@ local FIELDS = 10
 -- a few KiB each stays short (~3 µs a piece on a slow machine: 16,000 took ~57 ms)
 local INLINE_BUDGET = 2048
 local inline_left = INLINE_BUDGET
+-- `n` pieces of a value, taken out of the budget when it has them; else more than
+-- INLINE_PIECES, the count of a value left to the worker
+local function from_budget(n)
+  if inline_left < n then return INLINE_PIECES + 1 end
+  inline_left = inline_left - n
+  return n
+end
 -- no pieces in hand (opts: the claim reads only its first)
 local NO_PIECES = {}
 -- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer, each
@@ -540,12 +544,8 @@ local function read_lane(lane, n, out)
           if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
           if on > 3 and redis.call('HSTRLEN', job, 'opts:4') > 64 then on = INLINE_PIECES + 1 end
           -- (the pieces this call still reads, out of its budget)
-          if dn > 3 and dn <= INLINE_PIECES then
-            if inline_left < dn then dn = INLINE_PIECES + 1 else inline_left = inline_left - dn end
-          end
-          if on > 1 and on <= INLINE_PIECES then
-            if inline_left < on then on = INLINE_PIECES + 1 else inline_left = inline_left - on end
-          end
+          if dn > 3 and dn <= INLINE_PIECES then dn = from_budget(dn) end
+          if on > 1 and on <= INLINE_PIECES then on = from_budget(on) end
           if dn > INLINE_PIECES or on > INLINE_PIECES then
             -- too long to read here: the worker reads it (a bounded call at a time)
             note = 'read:' .. (dn > INLINE_PIECES and (tonumber(f[6]) or 1) or 0) .. ':' ..

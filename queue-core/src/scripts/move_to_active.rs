@@ -203,8 +203,9 @@ struct Taken {
 /// Jobs whose long values a worker reads at once after a claim.
 const LONG_READS: usize = 16;
 
-/// The values of the `i`th claimed job (`id`) that the claim left unread: `data` and
-/// `opts` as [`read_value`] reads them.
+/// The values of the `i`th claimed job (`id`) that the claim left unread, `data` in `dn`
+/// pieces and `opts` in `on` (0: read by the claim already), each as [`read_long`] reads
+/// it: None when not read here, Some(None) when it is not UTF-8.
 async fn read_unread(
     queue: &QueueStore,
     i: usize,
@@ -212,23 +213,15 @@ async fn read_unread(
     dn: usize,
     on: usize,
 ) -> Result<(usize, Option<Option<String>>, Option<Option<String>>)> {
-    let data = read_value(queue, &id, "data", dn).await?;
-    let opts = read_value(queue, &id, "opts", on).await?;
+    let data = match dn {
+        0 => None,
+        n => Some(read_long(queue, &id, "data", n).await?),
+    };
+    let opts = match on {
+        0 => None,
+        n => Some(read_long(queue, &id, "opts", n).await?),
+    };
     Ok((i, data, opts))
-}
-
-/// `field` of claimed job `id` stored in `n` pieces, read by [`read_long`]; None when the
-/// claim read it already (`n` = 0), Some(None) when it is not UTF-8.
-async fn read_value(
-    queue: &QueueStore,
-    id: &str,
-    field: &str,
-    n: usize,
-) -> Result<Option<Option<String>>> {
-    if n == 0 {
-        return Ok(None);
-    }
-    Ok(Some(read_long(queue, id, field, n).await?))
 }
 
 /// Pieces read per call when a worker reads a long value itself: at most 4 MiB of 64 KiB

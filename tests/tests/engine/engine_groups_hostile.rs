@@ -631,7 +631,8 @@ async fn slowlog_claims_stay_short_with_100k_groups_overrides_and_parked_groups(
 /// ring when a default is tightened.
 /// Mended as suggested: when the loop stops at GROUP_MISSES, return `next_due = now` (or wake the marker) so
 /// the worker claims again at once; optionally release parked groups only when a limit is
-/// loosened.
+/// loosened. (GROUP_MISSES is gone since: the bound on the groups a claim looks at,
+/// GROUPS_PER_CALL, is lower, and stopping there returns `next_due = now` the same way.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tightening_a_cap_over_many_groups_does_not_stall_other_work() {
     let env = TestEnv::new().await;
