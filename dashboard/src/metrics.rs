@@ -16,6 +16,9 @@
 //!   the queue's [`TOP_GROUPS`] busiest groups only (most waiting first, then those with
 //!   active jobs only), so a queue of a million tenants still makes a bounded label set; a
 //!   group out of the top is not reported (its series goes stale);
+//! - `jobq_queue_unreadable{queue}` gauge: 1 for a queue whose records could not be read
+//!   this scrape (a corrupt record, such as a key of the wrong type), which then has no
+//!   other series; the other queues are reported as usual;
 //! - `jobq_redis_up` gauge: 1 when Redis answered this scrape. When it did not, the scrape
 //!   still succeeds with `jobq_redis_up 0`, so the outage can be alerted on.
 
@@ -38,6 +41,7 @@ use crate::api::groups;
 use crate::backend::deadline;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::stats::isolated;
 
 /// Groups of each queue with series of their own (`jobq_group_*`).
 pub const TOP_GROUPS: u64 = 20;
@@ -51,6 +55,9 @@ pub struct QueueMetrics {
     pub time: ProcessingTime,
     /// Its group counts and [`TOP_GROUPS`] busiest groups.
     pub groups: GroupsView,
+    /// Its records could not be read (a corrupt record): only `jobq_queue_unreadable` is
+    /// reported of it.
+    pub unreadable: bool,
 }
 
 /// The metrics of every queue.
@@ -68,19 +75,37 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 async fn gather(state: &AppState) -> Result<Vec<QueueMetrics>, AppError> {
     let backend = state.backend();
     let names = backend.queue_names().await?;
-    try_join_all(names.iter().map(|name| async move {
-        let q = backend.queue(name).await?;
-        let ((counts, time), groups) = tokio::try_join!(
-            deadline(async { tokio::try_join!(q.counts(), q.processing_time()) }),
-            groups(&q, TOP_GROUPS)
-        )?;
-        Ok::<_, AppError>(QueueMetrics {
-            counts,
-            time,
-            groups,
+    let read = try_join_all(names.iter().map(|name| {
+        isolated(name, async move {
+            let q = backend.queue(name).await?;
+            let ((counts, time), groups) = tokio::try_join!(
+                deadline(async { tokio::try_join!(q.counts(), q.processing_time()) }),
+                groups(&q, TOP_GROUPS)
+            )?;
+            Ok(QueueMetrics {
+                counts,
+                time,
+                groups,
+                unreadable: false,
+            })
         })
     }))
-    .await
+    .await?;
+    // a queue whose records cannot be read (a corrupt record) reports only that
+    Ok(names
+        .iter()
+        .zip(read)
+        .map(|(name, r)| {
+            r.unwrap_or_else(|_| QueueMetrics {
+                counts: Counts {
+                    queue: name.clone(),
+                    ..Counts::default()
+                },
+                unreadable: true,
+                ..QueueMetrics::default()
+            })
+        })
+        .collect())
 }
 
 /// The exposition text of `queues`, written by `prometheus-client`'s Prometheus text
@@ -88,7 +113,16 @@ async fn gather(state: &AppState) -> Result<Vec<QueueMetrics>, AppError> {
 pub fn render(queues: Vec<QueueMetrics>, redis_up: bool) -> String {
     let mut out = String::with_capacity(512 + queues.len() * 2048);
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape { queues, redis_up }));
+    let readable = queues
+        .iter()
+        .map(|m| (m.counts.queue.clone(), m.unreadable))
+        .collect();
+    let queues = queues.into_iter().filter(|m| !m.unreadable).collect();
+    registry.register_collector(Box::new(Scrape {
+        queues,
+        readable,
+        redis_up,
+    }));
     // writing to a String cannot fail, nor can the encoders of these values
     let _ = prometheus_text::encode(&mut out, &registry);
     out
@@ -98,7 +132,10 @@ pub fn render(queues: Vec<QueueMetrics>, redis_up: bool) -> String {
 /// library's live metrics but constants of this scrape (the figures live in Redis).
 #[derive(Debug)]
 struct Scrape {
+    /// The queues read whole.
     queues: Vec<QueueMetrics>,
+    /// Every queue, and whether its records could not be read.
+    readable: Vec<(String, bool)>,
     redis_up: bool,
 }
 
@@ -137,6 +174,18 @@ impl Collector for Scrape {
             None,
             MetricType::Gauge,
         )?)?;
+        Self::family(
+            &mut encoder,
+            (
+                "jobq_queue_unreadable",
+                "Whether the queue's records could not be read this scrape (a corrupt record, \
+                 such as a key of the wrong type): 1 for such a queue, which has no other series.",
+                MetricType::Gauge,
+            ),
+            self.readable
+                .iter()
+                .map(|(q, bad)| ([("queue", q.as_str())], u64::from(*bad))),
+        )?;
 
         Self::family(
             &mut encoder,
@@ -325,16 +374,37 @@ mod tests {
                 },
             ],
         };
+        let broken = QueueMetrics {
+            counts: Counts {
+                queue: "broken".into(),
+                ..Counts::default()
+            },
+            unreadable: true,
+            ..QueueMetrics::default()
+        };
         let text = render(
-            vec![QueueMetrics {
-                counts: c,
-                time: t,
-                groups,
-            }],
+            vec![
+                QueueMetrics {
+                    counts: c,
+                    time: t,
+                    groups,
+                    unreadable: false,
+                },
+                broken,
+            ],
             true,
+        );
+        // a queue that cannot be read has that series only
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("broken") && !l.starts_with("jobq_queue_unreadable")),
+            "{text}"
         );
         for line in [
             "jobq_redis_up 1",
+            "jobq_queue_unreadable{queue=\"video\"} 0",
+            "jobq_queue_unreadable{queue=\"broken\"} 1",
             "jobq_jobs{queue=\"video\",state=\"waiting\"} 2",
             "jobq_jobs{queue=\"video\",state=\"waiting_children\"} 3",
             "jobq_jobs{queue=\"video\",state=\"failed\"} 1",

@@ -73,8 +73,15 @@ pub async fn all_stats(backend: &Backend) -> Result<Vec<QueueStats>, AppError> {
 
 /// Counts of the named queues, in order.
 pub async fn stats_of(backend: &Backend, names: &[String]) -> Result<Vec<QueueStats>, AppError> {
-    let queues = handles(backend, names).await?;
-    deadline(queue_core::stats_of(&queues)).await
+    try_join_all(names.iter().map(|name| async move {
+        isolated(name, async {
+            let q = backend.queue(name).await?;
+            queue_stats(&q).await
+        })
+        .await
+        .map(|r| r.unwrap_or_else(|e| QueueStats::unreadable(name, e)))
+    }))
+    .await
 }
 
 /// Counts and throughput of the named queues, in order.
@@ -82,14 +89,36 @@ pub async fn summaries_of(
     backend: &Backend,
     names: &[String],
 ) -> Result<Vec<QueueSummary>, AppError> {
-    let queues = handles(backend, names).await?;
-    try_join_all(queues.iter().map(|q| async move {
-        let (stats, throughput) = tokio::try_join!(queue_stats(q), throughput(q))?;
-        Ok::<_, AppError>(QueueSummary { stats, throughput })
+    try_join_all(names.iter().map(|name| async move {
+        isolated(name, async {
+            let q = backend.queue(name).await?;
+            let (stats, throughput) = tokio::try_join!(queue_stats(&q), throughput(&q))?;
+            Ok(QueueSummary { stats, throughput })
+        })
+        .await
+        .map(|r| {
+            r.unwrap_or_else(|e| QueueSummary {
+                stats: QueueStats::unreadable(name, e),
+                throughput: Throughput::default(),
+            })
+        })
     }))
     .await
 }
 
-async fn handles(backend: &Backend, names: &[String]) -> Result<Vec<Queue>, AppError> {
-    try_join_all(names.iter().map(|n| backend.queue(n))).await
+/// One queue's reads, kept from failing the others': Redis unavailable (503) fails the
+/// whole listing, any other error (a corrupt record of this queue) is returned as the
+/// reason for its row.
+pub async fn isolated<T>(
+    queue: &str,
+    read: impl std::future::Future<Output = Result<T, AppError>>,
+) -> Result<Result<T, String>, AppError> {
+    match read.await {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => Err(e),
+        Err(e) => {
+            tracing::warn!(queue, error = ?e.to_string(), "a queue's records cannot be read");
+            Ok(Err(e.to_string()))
+        }
+    }
 }

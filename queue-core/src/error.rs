@@ -11,8 +11,8 @@ pub enum Error {
     /// Neither `REDIS_URL` nor `REDIS_HOST` is set.
     #[error("Redis is not configured: set REDIS_URL (or REDIS_HOST)")]
     NotConfigured,
-    /// A queue name outside 1–128 chars of `[A-Za-z0-9._-]`.
-    #[error("invalid queue name {0:?}: use 1-128 characters of A-Z a-z 0-9 . _ -")]
+    /// A queue name outside 1–128 chars of `[A-Za-z0-9._-]`, or `.` or `..`.
+    #[error("invalid queue name {0:?}: use 1-128 characters of A-Z a-z 0-9 . _ - (not . or ..)")]
     InvalidQueueName(String),
     /// A job option or argument is out of range.
     #[error("invalid {what}: {detail}")]

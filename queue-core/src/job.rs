@@ -597,6 +597,19 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
+    /// Job `id` of `queue`, listed in `state`, whose record could not be read at all (its
+    /// key is not a hash: a corrupt record): shown with `corrupt` saying why, never failing
+    /// the listing it is in.
+    pub(crate) fn unreadable(queue: &str, id: &str, state: JobState, why: &str) -> Self {
+        let h = HashMap::from([("state".to_string(), state.as_str().to_string())]);
+        // (a one-field hash always reads)
+        let mut info =
+            JobInfo::from_hash(queue, id, h, Vec::new(), false).expect("a hash with a state reads");
+        info.state = state;
+        info.corrupt = Some(why.to_string());
+        info
+    }
+
     pub(crate) fn from_hash(
         queue: &str,
         id: &str,

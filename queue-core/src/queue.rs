@@ -216,13 +216,17 @@ impl Queue {
 }
 
 /// The stats of each of `queues` (`jobq stats`' rows, the dashboard's `/api/queues`), read
-/// concurrently, in the order given.
+/// concurrently, in the order given. A queue whose records cannot be read (a corrupt
+/// record) gets a row saying why ([`QueueStats::unreadable`]) instead of failing the
+/// others; Redis itself failing fails the call.
 pub async fn stats_of(queues: &[Queue]) -> Result<Vec<QueueStats>> {
-    futures_util::future::try_join_all(
-        queues
-            .iter()
-            .map(|q| async move { Ok::<QueueStats, Error>(q.counts().await?.into()) }),
-    )
+    futures_util::future::try_join_all(queues.iter().map(|q| async move {
+        match q.counts().await {
+            Ok(c) => Ok(c.into()),
+            Err(e) if e.is_connection() => Err(e),
+            Err(e) => Ok(QueueStats::unreadable(q.name(), e.to_string())),
+        }
+    }))
     .await
 }
 

@@ -498,15 +498,20 @@ impl Queue {
         )))
     }
 
-    /// Every schedule of this queue with its next tick, sorted by id.
+    /// Every schedule of this queue with its next tick, sorted by id. A stored definition
+    /// that does not read back (a corrupt record, which never fires either) is left out
+    /// with a warning naming it, rather than failing the listing of the others.
     pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
         let (defs, due) = scripts::schedules::all(&self.inner).await?;
         let due: std::collections::HashMap<String, f64> = due.into_iter().collect();
         let mut out = Vec::with_capacity(defs.len());
         for (id, json) in defs {
             let next = due.get(&id).map(|s| *s as u64);
-            let s = Schedule::from_stored(&id, &json)?;
-            out.push(ScheduleInfo::new(&self.inner.name, s, next));
+            match Schedule::from_stored(&id, &json) {
+                Ok(s) => out.push(ScheduleInfo::new(&self.inner.name, s, next)),
+                Err(e) => tracing::warn!(queue = %self.inner.name, error = ?e.to_string(),
+                    "skipping a schedule that does not read back"),
+            }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)

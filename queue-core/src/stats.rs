@@ -61,6 +61,10 @@ pub struct QueueStats {
     pub completed_total: u64,
     /// Jobs ever failed for good.
     pub failed_total: u64,
+    /// Set when this queue's records could not be read (a corrupt record: a key of the
+    /// wrong type, say): why, and the counts are zeros. The other queues are read as usual.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl From<Counts> for QueueStats {
@@ -77,11 +81,21 @@ impl From<Counts> for QueueStats {
             paused: c.paused,
             completed_total: c.completed_total,
             failed_total: c.failed_total,
+            error: None,
         }
     }
 }
 
 impl QueueStats {
+    /// The row of queue `queue` whose records could not be read, saying why.
+    pub fn unreadable(queue: &str, error: String) -> Self {
+        QueueStats {
+            queue: queue.to_string(),
+            error: Some(error),
+            ..QueueStats::default()
+        }
+    }
+
     /// How many jobs are in `state` (waiting and paused both read `waiting`).
     pub fn of(&self, state: crate::job::JobState) -> u64 {
         use crate::job::JobState as S;

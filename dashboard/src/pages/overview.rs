@@ -131,11 +131,17 @@ pub async fn overview(
 fn row(r: &QueueSummary) -> Markup {
     let s = &r.stats;
     let href = queue_href(&s.queue);
-    let st = if s.paused { "paused" } else { "running" };
+    let st = if s.error.is_some() {
+        "unreadable"
+    } else if s.paused {
+        "paused"
+    } else {
+        "running"
+    };
     html! {
         tr data-queue=(s.queue) {
             td { a class="name" href=(href) { (s.queue) } }
-            td { span class={ "badge " (st) } data-field="status" { (st) } }
+            td { span class={ "badge " (st) } data-field="status" title=[s.error.as_deref()] { (st) } }
             @for state in COLUMNS {
                 @let n = s.of(state);
                 td class="num" {

@@ -74,6 +74,13 @@ fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {
         ">FAILED_TOTAL",
     ]);
     for r in rows {
+        if r.error.is_some() {
+            // its counts are unknown, not zero
+            let mut cells = vec![r.queue.clone()];
+            cells.resize(11, "?".into());
+            t.row(cells);
+            continue;
+        }
         t.row(vec![
             r.queue.clone(),
             r.waiting.to_string(),
@@ -89,5 +96,10 @@ fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {
         ]);
     }
     t.print();
+    for r in rows {
+        if let Some(e) = &r.error {
+            eprintln!("queue {}: its records cannot be read: {e}", r.queue);
+        }
+    }
     Ok(())
 }

@@ -6,9 +6,16 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
 }
 
+/// `.` and `..`: valid characters, but a URL path segment of either is a dot segment that
+/// browsers and URL parsers remove (even percent-encoded), so a queue or job of that name
+/// could never be opened from the dashboard.
+fn is_dots(s: &str) -> bool {
+    s == "." || s == ".."
+}
+
 /// A queue name is 1–128 characters of `[A-Za-z0-9._-]`.
 pub fn validate_queue_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 128 || !name.chars().all(is_name_char) {
+    if name.is_empty() || name.len() > 128 || !name.chars().all(is_name_char) || is_dots(name) {
         return Err(Error::InvalidQueueName(name.to_string()));
     }
     Ok(())
@@ -26,10 +33,10 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
 
 /// A job id given by the user: 1–256 printable characters without spaces.
 pub fn validate_job_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()) {
+    if id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()) || is_dots(id) {
         return Err(Error::invalid(
             "job id",
-            format!("{id:?}: use 1-256 printable ASCII characters without spaces"),
+            format!("{id:?}: use 1-256 printable ASCII characters without spaces (not . or ..)"),
         ));
     }
     Ok(())
@@ -72,7 +79,16 @@ mod tests {
         for ok in ["a", "video", "a.b_c-D9", &"x".repeat(128)] {
             validate_queue_name(ok).unwrap();
         }
-        for bad in ["", "bad name!", "a:b", "{x}", "é", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "bad name!",
+            "a:b",
+            "{x}",
+            "é",
+            &"x".repeat(129),
+        ] {
             let err = validate_queue_name(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
@@ -83,5 +99,8 @@ mod tests {
         validate_job_id("order-42").unwrap();
         assert!(validate_job_id("has space").is_err());
         assert!(validate_job_id("").is_err());
+        assert!(validate_job_id(".").is_err());
+        assert!(validate_job_id("..").is_err());
+        validate_job_id("...").unwrap();
     }
 }

@@ -4,12 +4,16 @@
 --
 -- KEYS: 1 job hash, 2 job logs, 3 meta, 4 .. lane streams (priority desc, as ARGV)
 -- ARGV: 1 group, 2 lanes version the caller knows, 3 .. lane priorities
--- Returns: {'lanes', version} when stale, {'none'} when missing, else
---          {'ok', active 0/1, paused 0/1, idle ms or -1, consumer or '', now ms, #fields*2,
---           field, value, …, log lines…}
+-- Returns: {'lanes', version} when stale, {'none'} when missing, {'unreadable', why} when
+--          the job's key is not a hash (a corrupt record), else
+--          {'ok', active 0/1, paused 0/1, idle ms or -1, consumer or '', now ms, logs note
+--           ('' or why the log cannot be read), #fields*2, field, value, …, log lines…}
 local ver = redis.call('HGET', KEYS[3], 'lanes_ver') or '0'
 if ver ~= ARGV[2] then return {'lanes', ver} end
-local h = redis.call('HGETALL', KEYS[1])
+local h = redis.pcall('HGETALL', KEYS[1])
+if type(h) == 'table' and h.err then
+  return {'unreadable', 'its record is a ' .. redis.call('TYPE', KEYS[1])['ok'] .. ', not a hash'}
+end
 if #h == 0 then return {'none'} end
 local state, sid, prio, ln = nil, nil, nil, nil
 for i = 1, #h, 2 do
@@ -30,7 +34,14 @@ if state == 'waiting' and valid_sid(sid) then
   end
 end
 local paused = redis.call('HGET', KEYS[3], 'paused') == '1' and 1 or 0
-local out = {'ok', active, paused, idle, consumer, now_ms(), #h}
+-- (a log key of the wrong type, a corrupt record, is reported, not fatal)
+local logs = redis.pcall('LRANGE', KEYS[2], 0, -1)
+local logs_note = ''
+if logs.err then
+  logs_note = 'its log is a ' .. redis.call('TYPE', KEYS[2])['ok'] .. ', not a list'
+  logs = {}
+end
+local out = {'ok', active, paused, idle, consumer, now_ms(), logs_note, #h}
 for _, v in ipairs(h) do out[#out + 1] = v end
-for _, line in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do out[#out + 1] = line end
+for _, line in ipairs(logs) do out[#out + 1] = line end
 return out

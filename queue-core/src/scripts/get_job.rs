@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{invoke_with_lanes, Reply};
 use crate::error::Result;
-use crate::job::JobInfo;
+use crate::job::{JobInfo, JobState};
 use crate::keys::GROUP;
 use crate::store::QueueStore;
 
@@ -29,14 +29,25 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
     })
     .await?;
     let mut r = Reply::new(&v)?;
-    if r.string()? == "none" {
-        return Ok(None);
+    match r.string()?.as_str() {
+        "none" => return Ok(None),
+        "unreadable" => {
+            let why = r.string()?;
+            return Ok(Some(JobInfo::unreadable(
+                &q.name,
+                id,
+                JobState::Failed,
+                &why,
+            )));
+        }
+        _ => {}
     }
     let active = r.int()? == 1;
     let paused = r.int()? == 1;
     let idle = r.int()?;
     let consumer = r.string()?;
     let now = r.int()?;
+    let logs_note = r.string()?;
     let n = r.int()? as usize;
     let mut hash = HashMap::with_capacity(n / 2);
     for _ in 0..n / 2 {
@@ -49,9 +60,15 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
     }
     let run = hash.get("run").cloned();
     let mut info = JobInfo::from_hash(&q.name, id, hash, logs, paused)?;
+    if !logs_note.is_empty() {
+        info.corrupt = Some(match info.corrupt.take() {
+            Some(c) => format!("{c}; {logs_note}"),
+            None => logs_note,
+        });
+    }
     if active {
         // the hash is written when an attempt ends: report the running one
-        info.state = crate::job::JobState::Active;
+        info.state = JobState::Active;
         info.attempts_made += 1;
         info.started_at = Some(running_since(run.as_deref(), info.attempts_made, now, idle));
         info.worker = Some(consumer);

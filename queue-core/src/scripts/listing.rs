@@ -59,6 +59,10 @@ pub(crate) async fn list_sorted(
     let paused = false; // only waiting jobs show as paused
     let mut out = Vec::with_capacity(ids.len());
     for (id, h) in ids.iter().zip(hashes) {
+        if let Some(info) = unreadable(q, id, state, &h) {
+            out.push(info);
+            continue;
+        }
         // a job that moved on between the two reads is left out, not misreported
         if stored_state(&h) == Some(state.as_str()) {
             out.push(JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?);
@@ -133,15 +137,21 @@ pub(crate) async fn list_waiting(
                 .unzip();
             let hashes = read_hashes(q, &ids).await?;
             for ((sid, id), h) in sids.iter().zip(&ids).zip(hashes) {
+                let bad = unreadable(q, id, JobState::Waiting, &h);
                 // an entry the job no longer points at is a leftover, not a job
-                if stored_state(&h) != Some("waiting") || h.get("sid") != Some(sid) {
+                if bad.is_none()
+                    && (stored_state(&h) != Some("waiting") || h.get("sid") != Some(sid))
+                {
                     continue;
                 }
                 if skip > 0 {
                     skip -= 1;
                     continue;
                 }
-                out.push(JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?);
+                out.push(match bad {
+                    Some(info) => info,
+                    None => JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?,
+                });
                 if out.len() as u64 == limit {
                     return Ok(out);
                 }
@@ -193,10 +203,13 @@ async fn list_grouped(
             skip = 0;
             let hashes = read_hashes(q, &ids).await?;
             for (id, h) in ids.iter().zip(hashes) {
-                if stored_state(&h) != Some("waiting") || h.get("grp") != Some(group) {
+                if let Some(info) = unreadable(q, id, JobState::Waiting, &h) {
+                    out.push(info);
+                } else if stored_state(&h) != Some("waiting") || h.get("grp") != Some(group) {
                     continue;
+                } else {
+                    out.push(JobInfo::from_hash(&q.name, id, h, Vec::new(), paused)?);
                 }
-                out.push(JobInfo::from_hash(&q.name, id, h, Vec::new(), paused)?);
                 if out.len() as u64 >= limit {
                     return Ok(out);
                 }
@@ -251,11 +264,19 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
         let ids: Vec<String> = found.iter().map(|(_, id, ..)| id.clone()).collect();
         let hashes = read_hashes(q, &ids).await?;
         for ((sid, id, idle, consumer), h) in found.into_iter().zip(hashes) {
-            if h.get("sid") != Some(&sid) {
+            let bad = unreadable(q, &id, JobState::Active, &h);
+            if bad.is_none() && h.get("sid") != Some(&sid) {
                 continue;
             }
             if skip > 0 {
                 skip -= 1;
+                continue;
+            }
+            if let Some(info) = bad {
+                out.push(info);
+                if out.len() as u64 == limit {
+                    return Ok(out);
+                }
                 continue;
             }
             let run = h.get("run").cloned();
@@ -275,6 +296,9 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
 }
 
 /// The hashes of `ids`, in order, in one round trip (empty for a job that is gone).
+/// The hashes of jobs `ids`, in order (empty for a job gone). A job key that is not a
+/// hash (a corrupt record) reads as the one field [`UNREADABLE`], saying so: the listing
+/// shows that job as corrupt ([`unreadable`]) and goes on.
 pub(crate) async fn read_hashes(
     q: &QueueStore,
     ids: &[String],
@@ -284,18 +308,25 @@ pub(crate) async fn read_hashes(
     }
     let inner = q;
     let mut pipe = redis::pipe();
+    pipe.ignore_errors();
     for id in ids {
         pipe.hgetall(inner.keys.job(id));
     }
-    // bytes, not text: one job's field that is not UTF-8 must not fail the whole page
-    let raw: Vec<Vec<(Vec<u8>, Vec<u8>)>> = pipe
+    let raw: Vec<redis::Value> = pipe
         .query_async(&mut inner.redis.conn())
         .await
         .map_err(|e| inner.redis.err(e))?;
     Ok(raw
         .into_iter()
-        .map(|h| {
-            h.into_iter()
+        .map(|v| {
+            if let redis::Value::ServerError(e) = &v {
+                let why = format!("its record cannot be read: {}", e.details().unwrap_or(""));
+                return HashMap::from([(UNREADABLE.to_string(), why)]);
+            }
+            // bytes, not text: one job's field that is not UTF-8 must not fail the page
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::from_redis_value(v).unwrap_or_default();
+            pairs
+                .into_iter()
                 .map(|(k, v)| {
                     (
                         String::from_utf8_lossy(&k).into_owned(),
@@ -305,6 +336,22 @@ pub(crate) async fn read_hashes(
                 .collect()
         })
         .collect())
+}
+
+/// The field [`read_hashes`] gives a job whose key is not a hash: why it cannot be read.
+/// (No stored field has this name: it starts with NUL.)
+pub(crate) const UNREADABLE: &str = "\0unreadable";
+
+/// Job `id` as a listing of `state` shows it when its record cannot be read
+/// ([`UNREADABLE`] in `h`), None for a readable one.
+pub(crate) fn unreadable(
+    q: &QueueStore,
+    id: &str,
+    state: JobState,
+    h: &HashMap<String, String>,
+) -> Option<JobInfo> {
+    let why = h.get(UNREADABLE)?;
+    Some(JobInfo::unreadable(&q.name, id, state, why))
 }
 
 /// The job id a lane entry carries (field `i`).

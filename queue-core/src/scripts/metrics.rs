@@ -14,26 +14,36 @@ pub(crate) async fn metrics(q: &QueueStore, failed: bool, minutes: usize) -> Res
         (keys.metrics_completed(), "c")
     };
     let mut conn = q.redis.conn();
-    let (minute, current, older, time): (Option<i64>, Option<u64>, Vec<u64>, (i64, i64)) =
-        redis::pipe()
-            .hget(keys.meta(), format!("{tag}m"))
-            .hget(keys.meta(), format!("{tag}c"))
-            .lrange(&list, 0, minutes as isize)
-            .cmd("TIME")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| q.redis.err(e))?;
+    // read as text and parsed here: a counter that is not a number (a corrupt record)
+    // counts 0 rather than failing the read (a reply of the wrong type would read as an
+    // unreachable Redis)
+    #[allow(clippy::type_complexity)]
+    let (minute, current, older, time): (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Vec<Vec<u8>>,
+        (i64, i64),
+    ) = redis::pipe()
+        .hget(keys.meta(), format!("{tag}m"))
+        .hget(keys.meta(), format!("{tag}c"))
+        .lrange(&list, 0, minutes as isize)
+        .cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| q.redis.err(e))?;
     let now_minute = time.0 / 60;
+    let number = |v: &[u8]| std::str::from_utf8(v).ok()?.parse::<i64>().ok();
+    let count = |v: &[u8]| number(v).map_or(0, |n| n.max(0) as u64);
     let mut out = vec![0u64; minutes];
-    if let Some(m) = minute {
+    if let Some(m) = minute.as_deref().and_then(number) {
         // the bucket of minute `m` sits `now_minute - m` places back, older ones after it
         let back = (now_minute - m).max(0) as usize;
         if back < minutes {
-            out[back] = current.unwrap_or(0);
+            out[back] = current.as_deref().map_or(0, count);
         }
         for (i, v) in older.into_iter().enumerate() {
             if back + 1 + i < minutes {
-                out[back + 1 + i] = v;
+                out[back + 1 + i] = count(&v);
             }
         }
     }

@@ -5,6 +5,7 @@ use crate::connection::Redis;
 use crate::error::Result;
 use crate::keys::queue_registry;
 use crate::store::QueueStore;
+use crate::validate::validate_queue_name;
 
 /// Puts the queue's name in the registry (once per handle), so `stats` and the
 /// dashboard list it without SCAN. Done by adds and by workers, not by reads: looking
@@ -25,14 +26,31 @@ pub(crate) async fn register(q: &QueueStore) -> Result<()> {
     Ok(())
 }
 
-/// Every queue registered under `prefix`, sorted.
+/// Every queue registered under `prefix`, sorted. A member that is not a valid queue
+/// name (written by hand or by something else: no jobq process registers one) is left out
+/// with a warning, so one bad member never fails the listing of every queue.
 pub(crate) async fn list_queues(redis: &Redis, prefix: &str) -> Result<Vec<String>> {
     let mut conn = redis.conn();
-    let mut names: Vec<String> = redis::cmd("SMEMBERS")
+    // bytes, not text: a member that is not UTF-8 is skipped, not fatal
+    let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
         .arg(queue_registry(prefix))
         .query_async(&mut conn)
         .await
         .map_err(|e| redis.err(e))?;
+    let mut names: Vec<String> = members
+        .into_iter()
+        .filter_map(|m| {
+            let name = String::from_utf8_lossy(&m).into_owned();
+            match validate_queue_name(&name) {
+                Ok(()) => Some(name),
+                Err(e) => {
+                    tracing::warn!(registry = %queue_registry(prefix), error = ?e.to_string(),
+                        "skipping a queue registry member that is not a queue name");
+                    None
+                }
+            }
+        })
+        .collect();
     names.sort();
     Ok(names)
 }

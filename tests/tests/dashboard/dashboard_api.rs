@@ -693,6 +693,166 @@ async fn a_job_with_garbage_options_is_marked_and_the_others_are_listed() {
     assert!(html.contains("field opts"), "{html}");
 }
 
+/// Guarantee 8 across queues and jobs: a key of the wrong type in one queue (its meta hash
+/// a string, a job's hash a string, its log a hash, a per-minute counter not a number) or a
+/// registry member that is no queue name makes that queue or job show as unreadable, named;
+/// every other queue and job is listed, counted and scraped as usual, and nothing reads as
+/// "Redis down".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_key_marks_its_queue_or_job_and_every_other_stays_listed() {
+    use queue_core::internal::keys::{queue_registry, QueueKeys};
+    let env = TestEnv::new().await;
+    let prefix = env.config.prefix().to_string();
+    let good = env.queue("good").await;
+    for i in 0..2 {
+        good.add("work", &json!({ "i": i }), JobOptions::new())
+            .await
+            .unwrap();
+    }
+    env.queue("broken")
+        .await
+        .add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let jobs = env.queue("jobs").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            jobs.add("work", &json!({ "i": i }), JobOptions::new())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    good.upsert_schedule(Schedule::new(
+        "hourly",
+        "work",
+        Repeat::every(Duration::from_secs(3600)).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let mut raw = env.raw().await;
+    let cmd = |args: &[&str]| {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c
+    };
+    let broken = QueueKeys::new(&prefix, "broken");
+    let jk = QueueKeys::new(&prefix, "jobs");
+    let good_keys = QueueKeys::new(&prefix, "good");
+    let registry = queue_registry(&prefix);
+    let bad_job = jk.job(&ids[1]);
+    let logs = jk.job_logs(&ids[2]);
+    let per_minute = good_keys.metrics_completed();
+    let schedules = good_keys.schedules();
+    for args in [
+        vec!["HSET", schedules.as_str(), "garbled", "{not json"],
+        vec!["DEL", broken.meta().as_str()],
+        vec!["SET", broken.meta().as_str(), "x"],
+        vec!["DEL", bad_job.as_str()],
+        vec!["SET", bad_job.as_str(), "x"],
+        vec!["HSET", logs.as_str(), "a", "b"],
+        vec!["RPUSH", per_minute.as_str(), "abc"],
+        vec!["SADD", registry.as_str(), "", "bad name!", ".."],
+    ] {
+        let _: redis::Value = cmd(&args).query_async(&mut raw).await.unwrap();
+    }
+    let d = Dashboard::start(&env, &[]).await;
+
+    let (status, rows) = get_json(&d.url("/api/queues")).await;
+    assert_eq!(status, 200, "{rows}");
+    let rows = rows.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["queue"].as_str().unwrap()).collect();
+    assert_eq!(names, ["broken", "good", "jobs"], "{rows:?}");
+    assert!(
+        rows[0]["error"].as_str().unwrap().contains("WRONGTYPE"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        (rows[1]["waiting"].as_u64(), rows[1].get("error")),
+        (Some(2), None)
+    );
+    assert_eq!(rows[2]["waiting"], 3, "{rows:?}");
+    let (status, html) = get_text(&d.url("/")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("unreadable") && html.contains("good"),
+        "{html}"
+    );
+
+    let (status, text) = get_text(&d.url("/metrics")).await;
+    assert_eq!(status, 200);
+    for line in [
+        "jobq_redis_up 1",
+        "jobq_queue_unreadable{queue=\"broken\"} 1",
+        "jobq_queue_unreadable{queue=\"good\"} 0",
+        "jobq_jobs{queue=\"good\",state=\"waiting\"} 2",
+        "jobq_jobs{queue=\"jobs\",state=\"waiting\"} 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+    }
+
+    let (status, page) = get_json(&d.url("/api/queues/jobs/jobs?state=waiting")).await;
+    assert_eq!(status, 200, "{page}");
+    let listed = page["jobs"].as_array().or(page.as_array()).unwrap();
+    let listed: Vec<(&str, Option<&str>)> = listed
+        .iter()
+        .map(|j| (j["id"].as_str().unwrap(), j["corrupt"].as_str()))
+        .collect();
+    assert_eq!(listed.len(), 3, "{page}");
+    for (id, corrupt) in listed {
+        if id == ids[1] {
+            assert!(corrupt.unwrap().contains("cannot be read"), "{page}");
+        } else {
+            assert_eq!(corrupt, None, "{page}");
+        }
+    }
+    let (status, job) = get_json(&d.url(&format!("/api/queues/jobs/jobs/{}", ids[1]))).await;
+    assert_eq!(status, 200, "{job}");
+    assert!(
+        job["corrupt"]
+            .as_str()
+            .unwrap()
+            .contains("is a string, not a hash"),
+        "{job}"
+    );
+    let (status, job) = get_json(&d.url(&format!("/api/queues/jobs/jobs/{}", ids[2]))).await;
+    assert_eq!(status, 200, "{job}");
+    assert!(
+        job["corrupt"]
+            .as_str()
+            .unwrap()
+            .contains("its log is a hash"),
+        "{job}"
+    );
+    assert_eq!(job["name"], "work", "{job}");
+    let (status, html) = get_text(&d.url("/queues/jobs?state=waiting")).await;
+    assert_eq!(status, 200, "{html}");
+    let (status, _) = get_text(&d.url(&format!("/queues/jobs/jobs/{}", ids[1]))).await;
+    assert_eq!(status, 200);
+
+    let (status, listed) = get_json(&d.url("/api/queues/good/schedules")).await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(listed.to_string().contains("hourly"), "{listed}");
+
+    // the CLI's listing of every queue too: the broken one named, on stderr
+    let out = jobq(&env, &["stats"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queue broken: its records cannot be read"),
+        "{err}"
+    );
+    let lines = stats_lines(&env);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0]["error"].is_string() && lines[1]["error"].is_null(),
+        "{lines:?}"
+    );
+}
+
 /// The metric families (name and type) and the series (sample name and label names) of an
 /// exposition, sorted.
 fn exposition_names(text: &str) -> (Vec<String>, Vec<String>) {
@@ -823,6 +983,7 @@ async fn metrics_series_and_label_names_stay_the_ones_users_query() {
             "jobq_jobs gauge",
             "jobq_processing_seconds histogram",
             "jobq_queue_paused gauge",
+            "jobq_queue_unreadable gauge",
             "jobq_redis_up gauge",
         ],
         "{dashboard_text}"
@@ -840,6 +1001,7 @@ async fn metrics_series_and_label_names_stay_the_ones_users_query() {
             "jobq_processing_seconds_count{queue}",
             "jobq_processing_seconds_sum{queue}",
             "jobq_queue_paused{queue}",
+            "jobq_queue_unreadable{queue}",
             "jobq_redis_up{}",
         ],
         "{dashboard_text}"
