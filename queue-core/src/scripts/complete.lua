@@ -43,16 +43,18 @@ for j = 0, N - 1 do
     if par ~= '' then notify_parent(outbox, id, par, 'c', result) end
     local t0 = tonumber(started)
     if t0 then times[#times + 1] = now - t0 end
+    local written = keep ~= 0 and redis.pcall('HSET', job, 'state', 'completed', 'finished',
+      now_text, 'started', started, 'att', att, 'result', result, 'sid', sid)
     if keep == 0 then
       if delete_job(job_prefix, id) > 0 then done[#done + 1] = id end
-    elseif redis.call('HSET', job, 'state', 'completed', 'finished', now_text, 'started', started,
-        'att', att, 'result', result, 'sid', sid) == 6
-        and redis.call('HEXISTS', job, 'name') == 0 then
+    elseif written == 6 and redis.call('HEXISTS', job, 'name') == 0 then
       -- all six fields were new (an owned job has `sid`) and there is no name: the job was
       -- removed while it ran; do not resurrect it. (A job whose `sid` alone was lost to a
       -- corrupt record keeps its name, and its outcome.)
       delete_job(job_prefix, id)
     else
+      -- (a key that is not a hash, a corrupt record, takes no outcome: the job is only
+      -- listed among the completed, where it shows as unreadable)
       zargs[#zargs + 1] = now_text
       zargs[#zargs + 1] = id
       done[#done + 1] = id

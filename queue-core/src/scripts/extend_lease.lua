@@ -24,14 +24,16 @@ for k = 1, #KEYS do
     local job = job_prefix .. id
     if #p > 0 and p[1][2] == consumer then
       owned[#owned + 1] = sid
-      if redis.call('EXISTS', job) == 1 then redis.call('HSET', job, 'run', run) end
+      -- (a key that is not a hash, a corrupt record, is not written)
+      if redis.call('TYPE', job)['ok'] == 'hash' then redis.call('HSET', job, 'run', run) end
     elseif #p > 0 then
       lost[#lost + 1] = sid
     else
       -- acknowledged: by this worker's finisher (the outcome is recorded under this very
       -- entry, or the job was deleted with it) while this renewal was on its way, or by a
       -- reclaimer, which gives the job another entry or fails it without one
-      local f = redis.call('HMGET', job, 'sid', 'state')
+      local f = redis.pcall('HMGET', job, 'sid', 'state')
+      if f.err then f = {} end
       local recorded = (f[1] == sid and f[2]) or (not f[1] and not f[2]
         and redis.call('EXISTS', job) == 0)
       if not recorded then lost[#lost + 1] = sid end

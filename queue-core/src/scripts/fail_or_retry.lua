@@ -47,10 +47,17 @@ for j = 0, N - 1 do
   local job = job_prefix .. id
   local own = all_owned and 'owned' or ownership(job, sid)
   if own == 'owned' then count_ended(ended, grp) end
+  local kind = own == 'owned' and redis.call('TYPE', job)['ok']
   if own == 'lost' then
     lost[#lost + 1] = id
+  elseif kind and kind ~= 'hash' and kind ~= 'none' then
+    -- its key is not a hash (a corrupt record): it takes no outcome, nor a retry; failed
+    -- for good, listed among the failed, where it shows as unreadable
+    emit(events, maxlen, 'event', 'failed', 'ids', id, 'error', err)
+    redis.call('ZADD', failed, now_text, id)
+    final = final + 1
   -- (a job removed while it ran stays removed)
-  elseif own == 'owned' and redis.call('EXISTS', job) == 1 then
+  elseif kind == 'hash' then
     local t0 = tonumber(started)
     if t0 then times[#times + 1] = now - t0 end
     if how == 'c' or redis.call('HGET', job, 'cxl') == sid then

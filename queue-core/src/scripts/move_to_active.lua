@@ -79,10 +79,13 @@ local start = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, promote_max)
 local prio_of, corrupt, group_of = {}, {}, {}
 local G = group_keys(job_prefix)
+local PROMOTE_FIELDS = {'state', 'prio', 'grp'}
 for i, id in ipairs(due) do
   local job = job_prefix .. id
-  local f = redis.call('HMGET', job, 'state', 'prio', 'grp')
-  if f[1] or f[2] or redis.call('EXISTS', job) == 1 then
+  local f, unreadable = job_fields(job, PROMOTE_FIELDS)
+  if not f then
+    corrupt[i] = unreadable
+  elseif f[1] or f[2] or redis.call('EXISTS', job) == 1 then
     local prio = f[2] or '0'
     if f[3] then
       -- a grouped job needs no lane, only a priority
@@ -127,6 +130,8 @@ if #failed_ids > 0 then
   bump_minute(meta, per_minute, 'f', now, #failed_ids)
   emit_ids(events, maxlen, 'failed', failed_ids)
 end
+-- jobs failed later in this call: those whose key turned out not to be a hash
+local late_failed = {}
 
 -- a queue without groups pays two counts here; a group set of the wrong type (a corrupt
 -- record) is deleted before any use (group_keys_sane)
@@ -378,8 +383,13 @@ if ring_n > 0 then
         -- in another state, was left behind (a corrupt record) and is dropped; one that
         -- lost its `grp` field gets back the group it waited in
         local id = p[i]
-        local f = redis.call('HMGET', job_prefix .. id, unpack(CHECK_FIELDS))
-        if f[1] == IN_GROUP and not f[12] then
+        local f, unreadable = job_fields(job_prefix .. id, CHECK_FIELDS)
+        if not f then
+          -- its key is not a hash: failed alone (it leaves the group's waiting jobs)
+          fail_corrupt(job_prefix .. id, id, unreadable, failed, now)
+          late_failed[#late_failed + 1] = id
+          dropped = dropped + 1
+        elseif f[1] == IN_GROUP and not f[12] then
           if f[11] ~= g then
             redis.call('HSET', job_prefix .. id, 'grp', g)
             f[11] = g
@@ -506,7 +516,17 @@ local function read_lane(lane, n, out)
       local sid, id = entry[1], entry_id(entry[2])
       local job = id and (job_prefix .. id)
       -- data up to 3 pieces (192 bytes) comes in this one read
-      local f = job and (pre[id] or redis.call('HMGET', job, unpack(JOB_FIELDS))) or {}
+      local f, unreadable = {}, nil
+      if job then
+        f = pre[id]
+        if not f then f, unreadable = job_fields(job, JOB_FIELDS) end
+      end
+      if unreadable then
+        -- its key is not a hash: failed alone, its entry dropped below
+        fail_corrupt(job, id, unreadable, failed, now)
+        late_failed[#late_failed + 1] = id
+        job, f = nil, {}
+      end
       local bad_sid = nil
       if job and f[1] ~= sid and not valid_sid(f[1]) and f[2]
           and not redis.call('HGET', job, 'state') then
@@ -600,6 +620,11 @@ else
   end
   while p <= #plain do p = move(plain, p) end
   while g <= #grouped do g = move(grouped, g) end
+end
+if #late_failed > 0 then
+  hincr(meta, 'failed_total', #late_failed)
+  bump_minute(meta, per_minute, 'f', now, #late_failed)
+  emit_ids(events, maxlen, 'failed', late_failed)
 end
 if delivered > 0 then hincr(meta, 'waiting', -delivered) end
 emit_ids(events, maxlen, 'active', started)

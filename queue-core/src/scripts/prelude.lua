@@ -130,9 +130,23 @@ end
 -- leaves no live lane entry (`sid`), so no worker still running it records an outcome. The
 -- caller counts it (failed_total, per-minute list, event).
 local function fail_unrun(job, id, err, failed, now)
-  redis.call('HSET', job, 'state', 'failed', 'finished', now, 'error', err, 'stack', '')
-  redis.call('HDEL', job, 'sid')
+  -- (a key that is not a hash, a corrupt record, cannot take the outcome: it is only
+  -- listed among the failed, where it shows as unreadable)
+  if type(redis.pcall('HSET', job, 'state', 'failed', 'finished', now, 'error', err,
+      'stack', '')) == 'number' then
+    redis.call('HDEL', job, 'sid')
+  end
   redis.call('ZADD', failed, now, id)
+end
+
+-- The reply of HMGET of `fields` of job hash `job`, or nil (with the reason) when the key
+-- is not a hash (a corrupt record): the caller fails that job alone.
+local function job_fields(job, fields)
+  local f = redis.pcall('HMGET', job, unpack(fields))
+  if f.err then
+    return nil, 'its record is a ' .. redis.call('TYPE', job)['ok'] .. ', not a hash'
+  end
+  return f
 end
 
 -- Fails a job whose stored fields are corrupt, with a reason naming the job and the field.
@@ -144,6 +158,10 @@ end
 local function drop_pieces(job, field)
   local n = tonumber(redis.call('HGET', job, field .. ':n'))
   if not n then return end
+  -- a corrupt count (3000000, inf, nan) never drives the loop: no piece lies past the
+  -- number of fields the hash holds
+  local fields = redis.call('HLEN', job)
+  if n ~= n or n > fields then n = fields end
   local names = {field .. ':n'}
   for k = 2, n do names[#names + 1] = field .. ':' .. k end
   for i = 1, #names, SLICE do
@@ -299,7 +317,9 @@ end
 -- because its reply was lost to a dropped connection); 'lost' when reclaim or the sweep
 -- moved the job to a new entry, or it was removed. A worker records only what it owns.
 local function ownership(job, sid)
-  local f = redis.call('HMGET', job, 'state', 'sid')
+  local f = redis.pcall('HMGET', job, 'state', 'sid')
+  -- a key that is not a hash (a corrupt record) holds no attempt of anyone's
+  if f.err then return 'lost' end
   if f[2] ~= sid then return 'lost' end
   if not f[1] then return 'owned' end
   return 'recorded'

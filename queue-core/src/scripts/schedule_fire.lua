@@ -14,9 +14,14 @@ local out = {}
 for i = 1, #ARGV, 3 do
   local id, from, to = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local score = redis.call('ZSCORE', due, id)
+  local tick = score and tonumber(score)
   local claimed = 0
+  if tick and (tick ~= tick or tick < 0 or tick == math.huge) then
+    -- a tick no clock reaches (-inf, negative, nan: a corrupt record) is due for ever and
+    -- matches no `from`: it leaves the due set, or every worker would ask again and again
+    redis.call('ZREM', due, id)
   -- scores are whole ms; floor so that a stray fraction cannot make a tick unclaimable
-  if score and math.floor(tonumber(score)) == from then
+  elseif tick and math.floor(tick) == from then
     if redis.call('HEXISTS', schedules, id) == 0 then
       -- a due tick without a definition (should not happen): nothing to fire
       redis.call('ZREM', due, id)

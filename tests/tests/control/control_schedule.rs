@@ -464,6 +464,66 @@ async fn remove_stops_the_schedule() {
     );
 }
 
+/// A due tick no clock reaches (a corrupt record: `-inf`, a negative or `nan` score) is taken
+/// off the due set at once; it used to match no claim and stay due, so every worker asked
+/// for it again and again (~190 calls a second each). A sound schedule beside it still fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_due_tick_leaves_the_due_set_instead_of_spinning_the_workers() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-tick").await;
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "bad-tick");
+    for id in ["neg-inf", "negative"] {
+        q.upsert_schedule(Schedule::new(id, "tick", every(Duration::from_secs(3600))))
+            .await
+            .unwrap();
+    }
+    let mut raw = env.raw().await;
+    for (id, score) in [("neg-inf", "-inf"), ("negative", "-5"), ("orphan", "-inf")] {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(keys.schedules_due())
+            .arg(score)
+            .arg(id)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let seen = Seen::default();
+    let worker = spawn_worker(recording_worker(&env, "bad-tick", "tick", &seen));
+    q.upsert_schedule(Schedule::new(
+        "ok",
+        "tick",
+        every(Duration::from_millis(200)),
+    ))
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(5), "the corrupt ticks to leave", || {
+        let mut raw = raw.clone();
+        let due = keys.schedules_due();
+        async move {
+            let left: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&due)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut raw)
+                .await
+                .ok()?;
+            (left == ["ok"]).then_some(())
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(3), "the sound schedule to fire", || {
+        let seen = seen.clone();
+        async move { (seen.len() >= 2).then_some(()) }
+    })
+    .await;
+    worker.stop().await.unwrap();
+    assert!(
+        seen.ids().iter().all(|id| id.starts_with("sched:ok:")),
+        "{:?}",
+        seen.ids()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_downtime_only_the_latest_missed_tick_fires() {
     let env = TestEnv::new().await;

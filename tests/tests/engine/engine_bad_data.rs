@@ -578,6 +578,209 @@ async fn guarantee_8_update_data_over_the_cap_is_refused_and_the_job_keeps_its_d
     );
 }
 
+/// A job key of the wrong type (a corrupt record: a delayed job's hash turned into a list, a
+/// waiting one's into a string, in its lane and in its group, a running one's into a string
+/// while it runs) fails or ends that job alone; it used to fail every claim (or every
+/// record of outcomes) of the queue, for good. Every other job runs, counters stay exact,
+/// and the bad jobs are listed as unreadable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_a_job_key_of_the_wrong_type_ends_that_job_alone() {
+    let env = TestEnv::new().await;
+    let q = env.queue("wrong-type").await;
+    let keys = QueueKeys::new(env.config.prefix(), "wrong-type");
+    let add = |id: &'static str, opts: JobOptions| {
+        let q = q.clone();
+        async move {
+            q.add("work", &json!({ "id": id }), opts.job_id(id))
+                .await
+                .unwrap()
+        }
+    };
+    for id in ["ok1", "ok2", "ok3"] {
+        add(id, JobOptions::new()).await;
+    }
+    for id in ["okg1", "okg2"] {
+        add(id, JobOptions::new().group("g")).await;
+    }
+    add(
+        "ok-late",
+        JobOptions::new().delay(Duration::from_millis(300)),
+    )
+    .await;
+    add(
+        "bad-delayed",
+        JobOptions::new().delay(Duration::from_millis(300)),
+    )
+    .await;
+    add("bad-lane", JobOptions::new()).await;
+    add("bad-group", JobOptions::new().group("g")).await;
+    q.add("slow", &json!({}), JobOptions::new().job_id("bad-running"))
+        .await
+        .unwrap();
+    let mut raw = env.raw().await;
+    for (id, kind) in [
+        ("bad-delayed", "RPUSH"),
+        ("bad-lane", "SET"),
+        ("bad-group", "SET"),
+    ] {
+        let key = keys.job(id);
+        let _: i64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let _: redis::Value = redis::cmd(kind)
+            .arg(&key)
+            .arg("x")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let started = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (s, r) = (started.clone(), release.clone());
+    let worker = env
+        .worker()
+        .queues(["wrong-type"])
+        .concurrency(4)
+        .handler("work", |j: Job<Value>, _c: Ctx| async move {
+            Ok::<_, JobError>(j.data)
+        })
+        .handler("slow", move |_j: Job<Value>, _c: Ctx| {
+            let (s, r) = (s.clone(), r.clone());
+            async move {
+                s.notify_one();
+                r.notified().await;
+                Ok::<_, JobError>(json!("done"))
+            }
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    started.notified().await;
+    let key = keys.job("bad-running");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    release.notify_one();
+    let c = wait_finished(&q, 10, Duration::from_secs(10)).await;
+    // a later job of the same queue still runs
+    add("after", JobOptions::new()).await;
+    let c2 = wait_finished(&q, 11, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(
+        (c.completed_total, c.failed_total, c.waiting, c.delayed),
+        (7, 3, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!((c2.completed_total, c2.active), (8, 0), "{c2:?}");
+    for id in ["ok1", "ok2", "ok3", "okg1", "okg2", "ok-late", "after"] {
+        assert_eq!(q.job(id).await.unwrap().state, JobState::Completed, "{id}");
+    }
+    let failed = q.list_jobs(JobState::Failed, 0, 10).await.unwrap();
+    let mut names: Vec<&str> = failed.iter().map(|j| j.id.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["bad-delayed", "bad-group", "bad-lane"],
+        "{failed:?}"
+    );
+    assert!(
+        failed.iter().all(|j| j
+            .corrupt
+            .as_deref()
+            .is_some_and(|c| c.contains("cannot be read"))),
+        "{failed:?}"
+    );
+    let done = q.list_jobs(JobState::Completed, 0, 20).await.unwrap();
+    assert!(
+        done.iter()
+            .any(|j| j.id == "bad-running" && j.corrupt.is_some()),
+        "{done:?}"
+    );
+}
+
+/// A corrupt piece count never drives a loop when a job's data is replaced (`update_data`,
+/// or an add debounced into it): `data:n` of 3,000,000 took ~8 s of Redis in one call, and
+/// `inf` never ended. The update is applied, the call is short, and the job runs with it.
+#[tokio::test]
+async fn guarantee_8_a_corrupt_piece_count_never_drives_an_update_or_a_debounce() {
+    let env = TestEnv::new().await;
+    let q = env.queue("pieces-update").await;
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(50_000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let prefix = env.config.prefix().to_string();
+    let keys = queue_core::internal::keys::QueueKeys::new(&prefix, "pieces-update");
+    for (i, count) in ["3000000", "inf", "nan", "-5", "1e308"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("u{i}");
+        q.add("work", &json!({ "a": 1 }), JobOptions::new().job_id(&id))
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("HSET")
+            .arg(keys.job(&id))
+            .arg("data:n")
+            .arg(count)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        q.update_data(&id, &json!({ "b": i })).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1), "data:n {count}");
+        let job = q.job(&id).await.unwrap();
+        assert_eq!(
+            (job.data, job.corrupt),
+            (json!({ "b": i }), None),
+            "data:n {count}"
+        );
+    }
+    // an add debounced into a delayed job whose count is corrupt
+    let debounced = JobOptions::new()
+        .delay(Duration::from_secs(3600))
+        .debounce("d", Duration::from_secs(3600));
+    let kept = q
+        .add("work", &json!({ "v": 1 }), debounced.clone())
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(keys.job(&kept.id))
+        .arg("data:n")
+        .arg("inf")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let again = q.add("work", &json!({ "v": 2 }), debounced).await.unwrap();
+    assert!(again.debounced, "{again:?}");
+    assert_eq!(q.job(&kept.id).await.unwrap().data, json!({ "v": 2 }));
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(slow.is_empty(), "calls over 50 ms: {slow:?}");
+}
+
 /// A return value over the data cap would make the call recording it, and every read of it
 /// (a flow parent reading its children's outcomes among them), block Redis: the attempt
 /// fails for good, naming the size, and the next job runs.
