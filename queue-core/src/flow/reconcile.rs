@@ -64,7 +64,8 @@ async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
     let me = format!("{}/{parent}", q.name);
     let mut pending: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (child, value) in kids::children_of(q, parent).await? {
-        if !value.starts_with('p') {
+        // an outcome is recorded; any other entry (`p`, or a corrupt one) is pending
+        if value.starts_with(['c', 'f', 'r', 'x']) {
             continue;
         }
         if let Some(r) = JobRef::from_text(&child).filter(|r| validate_queue_name(&r.queue).is_ok())

@@ -27,6 +27,8 @@ for j = 0, N - 1 do
 end
 -- each parent whole, once: its children's entries go from pending to their outcomes and
 -- its count goes down by as many, or (a parent whose records are corrupt) nothing does
+-- the first letters of a child entry that records an outcome (children.rs `parse`)
+local OUTCOME_LETTERS = {c = true, f = true, r = true, x = true}
 local counted = 0
 for _, pid in ipairs(parents) do
   local job = Q.job_prefix .. pid
@@ -36,8 +38,12 @@ for _, pid in ipairs(parents) do
   for _, a in ipairs(f and parents[pid] or {}) do
     local ref, s, v = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
     local cur = redis.pcall('HGET', kids, ref)
-    if type(cur) == 'string' and string.sub(cur, 1, 1) == 'p'
-        and type(redis.pcall('HSET', kids, ref, s .. string.sub(cur, 2) .. '\n' .. v)) == 'number' then
+    -- pending: 'p', or no outcome letter at all (a corrupt entry, read as pending as the
+    -- listing does: else its child never counts and the parent waits for ever)
+    local letter = type(cur) == 'string' and string.sub(cur, 1, 1)
+    local rest = letter == 'p' and string.sub(cur, 2) or ''
+    if letter and not OUTCOME_LETTERS[letter]
+        and type(redis.pcall('HSET', kids, ref, s .. rest .. '\n' .. v)) == 'number' then
       n = n + 1
       if s == 'f' and not failure then failure = 'child ' .. ref .. ' failed: ' .. v end
     end

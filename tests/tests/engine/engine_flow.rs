@@ -571,6 +571,37 @@ async fn a_corrupt_parent_never_holds_back_the_parents_settled_with_it() {
     guard.stop().await.unwrap();
 }
 
+/// A child's entry in its parent's children hash that is neither pending (`p…`) nor an
+/// outcome (a corrupt record) still counts the child when it finishes: it used to be
+/// skipped, and the parent waited for its last child for ever.
+#[tokio::test]
+async fn a_corrupt_child_entry_still_counts_its_child_and_the_parent_runs() {
+    let env = TestEnv::new().await;
+    let tree = add(
+        &env,
+        parent()
+            .child(work("fa", json!({"n": 1})))
+            .child(work("fa", json!({"n": 2}))),
+    )
+    .await;
+    let kids =
+        queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "fp").job_kids(&tree.id);
+    let _: i64 = redis::cmd("HSET")
+        .arg(&kids)
+        .arg(format!("fa/{}", tree.children[1].id))
+        .arg("zzz")
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
+    let done = wait_job_done(&env.queue("fp").await, &tree.id, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    assert_eq!(done.children_pending, Some(0), "{done:?}");
+    assert_eq!(collected.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn an_outbox_key_that_is_not_a_stream_stops_no_outcome_and_is_started_again() {
     let env = TestEnv::new().await;
