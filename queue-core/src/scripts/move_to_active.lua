@@ -375,7 +375,14 @@ if ring_n > 0 then
     local s = st[g]
     if s.took > 0 then
       -- (a range then a removal by rank: cheaper than ZPOPMIN, which formats every score)
-      local p = redis.call('ZRANGE', G.q .. g, 0, s.took - 1)
+      local p = redis.pcall('ZRANGE', G.q .. g, 0, s.took - 1)
+      if p.err then
+        -- its queue is not a sorted set (a corrupt record, no job of ours in it): deleted,
+        -- so this group alone comes out empty, never the claim of every group; the repair
+        -- sweep puts its waiting jobs back (repair.lua)
+        redis.call('DEL', G.q .. g)
+        p = {}
+      end
       if #p > 0 then redis.call('ZREMRANGEBYRANK', G.q .. g, 0, #p - 1) end
       local ids = {}
       for i = 1, #p do
