@@ -527,7 +527,13 @@ end
 
 -- Wake blocked workers: member 'm' of the marker set, scored by when there is work (0 = now).
 local function wake(marker, at)
-  redis.call('ZADD', marker, 'LT', at, 'm')
+  local r = redis.pcall('ZADD', marker, 'LT', at, 'm')
+  if type(r) == 'table' and r.err then
+    -- not a sorted set (a corrupt record): it holds nothing but this wake-up, so it is
+    -- made again rather than failing every add, resume and retry of the queue
+    redis.call('DEL', marker)
+    redis.call('ZADD', marker, 'LT', at, 'm')
+  end
 end
 
 -- Groups (keys.rs `group_*`, groups.rs). A grouped job waits in its group's queue, a sorted

@@ -6,7 +6,7 @@ if ARGV[1] == '1' then
   emit(KEYS[3], ARGV[2], 'event', 'paused')
 else
   redis.call('HDEL', KEYS[1], 'paused')
-  redis.call('ZADD', KEYS[2], 'LT', 0, 'm')
+  wake(KEYS[2], 0)
   emit(KEYS[3], ARGV[2], 'event', 'resumed')
 end
 return 1

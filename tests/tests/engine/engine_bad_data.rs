@@ -708,6 +708,43 @@ async fn guarantee_8_a_job_key_of_the_wrong_type_ends_that_job_alone() {
     );
 }
 
+/// The queue's wake-up marker of the wrong type (a corrupt record: it holds nothing but the
+/// wake-up) is made again by the next call that wakes the workers; it used to fail every
+/// add, resume and retry of the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_up_marker_of_the_wrong_type_is_made_again() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-marker").await;
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    q.pause().await.unwrap();
+    let marker = QueueKeys::new(env.config.prefix(), "bad-marker").marker();
+    let mut raw = env.raw().await;
+    let _: i64 = redis::cmd("DEL")
+        .arg(&marker)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(&marker)
+        .arg("a")
+        .arg("b")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    q.resume().await.unwrap();
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    let kind: String = redis::cmd("TYPE")
+        .arg(&marker)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(kind, "zset");
+    let guard = spawn_worker(echo_worker(&env, "bad-marker", 2));
+    let c = wait_finished(&q, 2, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!((c.completed_total, c.failed_total), (2, 0), "{c:?}");
+}
+
 /// A corrupt piece count never drives a loop when a job's data is replaced (`update_data`,
 /// or an add debounced into it): `data:n` of 3,000,000 took ~8 s of Redis in one call, and
 /// `inf` never ended. The update is applied, the call is short, and the job runs with it.
