@@ -2,7 +2,7 @@
 //! `jobq stats` and the dashboard.
 
 use crate::connection::Redis;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::queue_registry;
 use crate::store::QueueStore;
 use crate::validate::validate_queue_name;
@@ -16,12 +16,22 @@ pub(crate) async fn register(q: &QueueStore) -> Result<()> {
         return Ok(());
     }
     let mut c = q.redis.conn();
-    let _: i64 = redis::cmd("SADD")
+    let added: redis::RedisResult<i64> = redis::cmd("SADD")
         .arg(queue_registry(&q.prefix))
         .arg(&q.name)
         .query_async(&mut c)
-        .await
-        .map_err(|e| q.redis.err(e))?;
+        .await;
+    match added {
+        Ok(_) => {}
+        // a registry of the wrong type (a corrupt record) only keeps this queue out of the
+        // listings: never a reason to refuse its adds or stop its workers
+        Err(e) if e.code() == Some("WRONGTYPE") => tracing::warn!(
+            registry = %queue_registry(&q.prefix), queue = %q.name,
+            "the queue registry is not a set (a corrupt record): delete it, and adds and \
+             workers register their queues again"
+        ),
+        Err(e) => return Err(q.redis.err(e)),
+    }
     q.registered.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -32,11 +42,21 @@ pub(crate) async fn register(q: &QueueStore) -> Result<()> {
 pub(crate) async fn list_queues(redis: &Redis, prefix: &str) -> Result<Vec<String>> {
     let mut conn = redis.conn();
     // bytes, not text: a member that is not UTF-8 is skipped, not fatal
-    let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+    let members: Vec<Vec<u8>> = match redis::cmd("SMEMBERS")
         .arg(queue_registry(prefix))
         .query_async(&mut conn)
         .await
-        .map_err(|e| redis.err(e))?;
+    {
+        Ok(m) => m,
+        Err(e) if e.code() == Some("WRONGTYPE") => {
+            return Err(Error::Protocol(format!(
+                "the queue registry {} is not a set (a corrupt record): delete it, and adds \
+                 and workers register their queues again",
+                queue_registry(prefix)
+            )))
+        }
+        Err(e) => return Err(redis.err(e)),
+    };
     let mut names: Vec<String> = members
         .into_iter()
         .filter_map(|m| {

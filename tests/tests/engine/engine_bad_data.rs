@@ -745,6 +745,36 @@ async fn a_wake_up_marker_of_the_wrong_type_is_made_again() {
     assert_eq!((c.completed_total, c.failed_total), (2, 0), "{c:?}");
 }
 
+/// The queue registry of the wrong type (a corrupt record) refuses no add and stops no
+/// worker: it only keeps queues out of the listing, whose error names it. It used to fail
+/// every add and every worker start, of every queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_registry_of_the_wrong_type_refuses_no_add() {
+    let env = TestEnv::new().await;
+    let registry = queue_core::internal::keys::queue_registry(env.config.prefix());
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("SET")
+        .arg(&registry)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let q = env.queue("bad-registry").await;
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    let guard = spawn_worker(echo_worker(&env, "bad-registry", 2));
+    let c = wait_finished(&q, 1, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(c.completed_total, 1, "{c:?}");
+    let err = list_queues(&env.redis, env.config.prefix())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&registry) && err.contains("not a set"),
+        "{err}"
+    );
+}
+
 /// A corrupt piece count never drives a loop when a job's data is replaced (`update_data`,
 /// or an add debounced into it): `data:n` of 3,000,000 took ~8 s of Redis in one call, and
 /// `inf` never ended. The update is applied, the call is short, and the job runs with it.
