@@ -5,13 +5,72 @@
 -- park gets its turn back; a group parked at its concurrency cap with no active job (its
 -- count lost) returns to the ring.
 --
+-- At the start of each round (cursor 0) the groups' active counts are checked against
+-- what they count: a group's entries pending in the group lane. A count above it (a
+-- corrupt record) would hold its group at its cap for ever, one below it let the group
+-- past its cap: it is set right, and a group parked at its cap whose count went down
+-- returns to the ring (the claim parks it again if it is still full). Done only while at
+-- most RECOUNT_MAX entries are pending and groups counted (~2 calls an entry), and not at
+-- all while one entry cannot be put down to its group (its job hash gone: removed while
+-- it ran), so the counts are made exact or left alone.
+--
 -- KEYS: 1 meta, 2 marker
--- ARGV: 1 job key prefix, 2 cursor, 3 page size
+-- ARGV: 1 job key prefix, 2 cursor, 3 page size, 4 consumer group
 -- Returns: {next cursor, groups repaired}
 local G = group_keys(ARGV[1])
 group_keys_sane(G)
-local page = redis.call('ZSCAN', G.waiting, ARGV[2], 'COUNT', tonumber(ARGV[3]))
 local repaired = 0
+local RECOUNT_MAX = 1000
+
+-- the active counts the group lane's pending entries make, group by group; nil when they
+-- cannot all be counted
+local function pending_by_group()
+  local summary = redis.pcall('XPENDING', G.lane, ARGV[4])
+  if type(summary) ~= 'table' or summary.err then return {} end
+  local n = tonumber(summary[1]) or 0
+  if n == 0 then return {} end
+  if n > RECOUNT_MAX then return nil end
+  local by = {}
+  for _, p in ipairs(redis.call('XPENDING', G.lane, ARGV[4], '-', '+', n)) do
+    local e = redis.call('XRANGE', G.lane, p[1], p[1])
+    local id = e[1] and entry_id(e[1][2])
+    local grp = id and redis.pcall('HGET', ARGV[1] .. id, 'grp')
+    if type(grp) ~= 'string' then return nil end
+    by[grp] = (by[grp] or 0) + 1
+  end
+  return by
+end
+
+if ARGV[2] == '0' and redis.call('ZCARD', G.active) <= RECOUNT_MAX then
+  local by = pending_by_group()
+  local counts = by and redis.call('ZRANGE', G.active, 0, -1, 'WITHSCORES') or {}
+  local seen = {}
+  for i = 1, #counts, 2 do
+    local g, recorded = counts[i], tonumber(counts[i + 1]) or 0
+    local actual = by[g] or 0
+    seen[g] = true
+    if recorded ~= actual then
+      if actual > 0 then
+        redis.call('ZADD', G.active, actual, g)
+      else
+        redis.call('ZREM', G.active, g)
+      end
+      if actual < recorded and redis.call('ZSCORE', G.park, g) == 'inf' then
+        group_unpark(G, g)
+      end
+      repaired = repaired + 1
+    end
+  end
+  -- (a group whose count was lost while its jobs run: counted again, so it keeps its cap)
+  for g, actual in pairs(by or {}) do
+    if not seen[g] then
+      redis.call('ZADD', G.active, actual, g)
+      repaired = repaired + 1
+    end
+  end
+end
+
+local page = redis.call('ZSCAN', G.waiting, ARGV[2], 'COUNT', tonumber(ARGV[3]))
 for i = 1, #page[2], 2 do
   local g, counted = page[2][i], tonumber(page[2][i + 1])
   local n = redis.call('ZCARD', G.q .. g)

@@ -20,7 +20,8 @@ pub(crate) async fn repair(q: &QueueStore, cursor: &str) -> Result<(String, i64)
             .key(keys.marker())
             .arg(keys.job_prefix())
             .arg(cursor)
-            .arg(PAGE),
+            .arg(PAGE)
+            .arg(crate::keys::GROUP),
     )
     .await
 }

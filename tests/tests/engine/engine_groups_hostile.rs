@@ -209,6 +209,31 @@ async fn one_groups_queue_of_the_wrong_type_stops_no_other_group() {
     }
 }
 
+/// Was: a group's active count above its running jobs (a corrupt record: `ZADD gact 5 gA`)
+/// held the group at its concurrency cap for ever: none of its jobs ran again. The sweep
+/// now sets the counts to the group lane's pending entries (exact, in one script), and the
+/// group, parked at its cap, returns to the ring; its cap still holds after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_count_above_its_running_jobs_is_set_right_by_the_sweep() {
+    let env = TestEnv::new().await;
+    let name = "h-gact-drift";
+    let q = env.queue(name).await;
+    q.set_group_limit(Some("gA"), GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    let a = add_all(&q, (0..3).map(|i| job(Some("gA"), i)).collect()).await;
+    let b = add_all(&q, (0..2).map(|i| job(Some("gB"), i)).collect()).await;
+    let k = keys(&env, name);
+    raw(&env, &["ZADD", &k.group_active(), "5", "gA"]).await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    let left_b = unfinished_after(&q, &b, Duration::from_secs(5)).await;
+    let left_a = unfinished_after(&q, &a, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert!(left_b.is_empty(), "group gB stuck: {left_b:?}");
+    assert!(left_a.is_empty(), "group gA held at its cap: {left_a:?}");
+    assert_eq!(zcard(&env, &k.group_active()).await, 0);
+}
+
 /// Was: The claim is not atomic on error: a Lua error after writes keeps the writes. With
 /// `gact` of the wrong type, each claim pops a group from the ring and its best job from
 /// the group's queue (and decrements `gwait`), then errors at `ZINCRBY gact`
