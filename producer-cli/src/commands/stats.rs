@@ -49,6 +49,21 @@ async fn gather(ctx: &Ctx, queue: Option<&str>) -> Result<Vec<QueueStats>> {
     })
 }
 
+/// The table's columns, one per [`QueueStats`] field shown (`>`: right-aligned).
+const COLUMNS: [&str; 11] = [
+    "QUEUE",
+    ">WAITING",
+    ">WAITING_CHILDREN",
+    ">ACTIVE",
+    ">DELAYED",
+    ">COMPLETED",
+    ">FAILED",
+    ">CANCELLED",
+    "PAUSED",
+    ">COMPLETED_TOTAL",
+    ">FAILED_TOTAL",
+];
+
 fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {
     if ctx.json {
         for r in rows {
@@ -60,24 +75,12 @@ fn print(ctx: &Ctx, rows: &[QueueStats]) -> Result<()> {
         println!("no queues under prefix {:?}", ctx.prefix);
         return Ok(());
     }
-    let mut t = Table::new(&[
-        "QUEUE",
-        ">WAITING",
-        ">WAITING_CHILDREN",
-        ">ACTIVE",
-        ">DELAYED",
-        ">COMPLETED",
-        ">FAILED",
-        ">CANCELLED",
-        "PAUSED",
-        ">COMPLETED_TOTAL",
-        ">FAILED_TOTAL",
-    ]);
+    let mut t = Table::new(&COLUMNS);
     for r in rows {
         if r.error.is_some() {
             // its counts are unknown, not zero
             let mut cells = vec![r.queue.clone()];
-            cells.resize(11, "?".into());
+            cells.resize(COLUMNS.len(), "?".into());
             t.row(cells);
             continue;
         }

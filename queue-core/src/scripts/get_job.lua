@@ -12,7 +12,7 @@ local ver = redis.call('HGET', KEYS[3], 'lanes_ver') or '0'
 if ver ~= ARGV[2] then return {'lanes', ver} end
 local h = redis.pcall('HGETALL', KEYS[1])
 if type(h) == 'table' and h.err then
-  return {'unreadable', 'its record is a ' .. redis.call('TYPE', KEYS[1])['ok'] .. ', not a hash'}
+  return {'unreadable', 'its record ' .. wrong_type(KEYS[1], 'hash')}
 end
 if #h == 0 then return {'none'} end
 local state, sid, prio, ln = nil, nil, nil, nil
@@ -38,7 +38,7 @@ local paused = redis.call('HGET', KEYS[3], 'paused') == '1' and 1 or 0
 local logs = redis.pcall('LRANGE', KEYS[2], 0, -1)
 local logs_note = ''
 if logs.err then
-  logs_note = 'its log is a ' .. redis.call('TYPE', KEYS[2])['ok'] .. ', not a list'
+  logs_note = 'its log ' .. wrong_type(KEYS[2], 'list')
   logs = {}
 end
 local out = {'ok', active, paused, idle, consumer, now_ms(), logs_note, #h}

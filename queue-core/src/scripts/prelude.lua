@@ -139,13 +139,16 @@ local function fail_unrun(job, id, err, failed, now)
   redis.call('ZADD', failed, now, id)
 end
 
+-- Why `key` cannot be read as a `want` (a corrupt record): 'is a <its type>, not a <want>'.
+local function wrong_type(key, want)
+  return 'is a ' .. redis.call('TYPE', key)['ok'] .. ', not a ' .. want
+end
+
 -- The reply of HMGET of `fields` of job hash `job`, or nil (with the reason) when the key
 -- is not a hash (a corrupt record): the caller fails that job alone.
 local function job_fields(job, fields)
   local f = redis.pcall('HMGET', job, unpack(fields))
-  if f.err then
-    return nil, 'its record is a ' .. redis.call('TYPE', job)['ok'] .. ', not a hash'
-  end
+  if f.err then return nil, 'its record ' .. wrong_type(job, 'hash') end
   return f
 end
 
