@@ -131,6 +131,21 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// One of a queue's own keys holds a value of the wrong type (a corrupt record, e.g. a
+    /// string where its meta hash belongs): the queue cannot be used until it is deleted or
+    /// set right by hand. (The queue's indexes of jobs — its delayed, completed and failed
+    /// sets and its lane streams — are made again by the scripts that meet them instead.)
+    #[error("queue {queue:?} is corrupt: key {key} is a {found}, not a {want}; delete it or set it right by hand")]
+    CorruptKey {
+        /// queue name
+        queue: String,
+        /// the key
+        key: String,
+        /// the type it holds
+        found: String,
+        /// the type it should hold
+        want: &'static str,
+    },
     /// A cached value could not be encoded to JSON, or the stored JSON does not decode as
     /// the type asked for (e.g. the type changed since it was written).
     #[error("cache value {key:?} in namespace {namespace:?} could not be {action} JSON: {source}")]

@@ -13,7 +13,7 @@ use serde_json::Value;
 pub use crate::backoff::{Backoff, BackoffKind};
 use crate::duration::check_ms;
 use crate::error::{Error, Result};
-use crate::validate::validate_job_id;
+use crate::validate::{is_key_id, validate_job_id};
 
 /// Where a job is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -411,12 +411,12 @@ impl JobOptions {
         ];
         for (what_id, what_ttl, key) in keyed {
             let Some((id, ttl_ms)) = key else { continue };
-            validate_job_id(id).map_err(|_| {
-                Error::invalid(
+            if !is_key_id(id) {
+                return Err(Error::invalid(
                     what_id,
                     format!("{id:?}: use 1-256 printable ASCII characters without spaces"),
-                )
-            })?;
+                ));
+            }
             if ttl_ms == 0 {
                 return Err(Error::invalid(what_ttl, "0ms: must be positive"));
             }

@@ -46,13 +46,21 @@ impl LaneCache {
         let mut conn = redis.conn();
         // read as bytes: a member that is not a lane number (a corrupt record) is skipped,
         // never a failure of every call on the queue
-        let (version, members): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
+        let read = redis::pipe()
             .atomic()
             .hget(keys.meta(), "lanes_ver")
             .zrevrange(keys.lanes(), 0, -1)
+            .to_owned();
+        let (version, members): (Option<Vec<u8>>, Vec<Vec<u8>>) = match read
             .query_async(&mut conn)
             .await
-            .map_err(|e| redis.err(e))?;
+        {
+            Err(e) if e.code() == Some("WRONGTYPE") && lanes_set_lost(&mut conn, keys).await => {
+                read.query_async(&mut conn).await
+            }
+            r => r,
+        }
+        .map_err(|e| redis.err(e))?;
         let prios = members
             .iter()
             .filter_map(|m| std::str::from_utf8(m).ok()?.parse::<i32>().ok())
@@ -85,4 +93,24 @@ impl LaneCache {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = lanes.clone();
         Ok(lanes)
     }
+}
+
+/// When the queue's lanes set holds another type (a corrupt record), deletes it and says so:
+/// it lists no lane of ours. Adds put their lanes back in it, and the repair sweep those of
+/// the jobs already waiting; the lanes version moves on, so every process reads it again.
+async fn lanes_set_lost(conn: &mut crate::connection::Conn, keys: &QueueKeys) -> bool {
+    let kind: redis::RedisResult<String> =
+        redis::cmd("TYPE").arg(keys.lanes()).query_async(conn).await;
+    if !matches!(kind.as_deref(), Ok(k) if k != "zset" && k != "none") {
+        return false;
+    }
+    tracing::warn!(key = %keys.lanes(), "the lanes set is not a sorted set (a corrupt record): made again");
+    let done: redis::RedisResult<()> = redis::pipe()
+        .del(keys.lanes())
+        .ignore()
+        .hincr(keys.meta(), "lanes_ver", 1)
+        .ignore()
+        .query_async(conn)
+        .await;
+    done.is_ok()
 }

@@ -443,7 +443,7 @@ impl Walker<'_> {
                     Some([p, e]) => (p.parse().unwrap_or(i32::MAX), Some(e.clone())),
                     _ => (i32::MAX, None),
                 };
-                let lanes = self.q.lanes.refresh(&self.q.redis, &self.q.keys).await?;
+                let lanes = crate::scripts::refresh_lanes(self.q).await?;
                 for prio in lanes.prios.into_iter().filter(|p| *p <= from_lane) {
                     if self.full() {
                         // full at the end of a lane: the next page starts with this one

@@ -31,9 +31,16 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
     Ok(())
 }
 
-/// A job id given by the user: 1–256 printable characters without spaces.
+/// An id that is part of a key (a dedup or debounce id): 1–256 printable ASCII characters
+/// without spaces.
+pub fn is_key_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 256 && id.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// A job id given by the user: a key id ([`is_key_id`]) other than `.` and `..` (it is a
+/// path segment of the API and the dashboard).
 pub fn validate_job_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 256 || !id.chars().all(|c| c.is_ascii_graphic()) || is_dots(id) {
+    if !is_key_id(id) || is_dots(id) {
         return Err(Error::invalid(
             "job id",
             format!("{id:?}: use 1-256 printable ASCII characters without spaces (not . or ..)"),

@@ -59,14 +59,14 @@ local function debounce(job, kept, s, e, delay, now)
   hset_list(job, ARGV, s, e)
   if state == 'waiting' and delay == 0 then return true, nil, 0 end
   local due = now + delay
-  redis.call('ZADD', delayed, ms_text(due), kept)
+  on_index('ZADD', delayed, ms_text(due), kept)
   if state == 'delayed' then
     redis.call('HSET', job, 'due', ms_text(due))
     return true, due, 0
   end
   local left = 0
   if lane then
-    left = redis.call('XDEL', lane, sid)
+    left = on_index('XDEL', lane, sid)
   elseif group_unwait(group_keys(base .. 'j:'), kept, grp) then
     left = 1
   end
@@ -130,7 +130,7 @@ for j = 0, N - 1 do
       local due_text = ms_text(due)
       ARGV[first + 1], ARGV[first + 5] = now_text, due_text
       hset_list(job, ARGV, first, last)
-      redis.call('ZADD', delayed, due_text, id)
+      on_index('ZADD', delayed, due_text, id)
       if not first_due or due < first_due then first_due = due end
       delayed_ids[#delayed_ids + 1] = id
     elseif grp ~= '' then
@@ -141,7 +141,7 @@ for j = 0, N - 1 do
       added[#added + 1] = id
     else
       -- waiting: no `state` field (see job_state in the prelude)
-      local sid = redis.call('XADD', KEYS[5 + lane], '*', 'i', id)
+      local sid = on_index('XADD', KEYS[5 + lane], '*', 'i', id)
       ARGV[first + 1], ARGV[first + 3] = now_text, sid
       hset_list(job, ARGV, first, last)
       added[#added + 1] = id

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use super::{invoke, EVENTS_MAXLEN};
+use super::{invoke_on, EVENTS_MAXLEN};
 use crate::error::{Error, Result};
 use crate::job::{new_job_id, push_long, Added, NewJob};
 use crate::keys::GROUP;
@@ -24,7 +24,7 @@ impl PreparedChunk {
     /// Sends the call; per job, stored, the id of the job it duplicates, or the id of the
     /// job it was debounced into.
     pub(crate) async fn send(self, queue: &QueueStore) -> Result<Vec<Added>> {
-        let holders: Vec<String> = invoke(&queue.redis, &self.inv).await?;
+        let holders: Vec<String> = invoke_on(queue, &self.inv).await?;
         if holders.len() != self.ids.len() {
             return Err(Error::Protocol(format!(
                 "add_job answered {} results for {} jobs",

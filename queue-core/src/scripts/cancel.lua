@@ -64,7 +64,7 @@ local was_parent = 0
 if leave_waiting(place, group_keys(job_prefix), id, sid, f[6], lane_key, group, {}) then
   hincr(meta, 'waiting', -1)
 elseif state == 'delayed' then
-  redis.call('ZREM', delayed, id)
+  on_index('ZREM', delayed, id)
 elseif state == 'waiting_children' then
   redis.call('ZREM', waiting_children, id)
   was_parent = 1

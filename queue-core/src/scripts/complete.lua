@@ -20,7 +20,7 @@ local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV
 local now = now_ms_ceil()
 local now_text = ms_text(now)
 local by_lane, zargs, done, lost, times = {}, {}, {}, {}, {}
-local recorded = 0
+local recorded, nd, nt = 0, 0, 0
 local G, ended = group_keys(job_prefix), {}
 for j = 0, N - 1 do
   local a = 7 + j * 8
@@ -33,7 +33,8 @@ for j = 0, N - 1 do
   local a = 7 + j * 8
   local id, sid, result = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
   local att, started, par, grp = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
-  local job = job_prefix .. id
+  -- (a job deleted by its retention in the batch's one call needs no key of its own here)
+  local job = (keep ~= 0 or not all_owned) and job_prefix .. id
   local own = all_owned and 'owned' or ownership(job, sid)
   if own == 'lost' then
     lost[#lost + 1] = id
@@ -42,11 +43,22 @@ for j = 0, N - 1 do
     count_ended(ended, grp)
     if par ~= '' then notify_parent(outbox, id, par, 'c', result) end
     local t0 = tonumber(started)
-    if t0 then times[#times + 1] = now - t0 end
+    if t0 then
+      nt = nt + 1
+      times[nt] = now - t0
+    end
     local written = keep ~= 0 and redis.pcall('HSET', job, 'state', 'completed', 'finished',
       now_text, 'started', started, 'att', att, 'result', result, 'sid', sid)
-    if keep == 0 then
-      if delete_job(job_prefix, id) > 0 then done[#done + 1] = id end
+    if keep == 0 and all_owned then
+      -- deleted below, all in one call: each job's entry was still pending, so its hash was
+      -- there when it was claimed and nothing but a hand-made deletion can have taken it
+      nd = nd + 1
+      done[nd] = id
+    elseif keep == 0 then
+      if delete_job(job_prefix, id) > 0 then
+        nd = nd + 1
+        done[nd] = id
+      end
     elseif written == 6 and redis.call('HEXISTS', job, 'name') == 0 then
       -- all six fields were new (an owned job has `sid`) and there is no name: the job was
       -- removed while it ran; do not resurrect it. (A job whose `sid` alone was lost to a
@@ -57,13 +69,15 @@ for j = 0, N - 1 do
       -- listed among the completed, where it shows as unreadable)
       zargs[#zargs + 1] = now_text
       zargs[#zargs + 1] = id
-      done[#done + 1] = id
+      nd = nd + 1
+      done[nd] = id
     end
   end
 end
+if keep == 0 and all_owned then delete_jobs(job_prefix, done, 1, nd, 1) end
 trim_acked(by_lane, group)
 emit_ids(events, maxlen, 'completed', done)
-if #zargs > 0 then redis.call('ZADD', completed, unpack(zargs)) end
+if #zargs > 0 then on_index('ZADD', completed, unpack(zargs)) end
 if recorded > 0 then
   hincr(meta, 'completed_total', recorded)
   bump_minute(meta, per_minute, 'c', now, recorded)

@@ -1,7 +1,7 @@
 //! `complete.lua`: records a batch of successful attempts (result stored, job to the
 //! completed set or deleted by its retention, lane entries acknowledged, metrics counted).
 
-use super::{invoke, outcome_call, Attempt};
+use super::{invoke_on, outcome_call, Attempt};
 use crate::error::Result;
 use crate::job::Retention;
 use crate::store::QueueStore;
@@ -26,5 +26,5 @@ pub(crate) async fn complete(
     let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, result| {
         inv.arg(*result);
     });
-    invoke(&q.redis, &inv).await
+    invoke_on(q, &inv).await
 }

@@ -22,7 +22,7 @@ if #ARGV > 5 + 2 * L then
   local G = group_keys(job_prefix)
   for i = 6 + 2 * L, #ARGV do
     local id = ARGV[i]
-    if redis.call('ZREM', delayed, id) == 1 then
+    if on_index('ZREM', delayed, id) == 1 then
       gone[#gone + 1] = id
     else
       -- promoted since the snapshot (it fell due): still not started while its lane entry

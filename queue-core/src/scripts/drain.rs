@@ -1,6 +1,6 @@
 //! `drain.lua`: deletes a batch of jobs that had not started when the drain began.
 
-use super::{invoke, BATCH, EVENTS_MAXLEN};
+use super::{invoke_on, BATCH, EVENTS_MAXLEN};
 use crate::error::Result;
 use crate::keys::GROUP;
 use crate::lanes::Lanes;
@@ -40,5 +40,5 @@ pub(crate) async fn drain(
     for id in ids {
         inv.arg(id);
     }
-    invoke(&q.redis, &inv).await
+    invoke_on(q, &inv).await
 }

@@ -1,7 +1,7 @@
 //! `extend_lease.lua`: renews the lease of every lane entry a worker holds (resets its idle
 //! time), answering the entries it no longer owns (taken by a reclaimer).
 
-use super::invoke;
+use super::invoke_on;
 use crate::error::Result;
 use crate::keys::GROUP;
 use crate::store::QueueStore;
@@ -38,7 +38,7 @@ pub(crate) async fn extend_lease(
         }
     }
     // per lane (in KEYS order), the ids of the entries lost there
-    let lost: Vec<Vec<String>> = invoke(&q.redis, &inv).await?;
+    let lost: Vec<Vec<String>> = invoke_on(q, &inv).await?;
     Ok(lanes
         .iter()
         .zip(lost)

@@ -54,7 +54,7 @@ for j = 0, N - 1 do
     -- its key is not a hash (a corrupt record): it takes no outcome, nor a retry; failed
     -- for good, listed among the failed, where it shows as unreadable
     emit(events, maxlen, 'event', 'failed', 'ids', id, 'error', err)
-    redis.call('ZADD', failed, now_text, id)
+    on_index('ZADD', failed, now_text, id)
     final = final + 1
   -- (a job removed while it ran stays removed)
   elseif kind == 'hash' then
@@ -70,7 +70,7 @@ for j = 0, N - 1 do
       local due = now + delay
       redis.call('HSET', job, 'state', 'delayed', 'due', due,
         'att', math.max((tonumber(att) or 1) - 1, 0), 'started', started)
-      redis.call('ZADD', delayed, due, id)
+      on_index('ZADD', delayed, due, id)
       if not first_due or due < first_due then first_due = due end
       emit(events, maxlen, 'event', 'snoozed', 'ids', id, 'due', due)
       retried = retried + 1
@@ -78,7 +78,7 @@ for j = 0, N - 1 do
       local due = now + delay
       redis.call('HSET', job, 'state', 'delayed', 'due', due, 'error', err, 'stack', stack,
         'att', att, 'started', started)
-      redis.call('ZADD', delayed, due, id)
+      on_index('ZADD', delayed, due, id)
       if not first_due or due < first_due then first_due = due end
       emit(events, maxlen, 'event', 'retrying', 'ids', id, 'error', err, 'due', due)
       retried = retried + 1
@@ -90,7 +90,7 @@ for j = 0, N - 1 do
       else
         redis.call('HSET', job, 'state', 'failed', 'finished', now_text, 'error', err, 'stack', stack,
           'att', att, 'started', started)
-        redis.call('ZADD', failed, now_text, id)
+        on_index('ZADD', failed, now_text, id)
       end
       final = final + 1
     end

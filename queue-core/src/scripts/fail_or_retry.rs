@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{invoke, outcome_call, Attempt, Reply};
+use super::{invoke_on, outcome_call, Attempt, Reply};
 use crate::error::Result;
 use crate::job::Retention;
 use crate::store::QueueStore;
@@ -63,7 +63,7 @@ pub(crate) async fn fail_or_retry(
             .arg(f.retry.map_or(-1, |d| d.as_millis() as i64))
             .arg(f.how.letter());
     });
-    let reply: redis::Value = invoke(&q.redis, &inv).await?;
+    let reply: redis::Value = invoke_on(q, &inv).await?;
     // {retried, failed, lost id…}
     let mut r = Reply::new(&reply)?;
     let (_retried, _failed) = (r.int()?, r.int()?);

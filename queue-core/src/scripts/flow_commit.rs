@@ -2,7 +2,7 @@
 //! them back.
 
 use super::flow::{flow_call, flow_script};
-use super::{invoke, Reply};
+use super::{invoke_on, Reply};
 use crate::error::Result;
 use crate::store::QueueStore;
 
@@ -35,7 +35,7 @@ pub(crate) async fn commit(
     for id in ids {
         inv.arg(*id);
     }
-    let v: redis::Value = invoke(&q.redis, &inv).await?;
+    let v: redis::Value = invoke_on(q, &inv).await?;
     let mut r = Reply::new(&v)?;
     Ok((r.int()?.max(0) as u64, r.int()? == 1))
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use super::flow::{flow_call, flow_script};
-use super::{invoke, Reply};
+use super::{invoke_on, Reply};
 use crate::error::Result;
 use crate::store::QueueStore;
 
@@ -32,7 +32,7 @@ pub(crate) async fn stage(q: &QueueStore, jobs: &[Staged<'_>]) -> Result<Option<
             inv.arg(child).arg(name);
         }
     }
-    let v: redis::Value = invoke(&q.redis, &inv).await?;
+    let v: redis::Value = invoke_on(q, &inv).await?;
     let mut r = Reply::new(&v)?;
     Ok(match r.string()?.as_str() {
         "taken" => Some(r.string()?),

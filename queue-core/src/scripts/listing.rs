@@ -80,7 +80,7 @@ pub(crate) async fn list_waiting(
 ) -> Result<Vec<JobInfo>> {
     let inner = q;
     let keys = &inner.keys;
-    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let lanes = super::refresh_lanes(inner).await?;
     let paused = is_paused(q).await?;
     let mut conn = inner.redis.conn();
     let mut out = Vec::new();
@@ -225,7 +225,7 @@ async fn list_grouped(
 pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Result<Vec<JobInfo>> {
     let inner = q;
     let keys = &inner.keys;
-    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let lanes = super::refresh_lanes(inner).await?;
     let now = super::node_time::now_ms(q).await?;
     let mut conn = inner.redis.conn();
     let mut out = Vec::new();

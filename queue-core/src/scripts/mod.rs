@@ -167,6 +167,69 @@ pub(crate) async fn invoke<T: FromRedisValue>(
         .map_err(|e| redis.err(e))
 }
 
+/// Sends a call of one of queue `q`'s scripts; a failure that is Redis's WRONGTYPE is
+/// explained ([`explained`]).
+pub(crate) async fn invoke_on<T: FromRedisValue>(
+    q: &QueueStore,
+    inv: &ScriptInvocation<'_>,
+) -> Result<T> {
+    match invoke(&q.redis, inv).await {
+        Ok(v) => Ok(v),
+        Err(e) => Err(explained(q, e).await),
+    }
+}
+
+/// `e`, or when it is Redis's WRONGTYPE (a script or read met a key of the wrong type), the
+/// queue's own key that holds the wrong type, named: its meta hash, its lanes set, or one of
+/// its indexes of jobs. (Job keys of the wrong type never get here: the job fails alone.) A
+/// key that cannot be found, or a failed look, leaves `e` as it is.
+pub(crate) async fn explained(q: &QueueStore, e: Error) -> Error {
+    let Error::Redis { source, .. } = &e else {
+        return e;
+    };
+    let wrongtype = source.code() == Some("WRONGTYPE") || source.to_string().contains("WRONGTYPE");
+    if !wrongtype {
+        return e;
+    }
+    let k = &q.keys;
+    let mut want = vec![
+        (k.meta(), "hash"),
+        (k.lanes(), "zset"),
+        (k.delayed(), "zset"),
+        (k.completed(), "zset"),
+        (k.failed(), "zset"),
+    ];
+    want.extend(q.lanes.get().keys(k).into_iter().map(|key| (key, "stream")));
+    let mut pipe = redis::pipe();
+    for (key, _) in &want {
+        pipe.cmd("TYPE").arg(key);
+    }
+    let found: Vec<String> = match pipe.query_async(&mut q.redis.conn()).await {
+        Ok(found) => found,
+        Err(_) => return e,
+    };
+    for ((key, want), found) in want.into_iter().zip(found) {
+        if found != "none" && found != want {
+            return Error::CorruptKey {
+                queue: q.name.clone(),
+                key,
+                found,
+                want,
+            };
+        }
+    }
+    e
+}
+
+/// Reads queue `q`'s lanes again (see `lanes.rs`); a lanes set of the wrong type (a corrupt
+/// record) is named in the error.
+pub(crate) async fn refresh_lanes(q: &QueueStore) -> Result<Lanes> {
+    match q.lanes.refresh(&q.redis, &q.keys).await {
+        Ok(lanes) => Ok(lanes),
+        Err(e) => Err(explained(q, e).await),
+    }
+}
+
 /// Runs a script that touches the queue's lane streams: `build` adds its KEYS and ARGV
 /// around the lanes this process knows. A script answers `{'lanes', …}` when a producer
 /// has created a lane since; then the lanes are read again and the call repeated. The
@@ -183,9 +246,9 @@ pub(crate) async fn invoke_with_lanes(
         let lanes = inner.lanes.get();
         let mut inv = script.prepare_invoke();
         build(&mut inv, &lanes);
-        let v: redis::Value = invoke(&inner.redis, &inv).await?;
+        let v: redis::Value = invoke_on(inner, &inv).await?;
         if Reply::new(&v)?.string()? == "lanes" {
-            inner.lanes.refresh(&inner.redis, &inner.keys).await?;
+            refresh_lanes(inner).await?;
             continue;
         }
         return Ok((v, lanes));

@@ -76,7 +76,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local start = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
 
 -- promote due jobs into their lanes (all lanes checked before anything is written)
-local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, promote_max)
+local due = on_index('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, promote_max)
 local prio_of, corrupt, group_of = {}, {}, {}
 local G = group_keys(job_prefix)
 local PROMOTE_FIELDS = {'state', 'prio', 'grp'}
@@ -99,7 +99,7 @@ for i, id in ipairs(due) do
       else
         -- its lane vanished from the lanes set (keys deleted by hand): put it back and have
         -- the caller refresh; the next call gets the lane in KEYS (and recreates its group)
-        redis.call('ZADD', lanes, prio, prio)
+        on_index('ZADD', lanes, prio, prio)
         return {'lanes', tostring(hincr(meta, 'lanes_ver', 1))}
       end
     end
@@ -117,7 +117,7 @@ for i, id in ipairs(due) do
     group_wait(G, job, id, prio_of[i], group_of[i], false, 'due')
     promoted[#promoted + 1] = id
   elseif prio_of[i] then
-    local sid = redis.call('XADD', KEYS[FIRST_LANE - 1 + lane_of[prio_of[i]]], '*', 'i', id)
+    local sid = on_index('XADD', KEYS[FIRST_LANE - 1 + lane_of[prio_of[i]]], '*', 'i', id)
     set_waiting(job, sid, 'due')
     promoted[#promoted + 1] = id
   end
@@ -510,7 +510,13 @@ local function read_lane(lane, n, out)
   local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
     'STREAMS', key, '>')
   if type(res) == 'table' and res.err then
-    if not string.find(res.err, 'NOGROUP') then error(res.err) end
+    if string.find(res.err, 'WRONGTYPE', 1, true) then
+      -- not a stream (a corrupt record): it holds no entry of ours; made again below, and
+      -- the repair sweep gives the jobs that waited in it new entries
+      redis.call('DEL', key)
+    elseif not string.find(res.err, 'NOGROUP') then
+      error(res.err)
+    end
     -- the lane's stream or group was deleted by hand: recreate the group and read again
     redis.call('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
     res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
@@ -518,6 +524,7 @@ local function read_lane(lane, n, out)
   end
   if res then
     local stale = {}
+    local o = #out
     delivered = delivered + #res[1][2]
     for _, entry in ipairs(res[1][2]) do
       local sid, id = entry[1], entry_id(entry[2])
@@ -581,18 +588,14 @@ local function read_lane(lane, n, out)
           if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], data_more) end
           if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], NO_PIECES) end
         end
-        started[#started + 1] = id
-        out[#out + 1] = id
-        out[#out + 1] = lane
-        out[#out + 1] = sid
-        out[#out + 1] = f[2] or ''
-        out[#out + 1] = data or ''
-        out[#out + 1] = opts or ''
-        out[#out + 1] = att + 1
-        out[#out + 1] = note
-        out[#out + 1] = f[10] or ''
-        out[#out + 1] = f[11] or ''
         got = got + 1
+        started[got] = id
+        -- (positions counted, not found with `#` for each of the job's fields)
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, f[2] or '',
+          data or ''
+        out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = opts or '', att + 1, note,
+          f[10] or '', f[11] or ''
+        o = o + FIELDS
       end
     end
     if #stale > 0 then

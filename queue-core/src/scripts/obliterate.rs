@@ -16,6 +16,6 @@ pub(crate) async fn delete_all(q: &QueueStore) -> Result<u64> {
         .query_async(&mut q.redis.conn())
         .await
         .map_err(|e| q.redis.err(e))?;
-    q.lanes.refresh(&q.redis, &q.keys).await?;
+    super::refresh_lanes(q).await?;
     Ok(deleted)
 }

@@ -126,6 +126,21 @@ local function check_value(job, field, first, n, cap, more)
   return nil
 end
 
+-- Runs `cmd` on `key`, one of a queue's indexes of jobs (its delayed, completed or failed
+-- set, a lane stream, its lanes set). One of another type (a corrupt record) holds no job of ours: it is
+-- deleted and `cmd` runs on a new, empty one, so the queue goes on instead of failing every
+-- call that meets the key; the repair sweep (repair.lua) puts back the jobs it listed, from
+-- their hashes. (A lane stream made again gets its consumer group from the next claim.)
+local function on_index(cmd, key, ...)
+  local r = redis.pcall(cmd, key, ...)
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'WRONGTYPE', 1, true) then error(r) end
+    redis.call('DEL', key)
+    r = redis.call(cmd, key, ...)
+  end
+  return r
+end
+
 -- Fails job `id` (hash `job`) for good without running it (again), with error `err`; it
 -- leaves no live lane entry (`sid`), so no worker still running it records an outcome. The
 -- caller counts it (failed_total, per-minute list, event).
@@ -136,7 +151,7 @@ local function fail_unrun(job, id, err, failed, now)
       'stack', '')) == 'number' then
     redis.call('HDEL', job, 'sid')
   end
-  redis.call('ZADD', failed, now, id)
+  on_index('ZADD', failed, now, id)
 end
 
 -- Why `key` cannot be read as a `want` (a corrupt record): 'is a <its type>, not a <want>'.
@@ -255,7 +270,7 @@ local function ack_all(by_lane, group)
   for key_index, ids in pairs(by_lane) do
     local n = 0
     for i = 1, #ids, 500 do
-      n = n + redis.call('XACK', KEYS[key_index], group, unpack(ids, i, math.min(i + 499, #ids)))
+      n = n + on_index('XACK', KEYS[key_index], group, unpack(ids, i, math.min(i + 499, #ids)))
     end
     if n < #ids then all = false end
   end
@@ -282,10 +297,10 @@ end
 -- Creates lane stream `key` of priority `prio` unless the lanes set has it: its group, and
 -- its place in the lanes set with a new lanes version (fetchers then read it).
 local function open_lane(meta, lanes, key, prio, group)
-  if redis.call('ZSCORE', lanes, prio) then return end
+  if on_index('ZSCORE', lanes, prio) then return end
   -- the group may already exist if only the lanes set was lost; that is fine
   pcall(redis.call, 'XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
-  redis.call('ZADD', lanes, prio, prio)
+  on_index('ZADD', lanes, prio, prio)
   hincr(meta, 'lanes_ver', 1)
 end
 
@@ -340,8 +355,11 @@ local TRIM_HOLD_MS = 5000
 local function trim_acked(by_lane, group)
   for key_index, ids in pairs(by_lane) do
     local key = KEYS[key_index]
-    local oldest = redis.call('XPENDING', key, group, '-', '+', 1)[1]
-    if not oldest then
+    local p = redis.pcall('XPENDING', key, group, '-', '+', 1)
+    local oldest = not p.err and p[1]
+    if p.err then
+      -- (a lane without its group, deleted by hand or made again, holds nothing to trim)
+    elseif not oldest then
       -- nothing pending: every entry up to the last delivered one is acknowledged, so trim
       -- exactly past it (the lane keeps only entries not yet delivered)
       local ms, seq = string.match(last_delivered(key, group), '(%d+)-(%d+)')
@@ -513,14 +531,14 @@ end
 local function trim_finished(set, job_prefix, count, age, now, budget)
   local removed = 0
   if count >= 0 then
-    local excess = redis.call('ZCARD', set) - count
+    local excess = on_index('ZCARD', set) - count
     if excess > 0 then
       local popped = redis.call('ZPOPMIN', set, math.min(excess, budget))
       removed = removed + delete_jobs(job_prefix, popped, 1, #popped, 2)
     end
   end
   if age > 0 and removed < budget then
-    local old = redis.call('ZRANGEBYSCORE', set, '-inf', now - age, 'LIMIT', 0, budget - removed)
+    local old = on_index('ZRANGEBYSCORE', set, '-inf', now - age, 'LIMIT', 0, budget - removed)
     if #old > 0 then
       redis.call('ZREM', set, unpack(old))
       delete_jobs(job_prefix, old, 1, #old, 1)

@@ -48,7 +48,7 @@ if now - resumed < tonumber(lease) then return {-2} end
 if not redis.call('SET', lock, reclaimer, 'NX', 'PX', lock_ttl) then return {-1} end
 local requeued, failed_ids, cancelled, gone = {}, {}, {}, 0
 local G, C = group_keys(job_prefix), cancel_keys(job_prefix)
-local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
+local front_ready = on_index('ZSCORE', lanes, FRONT_LANE)
 local reason = 'job stalled more than ' .. max_stalls ..
   ' time(s): its worker stopped renewing the lease (crashed or cut off)'
 -- the front lane first (when it exists): jobs reclaimed again stay in it

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{invoke, EVENTS_MAXLEN};
+use super::{invoke_on, EVENTS_MAXLEN};
 use crate::error::{Error, Result};
 use crate::keys::{FRONT_LANE, GROUP};
 use crate::store::QueueStore;
@@ -32,7 +32,7 @@ pub(crate) struct Reclaim<'a> {
 pub(crate) async fn reclaim(queue: &QueueStore, r: &Reclaim<'_>) -> Result<Option<(i64, i64)>> {
     let inner = queue;
     let keys = &inner.keys;
-    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let lanes = super::refresh_lanes(inner).await?;
     if lanes.prios.is_empty() {
         return Ok(Some((0, 0)));
     }
@@ -58,7 +58,7 @@ pub(crate) async fn reclaim(queue: &QueueStore, r: &Reclaim<'_>) -> Result<Optio
         .arg(r.budget)
         .arg(r.consumer_idle.as_millis() as u64)
         .arg(r.outage_gap.as_millis() as u64);
-    let out: Vec<i64> = invoke(&inner.redis, &inv).await?;
+    let out: Vec<i64> = invoke_on(inner, &inv).await?;
     match out.as_slice() {
         [-1] | [-2] => Ok(None),
         [requeued, failed, _gone] => Ok(Some((*requeued, *failed))),

@@ -15,7 +15,7 @@ local meta, lanes, front, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], K
 local group, consumer, job_prefix, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local held = {}
 for i = 5, #ARGV do held[ARGV[i]] = true end
-local front_ready = redis.call('ZSCORE', lanes, FRONT_LANE)
+local front_ready = on_index('ZSCORE', lanes, FRONT_LANE)
 local requeued, cancelled = {}, {}
 local G, C = group_keys(job_prefix), cancel_keys(job_prefix)
 for k = 6, #KEYS do

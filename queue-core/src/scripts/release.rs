@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::extend_lease::HeldEntry;
-use super::{invoke, EVENTS_MAXLEN};
+use super::{invoke_on, EVENTS_MAXLEN};
 use crate::error::Result;
 use crate::keys::{FRONT_LANE, GROUP};
 use crate::store::QueueStore;
@@ -21,7 +21,7 @@ pub(crate) async fn release(
 ) -> Result<i64> {
     let inner = queue;
     let keys = &inner.keys;
-    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let lanes = super::refresh_lanes(inner).await?;
     let mut prios = lanes.prios.clone();
     if !prios.contains(&FRONT_LANE) {
         prios.insert(0, FRONT_LANE);
@@ -47,5 +47,5 @@ pub(crate) async fn release(
             }
         }
     }
-    invoke(&inner.redis, &inv).await
+    invoke_on(inner, &inv).await
 }

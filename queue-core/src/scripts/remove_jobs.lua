@@ -40,9 +40,9 @@ for i = 6 + L, #ARGV do
     if f[5] and state ~= 'completed' and state ~= 'failed' and state ~= 'cancelled' then
       notify_parent(outbox, id, f[5], 'r', '')
     end
-    redis.call('ZREM', delayed, id)
-    redis.call('ZREM', completed, id)
-    redis.call('ZREM', failed, id)
+    on_index('ZREM', delayed, id)
+    on_index('ZREM', completed, id)
+    on_index('ZREM', failed, id)
     -- (a cancelled set of the wrong type, a corrupt record, holds nothing to remove)
     redis.pcall('ZREM', cancelled, id)
     redis.call('ZREM', waiting_children, id)

@@ -65,9 +65,9 @@ for j = 7 + L, #KEYS do
     local name = lane_name(f[6], f[3])
     local lane = lane_of[name]
     if not lane and (valid_priority(name) or name == FRONT_LANE)
-        and not redis.call('ZSCORE', lanes, name) then
+        and not on_index('ZSCORE', lanes, name) then
       -- its lane left the lanes set: put it back (the next claim reads the new lane list)
-      redis.call('ZADD', lanes, name, name)
+      on_index('ZADD', lanes, name, name)
       hincr(meta, 'lanes_ver', 1)
       repaired = repaired + 1
     end
@@ -85,22 +85,22 @@ for j = 7 + L, #KEYS do
         if not (sid and id_gt(sid, last_of[lane])) then
           newly_waiting = newly_waiting + 1
         end
-        local new_sid = redis.call('XADD', KEYS[lane], '*', 'i', id)
+        local new_sid = on_index('XADD', KEYS[lane], '*', 'i', id)
         redis.call('HSET', job, 'sid', new_sid)
         repaired = repaired + 1
       end
     end
   elseif state == 'delayed' then
-    if not redis.call('ZSCORE', delayed, id) then
+    if not on_index('ZSCORE', delayed, id) then
       -- a corrupt due time is due now (0), never an error for the whole batch
-      redis.call('ZADD', delayed, tonumber(f[4] or '0') or 0, id)
+      on_index('ZADD', delayed, tonumber(f[4] or '0') or 0, id)
       repaired = repaired + 1
     end
   elseif state == 'waiting_children' then
     local set, score = waiting_children, 0
     if f[7] then set, score = staged, now_ms() end
-    if not redis.call('ZSCORE', set, id) then
-      redis.call('ZADD', set, score, id)
+    if not on_index('ZSCORE', set, id) then
+      on_index('ZADD', set, score, id)
       repaired = repaired + 1
     end
   elseif state == 'completed' or state == 'failed' or state == 'cancelled' then
@@ -110,7 +110,7 @@ for j = 7 + L, #KEYS do
     -- error for the whole batch)
     local in_set = redis.pcall('ZSCORE', set, id)
     if in_set == false then
-      redis.call('ZADD', set, tonumber(f[5] or '0') or 0, id)
+      on_index('ZADD', set, tonumber(f[5] or '0') or 0, id)
       repaired = repaired + 1
     end
   end

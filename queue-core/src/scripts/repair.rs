@@ -1,7 +1,7 @@
 //! `repair.lua`: puts back in place jobs whose record says where they belong but that no
 //! lane, set or claim holds (a crash between two writes, a restored backup): the sweep's work.
 
-use super::invoke;
+use super::invoke_on;
 use crate::error::Result;
 use crate::keys::GROUP;
 use crate::store::QueueStore;
@@ -12,7 +12,7 @@ script!(SCRIPT, "repair.lua");
 pub(crate) async fn repair(queue: &QueueStore, ids: &[&str]) -> Result<i64> {
     let inner = queue;
     let keys = &inner.keys;
-    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let lanes = super::refresh_lanes(inner).await?;
     let mut inv = SCRIPT.prepare_invoke();
     inv.key(keys.meta())
         .key(keys.delayed())
@@ -33,7 +33,7 @@ pub(crate) async fn repair(queue: &QueueStore, ids: &[&str]) -> Result<i64> {
     for id in ids {
         inv.arg(*id);
     }
-    invoke(&inner.redis, &inv).await
+    invoke_on(inner, &inv).await
 }
 
 /// One SCAN page of the queue's job hashes from `cursor` (on the node that holds the

@@ -1,7 +1,7 @@
 //! `retention.lua`: deletes finished jobs past their retention (by age or count), a bounded
 //! number per call.
 
-use super::{invoke, TRIM_BUDGET};
+use super::{invoke_on, TRIM_BUDGET};
 use crate::error::Result;
 use crate::store::QueueStore;
 
@@ -10,8 +10,8 @@ script!(SCRIPT, "retention.lua");
 /// One retention pass; (completed, failed, cancelled) jobs deleted.
 pub(crate) async fn retention(q: &QueueStore) -> Result<(i64, i64, i64)> {
     let keys = &q.keys;
-    invoke(
-        &q.redis,
+    invoke_on(
+        q,
         SCRIPT
             .key(keys.meta())
             .key(keys.completed())

@@ -1,7 +1,7 @@
 //! `schedule_fire.lua`: moves schedules' due ticks on, each only if it is still the tick the
 //! caller read (compare-and-set), so two workers never fire one tick twice.
 
-use super::invoke;
+use super::invoke_on;
 use crate::error::{Error, Result};
 use crate::store::QueueStore;
 
@@ -27,7 +27,7 @@ pub(crate) async fn move_ticks<'a>(
     if n == 0 {
         return Ok(Vec::new());
     }
-    let out: Vec<i64> = invoke(&inner.redis, &inv).await?;
+    let out: Vec<i64> = invoke_on(inner, &inv).await?;
     if out.len() != n {
         return Err(Error::Protocol(format!(
             "schedule_fire returned {} results for {n} schedules",

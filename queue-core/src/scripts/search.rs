@@ -1,7 +1,7 @@
 //! `search.lua`: one bounded batch of a search (`search.rs`): the jobs of one place that
 //! pass the filters, and where the next batch starts.
 
-use super::{invoke, Reply};
+use super::{invoke_on, Reply};
 use crate::error::{Error, Result};
 use crate::keys::GROUP;
 use crate::store::QueueStore;
@@ -118,7 +118,7 @@ pub(crate) async fn batch(
     for p in position {
         inv.arg(p);
     }
-    let v: redis::Value = invoke(&q.redis, &inv).await?;
+    let v: redis::Value = invoke_on(q, &inv).await?;
     let mut r = Reply::new(&v)?;
     let done = match r.string()?.as_str() {
         "done" => true,

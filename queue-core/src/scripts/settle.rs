@@ -1,7 +1,7 @@
 //! `settle.lua`: records finished children in their parents, all of one queue.
 
 use super::flow::{flow_call, flow_script};
-use super::{invoke, Reply};
+use super::{invoke_on, Reply};
 use crate::error::Result;
 use crate::store::QueueStore;
 
@@ -29,7 +29,7 @@ pub(crate) async fn settle(q: &QueueStore, notices: &[Notice]) -> Result<(u64, b
     for n in notices {
         inv.arg(&n.parent).arg(&n.child).arg(&n.state).arg(&n.value);
     }
-    let v: redis::Value = invoke(&q.redis, &inv).await?;
+    let v: redis::Value = invoke_on(q, &inv).await?;
     let mut r = Reply::new(&v)?;
     Ok((r.int()?.max(0) as u64, r.int()? == 1))
 }

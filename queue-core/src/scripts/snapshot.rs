@@ -30,7 +30,7 @@ pub(crate) async fn grouped(q: &QueueStore) -> Result<Vec<String>> {
 pub(crate) async fn lane_bounds(q: &QueueStore) -> Result<(Lanes, Vec<String>, Vec<String>)> {
     let inner = q;
     let keys = &inner.keys;
-    let lanes = inner.lanes.refresh(&inner.redis, keys).await?;
+    let lanes = super::refresh_lanes(inner).await?;
     let lane_keys = lanes.keys(keys);
     // each lane's last entry id now: an entry added later has a greater one
     let mut pipe = redis::pipe();

@@ -896,3 +896,135 @@ async fn guarantee_8_a_return_value_over_the_data_cap_fails_the_job_naming_the_s
     assert_eq!(ok.state, JobState::Completed);
     guard.stop().await.unwrap();
 }
+
+/// A queue's indexes of jobs of the wrong type (corrupt records: a string where its delayed,
+/// completed or failed set, its lane stream or its lanes set belongs) stop nothing: the scripts that meet
+/// one make it again, new jobs run, wait and fail as usual, and the repair sweep puts back
+/// the jobs the lost indexes listed. They used to fail every add, claim and outcome of the
+/// queue, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_index_of_the_wrong_type_is_made_again_and_its_jobs_put_back() {
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("bad-index").await;
+    let worker = || {
+        env.worker()
+            .queues(["bad-index"])
+            .concurrency(2)
+            .sweep_interval(Duration::from_millis(100))
+            .handler("work", |_j: Job<Value>, _c: Ctx| async {
+                Ok::<_, JobError>(())
+            })
+            .handler("fail", |_j: Job<Value>, _c: Ctx| async {
+                Err::<(), _>(JobError::new("no"))
+            })
+            .build()
+            .unwrap()
+    };
+    let once = JobOptions::new().attempts(1);
+    // jobs in each index: completed, failed, delayed (for a minute), waiting
+    let done = q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    let failed = q.add("fail", &json!({}), once.clone()).await.unwrap();
+    let guard = spawn_worker(worker());
+    wait_finished(&q, 2, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    let later = JobOptions::new().delay(Duration::from_secs(60));
+    let delayed = q.add("work", &json!({}), later).await.unwrap();
+    let waiting = q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+
+    let keys = QueueKeys::new(env.config.prefix(), "bad-index");
+    let indexes = [
+        keys.delayed(),
+        keys.completed(),
+        keys.failed(),
+        keys.lane(0),
+        keys.lanes(),
+    ];
+    let mut raw = env.raw().await;
+    for key in &indexes {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("garbage")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    // new jobs of every kind are taken, run and recorded
+    let soon = JobOptions::new().delay(Duration::from_millis(200));
+    let due = q.add("work", &json!({}), soon).await.unwrap();
+    let fresh = q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    let failing = q.add("fail", &json!({}), once).await.unwrap();
+    let guard = spawn_worker(worker());
+    let c = wait_finished(&q, 6, Duration::from_secs(15)).await;
+    assert_eq!((c.completed_total, c.failed_total), (4, 2), "{c:?}");
+    // the sweep puts the jobs of the lost indexes back in them
+    eventually(
+        Duration::from_secs(15),
+        "the lost indexes refilled",
+        || async {
+            let c = q.counts().await.unwrap();
+            (c.completed == 4 && c.failed == 2 && c.delayed == 1).then_some(())
+        },
+    )
+    .await;
+    guard.stop().await.unwrap();
+    for (id, state) in [
+        (&done.id, JobState::Completed),
+        (&waiting.id, JobState::Completed),
+        (&due.id, JobState::Completed),
+        (&fresh.id, JobState::Completed),
+        (&failed.id, JobState::Failed),
+        (&failing.id, JobState::Failed),
+        (&delayed.id, JobState::Delayed),
+    ] {
+        assert_eq!(q.job(id).await.unwrap().state, state, "job {id}");
+    }
+    for (key, want) in indexes
+        .iter()
+        .zip(["zset", "zset", "zset", "stream", "zset"])
+    {
+        let kind: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(kind, want, "{key}");
+    }
+}
+
+/// A queue's meta hash of the wrong type cannot be made again (it holds the queue's
+/// counters and settings): every call on the queue fails with an error naming the key and
+/// its type, not Redis's bare WRONGTYPE; other queues go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_meta_of_the_wrong_type_is_named_in_the_error() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-meta").await;
+    let other = env.queue("good-meta").await;
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    let meta = QueueKeys::new(env.config.prefix(), "bad-meta").meta();
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("SET")
+        .arg(&meta)
+        .arg("garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let err = q
+        .add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&meta) && text.contains("is a string, not a hash"),
+        "{text}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    other
+        .add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let guard = spawn_worker(echo_worker(&env, "good-meta", 1));
+    let c = wait_finished(&other, 1, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(c.completed_total, 1);
+}
