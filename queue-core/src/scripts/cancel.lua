@@ -49,10 +49,7 @@ if place == 'running' then
   redis.call('HSET', job, 'cxl', sid)
   -- (a requests key of the wrong type, a corrupt record, is started again)
   local member = request_member(sid, id)
-  if type(redis.pcall('ZADD', requests, now, member)) ~= 'number' then
-    redis.call('DEL', requests)
-    redis.call('ZADD', requests, now, member)
-  end
+  on_index('ZADD', requests, now, member)
   -- requests of attempts that completed anyway are never answered: a bounded few go here
   local stale = redis.call('ZRANGEBYSCORE', requests, '-inf', now - stale_ms, 'LIMIT', 0, 100)
   if #stale > 0 then redis.call('ZREM', requests, unpack(stale)) end

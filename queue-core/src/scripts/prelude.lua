@@ -126,11 +126,14 @@ local function check_value(job, field, first, n, cap, more)
   return nil
 end
 
--- Runs `cmd` on `key`, one of a queue's indexes of jobs (its delayed, completed or failed
--- set, a lane stream, its lanes set). One of another type (a corrupt record) holds no job of ours: it is
--- deleted and `cmd` runs on a new, empty one, so the queue goes on instead of failing every
--- call that meets the key; the repair sweep (repair.lua) puts back the jobs it listed, from
--- their hashes. (A lane stream made again gets its consumer group from the next claim.)
+-- Runs `cmd` on `key`, one of a queue's keys that list jobs or carry word about them: its
+-- indexes of jobs (delayed, completed, failed and cancelled sets, lane streams, the lanes
+-- set), its flow outbox, its cancel requests, its wake-up marker. One of another type (a
+-- corrupt record) holds nothing of ours: it is deleted and `cmd` runs on a new, empty one,
+-- so the queue goes on instead of failing every call that meets the key. The repair sweep
+-- (repair.lua) puts back the jobs a lost index listed, from their hashes; the flow safety
+-- net looks up the children a lost outbox spoke of. (A lane stream made again gets its
+-- consumer group from the next claim.) Any other error fails the call, deleting nothing.
 local function on_index(cmd, key, ...)
   local r = redis.pcall(cmd, key, ...)
   if type(r) == 'table' and r.err then
@@ -446,10 +449,7 @@ end
 -- An outbox key that is not a stream (a corrupt record) holds no outcome and must never
 -- stop the transition recording one: it is started again.
 local function notify_parent(outbox, id, par, s, v)
-  if type(redis.pcall('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)) ~= 'string' then
-    redis.call('DEL', outbox)
-    redis.call('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)
-  end
+  on_index('XADD', outbox, '*', 'c', id, 'p', par, 's', s, 'v', v)
 end
 
 -- The queue's outbox (keys.rs `outbox`), for scripts not given it in KEYS.
@@ -480,10 +480,7 @@ end
 local function end_cancelled(job, id, C, now, sid, par)
   redis.call('HSET', job, 'state', 'cancelled', 'finished', ms_text(now), 'error', 'cancelled')
   redis.call('HDEL', job, 'sid', 'ln', 'cxl', 'due')
-  if type(redis.pcall('ZADD', C.set, now, id)) ~= 'number' then
-    redis.call('DEL', C.set)
-    redis.call('ZADD', C.set, now, id)
-  end
+  on_index('ZADD', C.set, now, id)
   if sid then redis.pcall('ZREM', C.requests, request_member(sid, id)) end
   if par and par ~= '' then notify_parent(C.outbox, id, par, 'x', '') end
 end
@@ -548,13 +545,9 @@ end
 
 -- Wake blocked workers: member 'm' of the marker set, scored by when there is work (0 = now).
 local function wake(marker, at)
-  local r = redis.pcall('ZADD', marker, 'LT', at, 'm')
-  if type(r) == 'table' and r.err then
-    -- not a sorted set (a corrupt record): it holds nothing but this wake-up, so it is
-    -- made again rather than failing every add, resume and retry of the queue
-    redis.call('DEL', marker)
-    redis.call('ZADD', marker, 'LT', at, 'm')
-  end
+  -- (one of the wrong type holds nothing but this wake-up: made again rather than failing
+  -- every add, resume and retry of the queue)
+  on_index('ZADD', marker, 'LT', at, 'm')
 end
 
 -- Groups (keys.rs `group_*`, groups.rs). A grouped job waits in its group's queue, a sorted
