@@ -272,20 +272,20 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
                 skip -= 1;
                 continue;
             }
-            if let Some(info) = bad {
-                out.push(info);
-                if out.len() as u64 == limit {
-                    return Ok(out);
+            let info = match bad {
+                Some(info) => info,
+                None => {
+                    let run = h.get("run").cloned();
+                    let mut info = JobInfo::from_hash(&inner.name, &id, h, Vec::new(), false)?;
+                    // the hash is written when an attempt ends: report the running one
+                    info.state = JobState::Active;
+                    info.attempts_made += 1;
+                    info.started_at =
+                        Some(running_since(run.as_deref(), info.attempts_made, now, idle));
+                    info.worker = Some(consumer);
+                    info
                 }
-                continue;
-            }
-            let run = h.get("run").cloned();
-            let mut info = JobInfo::from_hash(&inner.name, &id, h, Vec::new(), false)?;
-            // the hash is written when an attempt ends: report the running one
-            info.state = JobState::Active;
-            info.attempts_made += 1;
-            info.started_at = Some(running_since(run.as_deref(), info.attempts_made, now, idle));
-            info.worker = Some(consumer);
+            };
             out.push(info);
             if out.len() as u64 == limit {
                 return Ok(out);
@@ -295,10 +295,9 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
     Ok(out)
 }
 
-/// The hashes of `ids`, in order, in one round trip (empty for a job that is gone).
-/// The hashes of jobs `ids`, in order (empty for a job gone). A job key that is not a
-/// hash (a corrupt record) reads as the one field [`UNREADABLE`], saying so: the listing
-/// shows that job as corrupt ([`unreadable`]) and goes on.
+/// The hashes of jobs `ids`, in order, in one round trip (empty for a job gone). A job key
+/// that is not a hash (a corrupt record) reads as the one field [`UNREADABLE`], saying so:
+/// the listing shows that job as corrupt ([`unreadable`]) and goes on.
 pub(crate) async fn read_hashes(
     q: &QueueStore,
     ids: &[String],
