@@ -5,11 +5,18 @@
 -- KEYS: 1 job hash, 2 job logs, 3 meta, 4 .. lane streams (priority desc, as ARGV)
 -- ARGV: 1 group, 2 lanes version the caller knows, 3 .. lane priorities
 -- Returns: {'lanes', version} when stale, {'none'} when missing, {'unreadable', why} when
---          the job's key is not a hash (a corrupt record), else
+--          the job's key is not a hash or holds more fields than a job has (a corrupt
+--          record), else
 --          {'ok', active 0/1, paused 0/1, idle ms or -1, consumer or '', now ms, logs note
 --           ('' or why the log cannot be read), #fields*2, field, value, …, log lines…}
 local ver = redis.call('HGET', KEYS[3], 'lanes_ver') or '0'
 if ver ~= ARGV[2] then return {'lanes', ver} end
+-- (a hash of more fields than a job has, a corrupt record, is not read: that could take
+-- as long as it likes)
+local fields = redis.pcall('HLEN', KEYS[1])
+if type(fields) == 'number' and fields > MOST_JOB_FIELDS then
+  return {'unreadable', 'its record has ' .. fields .. ' fields, more than any job has: not read'}
+end
 local h = redis.pcall('HGETALL', KEYS[1])
 if type(h) == 'table' and h.err then
   return {'unreadable', 'its record ' .. wrong_type(KEYS[1], 'hash')}

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::budget::{self, Run};
 use super::hscan;
 use crate::error::Result;
 use crate::store::QueueStore;
@@ -20,12 +21,24 @@ pub(crate) async fn children_of(q: &QueueStore, id: &str) -> Result<Vec<(String,
 /// (None when there is no such job). Read in one pipeline per call.
 pub(crate) type ChildFields = Option<HashMap<&'static str, String>>;
 
-/// The fields of jobs `ids` of `q` that tell whether (and how) they finished.
+/// The fields of jobs `ids` of `q` that tell whether (and how) they finished, read a
+/// bounded number of bytes per round trip ([`budget::runs`]: return values can be large).
 pub(crate) async fn child_fields(q: &QueueStore, ids: &[&str]) -> Result<Vec<ChildFields>> {
-    const FIELDS: [&str; 7] = ["state", "sid", "par", "stg", "rt", "result", "error"];
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::with_capacity(ids.len());
+    for run in budget::runs(q, ids).await? {
+        // (a record of more fields than a job has reads its few fields alone)
+        let at = match run {
+            Run::Read(at) => at,
+            Run::Skip(i, _) => i..i + 1,
+        };
+        out.extend(fields_of(q, &ids[at]).await?);
     }
+    Ok(out)
+}
+
+/// [`child_fields`] of `ids`, in one round trip.
+async fn fields_of(q: &QueueStore, ids: &[&str]) -> Result<Vec<ChildFields>> {
+    const FIELDS: [&str; 7] = ["state", "sid", "par", "stg", "rt", "result", "error"];
     let mut pipe = redis::pipe();
     for id in ids {
         pipe.cmd("HMGET").arg(q.keys.job(id)).arg(&FIELDS[..]);

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use redis::streams::StreamInfoGroupsReply;
 
+use super::budget::{self, Run};
 use crate::error::Result;
 use crate::job::{stored_state, JobInfo, JobState};
 use crate::keys::GROUP;
@@ -295,26 +296,35 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
     Ok(out)
 }
 
-/// The hashes of jobs `ids`, in order, in one round trip (empty for a job gone). A job key
-/// that is not a hash (a corrupt record) reads as the one field [`UNREADABLE`], saying so:
-/// the listing shows that job as corrupt ([`unreadable`]) and goes on.
+/// The hashes of jobs `ids`, in order (empty for a job gone), read a bounded number of
+/// bytes per round trip ([`budget::runs`]). A job key that is not a hash, or a hash of more
+/// fields than a job has (corrupt records), reads as the one field [`UNREADABLE`], saying
+/// so: the listing shows that job as corrupt ([`unreadable`]) and goes on.
 pub(crate) async fn read_hashes(
     q: &QueueStore,
     ids: &[String],
 ) -> Result<Vec<HashMap<String, String>>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::with_capacity(ids.len());
+    for run in budget::runs(q, ids).await? {
+        match run {
+            Run::Read(at) => out.extend(read_some(q, &ids[at]).await?),
+            Run::Skip(_, why) => out.push(HashMap::from([(UNREADABLE.to_string(), why)])),
+        }
     }
-    let inner = q;
+    Ok(out)
+}
+
+/// The hashes of jobs `ids`, in order, in one round trip.
+async fn read_some(q: &QueueStore, ids: &[String]) -> Result<Vec<HashMap<String, String>>> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for id in ids {
-        pipe.hgetall(inner.keys.job(id));
+        pipe.hgetall(q.keys.job(id));
     }
     let raw: Vec<redis::Value> = pipe
-        .query_async(&mut inner.redis.conn())
+        .query_async(&mut q.redis.conn())
         .await
-        .map_err(|e| inner.redis.err(e))?;
+        .map_err(|e| q.redis.err(e))?;
     Ok(raw
         .into_iter()
         .map(|v| {

@@ -38,6 +38,7 @@ macro_rules! standalone_script {
 
 pub(crate) mod add_job;
 pub(crate) mod add_log;
+pub(crate) mod budget;
 pub(crate) mod cancel;
 pub(crate) mod clean;
 pub(crate) mod complete;

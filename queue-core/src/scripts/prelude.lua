@@ -59,6 +59,11 @@ end
 -- 500 MiB in one call.
 local INLINE_PIECES = 64
 
+-- Most fields a job's hash has: a job at the largest caps (64 MiB of data and of options,
+-- each in 64 KiB pieces) has about 2,100. A hash of more is a corrupt record, whose whole
+-- read could block Redis for as long as it likes: readers of whole jobs leave it unread.
+local MOST_JOB_FIELDS = 4096
+
 -- A stored value for an error message: quoted with Lua's escapes (no raw control
 -- characters reach a log), at most 40 bytes of it.
 local function quoted(v)

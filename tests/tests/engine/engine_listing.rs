@@ -2,6 +2,7 @@
 //! priority lanes and pages.
 
 use jobq_tests::*;
+use queue_core::internal::keys::QueueKeys;
 use queue_core::*;
 use serde_json::json;
 
@@ -60,4 +61,92 @@ async fn waiting_jobs_list_in_run_order_or_newest_first_across_lanes_and_pages()
             .unwrap();
         assert!(left.is_empty(), "{order:?}: {left:?}");
     }
+}
+
+/// A page of big jobs is read from Redis a bounded number of bytes per round trip. Redis
+/// builds a pipeline's replies all at once, while every other client waits: a page of 200
+/// jobs of 1 MiB read in one pipeline held 200 MiB of replies and stalled Redis for 166 ms.
+/// This server closes any client holding over 8 MiB of replies, so a page of 24 jobs of
+/// 900 KiB (~21 MiB) lists whole only when read a few at a time; listings, newest first and
+/// in run order, and a search all read through the same path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_big_jobs_is_read_a_bounded_number_of_bytes_at_a_time() {
+    let server = RedisServer::start(&["--client-output-buffer-limit", "normal", "8mb", "8mb", "0"]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("bigpage").await;
+    let big = "x".repeat(900 * 1024);
+    let jobs = (0..24)
+        .map(|i| NewJob::new("t", &json!({ "i": i, "b": big }), JobOptions::new()).unwrap())
+        .collect::<Vec<_>>();
+    q.add_bulk(jobs).await.unwrap();
+    let whole = |jobs: &[JobInfo]| {
+        let mut seen: Vec<u64> = jobs
+            .iter()
+            .filter(|j| j.data["b"].as_str().map(str::len) == Some(big.len()))
+            .filter_map(|j| j.data["i"].as_u64())
+            .collect();
+        seen.sort_unstable();
+        seen == (0..24).collect::<Vec<u64>>()
+    };
+    for order in [ListOrder::Newest, ListOrder::Run] {
+        let page = q
+            .list_jobs_in(JobState::Waiting, order, 0, 100)
+            .await
+            .unwrap();
+        assert!(whole(&page), "{order:?}: {} jobs", page.len());
+    }
+    let found = q.search(&SearchFilter::new().limit(100)).await.unwrap();
+    assert!(whole(&found.jobs), "search: {} jobs", found.jobs.len());
+}
+
+/// A job key holding a hash of more fields than any job has (a corrupt record: 200,000
+/// fields, whose whole read would stall Redis) is listed and shown as corrupt, naming its
+/// size, and never read; the jobs beside it list whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_record_of_more_fields_than_a_job_has_is_listed_as_corrupt_unread() {
+    let env = TestEnv::new().await;
+    let q = env.queue("hugehash").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            q.add("t", &json!({ "i": i }), JobOptions::new())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let key = QueueKeys::new(env.config.prefix(), "hugehash").job(&ids[1]);
+    let mut raw = env.raw().await;
+    for chunk in 0..20 {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(&key);
+        for f in 0..10_000 {
+            cmd.arg(format!("junk{chunk}:{f}")).arg("x");
+        }
+        let _: i64 = cmd.query_async(&mut raw).await.unwrap();
+    }
+    let listed = q
+        .list_jobs_in(JobState::Waiting, ListOrder::Newest, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    for j in &listed {
+        if j.id == ids[1] {
+            let why = j.corrupt.as_deref().unwrap_or_default();
+            assert!(why.contains("200004 fields"), "{why}");
+        } else {
+            assert!(j.corrupt.is_none() && j.data["i"].is_u64(), "{j:?}");
+        }
+    }
+    // nor is it read whole on its own
+    let alone = q.job(&ids[1]).await.unwrap();
+    let why = alone.corrupt.as_deref().unwrap_or_default();
+    assert!(why.contains("200004 fields"), "{why}");
+    // a search skips a corrupt record (its script never reads this one whole either)
+    let found = q.search(&SearchFilter::new().limit(10)).await.unwrap().jobs;
+    let mut found: Vec<&str> = found.iter().map(|j| j.id.as_str()).collect();
+    found.sort_unstable();
+    let mut good = vec![ids[0].as_str(), ids[2].as_str()];
+    good.sort_unstable();
+    assert_eq!(found, good);
 }
