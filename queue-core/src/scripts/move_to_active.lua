@@ -58,6 +58,8 @@ local GROUPS_PER_CALL = 128
 -- parked groups whose window reopened that one call gives their turns back
 local REOPEN_MAX = 200
 local L = #KEYS - FIRST_LANE + 1
+-- the longest job name an add takes (queue.rs): a longer stored one is a corrupt record
+local NAME_MAX = 256
 
 -- every meta field this call needs, in one read
 local m = redis.call('HMGET', meta, 'lanes_ver', 'paused', 'rate_max', 'rate_ms', 'conc',
@@ -560,8 +562,14 @@ local function read_lane(lane, n, out)
         local data_more = {f[8], f[9]}
         local att = tonumber(f[5] or '0')
         local dn, on = f[6], f[7]
-        if not f[2] or f[2] == '' then
+        local name = f[2] or ''
+        if name == '' then
           note = 'bad:field name is missing'
+        elseif #name > NAME_MAX then
+          -- (not sent back: the worker would carry it into the failure and its logs)
+          note = 'bad:field name is ' .. #name .. ' bytes, over the ' .. NAME_MAX ..
+            ' bytes a job name may have'
+          name = ''
         elseif not att or att < 0 or att > 4294967294 or att ~= math.floor(att) then
           note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
           att = 0
@@ -591,7 +599,7 @@ local function read_lane(lane, n, out)
         got = got + 1
         started[got] = id
         -- (positions counted, not found with `#` for each of the job's fields)
-        out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, f[2] or '',
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, name,
           data or ''
         out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = opts or '', att + 1, note,
           f[10] or '', f[11] or ''

@@ -55,6 +55,8 @@ async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() 
         ("data:n", Some(b"2"), "data"),
         ("data:n", Some(b"3"), "data"),
         ("name", None, "field name"),
+        // a name no add takes: failed naming its size, never carried whole into the reason
+        ("name", Some(&[b'a'; 100_000]), "field name is 100000 bytes"),
         ("data", None, "field data"),
         ("opts", Some(b"{not json"), "field opts"),
         ("opts:n", Some(b"500"), "field opts:n"),
@@ -82,7 +84,10 @@ async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() 
         corrupt(&env, &queue, &bad, field, *value).await;
         let guard = spawn_worker(echo_worker(&env, &queue, 4));
         let c = wait_finished(&q, 10, Duration::from_secs(10)).await;
-        let what = format!("{field} = {:?}", value.map(String::from_utf8_lossy));
+        let what = format!(
+            "{field} = {:?}",
+            value.map(|v| String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned())
+        );
         assert_eq!(
             (
                 c.completed_total,
@@ -100,6 +105,11 @@ async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() 
         assert!(
             reason.contains(&bad) && reason.contains(says),
             "{what}: the reason must name the job and {says:?}: {reason}"
+        );
+        assert!(
+            reason.len() < 1_000,
+            "{field}: a reason of {} bytes",
+            reason.len()
         );
         // fatal: not retried, though attempts were left
         assert_eq!(failed.attempts_made, 1, "{what}: {failed:?}");
