@@ -177,7 +177,7 @@ pub(crate) fn parent_context(traceparent: &str) -> Option<Context> {
         Some(sc) => Some(Context::new().with_remote_span_context(sc)),
         None => {
             tracing::debug!(
-                traceparent = %crate::text::printable(traceparent),
+                traceparent = %crate::text::clip(&crate::text::printable(traceparent), 100),
                 "stored traceparent does not read: the attempt starts a trace of its own"
             );
             None

@@ -81,7 +81,9 @@ async fn deliver(
                 queue = %queue,
                 entry = %e.entry,
                 "dropping a corrupt flow outbox entry: {}",
-                crate::text::printable(&format!("{e:?}"))
+                // (its parent and value are whatever the corrupt record holds: 1 MiB of
+                // them must not make a 1 MiB log line)
+                crate::text::clip(&crate::text::printable(&format!("{e:?}")), 300)
             ),
         }
     }

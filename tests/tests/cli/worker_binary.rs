@@ -256,3 +256,63 @@ async fn a_stored_job_name_with_control_characters_is_logged_escaped() {
         "a raw control character reached the log:\n{log:?}"
     );
 }
+
+/// Stored values a corrupt record makes huge (a 100 KB job name, flow parent and trace
+/// context) never reach the worker's log whole: the name fails its job naming its size, the
+/// parent's notice is dropped with a clipped line, and every line stays short.
+#[tokio::test]
+async fn huge_corrupt_values_never_make_a_huge_log_line() {
+    let env = TestEnv::new().await;
+    let q = env.queue("huge").await;
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "huge");
+    let mut raw = env.raw().await;
+    let huge = "a".repeat(100_000);
+    let mut ids = Vec::new();
+    for field in ["name", "par", "tp"] {
+        let job = q
+            .add("diag.noop", &json!({}), JobOptions::new())
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("HSET")
+            .arg(keys.job(&job.id))
+            .arg(field)
+            .arg(&huge)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        ids.push(job.id);
+    }
+    let mut worker = WorkerProcess::start_env(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", "huge", "--concurrency", "1"],
+        &[("RUST_LOG", "debug")],
+    );
+    let named = wait_job_done(&q, &ids[0], Duration::from_secs(15)).await;
+    let reason = named.failed_reason.clone().unwrap_or_default();
+    assert!(
+        named.state == JobState::Failed && reason.contains("field name is 100000 bytes"),
+        "{reason:.300}"
+    );
+    for id in &ids[1..] {
+        let done = wait_job_done(&q, id, Duration::from_secs(15)).await;
+        assert_eq!(done.state, JobState::Completed, "{id}");
+    }
+    // the dropped notice is logged by the outbox's pump, which follows the completion
+    eventually(
+        Duration::from_secs(10),
+        "the dropped notice logged",
+        || async {
+            worker
+                .stderr()
+                .contains("dropping a corrupt flow outbox entry")
+                .then_some(())
+        },
+    )
+    .await;
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(10));
+    let log = worker.stderr();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes");
+}
