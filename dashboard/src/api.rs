@@ -28,7 +28,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 use queue_core::internal::job_spec::{parse_flow_value, parse_job_value};
@@ -44,6 +44,8 @@ use utoipa::ToSchema;
 use crate::backend::deadline;
 use crate::enqueue::{spooled_reason, Traceparent};
 use crate::error::{ApiResult, AppError, ErrorBody};
+use crate::no_body::NoBody;
+use crate::query::{only_known, NoQuery};
 use crate::state::AppState;
 use crate::stats::{self, QueueStats, THROUGHPUT_MINUTES};
 
@@ -98,7 +100,10 @@ pub fn job_json(job: &JobInfo) -> Value {
         (status = 200, description = "Every queue's counts (what `jobq stats --json` prints)",
             body = Vec<QueueStats>),
     ))]
-pub async fn list_queues(State(state): State<AppState>) -> ApiResult<Json<Vec<QueueStats>>> {
+pub async fn list_queues(
+    State(state): State<AppState>,
+    _: NoQuery,
+) -> ApiResult<Json<Vec<QueueStats>>> {
     Ok(Json(stats::all_stats(state.backend()).await?))
 }
 
@@ -135,6 +140,7 @@ pub struct ThroughputView {
 pub async fn get_queue(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<Json<QueueDetail>> {
     let q = state.backend().existing_queue(&queue).await?;
     let (counts, throughput) = tokio::try_join!(stats::queue_stats(&q), stats::throughput(&q))?;
@@ -165,6 +171,11 @@ pub struct JobPath {
     /// Job id.
     pub id: String,
 }
+
+/// The parameters a job listing or search takes ([`ListQuery`]).
+const LIST_PARAMS: [&str; 8] = [
+    "state", "limit", "offset", "name", "data", "error", "since", "cursor",
+];
 
 /// Query of a job listing or search; checked by hand so errors name the bad value.
 #[derive(Debug, Default, Deserialize)]
@@ -325,8 +336,10 @@ pub enum JobList {
 pub async fn list_jobs(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    RawQuery(raw): RawQuery,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<JobList>> {
+    only_known(raw.as_deref(), &LIST_PARAMS)?;
     let search = query.search.filter(
         query.state.as_deref(),
         query.limit.as_deref(),
@@ -415,8 +428,10 @@ pub struct GroupsQuery {
 pub async fn list_groups(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    RawQuery(raw): RawQuery,
     Query(query): Query<GroupsQuery>,
 ) -> ApiResult<Json<GroupsView>> {
+    only_known(raw.as_deref(), &["limit"])?;
     let limit = number("limit", query.limit.as_deref(), DEFAULT_GROUPS)?;
     if limit > MAX_GROUPS {
         return Err(AppError::BadRequest(format!(
@@ -465,6 +480,7 @@ fn number(what: &str, given: Option<&str>, default: u64) -> ApiResult<u64> {
 pub async fn get_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
+    _: NoQuery,
 ) -> ApiResult<Json<JobView>> {
     let q = state.backend().existing_queue(&queue).await?;
     let job = deadline(q.job(&id)).await?;
@@ -744,6 +760,7 @@ pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
     responses(
         (status = 201, description = "Added: the tree with every node's id", body = FlowTree),
         (status = 400, description = "A bad node, named by its path in the tree", body = ErrorBody),
+        (status = 409, description = "A node's job id is taken in its queue, named", body = ErrorBody),
         (status = 413, description = "Over the size caps or the flow limits", body = ErrorBody),
     ))]
 pub async fn add_flow(
@@ -794,6 +811,7 @@ pub struct JobRemoved {
 pub async fn remove_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
+    _: NoBody,
 ) -> ApiResult<Json<JobRemoved>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.remove_job(&id)).await?;
@@ -827,6 +845,7 @@ pub struct JobRetried {
 pub async fn retry_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
+    _: NoBody,
 ) -> ApiResult<Json<JobRetried>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.retry_job(&id)).await?;
@@ -877,6 +896,7 @@ pub struct JobCancelled {
 pub async fn cancel_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
+    _: NoBody,
 ) -> ApiResult<Json<JobCancelled>> {
     let q = state.backend().existing_queue(&queue).await?;
     let (cancelled, children) = match deadline(q.cancel(&id)).await? {
@@ -914,6 +934,7 @@ pub struct JobPromoted {
 pub async fn promote_job(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
+    _: NoBody,
 ) -> ApiResult<Json<JobPromoted>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.promote_job(&id)).await?;
@@ -944,6 +965,7 @@ pub struct QueueRetried {
 pub async fn retry_all(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Json<QueueRetried>> {
     let q = state.backend().existing_queue(&queue).await?;
     let n = deadline(q.retry_all_failed()).await?;
@@ -970,6 +992,7 @@ pub struct QueuePromoted {
 pub async fn promote_all(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Json<QueuePromoted>> {
     let q = state.backend().existing_queue(&queue).await?;
     let n = deadline(q.promote_all_delayed()).await?;
@@ -996,6 +1019,7 @@ pub struct QueuePaused {
 pub async fn pause(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Json<QueuePaused>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.pause()).await?;
@@ -1016,6 +1040,7 @@ pub async fn pause(
 pub async fn resume(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Json<QueuePaused>> {
     let q = state.backend().existing_queue(&queue).await?;
     deadline(q.resume()).await?;
@@ -1214,6 +1239,7 @@ pub struct QueueDrained {
 pub async fn drain(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Json<QueueDrained>> {
     let q = state.backend().existing_queue(&queue).await?;
     let n = deadline(q.drain()).await?;

@@ -11,6 +11,7 @@ use queue_core::{list_workers, RedisOverview, WorkerInfo};
 
 use crate::backend::deadline;
 use crate::error::ApiResult;
+use crate::query::NoQuery;
 use crate::state::AppState;
 
 /// The live workers, sorted by host, pid and id (a corrupt record is listed with
@@ -30,7 +31,10 @@ pub async fn overview(backend: &crate::backend::Backend) -> ApiResult<RedisOverv
         (status = 200, description = "The live workers (what `jobq workers --json` prints)",
             body = Vec<WorkerInfo>),
     ))]
-pub async fn list_workers_api(State(state): State<AppState>) -> ApiResult<Json<Vec<WorkerInfo>>> {
+pub async fn list_workers_api(
+    State(state): State<AppState>,
+    _: NoQuery,
+) -> ApiResult<Json<Vec<WorkerInfo>>> {
     Ok(Json(workers(state.backend()).await?))
 }
 
@@ -40,6 +44,9 @@ pub async fn list_workers_api(State(state): State<AppState>) -> ApiResult<Json<V
         (status = 200, description = "Redis at a glance, per node, with warnings",
             body = RedisOverview),
     ))]
-pub async fn redis_api(State(state): State<AppState>) -> ApiResult<Json<RedisOverview>> {
+pub async fn redis_api(
+    State(state): State<AppState>,
+    _: NoQuery,
+) -> ApiResult<Json<RedisOverview>> {
     Ok(Json(overview(state.backend()).await?))
 }

@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 use crate::api::{object_body, shown_value, QueuePath};
 use crate::backend::deadline;
 use crate::error::{ApiResult, AppError, ErrorBody};
+use crate::query::NoQuery;
 use crate::state::AppState;
 
 /// What to do with one kind of limit.
@@ -296,6 +297,7 @@ pub async fn view(q: &Queue, queue: &str) -> ApiResult<LimitsView> {
 pub async fn get_limits(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<Json<LimitsView>> {
     let q = state.backend().existing_queue(&queue).await?;
     Ok(Json(view(&q, &queue).await?))

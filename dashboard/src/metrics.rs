@@ -60,7 +60,14 @@ pub struct QueueMetrics {
     pub unreadable: bool,
 }
 
-/// The metrics of every queue.
+/// `GET /metrics`: the metrics of every queue, as Prometheus text.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition: per-queue gauges by \
+            state, completed and failed counters, the processing-time histogram, the \
+            busiest groups (`jobq_redis_up` 0 while Redis is unreachable)",
+            content_type = "text/plain", body = String),
+    ))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = match gather(&state).await {
         Ok(queues) => render(queues, true),

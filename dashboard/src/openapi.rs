@@ -76,6 +76,8 @@ Redis unreachable.";
         limits::set_limits,
         discovery::list_workers_api,
         discovery::redis_api,
+        crate::metrics::metrics,
+        crate::sse::events,
     ),
     modifiers(&Guarded),
     security(("bearerAuth" = []), ("basicAuth" = []), ("sessionCookie" = []), ()),
@@ -88,6 +90,8 @@ Redis unreachable.";
         (name = "discovery", description = "Workers and Redis at a glance"),
         (name = "health", description = "Whether the dashboard reaches Redis"),
         (name = "meta", description = "This document"),
+        (name = "metrics", description = "Prometheus metrics"),
+        (name = "live", description = "Live updates as Server-Sent Events"),
     )
 )]
 pub struct ApiDoc;
@@ -242,7 +246,8 @@ mod tests {
     use serde_json::{json, Value};
 
     /// `(method, path)` of every route `app.rs` declares in its `/api` router, read from
-    /// its source: a route added there without documentation fails the test below.
+    /// its source, and of `/metrics` and `/events`: a route added there without
+    /// documentation fails the test below.
     fn api_routes() -> BTreeSet<(String, String)> {
         let src = include_str!("app.rs");
         let start = src
@@ -284,6 +289,12 @@ mod tests {
             rest = &rest[len..];
         }
         assert!(routes.len() > 20, "too few routes read: {routes:?}");
+        // the machine routes beside the API, on the root router
+        for path in ["/metrics", "/events"] {
+            let route = format!(".route(\"{path}\", get(");
+            assert!(src.contains(&route), "app.rs no longer routes {path}");
+            routes.insert(("get".to_string(), path.to_string()));
+        }
         routes
     }
 
@@ -432,6 +443,7 @@ mod tests {
             rate_max: Some(10),
             rate_window_ms: Some(1000),
             concurrency: None,
+            corrupt: None,
         };
         let g = queue_core::GroupLimitsView {
             default: queue_core::GroupLimits {
@@ -448,7 +460,7 @@ mod tests {
             )],
         };
         assert_eq!(
-            serde_json::to_value(limits::LimitsView::new("q", l, g.clone())).unwrap(),
+            serde_json::to_value(limits::LimitsView::new("q", l.clone(), g.clone())).unwrap(),
             queue_core::internal::limits_view::limits_json("q", &l, &g)
         );
     }

@@ -30,6 +30,8 @@ use utoipa::ToSchema;
 use crate::api::{object_body, shown_value, DurationValue, QueuePath};
 use crate::backend::deadline;
 use crate::error::{ApiResult, AppError, ErrorBody};
+use crate::no_body::NoBody;
+use crate::query::NoQuery;
 use crate::state::AppState;
 
 /// Schedules whose last run is looked up per listing (one job read each); later ones show
@@ -249,6 +251,7 @@ pub fn parse_schedule(mut obj: Map<String, Value>) -> ApiResult<Schedule> {
 pub async fn list_schedules(
     State(state): State<AppState>,
     Path(queue): Path<String>,
+    _: NoQuery,
 ) -> ApiResult<Json<ScheduleList>> {
     let q = state.backend().existing_queue(&queue).await?;
     let schedules = list(&q).await?;
@@ -316,6 +319,7 @@ pub struct SchedulePath {
 pub async fn remove_schedule(
     State(state): State<AppState>,
     Path((queue, id)): Path<(String, String)>,
+    _: NoBody,
 ) -> ApiResult<Json<ScheduleRemoved>> {
     remove(&state, &queue, &id).await?;
     Ok(Json(ScheduleRemoved {

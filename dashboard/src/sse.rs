@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use queue_core::QueueEvent;
@@ -24,7 +24,9 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
+use crate::error::{AppError, ErrorBody};
 use crate::live::{self, LiveRow, Round, Status};
+use crate::query::only_known;
 use crate::state::AppState;
 
 /// What a client wants.
@@ -57,11 +59,51 @@ impl EventsQuery {
     }
 }
 
-/// The SSE stream of one client; ends when the dashboard stops.
+impl EventsQuery {
+    /// A 400 naming a parameter that is not one of ours or holds a bad value (a queue name
+    /// or job id that none can have, `jobs` not a yes or no).
+    fn check(&self, raw: Option<&str>) -> Result<(), AppError> {
+        only_known(raw, &["queue", "jobs", "job"])?;
+        if let Some(q) = &self.queue {
+            queue_core::internal::validate::validate_queue_name(q)
+                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        }
+        if let Some(id) = &self.job {
+            queue_core::internal::validate::validate_job_id(id)
+                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+        }
+        match self.jobs.as_deref() {
+            None | Some("1" | "true" | "yes" | "0" | "false" | "no") => Ok(()),
+            Some(other) => Err(AppError::BadRequest(format!(
+                "jobs={:?}: use 1 (every job event) or 0",
+                queue_core::internal::text::clip(other, 40)
+            ))),
+        }
+    }
+}
+
+/// `GET /events`: the SSE stream of one client; ends when the dashboard stops.
+#[utoipa::path(get, path = "/events", operation_id = "events", tag = "live",
+    params(
+        ("queue" = Option<String>, Query, description = "Only this queue's updates"),
+        ("jobs" = Option<String>, Query, description = "`1`: also every job event"),
+        ("job" = Option<String>, Query,
+            description = "Also the job events of this job only (implies `jobs`)"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `counts`, `job`, `removed`, \
+            `status`, `lagged` (each `data:` a JSON object)", content_type = "text/event-stream",
+            body = String),
+        (status = 400, description = "A bad parameter, named", body = ErrorBody),
+        (status = 503, description = "As many live streams as the dashboard serves are open",
+            body = ErrorBody),
+    ))]
 pub async fn events(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     Query(query): Query<EventsQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    query.check(raw.as_deref())?;
     // subscribe before the snapshot: a change in between is sent twice, never lost
     let hub = state.hub();
     let mut counts = hub.subscribe_counts();
@@ -82,8 +124,9 @@ pub async fn events(
         Some((Ok(event), client))
     })
     .take_until(shutdown);
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(keep_alive_every(state.config().limits.idle_timeout)))
+    Ok(Sse::new(stream).keep_alive(
+        KeepAlive::new().interval(keep_alive_every(state.config().limits.idle_timeout)),
+    ))
 }
 
 /// How often a quiet stream sends a keep-alive comment: every 15 seconds, or more often

@@ -79,7 +79,8 @@ impl Queue {
     /// jobs while a big flow is walked.
     async fn cancel_children(&self, id: &str) -> Result<u64> {
         let q = &self.inner;
-        let mut lists = vec![kids::children_of(q, id).await?];
+        // (a children's record of the wrong type, a corrupt one, names no child to cancel)
+        let mut lists: Vec<_> = kids::children_of(q, id).await?.into_iter().collect();
         let (mut cancelled, mut seen) = (0, 0);
         // parents whose children were read: a child walked again through its outcome
         // (below) is read once, however its records point
@@ -104,7 +105,7 @@ impl Queue {
                 let cs = QueueStore::new(&q.redis, &q.prefix, &r.queue);
                 if !pending {
                     if read.insert(child) {
-                        lists.push(kids::children_of(&cs, &r.id).await?);
+                        lists.extend(kids::children_of(&cs, &r.id).await?);
                     }
                     continue;
                 }
@@ -112,13 +113,13 @@ impl Queue {
                     Ok(Cancel::Done { parent }) => {
                         cancelled += 1;
                         if parent && read.insert(child) {
-                            lists.push(kids::children_of(&cs, &r.id).await?);
+                            lists.extend(kids::children_of(&cs, &r.id).await?);
                         }
                     }
                     Ok(Cancel::Requested) => cancelled += 1,
                     Err(e) if is_cancelled_already(&e) => {
                         if read.insert(child) {
-                            lists.push(kids::children_of(&cs, &r.id).await?);
+                            lists.extend(kids::children_of(&cs, &r.id).await?);
                         }
                     }
                     Err(Error::JobState { .. } | Error::JobNotFound { .. }) => {}

@@ -596,6 +596,9 @@ pub struct JobInfo {
     pub corrupt: Option<String>,
 }
 
+/// The longest job name an add takes, in bytes (`queue.rs` `validate_new_job`).
+pub const MAX_NAME_BYTES: usize = 256;
+
 impl JobInfo {
     /// Job `id` of `queue`, listed in `state`, whose record could not be read at all (its
     /// key is not a hash: a corrupt record): shown with `corrupt` saying why, never failing
@@ -670,9 +673,16 @@ impl JobInfo {
                 JobOptions::default()
             }
         };
-        let name = h.remove("name").unwrap_or_default();
+        let mut name = h.remove("name").unwrap_or_default();
         if name.is_empty() {
             bad.push("field name is missing".into());
+        } else if name.len() > MAX_NAME_BYTES {
+            // as the claim says (move_to_active.lua NAME_MAX), and never shown whole
+            bad.push(format!(
+                "field name is {} bytes, over the {MAX_NAME_BYTES} bytes a job name may have",
+                name.len()
+            ));
+            name = crate::text::clip(&name, 64);
         }
         let parent = h.get("par").and_then(|p| {
             let r = JobRef::from_text(p);

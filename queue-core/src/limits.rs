@@ -24,7 +24,7 @@ use crate::scripts::{self};
 pub const MAX_RATE_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A queue's limits as stored in Redis; `None` means no limit of that kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// At most this many job starts per rate window.
@@ -33,6 +33,11 @@ pub struct Limits {
     pub rate_window_ms: Option<u64>,
     /// At most this many jobs active at once over all workers.
     pub concurrency: Option<u32>,
+    /// Set when a stored limit is corrupt (not a number): which field, and its value. A
+    /// corrupt limit limits nothing (the claim reads it as unset, as it is shown here);
+    /// setting or clearing that limit writes it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
 }
 
 impl Limits {
@@ -77,12 +82,19 @@ impl Queue {
         let names = ["rate_max", "rate_ms", "conc"].map(String::from);
         let (rate_max, rate_ms, conc): (Option<String>, Option<String>, Option<String>) =
             scripts::meta::fields(&self.inner, &names).await?;
-        let rate_max = parse_field("rate_max", rate_max)?;
+        // read as the claim reads them (move_to_active.lua `limit_value`)
+        let mut bad = Vec::new();
+        let rate_max = parse_field("rate_max", rate_max, "no limit", &mut bad);
+        // only meaningful beside a max (both are written and removed together)
+        let rate_window_ms = rate_max
+            .map(|_| parse_field("rate_ms", rate_ms, "read as 1000", &mut bad).unwrap_or(1000));
+        let concurrency = parse_field("conc", conc, "no limit", &mut bad)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         Ok(Limits {
             rate_max,
-            // only meaningful beside a max (both are written and removed together)
-            rate_window_ms: rate_max.and(parse_field("rate_ms", rate_ms)?),
-            concurrency: parse_field("conc", conc)?,
+            rate_window_ms,
+            concurrency,
+            corrupt: (!bad.is_empty()).then(|| bad.join("; ")),
         })
     }
 
@@ -146,12 +158,39 @@ pub(crate) fn validate_concurrency(what: &'static str, n: u32) -> Result<()> {
     Ok(())
 }
 
-fn parse_field<T: std::str::FromStr>(field: &str, v: Option<String>) -> Result<Option<T>> {
-    v.map(|s| {
-        s.parse()
-            .map_err(|_| Error::Protocol(format!("queue limit {field} is not a number: {s:?}")))
-    })
-    .transpose()
+/// Stored limit `field` (`None`: unset), read as the claim reads it (Lua's `tonumber`, then
+/// `limit_value` in move_to_active.lua: a whole number from 1 to 2^53); one that is not (a
+/// corrupt record) is ignored, as the claim ignores it: said in `bad`, with what it reads as.
+fn parse_field(
+    field: &str,
+    v: Option<String>,
+    read_as: &str,
+    bad: &mut Vec<String>,
+) -> Option<u64> {
+    let s = v?;
+    let n = lua_number(&s)
+        .filter(|n| (1.0..=STORED_MOST).contains(n) && n.fract() == 0.0)
+        .map(|n| n as u64);
+    if n.is_none() {
+        bad.push(format!(
+            "field {field} is {:?}, not a whole number from 1 to 2^53: {read_as}",
+            crate::text::clip(&s, 40)
+        ));
+    }
+    n
+}
+
+/// The largest stored limit the claim takes (2^53, what the limits allow).
+const STORED_MOST: f64 = 9_007_199_254_740_992.0;
+
+/// `s` as Lua 5.1's `tonumber` reads it: a decimal (exponent, fraction, spaces around) or a
+/// `0x` hexadecimal number.
+fn lua_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok().map(|n| n as f64),
+        None => t.parse().ok(),
+    }
 }
 
 #[cfg(test)]
@@ -179,11 +218,31 @@ mod tests {
 
     #[test]
     fn stored_fields_parse() {
+        let mut bad = Vec::new();
         assert_eq!(
-            parse_field::<u64>("rate_max", Some("10".into())).unwrap(),
+            parse_field("rate_max", Some("10".into()), "-", &mut bad),
             Some(10)
         );
-        assert_eq!(parse_field::<u32>("conc", None).unwrap(), None);
-        assert!(parse_field::<u32>("conc", Some("x".into())).is_err());
+        assert_eq!(parse_field("conc", None, "-", &mut bad), None);
+        assert!(bad.is_empty());
+        for v in ["x", "0", "-5", "1e400", "1.5", "inf", "nan", "1e16"] {
+            assert_eq!(
+                parse_field("conc", Some(v.into()), "no limit", &mut bad),
+                None
+            );
+        }
+        assert_eq!(bad.len(), 8);
+        assert_eq!(
+            bad[0],
+            "field conc is \"x\", not a whole number from 1 to 2^53: no limit"
+        );
+        // as Lua reads them
+        for (v, n) in [("1e3", 1000), (" 5 ", 5), ("5.0", 5), ("0x10", 16)] {
+            assert_eq!(
+                parse_field("conc", Some(v.into()), "-", &mut bad),
+                Some(n),
+                "{v}"
+            );
+        }
     }
 }

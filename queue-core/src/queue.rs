@@ -204,15 +204,51 @@ impl Queue {
         scripts::metrics::metrics(&self.inner, failed, minutes).await
     }
 
-    /// Reports progress of a running job (stored and announced as an event).
+    /// Reports progress of a running job (stored and announced as an event), checked by
+    /// the caller ([`check_progress`]).
     pub(crate) async fn set_progress(&self, id: &str, progress: &str) -> Result<bool> {
         scripts::update_progress::update_progress(&self.inner, id, progress).await
     }
 
-    /// Appends a line to a job's log.
+    /// Appends a line to a job's log (cut by the caller: [`log_line`]).
     pub(crate) async fn add_log(&self, id: &str, line: &str) -> Result<bool> {
         scripts::add_log::add_log(&self.inner, id, line).await
     }
+}
+
+/// The most bytes of JSON a job's progress may have.
+pub const MAX_PROGRESS_BYTES: usize = 64 * 1024;
+
+/// The most bytes of one log line kept (a longer one is cut, saying so).
+pub const MAX_LOG_LINE_BYTES: usize = 64 * 1024;
+
+/// Progress as JSON text `progress`, if it is at most [`MAX_PROGRESS_BYTES`]: progress
+/// travels in every event to every live page.
+pub(crate) fn check_progress(progress: &str) -> Result<()> {
+    if progress.len() > MAX_PROGRESS_BYTES {
+        return Err(Error::Invalid {
+            what: "progress",
+            detail: format!(
+                "{} bytes of JSON, over the {MAX_PROGRESS_BYTES} bytes progress may have \
+                 (report a summary; put results in the return value)",
+                progress.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `line` as stored: cut at [`MAX_LOG_LINE_BYTES`] (on a character boundary) when longer,
+/// saying how long it was.
+pub(crate) fn log_line(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.len() <= MAX_LOG_LINE_BYTES {
+        return line.into();
+    }
+    let mut end = MAX_LOG_LINE_BYTES - 64;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [cut: the line was {} bytes]", &line[..end], line.len()).into()
 }
 
 /// The stats of each of `queues` (`jobq stats`' rows, the dashboard's `/api/queues`), read
@@ -249,7 +285,7 @@ pub async fn list_queues(redis: &Redis, prefix: &str) -> Result<Vec<String>> {
 /// and terminals).
 pub(crate) fn validate_new_job(job: &NewJob) -> Result<()> {
     if job.name.is_empty()
-        || job.name.len() > 256
+        || job.name.len() > crate::job::MAX_NAME_BYTES
         || job.name.chars().any(crate::text::is_unprintable)
         || job.name.trim().is_empty()
     {

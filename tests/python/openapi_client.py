@@ -197,6 +197,10 @@ def main():
             continue
         if "{id}" in path and op["operationId"] != "getJob":
             continue
+        # (JSON reads only: /metrics is Prometheus text, /events a stream that never ends)
+        ok = api.resolve(op.get("responses", {}).get("200", {}))
+        if "application/json" not in ok.get("content", {}):
+            continue
         status, _ = api.call(op["operationId"], {"queue": args.queue, "id": job_id})
         if status >= 300:
             raise Failure(f"GET {path} answered {status}")

@@ -16,6 +16,7 @@ pub struct Proxy {
     addr: SocketAddr,
     drop_replies: Arc<AtomicBool>,
     blackhole: Arc<AtomicBool>,
+    refusing: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -27,14 +28,20 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let drop_replies = Arc::new(AtomicBool::new(false));
         let blackhole = Arc::new(AtomicBool::new(false));
+        let refusing = Arc::new(AtomicBool::new(false));
         let (cuts, _) = watch::channel(0u64);
         let accept = tokio::spawn({
             let target = target.to_string();
             let drop_replies = drop_replies.clone();
             let blackhole = blackhole.clone();
+            let refusing = refusing.clone();
             let cuts = cuts.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
+                    if refusing.load(Ordering::SeqCst) {
+                        // closed at once, as a Redis that is down
+                        continue;
+                    }
                     let Ok(server) = TcpStream::connect(&target).await else {
                         continue;
                     };
@@ -52,6 +59,7 @@ impl Proxy {
             addr,
             drop_replies,
             blackhole,
+            refusing,
             cuts,
             accept,
         }
@@ -71,6 +79,14 @@ impl Proxy {
     /// what is sent waits, as TCP holds it, and goes through once the partition ends.
     pub fn partition(&self, on: bool) {
         self.blackhole.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, Redis looks down: every connection is closed, and each new one at once.
+    pub fn down(&self, on: bool) {
+        self.refusing.store(on, Ordering::SeqCst);
+        if on {
+            self.cut();
+        }
     }
 
     /// Closes every connection open now (new ones are accepted as before).

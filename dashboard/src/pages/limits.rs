@@ -205,6 +205,9 @@ fn queue_section(ctx: &PageCtx, queue: &str, l: &Limits, typed: Option<&LimitsFo
     let conc = l.concurrency.map(|n| n.to_string());
     html! {
         h2 { "Queue" }
+        @if let Some(c) = &l.corrupt {
+            p class="reason" data-limit="corrupt" { "corrupt record: " (c) }
+        }
         table id="queue-limits" {
             tbody {
                 tr { th { "Rate limit" } td data-limit="rate" { (shown(rate.clone(), "none")) } }

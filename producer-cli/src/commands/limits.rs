@@ -21,6 +21,9 @@ pub async fn limits(ctx: &Ctx, args: &LimitsArgs) -> Result<()> {
         output::json_line(&limits_json(&args.queue, &queue_limits, &group_limits));
     } else {
         print!("{}", limits_table(&queue_limits, &group_limits).render());
+        if let Some(c) = &queue_limits.corrupt {
+            println!("queue limits: corrupt record: {c}");
+        }
     }
     Ok(())
 }
@@ -101,6 +104,7 @@ mod tests {
             rate_max: Some(10),
             rate_window_ms: Some(1000),
             concurrency: None,
+            corrupt: None,
         };
         let g = GroupLimitsView {
             default: GroupLimits {

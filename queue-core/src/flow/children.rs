@@ -26,7 +26,9 @@ impl Queue {
 /// is looked up in its own queue for its state now (a child whose job is gone shows as
 /// removed; one finished but not yet delivered shows its outcome).
 pub(crate) async fn of(q: &QueueStore, id: &str) -> Result<Vec<ChildOutcome>> {
-    let stored = kids::children_of(q, id).await?;
+    // (a children's record of the wrong type, a corrupt one, has no child to show: its
+    // parent is failed saying so, by the safety net)
+    let stored = kids::children_of(q, id).await?.unwrap_or_default();
     let mut out: Vec<(u64, ChildOutcome)> = Vec::with_capacity(stored.len());
     // unfinished children, by queue: (index in `out`, child id)
     let mut pending: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();

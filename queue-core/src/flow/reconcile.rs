@@ -63,7 +63,22 @@ pub(crate) async fn recheck_parents(q: &QueueStore) -> Result<u64> {
 async fn recheck(q: &QueueStore, parent: &str) -> Result<u64> {
     let me = format!("{}/{parent}", q.name);
     let mut pending: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (child, value) in kids::children_of(q, parent).await? {
+    let Some(stored) = kids::children_of(q, parent).await? else {
+        // its children's record is not a hash (a corrupt record): no outcome can be kept
+        // there, and settling any notice for this parent fails it, naming the record
+        let notice = Notice {
+            parent: parent.to_string(),
+            child: String::new(),
+            state: "r".to_string(),
+            value: String::new(),
+        };
+        if deliver::settle_all(q, &[notice]).await? {
+            // its failure is on its way to its own parent
+            deliver::pump(&q.redis, &q.prefix, &q.name).await?;
+        }
+        return Ok(0);
+    };
+    for (child, value) in stored {
         // an outcome is recorded; any other entry (`p`, or a corrupt one) is pending
         if value.starts_with(['c', 'f', 'r', 'x']) {
             continue;

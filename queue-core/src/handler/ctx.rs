@@ -67,32 +67,36 @@ impl std::fmt::Debug for Ctx {
 }
 
 impl Ctx {
-    /// Stores the job's progress (a number 0–100 or any JSON) and emits a `progress` event.
-    /// Inline (Redis down), it is logged at debug level instead.
+    /// Stores the job's progress (a number 0–100 or any JSON, at most 64 KiB of it:
+    /// [`MAX_PROGRESS_BYTES`](crate::queue::MAX_PROGRESS_BYTES)) and emits a `progress`
+    /// event. Inline (Redis down), it is logged at debug level instead.
     pub async fn progress(&self, progress: impl Serialize) -> Result<()> {
+        // (checked wherever the job runs: a handler tested in-process meets the cap too)
+        let text = serde_json::to_string(&progress)?;
+        crate::queue::check_progress(&text)?;
         match &self.home {
             Home::Queue(q) => {
-                q.set_progress(&self.job_id, &serde_json::to_string(&progress)?)
-                    .await?;
+                q.set_progress(&self.job_id, &text).await?;
             }
             Home::Inline => {
-                let text = serde_json::to_string(&progress)?;
                 tracing::debug!(job = %self.job_id, progress = %text, "inline job progress");
             }
-            Home::Test(trail) => trail.progress(serde_json::to_value(&progress)?),
+            Home::Test(trail) => trail.progress(serde_json::from_str(&text)?),
         }
         Ok(())
     }
 
-    /// Appends a line to the job's log (the newest 1,000 lines are kept). Inline (Redis
-    /// down), it is logged at info level instead.
+    /// Appends a line to the job's log (the newest 1,000 lines are kept; a line over 64 KiB
+    /// is cut there, saying how long it was). Inline (Redis down), it is logged at info
+    /// level instead.
     pub async fn log(&self, line: impl AsRef<str>) -> Result<()> {
+        let line = crate::queue::log_line(line.as_ref());
         match &self.home {
             Home::Queue(q) => {
-                q.add_log(&self.job_id, line.as_ref()).await?;
+                q.add_log(&self.job_id, &line).await?;
             }
-            Home::Inline => tracing::info!(job = %self.job_id, "{}", line.as_ref()),
-            Home::Test(trail) => trail.log(line.as_ref()),
+            Home::Inline => tracing::info!(job = %self.job_id, "{line}"),
+            Home::Test(trail) => trail.log(&line),
         }
         Ok(())
     }

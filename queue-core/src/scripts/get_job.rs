@@ -1,9 +1,11 @@
 //! `get_job.lua`: one job, whole (hash, logs, whether it runs now and on which worker),
-//! read atomically.
+//! read atomically; a hash or log too large to copy through Lua in one short call is read
+//! after it, by plain reads of a bounded size each.
 
 use std::collections::HashMap;
 
-use super::{invoke_with_lanes, Reply};
+use super::budget::READ_BUDGET;
+use super::{invoke_with_lanes, Reply, MAX_LOG_LINES};
 use crate::error::Result;
 use crate::job::{JobInfo, JobState};
 use crate::keys::GROUP;
@@ -22,7 +24,7 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
         for k in lanes.keys(keys) {
             inv.key(k);
         }
-        inv.arg(GROUP).arg(&lanes.version);
+        inv.arg(GROUP).arg(&lanes.version).arg(MAX_LOG_LINES);
         for p in &lanes.prios {
             inv.arg(*p);
         }
@@ -48,9 +50,13 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
     let consumer = r.string()?;
     let now = r.int()?;
     let logs_note = r.string()?;
-    let n = r.int()? as usize;
-    let mut hash = HashMap::with_capacity(n / 2);
-    for _ in 0..n / 2 {
+    let later_lines = r.int()?;
+    let log_bytes = r.int()?;
+    let found_on = r.string()?;
+    let n = r.int()?;
+    let mut notes = vec![logs_note];
+    let mut hash = HashMap::with_capacity(n.max(0) as usize / 2);
+    for _ in 0..n.max(0) / 2 {
         let k = r.string()?;
         hash.insert(k, r.string()?);
     }
@@ -58,12 +64,33 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
     while r.remaining() > 0 {
         logs.push(r.string()?);
     }
+    let mut active = active;
+    if n < 0 {
+        let (big, skipped) = read_big_hash(q, &keys.job(id)).await?;
+        hash = big;
+        notes.extend(skipped);
+        if hash.is_empty() {
+            // removed between the two reads
+            return Ok(None);
+        }
+        // it moved on between the two reads (finished, or on a new entry): shown as its
+        // hash says, not as running
+        if hash.contains_key("state") || hash.get("sid") != Some(&found_on) {
+            active = false;
+        }
+    }
+    if later_lines > 0 {
+        let lines = later_lines as usize;
+        logs = read_log(q, &keys.job_logs(id), lines, log_bytes.max(1) as u64).await?;
+    }
     let run = hash.get("run").cloned();
     let mut info = JobInfo::from_hash(&q.name, id, hash, logs, paused)?;
-    if !logs_note.is_empty() {
+    notes.retain(|n| !n.is_empty());
+    if !notes.is_empty() {
+        let notes = notes.join("; ");
         info.corrupt = Some(match info.corrupt.take() {
-            Some(c) => format!("{c}; {logs_note}"),
-            None => logs_note,
+            Some(c) => format!("{c}; {notes}"),
+            None => notes,
         });
     }
     if active {
@@ -74,6 +101,89 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
         info.worker = Some(consumer);
     }
     Ok(Some(info))
+}
+
+/// Bytes of one stored value that no job can hold (past the largest caps): such a field of a
+/// corrupt record is named, not read.
+const FIELD_MOST: u64 = 64 * 1024 * 1024 + 1024;
+
+/// Every field of the job hash `key` (one too large for the script to read), read in runs
+/// of at most [`READ_BUDGET`] bytes; a field over [`FIELD_MOST`] is left out, said in the
+/// notes returned.
+async fn read_big_hash(
+    q: &QueueStore,
+    key: &str,
+) -> Result<(HashMap<String, String>, Vec<String>)> {
+    let mut conn = q.redis.conn();
+    let err = |e| q.redis.err(e);
+    // (at most MOST_JOB_FIELDS names: the script checked)
+    let names: Vec<String> = redis::cmd("HKEYS")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .map_err(err)?;
+    let mut pipe = redis::pipe();
+    for name in &names {
+        pipe.cmd("HSTRLEN").arg(key).arg(name);
+    }
+    let lens: Vec<u64> = pipe.query_async(&mut conn).await.map_err(err)?;
+    let mut hash = HashMap::with_capacity(names.len());
+    let mut notes = Vec::new();
+    let mut run: Vec<&String> = Vec::new();
+    let mut bytes = 0u64;
+    let mut runs = Vec::new();
+    for (name, len) in names.iter().zip(lens) {
+        if len > FIELD_MOST {
+            notes.push(format!(
+                "field {} is {len} bytes, more than any job holds: not read",
+                crate::text::clip(name, 40)
+            ));
+            continue;
+        }
+        if !run.is_empty() && bytes + len > READ_BUDGET {
+            runs.push(std::mem::take(&mut run));
+            bytes = 0;
+        }
+        run.push(name);
+        bytes += len;
+    }
+    runs.push(run);
+    for run in runs.into_iter().filter(|r| !r.is_empty()) {
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(key)
+            .arg(&run)
+            .query_async(&mut conn)
+            .await
+            .map_err(err)?;
+        for (name, v) in run.into_iter().zip(values) {
+            if let Some(v) = v {
+                hash.insert(name.clone(), String::from_utf8_lossy(&v).into_owned());
+            }
+        }
+    }
+    Ok((hash, notes))
+}
+
+/// The newest `lines` lines of the log `key` (of `bytes` in all, as the script measured),
+/// about [`READ_BUDGET`] bytes a call.
+async fn read_log(q: &QueueStore, key: &str, lines: usize, bytes: u64) -> Result<Vec<String>> {
+    let mut conn = q.redis.conn();
+    let mut out = Vec::with_capacity(lines);
+    let per_read = (READ_BUDGET.saturating_mul(lines as u64) / bytes).clamp(1, 1_000) as i64;
+    let mut from = -(lines as i64);
+    while from < 0 {
+        let to = (from + per_read - 1).min(-1);
+        let some: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(from)
+            .arg(to)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| q.redis.err(e))?;
+        out.extend(some.iter().map(|l| String::from_utf8_lossy(l).into_owned()));
+        from = to + 1;
+    }
+    Ok(out)
 }
 
 /// When the running attempt started: recorded by the lease renewal (`run` =

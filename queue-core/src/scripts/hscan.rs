@@ -13,20 +13,24 @@ const SCAN_BYTES: usize = 1 << 20;
 
 /// Every field and value of hash `key`, in no particular order, each once. Read with HSCAN,
 /// a bounded number of bytes a call, so a hash of large values never makes one long call.
-pub(crate) async fn read_hash(q: &QueueStore, key: &str) -> Result<Vec<(String, String)>> {
+/// `None` when the key is not a hash (a corrupt record).
+pub(crate) async fn read_hash(q: &QueueStore, key: &str) -> Result<Option<Vec<(String, String)>>> {
     let mut conn = q.redis.conn();
     let mut cursor = 0u64;
     let mut out: Vec<(String, String)> = Vec::new();
     let (mut count, mut bytes) = (SCAN_FIRST, 0usize);
     loop {
-        let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+        let reply = redis::cmd("HSCAN")
             .arg(key)
             .arg(cursor)
             .arg("COUNT")
             .arg(count)
             .query_async(&mut conn)
-            .await
-            .map_err(|e| q.redis.err(e))?;
+            .await;
+        let (next, page): (u64, Vec<(String, String)>) = match reply {
+            Err(e) if e.code() == Some("WRONGTYPE") => return Ok(None),
+            r => r.map_err(|e| q.redis.err(e))?,
+        };
         bytes += page.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         out.extend(page);
         if next == 0 {
@@ -39,5 +43,5 @@ pub(crate) async fn read_hash(q: &QueueStore, key: &str) -> Result<Vec<(String, 
     // HSCAN may return a field twice
     let mut seen = std::collections::HashSet::new();
     out.retain(|(k, _)| seen.insert(k.clone()));
-    Ok(out)
+    Ok(Some(out))
 }

@@ -12,8 +12,9 @@ use crate::store::QueueStore;
 /// The children hash of parent `id`: `<queue>/<id>` → stored outcome (see `keys.rs`
 /// `job_kids`), in no particular order, read a bounded number of bytes a call
 /// ([`hscan::read_hash`]), so a parent of 10,000 children with large return values never
-/// makes one long call.
-pub(crate) async fn children_of(q: &QueueStore, id: &str) -> Result<Vec<(String, String)>> {
+/// makes one long call. `None` when the record is not a hash (a corrupt record: settle.lua
+/// fails its parent).
+pub(crate) async fn children_of(q: &QueueStore, id: &str) -> Result<Option<Vec<(String, String)>>> {
     hscan::read_hash(q, &q.keys.job_kids(id)).await
 }
 

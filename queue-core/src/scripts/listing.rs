@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use redis::streams::StreamInfoGroupsReply;
 
 use super::budget::{self, Run};
+use super::empty_if_corrupt;
 use crate::error::Result;
 use crate::job::{stored_state, JobInfo, JobState};
 use crate::keys::GROUP;
@@ -45,16 +46,18 @@ pub(crate) async fn list_sorted(
     let start = isize::try_from(offset).unwrap_or(isize::MAX);
     let stop = isize::try_from(offset.saturating_add(limit - 1)).unwrap_or(isize::MAX);
     let mut conn = inner.redis.conn();
-    let ids: Vec<String> = if newest_first {
-        redis::cmd("ZREVRANGE")
-    } else {
-        redis::cmd("ZRANGE")
-    }
-    .arg(&set)
-    .arg(start)
-    .arg(stop)
-    .query_async(&mut conn)
-    .await
+    let ids: Vec<String> = empty_if_corrupt(
+        if newest_first {
+            redis::cmd("ZREVRANGE")
+        } else {
+            redis::cmd("ZRANGE")
+        }
+        .arg(&set)
+        .arg(start)
+        .arg(stop)
+        .query_async(&mut conn)
+        .await,
+    )
     .map_err(|e| inner.redis.err(e))?;
     let hashes = read_hashes(q, &ids).await?;
     let paused = false; // only waiting jobs show as paused
@@ -90,12 +93,14 @@ pub(crate) async fn list_waiting(
         lane_keys.reverse();
     }
     for lane in lane_keys {
-        let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&lane)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| inner.redis.err(e))?;
+        let groups: StreamInfoGroupsReply = empty_if_corrupt(
+            redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&lane)
+                .query_async(&mut conn)
+                .await,
+        )
+        .map_err(|e| inner.redis.err(e))?;
         let delivered = groups
             .groups
             .iter()
@@ -118,15 +123,17 @@ pub(crate) async fn list_waiting(
                 ListOrder::Run => ("XRANGE", cursor.clone(), "+".to_string()),
                 ListOrder::Newest => ("XREVRANGE", cursor.clone(), format!("({delivered}")),
             };
-            let entries: Vec<(String, Vec<String>)> = redis::cmd(command)
-                .arg(&lane)
-                .arg(from)
-                .arg(to)
-                .arg("COUNT")
-                .arg(want)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| inner.redis.err(e))?;
+            let entries: Vec<(String, Vec<String>)> = empty_if_corrupt(
+                redis::cmd(command)
+                    .arg(&lane)
+                    .arg(from)
+                    .arg(to)
+                    .arg("COUNT")
+                    .arg(want)
+                    .query_async(&mut conn)
+                    .await,
+            )
+            .map_err(|e| inner.redis.err(e))?;
             let Some((last, _)) = entries.last() else {
                 break;
             };
@@ -178,14 +185,16 @@ async fn list_grouped(
     let mut conn = q.redis.conn();
     let mut rank = 0u64;
     loop {
-        let groups: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(keys.group_waiting())
-            .arg(rank)
-            .arg(rank + PAGE - 1)
-            .arg("WITHSCORES")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| q.redis.err(e))?;
+        let groups: Vec<(String, f64)> = empty_if_corrupt(
+            redis::cmd("ZRANGE")
+                .arg(keys.group_waiting())
+                .arg(rank)
+                .arg(rank + PAGE - 1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await,
+        )
+        .map_err(|e| q.redis.err(e))?;
         rank += PAGE;
         for (group, waiting) in &groups {
             let waiting = waiting.max(0.0) as u64;
@@ -194,13 +203,15 @@ async fn list_grouped(
                 continue;
             }
             let want = (limit - out.len() as u64).min(PAGE);
-            let ids: Vec<String> = redis::cmd("ZRANGE")
-                .arg(keys.group_queue(group))
-                .arg(skip)
-                .arg(skip + want - 1)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| q.redis.err(e))?;
+            let ids: Vec<String> = empty_if_corrupt(
+                redis::cmd("ZRANGE")
+                    .arg(keys.group_queue(group))
+                    .arg(skip)
+                    .arg(skip + want - 1)
+                    .query_async(&mut conn)
+                    .await,
+            )
+            .map_err(|e| q.redis.err(e))?;
             skip = 0;
             let hashes = read_hashes(q, &ids).await?;
             for (id, h) in ids.iter().zip(hashes) {
@@ -236,15 +247,17 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
             .saturating_sub(out.len() as u64)
             .min(i64::MAX as u64);
         // (entry id, consumer, idle ms, deliveries), oldest entry first
-        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(&lane)
-            .arg(GROUP)
-            .arg("-")
-            .arg("+")
-            .arg(want)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| inner.redis.err(e))?;
+        let pending: Vec<(String, String, u64, u64)> = empty_if_corrupt(
+            redis::cmd("XPENDING")
+                .arg(&lane)
+                .arg(GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(want)
+                .query_async(&mut conn)
+                .await,
+        )
+        .map_err(|e| inner.redis.err(e))?;
         if pending.is_empty() {
             continue;
         }

@@ -222,6 +222,29 @@ pub(crate) async fn explained(q: &QueueStore, e: Error) -> Error {
     e
 }
 
+/// The reply of a read of one of a queue's indexes of jobs (a set, a lane, a group's key),
+/// where a key of the wrong type (a corrupt record), or a lane without its consumer group
+/// or gone (deleted by hand; `XINFO` answers "no such key"), reads as empty: it lists no
+/// job of ours. The next script that meets
+/// it makes it again, and the repair sweep puts back the jobs it listed, from their hashes;
+/// meanwhile a listing shows the rest, never fails.
+pub(crate) fn empty_if_corrupt<T: Default>(reply: redis::RedisResult<T>) -> redis::RedisResult<T> {
+    match reply {
+        Err(e) if matches!(e.code(), Some("WRONGTYPE" | "NOGROUP")) => Ok(T::default()),
+        Err(e) if e.code() == Some("ERR") && e.detail() == Some("no such key") => Ok(T::default()),
+        other => other,
+    }
+}
+
+/// One reply of a pipeline sent with `ignore_errors`, read as `T`; an error reply of the
+/// kind [`empty_if_corrupt`] reads as empty does the same here.
+pub(crate) fn piped<T: FromRedisValue + Default>(v: Value) -> redis::RedisResult<T> {
+    match v {
+        Value::ServerError(e) => empty_if_corrupt(Err(e.into())),
+        v => Ok(redis::from_redis_value(v)?),
+    }
+}
+
 /// Reads queue `q`'s lanes again (see `lanes.rs`); a lanes set of the wrong type (a corrupt
 /// record) is named in the error.
 pub(crate) async fn refresh_lanes(q: &QueueStore) -> Result<Lanes> {

@@ -168,10 +168,11 @@ if m[2] == '1' then
 end
 
 -- queue limits: how many of `want` may start now. A stored limit that is not a whole
--- number from 1 (a corrupt record) is ignored rather than stopping the queue.
+-- number from 1 to 2^53 (what the limits take; a corrupt record) is ignored rather than
+-- stopping the queue (limits.rs `stored_limit` reads it the same way).
 local function limit_value(v)
   local n = tonumber(v)
-  if n and n >= 1 and n < 1e15 and n == math.floor(n) then return n end
+  if n and n >= 1 and n <= 9007199254740992 and n == math.floor(n) then return n end
   return nil
 end
 local want = count

@@ -35,6 +35,18 @@ for _, pid in ipairs(parents) do
   local kids = kids_key(Q.job_prefix, pid)
   local f = flow_fields(job)
   local n, failure = 0, nil
+  local kind = redis.call('TYPE', kids)['ok']
+  if f and kind ~= 'hash' and kind ~= 'none' then
+    -- its children's record is not a hash (a corrupt record): no child can ever count
+    -- down, so the parent fails now, alone, naming it (a staged one once its flow's add
+    -- commits it; the safety net, flow/reconcile.rs, sends a notice for such a parent)
+    if f[1] == 'waiting_children' and not f[2] then
+      f[8] = 'its children\'s record ' .. kids .. ' ' .. wrong_type(kids, 'hash') ..
+        ': their outcomes cannot be kept'
+      parent_next(job, pid, f, now, true)
+    end
+    f = nil
+  end
   for _, a in ipairs(f and parents[pid] or {}) do
     local ref, s, v = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
     local cur = redis.pcall('HGET', kids, ref)

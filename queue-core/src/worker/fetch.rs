@@ -132,9 +132,10 @@ pub(crate) async fn fetch_loop(
     held: Arc<Held>,
     blocking: Conn,
     claimed: mpsc::UnboundedSender<Claimed>,
+    lease: Duration,
     stop: CancellationToken,
 ) {
-    let mut outage = Outage::new(format!("fetching from queue {}", queue.name()));
+    let mut outage = Outage::within_lease(format!("fetching from queue {}", queue.name()), lease);
     let mut waiter = Waiter::marker(blocking, &queue.inner, MAX_IDLE);
     // a claim call failed: Redis may have run it anyway, leaving entries pending to this
     // worker that it does not hold; give them back once Redis answers again

@@ -39,8 +39,10 @@ pub(crate) async fn finish_loop(
     queue: Queue,
     held: Arc<Held>,
     mut rx: mpsc::UnboundedReceiver<Outcome>,
+    lease: Duration,
 ) {
-    let mut outage = Outage::new(format!("recording results in queue {}", queue.name()));
+    let outage = format!("recording results in queue {}", queue.name());
+    let mut outage = Outage::within_lease(outage, lease);
     let mut batch = Vec::with_capacity(64);
     // an outcome that did not fit the last batch starts the next
     let mut carried: Option<Outcome> = None;

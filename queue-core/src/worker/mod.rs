@@ -487,6 +487,7 @@ impl Worker {
             queue.clone(),
             held.clone(),
             rx,
+            self.settings.lease,
         )));
         let (claimed_tx, claimed_rx) = mpsc::unbounded_channel();
         // ends once the fetch loop has stopped and every claimed job has started
@@ -523,6 +524,7 @@ impl Worker {
             held.clone(),
             blocking,
             claimed_tx,
+            self.settings.lease,
             self.shutdown.clone(),
         )));
         Ok(Some(held))

@@ -263,11 +263,12 @@ async fn limits_read_back_as_set_and_live_in_the_meta_hash() {
             rate_max: Some(10),
             rate_window_ms: Some(1_000),
             concurrency: Some(3),
+            corrupt: None,
         }
     );
     assert_eq!(l.rate_window(), Some(Duration::from_secs(1)));
     assert_eq!(
-        serde_json::to_value(l).unwrap(),
+        serde_json::to_value(&l).unwrap(),
         json!({"rate_max": 10, "rate_window_ms": 1000, "concurrency": 3})
     );
     // stored in Redis, where every worker reads them
@@ -300,6 +301,7 @@ async fn limits_read_back_as_set_and_live_in_the_meta_hash() {
             rate_max: Some(500),
             rate_window_ms: Some(250),
             concurrency: None,
+            corrupt: None,
         }
     );
     q.clear_rate_limit().await.unwrap();
@@ -355,4 +357,42 @@ async fn a_rate_limited_worker_waits_for_the_window_instead_of_spinning() {
     assert_eq!(starts.lock().unwrap().len(), 2);
     // waiting means about one fetch per idle period; spinning would be thousands
     assert!(calls < 30, "{calls} script calls in 1 s while rate-limited");
+}
+
+/// Stored limits that are not whole numbers from 1 (a corrupt record) are read as the
+/// claim reads them, ignored (a window read as 1 s), and the read says which field and
+/// what it holds: `jobq limits`, the API and the page used to fail ("unexpected reply").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_stored_limits_are_shown_as_the_claim_reads_them_never_fail_the_read() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-limits").await;
+    q.set_rate_limit(10, Duration::from_secs(5)).await.unwrap();
+    q.set_global_concurrency(3).await.unwrap();
+    let keys = QueueKeys::new(env.config.prefix(), "bad-limits");
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("HSET")
+        .arg(keys.meta())
+        .arg("rate_ms")
+        .arg("-5")
+        .arg("conc")
+        .arg("abc")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let l = q.limits().await.unwrap();
+    assert_eq!(
+        (l.rate_max, l.rate_window_ms, l.concurrency),
+        (Some(10), Some(1_000), None)
+    );
+    let corrupt = l.corrupt.unwrap_or_default();
+    assert!(
+        corrupt.contains("field rate_ms is \"-5\"") && corrupt.contains("field conc is \"abc\""),
+        "{corrupt}"
+    );
+    // setting the limit writes it again
+    q.set_global_concurrency(4).await.unwrap();
+    q.set_rate_limit(10, Duration::from_secs(5)).await.unwrap();
+    let l = q.limits().await.unwrap();
+    assert_eq!((l.rate_window_ms, l.concurrency), (Some(5_000), Some(4)));
+    assert!(l.corrupt.is_none());
 }

@@ -1010,3 +1010,105 @@ async fn metrics_series_and_label_names_stay_the_ones_users_query() {
         "{dashboard_text}"
     );
 }
+
+/// POST `body` (raw text, `None`: no body) to `url` → (status, JSON reply).
+async fn post_raw(url: &str, body: Option<&str>) -> (u16, Value) {
+    let mut req = client().post(url);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// POST `path` with a chunked body of `chunks` pieces of 64 KiB (no `Content-Length`), by
+/// hand → the status line's code.
+async fn post_chunked(d: &Dashboard, path: &str, chunks: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = d.origin().trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let piece = vec![b'x'; 64 * 1024];
+    for _ in 0..chunks {
+        let sent = async {
+            s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                .await?;
+            s.write_all(&piece).await?;
+            s.write_all(b"\r\n").await
+        };
+        // (the server may answer and close before the body ends)
+        if sent.await.is_err() {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply).await;
+    let text = String::from_utf8_lossy(&reply);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Input the API used to take silently, doing the default with a 200, is a 400 naming it:
+/// a parameter it does not take (`stat=failed` listed waiting jobs), a value that is not
+/// UTF-8 once decoded (`name=%FF` searched for U+FFFD), a live-updates query naming a
+/// queue or job none can have or a `jobs` that is neither yes nor no, and a body sent to
+/// an action that takes none (drain with `{"state":"delayed"}` drained every waiting job;
+/// a chunked 1 MB body to pause paused the queue past the 413). Nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_what_it_used_to_ignore_naming_it() {
+    let env = TestEnv::new().await;
+    let q = env.queue("strict").await;
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    let later = JobOptions::new().delay(Duration::from_secs(3600));
+    q.add("work", &json!({}), later).await.unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    for (path, named) in [
+        ("/api/queues/strict/jobs?stat=failed", "\"stat\""),
+        ("/api/queues/strict/jobs?state=waiting&name=%FF", "name"),
+        ("/api/queues/strict/groups?limt=5", "\"limt\""),
+        ("/events?queue=bad%20name", "bad name"),
+        ("/events?jobs=banana", "banana"),
+        ("/events?stream=1", "\"stream\""),
+        ("/api/queues?verbose=1", "takes none"),
+        ("/api/queues/strict/limits?x", "\"x\""),
+    ] {
+        let (status, body) = get_json(&d.url(path)).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(named), "{path}: {error}");
+    }
+    let (status, body) = get_json(&d.url("/api/queues/strict/jobs?state=delayed&limit=5")).await;
+    assert_eq!(status, 200, "{body}");
+
+    let drain = d.url("/api/queues/strict/drain");
+    let (status, body) = post_raw(&drain, Some(r#"{"state":"delayed"}"#)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("takes no body"),
+        "{body}"
+    );
+    assert_eq!(post_chunked(&d, "/api/queues/strict/pause", 16).await, 413);
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.delayed, c.paused), (1, 1, false), "{c:?}");
+    // no body, or the `{}` / `null` clients send for none, is fine
+    let (status, _) = post_raw(&d.url("/api/queues/strict/pause"), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = post_raw(&d.url("/api/queues/strict/resume"), Some("{}")).await;
+    assert_eq!(status, 200);
+    let (status, body) = post_raw(&drain, Some(" null ")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(q.counts().await.unwrap().waiting, 0);
+}

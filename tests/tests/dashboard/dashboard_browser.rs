@@ -475,7 +475,8 @@ async fn a_schedule_is_added_and_removed_and_a_rate_limit_set_from_the_pages() {
         Limits {
             rate_max: Some(50),
             rate_window_ms: Some(1000),
-            concurrency: None
+            concurrency: None,
+            corrupt: None,
         }
     );
 }

@@ -381,7 +381,8 @@ async fn limits_are_set_shown_and_cleared_through_the_api_as_jobq_limits_shows_t
         Limits {
             rate_max: Some(100),
             rate_window_ms: Some(1000),
-            concurrency: Some(5)
+            concurrency: Some(5),
+            corrupt: None,
         }
     );
     let (s, _) = post(&url, r#"{"group_concurrency": 2, "group_rate": "10/1m"}"#).await;
@@ -772,7 +773,8 @@ async fn the_pages_show_hostile_schedules_as_text_and_refused_forms_as_errors() 
             Limits {
                 rate_max: Some(7),
                 rate_window_ms: Some(1000),
-                concurrency: None
+                concurrency: None,
+                corrupt: None,
             },
             GroupLimitsView::default()
         )

@@ -1038,3 +1038,178 @@ async fn a_queue_meta_of_the_wrong_type_is_named_in_the_error() {
     guard.stop().await.unwrap();
     assert_eq!(c.completed_total, 1);
 }
+
+/// A queue's key of the wrong type (a corrupt record: a string where one of its indexes of
+/// jobs, a group's queue or one of the groups' sets belongs) fails no listing of any state
+/// and not the groups view: it lists none of our jobs, so it reads as empty, and the jobs
+/// listed elsewhere are shown. Listings used to fail with Redis's bare WRONGTYPE (`jobq
+/// list` exit 1, the API a 500), and so did `jobq groups`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_key_of_the_wrong_type_fails_no_listing_and_not_the_groups_view() {
+    let env = TestEnv::new().await;
+    let states = [
+        JobState::Waiting,
+        JobState::Active,
+        JobState::Delayed,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::WaitingChildren,
+    ];
+    // (what, its key, waiting jobs listed with it corrupt)
+    type Case = (&'static str, fn(&QueueKeys) -> String, usize);
+    let cases: [Case; 10] = [
+        ("completed", |k| k.completed(), 5),
+        ("failed", |k| k.failed(), 5),
+        ("delayed", |k| k.delayed(), 5),
+        ("cancelled", |k| k.cancelled(), 5),
+        ("waiting children", |k| k.waiting_children(), 5),
+        ("lane 0", |k| k.lane(0), 3),
+        ("group queue g1", |k| k.group_queue("g1"), 3),
+        ("groups' waiting counts", |k| k.group_waiting(), 2),
+        ("groups' active counts", |k| k.group_active(), 5),
+        ("parked groups", |k| k.group_parked(), 5),
+    ];
+    for (n, (what, key, listed)) in cases.into_iter().enumerate() {
+        let name = format!("bad-read-{n}");
+        let q = env.queue(&name).await;
+        let plain = JobOptions::new();
+        for opts in [
+            plain.clone(),
+            plain.clone(),
+            plain.clone().group("g1"),
+            plain.clone().group("g1"),
+            plain.group("g2"),
+        ] {
+            q.add("work", &json!({}), opts).await.unwrap();
+        }
+        let keys = QueueKeys::new(env.config.prefix(), &name);
+        let mut raw = env.raw().await;
+        let _: () = redis::cmd("DEL")
+            .arg(key(&keys))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(key(&keys))
+            .arg("junk")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        for state in states {
+            let page = q.list_jobs(state, 0, 100).await;
+            let page = page.unwrap_or_else(|e| panic!("{what}: listing {state:?} failed: {e}"));
+            if state == JobState::Waiting {
+                assert_eq!(page.len(), listed, "{what}: waiting jobs listed");
+            }
+        }
+        let groups = q.groups(50).await;
+        groups.unwrap_or_else(|e| panic!("{what}: the groups view failed: {e}"));
+    }
+    // a lane deleted by hand (still in the lanes set): its jobs are not listed, the rest are
+    let q = env.queue("bad-read-gone").await;
+    q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    let grouped = JobOptions::new().group("g1");
+    q.add("work", &json!({}), grouped).await.unwrap();
+    let keys = QueueKeys::new(env.config.prefix(), "bad-read-gone");
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("DEL")
+        .arg(keys.lane(0))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for state in states {
+        let page = q.list_jobs(state, 0, 100).await;
+        let page = page.unwrap_or_else(|e| panic!("lane gone: listing {state:?} failed: {e}"));
+        if state == JobState::Waiting {
+            assert_eq!(page.len(), 1, "lane gone: waiting jobs listed");
+        }
+    }
+}
+
+/// What a handler writes about a job is bounded too: progress travels whole in an event
+/// to every live page (200 events of 1 MB held Redis ~120 ms per read of the stream), so
+/// progress over 64 KiB of JSON is refused naming its size, and a log line over 64 KiB is
+/// kept cut there, saying how long it was. Neither fails the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_and_log_lines_over_64_kib_are_refused_or_cut_naming_the_size() {
+    let env = TestEnv::new().await;
+    let q = env.queue("big-trail").await;
+    let worker = env
+        .worker()
+        .queues(["big-trail"])
+        .handler("work", |_j: Job<Value>, c: Ctx| async move {
+            let big = c.progress(json!("p".repeat(100_000))).await;
+            let refused = big.err().map(|e| e.to_string()).unwrap_or_default();
+            c.progress(json!({ "done": 50 })).await?;
+            c.log("l".repeat(100_000)).await?;
+            c.log("short").await?;
+            Ok::<_, JobError>(json!({ "refused": refused }))
+        })
+        .build()
+        .unwrap();
+    let id = q
+        .add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    let guard = spawn_worker(worker);
+    let job = wait_job_done(&q, &id, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(job.state, JobState::Completed);
+    let refused = job.return_value.unwrap_or_default()["refused"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        refused.contains("100002 bytes") && refused.contains("65536"),
+        "{refused}"
+    );
+    assert_eq!(job.progress, Some(json!({ "done": 50 })));
+    assert_eq!(job.logs.len(), 2);
+    assert!(job.logs[0].len() <= 64 * 1024, "{}", job.logs[0].len());
+    assert!(
+        job.logs[0].ends_with("[cut: the line was 100000 bytes]"),
+        "{}",
+        &job.logs[0][job.logs[0].len() - 60..]
+    );
+    assert_eq!(job.logs[1], "short");
+}
+
+/// A stored name longer than an add takes (a corrupt record) is marked in listings and on
+/// the job's page as the claim names it, and shown clipped: a 100 KB name was listed whole,
+/// unmarked, and made every row of `jobq list` 100 KB wide.
+#[tokio::test]
+async fn a_stored_name_over_256_bytes_is_listed_marked_and_clipped() {
+    let env = TestEnv::new().await;
+    let q = env.queue("long-name").await;
+    let id = q
+        .add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    let ok = q
+        .add("work", &json!({}), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    corrupt(
+        &env,
+        "long-name",
+        &id,
+        "name",
+        Some("n".repeat(100_000).as_bytes()),
+    )
+    .await;
+    let page = q.list_jobs(JobState::Waiting, 0, 10).await.unwrap();
+    assert_eq!(page.len(), 2);
+    for job in page.iter().chain([&q.job(&id).await.unwrap()]) {
+        if job.id == ok {
+            assert!(job.corrupt.is_none() && job.name == "work");
+            continue;
+        }
+        let c = job.corrupt.as_deref().unwrap_or_default();
+        assert!(c.contains("field name is 100000 bytes"), "{c}");
+        assert!(job.name.len() <= 256, "{}", job.name.len());
+    }
+}

@@ -679,3 +679,54 @@ async fn a_look_at_a_parents_children_delivers_their_outboxes_first() {
     );
     guard.stop().await.unwrap();
 }
+
+/// A parent whose children's record is of the wrong type (a corrupt record: a string where
+/// the hash of its children's outcomes belongs) can never count its children down: it
+/// fails alone when the first of them finishes, naming the record, and `show` / the job
+/// page still read it (no children listed). It used to wait for ever, and the safety net
+/// retried it every 10 s as if Redis were down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_whose_childrens_record_is_corrupt_fails_alone_naming_it() {
+    let env = TestEnv::new().await;
+    let tree = add(
+        &env,
+        parent()
+            .child(work("fa", json!({"ms": 0, "n": 1})))
+            .child(work("fa", json!({"ms": 0, "n": 2}))),
+    )
+    .await;
+    let other = add(&env, parent().child(work("fa", json!({"ms": 0, "n": 3})))).await;
+    let kids =
+        queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "fp").job_kids(&tree.id);
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("DEL")
+        .arg(&kids)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&kids)
+        .arg("junk")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let fp = env.queue("fp").await;
+    assert!(fp.children(&tree.id).await.unwrap().is_empty());
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
+    let failed = wait_job_done(&fp, &tree.id, Duration::from_secs(10)).await;
+    let fine = wait_job_done(&fp, &other.id, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(failed.state, JobState::Failed);
+    let reason = failed.failed_reason.unwrap_or_default();
+    assert!(
+        reason.contains(&kids) && reason.contains("is a string, not a hash"),
+        "{reason}"
+    );
+    assert_eq!(fine.state, JobState::Completed);
+    assert_eq!(
+        collected.load(Ordering::SeqCst),
+        1,
+        "only the sound parent ran"
+    );
+}

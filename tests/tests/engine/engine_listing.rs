@@ -200,3 +200,68 @@ async fn sizing_a_page_of_jobs_with_many_fields_never_blocks_redis_for_50ms() {
     eprintln!("sizing and reading 800 wide jobs: {slow} calls over 5 ms, the longest {us} µs");
     assert!(us < 50_000, "a call took {us} µs: {cmd}");
 }
+
+/// One job read whole (`jobq show`, the job page, `GET /api/queues/{q}/jobs/{id}`) never
+/// copies a big record through one script call: copying a 60 MB field through Lua held
+/// Redis ~200 ms. A log of 1,000 lines of 40 KB and a corrupt 20 MB progress are read after
+/// the script, a bounded number of bytes a call; a corrupt log of more lines than a log
+/// keeps shows its newest lines, marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_one_big_job_never_blocks_redis_for_50ms() {
+    let server = RedisServer::start_logging_slow_calls();
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("bigone").await;
+    let keys = QueueKeys::new(env.config.prefix(), "bigone");
+    let mut raw = env.raw().await;
+    let id = q
+        .add("t", &json!({ "n": 1 }), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    let line = "y".repeat(40_000);
+    for _ in 0..10 {
+        let mut push = redis::cmd("RPUSH");
+        push.arg(keys.job_logs(&id));
+        for _ in 0..100 {
+            push.arg(&line);
+        }
+        let _: i64 = push.query_async(&mut raw).await.unwrap();
+    }
+    let progress = format!("\"{}\"", "z".repeat(20_000_000));
+    let _: i64 = redis::cmd("HSET")
+        .arg(keys.job(&id))
+        .arg("progress")
+        .arg(&progress)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let job = q.job(&id).await.unwrap();
+    assert_eq!(job.data, json!({ "n": 1 }));
+    assert_eq!(job.state, JobState::Waiting);
+    assert_eq!(job.logs.len(), 1_000);
+    assert!(job.logs.iter().all(|l| *l == line));
+    let p = job.progress.as_ref().and_then(|p| p.as_str()).map(str::len);
+    assert_eq!(p, Some(20_000_000));
+    assert!(job.corrupt.is_none(), "{:?}", job.corrupt);
+    let (slow, (us, cmd)) = slowest_call(&mut raw).await;
+    eprintln!("reading a 60 MB job: {slow} calls over 5 ms, the longest {us} µs");
+    assert!(us < 50_000, "a call took {us} µs: {cmd}");
+
+    // a log of more lines than a log keeps (a corrupt record): the newest 1,000, marked
+    let mut push = redis::cmd("RPUSH");
+    push.arg(keys.job_logs(&id));
+    for i in 0..4_000 {
+        push.arg(format!("line {i}"));
+    }
+    let _: i64 = push.query_async(&mut raw).await.unwrap();
+    let job = q.job(&id).await.unwrap();
+    assert_eq!(job.logs.len(), 1_000);
+    assert_eq!(job.logs.last().map(String::as_str), Some("line 3999"));
+    let corrupt = job.corrupt.unwrap_or_default();
+    assert!(corrupt.contains("its log has 5000 lines"), "{corrupt}");
+}

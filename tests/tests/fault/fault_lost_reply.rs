@@ -224,3 +224,51 @@ async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without
     }
     guard.stop().await.unwrap();
 }
+
+/// As above, on a short lease (1 s) and after a longer outage: the claim's reply is lost,
+/// then Redis looks down to the worker for 4 s, so its retries have backed off.
+/// Its fetch loop retries at least every third of a lease, so it gives the jobs back
+/// before its own reclaimer (a whole lease after Redis is back) takes them: with 2 s
+/// between retries the reclaim came first, and a job that never ran failed as stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_a_lost_claim_is_given_back_before_a_short_lease_expires_after_an_outage() {
+    const Q: &str = "lostclaim-short";
+    let server = RedisServer::start(&[]);
+    let proxy = Proxy::start(&server.addr()).await;
+    let direct = TestEnv::on(&server.url()).await;
+    let prefix = direct.config.prefix().to_string();
+    let via_proxy = TestEnv::on_prefix(&proxy.url(), &prefix).await;
+    let q = direct.queue(Q).await;
+    let worker = via_proxy
+        .worker()
+        .queues([Q])
+        .concurrency(8)
+        .lease(Duration::from_secs(1))
+        .max_stalls(0)
+        .handler("work", |_j: Job<Value>, _c: Ctx| async {
+            Ok::<_, JobError>(())
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let first = q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    wait_job_done(&q, &first.id, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.drop_replies(true);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let added = q.add("work", &json!({ "i": i }), JobOptions::new()).await;
+        ids.push(added.unwrap().id);
+    }
+    eventually(Duration::from_secs(5), "the jobs claimed", || async {
+        q.counts().await.ok().filter(|c| c.active == 5)
+    })
+    .await;
+    proxy.drop_replies(false);
+    proxy.down(true);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.down(false);
+    let c = wait_finished(&q, 6, Duration::from_secs(15)).await;
+    assert_eq!((c.completed_total, c.failed_total), (6, 0), "{c:?}");
+    guard.stop().await.unwrap();
+}
