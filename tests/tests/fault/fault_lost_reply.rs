@@ -161,24 +161,30 @@ async fn lose_replies_of(
     proxy.cut();
 }
 
-/// A claim whose reply is lost: Redis ran it, so its jobs are pending to the worker, which
-/// never saw them. Once Redis answers again the worker gives them back (the queue's front
-/// lane) and runs them: no stall is counted and no job waits for a lease to expire. Before,
-/// a reclaim took them a lease later, counting a stall (with `max_stalls` 0: failed unrun).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without_a_stall() {
-    const Q: &str = "lostclaim";
+/// A worker on `lease` behind a proxy whose claim of 5 jobs ran in Redis while the proxy
+/// threw its reply away (replies flow again on return): the jobs are pending to a worker
+/// that never saw them.
+struct LostClaim {
+    _server: RedisServer,
+    proxy: Proxy,
+    direct: TestEnv,
+    q: Queue,
+    guard: WorkerGuard,
+    ids: Vec<String>,
+}
+
+async fn lost_claim(queue: &str, lease: Duration) -> LostClaim {
     let server = RedisServer::start(&[]);
     let proxy = Proxy::start(&server.addr()).await;
     let direct = TestEnv::on(&server.url()).await;
     let prefix = direct.config.prefix().to_string();
     let via_proxy = TestEnv::on_prefix(&proxy.url(), &prefix).await;
-    let q = direct.queue(Q).await;
+    let q = direct.queue(queue).await;
     let worker = via_proxy
         .worker()
-        .queues([Q])
+        .queues([queue])
         .concurrency(8)
-        .lease(Duration::from_secs(2))
+        .lease(lease)
         .max_stalls(0)
         .handler("work", |_j: Job<Value>, _c: Ctx| async {
             Ok::<_, JobError>(())
@@ -194,12 +200,8 @@ async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without
     proxy.drop_replies(true);
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(
-            q.add("work", &json!({ "i": i }), JobOptions::new())
-                .await
-                .unwrap()
-                .id,
-        );
+        let added = q.add("work", &json!({ "i": i }), JobOptions::new()).await;
+        ids.push(added.unwrap().id);
     }
     // the worker's next claim runs in Redis; its reply is thrown away
     eventually(Duration::from_secs(5), "the jobs claimed", || async {
@@ -208,12 +210,30 @@ async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     proxy.drop_replies(false);
-    proxy.cut();
-    let c = wait_finished(&q, 6, Duration::from_secs(10)).await;
+    LostClaim {
+        _server: server,
+        proxy,
+        direct,
+        q,
+        guard,
+        ids,
+    }
+}
+
+/// A claim whose reply is lost: Redis ran it, so its jobs are pending to the worker, which
+/// never saw them. Once Redis answers again the worker gives them back (the queue's front
+/// lane) and runs them: no stall is counted and no job waits for a lease to expire. Before,
+/// a reclaim took them a lease later, counting a stall (with `max_stalls` 0: failed unrun).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without_a_stall() {
+    let lost = lost_claim("lostclaim", Duration::from_secs(2)).await;
+    lost.proxy.cut();
+    let c = wait_finished(&lost.q, 6, Duration::from_secs(10)).await;
     assert_eq!((c.completed_total, c.failed_total), (6, 0), "{c:?}");
-    let keys = queue_core::internal::keys::QueueKeys::new(&prefix, Q);
-    let mut raw = direct.raw().await;
-    for id in &ids {
+    let prefix = lost.direct.config.prefix();
+    let keys = queue_core::internal::keys::QueueKeys::new(prefix, "lostclaim");
+    let mut raw = lost.direct.raw().await;
+    for id in &lost.ids {
         let stalls: Option<u64> = redis::cmd("HGET")
             .arg(keys.job(id))
             .arg("stalls")
@@ -222,7 +242,7 @@ async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without
             .unwrap();
         assert_eq!(stalls, None, "job {id} was reclaimed as stalled");
     }
-    guard.stop().await.unwrap();
+    lost.guard.stop().await.unwrap();
 }
 
 /// As above, on a short lease (1 s) and after a longer outage: the claim's reply is lost,
@@ -232,43 +252,11 @@ async fn guarantee_1_jobs_of_a_claim_whose_reply_was_lost_are_given_back_without
 /// between retries the reclaim came first, and a job that never ran failed as stalled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_1_a_lost_claim_is_given_back_before_a_short_lease_expires_after_an_outage() {
-    const Q: &str = "lostclaim-short";
-    let server = RedisServer::start(&[]);
-    let proxy = Proxy::start(&server.addr()).await;
-    let direct = TestEnv::on(&server.url()).await;
-    let prefix = direct.config.prefix().to_string();
-    let via_proxy = TestEnv::on_prefix(&proxy.url(), &prefix).await;
-    let q = direct.queue(Q).await;
-    let worker = via_proxy
-        .worker()
-        .queues([Q])
-        .concurrency(8)
-        .lease(Duration::from_secs(1))
-        .max_stalls(0)
-        .handler("work", |_j: Job<Value>, _c: Ctx| async {
-            Ok::<_, JobError>(())
-        })
-        .build()
-        .unwrap();
-    let guard = spawn_worker(worker);
-    let first = q.add("work", &json!({}), JobOptions::new()).await.unwrap();
-    wait_job_done(&q, &first.id, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    proxy.drop_replies(true);
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let added = q.add("work", &json!({ "i": i }), JobOptions::new()).await;
-        ids.push(added.unwrap().id);
-    }
-    eventually(Duration::from_secs(5), "the jobs claimed", || async {
-        q.counts().await.ok().filter(|c| c.active == 5)
-    })
-    .await;
-    proxy.drop_replies(false);
-    proxy.down(true);
+    let lost = lost_claim("lostclaim-short", Duration::from_secs(1)).await;
+    lost.proxy.down(true);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    proxy.down(false);
-    let c = wait_finished(&q, 6, Duration::from_secs(15)).await;
+    lost.proxy.down(false);
+    let c = wait_finished(&lost.q, 6, Duration::from_secs(15)).await;
     assert_eq!((c.completed_total, c.failed_total), (6, 0), "{c:?}");
-    guard.stop().await.unwrap();
+    lost.guard.stop().await.unwrap();
 }
