@@ -13,13 +13,14 @@
 //! on stderr says so. Redis failing midway is an error (exit 1): the chunks stored so far
 //! stay stored.
 
-use std::io::{IsTerminal, Read};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use queue_core::config::JobCaps;
 use queue_core::{Produced, Producer, BULK_CHUNK};
 use serde_json::{json, Value};
 
@@ -32,7 +33,7 @@ const IN_FLIGHT: usize = 4;
 /// Reads, checks and adds every job of `file` (`-` = stdin).
 pub async fn add_bulk(producer: &Producer, json: bool, queue: &str, file: &Path) -> Result<()> {
     let traceparent = super::add::traceparent_from_env()?;
-    let text = read_input(file)?;
+    let text = read_input(file, max_line_bytes(&producer.config().caps))?;
     let bad = |e: String| bad_input(format!("{}: {e}", show(file)));
     let total = jsonl::check(&text, &producer.config().caps).map_err(bad)? as u64;
     super::spool::replay_before_add(producer).await;
@@ -217,16 +218,52 @@ fn show(file: &Path) -> String {
     }
 }
 
+/// The longest line any job at `caps` can take: its data and options, twice over for
+/// escapes and spaces, and 1 MiB for the rest. A longer line (an endless one on stdin) is
+/// refused as soon as it is that long, before it fills the memory.
+fn max_line_bytes(caps: &JobCaps) -> usize {
+    2usize
+        .saturating_mul(caps.max_data_bytes.saturating_add(caps.max_opts_bytes))
+        .saturating_add(1 << 20)
+}
+
 /// The whole input as text, a UTF-8 byte order mark at its start dropped (it is not JSON;
-/// editors on Windows write one). Line numbers are unchanged.
-fn read_input(file: &Path) -> Result<String> {
-    let mut text = String::new();
-    let res = if file == Path::new("-") {
-        std::io::stdin().lock().read_to_string(&mut text)
+/// editors on Windows write one). Line numbers are unchanged. A line over `max_line` bytes
+/// stops the read with an error naming it.
+fn read_input(file: &Path, max_line: usize) -> Result<String> {
+    let fail = |e: String| bad_input(format!("{}: {e}", show(file)));
+    let source: Box<dyn Read> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
     } else {
-        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
+        Box::new(std::fs::File::open(file).map_err(|e| fail(e.to_string()))?)
     };
-    res.map_err(|e| bad_input(format!("{}: {e}", show(file))))?;
+    let mut reader = BufReader::new(source);
+    let mut bytes = Vec::new();
+    let (mut line, mut line_len) = (1usize, 0usize);
+    loop {
+        let buf = reader.fill_buf().map_err(|e| fail(e.to_string()))?;
+        if buf.is_empty() {
+            break;
+        }
+        for piece in buf.split_inclusive(|b| *b == b'\n') {
+            line_len += piece.len();
+            if line_len > max_line + 1 {
+                return Err(fail(format!(
+                    "line {line} is over {max_line} bytes, longer than any job at the size \
+                     caps can be (JOBQ_MAX_DATA_BYTES, JOBQ_MAX_OPTS_BYTES)"
+                )));
+            }
+            if piece.ends_with(b"\n") {
+                line += 1;
+                line_len = 0;
+            }
+        }
+        let n = buf.len();
+        bytes.extend_from_slice(buf);
+        reader.consume(n);
+    }
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| fail("stream did not contain valid UTF-8".to_string()))?;
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());
     }

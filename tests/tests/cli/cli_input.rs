@@ -470,3 +470,45 @@ async fn a_job_with_garbage_options_is_marked_in_list_and_show_and_the_others_ar
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `add-bulk` refuses a line longer than any job at the caps can be as soon as it has read
+/// that much: an endless line on stdin used to grow in memory until the machine ran out.
+#[tokio::test]
+async fn add_bulk_stops_reading_at_a_line_longer_than_any_job_can_be() {
+    use std::io::Write;
+    let env = TestEnv::new().await;
+    let mut child = Command::new(bin_path("jobq"))
+        .args(["--redis-url", env.config.redis_url().unwrap()])
+        .args(["--prefix", env.config.prefix()])
+        .args(["add-bulk", "q", "-"])
+        .env("JOBQ_MAX_DATA_BYTES", "1000")
+        .env("JOBQ_MAX_OPTS_BYTES", "1000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run jobq");
+    let mut stdin = child.stdin.take().unwrap();
+    // one line of up to 256 MiB, written until jobq stops reading
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 20];
+        let mut written = 0usize;
+        while written < 256 << 20 && stdin.write_all(&chunk).is_ok() {
+            written += chunk.len();
+        }
+        written
+    });
+    let out = child.wait_with_output().unwrap();
+    let written = writer.join().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 1 is over") && err.contains("JOBQ_MAX_DATA_BYTES"),
+        "{err}"
+    );
+    assert!(
+        written < 64 << 20,
+        "jobq read {written} bytes of one line before refusing it"
+    );
+    assert_eq!(keys_of(&env).await, Vec::<String>::new());
+}
