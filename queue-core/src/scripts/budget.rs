@@ -53,28 +53,37 @@ pub(crate) async fn runs<S: AsRef<str>>(q: &QueueStore, ids: &[S]) -> Result<Vec
         }
         sizes.extend(some);
     }
+    let readable: Vec<Option<u64>> = sizes.iter().map(|s| u64::try_from(*s).ok()).collect();
+    Ok(pack(&readable, |i| {
+        format!(
+            "its record has {} fields, more than any job has: not read",
+            sizes[i].unsigned_abs()
+        )
+    }))
+}
+
+/// Records of `sizes` bytes, in order, cut into runs holding at most [`READ_BUDGET`] bytes
+/// together (a record over it in a run of its own); a record without a size (`None`: not
+/// to be read) is skipped, saying `why(position)`.
+pub(crate) fn pack(sizes: &[Option<u64>], why: impl Fn(usize) -> String) -> Vec<Run> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < sizes.len() {
-        if sizes[start] < 0 {
-            let why = format!(
-                "its record has {} fields, more than any job has: not read",
-                sizes[start].unsigned_abs()
-            );
-            out.push(Run::Skip(start, why));
+        let Some(first) = sizes[start] else {
+            out.push(Run::Skip(start, why(start)));
             start += 1;
             continue;
-        }
-        let (mut end, mut bytes) = (start + 1, sizes[start].unsigned_abs());
-        while end < sizes.len()
-            && sizes[end] >= 0
-            && bytes.saturating_add(sizes[end].unsigned_abs()) <= READ_BUDGET
-        {
-            bytes += sizes[end].unsigned_abs();
+        };
+        let (mut end, mut bytes) = (start + 1, first);
+        while let Some(Some(size)) = sizes.get(end) {
+            if bytes.saturating_add(*size) > READ_BUDGET {
+                break;
+            }
+            bytes += size;
             end += 1;
         }
         out.push(Run::Read(start..end));
         start = end;
     }
-    Ok(out)
+    out
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::budget::READ_BUDGET;
+use super::budget::{pack, Run, READ_BUDGET};
 use super::{invoke_with_lanes, Reply, MAX_LOG_LINES};
 use crate::error::Result;
 use crate::job::{JobInfo, JobState};
@@ -108,8 +108,8 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
 const FIELD_MOST: u64 = 64 * 1024 * 1024 + 1024;
 
 /// Every field of the job hash `key` (one too large for the script to read), read in runs
-/// of at most [`READ_BUDGET`] bytes; a field over [`FIELD_MOST`] is left out, said in the
-/// notes returned.
+/// of at most [`READ_BUDGET`] bytes ([`pack`]); a field over [`FIELD_MOST`] is left out,
+/// said in the notes returned.
 async fn read_big_hash(
     q: &QueueStore,
     key: &str,
@@ -127,35 +127,34 @@ async fn read_big_hash(
         pipe.cmd("HSTRLEN").arg(key).arg(name);
     }
     let lens: Vec<u64> = pipe.query_async(&mut conn).await.map_err(err)?;
+    let sizes: Vec<Option<u64>> = lens
+        .iter()
+        .map(|&n| (n <= FIELD_MOST).then_some(n))
+        .collect();
     let mut hash = HashMap::with_capacity(names.len());
     let mut notes = Vec::new();
-    let mut run: Vec<&String> = Vec::new();
-    let mut bytes = 0u64;
-    let mut runs = Vec::new();
-    for (name, len) in names.iter().zip(lens) {
-        if len > FIELD_MOST {
-            notes.push(format!(
-                "field {} is {len} bytes, more than any job holds: not read",
-                crate::text::clip(name, 40)
-            ));
-            continue;
-        }
-        if !run.is_empty() && bytes + len > READ_BUDGET {
-            runs.push(std::mem::take(&mut run));
-            bytes = 0;
-        }
-        run.push(name);
-        bytes += len;
-    }
-    runs.push(run);
-    for run in runs.into_iter().filter(|r| !r.is_empty()) {
+    let runs = pack(&sizes, |i| {
+        format!(
+            "field {} is {} bytes, more than any job holds: not read",
+            crate::text::clip(&names[i], 40),
+            lens[i]
+        )
+    });
+    for run in runs {
+        let at = match run {
+            Run::Read(at) => at,
+            Run::Skip(_, why) => {
+                notes.push(why);
+                continue;
+            }
+        };
         let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
             .arg(key)
-            .arg(&run)
+            .arg(&names[at.clone()])
             .query_async(&mut conn)
             .await
             .map_err(err)?;
-        for (name, v) in run.into_iter().zip(values) {
+        for (name, v) in names[at].iter().zip(values) {
             if let Some(v) = v {
                 hash.insert(name.clone(), String::from_utf8_lossy(&v).into_owned());
             }
