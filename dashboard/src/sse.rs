@@ -57,9 +57,7 @@ impl EventsQuery {
                 .as_deref()
                 .is_none_or(|id| e.job_ids.iter().any(|j| j == id))
     }
-}
 
-impl EventsQuery {
     /// A 400 naming a parameter that is not one of ours or holds a bad value (a queue name
     /// or job id that none can have, `jobs` not a yes or no).
     fn check(&self, raw: Option<&str>) -> Result<(), AppError> {
