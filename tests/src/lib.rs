@@ -663,6 +663,15 @@ pub async fn add_all(queue: &Queue, jobs: Vec<queue_core::NewJob>) -> Vec<String
         .collect()
 }
 
+/// Empties the slowlog, for [`slowest_call`] to see only what follows.
+pub async fn reset_slowlog(conn: &mut queue_core::Conn) {
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(conn)
+        .await
+        .expect("SLOWLOG RESET");
+}
+
 /// What the slowlog holds: how many entries, and the longest one (µs, and its first two
 /// arguments, clipped). The server must log what matters (`--slowlog-log-slower-than`).
 pub async fn slowest_call(conn: &mut queue_core::Conn) -> (usize, (i64, String)) {

@@ -25,11 +25,7 @@ async fn start_measuring(raw: &mut Conn) {
         .query_async(raw)
         .await
         .unwrap();
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(raw)
-        .await
-        .unwrap();
+    reset_slowlog(raw).await;
     slowlog_threshold(raw, 0).await;
 }
 

@@ -60,11 +60,7 @@ async fn settled_memory(raw: &mut Conn) -> u64 {
         .await
         .unwrap();
     let with_slowlog = used_memory(raw).await;
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(raw)
-        .await
-        .unwrap();
+    reset_slowlog(raw).await;
     eprintln!(
         "  slowlog: {entries} entries, {} B",
         with_slowlog.saturating_sub(used_memory(raw).await)

@@ -800,11 +800,7 @@ async fn guarantee_8_a_corrupt_piece_count_never_drives_an_update_or_a_debounce(
         .query_async(&mut raw)
         .await
         .unwrap();
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    reset_slowlog(&mut raw).await;
     let prefix = env.config.prefix().to_string();
     let keys = queue_core::internal::keys::QueueKeys::new(&prefix, "pieces-update");
     for (i, count) in ["3000000", "inf", "nan", "-5", "1e308"]

@@ -613,11 +613,7 @@ async fn slowlog_claims_stay_short_with_100k_groups_overrides_and_parked_groups(
         }
         let _: () = pipe.query_async(&mut conn).await.unwrap();
     }
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_slowlog(&mut conn).await;
     let guard = spawn_worker(worker(&env, name, 64));
     tokio::time::sleep(Duration::from_secs(6)).await;
     // and a change of the default with many parked groups

@@ -183,11 +183,7 @@ async fn sizing_a_page_of_jobs_with_many_fields_never_blocks_redis_for_50ms() {
         }
         let () = pipe.query_async(&mut raw).await.unwrap();
     }
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    reset_slowlog(&mut raw).await;
     let page = q
         .list_jobs_in(JobState::Waiting, ListOrder::Newest, 0, 1_000)
         .await
@@ -235,11 +231,7 @@ async fn reading_one_big_job_never_blocks_redis_for_50ms() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    reset_slowlog(&mut raw).await;
     let job = q.job(&id).await.unwrap();
     assert_eq!(job.data, json!({ "n": 1 }));
     assert_eq!(job.state, JobState::Waiting);

@@ -154,11 +154,7 @@ async fn slowlog_searches_through_100000_jobs_never_block_redis_for_50ms() {
     eprintln!("100,000 jobs stored in {:?}", made.elapsed());
 
     let mut conn = env.raw().await;
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_slowlog(&mut conn).await;
     let calls = script_calls(&mut conn).await;
     let started = std::time::Instant::now();
     for filter in [
