@@ -224,6 +224,10 @@ pub struct GroupLimitsShown {
     pub default: GroupLimits,
     /// Overrides by group.
     pub overrides: BTreeMap<String, GroupLimits>,
+    /// Stored fields that are not limits (a corrupt record), named with their values: the
+    /// claim ignores them (a corrupt override leaves its group the default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub corrupt: Vec<String>,
 }
 
 impl LimitsView {
@@ -235,6 +239,7 @@ impl LimitsView {
             group: GroupLimitsShown {
                 default: groups.default,
                 overrides: groups.overrides.into_iter().collect(),
+                corrupt: groups.corrupt,
             },
         }
     }

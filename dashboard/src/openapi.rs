@@ -458,6 +458,7 @@ mod tests {
                     ..Default::default()
                 },
             )],
+            corrupt: Vec::new(),
         };
         assert_eq!(
             serde_json::to_value(limits::LimitsView::new("q", l.clone(), g.clone())).unwrap(),

@@ -54,6 +54,11 @@ pub struct GroupLimitsView {
     pub default: GroupLimits,
     /// Groups with an override, by name.
     pub overrides: Vec<(String, GroupLimits)>,
+    /// Stored fields that are not limits (a corrupt record), each named with its value and
+    /// what the claim makes of it: ignored, so a corrupt override leaves its group the
+    /// default. Setting or clearing that limit writes the field again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrupt: Vec<String>,
 }
 
 impl GroupLimitsView {
@@ -180,9 +185,20 @@ impl Queue {
                     }
                 },
             };
-            // a corrupt field limits nothing in the claim: it is left out here too
+            // a corrupt field limits nothing in the claim (which reads it the same way): it
+            // is left out here too, and named
             if parse_limit(target, &kind, &value).is_none() {
                 tracing::warn!(queue = %self.name(), field, value, "a stored group limit is not a limit: ignored");
+                let falls_back = if field.contains(':') {
+                    "ignored, the default applies"
+                } else {
+                    "ignored, no default"
+                };
+                view.corrupt.push(format!(
+                    "field {:?} is {:?}, not a limit: {falls_back}",
+                    crate::text::clip(&field, 140),
+                    crate::text::clip(&value, 40)
+                ));
             }
         }
         view.overrides.retain(|(_, l)| !l.is_unlimited());
@@ -196,14 +212,26 @@ impl Queue {
     }
 }
 
-/// Reads one stored limit field (`c` = a concurrency, `r` = `<max>/<ms>`) into `l`.
+/// Reads one stored limit field (`c` = a concurrency, `r` = `<max>/<ms>`) into `l`, as the
+/// claim reads it (move_to_active.lua `limit_value` and `rate_of`): a concurrency is a whole
+/// number from 1 to 2^53 as Lua's `tonumber` reads it (capped at `u32::MAX` here), a rate two
+/// such numbers written in digits. `None` for anything else, which the claim ignores.
 fn parse_limit(l: &mut GroupLimits, kind: &str, value: &str) -> Option<()> {
     match kind {
-        "c" => l.concurrency = Some(value.parse().ok().filter(|n| *n > 0)?),
+        "c" => {
+            let n = crate::limits::stored_limit(value)?;
+            l.concurrency = Some(u32::try_from(n).unwrap_or(u32::MAX));
+        }
         "r" => {
             let (max, ms) = value.split_once('/')?;
-            l.rate_max = Some(max.parse().ok().filter(|n| *n > 0)?);
-            l.rate_window_ms = Some(ms.parse().ok().filter(|n| *n > 0)?);
+            let digits = |s: &str| {
+                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| crate::limits::stored_limit(s))
+                    .flatten()
+            };
+            let (max, ms) = (digits(max)?, digits(ms)?);
+            l.rate_max = Some(max);
+            l.rate_window_ms = Some(ms);
         }
         _ => return None,
     }
@@ -222,11 +250,21 @@ mod tests {
         assert!(parse_limit(&mut d, "r", "10").is_none());
         assert!(parse_limit(&mut d, "c", "0").is_none());
         assert!(parse_limit(&mut d, "x", "1").is_none());
+        // as the claim's Lua reads them: tonumber for a concurrency, digits for a rate
+        let mut l = GroupLimits::default();
+        parse_limit(&mut l, "c", " 1e3").unwrap();
+        assert_eq!(l.concurrency, Some(1000));
+        assert!(parse_limit(&mut l, "c", "2.5").is_none());
+        assert!(parse_limit(&mut l, "r", "1e3/1000").is_none());
+        assert!(parse_limit(&mut l, "r", "5/0").is_none());
+        assert!(parse_limit(&mut l, "r", "99999999999999999999/1").is_none());
+        assert_eq!(l.rate_max, None, "a rate half read is not kept");
         let mut o = GroupLimits::default();
         parse_limit(&mut o, "c", "5").unwrap();
         let view = GroupLimitsView {
             default: d,
             overrides: vec![("vip".into(), o)],
+            corrupt: Vec::new(),
         };
         let vip = view.effective("vip");
         assert_eq!((vip.concurrency, vip.rate_max), (Some(5), Some(10)));

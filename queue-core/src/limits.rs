@@ -168,9 +168,7 @@ fn parse_field(
     bad: &mut Vec<String>,
 ) -> Option<u64> {
     let s = v?;
-    let n = lua_number(&s)
-        .filter(|n| (1.0..=STORED_MOST).contains(n) && n.fract() == 0.0)
-        .map(|n| n as u64);
+    let n = stored_limit(&s);
     if n.is_none() {
         bad.push(format!(
             "field {field} is {:?}, not a whole number from 1 to 2^53: {read_as}",
@@ -178,6 +176,14 @@ fn parse_field(
         ));
     }
     n
+}
+
+/// A stored limit as the claim reads it (Lua's `tonumber`, then `limit_value` in
+/// move_to_active.lua): a whole number from 1 to 2^53, else `None`.
+pub(crate) fn stored_limit(s: &str) -> Option<u64> {
+    lua_number(s)
+        .filter(|n| (1.0..=STORED_MOST).contains(n) && n.fract() == 0.0)
+        .map(|n| n as u64)
 }
 
 /// The largest stored limit the claim takes (2^53, what the limits allow).

@@ -251,6 +251,9 @@ fn groups_section(
     let override_typed = typed.filter(|t| t.scope.as_deref() == Some("group"));
     html! {
         h2 { "Groups" }
+        @for c in &g.corrupt {
+            p class="reason" data-limit="corrupt" { "corrupt record: " (c) }
+        }
         p class="muted" {
             "Per group (tenant) of the queue: the default every group gets, and the groups that \
              override it (an override of one kind replaces the default of that kind only)."

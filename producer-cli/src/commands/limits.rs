@@ -24,6 +24,9 @@ pub async fn limits(ctx: &Ctx, args: &LimitsArgs) -> Result<()> {
         if let Some(c) = &queue_limits.corrupt {
             println!("queue limits: corrupt record: {c}");
         }
+        for c in &group_limits.corrupt {
+            println!("group limits: corrupt record: {c}");
+        }
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::limits::Limits;
 
 /// The queue's [`Limits`] fields (`rate_max`, `rate_window_ms`, `concurrency`: null when
 /// unset) and `group`: `{"default": {...}, "overrides": {"<group>": {...}}}`, each holding
-/// only the limits set.
+/// only the limits set, with `corrupt` (stored fields that are not limits, named) when any.
 pub fn limits_json(queue: &str, l: &Limits, g: &GroupLimitsView) -> Value {
     let overrides: Map<String, Value> = g
         .overrides
@@ -20,6 +20,9 @@ pub fn limits_json(queue: &str, l: &Limits, g: &GroupLimitsView) -> Value {
         map.extend(fields);
     }
     v["group"] = json!({"default": g.default, "overrides": overrides});
+    if !g.corrupt.is_empty() {
+        v["group"]["corrupt"] = json!(g.corrupt);
+    }
     v
 }
 

@@ -175,6 +175,13 @@ local function limit_value(v)
   if n and n >= 1 and n <= 9007199254740992 and n == math.floor(n) then return n end
   return nil
 end
+-- a stored group rate, '<max>/<ms>' in digits: both limit values, or nil
+local function rate_of(r)
+  local m, w = string.match(r or '', '^(%d+)/(%d+)$')
+  m, w = limit_value(m), limit_value(w)
+  if m and w then return m, w end
+  return nil
+end
 local want = count
 local rate_max, conc = limit_value(m[3]), limit_value(m[5])
 local rate_ms = limit_value(m[4]) or 1000
@@ -242,6 +249,8 @@ if ring_n > 0 then
   -- (a limits key that is not a hash, a corrupt record, limits nothing)
   local defaults = redis.pcall('HMGET', G.limits, 'c', 'r')
   if type(defaults) ~= 'table' or defaults.err then defaults = {} end
+  local def_c = limit_value(defaults[1])
+  local def_rmax, def_rms = rate_of(defaults[2])
   local fields = redis.pcall('HLEN', G.limits)
   local overrides = type(fields) == 'number'
     and fields > (defaults[1] and 1 or 0) + (defaults[2] and 1 or 0)
@@ -288,17 +297,18 @@ if ring_n > 0 then
   local function state(g)
     local s = st[g]
     if s then return s end
-    local c, r = defaults[1], defaults[2]
+    local c, rmax, rms = def_c, def_rmax, def_rms
     if overrides then
+      -- an override that is not a limit (a corrupt record) is ignored: the default applies
+      -- (groups.rs `parse_limit` reads them the same way)
       local o = redis.call('HMGET', G.limits, 'c:' .. g, 'r:' .. g)
-      c, r = o[1] or c, o[2] or r
+      c = limit_value(o[1]) or c
+      local om, ow = rate_of(o[2])
+      if om then rmax, rms = om, ow end
     end
-    local rmax, rms = string.match(r or '', '^(%d+)/(%d+)$')
     -- (every group served was popped from the ring, its counts read then)
     local n = counted[g] or {0, 0}
-    s = {c = limit_value(c), rmax = limit_value(rmax), rms = limit_value(rms), took = 0,
-      rkey = G.rate .. g, left = n[1], act = n[2]}
-    if not s.rms then s.rmax = nil end
+    s = {c = c, rmax = rmax, rms = rms, took = 0, rkey = G.rate .. g, left = n[1], act = n[2]}
     s.used = 0
     if s.rmax then
       local u = redis.pcall('GET', s.rkey)

@@ -396,3 +396,70 @@ async fn corrupt_stored_limits_are_shown_as_the_claim_reads_them_never_fail_the_
     assert_eq!((l.rate_window_ms, l.concurrency), (Some(5_000), Some(4)));
     assert!(l.corrupt.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_group_override_is_named_and_leaves_its_group_the_default() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-glimits").await;
+    q.set_group_limit(None, GroupLimitChange::Concurrency(1))
+        .await
+        .unwrap();
+    q.set_group_limit(Some("vip"), GroupLimitChange::Concurrency(5))
+        .await
+        .unwrap();
+    let keys = QueueKeys::new(env.config.prefix(), "bad-glimits");
+    let mut raw = env.raw().await;
+    // the override of one kind corrupt, of the other one a half-written rate
+    let _: () = redis::cmd("HSET")
+        .arg(keys.group_limits())
+        .arg("c:vip")
+        .arg("abc")
+        .arg("r:vip")
+        .arg("10/")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let view = q.group_limits().await.unwrap();
+    assert_eq!(view.effective("vip").concurrency, Some(1), "{view:?}");
+    assert!(view.overrides.is_empty(), "{view:?}");
+    let said = view.corrupt.join("; ");
+    assert!(
+        said.contains("field \"c:vip\" is \"abc\", not a limit: ignored, the default applies")
+            && said.contains("field \"r:vip\" is \"10/\""),
+        "{said}"
+    );
+    // the claim reads it the same way: vip's jobs run one at a time, as the default says
+    let jobs = (0..4)
+        .map(|i| {
+            NewJob::new(
+                "job",
+                &json!({"i": i, "ms": 150}),
+                JobOptions::new().group("vip"),
+            )
+            .unwrap()
+        })
+        .collect();
+    add_all(&q, jobs).await;
+    let gauge = Arc::new(Gauge::default());
+    let w = spawn_worker(worker(
+        &env,
+        "bad-glimits",
+        4,
+        gauge.clone(),
+        Arc::default(),
+    ));
+    wait_finished(&q, 4, Duration::from_secs(10)).await;
+    w.stop().await.unwrap();
+    assert_eq!(
+        gauge.max(),
+        1,
+        "the corrupt override lifted the default cap"
+    );
+    // setting the override writes it again
+    q.set_group_limit(Some("vip"), GroupLimitChange::Concurrency(5))
+        .await
+        .unwrap();
+    let view = q.group_limits().await.unwrap();
+    assert_eq!(view.effective("vip").concurrency, Some(5));
+    assert_eq!(view.corrupt.len(), 1, "the rate is still corrupt: {view:?}");
+}
