@@ -122,6 +122,7 @@ mod tests {
                     concurrency: None,
                 },
             )],
+            corrupt: Vec::new(),
         };
         assert_eq!(
             limits_json("q", &l, &g),
