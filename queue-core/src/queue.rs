@@ -19,13 +19,6 @@ pub use crate::coalesce::BULK_CHUNK;
 /// Chunks of one [`Queue::add_bulk`] in flight at once on one Redis (see there).
 const BULK_IN_FLIGHT: usize = 2;
 
-/// Each job's data as JSON text, as `add_job` stores it.
-fn encode_data(jobs: &[NewJob]) -> Result<Vec<String>> {
-    jobs.iter()
-        .map(|j| Ok(serde_json::to_string(&j.data)?))
-        .collect()
-}
-
 pub use crate::stats::{Counts, QueueStats};
 
 /// A handle on one queue. Cheap to clone.
@@ -150,14 +143,9 @@ impl Queue {
         }
     }
 
-    /// Stores already validated jobs in one `add_job` call (at most [`BULK_CHUNK`] of them:
-    /// the producer's fallback times each chunk's round trip on its own).
-    pub(crate) async fn add_chunk(&self, jobs: &[NewJob]) -> Result<Vec<Added>> {
-        self.add_encoded(jobs, &encode_data(jobs)?).await
-    }
-
-    /// [`Queue::add_chunk`] with each job's data already encoded as JSON (`data[i]` of
-    /// `jobs[i]`), as the coalescer has it from measuring its batches.
+    /// Stores already validated jobs in one `add_job` call (at most [`BULK_CHUNK`] of them),
+    /// each job's data already encoded as JSON (`data[i]` of `jobs[i]`): as the coalescer
+    /// has it from measuring its batches, and the spool's replay from checking its caps.
     pub(crate) async fn add_encoded(&self, jobs: &[NewJob], data: &[String]) -> Result<Vec<Added>> {
         self.register().await?;
         scripts::add_job::prepare(&self.inner, jobs, data)?

@@ -41,7 +41,7 @@ use super::spool::{self, decode, done_path, orphan_path, rejected_path, target_o
 use crate::connection::Redis;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
-use crate::queue::{Queue, BULK_CHUNK};
+use crate::queue::{byte_chunks, checked_data, Queue, BULK_CHUNK};
 
 /// Default jobs per replay chunk (and per progress record).
 pub const DEFAULT_REPLAY_CHUNK: usize = 500;
@@ -213,9 +213,16 @@ fn read_rest(open: OpenSpool) -> io::Result<Taken> {
         .truncate(false)
         .open(&done)?;
     let mut text = String::new();
-    progress.read_to_string(&mut text)?;
-    // a garbled record means "from the start": ids make a second store a no-op
-    let start = text.trim().parse::<u64>().unwrap_or(0).max(first_job);
+    // (a record that is not text is garbled too)
+    let _ = progress.read_to_string(&mut text);
+    let len = open.file.metadata()?.len();
+    let recorded = text.trim().parse::<u64>().ok();
+    let start = spool::resume_at(recorded, first_job, len);
+    if recorded.is_some_and(|at| at > len) {
+        tracing::warn!(file = %open.path.display(), recorded = text.trim(), len,
+            "spool replay progress is past the file's end (a corrupt record): replaying it \
+             from the start");
+    }
     let mut file = &open.file;
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
@@ -434,7 +441,7 @@ impl<'a> FileReplay<'a> {
             }
             self.flush_rejects().await?;
             let end = part.last().map_or(start, |(end, _)| *end);
-            self.record_progress(end).await?;
+            self.record_progress(end).await;
             if !opts.pause.is_zero() {
                 tokio::time::sleep(opts.pause).await;
             }
@@ -476,33 +483,58 @@ impl<'a> FileReplay<'a> {
         groups
     }
 
-    /// Stores one queue's jobs of a chunk in one call; when Redis refuses the call for a
-    /// reason of its own, finds the jobs it refuses one by one (any of the chunk it stored
-    /// before failing come back as duplicates) and rejects those. Only an unreachable
-    /// Redis is an error.
+    /// Stores one queue's jobs of a chunk, in calls of about 1 MiB at most as online adds
+    /// are (a job over that alone: no call makes Redis store much at once); a job over the
+    /// replayer's size caps (`JOBQ_MAX_DATA_BYTES`, `JOBQ_MAX_OPTS_BYTES`) is rejected, as
+    /// an add would refuse it. When Redis refuses a call for a reason of its own, finds the
+    /// jobs it refuses one by one (any of the call it stored before failing come back as
+    /// duplicates) and rejects those. Only an unreachable Redis is an error.
     async fn store(&mut self, g: Group<'_>) -> Result<()> {
         let Some(q) = self.queue(&g).await? else {
             return Ok(());
         };
-        let e = match q.add_chunk(&g.jobs).await {
-            Ok(added) => {
-                self.done.count(&added);
-                return Ok(());
-            }
-            Err(e) if e.is_connection() => return Err(e),
-            Err(e) => e,
-        };
-        tracing::debug!(file = %self.path.display(), queue = %g.key.1, error = %e,
-            "spooled chunk refused: retrying its jobs one by one");
-        for (job, text) in g.jobs.iter().zip(&g.lines) {
-            match q.add_chunk(std::slice::from_ref(job)).await {
-                Ok(added) => self.done.count(&added),
-                Err(e) if e.is_connection() => return Err(e),
+        let caps = self.redis.caps();
+        let (mut jobs, mut lines, mut data) = (Vec::new(), Vec::new(), Vec::new());
+        for (job, text) in g.jobs.into_iter().zip(g.lines) {
+            match checked_data(&job, caps) {
+                Ok(d) => {
+                    jobs.push(job);
+                    lines.push(text);
+                    data.push(d);
+                }
                 Err(e) => {
-                    tracing::warn!(file = %self.path.display(), id = job_id(job),
+                    tracing::warn!(file = %self.path.display(), id = job_id(&job),
                         queue = %g.key.1, error = %e, rejected = %self.rejected.display(),
-                        "Redis refused a spooled job: moved to the rejected file");
+                        "spooled job over the size caps: moved to the rejected file");
                     self.reject(text);
+                }
+            }
+        }
+        for range in byte_chunks(&data) {
+            let (jobs, lines, data) = (&jobs[range.clone()], &lines[range.clone()], &data[range]);
+            let e = match q.add_encoded(jobs, data).await {
+                Ok(added) => {
+                    self.done.count(&added);
+                    continue;
+                }
+                Err(e) if e.is_connection() => return Err(e),
+                Err(e) => e,
+            };
+            tracing::debug!(file = %self.path.display(), queue = %g.key.1, error = %e,
+                "spooled chunk refused: retrying its jobs one by one");
+            for ((job, text), d) in jobs.iter().zip(lines).zip(data) {
+                match q
+                    .add_encoded(std::slice::from_ref(job), std::slice::from_ref(d))
+                    .await
+                {
+                    Ok(added) => self.done.count(&added),
+                    Err(e) if e.is_connection() => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(file = %self.path.display(), id = job_id(job),
+                            queue = %g.key.1, error = %e, rejected = %self.rejected.display(),
+                            "Redis refused a spooled job: moved to the rejected file");
+                        self.reject(text);
+                    }
                 }
             }
         }
@@ -550,14 +582,24 @@ impl<'a> FileReplay<'a> {
             .map_err(spool_err(self.path))
     }
 
-    /// Records that the file's bytes up to `end` are stored, durably.
-    async fn record_progress(&mut self, end: u64) -> Result<()> {
-        let mut p = self.progress.try_clone().map_err(spool_err(self.path))?;
-        blocking(move || record(&mut p, end))
-            .await
-            .map_err(spool_err(self.path))?;
-        tracing::debug!(file = %self.path.display(), offset = end, "spool replay progress");
-        Ok(())
+    /// Records that the file's bytes up to `end` are stored, durably. A record that cannot
+    /// be written (a full disk) does not stop the replay: the jobs are stored, and stopping
+    /// would leave the file to be sent again, its jobs stored twice once the first ones are
+    /// gone from Redis. The replay goes on to the file's end and deletes it; only a replayer
+    /// killed before that resumes from an older record (the jobs sent again deduplicated by
+    /// id while Redis still has them).
+    async fn record_progress(&mut self, end: u64) {
+        let recorded = match self.progress.try_clone() {
+            Ok(mut p) => blocking(move || record(&mut p, end)).await,
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Ok(()) => {
+                tracing::debug!(file = %self.path.display(), offset = end, "spool replay progress")
+            }
+            Err(e) => tracing::warn!(file = %self.path.display(), offset = end, error = %e,
+                "spool replay progress not recorded: replaying on to the file's end"),
+        }
     }
 }
 

@@ -49,7 +49,7 @@ use crate::error::{Error, Result};
 use crate::job::JobOptions;
 use crate::job::NewJob;
 use crate::queue::validate_new_job;
-use crate::validate::validate_queue_name;
+use crate::validate::{validate_prefix, validate_queue_name};
 
 /// Extension of spool files.
 pub(crate) const SPOOL_EXT: &str = "jsonl";
@@ -232,6 +232,7 @@ impl SpoolWriter {
                 );
         }
         let spool = open.as_mut().expect("opened above");
+        let before = spool.file.metadata().map(|m| m.len());
         let written = spool
             .file
             .write_all(lines)
@@ -239,8 +240,19 @@ impl SpoolWriter {
         match written {
             Ok(()) => Ok(spool.path.clone()),
             Err(source) => {
-                // a partial line may be on disk: leave this file (its torn last line is
-                // ignored by replay) and start a new one for the next job
+                // part of the lines may be on disk (a full disk takes what fits): cut them
+                // off, so the caller, told that nothing was spooled, never sees them
+                // replayed beside the jobs it sends again. (Truncating frees space, so it
+                // works on a full disk; if it fails anyway, a torn last line is left, which
+                // replay rejects.) Then leave this file and start a new one for the next job.
+                let cut = before.and_then(|len| {
+                    spool.file.set_len(len)?;
+                    spool.file.sync_data()
+                });
+                if let Err(e) = cut {
+                    tracing::warn!(file = %spool.path.display(), error = %e,
+                        "a failed spool write could not be cut off: its whole lines will be replayed");
+                }
                 let path = spool.path.clone();
                 *open = None;
                 Err(Error::Spool { path, source })
@@ -322,7 +334,14 @@ pub(crate) fn pending_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
             continue;
         };
         if name.ends_with(&format!(".{SPOOL_EXT}")) {
-            files.push(path);
+            // only regular files (a link to one included): opening a FIFO or a device
+            // named like a spool file would block, or read what is not ours
+            if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                files.push(path);
+            } else {
+                tracing::warn!(file = %path.display(),
+                    "not a regular file, though named like a spool file: left alone");
+            }
         } else if let Some(spool) = name.strip_suffix(DONE_SUFFIX) {
             if !dir.join(spool).exists() {
                 let _ = std::fs::remove_file(&path);
@@ -358,6 +377,7 @@ pub fn has_pending(dir: &Path) -> bool {
         e.file_name()
             .to_str()
             .is_some_and(|n| n.ends_with(&format!(".{SPOOL_EXT}")))
+            && std::fs::metadata(e.path()).is_ok_and(|m| m.is_file())
     })
 }
 
@@ -379,6 +399,13 @@ pub struct SpoolFile {
     pub orphan: bool,
 }
 
+/// Where a replay of a spool file of `len` bytes whose jobs start at `first_job` resumes,
+/// from its recorded progress: a record that is garbled or past the file's end (a corrupt
+/// progress file) means from the start, as jobs' ids make a second store a no-op.
+pub(crate) fn resume_at(recorded: Option<u64>, first_job: u64, len: u64) -> u64 {
+    recorded.filter(|&at| at <= len).unwrap_or(0).max(first_job)
+}
+
 /// The spool files of `dir`, oldest first, with their pending job counts. Reads and decodes
 /// each file whole: for status displays, not for hot paths.
 pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
@@ -398,12 +425,11 @@ pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
         let header = read_header(&file).map_err(err(&path))?;
         let orphan = header.is_err();
         let first_job = header.map_or(0, |(_, first)| first);
-        let start = std::fs::read_to_string(done_path(&path))
-            .ok()
-            .and_then(|t| t.trim().parse::<usize>().ok())
-            .unwrap_or(0)
-            .max(first_job as usize);
         let bytes = std::fs::read(&path).map_err(err(&path))?;
+        let recorded = std::fs::read_to_string(done_path(&path))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        let start = resume_at(recorded, first_job, bytes.len() as u64) as usize;
         let rest = bytes.get(start..).unwrap_or_default();
         let (mut jobs, mut garbage) = (0, 0);
         let mut lines = rest.split_inclusive(|&b| b == b'\n').peekable();
@@ -512,6 +538,8 @@ pub(crate) fn decode(
     let line: SpoolLine =
         serde_json::from_slice(text).map_err(|e| format!("not a spooled job: {e}"))?;
     let (key, job) = to_job(line, now_ms);
+    // (a prefix that breaks the key tag would store the job where no jobq reaches it)
+    validate_prefix(&key.0).map_err(|e| e.to_string())?;
     validate_queue_name(&key.1).map_err(|e| e.to_string())?;
     validate_new_job(&job)
         .map_err(|e| format!("job {}: {e}", job.opts.job_id.as_deref().unwrap_or("")))?;

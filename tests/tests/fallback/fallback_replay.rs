@@ -462,3 +462,76 @@ async fn a_spool_file_without_a_usable_header_is_set_aside_never_replayed_into_a
         .unwrap();
     assert_eq!(again, Default::default());
 }
+
+/// A hand-made spooled line for `queue` under `prefix`, its data a string of `bytes` bytes.
+fn big_line(prefix: &str, queue: &str, id: &str, bytes: usize) -> String {
+    json!({"prefix": prefix, "queue": queue, "id": id, "name": "diag.echo",
+           "data": "x".repeat(bytes), "opts": {}, "at": now_ms()})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_keeps_the_caps_and_call_sizes_of_an_add_and_survives_hostile_spool_entries() {
+    let mut server = RedisServer::start(&[]);
+    let url = server.url();
+    let spool = TempDir::new("replay-hostile");
+    let config = spool_config(&url, &spool);
+    let prefix = config.prefix().to_string();
+    let (file, ids) =
+        spool_while_down(&mut server, &config, "q", vec![echo(0, JobOptions::new())]).await;
+    // 30 jobs of 600 KB (each under the 1 MiB cap: an add stores them about 1 MiB a call),
+    // one over the cap, one under a prefix that would break the key tag
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    for i in 0..30 {
+        writeln!(f, "{}", big_line(&prefix, "q", &format!("big{i}"), 600_000)).unwrap();
+    }
+    writeln!(f, "{}", big_line(&prefix, "q", "over", 2 << 20)).unwrap();
+    writeln!(f, "{}", big_line("A}b{c", "q", "tag", 10)).unwrap();
+    drop(f);
+    // a corrupt progress record, past the file's end: replayed from the start all the same
+    std::fs::write(with_suffix(&file, ".done"), "99999999999\n").unwrap();
+    // a FIFO named like a spool file: opening it would block the replay for good
+    let fifo = spool.path().join("0000000000000-1-fifo.jsonl");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+
+    let redis = Redis::connect(&config).await.unwrap();
+    let mut raw = redis.conn();
+    let calls = script_calls(&mut raw).await;
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        producer::replay_dir(&redis, spool.path(), &Default::default(), None),
+    )
+    .await
+    .expect("the replay hung on the FIFO")
+    .unwrap();
+    assert_eq!(
+        (report.files, report.stored, report.skipped),
+        (1, 31, 2),
+        "{report:?}"
+    );
+    let calls = script_calls(&mut raw).await - calls;
+    assert!(
+        calls >= 15,
+        "18 MB of jobs stored in {calls} script calls: a call holds Redis for as long as it \
+         writes"
+    );
+    let q = Queue::open(&redis, &prefix, "q").await.unwrap();
+    for id in ids.iter().map(String::as_str).chain(["big0", "big29"]) {
+        q.job(id).await.unwrap();
+    }
+    assert!(q.get_job("over").await.unwrap().is_none());
+    let rejected = std::fs::read_to_string(with_suffix(&file, ".rejected")).unwrap();
+    assert_eq!(rejected.lines().count(), 2);
+    assert!(rejected.contains("\"over\"") && rejected.contains("A}b{c"));
+    assert!(!file.exists());
+    // the status lists the spool files only
+    let status = producer::spool_files(spool.path()).unwrap();
+    assert!(status.is_empty(), "{status:?}");
+}
