@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::backend::deadline;
+use crate::backend::{cancel_walking_on, deadline, CancelDone};
 use crate::enqueue::{spooled_reason, Traceparent};
 use crate::error::{ApiResult, AppError, ErrorBody};
 use crate::no_body::NoBody;
@@ -875,9 +875,14 @@ pub struct JobCancelled {
     pub id: String,
     /// `now` or `requested`.
     pub cancelled: CancelOutcome,
-    /// With `now`: the flow children (and their children) cancelled with it.
+    /// With `now`: the flow children (and their children) cancelled with it. Absent while
+    /// they are still being cancelled (`walking`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub children: Option<u64>,
+    /// True when the job is cancelled but cancelling its flow's children takes longer than
+    /// a request waits (a big flow): that goes on in the background, to the last child.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub walking: bool,
 }
 
 /// `POST /api/queues/{q}/jobs/{id}/cancel`: a job that is not running is cancelled at
@@ -899,15 +904,19 @@ pub async fn cancel_job(
     _: NoBody,
 ) -> ApiResult<Json<JobCancelled>> {
     let q = state.backend().existing_queue(&queue).await?;
-    let (cancelled, children) = match deadline(q.cancel(&id)).await? {
-        Cancelled::Now { children } => (CancelOutcome::Now, Some(children)),
-        Cancelled::Requested => (CancelOutcome::Requested, None),
+    let (cancelled, children, walking) = match cancel_walking_on(&q, &id).await? {
+        CancelDone::Finished(Cancelled::Now { children }) => {
+            (CancelOutcome::Now, Some(children), false)
+        }
+        CancelDone::Finished(Cancelled::Requested) => (CancelOutcome::Requested, None, false),
+        CancelDone::Walking => (CancelOutcome::Now, None, true),
     };
     Ok(Json(JobCancelled {
         queue,
         id,
         cancelled,
         children,
+        walking,
     }))
 }
 

@@ -176,5 +176,38 @@ pub async fn deadline<T>(fut: impl Future<Output = queue_core::Result<T>>) -> Re
     }
 }
 
+/// What a dashboard cancel did: [`Queue::cancel`], or, when walking a big flow's children
+/// outlasts [`REDIS_DEADLINE`], the job cancelled with the walk going on in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelDone {
+    /// The cancel finished within the deadline.
+    Finished(queue_core::Cancelled),
+    /// The job is cancelled; its flow's children are still being cancelled.
+    Walking,
+}
+
+/// Cancels job `id` of `q`. The cancel runs in a task of its own, so a flow whose children
+/// take longer than a request may wait to walk is still walked to its end, in the
+/// background, instead of being cut off at the deadline with its unreached children left
+/// to run (a second walk of the same flow redoes the first one's work, one call per child,
+/// and in a queue with many lanes never got further). Within the deadline it answers as
+/// [`Queue::cancel`] does.
+pub async fn cancel_walking_on(q: &Queue, id: &str) -> Result<CancelDone, AppError> {
+    let (q2, id2) = (q.clone(), id.to_string());
+    let mut walk = tokio::spawn(async move { q2.cancel(&id2).await });
+    match tokio::time::timeout(REDIS_DEADLINE, &mut walk).await {
+        Ok(Ok(done)) => Ok(CancelDone::Finished(done?)),
+        Ok(Err(e)) => Err(AppError::Internal(format!("the cancel failed: {e}"))),
+        // the walk goes on; the job itself is cancelled if Redis answered its first call
+        Err(_) => match deadline(q.get_job(id)).await? {
+            Some(j) if j.state == queue_core::JobState::Cancelled => Ok(CancelDone::Walking),
+            _ => Err(AppError::Unavailable(format!(
+                "Redis did not answer within {}",
+                queue_core::format_duration(REDIS_DEADLINE)
+            ))),
+        },
+    }
+}
+
 /// Shared handle.
 pub type SharedBackend = Arc<Backend>;

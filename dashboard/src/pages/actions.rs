@@ -16,7 +16,7 @@ use super::error_response;
 use super::login::safe_next;
 use super::queue::tab_href;
 use crate::api::clean_state;
-use crate::backend::deadline;
+use crate::backend::{cancel_walking_on, deadline, CancelDone};
 use crate::error::AppError;
 use crate::html::{job_href, queue_href, url_component};
 use crate::session::Access;
@@ -107,14 +107,19 @@ pub async fn job_action(
                 )
             }
             "cancel" => {
-                let notice = match deadline(q.cancel(&id)).await? {
-                    Cancelled::Now { children: 0 } => format!("cancelled job {id}"),
-                    Cancelled::Now { children } => {
+                let notice = match cancel_walking_on(&q, &id).await? {
+                    CancelDone::Finished(Cancelled::Now { children: 0 }) => {
+                        format!("cancelled job {id}")
+                    }
+                    CancelDone::Finished(Cancelled::Now { children }) => {
                         format!("cancelled job {id} and {children} of its flow's jobs")
                     }
-                    Cancelled::Requested => {
+                    CancelDone::Finished(Cancelled::Requested) => {
                         format!("cancelling job {id}: its worker stops it within a second")
                     }
+                    CancelDone::Walking => format!(
+                        "cancelled job {id}: its flow's jobs are being cancelled in the background"
+                    ),
                 };
                 (notice, job_href(&queue, &id))
             }

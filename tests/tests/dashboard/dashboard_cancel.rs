@@ -94,3 +94,57 @@ pub fn diag_worker(env: &TestEnv, queue: &str) -> Worker {
         .build()
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_cancel_that_outlasts_the_request_goes_on_to_the_last_child() {
+    let server = RedisServer::start(&["--enable-debug-command", "yes"]);
+    let env = TestEnv::on(&server.url()).await;
+    let parents = env.queue("walk-p").await;
+    let kids = env.queue("walk-c").await;
+    let d = Dashboard::start(&env, &[]).await;
+    let n = 3_000;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("walk-p", "diag.collect", &json!({}))
+                .unwrap()
+                .children(
+                    (0..n)
+                        .map(|i| FlowJob::new("walk-c", "diag.noop", &json!({ "i": i })).unwrap()),
+                ),
+        )
+        .await
+        .unwrap();
+    let url = d.url(&format!("/api/queues/walk-p/jobs/{}/cancel", tree.id));
+    let asked = tokio::spawn(async move { client().post(url).send().await.unwrap() });
+    // once the parent is cancelled (its children's walk begun), Redis stops answering for
+    // longer than the request waits
+    let mut raw = env.raw().await;
+    eventually(Duration::from_secs(10), "the parent cancelled", || {
+        let p = parents.clone();
+        let id = tree.id.clone();
+        async move { (p.job(&id).await.unwrap().state == JobState::Cancelled).then_some(()) }
+    })
+    .await;
+    let _: () = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg(6)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let r = asked.await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&body["cancelled"], &body["walking"]),
+        (&json!("now"), &json!(true)),
+        "{body}"
+    );
+    // no second call: the walk carries on in the background to the last child
+    eventually(Duration::from_secs(60), "every child cancelled", || {
+        let k = kids.clone();
+        async move { (k.counts().await.unwrap().cancelled == n as u64).then_some(()) }
+    })
+    .await;
+    assert_eq!(kids.counts().await.unwrap().waiting, 0);
+}
