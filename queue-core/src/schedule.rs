@@ -464,7 +464,7 @@ impl Queue {
     pub async fn upsert_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo> {
         schedule.validate()?;
         checked_data(&schedule.job_for_tick(0), self.inner.redis.caps())?;
-        self.register().await?;
+        scripts::registry::register_again(&self.inner).await?;
         let def = schedule.stored()?;
         // The script refuses a cron tick that is no longer in the future by its own clock
         // (it may already have been fired under the old definition): compute it again.

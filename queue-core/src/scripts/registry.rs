@@ -36,6 +36,16 @@ pub(crate) async fn register(q: &QueueStore) -> Result<()> {
     Ok(())
 }
 
+/// [`register`] even when this handle registered the queue already: for writes that must
+/// never leave stored data out of the listings (a schedule upserted by a long-lived process,
+/// such as the dashboard, after the queue was obliterated from elsewhere: the handle still
+/// believed it registered, and the schedule fired while no listing showed the queue).
+pub(crate) async fn register_again(q: &QueueStore) -> Result<()> {
+    q.registered
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    register(q).await
+}
+
 /// Every queue registered under `prefix`, sorted. A member that is not a valid queue
 /// name (written by hand or by something else: no jobq process registers one) is left out
 /// with a warning, so one bad member never fails the listing of every queue.

@@ -1,4 +1,5 @@
--- schedule_upsert: store (or replace) a schedule's definition and set its first tick.
+-- schedule_upsert: store (or replace) a schedule's definition and set its first tick (an
+-- unchanged definition keeps its pending tick).
 -- An `every` schedule ticks on multiples of its interval, so its first tick is computed
 -- here from the Redis clock. A cron schedule's first tick is computed by the caller (cron
 -- lives in Rust) and refused if it is no longer in the future: a tick at or before now may
@@ -15,6 +16,17 @@ local schedules, due, wake = KEYS[1], KEYS[2], KEYS[3]
 local id, def = ARGV[1], ARGV[2]
 local every = tonumber(ARGV[3])
 local now = now_ms()
+-- the same definition again (an application upserting its schedules at every start or
+-- deploy): its pending tick stays, even one due now, or already past with no worker to
+-- fire it. Replacing it with the next tick would skip the one due now.
+if redis.call('HGET', schedules, id) == def then
+  local at = redis.call('ZSCORE', due, id)
+  if at then
+    redis.call('ZADD', wake, 0, 'upsert')
+    redis.call('PEXPIRE', wake, 10000)
+    return {tonumber(at), 1}
+  end
+end
 local first
 if every > 0 then
   first = math.floor(now / every) * every + every

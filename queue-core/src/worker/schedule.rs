@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::outage::Outage;
 use crate::error::{Error, Result};
 use crate::job::NewJob;
-use crate::queue::Queue;
+use crate::queue::{checked_data, Queue};
 use crate::schedule::{Schedule, CATCH_UP};
 use crate::scripts::wake::Waiter;
 use crate::scripts::{schedule_fire, schedules};
@@ -172,12 +172,34 @@ fn plan(
             Ok((s.repeat.ticks_due(tick, now, window, budget)?, s))
         });
     match parsed {
-        Ok(((ticks, next), schedule)) => Claim {
-            jobs: Some(ticks.iter().map(|t| schedule.job_for_tick(*t)).collect()),
-            id,
-            tick,
-            next,
-        },
+        Ok(((ticks, next), schedule)) => {
+            let jobs: Vec<NewJob> = ticks.iter().map(|t| schedule.job_for_tick(*t)).collect();
+            // a job this worker's add refuses (over its size caps, lower than those of the
+            // process that stored the schedule) would fail the one add of every schedule
+            // fired with it, round after round: only its own ticks are skipped
+            let caps = queue.inner.redis.caps();
+            if let Some(e) = jobs.iter().find_map(|j| checked_data(j, caps).err()) {
+                tracing::error!(
+                    queue = %queue.name(),
+                    schedule = %id,
+                    error = %e,
+                    "schedule's jobs refused by this worker: its due ticks are skipped, the \
+                     schedule kept"
+                );
+                return Claim {
+                    id,
+                    tick,
+                    next,
+                    jobs: None,
+                };
+            }
+            Claim {
+                jobs: Some(jobs),
+                id,
+                tick,
+                next,
+            }
+        }
         Err(e) => {
             tracing::error!(
                 queue = %queue.name(),

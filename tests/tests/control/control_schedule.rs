@@ -631,3 +631,90 @@ async fn bad_ids_intervals_and_cron_expressions_are_refused_naming_the_value() {
         "nothing was stored"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserting_an_unchanged_schedule_keeps_its_pending_tick() {
+    let env = TestEnv::new().await;
+    let q = env.queue("re-upsert").await;
+    let s = || Schedule::new("s", "noop", every(Duration::from_secs(1)));
+    let first = q.upsert_schedule(s()).await.unwrap().next_run_ms.unwrap();
+    // no worker: the tick comes due and waits, as at a deploy landing on a tick
+    while now_ms() < first + 150 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = q.upsert_schedule(s()).await.unwrap();
+    assert_eq!(again.next_run_ms, Some(first), "the due tick was skipped");
+    assert_eq!(
+        q.schedule("s").await.unwrap().unwrap().next_run_ms,
+        Some(first)
+    );
+    // a changed definition starts again from its next tick
+    let changed = q
+        .upsert_schedule(s().data(&json!({"v": 2})).unwrap())
+        .await
+        .unwrap();
+    assert!(changed.next_run_ms.unwrap() > first, "{changed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_over_the_workers_caps_skips_its_own_ticks_only() {
+    let env = TestEnv::new().await;
+    let q = env.queue("caps-sched").await;
+    q.upsert_schedule(Schedule::new(
+        "hb",
+        "noop",
+        every(Duration::from_millis(200)),
+    ))
+    .await
+    .unwrap();
+    q.upsert_schedule(
+        Schedule::new("fat", "noop", every(Duration::from_millis(200)))
+            .data(&json!("x".repeat(2_000)))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    // a worker whose data cap is lower than that of the process that stored the schedules
+    let mut config = env.config.clone();
+    config.caps.max_data_bytes = 1_000;
+    let small = TestEnv {
+        redis: Redis::connect(&config).await.unwrap(),
+        config,
+    };
+    let seen = Seen::default();
+    let guard = spawn_worker(recording_worker(&small, "caps-sched", "noop", &seen));
+    eventually(Duration::from_secs(5), "hb to fire", || {
+        let s = seen.clone();
+        async move { (s.len() >= 3).then_some(()) }
+    })
+    .await;
+    guard.stop().await.unwrap();
+    let ids = seen.ids();
+    assert!(ids.iter().all(|id| id.starts_with("sched:hb:")), "{ids:?}");
+    // the over-cap schedule is kept, for workers that take it
+    assert!(q.schedule("fat").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_upserted_after_its_queue_was_obliterated_elsewhere_is_listed() {
+    let env = TestEnv::new().await;
+    // a long-lived handle (the dashboard's) and another process's
+    let q = env.queue("ob-sched").await;
+    let other = env.queue("ob-sched").await;
+    q.upsert_schedule(Schedule::new("a", "noop", every(Duration::from_secs(3600))))
+        .await
+        .unwrap();
+    other.obliterate(true).await.unwrap();
+    let listed = |env: &TestEnv| {
+        let (redis, prefix) = (env.redis.clone(), env.config.prefix().to_string());
+        async move { list_queues(&redis, &prefix).await.unwrap() }
+    };
+    assert!(!listed(&env).await.contains(&"ob-sched".to_string()));
+    q.upsert_schedule(Schedule::new("b", "noop", every(Duration::from_secs(3600))))
+        .await
+        .unwrap();
+    assert!(
+        listed(&env).await.contains(&"ob-sched".to_string()),
+        "a stored schedule whose queue no listing shows"
+    );
+}
