@@ -718,3 +718,28 @@ async fn a_schedule_upserted_after_its_queue_was_obliterated_elsewhere_is_listed
         "a stored schedule whose queue no listing shows"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_schedules_of_megabytes_each_never_blocks_redis_for_50ms() {
+    let server = RedisServer::start_logging_slow_calls();
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("big-sched").await;
+    // definitions at the data cap: 120 MiB in one hash
+    let data = json!("x".repeat(1_048_000));
+    for i in 0..120 {
+        q.upsert_schedule(
+            Schedule::new(format!("s{i:03}"), "noop", every(Duration::from_secs(3600)))
+                .data(&data)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut conn = env.raw().await;
+    reset_slowlog(&mut conn).await;
+    let list = q.schedules().await.unwrap();
+    assert_eq!(list.len(), 120);
+    assert_eq!(list[119].data, data);
+    let (_, (us, cmd)) = slowest_call(&mut conn).await;
+    assert!(us < 50_000, "a call of {us} µs: {cmd}");
+}
