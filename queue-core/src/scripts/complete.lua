@@ -84,7 +84,9 @@ if recorded > 0 then
   observe_times(meta, times)
 end
 trim_finished(completed, job_prefix, keep, age, now, budget)
--- remembered for the janitor, which keeps applying it while no job finishes
-redis.call('HSET', meta, 'rc', keep .. ':' .. age)
+-- remembered for the janitor, which keeps applying it while no job finishes (only when one
+-- did: a batch whose jobs all went, with their queue obliterated, must not bring back its
+-- meta, a queue no listing shows)
+if recorded > 0 then redis.call('HSET', meta, 'rc', keep .. ':' .. age) end
 if groups_done(G, ended) then wake(G.marker, 0) end
 return lost

@@ -403,6 +403,48 @@ async fn obliterate_refuses_active_jobs_unless_forced_and_removes_everything() {
     assert!(!queues.contains(&"gone".to_string()), "{queues:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_obliterate_under_a_running_worker_leaves_no_key_behind() {
+    let env = TestEnv::new().await;
+    let q = env.queue("gone-busy").await;
+    for _ in 0..4 {
+        q.add("slow", &json!({}), JobOptions::new()).await.unwrap();
+    }
+    let ended = Arc::new(Mutex::new(0));
+    let e = ended.clone();
+    let worker = env
+        .worker()
+        .queues(["gone-busy"])
+        .concurrency(4)
+        .handler("slow", move |_j: Job<Value>, _c: Ctx| {
+            let e = e.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                *e.lock().unwrap() += 1;
+                Ok::<_, JobError>(())
+            }
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    wait_active(&q, 4, Duration::from_secs(5)).await;
+    q.obliterate(true).await.unwrap();
+    // the handlers end after the queue is gone; their outcomes are not recorded
+    eventually(Duration::from_secs(5), "the handlers to end", || {
+        let e = ended.clone();
+        async move { (*e.lock().unwrap() == 4).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    guard.stop().await.unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{}:gone-busy}}*", env.config.prefix()))
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "keys left: {left:?}");
+}
+
 #[tokio::test]
 async fn a_throttled_duplicate_is_dropped_and_reported_until_its_ttl_passes() {
     let env = TestEnv::new().await;
