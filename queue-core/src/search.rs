@@ -265,6 +265,13 @@ impl SearchFilter {
             ));
         }
         fn text<'a>(what: &'static str, v: &'a Option<String>, max: usize) -> Result<&'a str> {
+            if v.as_deref() == Some("") {
+                // (it would match everything, as if the filter were left out)
+                return Err(Error::invalid(
+                    what,
+                    "empty: give the text to match, or leave this filter out",
+                ));
+            }
             let v = v.as_deref().unwrap_or("");
             if v.len() > max {
                 return Err(Error::invalid(

@@ -94,6 +94,9 @@ async fn search_refuses_bad_input_with_exit_2_naming_the_value() {
         (vec!["--limit", "1001"], "1001"),
         (vec!["--cursor", "not-a-cursor"], "not-a-cursor"),
         (vec!["--data", long.as_str()], "data"),
+        // an empty filter would match every job, as if left out
+        (vec!["--name", ""], "name: empty"),
+        (vec!["--error", ""], "error: empty"),
     ] {
         let all = [&["search", "cb"][..], &args].concat();
         let out = jobq_in(&env, &all, b"");
