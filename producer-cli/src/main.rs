@@ -19,6 +19,7 @@ use clap::Parser;
 async fn main() -> ExitCode {
     // a handler run inline (JOBQ_FALLBACK=inline) that panics fails its job, reported once
     queue_core::install_panic_hook();
+    quiet_on_closed_stdout();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -34,4 +35,24 @@ async fn main() -> ExitCode {
             ExitCode::from(exit::code(&e))
         }
     }
+}
+
+/// Output read by something that stopped reading (`jobq show q 1 | head`): `print!` panics
+/// on the closed pipe. Whatever the command did is done; it ends there, without a panic
+/// message, as a Unix tool killed by SIGPIPE does (exit code 141). (SIGPIPE itself stays
+/// ignored: a handler run inline may write to a child process that has exited.)
+fn quiet_on_closed_stdout() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        previous(info);
+    }));
 }

@@ -512,3 +512,36 @@ async fn add_bulk_stops_reading_at_a_line_longer_than_any_job_can_be() {
     );
     assert_eq!(keys_of(&env).await, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_read_by_something_that_stops_reading_ends_quietly() {
+    use std::io::Read;
+    let env = TestEnv::new().await;
+    let q = env.queue("piped").await;
+    let jobs = (0..1_000)
+        .map(|i| {
+            queue_core::NewJob::new(
+                "t",
+                &serde_json::json!({"i": i, "pad": "x".repeat(100)}),
+                JobOptions::new(),
+            )
+            .unwrap()
+        })
+        .collect();
+    add_all(&q, jobs).await;
+    // `jobq list … | head -c 100`: the reader leaves after 100 bytes of some 150 KB
+    let mut child = Command::new(bin_path("jobq"))
+        .args(["--redis-url", env.config.redis_url().unwrap()])
+        .args(["--prefix", env.config.prefix()])
+        .args(["list", "piped", "--state", "waiting", "--limit", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+}
