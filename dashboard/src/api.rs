@@ -505,7 +505,7 @@ pub fn parse_enqueue_body(body: &[u8]) -> ApiResult<Vec<NewJob>> {
             "request body is empty: send {\"name\": .., \"data\": .., \"opts\": {..}}".into(),
         ));
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = crate::strict_json::parse(body)
         .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     match value {
         Value::Array(items) => {
@@ -737,7 +737,7 @@ pub fn parse_flow_body(body: &[u8]) -> ApiResult<FlowJob> {
                 .into(),
         ));
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = crate::strict_json::parse(body)
         .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     parse_flow_value(value).map_err(|e| AppError::BadRequest(e.to_string()))
 }
@@ -1167,7 +1167,7 @@ pub fn object_body(body: &[u8], usage: &str) -> ApiResult<Map<String, Value>> {
             "request body is empty: {usage}"
         )));
     }
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = crate::strict_json::parse(body)
         .map_err(|e| AppError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     match value {
         Value::Object(obj) => Ok(obj),

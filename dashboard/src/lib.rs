@@ -20,6 +20,7 @@
 //! | `throttle.rs` | backoff on failed authentication, per client address |
 //! | `body_limit.rs` | how large a request body may be (one job at the size caps; a flow) |
 //! | `error.rs`, `refusals.rs` | errors and their status; axum's own refusals as JSON or a page |
+//! | `strict_json.rs` | request bodies as JSON, a key given twice in one object refused |
 //! | `api.rs` | the JSON API (flows: `POST /api/flows`) |
 //! | `enqueue.rs` | enqueueing (API and form) through the producer: `JOBQ_FALLBACK` when Redis is down |
 //! | `schedules.rs`, `limits.rs` | a queue's schedules and limits: their API, and the checks and reads their pages share |
@@ -61,6 +62,7 @@ pub mod session;
 pub mod sse;
 pub mod state;
 pub mod stats;
+pub mod strict_json;
 pub mod throttle;
 pub mod timing;
 

@@ -1112,3 +1112,44 @@ async fn the_api_refuses_what_it_used_to_ignore_naming_it() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(q.counts().await.unwrap().waiting, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_with_a_key_given_twice_is_refused_naming_it_and_changes_nothing() {
+    let env = TestEnv::new().await;
+    let q = env.queue("twice").await;
+    q.add("t", &json!({}), JobOptions::new()).await.unwrap();
+    let d = Dashboard::start(&env, &[]).await;
+    let c = client();
+    for (path, body) in [
+        // the last one would win: failed jobs cleaned where completed ones were named
+        (
+            "/api/queues/twice/clean",
+            r#"{"state":"completed","state":"waiting","older_than":"0s"}"#,
+        ),
+        (
+            "/api/queues/twice/jobs",
+            r#"{"name":"a","name":"b","data":{}}"#,
+        ),
+        (
+            "/api/queues/twice/limits",
+            r#"{"group_concurrency":2,"group_concurrency":5}"#,
+        ),
+    ] {
+        let r = c
+            .post(d.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"].as_str().unwrap().contains("given twice"),
+            "{path}: {e}"
+        );
+    }
+    let counts = q.counts().await.unwrap();
+    assert_eq!(counts.waiting, 1, "{counts:?}");
+    assert!(q.group_limits().await.unwrap().default.is_unlimited());
+}
