@@ -61,8 +61,12 @@ for _, pid in ipairs(parents) do
     end
   end
   counted = counted + n
-  if n > 0 and f[1] == 'waiting_children' then
+  -- what it waits for counts down whatever its state: a cancelled (or failed) parent's
+  -- children finish after it, and its `children_pending` must come to 0 with them
+  if n > 0 and (f[3] or f[1] == 'waiting_children') then
     f[3] = tostring(hincr(job, 'kp', -n))
+  end
+  if n > 0 and f[1] == 'waiting_children' then
     if failure and f[4] ~= 'i' and not f[8] then
       f[8] = failure
       if f[2] then redis.call('HSET', job, 'kf', f[8]) end

@@ -250,6 +250,9 @@ async fn cancelling_a_flow_parent_cancels_its_children_and_a_cancelled_child_cou
         (0, 0, 4),
         "{c:?}"
     );
+    // the cancelled parent waits for nothing: its children to finish count down to 0
+    let parent = q.job(&tree.id).await.unwrap();
+    assert_eq!(parent.children_pending, Some(0), "{parent:?}");
 
     // a cancelled child counts as finished: its parent runs once the others complete
     let tree = flows
