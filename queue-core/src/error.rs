@@ -12,7 +12,7 @@ pub enum Error {
     #[error("Redis is not configured: set REDIS_URL (or REDIS_HOST)")]
     NotConfigured,
     /// A queue name outside 1–128 chars of `[A-Za-z0-9._-]`, or `.` or `..`.
-    #[error("invalid queue name {0:?}: use 1-128 characters of A-Z a-z 0-9 . _ - (not . or ..)")]
+    #[error("invalid queue name {:?}: use 1-128 characters of A-Z a-z 0-9 . _ - (not . or ..)", crate::text::clip(.0, 200))]
     InvalidQueueName(String),
     /// A job option or argument is out of range.
     #[error("invalid {what}: {detail}")]
@@ -59,7 +59,12 @@ pub enum Error {
     #[error("unexpected reply from Redis: {0}")]
     Protocol(String),
     /// No job with that id in that queue.
-    #[error("job {id:?} not found in queue {queue:?}")]
+    // (ids and names clipped: one sent with 100 KB would be echoed whole)
+    #[error(
+        "job {:?} not found in queue {:?}",
+        crate::text::clip(id, 300),
+        crate::text::clip(queue, 200)
+    )]
     JobNotFound {
         /// queue name
         queue: String,
@@ -67,7 +72,11 @@ pub enum Error {
         id: String,
     },
     /// The job is not in a state the operation applies to.
-    #[error("cannot {action} job {id:?} in queue {queue:?}: it is {state}")]
+    #[error(
+        "cannot {action} job {:?} in queue {:?}: it is {state}",
+        crate::text::clip(id, 300),
+        crate::text::clip(queue, 200)
+    )]
     JobState {
         /// queue name
         queue: String,

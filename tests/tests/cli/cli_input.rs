@@ -545,3 +545,23 @@ async fn output_read_by_something_that_stops_reading_ends_quietly() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_job_id_is_named_clipped_not_echoed_whole() {
+    let env = TestEnv::new().await;
+    let q = env.queue("huge-id").await;
+    q.add("t", &serde_json::json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    let id = "x".repeat(100_000);
+    for cmd in ["show", "remove", "cancel"] {
+        let out = jobq(&env, &[cmd, "huge-id", &id]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", stderr(&out));
+        let e = stderr(&out);
+        assert!(
+            e.contains("not found") && e.len() < 1_000,
+            "{cmd}: {} bytes",
+            e.len()
+        );
+    }
+}
