@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
     // a handler run inline (JOBQ_FALLBACK=inline) that panics fails its job, reported once
     queue_core::install_panic_hook();
     quiet_on_closed_stdout();
+    init_logging();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -55,4 +56,24 @@ fn quiet_on_closed_stdout() {
         }
         previous(info);
     }));
+}
+
+/// Warnings (and what `RUST_LOG` asks for) on stderr: what a command did not do says why
+/// there, e.g. each spooled line a replay set aside and its reason. Warnings only by
+/// default: a command's output is its answer, not a log. The producer's own notices of an
+/// outage are left out: the command says it in one line of its own.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,queue_core::producer=error,queue_core::producer::replay=warn,\
+             queue_core::producer::spool=warn",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .init();
 }

@@ -444,6 +444,9 @@ async fn spool_status_counts_only_jobs_shows_bad_lines_and_orphans_and_replay_na
         err.contains(orphan.to_str().unwrap()) && err.contains("header"),
         "{err}"
     );
+    // and each line set aside, with why
+    assert_eq!(err.matches("unusable spool line").count(), 3, "{err}");
+    assert!(err.contains("not a spooled job"), "{err}");
     let test_env = TestEnv::on_prefix(&url, &prefix).await;
     assert!(test_env.queue("q").await.job("orphan-1").await.is_err());
     // what is left for a human: the rejected lines and the orphan
