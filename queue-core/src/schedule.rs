@@ -24,7 +24,7 @@ use croner::Cron;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::duration::format_duration;
+use crate::duration::{format_duration, parse_duration};
 use crate::error::{Error, Result};
 use crate::job::{JobOptions, NewJob};
 use crate::queue::{checked_data, Queue};
@@ -108,10 +108,13 @@ impl Repeat {
             Repeat::Every(d) => {
                 let whole_ms = d.subsec_nanos() % 1_000_000 == 0;
                 if !whole_ms || *d < MIN_EVERY || *d > MAX_EVERY {
-                    let shown = if whole_ms {
+                    // (in ms when the short form would round: 3650d and 1ms is not 3650d)
+                    let shown = if !whole_ms {
+                        format!("{d:?}")
+                    } else if parse_duration(&format_duration(*d)).ok() == Some(*d) {
                         format_duration(*d)
                     } else {
-                        format!("{d:?}")
+                        format!("{}ms", d.as_millis())
                     };
                     return Err(Error::invalid(
                         "schedule interval",
@@ -541,6 +544,20 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interval_just_over_the_most_is_named_as_it_was_given() {
+        let e = Repeat::Every(MAX_EVERY + Duration::from_millis(1))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("315360000001ms"), "{e}");
+        let e = Repeat::Every(Duration::from_millis(5))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("5ms:"), "{e}");
+    }
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> u64 {
         let t = chrono::NaiveDate::from_ymd_opt(y, mo, d)

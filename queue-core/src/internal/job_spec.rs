@@ -211,7 +211,7 @@ pub fn parse_job_opts(o: Map<String, Value>) -> Result<JobOptions> {
                     v.as_u64()
                         .filter(|a| *a >= 1)
                         .and_then(|a| u32::try_from(a).ok())
-                        .ok_or_else(|| bad("use a whole number of at least 1"))?,
+                        .ok_or_else(|| bad("use a whole number from 1 to 4294967295"))?,
                 )
             }
             "backoff" => {
