@@ -7,7 +7,7 @@
 //!   the jobs are for ([`SpoolHeader`]), then one job per line ([`SpoolLine`]). Names sort
 //!   by creation time, so replay takes older files first.
 //! - `<file>.jsonl.done`: replay progress, the byte offset up to which the file's jobs are
-//!   stored in Redis and the length of its rejected file by then (see `replay.rs`).
+//!   stored in Redis (see `replay.rs`).
 //! - `<file>.jsonl.rejected`: lines the replay could not store (unreadable, torn, or
 //!   refused by Redis), kept for a human to look at.
 //! - `<file>.jsonl.orphan`: a whole spool file whose header is missing or corrupt, set aside
