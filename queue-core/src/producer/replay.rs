@@ -189,8 +189,6 @@ struct Rest {
     start: u64,
     bytes: Vec<u8>,
     progress: File,
-    /// Bytes of its rejected file (as of its progress record).
-    rejected_len: u64,
 }
 
 fn read_rest(open: OpenSpool) -> io::Result<Taken> {
@@ -218,17 +216,13 @@ fn read_rest(open: OpenSpool) -> io::Result<Taken> {
     // (a record that is not text is garbled too)
     let _ = progress.read_to_string(&mut text);
     let len = open.file.metadata()?.len();
-    let (recorded, recorded_rejects) = spool::parse_progress(&text);
+    let recorded = text.trim().parse::<u64>().ok();
     let start = spool::resume_at(recorded, first_job, len);
     if recorded.is_some_and(|at| at > len) {
         tracing::warn!(file = %open.path.display(), recorded = text.trim(), len,
             "spool replay progress is past the file's end (a corrupt record): replaying it \
              from the start");
     }
-    let rejected_len = rejected_as_recorded(
-        &open.path,
-        recorded_rejects.filter(|_| recorded == Some(start)),
-    )?;
     let mut file = &open.file;
     file.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
@@ -239,30 +233,7 @@ fn read_rest(open: OpenSpool) -> io::Result<Taken> {
         start,
         bytes,
         progress,
-        rejected_len,
     }))
-}
-
-/// The length of spool file `path`'s rejected file as a replay resuming from its progress
-/// record finds it: cut back to `recorded` (the length recorded with that progress) when
-/// longer, so the lines of a chunk rejected again after a replayer was killed between the
-/// two writes are kept once.
-fn rejected_as_recorded(path: &Path, recorded: Option<u64>) -> io::Result<u64> {
-    let rejected = rejected_path(path);
-    let len = match std::fs::metadata(&rejected) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    match recorded {
-        Some(at) if at < len => {
-            let f = spool::private_file().write(true).open(&rejected)?;
-            f.set_len(at)?;
-            f.sync_data()?;
-            Ok(at)
-        }
-        _ => Ok(len),
-    }
 }
 
 /// Sets aside spool file `open` (header missing or corrupt: `why`) as `<file>.orphan`,
@@ -281,12 +252,11 @@ fn set_aside(open: OpenSpool) -> io::Result<Option<PathBuf>> {
     Ok(Some(to))
 }
 
-/// Records that the file's bytes up to `offset` are stored (and its rejected file holds
-/// `rejected` bytes by then), durably.
-fn record(progress: &mut File, offset: u64, rejected: u64) -> io::Result<()> {
+/// Records that the file's bytes up to `offset` are stored, durably.
+fn record(progress: &mut File, offset: u64) -> io::Result<()> {
     // fixed width: each record overwrites the previous one whole
     progress.seek(SeekFrom::Start(0))?;
-    progress.write_all(format!("{offset:020} {rejected:020}\n").as_bytes())?;
+    progress.write_all(format!("{offset:020}\n").as_bytes())?;
     progress.sync_data()
 }
 
@@ -316,11 +286,10 @@ pub(crate) async fn replay_file(
         start,
         bytes,
         progress,
-        rejected_len,
         ..
     } = rest;
     let (lines, torn_end) = split_lines(&bytes, start);
-    let mut file = FileReplay::new(redis, &path, torn_end, progress, rejected_len);
+    let mut file = FileReplay::new(redis, &path, torn_end, progress);
     let finished = match file.replay(&lines, start, opts, stop).await {
         Ok(finished) => finished,
         Err(e) => {
@@ -437,20 +406,11 @@ struct FileReplay<'a> {
     done: ReplayReport,
     /// The current chunk's lines to move to `.rejected`, each with its newline.
     rejects: Vec<u8>,
-    /// Bytes of the rejected file so far, recorded with each progress record.
-    rejected_len: u64,
 }
 
 impl<'a> FileReplay<'a> {
-    fn new(
-        redis: &'a Redis,
-        path: &'a Path,
-        torn_end: Option<u64>,
-        progress: File,
-        rejected_len: u64,
-    ) -> Self {
+    fn new(redis: &'a Redis, path: &'a Path, torn_end: Option<u64>, progress: File) -> Self {
         FileReplay {
-            rejected_len,
             redis,
             path,
             rejected: rejected_path(path),
@@ -617,12 +577,9 @@ impl<'a> FileReplay<'a> {
         let rejects = std::mem::take(&mut self.rejects);
         self.done.skipped += rejects.iter().filter(|&&b| b == b'\n').count() as u64;
         let r = self.rejected.clone();
-        let n = rejects.len() as u64;
         blocking(move || append_rejected(&r, &rejects))
             .await
-            .map_err(spool_err(self.path))?;
-        self.rejected_len += n;
-        Ok(())
+            .map_err(spool_err(self.path))
     }
 
     /// Records that the file's bytes up to `end` are stored, durably. A record that cannot
@@ -633,10 +590,7 @@ impl<'a> FileReplay<'a> {
     /// id while Redis still has them).
     async fn record_progress(&mut self, end: u64) {
         let recorded = match self.progress.try_clone() {
-            Ok(mut p) => {
-                let rejected = self.rejected_len;
-                blocking(move || record(&mut p, end, rejected)).await
-            }
+            Ok(mut p) => blocking(move || record(&mut p, end)).await,
             Err(e) => Err(e),
         };
         match recorded {
@@ -784,15 +738,10 @@ mod tests {
             .truncate(false)
             .open(&path)
             .unwrap();
-        record(&mut f, 123_456, 99).unwrap();
-        record(&mut f, 7, 3).unwrap();
+        record(&mut f, 123_456).unwrap();
+        record(&mut f, 7).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(spool::parse_progress(&text), (Some(7), Some(3)));
-        // a record of the older form: an offset alone
-        assert_eq!(
-            spool::parse_progress("00000000000000000042\n"),
-            (Some(42), None)
-        );
+        assert_eq!(text.trim().parse::<u64>().unwrap(), 7);
         std::fs::remove_file(&path).unwrap();
     }
 }

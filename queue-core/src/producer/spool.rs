@@ -399,14 +399,6 @@ pub struct SpoolFile {
     pub orphan: bool,
 }
 
-/// A spool file's progress record: the offset its jobs are stored up to, and the length of
-/// its rejected file by then (records of older versions hold the offset alone). `None` for
-/// a garbled part.
-pub(crate) fn parse_progress(text: &str) -> (Option<u64>, Option<u64>) {
-    let mut parts = text.split_whitespace().map(|p| p.parse::<u64>().ok());
-    (parts.next().flatten(), parts.next().flatten())
-}
-
 /// Where a replay of a spool file of `len` bytes whose jobs start at `first_job` resumes,
 /// from its recorded progress: a record that is garbled or past the file's end (a corrupt
 /// progress file) means from the start, as jobs' ids make a second store a no-op.
@@ -436,7 +428,7 @@ pub fn spool_files(dir: &Path) -> Result<Vec<SpoolFile>> {
         let bytes = std::fs::read(&path).map_err(err(&path))?;
         let recorded = std::fs::read_to_string(done_path(&path))
             .ok()
-            .and_then(|t| parse_progress(&t).0);
+            .and_then(|t| t.trim().parse::<u64>().ok());
         let start = resume_at(recorded, first_job, bytes.len() as u64) as usize;
         let rest = bytes.get(start..).unwrap_or_default();
         let (mut jobs, mut garbage) = (0, 0);
