@@ -194,18 +194,35 @@ pub enum CancelDone {
 /// [`Queue::cancel`] does.
 pub async fn cancel_walking_on(q: &Queue, id: &str) -> Result<CancelDone, AppError> {
     let (q2, id2) = (q.clone(), id.to_string());
-    let mut walk = tokio::spawn(async move { q2.cancel(&id2).await });
+    let mut walk = tokio::spawn(async move {
+        let done = q2.cancel(&id2).await;
+        // (read by the request while it waits; logged here for a walk it left running)
+        match &done {
+            Ok(c) => tracing::debug!(queue = %q2.name(), id = %id2, outcome = ?c, "cancel done"),
+            Err(e) => tracing::warn!(queue = %q2.name(), id = %id2, error = %e,
+                "cancelling a job's flow stopped before its last child: cancel it again"),
+        }
+        done
+    });
     match tokio::time::timeout(REDIS_DEADLINE, &mut walk).await {
         Ok(Ok(done)) => Ok(CancelDone::Finished(done?)),
         Ok(Err(e)) => Err(AppError::Internal(format!("the cancel failed: {e}"))),
         // the walk goes on; the job itself is cancelled if Redis answered its first call
-        Err(_) => match deadline(q.get_job(id)).await? {
-            Some(j) if j.state == queue_core::JobState::Cancelled => Ok(CancelDone::Walking),
-            _ => Err(AppError::Unavailable(format!(
+        Err(_) => {
+            let cancelled = matches!(
+                deadline(q.get_job(id)).await,
+                Ok(Some(j)) if j.state == queue_core::JobState::Cancelled
+            );
+            if cancelled {
+                return Ok(CancelDone::Walking);
+            }
+            // told it failed: it must not take effect later
+            walk.abort();
+            Err(AppError::Unavailable(format!(
                 "Redis did not answer within {}",
                 queue_core::format_duration(REDIS_DEADLINE)
-            ))),
-        },
+            )))
+        }
     }
 }
 

@@ -17,9 +17,11 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // first, so the handlers' hook below wraps it: a handler run inline that panics, even
+    // on a closed stdout, fails its job
+    quiet_on_closed_stdout();
     // a handler run inline (JOBQ_FALLBACK=inline) that panics fails its job, reported once
     queue_core::install_panic_hook();
-    quiet_on_closed_stdout();
     init_logging();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -23,10 +23,10 @@ pub enum Error {
         detail: String,
     },
     /// A duration string that does not parse (`10s`, `500ms`, `1h` …).
-    #[error("invalid duration {0:?}: use a number with a unit, e.g. 500ms, 10s, 5m, 1h, 2d")]
+    #[error("invalid duration {:?}: use a number with a unit, e.g. 500ms, 10s, 5m, 1h, 2d", crate::text::clip(.0, 60))]
     InvalidDuration(String),
     /// A duration past the longest a user may give (3650 days).
-    #[error("invalid duration {0:?}: too long, at most 3650d (10 years)")]
+    #[error("invalid duration {:?}: too long, at most 3650d (10 years)", crate::text::clip(.0, 60))]
     DurationTooLong(String),
     /// Job data or options over the configured size cap (`JOBQ_MAX_DATA_BYTES`,
     /// `JOBQ_MAX_OPTS_BYTES`; 1 MiB each by default).

@@ -467,7 +467,6 @@ impl Queue {
     pub async fn upsert_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo> {
         schedule.validate()?;
         checked_data(&schedule.job_for_tick(0), self.inner.redis.caps())?;
-        scripts::registry::register_again(&self.inner).await?;
         let def = schedule.stored()?;
         // The script refuses a cron tick that is no longer in the future by its own clock
         // (it may already have been fired under the old definition): compute it again.
@@ -488,6 +487,9 @@ impl Queue {
             )
             .await?;
             if first >= 0 {
+                // after the store: an obliterate from elsewhere before it would take the
+                // registration and leave the schedule (firing) out of every listing
+                scripts::registry::register_again(&self.inner).await?;
                 return Ok(ScheduleInfo::new(
                     &self.inner.name,
                     schedule,

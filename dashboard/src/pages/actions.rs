@@ -223,7 +223,7 @@ pub fn json_field(what: &str, text: Option<&str>) -> Result<Option<Value>, AppEr
     if text.is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(text)
+    crate::strict_json::parse(text.as_bytes())
         .map(Some)
         .map_err(|e| AppError::BadRequest(format!("{what} is not valid JSON: {e}")))
 }

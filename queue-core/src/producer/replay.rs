@@ -485,15 +485,21 @@ impl<'a> FileReplay<'a> {
 
     /// Stores one queue's jobs of a chunk, in calls of about 1 MiB at most as online adds
     /// are (a job over that alone: no call makes Redis store much at once); a job over the
-    /// replayer's size caps (`JOBQ_MAX_DATA_BYTES`, `JOBQ_MAX_OPTS_BYTES`) is rejected, as
-    /// an add would refuse it. When Redis refuses a call for a reason of its own, finds the
+    /// largest caps anyone may configure (64 MiB) is rejected. When Redis refuses a call for a reason of its own, finds the
     /// jobs it refuses one by one (any of the call it stored before failing come back as
     /// duplicates) and rejects those. Only an unreachable Redis is an error.
     async fn store(&mut self, g: Group<'_>) -> Result<()> {
         let Some(q) = self.queue(&g).await? else {
             return Ok(());
         };
-        let caps = self.redis.caps();
+        // The caps of the producer that spooled a job are unknown here (the replayer's may
+        // be lower: a `jobq add` with default caps replaying a worker's spool), so a job is
+        // held to the largest caps anyone may set: one stored job never blocks Redis past
+        // what those allow, and no job its producer took is refused for the replayer's.
+        let caps = crate::config::JobCaps {
+            max_data_bytes: crate::config::JobCaps::MAX_BYTES,
+            max_opts_bytes: crate::config::JobCaps::MAX_BYTES,
+        };
         let (mut jobs, mut lines, mut data) = (Vec::new(), Vec::new(), Vec::new());
         for (job, text) in g.jobs.into_iter().zip(g.lines) {
             match checked_data(&job, caps) {
@@ -505,7 +511,7 @@ impl<'a> FileReplay<'a> {
                 Err(e) => {
                     tracing::warn!(file = %self.path.display(), id = job_id(&job),
                         queue = %g.key.1, error = %e, rejected = %self.rejected.display(),
-                        "spooled job over the size caps: moved to the rejected file");
+                        "spooled job over the largest size caps: moved to the rejected file");
                     self.reject(text);
                 }
             }

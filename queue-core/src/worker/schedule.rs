@@ -107,7 +107,9 @@ pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
             // the rest are due still: the next round, at once, fires them
             break;
         }
-        let claim = plan(queue, id, tick, def, now, budget);
+        let Some(claim) = plan(queue, id, tick, def, now, budget) else {
+            continue;
+        };
         budget -= claim.jobs.as_ref().map_or(0, Vec::len);
         claims.push(claim);
     }
@@ -155,7 +157,8 @@ pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
 
 /// What to do with schedule `id`, due at `tick`: fire the ticks from there to `now` (at
 /// most `budget`), or only the latest one when they were missed while no worker ran (no
-/// burst after downtime), and move on to the tick after them.
+/// burst after downtime), and move on to the tick after them; `None`: leave it due (its
+/// jobs are over this worker's caps).
 fn plan(
     queue: &Queue,
     id: String,
@@ -163,7 +166,7 @@ fn plan(
     def: Option<String>,
     now: u64,
     budget: usize,
-) -> Claim {
+) -> Option<Claim> {
     let parsed = def
         .ok_or_else(|| Error::Protocol("it has a due tick but no definition".into()))
         .and_then(|json| Schedule::from_stored(&id, &json))
@@ -173,32 +176,24 @@ fn plan(
         });
     match parsed {
         Ok(((ticks, next), schedule)) => {
-            let jobs: Vec<NewJob> = ticks.iter().map(|t| schedule.job_for_tick(*t)).collect();
             // a job this worker's add refuses (over its size caps, lower than those of the
             // process that stored the schedule) would fail the one add of every schedule
-            // fired with it, round after round: only its own ticks are skipped
+            // fired with it, round after round. Its ticks are not claimed (they stay due, for
+            // a worker that takes them); the ticks carry the same data, so one is checked.
             let caps = queue.inner.redis.caps();
-            if let Some(e) = jobs.iter().find_map(|j| checked_data(j, caps).err()) {
-                tracing::error!(
-                    queue = %queue.name(),
-                    schedule = %id,
-                    error = %e,
-                    "schedule's jobs refused by this worker: its due ticks are skipped, the \
-                     schedule kept"
-                );
-                return Claim {
-                    id,
-                    tick,
-                    next,
-                    jobs: None,
-                };
+            if let Some(e) = ticks
+                .first()
+                .and_then(|t| checked_data(&schedule.job_for_tick(*t), caps).err())
+            {
+                refused_once(queue, &id, &e);
+                return None;
             }
-            Claim {
-                jobs: Some(jobs),
+            Some(Claim {
+                jobs: Some(ticks.iter().map(|t| schedule.job_for_tick(*t)).collect()),
                 id,
                 tick,
                 next,
-            }
+            })
         }
         Err(e) => {
             tracing::error!(
@@ -207,12 +202,31 @@ fn plan(
                 error = %e,
                 "schedule cannot be fired: it is taken off the due set (upsert it again to fix)"
             );
-            Claim {
+            Some(Claim {
                 id,
                 tick,
                 next: None,
                 jobs: None,
-            }
+            })
         }
+    }
+}
+
+/// Logs, once per schedule and process, that this worker's caps refuse schedule `id`'s jobs.
+fn refused_once(queue: &Queue, id: &str, e: &Error) {
+    static TOLD: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let mut told = TOLD
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if told.insert(format!("{}/{id}", queue.name())) {
+        tracing::error!(
+            queue = %queue.name(),
+            schedule = %id,
+            error = %e,
+            "schedule's jobs refused by this worker: its ticks are left to workers that take \
+             them (the queue's other schedules fire)"
+        );
     }
 }

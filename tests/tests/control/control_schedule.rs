@@ -685,14 +685,18 @@ async fn a_schedule_over_the_workers_caps_skips_its_own_ticks_only() {
     let guard = spawn_worker(recording_worker(&small, "caps-sched", "noop", &seen));
     eventually(Duration::from_secs(5), "hb to fire", || {
         let s = seen.clone();
-        async move { (s.len() >= 3).then_some(()) }
+        async move { (s.len() >= 6).then_some(()) }
     })
     .await;
     guard.stop().await.unwrap();
     let ids = seen.ids();
     assert!(ids.iter().all(|id| id.starts_with("sched:hb:")), "{ids:?}");
-    // the over-cap schedule is kept, for workers that take it
-    assert!(q.schedule("fat").await.unwrap().is_some());
+    // the over-cap schedule keeps its due tick, for workers that take it
+    let fat = q.schedule("fat").await.unwrap().unwrap();
+    assert!(
+        fat.next_run_ms.unwrap() + 400 < now_ms(),
+        "this worker used up its ticks: {fat:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

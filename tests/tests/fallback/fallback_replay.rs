@@ -479,8 +479,8 @@ async fn replay_keeps_the_caps_and_call_sizes_of_an_add_and_survives_hostile_spo
     let prefix = config.prefix().to_string();
     let (file, ids) =
         spool_while_down(&mut server, &config, "q", vec![echo(0, JobOptions::new())]).await;
-    // 30 jobs of 600 KB (each under the 1 MiB cap: an add stores them about 1 MiB a call),
-    // one over the cap, one under a prefix that would break the key tag
+    // 30 jobs of 600 KB (an add stores them about 1 MiB a call), one over 64 MiB, one under
+    // a prefix that would break the key tag
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&file)
@@ -488,7 +488,10 @@ async fn replay_keeps_the_caps_and_call_sizes_of_an_add_and_survives_hostile_spo
     for i in 0..30 {
         writeln!(f, "{}", big_line(&prefix, "q", &format!("big{i}"), 600_000)).unwrap();
     }
-    writeln!(f, "{}", big_line(&prefix, "q", "over", 2 << 20)).unwrap();
+    // over the replayer's cap, not its producer's (which the replayer does not know): stored
+    writeln!(f, "{}", big_line(&prefix, "q", "two-mib", 2 << 20)).unwrap();
+    // over the largest caps anyone may set
+    writeln!(f, "{}", big_line(&prefix, "q", "over", 65 << 20)).unwrap();
     writeln!(f, "{}", big_line("A}b{c", "q", "tag", 10)).unwrap();
     drop(f);
     // a corrupt progress record, past the file's end: replayed from the start all the same
@@ -513,7 +516,7 @@ async fn replay_keeps_the_caps_and_call_sizes_of_an_add_and_survives_hostile_spo
     .unwrap();
     assert_eq!(
         (report.files, report.stored, report.skipped),
-        (1, 31, 2),
+        (1, 32, 2),
         "{report:?}"
     );
     let calls = script_calls(&mut raw).await - calls;
@@ -523,7 +526,11 @@ async fn replay_keeps_the_caps_and_call_sizes_of_an_add_and_survives_hostile_spo
          writes"
     );
     let q = Queue::open(&redis, &prefix, "q").await.unwrap();
-    for id in ids.iter().map(String::as_str).chain(["big0", "big29"]) {
+    for id in ids
+        .iter()
+        .map(String::as_str)
+        .chain(["big0", "big29", "two-mib"])
+    {
         q.job(id).await.unwrap();
     }
     assert!(q.get_job("over").await.unwrap().is_none());
