@@ -87,15 +87,21 @@ struct Claim {
 pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
     let ((secs, micros), earliest) = schedules::due(&queue.inner, BATCH).await?;
     let now = secs * 1000 + micros / 1000;
+    // (ticks this worker refused, left due for others, are not looked at again)
+    let earliest: Vec<(String, u64)> = earliest
+        .into_iter()
+        .map(|(id, score)| (id, score.max(0.0) as u64))
+        .filter(|(id, tick)| !refused::holds(queue, id, *tick))
+        .collect();
     let due: Vec<(String, u64)> = earliest
         .iter()
-        .map(|(id, score)| (id.clone(), score.max(0.0) as u64))
         .filter(|(_, tick)| *tick <= now)
+        .cloned()
         .collect();
     if due.is_empty() {
         return Ok(earliest
             .first()
-            .map(|(_, score)| Duration::from_millis((*score as u64).saturating_sub(now)))
+            .map(|(_, tick)| Duration::from_millis(tick.saturating_sub(now)))
             .unwrap_or(MAX_IDLE));
     }
     let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
@@ -185,7 +191,7 @@ fn plan(
                 .first()
                 .and_then(|t| checked_data(&schedule.job_for_tick(*t), caps).err())
             {
-                refused_once(queue, &id, &e);
+                refused::note(queue, &id, tick, &e);
                 return None;
             }
             Some(Claim {
@@ -212,21 +218,44 @@ fn plan(
     }
 }
 
-/// Logs, once per schedule and process, that this worker's caps refuse schedule `id`'s jobs.
-fn refused_once(queue: &Queue, id: &str, e: &Error) {
-    static TOLD: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
-        std::sync::OnceLock::new();
-    let mut told = TOLD
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if told.insert(format!("{}/{id}", queue.name())) {
-        tracing::error!(
-            queue = %queue.name(),
-            schedule = %id,
-            error = %e,
-            "schedule's jobs refused by this worker: its ticks are left to workers that take \
-             them (the queue's other schedules fire)"
-        );
+/// The due ticks of schedules whose jobs this worker's caps refuse, left due for workers
+/// that take them. Read before the definitions, so a refused schedule's definition (up to the
+/// caps) is not read again every round, and never makes the loop look again at once; a tick
+/// another worker moves on is checked afresh.
+mod refused {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use crate::error::Error;
+    use crate::queue::Queue;
+
+    /// (queue, schedule) → the due tick refused.
+    fn held() -> std::sync::MutexGuard<'static, HashMap<(String, String), u64>> {
+        static HELD: OnceLock<Mutex<HashMap<(String, String), u64>>> = OnceLock::new();
+        HELD.get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether schedule `id`'s tick `tick` is one this worker refused.
+    pub(super) fn holds(queue: &Queue, id: &str, tick: u64) -> bool {
+        held().get(&(queue.name().to_string(), id.to_string())) == Some(&tick)
+    }
+
+    /// Notes that this worker refuses schedule `id`'s tick `tick` (`e`: why); logged the first
+    /// time the schedule is refused.
+    pub(super) fn note(queue: &Queue, id: &str, tick: u64, e: &Error) {
+        let first = held()
+            .insert((queue.name().to_string(), id.to_string()), tick)
+            .is_none();
+        if first {
+            tracing::error!(
+                queue = %queue.name(),
+                schedule = %id,
+                error = %e,
+                "schedule's jobs refused by this worker: its ticks are left to workers that \
+                 take them (the queue's other schedules fire)"
+            );
+        }
     }
 }

@@ -658,7 +658,9 @@ async fn upserting_an_unchanged_schedule_keeps_its_pending_tick() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_over_the_workers_caps_skips_its_own_ticks_only() {
-    let env = TestEnv::new().await;
+    // a server of its own: its command counts are this test's
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
     let q = env.queue("caps-sched").await;
     q.upsert_schedule(Schedule::new(
         "hb",
@@ -689,6 +691,19 @@ async fn a_schedule_over_the_workers_caps_skips_its_own_ticks_only() {
     })
     .await;
     guard.stop().await.unwrap();
+    // the refused schedule's definition (up to the caps) is not read again every round:
+    // one `HSTRLEN` per definition read, a round every 10 ms when it was
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    let sized: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_hstrlen:calls="))
+        .and_then(|l| l.split(',').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(sized <= 30, "{sized} definitions sized in about a second");
     let ids = seen.ids();
     assert!(ids.iter().all(|id| id.starts_with("sched:hb:")), "{ids:?}");
     // the over-cap schedule keeps its due tick, for workers that take it
