@@ -516,6 +516,53 @@ local function from_budget(n)
 end
 -- no pieces in hand (opts: the claim reads only its first)
 local NO_PIECES = {}
+-- whether data in two pieces is within its cap by check_value's count (61 bytes a piece)
+local two_pieces_fit = 61 <= data_cap
+-- A claimed job's values, checked (the README's guarantee 8): its note ('' when all read;
+-- `read:` or `bad:`, see the header), name, data, options and past attempts. `f` is its
+-- fields (JOB_FIELDS order), `bad_sid` a note already found for its `sid`.
+local function checked_values(job, f, bad_sid)
+  local note, data, opts = '', '', ''
+  -- the data pieces after the first that came with the job's fields
+  local data_more = {f[8], f[9]}
+  local att = tonumber(f[5] or '0')
+  local dn, on = f[6], f[7]
+  local name = f[2] or ''
+  if name == '' then
+    note = 'bad:field name is missing'
+  elseif #name > NAME_MAX then
+    -- (not sent back: the worker would carry it into the failure and its logs)
+    note = 'bad:field name is ' .. #name .. ' bytes, over the ' .. NAME_MAX ..
+      ' bytes a job name may have'
+    name = ''
+  elseif not att or att < 0 or att > 4294967294 or att ~= math.floor(att) then
+    note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
+    att = 0
+  else
+    note = bad_sid or check_value(job, 'data', f[3], dn, data_cap, data_more)
+      or check_value(job, 'opts', f[4], on, opts_cap, NO_PIECES) or ''
+  end
+  if note == '' then
+    -- (a piece count beside no value, a corrupt record, counts nothing: the value is
+    -- empty, never read piece by piece)
+    dn, on = tonumber(dn) or 1, f[4] and tonumber(on) or 1
+    -- a value past 4 KiB is cut into 64 KiB pieces after its first three (job.rs
+    -- `pieces`): few of them, but each too long for a claim of many jobs to read
+    if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
+    if on > 3 and redis.call('HSTRLEN', job, 'opts:4') > 64 then on = INLINE_PIECES + 1 end
+    -- (the pieces this call still reads, out of its budget)
+    if dn > 3 and dn <= INLINE_PIECES then dn = from_budget(dn) end
+    if on > 1 and on <= INLINE_PIECES then on = from_budget(on) end
+    if dn > INLINE_PIECES or on > INLINE_PIECES then
+      -- too long to read here: the worker reads it (a bounded call at a time)
+      note = 'read:' .. (dn > INLINE_PIECES and (tonumber(f[6]) or 1) or 0) .. ':' ..
+        (on > INLINE_PIECES and (tonumber(f[7]) or 1) or 0)
+    end
+    if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], data_more) end
+    if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], NO_PIECES) end
+  end
+  return note, name, data, opts, att
+end
 -- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer, each
 -- job's fields appended to `out`
 local function read_lane(lane, n, out)
@@ -568,44 +615,17 @@ local function read_lane(lane, n, out)
         -- job): the entry is an orphan, drop it
         stale[#stale + 1] = sid
       else
-        local note, data, opts = '', '', ''
-        -- the data pieces after the first that came with the job's fields
-        local data_more = {f[8], f[9]}
-        local att = tonumber(f[5] or '0')
-        local dn, on = f[6], f[7]
-        local name = f[2] or ''
-        if name == '' then
-          note = 'bad:field name is missing'
-        elseif #name > NAME_MAX then
-          -- (not sent back: the worker would carry it into the failure and its logs)
-          note = 'bad:field name is ' .. #name .. ' bytes, over the ' .. NAME_MAX ..
-            ' bytes a job name may have'
-          name = ''
-        elseif not att or att < 0 or att > 4294967294 or att ~= math.floor(att) then
-          note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
-          att = 0
+        local note, name, data, opts, att
+        local dn = f[6]
+        if not bad_sid and not f[5] and not f[7] and f[3] and f[2] and #f[2] > 0
+            and #f[2] <= NAME_MAX and (not f[4] or #f[4] <= opts_cap)
+            and ((not dn and #f[3] <= data_cap) or (dn == '2' and f[8] and two_pieces_fit)) then
+          -- the usual job, first attempt, data whole or in two pieces (both in hand), options
+          -- whole: what checked_values finds for it, without its calls and tables
+          note, name, att, opts = '', f[2], 0, f[4] or ''
+          data = dn and f[3] .. f[8] or f[3]
         else
-          note = bad_sid or check_value(job, 'data', f[3], dn, data_cap, data_more)
-            or check_value(job, 'opts', f[4], on, opts_cap, NO_PIECES) or ''
-        end
-        if note == '' then
-          -- (a piece count beside no value, a corrupt record, counts nothing: the value is
-          -- empty, never read piece by piece)
-          dn, on = tonumber(dn) or 1, f[4] and tonumber(on) or 1
-          -- a value past 4 KiB is cut into 64 KiB pieces after its first three (job.rs
-          -- `pieces`): few of them, but each too long for a claim of many jobs to read
-          if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
-          if on > 3 and redis.call('HSTRLEN', job, 'opts:4') > 64 then on = INLINE_PIECES + 1 end
-          -- (the pieces this call still reads, out of its budget)
-          if dn > 3 and dn <= INLINE_PIECES then dn = from_budget(dn) end
-          if on > 1 and on <= INLINE_PIECES then on = from_budget(on) end
-          if dn > INLINE_PIECES or on > INLINE_PIECES then
-            -- too long to read here: the worker reads it (a bounded call at a time)
-            note = 'read:' .. (dn > INLINE_PIECES and (tonumber(f[6]) or 1) or 0) .. ':' ..
-              (on > INLINE_PIECES and (tonumber(f[7]) or 1) or 0)
-          end
-          if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], data_more) end
-          if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], NO_PIECES) end
+          note, name, data, opts, att = checked_values(job, f, bad_sid)
         end
         got = got + 1
         started[got] = id

@@ -45,7 +45,7 @@ async fn corrupt(env: &TestEnv, queue: &str, id: &str, field: &str, value: Optio
 async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() {
     // (field, value or None to delete it, what the failure must say); every job carries
     // 300 bytes of data, stored in pieces (`data:n` = 5)
-    let cases: &[(&str, Option<&[u8]>, &str)] = &[
+    let cases: Cases = &[
         ("att", Some(b"abc"), "field att"),
         ("att", Some(b"-3"), "field att"),
         ("data:n", Some(b"abc"), "field data:n"),
@@ -64,16 +64,64 @@ async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() 
         ("sid", None, "field sid"),
         ("data:2", Some(b"\xff\xfe not UTF-8"), "data"),
     ];
+    fails_alone("bad", cases, 300).await;
+}
+
+/// (field, value or None to delete it, what the failure must say)
+type Cases<'a> = &'a [(&'a str, Option<&'a [u8]>, &'a str)];
+
+/// Handled: the claim reads the usual job (first attempt, data whole or in two pieces,
+/// options whole) without the checks' calls: a corrupt field of such a job is still found,
+/// and fails it alone naming the job and the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_a_corrupt_field_of_a_short_job_fails_it_alone_too() {
+    let big = vec![b'x'; 2 << 20];
+    let cases: Cases = &[
+        ("att", Some(b"abc"), "field att"),
+        ("att", Some(b"7.5"), "field att"),
+        ("name", None, "field name"),
+        ("name", Some(b""), "field name"),
+        ("name", Some(&[b'a'; 300]), "field name is 300 bytes"),
+        ("data", None, "field data"),
+        (
+            "opts",
+            Some(big.as_slice()),
+            "field opts is 2097152 bytes, over the cap",
+        ),
+        ("opts", Some(b"{not json"), "field opts"),
+        ("sid", Some(b"junk"), "field sid"),
+    ];
+    // 80 bytes of padding: data in two pieces (`data:n` = 2); 10: data whole
+    fails_alone("bad2", cases, 80).await;
+    fails_alone("bad1", cases, 10).await;
+    let whole: Cases = &[(
+        "data",
+        Some(big.as_slice()),
+        "field data is 2097152 bytes, over the cap",
+    )];
+    fails_alone("bad1w", whole, 10).await;
+    let pieces: Cases = &[
+        ("data:n", Some(b"abc"), "field data:n"),
+        ("data:n", Some(b"40"), "field data:n"),
+        ("data:2", None, "data"),
+        ("data:2", Some(b"\xff\xfe not UTF-8"), "data"),
+    ];
+    fails_alone("bad2p", pieces, 80).await;
+}
+
+/// Ten jobs with `pad` bytes of padding in their data; the fifth gets each case's corrupt
+/// field in turn (a queue each): it alone fails, fatally, naming itself and the field.
+async fn fails_alone(prefix: &str, cases: Cases<'_>, pad: usize) {
     for (n, (field, value, says)) in cases.iter().enumerate() {
         let env = TestEnv::new().await;
-        let queue = format!("bad-{n}");
+        let queue = format!("{prefix}-{n}");
         let q = env.queue(&queue).await;
         let mut ids = Vec::new();
         for i in 0..10 {
             let added = q
                 .add(
                     "work",
-                    &json!({"i": i, "pad": "x".repeat(300)}),
+                    &json!({"i": i, "pad": "x".repeat(pad)}),
                     JobOptions::new().attempts(3),
                 )
                 .await
@@ -85,7 +133,7 @@ async fn guarantee_8_a_corrupt_field_fails_its_job_alone_naming_job_and_field() 
         let guard = spawn_worker(echo_worker(&env, &queue, 4));
         let c = wait_finished(&q, 10, Duration::from_secs(10)).await;
         let what = format!(
-            "{field} = {:?}",
+            "{field} = {:?} (pad {pad})",
             value.map(|v| String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned())
         );
         assert_eq!(
