@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::backend::{cancel_walking_on, deadline, CancelDone};
+use crate::backend::{deadline, CancelDone};
 use crate::enqueue::{spooled_reason, Traceparent};
 use crate::error::{ApiResult, AppError, ErrorBody};
 use crate::no_body::NoBody;
@@ -904,7 +904,7 @@ pub async fn cancel_job(
     _: NoBody,
 ) -> ApiResult<Json<JobCancelled>> {
     let q = state.backend().existing_queue(&queue).await?;
-    let (cancelled, children, walking) = match cancel_walking_on(&q, &id).await? {
+    let (cancelled, children, walking) = match state.backend().cancel_walking_on(&q, &id).await? {
         CancelDone::Finished(Cancelled::Now { children }) => {
             (CancelOutcome::Now, Some(children), false)
         }

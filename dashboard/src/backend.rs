@@ -24,6 +24,8 @@ pub struct Backend {
     /// Whether the first connection attempt has ended (either way).
     tried: watch::Sender<bool>,
     queues: Mutex<HashMap<String, Queue>>,
+    /// The cancels walking a flow in the background (see [`Backend::cancel_walking_on`]).
+    walks: Walks,
 }
 
 impl std::fmt::Debug for Backend {
@@ -43,6 +45,7 @@ impl Backend {
             redis: OnceCell::new(),
             tried: watch::Sender::new(false),
             queues: Mutex::default(),
+            walks: Walks::default(),
         }
     }
 
@@ -186,42 +189,95 @@ pub enum CancelDone {
     Walking,
 }
 
-/// Cancels job `id` of `q`. The cancel runs in a task of its own, so a flow whose children
-/// take longer than a request may wait to walk is still walked to its end, in the
-/// background, instead of being cut off at the deadline with its unreached children left
-/// to run (a second walk of the same flow redoes the first one's work, one call per child,
-/// and in a queue with many lanes never got further). Within the deadline it answers as
-/// [`Queue::cancel`] does.
-pub async fn cancel_walking_on(q: &Queue, id: &str) -> Result<CancelDone, AppError> {
-    let (q2, id2) = (q.clone(), id.to_string());
-    let mut walk = tokio::spawn(async move {
-        let done = q2.cancel(&id2).await;
-        // (read by the request while it waits; logged here for a walk it left running)
-        match &done {
-            Ok(c) => tracing::debug!(queue = %q2.name(), id = %id2, outcome = ?c, "cancel done"),
-            Err(e) => tracing::warn!(queue = %q2.name(), id = %id2, error = %e,
-                "cancelling a job's flow stopped before its last child: cancel it again"),
+impl Backend {
+    /// Cancels job `id` of `q`. The cancel runs in a task of its own, so a flow whose children
+    /// take longer than a request may wait to walk is still walked to its end, in the
+    /// background, instead of being cut off at the deadline with its unreached children left
+    /// to run. Within the deadline it answers as [`Queue::cancel`] does. While a walk of the
+    /// job's flow goes on, cancelling the cancelled job again answers that it is walking, at
+    /// once: a second walk would redo the first one's work, one call per child.
+    pub async fn cancel_walking_on(&self, q: &Queue, id: &str) -> Result<CancelDone, AppError> {
+        let key = (q.name().to_string(), id.to_string());
+        if self.walks.counts().contains_key(&key) && cancelled(q, id).await {
+            return Ok(CancelDone::Walking);
         }
-        done
-    });
-    match tokio::time::timeout(REDIS_DEADLINE, &mut walk).await {
-        Ok(Ok(done)) => Ok(CancelDone::Finished(done?)),
-        Ok(Err(e)) => Err(AppError::Internal(format!("the cancel failed: {e}"))),
-        // the walk goes on; the job itself is cancelled if Redis answered its first call
-        Err(_) => {
-            let cancelled = matches!(
-                deadline(q.get_job(id)).await,
-                Ok(Some(j)) if j.state == queue_core::JobState::Cancelled
-            );
-            if cancelled {
-                return Ok(CancelDone::Walking);
+        let (q2, id2) = (q.clone(), id.to_string());
+        let walking = Walking::new(&self.walks, key);
+        let mut walk = tokio::spawn(async move {
+            // (listed while the walk runs: dropped at its end, or when it is aborted)
+            let _walking = walking;
+            let done = q2.cancel(&id2).await;
+            // (read by the request while it waits; logged here for a walk it left running)
+            match &done {
+                Ok(c) => {
+                    tracing::debug!(queue = %q2.name(), id = %id2, outcome = ?c, "cancel done")
+                }
+                Err(e) => tracing::warn!(queue = %q2.name(), id = %id2, error = %e,
+                    "cancelling a job's flow stopped before its last child: cancel it again"),
             }
-            // told it failed: it must not take effect later
-            walk.abort();
-            Err(AppError::Unavailable(format!(
-                "Redis did not answer within {}",
-                queue_core::format_duration(REDIS_DEADLINE)
-            )))
+            done
+        });
+        match tokio::time::timeout(REDIS_DEADLINE, &mut walk).await {
+            Ok(Ok(done)) => Ok(CancelDone::Finished(done?)),
+            Ok(Err(e)) => Err(AppError::Internal(format!("the cancel failed: {e}"))),
+            // the walk goes on; the job itself is cancelled if Redis answered its first call
+            Err(_) => {
+                if cancelled(q, id).await {
+                    return Ok(CancelDone::Walking);
+                }
+                // told it failed: it must not take effect later
+                walk.abort();
+                Err(AppError::Unavailable(format!(
+                    "Redis did not answer within {}",
+                    queue_core::format_duration(REDIS_DEADLINE)
+                )))
+            }
+        }
+    }
+}
+
+/// Whether job `id` of `q` is cancelled, as Redis answers within the deadline.
+async fn cancelled(q: &Queue, id: &str) -> bool {
+    matches!(
+        deadline(q.get_job(id)).await,
+        Ok(Some(j)) if j.state == queue_core::JobState::Cancelled
+    )
+}
+
+/// The cancels running, by (queue, job): how many of each.
+#[derive(Debug, Clone, Default)]
+struct Walks(Arc<Mutex<HashMap<(String, String), usize>>>);
+
+impl Walks {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One cancel listed in [`Walks`] while it lives.
+struct Walking {
+    walks: Walks,
+    key: (String, String),
+}
+
+impl Walking {
+    fn new(walks: &Walks, key: (String, String)) -> Self {
+        *walks.counts().entry(key.clone()).or_default() += 1;
+        Walking {
+            walks: walks.clone(),
+            key,
+        }
+    }
+}
+
+impl Drop for Walking {
+    fn drop(&mut self) {
+        let mut counts = self.walks.counts();
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.key);
+            }
         }
     }
 }

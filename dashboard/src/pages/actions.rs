@@ -16,7 +16,7 @@ use super::error_response;
 use super::login::safe_next;
 use super::queue::tab_href;
 use crate::api::clean_state;
-use crate::backend::{cancel_walking_on, deadline, CancelDone};
+use crate::backend::{deadline, CancelDone};
 use crate::error::AppError;
 use crate::html::{job_href, queue_href, url_component};
 use crate::session::Access;
@@ -107,7 +107,7 @@ pub async fn job_action(
                 )
             }
             "cancel" => {
-                let notice = match cancel_walking_on(&q, &id).await? {
+                let notice = match state.backend().cancel_walking_on(&q, &id).await? {
                     CancelDone::Finished(Cancelled::Now { children: 0 }) => {
                         format!("cancelled job {id}")
                     }
