@@ -40,12 +40,20 @@ pub(crate) async fn one(q: &QueueStore, id: &str) -> Result<(Option<String>, Opt
         .map_err(|e| q.redis.err(e))
 }
 
-/// The Redis clock and the earliest `batch` due ticks, read together.
-pub(crate) async fn due(q: &QueueStore, batch: usize) -> Result<((u64, u64), Scored)> {
+/// The Redis clock and `batch` due ticks from the `start`th earliest, read together.
+pub(crate) async fn due(
+    q: &QueueStore,
+    start: usize,
+    batch: usize,
+) -> Result<((u64, u64), Scored)> {
     redis::pipe()
         .atomic()
         .cmd("TIME")
-        .zrange_withscores(q.keys.schedules_due(), 0, batch as isize - 1)
+        .zrange_withscores(
+            q.keys.schedules_due(),
+            start as isize,
+            (start + batch) as isize - 1,
+        )
         .query_async(&mut q.redis.conn())
         .await
         .map_err(|e| q.redis.err(e))

@@ -30,6 +30,8 @@ use crate::scripts::{schedule_fire, schedules};
 const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Most due schedules fired per round (more are fired in the next round, at once).
 const BATCH: usize = 200;
+/// Most pages of due ticks this worker refused (over its caps) that one round looks past.
+const MAX_REFUSED_PAGES: usize = 50;
 /// Most ticks (jobs) fired per round, over all schedules, so that the add of their jobs
 /// stays one bounded script call; a schedule with more ticks due is due again at once.
 const MAX_TICKS: usize = 1_000;
@@ -85,14 +87,22 @@ struct Claim {
 /// One round: fire every schedule due now; returns how long until the earliest next tick
 /// (zero after firing: look again at once).
 pub(crate) async fn fire_due(queue: &Queue) -> Result<Duration> {
-    let ((secs, micros), earliest) = schedules::due(&queue.inner, BATCH).await?;
-    let now = secs * 1000 + micros / 1000;
-    // (ticks this worker refused, left due for others, are not looked at again)
-    let earliest: Vec<(String, u64)> = earliest
-        .into_iter()
-        .map(|(id, score)| (id, score.max(0.0) as u64))
-        .filter(|(id, tick)| !refused::holds(queue, id, *tick))
-        .collect();
+    // (ticks this worker refused, left due for others, are not looked at again; a page of
+    // them is looked past, or the schedules behind it would never fire here)
+    let mut start = 0;
+    let (now, earliest) = loop {
+        let ((secs, micros), page) = schedules::due(&queue.inner, start, BATCH).await?;
+        let full = page.len() == BATCH;
+        let earliest: Vec<(String, u64)> = page
+            .into_iter()
+            .map(|(id, score)| (id, score.max(0.0) as u64))
+            .filter(|(id, tick)| !refused::holds(queue, id, *tick))
+            .collect();
+        start += BATCH;
+        if !earliest.is_empty() || !full || start >= MAX_REFUSED_PAGES * BATCH {
+            break (secs * 1000 + micros / 1000, earliest);
+        }
+    };
     let due: Vec<(String, u64)> = earliest
         .iter()
         .filter(|(_, tick)| *tick <= now)

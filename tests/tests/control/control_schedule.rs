@@ -714,6 +714,53 @@ async fn a_schedule_over_the_workers_caps_skips_its_own_ticks_only() {
     );
 }
 
+/// Was: a worker looked at the 200 earliest due ticks only; with 200 or more schedules over
+/// its caps due first (their ticks left due for workers that take them), it never saw the
+/// schedules behind them, which never fired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_behind_a_page_of_refused_ones_still_fire() {
+    let env = TestEnv::new().await;
+    let q = env.queue("caps-many").await;
+    let fat = json!("x".repeat(2_000));
+    for i in 0..250 {
+        q.upsert_schedule(
+            Schedule::new(
+                format!("fat{i:03}"),
+                "noop",
+                every(Duration::from_millis(200)),
+            )
+            .data(&fat)
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    // last: its ticks sort after theirs
+    q.upsert_schedule(Schedule::new(
+        "hb",
+        "noop",
+        every(Duration::from_millis(200)),
+    ))
+    .await
+    .unwrap();
+    let mut config = env.config.clone();
+    config.caps.max_data_bytes = 1_000;
+    let small = TestEnv {
+        redis: Redis::connect(&config).await.unwrap(),
+        config,
+    };
+    let seen = Seen::default();
+    let guard = spawn_worker(recording_worker(&small, "caps-many", "noop", &seen));
+    eventually(Duration::from_secs(5), "hb to fire", || {
+        let s = seen.clone();
+        async move { (s.len() >= 3).then_some(()) }
+    })
+    .await;
+    guard.stop().await.unwrap();
+    let ids = seen.ids();
+    assert!(ids.iter().all(|id| id.starts_with("sched:hb:")), "{ids:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_upserted_after_its_queue_was_obliterated_elsewhere_is_listed() {
     let env = TestEnv::new().await;
