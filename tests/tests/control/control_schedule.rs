@@ -676,21 +676,7 @@ async fn a_schedule_over_the_workers_caps_skips_its_own_ticks_only() {
     )
     .await
     .unwrap();
-    // a worker whose data cap is lower than that of the process that stored the schedules
-    let mut config = env.config.clone();
-    config.caps.max_data_bytes = 1_000;
-    let small = TestEnv {
-        redis: Redis::connect(&config).await.unwrap(),
-        config,
-    };
-    let seen = Seen::default();
-    let guard = spawn_worker(recording_worker(&small, "caps-sched", "noop", &seen));
-    eventually(Duration::from_secs(5), "hb to fire", || {
-        let s = seen.clone();
-        async move { (s.len() >= 6).then_some(()) }
-    })
-    .await;
-    guard.stop().await.unwrap();
+    let seen = small_caps_worker_until(&env, "caps-sched", 6).await;
     // the refused schedule's definition (up to the caps) is not read again every round:
     // one `HSTRLEN` per definition read, a round every 10 ms when it was
     let info: String = redis::cmd("INFO")
@@ -743,6 +729,14 @@ async fn schedules_behind_a_page_of_refused_ones_still_fire() {
     ))
     .await
     .unwrap();
+    let seen = small_caps_worker_until(&env, "caps-many", 3).await;
+    let ids = seen.ids();
+    assert!(ids.iter().all(|id| id.starts_with("sched:hb:")), "{ids:?}");
+}
+
+/// Runs a worker of `queue` whose data cap (1,000 bytes) is lower than that of the process
+/// that stored its schedules, until it has run `n` jobs (within 5 s); what it ran.
+async fn small_caps_worker_until(env: &TestEnv, queue: &str, n: usize) -> Seen {
     let mut config = env.config.clone();
     config.caps.max_data_bytes = 1_000;
     let small = TestEnv {
@@ -750,15 +744,14 @@ async fn schedules_behind_a_page_of_refused_ones_still_fire() {
         config,
     };
     let seen = Seen::default();
-    let guard = spawn_worker(recording_worker(&small, "caps-many", "noop", &seen));
+    let guard = spawn_worker(recording_worker(&small, queue, "noop", &seen));
     eventually(Duration::from_secs(5), "hb to fire", || {
         let s = seen.clone();
-        async move { (s.len() >= 3).then_some(()) }
+        async move { (s.len() >= n).then_some(()) }
     })
     .await;
     guard.stop().await.unwrap();
-    let ids = seen.ids();
-    assert!(ids.iter().all(|id| id.starts_with("sched:hb:")), "{ids:?}");
+    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
