@@ -603,7 +603,7 @@ pub enum ScheduleCommand {
         /// Tick every interval (on multiples of it since the epoch), e.g. 1s, 5m.
         #[arg(long, value_parser = duration, allow_hyphen_values = true, value_name = "DURATION")]
         every: Option<Duration>,
-        /// Tick on a cron expression in UTC, seconds first allowed: "0 */5 * * * *".
+        /// Tick on a cron expression in UTC: 5 fields, or 6 with seconds first ("0 */5 * * * *"), or 7 with a year last.
         #[arg(long, value_name = "EXPR")]
         cron: Option<String>,
         /// Data of the jobs it adds, as JSON.

@@ -52,7 +52,7 @@ pub enum Repeat {
     /// schedule ticks at the start of each minute, whenever it was created).
     Every(Duration),
     /// A cron expression in UTC: 5 fields (minute first), or 6 with seconds first
-    /// (`0 */5 * * * *`), or a nickname such as `@hourly`.
+    /// (`0 */5 * * * *`), or 7 with a year last, or a nickname such as `@hourly`.
     Cron(String),
 }
 
@@ -430,7 +430,7 @@ fn bad_cron(expr: &str, why: &str) -> Error {
     Error::invalid(
         "cron expression",
         format!(
-            "{expr:?}: {why} (use 5 fields, or 6 with seconds first, e.g. \"0 */5 * * * *\"; times are UTC)"
+            "{expr:?}: {why} (use 5 fields, or 6 with seconds first, e.g. \"0 */5 * * * *\", or 7 with a year last; times are UTC)"
         ),
     )
 }

@@ -281,7 +281,7 @@ fn add_form(queue: &str, typed: Option<&ScheduleForm>) -> Markup {
                         input name="cron" size="20" value=(value(|f| &f.cron, ""))
                             placeholder="0 */5 * * * *";
                     }
-                    " " span class="muted" { "(UTC; 5 fields, or 6 with seconds first)" }
+                    " " span class="muted" { "(UTC; 5 fields, or 6 with seconds first, or 7 with a year last)" }
                 }
                 p {
                     label {
