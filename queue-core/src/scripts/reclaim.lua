@@ -68,10 +68,18 @@ for k = first, #KEYS do
       local job = id and (job_prefix .. id)
       -- only a job that still points at this entry is requeued: an entry it no longer
       -- points at is an orphan (the job waits or runs on another one), dropped above
-      local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
+      local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl', 'run',
+        'att') or {}
       if f[1] == sid and f[5] == sid then
-        -- its cancel request outlived its worker: it ends cancelled, not run again
+        -- its cancel request outlived its worker: it ends cancelled, not run again, with the
+        -- attempt it ran as its lease renewals recorded it (`run`, extend_lease.lua), as
+        -- when its worker ends it (fail_or_retry.lua). (One never renewed may not have
+        -- started: a claim ahead of the worker's free slots.)
         end_cancelled(job, id, C, now, sid, f[4])
+        local a, at = string.match(f[6] or '', '^(%d+):(%d+)$')
+        if a and tonumber(a) == (tonumber(f[7] or '0') or 0) + 1 then
+          redis.call('HSET', job, 'att', a, 'started', at)
+        end
         cancelled[#cancelled + 1] = id
         if f[2] and group_done(G, f[2]) then wake(marker, 0) end
       elseif f[1] == sid then

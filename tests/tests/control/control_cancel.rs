@@ -202,6 +202,23 @@ async fn a_cancel_request_outlives_a_dead_worker_the_job_ends_cancelled_at_recla
         &["--queues", "cancel-dead", "--lease", "1s"],
     );
     wait_active(&q, 1, Duration::from_secs(20)).await;
+    // once its lease was renewed (which records the attempt and its start)
+    let key =
+        queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "cancel-dead").job(&job.id);
+    let raw = env.raw().await;
+    eventually(Duration::from_secs(10), "a lease renewal", || {
+        let (key, mut raw) = (key.clone(), raw.clone());
+        async move {
+            let run: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("run")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            run
+        }
+    })
+    .await;
     dead.signal("KILL");
     assert_eq!(q.cancel(&job.id).await.unwrap(), Cancelled::Requested);
     // another worker reclaims it once the lease ran out: cancelled, not run again
@@ -221,6 +238,9 @@ async fn a_cancel_request_outlives_a_dead_worker_the_job_ends_cancelled_at_recla
     .await;
     // (a reclaimed attempt records no outcome of its own)
     assert_eq!(info.failed_reason.as_deref(), Some("cancelled"), "{info:?}");
+    // the attempt it ran counts, with its start, as when its worker cancels it
+    assert_eq!(info.attempts_made, 1, "{info:?}");
+    assert!(info.started_at.is_some(), "{info:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c = q.counts().await.unwrap();
     assert_eq!((c.active, c.waiting, c.cancelled), (0, 0, 1), "{c:?}");
