@@ -321,9 +321,10 @@ if ring_n > 0 then
   local function park(g, s, why)
     local at = 'inf'
     if why == 'rate' then
-      -- when its window reopens (a counter without expiry gets one)
+      -- when its window reopens (a counter without expiry gets one, and a window longer
+      -- than the group's limit now, set shorter since it began, is cut down to it)
       local ttl = redis.call('PTTL', s.rkey)
-      if ttl < 0 then
+      if ttl < 0 or ttl > s.rms then
         ttl = s.rms
         redis.call('PEXPIRE', s.rkey, ttl)
       end

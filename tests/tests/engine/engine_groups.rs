@@ -308,6 +308,33 @@ async fn a_group_rate_limit_slows_that_group_only() {
     }
 }
 
+/// Was: shortening the default group rate left the windows already running as long as
+/// they were (a group parked for the hour of a `1/1h` default stayed parked after the
+/// default became `1/1s`); an override's change cut them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_default_group_rate_cuts_the_windows_already_running() {
+    let env = TestEnv::new().await;
+    let q = env.queue("grate-short").await;
+    let rate = |window| GroupLimitChange::Rate { max: 1, window };
+    q.set_group_limit(None, rate(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    q.add_bulk((0..3).map(|i| job(Some("a"), i)).collect())
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let worker = spawn_worker(recording_worker(&env, "grate-short", 4, 0, seen.clone()));
+    wait_finished(&q, 1, Duration::from_secs(5)).await;
+    // the group is parked for the rest of its hour
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(q.counts().await.unwrap().completed_total, 1);
+    q.set_group_limit(None, rate(Duration::from_millis(500)))
+        .await
+        .unwrap();
+    wait_finished(&q, 3, Duration::from_secs(5)).await;
+    worker.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_job_returns_to_its_group_and_removals_keep_counts_exact() {
     let env = TestEnv::new().await;
