@@ -579,6 +579,8 @@ end
 -- Deletes any of a queue's group sets that is not a sorted set (a corrupt record), so no
 -- group command fails for the whole queue: the sweep (repair_groups) rebuilds the ring and
 -- the park from the waiting counts. The limits hash is only read (pcall), never deleted.
+-- (The helpers below write the group sets through on_index, which does the same for the
+-- set it meets: a transition never stops half-way at one, its earlier writes kept.)
 local function group_keys_sane(G)
   for _, k in ipairs({G.ring, G.park, G.waiting, G.active}) do
     local t = redis.call('TYPE', k)['ok']
@@ -588,14 +590,14 @@ end
 
 -- Gives group `grp` a turn after every group in the ring (none if it has one already).
 local function ring_add(G, grp)
-  local tail = redis.call('ZRANGE', G.ring, -1, -1, 'WITHSCORES')
-  redis.call('ZADD', G.ring, 'NX', tail[2] and (tonumber(tail[2]) + 1) or 1, grp)
+  local tail = on_index('ZRANGE', G.ring, -1, -1, 'WITHSCORES')
+  on_index('ZADD', G.ring, 'NX', tail[2] and (tonumber(tail[2]) + 1) or 1, grp)
 end
 
 -- Takes group `grp` out of the park and, if it has waiting jobs, gives it its turn back.
 -- Returns whether it was parked, and whether it got a turn.
 local function group_unpark(G, grp)
-  if redis.call('ZREM', G.park, grp) == 0 then return false, false end
+  if on_index('ZREM', G.park, grp) == 0 then return false, false end
   if redis.call('EXISTS', G.q .. grp) == 0 then return true, false end
   ring_add(G, grp)
   return true, true
@@ -607,11 +609,11 @@ end
 local function group_enqueue(G, id, prio, grp, front)
   local p = front and 1001 or (tonumber(prio) or 0)
   local seq = redis.call('HINCRBY', G.meta, 'gseq', 1)
-  redis.call('ZADD', G.q .. grp, -p * PRIO_SPAN + seq, id)
+  on_index('ZADD', G.q .. grp, -p * PRIO_SPAN + seq, id)
   hincr(G.meta, 'gw', 1)
   -- a group that had waiting jobs is in the ring or parked already
-  if tonumber(redis.call('ZINCRBY', G.waiting, 1, grp)) == 1
-      and not redis.call('ZSCORE', G.park, grp) then
+  if tonumber(on_index('ZINCRBY', G.waiting, 1, grp)) == 1
+      and not on_index('ZSCORE', G.park, grp) then
     ring_add(G, grp)
   end
 end
@@ -626,11 +628,11 @@ end
 -- Takes waiting job `id` out of group `grp` (a removal); false if it was not there. The
 -- caller uncounts it from the queue's `waiting`.
 local function group_unwait(G, id, grp)
-  if redis.call('ZREM', G.q .. grp, id) == 0 then return false end
+  if on_index('ZREM', G.q .. grp, id) == 0 then return false end
   hincr(G.meta, 'gw', -1)
-  if tonumber(redis.call('ZINCRBY', G.waiting, -1, grp)) <= 0 then
-    redis.call('ZREM', G.waiting, grp)
-    redis.call('ZREM', G.ring, grp)
+  if tonumber(on_index('ZINCRBY', G.waiting, -1, grp)) <= 0 then
+    on_index('ZREM', G.waiting, grp)
+    on_index('ZREM', G.ring, grp)
   end
   return true
 end
@@ -662,10 +664,10 @@ end
 -- reclaimed). A group parked at its concurrency cap returns to the ring; returns true
 -- then, for the caller to wake the workers.
 local function group_done(G, grp, n)
-  if tonumber(redis.call('ZINCRBY', G.active, -(n or 1), grp)) <= 0 then
-    redis.call('ZREM', G.active, grp)
+  if tonumber(on_index('ZINCRBY', G.active, -(n or 1), grp)) <= 0 then
+    on_index('ZREM', G.active, grp)
   end
-  if redis.call('ZSCORE', G.park, grp) == 'inf' then
+  if on_index('ZSCORE', G.park, grp) == 'inf' then
     local _, turn = group_unpark(G, grp)
     return turn
   end

@@ -798,3 +798,62 @@ async fn a_repeatable_schedule_fires_into_its_group() {
         );
     }
 }
+
+/// Was: a group set of the wrong type failed the script that met it half-way, its earlier
+/// writes kept (Lua does not roll back): an `add_bulk` stored the jobs before the bad group
+/// and said it failed, with the queue's waiting count left behind; a flow parent released
+/// into its group by its last child's outcome stayed waiting for children for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_set_of_the_wrong_type_fails_no_add_and_strands_no_flow_parent() {
+    let env = TestEnv::new().await;
+    let q = env.queue("h-wt").await;
+    raw(
+        &env,
+        &["SET", &keys(&env, "h-wt").group_queue("gx"), "garbage"],
+    )
+    .await;
+    let added = q
+        .add_bulk(vec![
+            job(Some("a"), 0),
+            job(None, 1),
+            job(Some("gx"), 2),
+            job(Some("b"), 3),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 4);
+    assert_eq!(q.counts().await.unwrap().waiting, 4);
+    // a parent in a group whose waiting counts are corrupt when its child ends (the
+    // worker's sweep is the default one, 10 s: not what mends it)
+    let parents = env.queue("h-wtp").await;
+    raw(
+        &env,
+        &["SET", &keys(&env, "h-wtp").group_waiting(), "garbage"],
+    )
+    .await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let tree = flows
+        .add(
+            FlowJob::new("h-wtp", "work", &json!({}))
+                .unwrap()
+                .opts(JobOptions::new().group("p"))
+                .children([FlowJob::new("h-wtc", "work", &json!({})).unwrap()]),
+        )
+        .await
+        .unwrap();
+    let guard = spawn_worker(
+        env.worker()
+            .queues(["h-wt", "h-wtp", "h-wtc"])
+            .concurrency(4)
+            .handler("work", |_j: Job<Value>, _c: Ctx| async move {
+                Ok::<_, JobError>(())
+            })
+            .build()
+            .unwrap(),
+    );
+    let left = unfinished_after(&parents, &[tree.id.clone()], Duration::from_secs(5)).await;
+    let c = wait_finished(&q, 4, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert!(left.is_empty(), "the parent never ran");
+    assert_eq!((c.waiting, c.completed_total), (0, 4), "{c:?}");
+}
