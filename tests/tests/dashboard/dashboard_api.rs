@@ -854,6 +854,23 @@ async fn a_corrupt_key_marks_its_queue_or_job_and_every_other_stays_listed() {
         lines[0]["error"].is_string() && lines[1]["error"].is_null(),
         "{lines:?}"
     );
+    // its counts are unknown, never zeros a script would take for counts
+    assert!(
+        lines[0]["waiting"].is_null()
+            && lines[0]["paused"].is_null()
+            && lines[0]["failed_total"].is_null(),
+        "{lines:?}"
+    );
+    assert!(lines[1]["waiting"].is_u64(), "{lines:?}");
+    let (status, all) = get_json(&d.url("/api/queues")).await;
+    assert_eq!(status, 200, "{all}");
+    let broken = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "broken")
+        .unwrap();
+    assert!(broken["waiting"].is_null(), "{all}");
 }
 
 /// The metric families (name and type) and the series (sample name and label names) of an
