@@ -851,7 +851,12 @@ async fn a_group_set_of_the_wrong_type_fails_no_add_and_strands_no_flow_parent()
             .build()
             .unwrap(),
     );
-    let left = unfinished_after(&parents, &[tree.id.clone()], Duration::from_secs(5)).await;
+    let left = unfinished_after(
+        &parents,
+        std::slice::from_ref(&tree.id),
+        Duration::from_secs(5),
+    )
+    .await;
     let c = wait_finished(&q, 4, Duration::from_secs(5)).await;
     guard.stop().await.unwrap();
     assert!(left.is_empty(), "the parent never ran");
