@@ -862,3 +862,42 @@ async fn a_group_set_of_the_wrong_type_fails_no_add_and_strands_no_flow_parent()
     assert!(left.is_empty(), "the parent never ran");
     assert_eq!((c.waiting, c.completed_total), (0, 4), "{c:?}");
 }
+
+/// Was: reading a queue's group limits searched the list of overrides for each stored field:
+/// 35 s for 100,000 overrides (a release build), the dashboard's limits page, its API and
+/// `jobq limits` with it, while one request held a thread of the dashboard's two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_hundred_thousand_group_overrides_takes_no_longer_than_their_read() {
+    let env = TestEnv::new().await;
+    let q = env.queue("h-over").await;
+    q.add("work", &json!(1), JobOptions::new().group("g0"))
+        .await
+        .unwrap();
+    let limits = keys(&env, "h-over").group_limits();
+    let mut conn = env.raw().await;
+    const N: usize = 100_000;
+    for part in (0..N).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for i in part {
+            pipe.cmd("HSET")
+                .arg(&limits)
+                .arg(format!("c:g{i}"))
+                .arg(3)
+                .arg(format!("r:g{i}"))
+                .arg("10/1000");
+        }
+        let () = pipe.query_async(&mut conn).await.unwrap();
+    }
+    let t0 = Instant::now();
+    let view = q.group_limits().await.unwrap();
+    let took = t0.elapsed();
+    assert_eq!(view.overrides.len(), N);
+    assert!(
+        view.overrides
+            .iter()
+            .all(|(_, l)| l.concurrency == Some(3) && l.rate_max == Some(10)),
+        "an override lost a limit"
+    );
+    // (a few hundred ms here, debug build; the search took minutes)
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
