@@ -10,7 +10,10 @@ use serde_json::{Map, Number, Value};
 
 /// `body` as a JSON value; an error names a key given twice in one object.
 pub fn parse(body: &[u8]) -> Result<Value, serde_json::Error> {
-    serde_json::from_slice::<Strict>(body).map(|s| s.0)
+    let value = serde_json::from_slice::<Strict>(body).map(|s| s.0)?;
+    // (an integer past 64 bits would be read as a rounded float)
+    queue_core::internal::json_numbers::check(body).map_err(de::Error::custom)?;
+    Ok(value)
 }
 
 /// A JSON value read without duplicate keys.

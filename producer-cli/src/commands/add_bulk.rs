@@ -262,8 +262,21 @@ fn read_input(file: &Path, max_line: usize) -> Result<String> {
         bytes.extend_from_slice(buf);
         reader.consume(n);
     }
-    let mut text = String::from_utf8(bytes)
-        .map_err(|_| fail("stream did not contain valid UTF-8".to_string()))?;
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = 1 + bytes[..at].iter().filter(|b| **b == b'\n').count();
+        let column = at
+            - bytes[..at]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
+        fail(format!(
+            "line {line}: byte {} (0x{:02x}) is not UTF-8 text",
+            column + 1,
+            bytes[at]
+        ))
+    })?;
     if text.starts_with('\u{feff}') {
         text.drain(..'\u{feff}'.len_utf8());
     }

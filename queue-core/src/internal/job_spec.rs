@@ -31,6 +31,7 @@ type Result<T> = std::result::Result<T, JobSpecError>;
 pub fn parse_job_json(text: &str) -> Result<NewJob> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| JobSpecError::new(format!("not valid JSON: {e}")))?;
+    super::json_numbers::check(text.as_bytes()).map_err(JobSpecError::new)?;
     if !value.is_object() {
         return Err(JobSpecError::new(format!(
             "expected an object {{\"name\":..,\"data\":..,\"opts\":..}}, got {}",
@@ -88,6 +89,7 @@ pub fn parse_job_value(value: Value) -> Result<NewJob> {
 pub fn parse_flow_json(text: &str) -> Result<FlowJob> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| JobSpecError::new(format!("not valid JSON: {e}")))?;
+    super::json_numbers::check(text.as_bytes()).map_err(JobSpecError::new)?;
     parse_flow_value(value)
 }
 

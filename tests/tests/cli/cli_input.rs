@@ -15,8 +15,19 @@ fn jobq(env: &TestEnv, args: &[&str]) -> Output {
 #[tokio::test]
 async fn bad_input_exits_2_names_the_value_and_stores_nothing() {
     let env = TestEnv::new().await;
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["add", "q", "job", "--data", "{not json"], "{not json"),
+        // (an integer JSON would read as a rounded float)
+        (
+            &[
+                "add",
+                "q",
+                "job",
+                "--data",
+                r#"{"n":123456789012345678901234567890}"#,
+            ],
+            "123456789012345678901234567890",
+        ),
         (&["add", "q", "job", "--delay", "10parsecs"], "10parsecs"),
         (&["add", "bad name!", "job"], "bad name!"),
         (&["add", "q", "job", "--attempts", "-3"], "-3"),
@@ -58,6 +69,23 @@ async fn bulk_file_with_a_bad_line_2_exits_2_naming_the_line_and_stores_nothing(
     std::fs::remove_file(&file).ok();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("line 2:"), "{}", stderr(&out));
+
+    // a line whose data would change (an integer past 64 bits), one that is not UTF-8
+    for (line2, says) in [
+        (
+            &br#"{"name":"ok","data":{"n":18446744073709551616}}"#[..],
+            "18446744073709551616",
+        ),
+        (&b"{\"name\":\"ok\xff\"}"[..], "byte 12 (0xff) is not UTF-8"),
+    ] {
+        let mut text = b"{\"name\":\"ok\"}\n".to_vec();
+        text.extend_from_slice(line2);
+        text.push(b'\n');
+        let out = jobq_in(&env, &["add-bulk", "q", "-"], &text);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("line 2:") && err.contains(says), "{err}");
+    }
 
     let out = jobq(&env, &["add-bulk", "q", "/nonexistent/jobs.jsonl"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

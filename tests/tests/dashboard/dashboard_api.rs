@@ -1106,6 +1106,20 @@ async fn the_api_refuses_what_it_used_to_ignore_naming_it() {
     }
     let (status, body) = get_json(&d.url("/api/queues/strict/jobs?state=delayed&limit=5")).await;
     assert_eq!(status, 200, "{body}");
+    // data JSON would change (an integer past 64 bits, read as a rounded float)
+    let (status, body) = post_raw(
+        &d.url("/api/queues/strict/jobs"),
+        Some(r#"{"name":"work","data":{"n":123456789012345678901234567890}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("123456789012345678901234567890"),
+        "{body}"
+    );
 
     let drain = d.url("/api/queues/strict/drain");
     let (status, body) = post_raw(&drain, Some(r#"{"state":"delayed"}"#)).await;
