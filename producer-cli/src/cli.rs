@@ -149,6 +149,7 @@ pub enum Command {
         #[arg(value_parser = queue_name)]
         queue: String,
         /// Job id.
+        #[arg(value_parser = lookup_id)]
         id: String,
     },
     /// Run a failed or cancelled job again (its attempts and error cleared), or every
@@ -159,6 +160,7 @@ pub enum Command {
         #[arg(value_parser = queue_name)]
         queue: String,
         /// Job id.
+        #[arg(value_parser = lookup_id)]
         id: Option<String>,
         /// Retry every failed job of the queue.
         #[arg(long)]
@@ -174,6 +176,7 @@ pub enum Command {
         #[arg(value_parser = queue_name)]
         queue: String,
         /// Job id.
+        #[arg(value_parser = lookup_id)]
         id: String,
     },
     /// Change the priority of a waiting or delayed job (-1000..=1000, higher first); a
@@ -184,6 +187,7 @@ pub enum Command {
         #[arg(value_parser = queue_name)]
         queue: String,
         /// Job id.
+        #[arg(value_parser = lookup_id)]
         id: String,
         /// The new priority.
         #[arg(value_parser = priority, allow_negative_numbers = true)]
@@ -198,6 +202,7 @@ pub enum Command {
         #[arg(value_parser = queue_name)]
         queue: String,
         /// Job id.
+        #[arg(value_parser = lookup_id)]
         id: String,
     },
     /// Start a delayed job now, or every delayed job.
@@ -207,6 +212,7 @@ pub enum Command {
         #[arg(value_parser = queue_name)]
         queue: String,
         /// Job id.
+        #[arg(value_parser = lookup_id)]
         id: Option<String>,
         /// Promote every delayed job of the queue.
         #[arg(long)]
@@ -436,6 +442,7 @@ pub struct UpdateArgs {
     #[arg(value_parser = queue_name)]
     pub queue: String,
     /// Job id.
+    #[arg(value_parser = lookup_id)]
     pub id: String,
     #[command(flatten)]
     pub data: DataArgs,
@@ -641,11 +648,20 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// The id of a job to look up or steer: any stored id, but never empty (an empty one
+/// names no job: a usage error, not "not found").
+fn lookup_id(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("empty: give the id of a job".into());
+    }
+    Ok(s.to_string())
+}
+
 /// A dedup or debounce id: 1-256 printable ASCII characters without spaces, as job ids.
 fn key_id(s: &str) -> Result<String, String> {
     if queue_core::internal::validate::validate_job_id(s).is_err() {
         return Err(format!(
-            "{s:?}: use 1-256 printable ASCII characters without spaces"
+            "{s:?}: use 1-256 printable ASCII characters without spaces (not . or ..)"
         ));
     }
     Ok(s.to_string())

@@ -51,12 +51,16 @@ pub fn relative(at_ms: u64) -> String {
     }
 }
 
-/// Parses a human duration such as `500ms`, `10s`, `1h`, `1m30s`; at most [`MAX_DURATION`].
+/// Parses a human duration such as `500ms`, `10s`, `1h`, `1m30s`, or a bare `0` (zero in
+/// any unit); at most [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration> {
     let bad = || Error::InvalidDuration(input.to_string());
     let s = input.trim();
     if s.is_empty() {
         return Err(bad());
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
     }
     let mut total: u128 = 0;
     let mut rest = s;
@@ -131,6 +135,8 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration(" 0s ").unwrap(), Duration::ZERO);
+        // zero needs no unit
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
     }
 
     #[test]

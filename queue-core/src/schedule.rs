@@ -388,7 +388,7 @@ pub fn validate_schedule_id(id: &str) -> Result<()> {
         return Err(Error::invalid(
             "schedule id",
             format!(
-                "{id:?}: use 1-{MAX_SCHEDULE_ID_LEN} printable ASCII characters without spaces"
+                "{id:?}: use 1-{MAX_SCHEDULE_ID_LEN} printable ASCII characters without spaces (not . or ..)"
             ),
         ));
     }

@@ -15,8 +15,15 @@ fn jobq(env: &TestEnv, args: &[&str]) -> Output {
 #[tokio::test]
 async fn bad_input_exits_2_names_the_value_and_stores_nothing() {
     let env = TestEnv::new().await;
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["add", "q", "job", "--data", "{not json"], "{not json"),
+        // an empty id names no job: a usage error, not "not found"
+        (&["show", "q", ""], "empty"),
+        (&["cancel", "q", ""], "empty"),
+        (
+            &["schedule", "add", "q", "..", "job", "--every", "1s"],
+            "(not . or ..)",
+        ),
         // (an integer JSON would read as a rounded float)
         (
             &[
