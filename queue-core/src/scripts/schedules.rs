@@ -25,24 +25,12 @@ const DEFINITIONS_PER_READ: usize = 1_000;
 /// schedules held Redis 119 ms and 111 ms.)
 pub(crate) async fn all(q: &QueueStore) -> Result<(Vec<(String, String)>, Scored)> {
     let mut due: Scored = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, page): (u64, Vec<String>) = redis::cmd("ZSCAN")
-            .arg(q.keys.schedules_due())
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut q.redis.conn())
-            .await
-            .map_err(|e| q.redis.err(e))?;
+    scan(q, "ZSCAN", q.keys.schedules_due(), SCAN_COUNT, |page| {
         for pair in page.chunks_exact(2) {
             due.push((pair[0].clone(), pair[1].parse().unwrap_or(f64::NAN)));
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    })
+    .await?;
     // (a scan may return an element twice)
     due.sort_by(|a, b| a.0.cmp(&b.0));
     due.dedup_by(|a, b| a.0 == b.0);
@@ -76,25 +64,40 @@ pub(crate) async fn all(q: &QueueStore) -> Result<(Vec<(String, String)>, Scored
 /// too (up to the data cap each), so it asks for few.
 async fn scanned_ids(q: &QueueStore) -> Result<Vec<String>> {
     let mut ids = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let (next, page): (u64, Vec<String>) = redis::cmd("HSCAN")
-            .arg(q.keys.schedules())
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(10)
-            .query_async(&mut q.redis.conn())
-            .await
-            .map_err(|e| q.redis.err(e))?;
-        ids.extend(page.into_iter().step_by(2));
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    scan(q, "HSCAN", q.keys.schedules(), 10, |page| {
+        ids.extend(page.into_iter().step_by(2))
+    })
+    .await?;
     ids.sort();
     ids.dedup();
     Ok(ids)
+}
+
+/// Runs scan command `cmd` (`ZSCAN`, `HSCAN`) over `key` to its end, `count` asked for a
+/// step, handing each step's elements (pairs, flat) to `each`.
+async fn scan(
+    q: &QueueStore,
+    cmd: &str,
+    key: String,
+    count: usize,
+    mut each: impl FnMut(Vec<String>),
+) -> Result<()> {
+    let mut cursor = 0u64;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd(cmd)
+            .arg(&key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut q.redis.conn())
+            .await
+            .map_err(|e| q.redis.err(e))?;
+        each(page);
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
 }
 
 /// Schedule `id`'s stored definition and next tick, read together.
