@@ -25,10 +25,19 @@ async fn main() -> ExitCode {
     init_logging();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // every usage error exits 2, with one line naming what was wrong
+            let text = e.render().to_string();
+            eprintln!(
+                "{}",
+                queue_core::internal::text::one_line_usage_error(&text)
+            );
+            return ExitCode::from(exit::USAGE);
+        }
         Err(e) => {
-            // --help and --version are not failures; every usage error exits 2
+            // --help and --version are not failures
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+            return ExitCode::SUCCESS;
         }
     };
     match commands::run(cli).await {

@@ -26,6 +26,14 @@ pub fn is_unprintable(c: char) -> bool {
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// A usage error as clap renders it (`error: …`, then lines of detail, a blank line, a
+/// usage line and a hint to try `--help`) made one line: the error and its detail, the rest
+/// dropped. The binaries print their usage errors so.
+pub fn one_line_usage_error(rendered: &str) -> String {
+    let error = rendered.split("\n\n").next().unwrap_or(rendered);
+    error.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The first line of `s`, at most `max` characters (an ellipsis when cut). Not escaped.
 pub fn clip(s: &str, max: usize) -> String {
     let one_line = s.lines().next().unwrap_or("");
@@ -39,6 +47,19 @@ pub fn clip(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let rendered = "error: the following required arguments were not provided:\n  <QUEUE>\n\nUsage: jobq add <QUEUE> <NAME>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line_usage_error(rendered),
+            "error: the following required arguments were not provided: <QUEUE>"
+        );
+        assert_eq!(
+            one_line_usage_error("error: invalid value '-5s' for '--delay <DURATION>': \"-5s\"\n\nFor more information, try '--help'.\n"),
+            "error: invalid value '-5s' for '--delay <DURATION>': \"-5s\""
+        );
+    }
 
     #[test]
     fn printable_escapes_control_characters_only() {

@@ -268,6 +268,8 @@ async fn negative_huge_and_out_of_range_values_exit_2_naming_the_option_and_valu
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(option) && err.contains(bad), "{args:?}: {err}");
+        // one line, as the README says: no usage block, no hint
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
     // a bulk line's numeric (ms) durations are range-checked too, naming the line
     let bulk = concat!(

@@ -101,8 +101,23 @@ impl From<queue_core::Error> for Failure {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // clap reports a bad flag itself (one `error:` line and a usage hint) and exits 2
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // a bad flag: one `error:` line naming it, exit 2
+        Err(e) if e.use_stderr() => {
+            let text = e.render().to_string();
+            eprintln!(
+                "{}",
+                queue_core::internal::text::one_line_usage_error(&text)
+            );
+            return ExitCode::from(2);
+        }
+        // --help, --version
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     let otlp = match init_tracing() {
         Ok(otlp) => otlp,
         Err(message) => {
