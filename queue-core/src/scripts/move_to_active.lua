@@ -63,7 +63,7 @@ local NAME_MAX = 256
 
 -- every meta field this call needs, in one read
 local m = redis.call('HMGET', meta, 'lanes_ver', 'paused', 'rate_max', 'rate_ms', 'conc',
-  'waiting', 'gw', 'upos')
+  'waiting', 'gw', 'upos', 'gal')
 local ver = m[1] or '0'
 if ver ~= ARGV[4] then return {'lanes', ver} end
 
@@ -141,6 +141,8 @@ local ring_n, parked_n = redis.pcall('ZCARD', G.ring), redis.pcall('ZCARD', G.pa
 if type(ring_n) ~= 'number' or type(parked_n) ~= 'number' or ring_n + parked_n > 0 then
   group_keys_sane(G)
   ring_n, parked_n = redis.call('ZCARD', G.ring), redis.call('ZCARD', G.park)
+  -- (the active counts' set may have been found corrupt just now)
+  m[9] = m[9] or redis.call('HGET', meta, 'gal')
 end
 -- groups parked by their rate limit whose window reopened get their turns again
 local reopened = parked_n > 0
@@ -237,6 +239,27 @@ CHECK_FIELDS[#CHECK_FIELDS + 1] = 'state'
 local pre = {}
 local ungrouped, taken, turns = count, {}, nil
 if #reopened > 0 then ring_n = redis.call('ZCARD', G.ring) end
+-- the groups' active counts were lost (prelude active_lost): made again from the group
+-- lane's pending entries, or no grouped job starts in this call: every group would count
+-- none running and start a full quota beside its jobs (they only end meanwhile, so the
+-- recount gets within its bound)
+if m[9] and ring_n > 0 then
+  local by = group_lane_counts(G, group, job_prefix)
+  if by then
+    redis.call('DEL', G.active)
+    local counts = {}
+    for g, n in pairs(by) do
+      counts[#counts + 1] = n
+      counts[#counts + 1] = g
+    end
+    for i = 1, #counts, 1000 do
+      redis.call('ZADD', G.active, unpack(counts, i, math.min(i + 999, #counts)))
+    end
+    redis.call('HDEL', meta, 'gal')
+  else
+    ring_n = 0
+  end
+end
 if ring_n > 0 then
   if not lane_of[GROUP_LANE] then
     -- the group lane is new: create it, and have the caller refresh its lanes first

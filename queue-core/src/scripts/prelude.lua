@@ -576,6 +576,38 @@ local function group_keys(job_prefix)
     marker = base .. 'marker'}
 end
 
+-- The groups' active counts were lost (their set deleted as corrupt): every group would
+-- count 0 running and start a full quota beside the jobs it runs. Flagged in the queue's
+-- meta (`gal`): claims start no grouped job until the counts are made again from the group
+-- lane (group_lane_counts: by the claim, or the sweep's recount).
+local function active_lost(G)
+  redis.call('HSET', G.meta, 'gal', '1')
+end
+
+-- Most pending entries of the group lane a recount of the groups' active counts reads (~2
+-- calls an entry).
+local RECOUNT_MAX = 1000
+
+-- The active counts the group lane's pending entries (for consumer group `group`) make,
+-- group by group; nil when they cannot all be counted (more than RECOUNT_MAX, or an entry
+-- whose job is gone).
+local function group_lane_counts(G, group, job_prefix)
+  local summary = redis.pcall('XPENDING', G.lane, group)
+  if type(summary) ~= 'table' or summary.err then return {} end
+  local n = tonumber(summary[1]) or 0
+  if n == 0 then return {} end
+  if n > RECOUNT_MAX then return nil end
+  local by = {}
+  for _, p in ipairs(redis.call('XPENDING', G.lane, group, '-', '+', n)) do
+    local e = redis.call('XRANGE', G.lane, p[1], p[1])
+    local id = e[1] and entry_id(e[1][2])
+    local grp = id and redis.pcall('HGET', job_prefix .. id, 'grp')
+    if type(grp) ~= 'string' then return nil end
+    by[grp] = (by[grp] or 0) + 1
+  end
+  return by
+end
+
 -- Deletes any of a queue's group sets that is not a sorted set (a corrupt record), so no
 -- group command fails for the whole queue: the sweep (repair_groups) rebuilds the ring and
 -- the park from the waiting counts. The limits hash is only read (pcall), never deleted.
@@ -584,7 +616,10 @@ end
 local function group_keys_sane(G)
   for _, k in ipairs({G.ring, G.park, G.waiting, G.active}) do
     local t = redis.call('TYPE', k)['ok']
-    if t ~= 'zset' and t ~= 'none' then redis.call('DEL', k) end
+    if t ~= 'zset' and t ~= 'none' then
+      redis.call('DEL', k)
+      if k == G.active then active_lost(G) end
+    end
   end
 end
 
@@ -664,8 +699,14 @@ end
 -- reclaimed). A group parked at its concurrency cap returns to the ring; returns true
 -- then, for the caller to wake the workers.
 local function group_done(G, grp, n)
-  if tonumber(on_index('ZINCRBY', G.active, -(n or 1), grp)) <= 0 then
-    on_index('ZREM', G.active, grp)
+  local left = redis.pcall('ZINCRBY', G.active, -(n or 1), grp)
+  if type(left) == 'table' and left.err then
+    -- the counts' set is not a sorted set (a corrupt record): gone, and flagged
+    if not string.find(left.err, 'WRONGTYPE', 1, true) then error(left) end
+    redis.call('DEL', G.active)
+    active_lost(G)
+  elseif tonumber(left) <= 0 then
+    redis.call('ZREM', G.active, grp)
   end
   if on_index('ZSCORE', G.park, grp) == 'inf' then
     local _, turn = group_unpark(G, grp)

@@ -20,29 +20,10 @@
 local G = group_keys(ARGV[1])
 group_keys_sane(G)
 local repaired = 0
-local RECOUNT_MAX = 1000
-
--- the active counts the group lane's pending entries make, group by group; nil when they
--- cannot all be counted
-local function pending_by_group()
-  local summary = redis.pcall('XPENDING', G.lane, ARGV[4])
-  if type(summary) ~= 'table' or summary.err then return {} end
-  local n = tonumber(summary[1]) or 0
-  if n == 0 then return {} end
-  if n > RECOUNT_MAX then return nil end
-  local by = {}
-  for _, p in ipairs(redis.call('XPENDING', G.lane, ARGV[4], '-', '+', n)) do
-    local e = redis.call('XRANGE', G.lane, p[1], p[1])
-    local id = e[1] and entry_id(e[1][2])
-    local grp = id and redis.pcall('HGET', ARGV[1] .. id, 'grp')
-    if type(grp) ~= 'string' then return nil end
-    by[grp] = (by[grp] or 0) + 1
-  end
-  return by
-end
-
 if ARGV[2] == '0' and redis.call('ZCARD', G.active) <= RECOUNT_MAX then
-  local by = pending_by_group()
+  local by = group_lane_counts(G, ARGV[4], ARGV[1])
+  -- counted again: claims start grouped jobs again (prelude active_lost)
+  if by then redis.call('HDEL', G.meta, 'gal') end
   local counts = by and redis.call('ZRANGE', G.active, 0, -1, 'WITHSCORES') or {}
   local seen = {}
   for i = 1, #counts, 2 do

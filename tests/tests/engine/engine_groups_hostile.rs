@@ -901,3 +901,54 @@ async fn reading_a_hundred_thousand_group_overrides_takes_no_longer_than_their_r
     // (a few hundred ms here, debug build; the search took minutes)
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
+
+/// Was: a groups' active counts set of the wrong type was deleted by the next claim, and
+/// every group then counted none running: a group at its cap of 2 started a third job
+/// beside its two (the sweep's recount, up to 10 s later, came too late). Now no grouped
+/// job starts until the counts are made again from the group lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_active_count_never_lets_a_group_past_its_cap() {
+    let env = TestEnv::new().await;
+    let q = env.queue("h-gact").await;
+    q.set_group_limit(None, GroupLimitChange::Concurrency(2))
+        .await
+        .unwrap();
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (r, m) = (running.clone(), most.clone());
+    let guard = spawn_worker(
+        env.worker()
+            .queues(["h-gact"])
+            .concurrency(8)
+            .handler("work", move |_j: Job<Value>, _c: Ctx| {
+                let (r, m) = (r.clone(), m.clone());
+                async move {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let now = r.fetch_add(1, SeqCst) + 1;
+                    m.fetch_max(now, SeqCst);
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    r.fetch_sub(1, SeqCst);
+                    Ok::<_, JobError>(())
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    q.add_bulk((0..8).map(|i| job(Some("solo"), i)).collect())
+        .await
+        .unwrap();
+    wait_active(&q, 2, Duration::from_secs(5)).await;
+    raw(
+        &env,
+        &["SET", &keys(&env, "h-gact").group_active(), "garbage"],
+    )
+    .await;
+    let c = wait_finished(&q, 8, Duration::from_secs(20)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(c.completed_total, 8, "{c:?}");
+    assert!(
+        most.load(std::sync::atomic::Ordering::SeqCst) <= 2,
+        "{} jobs of a group capped at 2 ran at once",
+        most.load(std::sync::atomic::Ordering::SeqCst)
+    );
+}
