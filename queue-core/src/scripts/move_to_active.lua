@@ -230,12 +230,12 @@ end
 -- get (all of them while no group has a turn). The turns are decided here first, with each
 -- group's counts read once and kept locally; then each group served gives all its jobs in
 -- one pop, and the ring, the counts and the windows are written once per group.
+-- the states of a job whose lane entry is not its own to run (read_lane)
+local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
 -- the fields the claim reads of each job, in this order (read_lane); a job taken from its
--- group has them read already, in `pre` (with `state` after them)
+-- group has them read already, in `pre`
 local JOB_FIELDS = {'sid', 'name', 'data', 'opts', 'att', 'data:n', 'opts:n', 'data:2',
-  'data:3', 'par', 'grp'}
-local CHECK_FIELDS = {unpack(JOB_FIELDS)}
-CHECK_FIELDS[#CHECK_FIELDS + 1] = 'state'
+  'data:3', 'par', 'grp', 'state'}
 local pre = {}
 local ungrouped, taken, turns = count, {}, nil
 if #reopened > 0 then ring_n = redis.call('ZCARD', G.ring) end
@@ -427,7 +427,7 @@ if ring_n > 0 then
         -- in another state, was left behind (a corrupt record) and is dropped; one that
         -- lost its `grp` field gets back the group it waited in
         local id = p[i]
-        local f, unreadable = job_fields(job_prefix .. id, CHECK_FIELDS)
+        local f, unreadable = job_fields(job_prefix .. id, JOB_FIELDS)
         if not f then
           -- its key is not a hash: failed alone (it leaves the group's waiting jobs)
           fail_corrupt(job_prefix .. id, id, unreadable, failed, now)
@@ -626,17 +626,21 @@ local function read_lane(lane, n, out)
         job, f = nil, {}
       end
       local bad_sid = nil
-      if job and f[1] ~= sid and not valid_sid(f[1]) and f[2]
-          and not redis.call('HGET', job, 'state') then
+      if job and f[1] ~= sid and not valid_sid(f[1]) and f[2] and not f[12] then
         -- a waiting job whose `sid` is corrupt: this entry is its own; take it back and
         -- fail the job (below), naming the field
         bad_sid = 'bad:field sid is ' .. quoted(f[1]) .. ', not a lane entry'
         redis.call('HSET', job, 'sid', sid)
         f[1] = sid
       end
-      if not job or f[1] ~= sid then
+      if not job or f[1] ~= sid or ENDED[f[12]] then
         -- removed while waiting, or moved to another entry (a repaired or re-prioritised
-        -- job): the entry is an orphan, drop it
+        -- job): the entry is an orphan, drop it. So is the entry of a job that ended (a
+        -- waiting job has no `state`) while its entry was still to be delivered: a claim
+        -- lost to a failover (Redis replicates asynchronously) left it undelivered on the
+        -- promoted replica while its worker ran and recorded the job; run again, it was
+        -- counted twice. (A `state` that is none of these, a corrupt record, is checked
+        -- as the rest of the job is.)
         stale[#stale + 1] = sid
       else
         local note, name, data, opts, att
