@@ -139,10 +139,9 @@ local late_failed = {}
 -- record) is deleted before any use (group_keys_sane)
 local ring_n, parked_n = redis.pcall('ZCARD', G.ring), redis.pcall('ZCARD', G.park)
 if type(ring_n) ~= 'number' or type(parked_n) ~= 'number' or ring_n + parked_n > 0 then
-  group_keys_sane(G)
+  -- (the active counts' set may be found corrupt just now: flagged as `gal` is)
+  if group_keys_sane(G) then m[9] = '1' end
   ring_n, parked_n = redis.call('ZCARD', G.ring), redis.call('ZCARD', G.park)
-  -- (the active counts' set may have been found corrupt just now)
-  m[9] = m[9] or redis.call('HGET', meta, 'gal')
 end
 -- groups parked by their rate limit whose window reopened get their turns again
 local reopened = parked_n > 0
@@ -230,12 +229,12 @@ end
 -- get (all of them while no group has a turn). The turns are decided here first, with each
 -- group's counts read once and kept locally; then each group served gives all its jobs in
 -- one pop, and the ring, the counts and the windows are written once per group.
--- the states of a job whose lane entry is not its own to run (read_lane)
-local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
 -- the fields the claim reads of each job, in this order (read_lane); a job taken from its
 -- group has them read already, in `pre`
 local JOB_FIELDS = {'sid', 'name', 'data', 'opts', 'att', 'data:n', 'opts:n', 'data:2',
   'data:3', 'par', 'grp', 'state'}
+-- the states of a job whose lane entry is not its own to run (read_lane)
+local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
 local pre = {}
 local ungrouped, taken, turns = count, {}, nil
 if #reopened > 0 then ring_n = redis.call('ZCARD', G.ring) end

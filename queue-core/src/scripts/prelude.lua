@@ -613,14 +613,20 @@ end
 -- the park from the waiting counts. The limits hash is only read (pcall), never deleted.
 -- (The helpers below write the group sets through on_index, which does the same for the
 -- set it meets: a transition never stops half-way at one, its earlier writes kept.)
+-- Returns true when it deleted the active counts (flagged: active_lost).
 local function group_keys_sane(G)
+  local lost = false
   for _, k in ipairs({G.ring, G.park, G.waiting, G.active}) do
     local t = redis.call('TYPE', k)['ok']
     if t ~= 'zset' and t ~= 'none' then
       redis.call('DEL', k)
-      if k == G.active then active_lost(G) end
+      if k == G.active then
+        active_lost(G)
+        lost = true
+      end
     end
   end
+  return lost
 end
 
 -- Gives group `grp` a turn after every group in the ring (none if it has one already).
