@@ -717,9 +717,7 @@ fn group_key(s: &str) -> Result<String, String> {
 }
 
 fn json_value(s: &str) -> Result<Value, String> {
-    let v = serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))?;
-    queue_core::internal::json_numbers::check(s.as_bytes())?;
-    Ok(v)
+    queue_core::internal::json_numbers::parse(s)
 }
 
 fn job_state(s: &str) -> Result<JobState, String> {

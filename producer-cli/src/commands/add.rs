@@ -86,11 +86,8 @@ fn read_data_file(path: &Path, limit: usize) -> Result<Value> {
     }
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| bad_input(format!("--data-file {name}: not UTF-8 text: {e}")))?;
-    let v = serde_json::from_str(strip_bom(text))
-        .map_err(|e| bad_input(format!("--data-file {name}: not valid JSON: {e}")))?;
-    queue_core::internal::json_numbers::check(text.as_bytes())
-        .map_err(|e| bad_input(format!("--data-file {name}: {e}")))?;
-    Ok(v)
+    queue_core::internal::json_numbers::parse(strip_bom(text))
+        .map_err(|e| bad_input(format!("--data-file {name}: {e}")))
 }
 
 /// `text` without a UTF-8 byte order mark at its start.

@@ -29,9 +29,7 @@ type Result<T> = std::result::Result<T, JobSpecError>;
 
 /// Parses and checks one job from JSON text.
 pub fn parse_job_json(text: &str) -> Result<NewJob> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| JobSpecError::new(format!("not valid JSON: {e}")))?;
-    super::json_numbers::check(text.as_bytes()).map_err(JobSpecError::new)?;
+    let value = super::json_numbers::parse(text).map_err(JobSpecError::new)?;
     if !value.is_object() {
         return Err(JobSpecError::new(format!(
             "expected an object {{\"name\":..,\"data\":..,\"opts\":..}}, got {}",
@@ -87,9 +85,7 @@ pub fn parse_job_value(value: Value) -> Result<NewJob> {
 /// Parses a flow from JSON text: a node `{"queue", "name", "data", "opts", "children":
 /// [nodes]}` (the form of `jobq flow add` and `POST /api/flows`).
 pub fn parse_flow_json(text: &str) -> Result<FlowJob> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| JobSpecError::new(format!("not valid JSON: {e}")))?;
-    super::json_numbers::check(text.as_bytes()).map_err(JobSpecError::new)?;
+    let value = super::json_numbers::parse(text).map_err(JobSpecError::new)?;
     parse_flow_value(value)
 }
 

@@ -50,6 +50,14 @@ pub fn check(text: &[u8]) -> Result<(), String> {
     }
 }
 
+/// JSON text `text` read as a value, or why not: `not valid JSON: …`, or an integer it holds
+/// that would not come back as given ([`check`]).
+pub fn parse(text: &str) -> Result<serde_json::Value, String> {
+    let value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    check(text.as_bytes())?;
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
