@@ -52,6 +52,18 @@ pub fn reworded(what: &str, e: &queue_core::Error) -> anyhow::Error {
     .into()
 }
 
+/// An add's error, where the `spool` fallback could not keep the jobs (Redis unreachable,
+/// and the spool directory unwritable or full) said as such: nothing was added.
+pub fn add_error(e: queue_core::Error) -> anyhow::Error {
+    match e {
+        queue_core::Error::Spool { .. } => reworded(
+            "Redis is unreachable and the spool fallback failed, so nothing was added",
+            &e,
+        ),
+        e => e.into(),
+    }
+}
+
 /// The exit code of a queue-core error kind.
 fn of_kind(kind: ErrorKind) -> u8 {
     match kind {

@@ -111,7 +111,7 @@ pub enum Error {
         reason: String,
     },
     /// A spool file (`JOBQ_SPOOL_DIR`) could not be created, written, read or removed.
-    #[error("spool file {}: {source}", path.display())]
+    #[error("spool {}: {source}", path.display())]
     Spool {
         /// the file or directory
         path: std::path::PathBuf,
@@ -238,6 +238,22 @@ impl Error {
             Error::NotConfigured | Error::RedisDown { .. } => true,
             _ => false,
         }
+    }
+
+    /// Whether Redis refused a write for a condition of the whole server, not of the
+    /// request: out of memory under `noeviction` (`OOM`), a read-only replica
+    /// (`READONLY`), snapshots failing (`MISCONF`), too few replicas (`NOREPLICAS`).
+    pub fn is_write_refusal(&self) -> bool {
+        let Error::Redis { source, .. } = self else {
+            return false;
+        };
+        matches!(
+            source.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        ) || matches!(
+            source.code(),
+            Some("OOM" | "READONLY" | "MISCONF" | "NOREPLICAS")
+        )
     }
 }
 

@@ -500,7 +500,9 @@ pub struct Added {
     /// The job's id (generated, or the one given); for a duplicate, the existing job's id.
     pub id: String,
     /// True when nothing was stored: a job with this id already existed, or the dedup id
-    /// was still throttled (then `id` is the job that holds it).
+    /// was still throttled (then `id` is the job that holds it), or this add was sent
+    /// again after its first sending was debounced (then `debounced` is true too, and `id`
+    /// is the job that took it).
     pub duplicate: bool,
     /// True when the add was debounced ([`JobOptions::debounce`]): no job was added, the
     /// job `id` (which has not started) took this add's name and data and due time.

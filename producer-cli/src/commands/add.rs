@@ -119,7 +119,10 @@ pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
         opts = opts.traceparent(tp);
     }
     super::spool::replay_before_add(producer).await;
-    let produced = producer.add(&args.queue, &args.name, &data, opts).await?;
+    let produced = producer
+        .add(&args.queue, &args.name, &data, opts)
+        .await
+        .map_err(crate::exit::add_error)?;
     match produced {
         Produced::Stored(added) => {
             if json {

@@ -137,7 +137,10 @@ async fn fall_back(
     queue: &str,
     jobs: Vec<queue_core::NewJob>,
 ) -> Result<()> {
-    let produced = producer.add_bulk(queue, jobs).await?;
+    let produced = producer
+        .add_bulk(queue, jobs)
+        .await
+        .map_err(crate::exit::add_error)?;
     let mut ids = Vec::with_capacity(produced.len());
     let mut results = Vec::new();
     let (mut stored, mut file, mut reason) = (0u64, None, None);

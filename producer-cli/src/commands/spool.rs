@@ -37,9 +37,22 @@ pub async fn spool(config: &Config, json: bool, cmd: SpoolCommand) -> Result<()>
                     "busy": report.busy,
                     "other_redis": report.other_redis,
                     "orphaned": report.orphaned,
+                    "unfinished": report.unfinished,
                 }));
             } else {
                 println!("{}", summary(&report, config));
+            }
+            if !report.unfinished.is_empty() {
+                anyhow::bail!(
+                    "{} spool file(s) not replayed to their end, kept for the next replay: {}",
+                    report.unfinished.len(),
+                    report
+                        .unfinished
+                        .iter()
+                        .map(|p| output::plain(&p.display().to_string()).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             Ok(())
         }
@@ -150,6 +163,12 @@ fn summary(r: &ReplayReport, config: &Config) -> String {
         s.push_str(&format!(
             "; {} file(s) with a missing or corrupt header set aside as <file>.orphan",
             r.orphaned.len()
+        ));
+    }
+    if !r.unfinished.is_empty() {
+        s.push_str(&format!(
+            "; {} file(s) stopped by an error, kept for the next replay",
+            r.unfinished.len()
         ));
     }
     s

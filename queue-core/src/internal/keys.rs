@@ -118,6 +118,13 @@ impl QueueKeys {
         format!("{}:debounce:{debounce_id}", self.base)
     }
 
+    /// The adds a debounce id's job took (hash: the id each add was sent with → the job
+    /// that took it; the key's TTL, at most 1,000 fields): an add sent again (its
+    /// reply lost, then replayed from the spool) finds it was applied already.
+    pub fn debounce_merged(&self, debounce_id: &str) -> String {
+        format!("{}:dbm:{debounce_id}", self.base)
+    }
+
     /// Event stream (trimmed).
     pub fn events(&self) -> String {
         self.key("events")

@@ -29,9 +29,10 @@
 //! which replays in the foreground with [`Producer::replay_spool`]) keeps the sealing and
 //! leaves the replay to others.
 //!
-//! With `spool`, the job's id is drawn before the first try and stored as `job_id`: an add
-//! that timed out after Redis stored it, then spooled, is not stored twice by the replay.
-//! With `inline`, such a job may run twice (once inline, once from Redis): at least once.
+//! With `spool` and `inline`, the job's id is drawn before the first try and stored as
+//! `job_id`: an add that timed out after Redis stored it, then spooled, is not stored
+//! twice by the replay (a debounced one neither: add_job.lua). With `inline`, such a job
+//! runs twice, once inline and once from Redis, under that one id: at least once.
 //!
 //! ```no_run
 //! # use queue_core::*;
@@ -273,7 +274,7 @@ impl Producer {
                 .map(Produced::Stored)
                 .collect());
         }
-        if self.fallback() == Fallback::Spool {
+        if self.fallback() != Fallback::Error {
             for job in &mut jobs {
                 job.opts.job_id.get_or_insert_with(new_job_id);
             }

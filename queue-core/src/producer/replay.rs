@@ -88,6 +88,10 @@ pub struct ReplayReport {
     /// Files set aside, not replayed, because their header is missing or corrupt: where
     /// each is now (`<file>.orphan`).
     pub orphaned: Vec<PathBuf>,
+    /// Files whose replay stopped at an error of the file itself (a full disk, a file that
+    /// cannot be read or written): kept, with the progress recorded so far, for the next
+    /// replay. What they stored before the error is counted above.
+    pub unfinished: Vec<PathBuf>,
 }
 
 impl ReplayReport {
@@ -105,14 +109,16 @@ impl ReplayReport {
         self.busy += other.busy;
         self.other_redis += other.other_redis;
         self.orphaned.extend(other.orphaned.iter().cloned());
+        self.unfinished.extend(other.unfinished.iter().cloned());
     }
 }
 
 /// Replays every spool file of `dir` that no other process holds, oldest first, into the
 /// Redis of `redis` (each job under the prefix it was spooled with); files spooled for
 /// another Redis are left alone. Stops between chunks when `stop` is cancelled, and at the
-/// first connection error (progress so far is kept); a file that fails otherwise is
-/// logged and the others are replayed.
+/// first error that stops every file (Redis unreachable, or refusing writes: progress so
+/// far is kept); a file that fails otherwise is logged, listed as unfinished, and the
+/// others are replayed.
 pub async fn replay_dir(
     redis: &Redis,
     dir: &Path,
@@ -146,9 +152,12 @@ pub async fn replay_dir(
         };
         match replay_file(redis, open, opts, stop, &mut report).await {
             Ok(()) => {}
-            Err(e) if e.is_connection() => return Err(e),
-            Err(e) => tracing::warn!(file = %path.display(), error = %e,
-                "spool file not replayed; the others are"),
+            Err(e) if stops_replay(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e,
+                    "spool file not replayed to its end (kept for the next replay); the others are");
+                report.unfinished.push(path);
+            }
         }
     }
     Ok(report)
@@ -293,10 +302,8 @@ pub(crate) async fn replay_file(
     let finished = match file.replay(&lines, start, opts, stop).await {
         Ok(finished) => finished,
         Err(e) => {
-            // what was stored before Redis went away counts; a spool file error ends it
-            if e.is_connection() {
-                report.add(&file.done);
-            }
+            // what was stored before the error counts, whatever stopped it
+            report.add(&file.done);
             return Err(e);
         }
     };
@@ -318,6 +325,13 @@ pub(crate) async fn replay_file(
     );
     report.add(&done);
     Ok(())
+}
+
+/// Whether error `e` of a store stops the whole replay, the file kept: Redis is unreachable,
+/// or refuses every write for a reason of its own (out of memory, read-only, unable to
+/// persist), which would otherwise send a whole file of good jobs to `.rejected`.
+fn stops_replay(e: &Error) -> bool {
+    e.is_connection() || e.is_write_refusal()
 }
 
 /// The error of a file step, naming the file.
@@ -523,7 +537,7 @@ impl<'a> FileReplay<'a> {
                     self.done.count(&added);
                     continue;
                 }
-                Err(e) if e.is_connection() => return Err(e),
+                Err(e) if stops_replay(&e) => return Err(e),
                 Err(e) => e,
             };
             tracing::debug!(file = %self.path.display(), queue = %g.key.1, error = %e,
@@ -534,7 +548,7 @@ impl<'a> FileReplay<'a> {
                     .await
                 {
                     Ok(added) => self.done.count(&added),
-                    Err(e) if e.is_connection() => return Err(e),
+                    Err(e) if stops_replay(&e) => return Err(e),
                     Err(e) => {
                         tracing::warn!(file = %self.path.display(), id = job_id(job),
                             queue = %g.key.1, error = %e, rejected = %self.rejected.display(),
@@ -557,7 +571,7 @@ impl<'a> FileReplay<'a> {
                 self.queues.insert(g.key.clone(), q.clone());
                 Ok(Some(q))
             }
-            Err(e) if e.is_connection() => Err(e),
+            Err(e) if stops_replay(&e) => Err(e),
             Err(e) => {
                 for (job, text) in g.jobs.iter().zip(&g.lines) {
                     tracing::warn!(file = %self.path.display(), id = job_id(job),

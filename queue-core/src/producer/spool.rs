@@ -537,6 +537,8 @@ pub(crate) fn decode(
 ) -> std::result::Result<((String, String), NewJob), String> {
     let line: SpoolLine =
         serde_json::from_slice(text).map_err(|e| format!("not a spooled job: {e}"))?;
+    // (a line edited by hand may hold an integer the decoding just rounded)
+    crate::internal::json_numbers::check(text).map_err(|e| format!("not a spooled job: {e}"))?;
     let (key, job) = to_job(line, now_ms);
     // (a prefix that breaks the key tag would store the job where no jobq reaches it)
     validate_prefix(&key.0).map_err(|e| e.to_string())?;

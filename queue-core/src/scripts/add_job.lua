@@ -7,9 +7,15 @@
 -- the key lives `ttl` ms after the last add) is not stored either: that kept job takes its
 -- name and data and is due after its delay (see `debounce` below).
 --
+-- An add is applied once, whatever it is sent again for (its reply lost to a timeout, then
+-- replayed from a spool file): a job with a given id that is stored already is left alone
+-- before any key is looked at, and an add a debounced job took is remembered under its id
+-- (in the debounce id's merged hash, for the key's life) and answered the same way again.
+--
 -- KEYS: 1 meta, 2 lanes, 3 delayed, 4 marker, 5 events,
 --       6 .. 5+L lane streams, 6+L .. 5+L+N job hashes, then the dedup keys in use, then
---       the debounce keys in use
+--       the debounce keys in use, then their merged hashes (keys.rs `debounce_merged`), as
+--       many and in the same order
 -- ARGV: 1 L, 2 N, 3 group, 4 events maxlen, 5 D (how many of those keys are dedup keys),
 --       6 .. 5+L lane priorities,
 --       then per job 8 fields: id, delay ms, lane number (1..L; 0 for a grouped job), '1'
@@ -20,12 +26,17 @@
 --       `pieces`), the first ones with empty values this script fills in: 'ts', '', 'sid',
 --       '' for a ready job; 'ts', '', 'state', 'delayed', 'due', '' for a delayed one;
 --       then 'name' and the `data` pieces
--- Returns: per job '' (stored), the id of the job it duplicates, or ' ' .. the id of the
---          job it was debounced into (ids have no spaces)
+-- Returns: per job '' (stored), the id of the job it duplicates, ' ' .. the id of the
+--          job it was debounced into, or '  ' .. that id when this add was debounced
+--          into it already (sent again; ids have no spaces)
 local L = tonumber(ARGV[1])
 local N = tonumber(ARGV[2])
 local group, maxlen, D = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local meta, lanes, delayed, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- the debounce keys in use: B, each with its merged hash B keys further
+local B = (#KEYS - 5 - L - N - D) / 2
+-- most adds one merged hash remembers: past it, it starts again
+local MERGED_MAX = 1000
 
 for i = 1, L do open_lane(meta, lanes, KEYS[5 + i], ARGV[5 + i], group) end
 
@@ -87,10 +98,19 @@ for j = 0, N - 1 do
   local grp = ARGV[a + 7]
   local first, last = a + 9, a + 8 + tonumber(ARGV[a + 8])
   local job = KEYS[5 + L + 1 + j]
-  local holder, kept = nil, nil
-  if keyed > 0 then
+  local holder, kept, merged = nil, nil, nil
+  -- generated ids are unique by construction; only a given id needs the existence check
+  local given = ARGV[a + 4] == '1'
+  if given and redis.call('EXISTS', job) == 1 then
+    holder = id
+  elseif keyed > 0 then
     local key = KEYS[5 + L + N + keyed]
-    if keyed <= D then
+    merged = keyed > D and KEYS[5 + L + N + keyed + B]
+    local took_already = given and merged and redis.pcall('HGET', merged, id)
+    if type(took_already) == 'string' then
+      -- applied already: the job that took it answers again, as a duplicate
+      holder = '  ' .. took_already
+    elseif keyed <= D then
       if not redis.call('SET', key, id, 'NX', 'PX', ARGV[a + 6]) then
         holder = redis.call('GET', key)
       end
@@ -112,13 +132,16 @@ for j = 0, N - 1 do
       end
     end
   end
-  -- generated ids are unique by construction; only a given id needs the existence check
-  if not (holder or kept) and ARGV[a + 4] == '1' and redis.call('EXISTS', job) == 1 then
-    holder = id
-  end
   if kept then
-    -- the key lives `ttl` after the last add (extend)
+    -- the key lives `ttl` after the last add (extend), remembering the adds it took
     redis.call('SET', KEYS[5 + L + N + keyed], kept, 'PX', ARGV[a + 6])
+    if given then
+      -- (a merged hash of the wrong type, a corrupt record, or a full one starts again)
+      local n = redis.pcall('HLEN', merged)
+      if type(n) ~= 'number' or n >= MERGED_MAX then redis.call('DEL', merged) end
+      redis.call('HSET', merged, id, kept)
+    end
+    redis.call('PEXPIRE', merged, ARGV[a + 6])
     debounced[#debounced + 1] = kept
     out[j + 1] = ' ' .. kept
   elseif holder then

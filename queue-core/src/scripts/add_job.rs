@@ -22,7 +22,7 @@ pub(crate) struct PreparedChunk {
 
 impl PreparedChunk {
     /// Sends the call; per job, stored, the id of the job it duplicates, or the id of the
-    /// job it was debounced into.
+    /// job it was debounced into (now or, when sent again, before).
     pub(crate) async fn send(self, queue: &QueueStore) -> Result<Vec<Added>> {
         let holders: Vec<String> = invoke_on(queue, &self.inv).await?;
         if holders.len() != self.ids.len() {
@@ -42,6 +42,13 @@ impl PreparedChunk {
                         id,
                         duplicate: false,
                         debounced: false,
+                    }
+                } else if let Some(kept) = holder.strip_prefix("  ") {
+                    // this very add, sent again, was debounced into `kept` before
+                    Added {
+                        id: kept.to_string(),
+                        duplicate: true,
+                        debounced: true,
                     }
                 } else if let Some(kept) = holder.strip_prefix(' ') {
                     Added {
@@ -97,6 +104,9 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
     }
     for d in &debounce_ids {
         inv.key(keys.debounce(d));
+    }
+    for d in &debounce_ids {
+        inv.key(keys.debounce_merged(d));
     }
     inv.arg(prios.len())
         .arg(jobs.len())

@@ -444,3 +444,66 @@ async fn debounce_with_a_job_id_and_bad_debounce_values_are_defined() {
         .contains("debounce ttl"));
     assert_eq!(counts(&q).await, (1, 0, 0));
 }
+
+/// The due time (ms) of delayed job `id`.
+async fn due_of(env: &TestEnv, q: &Queue, id: &str) -> String {
+    let mut raw = env.raw().await;
+    redis::cmd("HGET")
+        .arg(queue_core::internal::keys::QueueKeys::new(q.prefix(), q.name()).job(id))
+        .arg("due")
+        .query_async(&mut raw)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounced_add_sent_again_is_applied_once() {
+    let env = TestEnv::new().await;
+    let q = env.queue("debagain").await;
+    // an add with its id given (as a producer sends it, and sends it again when its reply
+    // was lost: then from the spool)
+    let send = |id: &str, v: i64| {
+        let q = q.clone();
+        let id = id.to_string();
+        async move { add(&q, json!(v), later("d", 60_000).job_id(id)).await }
+    };
+    let kept = send("k", 1).await;
+    assert!(!kept.debounced && !kept.duplicate, "{kept:?}");
+    let x = send("x", 2).await;
+    assert_eq!(
+        (x.id.as_str(), x.debounced, x.duplicate),
+        ("k", true, false)
+    );
+    let due = due_of(&env, &q, "k").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // sent again while `k` waits: the same answer, as a duplicate, and `k` is due as before
+    for id in ["x", "k"] {
+        let again = send(id, 2).await;
+        assert_eq!(
+            (again.id.as_str(), again.duplicate),
+            ("k", true),
+            "{id}: {again:?}"
+        );
+        assert_eq!(due_of(&env, &q, "k").await, due, "{id} moved the kept job");
+    }
+    // once `k` has run, `x` sent again adds no job of its own
+    let (worker, runs) = recording_worker(&env, "debagain", Default::default());
+    let guard = spawn_worker(worker);
+    q.promote_job("k").await.unwrap();
+    wait_job_done(&q, "k", Duration::from_secs(5)).await;
+    let again = send("x", 2).await;
+    assert_eq!(
+        (again.id.as_str(), again.debounced, again.duplicate),
+        ("k", true, true)
+    );
+    assert!(q.get_job("x").await.unwrap().is_none(), "x was stored");
+    // a new add with the debounce id makes a job of its own, as before
+    let y = send("y", 3).await;
+    assert_eq!(
+        (y.id.as_str(), y.debounced, y.duplicate),
+        ("y", false, false)
+    );
+    assert_eq!(runs.lock().unwrap().len(), 1);
+    assert_eq!(q.job("k").await.unwrap().data, json!(2));
+    guard.stop().await.unwrap();
+}

@@ -125,6 +125,32 @@ async fn redis_down_error_add_exits_1_naming_the_address_and_spools_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_with_a_spool_dir_that_cannot_be_written_says_nothing_was_added_once() {
+    let server = stopped_redis();
+    let spool = TempDir::new("spool-unwritable");
+    let url = server.url();
+    // a regular file where the spool directory should be
+    let dir = spool.path().join("not-a-dir");
+    std::fs::write(&dir, "").unwrap();
+    let dir = dir.to_str().unwrap();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("JOBQ_FALLBACK", "spool"),
+        ("JOBQ_SPOOL_DIR", dir),
+    ];
+    for args in [&["add", "q", "diag.echo"][..], &["add-bulk", "q", "-"][..]] {
+        let out = jobq(&env, args, b"{\"name\":\"diag.echo\"}\n");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("nothing was added"), "{args:?}: {err}");
+        assert!(err.contains(dir), "{args:?}: {err}");
+        // the cause said once, on one line
+        assert_eq!(err.matches("(os error").count(), 1, "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_spool_adds_are_completed_exactly_once_by_a_worker_once_redis_is_back() {
     const Q: &str = "spooled";
     let mut server = stopped_redis();

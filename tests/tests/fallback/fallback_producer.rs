@@ -422,3 +422,41 @@ async fn inline_fallback_runs_handlers_in_process_and_turns_failures_into_errors
         .unwrap_err();
     assert!(message(e).contains("no handlers"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_run_after_a_lost_reply_has_the_id_redis_stored_the_job_under() {
+    let server = RedisServer::start(&[]);
+    let proxy = Proxy::start(&server.addr()).await;
+    let spool = TempDir::new("inline-lost-reply");
+    let mut config = Config::new(proxy.url())
+        .and_then(|c| c.with_prefix(fresh_prefix()))
+        .unwrap();
+    config.spool_dir = spool.path().to_path_buf();
+    assert_eq!(config.fallback, Fallback::Inline);
+    let prefix = config.prefix().to_string();
+    let producer = Producer::builder(config).handlers(handlers()).build();
+    // (the add's script loaded first: a lost NOSCRIPT reply would not reach Redis at all)
+    let first = producer
+        .add("q", "diag.echo", &json!(0), JobOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(first.mode(), "stored");
+    // Redis stores the job, its reply is lost: the add times out and runs the job inline
+    proxy.drop_replies(true);
+    let p = producer
+        .add("q", "ctx.report", &json!([1]), JobOptions::new())
+        .await
+        .unwrap();
+    proxy.drop_replies(false);
+    let Produced::Inline { id, result, .. } = &p else {
+        panic!("{p:?}")
+    };
+    assert_eq!(result["id"], json!(id));
+    // the job Redis holds is that one: the same id, for a handler to tell it ran already
+    let env = TestEnv::on_prefix(&server.url(), &prefix).await;
+    let stored = env.queue("q").await.job(id).await.unwrap();
+    assert_eq!(
+        (stored.name.as_str(), &stored.data),
+        ("ctx.report", &json!([1]))
+    );
+}

@@ -6,7 +6,9 @@
 //! `<file>.rejected`, the good ones around them are stored; so does a torn last line,
 //! unless it decodes as a whole job (then it is stored). A file spooled for another Redis
 //! is not replayed into this one, and a file whose header is missing or corrupt into none:
-//! it is set aside as `<file>.orphan`.
+//! it is set aside as `<file>.orphan`. A replay stopped by an error of its file, or by a
+//! Redis refusing every write (out of memory), keeps the file, counts what it stored, and
+//! fails; a line holding an integer JSON would round is rejected, never stored changed.
 //!
 //! Starts its own `redis-server`; runs the `jobq` binary (`cargo build --bins` first).
 
@@ -541,4 +543,103 @@ async fn replay_keeps_the_caps_and_call_sizes_of_an_add_and_survives_hostile_spo
     // the status lists the spool files only
     let status = producer::spool_files(spool.path()).unwrap();
     assert!(status.is_empty(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_stopped_by_its_file_or_by_redis_refusing_writes_keeps_the_file_and_says_so() {
+    let server = RedisServer::start(&[]);
+    let url = server.url();
+    let spool = TempDir::new("replay-stopped");
+    let config = spool_config(&url, &spool);
+    let prefix = config.prefix().to_string();
+    let file = spool.path().join("0001-by-hand.jsonl");
+    let big = format!(
+        r#"{{"prefix":"{prefix}","queue":"q","id":"big","name":"diag.echo","data":{{"n":123456789012345678901234567890}},"opts":{{}},"at":1}}"#
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"jobq_spool\":1,\"target\":null}}\n{}\nnot json\n{big}\n{}\n",
+            spool_line(&prefix, "q", "good-1"),
+            spool_line(&prefix, "q", "good-2")
+        ),
+    )
+    .unwrap();
+    // the rejected file cannot be written: a directory stands at its path
+    let rejected = with_suffix(&file, ".rejected");
+    std::fs::create_dir(&rejected).unwrap();
+    let out = replay_command(&url, &spool, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not replayed to their end"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stored"], 2, "{report}");
+    assert_eq!(report["unfinished"], json!([file]), "{report}");
+    assert!(file.exists(), "the spool file is gone");
+
+    // once the rejected file can be written, the next replay finishes it: the good jobs are
+    // not stored twice, the integer past 64 bits is rejected, never stored rounded
+    std::fs::remove_dir(&rejected).unwrap();
+    let out = replay_command(&url, &spool, &[]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&report["stored"], &report["duplicates"], &report["skipped"]),
+        (&json!(0), &json!(2), &json!(2)),
+        "{report}"
+    );
+    let env = TestEnv::on_prefix(&url, &prefix).await;
+    let q = env.queue("q").await;
+    assert!(
+        q.job("big").await.is_err(),
+        "the rounded integer was stored"
+    );
+    let kept = std::fs::read_to_string(&rejected).unwrap();
+    assert!(kept.contains(&big), "{kept}");
+    assert!(!file.exists());
+
+    // a Redis out of memory refuses every job: the replay stops, keeping the file whole,
+    // rather than moving its good jobs to the rejected file
+    let file = spool.path().join("0002-oom.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"jobq_spool\":1,\"target\":null}}\n{}\n{}\n",
+            spool_line(&prefix, "q", "oom-1"),
+            spool_line(&prefix, "q2", "oom-2")
+        ),
+    )
+    .unwrap();
+    let mut raw = env.raw().await;
+    let set_maxmemory = |bytes: &'static str| {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET").arg("maxmemory").arg(bytes);
+        cmd
+    };
+    let _: () = set_maxmemory("1").query_async(&mut raw).await.unwrap();
+    let out = replay_command(&url, &spool, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("OOM"), "{stderr}");
+    assert!(file.exists(), "the spool file is gone");
+    assert!(
+        !with_suffix(&file, ".rejected").exists(),
+        "good jobs were rejected"
+    );
+    let _: () = set_maxmemory("0").query_async(&mut raw).await.unwrap();
+    let out = replay_command(&url, &spool, &[]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stored"], 2, "{report}");
+    env.queue("q2").await.job("oom-2").await.unwrap();
 }
