@@ -56,28 +56,42 @@ impl Queue {
     /// the caller gave up, the connection dropped) is walked again: its unfinished children
     /// are cancelled and counted, instead of a refusal.
     pub async fn cancel(&self, id: &str) -> Result<Cancelled> {
+        // the queues whose jobs the walk cancelled: their outboxes tell the parents
+        let mut walked = HashSet::new();
         let outcome = match cancel(&self.inner, id).await {
             Ok(Cancel::Requested) => Cancelled::Requested,
             Ok(Cancel::Done { parent: false }) => Cancelled::Now { children: 0 },
             Ok(Cancel::Done { parent: true }) => Cancelled::Now {
-                children: self.cancel_children(id).await?,
+                children: self.cancel_children(id, &mut walked).await?,
             },
-            Err(e) if is_cancelled_already(&e) => match self.cancel_children(id).await? {
-                0 => return Err(e),
-                children => Cancelled::Now { children },
-            },
+            Err(e) if is_cancelled_already(&e) => {
+                match self.cancel_children(id, &mut walked).await? {
+                    0 => return Err(e),
+                    children => Cancelled::Now { children },
+                }
+            }
             Err(e) => return Err(e),
         };
         self.deliver_flow_outcomes().await;
+        // (a parent counts its children down when their outcomes reach it: with no worker
+        // on a child's queue, a cancelled parent would show them pending for good)
+        walked.remove(self.name());
+        for queue in walked {
+            let cs = QueueStore::new(&self.inner.redis, &self.inner.prefix, &queue);
+            if let Err(e) = crate::flow::deliver::pump(&cs.redis, &cs.prefix, &queue).await {
+                tracing::debug!(queue = %queue, error = %e, "flow outcomes left to the workers");
+            }
+        }
         Ok(outcome)
     }
 
     /// Cancels the unfinished children of cancelled flow parent `id`, and theirs; returns
-    /// how many were cancelled (or asked to stop). A child that finished meanwhile, or is
-    /// gone, is left as it is. A parent's children are read as soon as it is cancelled: a
-    /// cancelled parent (and its list of children) may go with the retention of cancelled
-    /// jobs while a big flow is walked.
-    async fn cancel_children(&self, id: &str) -> Result<u64> {
+    /// how many were cancelled (or asked to stop), and adds the queues of those cancelled
+    /// to `walked`. A child that finished meanwhile, or is gone, is left as it is. A
+    /// parent's children are read as soon as it is cancelled: a cancelled parent (and its
+    /// list of children) may go with the retention of cancelled jobs while a big flow is
+    /// walked.
+    async fn cancel_children(&self, id: &str, walked: &mut HashSet<String>) -> Result<u64> {
         let q = &self.inner;
         // (a children's record of the wrong type, a corrupt one, names no child to cancel)
         let mut lists: Vec<_> = kids::children_of(q, id).await?.into_iter().collect();
@@ -112,6 +126,9 @@ impl Queue {
                 match cancel(&cs, &r.id).await {
                     Ok(Cancel::Done { parent }) => {
                         cancelled += 1;
+                        if !walked.contains(&r.queue) {
+                            walked.insert(r.queue.clone());
+                        }
                         if parent && read.insert(child) {
                             lists.extend(kids::children_of(&cs, &r.id).await?);
                         }

@@ -95,6 +95,10 @@ impl Queue {
         }
         debug_assert_eq!(skipped.len(), 1);
         let job = self.job(id).await?;
+        let state = match &job.corrupt {
+            Some(why) if job.name.is_empty() => crate::scripts::cancel::corrupt_state(why),
+            _ => job.state.to_string(),
+        };
         Err(Error::JobState {
             queue: self.name().to_string(),
             id: id.to_string(),
@@ -102,7 +106,7 @@ impl Queue {
                 Move::Retry | Move::Revive => "retry",
                 Move::Promote => "promote",
             },
-            state: job.state.to_string(),
+            state,
         })
     }
 

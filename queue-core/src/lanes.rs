@@ -41,13 +41,16 @@ impl LaneCache {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Reads the current lanes from Redis (version and set together, atomically).
+    /// Reads the current lanes from Redis: the version, then the set. Lanes are only ever
+    /// added, so the set read second holds at least the lanes of the version read first (a
+    /// lane made in between comes with a newer version, which the next script call asks
+    /// for). Not in a MULTI: Redis refuses every command of a transaction while it is out
+    /// of memory, and a queue must stay readable then.
     pub async fn refresh(&self, redis: &Redis, keys: &QueueKeys) -> Result<Lanes> {
         let mut conn = redis.conn();
         // read as bytes: a member that is not a lane number (a corrupt record) is skipped,
         // never a failure of every call on the queue
         let read = redis::pipe()
-            .atomic()
             .hget(keys.meta(), "lanes_ver")
             .zrevrange(keys.lanes(), 0, -1)
             .to_owned();

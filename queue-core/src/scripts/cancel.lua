@@ -18,7 +18,9 @@
 --       none), 6 keep age ms (0 none), 7 trim budget, 8 age past which a request is stale
 --       (its attempt ended without answering it: the job completed) ms, 9 id, 10 L,
 --       11 .. 10+L lane priorities
--- Returns: {'lanes', version} when stale, {'none'} when there is no such job, {'staged'}
+-- Returns: {'lanes', version} when stale, {'none'} when there is no such job, {'corrupt',
+--          why} when its key is not a hash (a corrupt record: removing it is the way out),
+--          {'staged'}
 --          for a flow job whose add has not finished, {'finished', state}, {'requested'}
 --          for a running job, else {'cancelled', 1 if it was a flow parent waiting for its
 --          children (the caller cancels them), else 0}
@@ -33,7 +35,8 @@ local lane_of = {}
 for i = 1, L do lane_of[ARGV[10 + i]] = 7 + i end
 
 local job = job_prefix .. id
-local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln', 'par', 'grp', 'stg')
+local f, unreadable = job_fields(job, {'state', 'sid', 'prio', 'ln', 'par', 'grp', 'stg'})
+if not f then return {'corrupt', unreadable} end
 local state, sid = job_state(f[1], f[2]), f[2]
 if not state then return {'none'} end
 if f[7] then return {'staged'} end

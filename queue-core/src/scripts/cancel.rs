@@ -70,11 +70,18 @@ pub(crate) async fn cancel(q: &QueueStore, id: &str) -> Result<Cancel> {
         "staged" => Err(refused(
             "part of a flow whose add has not finished".to_string(),
         )),
+        "corrupt" => Err(refused(corrupt_state(&r.string()?))),
         _ => Err(Error::JobNotFound {
             queue: q.name.clone(),
             id: id.to_string(),
         }),
     }
+}
+
+/// What a job whose record cannot be read (`why`) is said to be when a change of it is
+/// refused: removing it is the way out.
+pub(crate) fn corrupt_state(why: &str) -> String {
+    format!("corrupt ({why}): remove it")
 }
 
 /// The member of the queue's cancel requests that asks to stop the attempt of job `id`

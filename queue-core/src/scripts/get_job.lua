@@ -7,9 +7,9 @@
 --
 -- KEYS: 1 job hash, 2 job logs, 3 meta, 4 .. lane streams (priority desc, as ARGV)
 -- ARGV: 1 group, 2 lanes version the caller knows, 3 most log lines, 4 .. lane priorities
--- Returns: {'lanes', version} when stale, {'none'} when missing, {'unreadable', why} when
---          the job's key is not a hash or holds more fields than a job has (a corrupt
---          record), else
+-- Returns: {'lanes', version} when stale, {'none'} when missing, {'unreadable', why, the
+--          state whose set lists it ('' none)} when the job's key is not a hash or holds
+--          more fields than a job has (a corrupt record), else
 --          {'ok', active 0/1, paused 0/1, idle ms or -1, consumer or '', now ms, logs note
 --           ('' or why the log cannot be read), log lines to read after (0: none, -1: the
 --           log read here), the log's bytes (when read after), the entry `sid` the job was
@@ -21,11 +21,20 @@ if ver ~= ARGV[2] then return {'lanes', ver} end
 -- (a hash of more fields than a job has, a corrupt record, is not read: that could take
 -- as long as it likes)
 local fields = redis.pcall('HLEN', KEYS[1])
+-- the finished or delayed state whose set lists a job whose record cannot be read
+local function listed_in()
+  local base, id = string.sub(KEYS[3], 1, -5), string.sub(KEYS[1], #KEYS[3] - 1)
+  for _, state in ipairs({'failed', 'cancelled', 'completed', 'delayed'}) do
+    if type(redis.pcall('ZSCORE', base .. state, id)) == 'string' then return state end
+  end
+  return ''
+end
 if type(fields) == 'number' and fields > MOST_JOB_FIELDS then
-  return {'unreadable', 'its record has ' .. fields .. ' fields, more than any job has: not read'}
+  return {'unreadable', 'its record has ' .. fields .. ' fields, more than any job has: not read',
+    listed_in()}
 end
 if type(fields) ~= 'number' then
-  return {'unreadable', 'its record ' .. wrong_type(KEYS[1], 'hash')}
+  return {'unreadable', 'its record ' .. wrong_type(KEYS[1], 'hash'), listed_in()}
 end
 if fields == 0 then return {'none'} end
 -- (walks the fields, at most MOST_JOB_FIELDS of them)

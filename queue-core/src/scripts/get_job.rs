@@ -35,12 +35,9 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
         "none" => return Ok(None),
         "unreadable" => {
             let why = r.string()?;
-            return Ok(Some(JobInfo::unreadable(
-                &q.name,
-                id,
-                JobState::Failed,
-                &why,
-            )));
+            // (in no finished or delayed set: shown failed, as it cannot run)
+            let state = r.string()?.parse().unwrap_or(JobState::Failed);
+            return Ok(Some(JobInfo::unreadable(&q.name, id, state, &why)));
         }
         _ => {}
     }

@@ -3,7 +3,8 @@
 -- children — with their logs. An
 -- active job (its entry pending in the group) is refused: it can be removed once it
 -- finishes. A flow child removed before it finished tells its parent (outbox): it counts
--- as finished, removed.
+-- as finished, removed. A job whose key is not a hash (a corrupt record) is removed too,
+-- out of every set that lists it: nothing else can be done with it.
 --
 -- KEYS: 1 meta, 2 delayed, 3 completed, 4 failed, 5 events, 6 outbox, 7 waiting children,
 --       8 staged, 9 .. lane streams
@@ -25,7 +26,9 @@ local last_of = {}
 for i = 6 + L, #ARGV do
   local id = ARGV[i]
   local job = job_prefix .. id
-  local f = redis.call('HMGET', job, 'state', 'sid', 'prio', 'ln', 'par', 'grp')
+  local f = job_fields(job, {'state', 'sid', 'prio', 'ln', 'par', 'grp'})
+  -- (a record that is not a hash reads as a finished job: left nowhere but in the sets)
+  f = f or {'failed'}
   local state, sid, lane = job_state(f[1], f[2]), f[2], lane_of[lane_name(f[4], f[3])]
   local lane_key = lane and KEYS[lane]
   local place = waiting_place(state, sid, f[6], lane_key, group)

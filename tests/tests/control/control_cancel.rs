@@ -291,6 +291,48 @@ async fn cancelling_a_flow_parent_cancels_its_children_and_a_cancelled_child_cou
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_cancelled_with_children_in_another_queue_counts_them_and_comes_back_by_retry() {
+    let env = TestEnv::new().await;
+    // a queue holding flow parents only (so no lane of its own yet), and its children's
+    // queue, where no worker runs
+    let parents = env.queue("cancel-parents-only").await;
+    let flows = FlowProducer::new(&env.redis, env.config.prefix());
+    let kid = |delay_ms: u64| {
+        FlowJob::new("cancel-kids", "work", &"kid")
+            .unwrap()
+            .opts(JobOptions::new().delay(Duration::from_millis(delay_ms)))
+    };
+    let tree = flows
+        .add(
+            FlowJob::new("cancel-parents-only", "work", &"parent")
+                .unwrap()
+                .opts(JobOptions::new().priority(7))
+                .children(vec![kid(0), kid(3_600_000)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        parents.cancel(&tree.id).await.unwrap(),
+        Cancelled::Now { children: 2 }
+    );
+    let parent = parents.job(&tree.id).await.unwrap();
+    assert_eq!(parent.children_pending, Some(0), "{parent:?}");
+    let kids = parents.children(&tree.id).await.unwrap();
+    assert!(
+        kids.iter().all(|k| k.state == ChildState::Cancelled),
+        "{kids:?}"
+    );
+    // brought back by id, in a lane of its priority made for it, and run
+    parents.retry_job(&tree.id).await.unwrap();
+    assert_eq!(state_of(&parents, &tree.id).await, JobState::Waiting);
+    let runs = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(sleepy_worker(&env, "cancel-parents-only", runs));
+    let done = wait_job_done(&parents, &tree.id, Duration::from_secs(10)).await;
+    assert_eq!(done.state, JobState::Completed, "{done:?}");
+    guard.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_steer_their_retries_with_retry_after_snooze_and_a_backoff_function() {
     let env = TestEnv::new().await;
     let q = env.queue("steer-retry").await;
@@ -588,4 +630,60 @@ async fn cancelling_a_cancelled_parent_again_finishes_a_walk_that_was_cut_short(
     // nothing left to walk: a plain refusal again
     let again = q.cancel(&tree.id).await.unwrap_err();
     assert_eq!(again.kind(), ErrorKind::Conflict, "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_key_is_not_a_hash_is_refused_by_name_and_can_be_removed() {
+    let env = TestEnv::new().await;
+    let q = env.queue("cancel-corrupt-key").await;
+    let mut raw = env.raw().await;
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), q.name());
+    // a cancelled and a failed job, then their records overwritten with a string
+    let a = q
+        .add("work", &1, JobOptions::new().delay(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    q.cancel(&a.id).await.unwrap();
+    let b = q
+        .add("work", &2, JobOptions::new().attempts(1))
+        .await
+        .unwrap();
+    let guard = spawn_worker(
+        env.worker()
+            .queues([q.name()])
+            .handler("work", |_j: Job<serde_json::Value>, _c: Ctx| async move {
+                Err::<(), _>(JobError::new("no"))
+            })
+            .build()
+            .unwrap(),
+    );
+    wait_job_done(&q, &b.id, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    for (id, state) in [(&a.id, JobState::Cancelled), (&b.id, JobState::Failed)] {
+        let _: () = redis::cmd("SET")
+            .arg(keys.job(id))
+            .arg("garbage")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let job = q.job(id).await.unwrap();
+        assert_eq!(job.state, state, "{job:?}");
+        assert!(job.corrupt.is_some(), "{job:?}");
+        for e in [
+            q.cancel(id).await.unwrap_err(),
+            q.retry_job(id).await.unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("corrupt") && text.contains("remove it"),
+                "{text}"
+            );
+            assert!(!text.contains("WRONGTYPE"), "{text}");
+        }
+        q.remove_job(id).await.unwrap();
+        assert!(q.get_job(id).await.unwrap().is_none());
+    }
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.cancelled, c.failed), (0, 0), "{c:?}");
 }

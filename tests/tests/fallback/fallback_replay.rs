@@ -8,7 +8,8 @@
 //! is not replayed into this one, and a file whose header is missing or corrupt into none:
 //! it is set aside as `<file>.orphan`. A replay stopped by an error of its file, or by a
 //! Redis refusing every write (out of memory), keeps the file, counts what it stored, and
-//! fails; a line holding an integer JSON would round is rejected, never stored changed.
+//! fails; a line holding an integer JSON would round is rejected, never stored changed. A
+//! Redis out of memory still serves a new process's reads of a queue.
 //!
 //! Starts its own `redis-server`; runs the `jobq` binary (`cargo build --bins` first).
 
@@ -642,4 +643,36 @@ async fn a_replay_stopped_by_its_file_or_by_redis_refusing_writes_keeps_the_file
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["stored"], 2, "{report}");
     env.queue("q2").await.job("oom-2").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_out_of_memory_still_lets_a_new_process_read_its_queues() {
+    let server = RedisServer::start(&[]);
+    let url = server.url();
+    let env = TestEnv::on(&url).await;
+    let prefix = env.config.prefix().to_string();
+    env.queue("full")
+        .await
+        .add(
+            "diag.echo",
+            &json!({"x": 1}),
+            JobOptions::new().job_id("j1").priority(3),
+        )
+        .await
+        .unwrap();
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // a process that has not read the queue's lanes yet (a CLI, a dashboard just started)
+    let fresh = TestEnv::on_prefix(&url, &prefix).await;
+    let q = fresh.queue("full").await;
+    assert_eq!(q.job("j1").await.unwrap().state, JobState::Waiting);
+    assert_eq!(q.counts().await.unwrap().waiting, 1);
+    let listed = q.list_jobs(JobState::Waiting, 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
 }
