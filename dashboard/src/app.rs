@@ -7,8 +7,8 @@ use axum::Router;
 
 use crate::state::AppState;
 use crate::{
-    api, auth, body_limit, discovery, headers, health, limits, metrics, openapi, pages, refusals,
-    schedules, sse, timing,
+    api, auth, body_limit, discovery, headers, health, limits, metrics, openapi, pages, query,
+    refusals, schedules, sse, timing,
 };
 
 /// Every route of the dashboard, behind the auth guard and the body limits, with every
@@ -53,7 +53,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/workers", get(discovery::list_workers_api))
         .route("/redis", get(discovery::redis_api))
-        .fallback(api::not_found);
+        .fallback(api::not_found)
+        .layer(middleware::from_fn(query::writes_take_no_query));
 
     let pages = Router::new()
         .route("/", get(pages::overview::overview))

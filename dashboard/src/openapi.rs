@@ -123,7 +123,18 @@ pub async fn openapi_json() -> Response {
 struct Guarded;
 
 /// The shared responses: (name, status, what it means).
-const GUARD_RESPONSES: [(&str, &str, &str); 5] = [
+const GUARD_RESPONSES: [(&str, &str, &str); 7] = [
+    (
+        "BadRequest",
+        "400",
+        "A query parameter the endpoint does not take (a change takes none), or one whose \
+         name or value is not UTF-8 once decoded: the error names it",
+    ),
+    (
+        "PayloadTooLarge",
+        "413",
+        "The request body is over the endpoint's limit",
+    ),
     (
         "Unauthorized",
         "401",
@@ -199,11 +210,15 @@ impl Modify for Guarded {
         }
 
         for (path, item) in doc.paths.paths.iter_mut() {
-            for (_, op) in operations(item) {
+            for (method, op) in operations(item) {
                 let public = op.security.as_deref() == Some(&[SecurityRequirement::default()]);
                 for (name, status, _) in GUARD_RESPONSES {
                     let applies = match status {
                         "401" | "429" => !public,
+                        // (the two reads that take any query: a probe's, the document's)
+                        "400" => path != "/api/openapi.json" && path != "/api/health",
+                        // the body limits hold the bodies of changes
+                        "413" => !matches!(method, HttpMethod::Get | HttpMethod::Head),
                         // the document is built in memory: no Redis, nothing to fail
                         "503" | "500" => path != "/api/openapi.json",
                         _ => true,

@@ -5,8 +5,11 @@
 
 use std::borrow::Cow;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode;
 
 use crate::error::AppError;
@@ -20,6 +23,18 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         only_known(parts.uri.query(), &[]).map(|()| NoQuery)
     }
+}
+
+/// Middleware of the API: a request that changes something (any method but GET and HEAD)
+/// takes no query parameter, as no such endpoint does, so any is a 400 naming it before
+/// anything is done (`DELETE …/jobs/j?dry_run=1` used to delete the job).
+pub async fn writes_take_no_query(req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Err(e) = only_known(req.uri().query(), &[]) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Checks the raw query `raw` of an endpoint that takes the parameters `known`.

@@ -1121,6 +1121,51 @@ async fn the_api_refuses_what_it_used_to_ignore_naming_it() {
         "{body}"
     );
 
+    // a change takes no query parameter: one given is refused before anything is done
+    let kept = q
+        .add(
+            "work",
+            &json!({}),
+            JobOptions::new()
+                .job_id("keep")
+                .delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let r = client()
+        .delete(d.url("/api/queues/strict/jobs/keep?dry_run=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"dry_run\""),
+        "{body}"
+    );
+    q.job(&kept.id).await.unwrap();
+    for (path, body, named) in [
+        ("/api/queues/strict/drain?dry_run=true", None, "\"dry_run\""),
+        ("/api/queues/strict/drain?x=%FF", None, "x"),
+        ("/api/queues/strict/pause?x=1", None, "\"x\""),
+        (
+            "/api/queues/strict/jobs?delay=1h",
+            Some(r#"{"name":"work"}"#),
+            "\"delay\"",
+        ),
+    ] {
+        let (status, reply) = post_raw(&d.url(path), body).await;
+        assert_eq!(status, 400, "{path}: {reply}");
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(named), "{path}: {error}");
+    }
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.delayed, c.paused), (1, 2, false), "{c:?}");
+    q.remove_job(&kept.id).await.unwrap();
+
     let drain = d.url("/api/queues/strict/drain");
     let (status, body) = post_raw(&drain, Some(r#"{"state":"delayed"}"#)).await;
     assert_eq!(status, 400, "{body}");

@@ -320,6 +320,19 @@ async fn every_kind_of_answer_is_what_the_document_says() {
         .await
         .unwrap();
     assert_eq!(a.add("listJobs", r).await, 400);
+    // a parameter an endpoint does not take, and a body over a change's limit
+    let r = c.get(api("/queues?verbose=1")).send().await.unwrap();
+    assert_eq!(a.add("listQueues", r).await, 400);
+    let r = c.get(api("/workers?x=1")).send().await.unwrap();
+    assert_eq!(a.add("listWorkers", r).await, 400);
+    let r = c
+        .post(api("/queues/shapes/pause"))
+        .bearer_auth(TOKEN)
+        .body(vec![b' '; 10 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.add("pauseQueue", r).await, 413);
     let r = c.get(api("/queues/shapes/jobs/j1")).send().await.unwrap();
     assert_eq!(a.add("getJob", r).await, 200);
     let r = c.get(api("/queues/shapes/jobs/nope")).send().await.unwrap();
