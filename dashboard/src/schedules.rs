@@ -22,7 +22,7 @@ use axum::Json;
 use futures_util::stream::{self, StreamExt};
 use queue_core::internal::job_spec::parse_job_opts;
 use queue_core::schedule::tick_job_id;
-use queue_core::{JobOptions, JobState, Queue, Repeat, Schedule, ScheduleInfo};
+use queue_core::{CorruptSchedule, JobOptions, JobState, Queue, Repeat, Schedule, ScheduleInfo};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -69,6 +69,9 @@ pub struct ScheduleList {
     pub queue: String,
     /// Its schedules, sorted by id.
     pub schedules: Vec<Listed>,
+    /// Stored definitions that do not read back (corrupt records: they never fire), with
+    /// why, sorted by id: remove them and add them again.
+    pub corrupt: Vec<CorruptSchedule>,
 }
 
 /// The body of a schedule's add, as sent (read by [`parse_schedule`], which names a bad
@@ -107,9 +110,11 @@ pub struct ScheduleRemoved {
     pub removed: bool,
 }
 
-/// Every schedule of `q`, sorted by id, with its last run (the first [`LAST_RUN_LOOKUPS`]).
-pub async fn list(q: &Queue) -> ApiResult<Vec<Listed>> {
-    let infos = deadline(q.schedules()).await?;
+/// Every schedule of `q`, sorted by id, with its last run (the first [`LAST_RUN_LOOKUPS`]);
+/// then the stored definitions that do not read back.
+pub async fn list(q: &Queue) -> ApiResult<(Vec<Listed>, Vec<CorruptSchedule>)> {
+    let listing = deadline(q.schedule_listing()).await?;
+    let infos = listing.schedules;
     let now = queue_core::internal::clock::now_ms();
     let ticks = infos
         .iter()
@@ -136,14 +141,15 @@ pub async fn list(q: &Queue) -> ApiResult<Vec<Listed>> {
         .await
         .into_iter()
         .collect::<ApiResult<_>>()?;
-    Ok(infos
+    let listed = infos
         .into_iter()
         .zip(runs.into_iter().map(Some).chain(std::iter::repeat(None)))
         .map(|(info, run)| Listed {
             info,
             last_run: run.flatten(),
         })
-        .collect())
+        .collect();
+    Ok((listed, listing.corrupt))
 }
 
 /// The tick before the schedule's next one (before `now` once a cron expression has no
@@ -254,8 +260,12 @@ pub async fn list_schedules(
     _: NoQuery,
 ) -> ApiResult<Json<ScheduleList>> {
     let q = state.backend().existing_queue(&queue).await?;
-    let schedules = list(&q).await?;
-    Ok(Json(ScheduleList { queue, schedules }))
+    let (schedules, corrupt) = list(&q).await?;
+    Ok(Json(ScheduleList {
+        queue,
+        schedules,
+        corrupt,
+    }))
 }
 
 /// `POST /api/queues/{q}/schedules`: adds (or replaces) a schedule → 201 with it and its

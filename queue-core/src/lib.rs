@@ -77,7 +77,7 @@ pub use primitives::{Cache, CacheStats, Cached, Lock, LockGuard, RateDecision, R
 pub use processing::{ProcessingTime, PROCESSING_BUCKETS_MS};
 pub use producer::{Produced, Producer, ProducerBuilder};
 pub use queue::{all_queue_stats, list_queues, stats_of, Counts, Queue, QueueStats, BULK_CHUNK};
-pub use schedule::{Repeat, Schedule, ScheduleInfo};
+pub use schedule::{CorruptSchedule, Repeat, Schedule, ScheduleInfo, ScheduleListing};
 pub use scripts::EVENTS_MAXLEN;
 pub use search::{SearchFilter, SearchPage};
 pub use server::{Aof, Keyspace, Memory, NodeOverview, RedisOverview, ServerInfo};

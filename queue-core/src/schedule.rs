@@ -381,6 +381,28 @@ impl ScheduleInfo {
     }
 }
 
+/// A stored schedule whose definition does not read back (a corrupt record, written behind
+/// jobq's back): it never fires, and is listed with why, so it can be seen and removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CorruptSchedule {
+    /// Queue name.
+    pub queue: String,
+    /// Schedule id.
+    pub id: String,
+    /// Why its definition cannot be read.
+    pub corrupt: String,
+}
+
+/// A queue's schedules as listed: those that read back, and the corrupt ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleListing {
+    /// The schedules, sorted by id, with their next ticks.
+    pub schedules: Vec<ScheduleInfo>,
+    /// The definitions that do not read back, sorted by id.
+    pub corrupt: Vec<CorruptSchedule>,
+}
+
 /// A schedule id follows the job-id rule (1–[`MAX_SCHEDULE_ID_LEN`] printable ASCII
 /// characters without spaces), so the job ids derived from it are valid too.
 pub fn validate_schedule_id(id: &str) -> Result<()> {
@@ -503,22 +525,38 @@ impl Queue {
         )))
     }
 
-    /// Every schedule of this queue with its next tick, sorted by id. A stored definition
-    /// that does not read back (a corrupt record, which never fires either) is left out
-    /// with a warning naming it, rather than failing the listing of the others.
+    /// Every schedule of this queue with its next tick, sorted by id; a stored definition
+    /// that does not read back (a corrupt record, which never fires either) is left out:
+    /// [`Queue::schedule_listing`] lists those too.
     pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>> {
+        Ok(self.schedule_listing().await?.schedules)
+    }
+
+    /// Every schedule of this queue, as [`Queue::schedules`], and beside them each stored
+    /// definition that does not read back, with why (never failing the listing of the
+    /// others).
+    pub async fn schedule_listing(&self) -> Result<ScheduleListing> {
         let (defs, due) = scripts::schedules::all(&self.inner).await?;
         let due: std::collections::HashMap<String, f64> = due.into_iter().collect();
-        let mut out = Vec::with_capacity(defs.len());
+        let mut out = ScheduleListing {
+            schedules: Vec::with_capacity(defs.len()),
+            corrupt: Vec::new(),
+        };
         for (id, json) in defs {
             let next = due.get(&id).map(|s| *s as u64);
             match Schedule::from_stored(&id, &json) {
-                Ok(s) => out.push(ScheduleInfo::new(&self.inner.name, s, next)),
-                Err(e) => tracing::warn!(queue = %self.inner.name, error = ?e.to_string(),
-                    "skipping a schedule that does not read back"),
+                Ok(s) => out
+                    .schedules
+                    .push(ScheduleInfo::new(&self.inner.name, s, next)),
+                Err(e) => out.corrupt.push(CorruptSchedule {
+                    queue: self.inner.name.clone(),
+                    corrupt: crate::text::clip(&e.to_string(), 300),
+                    id,
+                }),
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.schedules.sort_by(|a, b| a.id.cmp(&b.id));
+        out.corrupt.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 

@@ -9,6 +9,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::{html, Markup};
+use queue_core::CorruptSchedule;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -133,7 +134,7 @@ async fn render(
 ) -> Result<Html<String>, AppError> {
     let ctx = PageCtx::new(state, Some(access));
     let q = state.backend().existing_queue(queue).await?;
-    let listed = list(&q).await?;
+    let (listed, corrupt) = list(&q).await?;
     let body = html! {
         (banner)
         section id="schedules" data-queue=(queue) {
@@ -145,6 +146,7 @@ async fn render(
                  stored."
             }
             (table(&ctx, queue, &listed))
+            @if !corrupt.is_empty() { (corrupt_table(&ctx, queue, &corrupt)) }
             @if ctx.can_change() { (add_form(queue, typed)) }
         }
     };
@@ -237,6 +239,43 @@ fn row(ctx: &PageCtx, queue: &str, s: &Listed) -> Markup {
                         &[],
                         Some(&format!("Remove schedule {}?", info.id)),
                     ))
+                }
+            }
+        }
+    }
+}
+
+/// The stored definitions that do not read back: they never fire; removing one is the way
+/// out (then add it again).
+fn corrupt_table(ctx: &PageCtx, queue: &str, corrupt: &[CorruptSchedule]) -> Markup {
+    html! {
+        div class="card" id="corrupt-schedules" {
+            p {
+                b { (corrupt.len()) " corrupt schedule(s)" }
+                ": their stored definitions cannot be read, so they never fire. Remove them and \
+                 add them again."
+            }
+            table {
+                thead { tr { th { "Schedule" } th { "Why" } th {} } }
+                tbody {
+                    @for c in corrupt {
+                        tr data-schedule=(c.id) class="corrupt" {
+                            td class="mono" { (clip(&c.id, 200)) }
+                            td class="mono" { (clip(&c.corrupt, 300)) }
+                            td {
+                                @if ctx.can_change() {
+                                    (button_form(
+                                        &format!("{}/{}/remove", schedules_href(queue),
+                                            url_component(&c.id)),
+                                        "Remove",
+                                        "danger",
+                                        &[],
+                                        Some(&format!("Remove schedule {}?", c.id)),
+                                    ))
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -55,15 +55,21 @@ pub async fn schedule(ctx: &Ctx, cmd: ScheduleCommand) -> Result<()> {
                     all
                 }
             };
-            let mut all = Vec::new();
+            let (mut all, mut corrupt) = (Vec::new(), Vec::new());
             for q in queues {
-                all.extend(q.schedules().await?);
+                let listing = q.schedule_listing().await?;
+                all.extend(listing.schedules);
+                corrupt.extend(listing.corrupt);
             }
+            // (a definition that does not read back never fires: shown, for removal)
             if ctx.json {
                 for s in &all {
                     output::json_line(s);
                 }
-            } else if all.is_empty() {
+                for c in &corrupt {
+                    output::json_line(c);
+                }
+            } else if all.is_empty() && corrupt.is_empty() {
                 println!("no schedules");
             } else {
                 let mut t = Table::new(&["QUEUE", "ID", "NAME", "REPEAT", "NEXT RUN", "DATA"]);
@@ -77,7 +83,24 @@ pub async fn schedule(ctx: &Ctx, cmd: ScheduleCommand) -> Result<()> {
                         output::clip(&s.data.to_string(), 40),
                     ]);
                 }
+                for c in &corrupt {
+                    t.row(vec![
+                        c.queue.clone(),
+                        output::clip(&c.id, 200),
+                        String::new(),
+                        "corrupt".into(),
+                        "never".into(),
+                        output::clip(&c.corrupt, 60),
+                    ]);
+                }
                 t.print();
+                if !corrupt.is_empty() {
+                    eprintln!(
+                        "jobq: {} schedule(s) whose stored definition cannot be read never \
+                         fire: remove them (jobq schedule remove) and add them again",
+                        corrupt.len()
+                    );
+                }
             }
         }
         ScheduleCommand::Remove { queue, schedule_id } => {

@@ -380,4 +380,45 @@ async fn schedules_are_added_listed_and_removed() {
     let out = jobq_in(&env, &["schedule", "remove", "sq", "tick"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tick"));
+
+    // definitions written behind jobq's back that do not read back are listed as corrupt,
+    // never hidden, and can be removed
+    let key = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "sq").schedules();
+    let mut raw = env.raw().await;
+    let _: i64 = redis::cmd("HSET")
+        .arg(&key)
+        .arg("c5")
+        .arg("garbage")
+        .arg("c6")
+        .arg(r#"{"name":"diag.noop","data":null,"repeat":{"every_ms":1}}"#)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let all = ok_json(&env, &["schedule", "list", "sq"]);
+    assert_eq!(ids(&all), ["five", "c5", "c6"]);
+    assert!(all[0].get("corrupt").is_none(), "{all:?}");
+    for c in &all[1..] {
+        assert!(
+            c["corrupt"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(c["id"].as_str().unwrap()),
+            "{c}"
+        );
+    }
+    let out = jobq_in(&env, &["schedule", "list", "sq"], b"");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("c6") && l.contains("corrupt")),
+        "{table}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never fire"));
+    one(&env, &["schedule", "remove", "sq", "c5"]);
+    assert_eq!(
+        ids(&ok_json(&env, &["schedule", "list", "sq"])),
+        ["five", "c6"]
+    );
 }

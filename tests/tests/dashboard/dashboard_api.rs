@@ -839,6 +839,29 @@ async fn a_corrupt_key_marks_its_queue_or_job_and_every_other_stays_listed() {
     let (status, listed) = get_json(&d.url("/api/queues/good/schedules")).await;
     assert_eq!(status, 200, "{listed}");
     assert!(listed.to_string().contains("hourly"), "{listed}");
+    // a schedule definition that does not read back is listed as corrupt, on its page too
+    let schedules = QueueKeys::new(env.config.prefix(), "good").schedules();
+    let _: i64 = redis::cmd("HSET")
+        .arg(&schedules)
+        .arg("broken-def")
+        .arg("garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let (status, listed) = get_json(&d.url("/api/queues/good/schedules")).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["corrupt"][0]["id"], "broken-def", "{listed}");
+    assert_eq!(
+        listed["schedules"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    let (status, html) = get_text(&d.url("/queues/good/schedules")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("corrupt-schedules") && html.contains("broken-def"),
+        "{html}"
+    );
 
     // the CLI's listing of every queue too: the broken one named, on stderr
     let out = jobq(&env, &["stats"]);
