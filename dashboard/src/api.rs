@@ -382,7 +382,7 @@ pub async fn list_jobs(
         state: job_state,
         offset,
         limit,
-        total: counts.of(job_state),
+        total: counts.listed_in(job_state),
         jobs: jobs.into_iter().map(JobView::from).collect(),
     })))
 }

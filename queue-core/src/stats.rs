@@ -133,6 +133,15 @@ impl QueueStats {
         }
     }
 
+    /// How many jobs a listing of `state` holds: as [`QueueStats::of`], but a queue that is
+    /// not paused has no paused jobs (its waiting jobs are listed as waiting only).
+    pub fn listed_in(&self, state: crate::job::JobState) -> u64 {
+        match state {
+            crate::job::JobState::Paused if !self.paused => 0,
+            _ => self.of(state),
+        }
+    }
+
     /// How many jobs are in `state` (waiting and paused both read `waiting`).
     pub fn of(&self, state: crate::job::JobState) -> u64 {
         use crate::job::JobState as S;

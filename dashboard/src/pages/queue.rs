@@ -152,7 +152,7 @@ async fn render(
                 Some(filter) => (search_results(&ctx, queue, filter, &jobs, next)),
                 None => {
                     (job_table(&ctx, queue, tab, &jobs, &here))
-                    (pager(queue, tab, page_no, counts.of(tab)))
+                    (pager(queue, tab, page_no, counts.listed_in(tab)))
                 },
             }
             (groups_section(&groups))
@@ -259,7 +259,7 @@ fn tabs(queue: &str, counts: &QueueStats, current: JobState) -> Markup {
                 a class=(if t == current { "current" } else { "" })
                     href={ (href) "?state=" (t.as_str()) } {
                     (t.as_str().replace('_', " ")) " "
-                    span class={ "badge " (t.as_str()) } data-count=(t.as_str()) { (counts.of(t)) }
+                    span class={ "badge " (t.as_str()) } data-count=(t.as_str()) { (counts.listed_in(t)) }
                 }
             }
         }

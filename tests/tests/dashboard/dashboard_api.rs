@@ -348,6 +348,18 @@ async fn jobs_are_listed_shown_and_steered_through_the_api() {
     assert_eq!(body["added"], 2);
     let n1 = body["jobs"][0]["id"].as_str().unwrap().to_string();
 
+    // a queue that is not paused has no paused jobs, in its total too
+    let (s, page) = get_json(&api("/jobs?state=paused")).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(
+        (
+            page["total"].as_u64(),
+            page["jobs"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0)),
+        "{page}"
+    );
+
     // list with totals and paging
     let (s, page) = get_json(&api("/jobs?state=waiting&limit=1&offset=1")).await;
     assert_eq!(s, 200, "{page}");
