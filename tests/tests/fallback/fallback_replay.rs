@@ -328,6 +328,29 @@ fn spool_line(prefix: &str, queue: &str, id: &str) -> String {
     .to_string()
 }
 
+/// Writes spool file `file` by hand: a header for any Redis, then `lines`.
+fn write_spool(file: &std::path::Path, lines: &[String]) {
+    let mut text = String::from("{\"jobq_spool\":1,\"target\":null}\n");
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(file, text).unwrap();
+}
+
+/// Runs `jobq --json spool replay` on `spool` into the Redis at `url`, which must exit with
+/// `code` → (its report, null when it printed none; its stderr).
+fn replay_exiting(url: &str, spool: &TempDir, code: i32) -> (Value, String) {
+    let out = replay_command(url, spool, &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    let report = match out.stdout.is_empty() {
+        true => Value::Null,
+        false => serde_json::from_slice(&out.stdout).unwrap(),
+    };
+    (report, stderr)
+}
+
 fn with_suffix(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
     let mut p = file.as_os_str().to_owned();
     p.push(suffix);
@@ -557,23 +580,18 @@ async fn a_replay_stopped_by_its_file_or_by_redis_refusing_writes_keeps_the_file
     let big = format!(
         r#"{{"prefix":"{prefix}","queue":"q","id":"big","name":"diag.echo","data":{{"n":123456789012345678901234567890}},"opts":{{}},"at":1}}"#
     );
-    std::fs::write(
-        &file,
-        format!(
-            "{{\"jobq_spool\":1,\"target\":null}}\n{}\nnot json\n{big}\n{}\n",
-            spool_line(&prefix, "q", "good-1"),
-            spool_line(&prefix, "q", "good-2")
-        ),
-    )
-    .unwrap();
+    let lines = [
+        spool_line(&prefix, "q", "good-1"),
+        "not json".into(),
+        big.clone(),
+        spool_line(&prefix, "q", "good-2"),
+    ];
+    write_spool(&file, &lines);
     // the rejected file cannot be written: a directory stands at its path
     let rejected = with_suffix(&file, ".rejected");
     std::fs::create_dir(&rejected).unwrap();
-    let out = replay_command(&url, &spool, &[]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (report, stderr) = replay_exiting(&url, &spool, 1);
     assert!(stderr.contains("not replayed to their end"), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["stored"], 2, "{report}");
     assert_eq!(report["unfinished"], json!([file]), "{report}");
     assert!(file.exists(), "the spool file is gone");
@@ -581,14 +599,7 @@ async fn a_replay_stopped_by_its_file_or_by_redis_refusing_writes_keeps_the_file
     // once the rejected file can be written, the next replay finishes it: the good jobs are
     // not stored twice, the integer past 64 bits is rejected, never stored rounded
     std::fs::remove_dir(&rejected).unwrap();
-    let out = replay_command(&url, &spool, &[]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (report, _) = replay_exiting(&url, &spool, 0);
     assert_eq!(
         (&report["stored"], &report["duplicates"], &report["skipped"]),
         (&json!(0), &json!(2), &json!(2)),
@@ -607,15 +618,13 @@ async fn a_replay_stopped_by_its_file_or_by_redis_refusing_writes_keeps_the_file
     // a Redis out of memory refuses every job: the replay stops, keeping the file whole,
     // rather than moving its good jobs to the rejected file
     let file = spool.path().join("0002-oom.jsonl");
-    std::fs::write(
+    write_spool(
         &file,
-        format!(
-            "{{\"jobq_spool\":1,\"target\":null}}\n{}\n{}\n",
+        &[
             spool_line(&prefix, "q", "oom-1"),
-            spool_line(&prefix, "q2", "oom-2")
-        ),
-    )
-    .unwrap();
+            spool_line(&prefix, "q2", "oom-2"),
+        ],
+    );
     let mut raw = env.raw().await;
     let set_maxmemory = |bytes: &'static str| {
         let mut cmd = redis::cmd("CONFIG");
@@ -623,9 +632,7 @@ async fn a_replay_stopped_by_its_file_or_by_redis_refusing_writes_keeps_the_file
         cmd
     };
     let _: () = set_maxmemory("1").query_async(&mut raw).await.unwrap();
-    let out = replay_command(&url, &spool, &[]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (_, stderr) = replay_exiting(&url, &spool, 1);
     assert!(stderr.contains("OOM"), "{stderr}");
     assert!(file.exists(), "the spool file is gone");
     assert!(
@@ -633,14 +640,7 @@ async fn a_replay_stopped_by_its_file_or_by_redis_refusing_writes_keeps_the_file
         "good jobs were rejected"
     );
     let _: () = set_maxmemory("0").query_async(&mut raw).await.unwrap();
-    let out = replay_command(&url, &spool, &[]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (report, _) = replay_exiting(&url, &spool, 0);
     assert_eq!(report["stored"], 2, "{report}");
     env.queue("q2").await.job("oom-2").await.unwrap();
 }
