@@ -216,7 +216,11 @@ impl Error {
     }
 
     /// True when the error means Redis could not be reached (refused, dropped, timed out),
-    /// or cannot serve yet (loading its data set after a restart, no master).
+    /// or cannot serve yet (loading its data set after a restart, no master), or, on a
+    /// Redis Cluster, not here and now: a redirection the client could not follow (`MOVED`
+    /// to a master that died, before the cluster has failed it over; `ASK`), a slot being
+    /// migrated (`TRYAGAIN`, a script meeting a key already moved). All pass: the caller
+    /// retries or falls back as for any outage, never failing the job or the user's add.
     pub fn is_connection(&self) -> bool {
         use redis::{ErrorKind, ServerErrorKind};
         match self {
@@ -232,8 +236,14 @@ impl Error {
                             ServerErrorKind::BusyLoading
                                 | ServerErrorKind::MasterDown
                                 | ServerErrorKind::ClusterDown
+                                | ServerErrorKind::Moved
+                                | ServerErrorKind::Ask
+                                | ServerErrorKind::TryAgain
                         )
                     )
+                    || source
+                        .detail()
+                        .is_some_and(|d| d.contains("attempted to access a non local key"))
             }
             Error::NotConfigured | Error::RedisDown { .. } => true,
             _ => false,
@@ -259,3 +269,48 @@ impl Error {
 
 /// Result alias of queue-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    fn redis_error(kind: ErrorKind, desc: &'static str, detail: &str) -> Error {
+        Error::Redis {
+            addr: "redis://127.0.0.1:31001".into(),
+            source: RedisError::from((kind, desc, detail.to_string())),
+        }
+    }
+
+    #[test]
+    fn cluster_redirections_and_migrations_pass_as_outages() {
+        let server = ErrorKind::Server;
+        for e in [
+            redis_error(
+                server(ServerErrorKind::Moved),
+                "Moved",
+                "5656 127.0.0.1:31002",
+            ),
+            redis_error(server(ServerErrorKind::Ask), "Ask", "12268 127.0.0.1:31001"),
+            redis_error(
+                server(ServerErrorKind::TryAgain),
+                "TryAgain",
+                "Multiple keys request during rehashing of slot",
+            ),
+            redis_error(
+                server(ServerErrorKind::ResponseError),
+                "ERR",
+                "Script attempted to access a non local key in a cluster node script: x",
+            ),
+        ] {
+            assert!(e.is_connection(), "{e}");
+            assert_eq!(e.kind(), super::ErrorKind::Unavailable, "{e}");
+        }
+        let wrong = redis_error(
+            server(ServerErrorKind::ResponseError),
+            "WRONGTYPE",
+            "Operation against a key holding the wrong kind of value",
+        );
+        assert!(!wrong.is_connection(), "{wrong}");
+    }
+}

@@ -173,7 +173,8 @@ async fn a_master_failover_mid_work_loses_no_job() {
     let url = format!("redis://127.0.0.1:{entry}");
 
     let dir = TempDir::new("cluster-failover");
-    let lines: Vec<Value> = (0..1_000)
+    // (988 and the 12 added during the failover: the 1,000 completed jobs retention keeps)
+    let lines: Vec<Value> = (0..988)
         .map(|i| json!({"name": "diag.sleep", "data": {"ms": 20, "i": i}}))
         .collect();
     let file = write_lines(&dir, "jobs.jsonl", &lines);
@@ -187,6 +188,35 @@ async fn a_master_failover_mid_work_loses_no_job() {
     eventually_completed(&url, &prefix, 150, Duration::from_secs(30)).await;
     let killed = std::time::Instant::now();
     cluster.node(master).kill();
+    // adds while the slot's master is dead and not failed over yet (the other nodes answer
+    // MOVED to it): each is stored or spooled, never refused and lost
+    let spool = dir.path().join("spool");
+    let adds = {
+        let (url, prefix, queue, spool) =
+            (url.clone(), prefix.clone(), queue.clone(), spool.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut ids = Vec::new();
+            for i in 0..12 {
+                let id = format!("during-failover-{i}");
+                let out = Command::new(bin_path("jobq"))
+                    .args(["--redis-url", &url, "--prefix", &prefix])
+                    .args(["add", &queue, "diag.noop", "--job-id", &id])
+                    .env("JOBQ_FALLBACK", "spool")
+                    .env("JOBQ_SPOOL_DIR", &spool)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "add {id} during the failover: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                ids.push(id);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            ids
+        })
+    };
     let _cluster = tokio::task::spawn_blocking(move || {
         cluster.wait_failover(&tag, master, Duration::from_secs(30));
         cluster
@@ -194,6 +224,13 @@ async fn a_master_failover_mid_work_loses_no_job() {
     .await
     .unwrap();
     let promoted = killed.elapsed();
+    let during = adds.await.unwrap();
+    let replayed = Command::new(bin_path("jobq"))
+        .args(["--redis-url", &url, "--prefix", &prefix, "spool", "replay"])
+        .env("JOBQ_SPOOL_DIR", &spool)
+        .output()
+        .unwrap();
+    assert!(replayed.status.success(), "{replayed:?}");
 
     eventually_completed(&url, &prefix, 1_000, Duration::from_secs(90)).await;
     eprintln!(
@@ -207,7 +244,10 @@ async fn a_master_failover_mid_work_loses_no_job() {
     let q = env.queue(&queue).await;
     let done = q.list_jobs(JobState::Completed, 0, 1_000).await.unwrap();
     let distinct: BTreeSet<i64> = done.iter().filter_map(|j| j.data["i"].as_i64()).collect();
-    assert_eq!(distinct.len(), 1_000, "every job completed");
+    assert_eq!(distinct.len(), 988, "every job completed");
+    for id in &during {
+        assert_eq!(q.job(id).await.unwrap().state, JobState::Completed, "{id}");
+    }
     assert!(worker.is_running(), "{}", worker.stderr());
 }
 

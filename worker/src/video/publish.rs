@@ -192,6 +192,18 @@ fn summary(m: &Manifest, failed: &[FailedChild]) -> String {
     line
 }
 
+/// Whether `target` is a regular file holding exactly `bytes`. Read only when its size says
+/// it may: a FIFO (which would hold the job, and the worker's shutdown, until someone
+/// writes to it), a device or a file of gigabytes is never read into the worker.
+async fn holds(target: &Path, bytes: &[u8]) -> bool {
+    match tokio::fs::metadata(target).await {
+        Ok(m) if m.is_file() && m.len() == bytes.len() as u64 => {
+            tokio::fs::read(target).await.is_ok_and(|old| old == bytes)
+        }
+        _ => false,
+    }
+}
+
 /// Writes `manifest` as pretty JSON to `target` (see the module docs); returns the path.
 async fn write_manifest(
     target: &Path,
@@ -201,7 +213,7 @@ async fn write_manifest(
     let mut bytes = serde_json::to_vec_pretty(manifest)
         .map_err(|e| JobError::fatal(format!("the manifest does not encode as JSON: {e}")))?;
     bytes.push(b'\n');
-    if !overwrite && tokio::fs::read(target).await.is_ok_and(|old| old == bytes) {
+    if !overwrite && holds(target, &bytes).await {
         // written by an earlier run of this job: nothing to do
         return Ok(target.to_path_buf());
     }
@@ -455,6 +467,28 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "temp files left: {names:?}");
+
+        // a FIFO or a file of gigabytes where the manifest goes is never read: refused as
+        // there, at once (a FIFO held the job and the worker's shutdown for good, a sparse
+        // 3 GB file took 3 GB of the worker's memory)
+        let fifo = dir.join("fifo.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let huge = dir.join("huge.json");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(3 << 30)
+            .unwrap();
+        for target in [&fifo, &huge] {
+            let e = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                write_manifest(target, &m, false),
+            )
+            .await
+            .expect("the manifest's target was read")
+            .unwrap_err();
+            assert!(e.message().contains("already exists"), "{}", e.message());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
