@@ -105,7 +105,8 @@ async fn too_long_or_malformed_input_fails_at_once() {
     }
 }
 
-/// A fake classifier service: counts requests, answers `reply` after `delay`.
+/// A fake classifier service: counts requests, answers `reply` after `delay` (`reply` as
+/// the whole response when it starts with `HTTP/`; an endless chunked body for `ENDLESS`).
 async fn classifier(reply: &'static str, delay: Duration) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/classify", listener.local_addr().unwrap());
@@ -142,6 +143,18 @@ async fn classifier(reply: &'static str, delay: Duration) -> (String, Arc<Atomic
                 }
                 counted.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(delay).await;
+                if reply.starts_with("HTTP/") {
+                    let _ = s.write_all(reply.as_bytes()).await;
+                    return;
+                }
+                if reply == "ENDLESS" {
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                Transfer-Encoding: chunked\r\n\r\n";
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let piece = format!("4000\r\n{}\r\n", " ".repeat(0x4000));
+                    while s.write_all(piece.as_bytes()).await.is_ok() {}
+                    return;
+                }
                 let out = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
                     reply.len()
@@ -233,4 +246,39 @@ async fn a_slow_broken_or_absent_classifier_falls_back_to_the_rules() {
         w.stop().await.unwrap();
     }
     assert_eq!(slow_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classifier_that_redirects_or_answers_without_end_falls_back_at_once() {
+    let (elsewhere, elsewhere_calls) = classifier(r#"{"verdict":"allowed"}"#, Duration::ZERO).await;
+    // (leaked: the fake's reply is 'static, as its other replies are)
+    let redirect: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let (redirecting, _) = classifier(redirect, Duration::ZERO).await;
+    let (endless, _) = classifier("ENDLESS", Duration::ZERO).await;
+    for (url, why) in [(&redirecting, "307"), (&endless, "over 65536 bytes")] {
+        let env = TestEnv::new().await;
+        let q = env.queue(Q).await;
+        let w = spawn_worker(worker(&env, remote(url, Duration::from_secs(5)), 2));
+        let started = std::time::Instant::now();
+        let v = moderate(&q, SPAM).await;
+        assert_eq!(v["source"], "rules", "{url}: {v}");
+        let fallback = v["fallback"].as_str().unwrap();
+        assert!(fallback.contains(why), "{url}: {fallback}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{url}: the reply was read to the timeout"
+        );
+        w.stop().await.unwrap();
+    }
+    assert_eq!(
+        elsewhere_calls.load(Ordering::SeqCst),
+        0,
+        "the text was sent on"
+    );
 }

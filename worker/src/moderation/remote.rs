@@ -3,8 +3,9 @@
 //! Protocol: `POST <url>` with `{"text": "<normalised text>"}`; a 2xx reply of
 //! `{"verdict": "allowed"|"flagged"|"blocked", "scores": {"<category>": 0.0-1.0, ..},
 //! "reasons": [..]}` (`scores` and `reasons` optional). Anything else — a timeout, a
-//! refused connection, another status, another body — is an error, and the caller falls
-//! back to the built-in rules.
+//! refused connection, another status (a redirect too: the text goes to that URL and no
+//! other), another body, one over 64 KiB (read no further) — is an error, and the caller
+//! falls back to the built-in rules.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,6 +47,8 @@ impl RemoteClassifier {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // (a redirect would send users' texts to wherever the classifier points)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("moderation API client: {e}"))?;
         Ok(RemoteClassifier {
@@ -74,16 +77,23 @@ impl RemoteClassifier {
             .send()
             .await
             .map_err(|e| describe(&e))?;
+        let mut reply = reply;
         let status = reply.status();
         if !status.is_success() {
             return Err(format!("moderation API answered {status}"));
         }
+        let too_long = || format!("moderation API reply over {MAX_REPLY} bytes");
         if reply.content_length().is_some_and(|n| n > MAX_REPLY) {
-            return Err(format!("moderation API reply over {MAX_REPLY} bytes"));
+            return Err(too_long());
         }
-        let body = reply.bytes().await.map_err(|e| describe(&e))?;
-        if body.len() as u64 > MAX_REPLY {
-            return Err(format!("moderation API reply over {MAX_REPLY} bytes"));
+        // read a piece at a time, no further than the cap: a reply without a length that
+        // never ends took hundreds of MB before the timeout
+        let mut body = Vec::new();
+        while let Some(piece) = reply.chunk().await.map_err(|e| describe(&e))? {
+            if (body.len() + piece.len()) as u64 > MAX_REPLY {
+                return Err(too_long());
+            }
+            body.extend_from_slice(&piece);
         }
         let verdict: RemoteVerdict = serde_json::from_slice(&body)
             .map_err(|e| format!("moderation API reply is not a verdict: {e}"))?;
