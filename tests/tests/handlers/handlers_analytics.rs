@@ -250,6 +250,18 @@ async fn bad_events_and_days_fail_at_once_naming_the_value() {
     assert_eq!(unknown.state, JobState::Failed);
     assert!(unknown.failed_reason.unwrap().contains("extra"));
 
+    // a time past the year 9999: its day would be no YYYY-MM-DD any rollup reads
+    let far = run(
+        &q,
+        "analytics.ingest",
+        json!({"events": [view("a", "/", 253_402_300_800_000)]}),
+        three(),
+    )
+    .await;
+    assert_eq!((far.state, far.attempts_made), (JobState::Failed, 1));
+    let reason = far.failed_reason.unwrap();
+    assert!(reason.contains("253402300800000"), "{reason}");
+
     let bad_day = run(
         &q,
         "analytics.rollup",
@@ -269,4 +281,72 @@ async fn bad_events_and_days_fail_at_once_naming_the_value() {
         .await
         .unwrap();
     assert!(!exists);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowlog_a_batch_over_thousands_of_days_is_written_in_short_parts_counted_once() {
+    let server = RedisServer::start_logging_slow_calls();
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue(Q).await;
+    let _w = spawn_worker(worker(&env));
+    // 12,000 events, each its own day, event, user and item (one call for all of them held
+    // Redis 373 ms), and 3,000 more on one day, without a time: counted today
+    const DAYS: i64 = 12_000;
+    let mut events: Vec<Value> = (0..DAYS)
+        .map(|n| json!({"event": format!("e{n}"), "user": format!("u{n}"), "item": format!("i{n}"), "ts": n * 86_400_000}))
+        .collect();
+    events.extend(
+        (0..3_000).map(|n| json!({"event": "view", "user": format!("w{n}"), "item": "/home"})),
+    );
+    let batch = json!({ "events": events });
+    let opts = || JobOptions::new().job_id("big-batch");
+    let first = run(&q, "analytics.ingest", batch.clone(), opts()).await;
+    assert_eq!(
+        first.state,
+        JobState::Completed,
+        "{:?}",
+        first.failed_reason
+    );
+    let done = first.return_value.unwrap();
+    assert_eq!(done["duplicate"], false, "{done}");
+    assert_eq!(
+        done["days"].as_object().map(|d| d.len()),
+        Some(DAYS as usize + 1)
+    );
+    let (calls, worst) = slowest_call(&mut env.raw().await).await;
+    assert!(
+        worst.0 < 50_000,
+        "a call blocked Redis for {} µs ({calls} calls over 5 ms): {}",
+        worst.0,
+        worst.1
+    );
+    // a rerun (a lost reply, a reclaimed lease) counts nothing twice
+    q.remove_job("big-batch").await.unwrap();
+    let again = run(&q, "analytics.ingest", batch, opts()).await;
+    assert_eq!(again.return_value.unwrap()["duplicate"], true);
+    let keys = AnalyticsKeys::new(env.config.prefix());
+    let mut raw = env.raw().await;
+    let last_day = jobq_handlers::analytics::day::day_of((DAYS - 1) * 86_400_000);
+    let n: u64 = redis::cmd("HGET")
+        .arg(keys.counts(&last_day))
+        .arg(format!("e{}", DAYS - 1))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // (the day the events without a time counted on: 3,000 events)
+    let today = done["days"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, n)| **n == 3_000)
+        .map(|(d, _)| d.clone())
+        .unwrap();
+    let views: u64 = redis::cmd("HGET")
+        .arg(keys.counts(&today))
+        .arg("view")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(views, 3_000);
 }

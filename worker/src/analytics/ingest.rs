@@ -52,26 +52,107 @@ pub struct Ingested {
     pub duplicate: bool,
 }
 
-/// One day's share of a batch, aggregated before it is sent.
+/// One day's share of a batch, aggregated before it is sent (sorted: the same writes in the
+/// same order in every run).
 #[derive(Default)]
 struct DayBatch<'a> {
-    counts: HashMap<&'a str, u64>,
+    counts: BTreeMap<&'a str, u64>,
     users: HashSet<&'a str>,
-    event_users: HashMap<&'a str, HashSet<&'a str>>,
-    items: HashMap<(&'a str, &'a str), u64>,
+    event_users: BTreeMap<&'a str, HashSet<&'a str>>,
+    items: BTreeMap<(&'a str, &'a str), u64>,
 }
 
 /// Counts a batch of events: per day, event counts (a hash), distinct users overall and per
 /// event (HyperLogLogs) and items per event (a sorted set, for top-N). The batch is
-/// aggregated here and written by one script (`ingest.lua`) together with a marker of the
-/// queue, job id and a digest of the events, so a rerun of the job counts nothing twice.
-/// Day keys expire [`RETENTION_SECS`] after their last write.
+/// aggregated here and written by a script (`ingest.lua`) together with a marker of the
+/// queue, job id and a digest of the events, so a rerun of the job counts nothing twice. A
+/// big batch is written in parts of at most [`PART_UNITS`] writes and [`PART_KEYS`] keys,
+/// each a call with its own marker (one call of 14,000 events over as many days held Redis
+/// 373 ms): a rerun writes only the parts not written yet. The parts are the same in every
+/// run: the writes are sorted, and events without a time count at the time of the first
+/// run (kept under [`AnalyticsKeys::batch_time`]). Day keys expire [`RETENTION_SECS`] after
+/// their last write.
 pub async fn ingest(job: Job<Ingest>, ctx: Ctx) -> Result<Ingested, JobError> {
     validate(&job.data.events)?;
     let keys = AnalyticsKeys::new(ctx.queue().prefix());
-    let now = now_ms();
+    let mut conn = ctx.queue().redis().conn();
+    let mut now = now_ms();
+    let (mut days, mut writes) = aggregate(&job.data.events, &keys, now);
+    let mut parts = writes.parts();
+    if parts.len() > 1 && job.data.events.iter().any(|e| e.ts.is_none()) {
+        // the first run's time, for every run
+        let (first,): (i64,) = redis::pipe()
+            .cmd("SET")
+            .arg(keys.batch_time(&job.queue, &job.id))
+            .arg(now)
+            .arg("NX")
+            .arg("EX")
+            .arg(BATCH_MARKER_SECS)
+            .ignore()
+            .get(keys.batch_time(&job.queue, &job.id))
+            .query_async(&mut conn)
+            .await?;
+        if first != now {
+            now = first;
+            (days, writes) = aggregate(&job.data.events, &keys, now);
+            parts = writes.parts();
+        }
+    }
+    let summary = Ingested {
+        events: job.data.events.len(),
+        days,
+        duplicate: false,
+    };
+    // the events without their ingestion-time defaults: a rerun digests the same
+    let digest = sha256_hex(&serde_json::to_vec(&job.data.events)?);
+    let mut outcomes = Vec::with_capacity(parts.len());
+    for (n, part) in parts.iter().enumerate() {
+        let marker = match n {
+            0 => keys.batch(&job.queue, &job.id),
+            n => keys.batch_part(n, &job.queue, &job.id),
+        };
+        let mut invocation = INGEST.prepare_invoke();
+        invocation
+            .key(marker)
+            .arg(&digest)
+            .arg(BATCH_MARKER_SECS)
+            .arg(RETENTION_SECS);
+        for k in &part.keys {
+            invocation.key(k);
+        }
+        for a in &part.args {
+            invocation.arg(a);
+        }
+        let outcome: u8 = invocation.invoke_async(&mut conn).await?;
+        if outcome == 2 {
+            return Err(JobError::fatal(format!(
+                "job {} of queue {} was ingested before with other events; \
+                 give a new batch a new job id",
+                job.id, job.queue
+            )));
+        }
+        outcomes.push(outcome);
+    }
+    Ok(Ingested {
+        // (every part written before: a rerun of a whole batch)
+        duplicate: outcomes.iter().all(|o| *o == 1),
+        ..summary
+    })
+}
+
+/// The last millisecond of 9999-12-31 UTC: the last day a rollup reads (YYYY-MM-DD).
+const LAST_MS: i64 = 253_402_300_799_999;
+
+/// Most writes one `ingest.lua` call makes (a `PFADD` member counts one): a few ms.
+const PART_UNITS: usize = 2_000;
+/// Most keys one call writes (each gets its expiry too).
+const PART_KEYS: usize = 500;
+
+/// The events aggregated by day at time `now` (for those without one): events per day,
+/// and the writes, sorted, so two runs over the same events make the same parts.
+fn aggregate(events: &[Event], keys: &AnalyticsKeys, now: i64) -> (BTreeMap<String, u64>, Writes) {
     let mut days: BTreeMap<String, DayBatch> = BTreeMap::new();
-    for e in &job.data.events {
+    for e in events {
         let day = days.entry(day_of(e.ts.unwrap_or(now))).or_default();
         *day.counts.entry(&e.event).or_default() += 1;
         if let Some(user) = &e.user {
@@ -82,103 +163,94 @@ pub async fn ingest(job: Job<Ingest>, ctx: Ctx) -> Result<Ingested, JobError> {
             *day.items.entry((&e.event, item)).or_default() += 1;
         }
     }
-    let summary = Ingested {
-        events: job.data.events.len(),
-        days: days
-            .iter()
-            .map(|(d, b)| (d.clone(), b.counts.values().sum()))
-            .collect(),
-        duplicate: false,
-    };
-    // the events without their ingestion-time defaults: a rerun digests the same
-    let digest = sha256_hex(&serde_json::to_vec(&job.data.events)?);
-
-    let mut call = Writes::default();
+    let mut w = Writes::default();
     for (day, batch) in &days {
-        let counts = call.key(keys.counts(day));
-        call.op(&["h", &counts, AnalyticsKeys::VERSION_FIELD, "1"]);
+        let counts = keys.counts(day);
+        w.op(&counts, &["h", AnalyticsKeys::VERSION_FIELD, "1"]);
         for (event, n) in &batch.counts {
-            call.op(&["h", &counts, event, &n.to_string()]);
+            w.op(&counts, &["h", event, &n.to_string()]);
         }
         if !batch.users.is_empty() {
-            let users = call.key(keys.users(day));
-            call.pfadd(&users, &batch.users);
+            w.pfadd(&keys.users(day), &batch.users);
         }
         for (event, users) in &batch.event_users {
-            let key = call.key(keys.event_users(day, event));
-            call.pfadd(&key, users);
+            w.pfadd(&keys.event_users(day, event), users);
         }
-        let mut tops: HashMap<&str, String> = HashMap::new();
         for ((event, item), n) in &batch.items {
-            let key = match tops.get(event) {
-                Some(k) => k.clone(),
-                None => {
-                    let k = call.key(keys.top(day, event));
-                    tops.insert(event, k.clone());
-                    k
-                }
-            };
-            call.op(&["z", &key, item, &n.to_string()]);
+            w.op(&keys.top(day, event), &["z", item, &n.to_string()]);
         }
     }
-    let mut invocation = INGEST.prepare_invoke();
-    invocation
-        .key(keys.batch(&job.queue, &job.id))
-        .arg(&digest)
-        .arg(BATCH_MARKER_SECS)
-        .arg(RETENTION_SECS);
-    for k in &call.keys {
-        invocation.key(k);
-    }
-    for a in &call.args {
-        invocation.arg(a);
-    }
-    let mut conn = ctx.queue().redis().conn();
-    let outcome: u8 = invocation.invoke_async(&mut conn).await?;
-    match outcome {
-        0 => Ok(summary),
-        1 => Ok(Ingested {
-            duplicate: true,
-            ..summary
-        }),
-        _ => Err(JobError::fatal(format!(
-            "job {} of queue {} was ingested before with other events; \
-             give a new batch a new job id",
-            job.id, job.queue
-        ))),
-    }
+    let per_day = days
+        .iter()
+        .map(|(d, b)| (d.clone(), b.counts.values().sum()))
+        .collect();
+    (per_day, w)
 }
 
 static INGEST: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("ingest.lua")));
 
-/// KEYS and ops of one `ingest.lua` call.
+/// The writes of a batch, in order: each a key and its op (`h field n`, `z member n` or
+/// `p member..`, at most 1,000 members: within Lua's unpack limit).
 #[derive(Default)]
 struct Writes {
+    ops: Vec<(String, Vec<String>)>,
+}
+
+/// The KEYS and ops of one `ingest.lua` call.
+#[derive(Default)]
+struct Part {
     keys: Vec<String>,
     args: Vec<String>,
+    units: usize,
 }
 
 impl Writes {
-    /// Adds a key; returns its KEYS index (the marker is KEYS[1]).
-    fn key(&mut self, key: String) -> String {
-        self.keys.push(key);
-        (self.keys.len() + 1).to_string()
+    fn op(&mut self, key: &str, parts: &[&str]) {
+        let parts = parts.iter().map(|p| p.to_string()).collect();
+        self.ops.push((key.to_string(), parts));
     }
 
-    fn op(&mut self, parts: &[&str]) {
-        self.args.extend(parts.iter().map(|p| p.to_string()));
-    }
-
-    /// PFADDs in slices of 1,000, within Lua's unpack limit.
+    /// PFADDs of `members`, sorted, in slices of 1,000.
     fn pfadd(&mut self, key: &str, members: &HashSet<&str>) {
-        let members: Vec<&str> = members.iter().copied().collect();
+        let mut members: Vec<&str> = members.iter().copied().collect();
+        members.sort_unstable();
         for slice in members.chunks(1_000) {
-            self.args.push("p".into());
-            self.args.push(key.to_string());
-            self.args.push(slice.len().to_string());
-            self.args.extend(slice.iter().map(|m| m.to_string()));
+            let mut op = vec!["p".to_string()];
+            op.extend(slice.iter().map(|m| m.to_string()));
+            self.ops.push((key.to_string(), op));
         }
+    }
+
+    /// The calls that make these writes: in order, a new one once a call holds
+    /// [`PART_UNITS`] writes or [`PART_KEYS`] keys.
+    fn parts(&self) -> Vec<Part> {
+        let mut parts = vec![Part::default()];
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (key, op) in &self.ops {
+            let units = if op[0] == "p" { op.len() - 1 } else { 1 };
+            let part = parts.last_mut().expect("one part at least");
+            let new_key = !index.contains_key(key.as_str());
+            if part.units > 0
+                && (part.units + units > PART_UNITS || (new_key && part.keys.len() >= PART_KEYS))
+            {
+                parts.push(Part::default());
+                index.clear();
+            }
+            let part = parts.last_mut().expect("one part at least");
+            let k = *index.entry(key.as_str()).or_insert_with(|| {
+                part.keys.push(key.clone());
+                part.keys.len() + 1
+            });
+            part.args.push(op[0].clone());
+            part.args.push(k.to_string());
+            if op[0] == "p" {
+                part.args.push((op.len() - 1).to_string());
+            }
+            part.args.extend(op[1..].iter().cloned());
+            part.units += units;
+        }
+        parts
     }
 }
 
@@ -198,6 +270,12 @@ fn validate(events: &[Event]) -> Result<(), JobError> {
             if ts < 0 {
                 return Err(JobError::fatal(format!(
                     "events[{i}].ts {ts}: a Unix time in milliseconds cannot be negative"
+                )));
+            }
+            // (a later day is no YYYY-MM-DD: no rollup could read what it counted)
+            if ts > LAST_MS {
+                return Err(JobError::fatal(format!(
+                    "events[{i}].ts {ts}: past the year 9999 (at most {LAST_MS})"
                 )));
             }
         }

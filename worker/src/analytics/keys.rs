@@ -46,4 +46,17 @@ impl AnalyticsKeys {
     pub fn batch(&self, queue: &str, job_id: &str) -> String {
         format!("{}:batch:{queue}:{job_id}", self.base)
     }
+
+    /// Marker of part `part` (from 1; part 0 has [`AnalyticsKeys::batch`]) of a batch
+    /// written in several calls. (The part comes first: a queue name has no `:`, a job id
+    /// may.)
+    pub fn batch_part(&self, part: usize, queue: &str, job_id: &str) -> String {
+        format!("{}:batchpart:{part}:{queue}:{job_id}", self.base)
+    }
+
+    /// The time a batch written in several calls was first ingested at (ms): its events
+    /// without a time count on that day in every run, so each part holds the same writes.
+    pub fn batch_time(&self, queue: &str, job_id: &str) -> String {
+        format!("{}:batchtime:{queue}:{job_id}", self.base)
+    }
 }
