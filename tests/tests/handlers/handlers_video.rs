@@ -435,6 +435,30 @@ async fn video_bad_requests_fail_once_naming_the_bad_value() {
     make_clip(&clip, "320x240", 1).await;
     let taken = scratch.path("taken.mp4");
     std::fs::write(&taken, b"keep me").unwrap();
+    // a second of video in three of sound: the container lasts longer than its video
+    let short_video = scratch.path("short-video.mp4");
+    let args = [
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=3",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+    ];
+    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    args.push(short_video.display().to_string());
+    run("ffmpeg", args).await;
     let env = TestEnv::new().await;
     let q = env.queue("video").await;
     let guard = video_worker(&env, "video", VideoConfig::default());
@@ -474,6 +498,21 @@ async fn video_bad_requests_fail_once_naming_the_bad_value() {
             vec!["t.gif".into(), "'.gif'".into()],
         ),
         (
+            "video.thumbnail",
+            json!({"input": clip, "output": scratch.path("t.jpg"), "width": 16000}),
+            vec!["width must be 16 to 7680 pixels, got 16000".into()],
+        ),
+        (
+            "video.thumbnail",
+            json!({"input": clip, "output": scratch.path("t.jpg"), "width": 1}),
+            vec!["got 1".into()],
+        ),
+        (
+            "video.thumbnail",
+            json!({"input": short_video, "output": scratch.path("t.jpg"), "at_secs": 2.0}),
+            vec!["at_secs 2".into(), "no video frame there".into()],
+        ),
+        (
             "video.probe",
             json!({"inptu": clip}),
             vec!["unknown field `inptu`".into()],
@@ -499,7 +538,10 @@ async fn video_bad_requests_fail_once_naming_the_bad_value() {
         }
     }
     assert_eq!(std::fs::read(&taken).unwrap(), b"keep me");
-    assert_eq!(scratch.files(), ["clip.mp4", "taken.mp4"]);
+    assert_eq!(
+        scratch.files(),
+        ["clip.mp4", "short-video.mp4", "taken.mp4"]
+    );
     guard.stop().await.unwrap();
 }
 

@@ -45,8 +45,13 @@ pub async fn thumbnail(
             "at_secs must be a number of seconds from 0 up, got {at_secs}"
         )));
     }
-    if width == Some(0) {
-        return Err(JobError::fatal("width must be at least 1 pixel, got 0"));
+    if let Some(w) = width.filter(|w| !WIDTHS.contains(w)) {
+        // (1 made ffmpeg fail with its own words, 16000 a 16000x12000 frame of 1.8 GB)
+        return Err(JobError::fatal(format!(
+            "width must be {} to {} pixels, got {w}",
+            WIDTHS.start(),
+            WIDTHS.end()
+        )));
     }
     check_input(&input).await?;
     let temp = TempOutput::prepare(&output, &input, overwrite).await?;
@@ -69,7 +74,13 @@ pub async fn thumbnail(
         .await?;
 
     // read back before it is moved into place (see transcode.rs)
-    let size_bytes = temp.written().await?;
+    let size_bytes = temp.written().await.map_err(|_| {
+        // (the container may last longer than its video: no frame there)
+        JobError::fatal(format!(
+            "at_secs {at_secs}: '{}' has no video frame there (its video ends sooner)",
+            input.display()
+        ))
+    })?;
     let image = inspect(&ffprobe, temp.path(), cancel).await?;
     let frame = image.require_video(&output)?;
     let (width, height) = (frame.width, frame.height);
@@ -80,6 +91,9 @@ pub async fn thumbnail(
         output: temp.commit().await?,
     })
 }
+
+/// The thumbnail widths taken, in pixels: up to 8K.
+const WIDTHS: std::ops::RangeInclusive<u32> = 16..=7680;
 
 /// ffmpeg's image encoder for the output's extension.
 fn codec_for(output: &Path) -> Result<&'static str, JobError> {
