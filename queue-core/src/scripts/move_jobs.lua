@@ -26,10 +26,13 @@ if ver ~= ARGV[5] then return {'lanes', ver} end
 local lane_key = {}
 for i = 1, L do lane_key[ARGV[9 + i]] = KEYS[5 + i] end
 -- the lane of priority `prio`, made when the queue has none yet (its readers see the new
--- lanes version); nil for a priority no job may have (a corrupt record)
+-- lanes version); nil for a priority no job may have, or one not written as an add writes
+-- it (`007`, `-0`: a corrupt record, whose lane no reader would name the same)
 local function lane_for(prio)
   if lane_key[prio] then return lane_key[prio] end
-  if not valid_priority(prio) then return nil end
+  if not valid_priority(prio) or string.format('%d', tonumber(prio)) ~= prio then
+    return nil
+  end
   local key = string.sub(job_prefix, 1, -3) .. 'ready:' .. prio
   open_lane(meta, lanes, key, prio, group)
   lane_key[prio] = key
