@@ -76,11 +76,8 @@ impl Queue {
         // (a parent counts its children down when their outcomes reach it: with no worker
         // on a child's queue, a cancelled parent would show them pending for good)
         walked.remove(self.name());
-        for queue in walked {
-            let cs = QueueStore::new(&self.inner.redis, &self.inner.prefix, &queue);
-            if let Err(e) = crate::flow::deliver::pump(&cs.redis, &cs.prefix, &queue).await {
-                tracing::debug!(queue = %queue, error = %e, "flow outcomes left to the workers");
-            }
+        for queue in &walked {
+            self.deliver_flow_outcomes_of(queue).await;
         }
         Ok(outcome)
     }

@@ -125,9 +125,15 @@ impl Queue {
     /// children) now, rather than at the next pass of a worker of the queue, which delivers
     /// it if this fails.
     pub(crate) async fn deliver_flow_outcomes(&self) {
+        self.deliver_flow_outcomes_of(&self.inner.name).await;
+    }
+
+    /// [`Queue::deliver_flow_outcomes`] for the outbox of queue `queue` (under this one's
+    /// prefix).
+    pub(crate) async fn deliver_flow_outcomes_of(&self, queue: &str) {
         let q = &self.inner;
-        if let Err(e) = crate::flow::deliver::pump(&q.redis, &q.prefix, &q.name).await {
-            tracing::debug!(queue = %q.name, error = %e, "flow outcomes left to the workers");
+        if let Err(e) = crate::flow::deliver::pump(&q.redis, &q.prefix, queue).await {
+            tracing::debug!(queue = %queue, error = %e, "flow outcomes left to the workers");
         }
     }
 

@@ -257,10 +257,8 @@ impl Error {
         let Error::Redis { source, .. } = self else {
             return false;
         };
+        // (`READONLY` is also a kind of its own, whose code is the same word)
         matches!(
-            source.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
-        ) || matches!(
             source.code(),
             Some("OOM" | "READONLY" | "MISCONF" | "NOREPLICAS")
         )

@@ -230,17 +230,7 @@ fn row(ctx: &PageCtx, queue: &str, s: &Listed) -> Markup {
                     },
                 }
             }
-            td {
-                @if ctx.can_change() {
-                    (button_form(
-                        &format!("{}/{}/remove", schedules_href(queue), url_component(&info.id)),
-                        "Remove",
-                        "danger",
-                        &[],
-                        Some(&format!("Remove schedule {}?", info.id)),
-                    ))
-                }
-            }
+            td { (remove_button(ctx, queue, &info.id)) }
         }
     }
 }
@@ -262,22 +252,26 @@ fn corrupt_table(ctx: &PageCtx, queue: &str, corrupt: &[CorruptSchedule]) -> Mar
                         tr data-schedule=(c.id) class="corrupt" {
                             td class="mono" { (clip(&c.id, 200)) }
                             td class="mono" { (clip(&c.corrupt, 300)) }
-                            td {
-                                @if ctx.can_change() {
-                                    (button_form(
-                                        &format!("{}/{}/remove", schedules_href(queue),
-                                            url_component(&c.id)),
-                                        "Remove",
-                                        "danger",
-                                        &[],
-                                        Some(&format!("Remove schedule {}?", c.id)),
-                                    ))
-                                }
-                            }
+                            td { (remove_button(ctx, queue, &c.id)) }
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// The Remove button of schedule `id`, for a dashboard that may change things.
+fn remove_button(ctx: &PageCtx, queue: &str, id: &str) -> Markup {
+    html! {
+        @if ctx.can_change() {
+            (button_form(
+                &format!("{}/{}/remove", schedules_href(queue), url_component(id)),
+                "Remove",
+                "danger",
+                &[],
+                Some(&format!("Remove schedule {id}?")),
+            ))
         }
     }
 }

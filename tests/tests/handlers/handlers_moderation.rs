@@ -226,26 +226,32 @@ async fn a_slow_broken_or_absent_classifier_falls_back_to_the_rules() {
         (&broken, "\"maybe\""),
         (&absent, "unreachable"),
     ] {
-        // a fresh prefix each time: nothing cached
-        let env = TestEnv::new().await;
-        let q = env.queue(Q).await;
-        let w = spawn_worker(worker(&env, remote(url, Duration::from_millis(300)), 2));
-        let started = std::time::Instant::now();
-        let v = moderate(&q, SPAM).await;
-        assert_eq!(v["source"], "rules", "{url}: {v}");
-        assert!(
-            v["verdict"] == "flagged" || v["verdict"] == "blocked",
-            "{v}"
-        );
-        let fallback = v["fallback"].as_str().unwrap();
-        assert!(fallback.contains(why), "{url}: {fallback}");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "the timeout was not applied"
-        );
-        w.stop().await.unwrap();
+        falls_back_at_once(url, Duration::from_millis(300), why).await;
     }
     assert_eq!(slow_calls.load(Ordering::SeqCst), 1);
+}
+
+/// Moderates the spam text with the classifier at `url` (giving up after `timeout`), on a
+/// fresh prefix (nothing cached): the rules' verdict, whose `fallback` says `why`, within
+/// 3 s (never read to a longer timeout).
+async fn falls_back_at_once(url: &str, timeout: Duration, why: &str) {
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let w = spawn_worker(worker(&env, remote(url, timeout), 2));
+    let started = std::time::Instant::now();
+    let v = moderate(&q, SPAM).await;
+    assert_eq!(v["source"], "rules", "{url}: {v}");
+    assert!(
+        v["verdict"] == "flagged" || v["verdict"] == "blocked",
+        "{v}"
+    );
+    let fallback = v["fallback"].as_str().unwrap();
+    assert!(fallback.contains(why), "{url}: {fallback}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{url}: the timeout was not applied, or the reply read to it"
+    );
+    w.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,19 +268,7 @@ async fn a_classifier_that_redirects_or_answers_without_end_falls_back_at_once()
     let (redirecting, _) = classifier(redirect, Duration::ZERO).await;
     let (endless, _) = classifier("ENDLESS", Duration::ZERO).await;
     for (url, why) in [(&redirecting, "307"), (&endless, "over 65536 bytes")] {
-        let env = TestEnv::new().await;
-        let q = env.queue(Q).await;
-        let w = spawn_worker(worker(&env, remote(url, Duration::from_secs(5)), 2));
-        let started = std::time::Instant::now();
-        let v = moderate(&q, SPAM).await;
-        assert_eq!(v["source"], "rules", "{url}: {v}");
-        let fallback = v["fallback"].as_str().unwrap();
-        assert!(fallback.contains(why), "{url}: {fallback}");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{url}: the reply was read to the timeout"
-        );
-        w.stop().await.unwrap();
+        falls_back_at_once(url, Duration::from_secs(5), why).await;
     }
     assert_eq!(
         elsewhere_calls.load(Ordering::SeqCst),

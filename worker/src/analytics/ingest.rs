@@ -1,6 +1,6 @@
 //! `analytics.ingest`: a batch of events into per-day counters, unique users and top items.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 
 use super::AnalyticsKeys;
@@ -57,8 +57,8 @@ pub struct Ingested {
 #[derive(Default)]
 struct DayBatch<'a> {
     counts: BTreeMap<&'a str, u64>,
-    users: HashSet<&'a str>,
-    event_users: BTreeMap<&'a str, HashSet<&'a str>>,
+    users: BTreeSet<&'a str>,
+    event_users: BTreeMap<&'a str, BTreeSet<&'a str>>,
     items: BTreeMap<(&'a str, &'a str), u64>,
 }
 
@@ -81,15 +81,16 @@ pub async fn ingest(job: Job<Ingest>, ctx: Ctx) -> Result<Ingested, JobError> {
     let mut parts = writes.parts();
     if parts.len() > 1 && job.data.events.iter().any(|e| e.ts.is_none()) {
         // the first run's time, for every run
+        let key = keys.batch_time(&job.queue, &job.id);
         let (first,): (i64,) = redis::pipe()
             .cmd("SET")
-            .arg(keys.batch_time(&job.queue, &job.id))
+            .arg(&key)
             .arg(now)
             .arg("NX")
             .arg("EX")
             .arg(BATCH_MARKER_SECS)
             .ignore()
-            .get(keys.batch_time(&job.queue, &job.id))
+            .get(&key)
             .query_async(&mut conn)
             .await?;
         if first != now {
@@ -98,14 +99,10 @@ pub async fn ingest(job: Job<Ingest>, ctx: Ctx) -> Result<Ingested, JobError> {
             parts = writes.parts();
         }
     }
-    let summary = Ingested {
-        events: job.data.events.len(),
-        days,
-        duplicate: false,
-    };
     // the events without their ingestion-time defaults: a rerun digests the same
     let digest = sha256_hex(&serde_json::to_vec(&job.data.events)?);
-    let mut outcomes = Vec::with_capacity(parts.len());
+    // (every part written before: a rerun of a whole batch)
+    let mut duplicate = true;
     for (n, part) in parts.iter().enumerate() {
         let marker = match n {
             0 => keys.batch(&job.queue, &job.id),
@@ -131,12 +128,12 @@ pub async fn ingest(job: Job<Ingest>, ctx: Ctx) -> Result<Ingested, JobError> {
                 job.id, job.queue
             )));
         }
-        outcomes.push(outcome);
+        duplicate &= outcome == 1;
     }
     Ok(Ingested {
-        // (every part written before: a rerun of a whole batch)
-        duplicate: outcomes.iter().all(|o| *o == 1),
-        ..summary
+        events: job.data.events.len(),
+        days,
+        duplicate,
     })
 }
 
@@ -211,10 +208,9 @@ impl Writes {
         self.ops.push((key.to_string(), parts));
     }
 
-    /// PFADDs of `members`, sorted, in slices of 1,000.
-    fn pfadd(&mut self, key: &str, members: &HashSet<&str>) {
-        let mut members: Vec<&str> = members.iter().copied().collect();
-        members.sort_unstable();
+    /// PFADDs of `members`, in order, in slices of 1,000.
+    fn pfadd(&mut self, key: &str, members: &BTreeSet<&str>) {
+        let members: Vec<&str> = members.iter().copied().collect();
         for slice in members.chunks(1_000) {
             let mut op = vec!["p".to_string()];
             op.extend(slice.iter().map(|m| m.to_string()));
