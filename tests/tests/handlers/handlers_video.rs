@@ -597,6 +597,37 @@ async fn video_transcode_cancelled_kills_ffmpeg_and_ends_cancelled() {
     guard.stop().await.unwrap();
 }
 
+/// A worker killed with SIGKILL runs no destructor: its ffmpeg must die with it (the kernel's
+/// parent-death signal), or it would go on writing beside the run another worker starts
+/// once the lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_transcode_ffmpeg_dies_with_a_killed_worker() {
+    let scratch = Scratch::new();
+    let long = long_clip(&scratch).await;
+    let env = TestEnv::new().await;
+    let q = env.queue("video").await;
+    let url = env.config.redis_url().expect("a test URL").to_string();
+    let worker = WorkerProcess::start(&url, env.config.prefix(), &["--queues", "video"]);
+    let out = scratch.path("out.mp4");
+    let child_pattern = format!("{}/\\.out\\.mp4\\.jobq-", scratch.dir.display());
+    q.add(
+        "video.transcode",
+        &json!({"input": long, "output": out, "preset": "720p"}),
+        JobOptions::new(),
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(20), "ffmpeg to start", || async {
+        process_matching(&child_pattern).then_some(())
+    })
+    .await;
+    worker.signal("KILL");
+    eventually(Duration::from_secs(5), "ffmpeg to die with its worker", || async {
+        (!process_matching(&child_pattern)).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_transcode_timeout_kills_ffmpeg_and_leaves_no_output() {
     let scratch = Scratch::new();

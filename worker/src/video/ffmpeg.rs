@@ -5,7 +5,8 @@
 //! bounded [`StderrTail`] for error messages. When the job's cancellation token fires the
 //! child is killed and reaped; when a [`Running`] is dropped unfinished — which is what a job
 //! timeout does, since the worker drops the handler's future — the child is killed at once
-//! and reaped in the background. The temp output a child writes is handed to its [`Running`]
+//! and reaped in the background; and when the worker itself dies, even by SIGKILL, the
+//! kernel kills the child (`dies_with_worker`). The temp output a child writes is handed to its [`Running`]
 //! while it runs, and removed only once the child is dead, so it cannot be recreated.
 
 use std::collections::VecDeque;
@@ -103,7 +104,7 @@ impl Program {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = Command::new(&self.path)
+        let mut child = dies_with_worker(&self.path)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -139,6 +140,26 @@ impl Program {
                 self.path.display()
             )),
         }
+    }
+}
+
+/// Where `setpriv` (util-linux) is looked for: it starts a program with a parent-death
+/// signal, which the standard library cannot set without `unsafe`.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// A command that runs `program`, killed by the kernel if the worker dies first: a worker
+/// killed with SIGKILL runs no destructor, and an ffmpeg left behind would go on writing
+/// the output of a job that another worker runs again meanwhile. Through `setpriv
+/// --pdeathsig KILL` when it is there (Linux); the program alone otherwise. (The signal
+/// comes when the thread that started the child ends: tokio's runtime threads live as long
+/// as the worker.)
+fn dies_with_worker(program: &Path) -> Command {
+    if cfg!(target_os = "linux") && is_executable(Path::new(SETPRIV)) {
+        let mut cmd = Command::new(SETPRIV);
+        cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
     }
 }
 
