@@ -27,7 +27,9 @@ if #ARGV > 5 + 2 * L then
     else
       -- promoted since the snapshot (it fell due): still not started while its lane entry
       -- is undelivered, so it goes too
-      local f = redis.call('HMGET', job_prefix .. id, 'state', 'sid', 'prio', 'ln', 'grp')
+      -- (a key that is not a hash, a corrupt record, is no job waiting: left alone)
+      local f = redis.pcall('HMGET', job_prefix .. id, 'state', 'sid', 'prio', 'ln', 'grp')
+      if f.err then f = {'corrupt'} end
       local k = lane_of[lane_name(f[4], f[3])]
       if not f[1] and f[5] and f[2] == IN_GROUP then
         -- waiting in its group (the snapshot's grouped jobs, or promoted there since)
@@ -57,7 +59,8 @@ else
         local sids, ids = {}, {}
         for _, e in ipairs(entries) do
           sids[#sids + 1] = e[1]
-          ids[#ids + 1] = e[2][2]
+          -- (an entry without a job id, a corrupt record, only goes)
+          ids[#ids + 1] = entry_id(e[2])
         end
         redis.call('XDEL', key, unpack(sids))
         notify_removed(job_prefix, outbox, ids)

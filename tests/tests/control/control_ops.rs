@@ -356,6 +356,52 @@ async fn drain_removes_waiting_and_delayed_jobs_and_leaves_running_ones() {
     guard.stop().await.unwrap();
 }
 
+/// Was: a drain that met a job key that is not a hash (a corrupt record) failed half-way
+/// (WRONGTYPE from its flow-parent lookup), after deleting the lane entries or delayed
+/// places of the batch: the other jobs were left stranded, counted waiting and never run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_goes_past_a_corrupt_job_record() {
+    let env = TestEnv::new().await;
+    let q = env.queue("drain-corrupt").await;
+    let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "drain-corrupt");
+    let later = JobOptions::new().delay(Duration::from_secs(60));
+    let mut corrupt = Vec::new();
+    for i in 0..5 {
+        let w = q.add("work", &json!({ "i": i }), JobOptions::new()).await.unwrap();
+        let d = q.add("work", &json!({ "i": i }), later.clone()).await.unwrap();
+        if i == 2 {
+            corrupt.extend([w.id, d.id]);
+        }
+    }
+    let mut raw = env.raw().await;
+    for id in &corrupt {
+        redis::pipe()
+            .del(keys.job(id))
+            .set(keys.job(id), "garbage")
+            .query_async::<()>(&mut raw)
+            .await
+            .unwrap();
+    }
+    assert_eq!(q.drain().await.unwrap(), 10);
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.delayed), (0, 0), "{c:?}");
+    for id in &corrupt {
+        let left: bool = redis::cmd("EXISTS")
+            .arg(keys.job(id))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(!left, "the corrupt record of {id} was left");
+    }
+    // the queue still works
+    let (worker, seen) = recording_worker(&env, "drain-corrupt");
+    let guard = spawn_worker(worker);
+    q.add("work", &json!({ "after": true }), JobOptions::new()).await.unwrap();
+    wait_finished(&q, 1, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![json!({ "after": true })]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn obliterate_refuses_active_jobs_unless_forced_and_removes_everything() {
     let env = TestEnv::new().await;
