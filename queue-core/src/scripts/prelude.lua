@@ -269,6 +269,27 @@ local function last_delivered(key, group)
   return '0-0'
 end
 
+-- How many entries of lane `key` its consumer group `group` has not delivered yet, and
+-- whether that is exact: the group's lag when Redis knows it (7.0+, and no entry deleted
+-- past what it delivered), else 1 and false when the stream's last entry is past the last
+-- one delivered (some, how many unknown), else 0.
+local function undelivered(key, group)
+  local groups = redis.pcall('XINFO', 'GROUPS', key)
+  -- no stream (deleted by hand, or not a stream: a corrupt record) holds none
+  if type(groups) ~= 'table' or groups.err then return 0, true end
+  for _, g in ipairs(groups) do
+    local f = {}
+    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+    if f['name'] == group then
+      if type(f['lag']) == 'number' then return f['lag'], true end
+      local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+      if last[1] and id_gt(last[1][1], f['last-delivered-id'] or '0-0') then return 1, false end
+      return 0, true
+    end
+  end
+  return 0, true
+end
+
 -- Acknowledges a batch's entries, one XACK per lane; `by_lane` maps a lane's KEYS index to
 -- entry ids. Returns true when every entry was still pending, i.e. still this worker's (the
 -- usual case): reclaim never hands an entry to another worker, it acknowledges it and gives
@@ -491,11 +512,12 @@ local function end_cancelled(job, id, C, now, sid, par)
 end
 
 -- Before jobs `ids` that never finished are deleted: tells the parents of those that are
--- flow children that they were removed (a removed child counts as finished).
+-- flow children that they were removed (a removed child counts as finished). A key that is
+-- not a hash (a corrupt record) has no parent to tell, and never stops the deletion.
 local function notify_removed(job_prefix, outbox, ids)
   for _, id in ipairs(ids) do
-    local par = redis.call('HGET', job_prefix .. id, 'par')
-    if par then notify_parent(outbox, id, par, 'r', '') end
+    local par = redis.pcall('HGET', job_prefix .. id, 'par')
+    if type(par) == 'string' then notify_parent(outbox, id, par, 'r', '') end
   end
 end
 

@@ -2,6 +2,7 @@
 //! the other commands of a queue, each against a real Redis. Each test whose comment says
 //! "Was:" failed before the mend it names (on a178542, the review's base).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobq_tests::*;
@@ -950,5 +951,47 @@ async fn a_lost_active_count_never_lets_a_group_past_its_cap() {
         most.load(std::sync::atomic::Ordering::SeqCst) <= 2,
         "{} jobs of a group capped at 2 ran at once",
         most.load(std::sync::atomic::Ordering::SeqCst)
+    );
+}
+
+/// Was: the claim shares its turns out by the queue's `waiting` counter: minus the jobs in
+/// groups, what is left waits without a group. A counter set too low (a corrupt record, a
+/// partial restore) gave those jobs no turn at all while any group had one: 20 jobs without
+/// a group waited behind all 2,000 of group `big`. Mended: when the counters say no job
+/// waits without a group, the claim asks the lanes, and sets the counter right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_counter_set_too_low_keeps_no_ungrouped_job_behind_the_groups() {
+    let env = TestEnv::new().await;
+    let name = "h-waiting-low";
+    let q = env.queue(name).await;
+    add_all(&q, (0..2_000).map(|i| job(Some("big"), i)).collect()).await;
+    add_all(&q, (0..20).map(|i| job(None, 1_000_000 + i)).collect()).await;
+    let k = keys(&env, name);
+    raw(&env, &["HSET", &k.meta(), "waiting", "0"]).await;
+    // the order the jobs ran in: true for a job without a group
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let r = ran.clone();
+    let worker = env
+        .worker()
+        .queues([name])
+        .concurrency(4)
+        .handler("work", move |j: Job<Value>, _c: Ctx| {
+            let r = r.clone();
+            async move {
+                r.lock().unwrap().push(j.data["i"].as_u64() >= Some(1_000_000));
+                Ok::<_, JobError>(())
+            }
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    wait_finished(&q, 2_020, Duration::from_secs(60)).await;
+    guard.stop().await.unwrap();
+    let ran = ran.lock().unwrap();
+    let last_plain = ran.iter().rposition(|&plain| plain).expect("no ungrouped job ran");
+    let big_before = ran[..last_plain].iter().filter(|&&plain| !plain).count();
+    assert!(
+        big_before < 300,
+        "the 20 jobs without a group waited for {big_before} of group big's"
     );
 }
