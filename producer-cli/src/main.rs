@@ -52,7 +52,8 @@ async fn main() -> ExitCode {
 /// Output read by something that stopped reading (`jobq show q 1 | head`): `print!` panics
 /// on the closed pipe. Whatever the command did is done; it ends there, without a panic
 /// message, as a Unix tool killed by SIGPIPE does (exit code 141). (SIGPIPE itself stays
-/// ignored: a handler run inline may write to a child process that has exited.)
+/// ignored: a handler run inline may write to a child process that has exited.) Any other
+/// failure to write stdout (a full disk) is a runtime failure: one line, exit 1.
 fn quiet_on_closed_stdout() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -62,8 +63,16 @@ fn quiet_on_closed_stdout() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
-            std::process::exit(141);
+        if let Some(why) = text.strip_prefix("failed printing to stdout: ") {
+            if why.contains("Broken pipe") {
+                std::process::exit(141);
+            }
+            // e.g. a full disk: a runtime failure (exit 1) in one line, never a panic
+            eprintln!(
+                "jobq: cannot write the output to stdout ({why}); what the command did is \
+                 done, only its output is lost"
+            );
+            std::process::exit(1);
         }
         previous(info);
     }));

@@ -269,8 +269,11 @@ impl Queue {
                 counts.active
             )));
         }
-        // stop workers from starting anything while the keys go
-        self.pause().await?;
+        // stop workers from starting anything while the keys go (a queue without its meta
+        // has nothing to stop, and a pause would make the keys it then counts as deleted)
+        if scripts::obliterate::has_meta(inner).await? {
+            self.pause().await?;
+        }
         let deleted = scripts::obliterate::delete_all(inner).await?;
         Ok(deleted)
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use queue_core::{Cancelled, Config, JobState};
 use serde_json::json;
 
@@ -190,9 +190,19 @@ pub async fn drain(ctx: &Ctx, queue: &str) -> Result<()> {
 
 /// Deletes the queue entirely (the `--force` confirmation was checked before connecting).
 /// Unlike the other commands it also takes a queue missing from the registry: it is how
-/// the leftover keys of one are removed.
+/// the leftover keys of one are removed. A queue with neither is not found (exit 1).
 pub async fn obliterate(ctx: &Ctx, queue: &str) -> Result<()> {
+    let known = queue_core::list_queues(&ctx.redis, &ctx.prefix)
+        .await?
+        .iter()
+        .any(|q| q == queue);
     let keys = ctx.queue(queue).await?.obliterate(true).await?;
+    if keys == 0 && !known {
+        return Err(anyhow!(
+            "queue {queue:?} not found under prefix {:?}: it has no keys to delete",
+            ctx.prefix
+        ));
+    }
     report(
         ctx,
         json!({"queue": queue, "obliterated": true, "keys_deleted": keys}),

@@ -6,6 +6,16 @@ use crate::keys::queue_registry;
 use crate::scan::scan_unlink;
 use crate::store::QueueStore;
 
+/// Whether the queue's meta hash exists (a queue that never had a job, a pause or a limit
+/// has none).
+pub(crate) async fn has_meta(q: &QueueStore) -> Result<bool> {
+    redis::cmd("EXISTS")
+        .arg(q.keys.meta())
+        .query_async(&mut q.redis.conn())
+        .await
+        .map_err(|e| q.redis.err(e))
+}
+
 /// Deletes every key of the queue and its registry entry; how many keys were deleted.
 pub(crate) async fn delete_all(q: &QueueStore) -> Result<u64> {
     let pattern = format!("{}:*", q.keys.base());

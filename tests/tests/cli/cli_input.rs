@@ -117,6 +117,23 @@ async fn obliterate_without_force_is_a_usage_error_and_deletes_nothing() {
     assert_eq!(c.waiting, 1);
 }
 
+/// Was: obliterating a queue that does not exist said it had (exit 0, "2 key(s) deleted":
+/// the two keys its own pause had just made).
+#[tokio::test]
+async fn obliterate_of_a_missing_queue_exits_1_and_makes_no_key() {
+    let env = TestEnv::new().await;
+    let out = jobq(&env, &["obliterate", "no-such-queue", "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-queue"), "{}", stderr(&out));
+    let mut raw = env.raw().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{}:no-such-queue*", env.config.prefix()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
 #[tokio::test]
 async fn show_of_a_missing_id_exits_1_naming_the_id() {
     let env = TestEnv::new().await;
@@ -581,6 +598,30 @@ async fn output_read_by_something_that_stops_reading_ends_quietly() {
     let out = child.wait_with_output().unwrap();
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+}
+
+/// Was: stdout on a full disk (`> /dev/full`) made `jobq` panic (exit 101) after its change
+/// was stored: a script retrying on that exit added the job again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stdout_is_one_line_and_exit_1_not_a_panic() {
+    let env = TestEnv::new().await;
+    let q = env.queue("full-out").await;
+    for args in [&["add", "full-out", "t"][..], &["stats", "full-out", "--json"]] {
+        let out = Command::new(bin_path("jobq"))
+            .args(["--redis-url", env.config.redis_url().unwrap()])
+            .args(["--prefix", env.config.prefix()])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let e = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+        assert!(e.contains("stdout") && e.lines().count() == 1, "{args:?}: {e}");
+    }
+    // the add was done once
+    assert_eq!(q.counts().await.unwrap().waiting, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
