@@ -55,8 +55,19 @@ struct Args {
     prefix: Option<String>,
     /// Serve Prometheus metrics at http://<addr>/metrics (e.g. 127.0.0.1:9091): attempts
     /// by queue, handler and outcome, handler time histogram, running jobs, cache hits.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = socket_address)]
     metrics_bind: Option<String>,
+}
+
+/// A `host:port` the metrics endpoint can bind: checked with the other flags, so a bad one
+/// is bad input (exit 2) named with its value, not a failure at run time.
+fn socket_address(s: &str) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(_)) => Ok(s.to_string()),
+        Ok(None) => Err(format!("{s:?} resolves to no address")),
+        Err(e) => Err(format!("{s:?} is not a host:port address: {e}")),
+    }
 }
 
 fn lease(s: &str) -> Result<Duration, String> {
