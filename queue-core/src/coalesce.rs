@@ -220,13 +220,25 @@ impl<S: Sink> Drop for Flusher<S> {
     }
 }
 
-/// The error of a batch, for each of its adds: Redis errors keep their kind (a caller may
-/// check [`Error::is_connection`]); others keep their message.
+/// The error of a batch, for each of its adds: Redis errors and a corrupt queue key keep
+/// their kind (a caller may check [`Error::is_connection`], the API answers a 409); others
+/// keep their message.
 fn shared(e: &Error) -> Error {
     match e {
         Error::Redis { addr, source } => Error::Redis {
             addr: addr.clone(),
             source: source.clone(),
+        },
+        Error::CorruptKey {
+            queue,
+            key,
+            found,
+            want,
+        } => Error::CorruptKey {
+            queue: queue.clone(),
+            key: key.clone(),
+            found: found.clone(),
+            want,
         },
         other => Error::Protocol(other.to_string()),
     }

@@ -201,7 +201,11 @@ impl Error {
             | Error::Serialize(_) => ErrorKind::BadInput,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::JobNotFound { .. } => ErrorKind::NotFound,
-            Error::JobState { .. } | Error::Refused(_) => ErrorKind::Conflict,
+            // (a queue key of the wrong type: the queue's stored state is in the way, as
+            // a job's state is for a 409)
+            Error::JobState { .. } | Error::Refused(_) | Error::CorruptKey { .. } => {
+                ErrorKind::Conflict
+            }
             Error::Flow { source, .. } => source.kind(),
             _ if self.is_connection() => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,

@@ -38,6 +38,14 @@ local B = (#KEYS - 5 - L - N - D) / 2
 -- most adds one merged hash remembers: past it, it starts again
 local MERGED_MAX = 1000
 
+-- a meta that is not a hash (a corrupt record) would fail this add half-way, after its
+-- jobs were stored and announced (a client retrying the failed add would add them again):
+-- refused before anything is written (the caller names the key)
+local meta_type = redis.call('TYPE', meta)['ok']
+if meta_type ~= 'hash' and meta_type ~= 'none' then
+  return redis.error_reply('WRONGTYPE the queue meta ' .. meta .. ' is a ' .. meta_type)
+end
+
 for i = 1, L do open_lane(meta, lanes, KEYS[5 + i], ARGV[5 + i], group) end
 
 -- Debounce: job `kept` (hash `job`) takes an add when it has not started: delayed without

@@ -1257,3 +1257,51 @@ async fn a_stored_name_over_256_bytes_is_listed_marked_and_clipped() {
         assert!(job.name.len() <= 256, "{}", job.name.len());
     }
 }
+
+/// Was: an add to a queue whose meta key is not a hash (a corrupt record) failed after its
+/// job was stored in its lane: the caller saw an error (the dashboard a 500) for a job a
+/// worker would run, and a client retrying the add stored it twice. Now the add is refused
+/// before anything is written, naming the key, as a conflict (the dashboard's 409).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_8_an_add_to_a_queue_with_a_corrupt_meta_stores_nothing() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-meta").await;
+    q.add("t", &json!({"first": true}), JobOptions::new())
+        .await
+        .unwrap();
+    let keys = QueueKeys::new(env.config.prefix(), "bad-meta");
+    let mut raw = env.raw().await;
+    redis::pipe()
+        .del(keys.meta())
+        .set(keys.meta(), "x")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let before: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", keys.base()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for add in [
+        q.add("t", &json!({}), JobOptions::new()).await.map(|_| ()),
+        q.add_bulk(vec![NewJob::new("t", &json!({}), JobOptions::new()).unwrap()])
+            .await
+            .map(|_| ()),
+    ] {
+        let e = add.expect_err("an add to a queue whose meta is a string");
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert!(e.to_string().contains(&keys.meta()), "{e}");
+    }
+    let after: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", keys.base()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), after.len(), "{before:?} -> {after:?}");
+    let lane: usize = redis::cmd("XLEN")
+        .arg(keys.lane(0))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(lane, 1, "only the first job's entry");
+}
