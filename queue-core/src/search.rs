@@ -10,7 +10,7 @@
 //! state, and is never reported in a state its hash contradicts. Corrupt records are
 //! skipped (a key of the wrong type, a hash with garbage fields), never a failure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -33,6 +33,10 @@ pub const MAX_SEARCH_LIMIT: u64 = 1_000;
 pub const SEARCH_DATA_BYTES: usize = 4096;
 /// Longest text a search looks for in data or failure reasons.
 pub const MAX_SEARCH_TEXT: usize = 1024;
+/// Longest one page of a search walks: past it, the page ends with what it found (maybe
+/// nothing) and the cursor of where it stopped, so a search through millions of jobs
+/// answers within a dashboard's request deadline, a page at a time.
+pub const SEARCH_PAGE_TIME: Duration = Duration::from_secs(2);
 
 /// What a search looks for. Every filter is optional; a job matches when it passes all
 /// those given. Build with [`SearchFilter::new`] and the chained setters.
@@ -356,6 +360,8 @@ impl Queue {
             limit: filter.limit as usize,
             found: Vec::new(),
             now_ms: 0,
+            until: Instant::now() + SEARCH_PAGE_TIME,
+            walked: false,
         };
         let mut next = None;
         let first = start
@@ -418,11 +424,17 @@ struct Walker<'a> {
     found: Vec<Found>,
     /// The node clock at the last batch (ms).
     now_ms: u64,
+    /// When this page stops walking ([`SEARCH_PAGE_TIME`]).
+    until: Instant,
+    /// Whether a batch was walked yet: a page out of time still walks one, so paging
+    /// always gets on.
+    walked: bool,
 }
 
 impl Walker<'_> {
+    /// Whether this page ends here: full, or out of time.
     fn full(&self) -> bool {
-        self.found.len() >= self.limit
+        self.found.len() >= self.limit || (self.walked && Instant::now() >= self.until)
     }
 
     /// Walks `place` (of `state`) from `at` (its start when None) until the page is full or
@@ -481,8 +493,9 @@ impl Walker<'_> {
     ) -> Result<Option<Vec<String>>> {
         let mut position = from.unwrap_or_else(|| walk.start());
         loop {
-            let wanted = self.limit - self.found.len();
+            let wanted = self.limit.saturating_sub(self.found.len()).max(1);
             let b = scripts::search::batch(self.q, walk, &self.filters, &position, wanted).await?;
+            self.walked = true;
             self.now_ms = self.now_ms.max(b.now_ms);
             let found = b.found.into_iter();
             self.found

@@ -63,6 +63,41 @@ async fn waiting_jobs_list_in_run_order_or_newest_first_across_lanes_and_pages()
     }
 }
 
+/// A page deep in the waiting jobs (past the entries skipped by their count alone, without
+/// reading their jobs) is the same page, in both orders and across lanes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_waiting_page_skips_by_count_and_is_the_right_page() {
+    let env = TestEnv::new().await;
+    let q = env.queue("deep-page").await;
+    // 2,000 in lane 5 run first, then 23,000 in lane 0
+    let jobs = |n: u64, prio: i32, from: u64| -> Vec<NewJob> {
+        (from..from + n)
+            .map(|i| NewJob::new("t", &json!({ "i": i }), JobOptions::new().priority(prio)).unwrap())
+            .collect()
+    };
+    add_all(&q, jobs(2_000, 5, 0)).await;
+    for chunk in 0..23 {
+        add_all(&q, jobs(1_000, 0, 2_000 + chunk * 1_000)).await;
+    }
+    let at = |jobs: Vec<JobInfo>| -> Vec<u64> {
+        jobs.iter().map(|j| j.data["i"].as_u64().unwrap()).collect()
+    };
+    for offset in [0u64, 1_999, 2_500, 13_000, 24_990] {
+        let page = q.list_jobs(JobState::Waiting, offset, 5).await.unwrap();
+        let want: Vec<u64> = (offset..(offset + 5).min(25_000)).collect();
+        assert_eq!(at(page), want, "run order at {offset}");
+        let page = q
+            .list_jobs_in(JobState::Waiting, ListOrder::Newest, offset, 5)
+            .await
+            .unwrap();
+        // newest first: lane 0 from its newest, then lane 5 from its newest
+        let want: Vec<u64> = (offset..(offset + 5).min(25_000))
+            .map(|k| if k < 23_000 { 24_999 - k } else { 1_999 - (k - 23_000) })
+            .collect();
+        assert_eq!(at(page), want, "newest first at {offset}");
+    }
+}
+
 /// A page of big jobs is read from Redis a bounded number of bytes per round trip. Redis
 /// builds a pipeline's replies all at once, while every other client waits: a page of 200
 /// jobs of 1 MiB read in one pipeline held 200 MiB of replies and stalled Redis for 166 ms.
