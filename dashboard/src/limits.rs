@@ -258,7 +258,8 @@ pub struct LimitsBody {
     pub clear_rate: Option<bool>,
     /// The most jobs of the queue active at once over all workers.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    // (a u32: past int32, so not that format)
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     pub concurrency: Option<u32>,
     /// True: remove the queue's concurrency limit.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,7 +274,8 @@ pub struct LimitsBody {
     /// A group's concurrency: the default of every group, or with `group` that group's
     /// override.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1)]
+    // (a u32: past int32, so not that format)
+    #[schema(minimum = 1, maximum = 4294967295_u64, format = Int64)]
     pub group_concurrency: Option<u32>,
     /// True: remove the group concurrency limit.
     #[serde(skip_serializing_if = "Option::is_none")]

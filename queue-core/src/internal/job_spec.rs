@@ -85,7 +85,18 @@ pub fn parse_job_value(value: Value) -> Result<NewJob> {
 /// Parses a flow from JSON text: a node `{"queue", "name", "data", "opts", "children":
 /// [nodes]}` (the form of `jobq flow add` and `POST /api/flows`).
 pub fn parse_flow_json(text: &str) -> Result<FlowJob> {
-    let value = super::json_numbers::parse(text).map_err(JobSpecError::new)?;
+    let value = super::json_numbers::parse(text).map_err(|e| {
+        // (the JSON reader stops at 128 levels of nesting: a chain of children that deep is
+        // past the flow limit too, which says more than "not valid JSON")
+        if e.contains("recursion limit exceeded") {
+            JobSpecError::new(format!(
+                "{e}: nested too deep to read (a flow has at most {} levels of children)",
+                crate::flow::MAX_DEPTH
+            ))
+        } else {
+            JobSpecError::new(e)
+        }
+    })?;
     parse_flow_value(value)
 }
 
@@ -448,5 +459,17 @@ mod tests {
             let e = parse_job_json(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
+    }
+
+    /// Was: a chain of 64 children (deeper than the JSON reader's 128 levels) was "not
+    /// valid JSON", with no word of the flow's depth limit.
+    #[test]
+    fn a_flow_nested_too_deep_to_read_names_the_depth_limit() {
+        let mut node = json!({"queue": "q", "name": "n"});
+        for _ in 0..64 {
+            node = json!({"queue": "q", "name": "n", "children": [node]});
+        }
+        let e = parse_flow_json(&node.to_string()).unwrap_err().to_string();
+        assert!(e.contains("levels of children"), "{e}");
     }
 }
