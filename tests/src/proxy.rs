@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,7 +18,20 @@ pub struct Proxy {
     blackhole: Arc<AtomicBool>,
     refusing: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
+    trigger: Trigger,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// Text that, once seen in a request, takes the proxy down right after that request's reply
+/// went through ([`Proxy::down_after_reply_to`]).
+type Trigger = Arc<Mutex<Option<Vec<u8>>>>;
+
+/// What a connection shares with the proxy to go down on a trigger.
+#[derive(Clone)]
+struct Downing {
+    trigger: Trigger,
+    refusing: Arc<AtomicBool>,
+    cuts: watch::Sender<u64>,
 }
 
 impl Proxy {
@@ -30,6 +43,12 @@ impl Proxy {
         let blackhole = Arc::new(AtomicBool::new(false));
         let refusing = Arc::new(AtomicBool::new(false));
         let (cuts, _) = watch::channel(0u64);
+        let trigger: Trigger = Arc::default();
+        let downing = Downing {
+            trigger: trigger.clone(),
+            refusing: refusing.clone(),
+            cuts: cuts.clone(),
+        };
         let accept = tokio::spawn({
             let target = target.to_string();
             let drop_replies = drop_replies.clone();
@@ -51,6 +70,7 @@ impl Proxy {
                         drop_replies.clone(),
                         blackhole.clone(),
                         cuts.subscribe(),
+                        downing.clone(),
                     ));
                 }
             }
@@ -61,8 +81,15 @@ impl Proxy {
             blackhole,
             refusing,
             cuts,
+            trigger,
             accept,
         }
+    }
+
+    /// Redis goes down (as [`Proxy::down`]) right after it answered the first request that
+    /// holds `text`: a client sees its write succeed and the next call fail.
+    pub fn down_after_reply_to(&self, text: &str) {
+        *self.trigger.lock().unwrap() = Some(text.as_bytes().to_vec());
     }
 
     /// `redis://` URL of the proxy.
@@ -109,7 +136,10 @@ async fn pipe(
     drop_replies: Arc<AtomicBool>,
     blackhole: Arc<AtomicBool>,
     mut cuts: watch::Receiver<u64>,
+    downing: Downing,
 ) {
+    // a request of this connection held the trigger: down once its reply went through
+    let armed = AtomicBool::new(false);
     let (mut client_rd, mut client_wr) = client.into_split();
     let (mut server_rd, mut server_wr) = server.into_split();
     let requests = async {
@@ -120,6 +150,15 @@ async fn pipe(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     hold(&blackhole).await;
+                    {
+                        let mut trigger = downing.trigger.lock().unwrap();
+                        if let Some(t) = trigger.as_deref() {
+                            if buf[..n].windows(t.len()).any(|w| w == t) {
+                                armed.store(true, Ordering::SeqCst);
+                                *trigger = None;
+                            }
+                        }
+                    }
                     if server_wr.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -140,6 +179,10 @@ async fn pipe(
                     }
                     if client_wr.write_all(&buf[..n]).await.is_err() {
                         break;
+                    }
+                    if armed.load(Ordering::SeqCst) {
+                        downing.refusing.store(true, Ordering::SeqCst);
+                        downing.cuts.send_modify(|n| *n += 1);
                     }
                 }
             }

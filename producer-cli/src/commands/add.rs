@@ -126,11 +126,20 @@ pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
     match produced {
         Produced::Stored(added) => {
             if json {
-                // the stored job, unless a worker already finished and removed it
-                let q = producer.queue(&args.queue).await?;
-                let mut out = match q.get_job(&added.id).await? {
-                    Some(job) => output::job_json(&job),
-                    None => json!({"queue": args.queue, "id": added.id, "name": args.name}),
+                // the stored job, unless a worker already finished and removed it; the add
+                // is done whatever this read-back meets (Redis lost right after it): exit 0
+                // with the id, never a failure a caller would retry into a second job
+                let read_back = match producer.queue(&args.queue).await {
+                    Ok(q) => q.get_job(&added.id).await,
+                    Err(e) => Err(e),
+                };
+                let mut out = match read_back {
+                    Ok(Some(job)) => output::job_json(&job),
+                    Ok(None) => json!({"queue": args.queue, "id": added.id, "name": args.name}),
+                    Err(e) => {
+                        eprintln!("jobq: job {} stored; reading it back failed: {e}", added.id);
+                        json!({"queue": args.queue, "id": added.id, "name": args.name})
+                    }
                 };
                 out["duplicate"] = added.duplicate.into();
                 out["debounced"] = added.debounced.into();

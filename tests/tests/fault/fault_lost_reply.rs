@@ -260,3 +260,36 @@ async fn guarantee_1_a_lost_claim_is_given_back_before_a_short_lease_expires_aft
     assert_eq!((c.completed_total, c.failed_total), (6, 0), "{c:?}");
     lost.guard.stop().await.unwrap();
 }
+
+/// Was: `jobq --json add` read the stored job back in a second call, and Redis lost right
+/// after the add's reply made it exit 1 ("cannot reach Redis") for a job it had stored: a
+/// caller retrying on that exit stored it twice. The add is done once its reply came: exit
+/// 0 with the id, the read-back's failure said on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobq_json_add_whose_read_back_fails_still_exits_0_with_the_id() {
+    let server = RedisServer::start(&[]);
+    let proxy = Proxy::start(&server.addr()).await;
+    let direct = TestEnv::on(&server.url()).await;
+    let q = direct.queue("readback").await;
+    let add = |name: &str| {
+        std::process::Command::new(bin_path("jobq"))
+            .args(["--redis-url", &proxy.url(), "--prefix", direct.config.prefix()])
+            .args(["--json", "add", "readback", name])
+            .env("JOBQ_FALLBACK", "error")
+            .output()
+            .unwrap()
+    };
+    // a first add loads the add script into Redis: the second's call is then answered at
+    // once (not with NOSCRIPT, whose reply would take the proxy down before the add ran)
+    assert!(add("job.first").status.success());
+    proxy.down_after_reply_to("job.readback.trigger");
+    let out = add("job.readback.trigger");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let id = printed["id"].as_str().expect("the id").to_string();
+    assert!(err.contains("stored"), "{err}");
+    let stored = q.job(&id).await.unwrap();
+    assert_eq!(stored.name, "job.readback.trigger");
+    assert_eq!(q.counts().await.unwrap().waiting, 2);
+}
