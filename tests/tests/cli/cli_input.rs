@@ -606,19 +606,30 @@ async fn output_read_by_something_that_stops_reading_ends_quietly() {
 async fn a_full_stdout_is_one_line_and_exit_1_not_a_panic() {
     let env = TestEnv::new().await;
     let q = env.queue("full-out").await;
-    for args in [&["add", "full-out", "t"][..], &["stats", "full-out", "--json"]] {
+    for args in [
+        &["add", "full-out", "t"][..],
+        &["stats", "full-out", "--json"],
+    ] {
         let out = Command::new(bin_path("jobq"))
             .args(["--redis-url", env.config.redis_url().unwrap()])
             .args(["--prefix", env.config.prefix()])
             .args(args)
             .stdin(Stdio::null())
-            .stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
             .output()
             .unwrap();
         let e = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {e}");
         assert!(!e.contains("panicked"), "{args:?}: {e}");
-        assert!(e.contains("stdout") && e.lines().count() == 1, "{args:?}: {e}");
+        assert!(
+            e.contains("stdout") && e.lines().count() == 1,
+            "{args:?}: {e}"
+        );
     }
     // the add was done once
     assert_eq!(q.counts().await.unwrap().waiting, 1);

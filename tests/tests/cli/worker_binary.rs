@@ -202,7 +202,10 @@ async fn bad_input_or_no_redis_configured_exits_2_with_one_error_line() {
         ),
         (&["--max-stalls", "-1"][..], "-1"),
         (&["--metrics-bind", "bogus"][..], "bogus"),
-        (&["--metrics-bind", "127.0.0.1:99999"][..], "127.0.0.1:99999"),
+        (
+            &["--metrics-bind", "127.0.0.1:99999"][..],
+            "127.0.0.1:99999",
+        ),
     ] {
         let (code, err) = worker_exit(args, &[]);
         assert_eq!(code, Some(2), "{args:?}: {err}");

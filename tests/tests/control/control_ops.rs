@@ -367,8 +367,14 @@ async fn drain_goes_past_a_corrupt_job_record() {
     let later = JobOptions::new().delay(Duration::from_secs(60));
     let mut corrupt = Vec::new();
     for i in 0..5 {
-        let w = q.add("work", &json!({ "i": i }), JobOptions::new()).await.unwrap();
-        let d = q.add("work", &json!({ "i": i }), later.clone()).await.unwrap();
+        let w = q
+            .add("work", &json!({ "i": i }), JobOptions::new())
+            .await
+            .unwrap();
+        let d = q
+            .add("work", &json!({ "i": i }), later.clone())
+            .await
+            .unwrap();
         if i == 2 {
             corrupt.extend([w.id, d.id]);
         }
@@ -396,7 +402,9 @@ async fn drain_goes_past_a_corrupt_job_record() {
     // the queue still works
     let (worker, seen) = recording_worker(&env, "drain-corrupt");
     let guard = spawn_worker(worker);
-    q.add("work", &json!({ "after": true }), JobOptions::new()).await.unwrap();
+    q.add("work", &json!({ "after": true }), JobOptions::new())
+        .await
+        .unwrap();
     wait_finished(&q, 1, Duration::from_secs(5)).await;
     guard.stop().await.unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![json!({ "after": true })]);

@@ -1070,7 +1070,10 @@ async fn a_queue_meta_of_the_wrong_type_is_named_in_the_error() {
     let stored = || async {
         let mut raw = env.raw().await;
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", QueueKeys::new(env.config.prefix(), "bad-meta").base()))
+            .arg(format!(
+                "{}*",
+                QueueKeys::new(env.config.prefix(), "bad-meta").base()
+            ))
             .query_async(&mut raw)
             .await
             .unwrap();
@@ -1078,10 +1081,14 @@ async fn a_queue_meta_of_the_wrong_type_is_named_in_the_error() {
     };
     let before = stored().await;
     for err in [
-        q.add("work", &json!({}), JobOptions::new()).await.map(|_| ()),
-        q.add_bulk(vec![NewJob::new("work", &json!({}), JobOptions::new()).unwrap()])
+        q.add("work", &json!({}), JobOptions::new())
             .await
             .map(|_| ()),
+        q.add_bulk(vec![
+            NewJob::new("work", &json!({}), JobOptions::new()).unwrap()
+        ])
+        .await
+        .map(|_| ()),
     ] {
         let err = err.unwrap_err();
         let text = err.to_string();

@@ -978,7 +978,9 @@ async fn a_waiting_counter_set_too_low_keeps_no_ungrouped_job_behind_the_groups(
         .handler("work", move |j: Job<Value>, _c: Ctx| {
             let r = r.clone();
             async move {
-                r.lock().unwrap().push(j.data["i"].as_u64() >= Some(1_000_000));
+                r.lock()
+                    .unwrap()
+                    .push(j.data["i"].as_u64() >= Some(1_000_000));
                 Ok::<_, JobError>(())
             }
         })
@@ -988,7 +990,10 @@ async fn a_waiting_counter_set_too_low_keeps_no_ungrouped_job_behind_the_groups(
     wait_finished(&q, 2_020, Duration::from_secs(60)).await;
     guard.stop().await.unwrap();
     let ran = ran.lock().unwrap();
-    let last_plain = ran.iter().rposition(|&plain| plain).expect("no ungrouped job ran");
+    let last_plain = ran
+        .iter()
+        .rposition(|&plain| plain)
+        .expect("no ungrouped job ran");
     let big_before = ran[..last_plain].iter().filter(|&&plain| !plain).count();
     assert!(
         big_before < 300,

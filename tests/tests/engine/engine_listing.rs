@@ -72,7 +72,9 @@ async fn a_deep_waiting_page_skips_by_count_and_is_the_right_page() {
     // 2,000 in lane 5 run first, then 23,000 in lane 0
     let jobs = |n: u64, prio: i32, from: u64| -> Vec<NewJob> {
         (from..from + n)
-            .map(|i| NewJob::new("t", &json!({ "i": i }), JobOptions::new().priority(prio)).unwrap())
+            .map(|i| {
+                NewJob::new("t", &json!({ "i": i }), JobOptions::new().priority(prio)).unwrap()
+            })
             .collect()
     };
     add_all(&q, jobs(2_000, 5, 0)).await;
@@ -92,7 +94,13 @@ async fn a_deep_waiting_page_skips_by_count_and_is_the_right_page() {
             .unwrap();
         // newest first: lane 0 from its newest, then lane 5 from its newest
         let want: Vec<u64> = (offset..(offset + 5).min(25_000))
-            .map(|k| if k < 23_000 { 24_999 - k } else { 1_999 - (k - 23_000) })
+            .map(|k| {
+                if k < 23_000 {
+                    24_999 - k
+                } else {
+                    1_999 - (k - 23_000)
+                }
+            })
             .collect();
         assert_eq!(at(page), want, "newest first at {offset}");
     }

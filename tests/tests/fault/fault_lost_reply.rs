@@ -273,7 +273,12 @@ async fn jobq_json_add_whose_read_back_fails_still_exits_0_with_the_id() {
     let q = direct.queue("readback").await;
     let add = |name: &str| {
         std::process::Command::new(bin_path("jobq"))
-            .args(["--redis-url", &proxy.url(), "--prefix", direct.config.prefix()])
+            .args([
+                "--redis-url",
+                &proxy.url(),
+                "--prefix",
+                direct.config.prefix(),
+            ])
             .args(["--json", "add", "readback", name])
             .env("JOBQ_FALLBACK", "error")
             .output()

@@ -622,9 +622,11 @@ async fn video_transcode_ffmpeg_dies_with_a_killed_worker() {
     })
     .await;
     worker.signal("KILL");
-    eventually(Duration::from_secs(5), "ffmpeg to die with its worker", || async {
-        (!process_matching(&child_pattern)).then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "ffmpeg to die with its worker",
+        || async { (!process_matching(&child_pattern)).then_some(()) },
+    )
     .await;
 }
 
