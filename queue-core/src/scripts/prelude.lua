@@ -274,6 +274,9 @@ end
 -- past what it delivered), else 1 and false when the stream's last entry is past the last
 -- one delivered (some, how many unknown), else 0.
 local function undelivered(key, group)
+  -- (an empty lane, the usual case in a queue of grouped jobs, costs one count)
+  local n = redis.pcall('XLEN', key)
+  if type(n) ~= 'number' or n == 0 then return 0, true end
   local groups = redis.pcall('XINFO', 'GROUPS', key)
   -- no stream (deleted by hand, or not a stream: a corrupt record) holds none
   if type(groups) ~= 'table' or groups.err then return 0, true end
