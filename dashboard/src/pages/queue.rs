@@ -490,7 +490,12 @@ fn search_results(
     let here = link(filter.cursor.as_deref());
     html! {
         section id="search-results" {
-            @if jobs.is_empty() {
+            @if jobs.is_empty() && next.is_some() {
+                // (a page's walk is bounded in time: a big queue is searched a part a page)
+                div class="card muted" {
+                    "No match in the part searched so far: the next page searches on."
+                }
+            } @else if jobs.is_empty() {
                 div class="card muted" { "No job matches." }
             } @else {
                 (table(ctx, queue, jobs, &here, "Details (newest first)"))
