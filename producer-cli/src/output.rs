@@ -169,6 +169,13 @@ pub fn print_job(job: &JobInfo, children: &[ChildOutcome]) {
     field("id", &job.id);
     field("name", &job.name);
     field("state", job.state.as_str());
+    if job.staged {
+        field(
+            "staged",
+            "its flow's add did not finish: not counted nor listed until the workers \
+             commit it",
+        );
+    }
     if let Some(w) = &job.worker {
         field("worker", w);
     }

@@ -596,6 +596,11 @@ pub struct JobInfo {
     /// as far as they can be read (a listing marks the job instead of failing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corrupt: Option<String>,
+    /// True while the job belongs to a flow whose add did not finish (cut off mid-way):
+    /// it is not counted nor listed yet; its queue's workers commit it (its flow's
+    /// safety net), and then it runs as its flow says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub staged: bool,
 }
 
 /// The longest job name an add takes, in bytes (`queue.rs` `validate_new_job`).
@@ -729,6 +734,7 @@ impl JobInfo {
             worker: None,
             traceparent: h.remove("tp"),
             corrupt: (!bad.is_empty()).then(|| bad.join("; ")),
+            staged: h.contains_key("stg"),
         })
     }
 }

@@ -98,6 +98,13 @@ async fn render(
             h1 {
                 span class="mono" { (job.id) } " "
                 span class={ "badge " (job.state.as_str()) } { (job.state.as_str()) }
+                @if job.staged { " " span class="badge" { "staged" } }
+            }
+            @if job.staged {
+                p class="muted" {
+                    "Its flow's add did not finish: it is not counted nor listed until its \
+                     queue's workers commit it."
+                }
             }
             (actions(&ctx, queue, &job))
             (facts(&job))

@@ -182,6 +182,21 @@ async fn a_flow_add_cut_off_half_way_leaves_nothing_runnable() {
         staged_total > 0,
         "the cut left nothing staged: it tested nothing"
     );
+    // a staged job, shown, says it is staged (uncounted and unlisted, as above), where it
+    // used to show as a plain `waiting_children` job the counts and listings did not have
+    for q in &all {
+        let one: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{{{prefix}:{q}}}:staged"))
+            .arg(0)
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Some(id) = one.first() {
+            let job = direct.queue(q).await.job(id).await.unwrap();
+            assert!(job.staged, "{q}/{id}: {job:?}");
+        }
+    }
     // a worker runs nothing of it
     let worker = direct
         .worker()
