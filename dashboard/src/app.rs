@@ -2,7 +2,7 @@
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
 use crate::state::AppState;
@@ -11,50 +11,64 @@ use crate::{
     refusals, schedules, sse, timing,
 };
 
+/// An API route whose changes take no query parameter (`query::writes_take_no_query`):
+/// checked once its method matched, so a method the path does not have stays a 405.
+fn checked(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.route_layer(middleware::from_fn(query::writes_take_no_query))
+}
+
 /// Every route of the dashboard, behind the auth guard and the body limits, with every
 /// error in JSON (or an error page), and the `Server-Timing` and the security headers on
 /// every response (refusals included).
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/health", get(health::health))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/flows", post(api::add_flow))
-        .route("/queues", get(api::list_queues))
-        .route("/queues/{queue}", get(api::get_queue))
-        .route("/queues/{queue}/groups", get(api::list_groups))
+        .route("/health", checked(get(health::health)))
+        .route("/openapi.json", checked(get(openapi::openapi_json)))
+        .route("/flows", checked(post(api::add_flow)))
+        .route("/queues", checked(get(api::list_queues)))
+        .route("/queues/{queue}", checked(get(api::get_queue)))
+        .route("/queues/{queue}/groups", checked(get(api::list_groups)))
         .route(
             "/queues/{queue}/jobs",
-            get(api::list_jobs).post(api::add_jobs),
+            checked(get(api::list_jobs).post(api::add_jobs)),
         )
         .route(
             "/queues/{queue}/jobs/{id}",
-            get(api::get_job).delete(api::remove_job),
+            checked(get(api::get_job).delete(api::remove_job)),
         )
-        .route("/queues/{queue}/jobs/{id}/retry", post(api::retry_job))
-        .route("/queues/{queue}/jobs/{id}/promote", post(api::promote_job))
-        .route("/queues/{queue}/jobs/{id}/cancel", post(api::cancel_job))
-        .route("/queues/{queue}/retry", post(api::retry_all))
-        .route("/queues/{queue}/promote", post(api::promote_all))
-        .route("/queues/{queue}/pause", post(api::pause))
-        .route("/queues/{queue}/resume", post(api::resume))
-        .route("/queues/{queue}/clean", post(api::clean))
-        .route("/queues/{queue}/drain", post(api::drain))
+        .route(
+            "/queues/{queue}/jobs/{id}/retry",
+            checked(post(api::retry_job)),
+        )
+        .route(
+            "/queues/{queue}/jobs/{id}/promote",
+            checked(post(api::promote_job)),
+        )
+        .route(
+            "/queues/{queue}/jobs/{id}/cancel",
+            checked(post(api::cancel_job)),
+        )
+        .route("/queues/{queue}/retry", checked(post(api::retry_all)))
+        .route("/queues/{queue}/promote", checked(post(api::promote_all)))
+        .route("/queues/{queue}/pause", checked(post(api::pause)))
+        .route("/queues/{queue}/resume", checked(post(api::resume)))
+        .route("/queues/{queue}/clean", checked(post(api::clean)))
+        .route("/queues/{queue}/drain", checked(post(api::drain)))
         .route(
             "/queues/{queue}/schedules",
-            get(schedules::list_schedules).post(schedules::add_schedule),
+            checked(get(schedules::list_schedules).post(schedules::add_schedule)),
         )
         .route(
             "/queues/{queue}/schedules/{id}",
-            delete(schedules::remove_schedule),
+            checked(delete(schedules::remove_schedule)),
         )
         .route(
             "/queues/{queue}/limits",
-            get(limits::get_limits).post(limits::set_limits),
+            checked(get(limits::get_limits).post(limits::set_limits)),
         )
-        .route("/workers", get(discovery::list_workers_api))
-        .route("/redis", get(discovery::redis_api))
-        .fallback(api::not_found)
-        .layer(middleware::from_fn(query::writes_take_no_query));
+        .route("/workers", checked(get(discovery::list_workers_api)))
+        .route("/redis", checked(get(discovery::redis_api)))
+        .fallback(api::not_found);
 
     let pages = Router::new()
         .route("/", get(pages::overview::overview))

@@ -1200,6 +1200,20 @@ async fn the_api_refuses_what_it_used_to_ignore_naming_it() {
     let c = q.counts().await.unwrap();
     assert_eq!((c.waiting, c.delayed, c.paused), (1, 2, false), "{c:?}");
     q.remove_job(&kept.id).await.unwrap();
+    // a method the path does not have is a 405 whatever its query (was: a 400 saying the
+    // endpoint takes no parameter)
+    for (method, path) in [
+        ("PUT", "/api/queues/strict/jobs?state=failed"),
+        ("TRACE", "/api/queues/strict/groups?limit=1"),
+        ("PATCH", "/api/health?x=1"),
+    ] {
+        let r = client()
+            .request(method.parse().unwrap(), d.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}");
+    }
 
     let drain = d.url("/api/queues/strict/drain");
     let (status, body) = post_raw(&drain, Some(r#"{"state":"delayed"}"#)).await;
