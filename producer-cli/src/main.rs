@@ -67,8 +67,11 @@ fn quiet_on_closed_stdout() {
             if why.contains("Broken pipe") {
                 std::process::exit(141);
             }
-            // e.g. a full disk: a runtime failure (exit 1) in one line, never a panic
-            eprintln!(
+            // e.g. a full disk: a runtime failure (exit 1) in one line, never a panic (nor a
+            // second one, should stderr fail too)
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "jobq: cannot write the output to stdout ({why}); what the command did is \
                  done, only its output is lost"
             );

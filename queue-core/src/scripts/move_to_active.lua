@@ -270,17 +270,25 @@ if ring_n > 0 then
   if others <= 0 then
     -- the counters say every waiting job is in a group: the lanes are asked, so a counter
     -- that is wrong (a corrupt record) never keeps the jobs without a group behind the
-    -- groups' turns (the README's guarantee 8); with the count exact, it is set right
+    -- groups' turns (the README's guarantee 8); counted whole (up to RECOUNT_MAX), the
+    -- counter is set right, with `gw` as it is now (promotion may have changed it)
     local found, exact = 0, true
     for lane = 1, L do
       if ARGV[10 + lane] ~= GROUP_LANE then
-        local n, known = undelivered(KEYS[FIRST_LANE - 1 + lane], group)
-        found, exact = found + n, exact and known
+        local n = undelivered(KEYS[FIRST_LANE - 1 + lane], group, RECOUNT_MAX - found)
+        found = found + n
+        if found > RECOUNT_MAX then
+          exact = false
+          break
+        end
       end
     end
     if found > 0 then
       others = found
-      if exact then redis.call('HSET', meta, 'waiting', (tonumber(m[7]) or 0) + found) end
+      if exact then
+        local gw = tonumber(redis.call('HGET', meta, 'gw')) or 0
+        redis.call('HSET', meta, 'waiting', gw + found)
+      end
     end
   end
   local upos = tonumber(m[8]) or 0

@@ -6,14 +6,16 @@ use crate::keys::queue_registry;
 use crate::scan::scan_unlink;
 use crate::store::QueueStore;
 
-/// Whether the queue's meta hash exists (a queue that never had a job, a pause or a limit
-/// has none).
+/// Whether the queue has its meta hash or its lanes (a queue that never had a job, a pause
+/// or a limit has neither, and no worker can claim anything of it).
 pub(crate) async fn has_meta(q: &QueueStore) -> Result<bool> {
-    redis::cmd("EXISTS")
+    let n: u64 = redis::cmd("EXISTS")
         .arg(q.keys.meta())
+        .arg(q.keys.lanes())
         .query_async(&mut q.redis.conn())
         .await
-        .map_err(|e| q.redis.err(e))
+        .map_err(|e| q.redis.err(e))?;
+    Ok(n > 0)
 }
 
 /// Deletes every key of the queue and its registry entry; how many keys were deleted.

@@ -965,7 +965,10 @@ async fn a_waiting_counter_set_too_low_keeps_no_ungrouped_job_behind_the_groups(
     let name = "h-waiting-low";
     let q = env.queue(name).await;
     add_all(&q, (0..2_000).map(|i| job(Some("big"), i)).collect()).await;
-    add_all(&q, (0..20).map(|i| job(None, 1_000_000 + i)).collect()).await;
+    let plain = add_all(&q, (0..21).map(|i| job(None, 1_000_000 + i)).collect()).await;
+    // one removed before it ran: its entry deleted undelivered (which leaves Redis 7.0's
+    // `lag` of the lane one too high for good: the count must not come from it)
+    q.remove_job(&plain[20]).await.unwrap();
     let k = keys(&env, name);
     raw(&env, &["HSET", &k.meta(), "waiting", "0"]).await;
     // the order the jobs ran in: true for a job without a group
@@ -989,6 +992,14 @@ async fn a_waiting_counter_set_too_low_keeps_no_ungrouped_job_behind_the_groups(
     let guard = spawn_worker(worker);
     wait_finished(&q, 2_020, Duration::from_secs(60)).await;
     guard.stop().await.unwrap();
+    // the counter was set right on the way: nothing is left counted waiting (read raw:
+    // the counts show a negative counter as 0)
+    let left = raw(&env, &["HGET", &k.meta(), "waiting"]).await;
+    assert_eq!(
+        left,
+        redis::Value::BulkString(b"0".to_vec()),
+        "waiting counter"
+    );
     let ran = ran.lock().unwrap();
     let last_plain = ran
         .iter()

@@ -154,13 +154,30 @@ const SETPRIV: &str = "/usr/bin/setpriv";
 /// comes when the thread that started the child ends: tokio's runtime threads live as long
 /// as the worker.)
 fn dies_with_worker(program: &Path) -> Command {
-    if cfg!(target_os = "linux") && is_executable(Path::new(SETPRIV)) {
+    if setpriv_works() {
         let mut cmd = Command::new(SETPRIV);
         cmd.args(["--pdeathsig", "KILL", "--"]).arg(program);
         cmd
     } else {
         Command::new(program)
     }
+}
+
+/// Whether `setpriv --pdeathsig` runs a program here (checked once: a setpriv older than
+/// util-linux 2.33 does not know the option, and would fail every video job).
+fn setpriv_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        cfg!(target_os = "linux")
+            && is_executable(Path::new(SETPRIV))
+            && std::process::Command::new(SETPRIV)
+                .args(["--pdeathsig", "KILL", "--", "true"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    })
 }
 
 /// `path` as an ffmpeg / ffprobe file argument: with the `file:` protocol spelled out, so a
@@ -360,6 +377,16 @@ impl Drop for Running {
 }
 
 fn exit_error(tool: Tool, status: ExitStatus, tail: &StderrTail) -> JobError {
+    // the program could not be started by setpriv (`dies_with_worker`): gone or not
+    // executable since it was found, which no retry mends, as when spawning it fails
+    if let (Some(126 | 127), Some(line)) = (status.code(), tail.last_line()) {
+        if line.starts_with("setpriv: failed to execute") {
+            return JobError::fatal(format!(
+                "cannot run {tool}: {line} (install it, e.g. apt-get install ffmpeg, or set {})",
+                tool.env_var()
+            ));
+        }
+    }
     let what = match (status.code(), status.signal()) {
         (Some(code), _) => format!("{tool} exited with status {code}"),
         (None, Some(signal)) => format!("{tool} was killed by signal {signal}"),
@@ -496,6 +523,23 @@ mod tests {
         tail.push(&long);
         assert_eq!(tail.lines.len(), 1);
         assert!(tail.bytes <= TAIL_BYTES && tail.text().len() == tail.bytes);
+    }
+
+    /// Was: started through setpriv, a program gone since it was found was setpriv's exit
+    /// 127, a retryable "exited with status 127" that burnt every attempt, where spawning
+    /// it had failed at once with "not found".
+    #[tokio::test]
+    async fn a_program_gone_since_it_was_found_fails_for_good() {
+        let gone = Program {
+            tool: Tool::Ffmpeg,
+            path: PathBuf::from("/nonexistent/jobq-test/ffmpeg"),
+        };
+        let e = match gone.spawn(["-version"], &CancellationToken::new()) {
+            Ok(run) => run.finish().await.unwrap_err(),
+            Err(e) => e,
+        };
+        assert!(!e.is_retryable(), "{}", e.message());
+        assert!(e.message().contains("ffmpeg"), "{}", e.message());
     }
 
     #[tokio::test]
