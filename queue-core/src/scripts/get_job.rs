@@ -104,6 +104,16 @@ pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>>
 /// corrupt record is named, not read.
 const FIELD_MOST: u64 = 64 * 1024 * 1024 + 1024;
 
+/// The most bytes field `name` of a job can hold: progress is refused past
+/// [`MAX_PROGRESS_BYTES`](crate::queue::MAX_PROGRESS_BYTES) when it is set, so a longer one
+/// is a corrupt record, named, not read (a 20 MB field read whole took 50 ms of Redis).
+fn field_most(name: &str) -> u64 {
+    match name {
+        "progress" => crate::queue::MAX_PROGRESS_BYTES as u64,
+        _ => FIELD_MOST,
+    }
+}
+
 /// Every field of the job hash `key` (one too large for the script to read), read in runs
 /// of at most [`READ_BUDGET`] bytes ([`pack`]); a field over [`FIELD_MOST`] is left out,
 /// said in the notes returned.
@@ -126,15 +136,17 @@ async fn read_big_hash(
     let lens: Vec<u64> = pipe.query_async(&mut conn).await.map_err(err)?;
     let sizes: Vec<Option<u64>> = lens
         .iter()
-        .map(|&n| (n <= FIELD_MOST).then_some(n))
+        .zip(&names)
+        .map(|(&n, name)| (n <= field_most(name)).then_some(n))
         .collect();
     let mut hash = HashMap::with_capacity(names.len());
     let mut notes = Vec::new();
     let runs = pack(&sizes, |i| {
         format!(
-            "field {} is {} bytes, more than any job holds: not read",
+            "field {} is {} bytes, more than a job's {} may hold: not read",
             crate::text::clip(&names[i], 40),
-            lens[i]
+            lens[i],
+            crate::text::clip(&names[i], 40),
         )
     });
     for run in runs {
