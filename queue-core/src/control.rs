@@ -270,8 +270,9 @@ impl Queue {
             )));
         }
         // stop workers from starting anything while the keys go (a queue without its meta
-        // has nothing to stop, and a pause would make the keys it then counts as deleted)
-        if scripts::obliterate::has_meta(inner).await? {
+        // and lanes has nothing to stop, and a pause would make the keys it then counts as
+        // deleted)
+        if scripts::obliterate::has_meta_or_lanes(inner).await? {
             self.pause().await?;
         }
         let deleted = scripts::obliterate::delete_all(inner).await?;

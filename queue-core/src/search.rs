@@ -493,7 +493,7 @@ impl Walker<'_> {
     ) -> Result<Option<Vec<String>>> {
         let mut position = from.unwrap_or_else(|| walk.start());
         loop {
-            let wanted = self.limit.saturating_sub(self.found.len()).max(1);
+            let wanted = self.limit - self.found.len();
             let b = scripts::search::batch(self.q, walk, &self.filters, &position, wanted).await?;
             self.walked = true;
             self.now_ms = self.now_ms.max(b.now_ms);

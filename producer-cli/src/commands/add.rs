@@ -129,10 +129,9 @@ pub async fn add(producer: &Producer, json: bool, args: AddArgs) -> Result<()> {
                 // the stored job, unless a worker already finished and removed it; the add
                 // is done whatever this read-back meets (Redis lost right after it): exit 0
                 // with the id, never a failure a caller would retry into a second job
-                let read_back = match producer.queue(&args.queue).await {
-                    Ok(q) => q.get_job(&added.id).await,
-                    Err(e) => Err(e),
-                };
+                let read_back =
+                    async { producer.queue(&args.queue).await?.get_job(&added.id).await };
+                let read_back = read_back.await;
                 let mut out = match read_back {
                     Ok(Some(job)) => output::job_json(&job),
                     Ok(None) => json!({"queue": args.queue, "id": added.id, "name": args.name}),

@@ -27,15 +27,19 @@ impl Ctx {
         Ok(Queue::open(&self.redis, &self.prefix, name).await?)
     }
 
+    /// Whether queue `name` is in the queue registry.
+    pub async fn is_registered(&self, name: &str) -> Result<bool> {
+        Ok(list_queues(&self.redis, &self.prefix)
+            .await?
+            .iter()
+            .any(|q| q == name))
+    }
+
     /// Opens queue `name` if it exists (is in the queue registry, as the dashboard's API
     /// decides its 404): reading or steering a mistyped queue is a runtime failure naming
     /// it (exit 1), not an empty answer.
     pub async fn existing_queue(&self, name: &str) -> Result<Queue> {
-        if !list_queues(&self.redis, &self.prefix)
-            .await?
-            .iter()
-            .any(|q| q == name)
-        {
+        if !self.is_registered(name).await? {
             return Err(anyhow!(
                 "queue {name:?} not found under prefix {:?}",
                 self.prefix

@@ -192,10 +192,7 @@ pub async fn drain(ctx: &Ctx, queue: &str) -> Result<()> {
 /// Unlike the other commands it also takes a queue missing from the registry: it is how
 /// the leftover keys of one are removed. A queue with neither is not found (exit 1).
 pub async fn obliterate(ctx: &Ctx, queue: &str) -> Result<()> {
-    let known = queue_core::list_queues(&ctx.redis, &ctx.prefix)
-        .await?
-        .iter()
-        .any(|q| q == queue);
+    let known = ctx.is_registered(queue).await?;
     let keys = ctx.queue(queue).await?.obliterate(true).await?;
     if keys == 0 && !known {
         return Err(anyhow!(

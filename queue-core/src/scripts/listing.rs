@@ -125,17 +125,8 @@ pub(crate) async fn list_waiting(
             };
             if skip > PAGE {
                 let want = (skip - PAGE).min(SKIP_PAGE);
-                let ids: Vec<(String, redis::Value)> = empty_if_corrupt(
-                    redis::cmd(command)
-                        .arg(&lane)
-                        .arg(&from)
-                        .arg(&to)
-                        .arg("COUNT")
-                        .arg(want)
-                        .query_async(&mut conn)
-                        .await,
-                )
-                .map_err(|e| inner.redis.err(e))?;
+                let ids: Vec<(String, redis::Value)> =
+                    lane_range(inner, command, &lane, &from, &to, want).await?;
                 let Some((last, _)) = ids.last() else { break };
                 cursor = format!("({last}");
                 skip -= ids.len() as u64;
@@ -151,17 +142,8 @@ pub(crate) async fn list_waiting(
             if want == 0 {
                 return Ok(out);
             }
-            let entries: Vec<(String, Vec<String>)> = empty_if_corrupt(
-                redis::cmd(command)
-                    .arg(&lane)
-                    .arg(from)
-                    .arg(to)
-                    .arg("COUNT")
-                    .arg(want)
-                    .query_async(&mut conn)
-                    .await,
-            )
-            .map_err(|e| inner.redis.err(e))?;
+            let entries: Vec<(String, Vec<String>)> =
+                lane_range(inner, command, &lane, &from, &to, want).await?;
             let Some((last, _)) = entries.last() else {
                 break;
             };
@@ -198,6 +180,29 @@ pub(crate) async fn list_waiting(
         }
     }
     list_grouped(q, out, skip, limit, paused).await
+}
+
+/// Up to `count` entries of `lane` from `from` to `to` by `command` (`XRANGE`, or
+/// `XREVRANGE` newest first); a lane of the wrong type or gone reads as empty.
+async fn lane_range<T: redis::FromRedisValue>(
+    q: &QueueStore,
+    command: &str,
+    lane: &str,
+    from: &str,
+    to: &str,
+    count: u64,
+) -> Result<Vec<(String, T)>> {
+    empty_if_corrupt(
+        redis::cmd(command)
+            .arg(lane)
+            .arg(from)
+            .arg(to)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut q.redis.conn())
+            .await,
+    )
+    .map_err(|e| q.redis.err(e))
 }
 
 /// After the lanes' waiting jobs: the jobs waiting in groups, group by group (fewest

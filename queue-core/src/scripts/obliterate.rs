@@ -8,7 +8,7 @@ use crate::store::QueueStore;
 
 /// Whether the queue has its meta hash or its lanes (a queue that never had a job, a pause
 /// or a limit has neither, and no worker can claim anything of it).
-pub(crate) async fn has_meta(q: &QueueStore) -> Result<bool> {
+pub(crate) async fn has_meta_or_lanes(q: &QueueStore) -> Result<bool> {
     let n: u64 = redis::cmd("EXISTS")
         .arg(q.keys.meta())
         .arg(q.keys.lanes())

@@ -6,8 +6,9 @@
 //! child is killed and reaped; when a [`Running`] is dropped unfinished — which is what a job
 //! timeout does, since the worker drops the handler's future — the child is killed at once
 //! and reaped in the background; and when the worker itself dies, even by SIGKILL, the
-//! kernel kills the child (`dies_with_worker`). The temp output a child writes is handed to its [`Running`]
-//! while it runs, and removed only once the child is dead, so it cannot be recreated.
+//! kernel kills the child (`dies_with_worker`). The temp output a child writes is handed to
+//! its [`Running`] while it runs, and removed only once the child is dead, so it cannot be
+//! recreated.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -195,9 +196,17 @@ fn not_found(tool: Tool, configured: &Path) -> JobError {
         format!("'{}'", configured.display())
     };
     JobError::fatal(format!(
-        "{tool} not found (looked for {place}; install it, e.g. apt-get install ffmpeg, or set {})",
-        tool.env_var()
+        "{tool} not found (looked for {place}; {})",
+        install_hint(tool)
     ))
+}
+
+/// How to get `tool`, for an error saying it cannot be run.
+fn install_hint(tool: Tool) -> String {
+    format!(
+        "install it, e.g. apt-get install ffmpeg, or set {}",
+        tool.env_var()
+    )
 }
 
 fn is_bare_name(path: &Path) -> bool {
@@ -382,8 +391,8 @@ fn exit_error(tool: Tool, status: ExitStatus, tail: &StderrTail) -> JobError {
     if let (Some(126 | 127), Some(line)) = (status.code(), tail.last_line()) {
         if line.starts_with("setpriv: failed to execute") {
             return JobError::fatal(format!(
-                "cannot run {tool}: {line} (install it, e.g. apt-get install ffmpeg, or set {})",
-                tool.env_var()
+                "cannot run {tool}: {line} ({})",
+                install_hint(tool)
             ));
         }
     }
