@@ -15,8 +15,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-/// Most jobs claimed beyond the handler slots.
-const MAX_AHEAD: u64 = 500;
+/// Most jobs claimed beyond the handler slots. With fast handlers this is what binds: at
+/// 1,000 a worker of concurrency 50 finds a full claim (fetch.rs `MAX_BATCH`, 500) free at
+/// each fetch, so a claim's fixed work, and the work it does once per group served, is
+/// shared by more jobs (at 500, claims of ~270 jobs left grouped processing at 0.66x of
+/// ungrouped, against 0.73x; README, *Groups*).
+const MAX_AHEAD: u64 = 1000;
 /// Most handler work (per slot) claimed ahead.
 const HORIZON_NS: u64 = 2_000_000;
 /// Handler times are taken as at least this (the per-job cost around the handler).
