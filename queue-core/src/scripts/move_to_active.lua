@@ -190,7 +190,8 @@ local used, active = 0, 0
 if rate_max then
   local u = redis.pcall('GET', limiter)
   used = type(u) == 'string' and tonumber(u) or (u == false and 0) or nil
-  if not used or used < 0 then
+  -- (Lua reads 'nan' and 'inf' as numbers: no count of starts either)
+  if not used or used ~= used or used < 0 or used == math.huge then
     -- a corrupt window counter: start the window again
     redis.call('DEL', limiter)
     used = 0
@@ -237,6 +238,8 @@ local JOB_FIELDS = {'sid', 'name', 'data', 'opts', 'att', 'data:n', 'opts:n', 'd
 local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
 local pre = {}
 local ungrouped, taken, turns = count, {}, nil
+-- the first group lane entry this call adds (read_lane)
+local first_new = nil
 if #reopened > 0 then ring_n = redis.call('ZCARD', G.ring) end
 -- the groups' active counts were lost (prelude active_lost): made again from the group
 -- lane's pending entries, or no grouped job starts in this call: every group would count
@@ -359,6 +362,12 @@ if ring_n > 0 then
     if s.rmax then
       local u = redis.pcall('GET', s.rkey)
       s.used = type(u) == 'string' and tonumber(u) or 0
+      if s.used ~= s.used or s.used < 0 or s.used == math.huge then
+        -- a corrupt window counter ('nan', '-inf', negative): the window starts again
+        -- (kept, it would let every start through and never expire)
+        redis.call('DEL', s.rkey)
+        s.used = 0
+      end
     end
     st[g] = s
     served[#served + 1] = g
@@ -529,7 +538,8 @@ if ring_n > 0 then
     redis.call('ZADD', G.ring, 'NX', unpack(again, i, math.min(i + 999, #again)))
   end
   -- every job taken gets its entry in the group lane now, in the order of the turns, and
-  -- is read back below
+  -- is read back below (a lane that is not a stream, a corrupt record, is made again: it
+  -- holds no entry of ours, and the sweep puts back the jobs it held)
   for _, g in ipairs(turns) do
     if g then
       local s = st[g]
@@ -537,7 +547,8 @@ if ring_n > 0 then
       if id then
         s.next = s.next + 1
         taken[#taken + 1] = id
-        local sid = redis.call('XADD', G.lane, '*', 'i', id)
+        local sid = on_index('XADD', G.lane, '*', 'i', id)
+        first_new = first_new or sid
         redis.call('HSET', job_prefix .. id, 'sid', sid, 'ln', GROUP_LANE)
         pre[id][1] = sid
       end
@@ -624,8 +635,16 @@ local function read_lane(lane, n, out)
     elseif not string.find(res.err, 'NOGROUP') then
       error(res.err)
     end
-    -- the lane's stream or group was deleted by hand: recreate the group and read again
-    redis.call('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
+    -- the lane's stream or group was deleted by hand: recreate the group and read again.
+    -- The group lane's entries are read in the call that adds them, so one older than this
+    -- call's first is no job's to run: its group starts just before that one (from the
+    -- start, it would read old entries in place of the new ones, leaving those unread)
+    local from = '0'
+    if key == G.lane and first_new then
+      local before = redis.call('XREVRANGE', key, '(' .. first_new, '-', 'COUNT', 1)
+      if before[1] then from = before[1][1] end
+    end
+    redis.call('XGROUP', 'CREATE', key, group, from, 'MKSTREAM')
     res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
       'STREAMS', key, '>')
   end

@@ -50,11 +50,12 @@ for j = 7 + L, #KEYS do
       repaired = repaired + 1
     end
   elseif state == 'waiting' and f[8] and f[6] == GROUP_LANE then
-    -- claimed from its group: while its group lane entry is there or pending, a worker
-    -- holds it; else its attempt ended unrecorded (the entry deleted by hand), so it frees
-    -- its group's slot and waits first in its group again
-    local present = valid_sid(sid) and (#redis.call('XRANGE', G.lane, sid, sid) > 0
-      or pending_entry(G.lane, group, sid))
+    -- claimed from its group: while its group lane entry is pending, a worker holds it;
+    -- else its attempt ended unrecorded (the entry or the lane's group deleted by hand), so
+    -- it frees its group's slot and waits first in its group again. (An entry there but not
+    -- pending holds no one: the claim reads each entry of the group lane in the call that
+    -- adds it.)
+    local present = valid_sid(sid) and pending_entry(G.lane, group, sid)
     if not present then
       group_done(G, f[8])
       group_wait(G, job, id, f[3], f[8], true)

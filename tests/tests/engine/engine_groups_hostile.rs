@@ -1011,3 +1011,110 @@ async fn a_waiting_counter_set_too_low_keeps_no_ungrouped_job_behind_the_groups(
         "the 20 jobs without a group waited for {big_before} of group big's"
     );
 }
+
+/// Was: the group lane's consumer group deleted (by hand) while two of its jobs ran. The
+/// next claim made the group again from the lane's start, so it read the old entries of the
+/// running jobs in place of the ones it had just added: those stayed unread, their jobs
+/// counted nowhere and never ran (and every later grouped add ran one of them and left
+/// itself stuck instead). Now the group starts just before the claim's own entries, and the
+/// sweep gives a job whose group lane entry is no longer pending back to its group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_lane_that_lost_its_consumer_group_strands_no_job() {
+    let env = TestEnv::new().await;
+    let name = "h-lane-nogroup";
+    let q = env.queue(name).await;
+    let k = keys(&env, name);
+    let worker = env
+        .worker()
+        .queues([name])
+        .concurrency(2)
+        .sweep_interval(Duration::from_millis(100))
+        .handler("work", |_j: Job<Value>, _c: Ctx| async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok::<_, JobError>(())
+        })
+        .build()
+        .unwrap();
+    let mut ids = add_all(&q, (0..2).map(|i| job(Some("a"), i)).collect()).await;
+    let guard = spawn_worker(worker);
+    // both run (their entries pending) when the lane's group goes
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    raw(&env, &["XGROUP", "DESTROY", &k.lane(1002), "jobq"]).await;
+    ids.extend(add_all(&q, (2..6).map(|i| job(Some("a"), i)).collect()).await);
+    let left = unfinished_after(&q, &ids, Duration::from_secs(15)).await;
+    let stats = q.counts().await.unwrap();
+    guard.stop().await.unwrap();
+    assert!(
+        left.is_empty(),
+        "{} of 6 grouped jobs never ran: {left:?}",
+        left.len()
+    );
+    assert_eq!((stats.waiting, stats.active), (0, 0), "{stats:?}");
+}
+
+/// Was: the group lane made a string (a corrupt record): every claim failed on its `XADD`
+/// after it had taken jobs off their groups' queues and counted them active, so no grouped
+/// job ran again. Now the lane is made again, and the sweep puts back the jobs it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_lane_of_the_wrong_type_is_made_again() {
+    let env = TestEnv::new().await;
+    let name = "h-lane-type";
+    let q = env.queue(name).await;
+    let k = keys(&env, name);
+    // the lane exists (a first grouped job ran), then is overwritten
+    let first = add_all(&q, vec![job(Some("a"), 0)]).await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    assert!(unfinished_after(&q, &first, Duration::from_secs(10))
+        .await
+        .is_empty());
+    guard.stop().await.unwrap();
+    raw(&env, &["SET", &k.lane(1002), "x"]).await;
+    let ids = add_all(
+        &q,
+        (1..21).map(|i| job(Some(["a", "b"][i % 2]), i)).collect(),
+    )
+    .await;
+    let guard = spawn_worker(worker(&env, name, 4));
+    let left = unfinished_after(&q, &ids, Duration::from_secs(15)).await;
+    guard.stop().await.unwrap();
+    assert!(
+        left.is_empty(),
+        "{} of 20 grouped jobs never ran",
+        left.len()
+    );
+}
+
+/// Was: a rate window counter holding `nan` (or `-inf`, or a negative count), a corrupt
+/// record, lifted the rate limit for good: Lua reads `nan` as a number, every start got
+/// through, and the counter, never incremented nor given an expiry, stayed. Now such a
+/// counter starts the window again, for a group's rate as for the queue's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nan_rate_counter_still_limits_starts() {
+    let env = TestEnv::new().await;
+    for (name, corrupt) in [
+        ("h-nan-group", "nan"),
+        ("h-ninf-group", "-inf"),
+        ("h-nan-queue", "nan"),
+    ] {
+        let q = env.queue(name).await;
+        let k = keys(&env, name);
+        let window = Duration::from_secs(30);
+        let grouped = name.ends_with("group");
+        if grouped {
+            q.set_group_limit(None, GroupLimitChange::Rate { max: 2, window })
+                .await
+                .unwrap();
+            raw(&env, &["SET", &k.group_rate("t"), corrupt]).await;
+        } else {
+            q.set_rate_limit(2, window).await.unwrap();
+            raw(&env, &["SET", &k.rate_limiter(), corrupt]).await;
+        }
+        let group = grouped.then_some("t");
+        add_all(&q, (0..6).map(|i| job(group, i)).collect()).await;
+        let guard = spawn_worker(worker(&env, name, 4));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let c = q.counts().await.unwrap();
+        guard.stop().await.unwrap();
+        assert_eq!(c.completed, 2, "{name} (counter {corrupt}): {c:?}");
+    }
+}
