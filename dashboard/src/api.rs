@@ -236,7 +236,8 @@ impl SearchQuery {
         {
             return Ok(None);
         }
-        if offset.is_some_and(|o| !o.is_empty()) {
+        // (`offset=0` is the first page of a search too)
+        if offset.is_some_and(|o| !o.is_empty() && o != "0") {
             return Err(AppError::BadRequest(
                 "offset does not page a search: pass the \"next\" it returned as cursor".into(),
             ));

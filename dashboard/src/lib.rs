@@ -53,6 +53,7 @@ pub mod live;
 pub mod metrics;
 pub mod no_body;
 pub mod openapi;
+pub mod openapi_rules;
 pub mod pages;
 pub mod query;
 pub mod refusals;

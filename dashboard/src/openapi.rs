@@ -96,12 +96,17 @@ Redis unreachable.";
 )]
 pub struct ApiDoc;
 
-/// The document as JSON (built once).
+/// The document as JSON (built once): as generated, with the rules it cannot say by
+/// itself written in (`openapi_rules.rs`).
 pub fn document() -> Result<&'static str, AppError> {
     static DOC: OnceLock<Result<String, String>> = OnceLock::new();
-    DOC.get_or_init(|| ApiDoc::openapi().to_json().map_err(|e| e.to_string()))
-        .as_deref()
-        .map_err(|e| AppError::Internal(format!("building the OpenAPI document: {e}")))
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).map_err(|e| e.to_string())?;
+        crate::openapi_rules::tighten(&mut doc);
+        serde_json::to_string(&doc).map_err(|e| e.to_string())
+    })
+    .as_deref()
+    .map_err(|e| AppError::Internal(format!("building the OpenAPI document: {e}")))
 }
 
 /// `GET /api/openapi.json`: this API's OpenAPI document.

@@ -329,9 +329,16 @@ fn retention(v: &Value) -> std::result::Result<Option<Retention>, String> {
             .as_u64()
             .map(|n| Some(Retention::keep_last(n)))
             .ok_or_else(|| "use a count of at least 0".into()),
-        Value::Object(_) => serde_json::from_value(v.clone())
-            .map(Some)
-            .map_err(|e| format!("{e}; use {{\"count\":N,\"age\":MS}}")),
+        Value::Object(o) => {
+            if let Some(key) = o.keys().find(|k| *k != "count" && *k != "age") {
+                return Err(format!(
+                    "unknown field {key:?}: use {{\"count\":N,\"age\":MS}}"
+                ));
+            }
+            serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|e| format!("{e}; use {{\"count\":N,\"age\":MS}}"))
+        }
         _ => Err("use true, a count, or {\"count\":N,\"age\":MS}".into()),
     }
 }
@@ -341,6 +348,15 @@ mod tests {
     use super::*;
     use crate::flow::MAX_CHILDREN;
     use serde_json::json;
+
+    #[test]
+    fn a_retention_object_takes_count_and_age_only() {
+        let err = parse_job_json(r#"{"name":"b","opts":{"removeOnFail":{"count":1,"x":2}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field \"x\""), "{err}");
+        parse_job_json(r#"{"name":"b","opts":{"removeOnFail":{"count":1,"age":5}}}"#).unwrap();
+    }
 
     #[test]
     fn reads_a_job_with_every_option() {
