@@ -93,7 +93,8 @@ impl EventsQuery {
             `status`, `lagged` (each `data:` a JSON object)", content_type = "text/event-stream",
             body = String),
         (status = 400, description = "A bad parameter, named", body = ErrorBody),
-        (status = 503, description = "As many live streams as the dashboard serves are open",
+        (status = 503, description = "As many live streams as the dashboard serves (half its \
+            --max-connections) are open",
             body = ErrorBody),
     ))]
 pub async fn events(
@@ -102,6 +103,13 @@ pub async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     query.check(raw.as_deref())?;
+    let slot = state.stream_slot().ok_or_else(|| {
+        AppError::Unavailable(format!(
+            "{} live streams are open, as many as this dashboard serves (half its \
+             --max-connections); try again later",
+            crate::state::max_streams(state.config().limits.max_connections)
+        ))
+    })?;
     // subscribe before the snapshot: a change in between is sent twice, never lost
     let hub = state.hub();
     let mut counts = hub.subscribe_counts();
@@ -117,9 +125,10 @@ pub async fn events(
     };
     client.snapshot(&state).await;
     let shutdown = state.shutdown().clone().cancelled_owned();
-    let stream = stream::unfold(client, |mut client| async move {
+    // (the slot goes with the stream: freed when the client leaves)
+    let stream = stream::unfold((client, slot), |(mut client, slot)| async move {
         let event = client.next_event().await?;
-        Some((Ok(event), client))
+        Some((Ok(event), (client, slot)))
     })
     .take_until(shutdown);
     Ok(Sse::new(stream).keep_alive(

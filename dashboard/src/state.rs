@@ -25,6 +25,9 @@ struct Inner {
     sessions: Sessions,
     throttle: AuthThrottle,
     hub: Hub,
+    /// Live streams (`/events`) open at once: at most half the connections, so streams
+    /// alone never hold every connection (pages, the API and health checks keep the rest).
+    streams: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
 }
 
@@ -41,6 +44,9 @@ impl AppState {
     pub fn new(config: DashboardConfig, shutdown: CancellationToken) -> Self {
         let backend = Backend::new(config.redis.clone());
         let enqueuer = Enqueuer::new(&config.redis);
+        let streams = Arc::new(tokio::sync::Semaphore::new(max_streams(
+            config.limits.max_connections,
+        )));
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -49,9 +55,16 @@ impl AppState {
                 sessions: Sessions::default(),
                 throttle: AuthThrottle::default(),
                 hub: Hub::new(),
+                streams,
                 shutdown,
             }),
         }
+    }
+
+    /// A place for one more live stream, held while it is open; `None` when as many as
+    /// the dashboard serves are open.
+    pub fn stream_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.streams.clone().try_acquire_owned().ok()
     }
 
     /// Starts the background duties: connecting to Redis, then replaying the spool dir
@@ -123,4 +136,10 @@ impl AppState {
     pub fn shutdown(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
+}
+
+/// How many live streams a dashboard of `max_connections` serves at once: half of them
+/// (at least one).
+pub fn max_streams(max_connections: usize) -> usize {
+    (max_connections / 2).max(1)
 }

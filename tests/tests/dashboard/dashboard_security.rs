@@ -835,3 +835,28 @@ async fn an_enqueue_over_the_size_caps_is_a_413_naming_the_size() {
     assert_eq!(r.status().as_u16(), 201);
     assert_eq!(env.queue("big").await.counts().await.unwrap().waiting, 1);
 }
+
+/// Was: one client holding `/events` streams open (no credentials needed on loopback) took
+/// every connection slot: past 512 streams, even `/api/health` was answered 503. Live
+/// streams now get at most half the connections; one more is a 503 naming the cap, and the
+/// rest of the dashboard still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_never_take_every_connection() {
+    let env = TestEnv::new().await;
+    let d = Dashboard::start(&env, &["--max-connections", "6"]).await;
+    // half of 6
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(SseReader::open(&d.url("/events")).await);
+    }
+    let (status, body) = get_json(&d.url("/events")).await;
+    assert_eq!(status, 503, "{body}");
+    let e = body["error"].as_str().unwrap_or_default();
+    assert!(e.contains("live streams"), "{e}");
+    let (status, body) = get_json(&d.url("/api/health")).await;
+    assert_eq!(status, 200, "{body}");
+    // a stream closed frees its place
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.push(SseReader::open(&d.url("/events")).await);
+}
