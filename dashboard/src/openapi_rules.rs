@@ -29,6 +29,7 @@ fn text(pattern: &str, max: usize) -> Value {
     json!({"type": "string", "pattern": pattern, "minLength": 1, "maxLength": max})
 }
 
+/// A string of `pattern` (its length is in the pattern).
 fn string(pattern: impl Into<String>) -> Value {
     json!({"type": "string", "pattern": pattern.into()})
 }

@@ -661,7 +661,14 @@ end
 -- the groups' waiting jobs; the caller counts it in the queue's `waiting`.
 local function group_enqueue(G, id, prio, grp, front)
   local p = front and 1001 or (tonumber(prio) or 0)
-  local seq = redis.call('HINCRBY', G.meta, 'gseq', 1)
+  local seq = redis.pcall('HINCRBY', G.meta, 'gseq', 1)
+  if type(seq) ~= 'number' then
+    -- a `gseq` that is not a whole number (a corrupt record) failed every grouped add half
+    -- way, its job hash written: counting goes on from the clock's milliseconds, above any
+    -- number a count of adds reaches (and below PRIO_SPAN), so the group's order holds
+    seq = now_ms()
+    redis.call('HSET', G.meta, 'gseq', seq)
+  end
   on_index('ZADD', G.q .. grp, -p * PRIO_SPAN + seq, id)
   hincr(G.meta, 'gw', 1)
   -- a group that had waiting jobs is in the ring or parked already

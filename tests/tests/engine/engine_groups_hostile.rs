@@ -1118,3 +1118,41 @@ async fn a_nan_rate_counter_still_limits_starts() {
         assert_eq!(c.completed, 2, "{name} (counter {corrupt}): {c:?}");
     }
 }
+
+/// Was: a queue's group sequence counter (`gseq` in its meta) that is not a whole number (a
+/// corrupt record) failed every grouped add with Redis's bare error, after the job's hash
+/// was written: a job shown as waiting that nothing counted or ran. Now the count goes on
+/// from the clock, and the group's jobs still run in the order they were added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_group_sequence_fails_no_add_and_keeps_the_order() {
+    let env = TestEnv::new().await;
+    let name = "h-gseq";
+    let q = env.queue(name).await;
+    let k = keys(&env, name);
+    let mut ids = add_all(&q, vec![job(Some("a"), 0)]).await;
+    raw(&env, &["HSET", &k.meta(), "gseq", "abc"]).await;
+    for i in 1..4 {
+        let added = q.add_bulk(vec![job(Some("a"), i)]).await;
+        ids.push(added.expect("a grouped add").remove(0).id);
+    }
+    let ran: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let seen = ran.clone();
+    let worker = env
+        .worker()
+        .queues([name])
+        .concurrency(1)
+        .handler("work", move |j: Job<Value>, _c: Ctx| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(j.data["i"].as_u64().unwrap());
+                Ok::<_, JobError>(())
+            }
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let left = unfinished_after(&q, &ids, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert!(left.is_empty(), "{} of 4 jobs never ran", left.len());
+    assert_eq!(*ran.lock().unwrap(), vec![0, 1, 2, 3]);
+}
