@@ -140,7 +140,7 @@ fn job_options(in_flow: bool) -> Value {
     );
     p.insert(
         "attempts".into(),
-        json!({"type": "integer", "minimum": 1, "maximum": 4_294_967_295u64}),
+        json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
     );
     p.insert("backoff".into(), backoff);
     for key in ["jobId", "job_id"] {
@@ -207,11 +207,16 @@ fn bodies() -> Vec<(&'static str, Value)> {
     // a limit, or its `clear_` flag: not both (a `null` limit is refused: it would read as
     // either)
     let rate = string("^[1-9][0-9]{0,8}/[1-9][0-9]{0,2}(?:ms|s|m|h)$");
-    let count = json!({"type": "integer", "minimum": 1, "maximum": 4_294_967_295u64});
+    let count = json!({"type": "integer", "minimum": 1, "maximum": u32::MAX});
     let limits = ["rate", "concurrency", "group_rate", "group_concurrency"];
     let mut props = Map::new();
     let mut rules = Vec::new();
     let mut changes = Vec::new();
+    // a group only with a change of the group limits (or none)
+    let mut group_changes = vec![
+        json!({"not": {"required": ["group"]}}),
+        json!({"properties": {"group": {"type": "null"}}}),
+    ];
     for key in limits {
         let clear = format!("clear_{key}");
         let value = if key.ends_with("rate") { &rate } else { &count };
@@ -220,24 +225,18 @@ fn bodies() -> Vec<(&'static str, Value)> {
         let set_clear =
             json!({"required": [clear], "properties": {clear.clone(): {"const": true}}});
         rules.push(json!({"not": {"allOf": [{"required": [key]}, set_clear]}}));
-        changes.push(json!({"required": [key]}));
-        changes.push(set_clear);
+        let change = [json!({"required": [key]}), set_clear];
+        if key.starts_with("group_") {
+            group_changes.extend(change.iter().cloned());
+        }
+        changes.extend(change);
     }
     props.insert(
         "group".into(),
         json!({"oneOf": [{"type": "null"}, group()]}),
     );
-    // something to change; a group only with a change of the group limits
+    // something to change
     rules.push(json!({"anyOf": changes}));
-    let group_changes: Vec<Value> = changes
-        .iter()
-        .filter(|c| c.to_string().contains("group_"))
-        .cloned()
-        .chain([
-            json!({"not": {"required": ["group"]}}),
-            json!({"properties": {"group": {"type": "null"}}}),
-        ])
-        .collect();
     rules.push(json!({"anyOf": group_changes}));
     let limits_body = json!({
         "type": "object", "additionalProperties": false, "properties": props, "allOf": rules,

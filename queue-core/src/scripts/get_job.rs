@@ -142,11 +142,10 @@ async fn read_big_hash(
     let mut hash = HashMap::with_capacity(names.len());
     let mut notes = Vec::new();
     let runs = pack(&sizes, |i| {
+        let name = crate::text::clip(&names[i], 40);
         format!(
-            "field {} is {} bytes, more than a job's {} may hold: not read",
-            crate::text::clip(&names[i], 40),
-            lens[i],
-            crate::text::clip(&names[i], 40),
+            "field {name} is {} bytes, more than a job's {name} may hold: not read",
+            lens[i]
         )
     });
     for run in runs {

@@ -183,19 +183,25 @@ local function rate_of(r)
   if m and w then return m, w end
   return nil
 end
+-- The starts rate window counter `key` has counted (0 for none). A corrupt one (not a
+-- count: Lua also reads 'nan' and 'inf' as numbers) is deleted and counts 0: the window
+-- starts again (kept, it would let every start through and never expire).
+local function window_used(key)
+  local u = redis.pcall('GET', key)
+  if u == false then return 0 end
+  local n = type(u) == 'string' and tonumber(u) or nil
+  if not n or n ~= n or n < 0 or n == math.huge then
+    redis.call('DEL', key)
+    return 0
+  end
+  return n
+end
 local want = count
 local rate_max, conc = limit_value(m[3]), limit_value(m[5])
 local rate_ms = limit_value(m[4]) or 1000
 local used, active = 0, 0
 if rate_max then
-  local u = redis.pcall('GET', limiter)
-  used = type(u) == 'string' and tonumber(u) or (u == false and 0) or nil
-  -- (Lua reads 'nan' and 'inf' as numbers: no count of starts either)
-  if not used or used ~= used or used < 0 or used == math.huge then
-    -- a corrupt window counter: start the window again
-    redis.call('DEL', limiter)
-    used = 0
-  end
+  used = window_used(limiter)
   count = math.min(count, rate_max - used)
 end
 if conc then
@@ -358,17 +364,7 @@ if ring_n > 0 then
     -- (every group served was popped from the ring, its counts read then)
     local n = counted[g] or {0, 0}
     s = {c = c, rmax = rmax, rms = rms, took = 0, rkey = G.rate .. g, left = n[1], act = n[2]}
-    s.used = 0
-    if s.rmax then
-      local u = redis.pcall('GET', s.rkey)
-      s.used = type(u) == 'string' and tonumber(u) or 0
-      if s.used ~= s.used or s.used < 0 or s.used == math.huge then
-        -- a corrupt window counter ('nan', '-inf', negative): the window starts again
-        -- (kept, it would let every start through and never expire)
-        redis.call('DEL', s.rkey)
-        s.used = 0
-      end
-    end
+    s.used = s.rmax and window_used(s.rkey) or 0
     st[g] = s
     served[#served + 1] = g
     return s
