@@ -168,17 +168,15 @@ impl Queue {
         new_prio: i32,
         fields: &[std::borrow::Cow<'_, str>],
     ) -> Result<()> {
-        let current = self.job(id).await?;
-        scripts::update_job::update_job(
-            &self.inner,
-            id,
-            what,
-            value,
-            current.priority,
-            new_prio,
-            fields,
-        )
-        .await
+        let current = match (self.job(id).await, crate::job::lean_place(id)) {
+            (Ok(job), _) => job.priority,
+            // a lean job without a record is read by the script itself, from the entry its
+            // id names (it says whether the job is still there)
+            (Err(Error::JobNotFound { .. }), Some((prio, _))) => prio,
+            (Err(e), _) => return Err(e),
+        };
+        scripts::update_job::update_job(&self.inner, id, what, value, current, new_prio, fields)
+            .await
     }
 
     /// Deletes finished jobs (`state` completed, failed or cancelled) that had finished more

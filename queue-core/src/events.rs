@@ -254,12 +254,17 @@ fn event_of(queue: &str, stream_id: String, map: HashMap<String, redis::Value>) 
         .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
         .collect();
     let event = fields.remove("event").unwrap_or_default();
+    // lean jobs' events name their lane and entries, of which their ids are made
+    let lean = fields.remove("lean").and_then(|p| p.parse::<i32>().ok());
     let job_ids = fields
         .remove("ids")
         .map(|ids| {
             ids.split(' ')
                 .filter(|s| !s.is_empty())
-                .map(String::from)
+                .map(|s| match lean {
+                    Some(prio) => crate::job::lean_id(prio, s),
+                    None => s.to_string(),
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -294,5 +299,20 @@ mod tests {
         assert_eq!(e.job_ids, ["a", "b"]);
         assert_eq!(e.fields.get("error").map(String::as_str), Some("boom"));
         assert!(!e.fields.contains_key("ids"));
+        // a lean job's id is made of its lane and entry
+        let lean = HashMap::from([
+            (
+                "event".to_string(),
+                redis::Value::BulkString(b"added".to_vec()),
+            ),
+            ("lean".to_string(), redis::Value::BulkString(b"-5".to_vec())),
+            (
+                "ids".to_string(),
+                redis::Value::BulkString(b"1-0 1-1".to_vec()),
+            ),
+        ]);
+        let e = event_of("q", "2-0".into(), lean);
+        assert_eq!(e.job_ids, ["~-5.1-0", "~-5.1-1"]);
+        assert!(!e.fields.contains_key("lean"));
     }
 }

@@ -386,6 +386,14 @@ impl JobOptions {
         }
         if let Some(id) = &self.job_id {
             validate_job_id(id)?;
+            // (read anywhere, a job id can be found: one spelled so would name a lean job's
+            // lane entry, or be taken for one)
+            if id.starts_with(LEAN_MARK) {
+                return Err(Error::invalid(
+                    "job id",
+                    format!("{id:?}: ids starting with ~ are the ids jobq gives lean jobs"),
+                ));
+            }
         }
         if let Some(g) = &self.group {
             crate::validate::validate_group(g)?;
@@ -831,6 +839,55 @@ fn take_long(h: &mut HashMap<String, String>, field: &str) -> Option<String> {
     Some(value)
 }
 
+/// Most bytes of data plus options a lean job carries (stored as its lane entry alone, see
+/// [`lean_id`]): a claim of 500 of them reads at most 2 MiB, and a record made from one
+/// needs at most 64 pieces of [`PIECE`] bytes.
+pub(crate) const LEAN_MAX_BYTES: usize = SMALL_VALUE_MAX;
+
+/// The first character of a lean job's id: ids given by users may not start with it.
+pub(crate) const LEAN_MARK: char = '~';
+
+/// Whether a job is stored lean: as its lane entry alone, no hash (`prelude.lua` *Lean
+/// jobs*). Only a ready job whose options need no record at add: no delay, given id,
+/// dedup, debounce or group, and whose data and stored options fit [`LEAN_MAX_BYTES`].
+pub(crate) fn is_lean(job: &NewJob, data: &str, stored_opts: &str) -> bool {
+    let o = &job.opts;
+    o.delay_ms.unwrap_or(0) == 0
+        && o.job_id.is_none()
+        && o.dedup.is_none()
+        && o.debounce.is_none()
+        && o.group.is_none()
+        && data.len() + stored_opts.len() <= LEAN_MAX_BYTES
+}
+
+/// The id of the lean job stored as entry `sid` of the lane of priority `prio`:
+/// `~<prio>.<sid>`, so its place is read from the id alone.
+pub(crate) fn lean_id(prio: i32, sid: &str) -> String {
+    format!("{LEAN_MARK}{prio}.{sid}")
+}
+
+/// The lane priority and entry id a lean job id names; None for any other id. Only the
+/// spelling [`lean_id`] writes names one (no sign but `-`, no leading zero, no `-0`), as
+/// in the scripts' `lean_place`: `~0.01-0` is no job's id.
+pub(crate) fn lean_place(id: &str) -> Option<(i32, &str)> {
+    let rest = id.strip_prefix(LEAN_MARK)?;
+    let (prio_text, sid) = rest.split_once('.')?;
+    let (ms, seq) = sid.split_once('-')?;
+    // a whole number as Rust and Redis print it
+    let number = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 20
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0'))
+    };
+    let magnitude = prio_text.strip_prefix('-').unwrap_or(prio_text);
+    if !(number(ms) && number(seq) && number(magnitude)) || prio_text == "-0" {
+        return None;
+    }
+    let prio: i32 = prio_text.parse().ok()?;
+    (-1000..=1000).contains(&prio).then_some((prio, sid))
+}
+
 /// Digits of generated ids: base 62 keeps them short (an id is in the job's key, its lane
 /// entry and its events, so its length is paid several times over per job).
 const ID_DIGITS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -867,6 +924,26 @@ pub(crate) fn new_job_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lean_ids_name_their_place_in_one_spelling_only() {
+        assert_eq!(lean_place(&lean_id(0, "17-0")), Some((0, "17-0")));
+        assert_eq!(lean_place(&lean_id(-5, "1-20")), Some((-5, "1-20")));
+        for bad in [
+            "~00.1-0",
+            "~-0.1-0",
+            "~+5.1-0",
+            "~0.01-0",
+            "~0.1-01",
+            "~1001.1-0",
+            "~0.1",
+            "0.1-0",
+            "~0.1-0-0",
+            "~a.1-0",
+        ] {
+            assert_eq!(lean_place(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn exponential_backoff_doubles() {

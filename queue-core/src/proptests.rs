@@ -139,8 +139,11 @@ fn valid_opts() -> impl Strategy<Value = JobOptions> {
         -1_000..=1_000i32,
         prop::option::of(1..=1_000u32),
         prop::option::of(backoff()),
-        // (`.` and `..` are refused as job ids: path segments in the API)
-        prop::option::of("[!-~]{1,40}".prop_filter("not . or ..", |id| id != "." && id != "..")),
+        // (`.` and `..` are refused as job ids: path segments in the API; ids starting with
+        // `~` are lean jobs')
+        prop::option::of("[!-~]{1,40}".prop_filter("not . or .., nor ~…", |id| {
+            id != "." && id != ".." && !id.starts_with('~')
+        })),
         prop::option::of(ms().prop_map(|t| t.max(1))),
         prop::option::of(retention()),
         prop::option::of(retention()),

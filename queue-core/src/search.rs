@@ -10,13 +10,14 @@
 //! state, and is never reported in a state its hash contradicts. Corrupt records are
 //! skipped (a key of the wrong type, a hash with garbage fields), never a failure.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::duration::{check_ms, saturating_ms};
 use crate::error::{Error, Result};
-use crate::job::{stored_state, JobInfo, JobState};
+use crate::job::{lean_place, stored_state, JobInfo, JobState};
 use crate::keys::QueueKeys;
 use crate::queue::Queue;
 use crate::scripts;
@@ -471,6 +472,7 @@ impl Walker<'_> {
                     let key = self.q.keys.lane(prio);
                     let walk = Walk::Lane {
                         key: &key,
+                        prio,
                         delivered: *delivered,
                     };
                     let resume = from.clone().filter(|_| prio == from_lane);
@@ -521,8 +523,27 @@ async fn read_found(
 ) -> Result<Vec<JobInfo>> {
     let ids: Vec<String> = found.iter().map(|f| f.id.clone()).collect();
     let hashes = scripts::listing::read_hashes(q, &ids).await?;
+    // lean jobs without a record are read from their lane entries, in the same order
+    let no_record =
+        |id: &str, h: &HashMap<String, String>| h.is_empty() && lean_place(id).is_some();
+    let bare: Vec<String> = ids
+        .iter()
+        .zip(&hashes)
+        .filter(|(id, h)| no_record(id, h))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut lean = scripts::listing::read_lean(q, &bare).await?.into_iter();
     let mut out = Vec::with_capacity(found.len());
     for (f, h) in found.into_iter().zip(hashes) {
+        let h = if no_record(&f.id, &h) {
+            match lean.next().flatten() {
+                // still where it was found (pending: active), else it moved on meanwhile
+                Some((h, pending)) if pending.is_some() == (f.state == JobState::Active) => h,
+                _ => continue,
+            }
+        } else {
+            h
+        };
         let recorded = match f.state {
             // waiting, paused and active jobs record no state (their lane entry says it)
             JobState::Waiting | JobState::Paused | JobState::Active => "waiting",

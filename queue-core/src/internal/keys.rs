@@ -43,6 +43,12 @@ impl QueueKeys {
         format!("{}:ready:{priority}", self.base)
     }
 
+    /// Set of the lean jobs (stored as their lane entry alone, `job.rs` `lean_id`) that
+    /// were given a record (a hash) while their entry is still theirs.
+    pub fn lean_records(&self) -> String {
+        self.key("lr")
+    }
+
     /// The front lane: reclaimed jobs, read before every priority lane (see
     /// [`FRONT_LANE`]).
     pub fn front_lane(&self) -> String {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::{invoke_on, EVENTS_MAXLEN};
 use crate::error::{Error, Result};
-use crate::job::{new_job_id, push_long, Added, NewJob};
+use crate::job::{is_lean, lean_id, lean_place, new_job_id, push_long, Added, NewJob};
 use crate::keys::GROUP;
 use crate::store::QueueStore;
 
@@ -16,8 +16,16 @@ script!(SCRIPT, "add_job.lua");
 /// One chunk's `add_job` call, ready to send ([`Queue::add_bulk`]).
 pub(crate) struct PreparedChunk {
     inv: redis::ScriptInvocation<'static>,
-    /// The jobs' ids, in order.
-    ids: Vec<String>,
+    /// The jobs' ids, in order; a lean job's is its lane's priority, its id coming with
+    /// the reply.
+    ids: Vec<Id>,
+}
+
+/// A job's id as the add knows it before the reply.
+enum Id {
+    Drawn(String),
+    /// A lean job's: it is made of its lane entry, `lean_id`.
+    Lean(i32),
 }
 
 impl PreparedChunk {
@@ -32,12 +40,28 @@ impl PreparedChunk {
                 self.ids.len()
             )));
         }
-        Ok(self
-            .ids
+        self.ids
             .into_iter()
             .zip(holders)
             .map(|(id, holder)| {
-                if holder.is_empty() {
+                let id = match id {
+                    Id::Drawn(id) => id,
+                    // a lean job's reply is its lane entry
+                    Id::Lean(prio) => {
+                        let id = lean_id(prio, &holder);
+                        if lean_place(&id).is_none() {
+                            return Err(Error::Protocol(format!(
+                                "add_job answered {holder:?} for a lean job, not a lane entry"
+                            )));
+                        }
+                        return Ok(Added {
+                            id,
+                            duplicate: false,
+                            debounced: false,
+                        });
+                    }
+                };
+                Ok(if holder.is_empty() {
                     Added {
                         id,
                         duplicate: false,
@@ -62,9 +86,9 @@ impl PreparedChunk {
                         duplicate: true,
                         debounced: false,
                     }
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -80,8 +104,13 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
         if job.opts.group.is_none() {
             prios.insert(job.opts.priority);
         }
-        let id = job.opts.job_id.clone().unwrap_or_else(new_job_id);
-        prepared.push((id, data.as_str(), job.opts.stored()?));
+        let opts = job.opts.stored()?;
+        let id = if is_lean(job, data, &opts) {
+            Id::Lean(job.opts.priority)
+        } else {
+            Id::Drawn(job.opts.job_id.clone().unwrap_or_else(new_job_id))
+        };
+        prepared.push((id, data.as_str(), opts));
     }
     let prios: Vec<i32> = prios.into_iter().collect();
     let mut inv = SCRIPT.prepare_invoke();
@@ -94,7 +123,11 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
         inv.key(keys.lane(*p));
     }
     for (id, _, _) in &prepared {
-        inv.key(keys.job(id));
+        // (a lean job has no hash: the key is declared but never written)
+        match id {
+            Id::Drawn(id) => inv.key(keys.job(id)),
+            Id::Lean(_) => inv.key(keys.job("~")),
+        };
     }
     // dedup keys in use, then debounce keys in use, each declared once
     let dedup_ids = keyed_ids(jobs.iter().map(|j| j.opts.dedup.as_ref().map(|d| &d.id)));
@@ -136,6 +169,24 @@ pub(crate) fn prepare(q: &QueueStore, jobs: &[NewJob], data: &[String]) -> Resul
             ),
             (None, None) => (0, 0),
         };
+        if let Id::Lean(_) = id {
+            // its lane entry's fields, stored as they come (prelude.lua *Lean jobs*)
+            let mut fields: Vec<&str> = vec!["n", &job.name, "d", data];
+            if !opts.is_empty() {
+                fields.extend(["o", opts.as_str()]);
+            }
+            let tp = job
+                .opts
+                .traceparent
+                .as_deref()
+                .map(crate::trace::stored_form);
+            if let Some(tp) = &tp {
+                fields.extend(["t", tp.as_ref()]);
+            }
+            inv.arg("").arg(lane).arg(fields.len()).arg(&fields[..]);
+            continue;
+        }
+        let Id::Drawn(id) = id else { continue };
         // the hash's fields come ready to store: the script passes them to HSET as they
         // are (cutting long values in Lua cost more than all of the job's Redis commands)
         let delay = job.opts.delay_ms.unwrap_or(0);

@@ -1,8 +1,18 @@
--- add_log: append a line to a job's log, keeping the newest `max` lines.
--- KEYS: 1 job hash, 2 job logs list
--- ARGV: 1 line, 2 max lines
+-- add_log: append a line to a job's log, keeping the newest `max` lines. A lean job (job.rs
+-- `lean_id`: its lane entry alone, no hash) is given its record first, from its entry: a
+-- log is kept only beside a job's record (and goes with it).
+-- KEYS: 1 job hash, 2 job logs list, 3 the lane stream a lean job's id names (for other
+--       ids, any lane of the queue)
+-- ARGV: 1 line, 2 max lines, 3 id, 4 group
 -- Returns: the number of lines kept, or 0 when the job no longer exists
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local job, id = KEYS[1], ARGV[3]
+-- (a lean job that finished, its entry acknowledged, gets no record: it no longer exists)
+local lean_prio, lean_sid = lean_place(id)
+local job_prefix = string.sub(job, 1, #job - #id)
+if lean_prio and KEYS[3] == string.sub(job_prefix, 1, -3) .. 'ready:' .. lean_prio then
+  lean_record(job_prefix, job, id, KEYS[3], lean_prio, lean_sid, nil, ARGV[4])
+end
+if redis.call('EXISTS', job) == 0 then return 0 end
 local n = redis.call('RPUSH', KEYS[2], ARGV[1])
 local max = tonumber(ARGV[2])
 if n > max then

@@ -2,6 +2,8 @@
 
 use super::{invoke, MAX_LOG_LINES};
 use crate::error::Result;
+use crate::job::lean_place;
+use crate::keys::GROUP;
 use crate::store::QueueStore;
 
 script!(SCRIPT, "add_log.lua");
@@ -14,8 +16,12 @@ pub(crate) async fn add_log(q: &QueueStore, id: &str, line: &str) -> Result<bool
         SCRIPT
             .key(keys.job(id))
             .key(keys.job_logs(id))
+            // (a lean job's record is made from its entry, in the lane its id names)
+            .key(keys.lane(lean_place(id).map_or(0, |(prio, _)| prio)))
             .arg(line)
-            .arg(MAX_LOG_LINES),
+            .arg(MAX_LOG_LINES)
+            .arg(id)
+            .arg(GROUP),
     )
     .await?;
     Ok(n > 0)

@@ -8,6 +8,9 @@
 -- or, should the worker die first, when it is reclaimed (reclaim, release). A finished job
 -- (completed, failed, cancelled) is left as it is.
 --
+-- A lean job (job.rs `lean_id`: its lane entry alone, no hash) is given its record first,
+-- from its entry, and is then cancelled as any other.
+--
 -- A cancelled flow child counts as finished for its parent (outbox, 'x'); the children of
 -- a cancelled parent are cancelled by the caller, one call each (they may live in other
 -- queues, so in other slots of a cluster).
@@ -34,7 +37,15 @@ if ver ~= ARGV[4] then return {'lanes', ver} end
 local lane_of = {}
 for i = 1, L do lane_of[ARGV[10 + i]] = 7 + i end
 
+
 local job = job_prefix .. id
+-- a lean job without a record (its lane entry alone) gets one first, from its entry, so
+-- the rest reads it as any other job (a running one needs it for its `cxl`); a finished
+-- one (its entry acknowledged) is no job any more and gets none: 'none'
+local lean_prio, lean_sid = lean_place(id)
+if lean_prio and lane_of[lean_prio] then
+  lean_record(job_prefix, job, id, KEYS[lane_of[lean_prio]], lean_prio, lean_sid, nil, group)
+end
 local f, unreadable = job_fields(job, {'state', 'sid', 'prio', 'ln', 'par', 'grp', 'stg'})
 if not f then return {'corrupt', unreadable} end
 local state, sid = job_state(f[1], f[2]), f[2]
@@ -70,6 +81,8 @@ elseif state == 'waiting_children' then
   was_parent = 1
 end
 end_cancelled(job, id, {set = cancelled, requests = requests, outbox = outbox}, now, nil, f[5])
+-- (a lean job that ended has no entry of its own any more: out of the set claims look up)
+if lean_place(id) then on_index('SREM', lean_records_key(job_prefix), id) end
 emit(events, maxlen, 'event', 'cancelled', 'ids', id)
 trim_finished(cancelled, job_prefix, keep, age, now, budget)
 return {'cancelled', was_parent}

@@ -6,36 +6,80 @@
 -- A flow child's result also goes to its queue's outbox, for its parent. A grouped job
 -- frees its place in its group's active count.
 --
+-- A lean job without a record (prelude *Lean jobs*) costs no hash read: its entry was
+-- pending, so it is this worker's (whoever takes a lean job from its worker, a reclaim or
+-- an operator, gives it a record first, which the set of lean records shows). Kept, it
+-- gets its record now, its fields laid out by the worker (building them here costs more
+-- than all the call's Redis commands); removed at once, nothing is left to delete.
+--
 -- KEYS: 1 meta, 2 completed, 3 events, 4 per-minute completed list, 5 outbox,
 --       6 .. 5+L lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
---       6 keep age ms (0 none), 7 trim budget,
---       then per job 8 fields: id, lane number, entry id, result JSON, attempt number,
---       start time ms, its flow parent '<queue>/<id>' ('' none), its group ('' none)
+--       6 keep age ms (0 none), 7 trim budget, 8 '1' when the batch is sent again (a call
+--       before failed: Redis may have run it),
+--       then per job: 'R', id, lane number, entry id, result JSON, attempt number, start
+--       time ms, its flow parent '<queue>/<id>' ('' none), its group ('' none); or for a
+--       lean job without a record when claimed (its first attempt): 'L', id, lane number,
+--       entry id, result JSON, start time ms, F, then F field/value arguments of its record
+--       as add_job would store it (none when it is not kept)
 -- Returns: the ids of jobs not recorded because this worker lost them
 local meta, completed, events, per_minute, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
 local N, keep, age, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local again = ARGV[8] == '1'
 -- rounded up, as add and claim times are: an attempt never finishes "before" it started
 local now = now_ms_ceil()
 local now_text = ms_text(now)
 local by_lane, zargs, done, lost, times = {}, {}, {}, {}, {}
 local recorded, nd, nt = 0, 0, 0
 local G, ended = group_keys(job_prefix), {}
-for j = 0, N - 1 do
-  local a = 7 + j * 8
-  local lane = tonumber(ARGV[a + 2]) + 5
+-- where each job's arguments start; lean jobs without a record (`lean[j]`), and, sent
+-- again, which of those were still pending (the others were recorded by the call that
+-- failed)
+local at, lean, lean_owned, recorded_lean = {}, {}, {}, {}
+local lean_set = lean_records_key(job_prefix)
+local lean_n = redis.call('SCARD', lean_set)
+local a = 8
+for j = 1, N do
+  at[j] = a
+  local lane = tonumber(ARGV[a + 3]) + 5
+  if ARGV[a + 1] == 'L' then
+    if lean_n > 0 and redis.call('SISMEMBER', lean_set, ARGV[a + 2]) == 1 then
+      -- given a record while it ran: it ends here, its record speaks for it
+      recorded_lean[#recorded_lean + 1] = ARGV[a + 2]
+    else
+      lean[j] = true
+      if again then lean_owned[j] = pending_entry(KEYS[lane], group, ARGV[a + 4]) end
+    end
+    a = a + 7 + tonumber(ARGV[a + 7])
+  else
+    a = a + 9
+  end
   by_lane[lane] = by_lane[lane] or {}
-  table.insert(by_lane[lane], ARGV[a + 3])
+  table.insert(by_lane[lane], ARGV[at[j] + 4])
 end
 local all_owned = ack_all(by_lane, group)
-for j = 0, N - 1 do
-  local a = 7 + j * 8
-  local id, sid, result = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
-  local att, started, par, grp = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+for j = 1, N do
+  local a = at[j]
+  local lean_job = ARGV[a + 1] == 'L'
+  local id, sid, result = ARGV[a + 2], ARGV[a + 4], ARGV[a + 5]
+  local att, started, par, grp = '1', ARGV[a + 6], '', ''
+  if not lean_job then att, started, par, grp = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9] end
   -- (a job deleted by its retention in the batch's one call needs no key of its own here)
   local job = (keep ~= 0 or not all_owned) and job_prefix .. id
-  local own = all_owned and 'owned' or ownership(job, sid)
+  local own
+  if all_owned then
+    own = 'owned'
+  elseif not lean[j] then
+    own = ownership(job, sid)
+  elseif again then
+    own = lean_owned[j] and 'owned' or 'recorded'
+  else
+    -- (taken from this worker, its entry was deleted: reclaim, release)
+    local lane = KEYS[tonumber(ARGV[a + 3]) + 5]
+    own = #redis.call('XRANGE', lane, sid, sid) > 0 and 'owned' or 'lost'
+    if own == 'owned' then lean_entry_done(meta, lane, group, sid) end
+  end
   if own == 'lost' then
     lost[#lost + 1] = id
   elseif own == 'owned' then
@@ -47,34 +91,62 @@ for j = 0, N - 1 do
       nt = nt + 1
       times[nt] = now - t0
     end
-    local written = keep ~= 0 and redis.pcall('HSET', job, 'state', 'completed', 'finished',
-      now_text, 'started', started, 'att', att, 'result', result, 'sid', sid)
-    if keep == 0 and all_owned then
-      -- deleted below, all in one call: each job's entry was still pending, so its hash was
-      -- there when it was claimed and nothing but a hand-made deletion can have taken it
+    if lean[j] then
       nd = nd + 1
       done[nd] = id
-    elseif keep == 0 then
-      if delete_job(job_prefix, id) > 0 then
+      -- kept: its record, with the outcome (a key of its id that is not a hash, a corrupt
+      -- record, takes none: listed among the completed, where it shows as unreadable);
+      -- removed: nothing was stored but its entry
+      if keep ~= 0 then
+        local first, last = a + 8, a + 7 + tonumber(ARGV[a + 7])
+        redis.pcall('HSET', job, 'state', 'completed', 'finished', now_text, 'started',
+          started, 'att', att, 'result', result, unpack(ARGV, first, last))
+        zargs[#zargs + 1] = now_text
+        zargs[#zargs + 1] = id
+      end
+    else
+      local written = keep ~= 0 and redis.pcall('HSET', job, 'state', 'completed',
+        'finished', now_text, 'started', started, 'att', att, 'result', result, 'sid', sid)
+      if keep == 0 and all_owned then
+        -- deleted below, all in one call: each job's entry was still pending, so its hash
+        -- was there when it was claimed and nothing but a hand-made deletion can have taken
+        -- it
+        nd = nd + 1
+        done[nd] = id
+      elseif keep == 0 then
+        if delete_job(job_prefix, id) > 0 then
+          nd = nd + 1
+          done[nd] = id
+        end
+      elseif written == 6 and redis.call('HEXISTS', job, 'name') == 0 then
+        -- all six fields were new (an owned job has `sid`) and there is no name: the job
+        -- was removed while it ran; do not resurrect it. (A job whose `sid` alone was lost
+        -- to a corrupt record keeps its name, and its outcome.)
+        delete_job(job_prefix, id)
+      else
+        -- (a key that is not a hash, a corrupt record, takes no outcome: the job is only
+        -- listed among the completed, where it shows as unreadable)
+        zargs[#zargs + 1] = now_text
+        zargs[#zargs + 1] = id
         nd = nd + 1
         done[nd] = id
       end
-    elseif written == 6 and redis.call('HEXISTS', job, 'name') == 0 then
-      -- all six fields were new (an owned job has `sid`) and there is no name: the job was
-      -- removed while it ran; do not resurrect it. (A job whose `sid` alone was lost to a
-      -- corrupt record keeps its name, and its outcome.)
-      delete_job(job_prefix, id)
-    else
-      -- (a key that is not a hash, a corrupt record, takes no outcome: the job is only
-      -- listed among the completed, where it shows as unreadable)
-      zargs[#zargs + 1] = now_text
-      zargs[#zargs + 1] = id
-      nd = nd + 1
-      done[nd] = id
     end
   end
 end
-if keep == 0 and all_owned then delete_jobs(job_prefix, done, 1, nd, 1) end
+if keep == 0 and all_owned then
+  if not next(lean) then
+    delete_jobs(job_prefix, done, 1, nd, 1)
+  else
+    -- (the lean ones have nothing to delete)
+    local stored = {}
+    for j = 1, N do
+      if not lean[j] then stored[#stored + 1] = ARGV[at[j] + 2] end
+    end
+    delete_jobs(job_prefix, stored, 1, #stored, 1)
+  end
+end
+if #recorded_lean > 0 then redis.call('SREM', lean_set, unpack(recorded_lean)) end
 trim_acked(by_lane, group)
 emit_ids(events, maxlen, 'completed', done)
 if #zargs > 0 then on_index('ZADD', completed, unpack(zargs)) end

@@ -1,30 +1,103 @@
 //! `complete.lua`: records a batch of successful attempts (result stored, job to the
 //! completed set or deleted by its retention, lane entries acknowledged, metrics counted).
 
-use super::{invoke_on, outcome_call, Attempt};
+use std::borrow::Cow;
+
+use super::{invoke_on, lanes_of, Attempt, LeanAttempt, EVENTS_MAXLEN, TRIM_BUDGET};
 use crate::error::Result;
-use crate::job::Retention;
+use crate::job::{push_long, Retention};
 use crate::store::QueueStore;
 
 script!(SCRIPT, "complete.lua");
 
 /// Records each attempt's `result`; returns the ids of jobs this worker had lost to a
-/// reclaimer (their outcomes are not recorded).
+/// reclaimer (their outcomes are not recorded). `again`: the batch is sent again (a call
+/// before failed, maybe after Redis ran it).
 pub(crate) async fn complete(
     q: &QueueStore,
     jobs: &[(Attempt<'_>, &str)],
     policy: Retention,
+    again: bool,
 ) -> Result<Vec<String>> {
     let keys = &q.keys;
-    let keys = [
-        keys.meta(),
-        keys.completed(),
-        keys.events(),
-        keys.metrics_completed(),
-        keys.outbox(),
-    ];
-    let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, result| {
-        inv.arg(*result);
-    });
+    let (lane_keys, numbers) = lanes_of(keys, jobs.iter().map(|(a, _)| a.prio));
+    let (keep, age) = policy.as_args();
+    let mut inv = SCRIPT.prepare_invoke();
+    inv.key(keys.meta())
+        .key(keys.completed())
+        .key(keys.events())
+        .key(keys.metrics_completed())
+        .key(keys.outbox());
+    for k in &lane_keys {
+        inv.key(k);
+    }
+    inv.arg(crate::keys::GROUP)
+        .arg(EVENTS_MAXLEN)
+        .arg(keys.job_prefix())
+        .arg(jobs.len())
+        .arg(keep)
+        .arg(age)
+        .arg(TRIM_BUDGET)
+        .arg(if again { "1" } else { "0" });
+    for ((job, result), lane) in jobs.iter().zip(numbers) {
+        match &job.lean {
+            Some(lean) => {
+                // its record, laid out here as add_job would have stored it, when kept
+                let record = if keep != 0 {
+                    lean_record(job, lean)
+                } else {
+                    Vec::new()
+                };
+                inv.arg("L")
+                    .arg(job.id)
+                    .arg(lane)
+                    .arg(job.sid)
+                    .arg(*result)
+                    .arg(job.started_ms)
+                    .arg(record.len())
+                    .arg(&record[..]);
+            }
+            None => {
+                inv.arg("R")
+                    .arg(job.id)
+                    .arg(lane)
+                    .arg(job.sid)
+                    .arg(*result)
+                    .arg(job.attempt)
+                    .arg(job.started_ms)
+                    .arg(job.parent)
+                    .arg(job.group);
+            }
+        }
+    }
     invoke_on(q, &inv).await
+}
+
+/// The record fields of lean job `job`: what `add_job` stores for a ready job (`ts`, its
+/// add time: its entry's), read from its entry at its claim.
+fn lean_record<'a>(job: &'a Attempt<'_>, lean: &'a LeanAttempt<'_>) -> Vec<Cow<'a, str>> {
+    let added = job.sid.split_once('-').map_or(job.sid, |(ms, _)| ms);
+    // (`sid`: a lease renewal racing the outcome tells by it that its job was recorded,
+    // extend_lease.lua)
+    let mut fields: Vec<Cow<str>> = vec![
+        "ts".into(),
+        added.into(),
+        "sid".into(),
+        job.sid.into(),
+        "name".into(),
+        lean.name.into(),
+    ];
+    push_long(&mut fields, "data", lean.data);
+    if !lean.entry.opts.is_empty() {
+        push_long(&mut fields, "opts", &lean.entry.opts);
+    }
+    if job.prio != 0 {
+        fields.push("prio".into());
+        fields.push(job.prio.to_string().into());
+    }
+    if let Some(tp) = &lean.entry.traceparent {
+        fields.push("tp".into());
+        fields.push(tp.as_str().into());
+    }
+    fields
 }

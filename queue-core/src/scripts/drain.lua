@@ -3,7 +3,9 @@
 -- either ids from a snapshot of the delayed set and the groups' queues, or (no id given) the lane entries not yet
 -- delivered up to each lane's last entry id at the start (stream ids only grow, so a later
 -- add has a greater one). Running jobs are left alone. The caller loops until a lanes call
--- returns 0. Flow children deleted tell their parents (outbox), as removed.
+-- returns 0. Flow children deleted tell their parents (outbox), as removed. A lean job's
+-- entry (job.rs `lean_id`: the job is its lane entry alone) goes as the job it is, with
+-- the record it may have been given.
 --
 -- KEYS: 1 meta, 2 delayed, 3 events, 4 outbox, 5 .. 4+L lane streams
 -- ARGV: 1 group, 2 limit, 3 job key prefix, 4 events maxlen, 5 L,
@@ -48,6 +50,12 @@ if #ARGV > 5 + 2 * L then
   end
   notify_removed(job_prefix, outbox, gone)
   n = delete_jobs(job_prefix, gone, 1, #gone, 1)
+  -- (lean jobs with a record, a retry of one delayed say, leave the set claims look up)
+  local lean = {}
+  for _, id in ipairs(gone) do
+    if lean_place(id) then lean[#lean + 1] = id end
+  end
+  if #lean > 0 then on_index('SREM', lean_records_key(job_prefix), unpack(lean)) end
 else
   for i = 1, L do
     if n >= limit then break end
@@ -56,15 +64,24 @@ else
     if id_gt(bound, last) then
       local entries = redis.call('XRANGE', key, '(' .. last, bound, 'COUNT', limit - n)
       if #entries > 0 then
-        local sids, ids = {}, {}
+        local sids, ids, lean = {}, {}, {}
         for _, e in ipairs(entries) do
           sids[#sids + 1] = e[1]
-          -- (an entry without a job id, a corrupt record, only goes)
-          ids[#ids + 1] = entry_id(e[2])
+          if is_lean_entry(e[2]) then
+            -- a lean job: its entry is the job, named by its place; it may have been given
+            -- a record (a hash) meanwhile, which goes with it
+            local lid = lean_id(ARGV[5 + i], e[1])
+            ids[#ids + 1] = lid
+            lean[#lean + 1] = lid
+          else
+            -- (an entry without a job id, a corrupt record, only goes)
+            ids[#ids + 1] = entry_id(e[2])
+          end
         end
         redis.call('XDEL', key, unpack(sids))
         notify_removed(job_prefix, outbox, ids)
         delete_jobs(job_prefix, ids, 1, #ids, 1)
+        if #lean > 0 then on_index('SREM', lean_records_key(job_prefix), unpack(lean)) end
         undelivered = undelivered + #entries
         n = n + #entries
       end

@@ -24,6 +24,12 @@ for k = 1, #KEYS do
     local job = job_prefix .. id
     if #p > 0 and p[1][2] == consumer then
       owned[#owned + 1] = sid
+      -- a lean job (prelude *Lean jobs*) running this long gets its record, from its entry,
+      -- for the attempt to be kept (its start, and its number should it end at a reclaim)
+      local prio, lean_sid = lean_place(id)
+      if prio and lean_sid == sid then
+        lean_record(job_prefix, job, id, KEYS[k], prio, sid, nil, nil)
+      end
       -- (a key that is not a hash, a corrupt record, is not written)
       if redis.call('TYPE', job)['ok'] == 'hash' then redis.call('HSET', job, 'run', run) end
     elseif #p > 0 then

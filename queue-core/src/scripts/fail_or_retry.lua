@@ -11,14 +11,18 @@
 -- outbox. A grouped job frees its place in its group's active count (a retry returns to
 -- its group when due).
 --
+-- A lean job without a record (prelude *Lean jobs*) gets one first, from its entry: its
+-- outcome is recorded as any other's (owned as in complete.lua).
+--
 -- KEYS: 1 meta, 2 delayed, 3 failed, 4 marker, 5 events, 6 per-minute failed list,
 --       7 outbox, 8 .. 7+L lane streams
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 N, 5 keep count (-1 none),
---       6 keep age ms (0 none), 7 trim budget,
---       then per job 11 fields: id, lane number, entry id, error, stack, retry delay ms
+--       6 keep age ms (0 none), 7 trim budget, 8 '1' when the batch is sent again (a call
+--       before failed: Redis may have run it),
+--       then per job 12 fields: id, lane number, entry id, error, stack, retry delay ms
 --       (-1 = no retry), how ('f' failed, 'c' stopped for a cancel request, 's' snoozed),
 --       attempt number, start time ms, its flow parent '<queue>/<id>' ('' none), its
---       group ('' none)
+--       group ('' none), '1' for a lean job without a record when claimed
 -- Returns: {retried, failed, lost id…}
 local meta, delayed, failed, marker, events, per_minute, outbox =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -31,21 +35,52 @@ local retried, final = 0, 0
 local G, ended = group_keys(job_prefix), {}
 local C, cancelled_n = cancel_keys(job_prefix), 0
 local first_due = nil
-local FIELDS = 11
+local again = ARGV[8] == '1'
+local FIELDS = 12
+-- lean jobs without a record, as complete.lua finds them
+local lean, lean_owned, recorded_lean = {}, {}, {}
+local lean_set = lean_records_key(job_prefix)
+local lean_n = redis.call('SCARD', lean_set)
 for j = 0, N - 1 do
-  local a = 7 + j * FIELDS
+  local a = 8 + j * FIELDS
   local lane = tonumber(ARGV[a + 2]) + 7
+  if ARGV[a + 12] == '1' then
+    if lean_n > 0 and redis.call('SISMEMBER', lean_set, ARGV[a + 1]) == 1 then
+      recorded_lean[#recorded_lean + 1] = ARGV[a + 1]
+    else
+      lean[j] = true
+      if again then lean_owned[j] = pending_entry(KEYS[lane], group, ARGV[a + 3]) end
+    end
+  end
   by_lane[lane] = by_lane[lane] or {}
   table.insert(by_lane[lane], ARGV[a + 3])
 end
 local all_owned = ack_all(by_lane, group)
 for j = 0, N - 1 do
-  local a = 7 + j * FIELDS
+  local a = 8 + j * FIELDS
   local id, sid = ARGV[a + 1], ARGV[a + 3]
   local err, stack, delay, how = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 6]), ARGV[a + 7]
   local att, started, par, grp = ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[a + 11]
+  local lane = KEYS[tonumber(ARGV[a + 2]) + 7]
   local job = job_prefix .. id
-  local own = all_owned and 'owned' or ownership(job, sid)
+  local own
+  if all_owned then
+    own = 'owned'
+  elseif not lean[j] then
+    own = ownership(job, sid)
+  elseif again then
+    own = lean_owned[j] and 'owned' or 'recorded'
+  else
+    -- (taken from this worker, its entry was deleted: reclaim, release)
+    own = #redis.call('XRANGE', lane, sid, sid) > 0 and 'owned' or 'lost'
+  end
+  if own == 'owned' and lean[j] then
+    -- its record, from its entry (still there: acknowledged, not yet trimmed); a key of
+    -- its id that is not a hash (a corrupt record) is left to the checks below
+    local fields = lean_entry_fields(lane, id)
+    if fields then redis.pcall('HSET', job, unpack(fields)) end
+    if not all_owned then lean_entry_done(meta, lane, group, sid) end
+  end
   if own == 'owned' then count_ended(ended, grp) end
   local kind = own == 'owned' and redis.call('TYPE', job)['ok']
   if own == 'lost' then
@@ -108,6 +143,7 @@ if cancelled_n > 0 then trim_finished(C.set, job_prefix, keep, age, now, budget)
 observe_times(meta, times)
 if groups_done(G, ended) then wake(marker, 0) end
 if first_due then wake(marker, first_due) end
+if #recorded_lean > 0 then redis.call('SREM', lean_set, unpack(recorded_lean)) end
 local out = {retried, final}
 for _, id in ipairs(lost) do out[#out + 1] = id end
 return out

@@ -42,10 +42,12 @@ impl How {
 }
 
 /// Records each failure; returns the ids of jobs this worker had lost to a reclaimer.
+/// `again`: the batch is sent again (a call before failed, maybe after Redis ran it).
 pub(crate) async fn fail_or_retry(
     q: &QueueStore,
     jobs: &[(Attempt<'_>, Failure<'_>)],
     policy: Retention,
+    again: bool,
 ) -> Result<Vec<String>> {
     let keys = &q.keys;
     let keys = [
@@ -57,7 +59,7 @@ pub(crate) async fn fail_or_retry(
         keys.metrics_failed(),
         keys.outbox(),
     ];
-    let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, |inv, f| {
+    let inv = outcome_call(&SCRIPT, q, &keys, jobs, policy, again, |inv, f| {
         inv.arg(f.message)
             .arg(f.detail)
             .arg(f.retry.map_or(-1, |d| d.as_millis() as i64))

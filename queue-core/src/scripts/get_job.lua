@@ -5,8 +5,14 @@
 -- through Lua took ~200 ms for 60 MB, every client waiting; the caller reads it with plain
 -- reads right after (get_job.rs), a bounded number of bytes per call.
 --
--- KEYS: 1 job hash, 2 job logs, 3 meta, 4 .. lane streams (priority desc, as ARGV)
--- ARGV: 1 group, 2 lanes version the caller knows, 3 most log lines, 4 .. lane priorities
+-- A lean job without a record (prelude *Lean jobs*) has no hash: its lane entry is read
+-- instead, the lane and entry its id names (KEYS[4], ARGV 4 and 5), and it is shown as its
+-- hash would show it (prelude lean_fields) while the entry is live.
+--
+-- KEYS: 1 job hash, 2 job logs, 3 meta, 4 the lane a lean id names (for another id, the
+--       meta again: never read), 5 .. lane streams (priority desc, as ARGV 6 ..)
+-- ARGV: 1 group, 2 lanes version the caller knows, 3 most log lines, 4 a lean id's lane
+--       priority ('' for another id), 5 its entry id, 6 .. lane priorities
 -- Returns: {'lanes', version} when stale, {'none'} when missing, {'unreadable', why, the
 --          state whose set lists it ('' none)} when the job's key is not a hash or holds
 --          more fields than a job has (a corrupt record), else
@@ -36,10 +42,31 @@ end
 if type(fields) ~= 'number' then
   return {'unreadable', 'its record ' .. wrong_type(KEYS[1], 'hash'), listed_in()}
 end
-if fields == 0 then return {'none'} end
--- (walks the fields, at most MOST_JOB_FIELDS of them)
-local inline = (redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', '0') or 0) <= INLINE_BYTES
-local h = inline and redis.call('HGETALL', KEYS[1]) or {}
+
+-- The lean job in entry `sid` of lane `lane` (priority `prio`), which has no hash: the
+-- fields add_job would have written for it, and its entry's XPENDING line while pending
+-- (active; nil while waiting). Nil when the entry is not a live lean job's: gone, another
+-- job's entry, or delivered and acknowledged (a finished job's, left until the lane is
+-- trimmed), which must never be shown as a job.
+local function lean_job(lane, prio, sid, group)
+  local e = redis.pcall('XRANGE', lane, sid, sid)
+  local f = type(e) == 'table' and not e.err and e[1] and e[1][2]
+  if not is_lean_entry(f) then return nil end
+  local p = redis.pcall('XPENDING', lane, group, sid, sid, 1)
+  if type(p) == 'table' and not p.err and p[1] then return lean_fields(prio, sid, f), p[1] end
+  if id_gt(sid, last_delivered(lane, group)) then return lean_fields(prio, sid, f), nil end
+  return nil
+end
+
+local lean_h, lean_p
+if fields == 0 then
+  if ARGV[4] ~= '' then lean_h, lean_p = lean_job(KEYS[4], ARGV[4], ARGV[5], ARGV[1]) end
+  if not lean_h then return {'none'} end
+end
+-- (walks the fields, at most MOST_JOB_FIELDS of them; a lean job's are at most ~4 KiB)
+local inline = lean_h ~= nil or
+  (redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', '0') or 0) <= INLINE_BYTES
+local h = lean_h or (inline and redis.call('HGETALL', KEYS[1]) or {})
 -- the fields that say where the job is (a value too long to be one, a corrupt record, is
 -- left to the caller's read to report)
 local at = {state = false, sid = false, prio = false, ln = false}
@@ -58,9 +85,12 @@ local state, sid, prio, ln = at.state or nil, at.sid or nil, at.prio or nil, at.
 local lane = lane_name(ln, prio)
 state = job_state(state, sid)
 local active, idle, consumer = 0, -1, ''
-if state == 'waiting' and valid_sid(sid) then
-  for i = 4, #KEYS do
-    if ARGV[i] == lane then
+if lean_p then
+  -- (its lane was read already: the lanes set need not list it)
+  active = 1; consumer = lean_p[2]; idle = lean_p[3]
+elseif state == 'waiting' and valid_sid(sid) and not lean_h then
+  for i = 5, #KEYS do
+    if ARGV[i + 1] == lane then
       local p = redis.call('XPENDING', KEYS[i], ARGV[1], sid, sid, 1)
       if #p > 0 then active = 1; consumer = p[1][2]; idle = p[1][3] end
     end

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::budget::{pack, Run, READ_BUDGET};
 use super::{invoke_with_lanes, Reply, MAX_LOG_LINES};
 use crate::error::Result;
-use crate::job::{JobInfo, JobState};
+use crate::job::{lean_place, JobInfo, JobState};
 use crate::keys::GROUP;
 use crate::store::QueueStore;
 
@@ -17,14 +17,21 @@ script!(SCRIPT, "get_job.lua");
 /// atomically.
 pub(crate) async fn get_job(q: &QueueStore, id: &str) -> Result<Option<JobInfo>> {
     let keys = &q.keys;
+    // a lean job without a record is its lane entry alone: the script reads it there
+    let lean = lean_place(id);
     let (v, _) = invoke_with_lanes(q, &SCRIPT, "reading a job", |inv, lanes| {
         inv.key(keys.job(id))
             .key(keys.job_logs(id))
-            .key(keys.meta());
+            .key(keys.meta())
+            .key(lean.map_or_else(|| keys.meta(), |(prio, _)| keys.lane(prio)));
         for k in lanes.keys(keys) {
             inv.key(k);
         }
         inv.arg(GROUP).arg(&lanes.version).arg(MAX_LOG_LINES);
+        match lean {
+            Some((prio, sid)) => inv.arg(prio).arg(sid),
+            None => inv.arg("").arg(""),
+        };
         for p in &lanes.prios {
             inv.arg(*p);
         }

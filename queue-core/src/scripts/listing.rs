@@ -5,15 +5,18 @@ use std::collections::HashMap;
 
 use redis::streams::StreamInfoGroupsReply;
 
-use super::budget::{self, Run};
-use super::empty_if_corrupt;
+use super::budget::{self, Run, READ_BUDGET};
+use super::{empty_if_corrupt, piped};
 use crate::error::Result;
-use crate::job::{stored_state, JobInfo, JobState};
+use crate::job::{
+    lean_id, lean_place, stored_state, JobInfo, JobState, LEAN_MAX_BYTES, MAX_NAME_BYTES,
+};
 use crate::keys::GROUP;
 use crate::listing::ListOrder;
 use crate::store::QueueStore;
 
-/// Lane entries read per round trip while walking a lane.
+/// Groups (and a group's jobs) read per round trip; and how far before the page asked for
+/// a walk of a lane starts reading jobs (entries before are skipped by their count).
 const PAGE: u64 = 1_000;
 
 pub(crate) async fn is_paused(q: &QueueStore) -> Result<bool> {
@@ -75,14 +78,24 @@ pub(crate) async fn list_sorted(
     Ok(out)
 }
 
+/// Most bytes one lane entry holds: a lean job's (its data and options, name, trace context
+/// and field names); the entry of a job with a record holds its id alone.
+const ENTRY_MOST: u64 = (LEAN_MAX_BYTES + MAX_NAME_BYTES + 512) as u64;
+
+/// Most lane entries one round trip reads: a read returns entries whole, and a lean job's
+/// entry holds its data, so at most [`READ_BUDGET`] bytes of them (~860 entries).
+const LANE_READ: u64 = READ_BUDGET / ENTRY_MOST;
+
 /// Lane entries one call skips, far before the page asked for (an offset deep in a queue
 /// of millions): counted, not read as jobs.
-const SKIP_PAGE: u64 = 10_000;
+const SKIP_PAGE: u64 = LANE_READ;
 
 /// Entries not yet delivered to the consumer group, lane by lane, in `order`. Entries more
 /// than a [`PAGE`] before the page asked for are skipped by their count alone, without
-/// reading their jobs, so a page at offset 1,000,000 costs ~100 short reads, not a
-/// million; such an offset counts the rare leftover entry (of a job that moved on) too.
+/// reading their jobs, so a page at offset 1,000,000 costs ~1,200 short reads of entries
+/// (at most [`READ_BUDGET`] bytes each), not a million reads of jobs; such an offset counts
+/// the rare leftover entry (of a job that moved on) too. A lean job's entry (no hash) is
+/// shown as its record would show it.
 pub(crate) async fn list_waiting(
     q: &QueueStore,
     order: ListOrder,
@@ -95,11 +108,12 @@ pub(crate) async fn list_waiting(
     let paused = is_paused(q).await?;
     let mut conn = inner.redis.conn();
     let mut out = Vec::new();
-    let mut lane_keys = lanes.keys(keys);
+    let mut lane_keys: Vec<(i32, String)> =
+        lanes.prios.iter().map(|p| (*p, keys.lane(*p))).collect();
     if order == ListOrder::Newest {
         lane_keys.reverse();
     }
-    for lane in lane_keys {
+    for (prio, lane) in lane_keys {
         let groups: StreamInfoGroupsReply = empty_if_corrupt(
             redis::cmd("XINFO")
                 .arg("GROUPS")
@@ -138,27 +152,29 @@ pub(crate) async fn list_waiting(
             let want = skip
                 .saturating_add(limit)
                 .saturating_sub(out.len() as u64)
-                .min(PAGE);
+                .min(LANE_READ);
             if want == 0 {
                 return Ok(out);
             }
-            let entries: Vec<(String, Vec<String>)> =
+            let entries: Vec<(String, Vec<Vec<u8>>)> =
                 lane_range(inner, command, &lane, &from, &to, want).await?;
             let Some((last, _)) = entries.last() else {
                 break;
             };
             cursor = format!("({last}");
             let got = entries.len() as u64;
-            let (sids, ids): (Vec<String>, Vec<String>) = entries
+            let found: Vec<(String, EntryJob)> = entries
                 .into_iter()
-                .filter_map(|(sid, fields)| entry_job_id(fields).map(|id| (sid, id)))
-                .unzip();
+                .filter_map(|(sid, fields)| entry_job(prio, &sid, fields).map(|j| (sid, j)))
+                .collect();
+            let ids: Vec<String> = found.iter().map(|(_, j)| j.id.clone()).collect();
             let hashes = read_hashes(q, &ids).await?;
-            for ((sid, id), h) in sids.iter().zip(&ids).zip(hashes) {
-                let bad = unreadable(q, id, JobState::Waiting, &h);
+            for ((sid, job), h) in found.into_iter().zip(hashes) {
+                let (id, h) = job.with_hash(h);
+                let bad = unreadable(q, &id, JobState::Waiting, &h);
                 // an entry the job no longer points at is a leftover, not a job
                 if bad.is_none()
-                    && (stored_state(&h) != Some("waiting") || h.get("sid") != Some(sid))
+                    && (stored_state(&h) != Some("waiting") || h.get("sid") != Some(&sid))
                 {
                     continue;
                 }
@@ -168,7 +184,7 @@ pub(crate) async fn list_waiting(
                 }
                 out.push(match bad {
                     Some(info) => info,
-                    None => JobInfo::from_hash(&inner.name, id, h, Vec::new(), paused)?,
+                    None => JobInfo::from_hash(&inner.name, &id, h, Vec::new(), paused)?,
                 });
                 if out.len() as u64 == limit {
                     return Ok(out);
@@ -274,7 +290,7 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
     let now = super::node_time::now_ms(q).await?;
     let mut conn = inner.redis.conn();
     let mut out = Vec::new();
-    for lane in lanes.keys(keys) {
+    for (prio, lane) in lanes.prios.iter().map(|p| (*p, keys.lane(*p))) {
         let want = skip
             .saturating_add(limit)
             .saturating_sub(out.len() as u64)
@@ -291,51 +307,56 @@ pub(crate) async fn list_active(q: &QueueStore, mut skip: u64, limit: u64) -> Re
                 .await,
         )
         .map_err(|e| inner.redis.err(e))?;
-        if pending.is_empty() {
-            continue;
-        }
-        let mut pipe = redis::pipe();
-        for (sid, ..) in &pending {
-            pipe.cmd("XRANGE").arg(&lane).arg(sid).arg(sid);
-        }
-        let entries: Vec<Vec<(String, Vec<String>)>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| inner.redis.err(e))?;
-        let mut found = Vec::new();
-        for ((sid, consumer, idle, _), entry) in pending.into_iter().zip(entries) {
-            if let Some(id) = entry.into_iter().next().and_then(|(_, f)| entry_job_id(f)) {
-                found.push((sid, id, idle, consumer));
+        // (a lean job's entry holds its data: a bounded number of bytes per round trip)
+        for pending in pending.chunks(LANE_READ as usize) {
+            let mut pipe = redis::pipe();
+            for (sid, ..) in pending {
+                pipe.cmd("XRANGE").arg(&lane).arg(sid).arg(sid);
             }
-        }
-        let ids: Vec<String> = found.iter().map(|(_, id, ..)| id.clone()).collect();
-        let hashes = read_hashes(q, &ids).await?;
-        for ((sid, id, idle, consumer), h) in found.into_iter().zip(hashes) {
-            let bad = unreadable(q, &id, JobState::Active, &h);
-            if bad.is_none() && h.get("sid") != Some(&sid) {
-                continue;
-            }
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            let info = match bad {
-                Some(info) => info,
-                None => {
-                    let run = h.get("run").cloned();
-                    let mut info = JobInfo::from_hash(&inner.name, &id, h, Vec::new(), false)?;
-                    // the hash is written when an attempt ends: report the running one
-                    info.state = JobState::Active;
-                    info.attempts_made += 1;
-                    info.started_at =
-                        Some(running_since(run.as_deref(), info.attempts_made, now, idle));
-                    info.worker = Some(consumer);
-                    info
+            let entries: Vec<Vec<(String, Vec<Vec<u8>>)>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| inner.redis.err(e))?;
+            let mut found = Vec::new();
+            for ((sid, consumer, idle, _), entry) in pending.iter().zip(entries) {
+                let job = entry
+                    .into_iter()
+                    .next()
+                    .and_then(|(_, f)| entry_job(prio, sid, f));
+                if let Some(job) = job {
+                    found.push((sid, job, *idle, consumer));
                 }
-            };
-            out.push(info);
-            if out.len() as u64 == limit {
-                return Ok(out);
+            }
+            let ids: Vec<String> = found.iter().map(|(_, j, ..)| j.id.clone()).collect();
+            let hashes = read_hashes(q, &ids).await?;
+            for ((sid, job, idle, consumer), h) in found.into_iter().zip(hashes) {
+                let (id, h) = job.with_hash(h);
+                let bad = unreadable(q, &id, JobState::Active, &h);
+                if bad.is_none() && h.get("sid") != Some(sid) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let info = match bad {
+                    Some(info) => info,
+                    None => {
+                        let run = h.get("run").cloned();
+                        let mut info = JobInfo::from_hash(&inner.name, &id, h, Vec::new(), false)?;
+                        // the hash is written when an attempt ends: report the running one
+                        info.state = JobState::Active;
+                        info.attempts_made += 1;
+                        info.started_at =
+                            Some(running_since(run.as_deref(), info.attempts_made, now, idle));
+                        info.worker = Some(consumer.clone());
+                        info
+                    }
+                };
+                out.push(info);
+                if out.len() as u64 == limit {
+                    return Ok(out);
+                }
             }
         }
     }
@@ -409,15 +430,154 @@ pub(crate) fn unreadable(
     Some(JobInfo::unreadable(&q.name, id, state, why))
 }
 
-/// The job id a lane entry carries (field `i`).
-fn entry_job_id(fields: Vec<String>) -> Option<String> {
-    let mut it = fields.into_iter();
+/// The job a lane entry is for: its id, and for a lean job's entry (field `n` first,
+/// `prelude.lua` *Lean jobs*) the hash its record would hold, which stands for the record
+/// while it has none.
+pub(crate) struct EntryJob {
+    pub id: String,
+    lean: Option<HashMap<String, String>>,
+}
+
+impl EntryJob {
+    /// The job's id and hash, given its hash `h` as read (empty: it has none): a lean
+    /// job's entry speaks for it only while it has no record; once it has one, the record
+    /// speaks, as for any job.
+    pub(crate) fn with_hash(self, h: HashMap<String, String>) -> (String, HashMap<String, String>) {
+        match self.lean {
+            Some(lean) if h.is_empty() => (self.id, lean),
+            _ => (self.id, h),
+        }
+    }
+}
+
+/// The job entry `sid` of the lane of priority `prio` (with fields `fields`) is for: the
+/// one it names (field `i`), or the lean job it is. None for an entry of neither kind.
+pub(crate) fn entry_job(prio: i32, sid: &str, fields: Vec<Vec<u8>>) -> Option<EntryJob> {
+    let text = |v: Vec<u8>| String::from_utf8_lossy(&v).into_owned();
+    let mut it = fields.into_iter().map(text);
+    let first = it.next()?;
+    if first == "n" {
+        // (only the priority lanes hold lean jobs: the front and group lanes never do)
+        let id = lean_id(prio, sid);
+        lean_place(&id)?;
+        let mut v: HashMap<String, String> = HashMap::new();
+        v.insert("n".into(), it.next()?);
+        while let (Some(k), Some(x)) = (it.next(), it.next()) {
+            v.entry(k).or_insert(x);
+        }
+        return Some(EntryJob {
+            id,
+            lean: Some(lean_hash(prio, sid, v)),
+        });
+    }
+    let mut it = std::iter::once(first).chain(it);
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         if k == "i" {
-            return Some(v);
+            return Some(EntryJob { id: v, lean: None });
         }
     }
     None
+}
+
+/// The hash fields of the lean job in entry `sid` (lane of priority `prio`) with entry
+/// fields `v`, as add_job would have written them (`prelude.lua` `lean_fields`; values
+/// whole, which [`JobInfo::from_hash`] reads as it reads pieces).
+fn lean_hash(prio: i32, sid: &str, mut v: HashMap<String, String>) -> HashMap<String, String> {
+    let ts = sid.split_once('-').map_or(sid, |(ms, _)| ms);
+    let mut h = HashMap::from([
+        ("ts".to_string(), ts.to_string()),
+        ("sid".to_string(), sid.to_string()),
+        ("name".to_string(), v.remove("n").unwrap_or_default()),
+        ("data".to_string(), v.remove("d").unwrap_or_default()),
+    ]);
+    if let Some(o) = v.remove("o").filter(|o| !o.is_empty()) {
+        h.insert("opts".into(), o);
+    }
+    if prio != 0 {
+        h.insert("prio".into(), prio.to_string());
+    }
+    if let Some(t) = v.remove("t") {
+        h.insert("tp".into(), t);
+    }
+    h
+}
+
+/// Lean jobs `ids` (ids [`lean_place`] reads; others read as None) as their lane entries
+/// show them: for each, the hash its record would hold and, while it is active, its
+/// consumer and idle time (ms); None when its entry is not live (gone, or delivered and
+/// acknowledged: a finished job's, left until the lane is trimmed). For jobs found without
+/// a record: at most [`READ_BUDGET`] bytes of entries a round trip.
+pub(crate) async fn read_lean(
+    q: &QueueStore,
+    ids: &[String],
+) -> Result<Vec<Option<(HashMap<String, String>, Option<(String, u64)>)>>> {
+    let mut conn = q.redis.conn();
+    let err = |e| q.redis.err(e);
+    let mut out = Vec::with_capacity(ids.len());
+    for ids in ids.chunks(LANE_READ as usize) {
+        let places: Vec<Option<(i32, &str)>> = ids.iter().map(|id| lean_place(id)).collect();
+        let mut prios: Vec<i32> = places.iter().flatten().map(|(p, _)| *p).collect();
+        prios.sort_unstable();
+        prios.dedup();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for p in &prios {
+            pipe.cmd("XINFO").arg("GROUPS").arg(q.keys.lane(*p));
+        }
+        for (prio, sid) in places.iter().flatten() {
+            let lane = q.keys.lane(*prio);
+            pipe.cmd("XRANGE").arg(&lane).arg(*sid).arg(*sid);
+            pipe.cmd("XPENDING")
+                .arg(&lane)
+                .arg(GROUP)
+                .arg(*sid)
+                .arg(*sid)
+                .arg(1);
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(err)?;
+        let mut replies = replies.into_iter();
+        let mut delivered = HashMap::new();
+        for p in &prios {
+            let groups: StreamInfoGroupsReply =
+                piped(replies.next().unwrap_or(redis::Value::Nil)).unwrap_or_default();
+            let last = groups
+                .groups
+                .into_iter()
+                .find(|g| g.name == GROUP)
+                .map_or_else(|| "0-0".to_string(), |g| g.last_delivered_id);
+            delivered.insert(*p, last);
+        }
+        for place in places {
+            let Some((prio, sid)) = place else {
+                out.push(None);
+                continue;
+            };
+            let mut next = || replies.next().unwrap_or(redis::Value::Nil);
+            let entry: Vec<(String, Vec<Vec<u8>>)> = piped(next()).unwrap_or_default();
+            let pending: Vec<(String, String, u64, u64)> = piped(next()).unwrap_or_default();
+            let job = entry
+                .into_iter()
+                .next()
+                .and_then(|(_, f)| entry_job(prio, sid, f))
+                .and_then(|j| j.lean);
+            let live = match pending.into_iter().next() {
+                Some((_, consumer, idle, _)) => Some(Some((consumer, idle))),
+                None if id_after(sid, &delivered[&prio]) => Some(None),
+                None => None,
+            };
+            out.push(job.zip(live));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether stream entry id `a` comes after `b` (ids "<ms>-<seq>"; false for anything else).
+fn id_after(a: &str, b: &str) -> bool {
+    let parse = |s: &str| -> Option<(u64, u64)> {
+        let (ms, seq) = s.split_once('-')?;
+        Some((ms.parse().ok()?, seq.parse().ok()?))
+    };
+    matches!((parse(a), parse(b)), (Some(a), Some(b)) if a > b)
 }
 
 /// When the running attempt started: the lease renewal's record (`run` = "<attempt>:<ms>")
@@ -434,13 +594,60 @@ pub(crate) fn running_since(run: Option<&str>, attempt: u32, now: u64, idle: u64
 mod tests {
     use super::*;
 
+    fn fields(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|f| f.as_bytes().to_vec()).collect()
+    }
+
     #[test]
     fn entry_fields_give_the_job_id() {
-        assert_eq!(
-            entry_job_id(vec!["i".into(), "abc".into()]),
-            Some("abc".into())
-        );
-        assert_eq!(entry_job_id(vec!["x".into(), "abc".into()]), None);
+        let job = entry_job(0, "1-0", fields(&["i", "abc"])).unwrap();
+        assert_eq!(job.id, "abc");
+        assert!(job.lean.is_none());
+        assert!(entry_job(0, "1-0", fields(&["x", "abc"])).is_none());
+    }
+
+    #[test]
+    fn a_lean_entry_gives_its_job_until_it_has_a_record() {
+        let f = fields(&[
+            "n",
+            "mail",
+            "d",
+            "{\"x\":1}",
+            "o",
+            "{\"a\":3}",
+            "t",
+            "00-ab",
+        ]);
+        let job = entry_job(-5, "1700000000000-7", f).unwrap();
+        assert_eq!(job.id, "~-5.1700000000000-7");
+        let lean = job.lean.clone().unwrap();
+        let want = [
+            ("ts", "1700000000000"),
+            ("sid", "1700000000000-7"),
+            ("name", "mail"),
+            ("data", "{\"x\":1}"),
+            ("opts", "{\"a\":3}"),
+            ("prio", "-5"),
+            ("tp", "00-ab"),
+        ];
+        let want: HashMap<String, String> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(lean, want);
+        // once it has a record, the record speaks
+        let record = HashMap::from([("sid".to_string(), "9-9".to_string())]);
+        assert_eq!(job.with_hash(record.clone()).1, record);
+        // priority 0 and no options: no such fields
+        let lean = entry_job(0, "5-0", fields(&["n", "a", "d", "1", "o", ""]))
+            .unwrap()
+            .lean
+            .unwrap();
+        assert!(!lean.contains_key("prio") && !lean.contains_key("opts"));
+        // the front lane holds no lean job
+        assert!(entry_job(1001, "5-0", fields(&["n", "a", "d", "1"])).is_none());
+        assert!(id_after("2-0", "1-9") && id_after("1-10", "1-9"));
+        assert!(!id_after("1-9", "1-9") && !id_after("x", "0-0"));
     }
 
     #[test]

@@ -103,6 +103,26 @@ pub(crate) struct Attempt<'a> {
     pub parent: &'a str,
     /// Its group ("" for none).
     pub group: &'a str,
+    /// A lean job without a record when claimed (`job.rs` `lean_id`): its name, data
+    /// and entry, for its record.
+    pub lean: Option<LeanAttempt<'a>>,
+}
+
+/// What a lean job's entry holds beside its name and data: what the record it gets when
+/// kept (`complete.lua`) needs.
+#[derive(Debug, Clone)]
+pub(crate) struct LeanEntry {
+    /// Its options as stored ("" for none).
+    pub opts: String,
+    /// Its trace context.
+    pub traceparent: Option<String>,
+}
+
+/// What the record of a lean job is made of ([`Attempt::lean`]).
+pub(crate) struct LeanAttempt<'a> {
+    pub name: &'a str,
+    pub data: &'a str,
+    pub entry: &'a LeanEntry,
 }
 
 /// The lane keys of a batch (its jobs' priorities `prios`, in order) and each job's
@@ -132,6 +152,7 @@ pub(crate) fn outcome_call<'a, T>(
     keys: &[String],
     jobs: &[(Attempt<'_>, T)],
     policy: crate::job::Retention,
+    again: bool,
     outcome: impl Fn(&mut ScriptInvocation<'a>, &T),
 ) -> ScriptInvocation<'a> {
     let (lane_keys, numbers) = lanes_of(&q.keys, jobs.iter().map(|(a, _)| a.prio));
@@ -146,14 +167,16 @@ pub(crate) fn outcome_call<'a, T>(
         .arg(jobs.len())
         .arg(keep)
         .arg(age)
-        .arg(TRIM_BUDGET);
+        .arg(TRIM_BUDGET)
+        .arg(if again { "1" } else { "0" });
     for ((job, x), lane) in jobs.iter().zip(numbers) {
         inv.arg(job.id).arg(lane).arg(job.sid);
         outcome(&mut inv, x);
         inv.arg(job.attempt)
             .arg(job.started_ms)
             .arg(job.parent)
-            .arg(job.group);
+            .arg(job.group)
+            .arg(if job.lean.is_some() { "1" } else { "0" });
     }
     inv
 }
@@ -310,6 +333,14 @@ impl<'a> Reply<'a> {
 
     pub(crate) fn remaining(&self) -> usize {
         self.items.len()
+    }
+
+    /// The next item when it is an integer (a string is never read as one), left in place.
+    pub(crate) fn peek_int(&self) -> Option<i64> {
+        match self.items.clone().next() {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        }
     }
 
     fn next_value(&mut self) -> Result<&'a Value> {

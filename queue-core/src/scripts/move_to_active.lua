@@ -40,7 +40,10 @@
 -- Returns: {'lanes', version} when the caller's lane list is stale, else
 --          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, then per job 10
 --           fields: id, lane number, entry id, name, data, opts, this attempt's number,
---           note, its flow parent ('<queue>/<id>', '' none), its group ('' none)}
+--           note, its flow parent ('<queue>/<id>', '' none), its group ('' none); or for a
+--           lean job without a record (prelude *Lean jobs*: its first attempt, its id made
+--           of its lane and entry) 7: minus its lane number, entry id, name, data, opts, its
+--           trace context ('' none), note ('' or 'bad:')}
 --          `next_due` is also when the first group parked by its rate limit reopens
 --          `limited` >= 1 when a queue limit allows no more starts now: ms until the rate
 --          window resets, or the concurrency poll (capacity frees when any worker finishes)
@@ -556,6 +559,12 @@ parked_due()
 local out = {'ok', next_due, 0, start, -1}
 local got, started, delivered = 0, {}, 0
 local FIELDS = 10
+-- a lean job's record is shorter
+local LEAN_FIELDS = 7
+-- lean jobs given a record: while there are none, a lean entry is read as it is
+local lean_set = lean_records_key(job_prefix)
+local lean_n = redis.call('SCARD', lean_set)
+local left_lean = {}
 -- pieces of long values (past those that come with a job's fields) one call reads for all
 -- its jobs: past it, the worker reads the rest (a `read:` note), so a claim of 500 jobs of
 -- a few KiB each stays short (~3 µs a piece on a slow machine: 16,000 took ~57 ms)
@@ -647,66 +656,108 @@ local function read_lane(lane, n, out)
   if res then
     local stale = {}
     local o = #out
+    local prio = ARGV[10 + lane]
+    -- the entries of the lean jobs taken, for their event
+    local lean_sids = {}
     delivered = delivered + #res[1][2]
     for _, entry in ipairs(res[1][2]) do
-      local sid, id = entry[1], entry_id(entry[2])
-      local job = id and (job_prefix .. id)
-      -- data up to 3 pieces (192 bytes) comes in this one read
-      local f, unreadable = {}, nil
-      if job then
-        f = pre[id]
-        if not f then f, unreadable = job_fields(job, JOB_FIELDS) end
+      local sid, fields = entry[1], entry[2]
+      local id = entry_id(fields)
+      -- a lean job (prelude *Lean jobs*) is its entry, unless it was given a record
+      local lean = false
+      if not id and fields[1] == 'n' then
+        lean = lean_n == 0 or redis.call('SISMEMBER', lean_set, lean_id(prio, sid)) == 0
+        -- (given a record while it waited: from now on it is run, and ends, as any other)
+        if not lean then id = lean_id(prio, sid) end
       end
-      if unreadable then
-        -- its key is not a hash: failed alone, its entry dropped below
-        fail_corrupt(job, id, unreadable, failed, now)
-        late_failed[#late_failed + 1] = id
-        job, f = nil, {}
-      end
-      local bad_sid = nil
-      if job and f[1] ~= sid and not valid_sid(f[1]) and f[2] and not f[12] then
-        -- a waiting job whose `sid` is corrupt: this entry is its own; take it back and
-        -- fail the job (below), naming the field
-        bad_sid = 'bad:field sid is ' .. quoted(f[1]) .. ', not a lane entry'
-        redis.call('HSET', job, 'sid', sid)
-        f[1] = sid
-      end
-      if not job or f[1] ~= sid or ENDED[f[12]] then
-        -- removed while waiting, or moved to another entry (a repaired or re-prioritised
-        -- job): the entry is an orphan, drop it. So is the entry of a job that ended (a
-        -- waiting job has no `state`) while its entry was still to be delivered: a claim
-        -- lost to a failover (Redis replicates asynchronously) left it undelivered on the
-        -- promoted replica while its worker ran and recorded the job; run again, it was
-        -- counted twice. (A `state` that is none of these, a corrupt record, is checked
-        -- as the rest of the job is.)
-        stale[#stale + 1] = sid
-      else
-        local note, name, data, opts, att
-        local dn = f[6]
-        if not bad_sid and not f[5] and not f[7] and f[3] and f[2] and #f[2] > 0
-            and #f[2] <= NAME_MAX and (not f[4] or #f[4] <= opts_cap)
-            and ((not dn and #f[3] <= data_cap) or (dn == '2' and f[8] and two_pieces_fit)) then
-          -- the usual job, first attempt, data whole or in two pieces (both in hand), options
-          -- whole: what checked_values finds for it, without its calls and tables
-          note, name, att, opts = '', f[2], 0, f[4] or ''
-          data = dn and f[3] .. f[8] or f[3]
-        else
-          note, name, data, opts, att = checked_values(job, f, bad_sid)
+      if lean then
+        local name, data, opts, tp, k = fields[2] or '', fields[3] == 'd' and fields[4], '', '', 5
+        if fields[k] == 'o' then
+          opts = fields[k + 1]
+          k = k + 2
         end
+        if fields[k] == 't' then tp = fields[k + 1] end
+        local note = ''
+        if name == '' or #name > NAME_MAX then
+          note = 'bad:field name is ' .. #name .. ' bytes, not 1 to ' .. NAME_MAX
+          name = ''
+        elseif not data then
+          note = 'bad:field data is missing'
+        elseif #data > data_cap then
+          note = 'bad:field data is ' .. #data .. ' bytes, over the cap of ' .. data_cap
+        elseif #opts > opts_cap then
+          note = 'bad:field opts is ' .. #opts .. ' bytes, over the cap of ' .. opts_cap
+        end
+        -- (a corrupt one is failed alone by the worker, which gives it a record then:
+        -- fail_or_retry)
         got = got + 1
-        started[got] = id
-        -- (positions counted, not found with `#` for each of the job's fields)
-        out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, name,
-          data or ''
-        out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = opts or '', att + 1, note,
-          f[10] or '', f[11] or ''
-        o = o + FIELDS
+        lean_sids[#lean_sids + 1] = sid
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] = -lane, sid,
+          name, data, opts, tp
+        out[o + 7] = note
+        o = o + LEAN_FIELDS
+      else
+        local job = id and (job_prefix .. id)
+        -- data up to 3 pieces (192 bytes) comes in this one read
+        local f, unreadable = {}, nil
+        if job then
+          f = pre[id]
+          if not f then f, unreadable = job_fields(job, JOB_FIELDS) end
+        end
+        if unreadable then
+          -- its key is not a hash: failed alone, its entry dropped below
+          fail_corrupt(job, id, unreadable, failed, now)
+          late_failed[#late_failed + 1] = id
+          job, f = nil, {}
+        end
+        local bad_sid = nil
+        if job and f[1] ~= sid and not valid_sid(f[1]) and f[2] and not f[12] then
+          -- a waiting job whose `sid` is corrupt: this entry is its own; take it back and
+          -- fail the job (below), naming the field
+          bad_sid = 'bad:field sid is ' .. quoted(f[1]) .. ', not a lane entry'
+          redis.call('HSET', job, 'sid', sid)
+          f[1] = sid
+        end
+        if not job or f[1] ~= sid or ENDED[f[12]] then
+          -- removed while waiting, or moved to another entry (a repaired or re-prioritised
+          -- job): the entry is an orphan, drop it. So is the entry of a job that ended (a
+          -- waiting job has no `state`) while its entry was still to be delivered: a claim
+          -- lost to a failover (Redis replicates asynchronously) left it undelivered on the
+          -- promoted replica while its worker ran and recorded the job; run again, it was
+          -- counted twice. (A `state` that is none of these, a corrupt record, is checked
+          -- as the rest of the job is.)
+          stale[#stale + 1] = sid
+        else
+          local note, name, data, opts, att
+          local dn = f[6]
+          if not bad_sid and not f[5] and not f[7] and f[3] and f[2] and #f[2] > 0
+              and #f[2] <= NAME_MAX and (not f[4] or #f[4] <= opts_cap)
+              and ((not dn and #f[3] <= data_cap) or (dn == '2' and f[8] and two_pieces_fit)) then
+            -- the usual job, first attempt, data whole or in two pieces (both in hand), options
+            -- whole: what checked_values finds for it, without its calls and tables
+            note, name, att, opts = '', f[2], 0, f[4] or ''
+            data = dn and f[3] .. f[8] or f[3]
+          else
+            note, name, data, opts, att = checked_values(job, f, bad_sid)
+          end
+          got = got + 1
+          started[#started + 1] = id
+          -- (a lean job given a record, run from another entry now: no longer in the set)
+          if lean_n > 0 and string.byte(id, 1) == 126 then left_lean[#left_lean + 1] = id end
+          -- (positions counted, not found with `#` for each of the job's fields)
+          out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, name,
+            data or ''
+          out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = opts or '', att + 1, note,
+            f[10] or '', f[11] or ''
+            o = o + FIELDS
+        end
       end
     end
     if #stale > 0 then
       redis.call('XACK', key, group, unpack(stale))
       redis.call('XDEL', key, unpack(stale))
     end
+    emit_lean(events, maxlen, 'active', prio, lean_sids)
   end
 end
 if not turns or ungrouped == 0 or #taken == 0 then
@@ -726,8 +777,10 @@ else
   if #taken > 0 then read_lane(lane_of[GROUP_LANE], #taken, grouped) end
   local p, g = 1, 1
   local function move(from, i)
-    for k = i, i + FIELDS - 1 do out[#out + 1] = from[k] end
-    return i + FIELDS
+    -- (a lean job's record starts with minus its lane number)
+    local n = type(from[i]) == 'number' and from[i] < 0 and LEAN_FIELDS or FIELDS
+    for k = i, i + n - 1 do out[#out + 1] = from[k] end
+    return i + n
   end
   for _, is_group in ipairs(turns) do
     if is_group and g <= #grouped then g = move(grouped, g)
@@ -742,6 +795,7 @@ if #late_failed > 0 then
   emit_ids(events, maxlen, 'failed', late_failed)
 end
 if delivered > 0 then hincr(meta, 'waiting', -delivered) end
+if #left_lean > 0 then redis.call('SREM', lean_set, unpack(left_lean)) end
 emit_ids(events, maxlen, 'active', started)
 if rate_max and got > 0 then
   if used == 0 then

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::{invoke_with_lanes, Reply, EVENTS_MAXLEN, PROMOTE_BATCH};
+use super::{invoke_with_lanes, LeanEntry, Reply, EVENTS_MAXLEN, PROMOTE_BATCH};
 use crate::error::{Error, Result};
-use crate::job::JobOptions;
+use crate::job::{lean_id, JobOptions};
 use crate::keys::GROUP;
 use crate::store::QueueStore;
 
@@ -44,6 +44,9 @@ pub(crate) struct ClaimedJob {
     pub parent: Option<String>,
     /// Its group.
     pub group: Option<String>,
+    /// A lean job without a record (its lane entry is all of it: `job.rs` `lean_id`):
+    /// what its record needs beside the rest.
+    pub lean: Option<LeanEntry>,
 }
 
 /// One `move_to_active` call: promote due jobs, then claim up to `count` ready ones.
@@ -90,10 +93,57 @@ pub(crate) async fn claim(
     let paused = r.int()? == 1;
     let now = r.int()?;
     let limited = r.int()?;
-    let mut taken = Vec::with_capacity(r.remaining() / 10);
-    while r.remaining() >= 10 {
+    let lane_prio = |lane: i64| {
+        lanes
+            .prios
+            .get((lane as usize).wrapping_sub(1))
+            .copied()
+            .ok_or_else(|| Error::Protocol(format!("lane number {lane} out of range")))
+    };
+    let mut taken = Vec::with_capacity(r.remaining() / LEAN_FIELDS);
+    while r.remaining() > 0 {
+        if let Some(lane) = r.peek_int().filter(|l| *l < 0) {
+            // a lean job: minus its lane number, entry id, name, data, opts, trace context,
+            // note
+            r.int()?;
+            let prio = lane_prio(-lane)?;
+            let sid = r.string()?;
+            let name = r.string()?;
+            let (data, bad_data) = match r.utf8()? {
+                Ok(text) => (text, false),
+                Err(lossy) => (lossy, true),
+            };
+            let opts_text = r.string()?;
+            let traceparent = r.string()?;
+            let mut corrupt = r.string()?.strip_prefix("bad:").map(str::to_string);
+            if bad_data {
+                corrupt.get_or_insert_with(|| "field data is not UTF-8".into());
+            }
+            taken.push(Taken {
+                job: ClaimedJob {
+                    id: lean_id(prio, &sid),
+                    name,
+                    data,
+                    attempt: 1,
+                    opts: JobOptions::default(),
+                    prio,
+                    sid,
+                    started_ms: now,
+                    corrupt,
+                    parent: None,
+                    group: None,
+                    lean: Some(LeanEntry {
+                        opts: opts_text.clone(),
+                        traceparent: (!traceparent.is_empty()).then_some(traceparent),
+                    }),
+                },
+                opts_text,
+                unread: None,
+            });
+            continue;
+        }
         let id = r.string()?;
-        let lane = r.int()? as usize;
+        let lane = r.int()?;
         let sid = r.string()?;
         let name = r.string()?;
         // JSON is UTF-8: stored bytes that are not are corrupt, never silently mended
@@ -106,10 +156,7 @@ pub(crate) async fn claim(
         let note = r.string()?;
         let parent = r.string()?;
         let group = r.string()?;
-        let prio = *lanes
-            .prios
-            .get(lane.wrapping_sub(1))
-            .ok_or_else(|| Error::Protocol(format!("lane number {lane} out of range")))?;
+        let prio = lane_prio(lane)?;
         let mut corrupt = note.strip_prefix("bad:").map(str::to_string);
         if bad_data {
             corrupt.get_or_insert_with(|| "field data is not UTF-8".into());
@@ -133,6 +180,7 @@ pub(crate) async fn claim(
                 corrupt,
                 parent: (!parent.is_empty()).then_some(parent),
                 group: (!group.is_empty()).then_some(group),
+                lean: None,
             },
             opts_text,
             unread,
@@ -189,6 +237,9 @@ pub(crate) async fn claim(
         limited: (limited >= 0).then(|| Duration::from_millis(limited.max(1) as u64)),
     })
 }
+
+/// Fields of a lean job in the claim's reply (`move_to_active.lua`; the others have 10).
+const LEAN_FIELDS: usize = 7;
 
 /// A claimed job as the reply gave it, before the values the claim left to the worker are
 /// read and its options decoded.

@@ -232,6 +232,16 @@ local function emit_ids(events, maxlen, name, ids)
   end
 end
 
+-- Emit `name` for the lean jobs (prelude *Lean jobs*) of the lane of priority `prio` whose
+-- entries are `sids`: their ids are made of the two (events.rs reads `lean` so), so a batch
+-- builds no id. At most EVENT_IDS_MAX per entry, as emit_ids.
+local function emit_lean(events, maxlen, name, prio, sids)
+  for i = 1, #sids, EVENT_IDS_MAX do
+    emit(events, maxlen, 'event', name, 'lean', prio, 'ids',
+      table.concat(sids, ' ', i, math.min(i + EVENT_IDS_MAX - 1, #sids)))
+  end
+end
+
 -- Whether `s` (a job's stored `sid`) is a stream entry id, "<ms>-<seq>": anything else is a
 -- corrupt value that must never reach a stream command (which would fail the whole call).
 local function valid_sid(s)
@@ -541,14 +551,18 @@ local function delete_jobs(job_prefix, list, first, last, step)
 end
 
 -- Keep a finished set within `count` jobs (-1 = no limit) and `age` ms (0 = no limit),
--- deleting at most `budget` jobs per call so one call never blocks Redis for long.
+-- deleting at most `budget` jobs per call so one call never blocks Redis for long. A count
+-- of 0 is the retention of jobs removed as they finish (never listed): it keeps no set
+-- small, or one job removed on completion would delete every job others keep.
 local function trim_finished(set, job_prefix, count, age, now, budget)
   local removed = 0
-  if count >= 0 then
+  if count > 0 then
     local excess = on_index('ZCARD', set) - count
     if excess > 0 then
-      local popped = redis.call('ZPOPMIN', set, math.min(excess, budget))
-      removed = removed + delete_jobs(job_prefix, popped, 1, #popped, 2)
+      -- (a range then a removal by rank: cheaper than ZPOPMIN, which formats every score)
+      local oldest = redis.call('ZRANGE', set, 0, math.min(excess, budget) - 1)
+      redis.call('ZREMRANGEBYRANK', set, 0, #oldest - 1)
+      removed = removed + delete_jobs(job_prefix, oldest, 1, #oldest, 1)
     end
   end
   if age > 0 and removed < budget then
@@ -765,4 +779,155 @@ local function wait_again(G, job, id, front, fields)
   else
     wait_in_front(job, id, front)
   end
+end
+
+-- Lean jobs (job.rs `lean_id`, the README's *Lean jobs*): a ready job added with none of
+-- the options that need its record (no delay, given id, dedup, debounce, group or flow)
+-- and small values is stored as its lane entry alone, without a hash: fields 'n' name,
+-- 'd' data, then 'o' options and 't' trace context when it has them. Its id is its place,
+-- '~<priority>.<entry id>': any reader finds it from the id alone. It waits while its
+-- entry is undelivered and is active while the entry is pending. When anything needs its
+-- record (a failed attempt, progress, a log, a reclaim, an operator's change), the hash is
+-- made from the entry (lean_record) and the id joins the queue's set of lean jobs with a
+-- record (`<base>:lr`), which claims and outcomes look up while it is not empty; from then
+-- on the hash speaks for the job, as for any other.
+
+-- The id of the lean job in entry `sid` of the lane of priority `prio`.
+local function lean_id(prio, sid)
+  return '~' .. prio .. '.' .. sid
+end
+
+-- The priority and entry id a lean job id names; nil for any other id. Only the spelling
+-- jobq writes names one (no leading zeros, no '-0', a priority from -1000 to 1000): else
+-- '~0.01-0' would name entry 1-0 too, and give its job a second record.
+local function lean_place(id)
+  local prio, sid = string.match(id, '^~(%-?%d+)%.(%d+%-%d+)$')
+  if not prio or not valid_priority(prio) or prio == '-0' or string.match(prio, '^%-?0%d')
+      or string.match(sid, '^0%d') or string.match(sid, '%-0%d') then
+    return nil
+  end
+  return prio, sid
+end
+
+-- Whether a lane entry's fields are a lean job's ('n' first; an entry of a job with a
+-- record holds 'i', its id).
+local function is_lean_entry(fields)
+  return type(fields) == 'table' and fields[1] == 'n'
+end
+
+-- The set of lean jobs with a record, from the job key prefix (`{…}:j:`).
+local function lean_records_key(job_prefix)
+  return string.sub(job_prefix, 1, -3) .. 'lr'
+end
+
+-- The pieces of text `v` as job.rs `pieces` cuts it (64-byte pieces at UTF-8 character
+-- boundaries; lean values are at most 4 KiB, so never the 64 KiB ones), appended to `out`
+-- as field/value pairs under `field`.
+local function push_pieces(out, field, v)
+  if #v <= 64 then
+    out[#out + 1] = field
+    out[#out + 1] = v
+    return
+  end
+  local n, at = 0, 1
+  while at <= #v do
+    local cut = math.min(at + 63, #v)
+    -- (a continuation byte 10xxxxxx starts no character: cut before its character)
+    while cut < #v and cut > at do
+      local b = string.byte(v, cut + 1)
+      if b < 128 or b >= 192 then break end
+      cut = cut - 1
+    end
+    n = n + 1
+    out[#out + 1] = n == 1 and field or (field .. ':' .. n)
+    out[#out + 1] = string.sub(v, at, cut)
+    at = cut + 1
+  end
+  out[#out + 1] = field .. ':n'
+  out[#out + 1] = tostring(n)
+end
+
+-- The hash fields of the lean job in entry `sid` (lane of priority `prio`) with entry
+-- fields `fields`, as add_job would have written them (its `ts` is its entry's time).
+local function lean_fields(prio, sid, fields)
+  local v = {}
+  for i = 1, #fields - 1, 2 do v[fields[i]] = fields[i + 1] end
+  local out = {'ts', string.match(sid, '^(%d+)'), 'sid', sid, 'name', v.n or ''}
+  push_pieces(out, 'data', v.d or '')
+  if v.o and v.o ~= '' then push_pieces(out, 'opts', v.o) end
+  if prio ~= '0' then
+    out[#out + 1] = 'prio'
+    out[#out + 1] = prio
+  end
+  if v.t then
+    out[#out + 1] = 'tp'
+    out[#out + 1] = v.t
+  end
+  return out
+end
+
+-- The hash fields of lean job `id` (lean_fields), read from its entry in lane stream
+-- `lane`; nil when the entry is gone or is not a lean job's.
+local function lean_entry_fields(lane, id)
+  local prio, sid = lean_place(id)
+  if not prio then return nil end
+  local e = redis.pcall('XRANGE', lane, sid, sid)
+  local fields = type(e) == 'table' and e[1] and e[1][2]
+  if not is_lean_entry(fields) then return nil end
+  return lean_fields(prio, sid, fields)
+end
+
+-- Whether entry `sid` of lane `lane` is a live job's: not delivered yet (waiting) or
+-- pending (active). An entry delivered and acknowledged is a finished job's, left until
+-- the lane is trimmed.
+local function live_entry(lane, group, sid)
+  return pending_entry(lane, group, sid) or id_gt(sid, last_delivered(lane, group))
+end
+
+-- Gives lean job `id` (entry `sid` of lane stream `lane`, priority `prio`; its hash key
+-- `job`) its record, from the entry: true when it has one now (made here or before),
+-- false when it has no live entry (the job finished, or never was). `fields` is the
+-- entry's, when the caller read it already; `group` is given when the entry may not be
+-- live (an operator's call), nil when the caller holds it pending. A key that is not a
+-- hash (a corrupt record) is left for the caller's checks.
+local function lean_record(job_prefix, job, id, lane, prio, sid, fields, group)
+  if redis.call('EXISTS', job) == 1 then return true end
+  if group and not live_entry(lane, group, sid) then return false end
+  if not fields then
+    local e = redis.pcall('XRANGE', lane, sid, sid)
+    fields = type(e) == 'table' and e[1] and e[1][2]
+  end
+  if not is_lean_entry(fields) then return false end
+  local list = lean_fields(prio, sid, fields)
+  hset_list(job, list, 1, #list)
+  on_index('SADD', lean_records_key(job_prefix), id)
+  return true
+end
+
+-- The job id of entry `sid` (fields `fields`) of lane stream `key`, for a reclaim or a
+-- give-back about to delete the entry: its `i`, or a lean job's id, the job given its
+-- record from the entry first when it has none (it is run again from its record). nil for
+-- an entry of neither kind.
+local function entry_job_id(job_prefix, key, sid, fields)
+  local id = entry_id(fields)
+  if id or not is_lean_entry(fields) then return id end
+  local prio = string.match(key, ':ready:(%-?%d+)$')
+  if not prio then return nil end
+  id = lean_id(prio, sid)
+  local job = job_prefix .. id
+  if redis.call('EXISTS', job) == 0 then
+    -- (a set of lean records is not needed: the entry it names is gone)
+    local list = lean_fields(prio, sid, fields)
+    hset_list(job, list, 1, #list)
+  end
+  return id
+end
+
+-- A lean job recorded by a batch whose acknowledgements came up short (complete,
+-- fail_or_retry) may still have its entry undelivered: a claim lost with a failover (Redis
+-- replicates asynchronously) leaves it waiting on the promoted replica while its worker
+-- ran it. Its entry is deleted (and uncounted from `waiting`), or it would run again.
+local function lean_entry_done(meta, lane, group, sid)
+  if id_gt(sid, last_delivered(lane, group)) then hincr(meta, 'waiting', -1) end
+  redis.call('XDEL', lane, sid)
 end

@@ -18,6 +18,9 @@
 -- time enough for every live worker to renew, so an outage of any length makes no stall and
 -- no failure. A worker that really died is reclaimed a lease after the clock restarted.
 --
+-- A lean job (prelude *Lean jobs*) is given its record from its entry before that entry is
+-- deleted (entry_job_id): it runs again from its record.
+--
 -- A requeued job goes to the queue's front lane (created here when new), read before every
 -- priority lane: it started before the jobs still waiting, so it keeps its place ahead of
 -- them, in the order it was reclaimed.
@@ -64,8 +67,10 @@ for k = first, #KEYS do
       local sid, fields = entry[1], entry[2]
       redis.call('XACK', key, group, sid)
       redis.call('XDEL', key, sid)
-      local id = entry_id(fields)
+      local id = entry_job_id(job_prefix, key, sid, fields)
       local job = id and (job_prefix .. id)
+      -- (a lean job leaves its entry here: no longer one of the lean jobs with a record)
+      if id and lean_place(id) then on_index('SREM', lean_records_key(job_prefix), id) end
       -- only a job that still points at this entry is requeued: an entry it no longer
       -- points at is an orphan (the job waits or runs on another one), dropped above
       local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl', 'run',

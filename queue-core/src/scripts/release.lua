@@ -5,7 +5,8 @@
 -- worker died. After such a failure the worker calls this: each entry pending to it that
 -- is not in its list is acknowledged, and its job goes to the front lane to be claimed
 -- again, with no stall counted (a grouped job goes back ahead in its group); one with a
--- cancel request (cancel.lua) ends cancelled instead.
+-- cancel request (cancel.lua) ends cancelled instead. A lean job (prelude *Lean jobs*) is
+-- given its record from its entry first (entry_job_id).
 --
 -- KEYS: 1 meta, 2 lanes, 3 front lane, 4 marker, 5 events, 6 .. lane streams
 -- ARGV: 1 group, 2 consumer, 3 job key prefix, 4 events maxlen, then the entries held, as
@@ -28,8 +29,10 @@ for k = 6, #KEYS do
         local entry = redis.call('XRANGE', key, sid, sid)[1]
         redis.call('XACK', key, group, sid)
         redis.call('XDEL', key, sid)
-        local id = entry and entry_id(entry[2])
+        local id = entry and entry_job_id(job_prefix, key, sid, entry[2])
         local job = id and (job_prefix .. id)
+        -- (a lean job leaves its entry here: no longer one of the lean jobs with a record)
+        if id and lean_place(id) then on_index('SREM', lean_records_key(job_prefix), id) end
         local f = job and redis.call('HMGET', job, 'sid', 'grp', 'prio', 'par', 'cxl') or {}
         if f[1] == sid and f[5] == sid then
           -- a cancel request came meanwhile: it ends cancelled, not claimed again

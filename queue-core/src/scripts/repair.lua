@@ -25,6 +25,15 @@ local group, L = ARGV[1], tonumber(ARGV[2])
 local lane_of = {}
 for i = 1, L do lane_of[ARGV[2 + i]] = 6 + i end
 local repaired, newly_waiting = 0, 0
+-- a lane stream missing from the lanes set (deleted by hand) gets its place back, so
+-- workers read it again: the waiting jobs below put theirs back too, but a lane of lean
+-- jobs (prelude *Lean jobs*) has no job hash to be found by
+for i = 1, L do
+  if redis.call('TYPE', KEYS[6 + i])['ok'] == 'stream' and not on_index('ZSCORE', lanes, ARGV[2 + i]) then
+    open_lane(meta, lanes, KEYS[6 + i], ARGV[2 + i], group)
+    repaired = repaired + 1
+  end
+end
 local G = group_keys(base .. ':j:')
 local last_of = {}
 for j = 7 + L, #KEYS do

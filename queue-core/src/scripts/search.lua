@@ -4,7 +4,8 @@
 -- position returned, place after place, so no call examines more than ARGV[11] entries or
 -- reads more than ARGV[12] bytes of job hashes, whatever the queue holds. Records of any
 -- content are read safely: a key of the wrong type ends its place, a job hash of the wrong
--- type or with garbage fields simply does not match.
+-- type or with garbage fields simply does not match. A lane's lean jobs (prelude *Lean
+-- jobs*) are found by their entries while they have no record, and by it once they have.
 --
 -- KEYS: 1 the place: a sorted set of job ids ('sorted'), a lane stream ('undelivered':
 --       its entries not delivered yet, waiting; 'delivered': pending ones, active), or the
@@ -15,8 +16,10 @@
 --       8 created at or after (ms, 0 any), 9 lowest score of a 'sorted' place ('-inf', or
 --       the cutoff when scores are times at or after creation), 10 matches wanted,
 --       11 most entries examined, 12 most bytes read, 13 bytes of data searched,
---       14 most microseconds spent, 15.. position: 'sorted' {score, skip} ('+inf', 0 to start); lanes {entry id}
---       ('+' to start); 'groups' {ZSCAN cursor, group, score, skip} ('0', '', '+inf', 0)
+--       14 most microseconds spent, 15 a lane's priority ('' for other places, and for
+--       the lanes that hold no lean job), 16.. position: 'sorted' {score, skip} ('+inf',
+--       0 to start); lanes {entry id} ('+' to start); 'groups' {ZSCAN cursor, group,
+--       score, skip} ('0', '', '+inf', 0)
 -- Returns: {'more' or 'done', now ms, #position, position…, id, idle ms (-1 unless
 --          active), id, idle, …}
 local place, kind, prefix, cgroup = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
@@ -24,11 +27,15 @@ local want_state, name, data_text, err_text = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local since, min_score = tonumber(ARGV[8]), ARGV[9]
 local wanted, max_examined, max_bytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local data_bytes, max_us = tonumber(ARGV[13]), tonumber(ARGV[14])
+local lane_prio = ARGV[15]
 local pos = {}
-for i = 15, #ARGV do pos[#pos + 1] = ARGV[i] end
+for i = 16, #ARGV do pos[#pos + 1] = ARGV[i] end
 
 -- entries fetched per command: a page of a set or a lane, cut to what the budget has left
 local PAGE = 200
+-- most bytes of a lane entry: a lean job's (data and options up to 4 KiB, its name, trace
+-- context and field names)
+local LEAN_ENTRY_MOST = 4864
 local examined, bytes, found = 0, 0, {}
 
 -- the clock in microseconds: a call also stops after `max_us`, so a slow or busy server
@@ -126,6 +133,27 @@ local function passes(id, sid, grp)
   return true
 end
 
+-- Whether the lean job `id` of lane entry `sid` (its fields `fields`) passes the filters:
+-- as its record says when it has one (the record speaks then, as for any job), else as the
+-- entry does (its name and data; created at the entry's time; no failure reason yet). The
+-- entry is counted in the bytes read: it holds the data, at most ~4 KiB.
+local function passes_lean(id, sid, fields)
+  if redis.call('EXISTS', prefix .. id) == 1 then return passes(id, sid) end
+  local v = {}
+  for i = 1, #fields - 1, 2 do
+    if v[fields[i]] == nil then v[fields[i]] = fields[i + 1] end
+    bytes = bytes + #fields[i + 1]
+  end
+  if name ~= '' and v.n ~= name then return false end
+  if since > 0 and (tonumber(string.match(sid, '^(%d+)')) or 0) < since then return false end
+  if F_ERROR then return false end
+  if F_DATA then
+    if type(v.d) ~= 'string' then return false end
+    if not string.find(string.sub(v.d, 1, data_bytes), data_text, 1, true) then return false end
+  end
+  return true
+end
+
 -- Walks sorted set `key` down from score `max` (skipping the first `skip` members of that
 -- score, seen already), to `min`; its jobs are checked by `check(id)`. Returns whether the
 -- set is done, and where to go on.
@@ -173,7 +201,9 @@ elseif kind == 'undelivered' or kind == 'delivered' then
     end
     while true do
       if spent() then status = 'more'; break end
-      local count = math.min(PAGE, max_examined - examined)
+      -- (a lean job's entry holds its data: no more of them than the bytes left allow)
+      local count = math.min(PAGE, max_examined - examined,
+        math.max(1, math.floor((max_bytes - bytes) / LEAN_ENTRY_MOST)))
       local r = redis.pcall('XREVRANGE', place, hi, lo, 'COUNT', count)
       if type(r) ~= 'table' or r.err or #r == 0 then status = 'done'; break end
       local stopped = false
@@ -181,8 +211,14 @@ elseif kind == 'undelivered' or kind == 'delivered' then
         local sid = e[1]
         hi = '(' .. sid
         examined = examined + 1
-        local id = entry_id(e[2])
-        if id and passes(id, sid) then
+        local id, ok = entry_id(e[2]), false
+        if id then
+          ok = passes(id, sid)
+        elseif lane_prio ~= '' and is_lean_entry(e[2]) then
+          id = lean_id(lane_prio, sid)
+          ok = passes_lean(id, sid, e[2])
+        end
+        if ok then
           if kind == 'undelivered' then
             found[#found + 1] = id; found[#found + 1] = -1
           else

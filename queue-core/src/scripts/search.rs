@@ -26,9 +26,13 @@ pub(crate) enum Walk<'a> {
         state: &'a str,
         min: Option<u64>,
     },
-    /// Lane stream `key`: its undelivered entries (waiting), or its delivered ones still
-    /// pending (active).
-    Lane { key: &'a str, delivered: bool },
+    /// Lane stream `key` of priority `prio`: its undelivered entries (waiting), or its
+    /// delivered ones still pending (active); its lean jobs get their ids from `prio`.
+    Lane {
+        key: &'a str,
+        prio: i32,
+        delivered: bool,
+    },
     /// The queues of the groups, group by group (waiting grouped jobs).
     Groups,
 }
@@ -80,6 +84,11 @@ pub(crate) async fn batch(
 ) -> Result<Batch> {
     let keys = &q.keys;
     let gwait = keys.group_waiting();
+    // only the priority lanes hold lean jobs (job.rs `lean_place`)
+    let lean_prio = match walk {
+        Walk::Lane { prio, .. } if (-1000..=1000).contains(prio) => prio.to_string(),
+        _ => String::new(),
+    };
     let (kind, key, state, min) = match walk {
         Walk::Sorted { key, state, min } => (
             "sorted",
@@ -87,7 +96,7 @@ pub(crate) async fn batch(
             *state,
             min.map_or_else(|| "-inf".to_string(), |m| m.to_string()),
         ),
-        Walk::Lane { key, delivered } => (
+        Walk::Lane { key, delivered, .. } => (
             if *delivered {
                 "delivered"
             } else {
@@ -114,7 +123,8 @@ pub(crate) async fn batch(
         .arg(MAX_EXAMINED)
         .arg(MAX_BYTES)
         .arg(filters.data_bytes)
-        .arg(MAX_MICROS);
+        .arg(MAX_MICROS)
+        .arg(lean_prio);
     for p in position {
         inv.arg(p);
     }

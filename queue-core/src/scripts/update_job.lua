@@ -2,17 +2,29 @@
 -- its new lane (created if new); a grouped one takes its new priority in its group; a delayed job keeps its due time and starts in the new lane.
 -- Running and finished jobs keep their priority (it no longer matters): refused.
 --
+-- A lean job (job.rs `lean_id`: its lane entry alone, no hash) is given its record first,
+-- from its entry, and is then changed as any other (its record holds the new data; a new
+-- priority moves it to an entry of its new lane, as any job).
+--
 -- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 old lane stream, 6 new lane stream,
---       7 front lane stream (where a reclaimed job waits instead of its old lane)
+--       7 front lane stream (where a reclaimed job waits instead of its old lane), 8 the
+--       lane stream a lean job's id names (for other ids, any lane of the queue)
 -- ARGV: 1 id, 2 what ('data' | 'priority'), 3 new priority ('' for data), 4 group,
 --       5 events maxlen, then for data the new `data` field/value pairs, cut into pieces by
 --       the caller (job.rs `push_long`)
 -- Returns: 'ok', or 'missing', or 'active' / the state for a refused priority change
 local job, meta, lanes, events, old_lane, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, what, value, group, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- a lean job without a record gets one first, from its entry, so the rest reads it as any
+-- other; a finished one (its entry acknowledged) is no job any more and gets none: 'missing'
+local lean_prio, lean_sid = lean_place(id)
+local job_prefix = string.sub(job, 1, #job - #id)
+if lean_prio and KEYS[8] == string.sub(job_prefix, 1, -3) .. 'ready:' .. lean_prio then
+  lean_record(job_prefix, job, id, KEYS[8], lean_prio, lean_sid, nil, group)
+end
 local f = redis.call('HMGET', job, 'state', 'sid', 'ln', 'grp')
 local state, sid = job_state(f[1], f[2]), f[2]
-local G = f[4] and group_keys(string.sub(job, 1, #job - #id))
+local G = f[4] and group_keys(job_prefix)
 if f[3] == GROUP_LANE then old_lane = G and G.lane or old_lane
 elseif f[3] then old_lane = KEYS[7] end
 if not state then return 'missing' end

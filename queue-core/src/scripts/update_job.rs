@@ -3,6 +3,7 @@
 
 use super::{invoke, EVENTS_MAXLEN};
 use crate::error::{Error, Result};
+use crate::job::lean_place;
 use crate::keys::GROUP;
 use crate::store::QueueStore;
 
@@ -30,6 +31,8 @@ pub(crate) async fn update_job(
             .key(keys.lane(current_prio))
             .key(keys.lane(new_prio))
             .key(keys.front_lane())
+            // (a lean job's record is made from its entry, in the lane its id names)
+            .key(keys.lane(lean_place(id).map_or(current_prio, |(prio, _)| prio)))
             .arg(id)
             .arg(what)
             .arg(value)

@@ -51,8 +51,15 @@ pub(crate) async fn fetch(
 ) -> Result<Fetched> {
     let claim = move_to_active::claim(&queue.inner, consumer, count, CONCURRENCY_POLL).await?;
     let claimed = Instant::now();
-    let mut traceparents = if traced && !claim.jobs.is_empty() {
-        read_traceparents(queue, &claim.jobs).await.into_iter()
+    // (a lean job's came with the claim)
+    let stored: Vec<&str> = claim
+        .jobs
+        .iter()
+        .filter(|j| j.lean.is_none())
+        .map(|j| j.id.as_str())
+        .collect();
+    let mut traceparents = if traced && !stored.is_empty() {
+        read_traceparents(queue, &stored).await.into_iter()
     } else {
         Vec::new().into_iter()
     };
@@ -75,7 +82,11 @@ pub(crate) async fn fetch(
             corrupt: j.corrupt,
             parent: j.parent,
             group: j.group,
-            traceparent: traceparents.next().flatten(),
+            traceparent: match &j.lean {
+                Some(lean) => lean.traceparent.clone().filter(|_| traced),
+                None => traceparents.next().flatten(),
+            },
+            lean: j.lean,
         })
         .collect();
     Ok(Fetched {
@@ -89,13 +100,10 @@ pub(crate) async fn fetch(
 /// The trace context of each claimed job (`tp`, see `trace.rs`), in one round trip, only
 /// while attempts get spans: kept out of the claim, so a worker that does not trace pays
 /// nothing for it. A failed read costs the attempts their parent, never the claim.
-async fn read_traceparents(
-    queue: &Queue,
-    jobs: &[move_to_active::ClaimedJob],
-) -> Vec<Option<String>> {
+async fn read_traceparents(queue: &Queue, ids: &[&str]) -> Vec<Option<String>> {
     let mut pipe = redis::pipe();
-    for j in jobs {
-        pipe.hget(queue.inner.keys.job(&j.id), "tp");
+    for id in ids {
+        pipe.hget(queue.inner.keys.job(id), "tp");
     }
     let mut conn = queue.inner.redis.conn();
     // as bytes: one job's tp that is not UTF-8 must not fail the whole read (and cost the

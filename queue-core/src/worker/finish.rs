@@ -69,8 +69,10 @@ pub(crate) async fn finish_loop(
                 Err(_) => break,
             }
         }
+        // (sent again after a failed call, which Redis may have run: recorded exactly)
+        let mut again = false;
         loop {
-            match record(&queue, &batch).await {
+            match record(&queue, &batch, again).await {
                 Ok(lost) => {
                     outage.recovered();
                     if batch.iter().any(|o| o.job.parent.is_some()) {
@@ -89,6 +91,7 @@ pub(crate) async fn finish_loop(
                 Err(e) => {
                     // keep the outcomes (the entries stay ours while leases are renewed)
                     tokio::time::sleep(outage.failed(&e)).await;
+                    again = true;
                 }
             }
         }
@@ -98,7 +101,7 @@ pub(crate) async fn finish_loop(
 }
 
 /// Records a batch; returns the ids of jobs this worker had lost to a reclaimer.
-async fn record(queue: &Queue, batch: &[Outcome]) -> Result<Vec<String>> {
+async fn record(queue: &Queue, batch: &[Outcome], again: bool) -> Result<Vec<String>> {
     let mut ok: Vec<(&Active, &str)> = Vec::new();
     let mut failed: Vec<(&Active, Failure<'_>)> = Vec::new();
     for o in batch {
@@ -122,12 +125,12 @@ async fn record(queue: &Queue, batch: &[Outcome]) -> Result<Vec<String>> {
     for (policy, group) in by_policy(ok, |o| {
         o.remove_on_complete.unwrap_or(Retention::DEFAULT_COMPLETED)
     }) {
-        lost.extend(complete(queue, &group, policy).await?);
+        lost.extend(complete(queue, &group, policy, again).await?);
     }
     for (policy, group) in by_policy(failed, |o| {
         o.remove_on_fail.unwrap_or(Retention::DEFAULT_FAILED)
     }) {
-        lost.extend(fail_or_retry(queue, group, policy).await?);
+        lost.extend(fail_or_retry(queue, group, policy, again).await?);
     }
     Ok(lost)
 }
@@ -159,6 +162,11 @@ fn attempt(job: &Active) -> Attempt<'_> {
         started_ms: job.started_ms,
         parent: job.parent.as_deref().unwrap_or(""),
         group: job.group.as_deref().unwrap_or(""),
+        lean: job.lean.as_ref().map(|entry| scripts::LeanAttempt {
+            name: &job.raw.name,
+            data: &job.raw.data,
+            entry,
+        }),
     }
 }
 
@@ -166,18 +174,20 @@ async fn complete(
     queue: &Queue,
     jobs: &[(&Active, &str)],
     policy: Retention,
+    again: bool,
 ) -> Result<Vec<String>> {
     let jobs: Vec<_> = jobs.iter().map(|(j, r)| (attempt(j), *r)).collect();
-    scripts::complete::complete(&queue.inner, &jobs, policy).await
+    scripts::complete::complete(&queue.inner, &jobs, policy, again).await
 }
 
 async fn fail_or_retry(
     queue: &Queue,
     jobs: Vec<(&Active, Failure<'_>)>,
     policy: Retention,
+    again: bool,
 ) -> Result<Vec<String>> {
     let jobs: Vec<_> = jobs.into_iter().map(|(j, f)| (attempt(j), f)).collect();
-    scripts::fail_or_retry::fail_or_retry(&queue.inner, &jobs, policy).await
+    scripts::fail_or_retry::fail_or_retry(&queue.inner, &jobs, policy, again).await
 }
 
 /// How a failed attempt is recorded: a snooze, a retry after its delay, or a failure for

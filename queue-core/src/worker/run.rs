@@ -39,6 +39,9 @@ pub(crate) struct Active {
     pub group: Option<String>,
     /// The trace context recorded at its add (read only while attempts get spans).
     pub traceparent: Option<String>,
+    /// A lean job without a record when claimed (`job.rs` `lean_id`): what its record
+    /// needs, should it be kept.
+    pub lean: Option<crate::scripts::LeanEntry>,
 }
 
 /// How an attempt ended.

@@ -1,6 +1,6 @@
-//! The consistency sweep of one queue: walk the queue's job hashes a batch at a time (SCAN,
-//! never KEYS) and repair any job left between states, e.g. a waiting job whose lane entry
-//! was lost, then a page of its groups (`repair_groups.lua`). Slow and steady: one batch
+//! The consistency sweep of one queue: walk the queue's job hashes and lane streams a batch
+//! at a time (SCAN, never KEYS) and repair any job left between states, e.g. a waiting job
+//! whose lane entry was lost, or a lane lost from the lanes set, then a page of its groups (`repair_groups.lua`). Slow and steady: one batch
 //! per tick, so it never loads Redis.
 
 use futures_util::future::BoxFuture;
@@ -66,11 +66,11 @@ async fn sweep_loop(queue: Queue, every: Duration, stop: CancellationToken) {
 
 /// One SCAN batch from `cursor`, repaired; returns the next cursor and how many were fixed.
 pub(crate) async fn sweep_step(queue: &Queue, cursor: u64) -> Result<(u64, i64)> {
-    let (next, ids) = scripts::repair::scan_jobs(&queue.inner, cursor, SCAN_COUNT).await?;
+    let (next, ids, lanes) = scripts::repair::scan_jobs(&queue.inner, cursor, SCAN_COUNT).await?;
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    if ids.is_empty() {
+    if ids.is_empty() && lanes.is_empty() {
         return Ok((next, 0));
     }
-    let repaired = scripts::repair::repair(&queue.inner, &ids).await?;
+    let repaired = scripts::repair::repair(&queue.inner, &ids, &lanes).await?;
     Ok((next, repaired))
 }

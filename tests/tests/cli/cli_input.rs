@@ -431,12 +431,14 @@ async fn a_utf8_byte_order_mark_at_the_start_of_a_data_or_bulk_file_is_skipped()
 async fn control_characters_in_stored_values_are_escaped_in_text_output() {
     let env = TestEnv::new().await;
     let q = env.queue("q").await;
-    // C1 CSI and DEL pass through JSON unescaped; a raw name as an older writer stored it
+    // C1 CSI and DEL pass through JSON unescaped; a raw name as an older writer stored it.
+    // (Given an id, the job keeps a record, a hash, whose name is overwritten here; a plain
+    // job would be stored lean, its lane entry alone: see the test below.)
     let added = q
         .add(
             "job",
             &serde_json::json!({"t": "\u{9b}31m\u{7f}"}),
-            queue_core::JobOptions::new(),
+            queue_core::JobOptions::new().job_id("ctl"),
         )
         .await
         .unwrap();
@@ -465,6 +467,48 @@ async fn control_characters_in_stored_values_are_escaped_in_text_output() {
     }
 }
 
+/// The same hostile values in a lean job (its lane entry alone, no hash), as something
+/// other than jobq might write it: escaped by `jobq show` and `jobq list` alike.
+#[tokio::test]
+async fn control_characters_in_a_lean_entry_are_escaped_in_text_output() {
+    let env = TestEnv::new().await;
+    let q = env.queue("q").await;
+    // (a plain job, lean too, opens the lane)
+    let plain = q
+        .add(
+            "plain",
+            &serde_json::json!({}),
+            queue_core::JobOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(plain.id.starts_with('~'), "{plain:?}");
+    let evil = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\nfake line";
+    let id = crate::add_lean_by_hand(
+        &env,
+        "q",
+        &[
+            ("n", evil.as_bytes()),
+            ("d", "{\"t\":\"\u{9b}31m\u{7f}\"}".as_bytes()),
+        ],
+    )
+    .await;
+    for args in [
+        &["show", "q", id.as_str()][..],
+        &["list", "q", "--state", "waiting"],
+    ] {
+        let out = jobq(&env, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?} printed a raw control character: {text:?}"
+        );
+        assert!(!text.contains("\nfake line"), "{args:?}: {text}");
+        assert!(text.contains("evil\\u{1b}]0;pwned"), "{args:?}: {text}");
+    }
+}
+
 /// A stored job whose options no longer decode is marked in `jobq list` and `jobq show`;
 /// the queue's other jobs are listed as they are (one bad record never hides a queue).
 #[tokio::test]
@@ -472,12 +516,14 @@ async fn a_job_with_garbage_options_is_marked_in_list_and_show_and_the_others_ar
     let env = TestEnv::new().await;
     let q = env.queue("bad-opts").await;
     let mut ids = Vec::new();
+    // (given ids, the jobs keep records, hashes, whose `opts` field is overwritten here; a
+    // plain job would be stored lean, its lane entry alone: see the test below)
     for i in 0..3 {
         let job = q
             .add(
                 "work",
                 &serde_json::json!({ "i": i }),
-                JobOptions::new().attempts(2),
+                JobOptions::new().attempts(2).job_id(format!("job{i}")),
             )
             .await
             .unwrap();
@@ -493,6 +539,64 @@ async fn a_job_with_garbage_options_is_marked_in_list_and_show_and_the_others_ar
         .query_async(&mut raw)
         .await
         .unwrap();
+    let out = jobq(&env, &["list", "bad-opts", "--state", "waiting", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let marked: Vec<&str> = lines
+        .iter()
+        .filter(|l| {
+            l["corrupt"]
+                .as_str()
+                .is_some_and(|c| c.contains("field opts"))
+        })
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, vec![ids[1].as_str()], "{lines:?}");
+    let out = jobq(&env, &["list", "bad-opts", "--state", "waiting"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in &ids {
+        assert!(text.contains(id.as_str()), "{id} missing from:\n{text}");
+    }
+    let out = jobq(&env, &["show", "bad-opts", &ids[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("field opts"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The same for a lean job (its lane entry alone, no hash) whose `o` options are garbage,
+/// as something other than jobq might write it: marked in `jobq list` and `jobq show`, and
+/// the others listed.
+#[tokio::test]
+async fn a_lean_job_with_garbage_options_is_marked_in_list_and_show_and_the_others_are_listed() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-opts").await;
+    let opts = JobOptions::new().attempts(2);
+    let first = q
+        .add("work", &serde_json::json!({ "i": 0 }), opts.clone())
+        .await
+        .unwrap()
+        .id;
+    let bad = crate::add_lean_by_hand(
+        &env,
+        "bad-opts",
+        &[("n", b"work"), ("d", b"{\"i\":1}"), ("o", b"\x01garbage")],
+    )
+    .await;
+    let last = q
+        .add("work", &serde_json::json!({ "i": 2 }), opts)
+        .await
+        .unwrap()
+        .id;
+    let ids = [first, bad, last];
+    assert!(ids.iter().all(|id| id.starts_with('~')), "{ids:?}");
     let out = jobq(&env, &["list", "bad-opts", "--state", "waiting", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)

@@ -223,11 +223,13 @@ async fn bad_input_or_no_redis_configured_exits_2_with_one_error_line() {
 async fn a_stored_job_name_with_control_characters_is_logged_escaped() {
     let env = TestEnv::new().await;
     let q = env.queue("forge").await;
+    // (given an id, the job keeps a record, a hash, whose name is overwritten here; a plain
+    // job would be stored lean, its lane entry alone: see the test below)
     let job = q
         .add(
             "diag.fail",
             &json!({ "times": 5 }),
-            JobOptions::new().attempts(1),
+            JobOptions::new().attempts(1).job_id("forged"),
         )
         .await
         .unwrap();
@@ -262,6 +264,46 @@ async fn a_stored_job_name_with_control_characters_is_logged_escaped() {
     );
 }
 
+/// The same forged name in a lean job (its lane entry alone, no hash), as something other
+/// than jobq might write it: logged escaped too.
+#[tokio::test]
+async fn a_lean_entry_job_name_with_control_characters_is_logged_escaped() {
+    let env = TestEnv::new().await;
+    let q = env.queue("forge").await;
+    // (a plain job, lean too, opens the lane)
+    let plain = q
+        .add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    assert!(plain.id.starts_with('~'), "{plain:?}");
+    let forged = "diag.fail\nFORGED level=ERROR \u{1b}[31mred\u{7}";
+    let id = crate::add_lean_by_hand(
+        &env,
+        "forge",
+        &[("n", forged.as_bytes()), ("d", b"{\"times\":5}")],
+    )
+    .await;
+    let mut worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", "forge", "--concurrency", "1"],
+    );
+    let done = wait_job_done(&q, &id, Duration::from_secs(15)).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(10));
+    let log = worker.stderr();
+    assert!(log.contains("FORGED"), "the name is logged:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with("FORGED")),
+        "a forged line:\n{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "a raw control character reached the log:\n{log:?}"
+    );
+}
+
 /// Stored values a corrupt record makes huge (a 100 KB job name, flow parent and trace
 /// context) never reach the worker's log whole: the name fails its job naming its size, the
 /// parent's notice is dropped with a clipped line, and every line stays short.
@@ -273,9 +315,11 @@ async fn huge_corrupt_values_never_make_a_huge_log_line() {
     let mut raw = env.raw().await;
     let huge = "a".repeat(100_000);
     let mut ids = Vec::new();
+    // (given ids, the jobs keep records, hashes, whose fields are overwritten here; plain
+    // jobs would be stored lean, their lane entries alone: see the test below)
     for field in ["name", "par", "tp"] {
         let job = q
-            .add("diag.noop", &json!({}), JobOptions::new())
+            .add("diag.noop", &json!({}), JobOptions::new().job_id(field))
             .await
             .unwrap();
         let _: i64 = redis::cmd("HSET")
@@ -315,6 +359,52 @@ async fn huge_corrupt_values_never_make_a_huge_log_line() {
         },
     )
     .await;
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(10));
+    let log = worker.stderr();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2_000, "a log line of {longest} bytes");
+}
+
+/// The same huge values in lean jobs (their lane entries alone, no hash), as something
+/// other than jobq might write them: a 100 KB name (`n`) fails its job naming its size, a
+/// 100 KB trace context (`t`) is dropped and the job completes, and every log line stays
+/// short. (A lean entry has no flow parent.)
+#[tokio::test]
+async fn huge_values_in_lean_entries_never_make_a_huge_log_line() {
+    let env = TestEnv::new().await;
+    let q = env.queue("huge").await;
+    // (a plain job, lean too, opens the lane)
+    let plain = q
+        .add("diag.noop", &json!({}), JobOptions::new())
+        .await
+        .unwrap();
+    assert!(plain.id.starts_with('~'), "{plain:?}");
+    let huge = "a".repeat(100_000);
+    let named =
+        crate::add_lean_by_hand(&env, "huge", &[("n", huge.as_bytes()), ("d", b"{}")]).await;
+    let traced = crate::add_lean_by_hand(
+        &env,
+        "huge",
+        &[("n", b"diag.noop"), ("d", b"{}"), ("t", huge.as_bytes())],
+    )
+    .await;
+    let mut worker = WorkerProcess::start_env(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", "huge", "--concurrency", "1"],
+        &[("RUST_LOG", "debug")],
+    );
+    let done = wait_job_done(&q, &named, Duration::from_secs(15)).await;
+    let reason = done.failed_reason.clone().unwrap_or_default();
+    assert!(
+        done.state == JobState::Failed && reason.contains("field name is 100000 bytes"),
+        "{reason:.300}"
+    );
+    for id in [&plain.id, &traced] {
+        let done = wait_job_done(&q, id, Duration::from_secs(15)).await;
+        assert_eq!(done.state, JobState::Completed, "{id}");
+    }
     worker.signal("TERM");
     worker.wait_exit(Duration::from_secs(10));
     let log = worker.stderr();

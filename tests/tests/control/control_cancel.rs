@@ -188,11 +188,14 @@ async fn a_cancel_request_outlives_a_dead_worker_the_job_ends_cancelled_at_recla
     let server = RedisServer::start(&[]);
     let env = TestEnv::on(&server.url()).await;
     let q = env.queue("cancel-dead").await;
+    // (given an id, the job keeps a record, a hash, where its lease renewals record the
+    // attempt, awaited below; a plain job would be stored lean, its lane entry alone: see
+    // the test below)
     let job = q
         .add(
             "diag.sleep",
             &json!({"ms": 30_000}),
-            JobOptions::new().attempts(3),
+            JobOptions::new().attempts(3).job_id("sleeper"),
         )
         .await
         .unwrap();
@@ -244,6 +247,99 @@ async fn a_cancel_request_outlives_a_dead_worker_the_job_ends_cancelled_at_recla
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c = q.counts().await.unwrap();
     assert_eq!((c.active, c.waiting, c.cancelled), (0, 0, 1), "{c:?}");
+}
+
+/// The same for a lean job (its lane entry alone, no hash until the cancel gives it one):
+/// its cancel request outlives its dead worker too, and it ends cancelled at reclaim with
+/// the attempt it ran counted, with its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_for_a_lean_job_outlives_a_dead_worker_it_ends_cancelled_at_reclaim() {
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("cancel-dead").await;
+    let job = q
+        .add(
+            "diag.sleep",
+            &json!({"ms": 30_000}),
+            JobOptions::new().attempts(3),
+        )
+        .await
+        .unwrap();
+    assert!(job.id.starts_with('~'), "a lean job: {job:?}");
+    let dead = WorkerProcess::start(
+        &server.url(),
+        env.config.prefix(),
+        &["--queues", "cancel-dead", "--lease", "1s"],
+    );
+    wait_active(&q, 1, Duration::from_secs(20)).await;
+    // running (the only job of a worker with free slots: started at its claim), its lease
+    // renewed a few times (every third of the lease)
+    let running = q.job(&job.id).await.unwrap();
+    assert_eq!(running.state, JobState::Active, "{running:?}");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let running = q.job(&job.id).await.unwrap();
+    assert_eq!(
+        (running.state, running.attempts_made),
+        (JobState::Active, 1),
+        "{running:?}"
+    );
+    dead.signal("KILL");
+    assert_eq!(q.cancel(&job.id).await.unwrap(), Cancelled::Requested);
+    // another worker reclaims it once the lease ran out: cancelled, not run again
+    let _next = WorkerProcess::start(
+        &server.url(),
+        env.config.prefix(),
+        &["--queues", "cancel-dead", "--lease", "1s"],
+    );
+    let info = eventually(
+        Duration::from_secs(20),
+        "the job to end cancelled",
+        || async {
+            let j = q.job(&job.id).await.ok()?;
+            (j.state == JobState::Cancelled).then_some(j)
+        },
+    )
+    .await;
+    assert_eq!(info.failed_reason.as_deref(), Some("cancelled"), "{info:?}");
+    // the attempt it ran counts, with its start, as when its worker cancels it
+    assert_eq!(info.attempts_made, 1, "{info:?}");
+    assert!(info.started_at.is_some(), "{info:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.active, c.waiting, c.cancelled), (0, 0, 1), "{c:?}");
+}
+
+/// A running lean job (its lane entry alone, no hash) is read with the start of its
+/// attempt, which its lease renewals leave as it is (they record it, for a job with a
+/// record, in its `run`): what a cancel at reclaim (above) and every reader rely on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_lean_job_keeps_its_start_across_lease_renewals() {
+    let server = RedisServer::start(&[]);
+    let env = TestEnv::on(&server.url()).await;
+    let q = env.queue("lean-start").await;
+    let job = q
+        .add("diag.sleep", &json!({"ms": 30_000}), JobOptions::new())
+        .await
+        .unwrap();
+    assert!(job.id.starts_with('~'), "a lean job: {job:?}");
+    let worker = WorkerProcess::start(
+        &server.url(),
+        env.config.prefix(),
+        &["--queues", "lean-start", "--lease", "1s"],
+    );
+    wait_active(&q, 1, Duration::from_secs(20)).await;
+    let first = q.job(&job.id).await.unwrap();
+    assert_eq!(first.state, JobState::Active, "{first:?}");
+    // three renewals later (every third of the lease)
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let later = q.job(&job.id).await.unwrap();
+    assert_eq!(later.state, JobState::Active, "{later:?}");
+    let (s0, s1) = (first.started_at.unwrap(), later.started_at.unwrap());
+    assert!(
+        s1.abs_diff(s0) < 100,
+        "started at {s0}, then read as started at {s1}"
+    );
+    worker.signal("KILL");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -655,12 +655,18 @@ async fn a_job_with_garbage_options_is_marked_and_the_others_are_listed() {
     let env = TestEnv::new().await;
     let q = env.queue("bad-opts").await;
     let mut ids = Vec::new();
+    // (given ids, the jobs keep records, hashes, whose `opts` field is overwritten here; a
+    // plain job would be stored lean, its lane entry alone: see the test below)
     for i in 0..3 {
         ids.push(
-            q.add("work", &json!({ "i": i }), JobOptions::new())
-                .await
-                .unwrap()
-                .id,
+            q.add(
+                "work",
+                &json!({ "i": i }),
+                JobOptions::new().job_id(format!("job{i}")),
+            )
+            .await
+            .unwrap()
+            .id,
         );
     }
     let key =
@@ -699,6 +705,71 @@ async fn a_job_with_garbage_options_is_marked_and_the_others_are_listed() {
     assert!(
         html.contains("corrupt"),
         "the bad job is not marked:\n{html}"
+    );
+    let (status, html) = get_text(&d.url(&format!("/queues/bad-opts/jobs/{}", ids[1]))).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("field opts"), "{html}");
+}
+
+/// The same for a lean job (its lane entry alone, no hash) whose `o` options are garbage,
+/// as something other than jobq might write it: marked in the API and on the pages, and
+/// the others listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_job_with_garbage_options_is_marked_and_the_others_are_listed() {
+    let env = TestEnv::new().await;
+    let q = env.queue("bad-opts").await;
+    let first = q
+        .add("work", &json!({ "i": 0 }), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    let bad = add_lean_by_hand(
+        &env,
+        "bad-opts",
+        &[("n", b"work"), ("d", b"{\"i\":1}"), ("o", b"\x01garbage")],
+    )
+    .await;
+    let last = q
+        .add("work", &json!({ "i": 2 }), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    let ids = [first, bad, last];
+    assert!(ids.iter().all(|id| id.starts_with('~')), "{ids:?}");
+    let d = Dashboard::start(&env, &[]).await;
+    let (status, page) = get_json(&d.url("/api/queues/bad-opts/jobs?state=waiting")).await;
+    assert_eq!(status, 200, "{page}");
+    let jobs = page["jobs"].as_array().or(page.as_array()).unwrap();
+    assert_eq!(jobs.len(), 3, "{page}");
+    let marked: Vec<&str> = jobs
+        .iter()
+        .filter(|j| {
+            j["corrupt"]
+                .as_str()
+                .is_some_and(|c| c.contains("field opts"))
+        })
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, vec![ids[1].as_str()], "{page}");
+    let (status, html) = get_text(&d.url("/queues/bad-opts?state=waiting")).await;
+    assert_eq!(status, 200, "{html}");
+    for id in &ids {
+        assert!(
+            html.contains(id.as_str()),
+            "{id} missing from the queue page"
+        );
+    }
+    assert!(
+        html.contains("corrupt"),
+        "the bad job is not marked:\n{html}"
+    );
+    let (status, job) = get_json(&d.url(&format!("/api/queues/bad-opts/jobs/{}", ids[1]))).await;
+    assert_eq!(status, 200, "{job}");
+    assert!(
+        job["corrupt"]
+            .as_str()
+            .is_some_and(|c| c.contains("field opts")),
+        "{job}"
     );
     let (status, html) = get_text(&d.url(&format!("/queues/bad-opts/jobs/{}", ids[1]))).await;
     assert_eq!(status, 200, "{html}");

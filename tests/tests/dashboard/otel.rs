@@ -488,9 +488,15 @@ async fn a_corrupt_stored_traceparent_never_fails_the_job_nor_a_read_of_it() {
     ];
     let mut conn = env.raw().await;
     let mut ids = Vec::new();
-    for tp in stored {
+    // (given ids, the jobs keep records, hashes, whose `tp` field is overwritten here;
+    // plain jobs would be stored lean, their lane entries alone: see the test below)
+    for (i, tp) in stored.into_iter().enumerate() {
         let id = q
-            .add("diag.echo", &json!({"x": 1}), JobOptions::new())
+            .add(
+                "diag.echo",
+                &json!({"x": 1}),
+                JobOptions::new().job_id(format!("tp{i}")),
+            )
             .await
             .unwrap()
             .id;
@@ -501,6 +507,82 @@ async fn a_corrupt_stored_traceparent_never_fails_the_job_nor_a_read_of_it() {
             .query_async(&mut conn)
             .await
             .unwrap();
+        ids.push(id);
+    }
+    let d = Dashboard::start(&env, &[]).await;
+    for id in &ids {
+        for args in [&["show", Q, id][..], &["--json", "show", Q, id][..]] {
+            let out = jobq_with(&env, &[], args);
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            assert!(out.status.success(), "{args:?}: {stderr}");
+            assert!(
+                !stdout.contains('\u{1b}'),
+                "{args:?}: escapes reach the terminal"
+            );
+        }
+        let (status, job) =
+            crate::dashboard_support::get_json(&d.url(&format!("/api/queues/{Q}/jobs/{id}"))).await;
+        assert_eq!(status, 200, "{job}");
+        let (status, page) =
+            crate::dashboard_support::get_text(&d.url(&format!("/queues/{Q}/jobs/{id}"))).await;
+        assert_eq!(status, 200);
+        assert!(!page.contains("<script>alert"), "escaped on the page");
+    }
+
+    let mut worker = exporting_worker(&env, &receiver, &[]);
+    for id in &ids {
+        let done = wait_job_done(&q, id, Duration::from_secs(20)).await;
+        assert_eq!(
+            done.state,
+            JobState::Completed,
+            "{id}: {:?}",
+            done.failed_reason
+        );
+    }
+    stop(&mut worker);
+    assert_child_attempt(&receiver, &ids[1], "diag.echo", TRACE_ID, SPAN_ID);
+    for id in [&ids[0], &ids[2], &ids[3], &ids[4]] {
+        let spans = receiver.attempts_of(id);
+        assert_eq!(spans.len(), 1, "{id}: a trace of its own");
+        assert!(spans[0].parent_span_id.is_empty(), "{id}: no parent");
+    }
+}
+
+/// The same corrupt trace contexts in lean jobs (their lane entries alone, no hash: the
+/// `t` field), as something other than jobq might write them: no read of them fails, each
+/// job completes, and only the good one is exported as a child of the trace it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_traceparent_in_a_lean_entry_never_fails_the_job_nor_a_read_of_it() {
+    let env = TestEnv::new().await;
+    let q = env.queue(Q).await;
+    let receiver = Receiver::start().await;
+    // (a plain job, lean too, opens the lane)
+    let plain = q
+        .add("diag.echo", &json!({"x": 0}), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    assert!(plain.starts_with('~'), "{plain}");
+    let good = traceparent(TRACE_ID, SPAN_ID);
+    let multibyte = format!("0é{}", &good[3..]);
+    let stored: [&[u8]; 5] = [
+        b"\xff\xfe00-\x80",
+        good.as_bytes(),
+        multibyte.as_bytes(),
+        b"\x1b[31m\n<script>alert(1)</script>",
+        &[b'a'; 1 << 20],
+    ];
+    let mut ids = Vec::new();
+    for tp in stored {
+        let id = crate::dashboard_support::add_lean_by_hand(
+            &env,
+            Q,
+            &[("n", b"diag.echo"), ("d", b"{\"x\":1}"), ("t", tp)],
+        )
+        .await;
         ids.push(id);
     }
     let d = Dashboard::start(&env, &[]).await;

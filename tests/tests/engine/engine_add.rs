@@ -431,7 +431,11 @@ async fn a_waiting_job_with_a_100_byte_payload_stays_a_compact_listpack_hash() {
         .backoff(Backoff::exponential(Duration::from_secs(1)).with_jitter(0.5))
         .timeout(Duration::from_secs(30));
     assert!(serde_json::to_string(&data).unwrap().len() > 64);
-    let added = q.add("send", &data, opts.clone()).await.unwrap();
+    // a given id: the job keeps a record (a plain one is lean, its lane entry alone)
+    let added = q
+        .add("send", &data, opts.clone().job_id("compact"))
+        .await
+        .unwrap();
     let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "compact");
     let mut raw = env.raw().await;
     let encoding: String = redis::cmd("OBJECT")

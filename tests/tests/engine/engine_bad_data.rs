@@ -118,11 +118,14 @@ async fn fails_alone(prefix: &str, cases: Cases<'_>, pad: usize) {
         let q = env.queue(&queue).await;
         let mut ids = Vec::new();
         for i in 0..10 {
+            // given ids: each job keeps a record (a hash) from its add, the fields corrupted
+            // here; a plain job would be lean, its lane entry alone (engine_lean_hostile.rs
+            // corrupts those)
             let added = q
                 .add(
                     "work",
                     &json!({"i": i, "pad": "x".repeat(pad)}),
-                    JobOptions::new().attempts(3),
+                    JobOptions::new().attempts(3).job_id(format!("j{i}")),
                 )
                 .await
                 .unwrap();
@@ -224,10 +227,10 @@ async fn guarantee_8_listings_mark_a_job_with_garbage_options_and_show_the_other
     let q = env.queue("bad-list").await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let added = q
-            .add("work", &json!({ "i": i }), JobOptions::new().attempts(2))
-            .await
-            .unwrap();
+        // given ids: records whose hash fields are corrupted below (a lean job's garbage
+        // options: engine_lean_hostile.rs)
+        let opts = JobOptions::new().attempts(2).job_id(format!("j{i}"));
+        let added = q.add("work", &json!({ "i": i }), opts).await.unwrap();
         ids.push(added.id);
     }
     corrupt(&env, "bad-list", &ids[2], "opts", Some(b"\x01garbage")).await;
@@ -984,7 +987,13 @@ async fn a_queue_index_of_the_wrong_type_is_made_again_and_its_jobs_put_back() {
     guard.stop().await.unwrap();
     let later = JobOptions::new().delay(Duration::from_secs(60));
     let delayed = q.add("work", &json!({}), later).await.unwrap();
-    let waiting = q.add("work", &json!({}), JobOptions::new()).await.unwrap();
+    // a given id: a record, which the sweep puts back in the lane made again. A lean job
+    // is its lane entry alone: the lane overwritten below takes it with it, nothing left to
+    // put back.
+    let waiting = q
+        .add("work", &json!({}), JobOptions::new().job_id("waiting"))
+        .await
+        .unwrap();
 
     let keys = QueueKeys::new(env.config.prefix(), "bad-index");
     let indexes = [
@@ -1259,13 +1268,15 @@ async fn progress_and_log_lines_over_64_kib_are_refused_or_cut_naming_the_size()
 async fn a_stored_name_over_256_bytes_is_listed_marked_and_clipped() {
     let env = TestEnv::new().await;
     let q = env.queue("long-name").await;
+    // given ids: records, whose stored name is corrupted below (a lean entry's long name:
+    // engine_lean_hostile.rs)
     let id = q
-        .add("work", &json!({}), JobOptions::new())
+        .add("work", &json!({}), JobOptions::new().job_id("long"))
         .await
         .unwrap()
         .id;
     let ok = q
-        .add("work", &json!({}), JobOptions::new())
+        .add("work", &json!({}), JobOptions::new().job_id("ok"))
         .await
         .unwrap()
         .id;

@@ -564,15 +564,29 @@ async fn stream_entries(env: &TestEnv, key: &str) -> Vec<(String, Vec<String>)> 
         .unwrap()
 }
 
-/// Names of the events (field `event`) that mention job `id` in any field, in order.
+/// Names of the events (field `event`) that mention job `id` in any field, in order. An
+/// event of lean jobs (stored as their lane entry alone) names their lane's priority in
+/// `lean` and their entries in `ids`: job id `~<lean>.<entry id>`.
 fn events_of(entries: &[(String, Vec<String>)], id: &str) -> Vec<String> {
+    let field = |f: &[String], name: &str| {
+        f.chunks(2)
+            .find(|kv| kv[0] == name)
+            .and_then(|kv| kv.get(1).cloned())
+    };
     entries
         .iter()
-        .filter(|(_, f)| f.iter().any(|v| v.split_whitespace().any(|t| t == id)))
-        .filter_map(|(_, f)| {
-            let i = f.iter().position(|x| x == "event")?;
-            f.get(i + 1).cloned()
+        .filter(|(_, f)| {
+            let lean = field(f, "lean");
+            f.chunks(2).any(|kv| {
+                kv.get(1).is_some_and(|v| {
+                    v.split_whitespace().any(|t| match &lean {
+                        Some(prio) if kv[0] == "ids" => format!("~{prio}.{t}") == id,
+                        _ => t == id,
+                    })
+                })
+            })
         })
+        .filter_map(|(_, f)| field(f, "event"))
         .collect()
 }
 

@@ -1,6 +1,7 @@
-//! The stored layout of a job: a waiting job's hash leaves its state out (it is implied by
-//! its lane entry), and still reads as waiting, then active, then completed; an outcome never
-//! recreates a job hash deleted while the job ran.
+//! The stored layout of a job with a record (a job with a given id here; a plain job is
+//! lean, its lane entry alone: engine_lean.rs): a waiting job's hash leaves its state out
+//! (it is implied by its lane entry), and still reads as waiting, then active, then
+//! completed; an outcome never recreates a job hash deleted while the job ran.
 
 use std::time::Duration;
 
@@ -34,8 +35,9 @@ async fn a_waiting_job_stores_no_state_field_and_reads_as_waiting_active_complet
     let env = TestEnv::new().await;
     let q = env.queue("layout").await;
     let keys = QueueKeys::new(env.config.prefix(), "layout");
+    // a given id: a record from the add (a plain job would be lean, with no hash)
     let added = q
-        .add("slow", &json!({"n": 1}), JobOptions::new())
+        .add("slow", &json!({"n": 1}), JobOptions::new().job_id("layout"))
         .await
         .unwrap();
     let key = keys.job(&added.id);
@@ -64,7 +66,12 @@ async fn a_job_hash_deleted_while_its_job_runs_is_not_recreated_by_the_outcome()
     let env = TestEnv::new().await;
     let q = env.queue("vanish").await;
     let keys = QueueKeys::new(env.config.prefix(), "vanish");
-    let added = q.add("slow", &json!({}), JobOptions::new()).await.unwrap();
+    // a given id: a record from the add, deleted below (a plain job would be lean, with no
+    // hash to delete; a lean entry deleted while it runs: engine_lean_hostile.rs)
+    let added = q
+        .add("slow", &json!({}), JobOptions::new().job_id("vanish"))
+        .await
+        .unwrap();
     let guard = spawn_worker(slow_worker(&env, "vanish"));
     wait_active(&q, 1, Duration::from_secs(5)).await;
     let mut raw = env.raw().await;

@@ -149,13 +149,19 @@ async fn a_page_of_big_jobs_is_read_a_bounded_number_of_bytes_at_a_time() {
 async fn a_job_record_of_more_fields_than_a_job_has_is_listed_as_corrupt_unread() {
     let env = TestEnv::new().await;
     let q = env.queue("hugehash").await;
+    // given ids: records, one of which is blown up below (a lean entry of too many fields:
+    // engine_lean_hostile.rs)
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(
-            q.add("t", &json!({ "i": i }), JobOptions::new())
-                .await
-                .unwrap()
-                .id,
+            q.add(
+                "t",
+                &json!({ "i": i }),
+                JobOptions::new().job_id(format!("j{i}")),
+            )
+            .await
+            .unwrap()
+            .id,
         );
     }
     let key = QueueKeys::new(env.config.prefix(), "hugehash").job(&ids[1]);
@@ -203,8 +209,13 @@ async fn sizing_a_page_of_jobs_with_many_fields_never_blocks_redis_for_50ms() {
     let server = RedisServer::start_logging_slow_calls();
     let env = TestEnv::on(&server.url()).await;
     let q = env.queue("wide").await;
+    // given ids: records, whose hashes are widened below (a plain job would be lean, with
+    // no hash)
     let jobs = (0..800)
-        .map(|i| NewJob::new("t", &json!({ "i": i }), JobOptions::new()).unwrap())
+        .map(|i| {
+            let opts = JobOptions::new().job_id(format!("j{i}"));
+            NewJob::new("t", &json!({ "i": i }), opts).unwrap()
+        })
         .collect::<Vec<_>>();
     let ids: Vec<String> = q
         .add_bulk(jobs)
@@ -253,8 +264,10 @@ async fn reading_one_big_job_never_blocks_redis_for_50ms() {
     let q = env.queue("bigone").await;
     let keys = QueueKeys::new(env.config.prefix(), "bigone");
     let mut raw = env.raw().await;
+    // a given id: a record, its progress blown up below (a plain job would be lean, with
+    // no hash; its logs and progress would give it one first)
     let id = q
-        .add("t", &json!({ "n": 1 }), JobOptions::new())
+        .add("t", &json!({ "n": 1 }), JobOptions::new().job_id("big"))
         .await
         .unwrap()
         .id;

@@ -232,15 +232,18 @@ async fn guarantee_8_a_search_skips_corrupt_records_and_finds_every_good_job() {
         good.insert(add(opts.clone()).await);
         good.insert(add(opts).await);
     }
+    // the victims and `long` are given ids: records, whose hashes are corrupted below (the
+    // plain good jobs are lean, their lane entries alone; corrupt lean entries:
+    // engine_lean_hostile.rs)
     let mut victims = Vec::new();
-    for _ in 0..5 {
-        victims.push(add(JobOptions::new()).await);
+    for i in 0..5 {
+        victims.push(add(JobOptions::new().job_id(format!("victim{i}"))).await);
     }
     let long = q
         .add(
             "good",
             &json!({"x": "findme", "pad": "p".repeat(300)}),
-            JobOptions::new(),
+            JobOptions::new().job_id("long"),
         )
         .await
         .unwrap()

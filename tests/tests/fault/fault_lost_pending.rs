@@ -1,6 +1,9 @@
 //! Guarantee 1 when a running job's lane entry is lost too: its worker dies (SIGKILL) and
 //! its pending stream entry is deleted (as a trim on Redis < 8.2 can do). The reclaimer finds
 //! a pending id with no entry; the sweep re-enqueues the job from its hash, and it completes.
+//! The jobs here have records (given ids): a lean job is its lane entry alone, so deleting
+//! it deletes the job, and its claim reads no hash (a lean job completed while its entry
+//! was undelivered: engine_lean_hostile.rs).
 
 use std::time::{Duration, Instant};
 
@@ -22,8 +25,13 @@ async fn guarantee_1_job_whose_pending_entry_was_deleted_with_its_worker_dead_st
         &prefix,
         &["--queues", Q, "--concurrency", "1", "--lease", "1s"],
     );
+    // a given id: a record, which the sweep re-enqueues the job from
     let added = q
-        .add("diag.sleep", &json!({"ms": 60_000}), JobOptions::new())
+        .add(
+            "diag.sleep",
+            &json!({"ms": 60_000}),
+            JobOptions::new().job_id("sleeper"),
+        )
         .await
         .unwrap();
     // the job runs on worker A
@@ -86,10 +94,12 @@ async fn guarantee_1_a_job_recorded_while_its_entry_was_undelivered_does_not_run
     const Q: &str = "lostclaim";
     let env = TestEnv::new().await;
     let q = env.queue(Q).await;
+    // given ids: records, the claim reading each job's hash (the record made by hand below
+    // is of that layout)
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(
-            q.add("work", &json!(i), JobOptions::new())
+            q.add("work", &json!(i), JobOptions::new().job_id(format!("j{i}")))
                 .await
                 .unwrap()
                 .id,

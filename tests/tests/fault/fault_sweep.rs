@@ -11,10 +11,16 @@ use queue_core::*;
 use serde_json::{json, Value};
 
 /// Adds a job to `queue`, then deletes its lane entry with XDEL (no worker is running yet,
-/// so the entry was never delivered). Returns the job id.
+/// so the entry was never delivered). Returns the job id. The job is given an id, so it
+/// keeps a record (a hash) the sweep re-enqueues it from: a plain job would be lean, its
+/// lane entry alone, and deleting that entry deletes the job.
 async fn add_and_lose_entry(env: &TestEnv, q: &Queue, queue: &str) -> String {
     let added = q
-        .add("echo", &json!({"lost": true}), JobOptions::new())
+        .add(
+            "echo",
+            &json!({"lost": true}),
+            JobOptions::new().job_id("lost"),
+        )
         .await
         .unwrap();
     let keys = QueueKeys::new(env.config.prefix(), queue);

@@ -1,0 +1,312 @@
+//! Lean jobs: a ready job added with none of the options that need its record is stored as
+//! its lane entry alone, its id made of its lane and entry. It runs, completes (kept or
+//! removed), fails and retries, and is reclaimed from a dead worker as any other; a corrupt
+//! lean entry fails alone; ids of that shape are jobq's own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobq_tests::*;
+use queue_core::internal::keys::QueueKeys;
+use queue_core::*;
+use serde_json::{json, Value};
+
+async fn exists(env: &TestEnv, key: &str) -> bool {
+    let mut raw = env.raw().await;
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    n == 1
+}
+
+/// The fields of lane 0's entries, in order.
+async fn lane_entries(env: &TestEnv, keys: &QueueKeys) -> Vec<(String, Vec<String>)> {
+    let mut raw = env.raw().await;
+    let v: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(keys.lane(0))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    v
+}
+
+/// A worker running `rec` (records each run's data by id) and `flaky` (fails its first
+/// attempt).
+fn recording_worker(
+    env: &TestEnv,
+    queue: &str,
+    seen: Arc<Mutex<HashMap<String, Vec<Value>>>>,
+) -> Worker {
+    env.worker()
+        .queues([queue])
+        .concurrency(4)
+        .lease(Duration::from_secs(1))
+        .handler("rec", move |job: Job<Value>, _c: Ctx| {
+            seen.lock()
+                .unwrap()
+                .entry(job.id.clone())
+                .or_default()
+                .push(job.data.clone());
+            async move { Ok::<_, JobError>(json!({"ok": job.id})) }
+        })
+        .handler("flaky", |job: Job<Value>, _c: Ctx| async move {
+            if job.attempt == 1 {
+                return Err(JobError::new("first attempt fails"));
+            }
+            Ok(json!("second"))
+        })
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_job_is_its_lane_entry_alone_and_is_kept_whole_once_completed() {
+    let env = TestEnv::new().await;
+    let q = env.queue("lean").await;
+    let keys = QueueKeys::new(env.config.prefix(), "lean");
+    let data = json!({"n": 1, "text": "ünïcödé ".repeat(20)});
+    let added = q.add("rec", &data, JobOptions::new()).await.unwrap();
+    assert!(added.id.starts_with("~0."), "{}", added.id);
+    // no hash: the entry holds the name and the data
+    assert!(!exists(&env, &keys.job(&added.id)).await);
+    let entries = lane_entries(&env, &keys).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(format!("~0.{}", entries[0].0), added.id);
+    assert_eq!(entries[0].1[0..3], ["n", "rec", "d"]);
+    assert_eq!(q.counts().await.unwrap().waiting, 1);
+
+    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "lean", seen.clone()));
+    let done = wait_job_done(&q, &added.id, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(seen.lock().unwrap()[&added.id], vec![data.clone()]);
+    // kept (the default retention): its record, made from the entry, holds all of it
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.name, "rec");
+    assert_eq!(done.data, data);
+    assert_eq!(done.attempts_made, 1);
+    assert_eq!(done.return_value, Some(json!({"ok": added.id})));
+    assert!(done.created_at > 0 && done.finished_at.is_some());
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.active, c.completed), (0, 0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_job_removed_on_completion_leaves_nothing_behind() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanrm").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanrm");
+    let opts = JobOptions::new().remove_on_complete(Retention::REMOVE);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            q.add("rec", &json!({ "i": i }), opts.clone())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "leanrm", seen.clone()));
+    wait_finished(&q, 20, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            seen.lock().unwrap()[id],
+            vec![json!({ "i": i })],
+            "job {id}"
+        );
+        assert!(!exists(&env, &keys.job(id)).await, "job {id} left a hash");
+        assert!(
+            q.get_job(id).await.unwrap().is_none(),
+            "job {id} still reads"
+        );
+    }
+    let stats = stats_of(std::slice::from_ref(&q)).await.unwrap();
+    assert_eq!(stats[0].completed_total, 20);
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.active, c.completed), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_lean_job_gets_its_record_and_its_retry_runs() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanfail").await;
+    let added = q
+        .add("flaky", &json!({"x": 1}), JobOptions::new().attempts(2))
+        .await
+        .unwrap();
+    assert!(added.id.starts_with('~'));
+    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "leanfail", seen));
+    let done = wait_job_done(&q, &added.id, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.attempts_made, 2);
+    assert_eq!(done.data, json!({"x": 1}));
+    assert_eq!(done.opts.attempts, Some(2));
+    assert_eq!(done.return_value, Some(json!("second")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_job_held_by_a_dead_worker_is_reclaimed_and_run_again() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leandead").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leandead");
+    let added = q
+        .add("rec", &json!({"y": 2}), JobOptions::new())
+        .await
+        .unwrap();
+    // a worker claims it and dies: its entry stays pending to a consumer nobody renews
+    let mut raw = env.raw().await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("jobq")
+        .arg("dead-worker")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(keys.lane(0))
+        .arg(">")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(q.job(&added.id).await.unwrap().state, JobState::Active);
+    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "leandead", seen.clone()));
+    let done = wait_job_done(&q, &added.id, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.data, json!({"y": 2}));
+    assert_eq!(seen.lock().unwrap()[&added.id], vec![json!({"y": 2})]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_lean_entry_fails_alone_naming_the_field() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanbad").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanbad");
+    let good = q
+        .add("rec", &json!({"ok": true}), JobOptions::new())
+        .await
+        .unwrap();
+    // an entry of a lean job with a 300-byte name, written by hand
+    let mut raw = env.raw().await;
+    let sid: String = redis::cmd("XADD")
+        .arg(keys.lane(0))
+        .arg("*")
+        .arg("n")
+        .arg("x".repeat(300))
+        .arg("d")
+        .arg("{}")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(keys.meta())
+        .arg("waiting")
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let bad = format!("~0.{sid}");
+    let after = q
+        .add("rec", &json!({"ok": 2}), JobOptions::new())
+        .await
+        .unwrap();
+    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "leanbad", seen.clone()));
+    let failed = wait_job_done(&q, &bad, Duration::from_secs(5)).await;
+    wait_job_done(&q, &good.id, Duration::from_secs(5)).await;
+    wait_job_done(&q, &after.id, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(failed.state, JobState::Failed);
+    let reason = failed.failed_reason.unwrap_or_default();
+    assert!(reason.contains(&bad) && reason.contains("name"), "{reason}");
+    assert_eq!(seen.lock().unwrap().len(), 2, "the others ran");
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.active, c.completed, c.failed), (0, 0, 2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_shaped_as_lean_ids_are_refused_and_other_options_keep_a_record() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanids").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanids");
+    let err = q
+        .add("rec", &json!({}), JobOptions::new().job_id("~0.1-0"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("~0.1-0"), "{err}");
+    // a given id, a delay or a group: a record from the start
+    for opts in [
+        JobOptions::new().job_id("given"),
+        JobOptions::new().delay(Duration::from_secs(60)),
+        JobOptions::new().group("g1"),
+    ] {
+        let added = q.add("rec", &json!({}), opts).await.unwrap();
+        assert!(!added.id.starts_with('~'), "{}", added.id);
+        assert!(exists(&env, &keys.job(&added.id)).await);
+    }
+    // data past 4 KiB too
+    let big = q
+        .add("rec", &json!({"b": "x".repeat(5000)}), JobOptions::new())
+        .await
+        .unwrap();
+    assert!(!big.id.starts_with('~'), "{}", big.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_and_logs_give_a_running_lean_job_its_record_which_its_end_keeps_or_removes() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanprog").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanprog");
+    let kept = q
+        .add("talk", &json!({"k": 1}), JobOptions::new())
+        .await
+        .unwrap();
+    let removed = q
+        .add(
+            "talk",
+            &json!({"k": 2}),
+            JobOptions::new().remove_on_complete(Retention::REMOVE),
+        )
+        .await
+        .unwrap();
+    let worker = env
+        .worker()
+        .queues(["leanprog"])
+        .handler("talk", |_job: Job<Value>, ctx: Ctx| async move {
+            ctx.progress(json!(50)).await?;
+            ctx.log("half way").await?;
+            Ok::<_, JobError>(json!("said"))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let done = wait_job_done(&q, &kept.id, Duration::from_secs(5)).await;
+    wait_finished(&q, 2, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.data, json!({"k": 1}));
+    assert_eq!(done.progress, Some(json!(50)));
+    assert_eq!(done.logs, vec!["half way".to_string()]);
+    assert_eq!(done.return_value, Some(json!("said")));
+    // the removed one left nothing: its record made for its progress went with it
+    assert!(!exists(&env, &keys.job(&removed.id)).await);
+    assert!(q.get_job(&removed.id).await.unwrap().is_none());
+    // and no lean job is left in the set of lean records
+    let mut raw = env.raw().await;
+    let left: i64 = redis::cmd("SCARD")
+        .arg(keys.lean_records())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
