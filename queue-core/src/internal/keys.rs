@@ -38,7 +38,8 @@ impl QueueKeys {
         self.key("lanes")
     }
 
-    /// Ready stream of one priority lane; entries carry only the job id.
+    /// Ready stream of one priority lane: an entry carries a job id (`i`), or is a lean
+    /// job itself (`job.rs` `lean_id`).
     pub fn lane(&self, priority: i32) -> String {
         format!("{}:ready:{priority}", self.base)
     }

@@ -7,11 +7,7 @@
 -- Returns: the number of lines kept, or 0 when the job no longer exists
 local job, id = KEYS[1], ARGV[3]
 -- (a lean job that finished, its entry acknowledged, gets no record: it no longer exists)
-local lean_prio, lean_sid = lean_place(id)
-local job_prefix = string.sub(job, 1, #job - #id)
-if lean_prio and KEYS[3] == string.sub(job_prefix, 1, -3) .. 'ready:' .. lean_prio then
-  lean_record(job_prefix, job, id, KEYS[3], lean_prio, lean_sid, nil, ARGV[4])
-end
+lean_record_by_id(job, id, KEYS[3], ARGV[4])
 if redis.call('EXISTS', job) == 0 then return 0 end
 local n = redis.call('RPUSH', KEYS[2], ARGV[1])
 local max = tonumber(ARGV[2])

@@ -44,12 +44,10 @@ for j = 1, N do
   at[j] = a
   local lane = tonumber(ARGV[a + 3]) + 5
   if ARGV[a + 1] == 'L' then
-    if lean_n > 0 and redis.call('SISMEMBER', lean_set, ARGV[a + 2]) == 1 then
-      -- given a record while it ran: it ends here, its record speaks for it
-      recorded_lean[#recorded_lean + 1] = ARGV[a + 2]
-    else
+    if lean_outcome(lean_set, lean_n, ARGV[a + 2], recorded_lean) then
       lean[j] = true
-      if again then lean_owned[j] = pending_entry(KEYS[lane], group, ARGV[a + 4]) end
+      -- (sent again: the others were recorded by the call that failed)
+      lean_owned[j] = again and pending_entry(KEYS[lane], group, ARGV[a + 4])
     end
     a = a + 7 + tonumber(ARGV[a + 7])
   else
@@ -72,12 +70,9 @@ for j = 1, N do
     own = 'owned'
   elseif not lean[j] then
     own = ownership(job, sid)
-  elseif again then
-    own = lean_owned[j] and 'owned' or 'recorded'
   else
-    -- (taken from this worker, its entry was deleted: reclaim, release)
     local lane = KEYS[tonumber(ARGV[a + 3]) + 5]
-    own = #redis.call('XRANGE', lane, sid, sid) > 0 and 'owned' or 'lost'
+    own = lean_ownership(lane, sid, again, lean_owned[j])
     if own == 'owned' then lean_entry_done(meta, lane, group, sid) end
   end
   if own == 'lost' then

@@ -45,11 +45,10 @@ for j = 0, N - 1 do
   local a = 8 + j * FIELDS
   local lane = tonumber(ARGV[a + 2]) + 7
   if ARGV[a + 12] == '1' then
-    if lean_n > 0 and redis.call('SISMEMBER', lean_set, ARGV[a + 1]) == 1 then
-      recorded_lean[#recorded_lean + 1] = ARGV[a + 1]
-    else
+    if lean_outcome(lean_set, lean_n, ARGV[a + 1], recorded_lean) then
       lean[j] = true
-      if again then lean_owned[j] = pending_entry(KEYS[lane], group, ARGV[a + 3]) end
+      -- (sent again: the others were recorded by the call that failed)
+      lean_owned[j] = again and pending_entry(KEYS[lane], group, ARGV[a + 3])
     end
   end
   by_lane[lane] = by_lane[lane] or {}
@@ -68,11 +67,8 @@ for j = 0, N - 1 do
     own = 'owned'
   elseif not lean[j] then
     own = ownership(job, sid)
-  elseif again then
-    own = lean_owned[j] and 'owned' or 'recorded'
   else
-    -- (taken from this worker, its entry was deleted: reclaim, release)
-    own = #redis.call('XRANGE', lane, sid, sid) > 0 and 'owned' or 'lost'
+    own = lean_ownership(lane, sid, again, lean_owned[j])
   end
   if own == 'owned' and lean[j] then
     -- its record, from its entry (still there: acknowledged, not yet trimmed); a key of

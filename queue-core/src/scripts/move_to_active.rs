@@ -109,16 +109,10 @@ pub(crate) async fn claim(
             let prio = lane_prio(-lane)?;
             let sid = r.string()?;
             let name = r.string()?;
-            let (data, bad_data) = match r.utf8()? {
-                Ok(text) => (text, false),
-                Err(lossy) => (lossy, true),
-            };
+            let data = r.utf8()?;
             let opts_text = r.string()?;
             let traceparent = r.string()?;
-            let mut corrupt = r.string()?.strip_prefix("bad:").map(str::to_string);
-            if bad_data {
-                corrupt.get_or_insert_with(|| "field data is not UTF-8".into());
-            }
+            let (data, corrupt) = checked_data(data, &r.string()?);
             taken.push(Taken {
                 job: ClaimedJob {
                     id: lean_id(prio, &sid),
@@ -146,21 +140,14 @@ pub(crate) async fn claim(
         let lane = r.int()?;
         let sid = r.string()?;
         let name = r.string()?;
-        // JSON is UTF-8: stored bytes that are not are corrupt, never silently mended
-        let (data, bad_data) = match r.utf8()? {
-            Ok(text) => (text, false),
-            Err(lossy) => (lossy, true),
-        };
+        let data = r.utf8()?;
         let opts_text = r.string()?;
         let attempt = u32::try_from(r.int()?).unwrap_or(u32::MAX);
         let note = r.string()?;
         let parent = r.string()?;
         let group = r.string()?;
         let prio = lane_prio(lane)?;
-        let mut corrupt = note.strip_prefix("bad:").map(str::to_string);
-        if bad_data {
-            corrupt.get_or_insert_with(|| "field data is not UTF-8".into());
-        }
+        let (data, corrupt) = checked_data(data, &note);
         // values the claim left to the worker (too long, or past its budget for the call):
         // their piece counts, 0 for one read already
         let unread = note.strip_prefix("read:").map(|counts| {
@@ -236,6 +223,20 @@ pub(crate) async fn claim(
         paused,
         limited: (limited >= 0).then(|| Duration::from_millis(limited.max(1) as u64)),
     })
+}
+
+/// A claimed job's data and why its record is corrupt, if it is: its claim's `note`
+/// (`bad:<reason>`), else its data not being UTF-8 (JSON is: stored bytes that are not are
+/// corrupt, never silently mended).
+fn checked_data(data: std::result::Result<String, String>, note: &str) -> (String, Option<String>) {
+    let bad = note.strip_prefix("bad:").map(str::to_string);
+    match data {
+        Ok(text) => (text, bad),
+        Err(lossy) => (
+            lossy,
+            bad.or_else(|| Some("field data is not UTF-8".into())),
+        ),
+    }
 }
 
 /// Fields of a lean job in the claim's reply (`move_to_active.lua`; the others have 10).

@@ -923,6 +923,37 @@ local function entry_job_id(job_prefix, key, sid, fields)
   return id
 end
 
+-- In an outcome batch (complete, fail_or_retry): whether job `id`, a lean job without a
+-- record when claimed, still has none. One given a record while it ran ends with that
+-- record speaking for it: it joins `ended`, to leave the set of lean records.
+local function lean_outcome(lean_set, lean_n, id, ended)
+  if lean_n > 0 and redis.call('SISMEMBER', lean_set, id) == 1 then
+    ended[#ended + 1] = id
+    return false
+  end
+  return true
+end
+
+-- Whether the attempt of lean job `id` (entry `sid` of lane stream `lane`) is this worker's,
+-- in a batch whose acknowledgements came up short (`again`: sent again, `pending`: its
+-- entry was pending before): 'owned', 'recorded' (by the call that failed) or 'lost'
+-- (taken from this worker: a reclaim or a give-back deletes the entry).
+local function lean_ownership(lane, sid, again, pending)
+  if again then return pending and 'owned' or 'recorded' end
+  return #redis.call('XRANGE', lane, sid, sid) > 0 and 'owned' or 'lost'
+end
+
+-- The lean job named by id `id` whose hash key is `job`, given its record from its entry
+-- when it has a live one (a script that writes to a job's record: progress, a log).
+-- `lane` must be the lane stream the id names; `group` the lanes' consumer group.
+local function lean_record_by_id(job, id, lane, group)
+  local prio, sid = lean_place(id)
+  local job_prefix = string.sub(job, 1, #job - #id)
+  if prio and lane == string.sub(job_prefix, 1, -3) .. 'ready:' .. prio then
+    lean_record(job_prefix, job, id, lane, prio, sid, nil, group)
+  end
+end
+
 -- A lean job recorded by a batch whose acknowledgements came up short (complete,
 -- fail_or_retry) may still have its entry undelivered: a claim lost with a failover (Redis
 -- replicates asynchronously) leaves it waiting on the promoted replica while its worker
