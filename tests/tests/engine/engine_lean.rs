@@ -310,3 +310,34 @@ async fn progress_and_logs_give_a_running_lean_job_its_record_which_its_end_keep
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_add_mixing_lean_jobs_with_others_stores_and_runs_each_once() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanmix").await;
+    let job = |i: u32, opts: JobOptions| NewJob::new("rec", &json!({ "i": i }), opts).unwrap();
+    let jobs = vec![
+        job(0, JobOptions::new()),
+        job(1, JobOptions::new().job_id("given-1")),
+        job(2, JobOptions::new().priority(7)),
+        job(3, JobOptions::new().delay(Duration::from_millis(50))),
+        job(4, JobOptions::new().group("g")),
+        job(5, JobOptions::new().priority(-3).attempts(2)),
+        job(6, JobOptions::new()),
+    ];
+    let added = q.add_bulk(jobs).await.unwrap();
+    let ids: Vec<&str> = added.iter().map(|a| a.id.as_str()).collect();
+    assert!(ids[0].starts_with("~0.") && ids[6].starts_with("~0."), "{ids:?}");
+    assert!(ids[2].starts_with("~7.") && ids[5].starts_with("~-3."), "{ids:?}");
+    assert_eq!(ids[1], "given-1");
+    assert!(!ids[3].starts_with('~') && !ids[4].starts_with('~'), "{ids:?}");
+    assert_eq!(q.counts().await.unwrap().waiting, 6);
+    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "leanmix", seen.clone()));
+    wait_finished(&q, 7, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(seen.lock().unwrap()[*id], vec![json!({ "i": i })], "job {id}");
+        assert_eq!(q.job(id).await.unwrap().state, JobState::Completed, "job {id}");
+    }
+}
