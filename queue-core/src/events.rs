@@ -254,16 +254,20 @@ fn event_of(queue: &str, stream_id: String, map: HashMap<String, redis::Value>) 
         .filter_map(|(k, v)| redis::from_redis_value::<String>(v).ok().map(|v| (k, v)))
         .collect();
     let event = fields.remove("event").unwrap_or_default();
-    // lean jobs' events name their lane and entries, of which their ids are made
-    let lean = fields.remove("lean").and_then(|p| p.parse::<i32>().ok());
+    // lean jobs' events name their lane and entries, of which their ids are made (one that
+    // does not make an id as jobq spells them, a corrupt entry, names no job)
+    let lean = fields.remove("lean");
     let job_ids = fields
         .remove("ids")
         .map(|ids| {
             ids.split(' ')
                 .filter(|s| !s.is_empty())
-                .map(|s| match lean {
-                    Some(prio) => crate::job::lean_id(prio, s),
-                    None => s.to_string(),
+                .filter_map(|s| match &lean {
+                    Some(prio) => {
+                        let id = format!("{}{prio}.{s}", crate::job::LEAN_MARK);
+                        crate::job::lean_place(&id).is_some().then_some(id)
+                    }
+                    None => Some(s.to_string()),
                 })
                 .collect()
         })
@@ -314,5 +318,24 @@ mod tests {
         let e = event_of("q", "2-0".into(), lean);
         assert_eq!(e.job_ids, ["~-5.1-0", "~-5.1-1"]);
         assert!(!e.fields.contains_key("lean"));
+        // a corrupt one names no job
+        for (lean, ids) in [
+            ("99999999999999999999", "1-0"),
+            ("-0", "01-00"),
+            ("x", "1-0"),
+        ] {
+            let bad = HashMap::from([
+                (
+                    "event".to_string(),
+                    redis::Value::BulkString(b"added".to_vec()),
+                ),
+                ("lean".to_string(), redis::Value::BulkString(lean.into())),
+                ("ids".to_string(), redis::Value::BulkString(ids.into())),
+            ]);
+            assert!(
+                event_of("q", "3-0".into(), bad).job_ids.is_empty(),
+                "{lean} {ids}"
+            );
+        }
     }
 }

@@ -74,8 +74,11 @@ else
             ids[#ids + 1] = lid
             lean[#lean + 1] = lid
           else
-            -- (an entry without a job id, a corrupt record, only goes)
-            ids[#ids + 1] = entry_id(e[2])
+            -- (an entry without a job id, a corrupt record, only goes; a lean job moved to
+            -- another entry leaves the set of lean records too)
+            local eid = entry_id(e[2])
+            ids[#ids + 1] = eid
+            if eid and lean_place(eid) then lean[#lean + 1] = eid end
           end
         end
         redis.call('XDEL', key, unpack(sids))

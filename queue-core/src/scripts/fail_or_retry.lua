@@ -74,7 +74,11 @@ for j = 0, N - 1 do
     -- its record, from its entry (still there: acknowledged, not yet trimmed); a key of
     -- its id that is not a hash (a corrupt record) is left to the checks below
     local fields = lean_entry_fields(lane, id)
-    if fields then redis.pcall('HSET', job, unpack(fields)) end
+    -- (in slices: a field list too long to unpack must not fail the batch half-way, its
+    -- entries acknowledged)
+    for s = 1, fields and #fields or 0, SLICE do
+      redis.pcall('HSET', job, unpack(fields, s, math.min(s + SLICE - 1, #fields)))
+    end
     if not all_owned then lean_entry_done(meta, lane, group, sid) end
   end
   if own == 'owned' then count_ended(ended, grp) end

@@ -665,7 +665,9 @@ local function read_lane(lane, n, out)
       local id = entry_id(fields)
       -- a lean job (prelude *Lean jobs*) is its entry, unless it was given a record
       local lean = false
-      if not id and fields[1] == 'n' then
+      -- (only priority lanes hold lean jobs: an entry of that shape in the front or the
+      -- group lane is no job's, dropped below)
+      if not id and fields[1] == 'n' and prio ~= FRONT_LANE and prio ~= GROUP_LANE then
         lean = lean_n == 0 or redis.call('SISMEMBER', lean_set, lean_id(prio, sid)) == 0
         -- (given a record while it waited: from now on it is run, and ends, as any other)
         if not lean then id = lean_id(prio, sid) end

@@ -822,9 +822,10 @@ end
 
 -- The pieces of text `v` as job.rs `pieces` cuts it (64-byte pieces at UTF-8 character
 -- boundaries; lean values are at most 4 KiB, so never the 64 KiB ones), appended to `out`
--- as field/value pairs under `field`.
+-- as field/value pairs under `field`. A longer one (an entry not written by jobq, a corrupt
+-- record) is kept whole: cutting it here would cost a step per 64 bytes.
 local function push_pieces(out, field, v)
-  if #v <= 64 then
+  if #v <= 64 or #v > 4096 then
     out[#out + 1] = field
     out[#out + 1] = v
     return
@@ -912,7 +913,8 @@ local function entry_job_id(job_prefix, key, sid, fields)
   local id = entry_id(fields)
   if id or not is_lean_entry(fields) then return id end
   local prio = string.match(key, ':ready:(%-?%d+)$')
-  if not prio then return nil end
+  -- (only priority lanes hold lean jobs)
+  if not prio or not valid_priority(prio) then return nil end
   id = lean_id(prio, sid)
   local job = job_prefix .. id
   if redis.call('EXISTS', job) == 0 then

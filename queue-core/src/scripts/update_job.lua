@@ -53,6 +53,8 @@ else
   if state == 'waiting' and sid then
     redis.call('XDEL', old_lane, sid)
     set_waiting(job, redis.call('XADD', new_lane, '*', 'i', id))
+    -- (a lean job leaves its entry: no longer one of the lean jobs with a record)
+    if lean_prio then on_index('SREM', lean_records_key(job_prefix), id) end
   end
 end
 if value == '0' then redis.call('HDEL', job, 'prio') else redis.call('HSET', job, 'prio', value) end

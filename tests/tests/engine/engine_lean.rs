@@ -327,17 +327,34 @@ async fn a_bulk_add_mixing_lean_jobs_with_others_stores_and_runs_each_once() {
     ];
     let added = q.add_bulk(jobs).await.unwrap();
     let ids: Vec<&str> = added.iter().map(|a| a.id.as_str()).collect();
-    assert!(ids[0].starts_with("~0.") && ids[6].starts_with("~0."), "{ids:?}");
-    assert!(ids[2].starts_with("~7.") && ids[5].starts_with("~-3."), "{ids:?}");
+    assert!(
+        ids[0].starts_with("~0.") && ids[6].starts_with("~0."),
+        "{ids:?}"
+    );
+    assert!(
+        ids[2].starts_with("~7.") && ids[5].starts_with("~-3."),
+        "{ids:?}"
+    );
     assert_eq!(ids[1], "given-1");
-    assert!(!ids[3].starts_with('~') && !ids[4].starts_with('~'), "{ids:?}");
+    assert!(
+        !ids[3].starts_with('~') && !ids[4].starts_with('~'),
+        "{ids:?}"
+    );
     assert_eq!(q.counts().await.unwrap().waiting, 6);
     let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
     let guard = spawn_worker(recording_worker(&env, "leanmix", seen.clone()));
     wait_finished(&q, 7, Duration::from_secs(5)).await;
     guard.stop().await.unwrap();
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(seen.lock().unwrap()[*id], vec![json!({ "i": i })], "job {id}");
-        assert_eq!(q.job(id).await.unwrap().state, JobState::Completed, "job {id}");
+        assert_eq!(
+            seen.lock().unwrap()[*id],
+            vec![json!({ "i": i })],
+            "job {id}"
+        );
+        assert_eq!(
+            q.job(id).await.unwrap().state,
+            JobState::Completed,
+            "job {id}"
+        );
     }
 }

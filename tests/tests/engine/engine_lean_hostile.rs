@@ -349,3 +349,96 @@ async fn recorded_while_undelivered_runs_once(what: &str, opts: JobOptions) {
         "{what}: {c:?}"
     );
 }
+
+/// A lean entry of 600 KB of data (within the data cap, but never written so by jobq),
+/// failed in the same batch as healthy jobs that fail once: it fails alone, its record kept
+/// whole; the others are retried and complete. (Its record was cut into ~9,600 pieces in one
+/// list, too many to unpack: the batch failed half-way, its entries acknowledged, and the
+/// batch sent again dropped the healthy jobs as recorded already.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_lean_entry_failing_beside_healthy_jobs_fails_alone_and_loses_none() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanhuge").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanhuge");
+    let opts = JobOptions::new().attempts(3);
+    let mut healthy = Vec::new();
+    for i in 0..3 {
+        healthy.push(
+            q.add("once", &json!({ "i": i }), opts.clone())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let pad = format!("{{\"pad\":\"{}\"}}", "x".repeat(600_000));
+    let huge = add_lean(&env, &keys, &[("n", b"once"), ("d", pad.as_bytes())]).await;
+    for i in 3..6 {
+        healthy.push(
+            q.add("once", &json!({ "i": i }), opts.clone())
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let worker = env
+        .worker()
+        .queues(["leanhuge"])
+        .concurrency(8)
+        .handler("once", |j: Job<Value>, _c: Ctx| async move {
+            if j.attempt == 1 {
+                return Err(JobError::new("first attempt fails"));
+            }
+            Ok::<_, JobError>(json!("ok"))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    for id in &healthy {
+        let done = wait_job_done(&q, id, Duration::from_secs(10)).await;
+        assert_eq!(
+            (done.state, done.attempts_made),
+            (JobState::Completed, 2),
+            "{id}"
+        );
+    }
+    let failed = wait_job_done(&q, &huge, Duration::from_secs(10)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.data["pad"].as_str().map(str::len), Some(600_000));
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.waiting, c.active, c.completed, c.failed), (0, 0, 6, 1));
+}
+
+/// A lean job given a record (new data) then moved to another priority (an entry of a job
+/// with a record) is no longer in the set of lean records; drained, it leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_job_moved_to_another_priority_leaves_the_set_of_lean_records() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanmove").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanmove");
+    let id = q
+        .add("work", &json!({"a": 1}), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    q.update_data(&id, &json!({"a": 2})).await.unwrap();
+    assert_eq!(lean_records(&env, &keys).await, 1);
+    q.change_priority(&id, 5).await.unwrap();
+    assert_eq!(lean_records(&env, &keys).await, 0);
+    let job = q.job(&id).await.unwrap();
+    assert_eq!((job.state, job.priority), (JobState::Waiting, 5));
+    assert_eq!(job.data, json!({"a": 2}));
+    assert_eq!(q.drain().await.unwrap(), 1);
+    assert!(q.get_job(&id).await.unwrap().is_none());
+    assert_eq!(lean_records(&env, &keys).await, 0);
+}
+
+/// How many lean jobs the queue's set of lean records holds.
+async fn lean_records(env: &TestEnv, keys: &QueueKeys) -> i64 {
+    let mut raw = env.raw().await;
+    redis::cmd("SCARD")
+        .arg(keys.lean_records())
+        .query_async(&mut raw)
+        .await
+        .unwrap()
+}
