@@ -759,3 +759,31 @@ pub async fn plant_corrupt_workers(env: &TestEnv) {
         .await
         .unwrap();
 }
+
+/// Writes a lean job (stored as its lane entry alone, no hash: README *Lean jobs*) into
+/// lane `prio` of the queue of `keys` by hand, as `add_job` writes one (its entry, the
+/// waiting counter), with entry `fields` (`n` name, `d` data, then `o` options, `t` trace
+/// context) as raw bytes: a hostile value as something other than jobq might store it. The
+/// lane must be open (a job added to it already). Returns its id, `~<prio>.<entry id>`.
+pub async fn add_lean_by_hand(
+    env: &TestEnv,
+    keys: &queue_core::internal::keys::QueueKeys,
+    prio: i32,
+    fields: &[(&str, &[u8])],
+) -> String {
+    let mut raw = env.raw().await;
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys.lane(prio)).arg("*");
+    for (k, v) in fields {
+        cmd.arg(*k).arg(*v);
+    }
+    let sid: String = cmd.query_async(&mut raw).await.unwrap();
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(keys.meta())
+        .arg("waiting")
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    format!("~{prio}.{sid}")
+}

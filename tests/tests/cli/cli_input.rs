@@ -484,7 +484,7 @@ async fn control_characters_in_a_lean_entry_are_escaped_in_text_output() {
         .unwrap();
     assert!(plain.id.starts_with('~'), "{plain:?}");
     let evil = "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\nfake line";
-    let id = crate::add_lean_by_hand(
+    let id = crate::add_lean_to(
         &env,
         "q",
         &[
@@ -584,7 +584,7 @@ async fn a_lean_job_with_garbage_options_is_marked_in_list_and_show_and_the_othe
         .await
         .unwrap()
         .id;
-    let bad = crate::add_lean_by_hand(
+    let bad = crate::add_lean_to(
         &env,
         "bad-opts",
         &[("n", b"work"), ("d", b"{\"i\":1}"), ("o", b"\x01garbage")],

@@ -84,25 +84,7 @@ pub(crate) async fn keys_of(env: &TestEnv) -> Vec<String> {
 /// entry `fields` (`n` name, `d` data, then `o` options, `t` trace context) as raw bytes: a
 /// hostile value as something other than jobq might store it. Lane 0 must be open (a job
 /// added to it already). Returns its id, `~0.<entry id>`.
-pub(crate) async fn add_lean_by_hand(
-    env: &TestEnv,
-    queue: &str,
-    fields: &[(&str, &[u8])],
-) -> String {
+pub(crate) async fn add_lean_to(env: &TestEnv, queue: &str, fields: &[(&str, &[u8])]) -> String {
     let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), queue);
-    let mut raw = env.raw().await;
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(keys.lane(0)).arg("*");
-    for (k, v) in fields {
-        cmd.arg(*k).arg(*v);
-    }
-    let sid: String = cmd.query_async(&mut raw).await.unwrap();
-    let _: i64 = redis::cmd("HINCRBY")
-        .arg(keys.meta())
-        .arg("waiting")
-        .arg(1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    format!("~0.{sid}")
+    jobq_tests::add_lean_by_hand(env, &keys, 0, fields).await
 }

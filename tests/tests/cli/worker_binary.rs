@@ -277,7 +277,7 @@ async fn a_lean_entry_job_name_with_control_characters_is_logged_escaped() {
         .unwrap();
     assert!(plain.id.starts_with('~'), "{plain:?}");
     let forged = "diag.fail\nFORGED level=ERROR \u{1b}[31mred\u{7}";
-    let id = crate::add_lean_by_hand(
+    let id = crate::add_lean_to(
         &env,
         "forge",
         &[("n", forged.as_bytes()), ("d", b"{\"times\":5}")],
@@ -381,9 +381,8 @@ async fn huge_values_in_lean_entries_never_make_a_huge_log_line() {
         .unwrap();
     assert!(plain.id.starts_with('~'), "{plain:?}");
     let huge = "a".repeat(100_000);
-    let named =
-        crate::add_lean_by_hand(&env, "huge", &[("n", huge.as_bytes()), ("d", b"{}")]).await;
-    let traced = crate::add_lean_by_hand(
+    let named = crate::add_lean_to(&env, "huge", &[("n", huge.as_bytes()), ("d", b"{}")]).await;
+    let traced = crate::add_lean_to(
         &env,
         "huge",
         &[("n", b"diag.noop"), ("d", b"{}"), ("t", huge.as_bytes())],

@@ -723,7 +723,7 @@ async fn a_lean_job_with_garbage_options_is_marked_and_the_others_are_listed() {
         .await
         .unwrap()
         .id;
-    let bad = add_lean_by_hand(
+    let bad = add_lean_to(
         &env,
         "bad-opts",
         &[("n", b"work"), ("d", b"{\"i\":1}"), ("o", b"\x01garbage")],

@@ -577,7 +577,7 @@ async fn a_corrupt_traceparent_in_a_lean_entry_never_fails_the_job_nor_a_read_of
     ];
     let mut ids = Vec::new();
     for tp in stored {
-        let id = crate::dashboard_support::add_lean_by_hand(
+        let id = crate::dashboard_support::add_lean_to(
             &env,
             Q,
             &[("n", b"diag.echo"), ("d", b"{\"x\":1}"), ("t", tp)],

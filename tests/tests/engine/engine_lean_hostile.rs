@@ -16,26 +16,6 @@ use queue_core::internal::keys::QueueKeys;
 use queue_core::*;
 use serde_json::{json, Value};
 
-/// Adds a lean entry of `fields` to lane 0 by hand, as add_job writes one (the entry, the
-/// waiting counter); its job id. The lane must be open (a job added to it before).
-async fn add_lean(env: &TestEnv, keys: &QueueKeys, fields: &[(&str, &[u8])]) -> String {
-    let mut raw = env.raw().await;
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(keys.lane(0)).arg("*");
-    for (k, v) in fields {
-        cmd.arg(*k).arg(*v);
-    }
-    let sid: String = cmd.query_async(&mut raw).await.unwrap();
-    let _: i64 = redis::cmd("HINCRBY")
-        .arg(keys.meta())
-        .arg("waiting")
-        .arg(1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    format!("~0.{sid}")
-}
-
 /// A lane entry's field and value.
 type Field<'a> = (&'a str, &'a [u8]);
 
@@ -108,7 +88,7 @@ async fn a_corrupt_lean_entry_is_listed_marked_and_fails_alone_naming_the_field(
             );
         }
         assert!(good[0].starts_with("~0."), "{what}: {}", good[0]);
-        let bad = add_lean(&env, &keys, fields).await;
+        let bad = add_lean_by_hand(&env, &keys, 0, fields).await;
         for i in 3..6 {
             good.push(
                 q.add("work", &json!({ "i": i }), JobOptions::new())
@@ -371,7 +351,7 @@ async fn a_huge_lean_entry_failing_beside_healthy_jobs_fails_alone_and_loses_non
         );
     }
     let pad = format!("{{\"pad\":\"{}\"}}", "x".repeat(600_000));
-    let huge = add_lean(&env, &keys, &[("n", b"once"), ("d", pad.as_bytes())]).await;
+    let huge = add_lean_by_hand(&env, &keys, 0, &[("n", b"once"), ("d", pad.as_bytes())]).await;
     for i in 3..6 {
         healthy.push(
             q.add("once", &json!({ "i": i }), opts.clone())

@@ -28,25 +28,7 @@ async fn lane_ready(env: &TestEnv, name: &str) -> (Queue, QueueKeys) {
 
 /// A lean job in lane 0, written as `add` writes one; its id.
 async fn add_lean(env: &TestEnv, keys: &QueueKeys, data: &str) -> String {
-    let mut raw = env.raw().await;
-    let sid: String = redis::cmd("XADD")
-        .arg(keys.lane(0))
-        .arg("*")
-        .arg("n")
-        .arg("diag.noop")
-        .arg("d")
-        .arg(data)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let _: i64 = redis::cmd("HINCRBY")
-        .arg(keys.meta())
-        .arg("waiting")
-        .arg(1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    format!("~0.{sid}")
+    add_lean_by_hand(env, keys, 0, &[("n", b"diag.noop"), ("d", data.as_bytes())]).await
 }
 
 /// The entry id a lean id `~0.<sid>` names.

@@ -23,21 +23,8 @@ async fn open_lane(q: &Queue, prio: i32) {
 /// Adds a lean job to lane `prio` by hand, as add_job does (its entry, the waiting
 /// counter); its id.
 async fn add_lean(env: &TestEnv, keys: &QueueKeys, prio: i32, fields: &[(&str, &str)]) -> String {
-    let mut raw = env.raw().await;
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(keys.lane(prio)).arg("*");
-    for (k, v) in fields {
-        cmd.arg(*k).arg(*v);
-    }
-    let sid: String = cmd.query_async(&mut raw).await.unwrap();
-    let _: i64 = redis::cmd("HINCRBY")
-        .arg(keys.meta())
-        .arg("waiting")
-        .arg(1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    format!("~{prio}.{sid}")
+    let fields: Vec<(&str, &[u8])> = fields.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    add_lean_by_hand(env, keys, prio, &fields).await
 }
 
 /// Claims every undelivered entry of lane `prio` for consumer `c`, as a worker's fetch does.
