@@ -422,3 +422,61 @@ async fn lean_records(env: &TestEnv, keys: &QueueKeys) -> i64 {
         .await
         .unwrap()
 }
+
+/// An entry shaped as a lean job's in the front lane (where only reclaimed jobs with a
+/// record wait) is no job's: it is dropped, never run as a job of priority 1001, and the
+/// jobs behind it run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lean_shaped_entry_in_the_front_lane_is_dropped_and_runs_nothing() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanfront").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanfront");
+    let good = q
+        .add("work", &json!({"g": 1}), JobOptions::new())
+        .await
+        .unwrap()
+        .id;
+    // the front lane, opened as a reclaim opens it, holding an entry written by hand
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(keys.front_lane())
+        .arg("jobq")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(keys.lanes())
+        .arg(1001)
+        .arg(1001)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(keys.meta())
+        .arg("lanes_ver")
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let forged = add_lean_by_hand(&env, &keys, 1001, &[("n", b"work"), ("d", b"{}")]).await;
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "leanfront", runs.clone()));
+    wait_job_done(&q, &good, Duration::from_secs(5)).await;
+    eventually(
+        Duration::from_secs(5),
+        "the forged entry dropped",
+        || async {
+            let c = q.counts().await.unwrap();
+            ((c.waiting, c.active) == (0, 0)).then_some(())
+        },
+    )
+    .await;
+    guard.stop().await.unwrap();
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.get(&good), Some(&1));
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(q.get_job(&forged).await.unwrap_or(None).is_none());
+}
