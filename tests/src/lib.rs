@@ -787,3 +787,42 @@ pub async fn add_lean_by_hand(
         .unwrap();
     format!("~{prio}.{sid}")
 }
+
+/// Claims up to `count` undelivered entries of lane `prio` of the queue of `keys` for
+/// `consumer` by hand, as a worker's claim does (pending to it, no longer counted waiting):
+/// a worker that claims and then dies, or stands still. Returns the entry ids claimed.
+pub async fn claim_by_hand(
+    env: &TestEnv,
+    keys: &queue_core::internal::keys::QueueKeys,
+    prio: i32,
+    consumer: &str,
+    count: usize,
+) -> Vec<String> {
+    let mut raw = env.raw().await;
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(queue_core::internal::keys::GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(keys.lane(prio))
+        .arg(">")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let sids: Vec<String> = reply
+        .keys
+        .into_iter()
+        .flat_map(|k| k.ids)
+        .map(|e| e.id)
+        .collect();
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(keys.meta())
+        .arg("waiting")
+        .arg(-(sids.len() as i64))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    sids
+}

@@ -163,19 +163,7 @@ async fn a_lean_job_held_by_a_dead_worker_is_reclaimed_and_run_again() {
         .await
         .unwrap();
     // a worker claims it and dies: its entry stays pending to a consumer nobody renews
-    let mut raw = env.raw().await;
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("jobq")
-        .arg("dead-worker")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(keys.lane(0))
-        .arg(">")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    claim_by_hand(&env, &keys, 0, "dead-worker", 1).await;
     assert_eq!(q.job(&added.id).await.unwrap().state, JobState::Active);
     let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
     let guard = spawn_worker(recording_worker(&env, "leandead", seen.clone()));
@@ -196,25 +184,8 @@ async fn a_corrupt_lean_entry_fails_alone_naming_the_field() {
         .await
         .unwrap();
     // an entry of a lean job with a 300-byte name, written by hand
-    let mut raw = env.raw().await;
-    let sid: String = redis::cmd("XADD")
-        .arg(keys.lane(0))
-        .arg("*")
-        .arg("n")
-        .arg("x".repeat(300))
-        .arg("d")
-        .arg("{}")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let _: i64 = redis::cmd("HINCRBY")
-        .arg(keys.meta())
-        .arg("waiting")
-        .arg(1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let bad = format!("~0.{sid}");
+    let name = "x".repeat(300);
+    let bad = add_lean_by_hand(&env, &keys, 0, &[("n", name.as_bytes()), ("d", b"{}")]).await;
     let after = q
         .add("rec", &json!({"ok": 2}), JobOptions::new())
         .await

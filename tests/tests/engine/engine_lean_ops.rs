@@ -39,27 +39,7 @@ fn sid_of(id: &str) -> &str {
 /// Takes the next entry of lane 0 as a worker's claim does (it is pending then, and no
 /// longer counted waiting): its id.
 async fn claim_next(env: &TestEnv, keys: &QueueKeys) -> String {
-    let mut raw = env.raw().await;
-    let _: i64 = redis::cmd("HINCRBY")
-        .arg(keys.meta())
-        .arg("waiting")
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(GROUP)
-        .arg("c")
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(keys.lane(0))
-        .arg(">")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    reply.keys[0].ids[0].id.clone()
+    claim_by_hand(env, keys, 0, "c", 1).await.remove(0)
 }
 
 /// Acknowledges entry `sid` of lane 0, as the outcome of a lean job does: the job is

@@ -29,18 +29,7 @@ async fn add_lean(env: &TestEnv, keys: &QueueKeys, prio: i32, fields: &[(&str, &
 
 /// Claims every undelivered entry of lane `prio` for consumer `c`, as a worker's fetch does.
 async fn claim_all(env: &TestEnv, keys: &QueueKeys, prio: i32) {
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg("jobq")
-        .arg("c")
-        .arg("COUNT")
-        .arg(100)
-        .arg("STREAMS")
-        .arg(keys.lane(prio))
-        .arg(">")
-        .query_async(&mut env.raw().await)
-        .await
-        .unwrap();
+    claim_by_hand(env, keys, prio, "c", 100).await;
 }
 
 async fn listed(q: &Queue, state: JobState) -> Vec<JobInfo> {
