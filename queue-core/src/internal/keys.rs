@@ -41,7 +41,12 @@ impl QueueKeys {
     /// Ready stream of one priority lane: an entry carries a job id (`i`), or is a lean
     /// job itself (`job.rs` `lean_id`).
     pub fn lane(&self, priority: i32) -> String {
-        format!("{}:ready:{priority}", self.base)
+        format!("{}{priority}", self.lane_prefix())
+    }
+
+    /// What every lane's key starts with, its priority following (a scan of the lanes).
+    pub fn lane_prefix(&self) -> String {
+        format!("{}:ready:", self.base)
     }
 
     /// Set of the lean jobs (stored as their lane entry alone, `job.rs` `lean_id`) that

@@ -49,9 +49,8 @@ end
 -- job's entry, or delivered and acknowledged (a finished job's, left until the lane is
 -- trimmed), which must never be shown as a job.
 local function lean_job(lane, prio, sid, group)
-  local e = redis.pcall('XRANGE', lane, sid, sid)
-  local f = type(e) == 'table' and not e.err and e[1] and e[1][2]
-  if not is_lean_entry(f) then return nil end
+  local f = lean_entry(lane, sid)
+  if not f then return nil end
   local p = redis.pcall('XPENDING', lane, group, sid, sid, 1)
   if type(p) == 'table' and not p.err and p[1] then return lean_fields(prio, sid, f), p[1] end
   if id_gt(sid, last_delivered(lane, group)) then return lean_fields(prio, sid, f), nil end

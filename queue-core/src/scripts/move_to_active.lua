@@ -745,7 +745,7 @@ local function read_lane(lane, n, out)
           got = got + 1
           started[#started + 1] = id
           -- (a lean job given a record, run from another entry now: no longer in the set)
-          if lean_n > 0 and string.byte(id, 1) == 126 then left_lean[#left_lean + 1] = id end
+          if lean_n > 0 and lean_place(id) then left_lean[#left_lean + 1] = id end
           -- (positions counted, not found with `#` for each of the job's fields)
           out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, name,
             data or ''

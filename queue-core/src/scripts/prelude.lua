@@ -867,15 +867,21 @@ local function lean_fields(prio, sid, fields)
   return out
 end
 
+-- The fields of entry `sid` of lane stream `lane` when they are a lean job's; nil when the
+-- entry is gone, is another job's, or the lane is no stream (a corrupt record).
+local function lean_entry(lane, sid)
+  local e = redis.pcall('XRANGE', lane, sid, sid)
+  local fields = type(e) == 'table' and not e.err and e[1] and e[1][2]
+  if is_lean_entry(fields) then return fields end
+  return nil
+end
+
 -- The hash fields of lean job `id` (lean_fields), read from its entry in lane stream
 -- `lane`; nil when the entry is gone or is not a lean job's.
 local function lean_entry_fields(lane, id)
   local prio, sid = lean_place(id)
-  if not prio then return nil end
-  local e = redis.pcall('XRANGE', lane, sid, sid)
-  local fields = type(e) == 'table' and e[1] and e[1][2]
-  if not is_lean_entry(fields) then return nil end
-  return lean_fields(prio, sid, fields)
+  local fields = prio and lean_entry(lane, sid)
+  return fields and lean_fields(prio, sid, fields)
 end
 
 -- Whether entry `sid` of lane `lane` is a live job's: not delivered yet (waiting) or
@@ -894,10 +900,7 @@ end
 local function lean_record(job_prefix, job, id, lane, prio, sid, fields, group)
   if redis.call('EXISTS', job) == 1 then return true end
   if group and not live_entry(lane, group, sid) then return false end
-  if not fields then
-    local e = redis.pcall('XRANGE', lane, sid, sid)
-    fields = type(e) == 'table' and e[1] and e[1][2]
-  end
+  fields = fields or lean_entry(lane, sid)
   if not is_lean_entry(fields) then return false end
   local list = lean_fields(prio, sid, fields)
   hset_list(job, list, 1, #list)

@@ -52,8 +52,7 @@ pub(crate) async fn scan_jobs(
     count: u64,
 ) -> Result<(u64, Vec<String>, Vec<i32>)> {
     let prefix = q.keys.job_prefix();
-    let lane_prefix = q.keys.lane(0);
-    let lane_prefix = lane_prefix.trim_end_matches('0');
+    let lane_prefix = q.keys.lane_prefix();
     // `j:…` and `ready:…` (and the few other keys starting with those letters)
     let pattern = format!("{}:[jr]*", q.keys.base());
     // the queue's keys are in one slot: in a cluster, on the master serving it
@@ -63,7 +62,7 @@ pub(crate) async fn scan_jobs(
     for k in found.into_iter().filter_map(|k| String::from_utf8(k).ok()) {
         if let Some(id) = k.strip_prefix(prefix.as_str()) {
             ids.push(id.to_string());
-        } else if let Some(p) = k.strip_prefix(lane_prefix) {
+        } else if let Some(p) = k.strip_prefix(lane_prefix.as_str()) {
             // (priorities, the front lane and the group lane)
             if let Ok(n) = p.parse::<i32>() {
                 if (-1000..=1002).contains(&n) && n.to_string() == p {

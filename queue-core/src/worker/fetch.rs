@@ -51,14 +51,17 @@ pub(crate) async fn fetch(
 ) -> Result<Fetched> {
     let claim = move_to_active::claim(&queue.inner, consumer, count, CONCURRENCY_POLL).await?;
     let claimed = Instant::now();
-    // (a lean job's came with the claim)
-    let stored: Vec<&str> = claim
-        .jobs
-        .iter()
-        .filter(|j| j.lean.is_none())
-        .map(|j| j.id.as_str())
-        .collect();
-    let mut traceparents = if traced && !stored.is_empty() {
+    // (a lean job's came with the claim; a worker that does not trace lists none)
+    let stored: Vec<&str> = match traced {
+        true => claim
+            .jobs
+            .iter()
+            .filter(|j| j.lean.is_none())
+            .map(|j| j.id.as_str())
+            .collect(),
+        false => Vec::new(),
+    };
+    let mut traceparents = if !stored.is_empty() {
         read_traceparents(queue, &stored).await.into_iter()
     } else {
         Vec::new().into_iter()
