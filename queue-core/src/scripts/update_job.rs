@@ -28,6 +28,8 @@ pub(crate) async fn update_job(
             .key(keys.meta())
             .key(keys.lanes())
             .key(keys.events())
+            // (the lane of the priority read before this call: the script goes by the job's
+            // record, which another change may have moved since)
             .key(keys.lane(current_prio))
             .key(keys.lane(new_prio))
             .key(keys.front_lane())

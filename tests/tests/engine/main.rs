@@ -26,4 +26,5 @@ mod engine_priority;
 mod engine_repair;
 mod engine_retry;
 mod engine_search;
+mod engine_waiting_count;
 mod smoke;
