@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::{invoke_on, lanes_of, Attempt, LeanAttempt, EVENTS_MAXLEN, TRIM_BUDGET};
+use super::{lanes_of, Attempt, Call, LeanAttempt, EVENTS_MAXLEN, TRIM_BUDGET};
 use crate::error::Result;
 use crate::job::{push_long, Retention};
 use crate::store::QueueStore;
@@ -22,16 +22,16 @@ pub(crate) async fn complete(
     let keys = &q.keys;
     let (lane_keys, numbers) = lanes_of(keys, jobs.iter().map(|(a, _)| a.prio));
     let (keep, age) = policy.as_args();
-    let mut inv = SCRIPT.prepare_invoke();
-    inv.key(keys.meta())
-        .key(keys.completed())
-        .key(keys.events())
-        .key(keys.metrics_completed())
-        .key(keys.outbox());
+    let mut call = Call::new(&SCRIPT, 5 + lane_keys.len());
+    call.arg(keys.meta())
+        .arg(keys.completed())
+        .arg(keys.events())
+        .arg(keys.metrics_completed())
+        .arg(keys.outbox());
     for k in &lane_keys {
-        inv.key(k);
+        call.arg(k);
     }
-    inv.arg(crate::keys::GROUP)
+    call.arg(crate::keys::GROUP)
         .arg(EVENTS_MAXLEN)
         .arg(keys.job_prefix())
         .arg(jobs.len())
@@ -48,7 +48,7 @@ pub(crate) async fn complete(
                 } else {
                     Vec::new()
                 };
-                inv.arg("L")
+                call.arg("L")
                     .arg(job.id)
                     .arg(lane)
                     .arg(job.sid)
@@ -58,7 +58,7 @@ pub(crate) async fn complete(
                     .arg(&record[..]);
             }
             None => {
-                inv.arg("R")
+                call.arg("R")
                     .arg(job.id)
                     .arg(lane)
                     .arg(job.sid)
@@ -70,7 +70,7 @@ pub(crate) async fn complete(
             }
         }
     }
-    invoke_on(q, &inv).await
+    call.invoke_on(q).await
 }
 
 /// The record fields of lean job `job`: what `add_job` stores for a ready job (`ts`, its

@@ -191,6 +191,46 @@ pub(crate) async fn invoke<T: FromRedisValue>(
         .map_err(|e| redis.err(e))
 }
 
+/// A script call written straight into its one `EVALSHA` command, for the calls of the hot
+/// path that carry arguments per job: a [`ScriptInvocation`] holds each argument in an
+/// allocation of its own and copies them all into the command when sent.
+pub(crate) struct Call<'a> {
+    script: &'a redis::Script,
+    cmd: redis::Cmd,
+}
+
+impl<'a> Call<'a> {
+    /// A call of `script` with `keys` keys, to be given first ([`Call::arg`] takes both).
+    pub(crate) fn new(script: &'a redis::Script, keys: usize) -> Self {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys);
+        Call { script, cmd }
+    }
+
+    pub(crate) fn arg<T: redis::ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Sends it on queue `q`'s shared connection, loading the script first where Redis does
+    /// not have it (restarted, or flushed); a WRONGTYPE is explained as [`invoke_on`] does.
+    pub(crate) async fn invoke_on<T: FromRedisValue>(&self, q: &QueueStore) -> Result<T> {
+        let mut conn = q.redis.conn();
+        let mut sent = self.cmd.query_async(&mut conn).await;
+        if matches!(&sent, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+        {
+            sent = match self.script.load_async(&mut conn).await {
+                Ok(_) => self.cmd.query_async(&mut conn).await,
+                Err(e) => Err(e),
+            };
+        }
+        match sent {
+            Ok(v) => Ok(v),
+            Err(e) => Err(explained(q, q.redis.err(e)).await),
+        }
+    }
+}
+
 /// Sends a call of one of queue `q`'s scripts; a failure that is Redis's WRONGTYPE is
 /// explained ([`explained`]).
 pub(crate) async fn invoke_on<T: FromRedisValue>(
@@ -318,39 +358,71 @@ pub(crate) const MAX_LOG_LINES: u64 = 1_000;
 
 /// Reads script replies.
 pub(crate) struct Reply<'a> {
-    items: std::slice::Iter<'a, Value>,
+    items: Items<'a>,
+}
+
+/// A reply's items, read in place or taken (a taken string keeps its bytes, uncopied).
+enum Items<'a> {
+    Borrowed(std::slice::Iter<'a, Value>),
+    Owned(std::vec::IntoIter<Value>),
 }
 
 impl<'a> Reply<'a> {
     pub(crate) fn new(v: &'a Value) -> Result<Self> {
         match v {
             Value::Array(items) => Ok(Reply {
-                items: items.iter(),
+                items: Items::Borrowed(items.iter()),
+            }),
+            other => Err(Error::Protocol(format!("expected an array, got {other:?}"))),
+        }
+    }
+
+    /// A reply whose strings are taken rather than copied (the claim's: a few per job).
+    pub(crate) fn owned(v: Value) -> Result<Reply<'static>> {
+        match v {
+            Value::Array(items) => Ok(Reply {
+                items: Items::Owned(items.into_iter()),
             }),
             other => Err(Error::Protocol(format!("expected an array, got {other:?}"))),
         }
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.items.len()
+        match &self.items {
+            Items::Borrowed(i) => i.len(),
+            Items::Owned(i) => i.len(),
+        }
     }
 
     /// The next item when it is an integer (a string is never read as one), left in place.
     pub(crate) fn peek_int(&self) -> Option<i64> {
-        match self.items.clone().next() {
+        let next = match &self.items {
+            Items::Borrowed(i) => i.as_slice().first(),
+            Items::Owned(i) => i.as_slice().first(),
+        };
+        match next {
             Some(Value::Int(i)) => Some(*i),
             _ => None,
         }
     }
 
-    fn next_value(&mut self) -> Result<&'a Value> {
-        self.items
-            .next()
-            .ok_or_else(|| Error::Protocol("script reply is too short".into()))
+    fn next_value(&mut self) -> Result<std::borrow::Cow<'a, Value>> {
+        let next = match &mut self.items {
+            Items::Borrowed(i) => i.next().map(std::borrow::Cow::Borrowed),
+            Items::Owned(i) => i.next().map(std::borrow::Cow::Owned),
+        };
+        next.ok_or_else(|| Error::Protocol("script reply is too short".into()))
     }
 
     pub(crate) fn string(&mut self) -> Result<String> {
-        match self.next_value()? {
+        let v = match self.next_value()? {
+            std::borrow::Cow::Owned(Value::BulkString(b)) => {
+                return Ok(String::from_utf8(b)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
+            }
+            v => v,
+        };
+        match v.as_ref() {
             Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
             Value::SimpleString(s) => Ok(s.clone()),
             Value::Int(i) => Ok(i.to_string()),
@@ -362,16 +434,20 @@ impl<'a> Reply<'a> {
     /// A string as it is stored: `Err` with the text (invalid parts replaced) when it is not
     /// UTF-8, for callers that must tell corrupt data from data.
     pub(crate) fn utf8(&mut self) -> Result<std::result::Result<String, String>> {
-        match self.next_value()? {
-            Value::BulkString(b) => Ok(String::from_utf8(b.clone())
-                .map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-            Value::Nil => Ok(Ok(String::new())),
-            other => Err(Error::Protocol(format!("expected a string, got {other:?}"))),
-        }
+        let bytes = match self.next_value()? {
+            std::borrow::Cow::Owned(Value::BulkString(b)) => b,
+            std::borrow::Cow::Borrowed(Value::BulkString(b)) => b.clone(),
+            v if matches!(v.as_ref(), Value::Nil) => return Ok(Ok(String::new())),
+            other => return Err(Error::Protocol(format!("expected a string, got {other:?}"))),
+        };
+        Ok(
+            String::from_utf8(bytes)
+                .map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
     }
 
     pub(crate) fn int(&mut self) -> Result<i64> {
-        match self.next_value()? {
+        match self.next_value()?.as_ref() {
             Value::Int(i) => Ok(*i),
             Value::BulkString(b) => std::str::from_utf8(b)
                 .ok()

@@ -87,7 +87,7 @@ pub(crate) async fn claim(
         }
     })
     .await?;
-    let mut r = Reply::new(&v)?;
+    let mut r = Reply::owned(v)?;
     let _ok = r.string()?;
     let next_due = r.int()?;
     let paused = r.int()? == 1;

@@ -12,12 +12,12 @@ use crate::queue::Queue;
 
 /// A job claimed from Redis, not started yet.
 pub(crate) struct Claimed {
-    pub job: Active,
+    pub job: Box<Active>,
     /// Its share of the claim budget, held until its outcome is queued.
     pub claim: OwnedSemaphorePermit,
     /// Fire when the job must not run (lost to a reclaimer, the shutdown deadline, a cancel
     /// request).
-    pub stops: Stops,
+    pub stops: Arc<Stops>,
 }
 
 /// Runs until the fetch loop is gone and every claimed job has been started (or abandoned).

@@ -184,11 +184,9 @@ pub(crate) async fn fetch_loop(
         let got = fetched.jobs.len();
         for job in fetched.jobs {
             let claim = permits.pop().expect("never more jobs than claims");
-            let stops = Stops {
-                cancel: shared.cancel_jobs.child_token(),
-                asked: CancellationToken::new(),
-            };
+            let stops = Arc::new(Stops::default());
             held.insert(&job, stops.clone());
+            let job = Box::new(job);
             // the dispatcher outlives this loop; it is only gone if its task panicked
             let _ = claimed.send(Claimed { job, claim, stops });
         }

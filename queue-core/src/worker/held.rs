@@ -5,33 +5,55 @@
 
 pub(crate) use crate::scripts::extend_lease::HeldEntry;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::run::{Active, Stops};
 use crate::scripts::cancel::request_member;
 
 struct HeldJob {
     id: String,
-    /// `<attempt>:<start ms>`, recorded with each lease renewal.
-    run: String,
-    stops: Stops,
+    /// Its attempt number and start (ms), recorded with each lease renewal.
+    attempt: u32,
+    started_ms: i64,
+    stops: Arc<Stops>,
 }
 
+/// Held jobs by lane priority, then entry id (nested, so that an outcome finds its job by
+/// `&str`, with no key built per job).
+type ByLane = HashMap<i32, HashMap<String, HeldJob>>;
+
 #[derive(Default)]
-pub(crate) struct Held(Mutex<HashMap<(i32, String), HeldJob>>);
+pub(crate) struct Held(Mutex<ByLane>);
 
 impl Held {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(i32, String), HeldJob>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, ByLane> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every held job with its lane priority and entry id.
+    fn each(map: &ByLane) -> impl Iterator<Item = (i32, &String, &HeldJob)> {
+        map.iter()
+            .flat_map(|(prio, lane)| lane.iter().map(move |(sid, job)| (*prio, sid, job)))
+    }
+
+    /// Takes a job out, and its lane once empty (a lane with nothing held is not renewed).
+    fn take(map: &mut ByLane, prio: i32, sid: &str) -> Option<HeldJob> {
+        let lane = map.get_mut(&prio)?;
+        let job = lane.remove(sid);
+        if lane.is_empty() {
+            map.remove(&prio);
+        }
+        job
+    }
+
     /// Registers a claimed job's entry; its handler watches `stops.cancel`.
-    pub fn insert(&self, job: &Active, stops: Stops) {
-        self.map().insert(
-            (job.prio, job.sid.clone()),
+    pub fn insert(&self, job: &Active, stops: Arc<Stops>) {
+        self.map().entry(job.prio).or_default().insert(
+            job.sid.clone(),
             HeldJob {
                 id: job.raw.id.clone(),
-                run: format!("{}:{}", job.raw.attempt, job.started_ms),
+                attempt: job.raw.attempt,
+                started_ms: job.started_ms,
                 stops,
             },
         );
@@ -40,10 +62,9 @@ impl Held {
     /// The held attempts not stopped for a cancel yet, as members of the queue's cancel
     /// requests (`request_member`: entry id and job id).
     pub fn cancellable(&self) -> Vec<String> {
-        self.map()
-            .iter()
-            .filter(|(_, job)| !job.stops.asked.is_cancelled())
-            .map(|((_, sid), job)| request_member(sid, &job.id))
+        Self::each(&self.map())
+            .filter(|(_, _, job)| !job.stops.asked.is_cancelled())
+            .map(|(_, sid, job)| request_member(sid, &job.id))
             .collect()
     }
 
@@ -51,7 +72,7 @@ impl Held {
     /// cancelled. Returns how many were running here and not stopped already.
     pub fn cancel_requested(&self, members: &std::collections::HashSet<String>) -> usize {
         let mut n = 0;
-        for ((_, sid), job) in self.map().iter() {
+        for (_, sid, job) in Self::each(&self.map()) {
             if !job.stops.asked.is_cancelled() && members.contains(&request_member(sid, &job.id)) {
                 job.stops.asked.cancel();
                 job.stops.cancel.cancel();
@@ -61,40 +82,55 @@ impl Held {
         n
     }
 
+    /// Stops every held job (the grace period is over): each is left for reclaim.
+    pub fn stop_all(&self) {
+        for (_, _, job) in Self::each(&self.map()) {
+            job.stops.cancel.cancel();
+        }
+    }
+
     /// Forgets entries (lane priority, entry id) whose outcome is recorded (or abandoned).
     pub fn remove<'a>(&self, entries: impl IntoIterator<Item = (i32, &'a str)>) {
         let mut map = self.map();
         for (prio, sid) in entries {
-            map.remove(&(prio, sid.to_string()));
+            Self::take(&mut map, prio, sid);
         }
     }
 
     /// Entries held, grouped by lane priority.
     pub fn by_lane(&self) -> HashMap<i32, Vec<HeldEntry>> {
-        let mut out: HashMap<i32, Vec<HeldEntry>> = HashMap::new();
-        for ((prio, sid), job) in self.map().iter() {
-            out.entry(*prio).or_default().push(HeldEntry {
-                sid: sid.clone(),
-                id: job.id.clone(),
-                run: job.run.clone(),
-            });
-        }
-        out
+        let map = self.map();
+        map.iter()
+            .map(|(prio, lane)| {
+                let entries = lane
+                    .iter()
+                    .map(|(sid, job)| HeldEntry {
+                        sid: sid.clone(),
+                        id: job.id.clone(),
+                        run: format!("{}:{}", job.attempt, job.started_ms),
+                    })
+                    .collect();
+                (*prio, entries)
+            })
+            .collect()
     }
 
     /// The ids of the jobs held (at most `max` of them) and how many are held in all.
     pub fn job_ids(&self, max: usize) -> (Vec<String>, usize) {
         let map = self.map();
-        let ids = map.values().take(max).map(|j| j.id.clone()).collect();
-        (ids, map.len())
+        let ids = Self::each(&map)
+            .take(max)
+            .map(|(_, _, j)| j.id.clone())
+            .collect();
+        (ids, map.values().map(HashMap::len).sum())
     }
 
     /// A reclaimer took these entries (lane priority, entry id): stop their handlers (their
     /// outcome will not count).
     pub fn lose(&self, entries: &[(i32, String)]) {
         let mut map = self.map();
-        for entry in entries {
-            if let Some(job) = map.remove(entry) {
+        for (prio, sid) in entries {
+            if let Some(job) = Self::take(&mut map, *prio, sid) {
                 job.stops.cancel.cancel();
             }
         }

@@ -2,6 +2,8 @@
 //! as a histogram, jobs running now — kept in `prometheus-client` metrics and rendered in
 //! the Prometheus text exposition format by that library.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -69,6 +71,17 @@ fn handler_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
+/// The series one handler of one queue updates: its attempts by outcome (in
+/// [`AttemptOutcome::ALL`]'s order) and its handler time, shared with their families.
+struct Series {
+    attempts: [Counter; 3],
+    seconds: Histogram,
+}
+
+/// Series by queue, then handler name (nested, so a finished attempt finds its own by `&str`
+/// with no labels built: both sets are as small as the worker's queues and handlers).
+type SeriesByQueue = HashMap<String, HashMap<String, Arc<Series>>>;
+
 /// A worker's counters. Cheap to update from every handler slot.
 pub struct WorkerMetrics {
     /// Every metric below (the registry holds clones sharing their values), and the
@@ -78,6 +91,7 @@ pub struct WorkerMetrics {
     handler_seconds: Family<HandlerLabels, Histogram, fn() -> Histogram>,
     running: Gauge,
     concurrency: Gauge,
+    series: RwLock<SeriesByQueue>,
 }
 
 impl std::fmt::Debug for WorkerMetrics {
@@ -124,6 +138,7 @@ impl WorkerMetrics {
             handler_seconds,
             running,
             concurrency,
+            series: RwLock::default(),
         }
     }
 
@@ -144,19 +159,45 @@ impl WorkerMetrics {
         took: Duration,
     ) {
         self.running.dec();
-        // every outcome of a handler has a series from its first attempt on, at 0 until seen
-        for o in AttemptOutcome::ALL {
-            let counter = self.attempts.get_or_create(&attempt_labels(queue, name, o));
-            if o == outcome {
-                counter.inc();
-            }
+        let series = self.series(queue, name);
+        let at = AttemptOutcome::ALL.iter().position(|o| *o == outcome);
+        if let Some(counter) = at.and_then(|i| series.attempts.get(i)) {
+            counter.inc();
         }
-        self.handler_seconds
-            .get_or_create(&HandlerLabels {
-                queue: queue.to_string(),
-                name: name.to_string(),
+        series.seconds.observe(took.as_secs_f64());
+    }
+
+    /// The series of handler `name` in `queue`, made at its first attempt: every outcome
+    /// has one from then on, at 0 until seen.
+    fn series(&self, queue: &str, name: &str) -> Arc<Series> {
+        let known = self.series.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = known.get(queue).and_then(|q| q.get(name)) {
+            return s.clone();
+        }
+        drop(known);
+        let mut known = self.series.write().unwrap_or_else(|e| e.into_inner());
+        let by_name = known.entry(queue.to_string()).or_default();
+        by_name
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                let counter = |o| {
+                    self.attempts
+                        .get_or_create(&attempt_labels(queue, name, o))
+                        .clone()
+                };
+                let [c, f, a] = AttemptOutcome::ALL;
+                Arc::new(Series {
+                    attempts: [counter(c), counter(f), counter(a)],
+                    seconds: self
+                        .handler_seconds
+                        .get_or_create(&HandlerLabels {
+                            queue: queue.to_string(),
+                            name: name.to_string(),
+                        })
+                        .clone(),
+                })
             })
-            .observe(took.as_secs_f64());
+            .clone()
     }
 
     /// Handlers running now.

@@ -354,7 +354,6 @@ impl Worker {
             handlers: self.handlers.clone(),
             backoffs: self.backoffs.clone(),
             consumer: consumer_name(&host, started_at),
-            cancel_jobs: CancellationToken::new(),
             metrics: self.metrics.clone(),
             caches: self.caches.clone(),
             spans: Default::default(),
@@ -482,6 +481,7 @@ impl Worker {
             return Ok(None);
         };
         let held = Arc::new(held::Held::default());
+        tasks.held.push(held.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         tasks.finishers.push(tokio::spawn(finish::finish_loop(
             queue.clone(),
@@ -548,7 +548,9 @@ impl Worker {
                 grace = ?self.settings.grace,
                 "grace period over: jobs still running are left for reclaim"
             );
-            shared.cancel_jobs.cancel();
+            for held in &tasks.held {
+                held.stop_all();
+            }
             let _ = shared.slots.acquire_many(all).await;
         }
         // handlers are done and their senders dropped: finishers drain and stop. Recording
@@ -589,6 +591,8 @@ struct Tasks {
     background: Vec<tokio::task::JoinHandle<()>>,
     /// Cancelled once every outcome is recorded: leases are renewed until then.
     stop_leases: CancellationToken,
+    /// The jobs held in each queue: stopped at the end of the grace period.
+    held: Vec<Arc<held::Held>>,
 }
 
 /// Runs `step` until it succeeds, waiting out (with backoff, logged once) errors that mean

@@ -61,7 +61,8 @@ pub(crate) enum Ending {
 /// An attempt's ending, for the finisher.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    pub job: Active,
+    /// (boxed, as from its claim on: it moves through two channels and a task)
+    pub job: Box<Active>,
     pub ending: Ending,
 }
 
@@ -93,13 +94,13 @@ impl Stops {
 pub(crate) async fn run_job(
     queue: Queue,
     shared: Arc<Shared>,
-    mut job: Active,
+    mut job: Box<Active>,
     slot: OwnedSemaphorePermit,
     done: mpsc::UnboundedSender<Outcome>,
-    stops: Stops,
+    stops: Arc<Stops>,
     claim: OwnedSemaphorePermit,
 ) {
-    let cancel = stops.cancel.clone();
+    let cancel = &stops.cancel;
     job.started_ms += job.claimed.elapsed().as_millis() as i64;
     let span = shared.spans.attempt(
         &job.raw.queue,

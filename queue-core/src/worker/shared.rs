@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use super::metrics::WorkerMetrics;
 use super::pace::Pace;
@@ -24,8 +23,6 @@ pub(crate) struct Shared {
     pub backoffs: HashMap<String, BackoffFn>,
     /// Stable consumer name: host, pid, start time.
     pub consumer: String,
-    /// Cancelled when the grace period ends: running handlers are told to stop.
-    pub cancel_jobs: CancellationToken,
     pub metrics: Arc<WorkerMetrics>,
     /// Handlers' caches by namespace (`Ctx::cache`).
     pub caches: Caches,

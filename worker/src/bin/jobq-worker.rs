@@ -15,6 +15,9 @@ use jobq_handlers::otel::Otlp;
 use queue_core::internal::args::{duration, duration_at_least, ranged};
 use queue_core::{Config, Worker};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Run jobq's built-in handlers (video, analytics, moderation, diag) on Redis-backed queues.
 ///
 /// Configuration comes from the environment (REDIS_URL or REDIS_HOST/REDIS_PORT/…,
