@@ -43,6 +43,9 @@ use anyhow::{bail, Result};
 use crate::redis_server::RunEnv;
 use crate::stats::{round_to, Metric, Summary};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ALL: [&str; 20] = [
     "a",
     "b",
