@@ -223,6 +223,28 @@ impl Redis {
         }
     }
 
+    /// The same Redis with a connection of its own in place of the shared one (same
+    /// timeouts), for a loop whose large replies must not hold up the other calls: one
+    /// connection reads and parses its replies in turn, and writes nothing meanwhile. On a
+    /// cluster, the shared connection (one per node already).
+    pub async fn with_own_connection(&self) -> Result<Redis> {
+        let Clients::Single(client) = &self.clients else {
+            return Ok(self.clone());
+        };
+        let cfg = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_with_config((**client).clone(), cfg)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(Redis {
+            conn: Conn::Single(conn),
+            ..self.clone()
+        })
+    }
+
     /// A new connection of its own, with no response timeout, for blocking commands.
     pub async fn blocking_connection(&self) -> Result<Conn> {
         match &self.clients {

@@ -22,6 +22,7 @@ use crate::handler::RawJob;
 use crate::queue::Queue;
 use crate::scripts::wake::Waiter;
 use crate::scripts::{move_to_active, release};
+use crate::store::QueueStore;
 
 /// Longest a fetcher blocks before looking again (also bounds reaction to a lost marker).
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -30,6 +31,13 @@ const MAX_BATCH: usize = 500;
 /// How often a fetcher held back by the queue's global concurrency looks again: capacity
 /// frees when any worker finishes a job, and finishing does not wake the marker.
 const CONCURRENCY_POLL: Duration = Duration::from_millis(50);
+
+/// The connections a fetch loop has to itself: its claims' (the queue's store on it) and its
+/// blocking wait's.
+pub(crate) struct OwnConnections {
+    pub claims: QueueStore,
+    pub blocking: Conn,
+}
 
 pub(crate) struct Fetched {
     pub jobs: Vec<Active>,
@@ -45,11 +53,12 @@ pub(crate) struct Fetched {
 /// `traced`, also read their trace context.
 pub(crate) async fn fetch(
     queue: &Queue,
+    claims: &QueueStore,
     consumer: &str,
     count: usize,
     traced: bool,
 ) -> Result<Fetched> {
-    let claim = move_to_active::claim(&queue.inner, consumer, count, CONCURRENCY_POLL).await?;
+    let claim = move_to_active::claim(claims, consumer, count, CONCURRENCY_POLL).await?;
     let claimed = Instant::now();
     // (a lean job's came with the claim; a worker that does not trace lists none)
     let stored: Vec<&str> = match traced {
@@ -139,14 +148,15 @@ async fn take_permits(sem: &Arc<Semaphore>, max: usize) -> Option<Vec<OwnedSemap
 /// Runs until `stop` is cancelled.
 pub(crate) async fn fetch_loop(
     queue: Queue,
+    own: OwnConnections,
     shared: Arc<Shared>,
     held: Arc<Held>,
-    blocking: Conn,
     claimed: mpsc::UnboundedSender<Claimed>,
     lease: Duration,
     stop: CancellationToken,
 ) {
     let mut outage = Outage::within_lease(format!("fetching from queue {}", queue.name()), lease);
+    let OwnConnections { claims, blocking } = own;
     let mut waiter = Waiter::marker(blocking, &queue.inner, MAX_IDLE);
     // a claim call failed: Redis may have run it anyway, leaving entries pending to this
     // worker that it does not hold; give them back once Redis answers again
@@ -163,7 +173,7 @@ pub(crate) async fn fetch_loop(
         let count = permits.len();
         let asked = Instant::now();
         let traced = shared.spans.wanted();
-        let fetched = match fetch(&queue, &shared.consumer, count, traced).await {
+        let fetched = match fetch(&queue, &claims, &shared.consumer, count, traced).await {
             Ok(f) => {
                 outage.recovered();
                 shared.pace.claim_took(asked.elapsed());

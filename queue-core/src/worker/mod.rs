@@ -476,10 +476,18 @@ impl Worker {
             return Ok(None);
         };
         let Some(blocking) =
-            until_ready(what, &self.shutdown, || redis.blocking_connection()).await?
+            until_ready(what.clone(), &self.shutdown, || redis.blocking_connection()).await?
         else {
             return Ok(None);
         };
+        // the claims' own connection: a claim's reply is the largest a worker reads, and the
+        // outcomes' calls on the shared connection are not held up while it is parsed
+        let Some(claims) =
+            until_ready(what, &self.shutdown, || redis.with_own_connection()).await?
+        else {
+            return Ok(None);
+        };
+        let claims = crate::store::QueueStore::new(&claims, self.config.prefix(), name);
         let held = Arc::new(held::Held::default());
         tasks.held.push(held.clone());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -520,9 +528,9 @@ impl Worker {
         }
         tasks.fetchers.push(tokio::spawn(fetch::fetch_loop(
             queue,
+            fetch::OwnConnections { claims, blocking },
             shared.clone(),
             held.clone(),
-            blocking,
             claimed_tx,
             self.settings.lease,
             self.shutdown.clone(),
