@@ -12,6 +12,7 @@ use crate::store::QueueStore;
 script!(SCRIPT, "fail_or_retry.lua");
 
 /// How an attempt failed, and when (if at all) it runs again.
+#[derive(Clone, Copy)]
 pub(crate) struct Failure<'a> {
     pub message: &'a str,
     pub detail: &'a str,
