@@ -826,3 +826,17 @@ pub async fn claim_by_hand(
         .unwrap();
     sids
 }
+
+/// The priorities of queue `keys`' lanes (its lanes set, as Redis lists it).
+pub async fn lane_prios<T: redis::FromRedisValue>(
+    conn: &mut queue_core::Conn,
+    keys: &queue_core::internal::keys::QueueKeys,
+) -> Vec<T> {
+    redis::cmd("ZRANGE")
+        .arg(keys.lanes())
+        .arg(0)
+        .arg(-1)
+        .query_async(conn)
+        .await
+        .expect("ZRANGE of the lanes set")
+}

@@ -54,13 +54,7 @@ async fn job_hash_count(env: &TestEnv, queue: &str) -> usize {
 async fn lane_stats(env: &TestEnv, queue: &str) -> Vec<(String, u64, u64)> {
     let keys = QueueKeys::new(env.config.prefix(), queue);
     let mut raw = env.raw().await;
-    let prios: Vec<i32> = redis::cmd("ZRANGE")
-        .arg(keys.lanes())
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let prios: Vec<i32> = lane_prios(&mut raw, &keys).await;
     let mut out = Vec::new();
     for p in prios {
         let lane = keys.lane(p);

@@ -43,12 +43,6 @@ async fn a_due_job_whose_lane_set_was_deleted_still_runs() {
     let job = q.job(&added.id).await.unwrap();
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(job.priority, 7);
-    let lanes: Vec<String> = redis::cmd("ZRANGE")
-        .arg(keys.lanes())
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let lanes: Vec<String> = lane_prios(&mut raw, &keys).await;
     assert_eq!(lanes, vec!["7".to_string()], "the lane was put back");
 }

@@ -290,13 +290,7 @@ async fn random_step(
             // a worker killed with the jobs it just claimed: they stay pending until their
             // lease runs out and a live worker reclaims them
             let mut raw = env.raw().await;
-            let lanes: Vec<i32> = redis::cmd("ZRANGE")
-                .arg(keys.lanes())
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            let lanes: Vec<i32> = lane_prios(&mut raw, keys).await;
             let lane = lanes[rng.below(lanes.len() as u64) as usize];
             let n: i64 = DEAD_CLAIM
                 .key(keys.meta())
