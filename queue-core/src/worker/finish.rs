@@ -1,6 +1,7 @@
 //! The finisher of one queue: collects attempt outcomes and records them in batches —
-//! one `complete` call for the successes and one `fail_or_retry` call for the failures of
-//! a batch. Results are kept in memory and retried until Redis takes them.
+//! `complete` calls for the successes and `fail_or_retry` calls for the failures of a
+//! batch, at most [`RECORDED_PER_CALL`] to a call where each writes a record. Results are
+//! kept in memory and retried until Redis takes them.
 
 use std::sync::Arc;
 use std::time::Duration;
