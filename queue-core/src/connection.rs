@@ -101,6 +101,16 @@ impl std::fmt::Debug for Redis {
     }
 }
 
+/// The settings of a connection to one server: `response_timeout` (None for blocking
+/// reads), and `retries` per reconnect, with backoff up to 2 s.
+fn manager_config(response_timeout: Option<Duration>, retries: usize) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(response_timeout)
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(retries)
+        .set_max_delay(Duration::from_secs(2))
+}
+
 fn install_tls_provider() {
     static ONCE: Once = Once::new();
     // rustls needs one process-wide crypto provider; another crate may already have set it.
@@ -138,11 +148,7 @@ impl Redis {
         }
         // one seed: the URL itself, without a stray comma
         let client = redis::Client::open(seeds[0].as_str()).map_err(config_err)?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(retries)
-            .set_max_delay(Duration::from_secs(2));
+        let cfg = manager_config(Some(RESPONSE_TIMEOUT), retries);
         let mut conn = ConnectionManager::new_with_config(client.clone(), cfg)
             .await
             .map_err(|source| Error::Redis {
@@ -231,11 +237,7 @@ impl Redis {
         let Clients::Single(client) = &self.clients else {
             return Ok(self.clone());
         };
-        let cfg = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
+        let cfg = manager_config(Some(RESPONSE_TIMEOUT), 2);
         let conn = ConnectionManager::new_with_config((**client).clone(), cfg)
             .await
             .map_err(|e| self.err(e))?;
@@ -249,11 +251,7 @@ impl Redis {
     pub async fn blocking_connection(&self) -> Result<Conn> {
         match &self.clients {
             Clients::Single(client) => {
-                let cfg = ConnectionManagerConfig::new()
-                    .set_response_timeout(None)
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_secs(2));
+                let cfg = manager_config(None, 2);
                 ConnectionManager::new_with_config((**client).clone(), cfg)
                     .await
                     .map(Conn::Single)
