@@ -6,33 +6,31 @@
 -- from its entry, and is then changed as any other (its record holds the new data; a new
 -- priority moves it to an entry of its new lane, as any job).
 --
--- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 the lane of the job's priority as the
---       caller read it, 6 new lane stream, 7 front lane stream (where a reclaimed job waits
---       instead of its old lane), 8 the lane stream a lean job's id names (for other ids,
---       any lane of the queue). The lane the job waits in is the one its record names (5 or
---       7 as a rule; see `old_lane` below).
+-- KEYS: 1 job hash, 2 meta, 3 lanes, 4 events, 5 new lane stream, 6 the lane stream a lean
+--       job's id names (for other ids, any lane of the queue). The lane the job waits in is
+--       the one its record names (see `old_lane` below), a key of the same slot.
 -- ARGV: 1 id, 2 what ('data' | 'priority'), 3 new priority ('' for data), 4 group,
 --       5 events maxlen, then for data the new `data` field/value pairs, cut into pieces by
 --       the caller (job.rs `push_long`)
 -- Returns: 'ok', or 'missing', or 'active' / the state for a refused priority change
-local job, meta, lanes, events, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
+local job, meta, lanes, events, new_lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, what, value, group, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 -- a lean job without a record gets one first, from its entry, so the rest reads it as any
 -- other; a finished one (its entry acknowledged) is no job any more and gets none: 'missing'
 local lean_prio, lean_sid = lean_place(id)
 local job_prefix = string.sub(job, 1, #job - #id)
-if lean_prio and KEYS[8] == string.sub(job_prefix, 1, -3) .. 'ready:' .. lean_prio then
-  lean_record(job_prefix, job, id, KEYS[8], lean_prio, lean_sid, nil, group)
+if lean_prio and KEYS[6] == string.sub(job_prefix, 1, -3) .. 'ready:' .. lean_prio then
+  lean_record(job_prefix, job, id, KEYS[6], lean_prio, lean_sid, nil, group)
 end
 local f = redis.call('HMGET', job, 'state', 'sid', 'ln', 'grp', 'prio')
 local state, sid = job_state(f[1], f[2]), f[2]
 local G = f[4] and group_keys(job_prefix)
 -- The lane its entry is in, as its record says (`ln`: the front or the group lane; else its
--- priority's), never the caller's KEYS[5]: that is the lane of the priority the caller read
--- before this call, which another change may have moved the job from since (two operators
--- at once). Looked for there, a running job was not seen running (moved, it ran twice), and
--- the entry of a waiting one was left behind: two undelivered entries counted once in
--- `waiting`, whose claims took the counter below zero.
+-- priority's), never the lane of the priority the caller read before this call, which
+-- another change may have moved the job from since (two operators at once). Looked for
+-- there, a running job was not seen running (moved, it ran twice), and the entry of a
+-- waiting one was left behind: two undelivered entries counted once in `waiting`, whose
+-- claims took the counter below zero.
 local old_lane = string.sub(job_prefix, 1, -3) .. 'ready:' .. lane_name(f[3], f[5])
 if not state then return 'missing' end
 if what == 'data' then

@@ -28,11 +28,7 @@ pub(crate) async fn update_job(
             .key(keys.meta())
             .key(keys.lanes())
             .key(keys.events())
-            // (the lane of the priority read before this call: the script goes by the job's
-            // record, which another change may have moved since)
-            .key(keys.lane(current_prio))
             .key(keys.lane(new_prio))
-            .key(keys.front_lane())
             // (a lean job's record is made from its entry, in the lane its id names)
             .key(keys.lane(lean_place(id).map_or(current_prio, |(prio, _)| prio)))
             .arg(id)
