@@ -840,3 +840,13 @@ pub async fn lane_prios<T: redis::FromRedisValue>(
         .await
         .expect("ZRANGE of the lanes set")
 }
+
+/// Whether `key` exists in the test's Redis.
+pub async fn key_exists(env: &TestEnv, key: &str) -> bool {
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(&mut env.raw().await)
+        .await
+        .expect("EXISTS");
+    n == 1
+}

@@ -539,36 +539,7 @@ async fn a_job_with_garbage_options_is_marked_in_list_and_show_and_the_others_ar
         .query_async(&mut raw)
         .await
         .unwrap();
-    let out = jobq(&env, &["list", "bad-opts", "--state", "waiting", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    let marked: Vec<&str> = lines
-        .iter()
-        .filter(|l| {
-            l["corrupt"]
-                .as_str()
-                .is_some_and(|c| c.contains("field opts"))
-        })
-        .map(|l| l["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(marked, vec![ids[1].as_str()], "{lines:?}");
-    let out = jobq(&env, &["list", "bad-opts", "--state", "waiting"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    for id in &ids {
-        assert!(text.contains(id.as_str()), "{id} missing from:\n{text}");
-    }
-    let out = jobq(&env, &["show", "bad-opts", &ids[1]]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("field opts"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    only_the_second_marked_corrupt_opts(&env, &ids);
 }
 
 /// The same for a lean job (its lane entry alone, no hash) whose `o` options are garbage,
@@ -597,36 +568,7 @@ async fn a_lean_job_with_garbage_options_is_marked_in_list_and_show_and_the_othe
         .id;
     let ids = [first, bad, last];
     assert!(ids.iter().all(|id| id.starts_with('~')), "{ids:?}");
-    let out = jobq(&env, &["list", "bad-opts", "--state", "waiting", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    let marked: Vec<&str> = lines
-        .iter()
-        .filter(|l| {
-            l["corrupt"]
-                .as_str()
-                .is_some_and(|c| c.contains("field opts"))
-        })
-        .map(|l| l["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(marked, vec![ids[1].as_str()], "{lines:?}");
-    let out = jobq(&env, &["list", "bad-opts", "--state", "waiting"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    for id in &ids {
-        assert!(text.contains(id.as_str()), "{id} missing from:\n{text}");
-    }
-    let out = jobq(&env, &["show", "bad-opts", &ids[1]]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("field opts"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    only_the_second_marked_corrupt_opts(&env, &ids);
 }
 
 /// `add-bulk` refuses a line longer than any job at the caps can be as soon as it has read
@@ -757,4 +699,39 @@ async fn an_absurd_job_id_is_named_clipped_not_echoed_whole() {
             e.len()
         );
     }
+}
+
+/// `jobq list` of queue `bad-opts` (JSON and text) lists the three waiting jobs `ids`,
+/// marking the second alone as having corrupt options, which `jobq show` names too.
+fn only_the_second_marked_corrupt_opts(env: &TestEnv, ids: &[String]) {
+    let out = jobq(env, &["list", "bad-opts", "--state", "waiting", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let marked: Vec<&str> = lines
+        .iter()
+        .filter(|l| {
+            l["corrupt"]
+                .as_str()
+                .is_some_and(|c| c.contains("field opts"))
+        })
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, vec![ids[1].as_str()], "{lines:?}");
+    let out = jobq(env, &["list", "bad-opts", "--state", "waiting"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in ids {
+        assert!(text.contains(id.as_str()), "{id} missing from:\n{text}");
+    }
+    let out = jobq(env, &["show", "bad-opts", &ids[1]]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("field opts"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

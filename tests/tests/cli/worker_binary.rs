@@ -243,25 +243,7 @@ async fn a_stored_job_name_with_control_characters_is_logged_escaped() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let mut worker = WorkerProcess::start(
-        env.config.redis_url().unwrap(),
-        env.config.prefix(),
-        &["--queues", "forge", "--concurrency", "1"],
-    );
-    let done = wait_job_done(&q, &job.id, Duration::from_secs(15)).await;
-    assert_eq!(done.state, JobState::Failed, "{done:?}");
-    worker.signal("TERM");
-    worker.wait_exit(Duration::from_secs(10));
-    let log = worker.stderr();
-    assert!(log.contains("FORGED"), "the name is logged:\n{log}");
-    assert!(
-        !log.lines().any(|l| l.trim_start().starts_with("FORGED")),
-        "a forged line:\n{log}"
-    );
-    assert!(
-        !log.contains('\u{1b}') && !log.contains('\u{7}'),
-        "a raw control character reached the log:\n{log:?}"
-    );
+    fails_with_its_forged_name_logged_escaped(&env, &q, &job.id).await;
 }
 
 /// The same forged name in a lean job (its lane entry alone, no hash), as something other
@@ -283,25 +265,7 @@ async fn a_lean_entry_job_name_with_control_characters_is_logged_escaped() {
         &[("n", forged.as_bytes()), ("d", b"{\"times\":5}")],
     )
     .await;
-    let mut worker = WorkerProcess::start(
-        env.config.redis_url().unwrap(),
-        env.config.prefix(),
-        &["--queues", "forge", "--concurrency", "1"],
-    );
-    let done = wait_job_done(&q, &id, Duration::from_secs(15)).await;
-    assert_eq!(done.state, JobState::Failed, "{done:?}");
-    worker.signal("TERM");
-    worker.wait_exit(Duration::from_secs(10));
-    let log = worker.stderr();
-    assert!(log.contains("FORGED"), "the name is logged:\n{log}");
-    assert!(
-        !log.lines().any(|l| l.trim_start().starts_with("FORGED")),
-        "a forged line:\n{log}"
-    );
-    assert!(
-        !log.contains('\u{1b}') && !log.contains('\u{7}'),
-        "a raw control character reached the log:\n{log:?}"
-    );
+    fails_with_its_forged_name_logged_escaped(&env, &q, &id).await;
 }
 
 /// Stored values a corrupt record makes huge (a 100 KB job name, flow parent and trace
@@ -409,4 +373,29 @@ async fn huge_values_in_lean_entries_never_make_a_huge_log_line() {
     let log = worker.stderr();
     let longest = log.lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 2_000, "a log line of {longest} bytes");
+}
+
+/// Job `id` of queue `forge`, whose name holds a forged log line and control characters,
+/// run by a `jobq-worker`: it fails, and its name reaches the log escaped, never as a line
+/// of its own nor as raw control characters.
+async fn fails_with_its_forged_name_logged_escaped(env: &TestEnv, q: &Queue, id: &str) {
+    let mut worker = WorkerProcess::start(
+        env.config.redis_url().unwrap(),
+        env.config.prefix(),
+        &["--queues", "forge", "--concurrency", "1"],
+    );
+    let done = wait_job_done(q, id, Duration::from_secs(15)).await;
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    worker.signal("TERM");
+    worker.wait_exit(Duration::from_secs(10));
+    let log = worker.stderr();
+    assert!(log.contains("FORGED"), "the name is logged:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with("FORGED")),
+        "a forged line:\n{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "a raw control character reached the log:\n{log:?}"
+    );
 }

@@ -222,31 +222,7 @@ async fn a_cancel_request_outlives_a_dead_worker_the_job_ends_cancelled_at_recla
         }
     })
     .await;
-    dead.signal("KILL");
-    assert_eq!(q.cancel(&job.id).await.unwrap(), Cancelled::Requested);
-    // another worker reclaims it once the lease ran out: cancelled, not run again
-    let _next = WorkerProcess::start(
-        &server.url(),
-        env.config.prefix(),
-        &["--queues", "cancel-dead", "--lease", "1s"],
-    );
-    let info = eventually(
-        Duration::from_secs(20),
-        "the job to end cancelled",
-        || async {
-            let j = q.job(&job.id).await.ok()?;
-            (j.state == JobState::Cancelled).then_some(j)
-        },
-    )
-    .await;
-    // (a reclaimed attempt records no outcome of its own)
-    assert_eq!(info.failed_reason.as_deref(), Some("cancelled"), "{info:?}");
-    // the attempt it ran counts, with its start, as when its worker cancels it
-    assert_eq!(info.attempts_made, 1, "{info:?}");
-    assert!(info.started_at.is_some(), "{info:?}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let c = q.counts().await.unwrap();
-    assert_eq!((c.active, c.waiting, c.cancelled), (0, 0, 1), "{c:?}");
+    cancelled_at_reclaim(&server, &env, &q, &job.id, dead).await;
 }
 
 /// The same for a lean job (its lane entry alone, no hash until the cancel gives it one):
@@ -283,30 +259,7 @@ async fn a_cancel_request_for_a_lean_job_outlives_a_dead_worker_it_ends_cancelle
         (JobState::Active, 1),
         "{running:?}"
     );
-    dead.signal("KILL");
-    assert_eq!(q.cancel(&job.id).await.unwrap(), Cancelled::Requested);
-    // another worker reclaims it once the lease ran out: cancelled, not run again
-    let _next = WorkerProcess::start(
-        &server.url(),
-        env.config.prefix(),
-        &["--queues", "cancel-dead", "--lease", "1s"],
-    );
-    let info = eventually(
-        Duration::from_secs(20),
-        "the job to end cancelled",
-        || async {
-            let j = q.job(&job.id).await.ok()?;
-            (j.state == JobState::Cancelled).then_some(j)
-        },
-    )
-    .await;
-    assert_eq!(info.failed_reason.as_deref(), Some("cancelled"), "{info:?}");
-    // the attempt it ran counts, with its start, as when its worker cancels it
-    assert_eq!(info.attempts_made, 1, "{info:?}");
-    assert!(info.started_at.is_some(), "{info:?}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let c = q.counts().await.unwrap();
-    assert_eq!((c.active, c.waiting, c.cancelled), (0, 0, 1), "{c:?}");
+    cancelled_at_reclaim(&server, &env, &q, &job.id, dead).await;
 }
 
 /// A running lean job (its lane entry alone, no hash) is read with the start of its
@@ -782,4 +735,41 @@ async fn a_job_whose_key_is_not_a_hash_is_refused_by_name_and_can_be_removed() {
     }
     let c = q.counts().await.unwrap();
     assert_eq!((c.cancelled, c.failed), (0, 0), "{c:?}");
+}
+
+/// Job `id`, running under worker `dead` of queue `cancel-dead` (lease 1 s): the worker is
+/// killed, the job's cancel is requested, and another worker reclaims it once its lease ran
+/// out: it ends cancelled, not run again, the attempt it ran counted with its start.
+async fn cancelled_at_reclaim(
+    server: &RedisServer,
+    env: &TestEnv,
+    q: &Queue,
+    id: &str,
+    dead: WorkerProcess,
+) {
+    dead.signal("KILL");
+    assert_eq!(q.cancel(id).await.unwrap(), Cancelled::Requested);
+    // another worker reclaims it once the lease ran out: cancelled, not run again
+    let _next = WorkerProcess::start(
+        &server.url(),
+        env.config.prefix(),
+        &["--queues", "cancel-dead", "--lease", "1s"],
+    );
+    let info = eventually(
+        Duration::from_secs(20),
+        "the job to end cancelled",
+        || async {
+            let j = q.job(id).await.ok()?;
+            (j.state == JobState::Cancelled).then_some(j)
+        },
+    )
+    .await;
+    // (a reclaimed attempt records no outcome of its own)
+    assert_eq!(info.failed_reason.as_deref(), Some("cancelled"), "{info:?}");
+    // the attempt it ran counts, with its start, as when its worker cancels it
+    assert_eq!(info.attempts_made, 1, "{info:?}");
+    assert!(info.started_at.is_some(), "{info:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = q.counts().await.unwrap();
+    assert_eq!((c.active, c.waiting, c.cancelled), (0, 0, 1), "{c:?}");
 }

@@ -679,33 +679,7 @@ async fn a_job_with_garbage_options_is_marked_and_the_others_are_listed() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    let d = Dashboard::start(&env, &[]).await;
-    let (status, page) = get_json(&d.url("/api/queues/bad-opts/jobs?state=waiting")).await;
-    assert_eq!(status, 200, "{page}");
-    let jobs = page["jobs"].as_array().or(page.as_array()).unwrap();
-    assert_eq!(jobs.len(), 3, "{page}");
-    let marked: Vec<&str> = jobs
-        .iter()
-        .filter(|j| {
-            j["corrupt"]
-                .as_str()
-                .is_some_and(|c| c.contains("field opts"))
-        })
-        .map(|j| j["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(marked, vec![ids[1].as_str()], "{page}");
-    let (status, html) = get_text(&d.url("/queues/bad-opts?state=waiting")).await;
-    assert_eq!(status, 200, "{html}");
-    for id in &ids {
-        assert!(
-            html.contains(id.as_str()),
-            "{id} missing from the queue page"
-        );
-    }
-    assert!(
-        html.contains("corrupt"),
-        "the bad job is not marked:\n{html}"
-    );
+    let d = only_the_second_listed_as_corrupt_opts(&env, &ids).await;
     let (status, html) = get_text(&d.url(&format!("/queues/bad-opts/jobs/{}", ids[1]))).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("field opts"), "{html}");
@@ -736,33 +710,7 @@ async fn a_lean_job_with_garbage_options_is_marked_and_the_others_are_listed() {
         .id;
     let ids = [first, bad, last];
     assert!(ids.iter().all(|id| id.starts_with('~')), "{ids:?}");
-    let d = Dashboard::start(&env, &[]).await;
-    let (status, page) = get_json(&d.url("/api/queues/bad-opts/jobs?state=waiting")).await;
-    assert_eq!(status, 200, "{page}");
-    let jobs = page["jobs"].as_array().or(page.as_array()).unwrap();
-    assert_eq!(jobs.len(), 3, "{page}");
-    let marked: Vec<&str> = jobs
-        .iter()
-        .filter(|j| {
-            j["corrupt"]
-                .as_str()
-                .is_some_and(|c| c.contains("field opts"))
-        })
-        .map(|j| j["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(marked, vec![ids[1].as_str()], "{page}");
-    let (status, html) = get_text(&d.url("/queues/bad-opts?state=waiting")).await;
-    assert_eq!(status, 200, "{html}");
-    for id in &ids {
-        assert!(
-            html.contains(id.as_str()),
-            "{id} missing from the queue page"
-        );
-    }
-    assert!(
-        html.contains("corrupt"),
-        "the bad job is not marked:\n{html}"
-    );
+    let d = only_the_second_listed_as_corrupt_opts(&env, &ids).await;
     let (status, job) = get_json(&d.url(&format!("/api/queues/bad-opts/jobs/{}", ids[1]))).await;
     assert_eq!(status, 200, "{job}");
     assert!(
@@ -1348,4 +1296,37 @@ async fn a_body_with_a_key_given_twice_is_refused_naming_it_and_changes_nothing(
     let counts = q.counts().await.unwrap();
     assert_eq!(counts.waiting, 1, "{counts:?}");
     assert!(q.group_limits().await.unwrap().default.is_unlimited());
+}
+
+/// The API's and the queue page's listing of waiting jobs in `bad-opts` show the three jobs
+/// `ids`, the second alone marked as having corrupt options; returns the dashboard.
+async fn only_the_second_listed_as_corrupt_opts(env: &TestEnv, ids: &[String]) -> Dashboard {
+    let d = Dashboard::start(env, &[]).await;
+    let (status, page) = get_json(&d.url("/api/queues/bad-opts/jobs?state=waiting")).await;
+    assert_eq!(status, 200, "{page}");
+    let jobs = page["jobs"].as_array().or(page.as_array()).unwrap();
+    assert_eq!(jobs.len(), 3, "{page}");
+    let marked: Vec<&str> = jobs
+        .iter()
+        .filter(|j| {
+            j["corrupt"]
+                .as_str()
+                .is_some_and(|c| c.contains("field opts"))
+        })
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, vec![ids[1].as_str()], "{page}");
+    let (status, html) = get_text(&d.url("/queues/bad-opts?state=waiting")).await;
+    assert_eq!(status, 200, "{html}");
+    for id in ids {
+        assert!(
+            html.contains(id.as_str()),
+            "{id} missing from the queue page"
+        );
+    }
+    assert!(
+        html.contains("corrupt"),
+        "the bad job is not marked:\n{html}"
+    );
+    d
 }

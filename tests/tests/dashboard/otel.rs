@@ -509,46 +509,7 @@ async fn a_corrupt_stored_traceparent_never_fails_the_job_nor_a_read_of_it() {
             .unwrap();
         ids.push(id);
     }
-    let d = Dashboard::start(&env, &[]).await;
-    for id in &ids {
-        for args in [&["show", Q, id][..], &["--json", "show", Q, id][..]] {
-            let out = jobq_with(&env, &[], args);
-            let (stdout, stderr) = (
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-            );
-            assert!(out.status.success(), "{args:?}: {stderr}");
-            assert!(
-                !stdout.contains('\u{1b}'),
-                "{args:?}: escapes reach the terminal"
-            );
-        }
-        let (status, job) =
-            crate::dashboard_support::get_json(&d.url(&format!("/api/queues/{Q}/jobs/{id}"))).await;
-        assert_eq!(status, 200, "{job}");
-        let (status, page) =
-            crate::dashboard_support::get_text(&d.url(&format!("/queues/{Q}/jobs/{id}"))).await;
-        assert_eq!(status, 200);
-        assert!(!page.contains("<script>alert"), "escaped on the page");
-    }
-
-    let mut worker = exporting_worker(&env, &receiver, &[]);
-    for id in &ids {
-        let done = wait_job_done(&q, id, Duration::from_secs(20)).await;
-        assert_eq!(
-            done.state,
-            JobState::Completed,
-            "{id}: {:?}",
-            done.failed_reason
-        );
-    }
-    stop(&mut worker);
-    assert_child_attempt(&receiver, &ids[1], "diag.echo", TRACE_ID, SPAN_ID);
-    for id in [&ids[0], &ids[2], &ids[3], &ids[4]] {
-        let spans = receiver.attempts_of(id);
-        assert_eq!(spans.len(), 1, "{id}: a trace of its own");
-        assert!(spans[0].parent_span_id.is_empty(), "{id}: no parent");
-    }
+    shown_and_run_with_only_the_good_one_a_child(&env, &q, &receiver, &ids).await;
 }
 
 /// The same corrupt trace contexts in lean jobs (their lane entries alone, no hash: the
@@ -585,46 +546,7 @@ async fn a_corrupt_traceparent_in_a_lean_entry_never_fails_the_job_nor_a_read_of
         .await;
         ids.push(id);
     }
-    let d = Dashboard::start(&env, &[]).await;
-    for id in &ids {
-        for args in [&["show", Q, id][..], &["--json", "show", Q, id][..]] {
-            let out = jobq_with(&env, &[], args);
-            let (stdout, stderr) = (
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-            );
-            assert!(out.status.success(), "{args:?}: {stderr}");
-            assert!(
-                !stdout.contains('\u{1b}'),
-                "{args:?}: escapes reach the terminal"
-            );
-        }
-        let (status, job) =
-            crate::dashboard_support::get_json(&d.url(&format!("/api/queues/{Q}/jobs/{id}"))).await;
-        assert_eq!(status, 200, "{job}");
-        let (status, page) =
-            crate::dashboard_support::get_text(&d.url(&format!("/queues/{Q}/jobs/{id}"))).await;
-        assert_eq!(status, 200);
-        assert!(!page.contains("<script>alert"), "escaped on the page");
-    }
-
-    let mut worker = exporting_worker(&env, &receiver, &[]);
-    for id in &ids {
-        let done = wait_job_done(&q, id, Duration::from_secs(20)).await;
-        assert_eq!(
-            done.state,
-            JobState::Completed,
-            "{id}: {:?}",
-            done.failed_reason
-        );
-    }
-    stop(&mut worker);
-    assert_child_attempt(&receiver, &ids[1], "diag.echo", TRACE_ID, SPAN_ID);
-    for id in [&ids[0], &ids[2], &ids[3], &ids[4]] {
-        let spans = receiver.attempts_of(id);
-        assert_eq!(spans.len(), 1, "{id}: a trace of its own");
-        assert!(spans[0].parent_span_id.is_empty(), "{id}: no parent");
-    }
+    shown_and_run_with_only_the_good_one_a_child(&env, &q, &receiver, &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,5 +633,57 @@ async fn a_traceparent_given_in_code_is_stored_in_its_version_00_form() {
     ids.push(tree.id);
     for id in &ids {
         assert_eq!(show_json(&env, id)["traceparent"], json!(good), "{id}");
+    }
+}
+
+/// The five jobs `ids` (their trace contexts corrupt but for the second's) are shown by
+/// `jobq show` (plain and `--json`, no escape reaching the terminal), the API and the page;
+/// each completes, and only the second's attempt is exported as a child of the trace it
+/// names, the others each as a trace of its own.
+async fn shown_and_run_with_only_the_good_one_a_child(
+    env: &TestEnv,
+    q: &Queue,
+    receiver: &Receiver,
+    ids: &[String],
+) {
+    let d = Dashboard::start(env, &[]).await;
+    for id in ids {
+        for args in [&["show", Q, id][..], &["--json", "show", Q, id][..]] {
+            let out = jobq_with(env, &[], args);
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            assert!(out.status.success(), "{args:?}: {stderr}");
+            assert!(
+                !stdout.contains('\u{1b}'),
+                "{args:?}: escapes reach the terminal"
+            );
+        }
+        let (status, job) =
+            crate::dashboard_support::get_json(&d.url(&format!("/api/queues/{Q}/jobs/{id}"))).await;
+        assert_eq!(status, 200, "{job}");
+        let (status, page) =
+            crate::dashboard_support::get_text(&d.url(&format!("/queues/{Q}/jobs/{id}"))).await;
+        assert_eq!(status, 200);
+        assert!(!page.contains("<script>alert"), "escaped on the page");
+    }
+
+    let mut worker = exporting_worker(env, receiver, &[]);
+    for id in ids {
+        let done = wait_job_done(q, id, Duration::from_secs(20)).await;
+        assert_eq!(
+            done.state,
+            JobState::Completed,
+            "{id}: {:?}",
+            done.failed_reason
+        );
+    }
+    stop(&mut worker);
+    assert_child_attempt(receiver, &ids[1], "diag.echo", TRACE_ID, SPAN_ID);
+    for id in [&ids[0], &ids[2], &ids[3], &ids[4]] {
+        let spans = receiver.attempts_of(id);
+        assert_eq!(spans.len(), 1, "{id}: a trace of its own");
+        assert!(spans[0].parent_span_id.is_empty(), "{id}: no parent");
     }
 }

@@ -11,13 +11,7 @@ use serde_json::{json, Value};
 /// Whether the hash of job `id` in `queue` exists in Redis.
 async fn job_hash_exists(env: &TestEnv, queue: &str, id: &str) -> bool {
     let keys = queue_core::internal::keys::QueueKeys::new(env.config.prefix(), queue);
-    let mut raw = env.raw().await;
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(keys.job(id))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    n == 1
+    key_exists(env, &keys.job(id)).await
 }
 
 #[tokio::test]

@@ -12,16 +12,6 @@ use queue_core::*;
 use serde_json::{json, Value};
 
 /// Whether a key exists.
-async fn exists(env: &TestEnv, key: &str) -> bool {
-    let mut raw = env.raw().await;
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    n == 1
-}
-
 /// Number of job hashes (not log lists) of `queue` in Redis, by SCAN.
 async fn job_hash_count(env: &TestEnv, queue: &str) -> usize {
     let keys = QueueKeys::new(env.config.prefix(), queue);
@@ -343,8 +333,11 @@ async fn retention_remove_on_complete_leaves_no_job_hash_or_logs() {
             q.get_job(id).await.unwrap().is_none(),
             "job {id} still stored"
         );
-        assert!(!exists(&env, &keys.job(id)).await);
-        assert!(!exists(&env, &keys.job_logs(id)).await, "logs of {id} kept");
+        assert!(!key_exists(&env, &keys.job(id)).await);
+        assert!(
+            !key_exists(&env, &keys.job_logs(id)).await,
+            "logs of {id} kept"
+        );
     }
     assert_eq!(job_hash_count(&env, "rmc").await, 0);
 }
@@ -407,13 +400,13 @@ async fn retention_keep_last_5_of_20_keeps_exactly_the_newest_5() {
         match q.get_job(id).await.unwrap() {
             Some(info) => {
                 assert_eq!(info.state, JobState::Completed);
-                assert!(exists(&env, &keys.job_logs(id)).await);
+                assert!(key_exists(&env, &keys.job_logs(id)).await);
                 kept.push(id.clone());
             }
             None => {
-                assert!(!exists(&env, &keys.job(id)).await);
+                assert!(!key_exists(&env, &keys.job(id)).await);
                 assert!(
-                    !exists(&env, &keys.job_logs(id)).await,
+                    !key_exists(&env, &keys.job_logs(id)).await,
                     "logs of trimmed {id}"
                 );
             }

@@ -12,16 +12,6 @@ use queue_core::internal::keys::QueueKeys;
 use queue_core::*;
 use serde_json::{json, Value};
 
-async fn exists(env: &TestEnv, key: &str) -> bool {
-    let mut raw = env.raw().await;
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    n == 1
-}
-
 /// The fields of lane 0's entries, in order.
 async fn lane_entries(env: &TestEnv, keys: &QueueKeys) -> Vec<(String, Vec<String>)> {
     let mut raw = env.raw().await;
@@ -73,7 +63,7 @@ async fn a_plain_job_is_its_lane_entry_alone_and_is_kept_whole_once_completed() 
     let added = q.add("rec", &data, JobOptions::new()).await.unwrap();
     assert!(added.id.starts_with("~0."), "{}", added.id);
     // no hash: the entry holds the name and the data
-    assert!(!exists(&env, &keys.job(&added.id)).await);
+    assert!(!key_exists(&env, &keys.job(&added.id)).await);
     let entries = lane_entries(&env, &keys).await;
     assert_eq!(entries.len(), 1);
     assert_eq!(format!("~0.{}", entries[0].0), added.id);
@@ -121,7 +111,10 @@ async fn a_lean_job_removed_on_completion_leaves_nothing_behind() {
             vec![json!({ "i": i })],
             "job {id}"
         );
-        assert!(!exists(&env, &keys.job(id)).await, "job {id} left a hash");
+        assert!(
+            !key_exists(&env, &keys.job(id)).await,
+            "job {id} left a hash"
+        );
         assert!(
             q.get_job(id).await.unwrap().is_none(),
             "job {id} still reads"
@@ -223,7 +216,7 @@ async fn ids_shaped_as_lean_ids_are_refused_and_other_options_keep_a_record() {
     ] {
         let added = q.add("rec", &json!({}), opts).await.unwrap();
         assert!(!added.id.starts_with('~'), "{}", added.id);
-        assert!(exists(&env, &keys.job(&added.id)).await);
+        assert!(key_exists(&env, &keys.job(&added.id)).await);
     }
     // data past 4 KiB too
     let big = q
@@ -270,7 +263,7 @@ async fn progress_and_logs_give_a_running_lean_job_its_record_which_its_end_keep
     assert_eq!(done.logs, vec!["half way".to_string()]);
     assert_eq!(done.return_value, Some(json!("said")));
     // the removed one left nothing: its record made for its progress went with it
-    assert!(!exists(&env, &keys.job(&removed.id)).await);
+    assert!(!key_exists(&env, &keys.job(&removed.id)).await);
     assert!(q.get_job(&removed.id).await.unwrap().is_none());
     // and no lean job is left in the set of lean records
     let mut raw = env.raw().await;

@@ -77,16 +77,6 @@ async fn field(env: &TestEnv, key: &str, name: &str) -> Option<String> {
         .unwrap()
 }
 
-async fn exists(env: &TestEnv, key: &str) -> bool {
-    let mut raw = env.raw().await;
-    let n: i64 = redis::cmd("EXISTS")
-        .arg(key)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    n == 1
-}
-
 /// Whether `id` is in the queue's set of lean jobs with a record.
 async fn has_record_listed(env: &TestEnv, keys: &QueueKeys, id: &str) -> bool {
     let mut raw = env.raw().await;
@@ -214,7 +204,7 @@ async fn lean_waiting_job_is_cancelled() {
     assert_eq!(info.state, JobState::Cancelled);
     assert_eq!(info.data, json!({"x": 1}));
     // the other lean job is untouched, still without a record
-    assert!(!exists(&env, &keys.job(&other)).await);
+    assert!(!key_exists(&env, &keys.job(&other)).await);
     assert_eq!(entry(&env, &keys.lane(0), sid_of(&other)).await, ["d", "n"]);
 }
 
@@ -262,7 +252,7 @@ async fn lean_waiting_job_is_removed_and_a_running_one_refused() {
     assert_eq!(waiting_counter(&env, &keys).await, 2);
 
     q.remove_job(&id).await.unwrap();
-    assert!(!exists(&env, &keys.job(&id)).await);
+    assert!(!key_exists(&env, &keys.job(&id)).await);
     assert!(entry(&env, &keys.lane(0), sid_of(&id)).await.is_empty());
     assert!(!has_record_listed(&env, &keys, &id).await);
     assert_eq!(waiting_counter(&env, &keys).await, 1);
@@ -274,7 +264,7 @@ async fn lean_waiting_job_is_removed_and_a_running_one_refused() {
         "{refused:?}"
     );
     assert!(
-        !exists(&env, &keys.job(&running)).await,
+        !key_exists(&env, &keys.job(&running)).await,
         "a refusal makes no record"
     );
     assert_eq!(pending_count(&env, &keys).await, 1);
@@ -371,8 +361,8 @@ async fn finished_lean_job_is_never_brought_back() {
     assert_eq!(progress(&env, &keys, &id, "50").await, 0);
     assert_eq!(log(&env, &keys, &id, "late").await, 0);
 
-    assert!(!exists(&env, &keys.job(&id)).await, "no record made");
-    assert!(!exists(&env, &keys.job_logs(&id)).await);
+    assert!(!key_exists(&env, &keys.job(&id)).await, "no record made");
+    assert!(!key_exists(&env, &keys.job_logs(&id)).await);
     assert!(!has_record_listed(&env, &keys, &id).await);
     let after = q.counts().await.unwrap();
     assert_eq!(
@@ -399,10 +389,10 @@ async fn lean_entry_is_named_by_one_id_only() {
         assert!(not_found(q.remove_job(&other).await), "{other}");
         assert!(not_found(q.update_data(&other, &json!(2)).await), "{other}");
         assert_eq!(progress(&env, &keys, &other, "1").await, 0, "{other}");
-        assert!(!exists(&env, &keys.job(&other)).await, "{other}");
+        assert!(!key_exists(&env, &keys.job(&other)).await, "{other}");
     }
     assert_eq!(entry(&env, &keys.lane(0), sid_of(&id)).await, ["d", "n"]);
-    assert!(!exists(&env, &keys.job(&id)).await);
+    assert!(!key_exists(&env, &keys.job(&id)).await);
     assert_eq!(waiting_counter(&env, &keys).await, 1);
 }
 
@@ -417,10 +407,10 @@ async fn drain_takes_lean_jobs_with_their_records() {
 
     assert_eq!(q.drain().await.unwrap(), 2);
     assert!(
-        !exists(&env, &keys.job(&recorded)).await,
+        !key_exists(&env, &keys.job(&recorded)).await,
         "its record went with it"
     );
-    assert!(!exists(&env, &keys.job(&bare)).await);
+    assert!(!key_exists(&env, &keys.job(&bare)).await);
     assert!(!has_record_listed(&env, &keys, &recorded).await);
     assert_eq!(waiting_counter(&env, &keys).await, 0);
     assert_eq!(q.counts().await.unwrap().waiting, 0);
@@ -461,7 +451,7 @@ async fn repair_sweep_leaves_lean_entries_alone() {
         entry(&env, &keys.lane(0), sid_of(&recorded)).await,
         ["d", "n"]
     );
-    assert!(!exists(&env, &keys.job(&bare)).await);
+    assert!(!key_exists(&env, &keys.job(&bare)).await);
     assert_eq!(
         field(&env, &keys.job(&recorded), "sid").await.as_deref(),
         Some(sid_of(&recorded))
