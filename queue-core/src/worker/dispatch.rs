@@ -13,7 +13,7 @@ use crate::queue::Queue;
 /// A job claimed from Redis, not started yet.
 pub(crate) struct Claimed {
     pub job: Box<Active>,
-    /// Its share of the claim budget, held until its outcome is queued.
+    /// Its share of the claim budget, held until its outcome is recorded.
     pub claim: OwnedSemaphorePermit,
     /// Fire when the job must not run (lost to a reclaimer, the shutdown deadline, a cancel
     /// request).
@@ -50,6 +50,7 @@ pub(crate) async fn dispatch_loop(
                 let _ = done_tx.send(Outcome {
                     ending: c.stops.ending(),
                     job: c.job,
+                    _claim: c.claim,
                 });
             }
         }

@@ -1,5 +1,5 @@
-//! The fetch loop of one queue: wait for room in the claim budget (free handler slots plus
-//! what `pace.rs` claims ahead), claim that many ready jobs in one `move_to_active` call,
+//! The fetch loop of one queue: wait for room in the claim budget (the concurrency plus
+//! what `pace.rs` claims ahead, less the jobs held until their outcomes are recorded), claim that many ready jobs in one `move_to_active` call,
 //! hand them to the queue's dispatcher (which starts each when a handler slot frees), and
 //! when the queue is empty block on the queue's wake-up marker until work arrives or a
 //! delayed job falls due. When a queue limit (rate or global concurrency, see `limits.rs`) holds starts

@@ -8,6 +8,9 @@
 //!
 //! Jobs claimed ahead are held like running ones (leases renewed, reclaimed if the worker
 //! dies) and wait for a handler slot in claim order; their attempt starts when the slot does.
+//! The budget counts a job until its outcome is recorded, not only while it runs: when
+//! recording is the slow part (results kept, large return values) a worker holds at most its
+//! concurrency plus [`MAX_AHEAD`], rather than claiming the queue while outcomes pile up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

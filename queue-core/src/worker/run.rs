@@ -64,6 +64,10 @@ pub(crate) struct Outcome {
     /// (boxed, as from its claim on: it moves through two channels and a task)
     pub job: Box<Active>,
     pub ending: Ending,
+    /// The job's share of the claim budget, given back once the outcome is recorded: a
+    /// worker whose results wait to be written claims no more (unbounded, it claimed a whole
+    /// queue ahead while its finisher lagged, holding every job and growing by megabytes).
+    pub _claim: OwnedSemaphorePermit,
 }
 
 /// The handler label of jobs whose name has no handler, in metrics.
@@ -89,8 +93,8 @@ impl Stops {
     }
 }
 
-/// Runs a claimed job in the handler slot `slot`; `claim` is its share of the claim budget.
-/// Both are given back once the outcome is queued.
+/// Runs a claimed job in the handler slot `slot`, given back once the outcome is queued;
+/// `claim`, its share of the claim budget, goes with the outcome.
 pub(crate) async fn run_job(
     queue: Queue,
     shared: Arc<Shared>,
@@ -208,10 +212,13 @@ pub(crate) async fn run_job(
         .finished(&job.raw.queue, label, counted, took);
     shared.pace.handler_took(took);
     drop(entered);
-    // slot and claim free as soon as the outcome is queued: recording it is batched apart
-    let _ = done.send(Outcome { job, ending });
+    // the slot frees as soon as the outcome is queued: recording it is batched apart
+    let _ = done.send(Outcome {
+        job,
+        ending,
+        _claim: claim,
+    });
     drop(slot);
-    drop(claim);
 }
 
 /// How the attempt ended, on its span (when it has one).

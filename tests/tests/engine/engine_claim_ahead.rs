@@ -115,3 +115,45 @@ async fn fast_jobs_claimed_ahead_still_run_one_at_a_time_and_none_are_left_at_sh
         "no job was ever claimed ahead of the one slot: the test shows nothing"
     );
 }
+
+/// The claim budget covers a job until its outcome is recorded, not only until its handler
+/// returns: when recording is the slow part (here each result is 64 KiB, so a `complete`
+/// call takes a handful), a worker holds at most its concurrency plus what it claims ahead,
+/// instead of claiming the whole queue while its results wait in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_results_wait_to_be_recorded_claims_no_more() {
+    const N: usize = 3_000;
+    const CONCURRENCY: usize = 50;
+    // pace.rs MAX_AHEAD
+    const MOST_AHEAD: u64 = 1_000;
+    let env = TestEnv::new().await;
+    let q = env.queue("backlog").await;
+    q.add_bulk(jobs("big", N)).await.unwrap();
+    let worker = env
+        .worker()
+        .queues(["backlog"])
+        .concurrency(CONCURRENCY)
+        .handler("big", |_j: Job<Value>, _c: Ctx| async move {
+            Ok::<_, JobError>("x".repeat(64 << 10))
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    let most_active = Arc::new(AtomicU64::new(0));
+    eventually(Duration::from_secs(60), "every job recorded", || {
+        let (q, most) = (q.clone(), most_active.clone());
+        async move {
+            let c = q.counts().await.ok()?;
+            most.fetch_max(c.active, Ordering::SeqCst);
+            (c.completed_total >= N as u64).then_some(())
+        }
+    })
+    .await;
+    guard.stop().await.unwrap();
+    let most_active = most_active.load(Ordering::SeqCst);
+    eprintln!("most active seen: {most_active}");
+    assert!(
+        most_active <= CONCURRENCY as u64 + MOST_AHEAD,
+        "{most_active} jobs held at once by a worker of concurrency {CONCURRENCY}"
+    );
+}
