@@ -4,13 +4,14 @@
 //! kept in memory and retried until Redis takes them.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::held::Held;
 use super::outage::Outage;
 use super::run::{Active, Ending, Outcome};
+use super::shared::Shared;
 use crate::error::Result;
 use crate::handler::{Again, JobError};
 use crate::job::Retention;
@@ -44,6 +45,7 @@ impl Outcome {
 pub(crate) async fn finish_loop(
     queue: Queue,
     held: Arc<Held>,
+    shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Outcome>,
     lease: Duration,
 ) {
@@ -78,9 +80,11 @@ pub(crate) async fn finish_loop(
         // (sent again after a failed call, which Redis may have run: recorded exactly)
         let mut again = false;
         loop {
+            let sent = Instant::now();
             match record(&queue, &batch, again).await {
                 Ok(lost) => {
                     outage.recovered();
+                    shared.pace.record_took(sent.elapsed());
                     if batch.iter().any(|o| o.job.parent.is_some()) {
                         // flow children: their outcomes wait in the outbox for their parents
                         queue.inner.flows.notify_one();

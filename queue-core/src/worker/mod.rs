@@ -494,6 +494,7 @@ impl Worker {
         tasks.finishers.push(tokio::spawn(finish::finish_loop(
             queue.clone(),
             held.clone(),
+            shared.clone(),
             rx,
             self.settings.lease,
         )));

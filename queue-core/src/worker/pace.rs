@@ -2,7 +2,8 @@
 //! claims for its free slots spends most of its time waiting on Redis: at concurrency 1 a
 //! no-op job takes microseconds and the claim that follows it tens of them. So a worker claims
 //! a few jobs beyond its free slots, sized from what it measures: enough to cover two claim
-//! round trips, never more than about 2 ms of handler work, never more than [`MAX_AHEAD`].
+//! and two record round trips (a job's share of the budget comes back when its outcome is
+//! recorded), never more than about 2 ms of handler work, never more than [`MAX_AHEAD`].
 //! Slow handlers (anything near the round trip or slower) get no claim-ahead at all, so a
 //! busy worker never sits on work an idle one could run.
 //!
@@ -35,6 +36,7 @@ pub(crate) struct Pace {
     /// Moving averages, in ns (0: nothing measured yet).
     handler_ns: AtomicU64,
     claim_ns: AtomicU64,
+    record_ns: AtomicU64,
     /// Claim permits added beyond `concurrency`.
     ahead: Mutex<usize>,
 }
@@ -45,6 +47,7 @@ impl Pace {
             concurrency: concurrency as u64,
             handler_ns: AtomicU64::new(0),
             claim_ns: AtomicU64::new(0),
+            record_ns: AtomicU64::new(0),
             ahead: Mutex::new(0),
         }
     }
@@ -59,6 +62,12 @@ impl Pace {
         average_in(&self.claim_ns, d);
     }
 
+    /// A batch of outcomes took `d` to record (a job's share of the budget comes back
+    /// then, so the round trips to cover are a claim's and a record's).
+    pub fn record_took(&self, d: Duration) {
+        average_in(&self.record_ns, d);
+    }
+
     /// How many jobs to claim beyond the handler slots, from the measurements so far.
     pub fn target(&self) -> usize {
         let handler = self.handler_ns.load(Ordering::Relaxed);
@@ -68,7 +77,8 @@ impl Pace {
         }
         let handler = handler.max(MIN_HANDLER_NS);
         let c = self.concurrency;
-        let cover = 2 * c * claim / handler;
+        let trips = claim + self.record_ns.load(Ordering::Relaxed);
+        let cover = 2 * c * trips / handler;
         let horizon = HORIZON_NS * c / handler;
         cover.min(horizon).min(MAX_AHEAD) as usize
     }
@@ -135,6 +145,14 @@ mod tests {
         assert_eq!(p.target(), 0);
         let p = pace(50, Duration::from_secs(60), Duration::from_millis(2));
         assert_eq!(p.target(), 0);
+    }
+
+    #[test]
+    fn recording_counts_as_a_round_trip_to_cover() {
+        // 10 µs handlers, 100 µs claims and 150 µs records, one slot: 50 jobs cover two of each
+        let p = pace(1, Duration::from_micros(10), Duration::from_micros(100));
+        p.record_took(Duration::from_micros(150));
+        assert_eq!(p.target(), 50);
     }
 
     #[test]
