@@ -2,8 +2,9 @@
 //! claims for its free slots spends most of its time waiting on Redis: at concurrency 1 a
 //! no-op job takes microseconds and the claim that follows it tens of them. So a worker claims
 //! a few jobs beyond its free slots, sized from what it measures: enough to cover two claim
-//! and two record round trips (a job's share of the budget comes back when its outcome is
-//! recorded), never more than about 2 ms of handler work, never more than [`MAX_AHEAD`].
+//! round trips, never more than about 2 ms of handler work; plus enough to cover two record
+//! round trips (a job's share of the budget comes back when its outcome is recorded); never
+//! more than [`MAX_AHEAD`] in all.
 //! Slow handlers (anything near the round trip or slower) get no claim-ahead at all, so a
 //! busy worker never sits on work an idle one could run.
 //!
@@ -77,10 +78,13 @@ impl Pace {
         }
         let handler = handler.max(MIN_HANDLER_NS);
         let c = self.concurrency;
-        let trips = claim + self.record_ns.load(Ordering::Relaxed);
-        let cover = 2 * c * trips / handler;
+        let cover = 2 * c * claim / handler;
         let horizon = HORIZON_NS * c / handler;
-        cover.min(horizon).min(MAX_AHEAD) as usize
+        // the jobs whose outcomes are being recorded hold their share of the budget too: as
+        // many more as cover two record round trips (they have run: not work held back from
+        // other workers, so the horizon does not bound them)
+        let recording = 2 * c * self.record_ns.load(Ordering::Relaxed) / handler;
+        (cover.min(horizon) + recording).min(MAX_AHEAD) as usize
     }
 
     /// Resizes the claim budget `claims` (created with `concurrency` permits) to the target.
@@ -153,6 +157,11 @@ mod tests {
         let p = pace(1, Duration::from_micros(10), Duration::from_micros(100));
         p.record_took(Duration::from_micros(150));
         assert_eq!(p.target(), 50);
+        // the horizon bounds the jobs waiting to start, not those being recorded: 1 ms
+        // claims would cover 200, the horizon allows 200, and 2 ms records add 400
+        let p = pace(1, Duration::from_micros(10), Duration::from_millis(1));
+        p.record_took(Duration::from_millis(2));
+        assert_eq!(p.target(), 600);
     }
 
     #[test]
