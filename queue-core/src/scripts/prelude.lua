@@ -521,10 +521,21 @@ local function notify_removed(job_prefix, outbox, ids)
   end
 end
 
+-- Whether job `id` may be a flow parent (have a children hash): a lean job's id (`~…`,
+-- lean_id; an add takes no id of that spelling) never is. A key name built in a script
+-- costs ~0.5 µs, and a lookup of a key that is not there more: deleting a kept lean job's
+-- record without them was ~0.9 µs a job cheaper, a tenth of what it cost to process.
+local function may_have_kids(id)
+  return string.byte(id, 1) ~= 126
+end
+
 -- Delete a job's hash, logs and (a flow parent's) children; returns how many of those
 -- existed. UNLINK: Redis frees what is large (a long log list) in the background, and a
 -- job's big pieces (up to 64 KiB each) cost half what DEL does in the call.
 local function delete_job(job_prefix, id)
+  if not may_have_kids(id) then
+    return redis.call('UNLINK', job_prefix .. id, logs_key(job_prefix, id))
+  end
   return redis.call('UNLINK', job_prefix .. id, logs_key(job_prefix, id), kids_key(job_prefix, id))
 end
 
@@ -539,7 +550,7 @@ local function delete_jobs(job_prefix, list, first, last, step)
     local id = list[i]
     keys[#keys + 1] = job_prefix .. id
     keys[#keys + 1] = logs .. id
-    keys[#keys + 1] = kids .. id
+    if may_have_kids(id) then keys[#keys + 1] = kids .. id end
     n = n + 1
     if #keys >= SLICE then
       redis.call('UNLINK', unpack(keys))

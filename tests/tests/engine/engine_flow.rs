@@ -730,3 +730,44 @@ async fn a_parent_whose_childrens_record_is_corrupt_fails_alone_naming_it() {
         "only the sound parent ran"
     );
 }
+
+/// A flow parent's children hash goes with it: when the parent is removed by an operator
+/// (`delete_job`) and when its retention deletes it as it completes (`delete_jobs`). (Lean
+/// jobs, whose ids start with `~`, never have one: deleting their records skips it.)
+#[tokio::test]
+async fn a_parents_children_hash_goes_with_it_removed_or_trimmed() {
+    let env = TestEnv::new().await;
+    let kids_of = |id: &str| {
+        queue_core::internal::keys::QueueKeys::new(env.config.prefix(), "fp").job_kids(id)
+    };
+    let removed = add(&env, parent().child(work("fa", json!({"n": 1})))).await;
+    let trimmed = add(
+        &env,
+        parent()
+            .opts(JobOptions::new().remove_on_complete(Retention::REMOVE))
+            .child(work("fa", json!({"n": 2}))),
+    )
+    .await;
+    for tree in [&removed, &trimmed] {
+        assert!(
+            key_exists(&env, &kids_of(&tree.id)).await,
+            "no children hash to test"
+        );
+    }
+    let collected = Arc::new(AtomicU32::new(0));
+    let guard = spawn_worker(flow_worker(&env, &["fp", "fa"], collected.clone()));
+    let fp = env.queue("fp").await;
+    wait_job_done(&fp, &removed.id, Duration::from_secs(10)).await;
+    eventually(
+        Duration::from_secs(10),
+        "the trimmed parent deleted",
+        || async { fp.get_job(&trimmed.id).await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+    guard.stop().await.unwrap();
+    fp.remove_job(&removed.id).await.unwrap();
+    for tree in [&removed, &trimmed] {
+        let kids = kids_of(&tree.id);
+        assert!(!key_exists(&env, &kids).await, "{kids} left behind");
+    }
+}
