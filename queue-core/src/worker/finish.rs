@@ -3,9 +3,10 @@
 //! batch, at most [`RECORDED_PER_CALL`] to a call where each writes a record. Results are
 //! kept in memory and retried until Redis takes them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use super::held::Held;
@@ -21,6 +22,8 @@ use crate::scripts::{self, Attempt};
 
 /// Most outcomes recorded by one script call.
 const MAX_BATCH: usize = 1_000;
+/// Most batches being recorded at once.
+const BATCHES_IN_FLIGHT: usize = 2;
 /// Most outcomes per call that write a record: a kept job's completion writes its record
 /// and, once its retention's count is reached, deletes an older one; a failure writes its
 /// error and often re-adds the job. A call of 500 kept completions took 25–30 ms of Redis
@@ -41,7 +44,12 @@ impl Outcome {
     }
 }
 
-/// Runs until every sender is gone and the channel is drained.
+/// Runs until every sender is gone, the channel is drained and every batch recorded.
+///
+/// Up to [`BATCHES_IN_FLIGHT`] batches are being recorded at once: the next one is sent
+/// while Redis runs the last (a claim's call, on its own connection, often runs between),
+/// rather than after its reply came back. They go down one connection, so Redis runs them
+/// in the order they were gathered.
 pub(crate) async fn finish_loop(
     queue: Queue,
     held: Arc<Held>,
@@ -50,20 +58,19 @@ pub(crate) async fn finish_loop(
     lease: Duration,
 ) {
     let outage = format!("recording results in queue {}", queue.name());
-    let mut outage = Outage::within_lease(outage, lease);
-    let mut batch = Vec::with_capacity(64);
+    let outage = Mutex::new(Outage::within_lease(outage, lease));
+    let mut inflight = FuturesUnordered::new();
     // an outcome that did not fit the last batch starts the next
     let mut carried: Option<Outcome> = None;
     loop {
-        let first = match carried.take() {
-            Some(o) => o,
-            None => match rx.recv().await {
-                Some(o) => o,
-                None => break,
-            },
+        let first = tokio::select! {
+            biased;
+            Some(()) = inflight.next(), if !inflight.is_empty() => continue,
+            o = next_outcome(&mut carried, &mut rx), if inflight.len() < BATCHES_IN_FLIGHT => o,
         };
+        let Some(first) = first else { break };
         let mut bytes = first.bytes();
-        batch.push(first);
+        let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(o) if bytes + o.bytes() > MAX_BATCH_BYTES => {
@@ -77,37 +84,62 @@ pub(crate) async fn finish_loop(
                 Err(_) => break,
             }
         }
-        // (sent again after a failed call, which Redis may have run: recorded exactly)
-        let mut again = false;
-        loop {
-            let sent = Instant::now();
-            match record(&queue, &batch, again).await {
-                Ok(lost) => {
-                    outage.recovered();
-                    shared.pace.record_took(sent.elapsed());
-                    if batch.iter().any(|o| o.job.parent.is_some()) {
-                        // flow children: their outcomes wait in the outbox for their parents
-                        queue.inner.flows.notify_one();
-                    }
-                    if !lost.is_empty() {
-                        tracing::warn!(
-                            queue = %queue.name(),
-                            jobs = ?lost,
-                            "outcomes not recorded: these jobs were reclaimed by another worker"
-                        );
-                    }
-                    break;
+        inflight.push(record_batch(&queue, &held, &shared, &outage, batch));
+    }
+    while inflight.next().await.is_some() {}
+}
+
+/// The outcome carried over from the last batch, else the next one to arrive (None: every
+/// sender is gone).
+async fn next_outcome(
+    carried: &mut Option<Outcome>,
+    rx: &mut mpsc::UnboundedReceiver<Outcome>,
+) -> Option<Outcome> {
+    match carried.take() {
+        Some(o) => Some(o),
+        None => rx.recv().await,
+    }
+}
+
+/// Records `batch`, retrying until Redis takes it; then the worker no longer holds its
+/// jobs, and their shares of the claim budget come back.
+async fn record_batch(
+    queue: &Queue,
+    held: &Held,
+    shared: &Shared,
+    outage: &Mutex<Outage>,
+    batch: Vec<Outcome>,
+) {
+    // (sent again after a failed call, which Redis may have run: recorded exactly)
+    let mut again = false;
+    loop {
+        let sent = Instant::now();
+        match record(queue, &batch, again).await {
+            Ok(lost) => {
+                outage.lock().unwrap_or_else(|e| e.into_inner()).recovered();
+                shared.pace.record_took(sent.elapsed());
+                if batch.iter().any(|o| o.job.parent.is_some()) {
+                    // flow children: their outcomes wait in the outbox for their parents
+                    queue.inner.flows.notify_one();
                 }
-                Err(e) => {
-                    // keep the outcomes (the entries stay ours while leases are renewed)
-                    tokio::time::sleep(outage.failed(&e)).await;
-                    again = true;
+                if !lost.is_empty() {
+                    tracing::warn!(
+                        queue = %queue.name(),
+                        jobs = ?lost,
+                        "outcomes not recorded: these jobs were reclaimed by another worker"
+                    );
                 }
+                break;
+            }
+            Err(e) => {
+                // keep the outcomes (the entries stay ours while leases are renewed)
+                let wait = outage.lock().unwrap_or_else(|e| e.into_inner()).failed(&e);
+                tokio::time::sleep(wait).await;
+                again = true;
             }
         }
-        held.remove(batch.iter().map(|o| (o.job.prio, o.job.sid.as_str())));
-        batch.clear();
     }
+    held.remove(batch.iter().map(|o| (o.job.prio, o.job.sid.as_str())));
 }
 
 /// Records a batch; returns the ids of jobs this worker had lost to a reclaimer.
