@@ -4,17 +4,17 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 
-use super::run::{run_job, Active, Outcome, Stops};
+use super::run::{run_job, Active, Outcome, Shares, Stops};
 use super::shared::Shared;
 use crate::queue::Queue;
 
 /// A job claimed from Redis, not started yet.
 pub(crate) struct Claimed {
     pub job: Box<Active>,
-    /// Its share of the claim budget, held until its outcome is recorded.
-    pub claim: OwnedSemaphorePermit,
+    /// Its shares of the claim budget and of its queue's room.
+    pub shares: Shares,
     /// Fire when the job must not run (lost to a reclaimer, the shutdown deadline, a cancel
     /// request).
     pub stops: Arc<Stops>,
@@ -42,7 +42,7 @@ pub(crate) async fn dispatch_loop(
                     slot,
                     done_tx.clone(),
                     c.stops,
-                    c.claim,
+                    c.shares,
                 ));
             }
             // never started: nothing to record, the job is left for reclaim (or cancelled)
@@ -50,7 +50,7 @@ pub(crate) async fn dispatch_loop(
                 let _ = done_tx.send(Outcome {
                     ending: c.stops.ending(),
                     job: c.job,
-                    _claim: c.claim,
+                    _room: c.shares.room,
                 });
             }
         }

@@ -1,5 +1,6 @@
-//! The fetch loop of one queue: wait for room in the claim budget (the concurrency plus
-//! what `pace.rs` claims ahead, less the jobs held until their outcomes are recorded), claim that many ready jobs in one `move_to_active` call,
+//! The fetch loop of one queue: wait for room in the queue (jobs held until their outcomes
+//! are recorded: `run.rs` `Shares`) and in the claim budget (free handler slots plus what
+//! `pace.rs` claims ahead), claim that many ready jobs in one `move_to_active` call,
 //! hand them to the queue's dispatcher (which starts each when a handler slot frees), and
 //! when the queue is empty block on the queue's wake-up marker until work arrives or a
 //! delayed job falls due. When a queue limit (rate or global concurrency, see `limits.rs`) holds starts
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::Claimed;
 use super::held::Held;
 use super::outage::Outage;
-use super::run::{Active, Stops};
+use super::run::{Active, Shares, Stops};
 use super::shared::Shared;
 use crate::connection::Conn;
 use crate::error::Result;
@@ -145,6 +146,18 @@ async fn take_permits(sem: &Arc<Semaphore>, max: usize) -> Option<Vec<OwnedSemap
     Some(permits)
 }
 
+/// Places in the queue's `room` and as many permits of the claim budget `claims` (at least
+/// one of each, waiting for them; at most MAX_BATCH), the places first.
+async fn take_shares(
+    room: &Arc<Semaphore>,
+    claims: &Arc<Semaphore>,
+) -> Option<(Vec<OwnedSemaphorePermit>, Vec<OwnedSemaphorePermit>)> {
+    let mut rooms = take_permits(room, MAX_BATCH).await?;
+    let permits = take_permits(claims, rooms.len()).await?;
+    rooms.truncate(permits.len());
+    Some((rooms, permits))
+}
+
 /// Runs until `stop` is cancelled.
 pub(crate) async fn fetch_loop(
     queue: Queue,
@@ -162,11 +175,15 @@ pub(crate) async fn fetch_loop(
     // worker that it does not hold; give them back once Redis answers again
     let mut unsure = false;
     loop {
+        // room in the queue first (a queue whose recording stalls waits alone), then claim
+        // budget for as many
         let permits = tokio::select! {
-            p = take_permits(&shared.claims, MAX_BATCH) => p,
+            p = take_shares(&held.room, &shared.claims) => p,
             _ = stop.cancelled() => None,
         };
-        let Some(mut permits) = permits else { break };
+        let Some((mut rooms, mut permits)) = permits else {
+            break;
+        };
         if stop.is_cancelled() {
             break;
         }
@@ -181,7 +198,7 @@ pub(crate) async fn fetch_loop(
                 f
             }
             Err(e) => {
-                drop(permits);
+                drop((rooms, permits));
                 unsure = true;
                 let wait = outage.failed(&e);
                 tokio::select! {
@@ -193,14 +210,17 @@ pub(crate) async fn fetch_loop(
         };
         let got = fetched.jobs.len();
         for job in fetched.jobs {
-            let claim = permits.pop().expect("never more jobs than claims");
+            let shares = Shares {
+                claim: permits.pop().expect("never more jobs than claims"),
+                room: rooms.pop().expect("as many places as claims"),
+            };
             let stops = Arc::new(Stops::default());
             held.insert(&job, stops.clone());
             let job = Box::new(job);
             // the dispatcher outlives this loop; it is only gone if its task panicked
-            let _ = claimed.send(Claimed { job, claim, stops });
+            let _ = claimed.send(Claimed { job, shares, stops });
         }
-        drop(permits);
+        drop((rooms, permits));
         if unsure {
             match release::release(&queue.inner, &held.by_lane(), &shared.consumer).await {
                 Ok(n) => {

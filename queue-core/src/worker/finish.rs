@@ -3,8 +3,8 @@
 //! batch, at most [`RECORDED_PER_CALL`] to a call where each writes a record. Results are
 //! kept in memory and retried until Redis takes them.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use super::held::Held;
 use super::outage::Outage;
 use super::run::{Active, Ending, Outcome};
-use super::shared::Shared;
 use crate::error::Result;
 use crate::handler::{Again, JobError};
 use crate::job::Retention;
@@ -48,17 +47,14 @@ impl Outcome {
 ///
 /// Up to [`BATCHES_IN_FLIGHT`] batches are being recorded at once: the next one is sent
 /// while Redis runs the last (a claim's call, on its own connection, often runs between),
-/// rather than after its reply came back. They go down one connection, so Redis runs them
-/// in the order they were gathered.
+/// rather than after its reply came back. Nothing depends on the order Redis runs them in:
+/// a job is in one batch only (its next attempt needs its outcome recorded first).
 pub(crate) async fn finish_loop(
     queue: Queue,
     held: Arc<Held>,
-    shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Outcome>,
     lease: Duration,
 ) {
-    let outage = format!("recording results in queue {}", queue.name());
-    let outage = Mutex::new(Outage::within_lease(outage, lease));
     let mut inflight = FuturesUnordered::new();
     // an outcome that did not fit the last batch starts the next
     let mut carried: Option<Outcome> = None;
@@ -84,7 +80,7 @@ pub(crate) async fn finish_loop(
                 Err(_) => break,
             }
         }
-        inflight.push(record_batch(&queue, &held, &shared, &outage, batch));
+        inflight.push(record_batch(&queue, &held, lease, batch));
     }
     while inflight.next().await.is_some() {}
 }
@@ -101,23 +97,19 @@ async fn next_outcome(
     }
 }
 
-/// Records `batch`, retrying until Redis takes it; then the worker no longer holds its
-/// jobs, and their shares of the claim budget come back.
-async fn record_batch(
-    queue: &Queue,
-    held: &Held,
-    shared: &Shared,
-    outage: &Mutex<Outage>,
-    batch: Vec<Outcome>,
-) {
+/// Records `batch`, retrying until Redis takes it (each batch backs off on its own: a
+/// failing one must not be hurried by the other's success); then the worker no longer holds
+/// its jobs, and their places in the queue's room come back.
+async fn record_batch(queue: &Queue, held: &Held, lease: Duration, batch: Vec<Outcome>) {
     // (sent again after a failed call, which Redis may have run: recorded exactly)
     let mut again = false;
+    let mut outage: Option<Outage> = None;
     loop {
-        let sent = Instant::now();
         match record(queue, &batch, again).await {
             Ok(lost) => {
-                outage.lock().unwrap_or_else(|e| e.into_inner()).recovered();
-                shared.pace.record_took(sent.elapsed());
+                if let Some(mut o) = outage.take() {
+                    o.recovered();
+                }
                 if batch.iter().any(|o| o.job.parent.is_some()) {
                     // flow children: their outcomes wait in the outbox for their parents
                     queue.inner.flows.notify_one();
@@ -133,7 +125,12 @@ async fn record_batch(
             }
             Err(e) => {
                 // keep the outcomes (the entries stay ours while leases are renewed)
-                let wait = outage.lock().unwrap_or_else(|e| e.into_inner()).failed(&e);
+                let wait = outage
+                    .get_or_insert_with(|| {
+                        let what = format!("recording results in queue {}", queue.name());
+                        Outage::within_lease(what, lease)
+                    })
+                    .failed(&e);
                 tokio::time::sleep(wait).await;
                 again = true;
             }

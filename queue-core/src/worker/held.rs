@@ -7,6 +7,8 @@ pub(crate) use crate::scripts::extend_lease::HeldEntry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Semaphore;
+
 use super::run::{Active, Stops};
 use crate::scripts::cancel::request_member;
 
@@ -22,12 +24,24 @@ struct HeldJob {
 /// `&str`, with no key built per job).
 type ByLane = HashMap<i32, HashMap<String, HeldJob>>;
 
-#[derive(Default)]
-pub(crate) struct Held(Mutex<ByLane>);
+pub(crate) struct Held {
+    jobs: Mutex<ByLane>,
+    /// The room: one permit per job held, from its claim until its outcome is recorded
+    /// (`run.rs` `Shares::room`).
+    pub room: Arc<Semaphore>,
+}
 
 impl Held {
+    /// Nothing held, with room for `room` jobs.
+    pub fn new(room: usize) -> Self {
+        Held {
+            jobs: Mutex::default(),
+            room: Arc::new(Semaphore::new(room)),
+        }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, ByLane> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every held job with its lane priority and entry id.

@@ -488,13 +488,14 @@ impl Worker {
             return Ok(None);
         };
         let claims = crate::store::QueueStore::new(&claims, self.config.prefix(), name);
-        let held = Arc::new(held::Held::default());
+        let held = Arc::new(held::Held::new(
+            self.settings.concurrency + pace::MAX_AHEAD as usize,
+        ));
         tasks.held.push(held.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         tasks.finishers.push(tokio::spawn(finish::finish_loop(
             queue.clone(),
             held.clone(),
-            shared.clone(),
             rx,
             self.settings.lease,
         )));

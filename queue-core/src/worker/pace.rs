@@ -2,17 +2,12 @@
 //! claims for its free slots spends most of its time waiting on Redis: at concurrency 1 a
 //! no-op job takes microseconds and the claim that follows it tens of them. So a worker claims
 //! a few jobs beyond its free slots, sized from what it measures: enough to cover two claim
-//! round trips, never more than about 2 ms of handler work; plus enough to cover two record
-//! round trips (a job's share of the budget comes back when its outcome is recorded); never
-//! more than [`MAX_AHEAD`] in all.
+//! round trips, never more than about 2 ms of handler work, never more than [`MAX_AHEAD`].
 //! Slow handlers (anything near the round trip or slower) get no claim-ahead at all, so a
 //! busy worker never sits on work an idle one could run.
 //!
 //! Jobs claimed ahead are held like running ones (leases renewed, reclaimed if the worker
 //! dies) and wait for a handler slot in claim order; their attempt starts when the slot does.
-//! The budget counts a job until its outcome is recorded, not only while it runs: when
-//! recording is the slow part (results kept, large return values) a worker holds at most its
-//! concurrency plus [`MAX_AHEAD`], rather than claiming the queue while outcomes pile up.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -25,7 +20,7 @@ use tokio::sync::Semaphore;
 /// each fetch, so a claim's fixed work, and the work it does once per group served, is
 /// shared by more jobs (at 500, claims of ~270 jobs left grouped processing at 0.66x of
 /// ungrouped, against 0.73x; README, *Groups*).
-const MAX_AHEAD: u64 = 1000;
+pub(crate) const MAX_AHEAD: u64 = 1000;
 /// Most handler work (per slot) claimed ahead.
 const HORIZON_NS: u64 = 2_000_000;
 /// Handler times are taken as at least this (the per-job cost around the handler).
@@ -37,7 +32,6 @@ pub(crate) struct Pace {
     /// Moving averages, in ns (0: nothing measured yet).
     handler_ns: AtomicU64,
     claim_ns: AtomicU64,
-    record_ns: AtomicU64,
     /// Claim permits added beyond `concurrency`.
     ahead: Mutex<usize>,
 }
@@ -48,7 +42,6 @@ impl Pace {
             concurrency: concurrency as u64,
             handler_ns: AtomicU64::new(0),
             claim_ns: AtomicU64::new(0),
-            record_ns: AtomicU64::new(0),
             ahead: Mutex::new(0),
         }
     }
@@ -63,12 +56,6 @@ impl Pace {
         average_in(&self.claim_ns, d);
     }
 
-    /// A batch of outcomes took `d` to record (a job's share of the budget comes back
-    /// then, so the round trips to cover are a claim's and a record's).
-    pub fn record_took(&self, d: Duration) {
-        average_in(&self.record_ns, d);
-    }
-
     /// How many jobs to claim beyond the handler slots, from the measurements so far.
     pub fn target(&self) -> usize {
         let handler = self.handler_ns.load(Ordering::Relaxed);
@@ -80,11 +67,7 @@ impl Pace {
         let c = self.concurrency;
         let cover = 2 * c * claim / handler;
         let horizon = HORIZON_NS * c / handler;
-        // the jobs whose outcomes are being recorded hold their share of the budget too: as
-        // many more as cover two record round trips (they have run: not work held back from
-        // other workers, so the horizon does not bound them)
-        let recording = 2 * c * self.record_ns.load(Ordering::Relaxed) / handler;
-        (cover.min(horizon) + recording).min(MAX_AHEAD) as usize
+        cover.min(horizon).min(MAX_AHEAD) as usize
     }
 
     /// Resizes the claim budget `claims` (created with `concurrency` permits) to the target.
@@ -149,19 +132,6 @@ mod tests {
         assert_eq!(p.target(), 0);
         let p = pace(50, Duration::from_secs(60), Duration::from_millis(2));
         assert_eq!(p.target(), 0);
-    }
-
-    #[test]
-    fn recording_counts_as_a_round_trip_to_cover() {
-        // 10 µs handlers, 100 µs claims and 150 µs records, one slot: 50 jobs cover two of each
-        let p = pace(1, Duration::from_micros(10), Duration::from_micros(100));
-        p.record_took(Duration::from_micros(150));
-        assert_eq!(p.target(), 50);
-        // the horizon bounds the jobs waiting to start, not those being recorded: 1 ms
-        // claims would cover 200, the horizon allows 200, and 2 ms records add 400
-        let p = pace(1, Duration::from_micros(10), Duration::from_millis(1));
-        p.record_took(Duration::from_millis(2));
-        assert_eq!(p.target(), 600);
     }
 
     #[test]

@@ -64,10 +64,22 @@ pub(crate) struct Outcome {
     /// (boxed, as from its claim on: it moves through two channels and a task)
     pub job: Box<Active>,
     pub ending: Ending,
-    /// The job's share of the claim budget, given back once the outcome is recorded: a
-    /// worker whose results wait to be written claims no more (unbounded, it claimed a whole
-    /// queue ahead while its finisher lagged, holding every job and growing by megabytes).
-    pub _claim: OwnedSemaphorePermit,
+    /// The job's place in its queue's room (`Shares::room`), given back once the outcome
+    /// is recorded.
+    pub _room: OwnedSemaphorePermit,
+}
+
+/// A claimed job's shares of what bounds the jobs a worker holds.
+pub(crate) struct Shares {
+    /// Of the claim budget, shared by the worker's queues (`concurrency` plus what `pace.rs`
+    /// claims ahead): given back once the job's outcome is queued.
+    pub claim: OwnedSemaphorePermit,
+    /// Of its queue's room (`concurrency` plus `pace::MAX_AHEAD` jobs held at once, from
+    /// their claim until their outcomes are recorded): given back once the outcome is
+    /// recorded. Without it a worker whose recording lagged (kept results, large return
+    /// values) claimed the whole queue ahead, holding every job while outcomes piled up in
+    /// memory; a queue whose recording stalls holds up only its own claims.
+    pub room: OwnedSemaphorePermit,
 }
 
 /// The handler label of jobs whose name has no handler, in metrics.
@@ -93,8 +105,9 @@ impl Stops {
     }
 }
 
-/// Runs a claimed job in the handler slot `slot`, given back once the outcome is queued;
-/// `claim`, its share of the claim budget, goes with the outcome.
+/// Runs a claimed job in the handler slot `slot`; the slot and the job's share of the claim
+/// budget are given back once the outcome is queued, its place in the queue's room goes
+/// with the outcome.
 pub(crate) async fn run_job(
     queue: Queue,
     shared: Arc<Shared>,
@@ -102,7 +115,7 @@ pub(crate) async fn run_job(
     slot: OwnedSemaphorePermit,
     done: mpsc::UnboundedSender<Outcome>,
     stops: Arc<Stops>,
-    claim: OwnedSemaphorePermit,
+    shares: Shares,
 ) {
     let cancel = &stops.cancel;
     job.started_ms += job.claimed.elapsed().as_millis() as i64;
@@ -212,13 +225,15 @@ pub(crate) async fn run_job(
         .finished(&job.raw.queue, label, counted, took);
     shared.pace.handler_took(took);
     drop(entered);
-    // the slot frees as soon as the outcome is queued: recording it is batched apart
+    // slot and claim free as soon as the outcome is queued: recording it is batched apart
+    let Shares { claim, room } = shares;
     let _ = done.send(Outcome {
         job,
         ending,
-        _claim: claim,
+        _room: room,
     });
     drop(slot);
+    drop(claim);
 }
 
 /// How the attempt ended, on its span (when it has one).
