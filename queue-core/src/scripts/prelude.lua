@@ -522,9 +522,9 @@ local function notify_removed(job_prefix, outbox, ids)
 end
 
 -- Whether job `id` may be a flow parent (have a children hash): a lean job's id (`~…`,
--- lean_id; an add takes no id of that spelling) never is. A key name built in a script
--- costs ~0.5 µs, and a lookup of a key that is not there more: deleting a kept lean job's
--- record without them was ~0.9 µs a job cheaper, a tenth of what it cost to process.
+-- lean_id; an add takes no id of that spelling) never is. Building a key name in a script
+-- and looking up a key that is not there cost: skipping it made a kept lean job ~0.3 µs of
+-- Redis CPU cheaper to process (~3 % under the default retention).
 local function may_have_kids(id)
   return string.byte(id, 1) ~= 126
 end
