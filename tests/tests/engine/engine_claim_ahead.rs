@@ -18,6 +18,21 @@ fn jobs(name: &str, n: usize) -> Vec<NewJob> {
         .collect()
 }
 
+/// The most jobs `q` had active at once (sampled) until `done` of them completed.
+async fn most_active_until(q: &Queue, done: u64, timeout: Duration) -> u64 {
+    let most = Arc::new(AtomicU64::new(0));
+    eventually(timeout, &format!("{done} jobs done"), || {
+        let (q, most) = (q.clone(), most.clone());
+        async move {
+            let c = q.counts().await.ok()?;
+            most.fetch_max(c.active, Ordering::SeqCst);
+            (c.completed_total >= done).then_some(())
+        }
+    })
+    .await;
+    most.load(Ordering::SeqCst)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_jobs_are_shared_between_workers_not_hoarded() {
     const N: usize = 24;
@@ -86,17 +101,7 @@ async fn fast_jobs_claimed_ahead_still_run_one_at_a_time_and_none_are_left_at_sh
         .unwrap();
     let guard = spawn_worker(worker);
     // stop it part way, with jobs claimed ahead of its one slot
-    let most_active = Arc::new(AtomicU64::new(0));
-    eventually(Duration::from_secs(20), "a few thousand jobs done", || {
-        let (q, most) = (q.clone(), most_active.clone());
-        async move {
-            let c = q.counts().await.ok()?;
-            most.fetch_max(c.active, Ordering::SeqCst);
-            (c.completed_total >= 3_000).then_some(())
-        }
-    })
-    .await;
-    let most_active = most_active.load(Ordering::SeqCst);
+    let most_active = most_active_until(&q, 3_000, Duration::from_secs(20)).await;
     guard.stop().await.unwrap();
     let c = q.counts().await.unwrap();
     eprintln!(
@@ -139,18 +144,8 @@ async fn a_worker_whose_results_wait_to_be_recorded_claims_no_more() {
         .build()
         .unwrap();
     let guard = spawn_worker(worker);
-    let most_active = Arc::new(AtomicU64::new(0));
-    eventually(Duration::from_secs(60), "every job recorded", || {
-        let (q, most) = (q.clone(), most_active.clone());
-        async move {
-            let c = q.counts().await.ok()?;
-            most.fetch_max(c.active, Ordering::SeqCst);
-            (c.completed_total >= N as u64).then_some(())
-        }
-    })
-    .await;
+    let most_active = most_active_until(&q, N as u64, Duration::from_secs(60)).await;
     guard.stop().await.unwrap();
-    let most_active = most_active.load(Ordering::SeqCst);
     eprintln!("most active seen: {most_active}");
     assert!(
         most_active <= CONCURRENCY as u64 + MOST_AHEAD,
