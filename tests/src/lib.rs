@@ -38,11 +38,18 @@ impl RedisServer {
     /// A server whose slowlog keeps every call of over 5 ms (up to 10,000 of them), for
     /// [`slowest_call`].
     pub fn start_logging_slow_calls() -> RedisServer {
+        RedisServer::start_with_slowlog(5_000, 10_000)
+    }
+
+    /// A server whose slowlog keeps every call of at least `slower_than_us` (0: every call),
+    /// up to `max_len` of them.
+    pub fn start_with_slowlog(slower_than_us: u64, max_len: u64) -> RedisServer {
+        let (over, len) = (slower_than_us.to_string(), max_len.to_string());
         RedisServer::start(&[
             "--slowlog-log-slower-than",
-            "5000",
+            &over,
             "--slowlog-max-len",
-            "10000",
+            &len,
         ])
     }
 
@@ -670,6 +677,16 @@ pub async fn reset_slowlog(conn: &mut queue_core::Conn) {
         .query_async(conn)
         .await
         .expect("SLOWLOG RESET");
+}
+
+/// The ids of the listed jobs `jobs` (JSON objects, as `jobq list --json` and the
+/// dashboard's API give them) marked corrupt for field `field`, in listing order.
+pub fn marked_corrupt<'a>(jobs: &'a [serde_json::Value], field: &str) -> Vec<&'a str> {
+    let note = format!("field {field}");
+    jobs.iter()
+        .filter(|j| j["corrupt"].as_str().is_some_and(|c| c.contains(&note)))
+        .map(|j| j["id"].as_str().unwrap())
+        .collect()
 }
 
 /// What the slowlog holds: how many entries, and the longest one (µs, and its first two

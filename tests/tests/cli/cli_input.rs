@@ -711,15 +711,7 @@ fn only_the_second_marked_corrupt_opts(env: &TestEnv, ids: &[String]) {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
-    let marked: Vec<&str> = lines
-        .iter()
-        .filter(|l| {
-            l["corrupt"]
-                .as_str()
-                .is_some_and(|c| c.contains("field opts"))
-        })
-        .map(|l| l["id"].as_str().unwrap())
-        .collect();
+    let marked = marked_corrupt(&lines, "opts");
     assert_eq!(marked, vec![ids[1].as_str()], "{lines:?}");
     let out = jobq(env, &["list", "bad-opts", "--state", "waiting"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -1306,15 +1306,7 @@ async fn only_the_second_listed_as_corrupt_opts(env: &TestEnv, ids: &[String]) -
     assert_eq!(status, 200, "{page}");
     let jobs = page["jobs"].as_array().or(page.as_array()).unwrap();
     assert_eq!(jobs.len(), 3, "{page}");
-    let marked: Vec<&str> = jobs
-        .iter()
-        .filter(|j| {
-            j["corrupt"]
-                .as_str()
-                .is_some_and(|c| c.contains("field opts"))
-        })
-        .map(|j| j["id"].as_str().unwrap())
-        .collect();
+    let marked = marked_corrupt(jobs, "opts");
     assert_eq!(marked, vec![ids[1].as_str()], "{page}");
     let (status, html) = get_text(&d.url("/queues/bad-opts?state=waiting")).await;
     assert_eq!(status, 200, "{html}");

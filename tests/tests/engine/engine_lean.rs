@@ -354,12 +354,7 @@ async fn complete_calls(conn: &mut queue_core::Conn) -> Vec<(usize, i64)> {
 async fn completions_that_write_records_go_at_most_200_to_a_call() {
     // each kept completion writes a record and, at the retention's count, deletes one: 500
     // of them in one call took 25-30 ms of Redis on a slow day, up to 87 ms under load
-    let server = RedisServer::start(&[
-        "--slowlog-log-slower-than",
-        "0",
-        "--slowlog-max-len",
-        "100000",
-    ]);
+    let server = RedisServer::start_with_slowlog(0, 100_000);
     let env = TestEnv::on(&server.url()).await;
     let q = env.queue("bounded").await;
     const N: usize = 3_000;

@@ -124,12 +124,7 @@ async fn search_finds_exactly_the_matching_jobs_for_each_filter_page_by_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowlog_searches_through_100000_jobs_never_block_redis_for_50ms() {
     // the slowlog keeps every call of 50 ms or more
-    let server = RedisServer::start(&[
-        "--slowlog-log-slower-than",
-        "50000",
-        "--slowlog-max-len",
-        "10000",
-    ]);
+    let server = RedisServer::start_with_slowlog(50_000, 10_000);
     let env = TestEnv::on(&server.url()).await;
     let q = env.queue("big").await;
     let made = std::time::Instant::now();
