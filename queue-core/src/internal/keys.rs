@@ -55,6 +55,12 @@ impl QueueKeys {
         self.key("lr")
     }
 
+    /// A fast claim's note of where its lane's consumer group stood (`claim_fast.lua`):
+    /// written and deleted within one transaction, so never seen holding anything.
+    pub fn claim_scratch(&self) -> String {
+        self.key("fast")
+    }
+
     /// The front lane: reclaimed jobs, read before every priority lane (see
     /// [`FRONT_LANE`]).
     pub fn front_lane(&self) -> String {

@@ -40,6 +40,8 @@ pub(crate) mod add_job;
 pub(crate) mod add_log;
 pub(crate) mod budget;
 pub(crate) mod cancel;
+pub(crate) mod claim_entries;
+pub(crate) mod claim_fast;
 pub(crate) mod clean;
 pub(crate) mod complete;
 pub(crate) mod counts;

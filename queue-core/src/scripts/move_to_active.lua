@@ -38,13 +38,15 @@
 --       6 job key prefix, 7 promote batch size, 8 concurrency poll ms, 9 data cap bytes,
 --       10 opts cap bytes, 11 .. 10+L lane priorities (as KEYS)
 -- Returns: {'lanes', version} when the caller's lane list is stale, else
---          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, then per job 10
---           fields: id, lane number, entry id, name, data, opts, this attempt's number,
+--          {'ok', next_due or -1, paused 0/1, start ms, limited ms or -1, fast 0/1, then per
+--           job 10 fields: id, lane number, entry id, name, data, opts, this attempt's number,
 --           note, its flow parent ('<queue>/<id>', '' none), its group ('' none); or for a
 --           lean job without a record (prelude *Lean jobs*: its first attempt, its id made
 --           of its lane and entry) 7: minus its lane number, entry id, name, data, opts, its
 --           trace context ('' none), note ('' or 'bad:')}
 --          `next_due` is also when the first group parked by its rate limit reopens
+--          `fast` 1 when nothing but lane entries stood in this claim's way (no limit, no
+--           group, no lean job with a record, no due job left): the next may be claim_fast's
 --          `limited` >= 1 when a queue limit allows no more starts now: ms until the rate
 --          window resets, or the concurrency poll (capacity frees when any worker finishes)
 --          `note` is '' (all read), 'read:<data pieces>:<opts pieces>' (a value too long to
@@ -61,8 +63,6 @@ local GROUPS_PER_CALL = 128
 -- parked groups whose window reopened that one call gives their turns back
 local REOPEN_MAX = 200
 local L = #KEYS - FIRST_LANE + 1
--- the longest job name an add takes (queue.rs): a longer stored one is a corrupt record
-local NAME_MAX = 256
 
 -- every meta field this call needs, in one read
 local m = redis.call('HMGET', meta, 'lanes_ver', 'paused', 'rate_max', 'rate_ms', 'conc',
@@ -168,7 +168,7 @@ end
 
 if m[2] == '1' then
   parked_due()
-  return {'ok', next_due, 1, start, -1}
+  return {'ok', next_due, 1, start, -1, 0}
 end
 
 -- queue limits: how many of `want` may start now. A stored limit that is not a whole
@@ -232,19 +232,14 @@ local function limited(got)
 end
 if count <= 0 then
   parked_due()
-  return {'ok', next_due, 0, start, limited(0)}
+  return {'ok', next_due, 0, start, limited(0), 0}
 end
 
 -- the groups' turns: which group jobs to take, and how many turns the jobs without a group
 -- get (all of them while no group has a turn). The turns are decided here first, with each
 -- group's counts read once and kept locally; then each group served gives all its jobs in
 -- one pop, and the ring, the counts and the windows are written once per group.
--- the fields the claim reads of each job, in this order (read_lane); a job taken from its
--- group has them read already, in `pre`
-local JOB_FIELDS = {'sid', 'name', 'data', 'opts', 'att', 'data:n', 'opts:n', 'data:2',
-  'data:3', 'par', 'grp', 'state'}
--- the states of a job whose lane entry is not its own to run (read_lane)
-local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
+-- the fields of the jobs taken from their groups (CLAIM_FIELDS), read already
 local pre = {}
 local ungrouped, taken, turns = count, {}, nil
 -- the first group lane entry this call adds (read_lane)
@@ -458,7 +453,7 @@ if ring_n > 0 then
         -- in another state, was left behind (a corrupt record) and is dropped; one that
         -- lost its `grp` field gets back the group it waited in
         local id = p[i]
-        local f, unreadable = job_fields(job_prefix .. id, JOB_FIELDS)
+        local f, unreadable = job_fields(job_prefix .. id, CLAIM_FIELDS)
         if not f then
           -- its key is not a hash: failed alone (it leaves the group's waiting jobs)
           fail_corrupt(job_prefix .. id, id, unreadable, failed, now)
@@ -556,76 +551,19 @@ if ring_n > 0 then
 end
 parked_due()
 
-local out = {'ok', next_due, 0, start, -1}
-local got, started, delivered = 0, {}, 0
+local got, delivered = 0, 0
 local FIELDS = 10
 -- a lean job's record is shorter
 local LEAN_FIELDS = 7
 -- lean jobs given a record: while there are none, a lean entry is read as it is
 local lean_set = lean_records_key(job_prefix)
 local lean_n = redis.call('SCARD', lean_set)
-local left_lean = {}
--- pieces of long values (past those that come with a job's fields) one call reads for all
--- its jobs: past it, the worker reads the rest (a `read:` note), so a claim of 500 jobs of
--- a few KiB each stays short (~3 µs a piece on a slow machine: 16,000 took ~57 ms)
-local INLINE_BUDGET = 2048
-local inline_left = INLINE_BUDGET
--- `n` pieces of a value, taken out of the budget when it has them; else more than
--- INLINE_PIECES, the count of a value left to the worker
-local function from_budget(n)
-  if inline_left < n then return INLINE_PIECES + 1 end
-  inline_left = inline_left - n
-  return n
-end
--- no pieces in hand (opts: the claim reads only its first)
-local NO_PIECES = {}
--- whether data in two pieces is within its cap by check_value's count (61 bytes a piece)
-local two_pieces_fit = 61 <= data_cap
--- A claimed job's values, checked (the README's guarantee 8): its note ('' when all read;
--- `read:` or `bad:`, see the header), name, data, options and past attempts. `f` is its
--- fields (JOB_FIELDS order), `bad_sid` a note already found for its `sid`.
-local function checked_values(job, f, bad_sid)
-  local note, data, opts = '', '', ''
-  -- the data pieces after the first that came with the job's fields
-  local data_more = {f[8], f[9]}
-  local att = tonumber(f[5] or '0')
-  local dn, on = f[6], f[7]
-  local name = f[2] or ''
-  if name == '' then
-    note = 'bad:field name is missing'
-  elseif #name > NAME_MAX then
-    -- (not sent back: the worker would carry it into the failure and its logs)
-    note = 'bad:field name is ' .. #name .. ' bytes, over the ' .. NAME_MAX ..
-      ' bytes a job name may have'
-    name = ''
-  elseif not att or att < 0 or att > 4294967294 or att ~= math.floor(att) then
-    note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
-    att = 0
-  else
-    note = bad_sid or check_value(job, 'data', f[3], dn, data_cap, data_more)
-      or check_value(job, 'opts', f[4], on, opts_cap, NO_PIECES) or ''
-  end
-  if note == '' then
-    -- (a piece count beside no value, a corrupt record, counts nothing: the value is
-    -- empty, never read piece by piece)
-    dn, on = tonumber(dn) or 1, f[4] and tonumber(on) or 1
-    -- a value past 4 KiB is cut into 64 KiB pieces after its first three (job.rs
-    -- `pieces`): few of them, but each too long for a claim of many jobs to read
-    if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
-    if on > 3 and redis.call('HSTRLEN', job, 'opts:4') > 64 then on = INLINE_PIECES + 1 end
-    -- (the pieces this call still reads, out of its budget)
-    if dn > 3 and dn <= INLINE_PIECES then dn = from_budget(dn) end
-    if on > 1 and on <= INLINE_PIECES then on = from_budget(on) end
-    if dn > INLINE_PIECES or on > INLINE_PIECES then
-      -- too long to read here: the worker reads it (a bounded call at a time)
-      note = 'read:' .. (dn > INLINE_PIECES and (tonumber(f[6]) or 1) or 0) .. ':' ..
-        (on > INLINE_PIECES and (tonumber(f[7]) or 1) or 0)
-    end
-    if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], data_more) end
-    if on <= INLINE_PIECES then opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], NO_PIECES) end
-  end
-  return note, name, data, opts, att
-end
+local claims = stored_claims(job_prefix, failed, now, data_cap, opts_cap, lean_n, late_failed)
+-- whether the next claim may read its lane with a plain XREADGROUP (claim_fast.lua): no limit
+-- set, no group with a turn or parked, no lean job with a record, no due job left behind
+local fast = not m[3] and not m[5] and not turns and parked_n == 0 and #reopened == 0
+  and lean_n == 0 and #due < promote_max
+local out = {'ok', next_due, 0, start, -1, fast and 1 or 0}
 -- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer, each
 -- job's fields appended to `out`
 local function read_lane(lane, n, out)
@@ -699,59 +637,11 @@ local function read_lane(lane, n, out)
         out[o + 7] = note
         o = o + LEAN_FIELDS
       else
-        local job = id and (job_prefix .. id)
-        -- data up to 3 pieces (192 bytes) comes in this one read
-        local f, unreadable = {}, nil
-        if job then
-          f = pre[id]
-          if not f then f, unreadable = job_fields(job, JOB_FIELDS) end
-        end
-        if unreadable then
-          -- its key is not a hash: failed alone, its entry dropped below
-          fail_corrupt(job, id, unreadable, failed, now)
-          late_failed[#late_failed + 1] = id
-          job, f = nil, {}
-        end
-        local bad_sid = nil
-        if job and f[1] ~= sid and not valid_sid(f[1]) and f[2] and not f[12] then
-          -- a waiting job whose `sid` is corrupt: this entry is its own; take it back and
-          -- fail the job (below), naming the field
-          bad_sid = 'bad:field sid is ' .. quoted(f[1]) .. ', not a lane entry'
-          redis.call('HSET', job, 'sid', sid)
-          f[1] = sid
-        end
-        if not job or f[1] ~= sid or ENDED[f[12]] then
-          -- removed while waiting, or moved to another entry (a repaired or re-prioritised
-          -- job): the entry is an orphan, drop it. So is the entry of a job that ended (a
-          -- waiting job has no `state`) while its entry was still to be delivered: a claim
-          -- lost to a failover (Redis replicates asynchronously) left it undelivered on the
-          -- promoted replica while its worker ran and recorded the job; run again, it was
-          -- counted twice. (A `state` that is none of these, a corrupt record, is checked
-          -- as the rest of the job is.)
-          stale[#stale + 1] = sid
+        local next_o = claims.take(lane, sid, id, pre[id], out, o)
+        if next_o then
+          got, o = got + 1, next_o
         else
-          local note, name, data, opts, att
-          local dn = f[6]
-          if not bad_sid and not f[5] and not f[7] and f[3] and f[2] and #f[2] > 0
-              and #f[2] <= NAME_MAX and (not f[4] or #f[4] <= opts_cap)
-              and ((not dn and #f[3] <= data_cap) or (dn == '2' and f[8] and two_pieces_fit)) then
-            -- the usual job, first attempt, data whole or in two pieces (both in hand), options
-            -- whole: what checked_values finds for it, without its calls and tables
-            note, name, att, opts = '', f[2], 0, f[4] or ''
-            data = dn and f[3] .. f[8] or f[3]
-          else
-            note, name, data, opts, att = checked_values(job, f, bad_sid)
-          end
-          got = got + 1
-          started[#started + 1] = id
-          -- (a lean job given a record, run from another entry now: no longer in the set)
-          if lean_n > 0 and lean_place(id) then left_lean[#left_lean + 1] = id end
-          -- (positions counted, not found with `#` for each of the job's fields)
-          out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, name,
-            data or ''
-          out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = opts or '', att + 1, note,
-            f[10] or '', f[11] or ''
-            o = o + FIELDS
+          stale[#stale + 1] = sid
         end
       end
     end
@@ -797,8 +687,8 @@ if #late_failed > 0 then
   emit_ids(events, maxlen, 'failed', late_failed)
 end
 if delivered > 0 then hincr(meta, 'waiting', -delivered) end
-if #left_lean > 0 then redis.call('SREM', lean_set, unpack(left_lean)) end
-emit_ids(events, maxlen, 'active', started)
+if #claims.left_lean > 0 then redis.call('SREM', lean_set, unpack(claims.left_lean)) end
+emit_ids(events, maxlen, 'active', claims.started)
 if rate_max and got > 0 then
   if used == 0 then
     -- the first start of a window opens it

@@ -10,7 +10,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::{invoke_with_lanes, LeanEntry, Reply, EVENTS_MAXLEN, PROMOTE_BATCH};
 use crate::error::{Error, Result};
 use crate::job::{lean_id, JobOptions};
-use crate::keys::GROUP;
+use crate::keys::{FRONT_LANE, GROUP, GROUP_LANE};
 use crate::store::QueueStore;
 
 script!(SCRIPT, "move_to_active.lua");
@@ -23,6 +23,9 @@ pub(crate) struct Claim {
     pub paused: bool,
     /// A queue limit allows no more starts now: look again after this long at the latest.
     pub limited: Option<Duration>,
+    /// The lane (its priority) the next claim may read with `claim_fast` when this one was
+    /// full: nothing but lane entries stood in this claim's way.
+    pub fast: Option<i32>,
 }
 
 /// One claimed job, as stored.
@@ -93,6 +96,7 @@ pub(crate) async fn claim(
     let paused = r.int()? == 1;
     let now = r.int()?;
     let limited = r.int()?;
+    let fast = r.int()? == 1;
     let lane_prio = |lane: i64| {
         lanes
             .prios
@@ -112,30 +116,86 @@ pub(crate) async fn claim(
             let data = r.utf8()?;
             let opts_text = r.string()?;
             let traceparent = r.string()?;
-            let (data, corrupt) = checked_data(data, &r.string()?);
-            taken.push(Taken {
-                job: ClaimedJob {
-                    id: lean_id(prio, &sid),
-                    name,
-                    data,
-                    attempt: 1,
-                    opts: JobOptions::default(),
-                    prio,
-                    sid,
-                    started_ms: now,
-                    corrupt,
-                    parent: None,
-                    group: None,
-                    lean: Some(LeanEntry {
-                        opts: opts_text.clone(),
-                        traceparent: (!traceparent.is_empty()).then_some(traceparent),
-                    }),
-                },
+            let note = r.string()?;
+            taken.push(Taken::lean(
+                prio,
+                sid,
+                name,
+                data,
                 opts_text,
-                unread: None,
-            });
+                traceparent,
+                &note,
+                now,
+            ));
             continue;
         }
+        taken.push(Taken::stored(&mut r, &lane_prio, now)?);
+    }
+    // the lane the jobs came from last (the lowest priority read): a priority lane's
+    let fast = match taken.last() {
+        Some(t) if fast && t.job.prio != FRONT_LANE && t.job.prio != GROUP_LANE => Some(t.job.prio),
+        _ => None,
+    };
+    Ok(Claim {
+        jobs: finish(queue, taken).await?,
+        next_due_in: due_in(next_due, now),
+        paused,
+        limited: (limited >= 0).then(|| Duration::from_millis(limited.max(1) as u64)),
+        fast,
+    })
+}
+
+/// How long from `now` until `next_due` (ms by the Redis clock; -1: nothing due).
+pub(crate) fn due_in(next_due: i64, now: i64) -> Option<Duration> {
+    (next_due >= 0).then(|| Duration::from_millis((next_due - now).max(0) as u64))
+}
+
+impl Taken {
+    /// A lean job as its entry holds it (`sid` of the lane of priority `prio`), with the
+    /// claim's `note` on it ('' or 'bad:<reason>'); started at `now`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lean(
+        prio: i32,
+        sid: String,
+        name: String,
+        data: std::result::Result<String, String>,
+        opts_text: String,
+        traceparent: String,
+        note: &str,
+        now: i64,
+    ) -> Taken {
+        let (data, corrupt) = checked_data(data, note);
+        Taken {
+            job: ClaimedJob {
+                id: lean_id(prio, &sid),
+                name,
+                data,
+                attempt: 1,
+                opts: JobOptions::default(),
+                prio,
+                sid,
+                started_ms: now,
+                corrupt,
+                parent: None,
+                group: None,
+                lean: Some(LeanEntry {
+                    opts: opts_text.clone(),
+                    traceparent: (!traceparent.is_empty()).then_some(traceparent),
+                }),
+            },
+            opts_text,
+            unread: None,
+        }
+    }
+
+    /// A job with a record, from the 10 fields of its claim in `r` (`move_to_active.lua`'s
+    /// header; `claim_entries.lua` gives the same); `lane_prio` maps a lane number to its
+    /// priority.
+    pub(crate) fn stored(
+        r: &mut Reply<'_>,
+        lane_prio: &dyn Fn(i64) -> Result<i32>,
+        now: i64,
+    ) -> Result<Taken> {
         let id = r.string()?;
         let lane = r.int()?;
         let sid = r.string()?;
@@ -154,7 +214,7 @@ pub(crate) async fn claim(
             let (dn, on) = counts.split_once(':').unwrap_or((counts, "0"));
             (dn.parse().unwrap_or(0), on.parse().unwrap_or(0))
         });
-        taken.push(Taken {
+        Ok(Taken {
             job: ClaimedJob {
                 id,
                 name,
@@ -171,8 +231,13 @@ pub(crate) async fn claim(
             },
             opts_text,
             unread,
-        });
+        })
     }
+}
+
+/// The claimed jobs, whole: the values their claim left to the worker read, their options
+/// decoded (one job's corrupt options fail that job alone, never the whole claim).
+pub(crate) async fn finish(queue: &QueueStore, mut taken: Vec<Taken>) -> Result<Vec<ClaimedJob>> {
     // read them here, each value a bounded call at a time and several jobs at once (one job
     // after another would add a round trip per job to the claim)
     let mut reads = Vec::new();
@@ -202,10 +267,9 @@ pub(crate) async fn claim(
             }
         }
     }
-    let jobs = taken
+    Ok(taken
         .into_iter()
         .map(|mut t| {
-            // one job's corrupt options fail that job alone, never the whole claim
             match JobOptions::from_stored(&t.opts_text) {
                 Ok(o) => t.job.opts = o,
                 Err(e) => {
@@ -216,13 +280,7 @@ pub(crate) async fn claim(
             }
             t.job
         })
-        .collect();
-    Ok(Claim {
-        jobs,
-        next_due_in: (next_due >= 0).then(|| Duration::from_millis((next_due - now).max(0) as u64)),
-        paused,
-        limited: (limited >= 0).then(|| Duration::from_millis(limited.max(1) as u64)),
-    })
+        .collect())
 }
 
 /// A claimed job's data and why its record is corrupt, if it is: its claim's `note`
@@ -244,8 +302,8 @@ const LEAN_FIELDS: usize = 7;
 
 /// A claimed job as the reply gave it, before the values the claim left to the worker are
 /// read and its options decoded.
-struct Taken {
-    job: ClaimedJob,
+pub(crate) struct Taken {
+    pub job: ClaimedJob,
     opts_text: String,
     /// The piece counts of `data` and `opts` when the claim left them to the worker
     /// (0: read already).

@@ -978,3 +978,148 @@ local function lean_entry_done(meta, lane, group, sid)
   if id_gt(sid, last_delivered(lane, group)) then hincr(meta, 'waiting', -1) end
   redis.call('XDEL', lane, sid)
 end
+
+-- Claims of jobs with a record, from their lane entries: move_to_active's read of a lane,
+-- and claim_entries (the entries of a fast claim, claim_fast.lua, that are not lean jobs).
+-- Every field a claim reads is checked (the README's guarantee 8): a job whose stored
+-- fields are corrupt or over the size caps is still claimed, but comes back with a note
+-- instead of its data ('bad:<reason>'), and the worker fails it alone; values stored in more
+-- than INLINE_PIECES pieces, or past the call's budget of pieces, are left to the worker to
+-- read (a 'read:' note).
+
+-- The longest job name an add takes (queue.rs): a longer stored one is a corrupt record.
+local NAME_MAX = 256
+-- The fields a claim reads of each job, in this order: data up to 3 pieces (192 bytes)
+-- comes in this one read.
+local CLAIM_FIELDS = {'sid', 'name', 'data', 'opts', 'att', 'data:n', 'opts:n', 'data:2',
+  'data:3', 'par', 'grp', 'state'}
+-- The states of a job whose lane entry is not its own to run.
+local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
+-- Pieces of long values (past those that come with a job's fields) one call reads for all
+-- its jobs: past it, the worker reads the rest (a `read:` note), so a claim of 500 jobs of
+-- a few KiB each stays short (~3 µs a piece on a slow machine: 16,000 took ~57 ms).
+local INLINE_BUDGET = 2048
+-- No pieces in hand (opts: the claim reads only its first).
+local NO_PIECES = {}
+
+-- One call's claims of jobs with a record. `failed` is the queue's failed set, `now` the
+-- call's clock, `lean_n` the size of its set of lean records; a job whose key is not a hash
+-- is failed alone and joins `late_failed`. Returns the claims: `take` claims one, `started`
+-- lists the ids claimed (for their event), `left_lean` the lean jobs given a record that
+-- run from another entry now (to leave the set of lean records).
+local function stored_claims(job_prefix, failed, now, data_cap, opts_cap, lean_n, late_failed)
+  local c = {started = {}, left_lean = {}}
+  local inline_left = INLINE_BUDGET
+  -- `n` pieces of a value, taken out of the budget when it has them; else more than
+  -- INLINE_PIECES, the count of a value left to the worker
+  local function from_budget(n)
+    if inline_left < n then return INLINE_PIECES + 1 end
+    inline_left = inline_left - n
+    return n
+  end
+  -- whether data in two pieces is within its cap by check_value's count (61 bytes a piece)
+  local two_pieces_fit = 61 <= data_cap
+  -- A claimed job's values, checked: its note ('' when all read, or `read:`/`bad:`, as
+  -- move_to_active's header says), name, data, options and past attempts. `f` is its
+  -- fields (CLAIM_FIELDS order), `bad_sid` a note already found for its `sid`.
+  local function checked_values(job, f, bad_sid)
+    local note, data, opts = '', '', ''
+    -- the data pieces after the first that came with the job's fields
+    local data_more = {f[8], f[9]}
+    local att = tonumber(f[5] or '0')
+    local dn, on = f[6], f[7]
+    local name = f[2] or ''
+    if name == '' then
+      note = 'bad:field name is missing'
+    elseif #name > NAME_MAX then
+      -- (not sent back: the worker would carry it into the failure and its logs)
+      note = 'bad:field name is ' .. #name .. ' bytes, over the ' .. NAME_MAX ..
+        ' bytes a job name may have'
+      name = ''
+    elseif not att or att < 0 or att > 4294967294 or att ~= math.floor(att) then
+      note = 'bad:field att is ' .. quoted(f[5]) .. ', not an attempt count'
+      att = 0
+    else
+      note = bad_sid or check_value(job, 'data', f[3], dn, data_cap, data_more)
+        or check_value(job, 'opts', f[4], on, opts_cap, NO_PIECES) or ''
+    end
+    if note == '' then
+      -- (a piece count beside no value, a corrupt record, counts nothing: the value is
+      -- empty, never read piece by piece)
+      dn, on = tonumber(dn) or 1, f[4] and tonumber(on) or 1
+      -- a value past 4 KiB is cut into 64 KiB pieces after its first three (job.rs
+      -- `pieces`): few of them, but each too long for a claim of many jobs to read
+      if dn > 3 and redis.call('HSTRLEN', job, 'data:4') > 64 then dn = INLINE_PIECES + 1 end
+      if on > 3 and redis.call('HSTRLEN', job, 'opts:4') > 64 then on = INLINE_PIECES + 1 end
+      -- (the pieces this call still reads, out of its budget)
+      if dn > 3 and dn <= INLINE_PIECES then dn = from_budget(dn) end
+      if on > 1 and on <= INLINE_PIECES then on = from_budget(on) end
+      if dn > INLINE_PIECES or on > INLINE_PIECES then
+        -- too long to read here: the worker reads it (a bounded call at a time)
+        note = 'read:' .. (dn > INLINE_PIECES and (tonumber(f[6]) or 1) or 0) .. ':' ..
+          (on > INLINE_PIECES and (tonumber(f[7]) or 1) or 0)
+      end
+      if dn <= INLINE_PIECES then data = long_value(job, 'data', f[3], f[6], data_more) end
+      if on <= INLINE_PIECES then
+        opts = long_value(job, 'opts', f[4] or '', f[4] and f[7], NO_PIECES)
+      end
+    end
+    return note, name, data, opts, att
+  end
+  -- Claims job `id` (nil: the entry names none) from entry `sid` of lane number `lane`;
+  -- `f` is its fields when read already (a job taken from its group). Appends its 10
+  -- reply fields (move_to_active's header) to `out` after index `o` and returns the new
+  -- end; nil when the entry is an orphan, for the caller to acknowledge and delete.
+  function c.take(lane, sid, id, f, out, o)
+    local job = id and (job_prefix .. id)
+    local unreadable = nil
+    if job and not f then f, unreadable = job_fields(job, CLAIM_FIELDS) end
+    if unreadable then
+      -- its key is not a hash: failed alone, its entry dropped
+      fail_corrupt(job, id, unreadable, failed, now)
+      late_failed[#late_failed + 1] = id
+      return nil
+    end
+    if not job then return nil end
+    local bad_sid = nil
+    if f[1] ~= sid and not valid_sid(f[1]) and f[2] and not f[12] then
+      -- a waiting job whose `sid` is corrupt: this entry is its own; take it back and
+      -- fail the job (the worker does), naming the field
+      bad_sid = 'bad:field sid is ' .. quoted(f[1]) .. ', not a lane entry'
+      redis.call('HSET', job, 'sid', sid)
+      f[1] = sid
+    end
+    if f[1] ~= sid or ENDED[f[12]] then
+      -- removed while waiting, or moved to another entry (a repaired or re-prioritised
+      -- job): the entry is an orphan. So is the entry of a job that ended (a waiting job
+      -- has no `state`) while its entry was still to be delivered: a claim lost to a
+      -- failover (Redis replicates asynchronously) left it undelivered on the promoted
+      -- replica while its worker ran and recorded the job; run again, it was counted
+      -- twice. (A `state` that is none of these, a corrupt record, is checked as the rest
+      -- of the job is.)
+      return nil
+    end
+    local note, name, data, opts, att
+    local dn = f[6]
+    if not bad_sid and not f[5] and not f[7] and f[3] and f[2] and #f[2] > 0
+        and #f[2] <= NAME_MAX and (not f[4] or #f[4] <= opts_cap)
+        and ((not dn and #f[3] <= data_cap) or (dn == '2' and f[8] and two_pieces_fit)) then
+      -- the usual job, first attempt, data whole or in two pieces (both in hand), options
+      -- whole: what checked_values finds for it, without its calls and tables
+      note, name, att, opts = '', f[2], 0, f[4] or ''
+      data = dn and f[3] .. f[8] or f[3]
+    else
+      note, name, data, opts, att = checked_values(job, f, bad_sid)
+    end
+    c.started[#c.started + 1] = id
+    -- (a lean job given a record, run from another entry now: no longer in the set)
+    if lean_n > 0 and lean_place(id) then c.left_lean[#c.left_lean + 1] = id end
+    -- (positions counted, not found with `#` for each of the job's fields)
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = id, lane, sid, name,
+      data or ''
+    out[o + 6], out[o + 7], out[o + 8], out[o + 9], out[o + 10] = opts or '', att + 1, note,
+      f[10] or '', f[11] or ''
+    return o + 10
+  end
+  return c
+end

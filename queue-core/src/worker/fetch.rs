@@ -21,6 +21,7 @@ use crate::connection::Conn;
 use crate::error::Result;
 use crate::handler::RawJob;
 use crate::queue::Queue;
+use crate::scripts::claim_fast::{self, Fast};
 use crate::scripts::wake::Waiter;
 use crate::scripts::{move_to_active, release};
 use crate::store::QueueStore;
@@ -32,6 +33,10 @@ const MAX_BATCH: usize = 500;
 /// How often a fetcher held back by the queue's global concurrency looks again: capacity
 /// frees when any worker finishes a job, and finishing does not wake the marker.
 const CONCURRENCY_POLL: Duration = Duration::from_millis(50);
+
+/// A delayed job due within this long makes the next claim the usual one
+/// (`move_to_active`, which promotes it), not a fast one.
+const DUE_SOON: Duration = Duration::from_millis(20);
 
 /// The connections a fetch loop has to itself: its claims' (the queue's store on it) and its
 /// blocking wait's.
@@ -48,18 +53,36 @@ pub(crate) struct Fetched {
     /// A queue limit allows no more starts now: look again after this long at the latest
     /// (the rate window resets, or the concurrency poll).
     pub limited: Option<Duration>,
+    /// The lane the next claim may read fast, if it was full (`move_to_active.rs`
+    /// `Claim::fast`).
+    pub fast: Option<i32>,
 }
 
-/// One `move_to_active` call: promote due jobs, then claim up to `count` ready ones; with
-/// `traced`, also read their trace context.
+/// One claim of up to `count` ready jobs: from lane `fast` by `claim_fast` when given
+/// (a claim it vetoes is made again the usual way), else a `move_to_active` call, which
+/// first promotes due jobs. With `traced`, also reads their trace context.
 pub(crate) async fn fetch(
     queue: &Queue,
     claims: &QueueStore,
     consumer: &str,
     count: usize,
     traced: bool,
+    fast: Option<i32>,
 ) -> Result<Fetched> {
-    let claim = move_to_active::claim(claims, consumer, count, CONCURRENCY_POLL).await?;
+    let fast = match fast {
+        Some(prio) => match claim_fast::claim(claims, consumer, count, prio).await? {
+            Fast::Claimed(claim) => Some(claim),
+            Fast::Veto(why) => {
+                tracing::debug!(queue = %queue.name(), why = %why, "claiming the usual way");
+                None
+            }
+        },
+        None => None,
+    };
+    let claim = match fast {
+        Some(claim) => claim,
+        None => move_to_active::claim(claims, consumer, count, CONCURRENCY_POLL).await?,
+    };
     let claimed = Instant::now();
     // (a lean job's came with the claim; a worker that does not trace lists none)
     let stored: Vec<&str> = match traced {
@@ -107,6 +130,7 @@ pub(crate) async fn fetch(
         next_due_in: claim.next_due_in,
         paused: claim.paused,
         limited: claim.limited,
+        fast: claim.fast,
     })
 }
 
@@ -174,6 +198,10 @@ pub(crate) async fn fetch_loop(
     // a claim call failed: Redis may have run it anyway, leaving entries pending to this
     // worker that it does not hold; give them back once Redis answers again
     let mut unsure = false;
+    // the lane the next claim reads fast (claim_fast.rs): after a full claim that met nothing
+    // but lane entries, on one Redis (a cluster's connection sends no transactions)
+    let mut fast = None;
+    let fast_ok = !claims.redis.is_cluster();
     loop {
         // room in the queue first (a queue whose recording stalls waits alone), then claim
         // budget for as many
@@ -190,7 +218,7 @@ pub(crate) async fn fetch_loop(
         let count = permits.len();
         let asked = Instant::now();
         let traced = shared.spans.wanted();
-        let fetched = match fetch(&queue, &claims, &shared.consumer, count, traced).await {
+        let fetched = match fetch(&queue, &claims, &shared.consumer, count, traced, fast).await {
             Ok(f) => {
                 outage.recovered();
                 shared.pace.claim_took(asked.elapsed());
@@ -200,6 +228,7 @@ pub(crate) async fn fetch_loop(
             Err(e) => {
                 drop((rooms, permits));
                 unsure = true;
+                fast = None;
                 let wait = outage.failed(&e);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -209,6 +238,12 @@ pub(crate) async fn fetch_loop(
             }
         };
         let got = fetched.jobs.len();
+        // (a due job is promoted by move_to_active only: one falling due before the next
+        // claim would have the fast claim give back what it read)
+        let due = fetched.next_due_in.is_some_and(|d| d < DUE_SOON);
+        fast = fetched
+            .fast
+            .filter(|_| fast_ok && got == count && !due && !fetched.paused);
         for job in fetched.jobs {
             let shares = Shares {
                 claim: permits.pop().expect("never more jobs than claims"),

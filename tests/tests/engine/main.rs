@@ -7,6 +7,7 @@ mod engine_add;
 mod engine_add_batching;
 mod engine_bad_data;
 mod engine_claim_ahead;
+mod engine_claim_fast;
 mod engine_concurrency;
 mod engine_counts;
 mod engine_debounce;
