@@ -386,7 +386,7 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-fn shared_url() -> String {
+pub fn shared_url() -> String {
     if let Some(url) = std::env::var("JOBQ_TEST_REDIS_URL")
         .ok()
         .filter(|u| !u.is_empty())

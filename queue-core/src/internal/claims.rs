@@ -17,6 +17,9 @@ pub struct ClaimedJob {
     pub attempt: u32,
     /// Why it fails unrun (its record is corrupt).
     pub corrupt: Option<String>,
+    /// A lean job's trace context, from its entry (None for the others: a worker reads
+    /// theirs apart).
+    pub traceparent: Option<String>,
 }
 
 /// What a claim gave: the jobs, and the lane the next may read fast (None: it must claim
@@ -39,6 +42,7 @@ fn claimed(c: Claim) -> Claimed {
                 sid: j.sid,
                 attempt: j.attempt,
                 corrupt: j.corrupt,
+                traceparent: j.lean.and_then(|l| l.traceparent),
             })
             .collect(),
         fast: c.fast,
@@ -69,6 +73,20 @@ pub async fn fast(
         match claim_fast::claim(&queue.inner, consumer, count, prio).await? {
             Fast::Claimed(c) => Ok(claimed(c)),
             Fast::Veto(why) => Err(why),
+            Fast::Uncounted(read) => Err(format!("{} entries read, not counted", read.len())),
         },
     )
+}
+
+/// Gives back every entry pending to `consumer` (`release`, as after a claim whose reply was
+/// lost, with nothing held); `uncounted` names entries (lane priority, entry id) read
+/// without being counted out of `waiting`. How many jobs went back.
+pub async fn give_back(queue: &Queue, consumer: &str, uncounted: &[(i32, String)]) -> Result<i64> {
+    crate::scripts::release::release(
+        &queue.inner,
+        &std::collections::HashMap::new(),
+        uncounted,
+        consumer,
+    )
+    .await
 }

@@ -19,6 +19,36 @@ pub(crate) async fn claim(
     stored: &[(String, Vec<u8>)],
     now: i64,
 ) -> Result<Vec<Taken>> {
+    let v: redis::Value = call(queue, prio, lean, stored).invoke_on(queue).await?;
+    let mut r = Reply::owned(v)?;
+    let lane_prio = |_lane: i64| Ok(prio);
+    let mut taken = Vec::with_capacity(stored.len());
+    while r.remaining() > 0 {
+        taken.push(Taken::stored(&mut r, &lane_prio, now)?);
+    }
+    Ok(taken)
+}
+
+/// Writes the `active` events of the lean jobs (their entry ids `lean`) a fast claim read
+/// from the lane of priority `prio`, when it read nothing else: sent without waiting for
+/// the answer, so the jobs start at once (a failure costs the events, logged).
+pub(crate) fn announce(queue: &QueueStore, prio: i32, lean: &[String]) {
+    let call = call(queue, prio, lean, &[]);
+    let redis = queue.redis.clone();
+    tokio::spawn(async move {
+        if let Err(e) = call.send::<redis::Value>(&redis).await {
+            tracing::debug!(error = %e, "the active events of a fast claim were not written");
+        }
+    });
+}
+
+/// The call of `claim_entries.lua` for these entries.
+fn call(
+    queue: &QueueStore,
+    prio: i32,
+    lean: &[String],
+    stored: &[(String, Vec<u8>)],
+) -> Call<'static> {
     let keys = &queue.keys;
     let caps = queue.redis.caps();
     let mut call = Call::new(&SCRIPT, 5);
@@ -39,12 +69,5 @@ pub(crate) async fn claim(
     for (sid, id) in stored {
         call.arg(sid).arg(&id[..]);
     }
-    let v: redis::Value = call.invoke_on(queue).await?;
-    let mut r = Reply::owned(v)?;
-    let lane_prio = |_lane: i64| Ok(prio);
-    let mut taken = Vec::with_capacity(stored.len());
-    while r.remaining() > 0 {
-        taken.push(Taken::stored(&mut r, &lane_prio, now)?);
-    }
-    Ok(taken)
+    call
 }

@@ -17,15 +17,17 @@
 --
 -- Sent whole (EVAL, not EVALSHA): a script Redis no longer has would fail inside the
 -- transaction while the read in it still ran. Under maxmemory Redis refuses the whole
--- transaction (the scripts may write), never part of it.
+-- transaction when it is queued (the scripts may write); one that reaches it in between
+-- runs with the gate's write refused (the seal says so).
 --
 -- KEYS: 1 the lane read, 2 scratch; the seal's also 3 meta, 4 delayed, 5 marker,
 --       6 lean records, 7 group ring, 8 parked groups, 9 .. the lanes of higher priority
 -- ARGV: 1 'gate' or 'seal', 2 group; the seal's also 3 the count asked, 4 the lanes
---       version the worker knows
+--       version the worker knows, 5 the consumer
 -- Returns: the gate 0; the seal {'ok', next due ms or -1, start ms, entries read} or
---          {'veto', why} (nothing claimed) or {'gate'} (the gate left no note: nothing
---          can be counted; the worker gives back what it read)
+--          {'veto', why} (nothing claimed) or {'gate'} (the gate left no note, refused a
+--          write because Redis reached maxmemory meanwhile: the entries read were not
+--          counted out of `waiting`; the worker gives them back, saying so)
 local lane, scratch, group = KEYS[1], KEYS[2], ARGV[2]
 
 -- The consumer group's fields in `key` (XINFO GROUPS), or nil: no stream, or no group.
@@ -43,8 +45,9 @@ end
 if ARGV[1] == 'gate' then
   local s = group_state(lane)
   if s then
-    redis.call('SET', scratch, s.pending .. ' ' .. s['last-delivered-id'] .. ' ' ..
-      (s['entries-read'] or ''))
+    local read = tonumber(s['entries-read'])
+    redis.call('SET', scratch, string.format('%d', s.pending) .. ' ' .. s['last-delivered-id']
+      .. ' ' .. (read and string.format('%d', read) or ''))
   else
     redis.call('DEL', scratch)
   end
@@ -52,11 +55,10 @@ if ARGV[1] == 'gate' then
 end
 
 local meta, delayed, marker, lean_set = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local count, version = tonumber(ARGV[3]), ARGV[4]
-local before = redis.call('GET', scratch)
-if before then redis.call('DEL', scratch) end
+local count, version, consumer = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local before = redis.call('GETDEL', scratch)
 local s = group_state(lane)
--- no group (the read failed with it): nothing read, the worker claims the slow way
+-- no group (the read failed with it): nothing read, the worker claims the usual way
 if not s then return {'veto', 'no group'} end
 if not before then return {'gate'} end
 local p0, last0, read0 = string.match(before, '^(%d+) (%S+) ?(%S*)$')
@@ -111,19 +113,18 @@ end
 
 if why then
   if read > 0 then
-    -- given back: acknowledged, and the group set back to where it stood, so the entries
-    -- are undelivered again (nothing else read them: the transaction is one)
-    local entries = redis.call('XRANGE', lane, '(' .. last0, s['last-delivered-id'])
-    local ids = {}
-    for i, e in ipairs(entries) do ids[i] = e[1] end
-    for i = 1, #ids, 1000 do
-      redis.call('XACK', lane, group, unpack(ids, i, math.min(i + 999, #ids)))
-    end
-    if read0 ~= '' then
-      redis.call('XGROUP', 'SETID', lane, group, last0, 'ENTRIESREAD', read0)
-    else
+    -- given back: the group set back to where it stood, then the entries acknowledged, so
+    -- they are undelivered again (nothing else read them: the transaction is one). Those
+    -- read are the entries pending to this consumer past where the group stood.
+    local pending = redis.call('XPENDING', lane, group, '(' .. last0, '+', read, consumer)
+    local set = read0 ~= '' and redis.pcall('XGROUP', 'SETID', lane, group, last0,
+      'ENTRIESREAD', read0)
+    if not set or type(set) == 'table' and set.err then
       redis.call('XGROUP', 'SETID', lane, group, last0)
     end
+    local ids = {}
+    for i, e in ipairs(pending) do ids[i] = e[1] end
+    if #ids > 0 then redis.call('XACK', lane, group, unpack(ids)) end
   end
   return {'veto', why}
 end

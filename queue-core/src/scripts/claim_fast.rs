@@ -16,7 +16,7 @@ use super::move_to_active::{due_in, finish, Claim, Taken};
 use super::{claim_entries, Reply};
 use crate::error::{Error, Result};
 use crate::job::MAX_NAME_BYTES;
-use crate::keys::GROUP;
+use crate::keys::{GROUP, GROUP_LANE};
 use crate::store::QueueStore;
 
 /// The script, sent whole each time (`EVAL`): inside a transaction, a script Redis no
@@ -28,6 +28,10 @@ pub(crate) enum Fast {
     Claimed(Claim),
     /// Nothing was claimed, for this reason (the seal's): claim with `move_to_active`.
     Veto(String),
+    /// The entries (their ids) were read but not counted out of `waiting`: Redis reached
+    /// maxmemory between the transaction's queueing and its run, and refused the gate's
+    /// note. They are to be given back as uncounted (`release`).
+    Uncounted(Vec<String>),
 }
 
 /// Claims up to `count` entries of the lane of priority `prio` for `consumer`.
@@ -63,9 +67,14 @@ pub(crate) async fn claim(
         .arg("STREAMS")
         .arg(&lane)
         .arg(">");
-    pipe.cmd("EVAL")
-        .arg(TEXT)
-        .arg(8 + at)
+    pipe.cmd("EVAL").arg(TEXT);
+    // (the group lane is read only when a group has a turn, which the seal checks apart)
+    let higher: Vec<String> = lanes.prios[..at]
+        .iter()
+        .filter(|p| **p != GROUP_LANE)
+        .map(|p| keys.lane(*p))
+        .collect();
+    pipe.arg(8 + higher.len())
         .arg(&lane)
         .arg(&scratch)
         .arg(keys.meta())
@@ -73,11 +82,13 @@ pub(crate) async fn claim(
         .arg(keys.marker())
         .arg(keys.lean_records())
         .arg(keys.group_ring())
-        .arg(keys.group_parked());
-    for p in &lanes.prios[..at] {
-        pipe.arg(keys.lane(*p));
-    }
-    pipe.arg("seal").arg(GROUP).arg(count).arg(&lanes.version);
+        .arg(keys.group_parked())
+        .arg(&higher)
+        .arg("seal")
+        .arg(GROUP)
+        .arg(count)
+        .arg(&lanes.version)
+        .arg(consumer);
     let replies: Vec<Value> = pipe
         .query_async(&mut queue.redis.conn())
         .await
@@ -92,8 +103,10 @@ pub(crate) async fn claim(
     match r.string()?.as_str() {
         "ok" => {}
         "veto" => return Ok(Fast::Veto(r.string()?)),
-        // (the gate cannot fail but for a bug: what was read is given back as after a lost
-        // reply, `release`)
+        "gate" => {
+            let read = entries(read)?.into_iter().map(|(sid, _)| sid).collect();
+            return Ok(Fast::Uncounted(read));
+        }
         other => {
             return Err(Error::Protocol(format!(
                 "a fast claim's seal answered {other:?}"
@@ -125,11 +138,13 @@ pub(crate) async fn claim(
             _ => stored.push((sid, Vec::new())),
         }
     }
-    if !lean_sids.is_empty() || !stored.is_empty() {
+    if !stored.is_empty() {
         let got = claim_entries::claim(queue, prio, &lean_sids, &stored, now).await?;
         if !got.is_empty() {
             taken = in_order(taken, got, &places);
         }
+    } else if !lean_sids.is_empty() {
+        claim_entries::announce(queue, prio, &lean_sids);
     }
     Ok(Fast::Claimed(Claim {
         jobs: finish(queue, taken).await?,
@@ -145,6 +160,11 @@ pub(crate) async fn claim(
 fn entries(read: Option<Value>) -> Result<Vec<(String, Vec<Value>)>> {
     let streams = match read {
         Some(Value::Array(streams)) => streams,
+        // (RESP3: a map of the stream's key to its entries)
+        Some(Value::Map(streams)) => streams
+            .into_iter()
+            .map(|(key, entries)| Value::Array(vec![key, entries]))
+            .collect(),
         Some(Value::Nil) => return Ok(Vec::new()),
         Some(Value::ServerError(e)) => {
             // (the seal said the read went through: an error here is Redis's)
@@ -230,19 +250,22 @@ fn lean_taken(
     caps: crate::config::JobCaps,
     now: i64,
 ) -> Taken {
-    let mut take = |i: usize| f.get_mut(i).map(take_bytes);
-    let mut name = take(1).unwrap_or_default();
-    let data = match take(2).as_deref() {
-        Some(b"d") => take(3),
-        _ => None,
+    // (field names are looked at in place, values taken)
+    let is = |f: &[Value], i: usize, name: &[u8]| matches!(f.get(i), Some(Value::BulkString(b)) if b == name);
+    let take = |f: &mut [Value], i: usize| f.get_mut(i).map(take_bytes);
+    let mut name = take(&mut f, 1).unwrap_or_default();
+    let data = if is(&f, 2, b"d") {
+        take(&mut f, 3)
+    } else {
+        None
     };
     let (mut opts, mut traceparent, mut k) = (Vec::new(), Vec::new(), 4);
-    if take(k).as_deref() == Some(b"o") {
-        opts = take(k + 1).unwrap_or_default();
+    if is(&f, k, b"o") {
+        opts = take(&mut f, k + 1).unwrap_or_default();
         k += 2;
     }
-    if take(k).as_deref() == Some(b"t") {
-        traceparent = take(k + 1).unwrap_or_default();
+    if is(&f, k, b"t") {
+        traceparent = take(&mut f, k + 1).unwrap_or_default();
     }
     let note = if name.is_empty() || name.len() > MAX_NAME_BYTES {
         let n = name.len();

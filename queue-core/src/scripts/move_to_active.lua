@@ -146,6 +146,8 @@ if type(ring_n) ~= 'number' or type(parked_n) ~= 'number' or ring_n + parked_n >
   if group_keys_sane(G) then m[9] = '1' end
   ring_n, parked_n = redis.call('ZCARD', G.ring), redis.call('ZCARD', G.park)
 end
+-- (what claim_fast's seal looks at: no group in the ring or parked)
+local no_groups = ring_n + parked_n == 0
 -- groups parked by their rate limit whose window reopened get their turns again
 local reopened = parked_n > 0
   and redis.call('ZRANGEBYSCORE', G.park, '-inf', now, 'LIMIT', 0, REOPEN_MAX) or {}
@@ -561,8 +563,7 @@ local lean_n = redis.call('SCARD', lean_set)
 local claims = stored_claims(job_prefix, failed, now, data_cap, opts_cap, lean_n, late_failed)
 -- whether the next claim may read its lane with a plain XREADGROUP (claim_fast.lua): no limit
 -- set, no group with a turn or parked, no lean job with a record, no due job left behind
-local fast = not m[3] and not m[5] and not turns and parked_n == 0 and #reopened == 0
-  and lean_n == 0 and #due < promote_max
+local fast = not m[3] and not m[5] and no_groups and lean_n == 0 and #due < promote_max
 local out = {'ok', next_due, 0, start, -1, fast and 1 or 0}
 -- reads up to `n` entries of lane `lane` (its number in KEYS) for this consumer, each
 -- job's fields appended to `out`

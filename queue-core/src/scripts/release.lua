@@ -8,14 +8,24 @@
 -- cancel request (cancel.lua) ends cancelled instead. A lean job (prelude *Lean jobs*) is
 -- given its record from its entry first (entry_job_id).
 --
+-- An entry a fast claim read but could not count out of `waiting` (claim_fast.lua's seal
+-- answered 'gate') is named by the worker as uncounted: it goes back without being counted
+-- again.
+--
 -- KEYS: 1 meta, 2 lanes, 3 front lane, 4 marker, 5 events, 6 .. lane streams
--- ARGV: 1 group, 2 consumer, 3 job key prefix, 4 events maxlen, then the entries held, as
+-- ARGV: 1 group, 2 consumer, 3 job key prefix, 4 events maxlen, 5 U, then U entries read
+--       but not counted out of `waiting`, then the entries held, each as
 --       "<KEYS index of the lane> <entry id>"
 -- Returns: how many jobs were given back
 local meta, lanes, front, marker, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, consumer, job_prefix, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local held = {}
-for i = 5, #ARGV do held[ARGV[i]] = true end
+local U = tonumber(ARGV[5])
+local held, uncounted = {}, {}
+for i = 6, 5 + U do uncounted[ARGV[i]] = true end
+for i = 6 + U, #ARGV do held[ARGV[i]] = true end
+-- the entries taken back here that `waiting` still counts (a fast claim read them but could
+-- not count them out)
+local counted = 0
 local front_ready = on_index('ZSCORE', lanes, FRONT_LANE)
 local requeued, cancelled = {}, {}
 local G, C = group_keys(job_prefix), cancel_keys(job_prefix)
@@ -26,6 +36,7 @@ for k = 6, #KEYS do
     for _, e in ipairs(p) do
       local sid = e[1]
       if not held[k .. ' ' .. sid] then
+        if uncounted[k .. ' ' .. sid] then counted = counted + 1 end
         local entry = redis.call('XRANGE', key, sid, sid)[1]
         redis.call('XACK', key, group, sid)
         redis.call('XDEL', key, sid)
@@ -49,8 +60,8 @@ for k = 6, #KEYS do
   end
 end
 emit_ids(events, maxlen, 'cancelled', cancelled)
+if #requeued ~= counted then hincr(meta, 'waiting', #requeued - counted) end
 if #requeued > 0 then
-  hincr(meta, 'waiting', #requeued)
   emit_ids(events, maxlen, 'waiting', requeued)
   wake(marker, 0)
 end

@@ -13,10 +13,12 @@ use crate::store::QueueStore;
 script!(SCRIPT, "release.lua");
 
 /// Gives back every entry pending to `consumer` in `queue` that is not in `held`; returns
-/// how many jobs went back to the front lane.
+/// how many jobs went back to the front lane. `uncounted` names entries (lane priority,
+/// entry id) a fast claim read without counting them out of `waiting`.
 pub(crate) async fn release(
     queue: &QueueStore,
     held: &HashMap<i32, Vec<HeldEntry>>,
+    uncounted: &[(i32, String)],
     consumer: &str,
 ) -> Result<i64> {
     let inner = queue;
@@ -39,11 +41,22 @@ pub(crate) async fn release(
         .arg(consumer)
         .arg(keys.job_prefix())
         .arg(EVENTS_MAXLEN);
+    // (each as "<the lane's KEYS index, 1-based after the 5 fixed keys> <entry id>")
+    let named = |prio: &i32, sid: &str| {
+        prios
+            .iter()
+            .position(|p| p == prio)
+            .map(|i| format!("{} {sid}", i + 6))
+    };
+    let uncounted: Vec<String> = uncounted
+        .iter()
+        .filter_map(|(prio, sid)| named(prio, sid))
+        .collect();
+    inv.arg(uncounted.len()).arg(&uncounted);
     for (prio, entries) in held {
-        if let Some(i) = prios.iter().position(|p| p == prio) {
-            for e in entries {
-                // the lane's KEYS index (1-based, after the 5 fixed keys)
-                inv.arg(format!("{} {}", i + 6, e.sid));
+        for e in entries {
+            if let Some(entry) = named(prio, &e.sid) {
+                inv.arg(entry);
             }
         }
     }

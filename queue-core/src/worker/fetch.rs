@@ -37,6 +37,8 @@ const CONCURRENCY_POLL: Duration = Duration::from_millis(50);
 /// A delayed job due within this long makes the next claim the usual one
 /// (`move_to_active`, which promotes it), not a fast one.
 const DUE_SOON: Duration = Duration::from_millis(20);
+/// Claims made the usual way after a fast claim was vetoed, before trying one again.
+const VETO_HOLD: u32 = 16;
 
 /// The connections a fetch loop has to itself: its claims' (the queue's store on it) and its
 /// blocking wait's.
@@ -56,6 +58,22 @@ pub(crate) struct Fetched {
     /// The lane the next claim may read fast, if it was full (`move_to_active.rs`
     /// `Claim::fast`).
     pub fast: Option<i32>,
+    /// How the jobs were claimed.
+    pub how: How,
+}
+
+/// How a fetch claimed.
+#[derive(Debug)]
+pub(crate) enum How {
+    /// `move_to_active`.
+    Usual,
+    /// `claim_fast`.
+    Fast,
+    /// `claim_fast` vetoed, then `move_to_active`.
+    Vetoed,
+    /// `claim_fast` read these entries (lane priority, entry id) and could not count them
+    /// out of `waiting`; nothing claimed: they are to be given back, as uncounted.
+    Uncounted(Vec<(i32, String)>),
 }
 
 /// One claim of up to `count` ready jobs: from lane `fast` by `claim_fast` when given
@@ -69,15 +87,25 @@ pub(crate) async fn fetch(
     traced: bool,
     fast: Option<i32>,
 ) -> Result<Fetched> {
-    let fast = match fast {
+    let (fast, how) = match fast {
         Some(prio) => match claim_fast::claim(claims, consumer, count, prio).await? {
-            Fast::Claimed(claim) => Some(claim),
+            Fast::Claimed(claim) => (Some(claim), How::Fast),
             Fast::Veto(why) => {
                 tracing::debug!(queue = %queue.name(), why = %why, "claiming the usual way");
-                None
+                (None, How::Vetoed)
+            }
+            Fast::Uncounted(read) => {
+                return Ok(Fetched {
+                    jobs: Vec::new(),
+                    next_due_in: None,
+                    paused: false,
+                    limited: None,
+                    fast: None,
+                    how: How::Uncounted(read.into_iter().map(|sid| (prio, sid)).collect()),
+                })
             }
         },
-        None => None,
+        None => (None, How::Usual),
     };
     let claim = match fast {
         Some(claim) => claim,
@@ -131,6 +159,7 @@ pub(crate) async fn fetch(
         paused: claim.paused,
         limited: claim.limited,
         fast: claim.fast,
+        how,
     })
 }
 
@@ -198,10 +227,15 @@ pub(crate) async fn fetch_loop(
     // a claim call failed: Redis may have run it anyway, leaving entries pending to this
     // worker that it does not hold; give them back once Redis answers again
     let mut unsure = false;
+    // entries a fast claim read but could not count out of `waiting`: given back with the
+    // others (release), as uncounted
+    let mut uncounted = Vec::new();
     // the lane the next claim reads fast (claim_fast.rs): after a full claim that met nothing
-    // but lane entries, on one Redis (a cluster's connection sends no transactions)
+    // but lane entries, on one Redis (a cluster's connection sends no transactions); after a
+    // veto, not for the next VETO_HOLD claims (each veto costs a read given back)
     let mut fast = None;
     let fast_ok = !claims.redis.is_cluster();
+    let mut hold = 0;
     loop {
         // room in the queue first (a queue whose recording stalls waits alone), then claim
         // budget for as many
@@ -238,12 +272,20 @@ pub(crate) async fn fetch_loop(
             }
         };
         let got = fetched.jobs.len();
+        match &fetched.how {
+            How::Vetoed => hold = VETO_HOLD,
+            How::Uncounted(read) => {
+                uncounted.extend(read.iter().cloned());
+                unsure = true;
+            }
+            _ => hold = hold.saturating_sub(1),
+        }
         // (a due job is promoted by move_to_active only: one falling due before the next
         // claim would have the fast claim give back what it read)
         let due = fetched.next_due_in.is_some_and(|d| d < DUE_SOON);
         fast = fetched
             .fast
-            .filter(|_| fast_ok && got == count && !due && !fetched.paused);
+            .filter(|_| fast_ok && hold == 0 && got == count && !due && !fetched.paused);
         for job in fetched.jobs {
             let shares = Shares {
                 claim: permits.pop().expect("never more jobs than claims"),
@@ -257,9 +299,12 @@ pub(crate) async fn fetch_loop(
         }
         drop((rooms, permits));
         if unsure {
-            match release::release(&queue.inner, &held.by_lane(), &shared.consumer).await {
+            match release::release(&queue.inner, &held.by_lane(), &uncounted, &shared.consumer)
+                .await
+            {
                 Ok(n) => {
                     unsure = false;
+                    uncounted.clear();
                     if n > 0 {
                         tracing::info!(
                             queue = %queue.name(),
@@ -273,7 +318,10 @@ pub(crate) async fn fetch_loop(
                 }
             }
         }
-        if got == count && !fetched.paused && fetched.limited.is_none() {
+        // (a fast claim read one lane only: a short one looks at the others the usual way)
+        if got == count && !fetched.paused && fetched.limited.is_none()
+            || matches!(fetched.how, How::Fast | How::Uncounted(_))
+        {
             continue;
         }
         // Nothing more to take now: sleep until woken, a delayed job is due, a queue limit

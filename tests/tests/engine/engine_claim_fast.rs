@@ -312,3 +312,104 @@ async fn a_worker_claiming_fast_starts_nothing_once_its_queue_is_paused() {
         "the worker claimed fast: {fast_claims} fast claims"
     );
 }
+
+/// A lean job's trace context comes with a fast claim as with the usual one, with options
+/// or without (its entry then holds `t` where `o` would be).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_claim_keeps_each_lean_jobs_trace_context() {
+    let env = TestEnv::new().await;
+    let q = env.queue("fast-trace").await;
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    add_work(&q, 1, JobOptions::new()).await;
+    claims::usual(&q, CONSUMER, 1).await.unwrap();
+    let plain = add_work(&q, 1, JobOptions::new().traceparent(tp)).await;
+    let with_opts = add_work(
+        &q,
+        1,
+        JobOptions::new()
+            .traceparent(tp)
+            .remove_on_complete(Retention::REMOVE),
+    )
+    .await;
+    let c = claims::fast(&q, CONSUMER, 10, 0).await.unwrap().unwrap();
+    assert_eq!(ids(&c), [plain[0].clone(), with_opts[0].clone()]);
+    for j in &c.jobs {
+        assert_eq!(j.traceparent.as_deref(), Some(tp), "{}", j.id);
+    }
+}
+
+/// On a RESP3 connection (`?protocol=resp3`, where Redis answers a read of streams with a
+/// map) a fast claim claims as on RESP2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_claim_on_a_resp3_connection_claims_as_on_resp2() {
+    let url = format!("{}?protocol=resp3", shared_url());
+    let env = TestEnv::on(&url).await;
+    let q = env.queue("fast-resp3").await;
+    let added = add_work(&q, 4, JobOptions::new()).await;
+    claims::usual(&q, CONSUMER, 1).await.unwrap();
+    let c = claims::fast(&q, CONSUMER, 10, 0).await.unwrap().unwrap();
+    assert_eq!(ids(&c), added[1..]);
+}
+
+/// A stray entry in the group lane (which the usual claim reads only when a group has a
+/// turn) does not stop fast claims: the group lane is no higher lane to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_entry_in_the_group_lane_does_not_veto_fast_claims() {
+    let env = TestEnv::new().await;
+    let q = env.queue("fast-grouplane").await;
+    let keys = QueueKeys::new(env.config.prefix(), "fast-grouplane");
+    // a grouped job claimed (the group lane opened), then a stray entry there
+    add_work(&q, 1, JobOptions::new().group("tenant-a")).await;
+    assert_eq!(claims::usual(&q, CONSUMER, 1).await.unwrap().jobs.len(), 1);
+    let _: String = redis::cmd("XADD")
+        .arg(keys.lane(queue_core::internal::keys::GROUP_LANE))
+        .arg("*")
+        .arg("i")
+        .arg("stray")
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    let added = add_work(&q, 3, JobOptions::new()).await;
+    let usual = claims::usual(&q, CONSUMER, 1).await.unwrap();
+    assert_eq!(usual.fast, Some(0));
+    let c = claims::fast(&q, CONSUMER, 2, 0).await.unwrap();
+    assert_eq!(c.map(|c| ids(&c)), Ok(added[1..].to_vec()));
+}
+
+/// Entries a fast claim read without counting them out of `waiting` (Redis refused the
+/// gate's note: maxmemory reached between the transaction's queueing and its run) go back
+/// without being counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_read_but_not_counted_go_back_counted_once() {
+    let env = TestEnv::new().await;
+    let q = env.queue("fast-uncounted").await;
+    let keys = QueueKeys::new(env.config.prefix(), "fast-uncounted");
+    add_work(&q, 3, JobOptions::new()).await;
+    // the group opened; then all three read as the fast claim's transaction reads them,
+    // with nothing counted
+    claims::usual(&q, CONSUMER, 0).await.unwrap();
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(GROUP)
+        .arg(CONSUMER)
+        .arg("COUNT")
+        .arg(10)
+        .arg("STREAMS")
+        .arg(keys.lane(0))
+        .arg(">")
+        .query_async(&mut env.raw().await)
+        .await
+        .unwrap();
+    let read: Vec<(i32, String)> = reply.keys[0]
+        .ids
+        .iter()
+        .map(|e| (0, e.id.clone()))
+        .collect();
+    assert_eq!(waiting_and_pending(&env, &keys, 0).await, (3, 3));
+    let back = claims::give_back(&q, CONSUMER, &read).await.unwrap();
+    assert_eq!(back, 3);
+    assert_eq!(q.counts().await.unwrap().waiting, 3, "each counted once");
+    let again = claims::usual(&q, CONSUMER, 10).await.unwrap();
+    assert_eq!(again.jobs.len(), 3);
+    assert_eq!(q.counts().await.unwrap().waiting, 0);
+}
