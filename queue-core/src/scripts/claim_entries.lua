@@ -7,36 +7,28 @@
 --
 -- KEYS: 1 events, 2 failed, 3 per-minute failed list, 4 meta, 5 the lane read
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 data cap bytes, 5 opts cap bytes,
---       6 the lane's priority, 7 its lane number (as the worker numbers its lanes),
---       8 L, then the entry ids of L lean jobs, then per entry with a record (or with
---       neither): its entry id and its job id ('' none)
--- Returns: per job claimed the 10 fields of move_to_active's reply
+--       6 the lane's priority, 7 L, then the entry ids of L lean jobs, then per entry with
+--       a record (or with neither): its entry id and its job id ('' none)
+-- Returns: per job claimed the 10 fields of move_to_active's reply (lane number 1: the
+--          call's one lane)
 local events, failed, per_minute, meta, lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
-local data_cap, opts_cap, prio, number = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6],
-  tonumber(ARGV[7])
-local L = tonumber(ARGV[8])
-local FIRST = 9 + L
+local data_cap, opts_cap, prio = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local L = tonumber(ARGV[7])
+local FIRST = 8 + L
 local now = now_ms()
 local lean_sids = {}
-for i = 9, FIRST - 1 do lean_sids[#lean_sids + 1] = ARGV[i] end
+for i = 8, FIRST - 1 do lean_sids[#lean_sids + 1] = ARGV[i] end
 emit_lean(events, maxlen, 'active', prio, lean_sids)
 local late_failed, stale, out, o = {}, {}, {}, 0
 -- (the fast claim found no lean job with a record: none runs from one of these entries)
 local claims = stored_claims(job_prefix, failed, now, data_cap, opts_cap, 0, late_failed)
 for i = FIRST, #ARGV - 1, 2 do
   local sid, id = ARGV[i], ARGV[i + 1]
-  local next_o = claims.take(number, sid, id ~= '' and id or nil, nil, out, o)
+  local next_o = claims.take(1, sid, id ~= '' and id or nil, nil, out, o)
   if next_o then o = next_o else stale[#stale + 1] = sid end
 end
-if #stale > 0 then
-  redis.call('XACK', lane, group, unpack(stale))
-  redis.call('XDEL', lane, unpack(stale))
-end
+drop_orphans(lane, group, stale)
 emit_ids(events, maxlen, 'active', claims.started)
-if #late_failed > 0 then
-  hincr(meta, 'failed_total', #late_failed)
-  bump_minute(meta, per_minute, 'f', now, #late_failed)
-  emit_ids(events, maxlen, 'failed', late_failed)
-end
+count_failed_unrun(meta, per_minute, events, maxlen, now, late_failed)
 return out

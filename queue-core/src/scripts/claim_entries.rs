@@ -15,7 +15,7 @@ script!(SCRIPT, "claim_entries.lua");
 pub(crate) async fn claim(
     queue: &QueueStore,
     prio: i32,
-    lean: &[String],
+    lean: &[&str],
     stored: &[(String, Vec<u8>)],
     now: i64,
 ) -> Result<Vec<Taken>> {
@@ -32,7 +32,7 @@ pub(crate) async fn claim(
 /// Writes the `active` events of the lean jobs (their entry ids `lean`) a fast claim read
 /// from the lane of priority `prio`, when it read nothing else: sent without waiting for
 /// the answer, so the jobs start at once (a failure costs the events, logged).
-pub(crate) fn announce(queue: &QueueStore, prio: i32, lean: &[String]) {
+pub(crate) fn announce(queue: &QueueStore, prio: i32, lean: &[&str]) {
     let call = call(queue, prio, lean, &[]);
     let redis = queue.redis.clone();
     tokio::spawn(async move {
@@ -46,7 +46,7 @@ pub(crate) fn announce(queue: &QueueStore, prio: i32, lean: &[String]) {
 fn call(
     queue: &QueueStore,
     prio: i32,
-    lean: &[String],
+    lean: &[&str],
     stored: &[(String, Vec<u8>)],
 ) -> Call<'static> {
     let keys = &queue.keys;
@@ -63,7 +63,6 @@ fn call(
         .arg(caps.max_data_bytes)
         .arg(caps.max_opts_bytes)
         .arg(prio)
-        .arg(1)
         .arg(lean.len())
         .arg(lean);
     for (sid, id) in stored {

@@ -16,7 +16,10 @@
 -- with move_to_active.
 --
 -- Sent whole (EVAL, not EVALSHA): a script Redis no longer has would fail inside the
--- transaction while the read in it still ran. Under maxmemory Redis refuses the whole
+-- transaction while the read in it still ran. So it stands without the prelude (~53 KB
+-- sent and hashed twice a claim), and restates the little of it that it needs: the
+-- group's fields as `last_delivered` reads them, a lane's undelivered entries as
+-- `undelivered` finds them (any, not how many), and `hincr`'s counter fallback. Under maxmemory Redis refuses the whole
 -- transaction when it is queued (the scripts may write); one that reaches it in between
 -- runs with the gate's write refused (the seal says so).
 --

@@ -119,14 +119,12 @@ pub(crate) async fn claim(
     // the entries in their order: the lean jobs' taken here, the others' by claim_entries
     // (put in their places after: where each one's would be, in `places`)
     let mut taken = Vec::new();
-    let mut lean_sids = Vec::new();
     let mut stored = Vec::new();
     let mut places = Vec::new();
     for (sid, mut fields) in entries(read)? {
         let first = fields.first_mut().map(take_bytes);
         match first.as_deref() {
             Some(b"n") => {
-                lean_sids.push(sid.clone());
                 taken.push(lean_taken(prio, sid, fields, caps, now));
             }
             Some(b"i") => {
@@ -138,6 +136,8 @@ pub(crate) async fn claim(
             _ => stored.push((sid, Vec::new())),
         }
     }
+    // (the lean jobs' entries, for their events: `taken` holds only lean jobs so far)
+    let lean_sids: Vec<&str> = taken.iter().map(|t| t.job.sid.as_str()).collect();
     if !stored.is_empty() {
         let got = claim_entries::claim(queue, prio, &lean_sids, &stored, now).await?;
         if !got.is_empty() {

@@ -130,11 +130,7 @@ end
 if #moved > 0 then redis.call('ZREM', delayed, unpack(moved)) end
 if #promoted > 0 then hincr(meta, 'waiting', #promoted) end
 emit_ids(events, maxlen, 'waiting', promoted)
-if #failed_ids > 0 then
-  hincr(meta, 'failed_total', #failed_ids)
-  bump_minute(meta, per_minute, 'f', now, #failed_ids)
-  emit_ids(events, maxlen, 'failed', failed_ids)
-end
+count_failed_unrun(meta, per_minute, events, maxlen, now, failed_ids)
 -- jobs failed later in this call: those whose key turned out not to be a hash
 local late_failed = {}
 
@@ -646,10 +642,7 @@ local function read_lane(lane, n, out)
         end
       end
     end
-    if #stale > 0 then
-      redis.call('XACK', key, group, unpack(stale))
-      redis.call('XDEL', key, unpack(stale))
-    end
+    drop_orphans(key, group, stale)
     emit_lean(events, maxlen, 'active', prio, lean_sids)
   end
 end
@@ -682,11 +675,7 @@ else
   while p <= #plain do p = move(plain, p) end
   while g <= #grouped do g = move(grouped, g) end
 end
-if #late_failed > 0 then
-  hincr(meta, 'failed_total', #late_failed)
-  bump_minute(meta, per_minute, 'f', now, #late_failed)
-  emit_ids(events, maxlen, 'failed', late_failed)
-end
+count_failed_unrun(meta, per_minute, events, maxlen, now, late_failed)
 if delivered > 0 then hincr(meta, 'waiting', -delivered) end
 if #claims.left_lean > 0 then redis.call('SREM', lean_set, unpack(claims.left_lean)) end
 emit_ids(events, maxlen, 'active', claims.started)

@@ -993,23 +993,41 @@ local NAME_MAX = 256
 -- comes in this one read.
 local CLAIM_FIELDS = {'sid', 'name', 'data', 'opts', 'att', 'data:n', 'opts:n', 'data:2',
   'data:3', 'par', 'grp', 'state'}
--- The states of a job whose lane entry is not its own to run.
-local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
--- Pieces of long values (past those that come with a job's fields) one call reads for all
--- its jobs: past it, the worker reads the rest (a `read:` note), so a claim of 500 jobs of
--- a few KiB each stays short (~3 µs a piece on a slow machine: 16,000 took ~57 ms).
-local INLINE_BUDGET = 2048
--- No pieces in hand (opts: the claim reads only its first).
-local NO_PIECES = {}
+
+-- Acknowledges and deletes entries `sids` of lane stream `key` (consumer group `group`): a
+-- claim's orphans, read but no job's to run.
+local function drop_orphans(key, group, sids)
+  if #sids == 0 then return end
+  redis.call('XACK', key, group, unpack(sids))
+  redis.call('XDEL', key, unpack(sids))
+end
+
+-- Counts jobs a claim failed unrun (their records corrupt: fail_corrupt), `ids`, in the
+-- queue's totals and the minute's count, and emits their event.
+local function count_failed_unrun(meta, per_minute, events, maxlen, now, ids)
+  if #ids == 0 then return end
+  hincr(meta, 'failed_total', #ids)
+  bump_minute(meta, per_minute, 'f', now, #ids)
+  emit_ids(events, maxlen, 'failed', ids)
+end
 
 -- One call's claims of jobs with a record. `failed` is the queue's failed set, `now` the
 -- call's clock, `lean_n` the size of its set of lean records; a job whose key is not a hash
 -- is failed alone and joins `late_failed`. Returns the claims: `take` claims one, `started`
 -- lists the ids claimed (for their event), `left_lean` the lean jobs given a record that
 -- run from another entry now (to leave the set of lean records).
+-- (Its constants are its own: move_to_active's main function, with the prelude's locals,
+-- is at Lua's limit of 200 locals.)
 local function stored_claims(job_prefix, failed, now, data_cap, opts_cap, lean_n, late_failed)
   local c = {started = {}, left_lean = {}}
-  local inline_left = INLINE_BUDGET
+  -- the states of a job whose lane entry is not its own to run
+  local ENDED = {completed = true, failed = true, cancelled = true, delayed = true}
+  -- no pieces in hand (opts: the claim reads only its first)
+  local NO_PIECES = {}
+  -- pieces of long values (past those that come with a job's fields) one call reads for all
+  -- its jobs: past it, the worker reads the rest (a `read:` note), so a claim of 500 jobs of
+  -- a few KiB each stays short (~3 µs a piece on a slow machine: 16,000 took ~57 ms)
+  local inline_left = 2048
   -- `n` pieces of a value, taken out of the budget when it has them; else more than
   -- INLINE_PIECES, the count of a value left to the worker
   local function from_budget(n)
