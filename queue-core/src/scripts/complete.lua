@@ -38,7 +38,7 @@ local G, ended = group_keys(job_prefix), {}
 -- failed)
 local at, lean, lean_owned, recorded_lean = {}, {}, {}, {}
 local lean_set = lean_records_key(job_prefix)
-local lean_n = redis.call('SCARD', lean_set)
+local lean_n = on_index('SCARD', lean_set)
 local a = 8
 for j = 1, N do
   at[j] = a

@@ -40,7 +40,7 @@ local FIELDS = 12
 -- lean jobs without a record, as complete.lua finds them
 local lean, lean_owned, recorded_lean = {}, {}, {}
 local lean_set = lean_records_key(job_prefix)
-local lean_n = redis.call('SCARD', lean_set)
+local lean_n = on_index('SCARD', lean_set)
 for j = 0, N - 1 do
   local a = 8 + j * FIELDS
   local lane = tonumber(ARGV[a + 2]) + 7

@@ -555,7 +555,7 @@ local FIELDS = 10
 local LEAN_FIELDS = 7
 -- lean jobs given a record: while there are none, a lean entry is read as it is
 local lean_set = lean_records_key(job_prefix)
-local lean_n = redis.call('SCARD', lean_set)
+local lean_n = on_index('SCARD', lean_set)
 local claims = stored_claims(job_prefix, failed, now, data_cap, opts_cap, lean_n, late_failed)
 -- whether the next claim may read its lane with a plain XREADGROUP (claim_fast.lua): no limit
 -- set, no group with a turn or parked, no lean job with a record, no due job left behind

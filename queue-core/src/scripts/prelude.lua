@@ -133,12 +133,14 @@ end
 
 -- Runs `cmd` on `key`, one of a queue's keys that list jobs or carry word about them: its
 -- indexes of jobs (delayed, completed, failed and cancelled sets, lane streams, the lanes
--- set), its flow outbox, its cancel requests, its wake-up marker. One of another type (a
--- corrupt record) holds nothing of ours: it is deleted and `cmd` runs on a new, empty one,
--- so the queue goes on instead of failing every call that meets the key. The repair sweep
--- (repair.lua) puts back the jobs a lost index listed, from their hashes; the flow safety
--- net looks up the children a lost outbox spoke of. (A lane stream made again gets its
--- consumer group from the next claim.) Any other error fails the call, deleting nothing.
+-- set, the set of lean records), its flow outbox, its cancel requests, its wake-up marker.
+-- One of another type (a corrupt record) holds nothing of ours: it is deleted and `cmd`
+-- runs on a new, empty one, so the queue goes on instead of failing every call that meets
+-- the key. The repair sweep (repair.lua) puts back the jobs a lost index listed, from their
+-- hashes; the flow safety net looks up the children a lost outbox spoke of. (A lane stream
+-- made again gets its consumer group from the next claim. A lean job whose record a lost
+-- set of lean records named is read from its entry again, its record's other fields, a
+-- log or progress, kept by its outcome.) Any other error fails the call, deleting nothing.
 local function on_index(cmd, key, ...)
   local r = redis.pcall(cmd, key, ...)
   if type(r) == 'table' and r.err then

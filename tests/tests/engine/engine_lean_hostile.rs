@@ -461,3 +461,55 @@ async fn a_lean_shaped_entry_in_the_front_lane_is_dropped_and_runs_nothing() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert!(q.get_job(&forged).await.unwrap_or(None).is_none());
 }
+
+/// The set of lean records replaced by a key of another type (a corrupt record) stalls no
+/// claim and no outcome: the lean jobs waiting behind it, one of them given a record (a
+/// log) while it ran, all run once and are recorded at once, not after a sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_set_of_lean_records_stalls_no_claim_and_no_outcome() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanlr").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanlr");
+    let mut raw = env.raw().await;
+    let _: () = redis::cmd("SET")
+        .arg(keys.lean_records())
+        .arg("garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(q.add("work", &json!({"i": i}), JobOptions::new()).await.unwrap().id);
+    }
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let seen = runs.clone();
+    let worker = env
+        .worker()
+        .queues(["leanlr"])
+        .concurrency(4)
+        .handler("work", move |j: Job<Value>, ctx: Ctx| {
+            *seen.lock().unwrap().entry(j.id.clone()).or_default() += 1;
+            async move {
+                if j.data["i"] == 3 {
+                    ctx.log("a line").await?;
+                }
+                Ok::<_, JobError>(j.data)
+            }
+        })
+        .build()
+        .unwrap();
+    let guard = spawn_worker(worker);
+    // (the sweep, which would mend the set, is seconds away: the jobs must not wait for it)
+    eventually(Duration::from_secs(3), "all the jobs completed", || async {
+        let c = q.counts().await.unwrap();
+        (c.completed == 20).then_some(())
+    })
+    .await;
+    guard.stop().await.unwrap();
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), 20, "{runs:?}");
+    assert!(runs.values().all(|&n| n == 1), "{runs:?}");
+    let logged = q.job(&ids[3]).await.unwrap();
+    assert_eq!(logged.state, JobState::Completed);
+    assert_eq!(logged.logs, vec!["a line".to_string()]);
+}
