@@ -2,24 +2,19 @@
 -- that are not lean jobs without a record: each is claimed as move_to_active claims it
 -- (prelude *Claims of jobs with a record*): its job's record read and checked, or the
 -- entry, an orphan, acknowledged and deleted. The entries are pending to this worker
--- already, and the fast claim counted them out of `waiting`. Also writes the `active`
--- events of the fast claim's lean jobs, which no script saw.
+-- already, and the fast claim counted them out of `waiting`. (The fast claim's lean jobs
+-- need no script: the worker writes their `active` events, claim_entries.rs `announce`.)
 --
 -- KEYS: 1 events, 2 failed, 3 per-minute failed list, 4 meta, 5 the lane read
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 data cap bytes, 5 opts cap bytes,
---       6 the lane's priority, 7 L, then the entry ids of L lean jobs, then per entry with
---       a record (or with neither): its entry id and its job id ('' none)
+--       then per entry: its entry id and its job id ('' none)
 -- Returns: per job claimed the 10 fields of move_to_active's reply (lane number 1: the
 --          call's one lane)
 local events, failed, per_minute, meta, lane = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
-local data_cap, opts_cap, prio = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local L = tonumber(ARGV[7])
-local FIRST = 8 + L
+local data_cap, opts_cap = tonumber(ARGV[4]), tonumber(ARGV[5])
+local FIRST = 6
 local now = now_ms()
-local lean_sids = {}
-for i = 8, FIRST - 1 do lean_sids[#lean_sids + 1] = ARGV[i] end
-emit_lean(events, maxlen, 'active', prio, lean_sids)
 local late_failed, stale, out, o = {}, {}, {}, 0
 -- (the fast claim found no lean job with a record: none runs from one of these entries)
 local claims = stored_claims(job_prefix, failed, now, data_cap, opts_cap, 0, late_failed)

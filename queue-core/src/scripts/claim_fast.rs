@@ -118,10 +118,13 @@ pub(crate) async fn claim(
     let caps = queue.redis.caps();
     // the entries in their order: the lean jobs' taken here, the others' by claim_entries
     // (put in their places after: where each one's would be, in `places`)
-    let mut taken = Vec::new();
+    let read = entries(read)?;
+    // (sized at once: a claim's jobs are large, and growing them step by step cost a
+    // worker fresh memory, zeroed by the kernel, on every claim)
+    let mut taken = Vec::with_capacity(read.len());
     let mut stored = Vec::new();
     let mut places = Vec::new();
-    for (sid, mut fields) in entries(read)? {
+    for (sid, mut fields) in read {
         let first = fields.first_mut().map(take_bytes);
         match first.as_deref() {
             Some(b"n") => {
@@ -138,13 +141,12 @@ pub(crate) async fn claim(
     }
     // (the lean jobs' entries, for their events: `taken` holds only lean jobs so far)
     let lean_sids: Vec<&str> = taken.iter().map(|t| t.job.sid.as_str()).collect();
+    claim_entries::announce(queue, prio, &lean_sids);
     if !stored.is_empty() {
-        let got = claim_entries::claim(queue, prio, &lean_sids, &stored, now).await?;
+        let got = claim_entries::claim(queue, prio, &stored, now).await?;
         if !got.is_empty() {
             taken = in_order(taken, got, &places);
         }
-    } else if !lean_sids.is_empty() {
-        claim_entries::announce(queue, prio, &lean_sids);
     }
     Ok(Fast::Claimed(Claim {
         jobs: finish(queue, taken).await?,
@@ -186,6 +188,7 @@ fn entries(read: Option<Value>) -> Result<Vec<(String, Vec<Value>)>> {
         let Some(Value::Array(list)) = pair.pop() else {
             return Err(Error::Protocol("the entries of a fast claim's read".into()));
         };
+        out.reserve(list.len());
         for entry in list {
             let Value::Array(mut e) = entry else {
                 return Err(Error::Protocol("an entry of a fast claim's read".into()));

@@ -66,7 +66,9 @@ pub(crate) async fn finish_loop(
         };
         let Some(first) = first else { break };
         let mut bytes = first.bytes();
-        let mut batch = vec![first];
+        // (sized at once: grown step by step, a batch cost fresh memory on every call)
+        let mut batch = Vec::with_capacity(MAX_BATCH.min(rx.len() + 1));
+        batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(o) if bytes + o.bytes() > MAX_BATCH_BYTES => {

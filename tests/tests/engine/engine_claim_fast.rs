@@ -120,6 +120,29 @@ async fn a_fast_claim_claims_every_kind_of_entry_as_the_usual_claim_would() {
     assert_eq!(len, 6, "the orphan and stray entries are deleted");
     let counts = q.counts().await.unwrap();
     assert_eq!((counts.waiting, counts.active), (0, 6));
+    // every job claimed has its `active` event, once (the lean ones' written by the worker)
+    let mut want: Vec<String> = want.into_iter().chain([first[0].clone()]).collect();
+    want.sort();
+    let mut follower = EventFollower::new(&env.redis, env.config.prefix());
+    follower
+        .follow(&["fast-mix".to_string()], StartAt::Beginning)
+        .await
+        .unwrap();
+    let mut active = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while active.len() < want.len() && tokio::time::Instant::now() < deadline {
+        for e in follower
+            .next(Duration::from_millis(50), 1000)
+            .await
+            .unwrap()
+        {
+            if e.event == "active" {
+                active.extend(e.job_ids);
+            }
+        }
+    }
+    active.sort();
+    assert_eq!(active, want);
 }
 
 /// A change the usual claim would have acted on, made after a full claim: the fast claim

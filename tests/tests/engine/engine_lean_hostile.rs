@@ -479,7 +479,12 @@ async fn a_corrupt_set_of_lean_records_stalls_no_claim_and_no_outcome() {
         .unwrap();
     let mut ids = Vec::new();
     for i in 0..20 {
-        ids.push(q.add("work", &json!({"i": i}), JobOptions::new()).await.unwrap().id);
+        ids.push(
+            q.add("work", &json!({"i": i}), JobOptions::new())
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let seen = runs.clone();
