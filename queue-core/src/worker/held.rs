@@ -77,7 +77,7 @@ impl Held {
     /// requests (`request_member`: entry id and job id).
     pub fn cancellable(&self) -> Vec<String> {
         Self::each(&self.map())
-            .filter(|(_, _, job)| !job.stops.asked.is_cancelled())
+            .filter(|(_, _, job)| !job.stops.asked())
             .map(|(_, sid, job)| request_member(sid, &job.id))
             .collect()
     }
@@ -87,9 +87,8 @@ impl Held {
     pub fn cancel_requested(&self, members: &std::collections::HashSet<String>) -> usize {
         let mut n = 0;
         for (_, sid, job) in Self::each(&self.map()) {
-            if !job.stops.asked.is_cancelled() && members.contains(&request_member(sid, &job.id)) {
-                job.stops.asked.cancel();
-                job.stops.cancel.cancel();
+            if !job.stops.asked() && members.contains(&request_member(sid, &job.id)) {
+                job.stops.ask();
                 n += 1;
             }
         }

@@ -2,6 +2,7 @@
 //! panics, and hand the outcome to the queue's finisher. Whatever the handler does, the
 //! worker keeps running.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,19 +86,31 @@ pub(crate) struct Shares {
 /// The handler label of jobs whose name has no handler, in metrics.
 const UNREGISTERED: &str = "<unregistered>";
 
-/// The tokens of one held job: `cancel` is its handler's, fired to stop it for any reason;
-/// `asked` fires first when the reason is a cancel request.
-#[derive(Debug, Clone, Default)]
+/// How one held job is stopped: `cancel` is its handler's token, fired to stop it for any
+/// reason; `asked` is set first when the reason is a cancel request. (A flag, not a second
+/// token: a token costs an allocation, and a lock at its dropping, for every job.)
+#[derive(Debug, Default)]
 pub(crate) struct Stops {
     pub cancel: CancellationToken,
-    pub asked: CancellationToken,
+    asked: AtomicBool,
 }
 
 impl Stops {
+    /// Whether a cancel request stopped (or is stopping) the job.
+    pub fn asked(&self) -> bool {
+        self.asked.load(Ordering::SeqCst)
+    }
+
+    /// Stops the job for a cancel request: it ends cancelled.
+    pub fn ask(&self) {
+        self.asked.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
     /// A stopped job's ending: cancelled when a cancel request stopped it, else none (left
     /// for reclaim).
     pub fn ending(&self) -> Ending {
-        if self.asked.is_cancelled() {
+        if self.asked() {
             Ending::Cancelled
         } else {
             Ending::Abandoned
