@@ -18,6 +18,7 @@ pub(crate) async fn add_log(q: &QueueStore, id: &str, line: &str) -> Result<bool
             .key(keys.job_logs(id))
             // (a lean job's record is made from its entry, in the lane its id names)
             .key(keys.lane(lean_place(id).map_or(0, |(prio, _)| prio)))
+            .key(keys.meta())
             .arg(line)
             .arg(MAX_LOG_LINES)
             .arg(id)

@@ -416,6 +416,77 @@ async fn retention_keep_last_5_of_20_keeps_exactly_the_newest_5() {
     assert_eq!(job_hash_count(&env, "keep5").await, 5);
 }
 
+/// A trim skips its jobs' log keys only in a queue that has never had a log: its first lane
+/// marks its logs as tracked (`lt` in its meta) and its first log marks it (`lg`). A queue
+/// made before logs were tracked (no `lt`) has the logs it holds deleted with their jobs,
+/// though none was marked; in a tracked queue without a log the trim never looks for one (a
+/// log list written behind jobq's back, a corrupt record, is left); one log, and trimmed
+/// jobs' logs are deleted again (the keep-last-5 test above: every job logs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trim_skips_log_keys_only_in_a_queue_that_never_had_a_log() {
+    let env = TestEnv::new().await;
+    let mut raw = env.raw().await;
+    let worker = |queue: &str| {
+        env.worker()
+            .queues([queue])
+            .concurrency(1)
+            .handler("plain", |_j: Job<Value>, _c: Ctx| async move {
+                Ok::<_, JobError>(())
+            })
+            .build()
+            .unwrap()
+    };
+    for (queue, tracked) in [("logs-old", false), ("logs-new", true)] {
+        let q = env.queue(queue).await;
+        let keys = QueueKeys::new(env.config.prefix(), queue);
+        let mut ids = Vec::new();
+        for i in 0..6 {
+            let opts = JobOptions::new().remove_on_complete(Retention::keep_last(2));
+            ids.push(q.add("plain", &json!({ "i": i }), opts).await.unwrap().id);
+        }
+        let marks: (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(keys.meta())
+            .arg("lt")
+            .arg("lg")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(
+            marks,
+            (Some("1".into()), None),
+            "a new queue: logs tracked, none"
+        );
+        if !tracked {
+            let _: i64 = redis::cmd("HDEL")
+                .arg(keys.meta())
+                .arg("lt")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+        for id in &ids {
+            let _: i64 = redis::cmd("RPUSH")
+                .arg(keys.job_logs(id))
+                .arg("written by hand")
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+        let guard = spawn_worker(worker(queue));
+        let c = wait_finished(&q, 6, Duration::from_secs(5)).await;
+        guard.stop().await.unwrap();
+        assert_eq!((c.completed_total, c.completed), (6, 2), "{c:?}");
+        for id in &ids[..4] {
+            assert!(!key_exists(&env, &keys.job(id)).await, "{id} trimmed");
+            assert_eq!(
+                key_exists(&env, &keys.job_logs(id)).await,
+                tracked,
+                "{queue}: the log of trimmed {id}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_keep_for_removes_jobs_older_than_the_age() {
     let env = TestEnv::new().await;

@@ -162,6 +162,7 @@ async fn log(env: &TestEnv, keys: &QueueKeys, id: &str, line: &str) -> i64 {
     LOG.key(keys.job(id))
         .key(keys.job_logs(id))
         .key(keys.lane(0))
+        .key(keys.meta())
         .arg(line)
         .arg(1000)
         .arg(id)
