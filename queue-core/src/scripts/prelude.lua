@@ -326,16 +326,24 @@ local function set_waiting(job, sid, ...)
 end
 
 -- Creates lane stream `key` of priority `prio` unless the lanes set has it: its group, and
--- its place in the lanes set with a new lanes version (fetchers then read it). The queue's
--- first lane marks it as one whose logs are tracked (`lt`, delete_jobs).
+-- its place in the lanes set with a new lanes version (fetchers then read it).
+-- The first lane of a new queue marks it as one whose logs are tracked (`lt`, delete_jobs):
+-- new, when it has no lanes version, no lane and no finished or delayed job (a log is
+-- added only while a job runs, so a job with one is in a lane or one of those sets). A
+-- queue that lost its meta, or made by an earlier version, is never marked.
 local function open_lane(meta, lanes, key, prio, group)
   if on_index('ZSCORE', lanes, prio) then return end
+  local new = redis.call('HEXISTS', meta, 'lanes_ver') == 0
+  if new then
+    local base = string.sub(meta, 1, -5)
+    new = redis.call('EXISTS', lanes, base .. 'completed', base .. 'failed',
+      base .. 'cancelled', base .. 'delayed') == 0
+  end
   -- the group may already exist if only the lanes set was lost; that is fine
   pcall(redis.call, 'XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
   on_index('ZADD', lanes, prio, prio)
-  local first = redis.call('HEXISTS', meta, 'lanes_ver') == 0
   hincr(meta, 'lanes_ver', 1)
-  if first then redis.call('HSET', meta, 'lt', '1') end
+  if new then redis.call('HSET', meta, 'lt', '1') end
 end
 
 -- The front lane (keys.rs FRONT_LANE): reclaimed jobs wait there, ahead of every priority

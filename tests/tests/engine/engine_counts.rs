@@ -416,12 +416,14 @@ async fn retention_keep_last_5_of_20_keeps_exactly_the_newest_5() {
     assert_eq!(job_hash_count(&env, "keep5").await, 5);
 }
 
-/// A trim skips its jobs' log keys only in a queue that has never had a log: its first lane
-/// marks its logs as tracked (`lt` in its meta) and its first log marks it (`lg`). A queue
-/// made before logs were tracked (no `lt`) has the logs it holds deleted with their jobs,
-/// though none was marked; in a tracked queue without a log the trim never looks for one (a
-/// log list written behind jobq's back, a corrupt record, is left); one log, and trimmed
-/// jobs' logs are deleted again (the keep-last-5 test above: every job logs).
+/// A trim skips its jobs' log keys only in a queue that has never had a log: the first lane
+/// of a new queue marks its logs as tracked (`lt` in its meta) and its first log marks it
+/// (`lg`). A queue made before logs were tracked (no `lt`) has the logs it holds deleted
+/// with their jobs, though none was marked, and so does one whose meta was lost (deleted by
+/// hand, then a new lane opened: not a new queue, its lanes are there); in a tracked queue
+/// without a log the trim never looks for one (a log list written behind jobq's back, a
+/// corrupt record, is left). One log, and trimmed jobs' logs are deleted again (the
+/// keep-last-5 test above: every job logs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trim_skips_log_keys_only_in_a_queue_that_never_had_a_log() {
     let env = TestEnv::new().await;
@@ -436,13 +438,23 @@ async fn a_trim_skips_log_keys_only_in_a_queue_that_never_had_a_log() {
             .build()
             .unwrap()
     };
-    for (queue, tracked) in [("logs-old", false), ("logs-new", true)] {
+    let keep2 = || JobOptions::new().remove_on_complete(Retention::keep_last(2));
+    // (queue, how its meta is made to look, whether trimmed jobs' logs are left)
+    for (queue, meta, left) in [
+        ("logs-new", "as made", true),
+        ("logs-old", "made before logs were tracked", false),
+        ("logs-lost", "lost", false),
+    ] {
         let q = env.queue(queue).await;
         let keys = QueueKeys::new(env.config.prefix(), queue);
         let mut ids = Vec::new();
         for i in 0..6 {
-            let opts = JobOptions::new().remove_on_complete(Retention::keep_last(2));
-            ids.push(q.add("plain", &json!({ "i": i }), opts).await.unwrap().id);
+            ids.push(
+                q.add("plain", &json!({ "i": i }), keep2())
+                    .await
+                    .unwrap()
+                    .id,
+            );
         }
         let marks: (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(keys.meta())
@@ -456,13 +468,33 @@ async fn a_trim_skips_log_keys_only_in_a_queue_that_never_had_a_log() {
             (Some("1".into()), None),
             "a new queue: logs tracked, none"
         );
-        if !tracked {
-            let _: i64 = redis::cmd("HDEL")
-                .arg(keys.meta())
-                .arg("lt")
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+        match meta {
+            "made before logs were tracked" => {
+                let _: i64 = redis::cmd("HDEL")
+                    .arg(keys.meta())
+                    .arg("lt")
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+            }
+            "lost" => {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(keys.meta())
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                // a new lane on a queue that has lanes: not a new queue
+                let opts = keep2().priority(5);
+                ids.push(q.add("plain", &json!({ "i": 6 }), opts).await.unwrap().id);
+                let lt: Option<String> = redis::cmd("HGET")
+                    .arg(keys.meta())
+                    .arg("lt")
+                    .query_async(&mut raw)
+                    .await
+                    .unwrap();
+                assert_eq!(lt, None, "a queue that lost its meta is not new");
+            }
+            _ => {}
         }
         for id in &ids {
             let _: i64 = redis::cmd("RPUSH")
@@ -472,18 +504,24 @@ async fn a_trim_skips_log_keys_only_in_a_queue_that_never_had_a_log() {
                 .await
                 .unwrap();
         }
+        let n = ids.len() as u64;
         let guard = spawn_worker(worker(queue));
-        let c = wait_finished(&q, 6, Duration::from_secs(5)).await;
+        let c = wait_finished(&q, n, Duration::from_secs(5)).await;
         guard.stop().await.unwrap();
-        assert_eq!((c.completed_total, c.completed), (6, 2), "{c:?}");
-        for id in &ids[..4] {
-            assert!(!key_exists(&env, &keys.job(id)).await, "{id} trimmed");
+        assert_eq!((c.completed_total, c.completed), (n, 2), "{queue}: {c:?}");
+        let mut trimmed = 0;
+        for id in &ids {
+            if key_exists(&env, &keys.job(id)).await {
+                continue;
+            }
+            trimmed += 1;
             assert_eq!(
                 key_exists(&env, &keys.job_logs(id)).await,
-                tracked,
+                left,
                 "{queue}: the log of trimmed {id}"
             );
         }
+        assert_eq!(trimmed, n - 2, "{queue}");
     }
 }
 
