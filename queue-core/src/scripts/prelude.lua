@@ -139,8 +139,9 @@ end
 -- the key. The repair sweep (repair.lua) puts back the jobs a lost index listed, from their
 -- hashes; the flow safety net looks up the children a lost outbox spoke of. (A lane stream
 -- made again gets its consumer group from the next claim. A lean job whose record a lost
--- set of lean records named is read from its entry again, its record's other fields, a
--- log or progress, kept by its outcome.) Any other error fails the call, deleting nothing.
+-- set of lean records named is read from its entry again: kept, its outcome keeps the
+-- record's log and progress; removed on completion, its record is left behind.) Any other
+-- error fails the call, deleting nothing.
 local function on_index(cmd, key, ...)
   local r = redis.pcall(cmd, key, ...)
   if type(r) == 'table' and r.err then
@@ -556,9 +557,10 @@ end
 -- `list[first + step]` … up to `last`, in DEL calls of up to SLICE keys (one call per job
 -- would cost more than the deletions themselves). Returns how many jobs were listed.
 -- Log keys are left out when the queue has never had a log: its meta says its logs are
--- tracked (`lt`, set by its first lane: a queue made before then may have logs it never
--- marked) and no log was ever added (`lg`, add_log). Building and unlinking a log key that
--- is not there cost ~0.4 µs a job, ~5 % of Redis's CPU under the default retention.
+-- tracked (`lt`, set by a new queue's first lane, open_lane: an older queue may have logs
+-- it never marked) and no log was ever added (`lg`, add_log). Building and unlinking a log
+-- key that is not there cost ~0.4 µs a job, ~5 % of Redis's CPU under the default
+-- retention.
 local function delete_jobs(job_prefix, list, first, last, step)
   local m = redis.pcall('HMGET', string.sub(job_prefix, 1, -3) .. 'meta', 'lt', 'lg')
   local logs = (m.err or m[1] ~= '1' or m[2]) and logs_prefix(job_prefix)
