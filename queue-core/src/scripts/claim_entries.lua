@@ -3,7 +3,7 @@
 -- (prelude *Claims of jobs with a record*): its job's record read and checked, or the
 -- entry, an orphan, acknowledged and deleted. The entries are pending to this worker
 -- already, and the fast claim counted them out of `waiting`. (The fast claim's lean jobs
--- need no script: the worker writes their `active` events, claim_entries.rs `announce`.)
+-- need no script: the worker writes their `active` events, claim_fast.rs `announce`.)
 --
 -- KEYS: 1 events, 2 failed, 3 per-minute failed list, 4 meta, 5 the lane read
 -- ARGV: 1 group, 2 events maxlen, 3 job key prefix, 4 data cap bytes, 5 opts cap bytes,

@@ -217,23 +217,19 @@ impl<'a> Call<'a> {
     /// Sends it on queue `q`'s shared connection, loading the script first where Redis does
     /// not have it (restarted, or flushed); a WRONGTYPE is explained as [`invoke_on`] does.
     pub(crate) async fn invoke_on<T: FromRedisValue>(&self, q: &QueueStore) -> Result<T> {
-        match self.send(&q.redis).await {
+        let mut conn = q.redis.conn();
+        let mut sent = self.cmd.query_async(&mut conn).await;
+        if matches!(&sent, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+        {
+            sent = match self.script.load_async(&mut conn).await {
+                Ok(_) => self.cmd.query_async(&mut conn).await,
+                Err(e) => Err(e),
+            };
+        }
+        match sent {
             Ok(v) => Ok(v),
             Err(e) => Err(explained(q, q.redis.err(e)).await),
         }
-    }
-
-    /// Sends it on `redis`' shared connection, loading the script first where Redis does
-    /// not have it.
-    pub(crate) async fn send<T: FromRedisValue>(&self, redis: &Redis) -> redis::RedisResult<T> {
-        let mut conn = redis.conn();
-        let sent = self.cmd.query_async(&mut conn).await;
-        if matches!(&sent, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
-        {
-            self.script.load_async(&mut conn).await?;
-            return self.cmd.query_async(&mut conn).await;
-        }
-        sent
     }
 }
 
