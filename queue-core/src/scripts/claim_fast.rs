@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use redis::Value;
 
 use super::move_to_active::{due_in, finish, Claim, Taken};
-use super::{claim_entries, Reply, EVENTS_MAXLEN};
+use super::{claim_entries, lossy_text, stored_text, Reply, EVENTS_MAXLEN};
 use crate::error::{Error, Result};
 use crate::job::MAX_NAME_BYTES;
 use crate::keys::{GROUP, GROUP_LANE};
@@ -198,7 +198,7 @@ fn entries(read: Option<Value>) -> Result<Vec<(String, Vec<Value>)>> {
                 _ => Vec::new(),
             };
             let sid = e.pop().map(|mut v| take_bytes(&mut v)).unwrap_or_default();
-            out.push((text(sid), fields));
+            out.push((lossy_text(sid), fields));
         }
     }
     Ok(out)
@@ -274,11 +274,6 @@ fn take_bytes(v: &mut Value) -> Vec<u8> {
     }
 }
 
-/// Lossy text of stored bytes (as a script's reply is read).
-fn text(b: Vec<u8>) -> String {
-    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
 /// A lean job from its entry's fields (`n` and its name, `d` and its data, then `o` and its
 /// options and `t` and its trace context when it has them), checked as `move_to_active.lua`
 /// checks one: a name of 1 to 256 bytes, data present and within the caps, options within
@@ -327,15 +322,14 @@ fn lean_taken(
             _ => String::new(),
         }
     };
-    let data = String::from_utf8(data.unwrap_or_default())
-        .map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let data = stored_text(data.unwrap_or_default());
     Taken::lean(
         prio,
         sid,
-        text(name),
+        lossy_text(name),
         data,
-        text(opts),
-        text(traceparent),
+        lossy_text(opts),
+        lossy_text(traceparent),
         &note,
         now,
     )

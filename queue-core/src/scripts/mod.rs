@@ -418,10 +418,7 @@ impl<'a> Reply<'a> {
 
     pub(crate) fn string(&mut self) -> Result<String> {
         let v = match self.next_value()? {
-            std::borrow::Cow::Owned(Value::BulkString(b)) => {
-                return Ok(String::from_utf8(b)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()));
-            }
+            std::borrow::Cow::Owned(Value::BulkString(b)) => return Ok(lossy_text(b)),
             v => v,
         };
         match v.as_ref() {
@@ -442,10 +439,7 @@ impl<'a> Reply<'a> {
             v if matches!(v.as_ref(), Value::Nil) => return Ok(Ok(String::new())),
             other => return Err(Error::Protocol(format!("expected a string, got {other:?}"))),
         };
-        Ok(
-            String::from_utf8(bytes)
-                .map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        )
+        Ok(stored_text(bytes))
     }
 
     pub(crate) fn int(&mut self) -> Result<i64> {
@@ -460,4 +454,15 @@ impl<'a> Reply<'a> {
             ))),
         }
     }
+}
+
+/// Stored bytes as text, invalid UTF-8 replaced (as a script's reply is read).
+pub(crate) fn lossy_text(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Stored bytes as text: `Err` with the text (invalid parts replaced) when they are not
+/// UTF-8, for callers that must tell corrupt data from data.
+pub(crate) fn stored_text(b: Vec<u8>) -> std::result::Result<String, String> {
+    String::from_utf8(b).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
