@@ -37,6 +37,9 @@ async fn a_panicking_job_fails_and_the_same_worker_runs_the_next_with_metrics_to
             "1",
             "--metrics-bind",
             &metrics,
+            // (every other test runs the default, one runtime thread)
+            "--threads",
+            "3",
         ],
     );
 
@@ -201,6 +204,8 @@ async fn bad_input_or_no_redis_configured_exits_2_with_one_error_line() {
             "99999999999999999999",
         ),
         (&["--max-stalls", "-1"][..], "-1"),
+        (&["--threads", "0"][..], "\"0\""),
+        (&["--threads", "1025"][..], "1025"),
         (&["--metrics-bind", "bogus"][..], "bogus"),
         (
             &["--metrics-bind", "127.0.0.1:99999"][..],
@@ -214,6 +219,10 @@ async fn bad_input_or_no_redis_configured_exits_2_with_one_error_line() {
             "{args:?}: {err}"
         );
     }
+    // and a bad value from the environment
+    let (code, err) = worker_exit(&[], &[("JOBQ_WORKER_THREADS", "lots")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--threads") && err.contains("lots"), "{err}");
 }
 
 /// A job name that reached Redis with control characters (written there by something other
