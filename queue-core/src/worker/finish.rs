@@ -139,6 +139,8 @@ async fn record_batch(queue: &Queue, held: &Held, lease: Duration, batch: Vec<Ou
         }
     }
     held.remove(batch.iter().map(|o| (o.job.prio, o.job.sid.as_str())));
+    let bytes: usize = batch.iter().map(|o| o.job.raw.data.len() + o.bytes()).sum();
+    held.recorded((bytes / batch.len().max(1)) as u64);
 }
 
 /// Records a batch; returns the ids of jobs this worker had lost to a reclaimer.

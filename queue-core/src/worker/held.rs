@@ -5,10 +5,12 @@
 
 pub(crate) use crate::scripts::extend_lease::HeldEntry;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
+use super::pace::{self, MAX_AHEAD};
 use super::run::{Active, Stops};
 use crate::scripts::cancel::request_member;
 
@@ -24,20 +26,46 @@ struct HeldJob {
 /// `&str`, with no key built per job).
 type ByLane = HashMap<i32, HashMap<String, HeldJob>>;
 
+/// The bytes of data and outcomes (results, errors) a queue's room is sized for: with small
+/// jobs it holds its concurrency plus [`MAX_AHEAD`] of them, with larger ones fewer, so that
+/// outcomes waiting to be recorded (at the data cap, 1 MiB each by default) cannot pile up
+/// in a worker's memory by the thousand.
+const ROOM_BYTES: u64 = 64 << 20;
+/// Places beyond the concurrency before any outcome is recorded.
+const ROOM_AHEAD_AT_START: usize = 1000;
+
 pub(crate) struct Held {
     jobs: Mutex<ByLane>,
     /// The room: one permit per job held, from its claim until its outcome is recorded
-    /// (`run.rs` `Shares::room`).
+    /// (`run.rs` `Shares::room`): the concurrency, plus places sized by the outcomes'
+    /// bytes (`recorded`).
     pub room: Arc<Semaphore>,
+    /// Places in the room beyond the concurrency.
+    ahead: Mutex<usize>,
+    /// Moving average of an outcome's bytes (its job's data and its result or error).
+    outcome_bytes: AtomicU64,
 }
 
 impl Held {
-    /// Nothing held, with room for `room` jobs.
-    pub fn new(room: usize) -> Self {
+    /// Nothing held, with room for `concurrency` jobs and [`ROOM_AHEAD_AT_START`] more.
+    pub fn new(concurrency: usize) -> Self {
         Held {
             jobs: Mutex::default(),
-            room: Arc::new(Semaphore::new(room)),
+            room: Arc::new(Semaphore::new(concurrency + ROOM_AHEAD_AT_START)),
+            ahead: Mutex::new(ROOM_AHEAD_AT_START),
+            outcome_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Outcomes of `bytes` each on average (their jobs' data and their results or errors)
+    /// were recorded: the room grows or shrinks to hold [`ROOM_BYTES`] of such jobs beyond
+    /// the concurrency, at most [`MAX_AHEAD`].
+    pub fn recorded(&self, bytes: u64) {
+        pace::average_in(&self.outcome_bytes, bytes);
+        let each = self.outcome_bytes.load(Ordering::Relaxed).max(1);
+        let target = (ROOM_BYTES / each).min(MAX_AHEAD) as usize;
+        let mut ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+        pace::resize(&self.room, &mut ahead, target);
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, ByLane> {
@@ -147,5 +175,38 @@ impl Held {
                 job.stops.cancel.cancel();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_room_holds_more_small_jobs_and_fewer_large_ones() {
+        let held = Held::new(50);
+        assert_eq!(held.room.available_permits(), 50 + ROOM_AHEAD_AT_START);
+        // ~100-byte jobs: as many ahead as a claim budget may be
+        held.recorded(120);
+        assert_eq!(held.room.available_permits(), 50 + MAX_AHEAD as usize);
+        // results at the 1 MiB data cap: the average moves, the room follows
+        for _ in 0..100 {
+            held.recorded(1 << 20);
+        }
+        assert_eq!(held.room.available_permits(), 50 + 64);
+    }
+
+    #[test]
+    fn places_in_use_are_given_up_as_they_come_home() {
+        let held = Held::new(1);
+        let taken = held.room.clone().try_acquire_many_owned(1001).unwrap();
+        for _ in 0..100 {
+            held.recorded(4 << 20);
+        }
+        // nothing was free to give up: the places come back, then go
+        assert_eq!(held.room.available_permits(), 0);
+        drop(taken);
+        held.recorded(4 << 20);
+        assert_eq!(held.room.available_permits(), 1 + 16);
     }
 }

@@ -488,9 +488,7 @@ impl Worker {
             return Ok(None);
         };
         let claims = crate::store::QueueStore::new(&claims, self.config.prefix(), name);
-        let held = Arc::new(held::Held::new(
-            self.settings.concurrency + pace::MAX_AHEAD as usize,
-        ));
+        let held = Arc::new(held::Held::new(self.settings.concurrency));
         tasks.held.push(held.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         tasks.finishers.push(tokio::spawn(finish::finish_loop(

@@ -16,11 +16,14 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Most jobs claimed beyond the handler slots. With fast handlers this is what binds: at
-/// 1,000 a worker of concurrency 50 finds a full claim (fetch.rs `MAX_BATCH`, 500) free at
+/// 2,000 a worker of concurrency 50 finds a full claim (fetch.rs `MAX_BATCH`, 500) free at
 /// each fetch, so a claim's fixed work, and the work it does once per group served, is
 /// shared by more jobs (at 500, claims of ~270 jobs left grouped processing at 0.66x of
-/// ungrouped, against 0.73x; README, *Groups*).
-pub(crate) const MAX_AHEAD: u64 = 1000;
+/// ungrouped, against 0.73x at 1,000; README, *Groups*); and Redis's turns and the
+/// worker's overlap more (at 1,000, no-op jobs with `removeOnComplete` ran 158,000–176,000
+/// jobs/s, at 2,000 186,000–215,000). A queue's room (`held.rs`) holds as many only while
+/// its jobs and outcomes are small.
+pub(crate) const MAX_AHEAD: u64 = 2000;
 /// Most handler work (per slot) claimed ahead.
 const HORIZON_NS: u64 = 2_000_000;
 /// Handler times are taken as at least this (the per-job cost around the handler).
@@ -48,12 +51,12 @@ impl Pace {
 
     /// A handler ran for `d`.
     pub fn handler_took(&self, d: Duration) {
-        average_in(&self.handler_ns, d);
+        average_in(&self.handler_ns, nanos(d));
     }
 
     /// A claim call took `d`.
     pub fn claim_took(&self, d: Duration) {
-        average_in(&self.claim_ns, d);
+        average_in(&self.claim_ns, nanos(d));
     }
 
     /// How many jobs to claim beyond the handler slots, from the measurements so far.
@@ -71,23 +74,30 @@ impl Pace {
     }
 
     /// Resizes the claim budget `claims` (created with `concurrency` permits) to the target.
-    /// Permits in use are never taken back: the budget shrinks as they come home.
     pub fn adjust(&self, claims: &Semaphore) {
-        let target = self.target();
         let mut ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
-        if target > *ahead {
-            claims.add_permits(target - *ahead);
-            *ahead = target;
-        } else if target < *ahead {
-            *ahead -= claims.forget_permits(*ahead - target);
-        }
+        resize(claims, &mut ahead, self.target());
     }
 }
 
-/// Folds `d` into the moving average in `avg` (weight 1/8; the first sample is taken whole).
+/// Moves the permits `sem` has beyond its base from `*extra` toward `target`. Permits in use
+/// are never taken back: the semaphore shrinks as they come home (at a later call).
+pub(crate) fn resize(sem: &Semaphore, extra: &mut usize, target: usize) {
+    if target > *extra {
+        sem.add_permits(target - *extra);
+        *extra = target;
+    } else if target < *extra {
+        *extra -= sem.forget_permits(*extra - target);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+/// Folds `x` into the moving average in `avg` (weight 1/8; the first sample is taken whole).
 /// Concurrent updates may lose a sample, which an average can afford.
-fn average_in(avg: &AtomicU64, d: Duration) {
-    let x = d.as_nanos().min(u64::MAX as u128) as u64;
+pub(crate) fn average_in(avg: &AtomicU64, x: u64) {
     let old = avg.load(Ordering::Relaxed);
     let new = if old == 0 {
         x.max(1)
@@ -121,8 +131,8 @@ mod tests {
         // 10 µs handlers, 100 µs claims, one slot: 20 jobs cover two claims
         let p = pace(1, Duration::from_micros(10), Duration::from_micros(100));
         assert_eq!(p.target(), 20);
-        // capped for many slots
-        let p = pace(50, Duration::from_micros(10), Duration::from_micros(100));
+        // capped for many slots and slower claims
+        let p = pace(50, Duration::from_micros(10), Duration::from_millis(1));
         assert_eq!(p.target(), MAX_AHEAD as usize);
     }
 

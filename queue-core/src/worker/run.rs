@@ -75,8 +75,9 @@ pub(crate) struct Shares {
     /// Of the claim budget, shared by the worker's queues (`concurrency` plus what `pace.rs`
     /// claims ahead): given back once the job's outcome is queued.
     pub claim: OwnedSemaphorePermit,
-    /// Of its queue's room (`concurrency` plus `pace::MAX_AHEAD` jobs held at once, from
-    /// their claim until their outcomes are recorded): given back once the outcome is
+    /// Of its queue's room (`concurrency` plus up to `pace::MAX_AHEAD` jobs held at once,
+    /// fewer when outcomes are large: `held.rs`; from their claim until their outcomes are
+    /// recorded): given back once the outcome is
     /// recorded. Without it a worker whose recording lagged (kept results, large return
     /// values) claimed the whole queue ahead, holding every job while outcomes piled up in
     /// memory; a queue whose recording stalls holds up only its own claims.

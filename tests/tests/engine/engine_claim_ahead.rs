@@ -123,14 +123,16 @@ async fn fast_jobs_claimed_ahead_still_run_one_at_a_time_and_none_are_left_at_sh
 
 /// The claim budget covers a job until its outcome is recorded, not only until its handler
 /// returns: when recording is the slow part (here each result is 64 KiB, so a `complete`
-/// call takes a handful), a worker holds at most its concurrency plus what it claims ahead,
-/// instead of claiming the whole queue while its results wait in memory.
+/// call takes a handful), a worker holds at most its concurrency plus what its queue's room
+/// holds of such outcomes, instead of claiming the whole queue while its results wait in
+/// memory. The room is sized by bytes: 2,000 small jobs ahead, but only ~1,000 of these.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_results_wait_to_be_recorded_claims_no_more() {
     const N: usize = 3_000;
     const CONCURRENCY: usize = 50;
-    // pace.rs MAX_AHEAD
-    const MOST_AHEAD: u64 = 1_000;
+    // held.rs: ROOM_BYTES (64 MiB) of 64 KiB results (1,000 before the first is recorded),
+    // under pace.rs MAX_AHEAD (2,000)
+    const MOST_AHEAD: u64 = 1_024;
     let env = TestEnv::new().await;
     let q = env.queue("backlog").await;
     q.add_bulk(jobs("big", N)).await.unwrap();
