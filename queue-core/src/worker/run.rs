@@ -77,10 +77,10 @@ pub(crate) struct Shares {
     pub claim: OwnedSemaphorePermit,
     /// Of its queue's room (`concurrency` plus up to `pace::MAX_AHEAD` jobs held at once,
     /// fewer when outcomes are large: `held.rs`; from their claim until their outcomes are
-    /// recorded): given back once the outcome is
-    /// recorded. Without it a worker whose recording lagged (kept results, large return
-    /// values) claimed the whole queue ahead, holding every job while outcomes piled up in
-    /// memory; a queue whose recording stalls holds up only its own claims.
+    /// recorded): given back once the outcome is recorded. Without it a worker whose
+    /// recording lagged (kept results, large return values) claimed the whole queue ahead,
+    /// holding every job while outcomes piled up in memory; a queue whose recording stalls
+    /// holds up only its own claims.
     pub room: OwnedSemaphorePermit,
 }
 
