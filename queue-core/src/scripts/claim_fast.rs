@@ -4,9 +4,10 @@
 //! entries straight here, and this side does what `move_to_active.lua` does to a lean
 //! job's entry: checks its name and sizes (a corrupt one still comes back, with a note:
 //! the worker fails it alone), and writes their `active` events. Entries that are not lean
-//! jobs go to `claim_entries`, which claims them as `move_to_active` would. When the seal finds the claim is not one
-//! `move_to_active` would have made (paused, a limit or a group, a due job, a higher lane
-//! with entries, …) it gives the entries back and the worker claims the usual way.
+//! jobs go to `claim_entries`, which claims them as `move_to_active` would. When the seal
+//! finds the claim is not one `move_to_active` would have made (paused, a limit or a
+//! group, a due job, a higher lane with entries, …) it gives the entries back and the
+//! worker claims the usual way.
 
 use std::collections::HashMap;
 
@@ -236,7 +237,7 @@ const EVENT_IDS_MAX: usize = 20;
 /// ids into Lua strings and back). Sent without waiting for the answer, so the jobs start
 /// at once; a failure (an events key that is not a stream, a corrupt record) costs the
 /// events alone, logged.
-pub(crate) fn announce(queue: &QueueStore, prio: i32, lean: &[&str]) {
+fn announce(queue: &QueueStore, prio: i32, lean: &[&str]) {
     if lean.is_empty() {
         return;
     }
