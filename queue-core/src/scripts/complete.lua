@@ -20,8 +20,11 @@
 --       then per job: 'R', id, lane number, entry id, result JSON, attempt number, start
 --       time ms, its flow parent '<queue>/<id>' ('' none), its group ('' none); or for a
 --       lean job without a record when claimed (its first attempt): 'L', id, lane number,
---       entry id, result JSON, start time ms, F, then F field/value arguments of its record
---       as add_job would store it (none when it is not kept)
+--       entry id, result JSON, start time ms, F, then F arguments of its record (none when
+--       it is not kept): its `ts`, `name` and `data` (the first piece) values, then the
+--       field/value pairs of the rest as add_job would store them (sent without the names
+--       the script knows, and without `sid`, its entry id: each argument costs Redis time
+--       to take in, parsed and then made a Lua string)
 -- Returns: the ids of jobs not recorded because this worker lost them
 local meta, completed, events, per_minute, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local group, maxlen, job_prefix = ARGV[1], ARGV[2], ARGV[3]
@@ -39,30 +42,36 @@ local G, ended = group_keys(job_prefix), {}
 local at, lean, lean_owned, recorded_lean = {}, {}, {}, {}
 local lean_set = lean_records_key(job_prefix)
 local lean_n = on_index('SCARD', lean_set)
+-- (the per-job loops read ARGV through a local: a global is a table lookup each time)
+local argv = ARGV
 local a = 8
 for j = 1, N do
   at[j] = a
-  local lane = tonumber(ARGV[a + 3]) + 5
-  if ARGV[a + 1] == 'L' then
-    if lean_outcome(lean_set, lean_n, ARGV[a + 2], recorded_lean) then
+  local lane, sid = tonumber(argv[a + 3]) + 5, argv[a + 4]
+  if argv[a + 1] == 'L' then
+    if lean_outcome(lean_set, lean_n, argv[a + 2], recorded_lean) then
       lean[j] = true
       -- (sent again: the others were recorded by the call that failed)
-      lean_owned[j] = again and pending_entry(KEYS[lane], group, ARGV[a + 4])
+      lean_owned[j] = again and pending_entry(KEYS[lane], group, sid)
     end
-    a = a + 7 + tonumber(ARGV[a + 7])
+    a = a + 7 + tonumber(argv[a + 7])
   else
     a = a + 9
   end
-  by_lane[lane] = by_lane[lane] or {}
-  table.insert(by_lane[lane], ARGV[at[j] + 4])
+  local acks = by_lane[lane]
+  if not acks then
+    acks = {}
+    by_lane[lane] = acks
+  end
+  acks[#acks + 1] = sid
 end
 local all_owned = ack_all(by_lane, group)
 for j = 1, N do
   local a = at[j]
-  local lean_job = ARGV[a + 1] == 'L'
-  local id, sid, result = ARGV[a + 2], ARGV[a + 4], ARGV[a + 5]
-  local att, started, par, grp = '1', ARGV[a + 6], '', ''
-  if not lean_job then att, started, par, grp = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9] end
+  local lean_job = argv[a + 1] == 'L'
+  local id, sid, result = argv[a + 2], argv[a + 4], argv[a + 5]
+  local att, started, par, grp = '1', argv[a + 6], '', ''
+  if not lean_job then att, started, par, grp = argv[a + 6], argv[a + 7], argv[a + 8], argv[a + 9] end
   -- (a job deleted by its retention in the batch's one call needs no key of its own here)
   local job = (keep ~= 0 or not all_owned) and job_prefix .. id
   local own
@@ -71,7 +80,7 @@ for j = 1, N do
   elseif not lean[j] then
     own = ownership(job, sid)
   else
-    local lane = KEYS[tonumber(ARGV[a + 3]) + 5]
+    local lane = KEYS[tonumber(argv[a + 3]) + 5]
     own = lean_ownership(lane, sid, again, lean_owned[j])
     if own == 'owned' then lean_entry_done(meta, lane, group, sid) end
   end
@@ -93,9 +102,11 @@ for j = 1, N do
       -- record, takes none: listed among the completed, where it shows as unreadable);
       -- removed: nothing was stored but its entry
       if keep ~= 0 then
-        local first, last = a + 8, a + 7 + tonumber(ARGV[a + 7])
+        -- (`sid`: a lease renewal racing the outcome tells by it that its job was recorded,
+        -- extend_lease.lua)
         redis.pcall('HSET', job, 'state', 'completed', 'finished', now_text, 'started',
-          started, 'att', att, 'result', result, unpack(ARGV, first, last))
+          started, 'att', att, 'result', result, 'ts', argv[a + 8], 'sid', sid, 'name',
+          argv[a + 9], 'data', argv[a + 10], unpack(argv, a + 11, a + 7 + tonumber(argv[a + 7])))
         zargs[#zargs + 1] = now_text
         zargs[#zargs + 1] = id
       end
@@ -136,7 +147,7 @@ if keep == 0 and all_owned then
     -- (the lean ones have nothing to delete)
     local stored = {}
     for j = 1, N do
-      if not lean[j] then stored[#stored + 1] = ARGV[at[j] + 2] end
+      if not lean[j] then stored[#stored + 1] = argv[at[j] + 2] end
     end
     delete_jobs(job_prefix, stored, 1, #stored, 1)
   end

@@ -73,21 +73,15 @@ pub(crate) async fn complete(
     call.invoke_on(q).await
 }
 
-/// The record fields of lean job `job`: what `add_job` stores for a ready job (`ts`, its
-/// add time: its entry's), read from its entry at its claim.
+/// The record arguments of lean job `job` (complete.lua's layout): its `ts` (its add time:
+/// its entry's), `name` and first `data` piece values, then the field/value pairs of the
+/// rest of what `add_job` stores for a ready job, read from its entry at its claim.
 fn lean_record<'a>(job: &'a Attempt<'_>, lean: &'a LeanAttempt<'_>) -> Vec<Cow<'a, str>> {
     let added = job.sid.split_once('-').map_or(job.sid, |(ms, _)| ms);
-    // (`sid`: a lease renewal racing the outcome tells by it that its job was recorded,
-    // extend_lease.lua)
-    let mut fields: Vec<Cow<str>> = vec![
-        "ts".into(),
-        added.into(),
-        "sid".into(),
-        job.sid.into(),
-        "name".into(),
-        lean.name.into(),
-    ];
+    let mut fields: Vec<Cow<str>> = vec![added.into(), lean.name.into()];
     push_long(&mut fields, "data", lean.data);
+    // (the script names `data`: its first piece's value follows `name`)
+    fields.remove(2);
     if !lean.entry.opts.is_empty() {
         push_long(&mut fields, "opts", &lean.entry.opts);
     }

@@ -86,6 +86,57 @@ async fn a_plain_job_is_its_lane_entry_alone_and_is_kept_whole_once_completed() 
     assert_eq!((c.waiting, c.active, c.completed), (0, 0, 1));
 }
 
+/// A kept lean job's record, written by its completion from what its worker read of its
+/// entry (complete.lua takes the fields it knows unnamed), holds each field as add would
+/// store it: its entry's time and id, its name, its data and options in pieces, its
+/// priority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_lean_job_record_holds_its_entry_field_for_field() {
+    let env = TestEnv::new().await;
+    let q = env.queue("leanrec").await;
+    let keys = QueueKeys::new(env.config.prefix(), "leanrec");
+    // three pieces of data; options long enough for two
+    let data = json!({"text": "ünïcödé ".repeat(12)});
+    let opts = JobOptions::new()
+        .priority(7)
+        .attempts(2)
+        .backoff(Backoff::exponential(Duration::from_millis(123_456_789)))
+        .timeout(Duration::from_secs(3_600))
+        .traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    let added = q.add("rec", &data, opts).await.unwrap();
+    let sid = added.id.strip_prefix("~7.").expect("a lean id").to_string();
+    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let guard = spawn_worker(recording_worker(&env, "leanrec", seen.clone()));
+    let done = wait_job_done(&q, &added.id, Duration::from_secs(5)).await;
+    guard.stop().await.unwrap();
+    assert_eq!(done.state, JobState::Completed);
+    let mut raw = env.raw().await;
+    let h: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys.job(&added.id))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = h.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "att", "data", "data:2", "data:3", "data:n", "finished", "name", "opts", "opts:2",
+            "opts:n", "prio", "result", "sid", "started", "state", "tp", "ts"
+        ],
+        "{h:?}"
+    );
+    assert_eq!(h["ts"], sid.split('-').next().unwrap());
+    assert_eq!(h["sid"], sid);
+    assert_eq!((h["name"].as_str(), h["prio"].as_str()), ("rec", "7"));
+    assert_eq!((h["data:n"].as_str(), h["opts:n"].as_str()), ("3", "2"));
+    assert_eq!((h["state"].as_str(), h["att"].as_str()), ("completed", "1"));
+    assert_eq!(done.data, data);
+    assert_eq!(done.created_at.to_string(), h["ts"]);
+    assert_eq!((done.priority, done.opts.attempts), (7, Some(2)));
+    assert_eq!(done.return_value, Some(json!({"ok": added.id})));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lean_job_removed_on_completion_leaves_nothing_behind() {
     let env = TestEnv::new().await;
