@@ -58,11 +58,8 @@ for j = 1, N do
   else
     a = a + 9
   end
-  local acks = by_lane[lane]
-  if not acks then
-    acks = {}
-    by_lane[lane] = acks
-  end
+  local acks = by_lane[lane] or {}
+  by_lane[lane] = acks
   acks[#acks + 1] = sid
 end
 local all_owned = ack_all(by_lane, group)
