@@ -89,7 +89,7 @@ async fn a_plain_job_is_its_lane_entry_alone_and_is_kept_whole_once_completed() 
 /// A kept lean job's record, written by its completion from what its worker read of its
 /// entry (complete.lua takes the fields it knows unnamed), holds each field as add would
 /// store it: its entry's time and id, its name, its data and options in pieces, its
-/// priority.
+/// priority and its trace context.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_lean_job_record_holds_its_entry_field_for_field() {
     let env = TestEnv::new().await;
