@@ -648,8 +648,23 @@ impl JobInfo {
             }
             n
         };
-        let attempts_made = num(&h, "att").map_or(0, |a| u32::try_from(a).unwrap_or(u32::MAX));
-        let created_at = num(&h, "ts").unwrap_or(0);
+        // a lean job's kept record leaves out what its id says (`prelude.lua` *Lean jobs*):
+        // its add time, its entry's, and its one attempt
+        let lean_sid = lean_place(id).map(|(_, sid)| sid);
+        let kept_lean = lean_sid.is_some() && h.get("state").is_some_and(|s| s == "completed");
+        let attempts_made = match num(&h, "att") {
+            Some(a) => u32::try_from(a).unwrap_or(u32::MAX),
+            None if kept_lean && !h.contains_key("att") => 1,
+            None => 0,
+        };
+        let created_at = match (num(&h, "ts"), lean_sid) {
+            (Some(ts), _) => ts,
+            (None, Some(sid)) if !h.contains_key("ts") => sid
+                .split_once('-')
+                .and_then(|(ms, _)| ms.parse().ok())
+                .unwrap_or(0),
+            (None, _) => 0,
+        };
         let started_at = num(&h, "started");
         let finished_at = num(&h, "finished");
         let due_at = num(&h, "due");

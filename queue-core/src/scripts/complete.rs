@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::packed::Packed;
 use super::{lanes_of, Attempt, Call, LeanAttempt, EVENTS_MAXLEN, TRIM_BUDGET};
 use crate::error::Result;
 use crate::job::{push_long, Retention};
@@ -39,7 +40,15 @@ pub(crate) async fn complete(
         .arg(age)
         .arg(TRIM_BUDGET)
         .arg(if again { "1" } else { "0" });
+    // the jobs, packed (packed.rs): lane numbers and counts as numbers, the rest as text
+    let mut batch = Packed::default();
     for ((job, result), lane) in jobs.iter().zip(numbers) {
+        batch.text(if job.lean.is_some() { "L" } else { "R" });
+        batch
+            .text(job.id)
+            .number(lane as u64)
+            .text(job.sid)
+            .text(result);
         match &job.lean {
             Some(lean) => {
                 // its record, laid out here as add_job would have stored it, when kept
@@ -48,40 +57,35 @@ pub(crate) async fn complete(
                 } else {
                     Vec::new()
                 };
-                call.arg("L")
-                    .arg(job.id)
-                    .arg(lane)
-                    .arg(job.sid)
-                    .arg(*result)
-                    .arg(job.started_ms)
-                    .arg(record.len())
-                    .arg(&record[..]);
+                batch
+                    .text(&job.started_ms.to_string())
+                    .number(record.len() as u64);
+                for value in &record {
+                    batch.text(value);
+                }
             }
             None => {
-                call.arg("R")
-                    .arg(job.id)
-                    .arg(lane)
-                    .arg(job.sid)
-                    .arg(*result)
-                    .arg(job.attempt)
-                    .arg(job.started_ms)
-                    .arg(job.parent)
-                    .arg(job.group);
+                batch
+                    .text(&job.attempt.to_string())
+                    .text(&job.started_ms.to_string())
+                    .text(job.parent)
+                    .text(job.group);
             }
         }
     }
+    call.arg(batch.finish());
     call.invoke_on(q).await
 }
 
-/// The record arguments of lean job `job` (complete.lua's layout): its `ts` (its add time:
-/// its entry's), `name` and first `data` piece values, then the field/value pairs of the
-/// rest of what `add_job` stores for a ready job, read from its entry at its claim.
+/// The record arguments of lean job `job` (complete.lua's layout): its `name` and first
+/// `data` piece values, then the field/value pairs of the rest of what `add_job` stores for
+/// a ready job, read from its entry at its claim. (Its `ts`, its entry's time, and `att`, 1,
+/// are left out: its id says them.)
 fn lean_record<'a>(job: &'a Attempt<'_>, lean: &'a LeanAttempt<'_>) -> Vec<Cow<'a, str>> {
-    let added = job.sid.split_once('-').map_or(job.sid, |(ms, _)| ms);
-    let mut fields: Vec<Cow<str>> = vec![added.into(), lean.name.into()];
+    let mut fields: Vec<Cow<str>> = vec![lean.name.into()];
     push_long(&mut fields, "data", lean.data);
     // (the script names `data`: its first piece's value follows `name`)
-    fields.remove(2);
+    fields.remove(1);
     if !lean.entry.opts.is_empty() {
         push_long(&mut fields, "opts", &lean.entry.opts);
     }

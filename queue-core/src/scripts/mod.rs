@@ -65,6 +65,7 @@ pub(crate) mod move_to_active;
 pub(crate) mod node_time;
 pub(crate) mod obliterate;
 pub(crate) mod outbox;
+pub(crate) mod packed;
 pub(crate) mod rate_check;
 pub(crate) mod reclaim;
 pub(crate) mod registry;

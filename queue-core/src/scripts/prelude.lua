@@ -821,7 +821,9 @@ end
 -- record (a failed attempt, progress, a log, a reclaim, an operator's change), the hash is
 -- made from the entry (lean_record) and the id joins the queue's set of lean jobs with a
 -- record (`<base>:lr`), which claims and outcomes look up while it is not empty; from then
--- on the hash speaks for the job, as for any other.
+-- on the hash speaks for the job, as for any other. The record its completion keeps (its
+-- first attempt's) leaves out what the id says: `ts`, its entry's time, and `att`, 1
+-- (job.rs `JobInfo::from_hash` and search read them so).
 
 -- The id of the lean job in entry `sid` of the lane of priority `prio`.
 local function lean_id(prio, sid)

@@ -120,7 +120,9 @@ local function passes(id, sid, grp)
     return false
   end
   if name ~= '' and f[3] ~= name then return false end
-  if since > 0 and (tonumber(f[4]) or 0) < since then return false end
+  -- (a lean job's kept record has no `ts`: its entry's time, in its id)
+  local ts = f[4] or (lean_place(id) and string.match(id, '%.(%d+)%-'))
+  if since > 0 and (tonumber(ts) or 0) < since then return false end
   if F_ERROR then
     local e = f[F_ERROR]
     if type(e) ~= 'string' or not string.find(e, err_text, 1, true) then return false end
