@@ -145,10 +145,10 @@ pub(crate) fn lanes_of(
     (lanes.iter().map(|p| keys.lane(*p)).collect(), numbers)
 }
 
-/// The call `complete` and `fail_or_retry` share: the script's own `keys`, then the
-/// batch's lane keys; the group, stream bound, job prefix, batch size, retention and trim
-/// budget; then per job its id, lane number and entry id, what `outcome` adds (the result,
-/// or the failure), its attempt, its start, its flow parent and its group.
+/// The call of `fail_or_retry` (`complete` writes its own, its jobs packed): the script's
+/// own `keys`, then the batch's lane keys; the group, stream bound, job prefix, batch size,
+/// retention and trim budget; then per job its id, lane number and entry id, what `outcome`
+/// adds (the failure), its attempt, its start, its flow parent and its group.
 pub(crate) fn outcome_call<'a, T>(
     script: &'a redis::Script,
     q: &QueueStore,
