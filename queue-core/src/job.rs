@@ -659,10 +659,7 @@ impl JobInfo {
         };
         let created_at = match (num(&h, "ts"), lean_sid) {
             (Some(ts), _) => ts,
-            (None, Some(sid)) if !h.contains_key("ts") => sid
-                .split_once('-')
-                .and_then(|(ms, _)| ms.parse().ok())
-                .unwrap_or(0),
+            (None, Some(sid)) if !h.contains_key("ts") => entry_time(sid).parse().unwrap_or(0),
             (None, _) => 0,
         };
         let started_at = num(&h, "started");
@@ -901,6 +898,12 @@ pub(crate) fn lean_place(id: &str) -> Option<(i32, &str)> {
     }
     let prio: i32 = prio_text.parse().ok()?;
     (-1000..=1000).contains(&prio).then_some((prio, sid))
+}
+
+/// A lean job's add time: the time (ms, as text) of its entry `sid` (`prelude.lua`
+/// `entry_time`).
+pub(crate) fn entry_time(sid: &str) -> &str {
+    sid.split_once('-').map_or(sid, |(ms, _)| ms)
 }
 
 /// Digits of generated ids: base 62 keeps them short (an id is in the job's key, its lane

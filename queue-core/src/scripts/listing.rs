@@ -9,7 +9,8 @@ use super::budget::{self, Run, READ_BUDGET};
 use super::{empty_if_corrupt, piped};
 use crate::error::Result;
 use crate::job::{
-    lean_id, lean_place, stored_state, JobInfo, JobState, LEAN_MAX_BYTES, MAX_NAME_BYTES,
+    entry_time, lean_id, lean_place, stored_state, JobInfo, JobState, LEAN_MAX_BYTES,
+    MAX_NAME_BYTES,
 };
 use crate::keys::GROUP;
 use crate::listing::ListOrder;
@@ -483,9 +484,8 @@ pub(crate) fn entry_job(prio: i32, sid: &str, fields: Vec<Vec<u8>>) -> Option<En
 /// fields `v`, as add_job would have written them (`prelude.lua` `lean_fields`; values
 /// whole, which [`JobInfo::from_hash`] reads as it reads pieces).
 fn lean_hash(prio: i32, sid: &str, mut v: HashMap<String, String>) -> HashMap<String, String> {
-    let ts = sid.split_once('-').map_or(sid, |(ms, _)| ms);
     let mut h = HashMap::from([
-        ("ts".to_string(), ts.to_string()),
+        ("ts".to_string(), entry_time(sid).to_string()),
         ("sid".to_string(), sid.to_string()),
         ("name".to_string(), v.remove("n").unwrap_or_default()),
         ("data".to_string(), v.remove("d").unwrap_or_default()),

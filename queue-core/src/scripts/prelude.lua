@@ -881,12 +881,17 @@ local function push_pieces(out, field, v)
   out[#out + 1] = tostring(n)
 end
 
+-- A lean job's add time: the time (ms, as text) of its entry `sid`.
+local function entry_time(sid)
+  return string.match(sid, '^(%d+)')
+end
+
 -- The hash fields of the lean job in entry `sid` (lane of priority `prio`) with entry
 -- fields `fields`, as add_job would have written them (its `ts` is its entry's time).
 local function lean_fields(prio, sid, fields)
   local v = {}
   for i = 1, #fields - 1, 2 do v[fields[i]] = fields[i + 1] end
-  local out = {'ts', string.match(sid, '^(%d+)'), 'sid', sid, 'name', v.n or ''}
+  local out = {'ts', entry_time(sid), 'sid', sid, 'name', v.n or ''}
   push_pieces(out, 'data', v.d or '')
   if v.o and v.o ~= '' then push_pieces(out, 'opts', v.o) end
   if prio ~= '0' then

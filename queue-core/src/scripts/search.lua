@@ -120,9 +120,15 @@ local function passes(id, sid, grp)
     return false
   end
   if name ~= '' and f[3] ~= name then return false end
-  -- (a lean job's kept record has no `ts`: its entry's time, in its id)
-  local ts = f[4] or (lean_place(id) and string.match(id, '%.(%d+)%-'))
-  if since > 0 and (tonumber(ts) or 0) < since then return false end
+  if since > 0 then
+    -- (a lean job's kept record has no `ts`: its entry's time, in its id)
+    local ts = f[4]
+    if not ts then
+      local _, lean_sid = lean_place(id)
+      ts = lean_sid and entry_time(lean_sid)
+    end
+    if (tonumber(ts) or 0) < since then return false end
+  end
   if F_ERROR then
     local e = f[F_ERROR]
     if type(e) ~= 'string' or not string.find(e, err_text, 1, true) then return false end
@@ -147,7 +153,7 @@ local function passes_lean(id, sid, fields)
     bytes = bytes + #fields[i + 1]
   end
   if name ~= '' and v.n ~= name then return false end
-  if since > 0 and (tonumber(string.match(sid, '^(%d+)')) or 0) < since then return false end
+  if since > 0 and (tonumber(entry_time(sid)) or 0) < since then return false end
   if F_ERROR then return false end
   if F_DATA then
     if type(v.d) ~= 'string' then return false end
